@@ -1,0 +1,111 @@
+// Package nstest gives tests throwaway network namespaces and the rules for
+// privileged tests: skip when not root, except in CI (CI=true), where a test
+// that cannot run fails instead.
+package nstest
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// Prefix starts the name of every namespace the tests create, so leaks are
+// easy to spot (`ip netns list | grep ^ovt`).
+const Prefix = "ovt"
+
+var counter atomic.Uint32
+
+// RequireRoot skips t unless the process is root with the tools the
+// integration tests need; when CI=true it fails instead of skipping.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	var why string
+	switch {
+	case os.Geteuid() != 0:
+		why = "needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN)"
+	default:
+		if _, err := exec.LookPath("ip"); err != nil {
+			why = "needs iproute2 (`ip`) to read back state"
+		}
+	}
+	if why == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("privileged test cannot run in CI: %s", why)
+	}
+	t.Skipf("skipping: %s", why)
+}
+
+// UniqueName returns a fresh name starting with Prefix and tag, short enough
+// to double as an interface name when tag is at most 4 bytes.
+func UniqueName(tag string) string {
+	return fmt.Sprintf("%s%s%d%d", Prefix, tag, os.Getpid()%100000, counter.Add(1))
+}
+
+// NetNS creates a named network namespace in rtnl.DefaultNetNSDir with a
+// unique name (visible to `ip netns`), brings its loopback up, and deletes it
+// when the test ends, also on failure.
+func NetNS(t testing.TB, tag string) (*rtnl.NetNS, string) {
+	t.Helper()
+	RequireRoot(t)
+	name := UniqueName(tag)
+	ns, err := rtnl.CreateNetNS("", name)
+	if err != nil {
+		t.Fatalf("create netns %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		ns.Close()
+		if err := rtnl.DeleteNetNS("", name); err != nil {
+			t.Errorf("delete netns %s: %v", name, err)
+		}
+	})
+	Run(t, name, "ip", "link", "set", "lo", "up")
+	return ns, name
+}
+
+// Run runs a command inside the named namespace (ip -n style, through
+// `ip netns exec`) and returns its standard output; a failure fails the test.
+func Run(t testing.TB, netns string, name string, args ...string) string {
+	t.Helper()
+	out, err := Output(netns, name, args...)
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	return out
+}
+
+// Output runs a command inside the named namespace (or in the current one if
+// netns is "") and returns its standard output, or an error carrying stderr.
+func Output(netns string, name string, args ...string) (string, error) {
+	argv := append([]string{name}, args...)
+	if netns != "" {
+		argv = append([]string{"nsenter", "--net=" + filepath.Join(rtnl.DefaultNetNSDir, netns)}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}
+
+// Dial opens an rtnl.Conn in ns and closes it when the test ends.
+func Dial(t testing.TB, ns *rtnl.NetNS) *rtnl.Conn {
+	t.Helper()
+	c, err := rtnl.Dial(&rtnl.Config{NetNS: ns})
+	if err != nil {
+		t.Fatalf("dial rtnl: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
