@@ -1,0 +1,125 @@
+// Command overlayd sets up and runs a dynamic VXLAN overlay on a Linux node:
+// it builds the overlay namespace, bridge and vxlan device, attaches
+// containers, and answers the kernel's L2/L3 miss notifications from a
+// shared registry.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// command is one overlayd subcommand. Each lives in its own file and adds
+// itself to commands in an init function.
+type command struct {
+	name    string
+	summary string // one line for `overlayd --help`
+	// run parses args (the words after the subcommand name) with fs, which
+	// already carries the global flags, and does the work.
+	run func(ctx context.Context, env *env, fs *flag.FlagSet, args []string) error
+}
+
+var commands = map[string]*command{}
+
+func register(c *command) { commands[c.name] = c }
+
+// env is what every subcommand gets: the global settings and the streams.
+type env struct {
+	global globalFlags
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// globalFlags are accepted by every subcommand, each with an OVERLAYD_*
+// environment variable as its default.
+type globalFlags struct {
+	netnsDir string // where named network namespaces live
+	stateDir string // what create remembers about this node
+	store    string // registry URL
+	logLevel string
+	logJSON  bool
+}
+
+func (g *globalFlags) bind(fs *flag.FlagSet) {
+	fs.StringVar(&g.netnsDir, "netns-dir", envOr("OVERLAYD_NETNS_DIR", "/var/run/netns"),
+		"directory of named network namespaces (env OVERLAYD_NETNS_DIR)")
+	fs.StringVar(&g.stateDir, "state-dir", envOr("OVERLAYD_STATE_DIR", "/var/lib/overlayd"),
+		"directory where create records this node's overlay (env OVERLAYD_STATE_DIR)")
+	fs.StringVar(&g.store, "store", envOr("OVERLAYD_STORE", "dir:/var/lib/overlayd/store"),
+		"registry URL: dir:PATH (env OVERLAYD_STORE)")
+	fs.StringVar(&g.logLevel, "log-level", envOr("OVERLAYD_LOG_LEVEL", "info"),
+		"log level: debug, info, warn, error (env OVERLAYD_LOG_LEVEL)")
+	fs.BoolVar(&g.logJSON, "log-json", os.Getenv("OVERLAYD_LOG_JSON") == "1",
+		"log as JSON lines instead of text (env OVERLAYD_LOG_JSON=1)")
+}
+
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}
+
+// errUsage marks an error in how overlayd was called (exit status 2).
+var errUsage = errors.New("usage error")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := runMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// runMain runs overlayd with args and returns the exit status.
+func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "overlayd: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return 2
+	}
+	e := &env{stdout: stdout, stderr: stderr}
+	fs := flag.NewFlagSet("overlayd "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	e.global.bind(fs)
+	err := cmd.run(ctx, e, fs, args[1:])
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "overlayd %s: %v\n", cmd.name, err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "overlayd %s: %v\n", cmd.name, err)
+		return 1
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "overlayd: dynamic VXLAN overlay networking over rtnetlink\n\nUsage: overlayd COMMAND [flags]\n\nCommands:\n")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
+	}
+	fmt.Fprintf(w, "\nGlobal flags (every command): --netns-dir, --state-dir, --store, --log-level, --log-json.\nRun 'overlayd COMMAND --help' for a command's flags.\n")
+}

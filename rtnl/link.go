@@ -1,0 +1,311 @@
+package rtnl
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// LinkFlags are a link's IFF_* flags (ifi_flags, ifi_change).
+type LinkFlags uint32
+
+// Link flags (IFF_*).
+const (
+	LinkUp          LinkFlags = unix.IFF_UP
+	LinkBroadcast   LinkFlags = unix.IFF_BROADCAST
+	LinkDebug       LinkFlags = unix.IFF_DEBUG
+	LinkLoopback    LinkFlags = unix.IFF_LOOPBACK
+	LinkPointToPoint LinkFlags = unix.IFF_POINTOPOINT
+	LinkNoTrailers  LinkFlags = unix.IFF_NOTRAILERS
+	LinkRunning     LinkFlags = unix.IFF_RUNNING
+	LinkNoARP       LinkFlags = unix.IFF_NOARP
+	LinkPromisc     LinkFlags = unix.IFF_PROMISC
+	LinkAllMulti    LinkFlags = unix.IFF_ALLMULTI
+	LinkMaster      LinkFlags = unix.IFF_MASTER
+	LinkSlave       LinkFlags = unix.IFF_SLAVE
+	LinkMulticast   LinkFlags = unix.IFF_MULTICAST
+	LinkPortSel     LinkFlags = unix.IFF_PORTSEL
+	LinkAutoMedia   LinkFlags = unix.IFF_AUTOMEDIA
+	LinkDynamic     LinkFlags = unix.IFF_DYNAMIC
+	LinkLowerUp     LinkFlags = unix.IFF_LOWER_UP
+	LinkDormant     LinkFlags = unix.IFF_DORMANT
+	LinkEcho        LinkFlags = unix.IFF_ECHO
+)
+
+var linkFlagNames = [...]string{
+	"UP", "BROADCAST", "DEBUG", "LOOPBACK", "POINTOPOINT", "NOTRAILERS", "RUNNING", "NOARP",
+	"PROMISC", "ALLMULTI", "MASTER", "SLAVE", "MULTICAST", "PORTSEL", "AUTOMEDIA", "DYNAMIC",
+	"LOWER_UP", "DORMANT", "ECHO",
+}
+
+// String formats the flags as iproute2 names joined by '|' ("UP|LOWER_UP"),
+// unknown bits in hex, and "0" for none.
+func (f LinkFlags) String() string {
+	if f == 0 {
+		return "0"
+	}
+	var parts []string
+	for i, name := range linkFlagNames {
+		if f&(1<<i) != 0 {
+			parts = append(parts, name)
+			f &^= 1 << i
+		}
+	}
+	if f != 0 {
+		parts = append(parts, fmt.Sprintf("%#x", uint32(f)))
+	}
+	return strings.Join(parts, "|")
+}
+
+// OperState is a link's RFC 2863 operational state (IFLA_OPERSTATE, IF_OPER_*).
+type OperState uint8
+
+// Operational states (IF_OPER_*).
+const (
+	OperUnknown        OperState = 0
+	OperNotPresent     OperState = 1
+	OperDown           OperState = 2
+	OperLowerLayerDown OperState = 3
+	OperTesting        OperState = 4
+	OperDormant        OperState = 5
+	OperUp             OperState = 6
+)
+
+// String returns the state as iproute2 prints it ("UP", "LOWERLAYERDOWN").
+func (s OperState) String() string {
+	switch s {
+	case OperUnknown:
+		return "UNKNOWN"
+	case OperNotPresent:
+		return "NOTPRESENT"
+	case OperDown:
+		return "DOWN"
+	case OperLowerLayerDown:
+		return "LOWERLAYERDOWN"
+	case OperTesting:
+		return "TESTING"
+	case OperDormant:
+		return "DORMANT"
+	case OperUp:
+		return "UP"
+	}
+	return fmt.Sprintf("OperState(%d)", uint8(s))
+}
+
+// LinkHas marks LinkMessage fields whose zero value is meaningful, so that
+// the encoder sends them even when zero. The decoder sets the bit of each of
+// these attributes it reads.
+type LinkHas uint16
+
+// Presence bits of LinkMessage.Has.
+const (
+	HasMaster      LinkHas = 1 << iota // IFLA_MASTER: Master 0 detaches the link (nomaster)
+	HasLink                            // IFLA_LINK
+	HasTxQLen                          // IFLA_TXQLEN: 0 is a valid queue length
+	HasOperState                       // IFLA_OPERSTATE: 0 is IF_OPER_UNKNOWN
+	HasLinkNetNSID                     // IFLA_LINK_NETNSID: 0 is a valid id
+	HasNetNSFD                         // IFLA_NET_NS_FD: 0 is a valid descriptor
+)
+
+// LinkMessage is an rtnetlink link message: struct ifinfomsg and the IFLA_*
+// attributes overlaynet uses.
+//
+// Encoding rule: an attribute is sent when its field is non-zero, and, for
+// the fields listed under LinkHas, also when its Has bit is set. Build
+// requests from scratch (NewBridge, NewVxlan, the LinkSet helpers) rather
+// than by editing a decoded message, which also carries read-only
+// attributes. Attributes the type does not model are skipped when decoding.
+type LinkMessage struct {
+	Family uint8     // ifi_family, AF_UNSPEC (0) for links
+	Type   uint16    // ifi_type, ARPHRD_* (1 = Ethernet)
+	Index  int32     // ifi_index; 0 in a create request lets the kernel choose
+	Flags  LinkFlags // ifi_flags
+	Change LinkFlags // ifi_change: which Flags bits a request changes
+
+	Has LinkHas // presence of zero-valued fields, see LinkHas
+
+	Name      string    // IFLA_IFNAME
+	Alias     string    // IFLA_IFALIAS
+	Address   MAC       // IFLA_ADDRESS; decoded only when 6 bytes long
+	Broadcast MAC       // IFLA_BROADCAST; decoded only when 6 bytes long
+	MTU       uint32    // IFLA_MTU
+	MinMTU    uint32    // IFLA_MIN_MTU (reported by the kernel)
+	MaxMTU    uint32    // IFLA_MAX_MTU (reported by the kernel)
+	TxQLen    uint32    // IFLA_TXQLEN
+	Link      int32     // IFLA_LINK: the lower or peer device (a veth's peer ifindex)
+	Master    int32     // IFLA_MASTER: ifindex of the bridge the link is enslaved to
+	OperState OperState // IFLA_OPERSTATE
+
+	// LinkNetNSID is IFLA_LINK_NETNSID: the id, in this link's namespace, of
+	// the namespace where Link lives (a veth peer or a vxlan's socket elsewhere).
+	LinkNetNSID int32
+	// NetNSFD is IFLA_NET_NS_FD: in a request, the namespace (an open nsfs
+	// descriptor, NetNS.Fd) to create the link in or move it to.
+	NetNSFD int
+	// NetNSPID is IFLA_NET_NS_PID: in a request, move to the network
+	// namespace of this process.
+	NetNSPID uint32
+
+	// Info is IFLA_LINKINFO: the link kind and its kind-specific data.
+	Info *LinkInfo
+}
+
+// Kind returns the link kind ("bridge", "vxlan", "veth") or "" if the message
+// has no IFLA_LINKINFO.
+func (m *LinkMessage) Kind() string {
+	if m.Info == nil {
+		return ""
+	}
+	return m.Info.Kind
+}
+
+// ifinfomsgLen is sizeof(struct ifinfomsg).
+const ifinfomsgLen = unix.SizeofIfInfomsg
+
+// MarshalBinary encodes m as an ifinfomsg followed by its attributes.
+func (m *LinkMessage) MarshalBinary() ([]byte, error) { return m.AppendBinary(nil) }
+
+// AppendBinary appends the encoding of m to b.
+func (m *LinkMessage) AppendBinary(b []byte) ([]byte, error) {
+	b = append(b, m.Family, 0)
+	b = binary.NativeEndian.AppendUint16(b, m.Type)
+	b = binary.NativeEndian.AppendUint32(b, uint32(m.Index))
+	b = binary.NativeEndian.AppendUint32(b, uint32(m.Flags))
+	b = binary.NativeEndian.AppendUint32(b, uint32(m.Change))
+	ae := NewAttributeEncoder(b)
+	if err := m.encodeAttrs(&ae); err != nil {
+		return b[:len(b)-ifinfomsgLen], err
+	}
+	return ae.Bytes(), nil
+}
+
+var errLinkNameLen = fmt.Errorf("rtnl: link name longer than %d bytes", unix.IFNAMSIZ-1)
+
+func (m *LinkMessage) encodeAttrs(ae *AttributeEncoder) error {
+	if len(m.Name) >= unix.IFNAMSIZ {
+		return fmt.Errorf("%w: %q", errLinkNameLen, m.Name)
+	}
+	if m.Name != "" {
+		ae.String(unix.IFLA_IFNAME, m.Name)
+	}
+	if m.Alias != "" {
+		ae.String(unix.IFLA_IFALIAS, m.Alias)
+	}
+	if !m.Address.IsZero() {
+		ae.MAC(unix.IFLA_ADDRESS, m.Address)
+	}
+	if !m.Broadcast.IsZero() {
+		ae.MAC(unix.IFLA_BROADCAST, m.Broadcast)
+	}
+	if m.MTU != 0 {
+		ae.Uint32(unix.IFLA_MTU, m.MTU)
+	}
+	if m.MinMTU != 0 {
+		ae.Uint32(unix.IFLA_MIN_MTU, m.MinMTU)
+	}
+	if m.MaxMTU != 0 {
+		ae.Uint32(unix.IFLA_MAX_MTU, m.MaxMTU)
+	}
+	if m.TxQLen != 0 || m.Has&HasTxQLen != 0 {
+		ae.Uint32(unix.IFLA_TXQLEN, m.TxQLen)
+	}
+	if m.Link != 0 || m.Has&HasLink != 0 {
+		ae.Int32(unix.IFLA_LINK, m.Link)
+	}
+	if m.Master != 0 || m.Has&HasMaster != 0 {
+		ae.Int32(unix.IFLA_MASTER, m.Master)
+	}
+	if m.OperState != 0 || m.Has&HasOperState != 0 {
+		ae.Uint8(unix.IFLA_OPERSTATE, uint8(m.OperState))
+	}
+	if m.LinkNetNSID != 0 || m.Has&HasLinkNetNSID != 0 {
+		ae.Int32(unix.IFLA_LINK_NETNSID, m.LinkNetNSID)
+	}
+	if m.NetNSFD != 0 || m.Has&HasNetNSFD != 0 {
+		if m.NetNSFD < 0 {
+			return fmt.Errorf("rtnl: link %q: negative netns descriptor %d", m.Name, m.NetNSFD)
+		}
+		ae.Uint32(unix.IFLA_NET_NS_FD, uint32(m.NetNSFD))
+	}
+	if m.NetNSPID != 0 {
+		ae.Uint32(unix.IFLA_NET_NS_PID, m.NetNSPID)
+	}
+	if m.Info != nil {
+		return m.Info.encode(ae)
+	}
+	return nil
+}
+
+var errShortIfinfomsg = errors.New("rtnl: link message shorter than struct ifinfomsg")
+
+// UnmarshalBinary decodes an ifinfomsg and its attributes into m, replacing
+// its contents. It never panics; malformed input yields an error. Strings
+// and kind data are copied out of b.
+func (m *LinkMessage) UnmarshalBinary(b []byte) error {
+	*m = LinkMessage{}
+	if len(b) < ifinfomsgLen {
+		return errShortIfinfomsg
+	}
+	m.Family = b[0]
+	m.Type = binary.NativeEndian.Uint16(b[2:4])
+	m.Index = int32(binary.NativeEndian.Uint32(b[4:8]))
+	m.Flags = LinkFlags(binary.NativeEndian.Uint32(b[8:12]))
+	m.Change = LinkFlags(binary.NativeEndian.Uint32(b[12:16]))
+	ad := NewAttributeDecoder(b[ifinfomsgLen:])
+	for ad.Next() {
+		switch ad.Type() {
+		case unix.IFLA_IFNAME:
+			m.Name = ad.String()
+		case unix.IFLA_IFALIAS:
+			m.Alias = ad.String()
+		case unix.IFLA_ADDRESS:
+			if ad.Len() == len(MAC{}) {
+				m.Address = ad.MAC()
+			}
+		case unix.IFLA_BROADCAST:
+			if ad.Len() == len(MAC{}) {
+				m.Broadcast = ad.MAC()
+			}
+		case unix.IFLA_MTU:
+			m.MTU = ad.Uint32()
+		case unix.IFLA_MIN_MTU:
+			m.MinMTU = ad.Uint32()
+		case unix.IFLA_MAX_MTU:
+			m.MaxMTU = ad.Uint32()
+		case unix.IFLA_TXQLEN:
+			m.TxQLen = ad.Uint32()
+			m.Has |= HasTxQLen
+		case unix.IFLA_LINK:
+			m.Link = ad.Int32()
+			m.Has |= HasLink
+		case unix.IFLA_MASTER:
+			m.Master = ad.Int32()
+			m.Has |= HasMaster
+		case unix.IFLA_OPERSTATE:
+			m.OperState = OperState(ad.Uint8())
+			m.Has |= HasOperState
+		case unix.IFLA_LINK_NETNSID:
+			m.LinkNetNSID = ad.Int32()
+			m.Has |= HasLinkNetNSID
+		case unix.IFLA_NET_NS_FD:
+			m.NetNSFD = int(ad.Uint32())
+			m.Has |= HasNetNSFD
+		case unix.IFLA_NET_NS_PID:
+			m.NetNSPID = ad.Uint32()
+		case unix.IFLA_LINKINFO:
+			info := new(LinkInfo)
+			if err := info.decode(ad.Bytes()); err != nil {
+				ad.Fail(err)
+				break
+			}
+			m.Info = info
+		}
+	}
+	if err := ad.Err(); err != nil {
+		return fmt.Errorf("rtnl: link %d: %w", m.Index, err)
+	}
+	return nil
+}

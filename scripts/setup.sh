@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what overlaynet's build, tests and demo need on a fresh Debian machine (run as root).
+# Idempotent: packages already present are left alone.
+set -euo pipefail
+
+need=()
+command -v ip >/dev/null      || need+=(iproute2)      # tests read state back with ip/bridge
+command -v bridge >/dev/null  || need+=(iproute2)
+command -v ping >/dev/null    || need+=(iputils-ping)  # real ICMP echo across the overlay
+command -v nsenter >/dev/null || need+=(util-linux)    # run a command in a node's netns only
+command -v make >/dev/null    || need+=(make)
+command -v git >/dev/null     || need+=(git)
+if [ ${#need[@]} -gt 0 ]; then
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${need[@]}" ca-certificates >/dev/null
+fi
+
+# Go: this project needs go >= 1.26 (go.mod). Machines of our kind have it in /usr/local/go.
+if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+	echo "setup: Go is in /usr/local/go/bin; add it to PATH (export PATH=/usr/local/go/bin:\$PATH)" >&2
+fi
+if ! command -v go >/dev/null && ! [ -x /usr/local/go/bin/go ]; then
+	echo "setup: no Go toolchain found; install Go >= 1.26 (https://go.dev/doc/install)" >&2
+	exit 1
+fi
+echo "setup: ok"
