@@ -33,5 +33,13 @@ test: deps-check vet
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -timeout 60m ./bench/ ./rtnl/ | tee bench.txt
 
+## fuzz: every native fuzz target for FUZZTIME each (no panic, no out-of-range read)
+FUZZ_TARGETS := FuzzNeighMessage FuzzLinkMessage FuzzAddressMessage FuzzRouteMessage FuzzAck FuzzAttributeDecoder FuzzMessageIter FuzzClassify
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "== $$t ($(FUZZTIME))"; \
+		$(GO) test ./rtnl -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME); \
+	done
+
 clean:
 	rm -rf bin bench.txt

@@ -14,25 +14,25 @@ type LinkFlags uint32
 
 // Link flags (IFF_*).
 const (
-	LinkUp          LinkFlags = unix.IFF_UP
-	LinkBroadcast   LinkFlags = unix.IFF_BROADCAST
-	LinkDebug       LinkFlags = unix.IFF_DEBUG
-	LinkLoopback    LinkFlags = unix.IFF_LOOPBACK
+	LinkUp           LinkFlags = unix.IFF_UP
+	LinkBroadcast    LinkFlags = unix.IFF_BROADCAST
+	LinkDebug        LinkFlags = unix.IFF_DEBUG
+	LinkLoopback     LinkFlags = unix.IFF_LOOPBACK
 	LinkPointToPoint LinkFlags = unix.IFF_POINTOPOINT
-	LinkNoTrailers  LinkFlags = unix.IFF_NOTRAILERS
-	LinkRunning     LinkFlags = unix.IFF_RUNNING
-	LinkNoARP       LinkFlags = unix.IFF_NOARP
-	LinkPromisc     LinkFlags = unix.IFF_PROMISC
-	LinkAllMulti    LinkFlags = unix.IFF_ALLMULTI
-	LinkMaster      LinkFlags = unix.IFF_MASTER
-	LinkSlave       LinkFlags = unix.IFF_SLAVE
-	LinkMulticast   LinkFlags = unix.IFF_MULTICAST
-	LinkPortSel     LinkFlags = unix.IFF_PORTSEL
-	LinkAutoMedia   LinkFlags = unix.IFF_AUTOMEDIA
-	LinkDynamic     LinkFlags = unix.IFF_DYNAMIC
-	LinkLowerUp     LinkFlags = unix.IFF_LOWER_UP
-	LinkDormant     LinkFlags = unix.IFF_DORMANT
-	LinkEcho        LinkFlags = unix.IFF_ECHO
+	LinkNoTrailers   LinkFlags = unix.IFF_NOTRAILERS
+	LinkRunning      LinkFlags = unix.IFF_RUNNING
+	LinkNoARP        LinkFlags = unix.IFF_NOARP
+	LinkPromisc      LinkFlags = unix.IFF_PROMISC
+	LinkAllMulti     LinkFlags = unix.IFF_ALLMULTI
+	LinkMaster       LinkFlags = unix.IFF_MASTER
+	LinkSlave        LinkFlags = unix.IFF_SLAVE
+	LinkMulticast    LinkFlags = unix.IFF_MULTICAST
+	LinkPortSel      LinkFlags = unix.IFF_PORTSEL
+	LinkAutoMedia    LinkFlags = unix.IFF_AUTOMEDIA
+	LinkDynamic      LinkFlags = unix.IFF_DYNAMIC
+	LinkLowerUp      LinkFlags = unix.IFF_LOWER_UP
+	LinkDormant      LinkFlags = unix.IFF_DORMANT
+	LinkEcho         LinkFlags = unix.IFF_ECHO
 )
 
 var linkFlagNames = [...]string{
@@ -100,21 +100,21 @@ func (s OperState) String() string {
 // these attributes it reads.
 type LinkHas uint16
 
-// Presence bits of LinkMessage.Has.
+// Presence bits of LinkMessage.Present.
 const (
-	HasMaster      LinkHas = 1 << iota // IFLA_MASTER: Master 0 detaches the link (nomaster)
-	HasLink                            // IFLA_LINK
-	HasTxQLen                          // IFLA_TXQLEN: 0 is a valid queue length
-	HasOperState                       // IFLA_OPERSTATE: 0 is IF_OPER_UNKNOWN
-	HasLinkNetNSID                     // IFLA_LINK_NETNSID: 0 is a valid id
-	HasNetNSFD                         // IFLA_NET_NS_FD: 0 is a valid descriptor
+	LinkHasMaster      LinkHas = 1 << iota // IFLA_MASTER: Master 0 detaches the link (nomaster)
+	LinkHasLink                            // IFLA_LINK
+	LinkHasTxQLen                          // IFLA_TXQLEN: 0 is a valid queue length
+	LinkHasOperState                       // IFLA_OPERSTATE: 0 is IF_OPER_UNKNOWN
+	LinkHasLinkNetNSID                     // IFLA_LINK_NETNSID: 0 is a valid id
+	LinkHasNetNSFD                         // IFLA_NET_NS_FD: 0 is a valid descriptor
 )
 
 // LinkMessage is an rtnetlink link message: struct ifinfomsg and the IFLA_*
 // attributes overlaynet uses.
 //
 // Encoding rule: an attribute is sent when its field is non-zero, and, for
-// the fields listed under LinkHas, also when its Has bit is set. Build
+// the fields listed under LinkHas, also when its bit is set in Present. Build
 // requests from scratch (NewBridge, NewVxlan, the LinkSet helpers) rather
 // than by editing a decoded message, which also carries read-only
 // attributes. Attributes the type does not model are skipped when decoding.
@@ -125,7 +125,9 @@ type LinkMessage struct {
 	Flags  LinkFlags // ifi_flags
 	Change LinkFlags // ifi_change: which Flags bits a request changes
 
-	Has LinkHas // presence of zero-valued fields, see LinkHas
+	// Present lists the zero-able attributes a decoded message carried; when
+	// encoding, those to send even when their field is zero. See LinkHas.
+	Present LinkHas
 
 	Name      string    // IFLA_IFNAME
 	Alias     string    // IFLA_IFALIAS
@@ -209,22 +211,22 @@ func (m *LinkMessage) encodeAttrs(ae *AttributeEncoder) error {
 	if m.MaxMTU != 0 {
 		ae.Uint32(unix.IFLA_MAX_MTU, m.MaxMTU)
 	}
-	if m.TxQLen != 0 || m.Has&HasTxQLen != 0 {
+	if m.TxQLen != 0 || m.Present&LinkHasTxQLen != 0 {
 		ae.Uint32(unix.IFLA_TXQLEN, m.TxQLen)
 	}
-	if m.Link != 0 || m.Has&HasLink != 0 {
+	if m.Link != 0 || m.Present&LinkHasLink != 0 {
 		ae.Int32(unix.IFLA_LINK, m.Link)
 	}
-	if m.Master != 0 || m.Has&HasMaster != 0 {
+	if m.Master != 0 || m.Present&LinkHasMaster != 0 {
 		ae.Int32(unix.IFLA_MASTER, m.Master)
 	}
-	if m.OperState != 0 || m.Has&HasOperState != 0 {
+	if m.OperState != 0 || m.Present&LinkHasOperState != 0 {
 		ae.Uint8(unix.IFLA_OPERSTATE, uint8(m.OperState))
 	}
-	if m.LinkNetNSID != 0 || m.Has&HasLinkNetNSID != 0 {
+	if m.LinkNetNSID != 0 || m.Present&LinkHasLinkNetNSID != 0 {
 		ae.Int32(unix.IFLA_LINK_NETNSID, m.LinkNetNSID)
 	}
-	if m.NetNSFD != 0 || m.Has&HasNetNSFD != 0 {
+	if m.NetNSFD != 0 || m.Present&LinkHasNetNSFD != 0 {
 		if m.NetNSFD < 0 {
 			return fmt.Errorf("rtnl: link %q: negative netns descriptor %d", m.Name, m.NetNSFD)
 		}
@@ -277,22 +279,22 @@ func (m *LinkMessage) UnmarshalBinary(b []byte) error {
 			m.MaxMTU = ad.Uint32()
 		case unix.IFLA_TXQLEN:
 			m.TxQLen = ad.Uint32()
-			m.Has |= HasTxQLen
+			m.Present |= LinkHasTxQLen
 		case unix.IFLA_LINK:
 			m.Link = ad.Int32()
-			m.Has |= HasLink
+			m.Present |= LinkHasLink
 		case unix.IFLA_MASTER:
 			m.Master = ad.Int32()
-			m.Has |= HasMaster
+			m.Present |= LinkHasMaster
 		case unix.IFLA_OPERSTATE:
 			m.OperState = OperState(ad.Uint8())
-			m.Has |= HasOperState
+			m.Present |= LinkHasOperState
 		case unix.IFLA_LINK_NETNSID:
 			m.LinkNetNSID = ad.Int32()
-			m.Has |= HasLinkNetNSID
+			m.Present |= LinkHasLinkNetNSID
 		case unix.IFLA_NET_NS_FD:
 			m.NetNSFD = int(ad.Uint32())
-			m.Has |= HasNetNSFD
+			m.Present |= LinkHasNetNSFD
 		case unix.IFLA_NET_NS_PID:
 			m.NetNSPID = ad.Uint32()
 		case unix.IFLA_LINKINFO:

@@ -43,3 +43,19 @@ func (m MAC) IsMulticast() bool { return m[0]&1 != 0 }
 
 // HardwareAddr returns m as a net.HardwareAddr (allocating).
 func (m MAC) HardwareAddr() net.HardwareAddr { return net.HardwareAddr(m[:]) }
+
+// AppendText appends m in String form to b (encoding.TextAppender).
+func (m MAC) AppendText(b []byte) ([]byte, error) { return append(b, m.String()...), nil }
+
+// MarshalText returns m in String form, so MACs read as strings in JSON.
+func (m MAC) MarshalText() ([]byte, error) { return m.AppendText(nil) }
+
+// UnmarshalText parses a colon-separated EUI-48 address into m.
+func (m *MAC) UnmarshalText(b []byte) error {
+	v, err := ParseMAC(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
