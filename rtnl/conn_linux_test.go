@@ -109,3 +109,38 @@ func splitLines(s string) []string {
 	}
 	return out
 }
+
+// TestConnIgnoresRepliesNotFromTheKernel forges an error ACK from another
+// netlink socket for the sequence number of the Conn's next request: the
+// Conn must ignore it and wait for the kernel's real ACK.
+func TestConnIgnoresRepliesNotFromTheKernel(t *testing.T) {
+	ns, _ := nstest.NetNS(t, "cf")
+	c := nstest.Dial(t, ns)
+
+	var fd int
+	if err := ns.Do(func() error {
+		var err error
+		fd, err = unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+		if err != nil {
+			return err
+		}
+		return unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+
+	// An NLMSG_ERROR with EPERM answering sequence 1 (the Conn's first request).
+	body := make([]byte, 4, 4+rtnl.HeaderLen)
+	e := int32(-int32(unix.EPERM))
+	body[0], body[1], body[2], body[3] = byte(e), byte(e>>8), byte(e>>16), byte(e>>24)
+	body = rtnl.AppendHeader(body, rtnl.Header{Length: rtnl.HeaderLen, Type: unix.RTM_NEWLINK, Sequence: 1, PID: c.PortID()})
+	forged := rtnl.AppendHeader(nil, rtnl.Header{Length: uint32(rtnl.HeaderLen + len(body)), Type: unix.NLMSG_ERROR, Sequence: 1, PID: c.PortID()})
+	forged = append(forged, body...)
+	if err := unix.Sendto(fd, forged, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Pid: c.PortID()}); err != nil {
+		t.Fatalf("forge: %v", err)
+	}
+	if err := c.Execute(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL, bridgeLink("brf")); err != nil {
+		t.Fatalf("the forged EPERM was taken for the kernel's answer: %v", err)
+	}
+}
