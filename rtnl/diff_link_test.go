@@ -1,16 +1,6 @@
 package rtnl_test
 
-// Differential tests against github.com/jsimonetti/rtnetlink (an oracle only:
-// external test package, never imported by rtnl itself). Three directions:
-// what rtnl encodes jsimonetti decodes to the same fields, what jsimonetti
-// encodes rtnl decodes to the same fields, and the captured kernel messages
-// decode to the same fields with both. jsimonetti cannot express every
-// attribute; the fields it lacks are skipped explicitly in the compare
-// functions, with the reason.
-//
-// jsimonetti v1.4.2 keeps IFLA_INFO_DATA as raw bytes, so kind-specific data
-// (vxlan, bridge, veth peer) is encoded and decoded on its side with
-// mdlayher/netlink's attribute codec: an independent implementation.
+// The differential tests of diff_test.go for LinkMessage; see there.
 
 import (
 	"bytes"
