@@ -17,7 +17,7 @@ build:
 
 ## deps-check: rtnl/ may import only the standard library and golang.org/x/sys
 deps-check:
-	@bad=$$($(GO) list -deps ./rtnl/... | grep '\.' | grep -v -e '^golang.org/x/sys/' -e '^github.com/overlaynet/overlaynet/rtnl' || true); \
+	@bad=$$($(GO) list -deps ./rtnl/... | grep '\.' | grep -v -e '^vendor/' -e '^golang.org/x/sys/' -e '^github.com/overlaynet/overlaynet/rtnl' || true); \
 	if [ -n "$$bad" ]; then echo "rtnl imports outside std and x/sys:"; echo "$$bad"; exit 1; fi; \
 	echo "deps-check: rtnl imports only std and golang.org/x/sys"
 
@@ -31,7 +31,9 @@ test: deps-check vet
 
 ## bench: benchmarks side by side with the peers; compare runs with benchstat
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -timeout 60m ./bench/ ./rtnl/ | tee bench.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCHCOUNT) -benchtime 300ms -timeout 60m ./bench/ | tee bench.txt
+	@command -v benchstat >/dev/null || $(GO) install golang.org/x/perf/cmd/benchstat@latest
+	benchstat -col /impl bench.txt
 
 ## fuzz: every native fuzz target for FUZZTIME each (no panic, no out-of-range read)
 FUZZ_TARGETS := FuzzNeighMessage FuzzLinkMessage FuzzAddressMessage FuzzRouteMessage FuzzAck FuzzAttributeDecoder FuzzMessageIter FuzzClassify

@@ -10,6 +10,7 @@ command -v ping >/dev/null    || need+=(iputils-ping)  # real ICMP echo across t
 command -v nsenter >/dev/null || need+=(util-linux)    # run a command in a node's netns only
 command -v make >/dev/null    || need+=(make)
 command -v git >/dev/null     || need+=(git)
+command -v etcd >/dev/null    || need+=(etcd-server)   # etcd registry tests start their own etcd on free ports
 if [ ${#need[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq

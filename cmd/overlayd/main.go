@@ -10,10 +10,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
+
+	"github.com/overlaynet/overlaynet/overlay"
 )
 
 // command is one overlayd subcommand. Each lives in its own file and adds
@@ -24,6 +28,9 @@ type command struct {
 	// run parses args (the words after the subcommand name) with fs, which
 	// already carries the global flags, and does the work.
 	run func(ctx context.Context, env *env, fs *flag.FlagSet, args []string) error
+	// synopsis, if set, is the command's usage line for `overlayd --help`
+	// (flags in brackets); summary is shown instead when empty.
+	synopsis string
 }
 
 var commands = map[string]*command{}
@@ -97,6 +104,9 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	e.global.bind(fs)
 	err := cmd.run(ctx, e, fs, args[1:])
+	if inspectFlags != nil {
+		inspectFlags(cmd.name, fs)
+	}
 	switch {
 	case err == nil:
 		return 0
@@ -120,6 +130,93 @@ func usage(w io.Writer) {
 	sort.Strings(names)
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-8s %s\n", n, commands[n].summary)
+		if syn := commands[n].synopsis; syn != "" {
+			fmt.Fprintf(w, "  %-8s   overlayd %s\n", "", syn)
+		}
 	}
-	fmt.Fprintf(w, "\nGlobal flags (every command): --netns-dir, --state-dir, --store, --log-level, --log-json.\nRun 'overlayd COMMAND --help' for a command's flags.\n")
+	fmt.Fprintf(w, "\nGlobal flags, accepted by every command after its name:\n")
+	fs := flag.NewFlagSet("overlayd", flag.ContinueOnError)
+	fs.SetOutput(w)
+	new(globalFlags).bind(fs)
+	fs.PrintDefaults()
+	fmt.Fprintf(w, "\nRun 'overlayd COMMAND --help' for a command's own flags.\n")
+}
+
+// inspectFlags, when set (by tests), sees each command's flag set after the
+// command ran, so a test can check that --help describes every flag.
+var inspectFlags func(cmd string, fs *flag.FlagSet)
+
+// parseInterspersed parses args with fs, allowing flags before and after the
+// positional arguments (`attach NAME --ip X` as well as `attach --ip X
+// NAME`), and returns the positional arguments. Everything after "--" is
+// positional. Errors other than flag.ErrHelp are usage errors.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %w", errUsage, err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// setUsage makes fs print a usage line, a description and every flag (the
+// command's own and the global ones) for --help.
+func setUsage(fs *flag.FlagSet, synopsis, description string) {
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: overlayd %s\n\n%s\n\nFlags (global ones included):\n", synopsis, strings.TrimSpace(description))
+		fs.PrintDefaults()
+	}
+}
+
+// logger builds the logger the global flags ask for, writing to w.
+func (g *globalFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level %q: want debug, info, warn or error", errUsage, g.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if g.logJSON {
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), nil
+}
+
+// node builds the overlay.Node the global flags describe, logging to the
+// command's standard error. With withRegistry it also opens the --store
+// registry (attach, detach and reset need it). done releases the registry.
+func (e *env) node(withRegistry bool) (n *overlay.Node, done func(), err error) {
+	log, err := e.global.logger(e.stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if e.global.netnsDir == "" {
+		return nil, nil, fmt.Errorf("%w: --netns-dir is empty", errUsage)
+	}
+	if e.global.stateDir == "" {
+		return nil, nil, fmt.Errorf("%w: --state-dir is empty", errUsage)
+	}
+	opts := overlay.NodeOptions{NetNSDir: e.global.netnsDir, StateDir: e.global.stateDir, Logger: log}
+	done = func() {}
+	if withRegistry {
+		reg, err := overlay.OpenRegistry(e.global.store)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--store: %w", err)
+		}
+		opts.Registry = reg
+		done = func() { reg.Close() }
+	}
+	return overlay.NewNode(opts), done, nil
 }

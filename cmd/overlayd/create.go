@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+
+	"github.com/overlaynet/overlaynet/overlay"
+)
+
+func init() {
+	register(&command{
+		name:     "create",
+		summary:  "build this node's overlay: netns, bridge with the gateway address, vxlan (idempotent)",
+		synopsis: createSynopsis,
+		run:      runCreate,
+	})
+}
+
+const createSynopsis = "create [--vni 42] [--port 4789] [--mtu 1450] [--gateway 198.51.100.1/24] " +
+	"[--local VTEP_IP | --dev UNDERLAY_IF] [--learning] [--overlay-netns overns] [--bridge br0] [--vxlan vxlan1]"
+
+const createHelp = `
+Builds this node's overlay, as the lab's create_overlay.sh did: the overlay
+network namespace (--overlay-netns, in --netns-dir) holding a bridge with the
+gateway address and a vxlan device (proxy, l2miss, l3miss) created in the
+current ("host") namespace and moved into the overlay namespace, on the bridge,
+all up. The settings are remembered in --state-dir, so attach, detach, status
+and reset need no repeated flags.
+
+Running create again with the same settings changes nothing. A device or a
+recorded overlay with other settings is an error that lists each difference;
+nothing is destroyed (run reset first to rebuild).
+
+The VTEP (this node's underlay address) is --local, else the first address of
+--dev, else the source of the default route; status shows which.`
+
+// createFlags are the flags of overlayd create.
+type createFlags struct {
+	vni, port, mtu     uint64
+	gateway, local     string
+	learning           bool
+	netns, bridge, vxl string
+	dev                string
+}
+
+func (f *createFlags) bind(fs *flag.FlagSet) {
+	def := overlay.DefaultConfig()
+	fs.Uint64Var(&f.vni, "vni", uint64(def.VNI), fmt.Sprintf("VXLAN network identifier, 1..%d", overlay.MaxVNI))
+	fs.Uint64Var(&f.port, "port", uint64(def.Port), "UDP destination port of the vxlan device, 1..65535")
+	fs.Uint64Var(&f.mtu, "mtu", uint64(def.MTU), fmt.Sprintf("MTU of the vxlan, the bridge and the container links, %d..(underlay MTU - %d)", overlay.MinMTU, overlay.VXLANOverhead))
+	fs.StringVar(&f.gateway, "gateway", def.Gateway.String(), "the bridge's address with prefix: the containers' gateway, and by its prefix the overlay subnet")
+	fs.StringVar(&f.local, "local", "", "VTEP: this node's underlay IPv4 address (exclusive with --dev; default: the default route's source)")
+	fs.StringVar(&f.dev, "dev", "", "underlay device whose first IPv4 address is the VTEP (exclusive with --local)")
+	fs.BoolVar(&f.learning, "learning", def.Learning, "turn on the vxlan's source-address learning")
+	fs.StringVar(&f.netns, "overlay-netns", def.OverlayNetNS, "name of the overlay network namespace (in --netns-dir)")
+	fs.StringVar(&f.bridge, "bridge", def.Bridge, "name of the bridge in the overlay namespace")
+	fs.StringVar(&f.vxl, "vxlan", def.Vxlan, "name of the vxlan device")
+}
+
+// config turns the flags into a validated overlay.Config.
+func (f *createFlags) config() (overlay.Config, error) {
+	cfg := overlay.Config{Learning: f.learning, Dev: f.dev, OverlayNetNS: f.netns, Bridge: f.bridge, Vxlan: f.vxl}
+	var errs []error
+	switch {
+	case f.vni == 0 || f.vni > overlay.MaxVNI:
+		errs = append(errs, fmt.Errorf("--vni %d: out of range 1..%d", f.vni, overlay.MaxVNI))
+	default:
+		cfg.VNI = uint32(f.vni)
+	}
+	switch {
+	case f.port == 0 || f.port > 65535:
+		errs = append(errs, fmt.Errorf("--port %d: out of range 1..65535", f.port))
+	default:
+		cfg.Port = uint16(f.port)
+	}
+	switch {
+	case f.mtu < overlay.MinMTU || f.mtu > 65535-overlay.VXLANOverhead:
+		errs = append(errs, fmt.Errorf("--mtu %d: out of range %d..%d (and at most the underlay MTU - %d)",
+			f.mtu, overlay.MinMTU, 65535-overlay.VXLANOverhead, overlay.VXLANOverhead))
+	default:
+		cfg.MTU = uint32(f.mtu)
+	}
+	gw, err := netip.ParsePrefix(f.gateway)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--gateway %q: want an IPv4 address with prefix, e.g. 198.51.100.1/24", f.gateway))
+	}
+	cfg.Gateway = gw
+	if f.local != "" {
+		a, err := netip.ParseAddr(f.local)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--local %q: not an IP address", f.local))
+		}
+		cfg.Local = a
+	}
+	if f.local != "" && f.dev != "" {
+		errs = append(errs, errors.New("--local and --dev are exclusive: give one"))
+	}
+	if len(errs) > 0 {
+		return cfg, fmt.Errorf("%w: %w", errUsage, errors.Join(errs...))
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	return cfg, nil
+}
+
+func runCreate(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	var f createFlags
+	f.bind(fs)
+	setUsage(fs, createSynopsis, createHelp)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
+	}
+	cfg, err := f.config()
+	if err != nil {
+		return err
+	}
+	n, done, err := e.node(false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	ov, err := n.Create(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	printOverlay(e.stdout, ov)
+	return nil
+}
+
+// printOverlay writes a short human summary of ov.
+func printOverlay(w io.Writer, ov *overlay.Overlay) {
+	c := ov.Config
+	fmt.Fprintf(w, "overlay ready in netns %s: bridge %s %s, vxlan %s VNI %d port %d MTU %d learning %v\n",
+		c.OverlayNetNS, c.Bridge, c.Gateway, c.Vxlan, c.VNI, c.Port, c.MTU, c.Learning)
+	fmt.Fprintf(w, "VTEP %s (%s), underlay %s MTU %d\n", ov.VTEP, ov.VTEPSource, ov.UnderlayDev, ov.UnderlayMTU)
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+)
+
+func init() {
+	register(&command{
+		name:     "reset",
+		summary:  "remove everything overlayd created on this node, and this node's store records",
+		synopsis: resetSynopsis,
+		run:      runReset,
+	})
+}
+
+const resetSynopsis = "reset"
+
+const resetHelp = `
+Like the lab's reset.sh, but only for what overlayd made: detaches every
+endpoint, deletes the vxlan, the bridge (or just the gateway address on a
+bridge that existed before) and the overlay namespace as far as create made
+them, removes every --store record pointing at this node's VTEP, and forgets
+the state in --state-dir. Running it again, or before create, does nothing.`
+
+func runReset(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	setUsage(fs, resetSynopsis, resetHelp)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
+	}
+	n, done, err := e.node(true)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := n.Reset(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "reset done\n")
+	return nil
+}

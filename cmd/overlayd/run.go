@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+func init() {
+	register(&command{
+		name:     "run",
+		summary:  "the miss resolver daemon: answer the vxlan's L2/L3 misses from the store (foreground)",
+		synopsis: runSynopsis,
+		run:      runRun,
+	})
+}
+
+const runSynopsis = "run [--metrics ADDR] [--reconcile 10s] [--negative-ttl 3s] [--lookup-rate 2000] [--workers 4] [--batch-window 2ms] [--rcvbuf BYTES]"
+
+const runHelp = `
+Runs this node's miss resolver in the foreground until SIGINT or SIGTERM: it
+listens to the overlay namespace's neighbour notifications, answers each L3
+miss (who has IP?) with a PERMANENT neighbour entry IP -> MAC plus the FDB
+entry MAC -> VTEP, in one batch, and each L2 miss (where is MAC?) with the FDB
+entry, looked up in --store. It needs 'overlayd create' first (the overlay is
+read from --state-dir). Entries it programs are marked (neighbours with
+protocol 214, FDB entries extern_learn): a restarted daemon adopts them and
+flushes nothing. Every --reconcile interval (and after a notification
+overrun) programmed entries are checked against the store: moved containers
+are updated and removed ones deleted within that interval. Logs: one line
+per resolution at info, one per miss at debug.`
+
+// runOptions are the flags of overlayd run.
+type runOptions struct {
+	metrics     string
+	reconcile   time.Duration
+	negativeTTL time.Duration
+	lookupRate  float64
+	workers     int
+	batchWindow time.Duration
+	rcvbuf      int
+}
+
+func (o *runOptions) bind(fs *flag.FlagSet) {
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9477); empty: off")
+	fs.DurationVar(&o.reconcile, "reconcile", overlay.DefaultReconcileInterval, "interval of the pass that checks programmed entries against the store")
+	fs.DurationVar(&o.negativeTTL, "negative-ttl", overlay.DefaultNegativeTTL, "how long an address unknown to the store is not looked up again")
+	fs.Float64Var(&o.lookupRate, "lookup-rate", overlay.DefaultLookupRate, "most store lookups per second (a subnet scan cannot flood the store)")
+	fs.IntVar(&o.workers, "workers", overlay.DefaultResolverWorkers, "concurrent store lookups")
+	fs.DurationVar(&o.batchWindow, "batch-window", overlay.DefaultBatchWindow, "how long to gather kernel changes into one batch")
+	fs.IntVar(&o.rcvbuf, "rcvbuf", rtnl.DefaultMonitorReceiveBuffer, "netlink receive buffer for notifications, bytes (forced; the kernel doubles it)")
+}
+
+func (o *runOptions) check() error {
+	switch {
+	case o.reconcile <= 0:
+		return fmt.Errorf("%w: --reconcile %v must be positive", errUsage, o.reconcile)
+	case o.negativeTTL < 0:
+		return fmt.Errorf("%w: --negative-ttl %v is negative", errUsage, o.negativeTTL)
+	case o.lookupRate <= 0:
+		return fmt.Errorf("%w: --lookup-rate %v must be positive", errUsage, o.lookupRate)
+	case o.workers < 1:
+		return fmt.Errorf("%w: --workers %d must be at least 1", errUsage, o.workers)
+	case o.batchWindow < 0:
+		return fmt.Errorf("%w: --batch-window %v is negative", errUsage, o.batchWindow)
+	case o.rcvbuf < 0:
+		return fmt.Errorf("%w: --rcvbuf %d is negative", errUsage, o.rcvbuf)
+	}
+	return nil
+}
+
+func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	setUsage(fs, runSynopsis, runHelp)
+	var o runOptions
+	o.bind(fs)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
+	}
+	if err := o.check(); err != nil {
+		return err
+	}
+	log, err := e.global.logger(e.stderr)
+	if err != nil {
+		return err
+	}
+	n, done, err := e.node(false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	ov, err := n.Overlay()
+	if err != nil {
+		return err
+	}
+	reg, err := overlay.OpenRegistry(e.global.store)
+	if err != nil {
+		return fmt.Errorf("--store: %w", err)
+	}
+	defer reg.Close()
+
+	cfg := ov.Config
+	ns, err := rtnl.OpenNamedNetNS(e.global.netnsDir, cfg.OverlayNetNS)
+	if err != nil {
+		return fmt.Errorf("overlay netns %q: %w", cfg.OverlayNetNS, err)
+	}
+	defer ns.Close()
+	conn, err := rtnl.Dial(&rtnl.Config{NetNS: ns})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	vx, err := conn.LinkByName(cfg.Vxlan)
+	if err != nil {
+		return fmt.Errorf("vxlan %q in netns %s: %w", cfg.Vxlan, cfg.OverlayNetNS, err)
+	}
+	vni, port := cfg.VNI, cfg.Port
+	if vx.Info != nil && vx.Info.Vxlan != nil {
+		vi := vx.Info.Vxlan
+		vni, port = vi.ID, vi.Port
+		if !vi.Proxy || !vi.L3Miss || !vi.L2Miss {
+			log.Warn("vxlan lacks proxy/l2miss/l3miss: some misses will never be raised",
+				"vxlan", cfg.Vxlan, "proxy", vi.Proxy, "l2miss", vi.L2Miss, "l3miss", vi.L3Miss)
+		}
+	} else {
+		return fmt.Errorf("%s in netns %s is not a vxlan device (kind %q)", cfg.Vxlan, cfg.OverlayNetNS, vx.Kind())
+	}
+	var bridge int32
+	if br, err := conn.LinkByName(cfg.Bridge); err == nil {
+		bridge = br.Index
+	}
+	mon, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: ns, ReceiveBuffer: o.rcvbuf})
+	if err != nil {
+		return err
+	}
+	defer mon.Close()
+
+	metrics := &overlay.Metrics{}
+	metrics.AddCollector(overlay.MonitorCollector(mon.Stats))
+	r, err := overlay.NewResolver(overlay.ResolverConfig{
+		Conn: conn, Registry: reg, Vxlan: vx.Index, Bridge: bridge, VNI: vni, Port: port,
+		Subnet: cfg.Subnet(), LocalVTEP: ov.VTEP, Logger: log, Metrics: metrics,
+		Workers: o.workers, LookupRate: o.lookupRate, NegativeTTL: o.negativeTTL,
+		BatchWindow: batchWindowFlag(o.batchWindow), ReconcileInterval: o.reconcile,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if o.metrics != "" {
+		stop, addr, err := serveMetrics(ctx, o.metrics, metrics, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		log.Info("metrics", "url", "http://"+addr+"/metrics")
+	}
+	log.Info("overlayd running", "netns", cfg.OverlayNetNS, "vxlan", cfg.Vxlan, "ifindex", vx.Index,
+		"vni", vni, "port", port, "subnet", cfg.Subnet(), "vtep", ov.VTEP, "store", e.global.store,
+		"reconcile", o.reconcile, "rcvbuf", mon.ReceiveBuffer())
+	err = r.Serve(ctx, mon)
+	st := metrics.Snapshot()
+	log.Info("overlayd stopped", "misses_l3", st.Misses["l3miss"], "misses_l2", st.Misses["l2miss"],
+		"resolved_l3", st.Resolutions["l3miss"], "resolved_l2", st.Resolutions["l2miss"], "overruns", st.Overruns)
+	return err
+}
+
+// batchWindowFlag maps --batch-window 0 ("do not wait") to the resolver's
+// "no waiting" value (its 0 means the default).
+func batchWindowFlag(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// serveMetrics serves m at http://addr/metrics until ctx ends or stop is
+// called; it returns the address it listens on.
+func serveMetrics(ctx context.Context, addr string, m *overlay.Metrics, log *slog.Logger) (stop func(), bound string, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("--metrics: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	stop = func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}
+	return stop, ln.Addr().String(), nil
+}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/overlaynet/overlaynet/overlay"
+)
+
+func init() {
+	register(&command{
+		name:     "status",
+		summary:  "show the overlay, its endpoints and the vxlan's neighbour and FDB entries",
+		synopsis: statusSynopsis,
+		run:      runStatus,
+	})
+}
+
+const statusSynopsis = "status [--json]"
+
+const statusHelp = `
+Reads this node's overlay back from the kernel: the devices with their VNI,
+port and flags, the VTEP and how it was chosen, each endpoint (container
+netns, veth pair with the peer ifindex the host end reports, IP, MAC), and the
+vxlan's neighbour (proxy ARP) and FDB entries with their NUD states. What is
+missing or differs from what create and attach recorded is listed under
+PROBLEMS (the exit status stays 0).`
+
+func runStatus(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
+	var asJSON bool
+	fs.BoolVar(&asJSON, "json", false, "print the status as one JSON document")
+	setUsage(fs, statusSynopsis, statusHelp)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
+	}
+	n, done, err := e.node(false)
+	if err != nil {
+		return err
+	}
+	defer done()
+	st, err := n.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	return printStatus(e.stdout, st)
+}
+
+// printStatus writes st as human-readable tables.
+func printStatus(out io.Writer, st *overlay.Status) error {
+	c, ov := st.Overlay.Config, st.Overlay
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "OVERLAY\tnetns %s, VNI %d, port %d, MTU %d, gateway %s, learning %s\n",
+		c.OverlayNetNS, c.VNI, c.Port, c.MTU, c.Gateway, onOff(c.Learning))
+	fmt.Fprintf(w, "VTEP\t%s, chosen by %s; underlay %s MTU %d\n", ov.VTEP, ov.VTEPSource, ov.UnderlayDev, ov.UnderlayMTU)
+	fmt.Fprintf(w, "CREATED\t%s\n", created(st.Created))
+
+	fmt.Fprintf(w, "\nDEVICE\tKIND\tIFINDEX\tMTU\tSTATE\tMASTER\tMAC\tADDRESSES\tVXLAN\n")
+	for _, d := range st.Devices {
+		if d.Missing {
+			fmt.Fprintf(w, "%s\t%s\t-\t-\tMISSING\t-\t-\t-\t-\n", d.Name, d.Kind)
+			continue
+		}
+		vx := "-"
+		if d.Kind == "vxlan" {
+			vx = fmt.Sprintf("vni %d port %d local %s %s %s %s %s", d.VNI, d.Port, addrOr(d.Local, "(route)"),
+				flagWord("proxy", d.Proxy), flagWord("l2miss", d.L2Miss), flagWord("l3miss", d.L3Miss), flagWord("learning", d.Learning))
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", d.Name, d.Kind, d.Index, d.MTU, upDown(d.Up),
+			dash(d.Master), d.MAC, prefixes(d.Addresses), vx)
+	}
+
+	fmt.Fprintf(w, "\nENDPOINT\tCONTAINER NETNS\tIFNAME\tIP\tMAC\tHOST VETH (IFINDEX)\tPEER IFINDEX\tHOST VETH SAYS PEER\tSTATE\tMASTER\n")
+	if len(st.Endpoints) == 0 {
+		fmt.Fprintf(w, "(none)\n")
+	}
+	for _, ep := range st.Endpoints {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s (%d)\t%d\t%d\thost %s, peer %s\t%s\n", ep.Name, ep.Name, ep.IfName, ep.IP, ep.MAC,
+			ep.HostIf, ep.HostIndex, ep.PeerIndex, ep.KernelPeerIndex, upDown(ep.HostUp), upDown(ep.PeerUp), dash(ep.HostMaster))
+	}
+
+	fmt.Fprintf(w, "\nNEIGHBOUR on %s\tMAC\tSTATE\n", c.Vxlan)
+	if len(st.Neighbors) == 0 {
+		fmt.Fprintf(w, "(none)\n")
+	}
+	for _, nb := range st.Neighbors {
+		fmt.Fprintf(w, "%s\t%s\t%s\n", nb.IP, nb.MAC, nb.State)
+	}
+
+	fmt.Fprintf(w, "\nFDB on %s\tVTEP\tVNI\tPORT\tSTATE\tFLAGS\n", c.Vxlan)
+	if len(st.FDB) == 0 {
+		fmt.Fprintf(w, "(none)\n")
+	}
+	for _, f := range st.FDB {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", f.MAC, addrOr(f.VTEP, "-"), numOr(uint64(f.VNI), "(device's)"),
+			numOr(uint64(f.Port), "(device's)"), f.State, dash(f.Flags))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+
+	var problems []string
+	problems = append(problems, st.Problems...)
+	for _, ep := range st.Endpoints {
+		for _, p := range ep.Problems {
+			problems = append(problems, ep.Name+": "+p)
+		}
+	}
+	if len(problems) > 0 {
+		fmt.Fprintf(out, "\nPROBLEMS\n")
+		for _, p := range problems {
+			fmt.Fprintf(out, "  - %s\n", p)
+		}
+	}
+	return nil
+}
+
+func created(c overlay.Creation) string {
+	var parts []string
+	for _, p := range []struct {
+		ok   bool
+		what string
+	}{{c.NetNS, "netns"}, {c.Bridge, "bridge"}, {c.Address, "gateway address"}, {c.Vxlan, "vxlan"}} {
+		if p.ok {
+			parts = append(parts, p.what)
+		}
+	}
+	if len(parts) == 0 {
+		return "nothing (all existed before create)"
+	}
+	return strings.Join(parts, ", ") + " (reset deletes these)"
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func upDown(b bool) string {
+	if b {
+		return "up"
+	}
+	return "down"
+}
+
+func flagWord(name string, on bool) string {
+	if on {
+		return name
+	}
+	return "no" + name
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func addrOr(a netip.Addr, def string) string {
+	if !a.IsValid() {
+		return def
+	}
+	return a.String()
+}
+
+func numOr(v uint64, def string) string {
+	if v == 0 {
+		return def
+	}
+	return strconv.FormatUint(v, 10)
+}
+
+func prefixes(ps []netip.Prefix) string {
+	if len(ps) == 0 {
+		return "-"
+	}
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ",")
+}

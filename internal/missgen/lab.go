@@ -1,0 +1,125 @@
+package missgen
+
+import (
+	"encoding/json"
+	"net/netip"
+	"testing"
+
+	"github.com/overlaynet/overlaynet/internal/nstest"
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// Addresses of a Lab. Targets come from 10.64.0.0/10 and the lab's MACs from
+// the locally administered 02:42:... range.
+var (
+	// ContainerMAC is the container's eth0 address, the source of every frame.
+	ContainerMAC = rtnl.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x02}
+	// ContainerIP is the container's address, the ARP sender.
+	ContainerIP = netip.MustParseAddr("10.64.0.2")
+	// FirstTarget is the first IP address ARP requests ask for.
+	FirstTarget = netip.MustParseAddr("10.65.0.1")
+	// FirstMAC is the first destination of unicast frames.
+	FirstMAC = rtnl.MAC{0x02, 0x42, 0x0a, 0x41, 0x00, 0x01}
+)
+
+// Lab is a node's overlay in miniature: an overlay namespace with a bridge
+// br0 and a proxy vxlan1 (VNI 42, l2miss, l3miss, no learning) enslaved to
+// it, and a container namespace whose eth0 is wired to the bridge by a veth
+// (veth1 on the bridge side). IPv6 is off in both, so no DAD or router
+// solicitation raises stray misses.
+type Lab struct {
+	Overlay     *rtnl.NetNS
+	OverlayName string
+	Container   *rtnl.NetNS
+	// ContainerName is the container namespace's name.
+	ContainerName string
+	VxlanIndex    int32 // ifindex of vxlan1 in the overlay namespace
+	BridgeIndex   int32 // ifindex of br0
+	VethIndex     int32 // ifindex of veth1 (the bridge port facing the container)
+}
+
+// NewLab builds a Lab in two throwaway namespaces deleted when t ends.
+func NewLab(t testing.TB) *Lab {
+	t.Helper()
+	l := &Lab{}
+	l.Overlay, l.OverlayName = nstest.NetNS(t, "mo")
+	l.Container, l.ContainerName = nstest.NetNS(t, "mc")
+	for _, ns := range []string{l.OverlayName, l.ContainerName} {
+		nstest.Run(t, ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	}
+	o := l.OverlayName
+	nstest.Run(t, o, "ip", "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
+	nstest.Run(t, o, "ip", "link", "add", "vxlan1", "type", "vxlan", "id", "42", "dstport", "4789",
+		"proxy", "l2miss", "l3miss", "nolearning")
+	nstest.Run(t, o, "ip", "link", "add", "veth1", "type", "veth", "peer", "name", "eth0", "netns", l.ContainerName)
+	nstest.Run(t, o, "ip", "link", "set", "vxlan1", "master", "br0")
+	nstest.Run(t, o, "ip", "link", "set", "veth1", "master", "br0")
+	for _, dev := range []string{"br0", "vxlan1", "veth1"} {
+		nstest.Run(t, o, "ip", "link", "set", dev, "up")
+	}
+	c := l.ContainerName
+	nstest.Run(t, c, "ip", "link", "set", "eth0", "address", ContainerMAC.String())
+	nstest.Run(t, c, "ip", "addr", "add", ContainerIP.String()+"/10", "dev", "eth0")
+	nstest.Run(t, c, "ip", "link", "set", "eth0", "up")
+	l.VxlanIndex = Ifindex(t, o, "vxlan1")
+	l.BridgeIndex = Ifindex(t, o, "br0")
+	l.VethIndex = Ifindex(t, o, "veth1")
+	return l
+}
+
+// Generator opens a Generator on the container's eth0, closed when t ends.
+func (l *Lab) Generator(t testing.TB) *Generator {
+	t.Helper()
+	g, err := New(l.Container, "eth0", ContainerMAC, ContainerIP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+// Ifindex returns the ifindex of dev in the named namespace. (It asks ip,
+// not /sys: nsenter --net keeps the host's sysfs mount.)
+func Ifindex(t testing.TB, netns, dev string) int32 {
+	t.Helper()
+	return int32(linkJSON(t, netns, dev).Ifindex)
+}
+
+// LinkStats are a device's packet counters.
+type LinkStats struct {
+	RxPackets, RxDropped, TxPackets, TxDropped uint64
+}
+
+type linkInfo struct {
+	Ifindex int `json:"ifindex"`
+	Stats   struct {
+		Rx struct {
+			Packets uint64 `json:"packets"`
+			Dropped uint64 `json:"dropped"`
+		} `json:"rx"`
+		Tx struct {
+			Packets uint64 `json:"packets"`
+			Dropped uint64 `json:"dropped"`
+		} `json:"tx"`
+	} `json:"stats64"`
+}
+
+func linkJSON(t testing.TB, netns, dev string) linkInfo {
+	t.Helper()
+	out := nstest.Run(t, netns, "ip", "-j", "-s", "link", "show", "dev", dev)
+	var l []linkInfo
+	if err := json.Unmarshal([]byte(out), &l); err != nil || len(l) != 1 {
+		t.Fatalf("ip -j link show dev %s: %q: %v", dev, out, err)
+	}
+	return l[0]
+}
+
+// Stats reads dev's counters in the named namespace.
+func Stats(t testing.TB, netns, dev string) LinkStats {
+	t.Helper()
+	l := linkJSON(t, netns, dev)
+	return LinkStats{
+		RxPackets: l.Stats.Rx.Packets, RxDropped: l.Stats.Rx.Dropped,
+		TxPackets: l.Stats.Tx.Packets, TxDropped: l.Stats.Tx.Dropped,
+	}
+}

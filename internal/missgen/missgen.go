@@ -1,0 +1,168 @@
+// Package missgen raises vxlan miss notifications on demand, for tests and
+// benchmarks: it sends raw Ethernet frames (ARP requests for distinct IPv4
+// addresses, unicast frames to distinct MACs) from a container's namespace
+// into an overlay bridge, with AF_PACKET and sendmmsg. Each ARP request that
+// reaches a proxy vxlan with l3miss and finds no neighbour entry raises one
+// L3 miss; each unicast frame that finds no FDB entry raises one L2 miss.
+package missgen
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/netip"
+	"unsafe"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+	"golang.org/x/sys/unix"
+)
+
+const (
+	batch     = 256 // frames per sendmmsg
+	frameLen  = 60  // minimum Ethernet frame without FCS
+	etherARP  = 0x0806
+	etherTest = 0x88b5 // IEEE local experimental EtherType: no stack parses it
+)
+
+// Generator sends frames out of one device. It is not safe for concurrent
+// use.
+type Generator struct {
+	fd    int
+	src   rtnl.MAC
+	srcIP netip.Addr
+	buf   []byte
+	iovs  []unix.Iovec
+	hdrs  []unix.Mmsghdr
+}
+
+// New opens an AF_PACKET socket on device dev in ns (nil: the calling
+// thread's namespace). Frames carry src as their source MAC and srcIP as
+// the ARP sender address.
+func New(ns *rtnl.NetNS, dev string, src rtnl.MAC, srcIP netip.Addr) (*Generator, error) {
+	var fd int
+	open := func() error {
+		ifi, err := net.InterfaceByName(dev)
+		if err != nil {
+			return fmt.Errorf("missgen: %w", err)
+		}
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("missgen: packet socket: %w", err)
+		}
+		// Protocol 0: the socket only sends, it receives nothing.
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Ifindex: ifi.Index}); err != nil {
+			unix.Close(fd)
+			return fmt.Errorf("missgen: bind to %s: %w", dev, err)
+		}
+		return nil
+	}
+	var err error
+	if ns != nil {
+		err = ns.Do(open)
+	} else {
+		err = open()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !srcIP.Is4() {
+		unix.Close(fd)
+		return nil, fmt.Errorf("missgen: ARP sender %v is not IPv4", srcIP)
+	}
+	g := &Generator{
+		fd: fd, src: src, srcIP: srcIP,
+		buf:  make([]byte, batch*frameLen),
+		iovs: make([]unix.Iovec, batch),
+		hdrs: make([]unix.Mmsghdr, batch),
+	}
+	for i := range g.hdrs {
+		g.iovs[i].Base = &g.buf[i*frameLen]
+		g.iovs[i].SetLen(frameLen)
+		g.hdrs[i].Hdr.Iov = &g.iovs[i]
+		g.hdrs[i].Hdr.SetIovlen(1)
+	}
+	return g, nil
+}
+
+// Close closes the socket.
+func (g *Generator) Close() error { return unix.Close(g.fd) }
+
+// ARP sends n broadcast ARP requests asking for first, first+1, ...,
+// first+n-1 and returns how many the kernel accepted.
+func (g *Generator) ARP(first netip.Addr, n int) (int, error) {
+	if !first.Is4() {
+		return 0, fmt.Errorf("missgen: ARP target %v is not IPv4", first)
+	}
+	base := binary.BigEndian.Uint32(first.AsSlice())
+	return g.send(n, func(f []byte, i int) {
+		clear(f)
+		copy(f[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+		copy(f[6:12], g.src[:])
+		binary.BigEndian.PutUint16(f[12:14], etherARP)
+		a := f[14:]
+		binary.BigEndian.PutUint16(a[0:2], 1)      // ARPHRD_ETHER
+		binary.BigEndian.PutUint16(a[2:4], 0x0800) // ETH_P_IP
+		a[4], a[5] = 6, 4
+		binary.BigEndian.PutUint16(a[6:8], 1) // ARPOP_REQUEST
+		copy(a[8:14], g.src[:])
+		ip4 := g.srcIP.As4()
+		copy(a[14:18], ip4[:])
+		// a[18:24] target MAC: zero
+		binary.BigEndian.PutUint32(a[24:28], base+uint32(i))
+	})
+}
+
+// Unicast sends n frames to first, first+1, ... (the MAC as a 48-bit
+// number) and returns how many the kernel accepted.
+func (g *Generator) Unicast(first rtnl.MAC, n int) (int, error) {
+	var b [8]byte
+	copy(b[2:], first[:])
+	base := binary.BigEndian.Uint64(b[:])
+	return g.send(n, func(f []byte, i int) {
+		clear(f)
+		binary.BigEndian.PutUint64(b[:], base+uint64(i))
+		copy(f[0:6], b[2:])
+		copy(f[6:12], g.src[:])
+		binary.BigEndian.PutUint16(f[12:14], etherTest)
+	})
+}
+
+// MACAt returns first+i, the i-th MAC Unicast sends to.
+func MACAt(first rtnl.MAC, i int) rtnl.MAC {
+	var b [8]byte
+	copy(b[2:], first[:])
+	binary.BigEndian.PutUint64(b[:], binary.BigEndian.Uint64(b[:])+uint64(i))
+	return rtnl.MAC(b[2:])
+}
+
+// AddrAt returns first+i, the i-th address ARP asks for.
+func AddrAt(first netip.Addr, i int) netip.Addr {
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], binary.BigEndian.Uint32(first.AsSlice())+uint32(i))
+	return netip.AddrFrom4(b)
+}
+
+func (g *Generator) send(n int, fill func(f []byte, i int)) (int, error) {
+	sent := 0
+	for sent < n {
+		k := min(n-sent, batch)
+		for j := range k {
+			fill(g.buf[j*frameLen:(j+1)*frameLen], sent+j)
+		}
+		off := 0
+		for off < k {
+			r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(g.fd),
+				uintptr(unsafe.Pointer(&g.hdrs[off])), uintptr(k-off), 0, 0, 0)
+			switch errno {
+			case 0:
+				off += int(r)
+			case unix.EINTR, unix.ENOBUFS, unix.EAGAIN:
+				// Transient: retry the rest of the batch.
+			default:
+				return sent + off, fmt.Errorf("missgen: sendmmsg: %w", errno)
+			}
+		}
+		sent += k
+	}
+	return sent, nil
+}

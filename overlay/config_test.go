@@ -1,0 +1,107 @@
+package overlay
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("default config: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		want string // substring of the error
+	}{
+		{"vni 0", func(c *Config) { c.VNI = 0 }, "VNI 0 out of range"},
+		{"vni too big", func(c *Config) { c.VNI = 16777216 }, "VNI 16777216 out of range"},
+		{"port 0", func(c *Config) { c.Port = 0 }, "port 0"},
+		{"mtu 67", func(c *Config) { c.MTU = 67 }, "MTU 67 is below"},
+		{"mtu huge", func(c *Config) { c.MTU = 70000 }, "MTU 70000 is above"},
+		{"no gateway", func(c *Config) { c.Gateway = netip.Prefix{} }, "gateway is not set"},
+		{"ipv6 gateway", func(c *Config) { c.Gateway = netip.MustParsePrefix("2001:db8::1/64") }, "not IPv4"},
+		{"gateway /32", func(c *Config) { c.Gateway = netip.MustParsePrefix("198.51.100.1/32") }, "prefix /32"},
+		{"gateway network", func(c *Config) { c.Gateway = netip.MustParsePrefix("198.51.100.0/24") }, "network address"},
+		{"gateway broadcast", func(c *Config) { c.Gateway = netip.MustParsePrefix("198.51.100.255/24") }, "broadcast address"},
+		{"local and dev", func(c *Config) { c.Local = netip.MustParseAddr("192.0.2.2"); c.Dev = "eth0" }, "exclusive"},
+		{"local multicast", func(c *Config) { c.Local = netip.MustParseAddr("239.1.1.1") }, "not a unicast IPv4"},
+		{"local v6", func(c *Config) { c.Local = netip.MustParseAddr("2001:db8::2") }, "not a unicast IPv4"},
+		{"dev too long", func(c *Config) { c.Dev = "abcdefghijklmnop" }, "longer than the kernel's 15"},
+		{"netns slash", func(c *Config) { c.OverlayNetNS = "a/b" }, "'/'"},
+		{"netns dotdot", func(c *Config) { c.OverlayNetNS = "a..b" }, `".."`},
+		{"netns dotdot alone", func(c *Config) { c.OverlayNetNS = ".." }, "not allowed"},
+		{"netns empty", func(c *Config) { c.OverlayNetNS = "" }, "empty netns name"},
+		{"netns too long", func(c *Config) { c.OverlayNetNS = strings.Repeat("n", 256) }, "longer than the kernel's 255"},
+		{"bridge empty", func(c *Config) { c.Bridge = "" }, "bridge name is empty"},
+		{"bridge colon", func(c *Config) { c.Bridge = "br:0" }, "contains '/', ':'"},
+		{"vxlan too long", func(c *Config) { c.Vxlan = "vxlan-1234567890" }, "vxlan name"},
+		{"same names", func(c *Config) { c.Vxlan = "br0" }, "both named"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tc.edit(&cfg)
+			err := cfg.Validate()
+			if err == nil {
+				t.Fatalf("Validate() = nil, want an error containing %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "overlay: ") && !strings.HasPrefix(err.Error(), "rtnl: ") {
+				t.Fatalf("Validate() = %q, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestValidateAttachRequest(t *testing.T) {
+	cfg := DefaultConfig()
+	ok := AttachRequest{Name: "pinkns", IP: netip.MustParsePrefix("198.51.100.2/24")}
+	r := ok
+	if err := validateAttach(cfg, &r); err != nil {
+		t.Fatalf("valid request: %v", err)
+	}
+	if r.IfName != "eth0" || r.MAC.String() != "02:42:c6:33:64:02" {
+		t.Fatalf("defaults: ifname %q mac %s, want eth0 02:42:c6:33:64:02", r.IfName, r.MAC)
+	}
+	for _, tc := range badAttachCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ok
+			tc.edit(&r)
+			err := validateAttach(cfg, &r)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("validateAttach = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// badAttachCase is an invalid attach request (an edit of a valid one) and
+// what its error must say.
+type badAttachCase struct {
+	name string
+	edit func(*AttachRequest)
+	want string
+}
+
+func badAttachCases() []badAttachCase {
+	mac := func(s string) rtnl.MAC { m, _ := rtnl.ParseMAC(s); return m }
+	return []badAttachCase{
+		{"no ip", func(r *AttachRequest) { r.IP = netip.Prefix{} }, "no IP given"},
+		{"ipv6", func(r *AttachRequest) { r.IP = netip.MustParsePrefix("2001:db8::2/64") }, "not IPv4"},
+		{"outside subnet", func(r *AttachRequest) { r.IP = netip.MustParsePrefix("203.0.113.2/24") }, "outside the overlay subnet 198.51.100.0/24"},
+		{"other prefix", func(r *AttachRequest) { r.IP = netip.MustParsePrefix("198.51.100.2/25") }, "has prefix /25"},
+		{"gateway", func(r *AttachRequest) { r.IP = netip.MustParsePrefix("198.51.100.1/24") }, "gateway's address"},
+		{"network", func(r *AttachRequest) { r.IP = netip.MustParsePrefix("198.51.100.0/24") }, "network address"},
+		{"broadcast", func(r *AttachRequest) { r.IP = netip.MustParsePrefix("198.51.100.255/24") }, "broadcast address"},
+		{"multicast mac", func(r *AttachRequest) { r.MAC = mac("03:42:c6:33:64:02") }, "multicast"},
+		{"broadcast mac", func(r *AttachRequest) { r.MAC = mac("ff:ff:ff:ff:ff:ff") }, "multicast"},
+		{"name slash", func(r *AttachRequest) { r.Name = "a/b" }, "'/'"},
+		{"name dotdot", func(r *AttachRequest) { r.Name = ".." }, "not allowed"},
+		{"name with dotdot", func(r *AttachRequest) { r.Name = "x..y" }, `".."`},
+		{"name too long", func(r *AttachRequest) { r.Name = strings.Repeat("c", 256) }, "longer than the kernel's 255"},
+		{"name empty", func(r *AttachRequest) { r.Name = "" }, "empty netns name"},
+		{"ifname too long", func(r *AttachRequest) { r.IfName = "eth0123456789012" }, "ifname name"},
+	}
+}

@@ -1,0 +1,245 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+	"golang.org/x/sys/unix"
+)
+
+// Detach removes endpoint name: its veth pair, its container namespace if
+// Attach created it (a namespace that existed before Attach is kept, minus
+// the interface), its registry records (those that still hold its values)
+// and its state. An unknown name is an error wrapping ErrUnknownEndpoint.
+// Parts already gone are not an error; on a failure the state is kept, so
+// Detach can be retried.
+func (n *Node) Detach(ctx context.Context, name string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.reg == nil {
+		return ErrNoRegistry
+	}
+	if err := ValidateNetNSName(name); err != nil {
+		return err
+	}
+	st, err := n.loadEndpoint(name)
+	if err != nil {
+		return err
+	}
+	ost, err := n.loadOverlayState()
+	if err != nil && !errors.Is(err, ErrNotCreated) {
+		return err
+	}
+	netns := ""
+	if ost != nil {
+		netns = ost.Overlay.Config.OverlayNetNS
+	}
+	return n.detach(ctx, netns, st)
+}
+
+// detach removes one endpoint; overlayNetNS "" means the overlay namespace
+// is unknown (only the container side is cleaned up).
+func (n *Node) detach(ctx context.Context, overlayNetNS string, st *endpointState) error {
+	e := st.Endpoint
+	var errs []error
+	if overlayNetNS != "" {
+		if err := n.deleteHostVeth(overlayNetNS, e.HostIf); err != nil {
+			errs = append(errs, fmt.Errorf("overlay: detach %s: delete %s: %w", e.Name, e.HostIf, err))
+		}
+	}
+	if st.CreatedNetNS {
+		if err := deleteNetNS(n.netnsDir, e.Name); err != nil {
+			errs = append(errs, fmt.Errorf("overlay: detach %s: %w", e.Name, err))
+		}
+	} else if err := n.deletePeer(e); err != nil {
+		errs = append(errs, fmt.Errorf("overlay: detach %s: delete %s: %w", e.Name, e.IfName, err))
+	}
+	if err := n.reg.Unregister(ctx, e.Record()); err != nil {
+		errs = append(errs, fmt.Errorf("overlay: detach %s: unregister: %w", e.Name, err))
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if err := n.removeEndpointState(e.Name); err != nil {
+		return err
+	}
+	n.log.Info("detached", "endpoint", e.Name, "ip", e.IP, "mac", e.MAC, "netns_deleted", st.CreatedNetNS)
+	return nil
+}
+
+// deleteHostVeth deletes the veth named hostIf in the overlay namespace, if
+// it is there and is a veth.
+func (n *Node) deleteHostVeth(overlayNetNS, hostIf string) error {
+	ons, err := rtnl.OpenNamedNetNS(n.netnsDir, overlayNetNS)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer ons.Close()
+	c, err := rtnl.Dial(&rtnl.Config{NetNS: ons})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	l, err := linkByName(c, hostIf)
+	if err != nil || l == nil {
+		return err
+	}
+	if l.Kind() != rtnl.KindVeth {
+		return fmt.Errorf("overlay: %s is a %q device, not the veth attach created", hostIf, l.Kind())
+	}
+	return c.LinkDelete(l.Index)
+}
+
+// deletePeer deletes the container side of e in a namespace Attach did not
+// create, if it is still there as the veth with e's MAC (normally it went
+// with the host side).
+func (n *Node) deletePeer(e Endpoint) error {
+	cns, err := rtnl.OpenNamedNetNS(n.netnsDir, e.Name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer cns.Close()
+	c, err := rtnl.Dial(&rtnl.Config{NetNS: cns})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	l, err := linkByName(c, e.IfName)
+	if err != nil || l == nil {
+		return err
+	}
+	if l.Kind() != rtnl.KindVeth || l.Address != e.MAC {
+		return nil // not ours any more
+	}
+	err = c.LinkDelete(l.Index)
+	if errors.Is(err, unix.ENODEV) {
+		return nil
+	}
+	return err
+}
+
+// Reset removes everything overlayd created on this node, and only that:
+// every recorded endpoint (as Detach does), then the vxlan, the bridge (or
+// just the gateway address, on a bridge that existed before) and the overlay
+// namespace as far as Create made them, then this node's registry records
+// (every record whose VTEP is this node's), then the state. Without a
+// recorded overlay it only removes leftover endpoints. It goes on past
+// failures and returns them all; the state of what could not be removed is
+// kept for a retry.
+func (n *Node) Reset(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ost, err := n.loadOverlayState()
+	if err != nil && !errors.Is(err, ErrNotCreated) {
+		return err
+	}
+	var errs []error
+	eps, err := n.listEndpoints()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(eps) > 0 && n.reg == nil {
+		return ErrNoRegistry
+	}
+	overlayNetNS := ""
+	if ost != nil {
+		overlayNetNS = ost.Overlay.Config.OverlayNetNS
+	}
+	for _, st := range eps {
+		if err := n.detach(ctx, overlayNetNS, st); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if ost == nil {
+		n.log.Info("reset: no overlay recorded", "state_dir", n.stateDir)
+		return errors.Join(errs...)
+	}
+	if err := n.removeOverlay(ost); err != nil {
+		errs = append(errs, err)
+	}
+	if n.reg != nil && ost.Overlay.VTEP.IsValid() {
+		if err := n.unregisterVTEP(ctx, ost.Overlay.VTEP); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if err := os.Remove(n.overlayStatePath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("overlay: state: %w", err)
+	}
+	os.Remove(filepath.Join(n.stateDir, endpointsDir)) // only if empty
+	n.log.Info("reset done", "netns", overlayNetNS, "vtep", ost.Overlay.VTEP)
+	return nil
+}
+
+// removeOverlay deletes what Create recorded as created.
+func (n *Node) removeOverlay(ost *overlayState) error {
+	cfg := ost.Overlay.Config
+	ons, err := rtnl.OpenNamedNetNS(n.netnsDir, cfg.OverlayNetNS)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer ons.Close()
+	c, err := rtnl.Dial(&rtnl.Config{NetNS: ons})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var errs []error
+	if ost.Created.Vxlan {
+		if err := deleteLinkByName(c, cfg.Vxlan); err != nil {
+			errs = append(errs, fmt.Errorf("overlay: reset: delete %s: %w", cfg.Vxlan, err))
+		}
+	}
+	if ost.Created.Bridge {
+		if err := deleteLinkByName(c, cfg.Bridge); err != nil {
+			errs = append(errs, fmt.Errorf("overlay: reset: delete %s: %w", cfg.Bridge, err))
+		}
+	} else if ost.Created.Address {
+		if br, err := linkByName(c, cfg.Bridge); err == nil && br != nil {
+			err := c.AddressDelete(br.Index, cfg.Gateway)
+			if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+				errs = append(errs, fmt.Errorf("overlay: reset: remove %s from %s: %w", cfg.Gateway, cfg.Bridge, err))
+			}
+		}
+	}
+	if ost.Created.NetNS && len(errs) == 0 {
+		if err := deleteNetNS(n.netnsDir, cfg.OverlayNetNS); err != nil {
+			errs = append(errs, fmt.Errorf("overlay: reset: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// unregisterVTEP removes every registry record pointing at vtep.
+func (n *Node) unregisterVTEP(ctx context.Context, vtep netip.Addr) error {
+	recs, lerr := n.reg.List(ctx)
+	var errs []error
+	if lerr != nil {
+		n.log.Warn("reset: registry has unreadable records", "err", lerr)
+	}
+	for _, r := range recs {
+		if r.VTEP != vtep {
+			continue
+		}
+		if err := n.reg.Unregister(ctx, r); err != nil {
+			errs = append(errs, fmt.Errorf("overlay: reset: unregister %s: %w", r, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,302 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// DirStore is a Registry in a directory, laid out as the lab's NFS share:
+// ROOT/arp/<ip> holds "<mac>\n" and ROOT/fdb/<mac> holds "<vtep ip>\n", one
+// value per file. It takes no locks (NFS-safe): every file is written to a
+// temporary file in the same directory, fsynced, and then hard-linked into
+// place, which atomically creates it only if it does not exist yet; so
+// readers never see a partial value, and of two nodes registering the same IP
+// with different MACs exactly one wins. Reads tolerate a trailing newline and
+// reject malformed content with an error naming the file.
+type DirStore struct {
+	root string
+}
+
+var _ Registry = (*DirStore)(nil)
+
+// Subdirectories of a DirStore root.
+const (
+	arpDir = "arp"
+	fdbDir = "fdb"
+)
+
+// NewDirStore opens (creating if needed) the store rooted at root.
+func NewDirStore(root string) (*DirStore, error) {
+	if root == "" {
+		return nil, errors.New("overlay: dir store: empty root")
+	}
+	for _, d := range []string{arpDir, fdbDir} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return nil, fmt.Errorf("overlay: dir store: %w", err)
+		}
+	}
+	return &DirStore{root: root}, nil
+}
+
+// Root returns the store's directory.
+func (s *DirStore) Root() string { return s.root }
+
+// Close does nothing: a DirStore holds no resources.
+func (s *DirStore) Close() error { return nil }
+
+func (s *DirStore) arpPath(ip netip.Addr) string { return filepath.Join(s.root, arpDir, ip.String()) }
+func (s *DirStore) fdbPath(m rtnl.MAC) string    { return filepath.Join(s.root, fdbDir, m.String()) }
+
+// LookupMAC returns the MAC recorded in ROOT/arp/<ip>.
+func (s *DirStore) LookupMAC(ctx context.Context, ip netip.Addr) (rtnl.MAC, error) {
+	if err := ctx.Err(); err != nil {
+		return rtnl.MAC{}, err
+	}
+	return readMAC(s.arpPath(ip))
+}
+
+// LookupVTEP returns the VTEP recorded in ROOT/fdb/<mac>.
+func (s *DirStore) LookupVTEP(ctx context.Context, mac rtnl.MAC) (netip.Addr, error) {
+	if err := ctx.Err(); err != nil {
+		return netip.Addr{}, err
+	}
+	return readAddr(s.fdbPath(mac))
+}
+
+// Register records r (see Registry.Register). The IP record is created first;
+// if the MAC record then conflicts, the IP record this call created is
+// removed again.
+func (s *DirStore) Register(ctx context.Context, r Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	created, have, err := createExclusive(s.arpPath(r.IP), r.MAC.String())
+	if err != nil {
+		return err
+	}
+	if !created {
+		mac, err := parseMAC(s.arpPath(r.IP), have)
+		if err != nil {
+			return err
+		}
+		if mac != r.MAC {
+			return fmt.Errorf("%w: IP %s is registered to MAC %s, not %s", ErrConflict, r.IP, mac, r.MAC)
+		}
+	}
+	undo := func() {
+		if created {
+			removeIfHolds(s.arpPath(r.IP), r.MAC.String())
+		}
+	}
+	fcreated, fhave, err := createExclusive(s.fdbPath(r.MAC), r.VTEP.String())
+	if err != nil {
+		undo()
+		return err
+	}
+	if !fcreated {
+		vtep, err := parseAddr(s.fdbPath(r.MAC), fhave)
+		if err != nil {
+			undo()
+			return err
+		}
+		if vtep != r.VTEP {
+			undo()
+			return fmt.Errorf("%w: MAC %s is registered at VTEP %s, not %s", ErrConflict, r.MAC, vtep, r.VTEP)
+		}
+	}
+	return nil
+}
+
+// Unregister removes r's records that still hold r's values.
+func (s *DirStore) Unregister(ctx context.Context, r Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var errs []error
+	if r.IP.IsValid() {
+		errs = append(errs, removeIfHolds(s.arpPath(r.IP), r.MAC.String()))
+	}
+	if r.VTEP.IsValid() {
+		errs = append(errs, removeIfHolds(s.fdbPath(r.MAC), r.VTEP.String()))
+	}
+	return errors.Join(errs...)
+}
+
+// List returns the records in ROOT/arp, sorted by IP, each with the VTEP of
+// its MAC if ROOT/fdb has one. Malformed or foreign files are skipped and
+// reported in the error, which comes with the records that could be read.
+func (s *DirStore) List(ctx context.Context) ([]Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(filepath.Join(s.root, arpDir))
+	if err != nil {
+		return nil, fmt.Errorf("overlay: dir store: %w", err)
+	}
+	var (
+		recs []Record
+		errs []error
+	)
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") {
+			continue // a temporary file being written
+		}
+		path := filepath.Join(s.root, arpDir, name)
+		ip, err := netip.ParseAddr(name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("overlay: dir store: %s: file name is not an IP address", path))
+			continue
+		}
+		mac, err := readMAC(path)
+		if errors.Is(err, ErrNotFound) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		r := Record{IP: ip, MAC: mac}
+		vtep, err := readAddr(s.fdbPath(mac))
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			errs = append(errs, err)
+		}
+		r.VTEP = vtep
+		recs = append(recs, r)
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].IP.Less(recs[j].IP) })
+	return recs, errors.Join(errs...)
+}
+
+// readValue reads a one-value file, without its trailing newline.
+func readValue(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("%w: %s", ErrNotFound, path)
+	}
+	if err != nil {
+		return "", fmt.Errorf("overlay: dir store: %w", err)
+	}
+	s := string(b)
+	s = strings.TrimSuffix(s, "\n")
+	s = strings.TrimSuffix(s, "\r")
+	return s, nil
+}
+
+func readMAC(path string) (rtnl.MAC, error) {
+	v, err := readValue(path)
+	if err != nil {
+		return rtnl.MAC{}, err
+	}
+	return parseMAC(path, v)
+}
+
+func readAddr(path string) (netip.Addr, error) {
+	v, err := readValue(path)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return parseAddr(path, v)
+}
+
+func parseMAC(path, v string) (rtnl.MAC, error) {
+	m, err := rtnl.ParseMAC(v)
+	if err != nil {
+		return rtnl.MAC{}, fmt.Errorf("overlay: dir store: %s: malformed MAC %q", path, v)
+	}
+	return m, nil
+}
+
+func parseAddr(path, v string) (netip.Addr, error) {
+	a, err := netip.ParseAddr(v)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("overlay: dir store: %s: malformed IP address %q", path, v)
+	}
+	return a, nil
+}
+
+// createExclusive atomically creates path holding value+"\n" unless it
+// exists. It reports whether it created the file and, if not, the value the
+// file holds.
+func createExclusive(path, value string) (created bool, have string, err error) {
+	tmp, err := writeTemp(path, value)
+	if err != nil {
+		return false, "", err
+	}
+	defer os.Remove(tmp)
+	for range 3 {
+		err = os.Link(tmp, path)
+		if err == nil {
+			syncDir(filepath.Dir(path))
+			return true, "", nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return false, "", fmt.Errorf("overlay: dir store: %w", err)
+		}
+		have, err = readValue(path)
+		if errors.Is(err, ErrNotFound) {
+			continue // removed between link and read: try again
+		}
+		return false, have, err
+	}
+	return false, "", fmt.Errorf("overlay: dir store: %s keeps appearing and vanishing", path)
+}
+
+// writeTemp writes value+"\n" to a fresh hidden file next to path, fsyncs
+// it and returns its name.
+func writeTemp(path, value string) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return "", fmt.Errorf("overlay: dir store: %w", err)
+	}
+	_, werr := f.WriteString(value + "\n")
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("overlay: dir store: %w", werr)
+	}
+	return f.Name(), nil
+}
+
+// removeIfHolds removes path if it holds value; a missing file is fine.
+func removeIfHolds(path, value string) error {
+	have, err := readValue(path)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if have != value {
+		return nil
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("overlay: dir store: %w", err)
+	}
+	return nil
+}
+
+// syncDir fsyncs a directory so a new entry survives a crash (best effort).
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}

@@ -1,0 +1,266 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+func recordOf(ip, mac, vtep string) Record {
+	m, err := rtnl.ParseMAC(mac)
+	if err != nil {
+		panic(err)
+	}
+	return Record{IP: netip.MustParseAddr(ip), MAC: m, VTEP: netip.MustParseAddr(vtep)}
+}
+
+func TestDirStoreRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	r := recordOf("198.51.100.2", "02:42:c6:33:64:02", "192.0.2.2")
+	if _, err := s.LookupMAC(ctx, r.IP); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("lookup before register: %v, want ErrNotFound", err)
+	}
+	if err := s.Register(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Register(ctx, r); err != nil {
+		t.Fatalf("register the same record again: %v", err)
+	}
+	// The lab's layout, one value per file with a newline.
+	for path, want := range map[string]string{
+		"arp/198.51.100.2":      "02:42:c6:33:64:02\n",
+		"fdb/02:42:c6:33:64:02": "192.0.2.2\n",
+	} {
+		b, err := os.ReadFile(filepath.Join(s.Root(), path))
+		if err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", path, b, err, want)
+		}
+	}
+	if got := storeFiles(t, s); len(got) != 2 {
+		t.Errorf("store holds %v, want exactly the two records (no temp files)", got)
+	}
+	mac, err := s.LookupMAC(ctx, r.IP)
+	if err != nil || mac != r.MAC {
+		t.Errorf("LookupMAC = %s, %v", mac, err)
+	}
+	vtep, err := s.LookupVTEP(ctx, r.MAC)
+	if err != nil || vtep != r.VTEP {
+		t.Errorf("LookupVTEP = %s, %v", vtep, err)
+	}
+	r2 := recordOf("198.51.100.3", "02:42:c6:33:64:03", "192.0.2.3")
+	if err := s.Register(ctx, r2); err != nil {
+		t.Fatal(err)
+	}
+	list, err := s.List(ctx)
+	if err != nil || len(list) != 2 || list[0] != r || list[1] != r2 {
+		t.Fatalf("List = %v, %v; want [%v %v]", list, err, r, r2)
+	}
+	// Unregister removes only records holding these values.
+	other := r
+	other.MAC = r2.MAC
+	if err := s.Unregister(ctx, Record{IP: r.IP, MAC: r2.MAC, VTEP: r.VTEP}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LookupMAC(ctx, r.IP); err != nil {
+		t.Fatalf("unregister with another MAC removed the record: %v", err)
+	}
+	if err := s.Unregister(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Unregister(ctx, r); err != nil {
+		t.Fatalf("unregister twice: %v", err)
+	}
+	if _, err := s.LookupMAC(ctx, r.IP); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after unregister: %v", err)
+	}
+	if _, err := s.LookupVTEP(ctx, r.MAC); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after unregister: %v", err)
+	}
+	if list, _ := s.List(ctx); len(list) != 1 || list[0] != r2 {
+		t.Fatalf("List = %v, want [%v]", list, r2)
+	}
+}
+
+func TestDirStoreConflict(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	r := recordOf("198.51.100.2", "02:42:c6:33:64:02", "192.0.2.2")
+	if err := s.Register(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		r    Record
+		want string
+	}{
+		{"ip to another mac", recordOf("198.51.100.2", "02:42:00:00:00:09", "192.0.2.2"), "IP 198.51.100.2 is registered to MAC 02:42:c6:33:64:02"},
+		{"mac at another vtep", recordOf("198.51.100.9", "02:42:c6:33:64:02", "192.0.2.3"), "MAC 02:42:c6:33:64:02 is registered at VTEP 192.0.2.2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := storeFiles(t, s)
+			err := s.Register(ctx, tc.r)
+			if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Register = %v, want ErrConflict saying %q", err, tc.want)
+			}
+			if after := storeFiles(t, s); strings.Join(after, ",") != strings.Join(before, ",") {
+				t.Fatalf("store changed on conflict: %v -> %v", before, after)
+			}
+		})
+	}
+	if err := s.Register(ctx, Record{IP: r.IP, MAC: rtnl.MAC{}, VTEP: r.VTEP}); err == nil {
+		t.Fatal("Register with a zero MAC succeeded")
+	}
+}
+
+func TestDirStoreConcurrentWriters(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	const writers = 16
+	ip := netip.MustParseAddr("198.51.100.7")
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		winners   []rtnl.MAC
+		conflicts int
+	)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// Distinct stores on one root, as distinct nodes on one share.
+			st, err := NewDirStore(s.Root())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			m := rtnl.MAC{0x02, 0x42, 0, 0, 0, byte(i + 1)}
+			err = st.Register(ctx, Record{IP: ip, MAC: m, VTEP: netip.MustParseAddr(fmt.Sprintf("192.0.2.%d", i+1))})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				winners = append(winners, m)
+			case errors.Is(err, ErrConflict):
+				conflicts++
+			default:
+				t.Errorf("writer %d: %v", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(winners) != 1 || conflicts != writers-1 {
+		t.Fatalf("%d winners %v and %d conflicts, want 1 and %d", len(winners), winners, conflicts, writers-1)
+	}
+	got, err := s.LookupMAC(ctx, ip)
+	if err != nil || got != winners[0] {
+		t.Fatalf("LookupMAC = %s, %v; want the winner %s", got, err, winners[0])
+	}
+	// The losers' MAC records were rolled back: only the winner's remains.
+	if files := storeFiles(t, s); len(files) != 2 {
+		t.Fatalf("store holds %v, want the winner's two records", files)
+	}
+
+	// Writers of the same record all succeed.
+	r := recordOf("198.51.100.8", "02:42:c6:33:64:08", "192.0.2.2")
+	errs := make(chan error, writers)
+	for range writers {
+		go func() { errs <- s.Register(ctx, r) }()
+	}
+	for range writers {
+		if err := <-errs; err != nil {
+			t.Errorf("same-record writer: %v", err)
+		}
+	}
+}
+
+func TestDirStoreMalformed(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	good := recordOf("198.51.100.2", "02:42:c6:33:64:02", "192.0.2.2")
+	if err := s.Register(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	write := func(rel, content string) {
+		if err := os.WriteFile(filepath.Join(s.Root(), rel), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Tolerated: no trailing newline, CRLF.
+	write("arp/198.51.100.3", "02:42:c6:33:64:03")
+	write("fdb/02:42:c6:33:64:03", "192.0.2.3\r\n")
+	// Malformed.
+	write("arp/198.51.100.4", "not a mac\n")
+	write("arp/198.51.100.5", "02:42:c6:33:64:05\n")
+	write("fdb/02:42:c6:33:64:05", "192.0.2\n")
+	write("arp/garbage", "02:42:c6:33:64:06\n")
+
+	if m, err := s.LookupMAC(ctx, netip.MustParseAddr("198.51.100.3")); err != nil || m.String() != "02:42:c6:33:64:03" {
+		t.Errorf("no-newline record: %s, %v", m, err)
+	}
+	if v, err := s.LookupVTEP(ctx, recordOf("198.51.100.3", "02:42:c6:33:64:03", "192.0.2.3").MAC); err != nil || v.String() != "192.0.2.3" {
+		t.Errorf("CRLF record: %s, %v", v, err)
+	}
+	_, err := s.LookupMAC(ctx, netip.MustParseAddr("198.51.100.4"))
+	if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `malformed MAC "not a mac"`) {
+		t.Errorf("malformed MAC: %v", err)
+	}
+	_, err = s.LookupVTEP(ctx, recordOf("198.51.100.5", "02:42:c6:33:64:05", "192.0.2.5").MAC)
+	if err == nil || !strings.Contains(err.Error(), `malformed IP address "192.0.2"`) {
+		t.Errorf("malformed VTEP: %v", err)
+	}
+	// Registering over a malformed record fails clearly and changes nothing.
+	err = s.Register(ctx, recordOf("198.51.100.4", "02:42:c6:33:64:04", "192.0.2.2"))
+	if err == nil || !strings.Contains(err.Error(), "malformed MAC") {
+		t.Errorf("register over malformed: %v", err)
+	}
+	list, err := s.List(ctx)
+	if err == nil || !strings.Contains(err.Error(), "garbage") || !strings.Contains(err.Error(), "not a mac") {
+		t.Errorf("List error = %v, want it to name the malformed files", err)
+	}
+	var ips []string
+	for _, r := range list {
+		ips = append(ips, r.IP.String())
+	}
+	if strings.Join(ips, " ") != "198.51.100.2 198.51.100.3 198.51.100.5" {
+		t.Errorf("List returned %v, want the readable records", ips)
+	}
+}
+
+func TestOpenRegistry(t *testing.T) {
+	dir := t.TempDir()
+	r, err := OpenRegistry("dir:" + dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if ds, ok := r.(*DirStore); !ok || ds.Root() != dir {
+		t.Fatalf("OpenRegistry(dir:) = %T %v", r, r)
+	}
+	RegisterScheme("testreg", func(url string) (Registry, error) { return NewDirStore(filepath.Join(dir, "via-scheme")) })
+	defer func() {
+		schemesMu.Lock()
+		delete(schemes, "testreg")
+		schemesMu.Unlock()
+	}()
+	if r, err := OpenRegistry("testreg://anything"); err != nil || r.(*DirStore).Root() != filepath.Join(dir, "via-scheme") {
+		t.Fatalf("registered scheme: %v, %v", r, err)
+	}
+	for _, tc := range []struct{ url, want string }{
+		{"nosuch://x", `unknown scheme "nosuch" (supported: dir, testreg)`},
+		{"/plain/path", "no scheme"},
+		{"dir:", "empty path"},
+	} {
+		if _, err := OpenRegistry(tc.url); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("OpenRegistry(%q) = %v, want an error containing %q", tc.url, err, tc.want)
+		}
+	}
+}

@@ -1,0 +1,14 @@
+// Package overlay builds a node of a VXLAN overlay through rtnl, without
+// iproute2: the overlay network namespace with a bridge (the subnet's
+// gateway) and a vxlan device (Node.Create), containers attached to it by a
+// veth pair (Node.Attach, Node.Detach), a read-back of what is there
+// (Node.Status) and a clean-up of what this package created (Node.Reset).
+// Containers are recorded in a shared Registry (the lab's storage/arp and
+// storage/fdb directories, DirStore) so that miss resolvers on other nodes
+// can find them.
+//
+// The process is expected to run in the node's "host" network namespace:
+// the vxlan device is created there (its UDP socket lives there) and moved
+// into the overlay namespace, as `ip link add dev vxlan1 netns overns type
+// vxlan ...` does.
+package overlay

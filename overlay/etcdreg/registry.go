@@ -1,0 +1,372 @@
+package etcdreg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/rtnl"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+)
+
+// Registry is an overlay.Registry in etcd v3. It is safe for concurrent use.
+// See the package documentation for the key layout and the lease.
+type Registry struct {
+	cli       *clientv3.Client
+	endpoints string // for error messages
+	base      string // PREFIX/vni/VNI/
+	opts      Options
+	log       *slog.Logger
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kick   chan struct{} // asks the lease keeper to check the lease now
+
+	closeOnce sync.Once
+	closeErr  error
+
+	// mu guards lease and own. Register and Unregister hold it for reading
+	// while they write, the lease keeper for writing while it moves the
+	// records to a new lease, so no record is written under a lease that is
+	// about to be revoked.
+	mu    sync.RWMutex
+	lease clientv3.LeaseID // 0 with NoLease
+
+	ownMu sync.Mutex // guards own
+	own   map[netip.Addr]overlay.Record
+
+	leaseLost    atomic.Uint64
+	reregistered atomic.Uint64
+	relists      atomic.Uint64
+	leaseUp      atomic.Bool
+	revoked      atomic.Bool
+}
+
+var _ overlay.Registry = (*Registry)(nil)
+
+// ErrUnavailable is wrapped by errors of requests that etcd did not answer
+// (unreachable, no leader, timed out): the registry's state is unknown, as
+// opposed to overlay.ErrNotFound.
+var ErrUnavailable = errors.New("etcdreg: etcd unavailable")
+
+// Open connects to the etcd cluster named by url,
+//
+//	etcd://[USER:PASS@]HOST[:PORT][,HOST[:PORT]...][/PREFIX][?PARAMS]
+//
+// (etcds:// for TLS with the system's CAs; PARAMS are vni, ttl, timeout, ca,
+// cert, key, servername and node, see Options), checks that it answers
+// within ctx and Options.Timeout, and, unless NoLease, grants the lease that
+// the registry keeps alive until Close.
+func Open(ctx context.Context, url string, opts Options) (*Registry, error) {
+	t, err := parseURL(url, opts)
+	if err != nil {
+		return nil, err
+	}
+	tlsc, err := t.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	o := t.opts
+	if o.Hostname == "" {
+		o.Hostname, _ = os.Hostname()
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints:            t.endpoints,
+		DialTimeout:          o.Timeout,
+		DialKeepAliveTime:    o.Timeout,
+		DialKeepAliveTimeout: o.Timeout,
+		TLS:                  tlsc,
+		Username:             o.Username,
+		Password:             o.Password,
+		Logger:               zap.NewNop(),
+		DialOptions: []grpc.DialOption{
+			// Reconnect quickly after an outage (gRPC's default backoff
+			// grows to two minutes).
+			grpc.WithConnectParams(grpc.ConnectParams{
+				Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+				MinConnectTimeout: o.Timeout,
+			}),
+			// Open waits (up to Timeout) for the first connection and says
+			// why it failed (refused, TLS handshake, ...) rather than only
+			// "deadline exceeded". Deprecated in gRPC but kept through 1.x.
+			grpc.WithReturnConnectionError(), //nolint:staticcheck
+		},
+	})
+	if err != nil {
+		// Refused, timed out or a failed TLS handshake: no usable etcd.
+		return nil, fmt.Errorf("etcdreg: connect to %s: %w", strings.Join(t.endpoints, ","), unavailable{err})
+	}
+	rctx, cancel := context.WithCancel(context.Background())
+	r := &Registry{
+		cli:       cli,
+		endpoints: strings.Join(t.endpoints, ","),
+		base:      t.prefix + "/vni/" + strconv.FormatUint(uint64(o.VNI), 10) + "/",
+		opts:      o,
+		log:       log.With("store", "etcd", "endpoints", strings.Join(t.endpoints, ","), "prefix", t.prefix, "vni", o.VNI),
+		ctx:       rctx,
+		cancel:    cancel,
+		kick:      make(chan struct{}, 1),
+		own:       make(map[netip.Addr]overlay.Record),
+	}
+	if err := r.start(ctx); err != nil {
+		cancel()
+		cli.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// start checks the cluster and grants the lease.
+func (r *Registry) start(ctx context.Context) error {
+	octx, done := r.opCtx(ctx)
+	defer done()
+	if r.opts.NoLease {
+		// One read proves the cluster answers (and the credentials work).
+		if _, err := r.cli.Get(octx, r.base+"config"); err != nil {
+			return r.wrap("open", err)
+		}
+		return nil
+	}
+	g, err := r.cli.Grant(octx, ttlSeconds(r.opts.TTL))
+	if err != nil {
+		return r.wrap("grant lease", err)
+	}
+	r.lease = g.ID
+	r.leaseUp.Store(true)
+	if err := r.putNode(octx, g.ID); err != nil {
+		return err
+	}
+	r.wg.Add(1)
+	go r.keepLease(g.ID)
+	return nil
+}
+
+// Close stops keeping the lease alive and disconnects. It does not revoke
+// the lease: this node's records stay for the TTL, so a daemon restarted
+// quickly can take them over without a gap (see Revoke).
+// Close may be called more than once.
+func (r *Registry) Close() error {
+	r.closeOnce.Do(func() {
+		r.cancel()
+		r.wg.Wait()
+		r.closeErr = r.cli.Close()
+	})
+	return r.closeErr
+}
+
+// Revoke ends this node's presence, for a node leaving for good: it revokes
+// the lease now, which deletes every record and the node key held under it,
+// forgets the records and stops keeping a lease. Lookups, List and Watch go
+// on working; Register fails from then on. Without a lease it does nothing.
+func (r *Registry) Revoke(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id := r.lease
+	if id == 0 {
+		return nil
+	}
+	r.revoked.Store(true)
+	r.ownMu.Lock()
+	clear(r.own)
+	r.ownMu.Unlock()
+	octx, done := r.opCtx(ctx)
+	defer done()
+	if _, err := r.cli.Revoke(octx, id); err != nil {
+		return r.wrap("revoke lease", err)
+	}
+	return nil
+}
+
+// Prefix returns the key prefix of this registry's overlay,
+// "PREFIX/vni/VNI/".
+func (r *Registry) Prefix() string { return r.base }
+
+// Client returns the underlying etcd client (for tools and tests).
+func (r *Registry) Client() *clientv3.Client { return r.cli }
+
+// Keys of the layout (see the package documentation).
+func (r *Registry) arpKey(ip netip.Addr) string { return r.base + "arp/" + ip.String() }
+func (r *Registry) fdbKey(m rtnl.MAC) string    { return r.base + "fdb/" + m.String() }
+func (r *Registry) nodeKey(v netip.Addr) string { return r.base + "nodes/" + v.String() }
+func (r *Registry) configKey() string           { return r.base + "config" }
+
+// opCtx bounds ctx by Options.Timeout.
+func (r *Registry) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.opts.Timeout)
+}
+
+// wrap turns a client error into a registry error naming the operation; an
+// unanswered request wraps ErrUnavailable.
+func (r *Registry) wrap(op string, err error) error {
+	if isUnavailable(err) {
+		return fmt.Errorf("etcdreg: %s: etcd at %s unavailable: %w", op, r.endpoints, unavailable{err})
+	}
+	return fmt.Errorf("etcdreg: %s: %w", op, err)
+}
+
+// unavailable marks an error as ErrUnavailable without repeating its text.
+type unavailable struct{ err error }
+
+func (u unavailable) Error() string        { return u.err.Error() }
+func (u unavailable) Unwrap() error        { return u.err }
+func (u unavailable) Is(target error) bool { return target == ErrUnavailable }
+
+// LookupMAC returns the MAC in arp/<ip>.
+func (r *Registry) LookupMAC(ctx context.Context, ip netip.Addr) (rtnl.MAC, error) {
+	key := r.arpKey(ip)
+	kv, err := r.get(ctx, "lookup "+ip.String(), key)
+	if err != nil {
+		return rtnl.MAC{}, err
+	}
+	return parseMAC(key, kv.Value)
+}
+
+// LookupVTEP returns the VTEP in fdb/<mac>.
+func (r *Registry) LookupVTEP(ctx context.Context, mac rtnl.MAC) (netip.Addr, error) {
+	key := r.fdbKey(mac)
+	kv, err := r.get(ctx, "lookup "+mac.String(), key)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return parseAddr(key, kv.Value)
+}
+
+func (r *Registry) get(ctx context.Context, op, key string) (*mvccpb.KeyValue, error) {
+	octx, done := r.opCtx(ctx)
+	defer done()
+	resp, err := r.cli.Get(octx, key)
+	if err != nil {
+		return nil, r.wrap(op, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, fmt.Errorf("%w: %s", overlay.ErrNotFound, key)
+	}
+	return resp.Kvs[0], nil
+}
+
+// List returns the overlay's records at one revision, sorted by IP: each
+// arp/<ip> with the VTEP of its MAC (invalid if fdb/<mac> is missing).
+// Malformed values are skipped and reported in the error, which comes with
+// the records that could be read.
+func (r *Registry) List(ctx context.Context) ([]overlay.Record, error) {
+	s, _, err := r.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	recs := make([]overlay.Record, 0, len(s.arp))
+	for ip, mac := range s.arp {
+		recs = append(recs, overlay.Record{IP: ip, MAC: mac, VTEP: s.fdb[mac]})
+	}
+	slices.SortFunc(recs, func(a, b overlay.Record) int { return a.IP.Compare(b.IP) })
+	return recs, errors.Join(s.errs...)
+}
+
+// state is the overlay's ip→mac and mac→vtep maps at one revision.
+type state struct {
+	arp  map[netip.Addr]rtnl.MAC
+	fdb  map[rtnl.MAC]netip.Addr
+	errs []error // malformed keys or values, skipped
+}
+
+func newState() *state {
+	return &state{arp: make(map[netip.Addr]rtnl.MAC), fdb: make(map[rtnl.MAC]netip.Addr)}
+}
+
+// snapshot reads the overlay's arp/ and fdb/ keys at one revision.
+func (r *Registry) snapshot(ctx context.Context) (*state, int64, error) {
+	octx, done := r.opCtx(ctx)
+	defer done()
+	resp, err := r.cli.Get(octx, r.base, clientv3.WithPrefix())
+	if err != nil {
+		return nil, 0, r.wrap("list", err)
+	}
+	s := newState()
+	for _, kv := range resp.Kvs {
+		s.apply(r.base, kv.Key, kv.Value, false)
+	}
+	return s, resp.Header.Revision, nil
+}
+
+// apply records one put (or delete) of key in s; other keys are ignored. It
+// returns the IP or MAC the key names, for the watch's diffing.
+func (s *state) apply(base string, key, value []byte, del bool) (ip netip.Addr, mac rtnl.MAC, kind byte) {
+	name, ok := strings.CutPrefix(string(key), base)
+	if !ok {
+		return
+	}
+	switch {
+	case strings.HasPrefix(name, "arp/"):
+		a, err := netip.ParseAddr(name[len("arp/"):])
+		if err != nil {
+			s.errs = append(s.errs, fmt.Errorf("etcdreg: key %s does not name an IP address", key))
+			return
+		}
+		delete(s.arp, a)
+		if !del {
+			m, err := parseMAC(string(key), value)
+			if err != nil {
+				s.errs = append(s.errs, err)
+			} else {
+				s.arp[a] = m
+			}
+		}
+		return a, rtnl.MAC{}, 'a'
+	case strings.HasPrefix(name, "fdb/"):
+		m, err := rtnl.ParseMAC(name[len("fdb/"):])
+		if err != nil {
+			s.errs = append(s.errs, fmt.Errorf("etcdreg: key %s does not name a MAC address", key))
+			return
+		}
+		delete(s.fdb, m)
+		if !del {
+			v, err := parseAddr(string(key), value)
+			if err != nil {
+				s.errs = append(s.errs, err)
+			} else {
+				s.fdb[m] = v
+			}
+		}
+		return netip.Addr{}, m, 'f'
+	}
+	return
+}
+
+func parseMAC(key string, v []byte) (rtnl.MAC, error) {
+	m, err := rtnl.ParseMAC(string(v))
+	if err != nil || m.IsZero() || m.IsMulticast() {
+		return rtnl.MAC{}, fmt.Errorf("etcdreg: %s: malformed MAC %q", key, v)
+	}
+	return m, nil
+}
+
+func parseAddr(key string, v []byte) (netip.Addr, error) {
+	a, err := netip.ParseAddr(string(v))
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("etcdreg: %s: malformed IP address %q", key, v)
+	}
+	return a, nil
+}
+
+// ttlSeconds rounds d up to whole seconds, at least 1.
+func ttlSeconds(d time.Duration) int64 {
+	return max(1, int64((d+time.Second-1)/time.Second))
+}

@@ -1,0 +1,253 @@
+package etcdreg
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/overlaynet/overlaynet/overlay"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// ChangeKind says what happened to a record.
+type ChangeKind uint8
+
+// Kinds of Change.
+const (
+	// ChangePut: the record is complete (arp/<ip> and the fdb/<mac> it
+	// points to both exist) and new or different.
+	ChangePut ChangeKind = iota + 1
+	// ChangeDelete: the record, as last delivered, is gone (its arp key was
+	// deleted or now points elsewhere, or its fdb key was deleted or
+	// changed). A record that moves is delivered as a Delete of the old
+	// record followed by a Put of the new one.
+	ChangeDelete
+	// ChangeSynced: the records delivered so far are the complete state at
+	// Revision. It follows the initial listing and every re-listing (after
+	// compaction or a broken watch); anything programmed from a record not
+	// delivered since the previous listing is stale.
+	ChangeSynced
+)
+
+// String names k.
+func (k ChangeKind) String() string {
+	switch k {
+	case ChangePut:
+		return "put"
+	case ChangeDelete:
+		return "delete"
+	case ChangeSynced:
+		return "synced"
+	}
+	return "ChangeKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Change is one event of the change feed.
+type Change struct {
+	// Kind says what happened.
+	Kind ChangeKind
+	// Record is the record put or deleted (zero for ChangeSynced).
+	Record overlay.Record
+	// Revision is the etcd revision at which the change happened.
+	Revision int64
+}
+
+// Watch returns the overlay's change feed: a ChangePut for every complete
+// record of an initial listing, ChangeSynced, and then the changes from the
+// revision of that listing on. If the watch falls behind a compaction or
+// breaks, the feed lists again, delivers the difference to what it had
+// delivered (Deletes and Puts) and ChangeSynced. etcd being unreachable only
+// delays changes. The channel is closed when ctx is done or the registry
+// closed; the consumer must keep reading until then.
+func (r *Registry) Watch(ctx context.Context) (<-chan Change, error) {
+	s, rev, err := r.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range s.errs {
+		r.log.Warn("etcd: skipping malformed record", "err", e)
+	}
+	out := make(chan Change, 64)
+	wctx, cancel := context.WithCancel(r.ctx)
+	stop := context.AfterFunc(ctx, cancel)
+	w := &watcher{r: r, ctx: wctx, out: out, cur: newState(), delivered: make(map[netip.Addr]overlay.Record)}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer close(out)
+		defer cancel()
+		defer stop()
+		w.run(s, rev)
+	}()
+	return out, nil
+}
+
+// watcher turns etcd's key events into record changes.
+type watcher struct {
+	r         *Registry
+	ctx       context.Context
+	out       chan<- Change
+	cur       *state                        // the keys as last seen
+	delivered map[netip.Addr]overlay.Record // complete records as last delivered
+}
+
+// testHookListed, when set by a test, runs after each listing has been
+// delivered and before the watch from its revision starts.
+var testHookListed func()
+
+func (w *watcher) run(s *state, rev int64) {
+	for {
+		if !w.resync(s, rev) {
+			return
+		}
+		if testHookListed != nil {
+			testHookListed()
+		}
+		w.follow(rev + 1)
+		if w.ctx.Err() != nil {
+			return
+		}
+		var ok bool
+		if s, rev, ok = w.relist(); !ok {
+			return
+		}
+	}
+}
+
+// resync replaces the keys by a listing s, delivers the difference to what
+// was delivered, then ChangeSynced.
+func (w *watcher) resync(s *state, rev int64) bool {
+	ips := make(map[netip.Addr]struct{}, len(s.arp)+len(w.delivered))
+	for ip := range w.delivered {
+		ips[ip] = struct{}{}
+	}
+	for ip := range s.arp {
+		ips[ip] = struct{}{}
+	}
+	s.errs = nil
+	w.cur = s
+	return w.deliver(ips, rev) && w.send(Change{Kind: ChangeSynced, Revision: rev})
+}
+
+// relist lists again, with backoff while etcd is away.
+func (w *watcher) relist() (*state, int64, bool) {
+	backoff := minBackoff
+	for {
+		s, rev, err := w.r.snapshot(w.ctx)
+		if err == nil {
+			for _, e := range s.errs {
+				w.r.log.Warn("etcd: skipping malformed record", "err", e)
+			}
+			w.r.relists.Add(1)
+			w.r.log.Info("etcd watch: listed again", "revision", rev, "records", len(s.arp))
+			return s, rev, true
+		}
+		w.r.log.Warn("etcd watch: cannot list again yet", "err", err)
+		select {
+		case <-time.After(backoff):
+		case <-w.ctx.Done():
+			return nil, 0, false
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// follow applies watch events from revision from on until the watch ends
+// (compaction, cancellation or a broken watch).
+func (w *watcher) follow(from int64) {
+	wch := w.r.cli.Watch(w.ctx, w.r.base, clientv3.WithPrefix(), clientv3.WithRev(from))
+	for resp := range wch {
+		if err := resp.Err(); err != nil {
+			if resp.CompactRevision != 0 || errors.Is(err, rpctypes.ErrCompacted) {
+				w.r.log.Info("etcd watch: revision compacted; listing again", "from", from, "compacted", resp.CompactRevision)
+			} else if w.ctx.Err() == nil {
+				w.r.log.Warn("etcd watch broken; listing again", "err", err)
+			}
+			return
+		}
+		// Apply a whole response (a transaction's events share it) before
+		// comparing, so a Register shows as one Put.
+		ips := make(map[netip.Addr]struct{})
+		for _, ev := range resp.Events {
+			ip, mac, kind := w.cur.apply(w.r.base, ev.Kv.Key, ev.Kv.Value, ev.Type == clientv3.EventTypeDelete)
+			switch kind {
+			case 'a':
+				ips[ip] = struct{}{}
+			case 'f':
+				for a, m := range w.cur.arp {
+					if m == mac {
+						ips[a] = struct{}{}
+					}
+				}
+				for a, rec := range w.delivered {
+					if rec.MAC == mac {
+						ips[a] = struct{}{}
+					}
+				}
+			}
+		}
+		for _, e := range w.cur.errs {
+			w.r.log.Warn("etcd: skipping malformed record", "err", e)
+		}
+		w.cur.errs = nil
+		if !w.deliver(ips, resp.Header.Revision) {
+			return
+		}
+	}
+}
+
+// deliver compares, for each of ips in order, the complete record now with
+// the one delivered, and sends the difference.
+func (w *watcher) deliver(ips map[netip.Addr]struct{}, rev int64) bool {
+	sorted := make([]netip.Addr, 0, len(ips))
+	for ip := range ips {
+		sorted = append(sorted, ip)
+	}
+	slices.SortFunc(sorted, netip.Addr.Compare)
+	for _, ip := range sorted {
+		before, had := w.delivered[ip]
+		after, has := w.cur.complete(ip)
+		if had == has && before == after {
+			continue
+		}
+		if had {
+			delete(w.delivered, ip)
+			if !w.send(Change{Kind: ChangeDelete, Record: before, Revision: rev}) {
+				return false
+			}
+		}
+		if has {
+			w.delivered[ip] = after
+			if !w.send(Change{Kind: ChangePut, Record: after, Revision: rev}) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (w *watcher) send(c Change) bool {
+	select {
+	case w.out <- c:
+		return true
+	case <-w.ctx.Done():
+		return false
+	}
+}
+
+// complete returns ip's record if its MAC has a VTEP.
+func (s *state) complete(ip netip.Addr) (overlay.Record, bool) {
+	mac, ok := s.arp[ip]
+	if !ok {
+		return overlay.Record{}, false
+	}
+	vtep, ok := s.fdb[mac]
+	if !ok {
+		return overlay.Record{}, false
+	}
+	return overlay.Record{IP: ip, MAC: mac, VTEP: vtep}, true
+}

@@ -1,0 +1,170 @@
+package etcdreg
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/overlaynet/overlaynet/overlay"
+)
+
+// next returns the feed's next change, failing after 10s.
+func next(t *testing.T, ch <-chan Change) Change {
+	t.Helper()
+	select {
+	case c, ok := <-ch:
+		if !ok {
+			t.Fatal("change feed closed")
+		}
+		return c
+	case <-time.After(10 * time.Second):
+		t.Fatal("no change within 10s")
+	}
+	panic("unreachable")
+}
+
+// expect checks the feed's next change.
+func expect(t *testing.T, ch <-chan Change, kind ChangeKind, r overlay.Record) Change {
+	t.Helper()
+	c := next(t, ch)
+	if c.Kind != kind || c.Record != r {
+		t.Fatalf("change = %v %v (rev %d), want %v %v", c.Kind, c.Record, c.Revision, kind, r)
+	}
+	return c
+}
+
+func TestWatch(t *testing.T) {
+	s := startEtcd(t)
+	a := s.open(t, "w", Options{})
+	b := s.open(t, "w", Options{NoLease: true})
+	ctx := ctxT(t, 30*time.Second)
+	r1 := rec("198.51.100.2", "02:42:c6:33:64:02", "192.0.2.2")
+	r2 := rec("198.51.100.3", "02:42:c6:33:64:03", "192.0.2.2")
+	moved := rec("198.51.100.3", "02:42:c6:33:64:33", "192.0.2.3")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(a.Register(ctx, r1))
+
+	wctx, stop := context.WithCancel(ctx)
+	ch, err := b.Watch(wctx)
+	must(err)
+	expect(t, ch, ChangePut, r1)
+	synced := expect(t, ch, ChangeSynced, overlay.Record{})
+
+	must(a.Register(ctx, r2))
+	c := expect(t, ch, ChangePut, r2)
+	if c.Revision <= synced.Revision {
+		t.Errorf("put at revision %d, not after the listing's %d", c.Revision, synced.Revision)
+	}
+	must(a.Register(ctx, r1)) // same values, same lease: no change
+	must(a.Unregister(ctx, r1))
+	expect(t, ch, ChangeDelete, r1)
+
+	// A container moves: detached on one node, attached on another.
+	must(a.Unregister(ctx, r2))
+	expect(t, ch, ChangeDelete, r2)
+	must(b.Register(ctx, moved))
+	expect(t, ch, ChangePut, moved)
+
+	// Its MAC's VTEP changes under it (a raw write): delete, then put.
+	kv := b.Client()
+	_, err = kv.Put(ctx, b.Prefix()+"fdb/"+moved.MAC.String(), "192.0.2.4")
+	must(err)
+	expect(t, ch, ChangeDelete, moved)
+	moved4 := moved
+	moved4.VTEP = netip.MustParseAddr("192.0.2.4")
+	expect(t, ch, ChangePut, moved4)
+
+	// Malformed values and foreign keys are skipped, never delivered.
+	_, err = kv.Put(ctx, b.Prefix()+"arp/198.51.100.9", "not-a-mac")
+	must(err)
+	_, err = kv.Put(ctx, b.Prefix()+"arp/not-an-ip", "02:42:00:00:00:01")
+	must(err)
+	_, err = kv.Put(ctx, b.Prefix()+"fdb/02:42:00:00:00:09", "not-an-ip")
+	must(err)
+	r3 := rec("198.51.100.4", "02:42:c6:33:64:04", "192.0.2.2")
+	must(a.Register(ctx, r3))
+	expect(t, ch, ChangePut, r3)
+
+	stop()
+	for range ch { // drains, then closes
+	}
+}
+
+func TestChangeKindString(t *testing.T) {
+	for k, want := range map[ChangeKind]string{ChangePut: "put", ChangeDelete: "delete", ChangeSynced: "synced", 9: "ChangeKind(9)"} {
+		if k.String() != want {
+			t.Errorf("%d: %q, want %q", k, k.String(), want)
+		}
+	}
+}
+
+// The watch starts from a revision that has been compacted meanwhile: the
+// feed lists again and delivers the difference.
+func TestWatchRelistAfterCompaction(t *testing.T) {
+	s := startEtcd(t)
+	a := s.open(t, "wc", Options{})
+	b := s.open(t, "wc", Options{NoLease: true})
+	ctx := ctxT(t, 30*time.Second)
+	r1 := rec("198.51.100.2", "02:42:c6:33:64:02", "192.0.2.2")
+	r2 := rec("198.51.100.3", "02:42:c6:33:64:03", "192.0.2.3")
+	r3 := rec("198.51.100.4", "02:42:c6:33:64:04", "192.0.2.4")
+	if err := a.Register(ctx, r1); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Register(ctx, r2); err != nil {
+		t.Fatal(err)
+	}
+
+	// Between the listing and the watch: changes, then a compaction past
+	// the listing's revision.
+	calls := 0
+	testHookListed = func() {
+		calls++
+		if calls > 1 {
+			return
+		}
+		if err := a.Register(ctx, r3); err != nil {
+			t.Error(err)
+		}
+		if err := a.Unregister(ctx, r1); err != nil {
+			t.Error(err)
+		}
+		resp, err := a.Client().Get(ctx, "any")
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if _, err := a.Client().Compact(ctx, resp.Header.Revision); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(func() { testHookListed = nil })
+
+	ch, err := b.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, ch, ChangePut, r1)
+	expect(t, ch, ChangePut, r2)
+	first := expect(t, ch, ChangeSynced, overlay.Record{})
+	expect(t, ch, ChangeDelete, r1)
+	expect(t, ch, ChangePut, r3)
+	second := expect(t, ch, ChangeSynced, overlay.Record{})
+	if second.Revision <= first.Revision {
+		t.Errorf("re-listing at revision %d, not after %d", second.Revision, first.Revision)
+	}
+	if st := b.Stats(); st.WatchRelists != 1 {
+		t.Errorf("WatchRelists = %d, want 1", st.WatchRelists)
+	}
+	// And the feed goes on from the new listing.
+	if err := a.Unregister(ctx, r2); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, ch, ChangeDelete, r2)
+}

@@ -1,0 +1,245 @@
+package overlay
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// Metrics are the resolver's counters, exported in the Prometheus text
+// exposition format (version 0.0.4) by WritePrometheus and ServeHTTP, with
+// no dependency outside the standard library. All methods are safe for
+// concurrent use; the zero value is ready.
+type Metrics struct {
+	misses          [4]atomic.Uint64 // by rtnl.MissKind
+	ignored         [ignoreReasons]atomic.Uint64
+	coalesced       atomic.Uint64
+	negativeHits    atomic.Uint64
+	queueDrops      atomic.Uint64
+	resolutions     [4]atomic.Uint64 // by rtnl.MissKind
+	unresolved      [unresolvedReasons]atomic.Uint64
+	badRecords      atomic.Uint64
+	rateLimited     atomic.Uint64
+	overruns        atomic.Uint64
+	batches         atomic.Uint64
+	batchMessages   atomic.Uint64
+	programErrors   atomic.Uint64
+	reconciles      atomic.Uint64
+	reconcileErrors atomic.Uint64
+	reconcileFixes  [3]atomic.Uint64 // by reconcileAction
+	programmedNeigh atomic.Int64
+	programmedFDB   atomic.Int64
+	lookup          histogram // registry lookup latency
+	missToEntry     histogram // first miss to entry programmed
+
+	mu    sync.Mutex
+	extra []func(w io.Writer)
+}
+
+// ignoreReason says why a miss was not looked up.
+type ignoreReason uint8
+
+const (
+	ignoreOtherDevice ignoreReason = iota // not this overlay's vxlan (or bridge)
+	ignoreOutsideSubnet
+	ignoreNoise // IPv6 link-local, DAD (unspecified), multicast or zero addresses
+	ignoreReasons
+)
+
+var ignoreReasonNames = [ignoreReasons]string{"other_device", "outside_subnet", "noise"}
+
+// unresolvedReason says why a lookup did not lead to an entry.
+type unresolvedReason uint8
+
+const (
+	unresolvedNotFound unresolvedReason = iota
+	unresolvedBadRecord
+	unresolvedRegistryError
+	unresolvedLocal // the record points at this node's own VTEP
+	unresolvedReasons
+)
+
+var unresolvedReasonNames = [unresolvedReasons]string{"not_found", "bad_record", "registry_error", "local"}
+
+// reconcileAction is what a reconcile pass did to an entry.
+type reconcileAction uint8
+
+const (
+	reconcileUpdated reconcileAction = iota
+	reconcileRemoved
+	reconcileAdopted
+)
+
+var reconcileActionNames = [3]string{"updated", "removed", "adopted"}
+
+// histogram is a fixed-bucket latency histogram (seconds).
+type histogram struct {
+	counts [len(latencyBuckets) + 1]atomic.Uint64
+	sumNS  atomic.Uint64
+}
+
+// latencyBuckets are upper bounds in seconds, 50 µs .. 2.5 s.
+var latencyBuckets = [...]float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
+
+func (h *histogram) observe(d time.Duration) {
+	s := d.Seconds()
+	i := 0
+	for i < len(latencyBuckets) && s > latencyBuckets[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	if d > 0 {
+		h.sumNS.Add(uint64(d))
+	}
+}
+
+// AddCollector registers fn to append more samples (already formatted) to
+// every exposition, e.g. a monitor's counters (see MonitorCollector).
+func (m *Metrics) AddCollector(fn func(w io.Writer)) {
+	m.mu.Lock()
+	m.extra = append(m.extra, fn)
+	m.mu.Unlock()
+}
+
+// MonitorCollector returns a collector exporting a miss monitor's counters.
+func MonitorCollector(stats func() rtnl.MonitorStats) func(w io.Writer) {
+	return func(w io.Writer) {
+		s := stats()
+		counter(w, "overlayd_monitor_messages_total", "Netlink messages read by the miss monitor.", s.Messages)
+		counter(w, "overlayd_monitor_decode_errors_total", "Messages the miss monitor could not decode.", s.DecodeErrors)
+		counter(w, "overlayd_monitor_overruns_total", "Receive buffer overflows (ENOBUFS) seen by the miss monitor.", s.Overruns)
+		counter(w, "overlayd_monitor_syscalls_total", "recvmmsg calls that returned data.", s.Syscalls)
+	}
+}
+
+// ServeHTTP writes the metrics in the Prometheus text format.
+func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	m.WritePrometheus(w)
+}
+
+// WritePrometheus writes every metric in the Prometheus text format.
+func (m *Metrics) WritePrometheus(out io.Writer) error {
+	w := bufio.NewWriter(out)
+	kinds := []rtnl.MissKind{rtnl.MissL3, rtnl.MissL2, rtnl.MissAppSolicit}
+	header(w, "overlayd_misses_total", "counter", "Miss notifications received, by kind.")
+	for _, k := range kinds {
+		fmt.Fprintf(w, "overlayd_misses_total{kind=%q} %d\n", k.String(), m.misses[k].Load())
+	}
+	header(w, "overlayd_misses_ignored_total", "counter", "Misses not looked up because they are not this overlay's, by reason.")
+	for i, name := range ignoreReasonNames {
+		fmt.Fprintf(w, "overlayd_misses_ignored_total{reason=%q} %d\n", name, m.ignored[i].Load())
+	}
+	counter(w, "overlayd_misses_coalesced_total", "Misses joined to a lookup already in flight for the same key.", m.coalesced.Load())
+	counter(w, "overlayd_negative_cache_hits_total", "Misses answered by the negative cache (key recently unknown).", m.negativeHits.Load())
+	counter(w, "overlayd_misses_dropped_total", "Misses dropped because the lookup queue was full (the kernel raises them again).", m.queueDrops.Load())
+	counter(w, "overlayd_lookups_rate_limited_total", "Registry lookups that waited for the rate limiter.", m.rateLimited.Load())
+	header(w, "overlayd_resolutions_total", "counter", "Misses resolved and programmed, by kind.")
+	for _, k := range kinds {
+		fmt.Fprintf(w, "overlayd_resolutions_total{kind=%q} %d\n", k.String(), m.resolutions[k].Load())
+	}
+	header(w, "overlayd_unresolved_total", "counter", "Lookups that programmed nothing, by reason.")
+	for i, name := range unresolvedReasonNames {
+		fmt.Fprintf(w, "overlayd_unresolved_total{reason=%q} %d\n", name, m.unresolved[i].Load())
+	}
+	counter(w, "overlayd_overruns_total", "Monitor overruns (ENOBUFS) the resolver resynced after.", m.overruns.Load())
+	counter(w, "overlayd_program_batches_total", "Batches of kernel requests sent.", m.batches.Load())
+	counter(w, "overlayd_program_messages_total", "Kernel requests sent in batches.", m.batchMessages.Load())
+	counter(w, "overlayd_program_errors_total", "Kernel requests that failed.", m.programErrors.Load())
+	counter(w, "overlayd_reconcile_runs_total", "Reconcile passes completed (successful or not).", m.reconciles.Load())
+	counter(w, "overlayd_reconcile_errors_total", "Reconcile passes that failed.", m.reconcileErrors.Load())
+	header(w, "overlayd_reconcile_changes_total", "counter", "Entries changed by reconcile passes, by action.")
+	for i, name := range reconcileActionNames {
+		fmt.Fprintf(w, "overlayd_reconcile_changes_total{action=%q} %d\n", name, m.reconcileFixes[i].Load())
+	}
+	header(w, "overlayd_programmed_entries", "gauge", "Kernel entries this daemon programmed and tracks, by table.")
+	fmt.Fprintf(w, "overlayd_programmed_entries{table=\"neigh\"} %d\n", m.programmedNeigh.Load())
+	fmt.Fprintf(w, "overlayd_programmed_entries{table=\"fdb\"} %d\n", m.programmedFDB.Load())
+	m.lookup.write(w, "overlayd_registry_lookup_duration_seconds", "Registry lookup latency.")
+	m.missToEntry.write(w, "overlayd_miss_to_entry_seconds", "Time from a miss to its entries programmed in the kernel.")
+	m.mu.Lock()
+	extra := m.extra
+	m.mu.Unlock()
+	for _, fn := range extra {
+		fn(w)
+	}
+	return w.Flush()
+}
+
+func header(w io.Writer, name, typ, help string) {
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+}
+
+func counter(w io.Writer, name, help string, v uint64) {
+	header(w, name, "counter", help)
+	fmt.Fprintf(w, "%s %d\n", name, v)
+}
+
+func (h *histogram) write(w io.Writer, name, help string) {
+	header(w, name, "histogram", help)
+	var cum uint64
+	for i, le := range latencyBuckets {
+		cum += h.counts[i].Load()
+		fmt.Fprintf(w, "%s_bucket{le=%q} %d\n", name, strconv.FormatFloat(le, 'g', -1, 64), cum)
+	}
+	cum += h.counts[len(latencyBuckets)].Load()
+	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n", name, cum)
+	fmt.Fprintf(w, "%s_sum %s\n", name, strconv.FormatFloat(float64(h.sumNS.Load())/1e9, 'g', -1, 64))
+	fmt.Fprintf(w, "%s_count %d\n", name, cum)
+}
+
+// MetricsSnapshot is a copy of the main counters, for tests and status
+// output.
+type MetricsSnapshot struct {
+	Misses, Resolutions      map[string]uint64 // by miss kind
+	Ignored, Unresolved      map[string]uint64 // by reason
+	Coalesced, NegativeHits  uint64
+	QueueDrops, RateLimited  uint64
+	Overruns, Batches        uint64
+	BatchMessages, Errors    uint64
+	Reconciles               uint64
+	ReconcileChanges         map[string]uint64 // by action
+	ProgrammedNeigh          int64
+	ProgrammedFDB            int64
+	Lookups, LookupSumMicros uint64
+}
+
+// Snapshot copies the counters.
+func (m *Metrics) Snapshot() MetricsSnapshot {
+	s := MetricsSnapshot{
+		Misses: map[string]uint64{}, Resolutions: map[string]uint64{},
+		Ignored: map[string]uint64{}, Unresolved: map[string]uint64{}, ReconcileChanges: map[string]uint64{},
+		Coalesced: m.coalesced.Load(), NegativeHits: m.negativeHits.Load(),
+		QueueDrops: m.queueDrops.Load(), RateLimited: m.rateLimited.Load(),
+		Overruns: m.overruns.Load(), Batches: m.batches.Load(),
+		BatchMessages: m.batchMessages.Load(), Errors: m.programErrors.Load(),
+		Reconciles:      m.reconciles.Load(),
+		ProgrammedNeigh: m.programmedNeigh.Load(), ProgrammedFDB: m.programmedFDB.Load(),
+		LookupSumMicros: uint64(math.Round(float64(m.lookup.sumNS.Load()) / 1e3)),
+	}
+	for _, k := range []rtnl.MissKind{rtnl.MissL3, rtnl.MissL2, rtnl.MissAppSolicit} {
+		s.Misses[k.String()] = m.misses[k].Load()
+		s.Resolutions[k.String()] = m.resolutions[k].Load()
+	}
+	for i, n := range ignoreReasonNames {
+		s.Ignored[n] = m.ignored[i].Load()
+	}
+	for i, n := range unresolvedReasonNames {
+		s.Unresolved[n] = m.unresolved[i].Load()
+	}
+	for i, n := range reconcileActionNames {
+		s.ReconcileChanges[n] = m.reconcileFixes[i].Load()
+	}
+	for i := range m.lookup.counts {
+		s.Lookups += m.lookup.counts[i].Load()
+	}
+	return s
+}

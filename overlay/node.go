@@ -1,0 +1,105 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// DefaultStateDir is where a node keeps its state when NodeOptions.StateDir
+// is empty.
+const DefaultStateDir = "/var/lib/overlayd"
+
+// NodeOptions say where a node keeps things; several simulated nodes on one
+// machine differ here.
+type NodeOptions struct {
+	// NetNSDir is the directory of named network namespaces (default
+	// rtnl.DefaultNetNSDir).
+	NetNSDir string
+	// StateDir is where Create records the overlay and Attach the endpoints
+	// (default DefaultStateDir).
+	StateDir string
+	// Registry is the shared store; required by Attach, Detach and Reset.
+	Registry Registry
+	// Logger receives progress and clean-up reports; nil discards them.
+	Logger *slog.Logger
+}
+
+// Node sets up and tears down one node's overlay. Its methods must be called
+// from the node's "host" network namespace. A Node serialises its own
+// operations; separate processes on one node are not coordinated beyond the
+// state directory's atomic writes.
+type Node struct {
+	netnsDir string
+	stateDir string
+	reg      Registry
+	log      *slog.Logger
+	mu       sync.Mutex
+}
+
+// NewNode returns a Node using opts, with defaults filled in.
+func NewNode(opts NodeOptions) *Node {
+	n := &Node{netnsDir: opts.NetNSDir, stateDir: opts.StateDir, reg: opts.Registry, log: opts.Logger}
+	if n.netnsDir == "" {
+		n.netnsDir = rtnl.DefaultNetNSDir
+	}
+	if n.stateDir == "" {
+		n.stateDir = DefaultStateDir
+	}
+	if n.log == nil {
+		n.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return n
+}
+
+// NetNSDir returns the directory of named namespaces the node uses.
+func (n *Node) NetNSDir() string { return n.netnsDir }
+
+// StateDir returns the node's state directory.
+func (n *Node) StateDir() string { return n.stateDir }
+
+// Errors of a Node's operations.
+var (
+	// ErrNotCreated is returned by Attach, Detach and Status before Create
+	// has recorded an overlay in the state directory.
+	ErrNotCreated = errors.New("overlay: no overlay on this node: run create first")
+	// ErrExists is wrapped by Attach when the endpoint name is taken.
+	ErrExists = errors.New("overlay: endpoint already exists")
+	// ErrUnknownEndpoint is wrapped by Detach for a name not attached.
+	ErrUnknownEndpoint = errors.New("overlay: no such endpoint")
+	// ErrNoRegistry is returned by operations that need a Registry when
+	// NodeOptions.Registry is nil.
+	ErrNoRegistry = errors.New("overlay: no registry configured")
+)
+
+// checkCtx returns ctx's error, if any, before a step begins.
+func checkCtx(ctx context.Context) error { return ctx.Err() }
+
+// Overlay returns the overlay recorded in the state directory by Create
+// (without asking the kernel), or ErrNotCreated.
+func (n *Node) Overlay() (*Overlay, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st, err := n.loadOverlayState()
+	if err != nil {
+		return nil, err
+	}
+	return &st.Overlay, nil
+}
+
+// Endpoints returns the endpoints recorded in the state directory, sorted by
+// name (without asking the kernel).
+func (n *Node) Endpoints() ([]Endpoint, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	sts, err := n.listEndpoints()
+	eps := make([]Endpoint, 0, len(sts))
+	for _, st := range sts {
+		eps = append(eps, st.Endpoint)
+	}
+	return eps, err
+}

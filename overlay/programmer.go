@@ -1,0 +1,410 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+	"golang.org/x/sys/unix"
+)
+
+// ProtocolOverlayd is the NDA_PROTOCOL value (an RTPROT_* number outside
+// the kernel's and the well-known routing daemons' ones) that marks the
+// neighbour entries the resolver programs, so that a restarted daemon adopts
+// them instead of flushing them. The kernel stores and echoes NDA_PROTOCOL
+// for neighbour (ARP) entries, but the vxlan driver ignores it for its FDB
+// entries: those are marked NTF_EXT_LEARNED ("extern_learn", added by a
+// controller) instead, and an extern_learn PERMANENT entry of the overlay's
+// vxlan is taken as ours (verified on Linux 6.18; see
+// TestProgrammerMarks).
+const ProtocolOverlayd uint8 = 214
+
+// neighKernel is what the programmer needs from an rtnl.Conn.
+type neighKernel interface {
+	ExecuteBatch(b *rtnl.Batch) error
+	NeighDump(f rtnl.NeighFilter, fn func(*rtnl.NeighMessage) error) error
+}
+
+// neighKey names a neighbour entry: an IP on a device.
+type neighKey struct {
+	ifindex int32
+	ip      netip.Addr
+}
+
+// opKind is one kind of kernel change.
+type opKind uint8
+
+const (
+	opSetNeigh opKind = iota + 1 // neighbour ip → mac, PERMANENT, replace
+	opSetFDB                     // vxlan FDB mac → vtep (vni, port, self), replace
+	opDelNeigh
+	opDelFDB
+)
+
+func (k opKind) String() string {
+	switch k {
+	case opSetNeigh:
+		return "set-neigh"
+	case opSetFDB:
+		return "set-fdb"
+	case opDelNeigh:
+		return "del-neigh"
+	case opDelFDB:
+		return "del-fdb"
+	}
+	return fmt.Sprintf("opKind(%d)", uint8(k))
+}
+
+// progOp is one kernel change.
+type progOp struct {
+	kind    opKind
+	ifindex int32 // neighbour ops: the device
+	ip      netip.Addr
+	mac     rtnl.MAC
+	vtep    netip.Addr
+	err     error // set by apply
+}
+
+// resolution is a group of changes applied in the same batch: what one miss
+// (or one reconcile fix) resolved to.
+type resolution struct {
+	key     missKey
+	ops     []progOp
+	start   time.Time // when the miss arrived (zero for reconcile fixes)
+	action  string    // "resolved" or a reconcile action, for the log
+	done    func()    // called once applied (success or not)
+	applied chan struct{}
+}
+
+// programmer applies changes to the kernel in batches and tracks which
+// entries it programmed.
+type programmer struct {
+	k      neighKernel
+	vxlan  int32
+	vni    uint32
+	port   uint16
+	proto  uint8
+	window time.Duration
+	max    int
+	log    *slog.Logger
+	m      *Metrics
+	now    func() time.Time
+	in     chan *resolution
+
+	mu    sync.Mutex // guards batch, neigh, fdb; held across a batch
+	batch rtnl.Batch
+	index []opRef
+	neigh map[neighKey]rtnl.MAC
+	fdb   map[rtnl.MAC]netip.Addr
+}
+
+type opRef struct{ res, op int }
+
+func newProgrammer(k neighKernel, cfg *ResolverConfig, m *Metrics, log *slog.Logger) *programmer {
+	return &programmer{
+		k: k, vxlan: cfg.Vxlan, vni: cfg.VNI, port: cfg.Port, proto: cfg.Protocol,
+		window: cfg.BatchWindow, max: cfg.BatchMax, log: log, m: m, now: cfg.now,
+		in:    make(chan *resolution, cfg.QueueLen),
+		neigh: make(map[neighKey]rtnl.MAC),
+		fdb:   make(map[rtnl.MAC]netip.Addr),
+	}
+}
+
+// submit queues res for the next batch; it blocks only while the queue is
+// full (workers, never the receive loop, call it).
+func (p *programmer) submit(ctx context.Context, res *resolution) error {
+	select {
+	case p.in <- res:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run collects queued resolutions into batches: after the first arrives it
+// waits up to window for more, or until max requests are pending, then
+// applies them all with one ExecuteBatch.
+func (p *programmer) run(ctx context.Context) {
+	var pending []*resolution
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-p.in:
+			pending = append(pending[:0], r)
+		}
+		n := len(pending[0].ops)
+		if p.window > 0 {
+			timer.Reset(p.window)
+		}
+	collect:
+		for n < p.max {
+			if p.window <= 0 {
+				select {
+				case r := <-p.in:
+					pending = append(pending, r)
+					n += len(r.ops)
+					continue
+				default:
+					break collect
+				}
+			}
+			select {
+			case r := <-p.in:
+				pending = append(pending, r)
+				n += len(r.ops)
+			case <-timer.C:
+				break collect
+			case <-ctx.Done():
+				break collect
+			}
+		}
+		timer.Stop()
+		p.apply(pending)
+		clear(pending)
+	}
+}
+
+// apply sends every op of res in one batch (chunked by rtnl as the socket
+// requires), records each op's result, updates the tracking, logs and
+// counts.
+func (p *programmer) apply(res []*resolution) {
+	p.mu.Lock()
+	p.batch.Reset()
+	p.index = p.index[:0]
+	for i, r := range res {
+		for j := range r.ops {
+			op := &r.ops[j]
+			if op.err = p.encode(op); op.err == nil {
+				p.index = append(p.index, opRef{i, j})
+			}
+		}
+	}
+	var err error
+	if p.batch.Len() > 0 {
+		err = p.k.ExecuteBatch(&p.batch)
+		p.m.batches.Add(1)
+		p.m.batchMessages.Add(uint64(p.batch.Len()))
+	}
+	var be *rtnl.BatchError
+	switch {
+	case err == nil:
+	case errors.As(err, &be):
+		for _, f := range be.Failures {
+			if f.Index >= 0 && f.Index < len(p.index) {
+				ref := p.index[f.Index]
+				res[ref.res].ops[ref.op].err = f.Err
+			}
+		}
+	default: // the whole batch failed (socket error)
+		for _, ref := range p.index {
+			res[ref.res].ops[ref.op].err = err
+		}
+	}
+	for _, r := range res {
+		for j := range r.ops {
+			p.track(&r.ops[j])
+		}
+	}
+	p.m.programmedNeigh.Store(int64(len(p.neigh)))
+	p.m.programmedFDB.Store(int64(len(p.fdb)))
+	p.mu.Unlock()
+
+	now := p.now()
+	for _, r := range res {
+		p.report(r, now)
+		if r.done != nil {
+			r.done()
+		}
+		if r.applied != nil {
+			close(r.applied)
+		}
+	}
+}
+
+// encode appends op's request to the batch.
+func (p *programmer) encode(op *progOp) error {
+	switch op.kind {
+	case opSetNeigh:
+		m := rtnl.ARPEntry(op.ifindex, op.ip, op.mac)
+		m.Protocol = p.proto
+		return p.batch.NeighReplace(m)
+	case opSetFDB:
+		e := rtnl.FDBEntry{Ifindex: p.vxlan, MAC: op.mac, Dst: op.vtep, VNI: p.vni, Port: p.port,
+			HasVNI: true, HasPort: true, Flags: rtnl.NeighFlagExtLearned}
+		return p.batch.NeighReplace(e.Message())
+	case opDelNeigh:
+		return p.batch.NeighDelete(rtnl.ARPEntry(op.ifindex, op.ip, op.mac))
+	case opDelFDB:
+		return p.batch.NeighDelete(rtnl.FDBEntry{Ifindex: p.vxlan, MAC: op.mac}.Message())
+	}
+	return fmt.Errorf("overlay: unknown kernel change %v", op.kind)
+}
+
+// track updates what we programmed after op was applied (or failed).
+func (p *programmer) track(op *progOp) {
+	if op.err != nil && (op.kind == opDelNeigh || op.kind == opDelFDB) && errors.Is(op.err, unix.ENOENT) {
+		op.err = nil // already gone: the goal is reached
+	}
+	if op.err != nil {
+		p.m.programErrors.Add(1)
+		return
+	}
+	switch op.kind {
+	case opSetNeigh:
+		p.neigh[neighKey{op.ifindex, op.ip}] = op.mac
+	case opSetFDB:
+		p.fdb[op.mac] = op.vtep
+	case opDelNeigh:
+		delete(p.neigh, neighKey{op.ifindex, op.ip})
+	case opDelFDB:
+		delete(p.fdb, op.mac)
+	}
+}
+
+// report logs one resolution (info) or its failure (warn) and counts it.
+func (p *programmer) report(r *resolution, now time.Time) {
+	var errs []error
+	for j := range r.ops {
+		if err := r.ops[j].err; err != nil {
+			errs = append(errs, fmt.Errorf("%v: %w", r.ops[j].kind, err))
+		}
+	}
+	if r.key.kind == 0 { // a reconcile fix: one line per change
+		for j := range r.ops {
+			op := &r.ops[j]
+			attrs := []any{"change", op.kind.String(), "ip", op.ip, "mac", op.mac, "vtep", op.vtep}
+			if op.err != nil {
+				p.log.Warn(r.action+" failed", append(attrs, "err", op.err)...)
+			} else {
+				p.log.Info(r.action, attrs...)
+			}
+		}
+		return
+	}
+	attrs := []any{"key", r.key.String()}
+	for j := range r.ops {
+		op := &r.ops[j]
+		switch op.kind {
+		case opSetNeigh, opDelNeigh:
+			attrs = append(attrs, "ip", op.ip, "mac", op.mac, "dev", op.ifindex)
+		case opSetFDB, opDelFDB:
+			if len(r.ops) == 1 {
+				attrs = append(attrs, "mac", op.mac)
+			}
+			if op.vtep.IsValid() {
+				attrs = append(attrs, "vtep", op.vtep)
+			}
+		}
+	}
+	if !r.start.IsZero() {
+		d := now.Sub(r.start)
+		attrs = append(attrs, "latency", d)
+		if len(errs) == 0 {
+			p.m.missToEntry.observe(d)
+			p.m.resolutions[r.key.kind].Add(1)
+		}
+	}
+	if len(errs) > 0 {
+		p.log.Warn(r.action+" failed", append(attrs, "err", errors.Join(errs...))...)
+		return
+	}
+	p.log.Info(r.action, attrs...)
+}
+
+// kernelEntries are the entries in the kernel carrying our marks.
+type kernelEntries struct {
+	neigh map[neighKey]rtnl.MAC
+	fdb   map[rtnl.MAC]netip.Addr
+}
+
+// load dumps the kernel's IPv4 neighbour entries marked with our protocol
+// (any device) and the vxlan's PERMANENT extern_learn FDB entries.
+func (p *programmer) load() (kernelEntries, error) {
+	ke := kernelEntries{neigh: make(map[neighKey]rtnl.MAC), fdb: make(map[rtnl.MAC]netip.Addr)}
+	err := p.k.NeighDump(rtnl.NeighFilter{Family: unix.AF_INET}, func(m *rtnl.NeighMessage) error {
+		mac, ok := m.MAC()
+		if m.Protocol == p.proto && m.Present.Has(rtnl.NeighAttrProtocol) && ok && m.Dst.IsValid() {
+			ke.neigh[neighKey{m.Ifindex, m.Dst}] = mac
+		}
+		return nil
+	})
+	if err != nil {
+		return ke, fmt.Errorf("overlay: dump neighbours: %w", err)
+	}
+	err = p.k.NeighDump(rtnl.NeighFilter{Family: unix.AF_BRIDGE, Ifindex: p.vxlan}, func(m *rtnl.NeighMessage) error {
+		mac, ok := m.MAC()
+		if m.Ifindex == p.vxlan && ok && !mac.IsZero() && m.Dst.IsValid() &&
+			m.Flags&(rtnl.NeighFlagSelf|rtnl.NeighFlagExtLearned) == rtnl.NeighFlagSelf|rtnl.NeighFlagExtLearned &&
+			m.State&rtnl.NeighPermanent != 0 {
+			ke.fdb[mac] = m.Dst
+		}
+		return nil
+	})
+	if err != nil {
+		return ke, fmt.Errorf("overlay: dump vxlan FDB: %w", err)
+	}
+	return ke, nil
+}
+
+// sync makes the tracking match the kernel: entries with our marks that we
+// do not track are adopted (after a restart, all of them), tracked entries
+// that vanished are forgotten. It returns the kernel's entries and how many
+// were adopted.
+func (p *programmer) sync() (kernelEntries, int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ke, err := p.load()
+	if err != nil {
+		return ke, 0, err
+	}
+	adopted := 0
+	for k := range ke.neigh {
+		if _, ok := p.neigh[k]; !ok {
+			adopted++
+		}
+	}
+	for k := range ke.fdb {
+		if _, ok := p.fdb[k]; !ok {
+			adopted++
+		}
+	}
+	p.neigh = maps.Clone(ke.neigh)
+	p.fdb = maps.Clone(ke.fdb)
+	p.m.programmedNeigh.Store(int64(len(p.neigh)))
+	p.m.programmedFDB.Store(int64(len(p.fdb)))
+	return ke, adopted, nil
+}
+
+// ProgrammedEntry is one kernel entry the resolver programmed and tracks.
+type ProgrammedEntry struct {
+	// Table is "neigh" (IP → MAC on Ifindex) or "fdb" (MAC → VTEP on the
+	// vxlan).
+	Table   string     `json:"table"`
+	Ifindex int32      `json:"ifindex"`
+	IP      netip.Addr `json:"ip,omitzero"`
+	MAC     rtnl.MAC   `json:"mac"`
+	VTEP    netip.Addr `json:"vtep,omitzero"`
+}
+
+// entries lists what is tracked.
+func (p *programmer) entries() []ProgrammedEntry {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]ProgrammedEntry, 0, len(p.neigh)+len(p.fdb))
+	for k, mac := range p.neigh {
+		out = append(out, ProgrammedEntry{Table: "neigh", Ifindex: k.ifindex, IP: k.ip, MAC: mac})
+	}
+	for mac, vtep := range p.fdb {
+		out = append(out, ProgrammedEntry{Table: "fdb", Ifindex: p.vxlan, MAC: mac, VTEP: vtep})
+	}
+	return out
+}

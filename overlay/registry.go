@@ -1,0 +1,136 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// Registry is the store shared by the nodes of an overlay: which MAC holds
+// an overlay IP (the lab's storage/arp) and which VTEP holds a MAC
+// (storage/fdb). Implementations are safe for concurrent use.
+type Registry interface {
+	// LookupMAC returns the MAC registered for ip, or an error wrapping
+	// ErrNotFound.
+	LookupMAC(ctx context.Context, ip netip.Addr) (rtnl.MAC, error)
+	// LookupVTEP returns the VTEP registered for mac, or an error wrapping
+	// ErrNotFound.
+	LookupVTEP(ctx context.Context, mac rtnl.MAC) (netip.Addr, error)
+	// Register records ip → mac and mac → vtep. An IP already registered to
+	// another MAC, or a MAC already registered at another VTEP, is refused
+	// with an error wrapping ErrConflict and nothing is changed. Registering
+	// the same values again succeeds.
+	Register(ctx context.Context, r Record) error
+	// Unregister removes ip → mac and mac → vtep, each only if it still
+	// holds these values. Missing records are not an error.
+	Unregister(ctx context.Context, r Record) error
+	// List returns every complete record (an IP whose MAC has a VTEP), plus
+	// IP → MAC records without a VTEP (VTEP invalid).
+	List(ctx context.Context) ([]Record, error)
+	// Close releases the store.
+	Close() error
+}
+
+// Record is one container in the registry.
+type Record struct {
+	// IP is the container's overlay address.
+	IP netip.Addr `json:"ip"`
+	// MAC is the container's MAC address.
+	MAC rtnl.MAC `json:"mac"`
+	// VTEP is the underlay address of the node hosting the container.
+	VTEP netip.Addr `json:"vtep,omitzero"`
+}
+
+// String formats r as "IP MAC VTEP".
+func (r Record) String() string { return fmt.Sprintf("%s %s %s", r.IP, r.MAC, r.VTEP) }
+
+// Validate checks that r can be stored: a valid IP, a unicast non-zero MAC
+// and a valid VTEP.
+func (r Record) Validate() error {
+	if !r.IP.IsValid() {
+		return errors.New("overlay: record has no IP")
+	}
+	if err := validateMAC(r.MAC); err != nil {
+		return err
+	}
+	if !r.VTEP.IsValid() {
+		return errors.New("overlay: record has no VTEP")
+	}
+	return nil
+}
+
+// Registry errors.
+var (
+	// ErrNotFound is wrapped by lookups of a key that has no record.
+	ErrNotFound = errors.New("overlay: not found in registry")
+	// ErrConflict is wrapped by Register when the IP or MAC already belongs
+	// to someone else.
+	ErrConflict = errors.New("overlay: registry conflict")
+)
+
+// RegistryOpener opens a registry from its full URL ("etcd://host/prefix").
+type RegistryOpener func(url string) (Registry, error)
+
+var (
+	schemesMu sync.RWMutex
+	schemes   = map[string]RegistryOpener{}
+)
+
+// RegisterScheme makes OpenRegistry hand URLs of scheme (the part before the
+// first ':') to open. Packages providing other registries call it from an
+// init function, so that importing them enables their scheme. Registering
+// "dir" or a scheme twice panics.
+func RegisterScheme(scheme string, open RegistryOpener) {
+	schemesMu.Lock()
+	defer schemesMu.Unlock()
+	if _, dup := schemes[scheme]; dup || scheme == "dir" || open == nil {
+		panic(fmt.Sprintf("overlay: registry scheme %q registered twice or with a nil opener", scheme))
+	}
+	schemes[scheme] = open
+}
+
+// OpenRegistry opens the registry at url. "dir:PATH" opens a DirStore rooted
+// at PATH (created if missing); other schemes must have been registered with
+// RegisterScheme, and unknown ones are refused with an error listing the
+// known ones.
+func OpenRegistry(url string) (Registry, error) {
+	scheme, rest, ok := strings.Cut(url, ":")
+	if !ok {
+		return nil, fmt.Errorf("overlay: registry URL %q has no scheme (want dir:PATH)", url)
+	}
+	if scheme == "dir" {
+		if rest == "" {
+			return nil, fmt.Errorf("overlay: registry URL %q has an empty path (want dir:PATH)", url)
+		}
+		return NewDirStore(rest)
+	}
+	schemesMu.RLock()
+	open := schemes[scheme]
+	known := []string{"dir"}
+	for k := range schemes {
+		known = append(known, k)
+	}
+	schemesMu.RUnlock()
+	if open == nil {
+		sort.Strings(known)
+		return nil, fmt.Errorf("overlay: registry URL %q: unknown scheme %q (supported: %s)", url, scheme, strings.Join(known, ", "))
+	}
+	return open(url)
+}
+
+// validateMAC refuses MACs a container cannot use.
+func validateMAC(m rtnl.MAC) error {
+	switch {
+	case m.IsZero():
+		return fmt.Errorf("overlay: MAC %s is all zeros", m)
+	case m.IsMulticast():
+		return fmt.Errorf("overlay: MAC %s is multicast (group bit set)", m)
+	}
+	return nil
+}

@@ -1,0 +1,481 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// Resolver defaults (ResolverConfig fields left zero).
+const (
+	DefaultResolverWorkers   = 4
+	DefaultResolverQueue     = 4096
+	DefaultLookupRate        = 2000 // registry lookups per second
+	DefaultLookupBurst       = 256
+	DefaultNegativeTTL       = 3 * time.Second
+	DefaultNegativeMax       = 1 << 16
+	DefaultBatchWindow       = 2 * time.Millisecond
+	DefaultBatchMax          = 512
+	DefaultReconcileInterval = 10 * time.Second
+	DefaultLookupTimeout     = 2 * time.Second
+)
+
+// ResolverConfig configures a Resolver. Conn, Registry, Vxlan and Subnet are
+// required; the rest have defaults.
+type ResolverConfig struct {
+	// Conn is a request socket in the overlay namespace, used to program
+	// entries and to dump them.
+	Conn *rtnl.Conn
+	// Registry answers IP → MAC and MAC → VTEP.
+	Registry Registry
+	// Vxlan is the ifindex of the overlay's vxlan device (in the overlay
+	// namespace): L2/L3 misses of other devices are ignored.
+	Vxlan int32
+	// Bridge, if non-zero, is the ifindex of the overlay's bridge: its
+	// app_solicit requests (the overlay namespace's own ARP, when
+	// app_probes are enabled) are resolved too, with the neighbour entry
+	// programmed on the bridge.
+	Bridge int32
+	// VNI and Port are programmed into every FDB entry (the device's own
+	// when zero: then they are not sent).
+	VNI  uint32
+	Port uint16
+	// Subnet is the overlay subnet; misses for other addresses (IPv6
+	// link-local, DAD, ...) are ignored.
+	Subnet netip.Prefix
+	// LocalVTEP is this node's VTEP, if known: records at it are local
+	// containers, reached through the bridge, and get no FDB entry. Its
+	// family is also the family every VTEP must have (IPv4 when unset).
+	LocalVTEP netip.Addr
+	// Logger receives one info line per resolution and one debug line per
+	// miss; nil discards.
+	Logger *slog.Logger
+	// Metrics receives the counters; nil creates a private set (see
+	// Resolver.Metrics).
+	Metrics *Metrics
+
+	Workers     int           // concurrent registry lookups (4)
+	QueueLen    int           // misses waiting for a worker (4096); more are dropped and counted
+	LookupRate  float64       // registry lookups per second (2000); < 0 means unlimited
+	LookupBurst int           // lookups allowed at once above the rate (256)
+	NegativeTTL time.Duration // how long an unknown key is not looked up again (3 s)
+	NegativeMax int           // keys the negative cache holds at most (65536)
+	BatchWindow time.Duration // how long to gather changes for one batch (2 ms); < 0: no waiting
+	BatchMax    int           // changes that end a batch early (512)
+	// ReconcileInterval is the period of the reconcile pass that brings
+	// programmed entries in line with the registry (10 s): a record that
+	// changes or goes away is reflected within this interval plus the
+	// pass's own duration. < 0 disables periodic passes.
+	ReconcileInterval time.Duration
+	LookupTimeout     time.Duration // one registry call (2 s)
+	// Protocol is the NDA_PROTOCOL mark of our neighbour entries
+	// (ProtocolOverlayd).
+	Protocol uint8
+
+	now    func() time.Time // tests
+	kernel neighKernel      // tests: replaces Conn
+}
+
+func (c *ResolverConfig) setDefaults() {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.Workers, DefaultResolverWorkers)
+	def(&c.QueueLen, DefaultResolverQueue)
+	def(&c.LookupBurst, DefaultLookupBurst)
+	def(&c.NegativeMax, DefaultNegativeMax)
+	def(&c.BatchMax, DefaultBatchMax)
+	if c.LookupRate == 0 {
+		c.LookupRate = DefaultLookupRate
+	}
+	if c.NegativeTTL == 0 {
+		c.NegativeTTL = DefaultNegativeTTL
+	}
+	if c.BatchWindow == 0 {
+		c.BatchWindow = DefaultBatchWindow
+	}
+	if c.ReconcileInterval == 0 {
+		c.ReconcileInterval = DefaultReconcileInterval
+	}
+	if c.LookupTimeout <= 0 {
+		c.LookupTimeout = DefaultLookupTimeout
+	}
+	if c.Protocol == 0 {
+		c.Protocol = ProtocolOverlayd
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Metrics == nil {
+		c.Metrics = &Metrics{}
+	}
+}
+
+// Resolver answers the kernel's misses for one overlay from the registry
+// and programs the answers, the lab's arpd done right:
+//
+//   - HandleEvent / HandleMiss never block: they filter the miss, coalesce
+//     it with a lookup in flight for the same key, drop it if the key is in
+//     the negative cache, and queue it for a worker (a full queue drops it:
+//     the kernel raises the miss again on the sender's retry).
+//   - Workers look the key up in the registry at a bounded rate (token
+//     bucket). An L3 miss for an IP becomes a PERMANENT neighbour entry IP →
+//     MAC and, in the same batch, the FDB entry MAC → VTEP; an L2 miss for
+//     a MAC becomes the FDB entry. Unknown keys and bad records are
+//     negatively cached for NegativeTTL; bad records are logged, never
+//     installed.
+//   - One goroutine programs the kernel in batches: the changes gathered
+//     during BatchWindow (or until BatchMax) go in one ExecuteBatch.
+//   - Entries carry marks (ProtocolOverlayd on neighbours, extern_learn on
+//     FDB entries): a restarted resolver adopts them, and a periodic
+//     reconcile pass (and one after every monitor overrun) updates or
+//     removes them as the registry changes.
+type Resolver struct {
+	cfg    ResolverConfig
+	log    *slog.Logger
+	m      *Metrics
+	table  *missTable
+	bucket *tokenBucket
+	prog   *programmer
+	queue  chan queuedMiss
+	kick   chan struct{}
+
+	runMu   sync.Mutex
+	running bool
+}
+
+// queuedMiss is a miss waiting for a worker.
+type queuedMiss struct {
+	key   missKey
+	start time.Time
+}
+
+// NewResolver checks cfg and returns a resolver; Run starts it.
+func NewResolver(cfg ResolverConfig) (*Resolver, error) {
+	if cfg.Conn == nil && cfg.kernel == nil {
+		return nil, errors.New("overlay: resolver: no rtnl.Conn")
+	}
+	if cfg.Registry == nil {
+		return nil, errors.New("overlay: resolver: no registry")
+	}
+	if cfg.Vxlan <= 0 {
+		return nil, fmt.Errorf("overlay: resolver: bad vxlan ifindex %d", cfg.Vxlan)
+	}
+	if !cfg.Subnet.IsValid() {
+		return nil, errors.New("overlay: resolver: no overlay subnet")
+	}
+	cfg.Subnet = cfg.Subnet.Masked()
+	cfg.setDefaults()
+	k := cfg.kernel
+	if k == nil {
+		k = cfg.Conn
+	}
+	r := &Resolver{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		m:      cfg.Metrics,
+		table:  newMissTable(cfg.NegativeTTL, cfg.NegativeMax, cfg.now),
+		bucket: newTokenBucket(cfg.LookupRate, cfg.LookupBurst, cfg.now),
+		queue:  make(chan queuedMiss, cfg.QueueLen),
+		kick:   make(chan struct{}, 1),
+	}
+	r.prog = newProgrammer(k, &r.cfg, r.m, r.log)
+	return r, nil
+}
+
+// Metrics returns the resolver's counters.
+func (r *Resolver) Metrics() *Metrics { return r.m }
+
+// Entries lists the kernel entries the resolver programmed (or adopted) and
+// tracks.
+func (r *Resolver) Entries() []ProgrammedEntry { return r.prog.entries() }
+
+// HandleEvent feeds one monitor event to the resolver; use it as (part of)
+// the callback of rtnl.Monitor.Run. Misses go to HandleMiss, overruns to
+// HandleOverrun; neighbour add/delete events are ignored (the reconcile pass
+// reads the kernel's state itself). It never blocks and never fails.
+func (r *Resolver) HandleEvent(ev *rtnl.Event) error {
+	switch ev.Kind {
+	case rtnl.EventMiss:
+		r.HandleMiss(&ev.Miss)
+	case rtnl.EventOverrun:
+		r.HandleOverrun()
+	}
+	return nil
+}
+
+// HandleOverrun records a monitor overrun and asks for a reconcile pass
+// (a resync of the kernel's entries) as soon as possible. Misses lost in
+// the overrun come back: the kernel raises them again on the senders'
+// retries.
+func (r *Resolver) HandleOverrun() {
+	r.m.overruns.Add(1)
+	r.log.Warn("monitor overrun: notifications lost, resyncing")
+	r.Kick()
+}
+
+// Kick asks for a reconcile pass now (it coalesces with a pending one).
+func (r *Resolver) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// HandleMiss takes one miss notification. It never blocks: see Resolver.
+func (r *Resolver) HandleMiss(m *rtnl.Miss) {
+	if int(m.Kind) < len(r.m.misses) {
+		r.m.misses[m.Kind].Add(1)
+	}
+	key, why, ok := r.classify(m)
+	if r.log.Enabled(context.Background(), slog.LevelDebug) {
+		r.log.Debug("miss", "kind", m.Kind.String(), "dev", m.Ifindex, "ip", m.IP, "mac", m.MAC, "accepted", ok)
+	}
+	if !ok {
+		r.m.ignored[why].Add(1)
+		return
+	}
+	switch r.table.admit(key) {
+	case admitCoalesced:
+		r.m.coalesced.Add(1)
+		return
+	case admitNegative:
+		r.m.negativeHits.Add(1)
+		return
+	}
+	select {
+	case r.queue <- queuedMiss{key: key, start: r.cfg.now()}:
+	default:
+		r.table.done(key, false)
+		r.m.queueDrops.Add(1)
+	}
+}
+
+// classify filters a miss to this overlay and names its key.
+func (r *Resolver) classify(m *rtnl.Miss) (missKey, ignoreReason, bool) {
+	switch m.Kind {
+	case rtnl.MissL2:
+		// The L2 miss's NDA_VNI is 0 on current kernels: do not filter on it.
+		if m.Ifindex != r.cfg.Vxlan {
+			return missKey{}, ignoreOtherDevice, false
+		}
+		if !m.HasMAC || m.MAC.IsZero() || m.MAC.IsMulticast() {
+			return missKey{}, ignoreNoise, false
+		}
+		return missKey{kind: rtnl.MissL2, mac: m.MAC}, 0, true
+	case rtnl.MissL3, rtnl.MissAppSolicit:
+		if m.Ifindex != r.cfg.Vxlan && !(m.Kind == rtnl.MissAppSolicit && r.cfg.Bridge != 0 && m.Ifindex == r.cfg.Bridge) {
+			return missKey{}, ignoreOtherDevice, false
+		}
+		ip := m.IP.Unmap()
+		if !ip.IsValid() || ip.IsUnspecified() || ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsLoopback() {
+			return missKey{}, ignoreNoise, false
+		}
+		if !r.cfg.Subnet.Contains(ip) {
+			return missKey{}, ignoreOutsideSubnet, false
+		}
+		return missKey{kind: m.Kind, ifindex: m.Ifindex, ip: ip}, 0, true
+	}
+	return missKey{}, ignoreNoise, false
+}
+
+// Run starts the workers, the batching programmer and the reconcile loop
+// (whose first pass adopts the entries a previous run programmed) and
+// blocks until ctx ends. Feed it misses with HandleEvent or HandleMiss (or
+// use Serve). It returns nil when ctx ends.
+func (r *Resolver) Run(ctx context.Context) error {
+	r.runMu.Lock()
+	if r.running {
+		r.runMu.Unlock()
+		return errors.New("overlay: resolver already running")
+	}
+	r.running = true
+	r.runMu.Unlock()
+	defer func() {
+		r.runMu.Lock()
+		r.running = false
+		r.runMu.Unlock()
+	}()
+
+	var wg sync.WaitGroup
+	wg.Go(func() { r.prog.run(ctx) })
+	for range r.cfg.Workers {
+		wg.Go(func() { r.worker(ctx) })
+	}
+	wg.Go(func() { r.reconcileLoop(ctx) })
+	wg.Wait()
+	return nil
+}
+
+// Serve runs the resolver fed by mon until ctx ends or the monitor fails.
+func (r *Resolver) Serve(ctx context.Context, mon *rtnl.Monitor) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		r.Run(ctx)
+		close(done)
+	}()
+	err := mon.Run(ctx, r.HandleEvent)
+	cancel()
+	<-done
+	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// worker resolves queued misses.
+func (r *Resolver) worker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case q := <-r.queue:
+			res, negative := r.resolve(ctx, q)
+			if res == nil {
+				r.table.done(q.key, negative)
+				continue
+			}
+			key := q.key
+			res.done = func() { r.table.done(key, false) }
+			if err := r.prog.submit(ctx, res); err != nil {
+				r.table.done(key, false)
+				return
+			}
+		}
+	}
+}
+
+// resolve looks q up. It returns the changes to program, or nil and whether
+// to cache the key negatively.
+func (r *Resolver) resolve(ctx context.Context, q queuedMiss) (*resolution, bool) {
+	k := q.key
+	var mac rtnl.MAC
+	if k.kind == rtnl.MissL2 {
+		mac = k.mac
+	} else {
+		var err error
+		mac, err = r.lookupMAC(ctx, k.ip)
+		if err != nil {
+			return nil, r.unresolved(ctx, k, err)
+		}
+	}
+	vtep, err := r.lookupVTEP(ctx, mac)
+	if err != nil {
+		return nil, r.unresolved(ctx, k, err)
+	}
+	if r.cfg.LocalVTEP.IsValid() && vtep == r.cfg.LocalVTEP {
+		r.m.unresolved[unresolvedLocal].Add(1)
+		r.log.Debug("miss for a local container: nothing to program", "key", k.String(), "mac", mac)
+		return nil, true
+	}
+	res := &resolution{key: k, start: q.start, action: "resolved"}
+	if k.kind != rtnl.MissL2 {
+		res.ops = append(res.ops, progOp{kind: opSetNeigh, ifindex: k.ifindex, ip: k.ip, mac: mac})
+	}
+	res.ops = append(res.ops, progOp{kind: opSetFDB, mac: mac, vtep: vtep})
+	return res, false
+}
+
+// errBadRecord marks a registry answer we refuse to install.
+var errBadRecord = errors.New("overlay: bad registry record")
+
+// unresolved counts and logs a failed lookup and says whether to cache the
+// key negatively (yes, unless the resolver is stopping).
+func (r *Resolver) unresolved(ctx context.Context, k missKey, err error) bool {
+	switch {
+	case ctx.Err() != nil:
+		return false
+	case errors.Is(err, ErrNotFound):
+		r.m.unresolved[unresolvedNotFound].Add(1)
+		r.log.Debug("miss unresolved: not in registry", "key", k.String(), "err", err)
+	case errors.Is(err, errBadRecord):
+		r.m.unresolved[unresolvedBadRecord].Add(1)
+		r.log.Warn("skipping bad registry record", "key", k.String(), "err", err)
+	default:
+		r.m.unresolved[unresolvedRegistryError].Add(1)
+		r.log.Warn("registry lookup failed", "key", k.String(), "err", err)
+	}
+	return true
+}
+
+// lookupMAC asks the registry for ip's MAC, rate-limited and timed, and
+// checks the answer.
+func (r *Resolver) lookupMAC(ctx context.Context, ip netip.Addr) (rtnl.MAC, error) {
+	var mac rtnl.MAC
+	err := r.lookup(ctx, func(ctx context.Context) error {
+		var err error
+		mac, err = r.cfg.Registry.LookupMAC(ctx, ip)
+		return err
+	})
+	if err != nil {
+		return mac, err
+	}
+	if err := validateMAC(mac); err != nil {
+		return mac, fmt.Errorf("%w: IP %s: %w", errBadRecord, ip, err)
+	}
+	return mac, nil
+}
+
+// lookupVTEP asks the registry for mac's VTEP, rate-limited and timed, and
+// checks the answer.
+func (r *Resolver) lookupVTEP(ctx context.Context, mac rtnl.MAC) (netip.Addr, error) {
+	var vtep netip.Addr
+	err := r.lookup(ctx, func(ctx context.Context) error {
+		var err error
+		vtep, err = r.cfg.Registry.LookupVTEP(ctx, mac)
+		return err
+	})
+	if err != nil {
+		return vtep, err
+	}
+	if err := r.checkVTEP(vtep); err != nil {
+		return vtep, fmt.Errorf("%w: MAC %s: %w", errBadRecord, mac, err)
+	}
+	return vtep, nil
+}
+
+// checkVTEP refuses VTEPs the vxlan cannot use: wrong family, not unicast.
+func (r *Resolver) checkVTEP(v netip.Addr) error {
+	want4 := !r.cfg.LocalVTEP.IsValid() || r.cfg.LocalVTEP.Is4()
+	switch {
+	case !v.IsValid():
+		return errors.New("no VTEP address")
+	case v.Is4() != want4 || v.Is4In6():
+		return fmt.Errorf("VTEP %s is not in the underlay's address family", v)
+	case v.IsUnspecified() || v.IsMulticast() || v.IsLoopback() || v.IsLinkLocalMulticast():
+		return fmt.Errorf("VTEP %s is not a unicast address", v)
+	}
+	return nil
+}
+
+// lookup runs one registry call behind the rate limiter, with a timeout,
+// recording its latency.
+func (r *Resolver) lookup(ctx context.Context, call func(context.Context) error) error {
+	waited, err := r.bucket.wait(ctx)
+	if waited {
+		r.m.rateLimited.Add(1)
+	}
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.LookupTimeout)
+	defer cancel()
+	start := time.Now()
+	err = call(ctx)
+	r.m.lookup.observe(time.Since(start))
+	return err
+}

@@ -1,0 +1,192 @@
+package overlay
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// missKey names what a miss asks for: an IP (L3 miss, app_solicit) on a
+// device, or a MAC (L2 miss). It is the unit of coalescing and of negative
+// caching.
+type missKey struct {
+	kind    rtnl.MissKind
+	ifindex int32 // the device the neighbour entry goes on (L3, app_solicit)
+	ip      netip.Addr
+	mac     rtnl.MAC
+}
+
+func (k missKey) String() string {
+	if k.kind == rtnl.MissL2 {
+		return k.kind.String() + " " + k.mac.String()
+	}
+	return k.kind.String() + " " + k.ip.String()
+}
+
+// missTable is the resolver's front door, used by the receive loop: it
+// coalesces misses for a key whose lookup is in flight and remembers keys the
+// registry does not know (negative cache) for a TTL. Memory is bounded: the
+// negative cache holds at most max keys (expired ones are swept first, then
+// the oldest half goes).
+type missTable struct {
+	mu       sync.Mutex
+	now      func() time.Time
+	ttl      time.Duration
+	max      int
+	inflight map[missKey]struct{}
+	negative map[missKey]time.Time // key → expiry
+}
+
+func newMissTable(ttl time.Duration, max int, now func() time.Time) *missTable {
+	return &missTable{
+		now:      now,
+		ttl:      ttl,
+		max:      max,
+		inflight: make(map[missKey]struct{}),
+		negative: make(map[missKey]time.Time),
+	}
+}
+
+// admitResult says what to do with a miss.
+type admitResult uint8
+
+const (
+	admitLookup    admitResult = iota // start a lookup (the key is now in flight)
+	admitCoalesced                    // a lookup for the key is already in flight
+	admitNegative                     // the key is cached as unknown
+)
+
+// admit decides whether a miss for k starts a lookup. When it returns
+// admitLookup the caller must call done(k, ...) exactly once later.
+func (t *missTable) admit(k missKey) admitResult {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.inflight[k]; ok {
+		return admitCoalesced
+	}
+	if exp, ok := t.negative[k]; ok {
+		if t.now().Before(exp) {
+			return admitNegative
+		}
+		delete(t.negative, k)
+	}
+	t.inflight[k] = struct{}{}
+	return admitLookup
+}
+
+// done ends the lookup for k; negative caches k for the TTL.
+func (t *missTable) done(k missKey, negative bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.inflight, k)
+	if !negative || t.ttl <= 0 {
+		return
+	}
+	if len(t.negative) >= t.max {
+		t.shrinkLocked()
+	}
+	t.negative[k] = t.now().Add(t.ttl)
+}
+
+// shrinkLocked drops expired entries, and if that is not enough, the half
+// that expires first.
+func (t *missTable) shrinkLocked() {
+	now := t.now()
+	for k, exp := range t.negative {
+		if !now.Before(exp) {
+			delete(t.negative, k)
+		}
+	}
+	if len(t.negative) < t.max {
+		return
+	}
+	cut := now.Add(t.ttl / 2)
+	for k, exp := range t.negative {
+		if exp.Before(cut) {
+			delete(t.negative, k)
+		}
+	}
+	for k := range t.negative { // all expire late: drop arbitrary ones
+		if len(t.negative) < t.max/2+1 {
+			break
+		}
+		delete(t.negative, k)
+	}
+}
+
+// forget removes keys from the negative cache (all of them when keys is
+// nil): the registry changed, so what was unknown may now be known.
+func (t *missTable) forgetAll() {
+	t.mu.Lock()
+	clear(t.negative)
+	t.mu.Unlock()
+}
+
+// sizes returns the number of keys in flight and negatively cached.
+func (t *missTable) sizes() (inflight, negative int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.inflight), len(t.negative)
+}
+
+// tokenBucket bounds the rate of registry lookups: rate tokens per second,
+// at most burst banked. Safe for concurrent use.
+type tokenBucket struct {
+	mu     sync.Mutex
+	now    func() time.Time
+	rate   float64 // tokens per second; <= 0 means unlimited
+	burst  float64
+	tokens float64
+	last   time.Time
+}
+
+func newTokenBucket(rate float64, burst int, now func() time.Time) *tokenBucket {
+	if burst < 1 {
+		burst = 1
+	}
+	return &tokenBucket{now: now, rate: rate, burst: float64(burst), tokens: float64(burst), last: now()}
+}
+
+// reserve takes a token and returns how long the caller must wait before
+// using it (0 if one was banked). Tokens may go negative: waiters queue up
+// fairly, each reserved its own slot.
+func (b *tokenBucket) reserve() time.Duration {
+	if b.rate <= 0 {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	if el := now.Sub(b.last); el > 0 {
+		b.tokens += el.Seconds() * b.rate
+		if b.tokens > b.burst {
+			b.tokens = b.burst
+		}
+		b.last = now
+	}
+	b.tokens--
+	if b.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-b.tokens / b.rate * float64(time.Second))
+}
+
+// wait takes a token, sleeping until it is due or ctx ends. It reports
+// whether it had to wait.
+func (b *tokenBucket) wait(ctx context.Context) (bool, error) {
+	d := b.reserve()
+	if d <= 0 {
+		return false, nil
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true, nil
+	case <-ctx.Done():
+		return true, ctx.Err()
+	}
+}

@@ -1,0 +1,620 @@
+package overlay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// fakeClock is a manually advanced clock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_000_000, 0)} }
+
+func (c *fakeClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func TestMissTable(t *testing.T) {
+	clk := newFakeClock()
+	tab := newMissTable(3*time.Second, 4, clk.now)
+	a := missKey{kind: rtnl.MissL3, ifindex: 5, ip: netip.MustParseAddr("198.51.100.3")}
+	b := missKey{kind: rtnl.MissL2, mac: rtnl.MAC{2, 0x42, 0, 0, 0, 3}}
+
+	steps := []struct {
+		name string
+		do   func() admitResult
+		want admitResult
+	}{
+		{"first miss looks up", func() admitResult { return tab.admit(a) }, admitLookup},
+		{"duplicate while in flight coalesces", func() admitResult { return tab.admit(a) }, admitCoalesced},
+		{"other key looks up", func() admitResult { return tab.admit(b) }, admitLookup},
+		{"unknown key is cached", func() admitResult { tab.done(a, true); return tab.admit(a) }, admitNegative},
+		{"known key is not cached", func() admitResult { tab.done(b, false); return tab.admit(b) }, admitLookup},
+		{"still cached before TTL", func() admitResult { clk.advance(2999 * time.Millisecond); return tab.admit(a) }, admitNegative},
+		{"expired after TTL", func() admitResult { clk.advance(time.Millisecond); return tab.admit(a) }, admitLookup},
+	}
+	for _, s := range steps {
+		if got := s.do(); got != s.want {
+			t.Fatalf("%s: admit = %d, want %d", s.name, got, s.want)
+		}
+	}
+	// The negative cache stays bounded under a scan.
+	for i := range 100 {
+		k := missKey{kind: rtnl.MissL3, ip: netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})}
+		if tab.admit(k) == admitLookup {
+			tab.done(k, true)
+		}
+	}
+	if _, neg := tab.sizes(); neg > 4 {
+		t.Errorf("negative cache holds %d keys, max 4", neg)
+	}
+	tab.forgetAll()
+	if _, neg := tab.sizes(); neg != 0 {
+		t.Errorf("after forgetAll: %d keys", neg)
+	}
+}
+
+func TestTokenBucket(t *testing.T) {
+	clk := newFakeClock()
+	b := newTokenBucket(10, 3, clk.now) // 10/s, burst 3
+	for i := range 3 {
+		if d := b.reserve(); d != 0 {
+			t.Fatalf("token %d of the burst: wait %v, want 0", i, d)
+		}
+	}
+	if d := b.reserve(); d != 100*time.Millisecond {
+		t.Fatalf("4th token: wait %v, want 100ms", d)
+	}
+	if d := b.reserve(); d != 200*time.Millisecond {
+		t.Fatalf("5th token: wait %v, want 200ms (queued behind the 4th)", d)
+	}
+	clk.advance(time.Second) // refills to the burst, not beyond
+	for i := range 3 {
+		if d := b.reserve(); d != 0 {
+			t.Fatalf("after refill, token %d: wait %v", i, d)
+		}
+	}
+	if d := b.reserve(); d <= 0 {
+		t.Fatalf("burst exceeded after refill without waiting")
+	}
+	unl := newTokenBucket(-1, 1, clk.now)
+	for range 1000 {
+		if d := unl.reserve(); d != 0 {
+			t.Fatal("unlimited bucket made a caller wait")
+		}
+	}
+}
+
+// fakeRegistry is an in-memory Registry that counts lookups and can hold
+// them until released.
+type fakeRegistry struct {
+	mu      sync.Mutex
+	macs    map[netip.Addr]rtnl.MAC
+	vteps   map[rtnl.MAC]netip.Addr
+	errs    map[string]error // "ip:..." / "mac:..." → error
+	gate    chan struct{}    // if non-nil, lookups wait for it to close
+	lookups atomic.Int64
+}
+
+func newFakeRegistry() *fakeRegistry {
+	return &fakeRegistry{macs: map[netip.Addr]rtnl.MAC{}, vteps: map[rtnl.MAC]netip.Addr{}, errs: map[string]error{}}
+}
+
+func (f *fakeRegistry) add(ip string, mac rtnl.MAC, vtep string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.macs[netip.MustParseAddr(ip)] = mac
+	if vtep != "" {
+		f.vteps[mac] = netip.MustParseAddr(vtep)
+	}
+}
+
+func (f *fakeRegistry) wait(ctx context.Context) error {
+	f.mu.Lock()
+	g := f.gate
+	f.mu.Unlock()
+	if g == nil {
+		return nil
+	}
+	select {
+	case <-g:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (f *fakeRegistry) LookupMAC(ctx context.Context, ip netip.Addr) (rtnl.MAC, error) {
+	f.lookups.Add(1)
+	if err := f.wait(ctx); err != nil {
+		return rtnl.MAC{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.errs["ip:"+ip.String()]; err != nil {
+		return rtnl.MAC{}, err
+	}
+	m, ok := f.macs[ip]
+	if !ok {
+		return m, fmt.Errorf("%w: %s", ErrNotFound, ip)
+	}
+	return m, nil
+}
+
+func (f *fakeRegistry) LookupVTEP(ctx context.Context, mac rtnl.MAC) (netip.Addr, error) {
+	f.lookups.Add(1)
+	if err := f.wait(ctx); err != nil {
+		return netip.Addr{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.errs["mac:"+mac.String()]; err != nil {
+		return netip.Addr{}, err
+	}
+	v, ok := f.vteps[mac]
+	if !ok {
+		return v, fmt.Errorf("%w: %s", ErrNotFound, mac)
+	}
+	return v, nil
+}
+
+func (f *fakeRegistry) Register(context.Context, Record) error   { return errors.New("not supported") }
+func (f *fakeRegistry) Unregister(context.Context, Record) error { return errors.New("not supported") }
+func (f *fakeRegistry) Close() error                             { return nil }
+
+func (f *fakeRegistry) List(context.Context) ([]Record, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []Record
+	for ip, mac := range f.macs {
+		out = append(out, Record{IP: ip, MAC: mac, VTEP: f.vteps[mac]})
+	}
+	return out, nil
+}
+
+// fakeKernel records batch sizes; it has no entries to dump.
+type fakeKernel struct {
+	mu      sync.Mutex
+	batches []int
+	fail    map[int]error // request index in a batch → error
+}
+
+func (k *fakeKernel) ExecuteBatch(b *rtnl.Batch) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.batches = append(k.batches, b.Len())
+	if len(k.fail) > 0 {
+		be := &rtnl.BatchError{Total: b.Len()}
+		for i, err := range k.fail {
+			if i < b.Len() {
+				be.Failures = append(be.Failures, rtnl.BatchFailure{Index: i, Err: err})
+			}
+		}
+		return be
+	}
+	return nil
+}
+
+func (k *fakeKernel) NeighDump(rtnl.NeighFilter, func(*rtnl.NeighMessage) error) error { return nil }
+
+func (k *fakeKernel) sizes() []int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]int(nil), k.batches...)
+}
+
+const testVxlan = 7
+
+func newTestResolver(t *testing.T, reg Registry, k neighKernel, mod func(*ResolverConfig)) (*Resolver, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	cfg := ResolverConfig{
+		Registry: reg, Vxlan: testVxlan, Bridge: 3, VNI: 42, Port: 4789,
+		Subnet:            netip.MustParsePrefix("198.51.100.0/24"),
+		LocalVTEP:         netip.MustParseAddr("192.0.2.2"),
+		Logger:            newTestLogger(logs),
+		ReconcileInterval: -1,
+		kernel:            k,
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	r, err := NewResolver(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, logs
+}
+
+func newTestLogger(w *logBuffer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// logBuffer is a log destination safe for concurrent writes and reads.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func runResolver(t *testing.T, r *Resolver) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	// The first reconcile pass (adoption) clears the negative cache: let
+	// it pass before the test starts.
+	eventually(t, "the first reconcile pass", func() bool { return r.Metrics().Snapshot().Reconciles >= 1 })
+}
+
+func l3(ip string) *rtnl.Miss {
+	return &rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr(ip), State: rtnl.NeighStale}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func macN(n byte) rtnl.MAC { return rtnl.MAC{0x02, 0x42, 198, 51, 100, n} }
+
+func TestResolverCoalescesDuplicateMisses(t *testing.T) {
+	reg := newFakeRegistry()
+	reg.add("198.51.100.3", macN(3), "192.0.2.3")
+	reg.gate = make(chan struct{})
+	k := &fakeKernel{}
+	r, logs := newTestResolver(t, reg, k, nil)
+	runResolver(t, r)
+
+	for range 100 {
+		r.HandleMiss(l3("198.51.100.3"))
+	}
+	eventually(t, "the first lookup to start", func() bool { return reg.lookups.Load() >= 1 })
+	close(reg.gate)
+	eventually(t, "the resolution", func() bool { return r.Metrics().Snapshot().Resolutions["l3miss"] == 1 })
+
+	s := r.Metrics().Snapshot()
+	if got := reg.lookups.Load(); got != 2 { // one LookupMAC + one LookupVTEP
+		t.Errorf("registry lookups = %d, want 2", got)
+	}
+	if s.Coalesced != 99 || s.Misses["l3miss"] != 100 {
+		t.Errorf("coalesced = %d, misses = %d; want 99, 100", s.Coalesced, s.Misses["l3miss"])
+	}
+	// Neighbour and FDB entries went to the kernel in the same batch.
+	if b := k.sizes(); len(b) != 1 || b[0] != 2 {
+		t.Errorf("batches = %v, want one batch of 2 requests", b)
+	}
+	want := map[string]ProgrammedEntry{
+		"neigh": {Table: "neigh", Ifindex: testVxlan, IP: netip.MustParseAddr("198.51.100.3"), MAC: macN(3)},
+		"fdb":   {Table: "fdb", Ifindex: testVxlan, MAC: macN(3), VTEP: netip.MustParseAddr("192.0.2.3")},
+	}
+	ents := r.Entries()
+	if len(ents) != 2 {
+		t.Fatalf("entries = %v", ents)
+	}
+	for _, e := range ents {
+		if e != want[e.Table] {
+			t.Errorf("entry %+v, want %+v", e, want[e.Table])
+		}
+	}
+	eventually(t, "the resolution log line", func() bool { return strings.Contains(logs.String(), "msg=resolved") })
+	if n := strings.Count(logs.String(), "level=INFO msg=resolved"); n != 1 {
+		t.Errorf("%d info resolution lines, want 1:\n%s", n, logs)
+	}
+	// Once resolved, a new miss for the key (the entry was deleted) is
+	// looked up again: only lookups in flight are coalesced.
+	r.HandleMiss(l3("198.51.100.3"))
+	eventually(t, "the second resolution", func() bool { return r.Metrics().Snapshot().Resolutions["l3miss"] == 2 })
+}
+
+func TestResolverNegativeCache(t *testing.T) {
+	clk := newFakeClock()
+	reg := newFakeRegistry()
+	k := &fakeKernel{}
+	r, _ := newTestResolver(t, reg, k, func(c *ResolverConfig) { c.now = clk.now; c.NegativeTTL = 3 * time.Second })
+	runResolver(t, r)
+
+	r.HandleMiss(l3("198.51.100.9"))
+	eventually(t, "the lookup to finish", func() bool {
+		in, neg := r.table.sizes()
+		return in == 0 && neg == 1
+	})
+	for range 50 {
+		r.HandleMiss(l3("198.51.100.9"))
+	}
+	s := r.Metrics().Snapshot()
+	if s.NegativeHits != 50 || reg.lookups.Load() != 1 || s.Unresolved["not_found"] != 1 {
+		t.Errorf("negative hits %d, lookups %d, not_found %d; want 50, 1, 1", s.NegativeHits, reg.lookups.Load(), s.Unresolved["not_found"])
+	}
+	// The container appears; after the TTL its next miss resolves.
+	reg.add("198.51.100.9", macN(9), "192.0.2.4")
+	r.HandleMiss(l3("198.51.100.9"))
+	if r.Metrics().Snapshot().NegativeHits != 51 {
+		t.Error("miss within the TTL was looked up")
+	}
+	clk.advance(3 * time.Second)
+	r.HandleMiss(l3("198.51.100.9"))
+	eventually(t, "the resolution after the TTL", func() bool { return r.Metrics().Snapshot().Resolutions["l3miss"] == 1 })
+	if len(k.sizes()) != 1 {
+		t.Errorf("batches = %v", k.sizes())
+	}
+}
+
+func TestResolverBatchesBursts(t *testing.T) {
+	reg := newFakeRegistry()
+	const n = 200
+	for i := range n {
+		reg.add(fmt.Sprintf("198.51.100.%d", i+2), rtnl.MAC{2, 0x42, 0, 0, 1, byte(i)}, "192.0.2.3")
+	}
+	k := &fakeKernel{}
+	r, _ := newTestResolver(t, reg, k, func(c *ResolverConfig) {
+		c.BatchWindow = 200 * time.Millisecond
+		c.BatchMax = 100000
+		c.LookupRate = -1
+	})
+	runResolver(t, r)
+	for i := range n {
+		r.HandleMiss(l3(fmt.Sprintf("198.51.100.%d", i+2)))
+	}
+	eventually(t, "all resolutions", func() bool { return r.Metrics().Snapshot().Resolutions["l3miss"] == n })
+	sizes := k.sizes()
+	total := 0
+	for _, s := range sizes {
+		total += s
+	}
+	if total != 2*n {
+		t.Errorf("requests sent = %d, want %d", total, 2*n)
+	}
+	if len(sizes) > 4 {
+		t.Errorf("%d batches for a burst of %d misses (sizes %v): not batched", len(sizes), n, sizes)
+	}
+
+	// BatchMax cuts batches.
+	reg2 := newFakeRegistry()
+	for i := range 40 {
+		reg2.add(fmt.Sprintf("198.51.100.%d", i+2), rtnl.MAC{2, 0x42, 0, 0, 2, byte(i)}, "192.0.2.3")
+	}
+	k2 := &fakeKernel{}
+	r2, _ := newTestResolver(t, reg2, k2, func(c *ResolverConfig) {
+		c.BatchWindow = time.Hour
+		c.BatchMax = 10
+		c.LookupRate = -1
+	})
+	runResolver(t, r2)
+	for i := range 40 {
+		r2.HandleMiss(l3(fmt.Sprintf("198.51.100.%d", i+2)))
+	}
+	eventually(t, "batches cut at BatchMax", func() bool { return r2.Metrics().Snapshot().Resolutions["l3miss"] == 40 })
+	for _, s := range k2.sizes() {
+		if s > 10 {
+			t.Errorf("batch of %d requests, BatchMax 10", s)
+		}
+	}
+}
+
+func TestResolverRateLimit(t *testing.T) {
+	reg := newFakeRegistry()
+	k := &fakeKernel{}
+	r, _ := newTestResolver(t, reg, k, func(c *ResolverConfig) {
+		c.LookupRate = 20
+		c.LookupBurst = 2
+		c.Workers = 4
+	})
+	runResolver(t, r)
+	// A scan of the subnet: 30 unknown IPs. The receive loop never blocks
+	// (HandleMiss returns at once); the lookups trickle at the rate.
+	for i := range 30 {
+		r.HandleMiss(l3(fmt.Sprintf("198.51.100.%d", i+100)))
+	}
+	time.Sleep(200 * time.Millisecond)
+	got := reg.lookups.Load()
+	// 2 banked + 20/s * 0.2 s = 6, with slack for scheduling.
+	if got < 2 || got > 12 {
+		t.Errorf("%d lookups after 200ms at 20/s burst 2; want about 6", got)
+	}
+	if r.Metrics().Snapshot().RateLimited == 0 {
+		t.Error("no lookup was rate limited")
+	}
+}
+
+func TestResolverFilters(t *testing.T) {
+	mac := rtnl.MAC{2, 0x42, 1, 2, 3, 4}
+	cases := []struct {
+		name   string
+		miss   rtnl.Miss
+		reason string // "" = accepted
+	}{
+		{"l3 in subnet", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr("198.51.100.3")}, ""},
+		{"l3 v4-mapped in subnet", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr("::ffff:198.51.100.3")}, ""},
+		{"l3 other device", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: 99, IP: netip.MustParseAddr("198.51.100.3")}, "other_device"},
+		{"l3 outside subnet", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr("203.0.113.3")}, "outside_subnet"},
+		{"ipv6 link-local", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr("fe80::1")}, "noise"},
+		{"ipv6 DAD", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr("::")}, "noise"},
+		{"ipv6 multicast", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr("ff02::1:ff00:1")}, "noise"},
+		{"ipv6 global", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr("2001:db8::1")}, "outside_subnet"},
+		{"l2 unicast", rtnl.Miss{Kind: rtnl.MissL2, Ifindex: testVxlan, MAC: mac, HasMAC: true}, ""},
+		{"l2 right vni", rtnl.Miss{Kind: rtnl.MissL2, Ifindex: testVxlan, MAC: mac, HasMAC: true, VNI: 42, HasVNI: true}, ""},
+		{"l2 vni 0 (as the kernel sends it)", rtnl.Miss{Kind: rtnl.MissL2, Ifindex: testVxlan, MAC: mac, HasMAC: true, VNI: 0, HasVNI: true}, ""},
+		{"l2 multicast", rtnl.Miss{Kind: rtnl.MissL2, Ifindex: testVxlan, MAC: rtnl.MAC{0x33, 0x33, 0, 0, 0, 1}, HasMAC: true}, "noise"},
+		{"l2 other device", rtnl.Miss{Kind: rtnl.MissL2, Ifindex: 1, MAC: mac, HasMAC: true}, "other_device"},
+		{"app_solicit on bridge", rtnl.Miss{Kind: rtnl.MissAppSolicit, Ifindex: 3, IP: netip.MustParseAddr("198.51.100.3")}, ""},
+		{"app_solicit elsewhere", rtnl.Miss{Kind: rtnl.MissAppSolicit, Ifindex: 4, IP: netip.MustParseAddr("198.51.100.3")}, "other_device"},
+	}
+	r, _ := newTestResolver(t, newFakeRegistry(), &fakeKernel{}, nil)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, why, ok := r.classify(&c.miss)
+			got := ""
+			if !ok {
+				got = ignoreReasonNames[why]
+			}
+			if got != c.reason {
+				t.Errorf("classify = %q, want %q", got, c.reason)
+			}
+		})
+	}
+}
+
+func TestResolverSkipsBadRecords(t *testing.T) {
+	reg := newFakeRegistry()
+	reg.add("198.51.100.10", rtnl.MAC{0x03, 0, 0, 0, 0, 1}, "192.0.2.3")           // multicast MAC
+	reg.add("198.51.100.11", macN(11), "2001:db8::3")                              // VTEP of the wrong family
+	reg.add("198.51.100.12", macN(12), "224.0.0.5")                                // multicast VTEP
+	reg.errs["ip:198.51.100.13"] = errors.New("overlay: dir store: malformed MAC") // unreadable
+	reg.add("198.51.100.14", macN(14), "")                                         // no VTEP
+	reg.add("198.51.100.15", macN(15), "192.0.2.2")                                // local container
+	reg.add("198.51.100.16", macN(16), "192.0.2.4")                                // good
+	k := &fakeKernel{}
+	r, logs := newTestResolver(t, reg, k, nil)
+	runResolver(t, r)
+	for i := 10; i <= 16; i++ {
+		r.HandleMiss(l3(fmt.Sprintf("198.51.100.%d", i)))
+	}
+	eventually(t, "all lookups to finish", func() bool {
+		in, _ := r.table.sizes()
+		return in == 0 && r.Metrics().Snapshot().Resolutions["l3miss"] == 1
+	})
+	s := r.Metrics().Snapshot()
+	want := map[string]uint64{"bad_record": 3, "registry_error": 1, "not_found": 1, "local": 1}
+	for k, v := range want {
+		if s.Unresolved[k] != v {
+			t.Errorf("unresolved[%s] = %d, want %d", k, s.Unresolved[k], v)
+		}
+	}
+	ents := r.Entries()
+	if len(ents) != 2 {
+		t.Fatalf("entries = %+v, want only 198.51.100.16's two", ents)
+	}
+	for _, e := range ents {
+		if e.MAC != macN(16) {
+			t.Errorf("bad record installed: %+v", e)
+		}
+	}
+	if !strings.Contains(logs.String(), "skipping bad registry record") {
+		t.Errorf("bad records not logged:\n%s", logs)
+	}
+}
+
+func TestResolverKernelFailureIsReported(t *testing.T) {
+	reg := newFakeRegistry()
+	reg.add("198.51.100.3", macN(3), "192.0.2.3")
+	k := &fakeKernel{fail: map[int]error{1: errors.New("rtnl: EINVAL")}}
+	r, logs := newTestResolver(t, reg, k, nil)
+	runResolver(t, r)
+	r.HandleMiss(l3("198.51.100.3"))
+	eventually(t, "the failure", func() bool { return r.Metrics().Snapshot().Errors == 1 })
+	if s := r.Metrics().Snapshot(); s.Resolutions["l3miss"] != 0 {
+		t.Error("a half-failed resolution was counted as resolved")
+	}
+	ents := r.Entries()
+	if len(ents) != 1 || ents[0].Table != "neigh" {
+		t.Errorf("tracked %+v, want only the neighbour entry that applied", ents)
+	}
+	eventually(t, "the failure to be logged", func() bool { return strings.Contains(logs.String(), "resolved failed") })
+	// The key is not stuck in flight: the next miss is looked up again.
+	eventually(t, "the key to leave the in-flight set", func() bool { in, _ := r.table.sizes(); return in == 0 })
+}
+
+func TestResolverNeverBlocksReceiveLoop(t *testing.T) {
+	reg := newFakeRegistry()
+	reg.gate = make(chan struct{}) // the registry hangs
+	r, _ := newTestResolver(t, reg, &fakeKernel{}, func(c *ResolverConfig) { c.QueueLen = 8; c.Workers = 2 })
+	runResolver(t, r)
+	done := make(chan struct{})
+	go func() {
+		for i := range 1000 {
+			r.HandleMiss(l3(fmt.Sprintf("198.51.%d.%d", 100, i%250+1)))
+			r.HandleMiss(&rtnl.Miss{Kind: rtnl.MissL2, Ifindex: testVxlan, MAC: rtnl.MAC{2, 0, 0, 0, byte(i >> 8), byte(i)}, HasMAC: true})
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("HandleMiss blocked while the registry hangs")
+	}
+	if r.Metrics().Snapshot().QueueDrops == 0 {
+		t.Error("no miss dropped with a full queue")
+	}
+	close(reg.gate)
+}
+
+func TestMetricsExposition(t *testing.T) {
+	var m Metrics
+	m.misses[rtnl.MissL3].Add(3)
+	m.negativeHits.Add(2)
+	m.lookup.observe(300 * time.Microsecond)
+	m.lookup.observe(2 * time.Second)
+	m.programmedFDB.Store(5)
+	m.AddCollector(MonitorCollector(func() rtnl.MonitorStats { return rtnl.MonitorStats{Overruns: 4} }))
+	var b bytes.Buffer
+	if err := m.WritePrometheus(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"# TYPE overlayd_misses_total counter\n",
+		`overlayd_misses_total{kind="l3miss"} 3` + "\n",
+		"overlayd_negative_cache_hits_total 2\n",
+		`overlayd_programmed_entries{table="fdb"} 5` + "\n",
+		`overlayd_registry_lookup_duration_seconds_bucket{le="0.00025"} 0` + "\n",
+		`overlayd_registry_lookup_duration_seconds_bucket{le="0.0005"} 1` + "\n",
+		`overlayd_registry_lookup_duration_seconds_bucket{le="2.5"} 2` + "\n",
+		`overlayd_registry_lookup_duration_seconds_bucket{le="+Inf"} 2` + "\n",
+		"overlayd_registry_lookup_duration_seconds_sum 2.0003\n",
+		"overlayd_registry_lookup_duration_seconds_count 2\n",
+		"overlayd_monitor_overruns_total 4\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("exposition lacks %q", want)
+		}
+	}
+	// Every sample line is "name{labels} value" or "name value".
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		if f := strings.Fields(line); len(f) != 2 {
+			t.Errorf("malformed sample line %q", line)
+		}
+	}
+}

@@ -1,0 +1,192 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+	"golang.org/x/sys/unix"
+)
+
+// Status reads the node's overlay back from the kernel: the recorded overlay
+// (with how its VTEP was chosen), its devices, each endpoint (container
+// namespace, veth pair with the peer ifindex the host end reports, IP, MAC)
+// and the vxlan's neighbour and FDB entries with their NUD states. What is
+// missing or differs from the record is listed in Problems rather than
+// failing. Before Create it returns ErrNotCreated.
+func (n *Node) Status(ctx context.Context) (*Status, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ost, err := n.loadOverlayState()
+	if err != nil {
+		return nil, err
+	}
+	cfg := ost.Overlay.Config
+	s := &Status{Overlay: ost.Overlay, Created: ost.Created}
+	eps, err := n.listEndpoints()
+	if err != nil {
+		s.Problems = append(s.Problems, err.Error())
+	}
+	ons, err := rtnl.OpenNamedNetNS(n.netnsDir, cfg.OverlayNetNS)
+	if err != nil {
+		s.Problems = append(s.Problems, fmt.Sprintf("overlay netns %s: %v", cfg.OverlayNetNS, err))
+		for _, st := range eps {
+			s.Endpoints = append(s.Endpoints, EndpointStatus{Endpoint: st.Endpoint, CreatedNetNS: st.CreatedNetNS,
+				Problems: []string{"overlay netns missing"}})
+		}
+		return s, nil
+	}
+	defer ons.Close()
+	oc, err := rtnl.Dial(&rtnl.Config{NetNS: ons})
+	if err != nil {
+		return nil, err
+	}
+	defer oc.Close()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	links, err := oc.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("overlay: status: %w", err)
+	}
+	byIndex := map[int32]*rtnl.LinkMessage{}
+	byName := map[string]*rtnl.LinkMessage{}
+	for i := range links {
+		byIndex[links[i].Index] = &links[i]
+		byName[links[i].Name] = &links[i]
+	}
+	masterName := func(l *rtnl.LinkMessage) string {
+		if l.Master == 0 {
+			return ""
+		}
+		if m := byIndex[l.Master]; m != nil {
+			return m.Name
+		}
+		return fmt.Sprintf("ifindex %d", l.Master)
+	}
+	var vxIndex int32
+	for _, d := range []struct{ name, kind string }{{cfg.Bridge, rtnl.KindBridge}, {cfg.Vxlan, rtnl.KindVxlan}} {
+		l := byName[d.name]
+		ds := DeviceStatus{Name: d.name, Kind: d.kind}
+		if l == nil {
+			ds.Missing = true
+			s.Problems = append(s.Problems, fmt.Sprintf("%s %s is missing", d.kind, d.name))
+			s.Devices = append(s.Devices, ds)
+			continue
+		}
+		ds.Kind, ds.Index, ds.MTU, ds.Up, ds.Master, ds.MAC = l.Kind(), l.Index, l.MTU, l.Flags&rtnl.LinkUp != 0, masterName(l), l.Address
+		if addrs, err := oc.AddressList(unix.AF_INET, l.Index); err == nil {
+			for _, a := range addrs {
+				ds.Addresses = append(ds.Addresses, a.Prefix())
+			}
+		}
+		if l.Info != nil && l.Info.Vxlan != nil {
+			v := l.Info.Vxlan
+			ds.VNI, ds.Port, ds.Local, ds.Learning, ds.Proxy, ds.L2Miss, ds.L3Miss =
+				v.ID, v.Port, v.Local, v.Learning, v.Proxy, v.L2Miss, v.L3Miss
+		}
+		if ds.Kind != d.kind {
+			s.Problems = append(s.Problems, fmt.Sprintf("%s is a %q device, want %s", d.name, ds.Kind, d.kind))
+		} else if d.kind == rtnl.KindVxlan {
+			vxIndex = l.Index
+			if ds.Master != cfg.Bridge {
+				s.Problems = append(s.Problems, fmt.Sprintf("%s is not on bridge %s", d.name, cfg.Bridge))
+			}
+		}
+		if !ds.Up {
+			s.Problems = append(s.Problems, fmt.Sprintf("%s is down", d.name))
+		}
+		s.Devices = append(s.Devices, ds)
+	}
+
+	for _, st := range eps {
+		s.Endpoints = append(s.Endpoints, n.endpointStatus(st, byName, masterName, cfg.Bridge))
+	}
+	if vxIndex != 0 {
+		if err := s.readNeighbors(oc, vxIndex); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// endpointStatus compares a recorded endpoint with the kernel.
+func (n *Node) endpointStatus(st *endpointState, byName map[string]*rtnl.LinkMessage,
+	masterName func(*rtnl.LinkMessage) string, bridge string) EndpointStatus {
+	e := st.Endpoint
+	es := EndpointStatus{Endpoint: e, CreatedNetNS: st.CreatedNetNS}
+	problem := func(format string, args ...any) { es.Problems = append(es.Problems, fmt.Sprintf(format, args...)) }
+	if h := byName[e.HostIf]; h == nil {
+		problem("host veth %s is missing", e.HostIf)
+	} else {
+		es.HostUp, es.HostMaster, es.KernelPeerIndex = h.Flags&rtnl.LinkUp != 0, masterName(h), h.Link
+		es.HostIndex = h.Index
+		if es.HostMaster != bridge {
+			problem("host veth %s is not on bridge %s", e.HostIf, bridge)
+		}
+		if !es.HostUp {
+			problem("host veth %s is down", e.HostIf)
+		}
+	}
+	cns, err := rtnl.OpenNamedNetNS(n.netnsDir, e.Name)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			problem("container netns %s is missing", e.Name)
+		} else {
+			problem("container netns %s: %v", e.Name, err)
+		}
+		return es
+	}
+	defer cns.Close()
+	cc, err := rtnl.Dial(&rtnl.Config{NetNS: cns})
+	if err != nil {
+		problem("container netns %s: %v", e.Name, err)
+		return es
+	}
+	defer cc.Close()
+	p, err := linkByName(cc, e.IfName)
+	switch {
+	case err != nil:
+		problem("container interface %s: %v", e.IfName, err)
+	case p == nil:
+		problem("container interface %s is missing", e.IfName)
+	default:
+		es.PeerUp = p.Flags&rtnl.LinkUp != 0
+		if !es.PeerUp {
+			problem("container interface %s is down", e.IfName)
+		}
+		if p.Address != e.MAC {
+			problem("container interface %s has MAC %s, want %s", e.IfName, p.Address, e.MAC)
+		}
+		if es.KernelPeerIndex != 0 && es.KernelPeerIndex != p.Index {
+			problem("host veth peer is ifindex %d, container interface is %d", es.KernelPeerIndex, p.Index)
+		}
+		es.PeerIndex = p.Index
+	}
+	return es
+}
+
+// readNeighbors fills Neighbors and FDB with the vxlan's entries.
+func (s *Status) readNeighbors(c *rtnl.Conn, vxIndex int32) error {
+	err := c.NeighDump(rtnl.NeighFilter{Family: unix.AF_INET, Ifindex: vxIndex}, func(m *rtnl.NeighMessage) error {
+		mac, _ := m.MAC()
+		s.Neighbors = append(s.Neighbors, NeighborEntry{IP: m.Dst, MAC: mac, State: m.State.String()})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("overlay: status: neighbours: %w", err)
+	}
+	err = c.NeighDump(rtnl.NeighFilter{Family: unix.AF_BRIDGE, Ifindex: vxIndex}, func(m *rtnl.NeighMessage) error {
+		mac, _ := m.MAC()
+		s.FDB = append(s.FDB, FDBEntry{MAC: mac, VTEP: m.Dst, VNI: m.VNI, Port: m.Port,
+			State: m.State.String(), Flags: m.Flags.String()})
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("overlay: status: fdb: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package overlay
+
+import (
+	"net/netip"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// Status is a read-back of a node's overlay from the kernel, next to what
+// the state directory remembers.
+type Status struct {
+	// Overlay is the overlay as recorded by Create.
+	Overlay Overlay `json:"overlay"`
+	// Created says which parts Create made (and Reset would delete).
+	Created Creation `json:"created"`
+	// Devices are the overlay's devices as the kernel reports them.
+	Devices []DeviceStatus `json:"devices"`
+	// Endpoints are the attached containers with their kernel state.
+	Endpoints []EndpointStatus `json:"endpoints"`
+	// Neighbors are the vxlan's IPv4 neighbour (proxy ARP) entries.
+	Neighbors []NeighborEntry `json:"neighbors"`
+	// FDB are the vxlan's forwarding entries (MAC → remote VTEP, flag
+	// "self") and the bridge's entries for its vxlan port (its own address,
+	// learned MACs).
+	FDB []FDBEntry `json:"fdb"`
+	// Problems lists what is missing or differs from the recorded state.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// DeviceStatus is one device of the overlay.
+type DeviceStatus struct {
+	// Name of the device.
+	Name string `json:"name"`
+	// Kind is the link kind ("bridge", "vxlan").
+	Kind string `json:"kind"`
+	// Index is its ifindex in the overlay namespace (0 if missing).
+	Index int32 `json:"index"`
+	// MTU of the device.
+	MTU uint32 `json:"mtu"`
+	// Up reports IFF_UP.
+	Up bool `json:"up"`
+	// Master is the name of its master device, if any.
+	Master string `json:"master,omitempty"`
+	// MAC is its hardware address.
+	MAC rtnl.MAC `json:"mac"`
+	// Addresses are its IPv4 addresses with prefix.
+	Addresses []netip.Prefix `json:"addresses,omitempty"`
+	VNI       uint32         `json:"vni,omitempty"`      // vxlan: VNI
+	Port      uint16         `json:"port,omitempty"`     // vxlan: UDP destination port
+	Local     netip.Addr     `json:"local,omitzero"`     // vxlan: local VTEP address, if set
+	Learning  bool           `json:"learning,omitempty"` // vxlan: source-address learning
+	Proxy     bool           `json:"proxy,omitempty"`    // vxlan: ARP proxy
+	L2Miss    bool           `json:"l2miss,omitempty"`   // vxlan: FDB miss notifications
+	L3Miss    bool           `json:"l3miss,omitempty"`   // vxlan: neighbour miss notifications
+	// Missing is true if the device does not exist.
+	Missing bool `json:"missing,omitempty"`
+}
+
+// EndpointStatus is an attached container and what the kernel has of it.
+// Its HostIndex and PeerIndex are the kernel's current ifindexes where the
+// devices exist (the recorded ones otherwise).
+type EndpointStatus struct {
+	Endpoint
+	// CreatedNetNS is true if Attach made the container namespace.
+	CreatedNetNS bool `json:"created_netns"`
+	HostUp       bool `json:"host_up"` // the host veth is up
+	PeerUp       bool `json:"peer_up"` // the container interface is up
+	// HostMaster is the host veth's master (the bridge when healthy).
+	HostMaster string `json:"host_master,omitempty"`
+	// KernelPeerIndex is the peer ifindex the host veth reports (IFLA_LINK),
+	// as the lab's veth.sh showed; it should equal PeerIndex.
+	KernelPeerIndex int32 `json:"kernel_peer_index"`
+	// Problems lists what is missing or differs.
+	Problems []string `json:"problems,omitempty"`
+}
+
+// NeighborEntry is a neighbour entry on the vxlan.
+type NeighborEntry struct {
+	// IP is the neighbour's address.
+	IP netip.Addr `json:"ip"`
+	// MAC is its link-layer address (zero if unresolved).
+	MAC rtnl.MAC `json:"mac"`
+	// State is the NUD state ("PERMANENT", "REACHABLE", ...).
+	State string `json:"state"`
+}
+
+// FDBEntry is a forwarding entry on the vxlan.
+type FDBEntry struct {
+	// MAC is the destination MAC.
+	MAC rtnl.MAC `json:"mac"`
+	// VTEP is the remote underlay address (invalid if none).
+	VTEP netip.Addr `json:"vtep,omitzero"`
+	VNI  uint32     `json:"vni,omitempty"`  // remote VNI, when the entry names one (else the device's)
+	Port uint16     `json:"port,omitempty"` // remote port, when the entry names one (else the device's)
+	// State is the NUD state.
+	State string `json:"state"`
+	// Flags are the NTF_* flags ("self", "master", "extern_learn", ...).
+	Flags string `json:"flags,omitempty"`
+}

@@ -1,0 +1,102 @@
+package overlay
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// Overlay is a node's overlay as Create built it (and the state directory
+// remembers it).
+type Overlay struct {
+	// Config is the configuration the overlay was created with.
+	Config Config `json:"config"`
+	// VTEP is this node's underlay address, registered for its containers.
+	VTEP netip.Addr `json:"vtep"`
+	// VTEPSource explains how VTEP was chosen: "--local", "address of --dev
+	// eth1" or "source of the default route via eth0".
+	VTEPSource string `json:"vtep_source"`
+	// UnderlayDev is the underlay device (in the host namespace).
+	UnderlayDev string `json:"underlay_dev"`
+	// UnderlayMTU is the underlay device's MTU; Config.MTU must not exceed
+	// UnderlayMTU - VXLANOverhead.
+	UnderlayMTU uint32 `json:"underlay_mtu"`
+}
+
+// Mismatch is one setting that differs between what Create was asked for
+// and what exists.
+type Mismatch struct {
+	// Device is the device (or "state" for the state directory's record)
+	// that differs.
+	Device string `json:"device"`
+	// Field names the setting: "VNI", "port", "kind", "proxy", ...
+	Field string `json:"field"`
+	// Want is the requested value.
+	Want string `json:"want"`
+	// Have is the existing value.
+	Have string `json:"have"`
+}
+
+// MismatchError is returned by Create when a device (or the state
+// directory) exists with different settings. Nothing was changed.
+type MismatchError struct {
+	// Mismatches lists every differing setting.
+	Mismatches []Mismatch `json:"mismatches"`
+}
+
+// Error lists each mismatch as "device FIELD: want W, have H".
+func (e *MismatchError) Error() string {
+	var b strings.Builder
+	b.WriteString("overlay: existing overlay differs (nothing changed; run reset to rebuild): ")
+	for i, m := range e.Mismatches {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%s %s: want %s, have %s", m.Device, m.Field, m.Want, m.Have)
+	}
+	return b.String()
+}
+
+// AttachRequest describes a container to attach.
+type AttachRequest struct {
+	// Name is the container's netns name in NetNSDir; created if missing.
+	Name string `json:"name"`
+	// IP is the container's address with the overlay's prefix length, e.g.
+	// 198.51.100.2/24: inside the overlay subnet, not the gateway, not the
+	// network or broadcast address.
+	IP netip.Prefix `json:"ip"`
+	// MAC of the container's interface; zero means DeriveMAC(IP.Addr()).
+	MAC rtnl.MAC `json:"mac"`
+	// IfName is the container's interface name (default "eth0").
+	IfName string `json:"ifname"`
+}
+
+// DefaultIfName is the container interface name when AttachRequest.IfName
+// is empty.
+const DefaultIfName = "eth0"
+
+// Endpoint is an attached container.
+type Endpoint struct {
+	// Name is the container's netns name.
+	Name string `json:"name"`
+	// IP is the container's address and prefix.
+	IP netip.Prefix `json:"ip"`
+	// MAC is the container interface's MAC.
+	MAC rtnl.MAC `json:"mac"`
+	// IfName is the container interface's name.
+	IfName string `json:"ifname"`
+	// HostIf is the host-side veth's name in the overlay namespace
+	// (HostIfName(Name)).
+	HostIf string `json:"host_if"`
+	// HostIndex is the host-side veth's ifindex in the overlay namespace.
+	HostIndex int32 `json:"host_index"`
+	// PeerIndex is the container interface's ifindex in its namespace.
+	PeerIndex int32 `json:"peer_index"`
+	// VTEP is the node's VTEP the container was registered with.
+	VTEP netip.Addr `json:"vtep"`
+}
+
+// Record returns the registry record of e.
+func (e *Endpoint) Record() Record { return Record{IP: e.IP.Addr(), MAC: e.MAC, VTEP: e.VTEP} }

@@ -1,0 +1,99 @@
+package overlay
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestValidationCreatesNothing runs every invalid create and attach through
+// a real node and checks that each fails with a clear error and leaves no
+// namespace, link, state or record behind.
+func TestValidationCreatesNothing(t *testing.T) {
+	tn := newTestNode(t, "va", testUnderlay, nil)
+	hostLinks := tn.links("")
+
+	badCreates := []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"vni 0", func(c *Config) { c.VNI = 0 }, "VNI 0 out of range 1..16777215"},
+		{"vni too big", func(c *Config) { c.VNI = 1 << 24 }, "VNI 16777216 out of range"},
+		{"port 0", func(c *Config) { c.Port = 0 }, "port 0"},
+		{"mtu below 68", func(c *Config) { c.MTU = 67 }, "MTU 67 is below the IPv4 minimum 68"},
+		{"mtu above underlay", func(c *Config) { c.MTU = 1451 }, "at most 1450"},
+		{"bad gateway prefix", func(c *Config) { c.Gateway = netip.MustParsePrefix("198.51.100.1/31") }, "prefix /31"},
+		{"netns slash", func(c *Config) { c.OverlayNetNS = "over/ns" }, "'/'"},
+		{"netns dotdot", func(c *Config) { c.OverlayNetNS = "..overns" }, `".."`},
+		{"netns too long", func(c *Config) { c.OverlayNetNS = strings.Repeat("o", 256) }, "longer than the kernel's 255"},
+		{"local not on node", func(c *Config) { c.Local = netip.MustParseAddr("192.0.2.77") }, "not an address of this node"},
+	}
+	for _, tc := range badCreates {
+		t.Run("create/"+tc.name, func(t *testing.T) {
+			cfg := testConfig("192.0.2.2")
+			tc.edit(&cfg)
+			_, err := tn.create(cfg)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("create: %v, want an error containing %q", err, tc.want)
+			}
+			if names := tn.netnsNames(); len(names) != 0 {
+				t.Errorf("netns created: %v", names)
+			}
+			if got := tn.links(""); !slices.Equal(got, hostLinks) {
+				t.Errorf("host links %v, want %v", got, hostLinks)
+			}
+			if files := tn.stateFiles(); len(files) != 0 {
+				t.Errorf("state written: %v", files)
+			}
+		})
+	}
+
+	// Attach before create.
+	if _, err := tn.attach(AttachRequest{Name: "c1", IP: netip.MustParsePrefix("198.51.100.2/24")}); !errors.Is(err, ErrNotCreated) ||
+		!strings.Contains(err.Error(), "run create first") {
+		t.Fatalf("attach before create: %v", err)
+	}
+	if names := tn.netnsNames(); len(names) != 0 {
+		t.Fatalf("attach before create made netns %v", names)
+	}
+
+	tn.mustCreate(testConfig("192.0.2.2"))
+	tn.mustAttach(AttachRequest{Name: "c1", IP: netip.MustParsePrefix("198.51.100.2/24")})
+	baseNS := tn.netnsNames()
+	baseLinks := tn.links("overns")
+	baseState := tn.stateFiles()
+	baseStore := storeFiles(t, tn.store)
+	cases := badAttachCases()
+	cases = append(cases, badAttachCase{"duplicate name", func(r *AttachRequest) { r.Name = "c1" }, `"c1" is attached`})
+	for _, tc := range cases {
+		t.Run("attach/"+tc.name, func(t *testing.T) {
+			req := AttachRequest{Name: "c2", IP: netip.MustParsePrefix("198.51.100.3/24")}
+			tc.edit(&req)
+			_, err := tn.attach(req)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("attach: %v, want an error containing %q", err, tc.want)
+			}
+			if got := tn.netnsNames(); !slices.Equal(got, baseNS) {
+				t.Errorf("netns %v, want %v", got, baseNS)
+			}
+			if got := tn.links("overns"); !slices.Equal(got, baseLinks) {
+				t.Errorf("overlay links %v, want %v", got, baseLinks)
+			}
+			if got := tn.stateFiles(); !slices.Equal(got, baseState) {
+				t.Errorf("state %v, want %v", got, baseState)
+			}
+			if got := storeFiles(t, tn.store); !slices.Equal(got, baseStore) {
+				t.Errorf("store %v, want %v", got, baseStore)
+			}
+		})
+	}
+	if err := tn.detach("nope"); !errors.Is(err, ErrUnknownEndpoint) {
+		t.Errorf("detach of an unknown name: %v", err)
+	}
+	if err := tn.detach("../x"); err == nil {
+		t.Errorf("detach of a bad name succeeded")
+	}
+}

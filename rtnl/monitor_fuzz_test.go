@@ -1,0 +1,87 @@
+package rtnl_test
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+	"golang.org/x/sys/unix"
+)
+
+// FuzzClassify feeds arbitrary netlink messages to the classifier: it must
+// never panic, and a miss it accepts must agree with the general neighbour
+// decoder and with its own rules.
+func FuzzClassify(f *testing.F) {
+	for _, name := range []string{"l3miss", "l3miss_v6", "l2miss", "app_solicit", "app_solicit_probe", "fdb_echo"} {
+		raw, err := os.ReadFile(filepath.Join(goldenDir, name+".bin"))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		h, body, err := rtnl.ParseHeader(raw)
+		if err != nil {
+			if len(raw) < rtnl.HeaderLen {
+				return
+			}
+			// Classify any payload under the claimed header anyway.
+			h = rtnl.Header{Type: binary.NativeEndian.Uint16(raw[4:6]), Flags: binary.NativeEndian.Uint16(raw[6:8])}
+			body = raw[rtnl.HeaderLen:]
+		}
+		var ev rtnl.Event
+		ok, err := rtnl.Classify(h, body, &ev)
+		if ok && err != nil {
+			t.Fatalf("ok with error %v", err)
+		}
+		// ClassifyMessage reads the header itself and must agree.
+		var ev2 rtnl.Event
+		ok2, err2 := rtnl.ClassifyMessage(raw, &ev2)
+		if ok2 && err2 != nil {
+			t.Fatalf("ClassifyMessage: ok with error %v", err2)
+		}
+		if _, _, perr := rtnl.ParseHeader(raw); perr == nil {
+			if ok2 != ok || (err2 == nil) != (err == nil) || (ok && (ev2.Kind != ev.Kind || ev2.Miss != ev.Miss || ev2.PortID != ev.PortID)) {
+				t.Fatalf("ClassifyMessage (%v, %v, %+v) disagrees with Classify (%v, %v, %+v)", ok2, err2, ev2.Miss, ok, err, ev.Miss)
+			}
+		} else if ok2 || err2 == nil {
+			t.Fatalf("ClassifyMessage accepted a message ParseHeader rejects: %v", perr)
+		}
+		if !ok || ev.Kind != rtnl.EventMiss {
+			return
+		}
+		m := ev.Miss
+		switch m.Kind {
+		case rtnl.MissL3:
+			if !m.IP.IsValid() || h.Flags&unix.NLM_F_REQUEST != 0 {
+				t.Fatalf("L3 miss %+v with flags %#x", m, h.Flags)
+			}
+		case rtnl.MissL2:
+			if m.IP.IsValid() || !m.HasMAC {
+				t.Fatalf("L2 miss %+v", m)
+			}
+		case rtnl.MissAppSolicit:
+			if !m.IP.IsValid() || h.Flags&unix.NLM_F_REQUEST == 0 {
+				t.Fatalf("app_solicit %+v with flags %#x", m, h.Flags)
+			}
+		default:
+			t.Fatalf("miss of kind %v", m.Kind)
+		}
+		if m.Family != unix.AF_INET && m.Family != unix.AF_INET6 {
+			t.Fatalf("miss of family %d", m.Family)
+		}
+		// Where the general decoder accepts the same bytes, both agree.
+		var n rtnl.NeighMessage
+		if n.UnmarshalBinary(body) != nil {
+			return
+		}
+		mac, hasMAC := n.MAC()
+		if n.Dst != m.IP || n.Ifindex != m.Ifindex || n.State != m.State || hasMAC != m.HasMAC || mac != m.MAC ||
+			n.Probes != m.Probes || n.VNI != m.VNI || n.Present.Has(rtnl.NeighAttrVNI) != m.HasVNI ||
+			n.LinkNetnsID != m.LinkNetnsID {
+			t.Fatalf("classifier %+v disagrees with NeighMessage %v", m, &n)
+		}
+	})
+}
