@@ -169,7 +169,8 @@ func (n *Node) endpointStatus(st *endpointState, byName map[string]*rtnl.LinkMes
 	return es
 }
 
-// readNeighbors fills Neighbors and FDB with the vxlan's entries.
+// readNeighbors fills Neighbors and FDB with the vxlan's entries: its ARP
+// entries and its own (NTF_SELF) forwarding entries, not the bridge's.
 func (s *Status) readNeighbors(c *rtnl.Conn, vxIndex int32) error {
 	err := c.NeighDump(rtnl.NeighFilter{Family: unix.AF_INET, Ifindex: vxIndex}, func(m *rtnl.NeighMessage) error {
 		mac, _ := m.MAC()
@@ -180,6 +181,9 @@ func (s *Status) readNeighbors(c *rtnl.Conn, vxIndex int32) error {
 		return fmt.Errorf("overlay: status: neighbours: %w", err)
 	}
 	err = c.NeighDump(rtnl.NeighFilter{Family: unix.AF_BRIDGE, Ifindex: vxIndex}, func(m *rtnl.NeighMessage) error {
+		if m.Flags&rtnl.NeighFlagSelf == 0 {
+			return nil // the bridge's own (learned) entry for the vxlan port, not the vxlan's
+		}
 		mac, _ := m.MAC()
 		s.FDB = append(s.FDB, FDBEntry{MAC: mac, VTEP: m.Dst, VNI: m.VNI, Port: m.Port,
 			State: m.State.String(), Flags: m.Flags.String()})
