@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/overlaynet/overlaynet/rtnl"
+	"golang.org/x/sys/unix"
 )
 
 // DirStore is a Registry in a directory, laid out as the lab's NFS share:
@@ -180,16 +181,41 @@ func (s *DirStore) List(ctx context.Context) ([]Record, error) {
 	return recs, errors.Join(errs...)
 }
 
-// readValue reads a one-value file, without its trailing newline.
+// maxValueLen bounds a record file: a MAC or an IP address and a newline.
+// Anything longer is malformed, not read on.
+const maxValueLen = 128
+
+// readValue reads a one-value file, without its trailing newline. It uses
+// plain syscalls rather than os.ReadFile: a lookup is on the resolver's path,
+// and os.File's poller registration costs more than the read itself.
 func readValue(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
 		return "", fmt.Errorf("%w: %s", ErrNotFound, path)
 	}
 	if err != nil {
-		return "", fmt.Errorf("overlay: dir store: %w", err)
+		return "", fmt.Errorf("overlay: dir store: open %s: %w", path, err)
 	}
-	s := string(b)
+	defer unix.Close(fd)
+	var buf [maxValueLen + 1]byte
+	n := 0
+	for n < len(buf) {
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("overlay: dir store: read %s: %w", path, err)
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	if n > maxValueLen {
+		return "", fmt.Errorf("overlay: dir store: %s is longer than %d bytes: not a record", path, maxValueLen)
+	}
+	s := string(buf[:n])
 	s = strings.TrimSuffix(s, "\n")
 	s = strings.TrimSuffix(s, "\r")
 	return s, nil
