@@ -209,6 +209,10 @@ func TestDirStoreMalformed(t *testing.T) {
 	if v, err := s.LookupVTEP(ctx, recordOf("198.51.100.3", "02:42:c6:33:64:03", "192.0.2.3").MAC); err != nil || v.String() != "192.0.2.3" {
 		t.Errorf("CRLF record: %s, %v", v, err)
 	}
+	write("arp/198.51.100.7", "02:42:c6:33:64:07\n"+strings.Repeat("x", 4096))
+	if _, err := s.LookupMAC(ctx, netip.MustParseAddr("198.51.100.7")); err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "not a record") {
+		t.Errorf("oversized record: %v", err)
+	}
 	_, err := s.LookupMAC(ctx, netip.MustParseAddr("198.51.100.4"))
 	if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `malformed MAC "not a mac"`) {
 		t.Errorf("malformed MAC: %v", err)
