@@ -43,5 +43,9 @@ fuzz:
 		$(GO) test ./rtnl -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME); \
 	done
 
+## demo: three simulated nodes, a daemon each, containers pinging across them; cleans up after itself (root)
+demo: build
+	./scripts/demo.sh $(BIN)
+
 clean:
 	rm -rf bin bench.txt

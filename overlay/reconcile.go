@@ -151,7 +151,14 @@ func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 		case gone:
 			fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip, mac: have})
 			st.Removed++
-		case want != have:
+		case want == have:
+			// A container that moved to this node answers ARP itself: a proxy
+			// entry would make the bridge learn its MAC on the vxlan port.
+			if vtep, vgone, verr := wantVTEP(want); verr == nil && !vgone && r.isLocal(vtep) {
+				fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip, mac: have})
+				st.Removed++
+			}
+		default:
 			vtep, vgone, verr := wantVTEP(want)
 			if verr != nil || vgone {
 				r.log.Warn("reconcile: IP moved to a MAC without a usable VTEP; removing its entry", "ip", k.ip, "mac", want, "err", verr)
@@ -159,9 +166,14 @@ func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 				st.Removed++
 				continue
 			}
+			if r.isLocal(vtep) {
+				fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip, mac: have})
+				st.Removed++
+				continue
+			}
 			fix.ops = append(fix.ops, progOp{kind: opSetNeigh, ifindex: k.ifindex, ip: k.ip, mac: want})
 			st.Updated++
-			if !(r.cfg.LocalVTEP.IsValid() && vtep == r.cfg.LocalVTEP) && ke.fdb[want] != vtep && !fdbPlanned[want] {
+			if ke.fdb[want] != vtep && !fdbPlanned[want] {
 				fix.ops = append(fix.ops, progOp{kind: opSetFDB, mac: want, vtep: vtep})
 				fdbPlanned[want] = true
 			}
@@ -172,7 +184,7 @@ func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 		switch {
 		case err != nil:
 			r.log.Warn("reconcile: keeping FDB entry, its record is unusable", "mac", mac, "vtep", have, "err", err)
-		case gone || (r.cfg.LocalVTEP.IsValid() && want == r.cfg.LocalVTEP):
+		case gone || r.isLocal(want):
 			fix.ops = append(fix.ops, progOp{kind: opDelFDB, mac: mac, vtep: have})
 			st.Removed++
 		case want != have && !fdbPlanned[mac]:
@@ -198,4 +210,10 @@ func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 	r.m.reconcileFixes[reconcileRemoved].Add(uint64(st.Removed))
 	st.Took = time.Since(start)
 	return st, nil
+}
+
+// isLocal says whether vtep is this node's: its containers are reached
+// through the bridge, with no neighbour or FDB entry on the vxlan.
+func (r *Resolver) isLocal(vtep netip.Addr) bool {
+	return r.cfg.LocalVTEP.IsValid() && vtep == r.cfg.LocalVTEP
 }

@@ -79,6 +79,16 @@ type ResolverConfig struct {
 	// (ProtocolOverlayd).
 	Protocol uint8
 
+	// Feed is the registry's change feed (see feed.go), followed in
+	// ModeProactive and ModeHybrid.
+	Feed ChangeFeed
+	// Mode says how entries are programmed; ModeAuto (zero) is ModeHybrid
+	// with a Feed and ModeReactive without. Proactive and hybrid need Feed.
+	Mode Mode
+	// ProactiveMax caps the remote records programmed from the feed
+	// (DefaultProactiveMax); the rest are resolved on misses.
+	ProactiveMax int
+
 	now    func() time.Time // tests
 	kernel neighKernel      // tests: replaces Conn
 }
@@ -111,6 +121,9 @@ func (c *ResolverConfig) setDefaults() {
 	}
 	if c.Protocol == 0 {
 		c.Protocol = ProtocolOverlayd
+	}
+	if c.ProactiveMax <= 0 {
+		c.ProactiveMax = DefaultProactiveMax
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -149,6 +162,7 @@ type Resolver struct {
 	table  *missTable
 	bucket *tokenBucket
 	prog   *programmer
+	feed   *feedState // nil in reactive mode
 	queue  chan queuedMiss
 	kick   chan struct{}
 
@@ -177,6 +191,18 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		return nil, errors.New("overlay: resolver: no overlay subnet")
 	}
 	cfg.Subnet = cfg.Subnet.Masked()
+	if cfg.Mode == ModeAuto {
+		cfg.Mode = ModeReactive
+		if cfg.Feed != nil {
+			cfg.Mode = ModeHybrid
+		}
+	}
+	if cfg.Mode > ModeHybrid {
+		return nil, fmt.Errorf("overlay: resolver: unknown mode %v", cfg.Mode)
+	}
+	if cfg.Mode != ModeReactive && cfg.Feed == nil {
+		return nil, fmt.Errorf("overlay: resolver: mode %v needs a registry with a change feed", cfg.Mode)
+	}
 	cfg.setDefaults()
 	k := cfg.kernel
 	if k == nil {
@@ -192,11 +218,18 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		kick:   make(chan struct{}, 1),
 	}
 	r.prog = newProgrammer(k, &r.cfg, r.m, r.log)
+	if cfg.Mode != ModeReactive {
+		r.feed = newFeedState(cfg.Mode, r.cfg.ProactiveMax)
+		r.m.AddCollector(r.feedCollector)
+	}
 	return r, nil
 }
 
 // Metrics returns the resolver's counters.
 func (r *Resolver) Metrics() *Metrics { return r.m }
+
+// Mode returns the resolver's effective mode (never ModeAuto).
+func (r *Resolver) Mode() Mode { return r.cfg.Mode }
 
 // Entries lists the kernel entries the resolver programmed (or adopted) and
 // tracks.
@@ -245,6 +278,10 @@ func (r *Resolver) HandleMiss(m *rtnl.Miss) {
 	}
 	if !ok {
 		r.m.ignored[why].Add(1)
+		return
+	}
+	if r.feed != nil && !r.feed.wantMisses() { // proactive mode: the feed programs it
+		r.feed.ignored.Add(1)
 		return
 	}
 	switch r.table.admit(key) {
@@ -315,6 +352,9 @@ func (r *Resolver) Run(ctx context.Context) error {
 		wg.Go(func() { r.worker(ctx) })
 	}
 	wg.Go(func() { r.reconcileLoop(ctx) })
+	if r.feed != nil {
+		wg.Go(func() { r.followFeed(ctx) })
+	}
 	wg.Wait()
 	return nil
 }

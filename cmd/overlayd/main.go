@@ -60,7 +60,7 @@ func (g *globalFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&g.stateDir, "state-dir", envOr("OVERLAYD_STATE_DIR", "/var/lib/overlayd"),
 		"directory where create records this node's overlay (env OVERLAYD_STATE_DIR)")
 	fs.StringVar(&g.store, "store", envOr("OVERLAYD_STORE", "dir:/var/lib/overlayd/store"),
-		"registry URL: dir:PATH (env OVERLAYD_STORE)")
+		"registry URL: dir:PATH or etcd://HOST:PORT[,HOST:PORT]/PREFIX[?ttl=10s&ca=...] (env OVERLAYD_STORE)")
 	fs.StringVar(&g.logLevel, "log-level", envOr("OVERLAYD_LOG_LEVEL", "info"),
 		"log level: debug, info, warn, error (env OVERLAYD_LOG_LEVEL)")
 	fs.BoolVar(&g.logJSON, "log-json", os.Getenv("OVERLAYD_LOG_JSON") == "1",
@@ -211,7 +211,7 @@ func (e *env) node(withRegistry bool) (n *overlay.Node, done func(), err error) 
 	opts := overlay.NodeOptions{NetNSDir: e.global.netnsDir, StateDir: e.global.stateDir, Logger: log}
 	done = func() {}
 	if withRegistry {
-		reg, err := overlay.OpenRegistry(e.global.store)
+		reg, err := overlay.OpenRegistry(storeURL(e.global.store, e.global.stateDir))
 		if err != nil {
 			return nil, nil, fmt.Errorf("--store: %w", err)
 		}

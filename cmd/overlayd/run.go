@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay"
@@ -23,7 +26,7 @@ func init() {
 	})
 }
 
-const runSynopsis = "run [--metrics ADDR] [--reconcile 10s] [--negative-ttl 3s] [--lookup-rate 2000] [--workers 4] [--batch-window 2ms] [--rcvbuf BYTES]"
+const runSynopsis = "run [--mode hybrid|proactive|reactive] [--proactive-max N] [--metrics ADDR] [--reconcile 10s] [--negative-ttl 3s] [--lookup-rate 2000] [--workers 4] [--batch-window 2ms] [--rcvbuf BYTES]"
 
 const runHelp = `
 Runs this node's miss resolver in the foreground until SIGINT or SIGTERM: it
@@ -36,7 +39,20 @@ protocol 214, FDB entries extern_learn): a restarted daemon adopts them and
 flushes nothing. Every --reconcile interval (and after a notification
 overrun) programmed entries are checked against the store: moved containers
 are updated and removed ones deleted within that interval. Logs: one line
-per resolution at info, one per miss at debug.`
+per resolution at info, one per miss at debug.
+
+--mode: reactive programs entries only in answer to misses (the only mode of
+the directory store); proactive programs every remote container of the
+store's change feed (etcd) before any packet needs it; hybrid (the default
+when the store has a change feed) does both, misses being the safety net. At
+most --proactive-max records are programmed from the feed (default: three
+quarters of the kernel's neighbour table gc_thresh3); the rest are resolved
+on misses, in proactive mode too.
+
+On an etcd store the daemon holds a lease (?ttl=10s in the URL) and
+registers this node's endpoints (from --state-dir) again under it, as well
+as endpoints attached later: when the daemon dies, they stop being
+advertised one TTL later and the other nodes remove their entries.`
 
 // runOptions are the flags of overlayd run.
 type runOptions struct {
@@ -47,6 +63,8 @@ type runOptions struct {
 	workers     int
 	batchWindow time.Duration
 	rcvbuf      int
+	mode        string
+	maxProact   int
 }
 
 func (o *runOptions) bind(fs *flag.FlagSet) {
@@ -56,6 +74,8 @@ func (o *runOptions) bind(fs *flag.FlagSet) {
 	fs.Float64Var(&o.lookupRate, "lookup-rate", overlay.DefaultLookupRate, "most store lookups per second (a subnet scan cannot flood the store)")
 	fs.IntVar(&o.workers, "workers", overlay.DefaultResolverWorkers, "concurrent store lookups")
 	fs.DurationVar(&o.batchWindow, "batch-window", overlay.DefaultBatchWindow, "how long to gather kernel changes into one batch")
+	fs.StringVar(&o.mode, "mode", "", "reactive, proactive or hybrid (default: hybrid when --store has a change feed, as etcd does; reactive otherwise)")
+	fs.IntVar(&o.maxProact, "proactive-max", 0, "most records programmed from the change feed; the rest are resolved on misses (0: 3/4 of the neighbour table's gc_thresh3)")
 	fs.IntVar(&o.rcvbuf, "rcvbuf", rtnl.DefaultMonitorReceiveBuffer, "netlink receive buffer for notifications, bytes (forced; the kernel doubles it)")
 }
 
@@ -73,6 +93,11 @@ func (o *runOptions) check() error {
 		return fmt.Errorf("%w: --batch-window %v is negative", errUsage, o.batchWindow)
 	case o.rcvbuf < 0:
 		return fmt.Errorf("%w: --rcvbuf %d is negative", errUsage, o.rcvbuf)
+	case o.maxProact < 0:
+		return fmt.Errorf("%w: --proactive-max %d is negative", errUsage, o.maxProact)
+	}
+	if _, err := overlay.ParseMode(o.mode); err != nil || o.mode == "auto" {
+		return fmt.Errorf("%w: --mode %q: want reactive, proactive or hybrid", errUsage, o.mode)
 	}
 	return nil
 }
@@ -104,11 +129,19 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 	if err != nil {
 		return err
 	}
-	reg, err := overlay.OpenRegistry(e.global.store)
+	mode, _ := overlay.ParseMode(o.mode)
+	reg, err := openRunStore(ctx, e.global.store, n, ov, log)
 	if err != nil {
 		return fmt.Errorf("--store: %w", err)
 	}
 	defer reg.Close()
+	feed, hasFeed := reg.Registry.(overlay.ChangeFeed)
+	if !hasFeed {
+		feed = nil
+		if mode == overlay.ModeProactive || mode == overlay.ModeHybrid {
+			return fmt.Errorf("%w: --mode %s needs a store with a change feed (etcd://...); %s has none", errUsage, mode, e.global.store)
+		}
+	}
 
 	cfg := ov.Config
 	ns, err := rtnl.OpenNamedNetNS(e.global.netnsDir, cfg.OverlayNetNS)
@@ -148,11 +181,20 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 
 	metrics := &overlay.Metrics{}
 	metrics.AddCollector(overlay.MonitorCollector(mon.Stats))
+	if reg.etcd != nil {
+		metrics.AddCollector(reg.etcdCollector())
+	}
+	maxProact := o.maxProact
+	if maxProact == 0 {
+		t3 := gcThresh3()
+		maxProact = max(1, t3-t3/4)
+	}
 	r, err := overlay.NewResolver(overlay.ResolverConfig{
 		Conn: conn, Registry: reg, Vxlan: vx.Index, Bridge: bridge, VNI: vni, Port: port,
 		Subnet: cfg.Subnet(), LocalVTEP: ov.VTEP, Logger: log, Metrics: metrics,
 		Workers: o.workers, LookupRate: o.lookupRate, NegativeTTL: o.negativeTTL,
 		BatchWindow: batchWindowFlag(o.batchWindow), ReconcileInterval: o.reconcile,
+		Feed: feed, Mode: mode, ProactiveMax: maxProact,
 	})
 	if err != nil {
 		return err
@@ -167,7 +209,10 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 		defer stop()
 		log.Info("metrics", "url", "http://"+addr+"/metrics")
 	}
-	log.Info("overlayd running", "netns", cfg.OverlayNetNS, "vxlan", cfg.Vxlan, "ifindex", vx.Index,
+	if reg.etcd != nil {
+		go reg.adoptLocal(ctx, n, ov.VTEP, log)
+	}
+	log.Info("overlayd running", "mode", r.Mode(), "proactive_max", maxProact, "netns", cfg.OverlayNetNS, "vxlan", cfg.Vxlan, "ifindex", vx.Index,
 		"vni", vni, "port", port, "subnet", cfg.Subnet(), "vtep", ov.VTEP, "store", e.global.store,
 		"reconcile", o.reconcile, "rcvbuf", mon.ReceiveBuffer())
 	err = r.Serve(ctx, mon)
@@ -207,4 +252,30 @@ func serveMetrics(ctx context.Context, addr string, m *overlay.Metrics, log *slo
 		srv.Shutdown(sctx)
 	}
 	return stop, ln.Addr().String(), nil
+}
+
+// gcThresh3 returns the IPv4 neighbour table's gc_thresh3 (its hard limit,
+// shared by every network namespace). Only the initial namespace shows it:
+// it is read there (through /proc/1/ns/net when the daemon runs elsewhere);
+// 1024, the kernel's default, when it cannot be read.
+func gcThresh3() int {
+	const path = "/proc/sys/net/ipv4/neigh/default/gc_thresh3"
+	read := func() (int, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return 0, err
+		}
+		return strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	if v, err := read(); err == nil && v > 0 {
+		return v
+	}
+	if ns, err := rtnl.OpenNetNS("/proc/1/ns/net"); err == nil {
+		defer ns.Close()
+		var v int
+		if ns.Do(func() error { var err error; v, err = read(); return err }) == nil && v > 0 {
+			return v
+		}
+	}
+	return 1024
 }

@@ -128,7 +128,12 @@ func (r *Registry) tryRenew(old clientv3.LeaseID) (clientv3.LeaseID, error) {
 	defer r.mu.Unlock()
 	r.ownMu.Lock()
 	own := make([]overlay.Record, 0, len(r.own))
-	for _, rec := range r.own {
+	for ip, rec := range r.own {
+		if r.opts.Keep != nil && !r.opts.Keep(rec) {
+			r.log.Info("etcd: not registering again a record no longer on this node", "record", rec.String())
+			delete(r.own, ip)
+			continue
+		}
 		own = append(own, rec)
 	}
 	r.ownMu.Unlock()

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/overlaynet/overlaynet/overlay"
 )
 
 // Defaults applied by Open.
@@ -64,6 +66,11 @@ type Options struct {
 	// NodeVTEP, when valid, advertises this node under nodes/<vtep> on its
 	// lease (URL: node=192.0.2.2).
 	NodeVTEP netip.Addr
+	// Keep, when set, is asked before each record this registry owns is
+	// registered again under a new lease (after the lease was lost); a
+	// record it rejects (a container detached meanwhile by another
+	// process) is forgotten instead. The daemon checks its state directory.
+	Keep func(overlay.Record) bool
 	// Hostname is recorded in the node key (default os.Hostname()).
 	Hostname string
 	// Logger receives the registry's own events (lease lost and regained,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/netip"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay"
@@ -13,48 +12,32 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// ChangeKind says what happened to a record.
-type ChangeKind uint8
+// ChangeKind says what happened to a record (overlay.ChangeKind, so that
+// *Registry satisfies overlay.ChangeFeed).
+type ChangeKind = overlay.ChangeKind
 
-// Kinds of Change.
+// Kinds of Change (see overlay.ChangeKind).
 const (
 	// ChangePut: the record is complete (arp/<ip> and the fdb/<mac> it
 	// points to both exist) and new or different.
-	ChangePut ChangeKind = iota + 1
+	ChangePut = overlay.ChangePut
 	// ChangeDelete: the record, as last delivered, is gone (its arp key was
 	// deleted or now points elsewhere, or its fdb key was deleted or
 	// changed). A record that moves is delivered as a Delete of the old
 	// record followed by a Put of the new one.
-	ChangeDelete
+	ChangeDelete = overlay.ChangeDelete
 	// ChangeSynced: the records delivered so far are the complete state at
 	// Revision. It follows the initial listing and every re-listing (after
 	// compaction or a broken watch); anything programmed from a record not
 	// delivered since the previous listing is stale.
-	ChangeSynced
+	ChangeSynced = overlay.ChangeSynced
 )
 
-// String names k.
-func (k ChangeKind) String() string {
-	switch k {
-	case ChangePut:
-		return "put"
-	case ChangeDelete:
-		return "delete"
-	case ChangeSynced:
-		return "synced"
-	}
-	return "ChangeKind(" + strconv.Itoa(int(k)) + ")"
-}
+// Change is one event of the change feed (overlay.Change; Revision is the
+// etcd revision at which the change happened).
+type Change = overlay.Change
 
-// Change is one event of the change feed.
-type Change struct {
-	// Kind says what happened.
-	Kind ChangeKind
-	// Record is the record put or deleted (zero for ChangeSynced).
-	Record overlay.Record
-	// Revision is the etcd revision at which the change happened.
-	Revision int64
-}
+var _ overlay.ChangeFeed = (*Registry)(nil)
 
 // Watch returns the overlay's change feed: a ChangePut for every complete
 // record of an initial listing, ChangeSynced, and then the changes from the

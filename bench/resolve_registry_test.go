@@ -1,0 +1,68 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// memRegistry is a read-only in-memory copy of a registry: the lookup cost
+// of libnetwork's own peer database (a map in the daemon), so that a run on
+// it measures the resolvers and the kernel rather than the registry's
+// storage.
+type memRegistry struct {
+	macs  map[netip.Addr]rtnl.MAC
+	vteps map[rtnl.MAC]netip.Addr
+}
+
+var _ overlay.Registry = (*memRegistry)(nil)
+
+var errReadOnly = errors.New("bench: memRegistry is read-only")
+
+// newMemRegistry copies every complete record of from.
+func newMemRegistry(from overlay.Registry) (*memRegistry, error) {
+	recs, err := from.List(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	m := &memRegistry{macs: make(map[netip.Addr]rtnl.MAC, len(recs)), vteps: make(map[rtnl.MAC]netip.Addr, len(recs))}
+	for _, r := range recs {
+		m.macs[r.IP] = r.MAC
+		if r.VTEP.IsValid() {
+			m.vteps[r.MAC] = r.VTEP
+		}
+	}
+	return m, nil
+}
+
+func (m *memRegistry) LookupMAC(_ context.Context, ip netip.Addr) (rtnl.MAC, error) {
+	mac, ok := m.macs[ip]
+	if !ok {
+		return mac, fmt.Errorf("IP %s: %w", ip, overlay.ErrNotFound)
+	}
+	return mac, nil
+}
+
+func (m *memRegistry) LookupVTEP(_ context.Context, mac rtnl.MAC) (netip.Addr, error) {
+	v, ok := m.vteps[mac]
+	if !ok {
+		return v, fmt.Errorf("MAC %s: %w", mac, overlay.ErrNotFound)
+	}
+	return v, nil
+}
+
+func (m *memRegistry) Register(context.Context, overlay.Record) error   { return errReadOnly }
+func (m *memRegistry) Unregister(context.Context, overlay.Record) error { return errReadOnly }
+func (m *memRegistry) Close() error                                     { return nil }
+
+func (m *memRegistry) List(context.Context) ([]overlay.Record, error) {
+	out := make([]overlay.Record, 0, len(m.macs))
+	for ip, mac := range m.macs {
+		out = append(out, overlay.Record{IP: ip, MAC: mac, VTEP: m.vteps[mac]})
+	}
+	return out, nil
+}

@@ -1,0 +1,442 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/overlaynet/overlaynet/internal/etcdtest"
+	"github.com/overlaynet/overlaynet/internal/nstest"
+	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/etcdreg"
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// etcdLab is n simulated nodes 192.0.2.2, .3, ... on an underlay switch
+// (a bridge in a netns of its own, which also runs etcd at 192.0.2.1), each
+// with `overlayd create` done, all using the same etcd store.
+type etcdLab struct {
+	srv    *etcdtest.Server
+	nodes  []*simNode
+	prefix string // etcd key prefix of the overlay: /ovt/vni/42/
+}
+
+func newEtcdLab(t *testing.T, n int, query string) *etcdLab {
+	t.Helper()
+	nstest.RequireRoot(t)
+	etcdtest.Require(t)
+	// Created first, so that its cleanup (etcd killed, netns deleted) runs
+	// after the nodes' `overlayd reset`, which talks to etcd.
+	_, ctl := nstest.NetNS(t, "ec")
+	// A fixed MAC: a bridge otherwise takes its lowest port MAC, which changes
+	// when a node goes and leaves the others with a stale ARP entry for etcd.
+	nstest.Run(t, ctl, "ip", "link", "add", "ul", "address", "02:00:c0:00:02:01", "type", "bridge")
+	nstest.Run(t, ctl, "ip", "addr", "add", "192.0.2.1/24", "dev", "ul")
+	nstest.Run(t, ctl, "ip", "link", "set", "ul", "up")
+	srv := etcdtest.Start(t, etcdtest.Options{NetNS: filepath.Join(rtnl.DefaultNetNSDir, ctl), Host: "192.0.2.1"})
+	lab := &etcdLab{srv: srv, prefix: "/ovt/vni/42/"}
+	store := srv.URL("ovt", query)
+	for i := range n {
+		nd := newSimNode(t, fmt.Sprintf("e%d", i+1), store)
+		port := fmt.Sprintf("p%d", i+1)
+		nd.ip("link", "add", "u0", "type", "veth", "peer", "name", port, "netns", ctl)
+		nstest.Run(t, ctl, "ip", "link", "set", port, "master", "ul", "up")
+		addr := fmt.Sprintf("192.0.2.%d", i+2)
+		nd.ip("addr", "add", addr+"/24", "dev", "u0")
+		nd.ip("link", "set", "u0", "up")
+		nd.ok("create", "--local", addr)
+		lab.nodes = append(lab.nodes, nd)
+	}
+	return lab
+}
+
+// keys returns the overlay's etcd keys, relative to the prefix.
+func (l *etcdLab) keys(t *testing.T) map[string]etcdtest.KV {
+	t.Helper()
+	all, err := l.srv.Keys(l.prefix)
+	if err != nil {
+		t.Fatalf("read etcd: %v\n%s", err, l.srv.LogTail())
+	}
+	out := make(map[string]etcdtest.KV, len(all))
+	for k, v := range all {
+		out[strings.TrimPrefix(k, l.prefix)] = v
+	}
+	return out
+}
+
+// waitFor polls cond every 50 ms until it holds or d passes.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// remoteEntries reports whether n's vxlan has the PERMANENT neighbour entry
+// ip -> mac and the FDB entry mac -> vtep, both programmed by overlayd.
+func remoteEntries(n *simNode, ip, mac, vtep string) (neigh, fdb bool) {
+	nout, _ := n.in("overns", "ip", "neigh", "show", "dev", "vxlan1", "to", ip)
+	fout, _ := n.in("overns", "bridge", "fdb", "show", "dev", "vxlan1")
+	neigh = strings.Contains(nout, ip+" lladdr "+mac+" PERMANENT proto 214")
+	fdb = regexp.MustCompile(regexp.QuoteMeta(mac) + ` dst ` + regexp.QuoteMeta(vtep) + ` .*self extern_learn permanent`).MatchString(fout)
+	return neigh, fdb
+}
+
+// pingOnce pings dst once from container ctr of n, waiting one second.
+func pingOnce(n *simNode, ctr, dst string) (string, error) {
+	out, err := exec.Command("nsenter", "--net="+filepath.Join(n.dir, ctr), "ping", "-c1", "-W1", dst).CombinedOutput()
+	return string(out), err
+}
+
+// missLines returns the daemon's debug lines of misses for ip or mac.
+func missLines(d *daemon, ip, mac string) []string {
+	var found []string
+	for line := range strings.SplitSeq(d.String(), "\n") {
+		if strings.Contains(line, "msg=miss ") && (strings.Contains(line, "ip="+ip+" ") || strings.Contains(line, "mac="+mac+" ")) {
+			found = append(found, line)
+		}
+	}
+	return found
+}
+
+// TestEtcdFirstPing: in proactive and hybrid mode on etcd, two containers
+// attached on different nodes after the daemons started get their
+// neighbour and FDB entries on the other node from the change feed before
+// any packet is sent; the very first ping gets its reply, and no miss is
+// raised for the pair.
+func TestEtcdFirstPing(t *testing.T) {
+	for _, mode := range []string{"proactive", "hybrid"} {
+		t.Run(mode, func(t *testing.T) {
+			lab := newEtcdLab(t, 2, "")
+			n1, n2 := lab.nodes[0], lab.nodes[1]
+			d1 := n1.startDaemon("--mode", mode, "--log-level", "debug")
+			d2 := n2.startDaemon("--mode", mode, "--log-level", "debug")
+			for i, d := range []*daemon{d1, d2} {
+				if !strings.Contains(d.String(), "mode="+mode) {
+					t.Errorf("node %d daemon does not run in mode %s:\n%s", i+1, mode, d)
+				}
+			}
+			n1.ok("attach", "pink", "--ip", "198.51.100.2/24")
+			n2.ok("attach", "sky", "--ip", "198.51.100.3/24")
+
+			// Before any packet: the entries are there, programmed from the feed.
+			ok := waitFor(5*time.Second, func() bool {
+				a, b := remoteEntries(n1, "198.51.100.3", "02:42:c6:33:64:03", "192.0.2.3")
+				c, d := remoteEntries(n2, "198.51.100.2", "02:42:c6:33:64:02", "192.0.2.2")
+				return a && b && c && d
+			})
+			if !ok {
+				t.Fatalf("entries not programmed from the feed within 5s\nnode 1:\n%s\nnode 2:\n%s\nnode 1 daemon:\n%s\nnode 2 daemon:\n%s",
+					n1.mustIn("overns", "ip", "neigh"), n2.mustIn("overns", "ip", "neigh"), d1, d2)
+			}
+			if !strings.Contains(d1.String(), "msg=\"programmed from feed\"") {
+				t.Errorf("node 1 daemon logged no feed programming:\n%s", d1)
+			}
+			// The first ping, with a one-second wait, gets its reply.
+			if out, err := pingOnce(n1, "pink", "198.51.100.3"); err != nil {
+				t.Fatalf("first ping pink -> sky failed: %v\n%s\nnode 1 daemon:\n%s\nnode 2 daemon:\n%s", err, out, d1, d2)
+			}
+			if out, err := pingOnce(n2, "sky", "198.51.100.2"); err != nil {
+				t.Fatalf("first ping sky -> pink failed: %v\n%s", err, out)
+			}
+			// No miss was raised for the pair on either node.
+			if l := missLines(d1, "198.51.100.3", "02:42:c6:33:64:03"); len(l) > 0 {
+				t.Errorf("node 1 saw misses for sky:\n%s", strings.Join(l, "\n"))
+			}
+			if l := missLines(d2, "198.51.100.2", "02:42:c6:33:64:02"); len(l) > 0 {
+				t.Errorf("node 2 saw misses for pink:\n%s", strings.Join(l, "\n"))
+			}
+			if strings.Contains(d1.String(), "msg=resolved") || strings.Contains(d2.String(), "msg=resolved") {
+				t.Errorf("a daemon resolved a miss although the feed programmed everything:\n%s\n%s", d1, d2)
+			}
+			// The daemons moved the attached records onto their leases.
+			keys := lab.keys(t)
+			for _, k := range []string{"arp/198.51.100.2", "arp/198.51.100.3", "fdb/02:42:c6:33:64:02", "fdb/02:42:c6:33:64:03"} {
+				if kv, ok := keys[k]; !ok || kv.Lease == 0 {
+					t.Errorf("etcd key %s: %+v present=%v; want it under a daemon's lease", k, kv, ok)
+				}
+			}
+		})
+	}
+}
+
+// TestEtcdNodeDeath: a daemon killed with SIGKILL stops renewing its lease;
+// one TTL later its node's records are gone from etcd and the other node
+// has removed its entries, while its own records stay.
+func TestEtcdNodeDeath(t *testing.T) {
+	lab := newEtcdLab(t, 2, "ttl=3s")
+	n1, n2 := lab.nodes[0], lab.nodes[1]
+	// Attached before the daemons: written without a lease, moved onto the
+	// daemon's lease when it starts.
+	n1.ok("attach", "pink", "--ip", "198.51.100.2/24")
+	n2.ok("attach", "sky", "--ip", "198.51.100.3/24")
+	if kv := lab.keys(t)["arp/198.51.100.3"]; kv.Lease != 0 {
+		t.Fatalf("attach wrote arp/198.51.100.3 under lease %x; want none (one-shot command)", kv.Lease)
+	}
+	d1 := n1.startDaemon()
+	d2 := n2.startDaemon()
+	if !waitFor(5*time.Second, func() bool { return lab.keys(t)["arp/198.51.100.3"].Lease != 0 }) {
+		t.Fatalf("node 2 daemon did not move sky's record onto its lease: %+v\n%s", lab.keys(t), d2)
+	}
+	if !waitFor(5*time.Second, func() bool {
+		a, b := remoteEntries(n1, "198.51.100.3", "02:42:c6:33:64:03", "192.0.2.3")
+		return a && b
+	}) {
+		t.Fatalf("node 1 has no entries for sky:\n%s", d1)
+	}
+	if out, err := pingOnce(n1, "pink", "198.51.100.3"); err != nil {
+		t.Fatalf("ping pink -> sky: %v\n%s", err, out)
+	}
+
+	d2.cmd.Process.Signal(syscall.SIGKILL)
+	<-d2.done
+	killed := time.Now()
+	gone := waitFor(15*time.Second, func() bool {
+		k := lab.keys(t)
+		_, arp := k["arp/198.51.100.3"]
+		_, fdb := k["fdb/02:42:c6:33:64:03"]
+		_, node := k["nodes/192.0.2.3"]
+		return !arp && !fdb && !node
+	})
+	if !gone {
+		t.Fatalf("node 2's records still in etcd 15s after its daemon died: %+v", lab.keys(t))
+	}
+	t.Logf("node 2's records expired %v after SIGKILL (TTL 3s)", time.Since(killed).Round(100*time.Millisecond))
+	if !waitFor(5*time.Second, func() bool {
+		a, b := remoteEntries(n1, "198.51.100.3", "02:42:c6:33:64:03", "192.0.2.3")
+		return !a && !b
+	}) {
+		t.Fatalf("node 1 kept its entries for dead node 2's sky:\n%s\n%s\n%s", n1.mustIn("overns", "ip", "neigh"),
+			n1.mustIn("overns", "bridge", "fdb", "show", "dev", "vxlan1"), d1)
+	}
+	if !strings.Contains(d1.String(), "msg=\"removed from feed\"") {
+		t.Errorf("node 1 daemon logged no removal:\n%s", d1)
+	}
+	// Node 1 is alive: its records stay.
+	k := lab.keys(t)
+	if _, ok := k["arp/198.51.100.2"]; !ok {
+		t.Errorf("live node 1's record vanished: %+v", k)
+	}
+	if _, ok := k["nodes/192.0.2.2"]; !ok {
+		t.Errorf("live node 1's node key vanished: %+v", k)
+	}
+}
+
+// TestEtcdConcurrentAttach: the same IP attached on two nodes at once, with
+// different MACs: exactly one attach wins, the other fails with a registry
+// conflict and leaves nothing behind.
+func TestEtcdConcurrentAttach(t *testing.T) {
+	lab := newEtcdLab(t, 2, "")
+	n1, n2 := lab.nodes[0], lab.nodes[1]
+	for round, ip := range []string{"198.51.100.9", "198.51.100.10", "198.51.100.11"} {
+		var wg sync.WaitGroup
+		res := make([]result, 2)
+		start := make(chan struct{})
+		for i, n := range []*simNode{n1, n2} {
+			wg.Go(func() {
+				<-start
+				res[i] = n.run("attach", fmt.Sprintf("c%d", round), "--ip", ip+"/24", "--mac", fmt.Sprintf("02:00:00:00:%02x:%02x", round, i+1))
+			})
+		}
+		close(start)
+		wg.Wait()
+		winner := -1
+		for i, r := range res {
+			if r.code == 0 {
+				if winner >= 0 {
+					t.Fatalf("round %d: both attaches of %s succeeded", round, ip)
+				}
+				winner = i
+			}
+		}
+		if winner < 0 {
+			t.Fatalf("round %d: no attach of %s succeeded: %+v", round, ip, res)
+		}
+		loser := 1 - winner
+		if r := res[loser]; r.code != 1 || !strings.Contains(r.stderr, "registry conflict") || !strings.Contains(r.stderr, ip) {
+			t.Errorf("round %d: losing attach: exit %d, stderr %q; want exit 1 and a registry conflict naming %s", round, r.code, r.stderr, ip)
+		}
+		t.Logf("round %d: node %d won; node %d: %s", round, winner+1, loser+1, strings.TrimSpace(res[loser].stderr))
+		// The loser rolled back: no container netns, no veth, no state.
+		ln := []*simNode{n1, n2}[loser]
+		name := fmt.Sprintf("c%d", round)
+		if names, _ := rtnl.ListNetNS(ln.dir); contains(names, name) {
+			t.Errorf("round %d: losing node kept netns %s: %q", round, name, names)
+		}
+		if links := ln.mustIn("overns", "ip", "-o", "link"); strings.Contains(links, overlay.HostIfName(name)+"@") {
+			t.Errorf("round %d: losing node kept a veth:\n%s", round, links)
+		}
+		// etcd holds the winner's record only.
+		k := lab.keys(t)
+		wantMAC := fmt.Sprintf("02:00:00:00:%02x:%02x", round, winner+1)
+		if got := k["arp/"+ip].Value; got != wantMAC {
+			t.Errorf("round %d: arp/%s = %q, want the winner's %s", round, ip, got, wantMAC)
+		}
+		if got := k["fdb/"+wantMAC].Value; got != fmt.Sprintf("192.0.2.%d", winner+2) {
+			t.Errorf("round %d: fdb/%s = %q", round, wantMAC, got)
+		}
+		if _, ok := k[fmt.Sprintf("fdb/02:00:00:00:%02x:%02x", round, loser+1)]; ok {
+			t.Errorf("round %d: the loser's MAC is registered: %+v", round, k)
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// barrierRegistry holds every Register until all the racers reached it, so
+// that both attaches pass their pre-checks and meet in etcd's transaction.
+type barrierRegistry struct {
+	overlay.Registry
+	once    sync.Once
+	arrived *sync.WaitGroup
+	all     <-chan struct{}
+}
+
+func (b *barrierRegistry) Register(ctx context.Context, rec overlay.Record) error {
+	b.once.Do(b.arrived.Done)
+	select {
+	case <-b.all:
+	case <-time.After(5 * time.Second):
+	}
+	return b.Registry.Register(ctx, rec)
+}
+
+// TestEtcdConcurrentAttachRace: overlay.Node.Attach of the same IP (with
+// different MACs) on two nodes, both past their registry pre-checks before
+// either registers: etcd's transaction lets exactly one win; the other
+// fails with overlay.ErrConflict and rolls back everything it made.
+func TestEtcdConcurrentAttachRace(t *testing.T) {
+	lab := newEtcdLab(t, 2, "")
+	// A registry the test process reaches (on its own loopback); the nodes
+	// only need it through the library calls below.
+	srv := etcdtest.Start(t, etcdtest.Options{})
+	var arrived sync.WaitGroup
+	arrived.Add(2)
+	all := make(chan struct{})
+	go func() { arrived.Wait(); close(all) }()
+
+	ip := netip.MustParsePrefix("198.51.100.20/24")
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, nd := range lab.nodes {
+		reg, err := etcdreg.Open(t.Context(), srv.URL("race", ""), etcdreg.Options{NoLease: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { reg.Close() })
+		node := overlay.NewNode(overlay.NodeOptions{NetNSDir: nd.dir, StateDir: nd.state,
+			Registry: &barrierRegistry{Registry: reg, arrived: &arrived, all: all}})
+		ns, err := rtnl.OpenNamedNetNS("", nd.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ns.Close()
+		mac := rtnl.MAC{0x02, 0, 0, 0, 0x20, byte(i + 1)}
+		wg.Go(func() {
+			ns.Do(func() error {
+				_, errs[i] = node.Attach(t.Context(), overlay.AttachRequest{Name: "racer", IP: ip, MAC: mac})
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		if err == nil {
+			if winner >= 0 {
+				t.Fatal("both attaches succeeded")
+			}
+			winner = i
+		}
+	}
+	if winner < 0 {
+		t.Fatalf("no attach succeeded: %v", errs)
+	}
+	loser := 1 - winner
+	lerr := errs[loser]
+	if !errors.Is(lerr, overlay.ErrConflict) || !strings.Contains(lerr.Error(), "overlay: register ") || !strings.Contains(lerr.Error(), "198.51.100.20") {
+		t.Errorf("losing attach: %v; want a registry conflict from the register transaction naming the IP", lerr)
+	}
+	t.Logf("node %d won; node %d: %v", winner+1, loser+1, lerr)
+	ln := lab.nodes[loser]
+	if names, _ := rtnl.ListNetNS(ln.dir); contains(names, "racer") {
+		t.Errorf("losing node kept netns racer: %q", names)
+	}
+	if links := ln.mustIn("overns", "ip", "-o", "link"); strings.Contains(links, overlay.HostIfName("racer")+"@") {
+		t.Errorf("losing node kept its veth:\n%s", links)
+	}
+	if eps, err := overlay.NewNode(overlay.NodeOptions{NetNSDir: ln.dir, StateDir: ln.state}).Endpoints(); err != nil || len(eps) != 0 {
+		t.Errorf("losing node's state: %v %v; want no endpoint", eps, err)
+	}
+	keys, err := srv.Keys("/race/vni/42/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMAC := fmt.Sprintf("02:00:00:00:20:%02x", winner+1)
+	if keys["/race/vni/42/arp/198.51.100.20"].Value != wantMAC || keys["/race/vni/42/fdb/"+wantMAC].Value != fmt.Sprintf("192.0.2.%d", winner+2) {
+		t.Errorf("etcd holds %+v; want the winner's record only", keys)
+	}
+	if len(keys) != 2 {
+		t.Errorf("etcd holds %d keys, want the winner's 2: %+v", len(keys), keys)
+	}
+}
+
+// TestRunModeUsage: bad --mode and --proactive-max values are usage errors,
+// as are proactive and hybrid on a store without a change feed; storeURL
+// adds the overlay's VNI to etcd URLs only.
+func TestRunModeUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"run", "--mode", "eager"},
+		{"run", "--mode", "auto"},
+		{"run", "--proactive-max", "-1"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := runMain(t.Context(), args, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), args[1]) {
+			t.Errorf("%q: exit %d, stderr %q; want 2 naming %s", args, code, stderr.String(), args[1])
+		}
+	}
+	cases := []struct{ in, want string }{
+		{"dir:/x", "dir:/x"},
+		{"etcd://h:1/p", "etcd://h:1/p?vni=77"},
+		{"etcd://h:1/p?ttl=3s", "etcd://h:1/p?ttl=3s&vni=77"},
+		{"etcds://h:1/p?vni=7", "etcds://h:1/p?vni=7"},
+	}
+	state := t.TempDir()
+	for _, c := range cases {
+		if got := storeURL(c.in, state); got != c.in {
+			t.Errorf("storeURL(%q) before create = %q, want it unchanged", c.in, got)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(state, "overlay.json"), []byte(`{"version":1,"overlay":{"config":{"vni":77}}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		if got := storeURL(c.in, state); got != c.want {
+			t.Errorf("storeURL(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

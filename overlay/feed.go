@@ -1,0 +1,384 @@
+package overlay
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// ChangeKind says what happened to a registry record.
+type ChangeKind uint8
+
+// Kinds of Change.
+const (
+	// ChangePut: the record is complete and new or different.
+	ChangePut ChangeKind = iota + 1
+	// ChangeDelete: the record, as last delivered, is gone. A record that
+	// moves is delivered as a Delete of the old record, then a Put of the new.
+	ChangeDelete
+	// ChangeSynced: the records delivered so far are the registry's complete
+	// state at Revision (after the first listing and every re-listing).
+	ChangeSynced
+)
+
+// String names k.
+func (k ChangeKind) String() string {
+	switch k {
+	case ChangePut:
+		return "put"
+	case ChangeDelete:
+		return "delete"
+	case ChangeSynced:
+		return "synced"
+	}
+	return "ChangeKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Change is one event of a registry's change feed.
+type Change struct {
+	// Kind says what happened.
+	Kind ChangeKind
+	// Record is the record put or deleted (zero for ChangeSynced).
+	Record Record
+	// Revision is the registry's revision of the change (0 if it has none).
+	Revision int64
+}
+
+// ChangeFeed is implemented by registries that can push their changes (the
+// etcd registry; the directory store cannot). Watch delivers a Put for every
+// record, ChangeSynced, then changes as they happen; after an interruption it
+// lists again and delivers the difference followed by ChangeSynced. The
+// channel is closed when ctx ends or the feed breaks for good; the consumer
+// must keep reading until then.
+type ChangeFeed interface {
+	Watch(ctx context.Context) (<-chan Change, error)
+}
+
+// Mode says how a Resolver learns which entries to program.
+type Mode uint8
+
+// Modes of a Resolver.
+const (
+	// ModeAuto (the zero value) is ModeHybrid when ResolverConfig.Feed is
+	// set and ModeReactive otherwise.
+	ModeAuto Mode = iota
+	// ModeReactive programs entries only in answer to misses.
+	ModeReactive
+	// ModeProactive programs every remote record of the change feed before
+	// any packet needs it. Misses are resolved only while the feed has not
+	// synced yet, or for the records beyond ProactiveMax.
+	ModeProactive
+	// ModeHybrid is ModeProactive with every miss resolved too, as a
+	// safety net.
+	ModeHybrid
+)
+
+// String names m.
+func (m Mode) String() string {
+	switch m {
+	case ModeAuto:
+		return "auto"
+	case ModeReactive:
+		return "reactive"
+	case ModeProactive:
+		return "proactive"
+	case ModeHybrid:
+		return "hybrid"
+	}
+	return "Mode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// ParseMode parses "reactive", "proactive", "hybrid" or "auto" (or "").
+func ParseMode(s string) (Mode, error) {
+	for m := ModeAuto; m <= ModeHybrid; m++ {
+		if s == m.String() {
+			return m, nil
+		}
+	}
+	if s == "" {
+		return ModeAuto, nil
+	}
+	return 0, fmt.Errorf("overlay: unknown mode %q (want reactive, proactive or hybrid)", s)
+}
+
+// DefaultProactiveMax is ResolverConfig.ProactiveMax when zero: three
+// quarters of the kernel's default gc_thresh3 (1024), leaving room in the
+// neighbour table for local and miss-driven entries.
+const DefaultProactiveMax = 768
+
+// feedState is what the feed follower knows. Only the follower goroutine
+// touches the maps; the counters are read by the receive loop and metrics.
+type feedState struct {
+	mode    Mode
+	max     int
+	want    map[netip.Addr]Record   // remote records in the feed
+	prog    map[netip.Addr]struct{} // those programmed proactively
+	macRefs map[rtnl.MAC]int        // records of want per MAC
+	seen    map[netip.Addr]struct{} // records delivered by a fresh watch, until its first Synced
+	fresh   bool
+
+	synced     atomic.Bool
+	overflow   atomic.Int64 // remote records left to misses by the cap
+	programmed atomic.Int64 // len(prog)
+	changes    [ChangeSynced + 1]atomic.Uint64
+	ignored    atomic.Uint64 // misses ignored in proactive mode
+	restarts   atomic.Uint64
+}
+
+func newFeedState(mode Mode, max int) *feedState {
+	return &feedState{mode: mode, max: max, want: make(map[netip.Addr]Record),
+		prog: make(map[netip.Addr]struct{}), macRefs: make(map[rtnl.MAC]int)}
+}
+
+// wantMisses says whether the receive loop resolves misses: always in hybrid
+// mode; in proactive mode until the feed first synced and while records are
+// beyond the cap.
+func (f *feedState) wantMisses() bool {
+	return f.mode == ModeHybrid || !f.synced.Load() || f.overflow.Load() > 0
+}
+
+// followFeed runs the change feed until ctx ends, watching again with
+// backoff when it cannot start or breaks.
+func (r *Resolver) followFeed(ctx context.Context) {
+	f := r.feed
+	backoff := 100 * time.Millisecond
+	for {
+		ch, err := r.cfg.Feed.Watch(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			r.log.Warn("change feed: cannot watch yet; misses are resolved meanwhile", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		f.fresh, f.seen = true, make(map[netip.Addr]struct{})
+	read:
+		for {
+			select {
+			case c, ok := <-ch:
+				if !ok {
+					break read
+				}
+				r.handleChange(ctx, c)
+			case <-ctx.Done(): // the feed closes its channel too
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		f.restarts.Add(1)
+		r.log.Warn("change feed ended; watching again")
+	}
+}
+
+// handleChange applies one feed event.
+func (r *Resolver) handleChange(ctx context.Context, c Change) {
+	f := r.feed
+	if int(c.Kind) < len(f.changes) {
+		f.changes[c.Kind].Add(1)
+	}
+	switch c.Kind {
+	case ChangePut:
+		rec := c.Record
+		if f.fresh {
+			f.seen[rec.IP] = struct{}{}
+		}
+		if err := r.checkRecord(rec); err != nil {
+			r.log.Warn("change feed: skipping bad record", "record", rec.String(), "err", err)
+			return
+		}
+		old, had := f.want[rec.IP]
+		if had && old == rec {
+			return
+		}
+		if had {
+			r.forgetRecord(ctx, old, false)
+		}
+		if r.cfg.LocalVTEP.IsValid() && rec.VTEP == r.cfg.LocalVTEP {
+			r.unprogramLocal(ctx, rec)
+			return
+		}
+		f.want[rec.IP] = rec
+		f.macRefs[rec.MAC]++
+		if len(f.prog) < f.max {
+			r.programRecord(ctx, rec)
+		}
+	case ChangeDelete:
+		if old, ok := f.want[c.Record.IP]; ok && old == c.Record {
+			r.forgetRecord(ctx, old, true)
+		}
+	case ChangeSynced:
+		if f.fresh {
+			for ip, rec := range f.want {
+				if _, ok := f.seen[ip]; !ok {
+					r.forgetRecord(ctx, rec, true)
+				}
+			}
+			f.fresh, f.seen = false, nil
+		}
+		first := !f.synced.Swap(true)
+		r.log.Info("change feed synced", "revision", c.Revision, "remote_records", len(f.want),
+			"programmed", len(f.prog), "left_to_misses", len(f.want)-len(f.prog), "first", first)
+		r.Kick() // remove what the registry no longer has (entries from before a restart)
+	}
+	f.programmed.Store(int64(len(f.prog)))
+	f.overflow.Store(int64(len(f.want) - len(f.prog)))
+}
+
+// checkRecord refuses records the resolver would not install from a miss.
+func (r *Resolver) checkRecord(rec Record) error {
+	if !r.cfg.Subnet.Contains(rec.IP) {
+		return fmt.Errorf("IP %s outside the overlay subnet %s", rec.IP, r.cfg.Subnet)
+	}
+	if err := validateMAC(rec.MAC); err != nil {
+		return err
+	}
+	return r.checkVTEP(rec.VTEP)
+}
+
+// programRecord submits the neighbour and FDB entries of a remote record.
+func (r *Resolver) programRecord(ctx context.Context, rec Record) {
+	r.feed.prog[rec.IP] = struct{}{}
+	r.prog.submit(ctx, &resolution{action: "programmed from feed", ops: []progOp{
+		{kind: opSetNeigh, ifindex: r.cfg.Vxlan, ip: rec.IP, mac: rec.MAC},
+		{kind: opSetFDB, mac: rec.MAC, vtep: rec.VTEP},
+	}})
+}
+
+// forgetRecord drops a remote record: its entries (proactive or
+// miss-driven) are removed, and with promote a record left to misses by the
+// cap takes its place.
+func (r *Resolver) forgetRecord(ctx context.Context, rec Record, promote bool) {
+	f := r.feed
+	_, inProg := f.prog[rec.IP]
+	delete(f.want, rec.IP)
+	delete(f.prog, rec.IP)
+	if f.macRefs[rec.MAC]--; f.macRefs[rec.MAC] <= 0 {
+		delete(f.macRefs, rec.MAC)
+	}
+	var ops []progOp
+	for _, dev := range []int32{r.cfg.Vxlan, r.cfg.Bridge} {
+		if dev == 0 {
+			continue
+		}
+		if mac, ok := r.prog.trackedNeigh(neighKey{dev, rec.IP}); (ok && mac == rec.MAC) || (inProg && dev == r.cfg.Vxlan) {
+			ops = append(ops, progOp{kind: opDelNeigh, ifindex: dev, ip: rec.IP, mac: rec.MAC})
+		}
+	}
+	if f.macRefs[rec.MAC] == 0 {
+		if vtep, ok := r.prog.trackedFDB(rec.MAC); (ok && vtep == rec.VTEP) || inProg {
+			ops = append(ops, progOp{kind: opDelFDB, mac: rec.MAC, vtep: rec.VTEP})
+		}
+	}
+	if len(ops) > 0 {
+		r.prog.submit(ctx, &resolution{action: "removed from feed", ops: ops})
+	}
+	if !promote {
+		return
+	}
+	for ip, w := range f.want {
+		if len(f.prog) >= f.max {
+			break
+		}
+		if _, ok := f.prog[ip]; !ok {
+			r.programRecord(ctx, w)
+		}
+	}
+}
+
+// unprogramLocal removes entries for a record that now lives on this node
+// (a container moved here): the bridge reaches it.
+func (r *Resolver) unprogramLocal(ctx context.Context, rec Record) {
+	var ops []progOp
+	for _, dev := range []int32{r.cfg.Vxlan, r.cfg.Bridge} {
+		if mac, ok := r.prog.trackedNeigh(neighKey{dev, rec.IP}); dev != 0 && ok {
+			ops = append(ops, progOp{kind: opDelNeigh, ifindex: dev, ip: rec.IP, mac: mac})
+		}
+	}
+	if vtep, ok := r.prog.trackedFDB(rec.MAC); ok {
+		ops = append(ops, progOp{kind: opDelFDB, mac: rec.MAC, vtep: vtep})
+	}
+	if len(ops) > 0 {
+		r.prog.submit(ctx, &resolution{action: "removed (record now local)", ops: ops})
+	}
+}
+
+// trackedNeigh returns the MAC of a neighbour entry we programmed.
+func (p *programmer) trackedNeigh(k neighKey) (rtnl.MAC, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	mac, ok := p.neigh[k]
+	return mac, ok
+}
+
+// trackedFDB returns the VTEP of an FDB entry we programmed.
+func (p *programmer) trackedFDB(mac rtnl.MAC) (netip.Addr, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v, ok := p.fdb[mac]
+	return v, ok
+}
+
+// FeedStats are the change feed follower's counters.
+type FeedStats struct {
+	Mode         Mode   // the resolver's effective mode
+	Synced       bool   // the feed delivered a complete listing
+	Programmed   int64  // remote records programmed proactively
+	LeftToMisses int64  // remote records beyond ProactiveMax
+	Max          int    // ProactiveMax
+	Puts         uint64 // ChangePut events
+	Deletes      uint64 // ChangeDelete events
+	Syncs        uint64 // ChangeSynced events
+	MissesIgnore uint64 // misses ignored (proactive mode, record programmed)
+	Restarts     uint64 // watches started again after the feed ended
+}
+
+// FeedStats returns the feed follower's counters (zero in reactive mode,
+// apart from Mode).
+func (r *Resolver) FeedStats() FeedStats {
+	f := r.feed
+	if f == nil {
+		return FeedStats{Mode: ModeReactive}
+	}
+	return FeedStats{Mode: f.mode, Synced: f.synced.Load(), Programmed: f.programmed.Load(),
+		LeftToMisses: f.overflow.Load(), Max: f.max, Puts: f.changes[ChangePut].Load(),
+		Deletes: f.changes[ChangeDelete].Load(), Syncs: f.changes[ChangeSynced].Load(),
+		MissesIgnore: f.ignored.Load(), Restarts: f.restarts.Load()}
+}
+
+// feedCollector exports FeedStats in the Prometheus text format.
+func (r *Resolver) feedCollector(w io.Writer) {
+	s := r.FeedStats()
+	header(w, "overlayd_feed_changes_total", "counter", "Change feed events, by kind.")
+	fmt.Fprintf(w, "overlayd_feed_changes_total{kind=\"put\"} %d\n", s.Puts)
+	fmt.Fprintf(w, "overlayd_feed_changes_total{kind=\"delete\"} %d\n", s.Deletes)
+	fmt.Fprintf(w, "overlayd_feed_changes_total{kind=\"synced\"} %d\n", s.Syncs)
+	synced := 0
+	if s.Synced {
+		synced = 1
+	}
+	header(w, "overlayd_feed_synced", "gauge", "1 once the change feed delivered a complete listing.")
+	fmt.Fprintf(w, "overlayd_feed_synced %d\n", synced)
+	header(w, "overlayd_proactive_records", "gauge", "Remote records programmed from the change feed.")
+	fmt.Fprintf(w, "overlayd_proactive_records %d\n", s.Programmed)
+	header(w, "overlayd_proactive_left_to_misses", "gauge", "Remote records beyond the proactive cap, resolved on misses.")
+	fmt.Fprintf(w, "overlayd_proactive_left_to_misses %d\n", s.LeftToMisses)
+	header(w, "overlayd_proactive_max", "gauge", "Cap on records programmed from the change feed.")
+	fmt.Fprintf(w, "overlayd_proactive_max %d\n", s.Max)
+	counter(w, "overlayd_feed_misses_ignored_total", "Misses not resolved because proactive mode programs their records.", s.MissesIgnore)
+	counter(w, "overlayd_feed_restarts_total", "Times the change feed ended and was watched again.", s.Restarts)
+}

@@ -1,0 +1,150 @@
+package overlay
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// chanFeed is a ChangeFeed whose changes the test sends by hand (the etcd
+// feed itself is tested in etcdreg and end to end in cmd/overlayd).
+type chanFeed chan Change
+
+func (f chanFeed) Watch(ctx context.Context) (<-chan Change, error) { return f, nil }
+
+// startFeedResolver runs a resolver in mode with the feed f and the cap max
+// on lab's real vxlan.
+func (lab *resolverLab) startFeedResolver(t *testing.T, f ChangeFeed, mode Mode, max int) *Resolver {
+	t.Helper()
+	mon, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: lab.ns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &logBuffer{}
+	r, err := NewResolver(ResolverConfig{
+		Conn: lab.conn, Registry: lab.store, Vxlan: lab.vxlan, VNI: 42, Port: 4789,
+		Subnet:    netip.MustParsePrefix("198.51.100.0/24"),
+		LocalVTEP: netip.MustParseAddr("192.0.2.2"),
+		Logger:    newTestLogger(logs), ReconcileInterval: -1,
+		Feed: f, Mode: mode, ProactiveMax: max,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Serve(ctx, mon) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		mon.Close()
+		if t.Failed() {
+			t.Logf("resolver log:\n%s", logs)
+		}
+	})
+	return r
+}
+
+// TestResolverFeedProactive: records of the feed are programmed without any
+// miss, up to the cap; a deleted record's entries go and a record left to
+// misses takes its place; a record moving to this node loses its entries;
+// in proactive mode with nothing beyond the cap, misses are not resolved.
+func TestResolverFeedProactive(t *testing.T) {
+	lab := newResolverLab(t)
+	a := lab.register(t, "198.51.100.3", "02:42:c6:33:64:03", "192.0.2.3")
+	b := lab.register(t, "198.51.100.4", "02:42:c6:33:64:04", "192.0.2.4")
+	c := lab.register(t, "198.51.100.5", "02:42:c6:33:64:05", "192.0.2.3")
+	feed := make(chanFeed, 16)
+	r := lab.startFeedResolver(t, feed, ModeProactive, 2)
+	if r.FeedStats().Max != 2 || r.Mode() != ModeProactive {
+		t.Fatalf("mode %v, stats %+v", r.Mode(), r.FeedStats())
+	}
+	programmed := func(rec Record) bool {
+		n := findNeigh(lab.neighbours(t), rec.IP.String())
+		f := findFDB(lab.fdb(t), rec.MAC.String())
+		return n != nil && n.LLAddr == rec.MAC.String() && f != nil && f.Dst == rec.VTEP.String()
+	}
+	absent := func(rec Record) bool {
+		return findNeigh(lab.neighbours(t), rec.IP.String()) == nil && findFDB(lab.fdb(t), rec.MAC.String()) == nil
+	}
+
+	for _, rec := range []Record{a, b, c} {
+		feed <- Change{Kind: ChangePut, Record: rec}
+	}
+	feed <- Change{Kind: ChangeSynced}
+	eventually(t, "two records programmed from the feed", func() bool {
+		s := r.FeedStats()
+		return s.Synced && s.Programmed == 2 && s.LeftToMisses == 1 && programmed(a) && programmed(b)
+	})
+	if !absent(c) {
+		t.Errorf("record beyond the cap of 2 was programmed")
+	}
+	if got := r.Metrics().Snapshot().Resolutions["l3miss"]; got != 0 {
+		t.Errorf("%d misses resolved; the feed alone programmed", got)
+	}
+
+	// a goes: its entries are removed and c, left to misses, takes its place.
+	if err := lab.store.Unregister(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	feed <- Change{Kind: ChangeDelete, Record: a}
+	eventually(t, "a removed, c promoted", func() bool {
+		s := r.FeedStats()
+		return absent(a) && programmed(c) && s.Programmed == 2 && s.LeftToMisses == 0
+	})
+
+	// c moves to this node: reached through the bridge, no entries.
+	local := Record{IP: c.IP, MAC: c.MAC, VTEP: netip.MustParseAddr("192.0.2.2")}
+	feed <- Change{Kind: ChangeDelete, Record: c}
+	feed <- Change{Kind: ChangePut, Record: local}
+	eventually(t, "c's entries removed after it moved here", func() bool { return absent(c) && r.FeedStats().Programmed == 1 })
+	if !programmed(b) {
+		t.Errorf("b lost its entries")
+	}
+
+	// Proactive, nothing beyond the cap: a miss is not resolved.
+	lab.register(t, "198.51.100.7", "02:42:c6:33:64:07", "192.0.2.4")
+	lab.ping("198.51.100.7")
+	eventually(t, "the miss to be ignored", func() bool { return r.FeedStats().MissesIgnore >= 1 })
+	if findNeigh(lab.neighbours(t), "198.51.100.7") != nil {
+		t.Errorf("proactive mode resolved a miss although nothing was beyond its cap")
+	}
+}
+
+// TestResolverModeNeedsFeed: proactive and hybrid need a change feed; the
+// zero mode picks hybrid with one and reactive without.
+func TestResolverModeNeedsFeed(t *testing.T) {
+	base := ResolverConfig{Registry: newFakeRegistry(), kernel: &fakeKernel{}, Vxlan: 3, Subnet: netip.MustParsePrefix("198.51.100.0/24")}
+	cases := []struct {
+		mode Mode
+		feed ChangeFeed
+		want Mode
+		ok   bool
+	}{
+		{ModeAuto, nil, ModeReactive, true},
+		{ModeAuto, make(chanFeed), ModeHybrid, true},
+		{ModeReactive, make(chanFeed), ModeReactive, true},
+		{ModeProactive, make(chanFeed), ModeProactive, true},
+		{ModeProactive, nil, 0, false},
+		{ModeHybrid, nil, 0, false},
+		{Mode(9), make(chanFeed), 0, false},
+	}
+	for _, c := range cases {
+		cfg := base
+		cfg.Mode, cfg.Feed = c.mode, c.feed
+		r, err := NewResolver(cfg)
+		if (err == nil) != c.ok || (err == nil && r.Mode() != c.want) {
+			t.Errorf("mode %v feed %v: resolver %v, err %v; want mode %v ok %v", c.mode, c.feed != nil, r != nil, err, c.want, c.ok)
+		}
+	}
+	for _, s := range []string{"reactive", "proactive", "hybrid"} {
+		if m, err := ParseMode(s); err != nil || m.String() != s {
+			t.Errorf("ParseMode(%q) = %v, %v", s, m, err)
+		}
+	}
+	if _, err := ParseMode("eager"); err == nil {
+		t.Error("ParseMode accepted eager")
+	}
+}
