@@ -240,7 +240,8 @@ func TestResolverKernelL2Miss(t *testing.T) {
 	}
 }
 
-// TestResolverKernelBadRecord: a malformed record is skipped, never installed.
+// TestResolverKernelBadRecord: a malformed MAC, a VTEP of the wrong family and
+// an unreadable record are skipped, never installed, and the resolver goes on.
 func TestResolverKernelBadRecord(t *testing.T) {
 	lab := newResolverLab(t)
 	if err := os.WriteFile(filepath.Join(lab.store.Root(), "arp", "198.51.100.5"), []byte("02:42:zz:33:64:05\n"), 0o644); err != nil {
@@ -250,15 +251,20 @@ func TestResolverKernelBadRecord(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(lab.store.Root(), "fdb", "02:42:c6:33:64:06"), []byte("2001:db8::6\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Unreadable: a directory where the record file should be.
+	if err := os.Mkdir(filepath.Join(lab.store.Root(), "arp", "198.51.100.7"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	r, _ := lab.start(t)
 	lab.ping("198.51.100.5")
 	lab.ping("198.51.100.6")
-	eventually(t, "both records to be refused", func() bool {
+	lab.ping("198.51.100.7")
+	eventually(t, "the three records to be refused", func() bool {
 		s := r.Metrics().Snapshot()
-		return s.Unresolved["bad_record"]+s.Unresolved["registry_error"] >= 2
+		return s.Unresolved["bad_record"]+s.Unresolved["registry_error"] >= 3
 	})
 	if ns, fs := lab.neighbours(t), lab.fdb(t); findNeigh(ns, "198.51.100.5") != nil || findNeigh(ns, "198.51.100.6") != nil ||
-		findFDB(fs, "02:42:c6:33:64:06") != nil {
+		findNeigh(ns, "198.51.100.7") != nil || findFDB(fs, "02:42:c6:33:64:06") != nil {
 		t.Errorf("bad record installed: neigh %+v fdb %+v", ns, fs)
 	}
 }
