@@ -10,6 +10,11 @@
 //	                                   a resolver needs
 //	BenchmarkMonitor/<impl>            misses raised in a throwaway namespace
 //	                                   and consumed live (root)
+//	BenchmarkResolve/registry=<dir|mem>/impl=<rtnl|vishvananda>
+//	                                   10,000 distinct-IP misses resolved end
+//	                                   to end (miss -> lookup -> programming ->
+//	                                   entry present), resolved/s, p50, p99
+//	                                   (root; one op is one round: -benchtime 1x)
 //
-// Run them with `make bench` and compare runs with benchstat.
+// Run them with `make bench` (benchstat -col /impl compares the implementations).
 package bench
