@@ -80,6 +80,35 @@ type resolution struct {
 	action  string    // "resolved" or a reconcile action, for the log
 	done    func()    // called once applied (success or not)
 	applied chan struct{}
+	// table, for a miss's resolution, is the miss table whose lookup for
+	// key ends once applied (success or not).
+	table *missTable
+	// pooled marks a resolution from missResolutions: it goes back to the
+	// pool once applied and reported.
+	pooled bool
+	opsBuf [2]progOp // backing for ops: a miss resolves to at most 2 changes
+}
+
+// missResolutions recycles the resolutions of misses, so that a miss costs
+// no allocation on its way from the worker to the kernel.
+var missResolutions = sync.Pool{New: func() any { return new(resolution) }}
+
+// newMissResolution returns an empty resolution of the miss k that arrived
+// at start, from the pool.
+func newMissResolution(k missKey, start time.Time) *resolution {
+	r := missResolutions.Get().(*resolution)
+	r.key, r.start, r.action, r.pooled = k, start, "resolved", true
+	r.ops = r.opsBuf[:0]
+	return r
+}
+
+// release returns a pooled resolution to the pool; others are left alone.
+func (r *resolution) release() {
+	if !r.pooled {
+		return
+	}
+	*r = resolution{}
+	missResolutions.Put(r)
 }
 
 // programmer applies changes to the kernel in batches and tracks which
@@ -100,6 +129,8 @@ type programmer struct {
 	mu    sync.Mutex // guards batch, neigh, fdb; held across a batch
 	batch rtnl.Batch
 	index []opRef
+	msg   rtnl.NeighMessage // encode's request, reused
+	mac   rtnl.MAC          // msg's LLAddr, reused
 	neigh map[neighKey]rtnl.MAC
 	fdb   map[rtnl.MAC]netip.Addr
 }
@@ -221,12 +252,16 @@ func (p *programmer) apply(res []*resolution) {
 	now := p.now()
 	for _, r := range res {
 		p.report(r, now)
+		if r.table != nil {
+			r.table.done(r.key, false)
+		}
 		if r.done != nil {
 			r.done()
 		}
 		if r.applied != nil {
 			close(r.applied)
 		}
+		r.release()
 	}
 }
 
@@ -234,13 +269,27 @@ func (p *programmer) apply(res []*resolution) {
 func (p *programmer) encode(op *progOp) error {
 	switch op.kind {
 	case opSetNeigh:
-		m := rtnl.ARPEntry(op.ifindex, op.ip, op.mac)
-		m.Protocol = p.proto
-		return p.batch.NeighReplace(m)
+		// rtnl.ARPEntry(op.ifindex, op.ip, op.mac) with our protocol, built
+		// in place: no allocation per request.
+		p.msg = rtnl.NeighMessage{Family: unix.AF_INET6, Ifindex: op.ifindex, State: rtnl.NeighPermanent,
+			Dst: op.ip.WithZone(""), Protocol: p.proto}
+		if op.ip.Is4() || op.ip.Is4In6() {
+			p.msg.Family, p.msg.Dst = unix.AF_INET, op.ip.Unmap()
+		}
+		p.mac = op.mac
+		p.msg.LLAddr = p.mac[:]
+		return p.batch.NeighReplace(&p.msg)
 	case opSetFDB:
-		e := rtnl.FDBEntry{Ifindex: p.vxlan, MAC: op.mac, Dst: op.vtep, VNI: p.vni, Port: p.port,
-			HasVNI: true, HasPort: true, Flags: rtnl.NeighFlagExtLearned}
-		return p.batch.NeighReplace(e.Message())
+		// rtnl.FDBEntry{Ifindex: p.vxlan, MAC: op.mac, Dst: op.vtep, VNI:
+		// p.vni, Port: p.port, HasVNI: true, HasPort: true, Flags:
+		// rtnl.NeighFlagExtLearned}.Message(), built in place.
+		p.msg = rtnl.NeighMessage{Family: unix.AF_BRIDGE, Ifindex: p.vxlan, State: rtnl.NeighPermanent,
+			Flags: rtnl.NeighFlagExtLearned | rtnl.NeighFlagSelf, Dst: op.vtep, VNI: p.vni, Port: p.port}
+		p.msg.Present.Set(rtnl.NeighAttrVNI)
+		p.msg.Present.Set(rtnl.NeighAttrPort)
+		p.mac = op.mac
+		p.msg.LLAddr = p.mac[:]
+		return p.batch.NeighReplace(&p.msg)
 	case opDelNeigh:
 		return p.batch.NeighDelete(rtnl.ARPEntry(op.ifindex, op.ip, op.mac))
 	case opDelFDB:
@@ -271,16 +320,29 @@ func (p *programmer) track(op *progOp) {
 }
 
 // report logs one resolution (info) or its failure (warn) and counts it.
+// The log line is only built when the logger takes its level.
 func (p *programmer) report(r *resolution, now time.Time) {
-	var errs []error
+	failed := false
 	for j := range r.ops {
-		if err := r.ops[j].err; err != nil {
-			errs = append(errs, fmt.Errorf("%v: %w", r.ops[j].kind, err))
+		if r.ops[j].err != nil {
+			failed = true
+			break
 		}
+	}
+	level := slog.LevelInfo
+	if failed {
+		level = slog.LevelWarn
 	}
 	if r.key.kind == 0 { // a reconcile fix: one line per change
 		for j := range r.ops {
 			op := &r.ops[j]
+			lv := slog.LevelInfo
+			if op.err != nil {
+				lv = slog.LevelWarn
+			}
+			if !p.log.Enabled(context.Background(), lv) {
+				continue
+			}
 			attrs := []any{"change", op.kind.String(), "ip", op.ip, "mac", op.mac, "vtep", op.vtep}
 			if op.err != nil {
 				p.log.Warn(r.action+" failed", append(attrs, "err", op.err)...)
@@ -288,6 +350,17 @@ func (p *programmer) report(r *resolution, now time.Time) {
 				p.log.Info(r.action, attrs...)
 			}
 		}
+		return
+	}
+	var d time.Duration
+	if !r.start.IsZero() {
+		d = now.Sub(r.start)
+		if !failed {
+			p.m.missToEntry.observe(d)
+			p.m.resolutions[r.key.kind].Add(1)
+		}
+	}
+	if !p.log.Enabled(context.Background(), level) {
 		return
 	}
 	attrs := []any{"key", r.key.String()}
@@ -306,14 +379,15 @@ func (p *programmer) report(r *resolution, now time.Time) {
 		}
 	}
 	if !r.start.IsZero() {
-		d := now.Sub(r.start)
 		attrs = append(attrs, "latency", d)
-		if len(errs) == 0 {
-			p.m.missToEntry.observe(d)
-			p.m.resolutions[r.key.kind].Add(1)
-		}
 	}
-	if len(errs) > 0 {
+	if failed {
+		var errs []error
+		for j := range r.ops {
+			if err := r.ops[j].err; err != nil {
+				errs = append(errs, fmt.Errorf("%v: %w", r.ops[j].kind, err))
+			}
+		}
 		p.log.Warn(r.action+" failed", append(attrs, "err", errors.Join(errs...))...)
 		return
 	}

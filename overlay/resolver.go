@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/overlaynet/overlaynet/rtnl"
@@ -129,7 +129,7 @@ func (c *ResolverConfig) setDefaults() {
 		c.now = time.Now
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Metrics == nil {
 		c.Metrics = &Metrics{}
@@ -389,10 +389,9 @@ func (r *Resolver) worker(ctx context.Context) {
 				r.table.done(q.key, negative)
 				continue
 			}
-			key := q.key
-			res.done = func() { r.table.done(key, false) }
+			res.table = r.table // the programmer ends the lookup once applied
 			if err := r.prog.submit(ctx, res); err != nil {
-				r.table.done(key, false)
+				r.table.done(q.key, false)
 				return
 			}
 		}
@@ -419,10 +418,12 @@ func (r *Resolver) resolve(ctx context.Context, q queuedMiss) (*resolution, bool
 	}
 	if r.cfg.LocalVTEP.IsValid() && vtep == r.cfg.LocalVTEP {
 		r.m.unresolved[unresolvedLocal].Add(1)
-		r.log.Debug("miss for a local container: nothing to program", "key", k.String(), "mac", mac)
+		if r.log.Enabled(ctx, slog.LevelDebug) {
+			r.log.Debug("miss for a local container: nothing to program", "key", k.String(), "mac", mac)
+		}
 		return nil, true
 	}
-	res := &resolution{key: k, start: q.start, action: "resolved"}
+	res := newMissResolution(k, q.start)
 	if k.kind != rtnl.MissL2 {
 		res.ops = append(res.ops, progOp{kind: opSetNeigh, ifindex: k.ifindex, ip: k.ip, mac: mac})
 	}
@@ -441,7 +442,9 @@ func (r *Resolver) unresolved(ctx context.Context, k missKey, err error) bool {
 		return false
 	case errors.Is(err, ErrNotFound):
 		r.m.unresolved[unresolvedNotFound].Add(1)
-		r.log.Debug("miss unresolved: not in registry", "key", k.String(), "err", err)
+		if r.log.Enabled(ctx, slog.LevelDebug) {
+			r.log.Debug("miss unresolved: not in registry", "key", k.String(), "err", err)
+		}
 	case errors.Is(err, errBadRecord):
 		r.m.unresolved[unresolvedBadRecord].Add(1)
 		r.log.Warn("skipping bad registry record", "key", k.String(), "err", err)
@@ -512,10 +515,69 @@ func (r *Resolver) lookup(ctx context.Context, call func(context.Context) error)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.LookupTimeout)
-	defer cancel()
 	start := time.Now()
-	err = call(ctx)
+	lc := &lookupCtx{Context: ctx, deadline: start.Add(r.cfg.LookupTimeout)}
+	err = call(lc)
+	lc.stop()
 	r.m.lookup.observe(time.Since(start))
 	return err
+}
+
+// lookupCtx is the context of one registry call: its parent with a
+// deadline, as context.WithTimeout makes it, but the timer behind Done is
+// only armed if the registry asks for Done: a local registry that checks
+// only Err (or nothing) costs no timer and no cancel machinery. Err reports
+// the deadline by the clock, so it agrees with Done.
+type lookupCtx struct {
+	context.Context // the parent
+	deadline        time.Time
+
+	once    sync.Once
+	timed   context.Context // set by the first Done, unless stop came first
+	cancel  context.CancelFunc
+	stopped atomic.Bool
+}
+
+// closedDone is the Done channel of a lookupCtx whose call is over.
+var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// Deadline returns the earlier of the call's and the parent's deadlines.
+func (c *lookupCtx) Deadline() (time.Time, bool) {
+	if d, ok := c.Context.Deadline(); ok && d.Before(c.deadline) {
+		return d, true
+	}
+	return c.deadline, true
+}
+
+// Done arms the deadline timer on first use.
+func (c *lookupCtx) Done() <-chan struct{} {
+	c.once.Do(func() { c.timed, c.cancel = context.WithDeadline(c.Context, c.deadline) })
+	if c.timed == nil {
+		return closedDone // stop came first: the call is over, as after a cancel
+	}
+	return c.timed.Done()
+}
+
+// Err is the parent's error, context.Canceled once the call is over (as
+// after a cancel), or context.DeadlineExceeded once the deadline has passed.
+func (c *lookupCtx) Err() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if c.stopped.Load() {
+		return context.Canceled
+	}
+	if !time.Now().Before(c.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// stop releases the timer, if Done armed one.
+func (c *lookupCtx) stop() {
+	c.stopped.Store(true)
+	c.once.Do(func() {})
+	if c.cancel != nil {
+		c.cancel()
+	}
 }

@@ -618,3 +618,39 @@ func TestMetricsExposition(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupCtx checks the per-lookup context against what
+// context.WithTimeout promises: the earlier deadline, Err by the clock, a
+// Done that closes at the deadline, and a Done or Err asked for after the
+// call ended (a registry goroutine that outlived it) that reports the end.
+func TestLookupCtx(t *testing.T) {
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lc := &lookupCtx{Context: parent, deadline: time.Now().Add(20 * time.Millisecond)}
+	if d, ok := lc.Deadline(); !ok || !d.Equal(lc.deadline) {
+		t.Fatalf("Deadline = %v %v", d, ok)
+	}
+	if lc.Err() != nil {
+		t.Fatalf("Err before the deadline = %v", lc.Err())
+	}
+	select {
+	case <-lc.Done():
+	case <-time.After(2 * time.Second):
+		t.Fatal("Done did not close at the deadline")
+	}
+	if !errors.Is(lc.Err(), context.DeadlineExceeded) {
+		t.Fatalf("Err after the deadline = %v", lc.Err())
+	}
+	lc.stop()
+
+	late := &lookupCtx{Context: parent, deadline: time.Now().Add(time.Hour)}
+	late.stop()
+	select {
+	case <-late.Done():
+	default:
+		t.Fatal("Done after stop is not closed")
+	}
+	if !errors.Is(late.Err(), context.Canceled) {
+		t.Fatalf("Err after stop = %v", late.Err())
+	}
+}
