@@ -164,7 +164,7 @@ func macOrNil(m rtnl.MAC) net.HardwareAddr {
 	if m.IsZero() {
 		return nil
 	}
-	return m.HardwareAddr()
+	return net.HardwareAddr(m[:])
 }
 
 // compareLink checks the fields both libraries model.

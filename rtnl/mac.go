@@ -1,8 +1,8 @@
 package rtnl
 
 import (
+	"errors"
 	"fmt"
-	"net"
 )
 
 // MAC is a 6-byte Ethernet (EUI-48) address, a value type so that decoding
@@ -11,14 +11,40 @@ type MAC [6]byte
 
 // ParseMAC parses a colon-separated EUI-48 address ("02:42:c6:33:64:02").
 func ParseMAC(s string) (MAC, error) {
-	hw, err := net.ParseMAC(s)
-	if err != nil {
-		return MAC{}, fmt.Errorf("rtnl: bad MAC %q: %w", s, err)
+	var m MAC
+	if len(s) != 17 {
+		return m, fmt.Errorf("rtnl: bad MAC %q: %w", s, errMACSyntax)
 	}
-	if len(hw) != 6 {
-		return MAC{}, fmt.Errorf("rtnl: bad MAC %q: %d bytes, not 6", s, len(hw))
+	sep := s[2]
+	if sep != ':' && sep != '-' {
+		return m, fmt.Errorf("rtnl: bad MAC %q: %w", s, errMACSyntax)
 	}
-	return MAC(hw), nil
+	for i := range m {
+		if i > 0 && s[i*3-1] != sep {
+			return m, fmt.Errorf("rtnl: bad MAC %q: %w", s, errMACSyntax)
+		}
+		hi, ok1 := fromHex(s[i*3])
+		lo, ok2 := fromHex(s[i*3+1])
+		if !ok1 || !ok2 {
+			return m, fmt.Errorf("rtnl: bad MAC %q: %w", s, errMACSyntax)
+		}
+		m[i] = hi<<4 | lo
+	}
+	return m, nil
+}
+
+var errMACSyntax = errors.New("want six hex bytes separated by ':' or '-'")
+
+func fromHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 // String formats m as six colon-separated lowercase hex bytes.
@@ -41,8 +67,28 @@ func (m MAC) IsZero() bool { return m == MAC{} }
 // IsMulticast reports whether m has the group bit set (broadcast included).
 func (m MAC) IsMulticast() bool { return m[0]&1 != 0 }
 
-// HardwareAddr returns m as a net.HardwareAddr (allocating).
-func (m MAC) HardwareAddr() net.HardwareAddr { return net.HardwareAddr(m[:]) }
+// HardwareAddr returns m as a HardwareAddr (allocating).
+func (m MAC) HardwareAddr() HardwareAddr { return HardwareAddr(m[:]) }
+
+// HardwareAddr is a link-layer address of any length (NDA_LLADDR). It is
+// rtnl's own type, like net.HardwareAddr, so that rtnl does not import net.
+type HardwareAddr []byte
+
+// String formats a as colon-separated lowercase hex bytes.
+func (a HardwareAddr) String() string {
+	const hexdigits = "0123456789abcdef"
+	if len(a) == 0 {
+		return ""
+	}
+	b := make([]byte, 0, len(a)*3-1)
+	for i, c := range a {
+		if i > 0 {
+			b = append(b, ':')
+		}
+		b = append(b, hexdigits[c>>4], hexdigits[c&0xf])
+	}
+	return string(b)
+}
 
 // AppendText appends m in String form to b (encoding.TextAppender).
 func (m MAC) AppendText(b []byte) ([]byte, error) { return append(b, m.String()...), nil }

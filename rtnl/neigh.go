@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 )
 
@@ -112,7 +111,7 @@ type NeighMessage struct {
 	// LLAddr is NDA_LLADDR. Decoding reuses this slice's storage
 	// (append(m.LLAddr[:0], ...)), so repeated decodes into one message do not
 	// allocate: copy it to keep it past the next decode.
-	LLAddr      net.HardwareAddr
+	LLAddr      HardwareAddr
 	CacheInfo   NeighCacheInfo // NDA_CACHEINFO (decoded only)
 	Probes      uint32         // NDA_PROBES
 	VLAN        uint16         // NDA_VLAN
@@ -310,7 +309,7 @@ func ARPEntry(ifindex int32, ip netip.Addr, mac MAC) *NeighMessage {
 	if ip.Is4() || ip.Is4In6() {
 		m.Family, m.Dst = familyInet, ip.Unmap()
 	}
-	m.LLAddr = net.HardwareAddr(mac[:])
+	m.LLAddr = HardwareAddr(mac[:])
 	return m
 }
 
@@ -344,7 +343,7 @@ func (e FDBEntry) Message() *NeighMessage {
 		State:   e.State,
 		Flags:   e.Flags | NeighFlagSelf,
 		Dst:     e.Dst,
-		LLAddr:  net.HardwareAddr(e.MAC[:]),
+		LLAddr:  HardwareAddr(e.MAC[:]),
 		VNI:     e.VNI,
 		Port:    e.Port,
 		Via:     e.Via,

@@ -3,7 +3,6 @@ package rtnl_test
 import (
 	"bytes"
 	"encoding/binary"
-	"net"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -135,7 +134,7 @@ func TestNeighWireBytes(t *testing.T) {
 }
 
 func TestNeighRoundTrip(t *testing.T) {
-	mac := net.HardwareAddr{0x02, 0x42, 0xc6, 0x33, 0x64, 0x03}
+	mac := rtnl.HardwareAddr{0x02, 0x42, 0xc6, 0x33, 0x64, 0x03}
 	var zeroVNI rtnl.NeighAttrSet
 	zeroVNI.Set(rtnl.NeighAttrVNI)
 	tests := []struct {
@@ -162,7 +161,7 @@ func TestNeighRoundTrip(t *testing.T) {
 		{"explicit zero vni", rtnl.NeighMessage{Family: unix.AF_BRIDGE, Ifindex: 6, State: rtnl.NeighPermanent, LLAddr: mac, Present: zeroVNI},
 			[]rtnl.NeighAttr{rtnl.NeighAttrLLAddr, rtnl.NeighAttrVNI}},
 		{"empty lladdr of an addr_len 0 device", rtnl.NeighMessage{Family: unix.AF_INET, Ifindex: 8, State: rtnl.NeighNoARP,
-			Dst: netip.MustParseAddr("10.1.2.3"), LLAddr: net.HardwareAddr{}, Present: 1 << rtnl.NeighAttrLLAddr},
+			Dst: netip.MustParseAddr("10.1.2.3"), LLAddr: rtnl.HardwareAddr{}, Present: 1 << rtnl.NeighAttrLLAddr},
 			[]rtnl.NeighAttr{rtnl.NeighAttrDst, rtnl.NeighAttrLLAddr}},
 		{"header only", rtnl.NeighMessage{Family: unix.AF_INET, Ifindex: 1, State: rtnl.NeighFailed | rtnl.NeighNoARP}, nil},
 	}
@@ -238,7 +237,7 @@ func TestNeighDecodeMiss(t *testing.T) {
 		neighAttr(7, neighU32(0)...),
 		neighAttr(99, 1, 2, 3), // unknown: skipped
 	}, nil)
-	store := make(net.HardwareAddr, 0, 16)
+	store := make(rtnl.HardwareAddr, 0, 16)
 	m.LLAddr = store
 	if err := m.UnmarshalBinary(l2); err != nil {
 		t.Fatal(err)
@@ -286,7 +285,7 @@ func TestNeighDecodeErrors(t *testing.T) {
 }
 
 func TestNeighEncodeErrors(t *testing.T) {
-	m := rtnl.NeighMessage{Family: unix.AF_INET, LLAddr: make(net.HardwareAddr, 33)}
+	m := rtnl.NeighMessage{Family: unix.AF_INET, LLAddr: make(rtnl.HardwareAddr, 33)}
 	if _, err := m.MarshalBinary(); err == nil || !strings.Contains(err.Error(), "NDA_LLADDR") {
 		t.Fatalf("33-byte lladdr: got %v", err)
 	}
@@ -330,7 +329,7 @@ func TestNeighUnmarshalDoesNotAllocate(t *testing.T) {
 		neighAttr(2, 0x02, 0x42, 0xc6, 0x33, 0x64, 0x0a),
 		neighAttr(7, neighU32(42)...),
 	}, nil)
-	m := rtnl.NeighMessage{LLAddr: make(net.HardwareAddr, 0, 6)}
+	m := rtnl.NeighMessage{LLAddr: make(rtnl.HardwareAddr, 0, 6)}
 	if n := testing.AllocsPerRun(100, func() {
 		if err := m.UnmarshalBinary(l2); err != nil {
 			t.Fatal(err)
