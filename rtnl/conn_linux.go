@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -61,6 +62,7 @@ type Conn struct {
 	sndbuf int
 	rcvbuf int
 	rbuf   []byte
+	rhdr   *recvHeader
 	wbuf   []byte
 	closed bool
 	strict bool
@@ -302,22 +304,38 @@ func (c *Conn) send(b []byte) error {
 }
 
 // recv reads one datagram from the kernel into c.rbuf, skipping datagrams
-// from other senders.
+// from other senders. It calls recvmsg(2) directly on a message header kept
+// in the Conn, so reading a reply allocates nothing.
 func (c *Conn) recv() (int, error) {
+	if c.rhdr == nil {
+		c.rhdr = new(recvHeader)
+	}
+	h := c.rhdr
 	for {
-		n, _, rflags, from, err := unix.Recvmsg(c.fd, c.rbuf, nil, 0)
-		if err == unix.EINTR {
+		h.iov.Base = &c.rbuf[0]
+		h.iov.SetLen(len(c.rbuf))
+		h.msg = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&h.from)), Namelen: unix.SizeofSockaddrNetlink, Iov: &h.iov}
+		h.msg.SetIovlen(1)
+		n, _, errno := unix.Syscall(unix.SYS_RECVMSG, uintptr(c.fd), uintptr(unsafe.Pointer(&h.msg)), 0)
+		if errno == unix.EINTR {
 			continue
 		}
-		if err != nil {
-			return 0, &OpError{Op: "recvmsg", Err: err}
+		if errno != 0 {
+			return 0, &OpError{Op: "recvmsg", Err: errno}
 		}
-		if rflags&unix.MSG_TRUNC != 0 {
+		if h.msg.Flags&unix.MSG_TRUNC != 0 {
 			return 0, &OpError{Op: "recvmsg", Err: fmt.Errorf("rtnl: datagram larger than %d bytes was truncated", len(c.rbuf))}
 		}
-		if sa, ok := from.(*unix.SockaddrNetlink); !ok || sa.Pid != 0 {
+		if h.from.Family != unix.AF_NETLINK || h.from.Pid != 0 {
 			continue // not from the kernel
 		}
-		return n, nil
+		return int(n), nil
 	}
+}
+
+// recvHeader is the recvmsg(2) state a Conn reuses for every read.
+type recvHeader struct {
+	msg  unix.Msghdr
+	iov  unix.Iovec
+	from unix.RawSockaddrNetlink
 }
