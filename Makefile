@@ -7,7 +7,7 @@ FUZZTIME ?= 10s
 BENCHCOUNT ?= 6
 BENCHSTAT  = $(shell $(GO) env GOPATH)/bin/benchstat
 
-.PHONY: all build test vet deps-check bench fuzz demo clean
+.PHONY: all build test vet deps-check bench fuzz demo demo-etcd clean
 
 all: build
 
@@ -49,6 +49,10 @@ fuzz:
 ## demo: three simulated nodes, a daemon each, containers pinging across them; cleans up after itself (root)
 demo: build
 	./scripts/demo.sh $(BIN)
+
+## demo-etcd: the same on etcd (a real etcd in the underlay namespace; daemons in hybrid mode)
+demo-etcd: build
+	DEMO_STORE=etcd ./scripts/demo.sh $(BIN)
 
 clean:
 	rm -rf bin bench.txt

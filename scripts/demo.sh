@@ -12,6 +12,11 @@
 # Printed: the pings, the misses each daemon resolved, its neighbour and FDB tables
 # (`overlayd status`) and its metrics (--metrics). Everything is removed on exit,
 # also on Ctrl-C or SIGTERM. Exit status 0 only when every ping was answered.
+#
+# DEMO_STORE=etcd (`make demo-etcd`) runs the same on etcd instead of the directory
+# store: Debian's etcd server in the underlay namespace at 192.0.2.1:2379, the
+# daemons in their default mode there (hybrid: entries programmed from etcd's watch
+# before the first packet, misses as the safety net).
 set -euo pipefail
 
 BIN=${1:-bin/overlayd}
@@ -23,7 +28,14 @@ if [ ! -x "$BIN" ]; then
 	echo "demo: no overlayd binary at $BIN (make build)" >&2
 	exit 2
 fi
-for tool in ip nsenter ping; do
+STORE_KIND=${DEMO_STORE:-dir}
+case "$STORE_KIND" in
+dir | etcd) ;;
+*) echo "demo: DEMO_STORE must be dir or etcd, not $STORE_KIND" >&2; exit 2 ;;
+esac
+TOOLS="ip nsenter ping"
+[ "$STORE_KIND" = etcd ] && TOOLS="$TOOLS etcd"
+for tool in $TOOLS; do
 	command -v "$tool" >/dev/null || { echo "demo: needs $tool (scripts/setup.sh installs it)" >&2; exit 2; }
 done
 BIN=$(realpath "$BIN")
@@ -38,6 +50,13 @@ METRICS=127.0.0.1:9477 # inside each node's own netns
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ovdemo.XXXXXX")
 DAEMONS=()
 JOBS=()
+ETCD_PID=
+ETCD_ADDR=192.0.2.1:2379 # inside the underlay namespace, reachable from every node
+if [ "$STORE_KIND" = etcd ]; then
+	STORE="etcd://$ETCD_ADDR/overlaynet"
+else
+	STORE="dir:$WORK/store"
+fi
 exec {OUT}>&1 {ERR}>&2 # a signal may land while a command's output is redirected
 
 # mounts_under lists the mount points in $WORK, deepest first.
@@ -62,6 +81,10 @@ cleanup() {
 			[ -e "$f" ] && { umount -l "$f"; rm -f "$f"; }
 		done
 	done
+	if [ -n "$ETCD_PID" ]; then
+		kill -KILL "$ETCD_PID" 2>/dev/null
+		wait "$ETCD_PID" 2>/dev/null
+	fi
 	for i in 1 2 3; do ip netns del "${NODES[i]}" 2>/dev/null; done
 	ip netns del "$UL" 2>/dev/null
 	for _ in 1 2 3; do
@@ -89,7 +112,7 @@ ovd() {
 	local i=$1 cmd=$2
 	shift 2
 	nsenter --net="/var/run/netns/${NODES[i]}" "$BIN" "$cmd" --netns-dir "$WORK/n$i/netns" \
-		--state-dir "$WORK/n$i/state" --store "dir:$WORK/store" "$@"
+		--state-dir "$WORK/n$i/state" --store "$STORE" "$@"
 }
 
 # in_ctr NODE NAME CMD...: run CMD in container NAME of node NODE.
@@ -104,6 +127,24 @@ ip netns add "$UL"
 ip -n "$UL" link set lo up
 ip -n "$UL" link add br0 type bridge
 ip -n "$UL" link set br0 up
+if [ "$STORE_KIND" = etcd ]; then
+	ip -n "$UL" addr add 192.0.2.1/24 dev br0
+	echo "== etcd in $UL at $ETCD_ADDR"
+	nsenter --net="/var/run/netns/$UL" etcd --name demo --data-dir "$WORK/etcd" \
+		--listen-client-urls "http://$ETCD_ADDR" --advertise-client-urls "http://$ETCD_ADDR" \
+		--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+		--initial-cluster demo=http://127.0.0.1:2380 --log-level warn >"$WORK/etcd.log" 2>&1 {OUT}>&- {ERR}>&- &
+	ETCD_PID=$!
+	for _ in $(seq 100); do
+		if nsenter --net="/var/run/netns/$UL" bash -c \
+			'exec 3<>/dev/tcp/${0%:*}/${0#*:} && printf "GET /health HTTP/1.0\r\n\r\n" >&3 && cat <&3' "$ETCD_ADDR" 2>/dev/null |
+			grep -q '"health":"true"'; then
+			break
+		fi
+		kill -0 "$ETCD_PID" 2>/dev/null || { cat "$WORK/etcd.log" >&2; echo "demo: etcd exited" >&2; exit 1; }
+		sleep 0.1
+	done
+fi
 for i in 1 2 3; do
 	mkdir -p "$WORK/n$i"
 	ip netns add "${NODES[i]}"
@@ -121,10 +162,10 @@ for c in "${CTRS[@]}"; do
 	echo "  node$i: $(ovd "$i" attach "$name" --ip "$ip/24" --log-level warn)"
 done
 
-echo "== overlayd run on each node (directory store $WORK/store, metrics at $METRICS)"
+echo "== overlayd run on each node (store $STORE, metrics at $METRICS)"
 for i in 1 2 3; do
 	nsenter --net="/var/run/netns/${NODES[i]}" "$BIN" run --netns-dir "$WORK/n$i/netns" \
-		--state-dir "$WORK/n$i/state" --store "dir:$WORK/store" --metrics "$METRICS" >"$WORK/n$i.log" 2>&1 {OUT}>&- {ERR}>&- &
+		--state-dir "$WORK/n$i/state" --store "$STORE" --metrics "$METRICS" >"$WORK/n$i.log" 2>&1 {OUT}>&- {ERR}>&- &
 	DAEMONS+=($!)
 done
 for i in 1 2 3; do
@@ -183,11 +224,12 @@ else
 	echo "  $failed of $total pings FAILED"
 fi
 
-echo "== misses resolved by the daemons (their log lines)"
+echo "== misses resolved by the daemons, and entries programmed from etcd's watch (their log lines)"
 for i in 1 2 3; do
 	echo "  node$i:"
-	grep -q 'msg=resolved' "$WORK/n$i.log" || echo "    (none)"
-	sed -n 's/^time=[^ ]* level=INFO msg=resolved /    resolved /p' "$WORK/n$i.log"
+	grep -q -e 'msg=resolved' -e 'msg="programmed from feed"' "$WORK/n$i.log" || echo "    (none)"
+	sed -n -e 's/^time=[^ ]* level=INFO msg=resolved /    resolved /p' \
+		-e 's/^time=[^ ]* level=INFO msg="programmed from feed" /    from feed /p' "$WORK/n$i.log"
 done
 
 echo "== neighbour and FDB entries on each node's vxlan (overlayd status)"

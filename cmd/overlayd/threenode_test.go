@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/internal/etcdtest"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/rtnl"
@@ -451,19 +452,28 @@ func TestDemoScript(t *testing.T) {
 	for _, c := range []struct {
 		name      string
 		bin       string
+		store     string // DEMO_STORE: "" (the directory store) or "etcd"
 		interrupt string // SIGTERM once a line containing it is printed; "" runs to the end
 		code      int
 		want      []string
 	}{
-		{"complete", overlaydBinary(t), "", 0, []string{"all 30 pings answered", "resolved key=\"l3miss 198.51.100.11\"",
+		{"complete", overlaydBinary(t), "", "", 0, []string{"all 30 pings answered", "resolved key=\"l3miss 198.51.100.11\"",
 			"FDB on vxlan1", `overlayd_resolutions_total{kind="l3miss"} 4`, "cleaned up"}},
-		{"interrupted", overlaydBinary(t), "node3: daemon pid", 143, []string{"demo: terminated", "cleaned up"}},
-		{"no daemon", noDaemon, "", 1, []string{"24 of 30 pings FAILED", "cleaned up"}},
+		{"interrupted", overlaydBinary(t), "", "node3: daemon pid", 143, []string{"demo: terminated", "cleaned up"}},
+		{"no daemon", noDaemon, "", "", 1, []string{"24 of 30 pings FAILED", "cleaned up"}},
+		// On etcd the daemons program every remote container from the watch
+		// before the first ping: each answers at once, and no miss is resolved.
+		{"etcd", overlaydBinary(t), "etcd", "", 0, []string{"all 30 pings answered",
+			"from feed change=set-fdb ip=\"\" mac=02:42:c6:33:64:0b vtep=192.0.2.4",
+			`overlayd_resolutions_total{kind="l3miss"} 0`, "cleaned up"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			if c.store == "etcd" {
+				etcdtest.Require(t)
+			}
 			tmp := t.TempDir()
 			cmd := exec.Command("bash", "../../scripts/demo.sh", c.bin)
-			cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+			cmd.Env = append(os.Environ(), "TMPDIR="+tmp, "DEMO_STORE="+c.store)
 			pr, pw, err := os.Pipe()
 			if err != nil {
 				t.Fatal(err)
