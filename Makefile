@@ -11,9 +11,10 @@ BENCHSTAT  = $(shell $(GO) env GOPATH)/bin/benchstat
 
 all: build
 
-## build: a static overlayd (CGO_ENABLED=0) in bin/
+## build: a static overlayd (CGO_ENABLED=0) in bin/; BUILDTAGS=noetcd leaves the etcd client out
+BUILDTAGS ?=
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN) ./cmd/overlayd
+	CGO_ENABLED=0 $(GO) build -tags '$(BUILDTAGS)' -trimpath -ldflags='-s -w' -o $(BIN) ./cmd/overlayd
 	@ls -l $(BIN) | awk '{print "built $(BIN):", $$5, "bytes"}'
 
 ## deps-check: rtnl/ may import only the standard library and golang.org/x/sys

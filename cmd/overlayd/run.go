@@ -181,8 +181,8 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 
 	metrics := &overlay.Metrics{}
 	metrics.AddCollector(overlay.MonitorCollector(mon.Stats))
-	if reg.etcd != nil {
-		metrics.AddCollector(reg.etcdCollector())
+	if reg.lease != nil {
+		metrics.AddCollector(reg.lease.collector())
 	}
 	maxProact := o.maxProact
 	if maxProact == 0 {
@@ -209,8 +209,8 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 		defer stop()
 		log.Info("metrics", "url", "http://"+addr+"/metrics")
 	}
-	if reg.etcd != nil {
-		go reg.adoptLocal(ctx, n, ov.VTEP, log)
+	if reg.lease != nil {
+		go reg.lease.adoptLocal(ctx, n, ov.VTEP, log)
 	}
 	log.Info("overlayd running", "mode", r.Mode(), "proactive_max", maxProact, "netns", cfg.OverlayNetNS, "vxlan", cfg.Vxlan, "ifindex", vx.Index,
 		"vni", vni, "port", port, "subnet", cfg.Subnet(), "vtep", ov.VTEP, "store", e.global.store,

@@ -1,3 +1,5 @@
+//go:build !noetcd
+
 package main
 
 import (
@@ -7,9 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"net/url"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay"
@@ -26,56 +25,11 @@ func init() {
 	}
 }
 
-// isEtcdStore reports whether store is an etcd URL.
-func isEtcdStore(store string) bool {
-	return strings.HasPrefix(store, "etcd://") || strings.HasPrefix(store, "etcds://")
-}
+// etcdLease is the leaseHolder of an etcd store.
+type etcdLease struct{ reg *etcdreg.Registry }
 
-// storeURL returns store with, for an etcd URL that names no vni, the VNI
-// of the overlay recorded in stateDir added, so that every command of a node
-// uses the keys of its own overlay. Other URLs, or no overlay yet, are
-// returned unchanged (etcd's default VNI then applies).
-func storeURL(store, stateDir string) string {
-	if !isEtcdStore(store) {
-		return store
-	}
-	base, query, _ := strings.Cut(store, "?")
-	if q, err := url.ParseQuery(query); err != nil || q.Has("vni") {
-		return store // a bad query is reported by the opener
-	}
-	ov, err := overlay.NewNode(overlay.NodeOptions{StateDir: stateDir}).Overlay()
-	if err != nil {
-		return store
-	}
-	vni := "vni=" + strconv.FormatUint(uint64(ov.Config.VNI), 10)
-	if query == "" {
-		return base + "?" + vni
-	}
-	return base + "?" + query + "&" + vni
-}
-
-// runStore is the registry of `overlayd run` and what it needs beyond
-// overlay.Registry.
-type runStore struct {
-	overlay.Registry
-	etcd *etcdreg.Registry // nil for other stores
-}
-
-// openRunStore opens --store for the daemon. An etcd store gets a lease
-// (kept alive until the daemon exits: a node whose daemon dies stops being
-// advertised one TTL later) and the node key nodes/<vtep>; the records of
-// this node's endpoints (read from the state directory) are registered
-// again, which moves them onto the lease. A record owned elsewhere is
-// reported and skipped.
-func openRunStore(ctx context.Context, store string, n *overlay.Node, ov *overlay.Overlay, log *slog.Logger) (*runStore, error) {
-	url := storeURL(store, n.StateDir())
-	if !isEtcdStore(url) {
-		reg, err := overlay.OpenRegistry(url)
-		if err != nil {
-			return nil, err
-		}
-		return &runStore{Registry: reg}, nil
-	}
+// openEtcdRunStore opens an etcd store for the daemon, as openRunStore says.
+func openEtcdRunStore(ctx context.Context, url string, n *overlay.Node, ov *overlay.Overlay, log *slog.Logger) (*runStore, error) {
 	reg, err := etcdreg.Open(ctx, url, etcdreg.Options{
 		NodeVTEP: ov.VTEP,
 		Logger:   log,
@@ -103,7 +57,7 @@ func openRunStore(ctx context.Context, store string, n *overlay.Node, ov *overla
 	}
 	st := reg.Stats()
 	log.Info("etcd lease held", "lease", fmt.Sprintf("%x", st.LeaseID), "endpoints_registered", moved)
-	return &runStore{Registry: reg, etcd: reg}, nil
+	return &runStore{Registry: reg, lease: etcdLease{reg}}, nil
 }
 
 // localEndpoint reports whether rec is an endpoint in n's state directory.
@@ -124,9 +78,9 @@ func localEndpoint(n *overlay.Node, rec overlay.Record) bool {
 // records of endpoints attached on this node after it started (attach writes
 // them without a lease), so that they vanish if this node dies. It returns
 // when ctx ends.
-func (s *runStore) adoptLocal(ctx context.Context, n *overlay.Node, vtep netip.Addr, log *slog.Logger) {
+func (s etcdLease) adoptLocal(ctx context.Context, n *overlay.Node, vtep netip.Addr, log *slog.Logger) {
 	for ctx.Err() == nil {
-		ch, err := s.etcd.Watch(ctx)
+		ch, err := s.reg.Watch(ctx)
 		if err != nil {
 			log.Warn("etcd: cannot watch for local attaches yet", "err", err)
 			select {
@@ -140,7 +94,7 @@ func (s *runStore) adoptLocal(ctx context.Context, n *overlay.Node, vtep netip.A
 			if c.Kind != overlay.ChangePut || c.Record.VTEP != vtep || !localEndpoint(n, c.Record) {
 				continue
 			}
-			if err := s.etcd.Register(ctx, c.Record); err != nil {
+			if err := s.reg.Register(ctx, c.Record); err != nil {
 				log.Warn("etcd: cannot move a local record onto this node's lease", "record", c.Record.String(), "err", err)
 				continue
 			}
@@ -149,10 +103,10 @@ func (s *runStore) adoptLocal(ctx context.Context, n *overlay.Node, vtep netip.A
 	}
 }
 
-// etcdCollector exports the etcd lease counters.
-func (s *runStore) etcdCollector() func(io.Writer) {
+// collector exports the etcd lease counters.
+func (s etcdLease) collector() func(io.Writer) {
 	return func(w io.Writer) {
-		st := s.etcd.Stats()
+		st := s.reg.Stats()
 		up := 0
 		if st.LeaseUp {
 			up = 1
