@@ -101,9 +101,11 @@ var resolverImpls = []resolverImpl{
 //     life, but the generator does not retry).
 //   - Periodic reconcile passes off (the first, adopting pass still runs
 //     before the round starts); logs discarded (slog.DiscardHandler).
+//   - MissesOnly monitor: a socket filter drops the RTM_NEWNEIGH/DELNEIGH
+//     echoes of the entries it programs, which Resolver.HandleEvent ignores.
 func startRtnlResolver(tb testing.TB, lab *missgen.Lab, reg overlay.Registry) func() (string, error) {
 	conn := nstest.Dial(tb, lab.Overlay)
-	mon, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: lab.Overlay, ReceiveBuffer: monitorBuffer})
+	mon, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: lab.Overlay, ReceiveBuffer: monitorBuffer, MissesOnly: true})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -173,7 +173,9 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 	if br, err := conn.LinkByName(cfg.Bridge); err == nil {
 		bridge = br.Index
 	}
-	mon, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: ns, ReceiveBuffer: o.rcvbuf})
+	// The resolver consumes misses only: a socket filter drops, in the kernel,
+	// the echoes of the entries it programs (two per resolved address).
+	mon, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: ns, ReceiveBuffer: o.rcvbuf, MissesOnly: true})
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,138 @@
+package rtnl_test
+
+import (
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/overlaynet/overlaynet/internal/missgen"
+	"github.com/overlaynet/overlaynet/internal/nstest"
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// eventTally counts one monitor's events and remembers whether it has seen
+// the L3 miss for a sentinel address.
+type eventTally struct {
+	sentinel netip.Addr
+	mu       sync.Mutex
+	l3, l2   int
+	adds     int
+	dels     int
+	overruns int
+	sawEnd   bool
+}
+
+func (c *eventTally) handle(ev *rtnl.Event) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch ev.Kind {
+	case rtnl.EventMiss:
+		switch {
+		case ev.Miss.Kind == rtnl.MissL3 && ev.Miss.IP == c.sentinel:
+			c.sawEnd = true
+		case ev.Miss.Kind == rtnl.MissL3:
+			c.l3++
+		case ev.Miss.Kind == rtnl.MissL2:
+			c.l2++
+		}
+	case rtnl.EventNeighAdd:
+		c.adds++
+	case rtnl.EventNeighDelete:
+		c.dels++
+	case rtnl.EventOverrun:
+		c.overruns++
+	}
+	return nil
+}
+
+func (c *eventTally) done() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sawEnd
+}
+
+// TestMonitorMissesOnly runs a plain monitor and a MissesOnly one side by
+// side in one namespace: both must see the same misses, the filtered one
+// none of the neighbour and FDB adds and deletes. A last L3 miss, raised
+// after the entries' changes, marks the end: the kernel queues a socket's
+// notifications in order, so once a monitor has it, it has had (or had
+// filtered out) everything before it.
+func TestMonitorMissesOnly(t *testing.T) {
+	lab := missgen.NewLab(t)
+	const n = 8
+	sentinel := netip.MustParseAddr("10.66.0.200")
+	plain := &eventTally{sentinel: sentinel}
+	filtered := &eventTally{sentinel: sentinel}
+	mPlain := newMonitor(t, rtnl.MonitorConfig{NetNS: lab.Overlay})
+	mFiltered := newMonitor(t, rtnl.MonitorConfig{NetNS: lab.Overlay, MissesOnly: true})
+	runMonitor(t, mPlain, plain.handle)
+	runMonitor(t, mFiltered, filtered.handle)
+
+	g := lab.Generator(t)
+	if sent, err := g.ARP(missgen.FirstTarget, n); err != nil || sent != n {
+		t.Fatalf("ARP: sent %d, %v", sent, err)
+	}
+	if sent, err := g.Unicast(missgen.FirstMAC, n); err != nil || sent != n {
+		t.Fatalf("Unicast: sent %d, %v", sent, err)
+	}
+	c := nstest.Dial(t, lab.Overlay)
+	entries := []*rtnl.NeighMessage{
+		rtnl.ARPEntry(lab.VxlanIndex, netip.MustParseAddr("10.66.0.9"), rtnl.MAC{0x02, 0x42, 0x0a, 0x42, 0x00, 0x09}),
+		rtnl.FDBEntry{Ifindex: lab.VxlanIndex, MAC: rtnl.MAC{0x02, 0x42, 0x0a, 0x42, 0x00, 0x0a},
+			Dst: netip.MustParseAddr("192.0.2.77")}.Message(),
+	}
+	for _, e := range entries {
+		if err := c.NeighAdd(e); err != nil {
+			t.Fatalf("NeighAdd %+v: %v", e, err)
+		}
+	}
+	for _, e := range entries {
+		if err := c.NeighDelete(e); err != nil {
+			t.Fatalf("NeighDelete %+v: %v", e, err)
+		}
+	}
+	if sent, err := g.ARP(sentinel, 1); err != nil || sent != 1 {
+		t.Fatalf("ARP sentinel: sent %d, %v", sent, err)
+	}
+	if !eventually(5*time.Second, func() bool { return plain.done() && filtered.done() }) {
+		t.Fatalf("sentinel miss not seen within 5s: plain %v, filtered %v", plain.done(), filtered.done())
+	}
+
+	plain.mu.Lock()
+	defer plain.mu.Unlock()
+	filtered.mu.Lock()
+	defer filtered.mu.Unlock()
+	tests := []struct {
+		name                     string
+		tally                    *eventTally
+		wantAddsMin, wantDelsMin int
+		wantAddsMax, wantDelsMax int
+	}{
+		// The plain monitor sees at least our two adds and two deletes
+		// (the kernel may add its own, e.g. for the ARP the generator
+		// sends); the filtered one none at all.
+		{"plain", plain, len(entries), len(entries), 1 << 30, 1 << 30},
+		{"misses-only", filtered, 0, 0, 0, 0},
+	}
+	for _, tc := range tests {
+		c := tc.tally
+		if c.l3 != n || c.l2 != n || c.overruns != 0 {
+			t.Errorf("%s: %d L3, %d L2 misses, %d overruns; want %d, %d, 0", tc.name, c.l3, c.l2, c.overruns, n, n)
+		}
+		if c.adds < tc.wantAddsMin || c.adds > tc.wantAddsMax || c.dels < tc.wantDelsMin || c.dels > tc.wantDelsMax {
+			t.Errorf("%s: %d adds and %d deletes, want [%d, %d] and [%d, %d]", tc.name, c.adds, c.dels,
+				tc.wantAddsMin, tc.wantAddsMax, tc.wantDelsMin, tc.wantDelsMax)
+		}
+	}
+
+	// The filter judges a datagram by its first message; that is exact
+	// because every neighbour notification travels alone.
+	sp, sf := mPlain.Stats(), mFiltered.Stats()
+	if sp.Datagrams != sp.Messages {
+		t.Errorf("plain monitor: %d datagrams held %d messages, want one each", sp.Datagrams, sp.Messages)
+	}
+	if want := uint64(2*n + 1); sf.Datagrams != want || sf.Messages != want || sf.Misses() != want {
+		t.Errorf("misses-only monitor stats %+v: want %d datagrams, messages and misses", sf, want)
+	}
+}
