@@ -75,15 +75,10 @@ func (n *Node) detach(ctx context.Context, overlayNetNS string, st *endpointStat
 // deleteHostVeth deletes the veth named hostIf in the overlay namespace, if
 // it is there and is a veth.
 func (n *Node) deleteHostVeth(overlayNetNS, hostIf string) error {
-	ons, err := rtnl.OpenNamedNetNS(n.netnsDir, overlayNetNS)
+	c, err := n.dial(overlayNetNS)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	defer ons.Close()
-	c, err := rtnl.Dial(&rtnl.Config{NetNS: ons})
 	if err != nil {
 		return err
 	}
@@ -102,15 +97,10 @@ func (n *Node) deleteHostVeth(overlayNetNS, hostIf string) error {
 // create, if it is still there as the veth with e's MAC (normally it went
 // with the host side).
 func (n *Node) deletePeer(e Endpoint) error {
-	cns, err := rtnl.OpenNamedNetNS(n.netnsDir, e.Name)
+	c, err := n.dial(e.Name)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	defer cns.Close()
-	c, err := rtnl.Dial(&rtnl.Config{NetNS: cns})
 	if err != nil {
 		return err
 	}
@@ -187,15 +177,10 @@ func (n *Node) Reset(ctx context.Context) error {
 // removeOverlay deletes what Create recorded as created.
 func (n *Node) removeOverlay(ost *overlayState) error {
 	cfg := ost.Overlay.Config
-	ons, err := rtnl.OpenNamedNetNS(n.netnsDir, cfg.OverlayNetNS)
+	c, err := n.dial(cfg.OverlayNetNS)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
-	if err != nil {
-		return err
-	}
-	defer ons.Close()
-	c, err := rtnl.Dial(&rtnl.Config{NetNS: ons})
 	if err != nil {
 		return err
 	}

@@ -103,3 +103,15 @@ func (n *Node) Endpoints() ([]Endpoint, error) {
 	}
 	return eps, err
 }
+
+// dial opens an rtnetlink connection in the named namespace name of this
+// node. The socket stays bound to the namespace; no handle on it is kept.
+// A missing namespace is an error wrapping os.ErrNotExist.
+func (n *Node) dial(name string) (*rtnl.Conn, error) {
+	ns, err := rtnl.OpenNamedNetNS(n.netnsDir, name)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	return rtnl.Dial(&rtnl.Config{NetNS: ns})
+}

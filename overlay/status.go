@@ -131,19 +131,13 @@ func (n *Node) endpointStatus(st *endpointState, byName map[string]*rtnl.LinkMes
 			problem("host veth %s is down", e.HostIf)
 		}
 	}
-	cns, err := rtnl.OpenNamedNetNS(n.netnsDir, e.Name)
+	cc, err := n.dial(e.Name)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			problem("container netns %s is missing", e.Name)
 		} else {
 			problem("container netns %s: %v", e.Name, err)
 		}
-		return es
-	}
-	defer cns.Close()
-	cc, err := rtnl.Dial(&rtnl.Config{NetNS: cns})
-	if err != nil {
-		problem("container netns %s: %v", e.Name, err)
 		return es
 	}
 	defer cc.Close()
