@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -69,17 +68,7 @@ func (f AddrFlags) String() string {
 	if f == 0 {
 		return "0"
 	}
-	var parts []string
-	for i, name := range addrFlagNames {
-		if f&(1<<i) != 0 {
-			parts = append(parts, name)
-			f &^= 1 << i
-		}
-	}
-	if f != 0 {
-		parts = append(parts, fmt.Sprintf("%#x", uint32(f)))
-	}
-	return strings.Join(parts, "|")
+	return bitNames(uint64(f), addrFlagNames[:])
 }
 
 // AddrCacheInfo is IFA_CACHEINFO (struct ifa_cacheinfo). In a request,

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,17 +46,7 @@ func (f LinkFlags) String() string {
 	if f == 0 {
 		return "0"
 	}
-	var parts []string
-	for i, name := range linkFlagNames {
-		if f&(1<<i) != 0 {
-			parts = append(parts, name)
-			f &^= 1 << i
-		}
-	}
-	if f != 0 {
-		parts = append(parts, fmt.Sprintf("%#x", uint32(f)))
-	}
-	return strings.Join(parts, "|")
+	return bitNames(uint64(f), linkFlagNames[:])
 }
 
 // OperState is a link's RFC 2863 operational state (IFLA_OPERSTATE, IF_OPER_*).
