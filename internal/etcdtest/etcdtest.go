@@ -8,6 +8,7 @@ package etcdtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -50,6 +51,11 @@ type Options struct {
 	NetNS string
 	// Host is the address to listen on (default 127.0.0.1).
 	Host string
+	// Args are more etcd flags (the TLS ones, say).
+	Args []string
+	// TLS, if set, makes the client URL https and is what the health probe
+	// uses (give etcd the matching --cert-file/--key-file in Args).
+	TLS *tls.Config
 }
 
 // Server is a running etcd, killed when the test ends.
@@ -110,7 +116,11 @@ func (s *Server) URL(prefix, query string) string {
 func (s *Server) Restart() {
 	t := s.t
 	t.Helper()
-	curl := "http://" + s.Endpoint()
+	scheme := "http"
+	if s.opts.TLS != nil {
+		scheme = "https"
+	}
+	curl := scheme + "://" + s.Endpoint()
 	purl := "http://" + net.JoinHostPort(s.opts.Host, strconv.Itoa(s.peerPort))
 	args := []string{
 		"--name", "n0", "--data-dir", filepath.Join(s.dir, "data"),
@@ -120,6 +130,7 @@ func (s *Server) Restart() {
 		"--heartbeat-interval", "50", "--election-timeout", "500",
 		"--logger", "zap", "--log-level", "warn",
 	}
+	args = append(args, s.opts.Args...)
 	var err error
 	if s.log, err = os.OpenFile(filepath.Join(s.dir, "etcd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err != nil {
 		t.Fatal(err)
@@ -136,7 +147,7 @@ func (s *Server) Restart() {
 	s.exited = make(chan struct{})
 	go func(cmd *exec.Cmd, exited chan struct{}) { cmd.Wait(); close(exited) }(s.cmd, s.exited)
 
-	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: s.dial}}
+	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: s.dial, TLSClientConfig: s.opts.TLS}}
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -216,7 +227,7 @@ func (s *Server) Keys(prefix string) (map[string]KV, error) {
 		"key":       base64.StdEncoding.EncodeToString([]byte(prefix)),
 		"range_end": base64.StdEncoding.EncodeToString(end),
 	})
-	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: s.dial}}
+	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: s.dial, TLSClientConfig: s.opts.TLS}}
 	resp, err := hc.Post("http://"+s.Endpoint()+"/v3/kv/range", "application/json", bytes.NewReader(body))
 	if err != nil {
 		return nil, err

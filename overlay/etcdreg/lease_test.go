@@ -28,7 +28,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 func TestLeaseExpiry(t *testing.T) {
 	s := startEtcd(t)
 	ctx := ctxT(t, 20*time.Second)
-	a, err := Open(ctx, s.url("le", "ttl=2s&node=192.0.2.2"), Options{})
+	a, err := Open(ctx, s.URL("le", "ttl=2s&node=192.0.2.2"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +91,7 @@ func TestOutage(t *testing.T) {
 	expect(t, ch, ChangeSynced, overlay.Record{})
 	old := a.Stats().LeaseID
 
-	s.stop()
+	s.Stop()
 
 	// Requests fail within the registry's timeout, or the caller's
 	// deadline if sooner, wrapping ErrUnavailable.
@@ -119,7 +119,7 @@ func TestOutage(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "lease lost", func() bool { return !a.Stats().LeaseUp })
 
-	s.start()
+	s.Restart()
 
 	waitFor(t, 15*time.Second, "new lease", func() bool {
 		st := a.Stats()

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/overlaynet/overlaynet/internal/etcdtest"
 )
 
 // pki is a throwaway CA with a server and a client certificate, as PEM files.
@@ -82,10 +84,8 @@ func newPKI(t *testing.T) pki {
 // An etcd that requires client certificates: the registry connects with
 // the CA and client certificate given in the URL, and not without them.
 func TestTLS(t *testing.T) {
-	requireEtcd(t)
+	etcdtest.Require(t)
 	p := newPKI(t)
-	s := &etcdServer{t: t, bin: requireEtcd(t), dir: t.TempDir(), clientPort: freePort(t), peerPort: freePort(t),
-		extra: []string{"--cert-file", p.serverCert, "--key-file", p.serverKey, "--trusted-ca-file", p.ca, "--client-cert-auth"}}
 	pool := x509.NewCertPool()
 	caPEM, _ := os.ReadFile(p.ca)
 	pool.AppendCertsFromPEM(caPEM)
@@ -93,16 +93,17 @@ func TestTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.tls = &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cc}}
-	t.Cleanup(s.kill)
-	s.start()
+	s := etcdtest.Start(t, etcdtest.Options{
+		Args: []string{"--cert-file", p.serverCert, "--key-file", p.serverKey, "--trusted-ca-file", p.ca, "--client-cert-auth"},
+		TLS:  &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cc}},
+	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	q := url.Values{"ca": {p.ca}, "cert": {p.clientCert}, "key": {p.clientKey}, "timeout": {"2s"}}
-	r, err := Open(ctx, s.url("tls", q.Encode()), Options{})
+	r, err := Open(ctx, s.URL("tls", q.Encode()), Options{})
 	if err != nil {
-		t.Fatalf("open with client certificate: %v\n%s", err, s.logTail())
+		t.Fatalf("open with client certificate: %v\n%s", err, s.LogTail())
 	}
 	defer r.Close()
 	rc := rec("198.51.100.2", "02:42:c6:33:64:02", "192.0.2.2")
@@ -118,9 +119,9 @@ func TestTLS(t *testing.T) {
 		opts      Options
 		why       string // in the error (TLS 1.3 reports a refused client certificate after the handshake: the last error varies)
 	}{
-		{"no client certificate", s.url("tls", "timeout=1s"), Options{CAFile: p.ca}, "connect to"},
-		{"plain text", s.url("tls", "timeout=1s"), Options{}, "connection error"},
-		{"unknown CA", s.url("tls", "timeout=1s&cert="+p.clientCert+"&key="+p.clientKey), Options{CAFile: p.clientCert}, "unknown authority"},
+		{"no client certificate", s.URL("tls", "timeout=1s"), Options{CAFile: p.ca}, "connect to"},
+		{"plain text", s.URL("tls", "timeout=1s"), Options{}, "connection error"},
+		{"unknown CA", s.URL("tls", "timeout=1s&cert="+p.clientCert+"&key="+p.clientKey), Options{CAFile: p.clientCert}, "unknown authority"},
 	}
 	for _, tt := range refused {
 		r, err := Open(ctx, tt.url, tt.opts)
@@ -134,7 +135,7 @@ func TestTLS(t *testing.T) {
 		}
 		t.Logf("%s: %v", tt.name, err)
 	}
-	if _, err := Open(ctx, s.url("tls", "ca="+filepath.Join(t.TempDir(), "missing.pem")), Options{}); err == nil || !strings.Contains(err.Error(), "CA file") {
+	if _, err := Open(ctx, s.URL("tls", "ca="+filepath.Join(t.TempDir(), "missing.pem")), Options{}); err == nil || !strings.Contains(err.Error(), "CA file") {
 		t.Errorf("missing CA file: %v", err)
 	}
 }
