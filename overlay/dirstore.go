@@ -189,7 +189,9 @@ const maxValueLen = 128
 // plain syscalls rather than os.ReadFile: a lookup is on the resolver's path,
 // and os.File's poller registration costs more than the read itself.
 func readValue(path string) (string, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	// O_NONBLOCK: a FIFO planted in the store must not hang a lookup (it
+	// reads as empty, a malformed record); regular files ignore the flag.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if errors.Is(err, unix.ENOENT) {
 		return "", fmt.Errorf("%w: %s", ErrNotFound, path)
 	}
@@ -211,6 +213,11 @@ func readValue(path string) (string, error) {
 			break
 		}
 		n += m
+		if n < len(buf) && buf[n-1] == '\n' {
+			// A short read of a regular file ends at its end, and a record
+			// is one line: the read that would return 0 is not needed.
+			break
+		}
 	}
 	if n > maxValueLen {
 		return "", fmt.Errorf("overlay: dir store: %s is longer than %d bytes: not a record", path, maxValueLen)

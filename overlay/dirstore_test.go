@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -236,6 +238,17 @@ func TestDirStoreMalformed(t *testing.T) {
 	}
 	if strings.Join(ips, " ") != "198.51.100.2 198.51.100.3 198.51.100.5" {
 		t.Errorf("List returned %v, want the readable records", ips)
+	}
+	// A FIFO with no writer would block a plain open: it is a malformed
+	// record, not a hung resolver.
+	if err := unix.Mkfifo(filepath.Join(s.Root(), "arp/198.51.100.8"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LookupMAC(ctx, netip.MustParseAddr("198.51.100.8")); err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "malformed MAC") {
+		t.Errorf("FIFO record: %v", err)
+	}
+	if _, err := s.List(ctx); err == nil || !strings.Contains(err.Error(), "198.51.100.8") {
+		t.Errorf("List with a FIFO: %v, want an error naming it", err)
 	}
 }
 

@@ -23,8 +23,8 @@ type batchReq struct {
 	typ uint16
 }
 
-// Add appends a request of type typ with NLM_F_REQUEST|NLM_F_ACK|flags and
-// payload body (copied).
+// Add appends a request of type typ with NLM_F_REQUEST|flags and payload
+// body (copied). ExecuteBatch decides which requests ask for an ACK.
 func (b *Batch) Add(typ, flags uint16, body []byte) {
 	off := b.begin(typ, flags)
 	b.buf = append(b.buf, body...)
@@ -104,13 +104,20 @@ func (e *BatchError) Unwrap() []error {
 	return errs
 }
 
-// ExecuteBatch sends every request of b and waits for all their ACKs. The
-// requests are packed into as few sendmsg calls as the socket's send buffer
-// and the room for ACKs in its receive buffer allow. The kernel applies each
-// request on its own, in order: it returns nil when all succeeded, a
-// *BatchError naming the failed ones otherwise (the rest are applied), or
-// another error if the socket failed (then the outcome of unacknowledged
-// requests is unknown).
+// ExecuteBatch sends every request of b and waits until the kernel has
+// processed them all. The requests are packed into as few sendmsg calls as
+// the socket's send buffer and the room for error replies in its receive
+// buffer allow. The kernel applies each request on its own, in order: it
+// returns nil when all succeeded, a *BatchError naming the failed ones
+// otherwise (the rest are applied), or another error if the socket failed
+// (then the outcome of the requests of the unfinished sendmsg is unknown).
+//
+// Only the last request of each sendmsg carries NLM_F_ACK: the kernel
+// reports a failed request whether or not it asked for an ACK, and it
+// processes the requests of one sendmsg in order, so the last one's ACK
+// arrives after every earlier failure. A success costs no reply, which is
+// most of the cost of a batch of small requests (one skb and one recvmsg per
+// ACK).
 func (c *Conn) ExecuteBatch(b *Batch) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -139,8 +146,14 @@ func (c *Conn) ExecuteBatch(b *Batch) error {
 		firstSeq := c.seq + 1
 		for i := start; i < end; i++ {
 			c.seq++
-			binary.NativeEndian.PutUint32(b.buf[b.reqs[i].off+8:], c.seq)
-			binary.NativeEndian.PutUint32(b.buf[b.reqs[i].off+12:], c.pid)
+			h := b.buf[b.reqs[i].off:]
+			flags := binary.NativeEndian.Uint16(h[6:]) &^ unix.NLM_F_ACK
+			if i == end-1 {
+				flags |= unix.NLM_F_ACK
+			}
+			binary.NativeEndian.PutUint16(h[6:], flags)
+			binary.NativeEndian.PutUint32(h[8:], c.seq)
+			binary.NativeEndian.PutUint32(h[12:], c.pid)
 		}
 		stop := len(b.buf)
 		if end < len(b.reqs) {
@@ -149,8 +162,8 @@ func (c *Conn) ExecuteBatch(b *Batch) error {
 		if err := c.send(b.buf[b.reqs[start].off:stop]); err != nil {
 			return err
 		}
-		pending := end - start
-		for pending > 0 {
+		last := uint32(end - start - 1)
+		for acked := false; !acked; {
 			n, err := c.recv()
 			if err != nil {
 				return err
@@ -162,10 +175,12 @@ func (c *Conn) ExecuteBatch(b *Batch) error {
 					continue
 				}
 				rel := m.Header.Sequence - firstSeq // wraps safely
-				if rel >= uint32(end-start) {
+				if rel > last {
 					continue
 				}
-				pending--
+				if rel == last {
+					acked = true
+				}
 				if _, err := parseAck(m.Header, m.Data); err != nil {
 					idx := start + int(rel)
 					var oe *OpError

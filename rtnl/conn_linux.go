@@ -31,8 +31,8 @@ const DefaultReceiveBuffer = 4 << 20
 const recvBufferLen = 64 << 10
 
 // ackTruesize is what one queued ACK costs in the receive buffer, rounded up
-// from the ~830 bytes measured for a small skb; batches are cut so that all
-// their ACKs fit.
+// from the ~830 bytes measured for a small skb; batches are cut so that an
+// error reply to every request of a sendmsg would fit.
 const ackTruesize = 2048
 
 // Config tunes a Conn. The zero value dials in the calling thread's network

@@ -54,6 +54,11 @@ type MonitorConfig struct {
 	// The filter looks at a datagram's first message only: the kernel
 	// sends each neighbour notification in a datagram of its own.
 	MissesOnly bool
+	// ChangesOnly attaches the opposite filter: it keeps only neighbour
+	// and FDB changes (RTM_NEWNEIGH and RTM_DELNEIGH), for a watcher of the
+	// tables that has no use for misses. Run never delivers EventMiss then.
+	// It cannot be combined with MissesOnly.
+	ChangesOnly bool
 }
 
 // Monitor reads the RTNLGRP_NEIGH multicast group of one network namespace:
@@ -88,6 +93,16 @@ type Monitor struct {
 // NewMonitor opens a NETLINK_ROUTE socket in cfg.NetNS subscribed to
 // RTNLGRP_NEIGH. Close it when done.
 func NewMonitor(cfg MonitorConfig) (*Monitor, error) {
+	if cfg.MissesOnly && cfg.ChangesOnly {
+		return nil, errors.New("rtnl: monitor: MissesOnly and ChangesOnly exclude each other")
+	}
+	var filter []unix.SockFilter
+	switch {
+	case cfg.MissesOnly:
+		filter = typeFilter(unix.RTM_GETNEIGH)
+	case cfg.ChangesOnly:
+		filter = typeFilter(unix.RTM_NEWNEIGH, unix.RTM_DELNEIGH)
+	}
 	batch := cfg.BatchSize
 	if batch <= 0 {
 		batch = DefaultMonitorBatch
@@ -95,7 +110,7 @@ func NewMonitor(cfg MonitorConfig) (*Monitor, error) {
 	var fd int
 	open := func() error {
 		var err error
-		fd, err = openMonitorSocket(cfg.ReceiveBuffer, cfg.MissesOnly)
+		fd, err = openMonitorSocket(cfg.ReceiveBuffer, filter)
 		return err
 	}
 	var err error
@@ -142,7 +157,7 @@ func NewMonitor(cfg MonitorConfig) (*Monitor, error) {
 	return m, nil
 }
 
-func openMonitorSocket(rcvbuf int, missesOnly bool) (int, error) {
+func openMonitorSocket(rcvbuf int, filter []unix.SockFilter) (int, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_ROUTE)
 	if err != nil {
 		return -1, &OpError{Op: "socket", Err: err}
@@ -160,12 +175,11 @@ func openMonitorSocket(rcvbuf int, missesOnly bool) (int, error) {
 			return -1, err
 		}
 	}
-	if missesOnly {
+	if len(filter) > 0 {
 		// Before joining the group: no notification gets past unfiltered.
-		prog := missFilter()
-		fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+		fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
 		if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
-			return fail("attach miss filter", err)
+			return fail("attach socket filter", err)
 		}
 	}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
@@ -177,22 +191,25 @@ func openMonitorSocket(rcvbuf int, missesOnly bool) (int, error) {
 	return fd, nil
 }
 
-// missFilter returns the classic BPF program of MonitorConfig.MissesOnly:
-// accept a datagram whose first message has nlmsg_type RTM_GETNEIGH, drop
-// the rest. The packet data of a netlink skb starts at the nlmsghdr;
-// BPF_LD|BPF_H|BPF_ABS reads big-endian, so the constant is the
-// host-order RTM_GETNEIGH as such a load sees it. A datagram shorter than
-// a header fails the load, which drops it.
-func missFilter() []unix.SockFilter {
-	var b [2]byte
-	binary.NativeEndian.PutUint16(b[:], unix.RTM_GETNEIGH)
-	typ := uint32(binary.BigEndian.Uint16(b[:]))
-	return []unix.SockFilter{
-		{Code: unix.BPF_LD | unix.BPF_H | unix.BPF_ABS, K: 4}, // A = nlmsg_type
-		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: 0, Jf: 1, K: typ},
-		{Code: unix.BPF_RET | unix.BPF_K, K: 0xffffffff}, // accept all of it
-		{Code: unix.BPF_RET | unix.BPF_K, K: 0},          // drop
+// typeFilter returns the classic BPF program of MonitorConfig.MissesOnly
+// and ChangesOnly: accept a datagram whose first message has one of the
+// nlmsg_types types, drop the rest. The packet data of a netlink skb starts
+// at the nlmsghdr; BPF_LD|BPF_H|BPF_ABS reads big-endian, so each constant
+// is the host-order type as such a load sees it. A datagram shorter than a
+// header fails the load, which drops it.
+func typeFilter(types ...uint16) []unix.SockFilter {
+	prog := []unix.SockFilter{{Code: unix.BPF_LD | unix.BPF_H | unix.BPF_ABS, K: 4}} // A = nlmsg_type
+	for i, t := range types {
+		var b [2]byte
+		binary.NativeEndian.PutUint16(b[:], t)
+		// Jump to the accept after the remaining compares, else go on.
+		prog = append(prog, unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K,
+			Jt: uint8(len(types) - 1 - i + 1), K: uint32(binary.BigEndian.Uint16(b[:]))})
 	}
+	return append(prog,
+		unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: 0},          // drop
+		unix.SockFilter{Code: unix.BPF_RET | unix.BPF_K, K: 0xffffffff}, // accept all of it
+	)
 }
 
 // ReceiveBuffer returns the socket's effective receive buffer in bytes (what
