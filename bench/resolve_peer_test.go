@@ -30,7 +30,7 @@ import (
 // TestVishvanandaSubscriptionEndsOnOverrun), and reads the same registry.
 // If the subscription still dies (ENOBUFS closes its channel), the misses
 // left are counted unresolved and stop reports it.
-func startVishvanandaResolver(tb testing.TB, lab *missgen.Lab, reg overlay.Registry) func() (string, error) {
+func startVishvanandaResolver(tb testing.TB, lab *missgen.Lab, reg overlay.Registry) (func(), func() (string, error)) {
 	nsh, err := netns.GetFromPath(lab.Overlay.Path())
 	if err != nil {
 		tb.Fatal(err)
@@ -57,7 +57,7 @@ func startVishvanandaResolver(tb testing.TB, lab *missgen.Lab, reg overlay.Regis
 	vxlan := int(lab.VxlanIndex)
 	ctx := context.Background()
 	finished := make(chan struct{})
-	go func() {
+	loop := func() {
 		defer close(finished)
 		for u := range ch {
 			if u.Type != unix.RTM_GETNEIGH || u.LinkIndex != vxlan || u.State != netlink.NUD_STALE {
@@ -97,10 +97,14 @@ func startVishvanandaResolver(tb testing.TB, lab *missgen.Lab, reg overlay.Regis
 				mu.Unlock()
 			}
 		}
-	}()
-	return func() (string, error) {
+	}
+	started := false
+	run := func() { started = true; go loop() }
+	return run, func() (string, error) {
 		close(done)
-		<-finished // the channel closes once the socket does
+		if started {
+			<-finished // the channel closes once the socket does
+		}
 		h.Close()
 		nsh.Close()
 		mu.Lock()

@@ -212,7 +212,7 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		cfg:    cfg,
 		log:    cfg.Logger,
 		m:      cfg.Metrics,
-		table:  newMissTable(cfg.NegativeTTL, cfg.NegativeMax, cfg.now),
+		table:  newMissTable(cfg.NegativeTTL, cfg.NegativeMax, cfg.QueueLen+cfg.Workers, cfg.now),
 		bucket: newTokenBucket(cfg.LookupRate, cfg.LookupBurst, cfg.now),
 		queue:  make(chan queuedMiss, cfg.QueueLen),
 		kick:   make(chan struct{}, 1),

@@ -40,12 +40,15 @@ type missTable struct {
 	negative map[missKey]time.Time // key → expiry
 }
 
-func newMissTable(ttl time.Duration, max int, now func() time.Time) *missTable {
+// newMissTable returns a table for up to inflight lookups at once (the
+// queue's length plus the workers'): its map is sized for them up front, so
+// a burst does not grow it step by step.
+func newMissTable(ttl time.Duration, max, inflight int, now func() time.Time) *missTable {
 	return &missTable{
 		now:      now,
 		ttl:      ttl,
 		max:      max,
-		inflight: make(map[missKey]struct{}),
+		inflight: make(map[missKey]struct{}, inflight),
 		negative: make(map[missKey]time.Time),
 	}
 }

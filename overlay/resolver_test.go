@@ -38,7 +38,7 @@ func (c *fakeClock) advance(d time.Duration) {
 
 func TestMissTable(t *testing.T) {
 	clk := newFakeClock()
-	tab := newMissTable(3*time.Second, 4, clk.now)
+	tab := newMissTable(3*time.Second, 4, 8, clk.now)
 	a := missKey{kind: rtnl.MissL3, ifindex: 5, ip: netip.MustParseAddr("198.51.100.3")}
 	b := missKey{kind: rtnl.MissL2, mac: rtnl.MAC{2, 0x42, 0, 0, 0, 3}}
 
