@@ -34,10 +34,12 @@ test: deps-check vet
 ## bench: benchmarks side by side with the peers; compare runs with benchstat
 bench:
 	$(GO) test -run '^$$' -bench 'DecodeMiss|Monitor' -benchmem -count $(BENCHCOUNT) -benchtime 300ms -timeout 60m ./bench/ | tee bench.txt
-	$(GO) test -run '^$$' -bench 'Resolve' -benchmem -count $(BENCHCOUNT) -benchtime 1x -timeout 60m ./bench/ | tee -a bench.txt
+	$(GO) test -run '^$$' -bench 'Resolve|Program' -benchmem -count $(BENCHCOUNT) -benchtime 1x -timeout 60m ./bench/ | tee -a bench.txt
 	@test -x $(BENCHSTAT) || $(GO) install golang.org/x/perf/cmd/benchstat@latest
-	$(BENCHSTAT) -filter '-.name:Resolve' bench.txt
+	$(BENCHSTAT) -filter '-.name:/^(Resolve|Program)/' bench.txt
+	$(BENCHSTAT) -filter '.name:Program' -col /impl bench.txt
 	$(BENCHSTAT) -filter '.name:Resolve' -col /impl bench.txt
+	$(BENCHSTAT) -filter '.name:ResolveBacklog' -col /impl bench.txt
 
 ## fuzz: every native fuzz target for FUZZTIME each (no panic, no out-of-range read)
 FUZZ_TARGETS := FuzzNeighMessage FuzzLinkMessage FuzzAddressMessage FuzzRouteMessage FuzzAck FuzzAttributeDecoder FuzzMessageIter FuzzClassify

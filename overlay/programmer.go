@@ -141,9 +141,11 @@ func newProgrammer(k neighKernel, cfg *ResolverConfig, m *Metrics, log *slog.Log
 	return &programmer{
 		k: k, vxlan: cfg.Vxlan, vni: cfg.VNI, port: cfg.Port, proto: cfg.Protocol,
 		window: cfg.BatchWindow, max: cfg.BatchMax, log: log, m: m, now: cfg.now,
-		in:    make(chan *resolution, cfg.QueueLen),
-		neigh: make(map[neighKey]rtnl.MAC),
-		fdb:   make(map[rtnl.MAC]netip.Addr),
+		in: make(chan *resolution, cfg.QueueLen),
+		// Sized for a queue's worth of resolutions, so that the first burst
+		// does not grow them step by step inside the batches' critical path.
+		neigh: make(map[neighKey]rtnl.MAC, cfg.QueueLen),
+		fdb:   make(map[rtnl.MAC]netip.Addr, cfg.QueueLen),
 	}
 }
 
@@ -451,8 +453,11 @@ func (p *programmer) sync() (kernelEntries, int, error) {
 			adopted++
 		}
 	}
-	p.neigh = maps.Clone(ke.neigh)
-	p.fdb = maps.Clone(ke.fdb)
+	// Refilled in place: the maps keep the room they were sized with.
+	clear(p.neigh)
+	maps.Copy(p.neigh, ke.neigh)
+	clear(p.fdb)
+	maps.Copy(p.fdb, ke.fdb)
 	p.m.programmedNeigh.Store(int64(len(p.neigh)))
 	p.m.programmedFDB.Store(int64(len(p.fdb)))
 	return ke, adopted, nil
