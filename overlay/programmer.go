@@ -141,7 +141,11 @@ func newProgrammer(k neighKernel, cfg *ResolverConfig, m *Metrics, log *slog.Log
 	return &programmer{
 		k: k, vxlan: cfg.Vxlan, vni: cfg.VNI, port: cfg.Port, proto: cfg.Protocol,
 		window: cfg.BatchWindow, max: cfg.BatchMax, log: log, m: m, now: cfg.now,
-		in: make(chan *resolution, cfg.QueueLen),
+		// Two batches' worth: when the kernel is the bottleneck, workers
+		// park here instead of running ahead and taking the CPU from the
+		// programmer (a longer queue delayed a burst's first batch by tens
+		// of milliseconds on two cores).
+		in: make(chan *resolution, min(cfg.QueueLen, 2*cfg.BatchMax)),
 		// Sized for a queue's worth of resolutions, so that the first burst
 		// does not grow them step by step inside the batches' critical path.
 		neigh: make(map[neighKey]rtnl.MAC, cfg.QueueLen),
@@ -162,17 +166,42 @@ func (p *programmer) submit(ctx context.Context, res *resolution) error {
 
 // run collects queued resolutions into batches: after the first arrives it
 // waits up to window for more, or until max requests are pending, then
-// applies them all with one ExecuteBatch.
+// applies them all with one ExecuteBatch. What follows a batch's tracking
+// (logs, metrics, ending the lookups, callbacks) runs on a goroutine of its
+// own, in batch order, so that the next batch goes to the kernel at once:
+// the kernel programs one batch at a time anyway (under RTNL), and in a
+// burst this goroutine is the resolver's bottleneck.
 func (p *programmer) run(ctx context.Context) {
+	finish := make(chan []*resolution, 4)
+	free := make(chan []*resolution, 4)
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		for res := range finish {
+			p.notify(res)
+			clear(res)
+			select {
+			case free <- res[:0]:
+			default:
+			}
+		}
+	}()
+	defer func() { close(finish); <-finished }()
+
 	var pending []*resolution
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
 		select {
+		case pending = <-free:
+		default:
+			pending = nil
+		}
+		select {
 		case <-ctx.Done():
 			return
 		case r := <-p.in:
-			pending = append(pending[:0], r)
+			pending = append(pending, r)
 		}
 		n := len(pending[0].ops)
 		if p.window > 0 {
@@ -201,8 +230,8 @@ func (p *programmer) run(ctx context.Context) {
 			}
 		}
 		timer.Stop()
-		p.apply(pending)
-		clear(pending)
+		p.execute(pending)
+		finish <- pending
 	}
 }
 
@@ -210,6 +239,13 @@ func (p *programmer) run(ctx context.Context) {
 // requires), records each op's result, updates the tracking, logs and
 // counts.
 func (p *programmer) apply(res []*resolution) {
+	p.execute(res)
+	p.notify(res)
+}
+
+// execute is apply up to the tracking: when it returns, every op's result
+// is recorded and the tracking follows the kernel.
+func (p *programmer) execute(res []*resolution) {
 	p.mu.Lock()
 	p.batch.Reset()
 	p.index = p.index[:0]
@@ -250,7 +286,11 @@ func (p *programmer) apply(res []*resolution) {
 	p.m.programmedNeigh.Store(int64(len(p.neigh)))
 	p.m.programmedFDB.Store(int64(len(p.fdb)))
 	p.mu.Unlock()
+}
 
+// notify is the rest of apply once res is executed: it logs and counts each
+// resolution, ends its lookup, calls its callbacks and recycles it.
+func (p *programmer) notify(res []*resolution) {
 	now := p.now()
 	for _, r := range res {
 		p.report(r, now)
