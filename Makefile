@@ -33,7 +33,7 @@ test: deps-check vet
 
 ## bench: benchmarks side by side with the peers; compare runs with benchstat
 bench:
-	$(GO) test -run '^$$' -bench 'DecodeMiss|Monitor' -benchmem -count $(BENCHCOUNT) -benchtime 300ms -timeout 60m ./bench/ | tee bench.txt
+	$(GO) test -run '^$$' -bench 'DecodeMiss|Monitor|RegistryLookup' -benchmem -count $(BENCHCOUNT) -benchtime 300ms -timeout 60m ./bench/ | tee bench.txt
 	$(GO) test -run '^$$' -bench 'Resolve|Program' -benchmem -count $(BENCHCOUNT) -benchtime 1x -timeout 60m ./bench/ | tee -a bench.txt
 	@test -x $(BENCHSTAT) || $(GO) install golang.org/x/perf/cmd/benchstat@latest
 	$(BENCHSTAT) -filter '-.name:/^(Resolve|Program)/' bench.txt
