@@ -250,6 +250,10 @@ func (n *Node) Attach(ctx context.Context, req AttachRequest) (ep *Endpoint, err
 	if err := n.attachStep(ctx, stepRegister); err != nil {
 		return nil, err
 	}
+	// Best effort: the endpoint works without it, a little later.
+	if err := announce(cns, ctr.Index, req.MAC, req.IP.Addr()); err != nil {
+		n.log.Warn("gratuitous ARP not sent", "endpoint", req.Name, "err", err)
+	}
 	n.log.Info("attached", "endpoint", req.Name, "ip", req.IP, "mac", req.MAC, "vtep", ov.VTEP,
 		"host_if", e.HostIf, "host_index", e.HostIndex, "peer_index", e.PeerIndex)
 	return e, nil
