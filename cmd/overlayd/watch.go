@@ -74,14 +74,14 @@ func runWatch(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 		return err
 	}
 	defer c.Close()
-	names := &linkNames{c: c, byIndex: map[int32]string{}}
+	names := newLinkNames(c)
 	if o.dev != "" {
 		l, err := c.LinkByName(o.dev)
 		if err != nil {
 			return fmt.Errorf("device %s in %s: %w", o.dev, where, err)
 		}
 		o.devIdx = l.Index
-		names.byIndex[l.Index] = l.Name
+		names.byIndex[l.Index] = linkName{l.Name, names.now()}
 	}
 	m, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: ns, ReceiveBuffer: o.rcvbuf})
 	if err != nil {
@@ -214,20 +214,37 @@ func familyName(f uint8) string {
 	return strconv.Itoa(int(f))
 }
 
-// linkNames caches ifindex-to-name lookups in the watched namespace.
+// linkNamesTTL is how long watch trusts a cached device name: a device
+// renamed, or deleted and its index reused, shows under its new name within
+// this long.
+const linkNamesTTL = 5 * time.Second
+
+// linkNames caches ifindex-to-name lookups in the watched namespace for
+// linkNamesTTL.
 type linkNames struct {
 	c       *rtnl.Conn
-	byIndex map[int32]string
+	now     func() time.Time
+	byIndex map[int32]linkName
+}
+
+type linkName struct {
+	name string
+	at   time.Time
+}
+
+func newLinkNames(c *rtnl.Conn) *linkNames {
+	return &linkNames{c: c, now: time.Now, byIndex: map[int32]linkName{}}
 }
 
 func (l *linkNames) name(index int32) string {
-	if n, ok := l.byIndex[index]; ok {
-		return n
+	now := l.now()
+	if n, ok := l.byIndex[index]; ok && now.Sub(n.at) < linkNamesTTL {
+		return n.name
 	}
 	n := "if" + strconv.Itoa(int(index))
 	if m, err := l.c.LinkGet(index); err == nil {
 		n = m.Name
 	}
-	l.byIndex[index] = n
+	l.byIndex[index] = linkName{n, now}
 	return n
 }

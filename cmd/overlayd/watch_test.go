@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -231,5 +232,35 @@ func TestWatchUsageErrors(t *testing.T) {
 		if code := runMain(ctx, tt.args, &out, &errb); code != tt.code {
 			t.Errorf("%v: exit %d, want %d (stderr %q)", tt.args, code, tt.code, errb.String())
 		}
+	}
+}
+
+// TestLinkNamesExpire renames a device under watch's name cache: the old name
+// is served until the cache entry is linkNamesTTL old, the new one after.
+func TestLinkNamesExpire(t *testing.T) {
+	ns, name := nstest.NetNS(t, "wn")
+	c := nstest.Dial(t, ns)
+	nstest.Run(t, name, "ip", "link", "add", "brA", "type", "bridge")
+	l, err := c.LinkByName("brA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := time.Unix(1000, 0)
+	names := newLinkNames(c)
+	names.now = func() time.Time { return clock }
+	if got := names.name(l.Index); got != "brA" {
+		t.Fatalf("name = %q, want brA", got)
+	}
+	nstest.Run(t, name, "ip", "link", "set", "brA", "name", "brB")
+	clock = clock.Add(linkNamesTTL - time.Second)
+	if got := names.name(l.Index); got != "brA" {
+		t.Fatalf("within the TTL: name = %q, want the cached brA", got)
+	}
+	clock = clock.Add(2 * time.Second)
+	if got := names.name(l.Index); got != "brB" {
+		t.Fatalf("after the TTL: name = %q, want brB", got)
+	}
+	if got := names.name(l.Index + 1000); got != "if"+strconv.Itoa(int(l.Index+1000)) {
+		t.Fatalf("unknown index: name = %q", got)
 	}
 }
