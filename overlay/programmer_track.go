@@ -1,0 +1,124 @@
+package overlay
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/netip"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+	"golang.org/x/sys/unix"
+)
+
+// track updates what we programmed after op was applied (or failed).
+func (p *programmer) track(op *progOp) {
+	if op.err != nil && (op.kind == opDelNeigh || op.kind == opDelFDB) && errors.Is(op.err, unix.ENOENT) {
+		op.err = nil // already gone: the goal is reached
+	}
+	if op.err != nil {
+		p.m.programErrors.Add(1)
+		return
+	}
+	switch op.kind {
+	case opSetNeigh:
+		p.neigh[neighKey{op.ifindex, op.ip}] = op.mac
+	case opSetFDB:
+		p.fdb[op.mac] = op.vtep
+	case opDelNeigh:
+		delete(p.neigh, neighKey{op.ifindex, op.ip})
+	case opDelFDB:
+		delete(p.fdb, op.mac)
+	}
+}
+
+// kernelEntries are the entries in the kernel carrying our marks.
+type kernelEntries struct {
+	neigh map[neighKey]rtnl.MAC
+	fdb   map[rtnl.MAC]netip.Addr
+}
+
+// load dumps the kernel's IPv4 neighbour entries marked with our protocol
+// (any device) and the vxlan's PERMANENT extern_learn FDB entries.
+func (p *programmer) load() (kernelEntries, error) {
+	ke := kernelEntries{neigh: make(map[neighKey]rtnl.MAC), fdb: make(map[rtnl.MAC]netip.Addr)}
+	err := p.k.NeighDump(rtnl.NeighFilter{Family: unix.AF_INET}, func(m *rtnl.NeighMessage) error {
+		mac, ok := m.MAC()
+		if m.Protocol == p.proto && m.Present.Has(rtnl.NeighAttrProtocol) && ok && m.Dst.IsValid() {
+			ke.neigh[neighKey{m.Ifindex, m.Dst}] = mac
+		}
+		return nil
+	})
+	if err != nil {
+		return ke, fmt.Errorf("overlay: dump neighbours: %w", err)
+	}
+	err = p.k.NeighDump(rtnl.NeighFilter{Family: unix.AF_BRIDGE, Ifindex: p.vxlan}, func(m *rtnl.NeighMessage) error {
+		mac, ok := m.MAC()
+		if m.Ifindex == p.vxlan && ok && !mac.IsZero() && m.Dst.IsValid() &&
+			m.Flags&(rtnl.NeighFlagSelf|rtnl.NeighFlagExtLearned) == rtnl.NeighFlagSelf|rtnl.NeighFlagExtLearned &&
+			m.State&rtnl.NeighPermanent != 0 {
+			ke.fdb[mac] = m.Dst
+		}
+		return nil
+	})
+	if err != nil {
+		return ke, fmt.Errorf("overlay: dump vxlan FDB: %w", err)
+	}
+	return ke, nil
+}
+
+// sync makes the tracking match the kernel: entries with our marks that we
+// do not track are adopted (after a restart, all of them), tracked entries
+// that vanished are forgotten. It returns the kernel's entries and how many
+// were adopted.
+func (p *programmer) sync() (kernelEntries, int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ke, err := p.load()
+	if err != nil {
+		return ke, 0, err
+	}
+	adopted := 0
+	for k := range ke.neigh {
+		if _, ok := p.neigh[k]; !ok {
+			adopted++
+		}
+	}
+	for k := range ke.fdb {
+		if _, ok := p.fdb[k]; !ok {
+			adopted++
+		}
+	}
+	// Refilled in place: the maps keep the room they were sized with.
+	clear(p.neigh)
+	maps.Copy(p.neigh, ke.neigh)
+	clear(p.fdb)
+	maps.Copy(p.fdb, ke.fdb)
+	p.m.programmedNeigh.Store(int64(len(p.neigh)))
+	p.m.programmedFDB.Store(int64(len(p.fdb)))
+	return ke, adopted, nil
+}
+
+// ProgrammedEntry is one kernel entry the resolver programmed and tracks.
+type ProgrammedEntry struct {
+	// Table is "neigh" (IP → MAC on Ifindex) or "fdb" (MAC → VTEP on the
+	// vxlan).
+	Table   string     `json:"table"`
+	Ifindex int32      `json:"ifindex"`
+	IP      netip.Addr `json:"ip,omitzero"`
+	MAC     rtnl.MAC   `json:"mac"`
+	VTEP    netip.Addr `json:"vtep,omitzero"`
+}
+
+// entries lists what is tracked.
+func (p *programmer) entries() []ProgrammedEntry {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]ProgrammedEntry, 0, len(p.neigh)+len(p.fdb))
+	for k, mac := range p.neigh {
+		out = append(out, ProgrammedEntry{Table: "neigh", Ifindex: k.ifindex, IP: k.ip, MAC: mac})
+	}
+	for mac, vtep := range p.fdb {
+		out = append(out, ProgrammedEntry{Table: "fdb", Ifindex: p.vxlan, MAC: mac, VTEP: vtep})
+	}
+	return out
+}
