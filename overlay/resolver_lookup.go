@@ -1,0 +1,140 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// lookupMAC asks the registry for ip's MAC, rate-limited and timed, and
+// checks the answer.
+func (r *Resolver) lookupMAC(ctx context.Context, ip netip.Addr) (rtnl.MAC, error) {
+	var mac rtnl.MAC
+	err := r.lookup(ctx, func(ctx context.Context) error {
+		var err error
+		mac, err = r.cfg.Registry.LookupMAC(ctx, ip)
+		return err
+	})
+	if err != nil {
+		return mac, err
+	}
+	if err := validateMAC(mac); err != nil {
+		return mac, fmt.Errorf("%w: IP %s: %w", errBadRecord, ip, err)
+	}
+	return mac, nil
+}
+
+// lookupVTEP asks the registry for mac's VTEP, rate-limited and timed, and
+// checks the answer.
+func (r *Resolver) lookupVTEP(ctx context.Context, mac rtnl.MAC) (netip.Addr, error) {
+	var vtep netip.Addr
+	err := r.lookup(ctx, func(ctx context.Context) error {
+		var err error
+		vtep, err = r.cfg.Registry.LookupVTEP(ctx, mac)
+		return err
+	})
+	if err != nil {
+		return vtep, err
+	}
+	if err := r.checkVTEP(vtep); err != nil {
+		return vtep, fmt.Errorf("%w: MAC %s: %w", errBadRecord, mac, err)
+	}
+	return vtep, nil
+}
+
+// checkVTEP refuses VTEPs the vxlan cannot use: wrong family, not unicast.
+func (r *Resolver) checkVTEP(v netip.Addr) error {
+	want4 := !r.cfg.LocalVTEP.IsValid() || r.cfg.LocalVTEP.Is4()
+	switch {
+	case !v.IsValid():
+		return errors.New("no VTEP address")
+	case v.Is4() != want4 || v.Is4In6():
+		return fmt.Errorf("VTEP %s is not in the underlay's address family", v)
+	case v.IsUnspecified() || v.IsMulticast() || v.IsLoopback() || v.IsLinkLocalMulticast():
+		return fmt.Errorf("VTEP %s is not a unicast address", v)
+	}
+	return nil
+}
+
+// lookup runs one registry call behind the rate limiter, with a timeout,
+// recording its latency.
+func (r *Resolver) lookup(ctx context.Context, call func(context.Context) error) error {
+	waited, err := r.bucket.wait(ctx)
+	if waited {
+		r.m.rateLimited.Add(1)
+	}
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	lc := &lookupCtx{Context: ctx, deadline: start.Add(r.cfg.LookupTimeout)}
+	err = call(lc)
+	lc.stop()
+	r.m.lookup.observe(time.Since(start))
+	return err
+}
+
+// lookupCtx is the context of one registry call: its parent with a
+// deadline, as context.WithTimeout makes it, but the timer behind Done is
+// only armed if the registry asks for Done: a local registry that checks
+// only Err (or nothing) costs no timer and no cancel machinery. Err reports
+// the deadline by the clock, so it agrees with Done.
+type lookupCtx struct {
+	context.Context // the parent
+	deadline        time.Time
+
+	once    sync.Once
+	timed   context.Context // set by the first Done, unless stop came first
+	cancel  context.CancelFunc
+	stopped atomic.Bool
+}
+
+// closedDone is the Done channel of a lookupCtx whose call is over.
+var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// Deadline returns the earlier of the call's and the parent's deadlines.
+func (c *lookupCtx) Deadline() (time.Time, bool) {
+	if d, ok := c.Context.Deadline(); ok && d.Before(c.deadline) {
+		return d, true
+	}
+	return c.deadline, true
+}
+
+// Done arms the deadline timer on first use.
+func (c *lookupCtx) Done() <-chan struct{} {
+	c.once.Do(func() { c.timed, c.cancel = context.WithDeadline(c.Context, c.deadline) })
+	if c.timed == nil {
+		return closedDone // stop came first: the call is over, as after a cancel
+	}
+	return c.timed.Done()
+}
+
+// Err is the parent's error, context.Canceled once the call is over (as
+// after a cancel), or context.DeadlineExceeded once the deadline has passed.
+func (c *lookupCtx) Err() error {
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if c.stopped.Load() {
+		return context.Canceled
+	}
+	if !time.Now().Before(c.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// stop releases the timer, if Done armed one.
+func (c *lookupCtx) stop() {
+	c.stopped.Store(true)
+	c.once.Do(func() {})
+	if c.cancel != nil {
+		c.cancel()
+	}
+}
