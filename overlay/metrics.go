@@ -39,6 +39,7 @@ type Metrics struct {
 	programmedFDB   atomic.Int64
 	lookup          histogram // registry lookup latency
 	missToEntry     histogram // first miss to entry programmed
+	batch           histogram // one ExecuteBatch: the kernel applying a batch
 
 	mu    sync.Mutex
 	extra []func(w io.Writer)
@@ -165,6 +166,7 @@ func (m *Metrics) WritePrometheus(out io.Writer) error {
 	fmt.Fprintf(w, "overlayd_programmed_entries{table=\"fdb\"} %d\n", m.programmedFDB.Load())
 	m.lookup.write(w, "overlayd_registry_lookup_duration_seconds", "Registry lookup latency.")
 	m.missToEntry.write(w, "overlayd_miss_to_entry_seconds", "Time from a miss to its entries programmed in the kernel.")
+	m.batch.write(w, "overlayd_program_batch_duration_seconds", "Time the kernel took to apply one batch of requests (one programming socket, serialized by RTNL).")
 	m.mu.Lock()
 	extra := m.extra
 	m.mu.Unlock()

@@ -258,7 +258,9 @@ func (p *programmer) execute(res []*resolution) {
 	}
 	var err error
 	if p.batch.Len() > 0 {
+		t0 := time.Now()
 		err = p.k.ExecuteBatch(&p.batch)
+		p.m.batch.observe(time.Since(t0))
 		p.m.batches.Add(1)
 		p.m.batchMessages.Add(uint64(p.batch.Len()))
 	}

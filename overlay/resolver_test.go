@@ -584,6 +584,7 @@ func TestMetricsExposition(t *testing.T) {
 	m.negativeHits.Add(2)
 	m.lookup.observe(300 * time.Microsecond)
 	m.lookup.observe(2 * time.Second)
+	m.batch.observe(3 * time.Millisecond)
 	m.programmedFDB.Store(5)
 	m.AddCollector(MonitorCollector(func() rtnl.MonitorStats { return rtnl.MonitorStats{Overruns: 4} }))
 	var b bytes.Buffer
@@ -602,6 +603,9 @@ func TestMetricsExposition(t *testing.T) {
 		`overlayd_registry_lookup_duration_seconds_bucket{le="+Inf"} 2` + "\n",
 		"overlayd_registry_lookup_duration_seconds_sum 2.0003\n",
 		"overlayd_registry_lookup_duration_seconds_count 2\n",
+		`overlayd_program_batch_duration_seconds_bucket{le="0.0025"} 0` + "\n",
+		`overlayd_program_batch_duration_seconds_bucket{le="0.005"} 1` + "\n",
+		"overlayd_program_batch_duration_seconds_count 1\n",
 		"overlayd_monitor_overruns_total 4\n",
 	} {
 		if !strings.Contains(out, want) {

@@ -191,6 +191,7 @@ func TestRunResolvesAcrossNodes(t *testing.T) {
 		`overlayd_programmed_entries{table="neigh"} 1`,
 		`overlayd_programmed_entries{table="fdb"} 1`,
 		"overlayd_registry_lookup_duration_seconds_count",
+		"overlayd_program_batch_duration_seconds_count",
 		"overlayd_monitor_messages_total",
 	} {
 		if !strings.Contains(metrics, want) {
