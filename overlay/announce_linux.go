@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/overlaynet/overlaynet/internal/arp"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -39,20 +40,9 @@ func announce(ns *rtnl.NetNS, ifindex int32, mac rtnl.MAC, ip netip.Addr) error 
 // garpFrame is an Ethernet broadcast carrying an ARP request whose sender
 // and target are both ip at mac (RFC 5227's announcement).
 func garpFrame(mac rtnl.MAC, ip netip.Addr) []byte {
-	f := make([]byte, 14+28)
-	copy(f[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-	copy(f[6:12], mac[:])
-	binary.BigEndian.PutUint16(f[12:14], unix.ETH_P_ARP)
-	a := f[14:]
-	binary.BigEndian.PutUint16(a[0:2], 1) // Ethernet
-	binary.BigEndian.PutUint16(a[2:4], unix.ETH_P_IP)
-	a[4], a[5] = 6, 4
-	binary.BigEndian.PutUint16(a[6:8], 1) // request
-	copy(a[8:14], mac[:])
+	f := make([]byte, arp.FrameLen)
 	ip4 := ip.As4()
-	copy(a[14:18], ip4[:])
-	// Target hardware address left zero.
-	copy(a[24:28], ip4[:])
+	arp.PutRequest(f, mac, ip4, ip4)
 	return f
 }
 

@@ -13,14 +13,14 @@ import (
 	"net/netip"
 	"unsafe"
 
+	"github.com/overlaynet/overlaynet/internal/arp"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
 
 const (
-	batch     = 256 // frames per sendmmsg
-	frameLen  = 60  // minimum Ethernet frame without FCS
-	etherARP  = 0x0806
+	batch     = 256    // frames per sendmmsg
+	frameLen  = 60     // minimum Ethernet frame without FCS
 	etherTest = 0x88b5 // IEEE local experimental EtherType: no stack parses it
 )
 
@@ -94,21 +94,12 @@ func (g *Generator) ARP(first netip.Addr, n int) (int, error) {
 		return 0, fmt.Errorf("missgen: ARP target %v is not IPv4", first)
 	}
 	base := binary.BigEndian.Uint32(first.AsSlice())
+	src := g.srcIP.As4()
 	return g.send(n, func(f []byte, i int) {
 		clear(f)
-		copy(f[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
-		copy(f[6:12], g.src[:])
-		binary.BigEndian.PutUint16(f[12:14], etherARP)
-		a := f[14:]
-		binary.BigEndian.PutUint16(a[0:2], 1)      // ARPHRD_ETHER
-		binary.BigEndian.PutUint16(a[2:4], 0x0800) // ETH_P_IP
-		a[4], a[5] = 6, 4
-		binary.BigEndian.PutUint16(a[6:8], 1) // ARPOP_REQUEST
-		copy(a[8:14], g.src[:])
-		ip4 := g.srcIP.As4()
-		copy(a[14:18], ip4[:])
-		// a[18:24] target MAC: zero
-		binary.BigEndian.PutUint32(a[24:28], base+uint32(i))
+		var target [4]byte
+		binary.BigEndian.PutUint32(target[:], base+uint32(i))
+		arp.PutRequest(f, g.src, src, target)
 	})
 }
 
