@@ -3,9 +3,7 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -234,20 +232,7 @@ func TestEtcdOutage(t *testing.T) {
 	}
 
 	// The flow, stopped with SIGINT for ping's summary.
-	var flowOut bytes.Buffer
-	flow := exec.Command("nsenter", "--net="+filepath.Join(n1.dir, pink.name), "ping", "-n", "-i", "0.2", "-W", "1", sky.ip)
-	flow.Stdout, flow.Stderr = &flowOut, &flowOut
-	if err := flow.Start(); err != nil {
-		t.Fatal(err)
-	}
-	flowDone := make(chan error, 1)
-	go func() { flowDone <- flow.Wait() }()
-	t.Cleanup(func() {
-		if flow.ProcessState == nil {
-			flow.Process.Kill()
-			<-flowDone
-		}
-	})
+	flow := startPingFlow(t, filepath.Join(n1.dir, pink.name), "-n", "-i", "0.2", "-W", "1", sky.ip)
 	time.Sleep(2 * time.Second)
 
 	lab.srv.Stop()
@@ -375,15 +360,15 @@ func TestEtcdOutage(t *testing.T) {
 	}
 
 	// The flow across the outage.
-	flow.Process.Signal(syscall.SIGINT)
+	flow.cmd.Process.Signal(syscall.SIGINT)
 	select {
-	case <-flowDone:
+	case <-flow.done:
 	case <-time.After(5 * time.Second):
-		t.Fatalf("ping did not stop on SIGINT:\n%s", flowOut.String())
+		t.Fatalf("ping did not stop on SIGINT:\n%s", flow.out.String())
 	}
-	m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`).FindStringSubmatch(flowOut.String())
+	m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`).FindStringSubmatch(flow.out.String())
 	if m == nil {
-		t.Fatalf("no ping summary:\n%s", flowOut.String())
+		t.Fatalf("no ping summary:\n%s", flow.out.String())
 	}
 	sent, got := atoi(m[1]), atoi(m[2])
 	if sent < int(outage/(200*time.Millisecond)) {
@@ -392,7 +377,7 @@ func TestEtcdOutage(t *testing.T) {
 	loss := 100 * float64(sent-got) / float64(max(sent, 1))
 	t.Logf("flow %v -> %v across the outage: %d sent, %d received, %.1f%% loss", pink, sky, sent, got, loss)
 	if float64(got) < 0.95*float64(sent) {
-		t.Errorf("flow across the outage lost %.1f%% (%d of %d); want < 5%%:\n%s", loss, sent-got, sent, flowOut.String())
+		t.Errorf("flow across the outage lost %.1f%% (%d of %d); want < 5%%:\n%s", loss, sent-got, sent, flow.out.String())
 	}
 }
 

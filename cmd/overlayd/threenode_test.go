@@ -277,6 +277,37 @@ func TestThreeNodeExercise(t *testing.T) {
 // marked lists the entries on the vxlan vx (through c, in a node's overlay
 // netns) that carry the daemon's marks, keyed by what they say, with their
 // age (NDA_CACHEINFO updated, in 1/100 s).
+// pingFlow is a ping running in the background in a container's network
+// namespace.
+type pingFlow struct {
+	cmd  *exec.Cmd
+	out  bytes.Buffer // its output; read it once done has delivered
+	done chan error   // delivers Wait's result once
+}
+
+// startPingFlow starts ping with args in the network namespace at netnsPath;
+// a flow still running when the test ends is killed.
+func startPingFlow(t *testing.T, netnsPath string, args ...string) *pingFlow {
+	t.Helper()
+	f := &pingFlow{done: make(chan error, 1)}
+	f.cmd = exec.Command("nsenter", append([]string{"--net=" + netnsPath, "ping"}, args...)...)
+	f.cmd.Stdout, f.cmd.Stderr = &f.out, &f.out
+	if err := f.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { f.done <- f.cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			f.cmd.Process.Kill()
+			<-exited
+		}
+	})
+	return f
+}
+
 func (l *threeNodes) marked(c *rtnl.Conn, vx int32) map[string]uint32 {
 	l.t.Helper()
 	out := map[string]uint32{}
@@ -342,20 +373,7 @@ func (l *threeNodes) killAndRestart(src, dst ctr, ctrs []ctr, mover ctr) {
 	before := l.marked(conn, vx.Index)
 	t0 := time.Now()
 	const count = 25
-	var flowOut bytes.Buffer
-	flow := exec.Command("nsenter", "--net="+filepath.Join(n.dir, src.name), "ping", "-n", "-i", "0.2", "-c", fmt.Sprint(count), "-W", "1", dst.ip)
-	flow.Stdout, flow.Stderr = &flowOut, &flowOut
-	if err := flow.Start(); err != nil {
-		t.Fatal(err)
-	}
-	flowDone := make(chan error, 1)
-	go func() { flowDone <- flow.Wait() }()
-	t.Cleanup(func() {
-		if flow.ProcessState == nil {
-			flow.Process.Kill()
-			<-flowDone
-		}
-	})
+	flow := startPingFlow(t, filepath.Join(n.dir, src.name), "-n", "-i", "0.2", "-c", fmt.Sprint(count), "-W", "1", dst.ip)
 	missing := func() []string { // entries present before the kill and absent now
 		now := l.marked(conn, vx.Index)
 		var m []string
@@ -389,12 +407,12 @@ func (l *threeNodes) killAndRestart(src, dst ctr, ctrs []ctr, mover ctr) {
 			t.Fatalf("after restart, entries vanished: %v", m)
 		}
 		select {
-		case err := <-flowDone:
-			if err != nil || !strings.Contains(flowOut.String(), fmt.Sprintf("%d packets transmitted, %d received, 0%% packet loss", count, count)) {
-				t.Fatalf("flow %v -> %v across kill -9 and restart lost echoes (%v):\n%s", src, dst, err, flowOut.String())
+		case err := <-flow.done:
+			if err != nil || !strings.Contains(flow.out.String(), fmt.Sprintf("%d packets transmitted, %d received, 0%% packet loss", count, count)) {
+				t.Fatalf("flow %v -> %v across kill -9 and restart lost echoes (%v):\n%s", src, dst, err, flow.out.String())
 			}
 			t.Logf("flow %v -> %v, killed at +%v, restarted at +%v, ended +%v: %s", src, dst, killedAt.Sub(t0).Round(time.Millisecond),
-				restartedAt.Sub(t0).Round(time.Millisecond), time.Since(t0).Round(time.Millisecond), regexp.MustCompile(`\d+ packets transmitted.*`).FindString(flowOut.String()))
+				restartedAt.Sub(t0).Round(time.Millisecond), time.Since(t0).Round(time.Millisecond), regexp.MustCompile(`\d+ packets transmitted.*`).FindString(flow.out.String()))
 			goto flowed
 		case <-time.After(100 * time.Millisecond):
 		}
