@@ -131,39 +131,30 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 func (m *Metrics) WritePrometheus(out io.Writer) error {
 	w := bufio.NewWriter(out)
 	kinds := []rtnl.MissKind{rtnl.MissL3, rtnl.MissL2, rtnl.MissAppSolicit}
-	header(w, "overlayd_misses_total", "counter", "Miss notifications received, by kind.")
-	for _, k := range kinds {
-		fmt.Fprintf(w, "overlayd_misses_total{kind=%q} %d\n", k.String(), m.misses[k].Load())
-	}
-	header(w, "overlayd_misses_ignored_total", "counter", "Misses not looked up because they are not this overlay's, by reason.")
-	for i, name := range ignoreReasonNames {
-		fmt.Fprintf(w, "overlayd_misses_ignored_total{reason=%q} %d\n", name, m.ignored[i].Load())
-	}
+	kindNames := []string{rtnl.MissL3.String(), rtnl.MissL2.String(), rtnl.MissAppSolicit.String()}
+	family(w, "overlayd_misses_total", "counter", "Miss notifications received, by kind.",
+		"kind", kindNames, func(i int) uint64 { return m.misses[kinds[i]].Load() })
+	family(w, "overlayd_misses_ignored_total", "counter", "Misses not looked up because they are not this overlay's, by reason.",
+		"reason", ignoreReasonNames[:], func(i int) uint64 { return m.ignored[i].Load() })
 	counter(w, "overlayd_misses_coalesced_total", "Misses joined to a lookup already in flight for the same key.", m.coalesced.Load())
 	counter(w, "overlayd_negative_cache_hits_total", "Misses answered by the negative cache (key recently unknown).", m.negativeHits.Load())
 	counter(w, "overlayd_misses_dropped_total", "Misses dropped because the lookup queue was full (the kernel raises them again).", m.queueDrops.Load())
 	counter(w, "overlayd_lookups_rate_limited_total", "Registry lookups that waited for the rate limiter.", m.rateLimited.Load())
-	header(w, "overlayd_resolutions_total", "counter", "Misses resolved and programmed, by kind.")
-	for _, k := range kinds {
-		fmt.Fprintf(w, "overlayd_resolutions_total{kind=%q} %d\n", k.String(), m.resolutions[k].Load())
-	}
-	header(w, "overlayd_unresolved_total", "counter", "Lookups that programmed nothing, by reason.")
-	for i, name := range unresolvedReasonNames {
-		fmt.Fprintf(w, "overlayd_unresolved_total{reason=%q} %d\n", name, m.unresolved[i].Load())
-	}
+	family(w, "overlayd_resolutions_total", "counter", "Misses resolved and programmed, by kind.",
+		"kind", kindNames, func(i int) uint64 { return m.resolutions[kinds[i]].Load() })
+	family(w, "overlayd_unresolved_total", "counter", "Lookups that programmed nothing, by reason.",
+		"reason", unresolvedReasonNames[:], func(i int) uint64 { return m.unresolved[i].Load() })
 	counter(w, "overlayd_overruns_total", "Monitor overruns (ENOBUFS) the resolver resynced after.", m.overruns.Load())
 	counter(w, "overlayd_program_batches_total", "Batches of kernel requests sent.", m.batches.Load())
 	counter(w, "overlayd_program_messages_total", "Kernel requests sent in batches.", m.batchMessages.Load())
 	counter(w, "overlayd_program_errors_total", "Kernel requests that failed.", m.programErrors.Load())
 	counter(w, "overlayd_reconcile_runs_total", "Reconcile passes completed (successful or not).", m.reconciles.Load())
 	counter(w, "overlayd_reconcile_errors_total", "Reconcile passes that failed.", m.reconcileErrors.Load())
-	header(w, "overlayd_reconcile_changes_total", "counter", "Entries changed by reconcile passes, by action.")
-	for i, name := range reconcileActionNames {
-		fmt.Fprintf(w, "overlayd_reconcile_changes_total{action=%q} %d\n", name, m.reconcileFixes[i].Load())
-	}
-	header(w, "overlayd_programmed_entries", "gauge", "Kernel entries this daemon programmed and tracks, by table.")
-	fmt.Fprintf(w, "overlayd_programmed_entries{table=\"neigh\"} %d\n", m.programmedNeigh.Load())
-	fmt.Fprintf(w, "overlayd_programmed_entries{table=\"fdb\"} %d\n", m.programmedFDB.Load())
+	family(w, "overlayd_reconcile_changes_total", "counter", "Entries changed by reconcile passes, by action.",
+		"action", reconcileActionNames[:], func(i int) uint64 { return m.reconcileFixes[i].Load() })
+	tables := [...]*atomic.Int64{&m.programmedNeigh, &m.programmedFDB}
+	family(w, "overlayd_programmed_entries", "gauge", "Kernel entries this daemon programmed and tracks, by table.",
+		"table", []string{"neigh", "fdb"}, func(i int) uint64 { return uint64(tables[i].Load()) })
 	m.lookup.write(w, "overlayd_registry_lookup_duration_seconds", "Registry lookup latency.")
 	m.missToEntry.write(w, "overlayd_miss_to_entry_seconds", "Time from a miss to its entries programmed in the kernel.")
 	m.batch.write(w, "overlayd_program_batch_duration_seconds", "Time the kernel took to apply one batch of requests (one programming socket, serialized by RTNL).")
@@ -178,6 +169,14 @@ func (m *Metrics) WritePrometheus(out io.Writer) error {
 
 func header(w io.Writer, name, typ, help string) {
 	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+}
+
+// family writes a metric family with one sample per value of label.
+func family(w io.Writer, name, typ, help, label string, values []string, get func(i int) uint64) {
+	header(w, name, typ, help)
+	for i, v := range values {
+		fmt.Fprintf(w, "%s{%s=%q} %d\n", name, label, v, get(i))
+	}
 }
 
 func counter(w io.Writer, name, help string, v uint64) {
