@@ -50,6 +50,11 @@ type Config struct {
 	ReceiveBuffer int
 	// DisableStrictCheck turns off NETLINK_GET_STRICT_CHK.
 	DisableStrictCheck bool
+	// Transport, when set, carries the Conn's datagrams in place of a
+	// socket (package rtnltest provides a scripted fake kernel). NetNS,
+	// Groups and DisableStrictCheck are then not used; ReceiveBuffer still
+	// bounds how many requests ExecuteBatch sends at once, as for a socket.
+	Transport Transport
 }
 
 // Conn is a NETLINK_ROUTE socket. Its methods are safe for concurrent use;
@@ -66,12 +71,16 @@ type Conn struct {
 	wbuf   []byte
 	closed bool
 	strict bool
+	tr     Transport // nil for a socket
 }
 
 // Dial opens a NETLINK_ROUTE socket as cfg says (nil means the zero Config).
 func Dial(cfg *Config) (*Conn, error) {
 	if cfg == nil {
 		cfg = &Config{}
+	}
+	if cfg.Transport != nil {
+		return dialTransport(cfg), nil
 	}
 	var c *Conn
 	open := func() error {
@@ -176,6 +185,9 @@ func (c *Conn) Close() error {
 		return nil
 	}
 	c.closed = true
+	if c.tr != nil {
+		return c.tr.Close()
+	}
 	return unix.Close(c.fd)
 }
 
@@ -291,6 +303,12 @@ func doneError(typ uint16, m Message) error {
 var kernelAddr = &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
 
 func (c *Conn) send(b []byte) error {
+	if c.tr != nil {
+		if err := c.tr.Send(b); err != nil {
+			return &OpError{Op: "sendmsg", Err: err}
+		}
+		return nil
+	}
 	for {
 		err := unix.Sendto(c.fd, b, 0, kernelAddr)
 		if err == unix.EINTR {
@@ -307,6 +325,13 @@ func (c *Conn) send(b []byte) error {
 // from other senders. It calls recvmsg(2) directly on a message header kept
 // in the Conn, so reading a reply allocates nothing.
 func (c *Conn) recv() (int, error) {
+	if c.tr != nil {
+		n, err := c.tr.Receive(c.rbuf)
+		if err != nil {
+			return 0, &OpError{Op: "recvmsg", Err: err}
+		}
+		return n, nil
+	}
 	if c.rhdr == nil {
 		c.rhdr = new(recvHeader)
 	}
