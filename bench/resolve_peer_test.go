@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/overlaynet/overlaynet/internal/missgen"
-	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -30,7 +30,7 @@ import (
 // TestVishvanandaSubscriptionEndsOnOverrun), and reads the same registry.
 // If the subscription still dies (ENOBUFS closes its channel), the misses
 // left are counted unresolved and stop reports it.
-func startVishvanandaResolver(tb testing.TB, lab *missgen.Lab, reg overlay.Registry) (func(), func() (string, error)) {
+func startVishvanandaResolver(tb testing.TB, lab *missgen.Lab, reg registry.Registry) (func(), func() (string, error)) {
 	nsh, err := netns.GetFromPath(lab.Overlay.Path())
 	if err != nil {
 		tb.Fatal(err)

@@ -7,8 +7,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/overlaynet/overlaynet/overlay"
-	"github.com/overlaynet/overlaynet/rtnl"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
 // memRegistry is a read-only in-memory copy of a registry: the lookup cost
@@ -16,21 +15,21 @@ import (
 // it measures the resolvers and the kernel rather than the registry's
 // storage.
 type memRegistry struct {
-	macs  map[netip.Addr]rtnl.MAC
-	vteps map[rtnl.MAC]netip.Addr
+	macs  map[netip.Addr]registry.MAC
+	vteps map[registry.MAC]netip.Addr
 }
 
-var _ overlay.Registry = (*memRegistry)(nil)
+var _ registry.Registry = (*memRegistry)(nil)
 
 var errReadOnly = errors.New("bench: memRegistry is read-only")
 
 // newMemRegistry copies every complete record of from.
-func newMemRegistry(from overlay.Registry) (*memRegistry, error) {
+func newMemRegistry(from registry.Registry) (*memRegistry, error) {
 	recs, err := from.List(context.Background())
 	if err != nil {
 		return nil, err
 	}
-	m := &memRegistry{macs: make(map[netip.Addr]rtnl.MAC, len(recs)), vteps: make(map[rtnl.MAC]netip.Addr, len(recs))}
+	m := &memRegistry{macs: make(map[netip.Addr]registry.MAC, len(recs)), vteps: make(map[registry.MAC]netip.Addr, len(recs))}
 	for _, r := range recs {
 		m.macs[r.IP] = r.MAC
 		if r.VTEP.IsValid() {
@@ -40,30 +39,30 @@ func newMemRegistry(from overlay.Registry) (*memRegistry, error) {
 	return m, nil
 }
 
-func (m *memRegistry) LookupMAC(_ context.Context, ip netip.Addr) (rtnl.MAC, error) {
+func (m *memRegistry) LookupMAC(_ context.Context, ip netip.Addr) (registry.MAC, error) {
 	mac, ok := m.macs[ip]
 	if !ok {
-		return mac, fmt.Errorf("IP %s: %w", ip, overlay.ErrNotFound)
+		return mac, fmt.Errorf("IP %s: %w", ip, registry.ErrNotFound)
 	}
 	return mac, nil
 }
 
-func (m *memRegistry) LookupVTEP(_ context.Context, mac rtnl.MAC) (netip.Addr, error) {
+func (m *memRegistry) LookupVTEP(_ context.Context, mac registry.MAC) (netip.Addr, error) {
 	v, ok := m.vteps[mac]
 	if !ok {
-		return v, fmt.Errorf("MAC %s: %w", mac, overlay.ErrNotFound)
+		return v, fmt.Errorf("MAC %s: %w", mac, registry.ErrNotFound)
 	}
 	return v, nil
 }
 
-func (m *memRegistry) Register(context.Context, overlay.Record) error   { return errReadOnly }
-func (m *memRegistry) Unregister(context.Context, overlay.Record) error { return errReadOnly }
-func (m *memRegistry) Close() error                                     { return nil }
+func (m *memRegistry) Register(context.Context, registry.Record) error   { return errReadOnly }
+func (m *memRegistry) Unregister(context.Context, registry.Record) error { return errReadOnly }
+func (m *memRegistry) Close() error                                      { return nil }
 
-func (m *memRegistry) List(context.Context) ([]overlay.Record, error) {
-	out := make([]overlay.Record, 0, len(m.macs))
+func (m *memRegistry) List(context.Context) ([]registry.Record, error) {
+	out := make([]registry.Record, 0, len(m.macs))
 	for ip, mac := range m.macs {
-		out = append(out, overlay.Record{IP: ip, MAC: mac, VTEP: m.vteps[mac]})
+		out = append(out, registry.Record{IP: ip, MAC: mac, VTEP: m.vteps[mac]})
 	}
 	return out, nil
 }
@@ -81,7 +80,7 @@ func BenchmarkRegistryLookup(b *testing.B) {
 	ctx := context.Background()
 	for _, reg := range []struct {
 		name string
-		reg  overlay.Registry
+		reg  registry.Registry
 	}{{"dir", dir}, {"mem", mem}} {
 		b.Run("registry="+reg.name, func(b *testing.B) {
 			i := 0

@@ -15,7 +15,9 @@ import (
 
 	"github.com/overlaynet/overlaynet/internal/missgen"
 	"github.com/overlaynet/overlaynet/internal/nstest"
-	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/overlay/registry/dirstore"
+	"github.com/overlaynet/overlaynet/overlay/resolver"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -56,7 +58,7 @@ func macIndex(m rtnl.MAC) (int, bool) {
 // the machine has /dev/shm (the store fsyncs every file), and removes it
 // when b ends. Both implementations read the same store, so the registry
 // costs them the same per lookup.
-func resolveRegistry(b *testing.B) *overlay.DirStore {
+func resolveRegistry(b *testing.B) *dirstore.Store {
 	b.Helper()
 	dir, err := os.MkdirTemp("/dev/shm", "ovt-resolve-")
 	if err != nil {
@@ -64,13 +66,13 @@ func resolveRegistry(b *testing.B) *overlay.DirStore {
 	} else {
 		b.Cleanup(func() { os.RemoveAll(dir) })
 	}
-	reg, err := overlay.NewDirStore(dir)
+	reg, err := dirstore.New(dir)
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
 	for i := range resolveN {
-		if err := reg.Register(ctx, overlay.Record{IP: resolveIP(i), MAC: resolveMAC(i), VTEP: resolveVTEP(i)}); err != nil {
+		if err := reg.Register(ctx, registry.Record{IP: resolveIP(i), MAC: registry.MAC(resolveMAC(i)), VTEP: resolveVTEP(i)}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -85,7 +87,7 @@ func resolveRegistry(b *testing.B) *overlay.DirStore {
 // benchmark.
 type resolverImpl struct {
 	name  string
-	start func(tb testing.TB, lab *missgen.Lab, reg overlay.Registry) (run func(), stop func() (note string, err error))
+	start func(tb testing.TB, lab *missgen.Lab, reg registry.Registry) (run func(), stop func() (note string, err error))
 }
 
 var resolverImpls = []resolverImpl{
@@ -93,7 +95,7 @@ var resolverImpls = []resolverImpl{
 	{"vishvananda", startVishvanandaResolver},
 }
 
-// startRtnlResolver runs overlay.Resolver fed by rtnl.Monitor (32 MiB
+// startRtnlResolver runs resolver.Resolver fed by rtnl.Monitor (32 MiB
 // forced receive buffer, the default) and programming through an rtnl.Conn.
 // Differences from the daemon's defaults, and why:
 //   - LookupRate unlimited: the default (2000 lookups/s, i.e. about 1000 L3
@@ -106,13 +108,13 @@ var resolverImpls = []resolverImpl{
 //     before the round starts); logs discarded (slog.DiscardHandler).
 //   - MissesOnly monitor: a socket filter drops the RTM_NEWNEIGH/DELNEIGH
 //     echoes of the entries it programs, which Resolver.HandleEvent ignores.
-func startRtnlResolver(tb testing.TB, lab *missgen.Lab, reg overlay.Registry) (func(), func() (string, error)) {
+func startRtnlResolver(tb testing.TB, lab *missgen.Lab, reg registry.Registry) (func(), func() (string, error)) {
 	conn := nstest.Dial(tb, lab.Overlay)
 	mon, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: lab.Overlay, ReceiveBuffer: monitorBuffer, MissesOnly: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r, err := overlay.NewResolver(overlay.ResolverConfig{
+	r, err := resolver.NewResolver(resolver.ResolverConfig{
 		Conn: conn, Registry: reg, Vxlan: lab.VxlanIndex, VNI: 42, Port: 4789,
 		Subnet: resolveSubnet, LocalVTEP: netip.MustParseAddr("192.0.2.1"),
 		Logger:     slog.New(slog.DiscardHandler),
@@ -182,7 +184,7 @@ const (
 // fresh lab with impl and waits until every IP is resolved, or until none
 // was for resolveIdle. The timer runs only around the sending (live) or the
 // resolver's start (backlog) and the waiting.
-func resolveRound(b *testing.B, impl resolverImpl, reg overlay.Registry, load resolveLoad) roundResult {
+func resolveRound(b *testing.B, impl resolverImpl, reg registry.Registry, load resolveLoad) roundResult {
 	b.StopTimer()
 	lab := missgen.NewLab(b)
 	g := lab.Generator(b)
@@ -328,7 +330,7 @@ var resolveThroughput sync.Map
 //
 // Sub-benchmarks: registry=dir (a DirStore on tmpfs, shared by both
 // implementations: two small-file reads per IP) and registry=mem (an
-// in-memory copy: libnetwork's own peer map); impl=rtnl (overlay.Resolver on
+// in-memory copy: libnetwork's own peer map); impl=rtnl (resolver.Resolver on
 // rtnl.Monitor: lookups beside the receive loop, batched programming) and
 // impl=vishvananda (the libnetwork way: vishvananda/netlink's
 // NeighSubscribe and, inside its receive loop, a synchronous lookup and two
@@ -353,7 +355,7 @@ func benchResolveLoads(b *testing.B, load resolveLoad) {
 	}
 	for _, reg := range []struct {
 		name string
-		reg  overlay.Registry
+		reg  registry.Registry
 	}{{"dir", dir}, {"mem", mem}} {
 		for _, impl := range resolverImpls {
 			b.Run("registry="+reg.name+"/impl="+impl.name, func(b *testing.B) {
@@ -368,7 +370,7 @@ func benchResolveLoads(b *testing.B, load resolveLoad) {
 	}
 }
 
-func benchResolve(b *testing.B, impl resolverImpl, reg overlay.Registry, regName string, load resolveLoad) {
+func benchResolve(b *testing.B, impl resolverImpl, reg registry.Registry, regName string, load resolveLoad) {
 	var resolved int
 	var elapsed, cpu time.Duration
 	var lat []time.Duration

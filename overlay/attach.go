@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -77,7 +78,7 @@ func validateAttach(cfg Config, req *AttachRequest) error {
 	if req.MAC.IsZero() && ip.IsValid() {
 		req.MAC = DeriveMAC(ip.Addr())
 	}
-	if err := validateMAC(req.MAC); err != nil {
+	if err := registry.ValidateMAC(registry.MAC(req.MAC)); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -93,7 +94,7 @@ func validateAttach(cfg Config, req *AttachRequest) error {
 //
 // It refuses, before changing anything, a bad request, a call before
 // Create, a name already attached, and an IP or MAC that the registry (or
-// another local endpoint) gives to someone else (ErrConflict). Any failure
+// another local endpoint) gives to someone else (registry.ErrConflict). Any failure
 // later rolls back everything this call created, in the kernel, the state
 // directory and the registry. In a namespace that already existed, the
 // loopback it brought up stays up.
@@ -276,25 +277,25 @@ func (n *Node) checkAttachFree(ctx context.Context, ov Overlay, req AttachReques
 		o := st.Endpoint
 		switch {
 		case o.IP.Addr() == req.IP.Addr():
-			return fmt.Errorf("%w: IP %s is used by endpoint %q", ErrConflict, req.IP.Addr(), o.Name)
+			return fmt.Errorf("%w: IP %s is used by endpoint %q", registry.ErrConflict, req.IP.Addr(), o.Name)
 		case o.MAC == req.MAC:
-			return fmt.Errorf("%w: MAC %s is used by endpoint %q", ErrConflict, req.MAC, o.Name)
+			return fmt.Errorf("%w: MAC %s is used by endpoint %q", registry.ErrConflict, req.MAC, o.Name)
 		case o.HostIf == hostIf:
 			return fmt.Errorf("%w: host interface name %s of %q is used by endpoint %q", ErrExists, hostIf, req.Name, o.Name)
 		}
 	}
 	mac, err := n.reg.LookupMAC(ctx, req.IP.Addr())
 	switch {
-	case err == nil && mac != req.MAC:
-		return fmt.Errorf("%w: IP %s is registered to MAC %s, not %s", ErrConflict, req.IP.Addr(), mac, req.MAC)
-	case err != nil && !errors.Is(err, ErrNotFound):
+	case err == nil && mac != registry.MAC(req.MAC):
+		return fmt.Errorf("%w: IP %s is registered to MAC %s, not %s", registry.ErrConflict, req.IP.Addr(), mac, req.MAC)
+	case err != nil && !errors.Is(err, registry.ErrNotFound):
 		return fmt.Errorf("overlay: registry: %w", err)
 	}
-	vtep, err := n.reg.LookupVTEP(ctx, req.MAC)
+	vtep, err := n.reg.LookupVTEP(ctx, registry.MAC(req.MAC))
 	switch {
 	case err == nil && vtep != ov.VTEP:
-		return fmt.Errorf("%w: MAC %s is registered at VTEP %s, not this node's %s", ErrConflict, req.MAC, vtep, ov.VTEP)
-	case err != nil && !errors.Is(err, ErrNotFound):
+		return fmt.Errorf("%w: MAC %s is registered at VTEP %s, not this node's %s", registry.ErrConflict, req.MAC, vtep, ov.VTEP)
+	case err != nil && !errors.Is(err, registry.ErrNotFound):
 		return fmt.Errorf("overlay: registry: %w", err)
 	}
 	return nil

@@ -2,10 +2,10 @@
 // iproute2: the overlay network namespace with a bridge (the subnet's
 // gateway) and a vxlan device (Node.Create), containers attached to it by a
 // veth pair (Node.Attach, Node.Detach), a read-back of what is there
-// (Node.Status) and a clean-up of what this package created (Node.Reset).
-// Containers are recorded in a shared Registry (the lab's storage/arp and
-// storage/fdb directories, DirStore) so that miss resolvers on other nodes
-// can find them.
+// (Node.Status), the state directory that remembers it, and a clean-up of
+// what this package created (Node.Reset). Containers are recorded in a
+// shared registry.Registry so that miss resolvers on other nodes (package
+// resolver) can find them.
 //
 // The process is expected to run in the node's "host" network namespace:
 // the vxlan device is created there (its UDP socket lives there) and moved

@@ -17,6 +17,8 @@ import (
 	"testing"
 
 	"github.com/overlaynet/overlaynet/internal/nstest"
+	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/overlay/registry/dirstore"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -29,7 +31,7 @@ type testNode struct {
 	hostName string // in /var/run/netns
 	netnsDir string
 	stateDir string
-	store    *DirStore
+	store    *dirstore.Store
 	node     *Node
 }
 
@@ -37,7 +39,7 @@ type testNode struct {
 // the other end ulpeer, both in the node's host netns) with addr (e.g.
 // 192.0.2.2/24) and MTU 1500, sharing store (a new one if nil). An invalid
 // addr leaves the node without underlay.
-func newTestNode(t *testing.T, tag string, addr netip.Prefix, store *DirStore) *testNode {
+func newTestNode(t *testing.T, tag string, addr netip.Prefix, store *dirstore.Store) *testNode {
 	t.Helper()
 	host, name := nstest.NetNS(t, tag)
 	tn := &testNode{t: t, host: host, hostName: name, netnsDir: tempNetNSDir(t), stateDir: t.TempDir(), store: store}
@@ -70,9 +72,9 @@ func newTestNode(t *testing.T, tag string, addr netip.Prefix, store *DirStore) *
 	return tn
 }
 
-func newTestStore(t *testing.T) *DirStore {
+func newTestStore(t *testing.T) *dirstore.Store {
 	t.Helper()
-	s, err := NewDirStore(filepath.Join(t.TempDir(), "store"))
+	s, err := dirstore.New(filepath.Join(t.TempDir(), "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +209,7 @@ func (tn *testNode) stateFiles() []string {
 }
 
 // storeFiles lists the files of a DirStore (relative paths).
-func storeFiles(t *testing.T, s *DirStore) []string {
+func storeFiles(t *testing.T, s *dirstore.Store) []string {
 	t.Helper()
 	var out []string
 	filepath.WalkDir(s.Root(), func(p string, d fs.DirEntry, err error) error {
@@ -310,4 +312,12 @@ func testConfig(local string) Config {
 func fileExists(path string) bool {
 	_, err := os.Lstat(path)
 	return err == nil
+}
+
+func recordOf(ip, mac, vtep string) registry.Record {
+	m, err := registry.ParseMAC(mac)
+	if err != nil {
+		panic(err)
+	}
+	return registry.Record{IP: netip.MustParseAddr(ip), MAC: m, VTEP: netip.MustParseAddr(vtep)}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -24,7 +25,7 @@ type NodeOptions struct {
 	// (default DefaultStateDir).
 	StateDir string
 	// Registry is the shared store; required by Attach, Detach and Reset.
-	Registry Registry
+	Registry registry.Registry
 	// Logger receives progress and clean-up reports; nil discards them.
 	Logger *slog.Logger
 }
@@ -36,7 +37,7 @@ type NodeOptions struct {
 type Node struct {
 	netnsDir string
 	stateDir string
-	reg      Registry
+	reg      registry.Registry
 	log      *slog.Logger
 	mu       sync.Mutex
 }

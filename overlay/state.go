@@ -177,3 +177,11 @@ func writeFileAtomic(path string, data []byte) error {
 	syncDir(dir)
 	return nil
 }
+
+// syncDir fsyncs a directory so a new entry survives a crash (best effort).
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}

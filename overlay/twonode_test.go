@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/overlaynet/overlaynet/internal/nstest"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -49,7 +50,7 @@ func TestTwoNodes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if mac != other.ep.MAC || vtep.String() != other.vtep {
+		if mac != registry.MAC(other.ep.MAC) || vtep.String() != other.vtep {
 			t.Fatalf("registry says %s -> %s -> %s, want %s -> %s", ip, mac, vtep, other.ep.MAC, other.vtep)
 		}
 		c := dialPath(t, s.tn.path("overns"))
@@ -57,10 +58,10 @@ func TestTwoNodes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.NeighReplace(rtnl.ARPEntry(vx.Index, ip, mac)); err != nil {
+		if err := c.NeighReplace(rtnl.ARPEntry(vx.Index, ip, rtnl.MAC(mac))); err != nil {
 			t.Fatalf("neighbour entry: %v", err)
 		}
-		if err := c.NeighReplace(rtnl.FDBEntry{Ifindex: vx.Index, MAC: mac, Dst: vtep}.Message()); err != nil {
+		if err := c.NeighReplace(rtnl.FDBEntry{Ifindex: vx.Index, MAC: rtnl.MAC(mac), Dst: vtep}.Message()); err != nil {
 			t.Fatalf("fdb entry: %v", err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -99,4 +100,6 @@ type Endpoint struct {
 }
 
 // Record returns the registry record of e.
-func (e *Endpoint) Record() Record { return Record{IP: e.IP.Addr(), MAC: e.MAC, VTEP: e.VTEP} }
+func (e *Endpoint) Record() registry.Record {
+	return registry.Record{IP: e.IP.Addr(), MAC: registry.MAC(e.MAC), VTEP: e.VTEP}
+}

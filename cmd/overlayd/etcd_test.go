@@ -21,7 +21,8 @@ import (
 	"github.com/overlaynet/overlaynet/internal/etcdtest"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay"
-	"github.com/overlaynet/overlaynet/overlay/etcdreg"
+	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/overlay/registry/etcdreg"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -312,13 +313,13 @@ func contains(list []string, s string) bool {
 // barrierRegistry holds every Register until all the racers reached it, so
 // that both attaches pass their pre-checks and meet in etcd's transaction.
 type barrierRegistry struct {
-	overlay.Registry
+	registry.Registry
 	once    sync.Once
 	arrived *sync.WaitGroup
 	all     <-chan struct{}
 }
 
-func (b *barrierRegistry) Register(ctx context.Context, rec overlay.Record) error {
+func (b *barrierRegistry) Register(ctx context.Context, rec registry.Record) error {
 	b.once.Do(b.arrived.Done)
 	select {
 	case <-b.all:
@@ -330,7 +331,7 @@ func (b *barrierRegistry) Register(ctx context.Context, rec overlay.Record) erro
 // TestEtcdConcurrentAttachRace: overlay.Node.Attach of the same IP (with
 // different MACs) on two nodes, both past their registry pre-checks before
 // either registers: etcd's transaction lets exactly one win; the other
-// fails with overlay.ErrConflict and rolls back everything it made.
+// fails with registry.ErrConflict and rolls back everything it made.
 func TestEtcdConcurrentAttachRace(t *testing.T) {
 	lab := newEtcdLab(t, 2, "")
 	// A registry the test process reaches (on its own loopback); the nodes
@@ -380,7 +381,7 @@ func TestEtcdConcurrentAttachRace(t *testing.T) {
 	}
 	loser := 1 - winner
 	lerr := errs[loser]
-	if !errors.Is(lerr, overlay.ErrConflict) || !strings.Contains(lerr.Error(), "overlay: register ") || !strings.Contains(lerr.Error(), "198.51.100.20") {
+	if !errors.Is(lerr, registry.ErrConflict) || !strings.Contains(lerr.Error(), "overlay: register ") || !strings.Contains(lerr.Error(), "198.51.100.20") {
 		t.Errorf("losing attach: %v; want a registry conflict from the register transaction naming the IP", lerr)
 	}
 	t.Logf("node %d won; node %d: %v", winner+1, loser+1, lerr)

@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
 // command is one overlayd subcommand. Each lives in its own file and adds
@@ -211,7 +212,7 @@ func (e *env) node(withRegistry bool) (n *overlay.Node, done func(), err error) 
 	opts := overlay.NodeOptions{NetNSDir: e.global.netnsDir, StateDir: e.global.stateDir, Logger: log}
 	done = func() {}
 	if withRegistry {
-		reg, err := overlay.OpenRegistry(storeURL(e.global.store, e.global.stateDir))
+		reg, err := registry.OpenRegistry(storeURL(e.global.store, e.global.stateDir))
 		if err != nil {
 			return nil, nil, fmt.Errorf("--store: %w", err)
 		}

@@ -13,7 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/overlay/resolver"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -69,11 +70,11 @@ type runOptions struct {
 
 func (o *runOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9477); empty: off")
-	fs.DurationVar(&o.reconcile, "reconcile", overlay.DefaultReconcileInterval, "interval of the pass that checks programmed entries against the store")
-	fs.DurationVar(&o.negativeTTL, "negative-ttl", overlay.DefaultNegativeTTL, "how long an address unknown to the store is not looked up again")
-	fs.Float64Var(&o.lookupRate, "lookup-rate", overlay.DefaultLookupRate, "most store lookups per second (a subnet scan cannot flood the store)")
-	fs.IntVar(&o.workers, "workers", overlay.DefaultResolverWorkers, "concurrent store lookups")
-	fs.DurationVar(&o.batchWindow, "batch-window", overlay.DefaultBatchWindow, "how long to gather kernel changes into one batch")
+	fs.DurationVar(&o.reconcile, "reconcile", resolver.DefaultReconcileInterval, "interval of the pass that checks programmed entries against the store")
+	fs.DurationVar(&o.negativeTTL, "negative-ttl", resolver.DefaultNegativeTTL, "how long an address unknown to the store is not looked up again")
+	fs.Float64Var(&o.lookupRate, "lookup-rate", resolver.DefaultLookupRate, "most store lookups per second (a subnet scan cannot flood the store)")
+	fs.IntVar(&o.workers, "workers", resolver.DefaultResolverWorkers, "concurrent store lookups")
+	fs.DurationVar(&o.batchWindow, "batch-window", resolver.DefaultBatchWindow, "how long to gather kernel changes into one batch")
 	fs.StringVar(&o.mode, "mode", "", "reactive, proactive or hybrid (default: hybrid when --store has a change feed, as etcd does; reactive otherwise)")
 	fs.IntVar(&o.maxProact, "proactive-max", 0, "most records programmed from the change feed; the rest are resolved on misses (0: 3/4 of the neighbour table's gc_thresh3)")
 	fs.IntVar(&o.rcvbuf, "rcvbuf", rtnl.DefaultMonitorReceiveBuffer, "netlink receive buffer for notifications, bytes (forced; the kernel doubles it)")
@@ -96,7 +97,7 @@ func (o *runOptions) check() error {
 	case o.maxProact < 0:
 		return fmt.Errorf("%w: --proactive-max %d is negative", errUsage, o.maxProact)
 	}
-	if _, err := overlay.ParseMode(o.mode); err != nil || o.mode == "auto" {
+	if _, err := resolver.ParseMode(o.mode); err != nil || o.mode == "auto" {
 		return fmt.Errorf("%w: --mode %q: want reactive, proactive or hybrid", errUsage, o.mode)
 	}
 	return nil
@@ -129,16 +130,16 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 	if err != nil {
 		return err
 	}
-	mode, _ := overlay.ParseMode(o.mode)
+	mode, _ := resolver.ParseMode(o.mode)
 	reg, err := openRunStore(ctx, e.global.store, n, ov, log)
 	if err != nil {
 		return fmt.Errorf("--store: %w", err)
 	}
 	defer reg.Close()
-	feed, hasFeed := reg.Registry.(overlay.ChangeFeed)
+	feed, hasFeed := reg.Registry.(registry.ChangeFeed)
 	if !hasFeed {
 		feed = nil
-		if mode == overlay.ModeProactive || mode == overlay.ModeHybrid {
+		if mode == resolver.ModeProactive || mode == resolver.ModeHybrid {
 			return fmt.Errorf("%w: --mode %s needs a store with a change feed (etcd://...); %s has none", errUsage, mode, e.global.store)
 		}
 	}
@@ -181,8 +182,8 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 	}
 	defer mon.Close()
 
-	metrics := &overlay.Metrics{}
-	metrics.AddCollector(overlay.MonitorCollector(mon.Stats))
+	metrics := &resolver.Metrics{}
+	metrics.AddCollector(resolver.MonitorCollector(mon.Stats))
 	if reg.lease != nil {
 		metrics.AddCollector(reg.lease.collector())
 	}
@@ -191,7 +192,7 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 		t3 := gcThresh3()
 		maxProact = max(1, t3-t3/4)
 	}
-	r, err := overlay.NewResolver(overlay.ResolverConfig{
+	r, err := resolver.NewResolver(resolver.ResolverConfig{
 		Conn: conn, Registry: reg, Vxlan: vx.Index, Bridge: bridge, VNI: vni, Port: port,
 		Subnet: cfg.Subnet(), LocalVTEP: ov.VTEP, Logger: log, Metrics: metrics,
 		Workers: o.workers, LookupRate: o.lookupRate, NegativeTTL: o.negativeTTL,
@@ -235,7 +236,7 @@ func batchWindowFlag(d time.Duration) time.Duration {
 
 // serveMetrics serves m at http://addr/metrics until ctx ends or stop is
 // called; it returns the address it listens on.
-func serveMetrics(ctx context.Context, addr string, m *overlay.Metrics, log *slog.Logger) (stop func(), bound string, err error) {
+func serveMetrics(ctx context.Context, addr string, m *resolver.Metrics, log *slog.Logger) (stop func(), bound string, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("--metrics: %w", err)

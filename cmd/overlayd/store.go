@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/registry"
+	_ "github.com/overlaynet/overlaynet/overlay/registry/dirstore" // the dir: scheme
 )
 
 // isEtcdStore reports whether store is an etcd URL.
@@ -43,7 +45,7 @@ func storeURL(store, stateDir string) string {
 // runStore is the registry of `overlayd run` and, for a store with node
 // leases (etcd), what the daemon does with the lease.
 type runStore struct {
-	overlay.Registry
+	registry.Registry
 	lease leaseHolder // nil for stores without leases
 }
 
@@ -63,7 +65,7 @@ type leaseHolder interface {
 func openRunStore(ctx context.Context, store string, n *overlay.Node, ov *overlay.Overlay, log *slog.Logger) (*runStore, error) {
 	url := storeURL(store, n.StateDir())
 	if !isEtcdStore(url) {
-		reg, err := overlay.OpenRegistry(url)
+		reg, err := registry.OpenRegistry(url)
 		if err != nil {
 			return nil, err
 		}

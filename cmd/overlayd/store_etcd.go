@@ -12,7 +12,8 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay"
-	"github.com/overlaynet/overlaynet/overlay/etcdreg"
+	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/overlay/registry/etcdreg"
 )
 
 // The etcd schemes of --store. One-shot commands (attach, detach, reset,
@@ -21,7 +22,7 @@ import (
 // with a lease, and moves this node's records onto it.
 func init() {
 	for _, scheme := range []string{"etcd", "etcds"} {
-		overlay.RegisterScheme(scheme, etcdreg.Opener(etcdreg.Options{NoLease: true}))
+		registry.RegisterScheme(scheme, etcdreg.Opener(etcdreg.Options{NoLease: true}))
 	}
 }
 
@@ -33,7 +34,7 @@ func openEtcdRunStore(ctx context.Context, url string, n *overlay.Node, ov *over
 	reg, err := etcdreg.Open(ctx, url, etcdreg.Options{
 		NodeVTEP: ov.VTEP,
 		Logger:   log,
-		Keep:     func(rec overlay.Record) bool { return localEndpoint(n, rec) },
+		Keep:     func(rec registry.Record) bool { return localEndpoint(n, rec) },
 	})
 	if err != nil {
 		return nil, err
@@ -46,7 +47,7 @@ func openEtcdRunStore(ctx context.Context, url string, n *overlay.Node, ov *over
 	for _, ep := range eps {
 		rec := ep.Record()
 		if err := reg.Register(ctx, rec); err != nil {
-			if errors.Is(err, overlay.ErrConflict) {
+			if errors.Is(err, registry.ErrConflict) {
 				log.Error("endpoint's address is registered elsewhere; not advertising it", "endpoint", ep.Name, "record", rec.String(), "err", err)
 				continue
 			}
@@ -61,7 +62,7 @@ func openEtcdRunStore(ctx context.Context, url string, n *overlay.Node, ov *over
 }
 
 // localEndpoint reports whether rec is an endpoint in n's state directory.
-func localEndpoint(n *overlay.Node, rec overlay.Record) bool {
+func localEndpoint(n *overlay.Node, rec registry.Record) bool {
 	eps, err := n.Endpoints()
 	if err != nil && len(eps) == 0 {
 		return true // cannot tell: keep advertising it
@@ -91,7 +92,7 @@ func (s etcdLease) adoptLocal(ctx context.Context, n *overlay.Node, vtep netip.A
 			continue
 		}
 		for c := range ch {
-			if c.Kind != overlay.ChangePut || c.Record.VTEP != vtep || !localEndpoint(n, c.Record) {
+			if c.Kind != registry.ChangePut || c.Record.VTEP != vtep || !localEndpoint(n, c.Record) {
 				continue
 			}
 			if err := s.reg.Register(ctx, c.Record); err != nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
 // errNoEtcd is what an etcd --store gets from an overlayd built with
@@ -16,7 +17,7 @@ var errNoEtcd = errors.New("this overlayd was built without etcd support (-tags 
 
 func init() {
 	for _, scheme := range []string{"etcd", "etcds"} {
-		overlay.RegisterScheme(scheme, func(string) (overlay.Registry, error) { return nil, errNoEtcd })
+		registry.RegisterScheme(scheme, func(string) (registry.Registry, error) { return nil, errNoEtcd })
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/overlaynet/overlaynet/internal/etcdtest"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/resolver"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -312,7 +313,7 @@ func (l *threeNodes) marked(c *rtnl.Conn, vx int32) map[string]uint32 {
 	l.t.Helper()
 	out := map[string]uint32{}
 	err := c.NeighDump(rtnl.NeighFilter{Family: unix.AF_INET}, func(m *rtnl.NeighMessage) error {
-		if mac, ok := m.MAC(); ok && m.Ifindex == vx && m.Protocol == overlay.ProtocolOverlayd {
+		if mac, ok := m.MAC(); ok && m.Ifindex == vx && m.Protocol == resolver.ProtocolOverlayd {
 			out["neigh "+m.Dst.String()+" "+mac.String()] = m.CacheInfo.Updated
 		}
 		return nil

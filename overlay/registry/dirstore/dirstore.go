@@ -1,4 +1,4 @@
-package overlay
+package dirstore
 
 import (
 	"context"
@@ -11,11 +11,11 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/overlaynet/overlaynet/rtnl"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"golang.org/x/sys/unix"
 )
 
-// DirStore is a Registry in a directory, laid out as the lab's NFS share:
+// Store is a registry.Registry in a directory, laid out as the lab's NFS share:
 // ROOT/arp/<ip> holds "<mac>\n" and ROOT/fdb/<mac> holds "<vtep ip>\n", one
 // value per file. It takes no locks (NFS-safe): every file is written to a
 // temporary file in the same directory, fsynced, and then hard-linked into
@@ -23,20 +23,20 @@ import (
 // readers never see a partial value, and of two nodes registering the same IP
 // with different MACs exactly one wins. Reads tolerate a trailing newline and
 // reject malformed content with an error naming the file.
-type DirStore struct {
+type Store struct {
 	root string
 }
 
-var _ Registry = (*DirStore)(nil)
+var _ registry.Registry = (*Store)(nil)
 
-// Subdirectories of a DirStore root.
+// Subdirectories of a Store root.
 const (
 	arpDir = "arp"
 	fdbDir = "fdb"
 )
 
-// NewDirStore opens (creating if needed) the store rooted at root.
-func NewDirStore(root string) (*DirStore, error) {
+// New opens (creating if needed) the store rooted at root.
+func New(root string) (*Store, error) {
 	if root == "" {
 		return nil, errors.New("overlay: dir store: empty root")
 	}
@@ -45,28 +45,35 @@ func NewDirStore(root string) (*DirStore, error) {
 			return nil, fmt.Errorf("overlay: dir store: %w", err)
 		}
 	}
-	return &DirStore{root: root}, nil
+	return &Store{root: root}, nil
+}
+
+func init() {
+	registry.RegisterScheme("dir", func(url string) (registry.Registry, error) {
+		_, root, _ := strings.Cut(url, ":")
+		return New(root)
+	})
 }
 
 // Root returns the store's directory.
-func (s *DirStore) Root() string { return s.root }
+func (s *Store) Root() string { return s.root }
 
-// Close does nothing: a DirStore holds no resources.
-func (s *DirStore) Close() error { return nil }
+// Close does nothing: a Store holds no resources.
+func (s *Store) Close() error { return nil }
 
-func (s *DirStore) arpPath(ip netip.Addr) string { return filepath.Join(s.root, arpDir, ip.String()) }
-func (s *DirStore) fdbPath(m rtnl.MAC) string    { return filepath.Join(s.root, fdbDir, m.String()) }
+func (s *Store) arpPath(ip netip.Addr) string  { return filepath.Join(s.root, arpDir, ip.String()) }
+func (s *Store) fdbPath(m registry.MAC) string { return filepath.Join(s.root, fdbDir, m.String()) }
 
 // LookupMAC returns the MAC recorded in ROOT/arp/<ip>.
-func (s *DirStore) LookupMAC(ctx context.Context, ip netip.Addr) (rtnl.MAC, error) {
+func (s *Store) LookupMAC(ctx context.Context, ip netip.Addr) (registry.MAC, error) {
 	if err := ctx.Err(); err != nil {
-		return rtnl.MAC{}, err
+		return registry.MAC{}, err
 	}
 	return readMAC(s.arpPath(ip))
 }
 
 // LookupVTEP returns the VTEP recorded in ROOT/fdb/<mac>.
-func (s *DirStore) LookupVTEP(ctx context.Context, mac rtnl.MAC) (netip.Addr, error) {
+func (s *Store) LookupVTEP(ctx context.Context, mac registry.MAC) (netip.Addr, error) {
 	if err := ctx.Err(); err != nil {
 		return netip.Addr{}, err
 	}
@@ -76,7 +83,7 @@ func (s *DirStore) LookupVTEP(ctx context.Context, mac rtnl.MAC) (netip.Addr, er
 // Register records r (see Registry.Register). The IP record is created first;
 // if the MAC record then conflicts, the IP record this call created is
 // removed again.
-func (s *DirStore) Register(ctx context.Context, r Record) error {
+func (s *Store) Register(ctx context.Context, r registry.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -93,7 +100,7 @@ func (s *DirStore) Register(ctx context.Context, r Record) error {
 			return err
 		}
 		if mac != r.MAC {
-			return fmt.Errorf("%w: IP %s is registered to MAC %s, not %s", ErrConflict, r.IP, mac, r.MAC)
+			return fmt.Errorf("%w: IP %s is registered to MAC %s, not %s", registry.ErrConflict, r.IP, mac, r.MAC)
 		}
 	}
 	undo := func() {
@@ -114,14 +121,14 @@ func (s *DirStore) Register(ctx context.Context, r Record) error {
 		}
 		if vtep != r.VTEP {
 			undo()
-			return fmt.Errorf("%w: MAC %s is registered at VTEP %s, not %s", ErrConflict, r.MAC, vtep, r.VTEP)
+			return fmt.Errorf("%w: MAC %s is registered at VTEP %s, not %s", registry.ErrConflict, r.MAC, vtep, r.VTEP)
 		}
 	}
 	return nil
 }
 
 // Unregister removes r's records that still hold r's values.
-func (s *DirStore) Unregister(ctx context.Context, r Record) error {
+func (s *Store) Unregister(ctx context.Context, r registry.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -138,7 +145,7 @@ func (s *DirStore) Unregister(ctx context.Context, r Record) error {
 // List returns the records in ROOT/arp, sorted by IP, each with the VTEP of
 // its MAC if ROOT/fdb has one. Malformed or foreign files are skipped and
 // reported in the error, which comes with the records that could be read.
-func (s *DirStore) List(ctx context.Context) ([]Record, error) {
+func (s *Store) List(ctx context.Context) ([]registry.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -147,7 +154,7 @@ func (s *DirStore) List(ctx context.Context) ([]Record, error) {
 		return nil, fmt.Errorf("overlay: dir store: %w", err)
 	}
 	var (
-		recs []Record
+		recs []registry.Record
 		errs []error
 	)
 	for _, e := range ents {
@@ -162,16 +169,16 @@ func (s *DirStore) List(ctx context.Context) ([]Record, error) {
 			continue
 		}
 		mac, err := readMAC(path)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, registry.ErrNotFound) {
 			continue // removed meanwhile
 		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		r := Record{IP: ip, MAC: mac}
+		r := registry.Record{IP: ip, MAC: mac}
 		vtep, err := readAddr(s.fdbPath(mac))
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if err != nil && !errors.Is(err, registry.ErrNotFound) {
 			errs = append(errs, err)
 		}
 		r.VTEP = vtep
@@ -193,7 +200,7 @@ func readValue(path string) (string, error) {
 	// reads as empty, a malformed record); regular files ignore the flag.
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if errors.Is(err, unix.ENOENT) {
-		return "", fmt.Errorf("%w: %s", ErrNotFound, path)
+		return "", fmt.Errorf("%w: %s", registry.ErrNotFound, path)
 	}
 	if err != nil {
 		return "", fmt.Errorf("overlay: dir store: open %s: %w", path, err)
@@ -228,10 +235,10 @@ func readValue(path string) (string, error) {
 	return s, nil
 }
 
-func readMAC(path string) (rtnl.MAC, error) {
+func readMAC(path string) (registry.MAC, error) {
 	v, err := readValue(path)
 	if err != nil {
-		return rtnl.MAC{}, err
+		return registry.MAC{}, err
 	}
 	return parseMAC(path, v)
 }
@@ -244,10 +251,10 @@ func readAddr(path string) (netip.Addr, error) {
 	return parseAddr(path, v)
 }
 
-func parseMAC(path, v string) (rtnl.MAC, error) {
-	m, err := rtnl.ParseMAC(v)
+func parseMAC(path, v string) (registry.MAC, error) {
+	m, err := registry.ParseMAC(v)
 	if err != nil {
-		return rtnl.MAC{}, fmt.Errorf("overlay: dir store: %s: malformed MAC %q", path, v)
+		return registry.MAC{}, fmt.Errorf("overlay: dir store: %s: malformed MAC %q", path, v)
 	}
 	return m, nil
 }
@@ -279,7 +286,7 @@ func createExclusive(path, value string) (created bool, have string, err error) 
 			return false, "", fmt.Errorf("overlay: dir store: %w", err)
 		}
 		have, err = readValue(path)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, registry.ErrNotFound) {
 			continue // removed between link and read: try again
 		}
 		return false, have, err
@@ -311,7 +318,7 @@ func writeTemp(path, value string) (string, error) {
 // removeIfHolds removes path if it holds value; a missing file is fine.
 func removeIfHolds(path, value string) error {
 	have, err := readValue(path)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, registry.ErrNotFound) {
 		return nil
 	}
 	if err != nil {

@@ -1,22 +1,23 @@
-package overlay
+package resolver
 
 import (
 	"context"
 	"net/netip"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
 // chanFeed is a ChangeFeed whose changes the test sends by hand (the etcd
 // feed itself is tested in etcdreg and end to end in cmd/overlayd).
-type chanFeed chan Change
+type chanFeed chan registry.Change
 
-func (f chanFeed) Watch(ctx context.Context) (<-chan Change, error) { return f, nil }
+func (f chanFeed) Watch(ctx context.Context) (<-chan registry.Change, error) { return f, nil }
 
 // startFeedResolver runs a resolver in mode with the feed f and the cap max
 // on lab's real vxlan.
-func (lab *resolverLab) startFeedResolver(t *testing.T, f ChangeFeed, mode Mode, max int) *Resolver {
+func (lab *resolverLab) startFeedResolver(t *testing.T, f registry.ChangeFeed, mode Mode, max int) *Resolver {
 	t.Helper()
 	mon, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: lab.ns})
 	if err != nil {
@@ -61,19 +62,19 @@ func TestResolverFeedProactive(t *testing.T) {
 	if r.FeedStats().Max != 2 || r.Mode() != ModeProactive {
 		t.Fatalf("mode %v, stats %+v", r.Mode(), r.FeedStats())
 	}
-	programmed := func(rec Record) bool {
+	programmed := func(rec registry.Record) bool {
 		n := findNeigh(lab.neighbours(t), rec.IP.String())
 		f := findFDB(lab.fdb(t), rec.MAC.String())
 		return n != nil && n.LLAddr == rec.MAC.String() && f != nil && f.Dst == rec.VTEP.String()
 	}
-	absent := func(rec Record) bool {
+	absent := func(rec registry.Record) bool {
 		return findNeigh(lab.neighbours(t), rec.IP.String()) == nil && findFDB(lab.fdb(t), rec.MAC.String()) == nil
 	}
 
-	for _, rec := range []Record{a, b, c} {
-		feed <- Change{Kind: ChangePut, Record: rec}
+	for _, rec := range []registry.Record{a, b, c} {
+		feed <- registry.Change{Kind: registry.ChangePut, Record: rec}
 	}
-	feed <- Change{Kind: ChangeSynced}
+	feed <- registry.Change{Kind: registry.ChangeSynced}
 	eventually(t, "two records programmed from the feed", func() bool {
 		s := r.FeedStats()
 		return s.Synced && s.Programmed == 2 && s.LeftToMisses == 1 && programmed(a) && programmed(b)
@@ -89,16 +90,16 @@ func TestResolverFeedProactive(t *testing.T) {
 	if err := lab.store.Unregister(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
-	feed <- Change{Kind: ChangeDelete, Record: a}
+	feed <- registry.Change{Kind: registry.ChangeDelete, Record: a}
 	eventually(t, "a removed, c promoted", func() bool {
 		s := r.FeedStats()
 		return absent(a) && programmed(c) && s.Programmed == 2 && s.LeftToMisses == 0
 	})
 
 	// c moves to this node: reached through the bridge, no entries.
-	local := Record{IP: c.IP, MAC: c.MAC, VTEP: netip.MustParseAddr("192.0.2.2")}
-	feed <- Change{Kind: ChangeDelete, Record: c}
-	feed <- Change{Kind: ChangePut, Record: local}
+	local := registry.Record{IP: c.IP, MAC: c.MAC, VTEP: netip.MustParseAddr("192.0.2.2")}
+	feed <- registry.Change{Kind: registry.ChangeDelete, Record: c}
+	feed <- registry.Change{Kind: registry.ChangePut, Record: local}
 	eventually(t, "c's entries removed after it moved here", func() bool { return absent(c) && r.FeedStats().Programmed == 1 })
 	if !programmed(b) {
 		t.Errorf("b lost its entries")
@@ -119,7 +120,7 @@ func TestResolverModeNeedsFeed(t *testing.T) {
 	base := ResolverConfig{Registry: newFakeRegistry(), kernel: &fakeKernel{}, Vxlan: 3, Subnet: netip.MustParsePrefix("198.51.100.0/24")}
 	cases := []struct {
 		mode Mode
-		feed ChangeFeed
+		feed registry.ChangeFeed
 		want Mode
 		ok   bool
 	}{

@@ -1,4 +1,4 @@
-// Package etcdreg is an overlay.Registry in etcd v3, for clusters that
+// Package etcdreg is an registry.Registry in etcd v3, for clusters that
 // outgrow the directory store. It lives in its own package so that rtnl and
 // overlay never import the etcd client; cmd/overlayd hooks it into
 // `--store etcd://...`.
@@ -46,7 +46,7 @@
 //
 // Register is one transaction: put arp/<ip> and fdb/<mac> if neither
 // exists, else read both; if either holds another value the result is an
-// error wrapping overlay.ErrConflict and nothing is written; if both hold
+// error wrapping registry.ErrConflict and nothing is written; if both hold
 // the same values they are written again under this registry's lease,
 // guarded by their mod revisions. Of two nodes registering the same IP with
 // different MACs at once, exactly one wins. Unregister deletes each key only
@@ -60,10 +60,10 @@
 // (ErrCompacted) or a broken watch it lists again and delivers the
 // difference.
 //
-// # Hooking into overlay.OpenRegistry
+// # Hooking into registry.OpenRegistry
 //
-// Opener(opts) adapts Open to func(url) (overlay.Registry, error), for a
-// scheme table in package overlay, so that only cmd/overlayd imports this
+// Opener(opts) adapts Open to registry.RegistryOpener, for the scheme table
+// of package registry, so that only the programs that want etcd import this
 // package.
 //
 // # Outage

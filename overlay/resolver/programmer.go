@@ -1,4 +1,4 @@
-package overlay
+package resolver
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -65,7 +66,7 @@ type progOp struct {
 	kind    opKind
 	ifindex int32 // neighbour ops: the device
 	ip      netip.Addr
-	mac     rtnl.MAC
+	mac     registry.MAC
 	vtep    netip.Addr
 	err     error // set by apply
 }
@@ -130,8 +131,8 @@ type programmer struct {
 	index []opRef
 	msg   rtnl.NeighMessage // encode's request, reused
 	mac   rtnl.MAC          // msg's LLAddr, reused
-	neigh map[neighKey]rtnl.MAC
-	fdb   map[rtnl.MAC]netip.Addr
+	neigh map[neighKey]registry.MAC
+	fdb   map[registry.MAC]netip.Addr
 }
 
 type opRef struct{ res, op int }
@@ -147,8 +148,8 @@ func newProgrammer(k neighKernel, cfg *ResolverConfig, m *Metrics, log *slog.Log
 		in: make(chan *resolution, min(cfg.QueueLen, 2*cfg.BatchMax)),
 		// Sized for a queue's worth of resolutions, so that the first burst
 		// does not grow them step by step inside the batches' critical path.
-		neigh: make(map[neighKey]rtnl.MAC, cfg.QueueLen),
-		fdb:   make(map[rtnl.MAC]netip.Addr, cfg.QueueLen),
+		neigh: make(map[neighKey]registry.MAC, cfg.QueueLen),
+		fdb:   make(map[registry.MAC]netip.Addr, cfg.QueueLen),
 	}
 }
 
@@ -312,14 +313,14 @@ func (p *programmer) notify(res []*resolution) {
 func (p *programmer) encode(op *progOp) error {
 	switch op.kind {
 	case opSetNeigh:
-		// rtnl.ARPEntry(op.ifindex, op.ip, op.mac) with our protocol, built
+		// rtnl.ARPEntry(op.ifindex, op.ip, rtnl.MAC(op.mac)) with our protocol, built
 		// in place: no allocation per request.
 		p.msg = rtnl.NeighMessage{Family: unix.AF_INET6, Ifindex: op.ifindex, State: rtnl.NeighPermanent,
 			Dst: op.ip.WithZone(""), Protocol: p.proto}
 		if op.ip.Is4() || op.ip.Is4In6() {
 			p.msg.Family, p.msg.Dst = unix.AF_INET, op.ip.Unmap()
 		}
-		p.mac = op.mac
+		p.mac = rtnl.MAC(op.mac)
 		p.msg.LLAddr = p.mac[:]
 		return p.batch.NeighReplace(&p.msg)
 	case opSetFDB:
@@ -330,13 +331,13 @@ func (p *programmer) encode(op *progOp) error {
 			Flags: rtnl.NeighFlagExtLearned | rtnl.NeighFlagSelf, Dst: op.vtep, VNI: p.vni, Port: p.port}
 		p.msg.Present.Set(rtnl.NeighAttrVNI)
 		p.msg.Present.Set(rtnl.NeighAttrPort)
-		p.mac = op.mac
+		p.mac = rtnl.MAC(op.mac)
 		p.msg.LLAddr = p.mac[:]
 		return p.batch.NeighReplace(&p.msg)
 	case opDelNeigh:
-		return p.batch.NeighDelete(rtnl.ARPEntry(op.ifindex, op.ip, op.mac))
+		return p.batch.NeighDelete(rtnl.ARPEntry(op.ifindex, op.ip, rtnl.MAC(op.mac)))
 	case opDelFDB:
-		return p.batch.NeighDelete(rtnl.FDBEntry{Ifindex: p.vxlan, MAC: op.mac}.Message())
+		return p.batch.NeighDelete(rtnl.FDBEntry{Ifindex: p.vxlan, MAC: rtnl.MAC(op.mac)}.Message())
 	}
 	return fmt.Errorf("overlay: unknown kernel change %v", op.kind)
 }

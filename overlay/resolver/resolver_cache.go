@@ -1,4 +1,4 @@
-package overlay
+package resolver
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -16,7 +17,7 @@ type missKey struct {
 	kind    rtnl.MissKind
 	ifindex int32 // the device the neighbour entry goes on (L3, app_solicit)
 	ip      netip.Addr
-	mac     rtnl.MAC
+	mac     registry.MAC
 }
 
 func (k missKey) String() string {

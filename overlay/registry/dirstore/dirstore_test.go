@@ -1,35 +1,37 @@
-package overlay
+package dirstore
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/overlaynet/overlaynet/rtnl"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
-func recordOf(ip, mac, vtep string) Record {
-	m, err := rtnl.ParseMAC(mac)
+func recordOf(ip, mac, vtep string) registry.Record {
+	m, err := registry.ParseMAC(mac)
 	if err != nil {
 		panic(err)
 	}
-	return Record{IP: netip.MustParseAddr(ip), MAC: m, VTEP: netip.MustParseAddr(vtep)}
+	return registry.Record{IP: netip.MustParseAddr(ip), MAC: m, VTEP: netip.MustParseAddr(vtep)}
 }
 
 func TestDirStoreRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	s := newTestStore(t)
 	r := recordOf("198.51.100.2", "02:42:c6:33:64:02", "192.0.2.2")
-	if _, err := s.LookupMAC(ctx, r.IP); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("lookup before register: %v, want ErrNotFound", err)
+	if _, err := s.LookupMAC(ctx, r.IP); !errors.Is(err, registry.ErrNotFound) {
+		t.Fatalf("lookup before register: %v, want registry.ErrNotFound", err)
 	}
 	if err := s.Register(ctx, r); err != nil {
 		t.Fatal(err)
@@ -69,7 +71,7 @@ func TestDirStoreRoundTrip(t *testing.T) {
 	// Unregister removes only records holding these values.
 	other := r
 	other.MAC = r2.MAC
-	if err := s.Unregister(ctx, Record{IP: r.IP, MAC: r2.MAC, VTEP: r.VTEP}); err != nil {
+	if err := s.Unregister(ctx, registry.Record{IP: r.IP, MAC: r2.MAC, VTEP: r.VTEP}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.LookupMAC(ctx, r.IP); err != nil {
@@ -81,10 +83,10 @@ func TestDirStoreRoundTrip(t *testing.T) {
 	if err := s.Unregister(ctx, r); err != nil {
 		t.Fatalf("unregister twice: %v", err)
 	}
-	if _, err := s.LookupMAC(ctx, r.IP); !errors.Is(err, ErrNotFound) {
+	if _, err := s.LookupMAC(ctx, r.IP); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("after unregister: %v", err)
 	}
-	if _, err := s.LookupVTEP(ctx, r.MAC); !errors.Is(err, ErrNotFound) {
+	if _, err := s.LookupVTEP(ctx, r.MAC); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("after unregister: %v", err)
 	}
 	if list, _ := s.List(ctx); len(list) != 1 || list[0] != r2 {
@@ -101,7 +103,7 @@ func TestDirStoreConflict(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		r    Record
+		r    registry.Record
 		want string
 	}{
 		{"ip to another mac", recordOf("198.51.100.2", "02:42:00:00:00:09", "192.0.2.2"), "IP 198.51.100.2 is registered to MAC 02:42:c6:33:64:02"},
@@ -110,15 +112,15 @@ func TestDirStoreConflict(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			before := storeFiles(t, s)
 			err := s.Register(ctx, tc.r)
-			if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("Register = %v, want ErrConflict saying %q", err, tc.want)
+			if !errors.Is(err, registry.ErrConflict) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Register = %v, want registry.ErrConflict saying %q", err, tc.want)
 			}
 			if after := storeFiles(t, s); strings.Join(after, ",") != strings.Join(before, ",") {
 				t.Fatalf("store changed on conflict: %v -> %v", before, after)
 			}
 		})
 	}
-	if err := s.Register(ctx, Record{IP: r.IP, MAC: rtnl.MAC{}, VTEP: r.VTEP}); err == nil {
+	if err := s.Register(ctx, registry.Record{IP: r.IP, MAC: registry.MAC{}, VTEP: r.VTEP}); err == nil {
 		t.Fatal("Register with a zero MAC succeeded")
 	}
 }
@@ -131,7 +133,7 @@ func TestDirStoreConcurrentWriters(t *testing.T) {
 	var (
 		wg        sync.WaitGroup
 		mu        sync.Mutex
-		winners   []rtnl.MAC
+		winners   []registry.MAC
 		conflicts int
 	)
 	for i := range writers {
@@ -139,19 +141,19 @@ func TestDirStoreConcurrentWriters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			// Distinct stores on one root, as distinct nodes on one share.
-			st, err := NewDirStore(s.Root())
+			st, err := New(s.Root())
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			m := rtnl.MAC{0x02, 0x42, 0, 0, 0, byte(i + 1)}
-			err = st.Register(ctx, Record{IP: ip, MAC: m, VTEP: netip.MustParseAddr(fmt.Sprintf("192.0.2.%d", i+1))})
+			m := registry.MAC{0x02, 0x42, 0, 0, 0, byte(i + 1)}
+			err = st.Register(ctx, registry.Record{IP: ip, MAC: m, VTEP: netip.MustParseAddr(fmt.Sprintf("192.0.2.%d", i+1))})
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
 			case err == nil:
 				winners = append(winners, m)
-			case errors.Is(err, ErrConflict):
+			case errors.Is(err, registry.ErrConflict):
 				conflicts++
 			default:
 				t.Errorf("writer %d: %v", i, err)
@@ -212,11 +214,11 @@ func TestDirStoreMalformed(t *testing.T) {
 		t.Errorf("CRLF record: %s, %v", v, err)
 	}
 	write("arp/198.51.100.7", "02:42:c6:33:64:07\n"+strings.Repeat("x", 4096))
-	if _, err := s.LookupMAC(ctx, netip.MustParseAddr("198.51.100.7")); err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "not a record") {
+	if _, err := s.LookupMAC(ctx, netip.MustParseAddr("198.51.100.7")); err == nil || errors.Is(err, registry.ErrNotFound) || !strings.Contains(err.Error(), "not a record") {
 		t.Errorf("oversized record: %v", err)
 	}
 	_, err := s.LookupMAC(ctx, netip.MustParseAddr("198.51.100.4"))
-	if err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), `malformed MAC "not a mac"`) {
+	if err == nil || errors.Is(err, registry.ErrNotFound) || !strings.Contains(err.Error(), `malformed MAC "not a mac"`) {
 		t.Errorf("malformed MAC: %v", err)
 	}
 	_, err = s.LookupVTEP(ctx, recordOf("198.51.100.5", "02:42:c6:33:64:05", "192.0.2.5").MAC)
@@ -244,7 +246,7 @@ func TestDirStoreMalformed(t *testing.T) {
 	if err := unix.Mkfifo(filepath.Join(s.Root(), "arp/198.51.100.8"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.LookupMAC(ctx, netip.MustParseAddr("198.51.100.8")); err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "malformed MAC") {
+	if _, err := s.LookupMAC(ctx, netip.MustParseAddr("198.51.100.8")); err == nil || errors.Is(err, registry.ErrNotFound) || !strings.Contains(err.Error(), "malformed MAC") {
 		t.Errorf("FIFO record: %v", err)
 	}
 	if _, err := s.List(ctx); err == nil || !strings.Contains(err.Error(), "198.51.100.8") {
@@ -252,23 +254,25 @@ func TestDirStoreMalformed(t *testing.T) {
 	}
 }
 
+var testSchemeOnce sync.Once
+
 func TestOpenRegistry(t *testing.T) {
 	dir := t.TempDir()
-	r, err := OpenRegistry("dir:" + dir)
+	r, err := registry.OpenRegistry("dir:" + dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	if ds, ok := r.(*DirStore); !ok || ds.Root() != dir {
-		t.Fatalf("OpenRegistry(dir:) = %T %v", r, r)
+	if ds, ok := r.(*Store); !ok || ds.Root() != dir {
+		t.Fatalf("registry.OpenRegistry(dir:) = %T %v", r, r)
 	}
-	RegisterScheme("testreg", func(url string) (Registry, error) { return NewDirStore(filepath.Join(dir, "via-scheme")) })
-	defer func() {
-		schemesMu.Lock()
-		delete(schemes, "testreg")
-		schemesMu.Unlock()
-	}()
-	if r, err := OpenRegistry("testreg://anything"); err != nil || r.(*DirStore).Root() != filepath.Join(dir, "via-scheme") {
+	testSchemeOnce.Do(func() { // registered once per test binary (-count > 1)
+		registry.RegisterScheme("testreg", func(url string) (registry.Registry, error) {
+			_, root, _ := strings.Cut(url, "://")
+			return New(root)
+		})
+	})
+	if r, err := registry.OpenRegistry("testreg://" + filepath.Join(dir, "via-scheme")); err != nil || r.(*Store).Root() != filepath.Join(dir, "via-scheme") {
 		t.Fatalf("registered scheme: %v, %v", r, err)
 	}
 	for _, tc := range []struct{ url, want string }{
@@ -276,8 +280,32 @@ func TestOpenRegistry(t *testing.T) {
 		{"/plain/path", "no scheme"},
 		{"dir:", "empty path"},
 	} {
-		if _, err := OpenRegistry(tc.url); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("OpenRegistry(%q) = %v, want an error containing %q", tc.url, err, tc.want)
+		if _, err := registry.OpenRegistry(tc.url); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("registry.OpenRegistry(%q) = %v, want an error containing %q", tc.url, err, tc.want)
 		}
 	}
+}
+
+func newTestStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := New(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// storeFiles lists the files of a Store (relative paths).
+func storeFiles(t *testing.T, s *Store) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(s.Root(), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(s.Root(), p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	sort.Strings(out)
+	return out
 }

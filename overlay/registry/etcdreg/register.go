@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -22,12 +22,12 @@ const maxTxnAttempts = 8
 // Register records r as arp/<ip> = MAC and fdb/<mac> = VTEP under this
 // registry's lease, in one transaction that succeeds only if neither key
 // holds another value: an IP registered to another MAC, or a MAC registered
-// at another VTEP, is refused with an error wrapping overlay.ErrConflict and
+// at another VTEP, is refused with an error wrapping registry.ErrConflict and
 // nothing is written. Registering the same values again succeeds; if they
 // are held under another lease (this node's daemon before a restart, or a
 // one-shot client) they are moved to this registry's lease. The record is
 // remembered and registered again whenever the lease has to be replaced.
-func (r *Registry) Register(ctx context.Context, rec overlay.Record) error {
+func (r *Registry) Register(ctx context.Context, rec registry.Record) error {
 	if err := rec.Validate(); err != nil {
 		return err
 	}
@@ -56,7 +56,7 @@ func (r *Registry) Register(ctx context.Context, rec overlay.Record) error {
 }
 
 // register writes rec under lease (see Register). The caller holds r.mu.
-func (r *Registry) register(ctx context.Context, rec overlay.Record, lease clientv3.LeaseID) error {
+func (r *Registry) register(ctx context.Context, rec registry.Record, lease clientv3.LeaseID) error {
 	octx, done := r.opCtx(ctx)
 	defer done()
 	op := "register " + rec.IP.String()
@@ -87,7 +87,7 @@ func (r *Registry) register(ctx context.Context, rec overlay.Record, lease clien
 				return err
 			}
 			if have != rec.MAC {
-				return fmt.Errorf("%w: IP %s is registered to MAC %s, not %s", overlay.ErrConflict, rec.IP, have, rec.MAC)
+				return fmt.Errorf("%w: IP %s is registered to MAC %s, not %s", registry.ErrConflict, rec.IP, have, rec.MAC)
 			}
 		}
 		if fdbKV != nil {
@@ -96,7 +96,7 @@ func (r *Registry) register(ctx context.Context, rec overlay.Record, lease clien
 				return err
 			}
 			if have != rec.VTEP {
-				return fmt.Errorf("%w: MAC %s is registered at VTEP %s, not %s", overlay.ErrConflict, rec.MAC, have, rec.VTEP)
+				return fmt.Errorf("%w: MAC %s is registered at VTEP %s, not %s", registry.ErrConflict, rec.MAC, have, rec.VTEP)
 			}
 		}
 		if arpKV != nil && fdbKV != nil && clientv3.LeaseID(arpKV.Lease) == lease && clientv3.LeaseID(fdbKV.Lease) == lease {
@@ -127,7 +127,7 @@ func firstKV(r *pb.ResponseOp) *mvccpb.KeyValue {
 // Unregister deletes arp/<ip> if it holds r's MAC and fdb/<mac> if it holds
 // r's VTEP, in one transaction, and forgets r. Missing records are not an
 // error. An invalid IP or VTEP leaves that key alone.
-func (r *Registry) Unregister(ctx context.Context, rec overlay.Record) error {
+func (r *Registry) Unregister(ctx context.Context, rec registry.Record) error {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	r.ownMu.Lock()
@@ -161,10 +161,10 @@ func (r *Registry) Unregister(ctx context.Context, rec overlay.Record) error {
 
 // Owned returns the records this registry keeps under its lease, the ones
 // it registers again after an outage.
-func (r *Registry) Owned() []overlay.Record {
+func (r *Registry) Owned() []registry.Record {
 	r.ownMu.Lock()
 	defer r.ownMu.Unlock()
-	out := make([]overlay.Record, 0, len(r.own))
+	out := make([]registry.Record, 0, len(r.own))
 	for _, rec := range r.own {
 		out = append(out, rec)
 	}

@@ -7,37 +7,37 @@ import (
 	"slices"
 	"time"
 
-	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// ChangeKind says what happened to a record (overlay.ChangeKind, so that
-// *Registry satisfies overlay.ChangeFeed).
-type ChangeKind = overlay.ChangeKind
+// ChangeKind says what happened to a record (registry.ChangeKind, so that
+// *Registry satisfies registry.ChangeFeed).
+type ChangeKind = registry.ChangeKind
 
-// Kinds of Change (see overlay.ChangeKind).
+// Kinds of Change (see registry.ChangeKind).
 const (
 	// ChangePut: the record is complete (arp/<ip> and the fdb/<mac> it
 	// points to both exist) and new or different.
-	ChangePut = overlay.ChangePut
+	ChangePut = registry.ChangePut
 	// ChangeDelete: the record, as last delivered, is gone (its arp key was
 	// deleted or now points elsewhere, or its fdb key was deleted or
 	// changed). A record that moves is delivered as a Delete of the old
 	// record followed by a Put of the new one.
-	ChangeDelete = overlay.ChangeDelete
+	ChangeDelete = registry.ChangeDelete
 	// ChangeSynced: the records delivered so far are the complete state at
 	// Revision. It follows the initial listing and every re-listing (after
 	// compaction or a broken watch); anything programmed from a record not
 	// delivered since the previous listing is stale.
-	ChangeSynced = overlay.ChangeSynced
+	ChangeSynced = registry.ChangeSynced
 )
 
-// Change is one event of the change feed (overlay.Change; Revision is the
+// Change is one event of the change feed (registry.Change; Revision is the
 // etcd revision at which the change happened).
-type Change = overlay.Change
+type Change = registry.Change
 
-var _ overlay.ChangeFeed = (*Registry)(nil)
+var _ registry.ChangeFeed = (*Registry)(nil)
 
 // Watch returns the overlay's change feed: a ChangePut for every complete
 // record of an initial listing, ChangeSynced, and then the changes from the
@@ -57,7 +57,7 @@ func (r *Registry) Watch(ctx context.Context) (<-chan Change, error) {
 	out := make(chan Change, 64)
 	wctx, cancel := context.WithCancel(r.ctx)
 	stop := context.AfterFunc(ctx, cancel)
-	w := &watcher{r: r, ctx: wctx, out: out, cur: newState(), delivered: make(map[netip.Addr]overlay.Record)}
+	w := &watcher{r: r, ctx: wctx, out: out, cur: newState(), delivered: make(map[netip.Addr]registry.Record)}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -74,8 +74,8 @@ type watcher struct {
 	r         *Registry
 	ctx       context.Context
 	out       chan<- Change
-	cur       *state                        // the keys as last seen
-	delivered map[netip.Addr]overlay.Record // complete records as last delivered
+	cur       *state                         // the keys as last seen
+	delivered map[netip.Addr]registry.Record // complete records as last delivered
 }
 
 // testHookListed, when set by a test, runs after each listing has been
@@ -223,14 +223,14 @@ func (w *watcher) send(c Change) bool {
 }
 
 // complete returns ip's record if its MAC has a VTEP.
-func (s *state) complete(ip netip.Addr) (overlay.Record, bool) {
+func (s *state) complete(ip netip.Addr) (registry.Record, bool) {
 	mac, ok := s.arp[ip]
 	if !ok {
-		return overlay.Record{}, false
+		return registry.Record{}, false
 	}
 	vtep, ok := s.fdb[mac]
 	if !ok {
-		return overlay.Record{}, false
+		return registry.Record{}, false
 	}
-	return overlay.Record{IP: ip, MAC: mac, VTEP: vtep}, true
+	return registry.Record{IP: ip, MAC: mac, VTEP: vtep}, true
 }

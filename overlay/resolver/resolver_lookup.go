@@ -1,4 +1,4 @@
-package overlay
+package resolver
 
 import (
 	"context"
@@ -9,13 +9,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/overlaynet/overlaynet/rtnl"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
 // lookupMAC asks the registry for ip's MAC, rate-limited and timed, and
 // checks the answer.
-func (r *Resolver) lookupMAC(ctx context.Context, ip netip.Addr) (rtnl.MAC, error) {
-	var mac rtnl.MAC
+func (r *Resolver) lookupMAC(ctx context.Context, ip netip.Addr) (registry.MAC, error) {
+	var mac registry.MAC
 	err := r.lookup(ctx, func(ctx context.Context) error {
 		var err error
 		mac, err = r.cfg.Registry.LookupMAC(ctx, ip)
@@ -24,7 +24,7 @@ func (r *Resolver) lookupMAC(ctx context.Context, ip netip.Addr) (rtnl.MAC, erro
 	if err != nil {
 		return mac, err
 	}
-	if err := validateMAC(mac); err != nil {
+	if err := registry.ValidateMAC(mac); err != nil {
 		return mac, fmt.Errorf("%w: IP %s: %w", errBadRecord, ip, err)
 	}
 	return mac, nil
@@ -32,7 +32,7 @@ func (r *Resolver) lookupMAC(ctx context.Context, ip netip.Addr) (rtnl.MAC, erro
 
 // lookupVTEP asks the registry for mac's VTEP, rate-limited and timed, and
 // checks the answer.
-func (r *Resolver) lookupVTEP(ctx context.Context, mac rtnl.MAC) (netip.Addr, error) {
+func (r *Resolver) lookupVTEP(ctx context.Context, mac registry.MAC) (netip.Addr, error) {
 	var vtep netip.Addr
 	err := r.lookup(ctx, func(ctx context.Context) error {
 		var err error

@@ -1,4 +1,4 @@
-package overlay
+package resolver
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/overlaynet/overlaynet/rtnl"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
 // reconcileLoop runs a pass at start (adoption), every ReconcileInterval,
@@ -100,8 +100,8 @@ func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 	if listErr != nil {
 		r.log.Warn("registry list incomplete; unlisted keys are looked up one by one", "err", listErr)
 	}
-	byIP := make(map[netip.Addr]rtnl.MAC, len(recs))
-	byMAC := make(map[rtnl.MAC]netip.Addr, len(recs))
+	byIP := make(map[netip.Addr]registry.MAC, len(recs))
+	byMAC := make(map[registry.MAC]netip.Addr, len(recs))
 	for _, rec := range recs {
 		byIP[rec.IP] = rec.MAC
 		if rec.VTEP.IsValid() {
@@ -111,7 +111,7 @@ func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 	// wantVTEP answers MAC → VTEP: from the list, else one lookup.
 	// gone is true when the registry has no record; err when the record
 	// cannot be used.
-	wantVTEP := func(mac rtnl.MAC) (vtep netip.Addr, gone bool, err error) {
+	wantVTEP := func(mac registry.MAC) (vtep netip.Addr, gone bool, err error) {
 		if v, ok := byMAC[mac]; ok {
 			if err := r.checkVTEP(v); err != nil {
 				return v, false, err
@@ -119,14 +119,14 @@ func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 			return v, false, nil
 		}
 		v, err := r.lookupVTEP(ctx, mac)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, registry.ErrNotFound) {
 			return v, true, nil
 		}
 		return v, false, err
 	}
-	wantMAC := func(ip netip.Addr) (mac rtnl.MAC, gone bool, err error) {
+	wantMAC := func(ip netip.Addr) (mac registry.MAC, gone bool, err error) {
 		if m, ok := byIP[ip]; ok {
-			if err := validateMAC(m); err != nil {
+			if err := registry.ValidateMAC(m); err != nil {
 				return m, false, err
 			}
 			return m, false, nil
@@ -135,14 +135,14 @@ func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 			return mac, true, nil
 		}
 		m, err := r.lookupMAC(ctx, ip)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, registry.ErrNotFound) {
 			return m, true, nil
 		}
 		return m, false, err
 	}
 
 	fix := &resolution{action: "reconciled"}
-	fdbPlanned := make(map[rtnl.MAC]bool)
+	fdbPlanned := make(map[registry.MAC]bool)
 	for k, have := range ke.neigh {
 		want, gone, err := wantMAC(k.ip)
 		switch {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
 // next returns the feed's next change, failing after 10s.
@@ -25,7 +25,7 @@ func next(t *testing.T, ch <-chan Change) Change {
 }
 
 // expect checks the feed's next change.
-func expect(t *testing.T, ch <-chan Change, kind ChangeKind, r overlay.Record) Change {
+func expect(t *testing.T, ch <-chan Change, kind ChangeKind, r registry.Record) Change {
 	t.Helper()
 	c := next(t, ch)
 	if c.Kind != kind || c.Record != r {
@@ -54,7 +54,7 @@ func TestWatch(t *testing.T) {
 	ch, err := b.Watch(wctx)
 	must(err)
 	expect(t, ch, ChangePut, r1)
-	synced := expect(t, ch, ChangeSynced, overlay.Record{})
+	synced := expect(t, ch, ChangeSynced, registry.Record{})
 
 	must(a.Register(ctx, r2))
 	c := expect(t, ch, ChangePut, r2)
@@ -152,10 +152,10 @@ func TestWatchRelistAfterCompaction(t *testing.T) {
 	}
 	expect(t, ch, ChangePut, r1)
 	expect(t, ch, ChangePut, r2)
-	first := expect(t, ch, ChangeSynced, overlay.Record{})
+	first := expect(t, ch, ChangeSynced, registry.Record{})
 	expect(t, ch, ChangeDelete, r1)
 	expect(t, ch, ChangePut, r3)
-	second := expect(t, ch, ChangeSynced, overlay.Record{})
+	second := expect(t, ch, ChangeSynced, registry.Record{})
 	if second.Revision <= first.Revision {
 		t.Errorf("re-listing at revision %d, not after %d", second.Revision, first.Revision)
 	}

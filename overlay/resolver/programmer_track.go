@@ -1,4 +1,4 @@
-package overlay
+package resolver
 
 import (
 	"errors"
@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/netip"
 
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -33,18 +34,18 @@ func (p *programmer) track(op *progOp) {
 
 // kernelEntries are the entries in the kernel carrying our marks.
 type kernelEntries struct {
-	neigh map[neighKey]rtnl.MAC
-	fdb   map[rtnl.MAC]netip.Addr
+	neigh map[neighKey]registry.MAC
+	fdb   map[registry.MAC]netip.Addr
 }
 
 // load dumps the kernel's IPv4 neighbour entries marked with our protocol
 // (any device) and the vxlan's PERMANENT extern_learn FDB entries.
 func (p *programmer) load() (kernelEntries, error) {
-	ke := kernelEntries{neigh: make(map[neighKey]rtnl.MAC), fdb: make(map[rtnl.MAC]netip.Addr)}
+	ke := kernelEntries{neigh: make(map[neighKey]registry.MAC), fdb: make(map[registry.MAC]netip.Addr)}
 	err := p.k.NeighDump(rtnl.NeighFilter{Family: unix.AF_INET}, func(m *rtnl.NeighMessage) error {
 		mac, ok := m.MAC()
 		if m.Protocol == p.proto && m.Present.Has(rtnl.NeighAttrProtocol) && ok && m.Dst.IsValid() {
-			ke.neigh[neighKey{m.Ifindex, m.Dst}] = mac
+			ke.neigh[neighKey{m.Ifindex, m.Dst}] = registry.MAC(mac)
 		}
 		return nil
 	})
@@ -56,7 +57,7 @@ func (p *programmer) load() (kernelEntries, error) {
 		if m.Ifindex == p.vxlan && ok && !mac.IsZero() && m.Dst.IsValid() &&
 			m.Flags&(rtnl.NeighFlagSelf|rtnl.NeighFlagExtLearned) == rtnl.NeighFlagSelf|rtnl.NeighFlagExtLearned &&
 			m.State&rtnl.NeighPermanent != 0 {
-			ke.fdb[mac] = m.Dst
+			ke.fdb[registry.MAC(mac)] = m.Dst
 		}
 		return nil
 	})
@@ -102,11 +103,11 @@ func (p *programmer) sync() (kernelEntries, int, error) {
 type ProgrammedEntry struct {
 	// Table is "neigh" (IP → MAC on Ifindex) or "fdb" (MAC → VTEP on the
 	// vxlan).
-	Table   string     `json:"table"`
-	Ifindex int32      `json:"ifindex"`
-	IP      netip.Addr `json:"ip,omitzero"`
-	MAC     rtnl.MAC   `json:"mac"`
-	VTEP    netip.Addr `json:"vtep,omitzero"`
+	Table   string       `json:"table"`
+	Ifindex int32        `json:"ifindex"`
+	IP      netip.Addr   `json:"ip,omitzero"`
+	MAC     registry.MAC `json:"mac"`
+	VTEP    netip.Addr   `json:"vtep,omitzero"`
 }
 
 // entries lists what is tracked.

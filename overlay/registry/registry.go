@@ -1,4 +1,4 @@
-package overlay
+package registry
 
 import (
 	"context"
@@ -8,8 +8,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-
-	"github.com/overlaynet/overlaynet/rtnl"
 )
 
 // Registry is the store shared by the nodes of an overlay: which MAC holds
@@ -18,10 +16,10 @@ import (
 type Registry interface {
 	// LookupMAC returns the MAC registered for ip, or an error wrapping
 	// ErrNotFound.
-	LookupMAC(ctx context.Context, ip netip.Addr) (rtnl.MAC, error)
+	LookupMAC(ctx context.Context, ip netip.Addr) (MAC, error)
 	// LookupVTEP returns the VTEP registered for mac, or an error wrapping
 	// ErrNotFound.
-	LookupVTEP(ctx context.Context, mac rtnl.MAC) (netip.Addr, error)
+	LookupVTEP(ctx context.Context, mac MAC) (netip.Addr, error)
 	// Register records ip → mac and mac → vtep. An IP already registered to
 	// another MAC, or a MAC already registered at another VTEP, is refused
 	// with an error wrapping ErrConflict and nothing is changed. Registering
@@ -42,7 +40,7 @@ type Record struct {
 	// IP is the container's overlay address.
 	IP netip.Addr `json:"ip"`
 	// MAC is the container's MAC address.
-	MAC rtnl.MAC `json:"mac"`
+	MAC MAC `json:"mac"`
 	// VTEP is the underlay address of the node hosting the container.
 	VTEP netip.Addr `json:"vtep,omitzero"`
 }
@@ -56,7 +54,7 @@ func (r Record) Validate() error {
 	if !r.IP.IsValid() {
 		return errors.New("overlay: record has no IP")
 	}
-	if err := validateMAC(r.MAC); err != nil {
+	if err := ValidateMAC(r.MAC); err != nil {
 		return err
 	}
 	if !r.VTEP.IsValid() {
@@ -83,36 +81,33 @@ var (
 )
 
 // RegisterScheme makes OpenRegistry hand URLs of scheme (the part before the
-// first ':') to open. Packages providing other registries call it from an
-// init function, so that importing them enables their scheme. Registering
-// "dir" or a scheme twice panics.
+// first ':') to open. Packages providing registries call it from an init
+// function, so that importing them enables their scheme (dirstore: "dir",
+// etcdreg: "etcd" and "etcds"). Registering a scheme twice panics.
 func RegisterScheme(scheme string, open RegistryOpener) {
 	schemesMu.Lock()
 	defer schemesMu.Unlock()
-	if _, dup := schemes[scheme]; dup || scheme == "dir" || open == nil {
+	if _, dup := schemes[scheme]; dup || open == nil {
 		panic(fmt.Sprintf("overlay: registry scheme %q registered twice or with a nil opener", scheme))
 	}
 	schemes[scheme] = open
 }
 
-// OpenRegistry opens the registry at url. "dir:PATH" opens a DirStore rooted
-// at PATH (created if missing); other schemes must have been registered with
-// RegisterScheme, and unknown ones are refused with an error listing the
-// known ones.
+// OpenRegistry opens the registry at url ("dir:PATH", "etcd://..."). The
+// scheme must have been registered with RegisterScheme (by importing the
+// package implementing it); unknown ones are refused with an error listing
+// the known ones.
 func OpenRegistry(url string) (Registry, error) {
 	scheme, rest, ok := strings.Cut(url, ":")
 	if !ok {
 		return nil, fmt.Errorf("overlay: registry URL %q has no scheme (want dir:PATH)", url)
 	}
-	if scheme == "dir" {
-		if rest == "" {
-			return nil, fmt.Errorf("overlay: registry URL %q has an empty path (want dir:PATH)", url)
-		}
-		return NewDirStore(rest)
+	if scheme == "dir" && rest == "" {
+		return nil, fmt.Errorf("overlay: registry URL %q has an empty path (want dir:PATH)", url)
 	}
 	schemesMu.RLock()
 	open := schemes[scheme]
-	known := []string{"dir"}
+	var known []string
 	for k := range schemes {
 		known = append(known, k)
 	}
@@ -122,15 +117,4 @@ func OpenRegistry(url string) (Registry, error) {
 		return nil, fmt.Errorf("overlay: registry URL %q: unknown scheme %q (supported: %s)", url, scheme, strings.Join(known, ", "))
 	}
 	return open(url)
-}
-
-// validateMAC refuses MACs a container cannot use.
-func validateMAC(m rtnl.MAC) error {
-	switch {
-	case m.IsZero():
-		return fmt.Errorf("overlay: MAC %s is all zeros", m)
-	case m.IsMulticast():
-		return fmt.Errorf("overlay: MAC %s is multicast (group bit set)", m)
-	}
-	return nil
 }

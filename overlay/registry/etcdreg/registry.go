@@ -14,8 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/overlaynet/overlaynet/overlay"
-	"github.com/overlaynet/overlaynet/rtnl"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -23,7 +22,7 @@ import (
 	"google.golang.org/grpc/backoff"
 )
 
-// Registry is an overlay.Registry in etcd v3. It is safe for concurrent use.
+// Registry is an registry.Registry in etcd v3. It is safe for concurrent use.
 // See the package documentation for the key layout and the lease.
 type Registry struct {
 	cli       *clientv3.Client
@@ -48,7 +47,7 @@ type Registry struct {
 	lease clientv3.LeaseID // 0 with NoLease
 
 	ownMu sync.Mutex // guards own
-	own   map[netip.Addr]overlay.Record
+	own   map[netip.Addr]registry.Record
 
 	leaseLost    atomic.Uint64
 	reregistered atomic.Uint64
@@ -57,11 +56,11 @@ type Registry struct {
 	revoked      atomic.Bool
 }
 
-var _ overlay.Registry = (*Registry)(nil)
+var _ registry.Registry = (*Registry)(nil)
 
 // ErrUnavailable is wrapped by errors of requests that etcd did not answer
 // (unreachable, no leader, timed out): the registry's state is unknown, as
-// opposed to overlay.ErrNotFound.
+// opposed to registry.ErrNotFound.
 var ErrUnavailable = errors.New("etcdreg: etcd unavailable")
 
 // Open connects to the etcd cluster named by url,
@@ -125,7 +124,7 @@ func Open(ctx context.Context, url string, opts Options) (*Registry, error) {
 		ctx:       rctx,
 		cancel:    cancel,
 		kick:      make(chan struct{}, 1),
-		own:       make(map[netip.Addr]overlay.Record),
+		own:       make(map[netip.Addr]registry.Record),
 	}
 	if err := r.start(ctx); err != nil {
 		cancel()
@@ -204,10 +203,10 @@ func (r *Registry) Prefix() string { return r.base }
 func (r *Registry) Client() *clientv3.Client { return r.cli }
 
 // Keys of the layout (see the package documentation).
-func (r *Registry) arpKey(ip netip.Addr) string { return r.base + "arp/" + ip.String() }
-func (r *Registry) fdbKey(m rtnl.MAC) string    { return r.base + "fdb/" + m.String() }
-func (r *Registry) nodeKey(v netip.Addr) string { return r.base + "nodes/" + v.String() }
-func (r *Registry) configKey() string           { return r.base + "config" }
+func (r *Registry) arpKey(ip netip.Addr) string  { return r.base + "arp/" + ip.String() }
+func (r *Registry) fdbKey(m registry.MAC) string { return r.base + "fdb/" + m.String() }
+func (r *Registry) nodeKey(v netip.Addr) string  { return r.base + "nodes/" + v.String() }
+func (r *Registry) configKey() string            { return r.base + "config" }
 
 // opCtx bounds ctx by Options.Timeout.
 func (r *Registry) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -231,17 +230,17 @@ func (u unavailable) Unwrap() error        { return u.err }
 func (u unavailable) Is(target error) bool { return target == ErrUnavailable }
 
 // LookupMAC returns the MAC in arp/<ip>.
-func (r *Registry) LookupMAC(ctx context.Context, ip netip.Addr) (rtnl.MAC, error) {
+func (r *Registry) LookupMAC(ctx context.Context, ip netip.Addr) (registry.MAC, error) {
 	key := r.arpKey(ip)
 	kv, err := r.get(ctx, "lookup "+ip.String(), key)
 	if err != nil {
-		return rtnl.MAC{}, err
+		return registry.MAC{}, err
 	}
 	return parseMAC(key, kv.Value)
 }
 
 // LookupVTEP returns the VTEP in fdb/<mac>.
-func (r *Registry) LookupVTEP(ctx context.Context, mac rtnl.MAC) (netip.Addr, error) {
+func (r *Registry) LookupVTEP(ctx context.Context, mac registry.MAC) (netip.Addr, error) {
 	key := r.fdbKey(mac)
 	kv, err := r.get(ctx, "lookup "+mac.String(), key)
 	if err != nil {
@@ -258,7 +257,7 @@ func (r *Registry) get(ctx context.Context, op, key string) (*mvccpb.KeyValue, e
 		return nil, r.wrap(op, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return nil, fmt.Errorf("%w: %s", overlay.ErrNotFound, key)
+		return nil, fmt.Errorf("%w: %s", registry.ErrNotFound, key)
 	}
 	return resp.Kvs[0], nil
 }
@@ -267,28 +266,28 @@ func (r *Registry) get(ctx context.Context, op, key string) (*mvccpb.KeyValue, e
 // arp/<ip> with the VTEP of its MAC (invalid if fdb/<mac> is missing).
 // Malformed values are skipped and reported in the error, which comes with
 // the records that could be read.
-func (r *Registry) List(ctx context.Context) ([]overlay.Record, error) {
+func (r *Registry) List(ctx context.Context) ([]registry.Record, error) {
 	s, _, err := r.snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
-	recs := make([]overlay.Record, 0, len(s.arp))
+	recs := make([]registry.Record, 0, len(s.arp))
 	for ip, mac := range s.arp {
-		recs = append(recs, overlay.Record{IP: ip, MAC: mac, VTEP: s.fdb[mac]})
+		recs = append(recs, registry.Record{IP: ip, MAC: mac, VTEP: s.fdb[mac]})
 	}
-	slices.SortFunc(recs, func(a, b overlay.Record) int { return a.IP.Compare(b.IP) })
+	slices.SortFunc(recs, func(a, b registry.Record) int { return a.IP.Compare(b.IP) })
 	return recs, errors.Join(s.errs...)
 }
 
 // state is the overlay's ip→mac and mac→vtep maps at one revision.
 type state struct {
-	arp  map[netip.Addr]rtnl.MAC
-	fdb  map[rtnl.MAC]netip.Addr
+	arp  map[netip.Addr]registry.MAC
+	fdb  map[registry.MAC]netip.Addr
 	errs []error // malformed keys or values, skipped
 }
 
 func newState() *state {
-	return &state{arp: make(map[netip.Addr]rtnl.MAC), fdb: make(map[rtnl.MAC]netip.Addr)}
+	return &state{arp: make(map[netip.Addr]registry.MAC), fdb: make(map[registry.MAC]netip.Addr)}
 }
 
 // snapshot reads the overlay's arp/ and fdb/ keys at one revision.
@@ -308,7 +307,7 @@ func (r *Registry) snapshot(ctx context.Context) (*state, int64, error) {
 
 // apply records one put (or delete) of key in s; other keys are ignored. It
 // returns the IP or MAC the key names, for the watch's diffing.
-func (s *state) apply(base string, key, value []byte, del bool) (ip netip.Addr, mac rtnl.MAC, kind byte) {
+func (s *state) apply(base string, key, value []byte, del bool) (ip netip.Addr, mac registry.MAC, kind byte) {
 	name, ok := strings.CutPrefix(string(key), base)
 	if !ok {
 		return
@@ -329,9 +328,9 @@ func (s *state) apply(base string, key, value []byte, del bool) (ip netip.Addr, 
 				s.arp[a] = m
 			}
 		}
-		return a, rtnl.MAC{}, 'a'
+		return a, registry.MAC{}, 'a'
 	case strings.HasPrefix(name, "fdb/"):
-		m, err := rtnl.ParseMAC(name[len("fdb/"):])
+		m, err := registry.ParseMAC(name[len("fdb/"):])
 		if err != nil {
 			s.errs = append(s.errs, fmt.Errorf("etcdreg: key %s does not name a MAC address", key))
 			return
@@ -350,10 +349,10 @@ func (s *state) apply(base string, key, value []byte, del bool) (ip netip.Addr, 
 	return
 }
 
-func parseMAC(key string, v []byte) (rtnl.MAC, error) {
-	m, err := rtnl.ParseMAC(string(v))
+func parseMAC(key string, v []byte) (registry.MAC, error) {
+	m, err := registry.ParseMAC(string(v))
 	if err != nil || m.IsZero() || m.IsMulticast() {
-		return rtnl.MAC{}, fmt.Errorf("etcdreg: %s: malformed MAC %q", key, v)
+		return registry.MAC{}, fmt.Errorf("etcdreg: %s: malformed MAC %q", key, v)
 	}
 	return m, nil
 }

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -26,14 +26,9 @@ type Network struct {
 	Gateway netip.Prefix `json:"gateway"`
 }
 
-// NetworkOf returns the overlay-wide settings of c.
-func NetworkOf(c overlay.Config) Network {
-	return Network{VNI: c.VNI, Port: c.Port, MTU: c.MTU, Gateway: c.Gateway}
-}
-
 // PublishNetwork records n as the overlay's configuration if none is
 // recorded yet. If one is, it must equal n: a node configured differently
-// from the rest gets an error wrapping overlay.ErrConflict that names the
+// from the rest gets an error wrapping registry.ErrConflict that names the
 // differing settings.
 func (r *Registry) PublishNetwork(ctx context.Context, n Network) error {
 	if n.VNI != r.opts.VNI {
@@ -73,13 +68,13 @@ func (r *Registry) PublishNetwork(ctx context.Context, n Network) error {
 		diffs = append(diffs, fmt.Sprintf("gateway %s (registry has %s)", n.Gateway, have.Gateway))
 	}
 	if len(diffs) > 0 {
-		return fmt.Errorf("%w: this node's network differs from the registry's: %s", overlay.ErrConflict, strings.Join(diffs, ", "))
+		return fmt.Errorf("%w: this node's network differs from the registry's: %s", registry.ErrConflict, strings.Join(diffs, ", "))
 	}
 	return nil
 }
 
 // Network returns the overlay's recorded configuration, or an error
-// wrapping overlay.ErrNotFound.
+// wrapping registry.ErrNotFound.
 func (r *Registry) Network(ctx context.Context) (Network, error) {
 	k := r.configKey()
 	kv, err := r.get(ctx, "read network", k)

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -42,7 +42,7 @@ func TestLeaseExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, ch, ChangePut, r1)
-	expect(t, ch, ChangeSynced, overlay.Record{})
+	expect(t, ch, ChangeSynced, registry.Record{})
 
 	lease := clientv3.LeaseID(a.Stats().LeaseID)
 	if err := a.Close(); err != nil {
@@ -55,10 +55,10 @@ func TestLeaseExpiry(t *testing.T) {
 	}
 	expect(t, ch, ChangeDelete, r1)
 	t.Logf("records deleted %v after the registry closed (TTL 2s)", time.Since(closed).Round(10*time.Millisecond))
-	if _, err := b.LookupMAC(ctx, r1.IP); !errors.Is(err, overlay.ErrNotFound) {
+	if _, err := b.LookupMAC(ctx, r1.IP); !errors.Is(err, registry.ErrNotFound) {
 		t.Errorf("LookupMAC after expiry: %v", err)
 	}
-	if _, err := b.LookupVTEP(ctx, r1.MAC); !errors.Is(err, overlay.ErrNotFound) {
+	if _, err := b.LookupVTEP(ctx, r1.MAC); !errors.Is(err, registry.ErrNotFound) {
 		t.Errorf("LookupVTEP after expiry: %v", err)
 	}
 	if nodes, err := b.Nodes(ctx); err != nil || len(nodes) != 0 {
@@ -88,7 +88,7 @@ func TestOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect(t, ch, ChangePut, r1)
-	expect(t, ch, ChangeSynced, overlay.Record{})
+	expect(t, ch, ChangeSynced, registry.Record{})
 	old := a.Stats().LeaseID
 
 	s.Stop()
@@ -174,7 +174,7 @@ func TestLeaseLostUnderneath(t *testing.T) {
 	if _, err := a.Client().Revoke(ctx, clientv3.LeaseID(old)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.LookupMAC(ctx, r1.IP); !errors.Is(err, overlay.ErrNotFound) {
+	if _, err := a.LookupMAC(ctx, r1.IP); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("r1 after its lease was revoked: %v", err)
 	}
 	if err := a.Register(ctx, r2); err != nil {
@@ -184,7 +184,7 @@ func TestLeaseLostUnderneath(t *testing.T) {
 	if st.LeaseID == old || !st.LeaseUp || st.LeaseLost != 1 {
 		t.Fatalf("stats: %+v (old lease %x)", st, old)
 	}
-	for _, r := range []overlay.Record{r1, r2} {
+	for _, r := range []registry.Record{r1, r2} {
 		kv := getKV(t, a, a.Prefix()+"arp/"+r.IP.String())
 		if len(kv.Kvs) != 1 || kv.Kvs[0].Lease != st.LeaseID {
 			t.Errorf("%s: %+v, want it under the new lease %x", r.IP, kv.Kvs, st.LeaseID)

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -127,7 +127,7 @@ func (r *Registry) tryRenew(old clientv3.LeaseID) (clientv3.LeaseID, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ownMu.Lock()
-	own := make([]overlay.Record, 0, len(r.own))
+	own := make([]registry.Record, 0, len(r.own))
 	for ip, rec := range r.own {
 		if r.opts.Keep != nil && !r.opts.Keep(rec) {
 			r.log.Info("etcd: not registering again a record no longer on this node", "record", rec.String())
@@ -144,7 +144,7 @@ func (r *Registry) tryRenew(old clientv3.LeaseID) (clientv3.LeaseID, error) {
 		switch {
 		case err == nil:
 			n++
-		case errors.Is(err, overlay.ErrConflict):
+		case errors.Is(err, registry.ErrConflict):
 			// Taken by someone else while we were away: ours no more.
 			r.log.Error("etcd: record taken over during the outage; dropping it", "record", rec.String(), "err", err)
 			r.ownMu.Lock()

@@ -1,4 +1,4 @@
-package overlay
+package resolver
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/overlaynet/overlaynet/internal/nstest"
+	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/overlay/registry/dirstore"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -21,7 +23,7 @@ type resolverLab struct {
 	over, ctr string // namespace names
 	conn      *rtnl.Conn
 	vxlan     int32
-	store     *DirStore
+	store     *dirstore.Store
 }
 
 func newResolverLab(t *testing.T) *resolverLab {
@@ -48,7 +50,7 @@ func newResolverLab(t *testing.T) *resolverLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := NewDirStore(filepath.Join(t.TempDir(), "store"))
+	store, err := dirstore.New(filepath.Join(t.TempDir(), "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,18 +99,18 @@ func (lab *resolverLab) start(t *testing.T) (r *Resolver, stop func()) {
 	return r, stop
 }
 
-func (lab *resolverLab) register(t *testing.T, ip, mac, vtep string) Record {
+func (lab *resolverLab) register(t *testing.T, ip, mac, vtep string) registry.Record {
 	t.Helper()
-	rec := Record{IP: netip.MustParseAddr(ip), MAC: mustMAC(t, mac), VTEP: netip.MustParseAddr(vtep)}
+	rec := registry.Record{IP: netip.MustParseAddr(ip), MAC: mustMAC(t, mac), VTEP: netip.MustParseAddr(vtep)}
 	if err := lab.store.Register(context.Background(), rec); err != nil {
 		t.Fatal(err)
 	}
 	return rec
 }
 
-func mustMAC(t *testing.T, s string) rtnl.MAC {
+func mustMAC(t *testing.T, s string) registry.MAC {
 	t.Helper()
-	m, err := rtnl.ParseMAC(s)
+	m, err := registry.ParseMAC(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +316,7 @@ func TestResolverKernelAdoptAndReconcile(t *testing.T) {
 	}
 
 	// The container is detached.
-	if err := lab.store.Unregister(ctx, Record{IP: rec.IP, MAC: rec.MAC, VTEP: netip.MustParseAddr("192.0.2.4")}); err != nil {
+	if err := lab.store.Unregister(ctx, registry.Record{IP: rec.IP, MAC: rec.MAC, VTEP: netip.MustParseAddr("192.0.2.4")}); err != nil {
 		t.Fatal(err)
 	}
 	st, err = r2.Reconcile(ctx)

@@ -1,4 +1,4 @@
-package overlay
+package resolver
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -33,7 +34,7 @@ type ResolverConfig struct {
 	// entries and to dump them.
 	Conn *rtnl.Conn
 	// Registry answers IP → MAC and MAC → VTEP.
-	Registry Registry
+	Registry registry.Registry
 	// Vxlan is the ifindex of the overlay's vxlan device (in the overlay
 	// namespace): L2/L3 misses of other devices are ignored.
 	Vxlan int32
@@ -80,7 +81,7 @@ type ResolverConfig struct {
 
 	// Feed is the registry's change feed (see feed.go), followed in
 	// ModeProactive and ModeHybrid.
-	Feed ChangeFeed
+	Feed registry.ChangeFeed
 	// Mode says how entries are programmed; ModeAuto (zero) is ModeHybrid
 	// with a Feed and ModeReactive without. Proactive and hybrid need Feed.
 	Mode Mode
@@ -310,7 +311,7 @@ func (r *Resolver) classify(m *rtnl.Miss) (missKey, ignoreReason, bool) {
 		if !m.HasMAC || m.MAC.IsZero() || m.MAC.IsMulticast() {
 			return missKey{}, ignoreNoise, false
 		}
-		return missKey{kind: rtnl.MissL2, mac: m.MAC}, 0, true
+		return missKey{kind: rtnl.MissL2, mac: registry.MAC(m.MAC)}, 0, true
 	case rtnl.MissL3, rtnl.MissAppSolicit:
 		if m.Ifindex != r.cfg.Vxlan && !(m.Kind == rtnl.MissAppSolicit && r.cfg.Bridge != 0 && m.Ifindex == r.cfg.Bridge) {
 			return missKey{}, ignoreOtherDevice, false
@@ -401,7 +402,7 @@ func (r *Resolver) worker(ctx context.Context) {
 // to cache the key negatively.
 func (r *Resolver) resolve(ctx context.Context, q queuedMiss) (*resolution, bool) {
 	k := q.key
-	var mac rtnl.MAC
+	var mac registry.MAC
 	if k.kind == rtnl.MissL2 {
 		mac = k.mac
 	} else {
@@ -439,7 +440,7 @@ func (r *Resolver) unresolved(ctx context.Context, k missKey, err error) bool {
 	switch {
 	case ctx.Err() != nil:
 		return false
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, registry.ErrNotFound):
 		r.m.unresolved[unresolvedNotFound].Add(1)
 		if r.log.Enabled(ctx, slog.LevelDebug) {
 			r.log.Debug("miss unresolved: not in registry", "key", k.String(), "err", err)

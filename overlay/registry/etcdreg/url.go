@@ -14,7 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
 // Defaults applied by Open.
@@ -22,7 +22,7 @@ const (
 	// DefaultPrefix is the key prefix when the URL has no path.
 	DefaultPrefix = "/overlaynet"
 	// DefaultVNI is the overlay used when neither the URL nor Options name one
-	// (overlay.DefaultConfig's VNI).
+	// (the overlay package's default VNI).
 	DefaultVNI = 42
 	// DefaultTTL is the lease TTL: a node that stops keeping its lease alive
 	// stops being advertised this long after its last keep-alive.
@@ -70,7 +70,7 @@ type Options struct {
 	// registered again under a new lease (after the lease was lost); a
 	// record it rejects (a container detached meanwhile by another
 	// process) is forgotten instead. The daemon checks its state directory.
-	Keep func(overlay.Record) bool
+	Keep func(registry.Record) bool
 	// Hostname is recorded in the node key (default os.Hostname()).
 	Hostname string
 	// Logger receives the registry's own events (lease lost and regained,

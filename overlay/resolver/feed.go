@@ -1,4 +1,4 @@
-package overlay
+package resolver
 
 import (
 	"context"
@@ -9,56 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/overlaynet/overlaynet/rtnl"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 )
-
-// ChangeKind says what happened to a registry record.
-type ChangeKind uint8
-
-// Kinds of Change.
-const (
-	// ChangePut: the record is complete and new or different.
-	ChangePut ChangeKind = iota + 1
-	// ChangeDelete: the record, as last delivered, is gone. A record that
-	// moves is delivered as a Delete of the old record, then a Put of the new.
-	ChangeDelete
-	// ChangeSynced: the records delivered so far are the registry's complete
-	// state at Revision (after the first listing and every re-listing).
-	ChangeSynced
-)
-
-// String names k.
-func (k ChangeKind) String() string {
-	switch k {
-	case ChangePut:
-		return "put"
-	case ChangeDelete:
-		return "delete"
-	case ChangeSynced:
-		return "synced"
-	}
-	return "ChangeKind(" + strconv.Itoa(int(k)) + ")"
-}
-
-// Change is one event of a registry's change feed.
-type Change struct {
-	// Kind says what happened.
-	Kind ChangeKind
-	// Record is the record put or deleted (zero for ChangeSynced).
-	Record Record
-	// Revision is the registry's revision of the change (0 if it has none).
-	Revision int64
-}
-
-// ChangeFeed is implemented by registries that can push their changes (the
-// etcd registry; the directory store cannot). Watch delivers a Put for every
-// record, ChangeSynced, then changes as they happen; after an interruption it
-// lists again and delivers the difference followed by ChangeSynced. The
-// channel is closed when ctx ends or the feed breaks for good; the consumer
-// must keep reading until then.
-type ChangeFeed interface {
-	Watch(ctx context.Context) (<-chan Change, error)
-}
 
 // Mode says how a Resolver learns which entries to program.
 type Mode uint8
@@ -117,23 +69,23 @@ const DefaultProactiveMax = 768
 type feedState struct {
 	mode    Mode
 	max     int
-	want    map[netip.Addr]Record   // remote records in the feed
-	prog    map[netip.Addr]struct{} // those programmed proactively
-	macRefs map[rtnl.MAC]int        // records of want per MAC
-	seen    map[netip.Addr]struct{} // records delivered by a fresh watch, until its first Synced
+	want    map[netip.Addr]registry.Record // remote records in the feed
+	prog    map[netip.Addr]struct{}        // those programmed proactively
+	macRefs map[registry.MAC]int           // records of want per MAC
+	seen    map[netip.Addr]struct{}        // records delivered by a fresh watch, until its first Synced
 	fresh   bool
 
 	synced     atomic.Bool
 	overflow   atomic.Int64 // remote records left to misses by the cap
 	programmed atomic.Int64 // len(prog)
-	changes    [ChangeSynced + 1]atomic.Uint64
+	changes    [registry.ChangeSynced + 1]atomic.Uint64
 	ignored    atomic.Uint64 // misses ignored in proactive mode
 	restarts   atomic.Uint64
 }
 
 func newFeedState(mode Mode, max int) *feedState {
-	return &feedState{mode: mode, max: max, want: make(map[netip.Addr]Record),
-		prog: make(map[netip.Addr]struct{}), macRefs: make(map[rtnl.MAC]int)}
+	return &feedState{mode: mode, max: max, want: make(map[netip.Addr]registry.Record),
+		prog: make(map[netip.Addr]struct{}), macRefs: make(map[registry.MAC]int)}
 }
 
 // wantMisses says whether the receive loop resolves misses: always in hybrid
@@ -186,13 +138,13 @@ func (r *Resolver) followFeed(ctx context.Context) {
 }
 
 // handleChange applies one feed event.
-func (r *Resolver) handleChange(ctx context.Context, c Change) {
+func (r *Resolver) handleChange(ctx context.Context, c registry.Change) {
 	f := r.feed
 	if int(c.Kind) < len(f.changes) {
 		f.changes[c.Kind].Add(1)
 	}
 	switch c.Kind {
-	case ChangePut:
+	case registry.ChangePut:
 		rec := c.Record
 		if f.fresh {
 			f.seen[rec.IP] = struct{}{}
@@ -217,11 +169,11 @@ func (r *Resolver) handleChange(ctx context.Context, c Change) {
 		if len(f.prog) < f.max {
 			r.programRecord(ctx, rec)
 		}
-	case ChangeDelete:
+	case registry.ChangeDelete:
 		if old, ok := f.want[c.Record.IP]; ok && old == c.Record {
 			r.forgetRecord(ctx, old, true)
 		}
-	case ChangeSynced:
+	case registry.ChangeSynced:
 		if f.fresh {
 			for ip, rec := range f.want {
 				if _, ok := f.seen[ip]; !ok {
@@ -240,18 +192,18 @@ func (r *Resolver) handleChange(ctx context.Context, c Change) {
 }
 
 // checkRecord refuses records the resolver would not install from a miss.
-func (r *Resolver) checkRecord(rec Record) error {
+func (r *Resolver) checkRecord(rec registry.Record) error {
 	if !r.cfg.Subnet.Contains(rec.IP) {
 		return fmt.Errorf("IP %s outside the overlay subnet %s", rec.IP, r.cfg.Subnet)
 	}
-	if err := validateMAC(rec.MAC); err != nil {
+	if err := registry.ValidateMAC(rec.MAC); err != nil {
 		return err
 	}
 	return r.checkVTEP(rec.VTEP)
 }
 
 // programRecord submits the neighbour and FDB entries of a remote record.
-func (r *Resolver) programRecord(ctx context.Context, rec Record) {
+func (r *Resolver) programRecord(ctx context.Context, rec registry.Record) {
 	r.feed.prog[rec.IP] = struct{}{}
 	r.prog.submit(ctx, &resolution{action: "programmed from feed", ops: []progOp{
 		{kind: opSetNeigh, ifindex: r.cfg.Vxlan, ip: rec.IP, mac: rec.MAC},
@@ -262,7 +214,7 @@ func (r *Resolver) programRecord(ctx context.Context, rec Record) {
 // forgetRecord drops a remote record: its entries (proactive or
 // miss-driven) are removed, and with promote a record left to misses by the
 // cap takes its place.
-func (r *Resolver) forgetRecord(ctx context.Context, rec Record, promote bool) {
+func (r *Resolver) forgetRecord(ctx context.Context, rec registry.Record, promote bool) {
 	f := r.feed
 	_, inProg := f.prog[rec.IP]
 	delete(f.want, rec.IP)
@@ -302,7 +254,7 @@ func (r *Resolver) forgetRecord(ctx context.Context, rec Record, promote bool) {
 
 // unprogramLocal removes entries for a record that now lives on this node
 // (a container moved here): the bridge reaches it.
-func (r *Resolver) unprogramLocal(ctx context.Context, rec Record) {
+func (r *Resolver) unprogramLocal(ctx context.Context, rec registry.Record) {
 	var ops []progOp
 	for _, dev := range []int32{r.cfg.Vxlan, r.cfg.Bridge} {
 		if mac, ok := r.prog.trackedNeigh(neighKey{dev, rec.IP}); dev != 0 && ok {
@@ -318,7 +270,7 @@ func (r *Resolver) unprogramLocal(ctx context.Context, rec Record) {
 }
 
 // trackedNeigh returns the MAC of a neighbour entry we programmed.
-func (p *programmer) trackedNeigh(k neighKey) (rtnl.MAC, bool) {
+func (p *programmer) trackedNeigh(k neighKey) (registry.MAC, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	mac, ok := p.neigh[k]
@@ -326,7 +278,7 @@ func (p *programmer) trackedNeigh(k neighKey) (rtnl.MAC, bool) {
 }
 
 // trackedFDB returns the VTEP of an FDB entry we programmed.
-func (p *programmer) trackedFDB(mac rtnl.MAC) (netip.Addr, bool) {
+func (p *programmer) trackedFDB(mac registry.MAC) (netip.Addr, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	v, ok := p.fdb[mac]
@@ -340,9 +292,9 @@ type FeedStats struct {
 	Programmed   int64  // remote records programmed proactively
 	LeftToMisses int64  // remote records beyond ProactiveMax
 	Max          int    // ProactiveMax
-	Puts         uint64 // ChangePut events
-	Deletes      uint64 // ChangeDelete events
-	Syncs        uint64 // ChangeSynced events
+	Puts         uint64 // registry.ChangePut events
+	Deletes      uint64 // registry.ChangeDelete events
+	Syncs        uint64 // registry.ChangeSynced events
 	MissesIgnore uint64 // misses ignored (proactive mode, record programmed)
 	Restarts     uint64 // watches started again after the feed ended
 }
@@ -355,8 +307,8 @@ func (r *Resolver) FeedStats() FeedStats {
 		return FeedStats{Mode: ModeReactive}
 	}
 	return FeedStats{Mode: f.mode, Synced: f.synced.Load(), Programmed: f.programmed.Load(),
-		LeftToMisses: f.overflow.Load(), Max: f.max, Puts: f.changes[ChangePut].Load(),
-		Deletes: f.changes[ChangeDelete].Load(), Syncs: f.changes[ChangeSynced].Load(),
+		LeftToMisses: f.overflow.Load(), Max: f.max, Puts: f.changes[registry.ChangePut].Load(),
+		Deletes: f.changes[registry.ChangeDelete].Load(), Syncs: f.changes[registry.ChangeSynced].Load(),
 		MissesIgnore: f.ignored.Load(), Restarts: f.restarts.Load()}
 }
 

@@ -9,17 +9,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/overlaynet/overlaynet/overlay"
-	"github.com/overlaynet/overlaynet/rtnl"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-func rec(ip, mac, vtep string) overlay.Record {
-	return overlay.Record{IP: netip.MustParseAddr(ip), MAC: mustMAC(mac), VTEP: netip.MustParseAddr(vtep)}
+func rec(ip, mac, vtep string) registry.Record {
+	return registry.Record{IP: netip.MustParseAddr(ip), MAC: mustMAC(mac), VTEP: netip.MustParseAddr(vtep)}
 }
 
-func mustMAC(s string) rtnl.MAC {
-	m, err := rtnl.ParseMAC(s)
+func mustMAC(s string) registry.MAC {
+	m, err := registry.ParseMAC(s)
 	if err != nil {
 		panic(err)
 	}
@@ -48,7 +47,7 @@ func TestRegistryRoundTrip(t *testing.T) {
 	b := s.open(t, "rt", Options{NoLease: true})
 	ctx := ctxT(t, 20*time.Second)
 
-	recs := []overlay.Record{
+	recs := []registry.Record{
 		rec("198.51.100.2", "02:42:c6:33:64:02", "192.0.2.2"),
 		rec("198.51.100.3", "02:42:c6:33:64:03", "192.0.2.3"),
 		rec("2001:db8::5", "02:42:00:00:00:05", "2001:db8:1::1"),
@@ -105,10 +104,10 @@ func TestRegistryRoundTrip(t *testing.T) {
 		if err := a.Unregister(ctx, r); err != nil {
 			t.Fatalf("unregister twice: %v", err)
 		}
-		if _, err := b.LookupMAC(ctx, r.IP); !errors.Is(err, overlay.ErrNotFound) {
+		if _, err := b.LookupMAC(ctx, r.IP); !errors.Is(err, registry.ErrNotFound) {
 			t.Errorf("LookupMAC(%s) after unregister: %v, want ErrNotFound", r.IP, err)
 		}
-		if _, err := b.LookupVTEP(ctx, r.MAC); !errors.Is(err, overlay.ErrNotFound) {
+		if _, err := b.LookupVTEP(ctx, r.MAC); !errors.Is(err, registry.ErrNotFound) {
 			t.Errorf("LookupVTEP(%s) after unregister: %v, want ErrNotFound", r.MAC, err)
 		}
 	}
@@ -124,7 +123,7 @@ func TestRegistryRoundTrip(t *testing.T) {
 		vni    uint32
 	}{{"other", 42}, {"rt", 7}} {
 		r := s.open(t, o.prefix, Options{VNI: o.vni, NoLease: true})
-		if _, err := r.LookupMAC(ctx, recs[0].IP); !errors.Is(err, overlay.ErrNotFound) {
+		if _, err := r.LookupMAC(ctx, recs[0].IP); !errors.Is(err, registry.ErrNotFound) {
 			t.Errorf("prefix %s vni %d sees the record: %v", o.prefix, o.vni, err)
 		}
 	}
@@ -138,7 +137,7 @@ func TestRegistryConflict(t *testing.T) {
 
 	tests := []struct {
 		name        string
-		first, then overlay.Record
+		first, then registry.Record
 		wantErr     bool
 	}{
 		{"same values", rec("198.51.100.2", "02:42:00:00:00:02", "192.0.2.2"), rec("198.51.100.2", "02:42:00:00:00:02", "192.0.2.2"), false},
@@ -151,7 +150,7 @@ func TestRegistryConflict(t *testing.T) {
 				t.Fatal(err)
 			}
 			err := b.Register(ctx, tt.then)
-			if tt.wantErr != errors.Is(err, overlay.ErrConflict) || (!tt.wantErr && err != nil) {
+			if tt.wantErr != errors.Is(err, registry.ErrConflict) || (!tt.wantErr && err != nil) {
 				t.Fatalf("second register: %v, want conflict=%v", err, tt.wantErr)
 			}
 			if !tt.wantErr {
@@ -162,12 +161,12 @@ func TestRegistryConflict(t *testing.T) {
 				t.Errorf("first record changed: %s, %v", mac, err)
 			}
 			if tt.then.IP != tt.first.IP {
-				if _, err := a.LookupMAC(ctx, tt.then.IP); !errors.Is(err, overlay.ErrNotFound) {
+				if _, err := a.LookupMAC(ctx, tt.then.IP); !errors.Is(err, registry.ErrNotFound) {
 					t.Errorf("refused record's IP was written: %v", err)
 				}
 			}
 			if tt.then.MAC != tt.first.MAC {
-				if _, err := a.LookupVTEP(ctx, tt.then.MAC); !errors.Is(err, overlay.ErrNotFound) {
+				if _, err := a.LookupVTEP(ctx, tt.then.MAC); !errors.Is(err, registry.ErrNotFound) {
 					t.Errorf("refused record's MAC was written: %v", err)
 				}
 			}
@@ -185,8 +184,8 @@ func TestRegistryConcurrentConflict(t *testing.T) {
 
 	for i := range 30 {
 		ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + i)})
-		ra := overlay.Record{IP: ip, MAC: rtnl.MAC{2, 0x42, 0, 0, 0xa, byte(i)}, VTEP: netip.MustParseAddr("192.0.2.2")}
-		rb := overlay.Record{IP: ip, MAC: rtnl.MAC{2, 0x42, 0, 0, 0xb, byte(i)}, VTEP: netip.MustParseAddr("192.0.2.3")}
+		ra := registry.Record{IP: ip, MAC: registry.MAC{2, 0x42, 0, 0, 0xa, byte(i)}, VTEP: netip.MustParseAddr("192.0.2.2")}
+		rb := registry.Record{IP: ip, MAC: registry.MAC{2, 0x42, 0, 0, 0xb, byte(i)}, VTEP: netip.MustParseAddr("192.0.2.3")}
 		var (
 			wg         sync.WaitGroup
 			start      = make(chan struct{})
@@ -196,11 +195,11 @@ func TestRegistryConcurrentConflict(t *testing.T) {
 		wg.Go(func() { <-start; errB = b.Register(ctx, rb) })
 		close(start)
 		wg.Wait()
-		var winner overlay.Record
+		var winner registry.Record
 		switch {
-		case errA == nil && errors.Is(errB, overlay.ErrConflict):
+		case errA == nil && errors.Is(errB, registry.ErrConflict):
 			winner = ra
-		case errB == nil && errors.Is(errA, overlay.ErrConflict):
+		case errB == nil && errors.Is(errA, registry.ErrConflict):
 			winner = rb
 		default:
 			t.Fatalf("%s: a: %v, b: %v; want exactly one ErrConflict", ip, errA, errB)
@@ -213,7 +212,7 @@ func TestRegistryConcurrentConflict(t *testing.T) {
 		if winner == ra {
 			loser = rb
 		}
-		if _, err := a.LookupVTEP(ctx, loser.MAC); !errors.Is(err, overlay.ErrNotFound) {
+		if _, err := a.LookupVTEP(ctx, loser.MAC); !errors.Is(err, registry.ErrNotFound) {
 			t.Fatalf("%s: loser's MAC %s was written: %v", ip, loser.MAC, err)
 		}
 	}
@@ -251,11 +250,10 @@ func TestNetworkAndNodes(t *testing.T) {
 	n1 := s.open(t, "nw", Options{NodeVTEP: netip.MustParseAddr("192.0.2.2"), Hostname: "n1"})
 	n2 := s.open(t, "nw", Options{NodeVTEP: netip.MustParseAddr("192.0.2.3"), Hostname: "n2", TTL: 2 * time.Second})
 
-	if _, err := n1.Network(ctx); !errors.Is(err, overlay.ErrNotFound) {
+	if _, err := n1.Network(ctx); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("Network before publishing: %v", err)
 	}
-	cfg := overlay.DefaultConfig()
-	net := NetworkOf(cfg)
+	net := Network{VNI: 42, Port: 4789, MTU: 1450, Gateway: netip.MustParsePrefix("198.51.100.1/24")}
 	if err := n1.PublishNetwork(ctx, net); err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +263,7 @@ func TestNetworkAndNodes(t *testing.T) {
 	other := net
 	other.MTU = 1400
 	err := n2.PublishNetwork(ctx, other)
-	if !errors.Is(err, overlay.ErrConflict) {
+	if !errors.Is(err, registry.ErrConflict) {
 		t.Fatalf("different MTU: %v, want ErrConflict", err)
 	}
 	t.Logf("conflict: %v", err)

@@ -1,4 +1,4 @@
-package overlay
+package resolver
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -40,7 +41,7 @@ func TestMissTable(t *testing.T) {
 	clk := newFakeClock()
 	tab := newMissTable(3*time.Second, 4, 8, clk.now)
 	a := missKey{kind: rtnl.MissL3, ifindex: 5, ip: netip.MustParseAddr("198.51.100.3")}
-	b := missKey{kind: rtnl.MissL2, mac: rtnl.MAC{2, 0x42, 0, 0, 0, 3}}
+	b := missKey{kind: rtnl.MissL2, mac: registry.MAC{2, 0x42, 0, 0, 0, 3}}
 
 	steps := []struct {
 		name string
@@ -111,18 +112,18 @@ func TestTokenBucket(t *testing.T) {
 // them until released.
 type fakeRegistry struct {
 	mu      sync.Mutex
-	macs    map[netip.Addr]rtnl.MAC
-	vteps   map[rtnl.MAC]netip.Addr
+	macs    map[netip.Addr]registry.MAC
+	vteps   map[registry.MAC]netip.Addr
 	errs    map[string]error // "ip:..." / "mac:..." → error
 	gate    chan struct{}    // if non-nil, lookups wait for it to close
 	lookups atomic.Int64
 }
 
 func newFakeRegistry() *fakeRegistry {
-	return &fakeRegistry{macs: map[netip.Addr]rtnl.MAC{}, vteps: map[rtnl.MAC]netip.Addr{}, errs: map[string]error{}}
+	return &fakeRegistry{macs: map[netip.Addr]registry.MAC{}, vteps: map[registry.MAC]netip.Addr{}, errs: map[string]error{}}
 }
 
-func (f *fakeRegistry) add(ip string, mac rtnl.MAC, vtep string) {
+func (f *fakeRegistry) add(ip string, mac registry.MAC, vtep string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.macs[netip.MustParseAddr(ip)] = mac
@@ -146,24 +147,24 @@ func (f *fakeRegistry) wait(ctx context.Context) error {
 	}
 }
 
-func (f *fakeRegistry) LookupMAC(ctx context.Context, ip netip.Addr) (rtnl.MAC, error) {
+func (f *fakeRegistry) LookupMAC(ctx context.Context, ip netip.Addr) (registry.MAC, error) {
 	f.lookups.Add(1)
 	if err := f.wait(ctx); err != nil {
-		return rtnl.MAC{}, err
+		return registry.MAC{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.errs["ip:"+ip.String()]; err != nil {
-		return rtnl.MAC{}, err
+		return registry.MAC{}, err
 	}
 	m, ok := f.macs[ip]
 	if !ok {
-		return m, fmt.Errorf("%w: %s", ErrNotFound, ip)
+		return m, fmt.Errorf("%w: %s", registry.ErrNotFound, ip)
 	}
 	return m, nil
 }
 
-func (f *fakeRegistry) LookupVTEP(ctx context.Context, mac rtnl.MAC) (netip.Addr, error) {
+func (f *fakeRegistry) LookupVTEP(ctx context.Context, mac registry.MAC) (netip.Addr, error) {
 	f.lookups.Add(1)
 	if err := f.wait(ctx); err != nil {
 		return netip.Addr{}, err
@@ -175,21 +176,25 @@ func (f *fakeRegistry) LookupVTEP(ctx context.Context, mac rtnl.MAC) (netip.Addr
 	}
 	v, ok := f.vteps[mac]
 	if !ok {
-		return v, fmt.Errorf("%w: %s", ErrNotFound, mac)
+		return v, fmt.Errorf("%w: %s", registry.ErrNotFound, mac)
 	}
 	return v, nil
 }
 
-func (f *fakeRegistry) Register(context.Context, Record) error   { return errors.New("not supported") }
-func (f *fakeRegistry) Unregister(context.Context, Record) error { return errors.New("not supported") }
-func (f *fakeRegistry) Close() error                             { return nil }
+func (f *fakeRegistry) Register(context.Context, registry.Record) error {
+	return errors.New("not supported")
+}
+func (f *fakeRegistry) Unregister(context.Context, registry.Record) error {
+	return errors.New("not supported")
+}
+func (f *fakeRegistry) Close() error { return nil }
 
-func (f *fakeRegistry) List(context.Context) ([]Record, error) {
+func (f *fakeRegistry) List(context.Context) ([]registry.Record, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []Record
+	var out []registry.Record
 	for ip, mac := range f.macs {
-		out = append(out, Record{IP: ip, MAC: mac, VTEP: f.vteps[mac]})
+		out = append(out, registry.Record{IP: ip, MAC: mac, VTEP: f.vteps[mac]})
 	}
 	return out, nil
 }
@@ -227,7 +232,7 @@ func (k *fakeKernel) sizes() []int {
 
 const testVxlan = 7
 
-func newTestResolver(t *testing.T, reg Registry, k neighKernel, mod func(*ResolverConfig)) (*Resolver, *logBuffer) {
+func newTestResolver(t *testing.T, reg registry.Registry, k neighKernel, mod func(*ResolverConfig)) (*Resolver, *logBuffer) {
 	t.Helper()
 	logs := &logBuffer{}
 	cfg := ResolverConfig{
@@ -295,7 +300,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func macN(n byte) rtnl.MAC { return rtnl.MAC{0x02, 0x42, 198, 51, 100, n} }
+func macN(n byte) registry.MAC { return registry.MAC{0x02, 0x42, 198, 51, 100, n} }
 
 func TestResolverCoalescesDuplicateMisses(t *testing.T) {
 	reg := newFakeRegistry()
@@ -383,7 +388,7 @@ func TestResolverBatchesBursts(t *testing.T) {
 	reg := newFakeRegistry()
 	const n = 200
 	for i := range n {
-		reg.add(fmt.Sprintf("198.51.100.%d", i+2), rtnl.MAC{2, 0x42, 0, 0, 1, byte(i)}, "192.0.2.3")
+		reg.add(fmt.Sprintf("198.51.100.%d", i+2), registry.MAC{2, 0x42, 0, 0, 1, byte(i)}, "192.0.2.3")
 	}
 	k := &fakeKernel{}
 	r, _ := newTestResolver(t, reg, k, func(c *ResolverConfig) {
@@ -411,7 +416,7 @@ func TestResolverBatchesBursts(t *testing.T) {
 	// BatchMax cuts batches.
 	reg2 := newFakeRegistry()
 	for i := range 40 {
-		reg2.add(fmt.Sprintf("198.51.100.%d", i+2), rtnl.MAC{2, 0x42, 0, 0, 2, byte(i)}, "192.0.2.3")
+		reg2.add(fmt.Sprintf("198.51.100.%d", i+2), registry.MAC{2, 0x42, 0, 0, 2, byte(i)}, "192.0.2.3")
 	}
 	k2 := &fakeKernel{}
 	r2, _ := newTestResolver(t, reg2, k2, func(c *ResolverConfig) {
@@ -496,7 +501,7 @@ func TestResolverFilters(t *testing.T) {
 
 func TestResolverSkipsBadRecords(t *testing.T) {
 	reg := newFakeRegistry()
-	reg.add("198.51.100.10", rtnl.MAC{0x03, 0, 0, 0, 0, 1}, "192.0.2.3")           // multicast MAC
+	reg.add("198.51.100.10", registry.MAC{0x03, 0, 0, 0, 0, 1}, "192.0.2.3")       // multicast MAC
 	reg.add("198.51.100.11", macN(11), "2001:db8::3")                              // VTEP of the wrong family
 	reg.add("198.51.100.12", macN(12), "224.0.0.5")                                // multicast VTEP
 	reg.errs["ip:198.51.100.13"] = errors.New("overlay: dir store: malformed MAC") // unreadable

@@ -1,0 +1,54 @@
+package registry
+
+import (
+	"context"
+	"strconv"
+)
+
+// ChangeKind says what happened to a registry record.
+type ChangeKind uint8
+
+// Kinds of Change.
+const (
+	// ChangePut: the record is complete and new or different.
+	ChangePut ChangeKind = iota + 1
+	// ChangeDelete: the record, as last delivered, is gone. A record that
+	// moves is delivered as a Delete of the old record, then a Put of the new.
+	ChangeDelete
+	// ChangeSynced: the records delivered so far are the registry's complete
+	// state at Revision (after the first listing and every re-listing).
+	ChangeSynced
+)
+
+// String names k.
+func (k ChangeKind) String() string {
+	switch k {
+	case ChangePut:
+		return "put"
+	case ChangeDelete:
+		return "delete"
+	case ChangeSynced:
+		return "synced"
+	}
+	return "ChangeKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Change is one event of a registry's change feed.
+type Change struct {
+	// Kind says what happened.
+	Kind ChangeKind
+	// Record is the record put or deleted (zero for ChangeSynced).
+	Record Record
+	// Revision is the registry's revision of the change (0 if it has none).
+	Revision int64
+}
+
+// ChangeFeed is implemented by registries that can push their changes (the
+// etcd registry; the directory store cannot). Watch delivers a Put for every
+// record, ChangeSynced, then changes as they happen; after an interruption it
+// lists again and delivers the difference followed by ChangeSynced. The
+// channel is closed when ctx ends or the feed breaks for good; the consumer
+// must keep reading until then.
+type ChangeFeed interface {
+	Watch(ctx context.Context) (<-chan Change, error)
+}
