@@ -48,17 +48,44 @@ type Record struct {
 // String formats r as "IP MAC VTEP".
 func (r Record) String() string { return fmt.Sprintf("%s %s %s", r.IP, r.MAC, r.VTEP) }
 
-// Validate checks that r can be stored: a valid IP, a unicast non-zero MAC
-// and a valid VTEP.
+// Validate checks that r can be stored: a valid IP and VTEP, each without
+// an IPv6 zone and not an IPv4-mapped IPv6 address (a record's keys and
+// values are the canonical text of its addresses, see CheckKeyIP), and a
+// unicast non-zero MAC.
 func (r Record) Validate() error {
-	if !r.IP.IsValid() {
-		return errors.New("overlay: record has no IP")
+	if err := CheckKeyIP(r.IP); err != nil {
+		return err
 	}
 	if err := ValidateMAC(r.MAC); err != nil {
 		return err
 	}
 	if !r.VTEP.IsValid() {
 		return errors.New("overlay: record has no VTEP")
+	}
+	if err := checkCanonical("VTEP", r.VTEP); err != nil {
+		return err
+	}
+	return nil
+}
+
+// CheckKeyIP refuses an IP that cannot be a registry key: invalid, with an
+// IPv6 zone (its text would carry the zone, "fe80::1%eth0", which could be
+// anything, "/../x" included), or IPv4-mapped IPv6 (a second name of an
+// IPv4 key). The text of a valid key, ip.String(), is then the canonical
+// text of the address: no slash, no dot-dot, one name per address.
+func CheckKeyIP(ip netip.Addr) error {
+	if !ip.IsValid() {
+		return errors.New("overlay: record has no IP")
+	}
+	return checkCanonical("IP", ip)
+}
+
+func checkCanonical(what string, ip netip.Addr) error {
+	switch {
+	case ip.Zone() != "":
+		return fmt.Errorf("overlay: %s %q has an IPv6 zone: not allowed in the registry", what, ip.String())
+	case ip.Is4In6():
+		return fmt.Errorf("overlay: %s %s is IPv4-mapped IPv6: use the IPv4 form %s", what, ip, ip.Unmap())
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ type resolverLab struct {
 	conn      *rtnl.Conn
 	vxlan     int32
 	store     *dirstore.Store
+	logs      *logBuffer // the running resolver's log (set by start)
 }
 
 func newResolverLab(t *testing.T) *resolverLab {
@@ -66,6 +67,7 @@ func (lab *resolverLab) start(t *testing.T) (r *Resolver, stop func()) {
 		t.Fatal(err)
 	}
 	logs := &logBuffer{}
+	lab.logs = logs
 	r, err = NewResolver(ResolverConfig{
 		Conn: lab.conn, Registry: lab.store, Vxlan: lab.vxlan, VNI: 42, Port: 4789,
 		Subnet:            netip.MustParsePrefix("198.51.100.0/24"),

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
@@ -61,7 +62,17 @@ func (s *Store) Root() string { return s.root }
 // Close does nothing: a Store holds no resources.
 func (s *Store) Close() error { return nil }
 
-func (s *Store) arpPath(ip netip.Addr) string  { return filepath.Join(s.root, arpDir, ip.String()) }
+// arpPath returns the file of ip's record. Only an address whose text is
+// canonical (registry.CheckKeyIP) names a file: no key leads out of the
+// store's root.
+func (s *Store) arpPath(ip netip.Addr) (string, error) {
+	if err := registry.CheckKeyIP(ip); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.root, arpDir, ip.String()), nil
+}
+
+// fdbPath returns the file of m's record (a MAC's text is always canonical).
 func (s *Store) fdbPath(m registry.MAC) string { return filepath.Join(s.root, fdbDir, m.String()) }
 
 // LookupMAC returns the MAC recorded in ROOT/arp/<ip>.
@@ -69,7 +80,11 @@ func (s *Store) LookupMAC(ctx context.Context, ip netip.Addr) (registry.MAC, err
 	if err := ctx.Err(); err != nil {
 		return registry.MAC{}, err
 	}
-	return readMAC(s.arpPath(ip))
+	path, err := s.arpPath(ip)
+	if err != nil {
+		return registry.MAC{}, err
+	}
+	return readMAC(path)
 }
 
 // LookupVTEP returns the VTEP recorded in ROOT/fdb/<mac>.
@@ -90,12 +105,16 @@ func (s *Store) Register(ctx context.Context, r registry.Record) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	created, have, err := createExclusive(s.arpPath(r.IP), r.MAC.String())
+	arp, err := s.arpPath(r.IP)
+	if err != nil {
+		return err
+	}
+	created, have, err := createExclusive(arp, r.MAC.String())
 	if err != nil {
 		return err
 	}
 	if !created {
-		mac, err := parseMAC(s.arpPath(r.IP), have)
+		mac, err := parseMAC(arp, have)
 		if err != nil {
 			return err
 		}
@@ -105,7 +124,7 @@ func (s *Store) Register(ctx context.Context, r registry.Record) error {
 	}
 	undo := func() {
 		if created {
-			removeIfHolds(s.arpPath(r.IP), r.MAC.String())
+			removeIfHolds(arp, r.MAC.String())
 		}
 	}
 	fcreated, fhave, err := createExclusive(s.fdbPath(r.MAC), r.VTEP.String())
@@ -134,7 +153,11 @@ func (s *Store) Unregister(ctx context.Context, r registry.Record) error {
 	}
 	var errs []error
 	if r.IP.IsValid() {
-		errs = append(errs, removeIfHolds(s.arpPath(r.IP), r.MAC.String()))
+		arp, err := s.arpPath(r.IP)
+		if err != nil {
+			return err
+		}
+		errs = append(errs, removeIfHolds(arp, r.MAC.String()))
 	}
 	if r.VTEP.IsValid() {
 		errs = append(errs, removeIfHolds(s.fdbPath(r.MAC), r.VTEP.String()))
@@ -168,6 +191,10 @@ func (s *Store) List(ctx context.Context) ([]registry.Record, error) {
 			errs = append(errs, fmt.Errorf("overlay: dir store: %s: file name is not an IP address", path))
 			continue
 		}
+		if registry.CheckKeyIP(ip) != nil || ip.String() != name {
+			errs = append(errs, fmt.Errorf("overlay: dir store: %s: file name is not the canonical text of an IP address", path))
+			continue
+		}
 		mac, err := readMAC(path)
 		if errors.Is(err, registry.ErrNotFound) {
 			continue // removed meanwhile
@@ -195,17 +222,30 @@ const maxValueLen = 128
 // readValue reads a one-value file, without its trailing newline. It uses
 // plain syscalls rather than os.ReadFile: a lookup is on the resolver's path,
 // and os.File's poller registration costs more than the read itself.
+//
+// The store is read as root from a directory others may write to: a symlink
+// is not followed (O_NOFOLLOW: a link to a root-only file must not be read
+// on anyone's behalf), and anything but a regular file is refused (a FIFO
+// is opened without blocking and then refused; device nodes need root to
+// make).
 func readValue(path string) (string, error) {
-	// O_NONBLOCK: a FIFO planted in the store must not hang a lookup (it
-	// reads as empty, a malformed record); regular files ignore the flag.
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-	if errors.Is(err, unix.ENOENT) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_NOCTTY, 0)
+	switch {
+	case errors.Is(err, unix.ENOENT):
 		return "", fmt.Errorf("%w: %s", registry.ErrNotFound, path)
-	}
-	if err != nil {
+	case errors.Is(err, unix.ELOOP):
+		return "", fmt.Errorf("overlay: dir store: %s is a symbolic link: not a record (not followed)", path)
+	case err != nil:
 		return "", fmt.Errorf("overlay: dir store: open %s: %w", path, err)
 	}
 	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return "", fmt.Errorf("overlay: dir store: stat %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return "", fmt.Errorf("overlay: dir store: %s is a %s, not a regular file: not a record", path, fileType(st.Mode))
+	}
 	var buf [maxValueLen + 1]byte
 	n := 0
 	for n < len(buf) {
@@ -235,6 +275,39 @@ func readValue(path string) (string, error) {
 	return s, nil
 }
 
+// fileType names the type in a stat mode, for errors.
+func fileType(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return "directory"
+	case unix.S_IFIFO:
+		return "FIFO"
+	case unix.S_IFSOCK:
+		return "socket"
+	case unix.S_IFCHR:
+		return "character device"
+	case unix.S_IFBLK:
+		return "block device"
+	case unix.S_IFLNK:
+		return "symbolic link"
+	}
+	return fmt.Sprintf("file of type %#o", mode&unix.S_IFMT)
+}
+
+// maxQuoted is how much of a malformed value an error shows.
+const maxQuoted = 24
+
+// quoteValue quotes a value read from the store for an error message: cut
+// to maxQuoted bytes and escaped, so that a file that is not a record
+// (whatever it holds) never reaches the log whole, nor with raw control
+// characters.
+func quoteValue(v string) string {
+	if len(v) <= maxQuoted {
+		return strconv.Quote(v)
+	}
+	return strconv.Quote(v[:maxQuoted]) + fmt.Sprintf("... (%d bytes)", len(v))
+}
+
 func readMAC(path string) (registry.MAC, error) {
 	v, err := readValue(path)
 	if err != nil {
@@ -254,7 +327,7 @@ func readAddr(path string) (netip.Addr, error) {
 func parseMAC(path, v string) (registry.MAC, error) {
 	m, err := registry.ParseMAC(v)
 	if err != nil {
-		return registry.MAC{}, fmt.Errorf("overlay: dir store: %s: malformed MAC %q", path, v)
+		return registry.MAC{}, fmt.Errorf("overlay: dir store: %s: malformed MAC %s", path, quoteValue(v))
 	}
 	return m, nil
 }
@@ -262,7 +335,7 @@ func parseMAC(path, v string) (registry.MAC, error) {
 func parseAddr(path, v string) (netip.Addr, error) {
 	a, err := netip.ParseAddr(v)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("overlay: dir store: %s: malformed IP address %q", path, v)
+		return netip.Addr{}, fmt.Errorf("overlay: dir store: %s: malformed IP address %s", path, quoteValue(v))
 	}
 	return a, nil
 }
