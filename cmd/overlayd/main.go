@@ -62,6 +62,8 @@ func (g *globalFlags) bind(fs *flag.FlagSet) {
 		"directory where create records this node's overlay (env OVERLAYD_STATE_DIR)")
 	fs.StringVar(&g.store, "store", envOr("OVERLAYD_STORE", "dir:/var/lib/overlayd/store"),
 		"registry URL: dir:PATH or etcd://HOST:PORT[,HOST:PORT]/PREFIX[?ttl=10s&ca=...] (env OVERLAYD_STORE)")
+	// The default shown by --help comes from the environment: no password.
+	fs.Lookup("store").DefValue = registry.RedactURL(fs.Lookup("store").DefValue)
 	fs.StringVar(&g.logLevel, "log-level", envOr("OVERLAYD_LOG_LEVEL", "info"),
 		"log level: debug, info, warn, error (env OVERLAYD_LOG_LEVEL)")
 	fs.BoolVar(&g.logJSON, "log-json", os.Getenv("OVERLAYD_LOG_JSON") == "1",

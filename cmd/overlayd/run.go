@@ -140,7 +140,7 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 	if !hasFeed {
 		feed = nil
 		if mode == resolver.ModeProactive || mode == resolver.ModeHybrid {
-			return fmt.Errorf("%w: --mode %s needs a store with a change feed (etcd://...); %s has none", errUsage, mode, e.global.store)
+			return fmt.Errorf("%w: --mode %s needs a store with a change feed (etcd://...); %s has none", errUsage, mode, registry.RedactURL(e.global.store))
 		}
 	}
 
@@ -216,7 +216,7 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 		go reg.lease.adoptLocal(ctx, n, ov.VTEP, log)
 	}
 	log.Info("overlayd running", "mode", r.Mode(), "proactive_max", maxProact, "netns", cfg.OverlayNetNS, "vxlan", cfg.Vxlan, "ifindex", vx.Index,
-		"vni", vni, "port", port, "subnet", cfg.Subnet(), "vtep", ov.VTEP, "store", e.global.store,
+		"vni", vni, "port", port, "subnet", cfg.Subnet(), "vtep", ov.VTEP, "store", registry.RedactURL(e.global.store),
 		"reconcile", o.reconcile, "rcvbuf", mon.ReceiveBuffer())
 	err = r.Serve(ctx, mon)
 	st := metrics.Snapshot()

@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -251,4 +252,31 @@ func (s *Server) Keys(prefix string) (map[string]KV, error) {
 		keys[string(k)] = KV{Value: string(v), Lease: lease}
 	}
 	return keys, nil
+}
+
+// EnableAuth turns etcd's authentication on, with user root (all rights)
+// holding password (through the JSON gateway). Keys no longer works after
+// it: it does not authenticate.
+func (s *Server) EnableAuth(password string) error {
+	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: s.dial, TLSClientConfig: s.opts.TLS}}
+	for _, step := range []struct {
+		path string
+		body map[string]string
+	}{
+		{"/v3/auth/user/add", map[string]string{"name": "root", "password": password}},
+		{"/v3/auth/user/grant", map[string]string{"user": "root", "role": "root"}},
+		{"/v3/auth/enable", map[string]string{}},
+	} {
+		body, _ := json.Marshal(step.body)
+		resp, err := hc.Post("http://"+s.Endpoint()+step.path, "application/json", bytes.NewReader(body))
+		if err != nil {
+			return fmt.Errorf("etcdtest: %s: %w", step.path, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("etcdtest: %s: %s: %s", step.path, resp.Status, b)
+		}
+	}
+	return nil
 }

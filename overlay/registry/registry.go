@@ -127,10 +127,10 @@ func RegisterScheme(scheme string, open RegistryOpener) {
 func OpenRegistry(url string) (Registry, error) {
 	scheme, rest, ok := strings.Cut(url, ":")
 	if !ok {
-		return nil, fmt.Errorf("overlay: registry URL %q has no scheme (want dir:PATH)", url)
+		return nil, fmt.Errorf("overlay: registry URL %q has no scheme (want dir:PATH)", RedactURL(url))
 	}
 	if scheme == "dir" && rest == "" {
-		return nil, fmt.Errorf("overlay: registry URL %q has an empty path (want dir:PATH)", url)
+		return nil, fmt.Errorf("overlay: registry URL %q has an empty path (want dir:PATH)", RedactURL(url))
 	}
 	schemesMu.RLock()
 	open := schemes[scheme]
@@ -141,7 +141,36 @@ func OpenRegistry(url string) (Registry, error) {
 	schemesMu.RUnlock()
 	if open == nil {
 		sort.Strings(known)
-		return nil, fmt.Errorf("overlay: registry URL %q: unknown scheme %q (supported: %s)", url, scheme, strings.Join(known, ", "))
+		return nil, fmt.Errorf("overlay: registry URL %q: unknown scheme %q (supported: %s)", RedactURL(url), scheme, strings.Join(known, ", "))
 	}
 	return open(url)
+}
+
+// redacted replaces a password in RedactURL.
+const redacted = "xxxxx"
+
+// RedactURL returns a registry URL fit for logs and errors: the password of
+// its user information (SCHEME://USER:PASS@HOST...) replaced by "xxxxx".
+// Everything from "://" to the last "@" before any "?" counts as user
+// information, so that a password holding an unescaped "/" or "@" is
+// hidden whole too (at worst, more than the password is hidden).
+func RedactURL(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	head, query, hasQuery := strings.Cut(rest, "?")
+	at := strings.LastIndex(head, "@")
+	if at < 0 {
+		return u
+	}
+	user, _, hasPass := strings.Cut(head[:at], ":")
+	if !hasPass {
+		return u
+	}
+	out := scheme + "://" + user + ":" + redacted + head[at:]
+	if hasQuery {
+		out += "?" + query
+	}
+	return out
 }

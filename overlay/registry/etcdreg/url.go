@@ -90,7 +90,7 @@ type target struct {
 // (etcds:// for TLS with the system's CAs) and merges opts into the result.
 func parseURL(raw string, opts Options) (*target, error) {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("etcdreg: store URL %q: %s", raw, fmt.Sprintf(format, args...))
+		return fmt.Errorf("etcdreg: store URL %q: %s", registry.RedactURL(raw), fmt.Sprintf(format, args...))
 	}
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
@@ -105,23 +105,33 @@ func parseURL(raw string, opts Options) (*target, error) {
 		return nil, bad("unknown scheme %q (want etcd or etcds)", scheme)
 	}
 	rest, rawQuery, _ := strings.Cut(rest, "?")
+	// The user information ends at the last "@" before the query (as
+	// registry.RedactURL reads it), so that no part of a password is ever
+	// taken for a host and quoted in an error.
+	var user string
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		user, rest = rest[:at], rest[at+1:]
+		if strings.Contains(user, "/") {
+			return nil, bad("the user information holds a \"/\" (percent-escape it as %%2F; a prefix cannot hold \"@\")")
+		}
+	}
 	hosts, path, hasPath := strings.Cut(rest, "/")
-	if user, h, ok := strings.Cut(hosts, "@"); ok {
-		hosts = h
+	if user != "" {
 		name, pass, _ := strings.Cut(user, ":")
 		var err error
 		if name, err = url.PathUnescape(name); err != nil {
 			return nil, bad("bad user name: %v", err)
 		}
 		if pass, err = url.PathUnescape(pass); err != nil {
-			return nil, bad("bad password: %v", err)
+			return nil, bad("bad %%-escape in the password") // the error would quote it
 		}
 		if err := agree(&t.opts.Username, name, "user name"); err != nil {
 			return nil, bad("%v", err)
 		}
-		if err := agree(&t.opts.Password, pass, "password"); err != nil {
-			return nil, bad("%v", err)
+		if t.opts.Password != "" && t.opts.Password != pass {
+			return nil, bad("the password in the URL disagrees with the one in the options")
 		}
+		t.opts.Password = pass
 	}
 	if hosts == "" {
 		return nil, bad("no endpoint (want etcd://HOST:PORT/PREFIX)")

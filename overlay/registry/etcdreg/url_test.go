@@ -2,6 +2,8 @@ package etcdreg
 
 import (
 	"net/netip"
+
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"slices"
 	"strings"
 	"testing"
@@ -65,7 +67,7 @@ func TestParseURL(t *testing.T) {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want one containing %q", err, tt.err)
 				}
-				if !strings.HasPrefix(err.Error(), "etcdreg: ") || !strings.Contains(err.Error(), tt.url) {
+				if !strings.HasPrefix(err.Error(), "etcdreg: ") || !strings.Contains(err.Error(), registry.RedactURL(tt.url)) {
 					t.Errorf("err %q does not name the package and the URL", err)
 				}
 				return
@@ -87,6 +89,36 @@ func TestTTLSeconds(t *testing.T) {
 	for d, want := range map[time.Duration]int64{0: 1, time.Millisecond: 1, time.Second: 1, 1500 * time.Millisecond: 2, 10 * time.Second: 10} {
 		if got := ttlSeconds(d); got != want {
 			t.Errorf("ttlSeconds(%v) = %d, want %d", d, got, want)
+		}
+	}
+}
+
+// TestParseURLNeverQuotesPassword: no error about a store URL carries its
+// password, or a part of it, whatever else is wrong with the URL.
+func TestParseURLNeverQuotesPassword(t *testing.T) {
+	const secret = "Sekr1t"
+	for _, tc := range []struct {
+		url  string
+		opts Options
+		want string
+	}{
+		{url: "etcd://alice:" + secret + "@h:1/p?bogus=1", want: `"etcd://alice:xxxxx@h:1/p?bogus=1": unknown parameter "bogus"`},
+		{url: "etcd://alice:" + secret + "@h:notaport/p", want: `bad port "notaport"`},
+		{url: "etcd://alice:" + secret + "@/p", want: "no endpoint"},
+		{url: "etcd://alice:" + secret + "%zz@h:1/p", want: "bad %-escape in the password"},
+		{url: "etcd://alice:" + secret + "/x@h:1/p", want: `holds a "/"`},
+		{url: "etcd://alice:" + secret + ":x@h:1/p?vni=0", want: "vni"},
+		{url: "etcd://alice:" + secret + "@h:1/p", opts: Options{Password: "other"}, want: "password in the URL disagrees"},
+		{url: "etcd://alice:" + secret + "@h:1/p", opts: Options{Username: "bob"}, want: "user name"},
+		{url: "etcd://alice:p@" + secret + "@h:1/p?ttl=x", want: "ttl"},
+	} {
+		_, err := parseURL(tc.url, tc.opts)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseURL(%q) = %v, want an error containing %q", tc.url, err, tc.want)
+			continue
+		}
+		if strings.Contains(err.Error(), "Sekr") {
+			t.Errorf("parseURL(%q): the error carries the password: %v", tc.url, err)
 		}
 	}
 }

@@ -1,0 +1,34 @@
+package registry
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRedactURL(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"etcd://alice:s3cret@h:2379/p?ttl=5", "etcd://alice:xxxxx@h:2379/p?ttl=5"},
+		{"etcds://alice:s3cret@a:1,b:2/p", "etcds://alice:xxxxx@a:1,b:2/p"},
+		{"etcd://alice:s3/cr@et@h/p", "etcd://alice:xxxxx@h/p"},
+		{"etcd://alice@h/p", "etcd://alice@h/p"},
+		{"etcd://h:2379/p?ca=/x@y", "etcd://h:2379/p?ca=/x@y"},
+		{"etcd://h:2379/p", "etcd://h:2379/p"},
+		{"dir:/var/lib/overlayd/store", "dir:/var/lib/overlayd/store"},
+		{"", ""},
+	} {
+		if got := RedactURL(tc.in); got != tc.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestOpenRegistryRedacts: errors about a registry URL never carry its
+// password.
+func TestOpenRegistryRedacts(t *testing.T) {
+	for _, url := range []string{"nosuch://alice:s3cret@h/p"} {
+		_, err := OpenRegistry(url)
+		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "alice:xxxxx@h") {
+			t.Errorf("OpenRegistry(%q) = %v, want an error with the password redacted", url, err)
+		}
+	}
+}
