@@ -234,6 +234,17 @@ func batchWindowFlag(d time.Duration) time.Duration {
 	return d
 }
 
+// metricsTimeouts bound every connection to the metrics server: a client
+// that sends slowly, reads slowly or idles cannot hold a connection (and its
+// goroutine and buffers) for long. A scrape is one small request and a
+// response of a few kilobytes.
+var metricsTimeouts = struct{ readHeader, read, write, idle time.Duration }{
+	readHeader: 5 * time.Second,
+	read:       10 * time.Second,
+	write:      10 * time.Second,
+	idle:       30 * time.Second,
+}
+
 // serveMetrics serves m at http://addr/metrics until ctx ends or stop is
 // called; it returns the address it listens on.
 func serveMetrics(ctx context.Context, addr string, m *resolver.Metrics, log *slog.Logger) (stop func(), bound string, err error) {
@@ -243,7 +254,14 @@ func serveMetrics(ctx context.Context, addr string, m *resolver.Metrics, log *sl
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: metricsTimeouts.readHeader,
+		ReadTimeout:       metricsTimeouts.read,
+		WriteTimeout:      metricsTimeouts.write,
+		IdleTimeout:       metricsTimeouts.idle,
+		MaxHeaderBytes:    8 << 10,
+	}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics server", "err", err)

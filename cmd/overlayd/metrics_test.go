@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/overlaynet/overlaynet/overlay/resolver"
+)
+
+// TestMetricsServerTimeouts: a client of the metrics server that idles
+// after a scrape, or announces a request body and never sends it, is
+// disconnected once the server's timeouts pass, instead of holding its
+// connection forever.
+func TestMetricsServerTimeouts(t *testing.T) {
+	saved := metricsTimeouts
+	t.Cleanup(func() { metricsTimeouts = saved })
+	metricsTimeouts.readHeader = 200 * time.Millisecond
+	metricsTimeouts.read = 300 * time.Millisecond
+	metricsTimeouts.write = 300 * time.Millisecond
+	metricsTimeouts.idle = 300 * time.Millisecond
+
+	stop, addr, err := serveMetrics(t.Context(), "127.0.0.1:0", &resolver.Metrics{}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+
+	for _, tc := range []struct {
+		name, request string
+		answered      bool // a 200 comes before the close
+	}{
+		{"idle keep-alive", "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", true},
+		// The server waits for the body it would discard before answering.
+		{"body never sent", "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n", false},
+		{"headers never finished", "GET /metrics HTTP/1.1\r\nHost: x\r\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := io.WriteString(c, tc.request); err != nil {
+				t.Fatal(err)
+			}
+			// The client waits up to 5 s, well beyond the timeouts: the
+			// server must have closed the connection by then.
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			start := time.Now()
+			got, err := io.ReadAll(bufio.NewReader(c))
+			if err != nil {
+				t.Fatalf("connection still open after %v (read: %v); got %q", time.Since(start).Round(time.Millisecond), err, got)
+			}
+			if tc.answered && !strings.HasPrefix(string(got), "HTTP/1.1 200") {
+				t.Errorf("response %q, want a 200 before the close", got)
+			}
+		})
+	}
+}
