@@ -93,8 +93,11 @@ func validateAttach(cfg Config, req *AttachRequest) error {
 // in the state directory, and registers IP → MAC and MAC → this node's VTEP.
 //
 // It refuses, before changing anything, a bad request, a call before
-// Create, a name already attached, and an IP or MAC that the registry (or
-// another local endpoint) gives to someone else (registry.ErrConflict). Any failure
+// Create, an overlay whose network differs from the one recorded in the
+// registry (a *registry.NetworkMismatchError naming each difference; a registry that
+// records networks but has none yet gets this node's), a name already
+// attached, and an IP or MAC that the registry (or another local endpoint)
+// gives to someone else (registry.ErrConflict). Any failure
 // later rolls back everything this call created, in the kernel, the state
 // directory and the registry. In a namespace that already existed, the
 // loopback it brought up stays up.
@@ -111,6 +114,11 @@ func (n *Node) Attach(ctx context.Context, req AttachRequest) (ep *Endpoint, err
 	ov := ost.Overlay
 	cfg := ov.Config
 	if err := validateAttach(cfg, &req); err != nil {
+		return nil, err
+	}
+	// The overlay's network is agreed before anything is made (and
+	// published here if the store has none yet, as by an older create).
+	if err := PublishNetwork(ctx, n.reg, cfg); err != nil {
 		return nil, err
 	}
 	if err := n.checkAttachFree(ctx, ov, req); err != nil {

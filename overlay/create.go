@@ -22,10 +22,16 @@ import (
 // up. The configuration, the chosen VTEP and what was created are recorded
 // in StateDir/overlay.json.
 //
-// Whatever already exists is checked, never destroyed: a device (or a
-// recorded configuration) with other settings makes Create fail with a
-// *MismatchError listing every difference, before anything is created. On
-// any other failure, what this call created is removed again.
+// With NodeOptions.Registry set, the overlay's network (VNI, port, MTU,
+// gateway and subnet: Config.Network) is published in the registry if the
+// registry records one (see registry.NetworkStore) and none is recorded yet; a node
+// configured differently from the recorded network is refused.
+//
+// Whatever already exists is checked, never destroyed: a device, a
+// recorded configuration or the registry's network with other settings
+// makes Create fail with a *MismatchError listing every difference, before
+// anything is created. On any other failure, what this call created is
+// removed again.
 func (n *Node) Create(ctx context.Context, cfg Config) (_ *Overlay, err error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -36,9 +42,17 @@ func (n *Node) Create(ctx context.Context, cfg Config) (_ *Overlay, err error) {
 	if err != nil && !errors.Is(err, ErrNotCreated) {
 		return nil, err
 	}
+	// Differences with the registry's network are reported with those of
+	// the state directory or the devices, all at once.
+	var storeMM []Mismatch
+	if n.reg != nil {
+		if storeMM, err = storeMismatches(ctx, n.reg, cfg.Network()); err != nil {
+			return nil, err
+		}
+	}
 	if prev != nil {
 		if mm := diffConfig(cfg, prev.Overlay.Config); len(mm) > 0 {
-			return nil, &MismatchError{Mismatches: mm}
+			return nil, &MismatchError{Mismatches: append(mm, storeMM...)}
 		}
 	}
 	host, err := rtnl.Dial(nil)
@@ -91,10 +105,13 @@ func (n *Node) Create(ctx context.Context, cfg Config) (_ *Overlay, err error) {
 			return nil, err
 		}
 		if len(mm) > 0 {
-			return nil, &MismatchError{Mismatches: mm}
+			return nil, &MismatchError{Mismatches: append(mm, storeMM...)}
 		}
 	} else {
 		ns = nil
+	}
+	if len(storeMM) > 0 {
+		return nil, &MismatchError{Mismatches: storeMM}
 	}
 
 	undo := &undoStack{log: n.log}
@@ -201,6 +218,15 @@ func (n *Node) Create(ctx context.Context, cfg Config) (_ *Overlay, err error) {
 
 	if err := createStep("up"); err != nil {
 		return nil, err
+	}
+	if n.reg != nil {
+		// Checked above; published only now that this node's overlay
+		// exists, so that a create that fails defines nothing. A node that
+		// published another network meanwhile wins, and this create rolls
+		// back.
+		if err := PublishNetwork(ctx, n.reg, cfg); err != nil {
+			return nil, err
+		}
 	}
 	st := &overlayState{Overlay: ov, Created: created}
 	if prev != nil {

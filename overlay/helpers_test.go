@@ -208,13 +208,14 @@ func (tn *testNode) stateFiles() []string {
 	return out
 }
 
-// storeFiles lists the files of a DirStore (relative paths).
+// storeFiles lists the record files of a DirStore (relative paths; not
+// the network file).
 func storeFiles(t *testing.T, s *dirstore.Store) []string {
 	t.Helper()
 	var out []string
 	filepath.WalkDir(s.Root(), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			rel, _ := filepath.Rel(s.Root(), p)
+		rel, _ := filepath.Rel(s.Root(), p)
+		if err == nil && !d.IsDir() && rel != dirstore.NetworkFile { // the network is not a record
 			out = append(out, rel)
 		}
 		return nil

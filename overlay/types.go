@@ -29,8 +29,9 @@ type Overlay struct {
 // Mismatch is one setting that differs between what Create was asked for
 // and what exists.
 type Mismatch struct {
-	// Device is the device (or "state" for the state directory's record)
-	// that differs.
+	// Device is the device that differs, "state" for the state
+	// directory's record, or "store" (StoreDevice) for the network every
+	// node agreed on in the registry.
 	Device string `json:"device"`
 	// Field names the setting: "VNI", "port", "kind", "proxy", ...
 	Field string `json:"field"`
@@ -41,7 +42,8 @@ type Mismatch struct {
 }
 
 // MismatchError is returned by Create when a device (or the state
-// directory) exists with different settings. Nothing was changed.
+// directory, or the network recorded in the registry) exists with different
+// settings. Nothing was changed.
 type MismatchError struct {
 	// Mismatches lists every differing setting.
 	Mismatches []Mismatch `json:"mismatches"`
@@ -50,7 +52,22 @@ type MismatchError struct {
 // Error lists each mismatch as "device FIELD: want W, have H".
 func (e *MismatchError) Error() string {
 	var b strings.Builder
-	b.WriteString("overlay: existing overlay differs (nothing changed; run reset to rebuild): ")
+	local, store := false, false
+	for _, m := range e.Mismatches {
+		if m.Device == StoreDevice {
+			store = true
+		} else {
+			local = true
+		}
+	}
+	switch {
+	case store && !local:
+		b.WriteString("overlay: this node's overlay differs from the one every node agreed on in the store (nothing changed): ")
+	case store:
+		b.WriteString("overlay: existing overlay and the store's agreed one differ (nothing changed; run reset to rebuild): ")
+	default:
+		b.WriteString("overlay: existing overlay differs (nothing changed; run reset to rebuild): ")
+	}
 	for i, m := range e.Mismatches {
 		if i > 0 {
 			b.WriteString("; ")
@@ -58,6 +75,19 @@ func (e *MismatchError) Error() string {
 		fmt.Fprintf(&b, "%s %s: want %s, have %s", m.Device, m.Field, m.Want, m.Have)
 	}
 	return b.String()
+}
+
+// Is makes a difference with the store's network match ErrConflict.
+func (e *MismatchError) Is(target error) bool {
+	if target != registry.ErrConflict {
+		return false
+	}
+	for _, m := range e.Mismatches {
+		if m.Device == StoreDevice {
+			return true
+		}
+	}
+	return false
 }
 
 // AttachRequest describes a container to attach.

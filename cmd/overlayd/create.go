@@ -31,9 +31,14 @@ current ("host") namespace and moved into the overlay namespace, on the bridge,
 all up. The settings are remembered in --state-dir, so attach, detach, status
 and reset need no repeated flags.
 
-Running create again with the same settings changes nothing. A device or a
-recorded overlay with other settings is an error that lists each difference;
-nothing is destroyed (run reset first to rebuild).
+The overlay's network (VNI, port, MTU, gateway and subnet) is published in
+--store (etcd: the config key; directory store: its config file) by the first
+node that creates it; every other node's create, attach and run must agree
+with it, or fail naming each difference.
+
+Running create again with the same settings changes nothing. A device, a
+recorded overlay or the store's network with other settings is an error that
+lists each difference; nothing is destroyed (run reset first to rebuild).
 
 The VTEP (this node's underlay address) is --local, else the first address of
 --dev, else the source of the default route; status shows which.`
@@ -123,7 +128,9 @@ func runCreate(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 	if err != nil {
 		return err
 	}
-	n, done, err := e.node(false)
+	// The store records the overlay's network (VNI, port, MTU, gateway):
+	// the first create publishes it, every other node must agree with it.
+	n, done, err := e.nodeWithStore(storeURLVNI(e.global.store, cfg.VNI))
 	if err != nil {
 		return err
 	}

@@ -201,6 +201,15 @@ func (g *globalFlags) logger(w io.Writer) (*slog.Logger, error) {
 // command's standard error. With withRegistry it also opens the --store
 // registry (attach, detach and reset need it). done releases the registry.
 func (e *env) node(withRegistry bool) (n *overlay.Node, done func(), err error) {
+	store := ""
+	if withRegistry {
+		store = storeURL(e.global.store, e.global.stateDir)
+	}
+	return e.nodeWithStore(store)
+}
+
+// nodeWithStore is node with the registry at store ("": none).
+func (e *env) nodeWithStore(store string) (n *overlay.Node, done func(), err error) {
 	log, err := e.global.logger(e.stderr)
 	if err != nil {
 		return nil, nil, err
@@ -213,8 +222,8 @@ func (e *env) node(withRegistry bool) (n *overlay.Node, done func(), err error) 
 	}
 	opts := overlay.NodeOptions{NetNSDir: e.global.netnsDir, StateDir: e.global.stateDir, Logger: log}
 	done = func() {}
-	if withRegistry {
-		reg, err := registry.OpenRegistry(storeURL(e.global.store, e.global.stateDir))
+	if store != "" {
+		reg, err := registry.OpenRegistry(store)
 		if err != nil {
 			return nil, nil, fmt.Errorf("--store: %w", err)
 		}

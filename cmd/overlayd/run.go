@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/overlay/resolver"
 	"github.com/overlaynet/overlaynet/rtnl"
@@ -49,6 +50,10 @@ when the store has a change feed) does both, misses being the safety net. At
 most --proactive-max records are programmed from the feed (default: three
 quarters of the kernel's neighbour table gc_thresh3); the rest are resolved
 on misses, in proactive mode too.
+
+It refuses to start when the overlay in --state-dir differs from the network
+recorded in --store (VNI, port, MTU, gateway; each difference is named) or
+from the vxlan device itself.
 
 On an etcd store the daemon holds a lease (?ttl=10s in the URL) and
 registers this node's endpoints (from --state-dir) again under it, as well
@@ -136,6 +141,10 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 		return fmt.Errorf("--store: %w", err)
 	}
 	defer reg.Close()
+	// The state dir's overlay must be the one every node agreed on.
+	if err := overlay.PublishNetwork(ctx, reg.Registry, ov.Config); err != nil {
+		return fmt.Errorf("--state-dir %s: %w", n.StateDir(), err)
+	}
 	feed, hasFeed := reg.Registry.(registry.ChangeFeed)
 	if !hasFeed {
 		feed = nil
@@ -163,6 +172,10 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 	if vx.Info != nil && vx.Info.Vxlan != nil {
 		vi := vx.Info.Vxlan
 		vni, port = vi.ID, vi.Port
+		if vni != cfg.VNI || port != cfg.Port {
+			return fmt.Errorf("vxlan %s in netns %s has VNI %d port %d, --state-dir %s records VNI %d port %d: run create again (or reset)",
+				cfg.Vxlan, cfg.OverlayNetNS, vni, port, n.StateDir(), cfg.VNI, cfg.Port)
+		}
 		if !vi.Proxy || !vi.L3Miss || !vi.L2Miss {
 			log.Warn("vxlan lacks proxy/l2miss/l3miss: some misses will never be raised",
 				"vxlan", cfg.Vxlan, "proxy", vi.Proxy, "l2miss", vi.L2Miss, "l3miss", vi.L3Miss)

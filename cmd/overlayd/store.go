@@ -27,15 +27,24 @@ func storeURL(store, stateDir string) string {
 	if !isEtcdStore(store) {
 		return store
 	}
-	base, query, _ := strings.Cut(store, "?")
-	if q, err := url.ParseQuery(query); err != nil || q.Has("vni") {
-		return store // a bad query is reported by the opener
-	}
 	ov, err := overlay.NewNode(overlay.NodeOptions{StateDir: stateDir}).Overlay()
 	if err != nil {
 		return store
 	}
-	vni := "vni=" + strconv.FormatUint(uint64(ov.Config.VNI), 10)
+	return storeURLVNI(store, ov.Config.VNI)
+}
+
+// storeURLVNI returns store with vni added if it is an etcd URL naming no
+// vni (create uses the VNI it is asked for: nothing is recorded yet).
+func storeURLVNI(store string, vniNum uint32) string {
+	if !isEtcdStore(store) {
+		return store
+	}
+	base, query, _ := strings.Cut(store, "?")
+	if q, err := url.ParseQuery(query); err != nil || q.Has("vni") {
+		return store // a bad query is reported by the opener
+	}
+	vni := "vni=" + strconv.FormatUint(uint64(vniNum), 10)
 	if query == "" {
 		return base + "?" + vni
 	}

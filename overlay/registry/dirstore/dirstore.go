@@ -23,7 +23,8 @@ import (
 // place, which atomically creates it only if it does not exist yet; so
 // readers never see a partial value, and of two nodes registering the same IP
 // with different MACs exactly one wins. Reads tolerate a trailing newline and
-// reject malformed content with an error naming the file.
+// reject malformed content with an error naming the file. ROOT/config holds
+// the overlay's network (NetworkFile), written the same way.
 type Store struct {
 	root string
 }

@@ -6,33 +6,26 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Network is the overlay-wide part of a node's configuration, the same on
-// every node, stored as JSON in config (without a lease: it outlives nodes).
-type Network struct {
-	// VNI is the VXLAN network identifier.
-	VNI uint32 `json:"vni"`
-	// Port is the VXLAN UDP port.
-	Port uint16 `json:"port"`
-	// MTU is the containers' MTU.
-	MTU uint32 `json:"mtu"`
-	// Gateway is the bridge address and overlay subnet.
-	Gateway netip.Prefix `json:"gateway"`
-}
+// The overlay's network is stored as JSON in config, without a lease: it
+// outlives nodes.
+var _ registry.NetworkStore = (*Registry)(nil)
 
 // PublishNetwork records n as the overlay's configuration if none is
 // recorded yet. If one is, it must equal n: a node configured differently
-// from the rest gets an error wrapping registry.ErrConflict that names the
-// differing settings.
-func (r *Registry) PublishNetwork(ctx context.Context, n Network) error {
+// from the rest gets a *registry.NetworkMismatchError (matching
+// registry.ErrConflict) that names each differing setting. The registry of
+// one VNI (vni= in the URL) refuses the network of another the same way.
+func (r *Registry) PublishNetwork(ctx context.Context, n registry.Network) error {
 	if n.VNI != r.opts.VNI {
-		return fmt.Errorf("etcdreg: network VNI %d published in the registry of VNI %d", n.VNI, r.opts.VNI)
+		have := n
+		have.VNI = r.opts.VNI
+		return registry.CheckNetwork(n, have)
 	}
 	b, err := json.Marshal(n)
 	if err != nil {
@@ -53,37 +46,24 @@ func (r *Registry) PublishNetwork(ctx context.Context, n Network) error {
 	if kv == nil {
 		return fmt.Errorf("etcdreg: publish network: %s vanished meanwhile", k)
 	}
-	var have Network
+	var have registry.Network
 	if err := json.Unmarshal(kv.Value, &have); err != nil {
 		return fmt.Errorf("etcdreg: %s: malformed network config: %w", k, err)
 	}
-	var diffs []string
-	if have.Port != n.Port {
-		diffs = append(diffs, fmt.Sprintf("port %d (registry has %d)", n.Port, have.Port))
-	}
-	if have.MTU != n.MTU {
-		diffs = append(diffs, fmt.Sprintf("mtu %d (registry has %d)", n.MTU, have.MTU))
-	}
-	if have.Gateway != n.Gateway {
-		diffs = append(diffs, fmt.Sprintf("gateway %s (registry has %s)", n.Gateway, have.Gateway))
-	}
-	if len(diffs) > 0 {
-		return fmt.Errorf("%w: this node's network differs from the registry's: %s", registry.ErrConflict, strings.Join(diffs, ", "))
-	}
-	return nil
+	return registry.CheckNetwork(n, have)
 }
 
 // Network returns the overlay's recorded configuration, or an error
 // wrapping registry.ErrNotFound.
-func (r *Registry) Network(ctx context.Context) (Network, error) {
+func (r *Registry) Network(ctx context.Context) (registry.Network, error) {
 	k := r.configKey()
 	kv, err := r.get(ctx, "read network", k)
 	if err != nil {
-		return Network{}, err
+		return registry.Network{}, err
 	}
-	var n Network
+	var n registry.Network
 	if err := json.Unmarshal(kv.Value, &n); err != nil {
-		return Network{}, fmt.Errorf("etcdreg: %s: malformed network config: %w", k, err)
+		return registry.Network{}, fmt.Errorf("etcdreg: %s: malformed network config: %w", k, err)
 	}
 	return n, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -253,7 +254,7 @@ func TestNetworkAndNodes(t *testing.T) {
 	if _, err := n1.Network(ctx); !errors.Is(err, registry.ErrNotFound) {
 		t.Fatalf("Network before publishing: %v", err)
 	}
-	net := Network{VNI: 42, Port: 4789, MTU: 1450, Gateway: netip.MustParsePrefix("198.51.100.1/24")}
+	net := registry.Network{VNI: 42, Port: 4789, MTU: 1450, Gateway: netip.MustParsePrefix("198.51.100.1/24")}
 	if err := n1.PublishNetwork(ctx, net); err != nil {
 		t.Fatal(err)
 	}
@@ -267,6 +268,14 @@ func TestNetworkAndNodes(t *testing.T) {
 		t.Fatalf("different MTU: %v, want ErrConflict", err)
 	}
 	t.Logf("conflict: %v", err)
+	if !strings.Contains(err.Error(), "store MTU: want 1400, have 1450") {
+		t.Errorf("conflict does not name the MTU: %v", err)
+	}
+	vni := net
+	vni.VNI = 43
+	if err := n2.PublishNetwork(ctx, vni); !errors.Is(err, registry.ErrConflict) || !strings.Contains(err.Error(), "store VNI: want 43, have 42") {
+		t.Errorf("network of VNI 43 in the registry of VNI 42: %v", err)
+	}
 	if got, err := n2.Network(ctx); err != nil || got != net {
 		t.Fatalf("Network = %+v, %v; want %+v", got, err, net)
 	}

@@ -1,0 +1,97 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Network is the part of a node's configuration that every node of an
+// overlay must share: the VXLAN identity of the overlay and its subnet. The
+// first node to create the overlay publishes it in the registry; every other
+// node's create, attach and run compare their own with it.
+type Network struct {
+	// VNI is the VXLAN network identifier.
+	VNI uint32 `json:"vni"`
+	// Port is the VXLAN UDP port.
+	Port uint16 `json:"port"`
+	// MTU is the vxlan's, the bridge's and the containers' MTU.
+	MTU uint32 `json:"mtu"`
+	// Gateway is the bridge address and, by its prefix, the overlay subnet.
+	Gateway netip.Prefix `json:"gateway"`
+}
+
+// NetworkStore is implemented by registries that record the overlay's
+// Network (the directory store and the etcd registry).
+type NetworkStore interface {
+	// PublishNetwork records n as the overlay's network if none is recorded
+	// yet, atomically (of two nodes publishing at once, one wins). If one
+	// is, it must equal n: otherwise the error is a *NetworkMismatchError
+	// (wrapping ErrConflict) naming each differing setting, and nothing is
+	// changed.
+	PublishNetwork(ctx context.Context, n Network) error
+	// Network returns the recorded network, or an error wrapping
+	// ErrNotFound.
+	Network(ctx context.Context) (Network, error)
+}
+
+// NetworkDiff is one setting in which a node's network differs from the
+// recorded one.
+type NetworkDiff struct {
+	// Field names the setting: "VNI", "port", "MTU" or "gateway".
+	Field string `json:"field"`
+	// Want is the node's value.
+	Want string `json:"want"`
+	// Have is the recorded value.
+	Have string `json:"have"`
+}
+
+// NetworkMismatchError is the error of a node whose network differs from the
+// one recorded in the registry. It matches ErrConflict.
+type NetworkMismatchError struct {
+	// Diffs lists every differing setting.
+	Diffs []NetworkDiff `json:"diffs"`
+}
+
+// Error names each difference as "store FIELD: want W, have H".
+func (e *NetworkMismatchError) Error() string {
+	var b strings.Builder
+	b.WriteString("overlay: this node's overlay differs from the one every node agreed on in the store (nothing changed): ")
+	for i, d := range e.Diffs {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "store %s: want %s, have %s", d.Field, d.Want, d.Have)
+	}
+	return b.String()
+}
+
+// Is makes the error match ErrConflict.
+func (e *NetworkMismatchError) Is(target error) bool { return target == ErrConflict }
+
+// DiffNetwork lists the settings in which a node's network (want) differs
+// from the recorded one (have).
+func DiffNetwork(want, have Network) []NetworkDiff {
+	var dd []NetworkDiff
+	add := func(field string, w, h any) {
+		ws, hs := fmt.Sprint(w), fmt.Sprint(h)
+		if ws != hs {
+			dd = append(dd, NetworkDiff{Field: field, Want: ws, Have: hs})
+		}
+	}
+	add("VNI", want.VNI, have.VNI)
+	add("port", want.Port, have.Port)
+	add("MTU", want.MTU, have.MTU)
+	add("gateway", want.Gateway, have.Gateway)
+	return dd
+}
+
+// CheckNetwork returns a *NetworkMismatchError if want differs from have,
+// else nil.
+func CheckNetwork(want, have Network) error {
+	if dd := DiffNetwork(want, have); len(dd) > 0 {
+		return &NetworkMismatchError{Diffs: dd}
+	}
+	return nil
+}
