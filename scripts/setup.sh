@@ -10,6 +10,8 @@ command -v ping >/dev/null    || need+=(iputils-ping)  # real ICMP echo across t
 command -v nsenter >/dev/null || need+=(util-linux)    # run a command in a node's netns only
 command -v make >/dev/null    || need+=(make)
 command -v git >/dev/null     || need+=(git)
+command -v nft >/dev/null     || need+=(nftables)      # nft tests read rulesets back with `nft -j list ruleset`
+command -v iptables-nft >/dev/null || need+=(iptables) # egress tests set FORWARD policy DROP as Docker does
 command -v etcd >/dev/null    || need+=(etcd-server)   # etcd registry tests start their own etcd on free ports
 if [ ${#need[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive

@@ -38,6 +38,22 @@ func RequireRoot(t testing.TB) {
 	if why == "" {
 		return
 	}
+	Unavailable(t, why)
+}
+
+// RequireTools calls Unavailable unless every named binary is on PATH.
+func RequireTools(t testing.TB, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			Unavailable(t, "needs "+tool+" (scripts/setup.sh installs it)")
+		}
+	}
+}
+
+// Unavailable skips t because of why, except when CI=true, where it fails.
+func Unavailable(t testing.TB, why string) {
+	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatalf("privileged test cannot run in CI: %s", why)
 	}
