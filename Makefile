@@ -42,7 +42,7 @@ bench:
 	$(BENCHSTAT) -filter '.name:ResolveBacklog' -col /impl bench.txt
 
 ## fuzz: every native fuzz target for FUZZTIME each (no panic, no out-of-range read)
-FUZZ_TARGETS := FuzzNeighMessage FuzzLinkMessage FuzzAddressMessage FuzzRouteMessage FuzzAck FuzzAttributeDecoder FuzzMessageIter FuzzClassify
+FUZZ_TARGETS := FuzzNeighMessage FuzzLinkMessage FuzzAddressMessage FuzzRouteMessage FuzzAck FuzzAttributeDecoder FuzzMessageIter FuzzClassify FuzzInetDevConf
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "== $$t ($(FUZZTIME))"; \

@@ -1,0 +1,45 @@
+package rtnl
+
+import "golang.org/x/sys/unix"
+
+// LinkInetConf returns the IPv4 settings of device index (what
+// /proc/sys/net/ipv4/conf/DEV/ shows), read with RTM_GETLINK.
+func (c *Conn) LinkInetConf(index int32) (InetDevConf, error) {
+	req, err := (&LinkMessage{Index: index}).MarshalBinary()
+	if err != nil {
+		return InetDevConf{}, err
+	}
+	var (
+		out  InetDevConf
+		derr error
+		seen bool
+	)
+	err = c.Request(unix.RTM_GETLINK, 0, req, func(msg Message) error {
+		if msg.Header.Type != unix.RTM_NEWLINK || seen {
+			return nil
+		}
+		seen = true
+		out, derr = DecodeInetDevConf(msg.Data)
+		return nil
+	})
+	if err != nil {
+		return InetDevConf{}, err
+	}
+	if !seen {
+		return InetDevConf{}, &OpError{Op: "RTM_GETLINK", Err: unix.ENODEV}
+	}
+	return out, derr
+}
+
+// LinkSetInetConf changes IPv4 settings of device index (RTM_NEWLINK with
+// IFLA_AF_SPEC/AF_INET/IFLA_INET_CONF): the netlink equivalent of writing
+// /proc/sys/net/ipv4/conf/DEV/NAME, without the side effects a write there
+// has for "forwarding" on "all" (every device changes).
+func (c *Conn) LinkSetInetConf(index int32, vals ...DevConfValue) error {
+	var buf [128]byte
+	b, err := EncodeLinkInetConf(buf[:0], index, vals...)
+	if err != nil {
+		return err
+	}
+	return c.Execute(unix.RTM_NEWLINK, 0, b)
+}
