@@ -163,8 +163,12 @@ func (c *Conn) Chain(t Table, name string) (*Chain, error) {
 }
 
 // DeleteTable deletes t with everything in it; a table that does not
-// exist is not an error. Only ever call it on a table overlaynet owns.
+// exist is not an error. It refuses a table overlaynet does not own (see
+// Table.Owned).
 func (c *Conn) DeleteTable(t Table) error {
+	if !t.Owned() {
+		return fmt.Errorf("nft: refusing to delete table %s: not overlaynet's (its tables are named %s-*)", t, TablePrefix)
+	}
 	ok, err := c.TableExists(t)
 	if err != nil || !ok {
 		return err
@@ -196,9 +200,15 @@ func (b *Batch) AddTable(t Table) {
 }
 
 // DeleteTable deletes t and everything in it; the commit fails with ENOENT
-// if t does not exist.
+// if t does not exist, and at once if t is not overlaynet's (Table.Owned).
 func (b *Batch) DeleteTable(t Table) {
-	b.ops = append(b.ops, func(c *nftables.Conn) error { c.DelTable(t.lib()); return nil })
+	b.ops = append(b.ops, func(c *nftables.Conn) error {
+		if !t.Owned() {
+			return fmt.Errorf("nft: refusing to delete table %s: not overlaynet's", t)
+		}
+		c.DelTable(t.lib())
+		return nil
+	})
 }
 
 // AddChain creates ch if it does not exist. An existing chain keeps its

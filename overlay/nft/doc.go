@@ -4,14 +4,17 @@
 // feature's (or one container port's) rules can be found, counted and
 // removed without touching anything else.
 //
-// What it owns: tables named by the caller (DefaultTable, "overlaynet", in
-// whichever families a feature needs: inet for NAT and forward filtering,
-// bridge or netdev for per-port filtering). Those tables are created,
-// changed and deleted whole. Nothing here flushes the ruleset or another
-// table; the only writes into tables overlaynet does not own are tagged
-// rules added by EnsureRules and removed by DeleteTagged, which touch
-// exactly the rules carrying the caller's tags (the egress feature uses this
-// for its documented accept rules in iptables-nft's filter FORWARD chain).
+// What it owns: one table per feature and family, named
+// "overlaynet-FEATURE" (FeatureTable: inet for NAT and forward filtering,
+// bridge or netdev for per-port filtering). A feature creates, changes and
+// deletes its tables on its own, each change one transaction; DeleteTable
+// refuses a table whose name does not start with "overlaynet". Nothing here
+// flushes the ruleset or another table; the only writes into tables
+// overlaynet does not own are tagged rules added by EnsureRules and removed
+// by DeleteTagged, which touch exactly the rules carrying the caller's tags
+// (the egress feature uses this for its documented accept rules in a host
+// forward chain whose policy is drop, such as iptables-nft's filter
+// FORWARD).
 //
 // Every change is made through a Batch, committed as one nftables
 // transaction: the kernel applies all of it or none of it, so a failure
@@ -22,10 +25,12 @@
 // differ.
 //
 // How the features use it:
-//   - egress (overlay/egress): an inet table with a nat postrouting chain
-//     holding the masquerade rule for the overlay subnet; on a host whose
-//     filter FORWARD policy is drop, tagged accept rules in that chain.
-//   - guard (overlay/guard): a named set of allowed VTEP addresses whose
+//   - egress (overlay/egress): table inet overlaynet-egress with a nat
+//     postrouting chain holding the masquerade rule for the overlay subnet;
+//     on a host whose forward policy is drop, tagged accept rules in that
+//     host chain.
+//   - guard (overlay/guard): its own tables; a named set of allowed VTEP
+//     addresses whose
 //     elements are added and deleted in place (AddElements,
 //     DeleteElements), a drop rule with a counter read back by Rules, and
 //     per-port anti-spoofing rules tagged with the port's name, removed

@@ -2,13 +2,28 @@ package nft
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/google/nftables"
 	"golang.org/x/sys/unix"
 )
 
-// DefaultTable is the name of the tables overlaynet owns.
-const DefaultTable = "overlaynet"
+// TablePrefix starts the name of every table overlaynet owns; DeleteTable
+// refuses any other.
+const TablePrefix = "overlaynet"
+
+// FeatureTable returns the table feature owns in family f,
+// "overlaynet-FEATURE" ("overlaynet-egress", "overlaynet-guard"). Each
+// feature has tables of its own, so that it changes and removes them in
+// transactions of its own without coordinating with the others.
+func FeatureTable(f Family, feature string) Table {
+	return Table{Family: f, Name: TablePrefix + "-" + feature}
+}
+
+// Owned reports whether t is one of overlaynet's tables.
+func (t Table) Owned() bool {
+	return t.Name == TablePrefix || strings.HasPrefix(t.Name, TablePrefix+"-")
+}
 
 // Family is an nftables address family.
 type Family uint8

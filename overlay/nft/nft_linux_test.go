@@ -67,7 +67,7 @@ func objects(t *testing.T, ns, kind string) []map[string]any {
 }
 
 var (
-	table   = nft.Table{Family: nft.FamilyINet, Name: nft.DefaultTable}
+	table   = nft.Table{Family: nft.FamilyINet, Name: "overlaynet-test"}
 	natPost = nft.Chain{Table: table, Name: "postrouting", Base: &nft.Base{
 		Type: nft.ChainNAT, Hook: nft.HookPostrouting, Priority: nft.PrioritySrcNAT, Policy: nft.PolicyAccept}}
 	subnet = netip.MustParsePrefix("198.51.100.0/24")
@@ -100,7 +100,7 @@ func TestTableChainRule(t *testing.T) {
 	}
 	text := ruleset(t, ns)
 	for _, want := range []string{
-		"table inet overlaynet {",
+		"table inet overlaynet-test {",
 		"chain postrouting {",
 		"type nat hook postrouting priority srcnat; policy accept;",
 		`ip saddr 198.51.100.0/24 ip daddr != 198.51.100.0/24 oifname != "ovn0" counter packets 0 bytes 0 masquerade comment "overlaynet egress masquerade"`,
@@ -161,6 +161,29 @@ func TestTableChainRule(t *testing.T) {
 	}
 }
 
+// TestDeleteTableRefusesOthers: a table overlaynet does not own is never
+// deleted.
+func TestDeleteTableRefusesOthers(t *testing.T) {
+	ns, c := testNS(t)
+	nstest.Run(t, ns, "nft", "add", "table", "inet", "filter")
+	before := ruleset(t, ns)
+	foreign := nft.Table{Family: nft.FamilyINet, Name: "filter"}
+	if err := c.DeleteTable(foreign); err == nil || !strings.Contains(err.Error(), "not overlaynet's") {
+		t.Errorf("DeleteTable(inet filter): %v", err)
+	}
+	b := c.Begin()
+	b.DeleteTable(foreign)
+	if err := b.Commit(); err == nil {
+		t.Error("a batch deleting inet filter was committed")
+	}
+	if after := ruleset(t, ns); after != before {
+		t.Errorf("ruleset changed:\n%s", after)
+	}
+	if got := nft.FeatureTable(nft.FamilyINet, "egress"); got.Name != "overlaynet-egress" || !got.Owned() || got.String() != "inet overlaynet-egress" {
+		t.Errorf("FeatureTable: %+v", got)
+	}
+}
+
 // TestOtherTablesUntouched: a ruleset of other tables (nft's and
 // iptables-nft's) lists byte-identical before overlaynet's table is made
 // and after it is deleted.
@@ -179,7 +202,7 @@ func TestOtherTablesUntouched(t *testing.T) {
 	if _, err := c.EnsureRules(natPost, []nft.Rule{masqRule(t, "masq", subnet)}); err != nil {
 		t.Fatal(err)
 	}
-	if mid := ruleset(t, ns); !strings.Contains(mid, "table inet overlaynet") || !strings.Contains(mid, "ct state established accept") {
+	if mid := ruleset(t, ns); !strings.Contains(mid, "table inet overlaynet-test") || !strings.Contains(mid, "ct state established accept") {
 		t.Fatalf("ruleset with both:\n%s", mid)
 	}
 	if err := c.DeleteTable(table); err != nil {
@@ -259,7 +282,7 @@ func TestBadInput(t *testing.T) {
 // that refers to it, and counters (the rule's and the elements') read back.
 func TestSetsInPlace(t *testing.T) {
 	ns, c := testNS(t)
-	filt := nft.Table{Family: nft.FamilyINet, Name: nft.DefaultTable}
+	filt := nft.Table{Family: nft.FamilyINet, Name: "overlaynet-test"}
 	out := nft.Chain{Table: filt, Name: "output", Base: &nft.Base{Type: nft.ChainFilter, Hook: nft.HookOutput, Priority: nft.PriorityFilter, Policy: nft.PolicyAccept}}
 	allowed := nft.Set{Table: filt, Name: "allowed", Key: nft.KeyIPv4, Counter: true}
 	a2, a3, a4 := netip.MustParseAddr("127.0.1.2"), netip.MustParseAddr("127.0.1.3"), netip.MustParseAddr("127.0.1.4")
@@ -348,7 +371,7 @@ func TestSetsInPlace(t *testing.T) {
 // TestDeleteTagged removes one port's rules and nothing else.
 func TestDeleteTagged(t *testing.T) {
 	ns, c := testNS(t)
-	br := nft.Table{Family: nft.FamilyBridge, Name: nft.DefaultTable}
+	br := nft.Table{Family: nft.FamilyBridge, Name: "overlaynet-test"}
 	fwd := nft.Chain{Table: br, Name: "forward", Base: &nft.Base{Type: nft.ChainFilter, Hook: nft.HookForward, Priority: nft.PriorityFilter, Policy: nft.PolicyAccept}}
 	b := c.Begin()
 	b.AddTable(br)
@@ -367,7 +390,7 @@ func TestDeleteTagged(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	nstest.Run(t, ns, "nft", "add", "rule", "bridge", "overlaynet", "forward", "counter")
+	nstest.Run(t, ns, "nft", "add", "rule", "bridge", "overlaynet-test", "forward", "counter")
 	n, err := c.DeleteTagged(fwd, nft.TagPrefix("port ve-a "))
 	if err != nil || n != 2 {
 		t.Fatalf("DeleteTagged: %d, %v", n, err)
@@ -388,7 +411,7 @@ func TestDeleteTagged(t *testing.T) {
 func TestNetdevChain(t *testing.T) {
 	ns, c := testNS(t)
 	nstest.Run(t, ns, "ip", "link", "add", "nd0", "type", "veth", "peer", "name", "nd1")
-	nd := nft.Table{Family: nft.FamilyNetdev, Name: nft.DefaultTable}
+	nd := nft.Table{Family: nft.FamilyNetdev, Name: "overlaynet-test"}
 	in := nft.Chain{Table: nd, Name: "ingress-nd0", Base: &nft.Base{Type: nft.ChainFilter, Hook: nft.HookIngress, Priority: nft.PriorityFilter, Policy: nft.PolicyAccept, Device: "nd0"}}
 	b := c.Begin()
 	b.AddTable(nd)
