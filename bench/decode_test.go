@@ -27,7 +27,7 @@ var sink resolverView
 // decoders decode one full netlink message (header included) into a
 // resolverView. The peers take the payload after the 16-byte header, as
 // their subscription code hands it to them; rtnl parses the header too
-// (rtnl.ClassifyMessage).
+// (rtnl.Classify).
 var decoders = []struct {
 	name   string
 	decode func(raw []byte, v *resolverView) error
@@ -40,7 +40,7 @@ var decoders = []struct {
 func decodeRtnl() func([]byte, *resolverView) error {
 	var ev rtnl.Event
 	return func(raw []byte, v *resolverView) error {
-		if _, err := rtnl.ClassifyMessage(raw, &ev); err != nil {
+		if _, err := rtnl.Classify(raw, &ev); err != nil {
 			return err
 		}
 		switch ev.Kind {

@@ -74,14 +74,17 @@ var programImpls = []struct {
 			tb.Fatal(err)
 		}
 		tb.Cleanup(func() { c.Close() })
-		// The same forced receive buffer as an rtnl.Conn: room for the ACKs
-		// of a chunk (the kernel's default holds about 270).
+		// The same forced receive buffer (SO_RCVBUFFORCE, as root) as an
+		// rtnl.Conn: room for the ACKs of a chunk (the kernel's default
+		// holds about 270).
 		rc, err := c.SyscallConn()
 		if err != nil {
 			tb.Fatal(err)
 		}
 		var serr error
-		if err := rc.Control(func(fd uintptr) { serr = rtnl.SetReceiveBuffer(int(fd), rtnl.DefaultReceiveBuffer) }); err != nil || serr != nil {
+		if err := rc.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rtnl.DefaultReceiveBuffer)
+		}); err != nil || serr != nil {
 			tb.Fatal(err, serr)
 		}
 		msgs := make([]netlink.Message, len(reqs))

@@ -21,7 +21,7 @@ import (
 // kernelDir holds the captured kernel messages (see testdata/kernel/README.md).
 const kernelDir = "../testdata/kernel"
 
-// Fixed content of the capture lab, so that recaptures give the same fields.
+// Fixed content of the capture topology, so that recaptures give the same fields.
 const (
 	capBridgeMAC = "02:42:c6:33:64:01"
 	capCtnMAC    = "02:42:c6:33:64:02" // eth0 in the container netns
@@ -199,7 +199,7 @@ func getLinkByName(name string) []byte {
 	return ae.Bytes()
 }
 
-// TestGoldenCapture rebuilds the lab topology in throwaway namespaces,
+// TestGoldenCapture builds an overlay node in throwaway namespaces,
 // triggers every scenario of testdata/kernel/README.md and stores the first
 // kernel message of each. It runs only with -update (as root):
 //
@@ -224,7 +224,7 @@ func TestGoldenCapture(t *testing.T) {
 	run(overNS, "ip", "netns", "set", ctnNS, "2")
 	run(overNS, "ip", "link", "add", "br0", "address", capBridgeMAC, "type", "bridge")
 	run(overNS, "ip", "addr", "add", capBridgeIP.String()+"/24", "dev", "br0")
-	// Created in the "host" netns and moved at creation, as the lab does.
+	// Created in the "host" netns and moved at creation, as overlayd does.
 	run(hostNS, "ip", "link", "add", "dev", "vxlan1", "address", capVxlanMAC, "netns", overNS,
 		"type", "vxlan", "id", "42", "dstport", "4789", "proxy", "nolearning", "l2miss", "l3miss")
 	run(overNS, "ip", "link", "set", "vxlan1", "master", "br0")

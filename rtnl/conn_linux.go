@@ -140,7 +140,7 @@ func (c *Conn) setup(cfg *Config) error {
 		if size == 0 {
 			size = DefaultReceiveBuffer
 		}
-		if err := SetReceiveBuffer(c.fd, size); err != nil {
+		if err := setReceiveBuffer(c.fd, size); err != nil {
 			return err
 		}
 	}
@@ -158,10 +158,10 @@ func (c *Conn) setup(cfg *Config) error {
 	return nil
 }
 
-// SetReceiveBuffer sets a socket's receive buffer to size bytes, with
+// setReceiveBuffer sets a socket's receive buffer to size bytes, with
 // SO_RCVBUFFORCE where allowed (CAP_NET_ADMIN) and SO_RCVBUF otherwise (then
 // capped by net.core.rmem_max).
-func SetReceiveBuffer(fd, size int) error {
+func setReceiveBuffer(fd, size int) error {
 	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size); err == nil {
 		return nil
 	}

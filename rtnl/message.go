@@ -41,9 +41,9 @@ func Align(n int) int { return (n + 3) &^ 3 }
 
 var errShortMessage = errors.New("rtnl: message shorter than its header")
 
-// ParseHeader decodes the netlink header at the start of b and validates its
+// parseHeader decodes the netlink header at the start of b and validates its
 // length against b. It returns the header and the message's payload.
-func ParseHeader(b []byte) (Header, []byte, error) {
+func parseHeader(b []byte) (Header, []byte, error) {
 	if len(b) < HeaderLen {
 		return Header{}, nil, errShortMessage
 	}
@@ -96,7 +96,7 @@ func (it *MessageIter) Next() bool {
 		}
 		return false
 	}
-	h, data, err := ParseHeader(it.b)
+	h, data, err := parseHeader(it.b)
 	if err != nil {
 		it.err = err
 		return false

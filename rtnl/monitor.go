@@ -122,13 +122,15 @@ var (
 	errMissBadAttr = errors.New("rtnl: miss notification: malformed attribute")
 )
 
-// Classify decodes one netlink message of the RTNLGRP_NEIGH group into ev.
-// It is pure (no system calls) and does not allocate for misses; neighbour
-// add/delete events decode into ev.Neigh, reusing its LLAddr storage.
+// Classify decodes one netlink message of the RTNLGRP_NEIGH group, header
+// included, as read from the socket, into ev. Bytes past the header's length
+// are ignored. It is pure (no system calls) and does not allocate for misses;
+// neighbour add/delete events decode into ev.Neigh, reusing its LLAddr
+// storage.
 //
 // It returns ok=false with a nil error for messages that are not events
 // (other types, families other than IP for a miss), and an error for a
-// malformed message. Rules, from the kernel (see shared/notes/kernel.md):
+// malformed message. The kernel's rules:
 //
 //   - RTM_GETNEIGH with NLM_F_REQUEST is an app_solicit (NDA_DST required).
 //   - RTM_GETNEIGH without it comes from vxlan: with NDA_DST an L3 miss,
@@ -137,16 +139,9 @@ var (
 //     on an IPv6 vxlan); others are ignored.
 //   - RTM_NEWNEIGH and RTM_DELNEIGH are EventNeighAdd and EventNeighDelete.
 //
-// Senders are not checked here: the monitor drops datagrams whose sender
-// port id is not 0 (the kernel) before classifying.
-func Classify(h Header, data []byte, ev *Event) (ok bool, err error) {
-	return classify(h.Type, h.Flags, h.PID, data, ev)
-}
-
-// ClassifyMessage is Classify for one whole netlink message, header
-// included, as read from the socket or captured in testdata/kernel. Bytes
-// past the header's length are ignored.
-func ClassifyMessage(b []byte, ev *Event) (ok bool, err error) {
+// Senders are not checked here: a Monitor drops datagrams whose sender port
+// id is not 0 (the kernel) before classifying.
+func Classify(b []byte, ev *Event) (ok bool, err error) {
 	if len(b) < HeaderLen {
 		return false, errShortMessage
 	}
@@ -185,15 +180,11 @@ func classify(typ, flags uint16, pid uint32, data []byte, ev *Event) (ok bool, e
 	return true, nil
 }
 
-// DecodeMiss decodes the payload of an RTM_GETNEIGH notification (the
+// decodeMiss decodes the payload of an RTM_GETNEIGH notification (the
 // ndmsg and its attributes) into m. flags are the message's nlmsg flags
 // (NLM_F_REQUEST marks an app_solicit). m.Kind is 0 for a message that is
 // not a miss (a family other than AF_INET/AF_INET6). It never allocates on
 // success.
-func DecodeMiss(flags uint16, data []byte, m *Miss) error {
-	return decodeMiss(flags, data, m)
-}
-
 func decodeMiss(flags uint16, data []byte, m *Miss) error {
 	*m = Miss{}
 	if len(data) < neighHeaderLen {

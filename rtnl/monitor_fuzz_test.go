@@ -32,22 +32,22 @@ func FuzzClassify(f *testing.F) {
 			body = raw[rtnl.HeaderLen:]
 		}
 		var ev rtnl.Event
-		ok, err := rtnl.Classify(h, body, &ev)
+		ok, err := rtnl.ClassifyPayload(h, body, &ev)
 		if ok && err != nil {
 			t.Fatalf("ok with error %v", err)
 		}
-		// ClassifyMessage reads the header itself and must agree.
+		// Classify reads the header itself and must agree.
 		var ev2 rtnl.Event
-		ok2, err2 := rtnl.ClassifyMessage(raw, &ev2)
+		ok2, err2 := rtnl.Classify(raw, &ev2)
 		if ok2 && err2 != nil {
-			t.Fatalf("ClassifyMessage: ok with error %v", err2)
+			t.Fatalf("Classify: ok with error %v", err2)
 		}
 		if _, _, perr := rtnl.ParseHeader(raw); perr == nil {
 			if ok2 != ok || (err2 == nil) != (err == nil) || (ok && (ev2.Kind != ev.Kind || ev2.Miss != ev.Miss || ev2.PortID != ev.PortID)) {
-				t.Fatalf("ClassifyMessage (%v, %v, %+v) disagrees with Classify (%v, %v, %+v)", ok2, err2, ev2.Miss, ok, err, ev.Miss)
+				t.Fatalf("Classify (%v, %v, %+v) disagrees with ClassifyPayload (%v, %v, %+v)", ok2, err2, ev2.Miss, ok, err, ev.Miss)
 			}
 		} else if ok2 || err2 == nil {
-			t.Fatalf("ClassifyMessage accepted a message ParseHeader rejects: %v", perr)
+			t.Fatalf("Classify accepted a message ParseHeader rejects: %v", perr)
 		}
 		if !ok || ev.Kind != rtnl.EventMiss {
 			return

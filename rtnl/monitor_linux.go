@@ -170,7 +170,7 @@ func openMonitorSocket(rcvbuf int, filter []unix.SockFilter) (int, error) {
 		rcvbuf = DefaultMonitorReceiveBuffer
 	}
 	if rcvbuf > 0 {
-		if err := SetReceiveBuffer(fd, rcvbuf); err != nil {
+		if err := setReceiveBuffer(fd, rcvbuf); err != nil {
 			unix.Close(fd)
 			return -1, err
 		}
@@ -330,7 +330,7 @@ func (m *Monitor) deliver(n int, fn func(*Event) error) error {
 				break
 			}
 			msgs++
-			ok, err := ClassifyMessage(b[:l], &m.ev)
+			ok, err := Classify(b[:l], &m.ev)
 			b = b[min(Align(l), len(b)):]
 			if err != nil {
 				bad++

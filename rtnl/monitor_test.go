@@ -65,7 +65,7 @@ func TestClassifyKernelMessages(t *testing.T) {
 		t.Run(tt.file, func(t *testing.T) {
 			h, body, raw := readKernelMessage(t, tt.file)
 			var ev rtnl.Event
-			ok, err := rtnl.Classify(h, body, &ev)
+			ok, err := rtnl.ClassifyPayload(h, body, &ev)
 			if err != nil || !ok {
 				t.Fatalf("Classify: ok=%v err=%v", ok, err)
 			}
@@ -81,8 +81,8 @@ func TestClassifyKernelMessages(t *testing.T) {
 					t.Errorf("DecodeMiss: %+v, %v", m, err)
 				}
 				var ev2 rtnl.Event
-				if ok, err := rtnl.ClassifyMessage(raw, &ev2); !ok || err != nil || ev2.Miss != tt.miss {
-					t.Errorf("ClassifyMessage: %v %v %+v", ok, err, ev2.Miss)
+				if ok, err := rtnl.Classify(raw, &ev2); !ok || err != nil || ev2.Miss != tt.miss {
+					t.Errorf("Classify: %v %v %+v", ok, err, ev2.Miss)
 				}
 				return
 			}
@@ -134,7 +134,7 @@ func TestClassifySynthetic(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var ev rtnl.Event
-			ok, err := rtnl.Classify(tt.h, tt.data, &ev)
+			ok, err := rtnl.ClassifyPayload(tt.h, tt.data, &ev)
 			if ok != tt.ok || (err != nil) != tt.wantErr {
 				t.Fatalf("Classify: ok=%v err=%v, want ok=%v error=%v", ok, err, tt.ok, tt.wantErr)
 			}
@@ -152,9 +152,9 @@ func TestClassifyDoesNotAllocate(t *testing.T) {
 	for _, name := range []string{"l3miss", "l2miss", "app_solicit", "fdb_echo"} {
 		h, body, _ := readKernelMessage(t, name)
 		var ev rtnl.Event
-		rtnl.Classify(h, body, &ev) // first decode sizes Neigh.LLAddr
+		rtnl.ClassifyPayload(h, body, &ev) // first decode sizes Neigh.LLAddr
 		allocs := testing.AllocsPerRun(1000, func() {
-			if ok, err := rtnl.Classify(h, body, &ev); !ok || err != nil {
+			if ok, err := rtnl.ClassifyPayload(h, body, &ev); !ok || err != nil {
 				t.Fatalf("%s: ok=%v err=%v", name, ok, err)
 			}
 		})
@@ -165,14 +165,14 @@ func TestClassifyDoesNotAllocate(t *testing.T) {
 	for _, name := range []string{"l3miss", "l2miss", "app_solicit"} {
 		_, _, raw := readKernelMessage(t, name)
 		var ev rtnl.Event
-		if a := testing.AllocsPerRun(1000, func() { rtnl.ClassifyMessage(raw, &ev) }); a != 0 {
-			t.Errorf("ClassifyMessage %s: %v allocations, want 0", name, a)
+		if a := testing.AllocsPerRun(1000, func() { rtnl.Classify(raw, &ev) }); a != 0 {
+			t.Errorf("Classify %s: %v allocations, want 0", name, a)
 		}
 	}
 	// Malformed misses are rejected without allocating either.
 	bad := ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttrDst, []byte{1, 2, 3})
 	var ev rtnl.Event
-	if a := testing.AllocsPerRun(100, func() { rtnl.Classify(rtnl.Header{Type: unix.RTM_GETNEIGH}, bad, &ev) }); a != 0 {
+	if a := testing.AllocsPerRun(100, func() { rtnl.ClassifyPayload(rtnl.Header{Type: unix.RTM_GETNEIGH}, bad, &ev) }); a != 0 {
 		t.Errorf("malformed miss: %v allocations, want 0", a)
 	}
 }
@@ -202,7 +202,7 @@ func BenchmarkClassify(b *testing.B) {
 			b.ReportAllocs()
 			var ev rtnl.Event
 			for b.Loop() {
-				if _, err := rtnl.ClassifyMessage(raw, &ev); err != nil {
+				if _, err := rtnl.Classify(raw, &ev); err != nil {
 					b.Fatal(err)
 				}
 			}

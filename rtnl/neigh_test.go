@@ -194,7 +194,7 @@ func TestNeighRoundTrip(t *testing.T) {
 	}
 }
 
-// neighMissL3 is a vxlan L3 miss as the kernel sends it (see kernel.md).
+// neighMissL3 is a vxlan L3 miss as the kernel sends it.
 func neighMissL3() []byte {
 	return bytes.Join([][]byte{
 		neighHeader(unix.AF_INET, 7, 0x04, 0, 0),

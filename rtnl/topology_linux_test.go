@@ -12,15 +12,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestLabTopology builds the lab's node with rtnl alone (create_overlay.sh,
-// attach_ctn.sh and the static wiring of one remote container), then reads
-// every piece back with iproute2:
+// TestNodeTopology builds an overlay node with rtnl alone (the overlay
+// netns with its bridge and vxlan, one attached container, the static wiring
+// of one remote container), then reads every piece back with iproute2:
 //
 //	H (the node's host netns)   O (overlay netns)              C (container)
 //	vxlan1's UDP socket  <----  vxlan1 id 42 ---+ br0 198.51.100.1/24
 //	                            veth1 ----------+     eth0 198.51.100.2/24
 //	                              \________________________/  default via .1
-func TestLabTopology(t *testing.T) {
+func TestNodeTopology(t *testing.T) {
 	nsH, nameH := nstest.NetNS(t, "H")
 	nsO, nameO := nstest.NetNS(t, "O")
 	nsC, nameC := nstest.NetNS(t, "C")
@@ -35,7 +35,7 @@ func TestLabTopology(t *testing.T) {
 		vtep     = netip.MustParseAddr("192.0.2.3")
 	)
 
-	// create_overlay.sh
+	// The overlay: br0 with the gateway address, vxlan1 enslaved to it.
 	if err := cO.LinkAdd(rtnl.NewBridge("br0")); err != nil {
 		t.Fatalf("br0: %v", err)
 	}
@@ -56,8 +56,8 @@ func TestLabTopology(t *testing.T) {
 		t.Fatalf("vxlan1 master: %v", err)
 	}
 
-	// attach_ctn.sh, sent from H like the lab's `ip link add dev veth1 mtu
-	// 1450 netns overns type veth peer name eth0 mtu 1450 netns pinkns`.
+	// A container, sent from H like `ip link add dev veth1 mtu 1450 netns
+	// overns type veth peer name eth0 mtu 1450 netns pinkns`.
 	veth := rtnl.NewVethPair("veth1", rtnl.LinkMessage{Name: "eth0", MTU: 1450, Address: ctnMAC, NetNSFD: nsC.Fd()})
 	veth.MTU, veth.NetNSFD = 1450, nsO.Fd()
 	if err := cH.LinkAdd(veth); err != nil {
@@ -97,7 +97,7 @@ func TestLabTopology(t *testing.T) {
 	if err := cO.NeighReplace(other.Message()); err != nil {
 		t.Fatalf("second fdb entry: %v", err)
 	}
-	// check.sh: app_solicit on br0, through RTM_SETNEIGHTBL.
+	// app_solicit on br0, through RTM_SETNEIGHTBL.
 	if err := cO.SetNeighTable(rtnl.NeighTableParams{Family: unix.AF_INET, Ifindex: br0.Index, AppProbes: new(uint32(3))}); err != nil {
 		t.Fatalf("app_solicit: %v", err)
 	}
@@ -179,7 +179,7 @@ func TestLabTopology(t *testing.T) {
 			byMAC[f.MAC] = f
 		}
 	}
-	// The lab's entry: VNI and port equal the device's, so the kernel omits them.
+	// The first entry's VNI and port equal the device's, so the kernel omits them.
 	check(t, "fdb entries", len(byMAC), 2)
 	want := []fdbEntry{
 		{MAC: remoteHW.String(), Dst: "192.0.2.3", State: "permanent"},
