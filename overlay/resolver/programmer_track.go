@@ -36,6 +36,10 @@ func (p *programmer) track(op *progOp) {
 type kernelEntries struct {
 	neigh map[neighKey]registry.MAC
 	fdb   map[registry.MAC]netip.Addr
+	// unproven are PERMANENT extern_learn FDB entries on the vxlan that
+	// nothing yet shows to be ours: another controller of the device (an
+	// EVPN daemon) programs entries with the same flags. See sync.
+	unproven map[registry.MAC]netip.Addr
 }
 
 // load dumps the kernel's IPv4 neighbour entries marked with our protocol
@@ -71,6 +75,12 @@ func (p *programmer) load() (kernelEntries, error) {
 // do not track are adopted (after a restart, all of them), tracked entries
 // that vanished are forgotten. It returns the kernel's entries and how many
 // were adopted.
+//
+// Neighbour entries carry our protocol number: they are ours. An FDB entry
+// has no such mark, so it is ours only if it is tracked (programmed by this
+// process) or one of our neighbour entries names its MAC (an L3 miss
+// programs both); the others are returned as unproven, for Reconcile to
+// adopt those whose MAC the registry holds (see adoptFDB).
 func (p *programmer) sync() (kernelEntries, int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -84,10 +94,21 @@ func (p *programmer) sync() (kernelEntries, int, error) {
 			adopted++
 		}
 	}
-	for k := range ke.fdb {
-		if _, ok := p.fdb[k]; !ok {
-			adopted++
+	named := make(map[registry.MAC]bool, len(ke.neigh))
+	for _, mac := range ke.neigh {
+		named[mac] = true
+	}
+	ke.unproven = make(map[registry.MAC]netip.Addr)
+	for k, vtep := range ke.fdb {
+		if _, ok := p.fdb[k]; ok {
+			continue
 		}
+		if !named[k] {
+			ke.unproven[k] = vtep
+			delete(ke.fdb, k)
+			continue
+		}
+		adopted++
 	}
 	// Refilled in place: the maps keep the room they were sized with.
 	clear(p.neigh)
@@ -97,6 +118,15 @@ func (p *programmer) sync() (kernelEntries, int, error) {
 	p.m.programmedNeigh.Store(int64(len(p.neigh)))
 	p.m.programmedFDB.Store(int64(len(p.fdb)))
 	return ke, adopted, nil
+}
+
+// adoptFDB tracks the kernel's FDB entry mac → vtep as ours (an unproven
+// entry whose MAC the registry holds: this overlay's container).
+func (p *programmer) adoptFDB(mac registry.MAC, vtep netip.Addr) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fdb[mac] = vtep
+	p.m.programmedFDB.Store(int64(len(p.fdb)))
 }
 
 // ProgrammedEntry is one kernel entry the resolver programmed and tracks.

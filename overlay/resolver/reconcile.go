@@ -37,7 +37,7 @@ func (r *Resolver) reconcileLogged(ctx context.Context, first bool) {
 	case err != nil:
 		r.log.Warn("reconcile failed", "err", err)
 	case first || st.Changed() > 0:
-		r.log.Info("reconciled", "entries", st.Entries, "adopted", st.Adopted, "updated", st.Updated, "removed", st.Removed, "took", st.Took)
+		r.log.Info("reconciled", "entries", st.Entries, "adopted", st.Adopted, "updated", st.Updated, "removed", st.Removed, "foreign", st.Foreign, "took", st.Took)
 	default:
 		r.log.Debug("reconciled", "entries", st.Entries, "took", st.Took)
 	}
@@ -49,6 +49,7 @@ type ReconcileStats struct {
 	Adopted int           // of those, entries that were not tracked (after a restart: all)
 	Updated int           // entries re-programmed because their record changed
 	Removed int           // entries removed because their record is gone
+	Foreign int           // FDB entries left alone: nothing shows they are ours
 	Took    time.Duration // duration of the pass
 }
 
@@ -83,7 +84,7 @@ func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 	st.Adopted = adopted
 	r.m.reconcileFixes[reconcileAdopted].Add(uint64(adopted))
 	r.table.forgetAll()
-	if st.Entries == 0 {
+	if st.Entries == 0 && len(ke.unproven) == 0 {
 		st.Took = time.Since(start)
 		return st, nil
 	}
@@ -108,6 +109,7 @@ func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 			byMAC[rec.MAC] = rec.VTEP
 		}
 	}
+	r.adoptUnproven(ctx, ke, byMAC, listErr != nil, &st)
 	// wantVTEP answers MAC → VTEP: from the list, else one lookup.
 	// gone is true when the registry has no record; err when the record
 	// cannot be used.
@@ -216,4 +218,29 @@ func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 // through the bridge, with no neighbour or FDB entry on the vxlan.
 func (r *Resolver) isLocal(vtep netip.Addr) bool {
 	return r.cfg.LocalVTEP.IsValid() && vtep == r.cfg.LocalVTEP
+}
+
+// adoptUnproven decides about the FDB entries sync could not show to be
+// ours: one whose MAC the registry holds is this overlay's container, left
+// by an earlier run (an L2 miss, or the change feed, programs FDB entries
+// alone): it is adopted and reconciled like the others. The rest belong to
+// another controller of the vxlan and are never changed or removed. When
+// the listing was incomplete, unlisted MACs are looked up.
+func (r *Resolver) adoptUnproven(ctx context.Context, ke kernelEntries, byMAC map[registry.MAC]netip.Addr, incomplete bool, st *ReconcileStats) {
+	for mac, vtep := range ke.unproven {
+		_, ours := byMAC[mac]
+		if !ours && incomplete {
+			_, err := r.lookupVTEP(ctx, mac)
+			ours = err == nil
+		}
+		if !ours {
+			st.Foreign++
+			continue
+		}
+		r.prog.adoptFDB(mac, vtep)
+		ke.fdb[mac] = vtep
+		st.Adopted++
+		st.Entries++
+		r.m.reconcileFixes[reconcileAdopted].Add(1)
+	}
 }
