@@ -1,0 +1,228 @@
+package guard
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+
+	"github.com/overlaynet/overlaynet/overlay/nft"
+)
+
+// AntispoofTable is the anti-spoofing table, in the overlay namespace.
+func AntispoofTable() nft.Table { return nft.FeatureTable(nft.FamilyBridge, Feature) }
+
+// portsChain is the base chain dispatching each port to its own chain.
+func portsChain() nft.Chain {
+	return nft.Chain{Table: AntispoofTable(), Name: "ports", Base: &nft.Base{
+		Type: nft.ChainFilter, Hook: nft.HookPrerouting, Priority: -200, Policy: nft.PolicyAccept}}
+}
+
+// portChainPrefix starts the name of a port's chain: "port-HOSTIF".
+const portChainPrefix = "port-"
+
+func portChain(hostIf string) nft.Chain {
+	return nft.Chain{Table: AntispoofTable(), Name: portChainPrefix + hostIf}
+}
+
+// Reason is why anti-spoofing or the allowlist dropped a packet.
+type Reason string
+
+// Reasons, as rule tags and metric labels.
+const (
+	ReasonVTEP      Reason = "vtep_not_allowed" // VXLAN from an address not in the allowlist
+	ReasonSrcMAC    Reason = "src_mac"          // frame from a port with another source MAC
+	ReasonARPSender Reason = "arp_sender"       // ARP with another sender MAC or address
+	ReasonSrcIP     Reason = "src_ip"           // IPv4 with another source address
+	ReasonEtherType Reason = "ethertype"        // neither IPv4 nor ARP (IPv6, VLAN tags, ...)
+)
+
+// String returns the reason's label.
+func (r Reason) String() string { return string(r) }
+
+// Reasons lists every reason, in a fixed order.
+var Reasons = []Reason{ReasonVTEP, ReasonSrcMAC, ReasonARPSender, ReasonSrcIP, ReasonEtherType}
+
+// Port is a container port to guard: its host-side veth in the overlay
+// namespace and the MAC and IPv4 address it was attached with.
+type Port struct {
+	HostIf string
+	MAC    [6]byte
+	IP     netip.Addr
+}
+
+func (p Port) check() error {
+	switch {
+	case p.HostIf == "" || len(p.HostIf) > unix.IFNAMSIZ-1:
+		return fmt.Errorf("guard: port %q: bad interface name", p.HostIf)
+	case !p.IP.Is4():
+		return fmt.Errorf("guard: port %s: %s is not an IPv4 address", p.HostIf, p.IP)
+	case p.MAC == [6]byte{}:
+		return fmt.Errorf("guard: port %s: no MAC", p.HostIf)
+	}
+	return nil
+}
+
+// Ethertypes and header offsets the rules use.
+var (
+	etherIPv4 = []byte{0x08, 0x00}
+	etherARP  = []byte{0x08, 0x06}
+)
+
+func etherType(op expr.CmpOp, t []byte) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 12, Len: 2},
+		&expr.Cmp{Op: op, Register: 1, Data: t},
+	}
+}
+
+func netField(offset, n uint32, op expr.CmpOp, v []byte) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: n},
+		&expr.Cmp{Op: op, Register: 1, Data: v},
+	}
+}
+
+func dropCounted() []expr.Any { return nft.One(nft.Counter(), nft.Drop()) }
+
+// portTag is the tag of a port's rule for reason r ("HOSTIF REASON"); the
+// dispatch rule in "ports" is tagged with the port's name alone.
+func portTag(hostIf string, r Reason) string { return hostIf + " " + string(r) }
+
+// portRules are the rules of p's chain, in order.
+func portRules(p Port) []nft.Rule {
+	ip := p.IP.As4()
+	zero := []byte{0, 0, 0, 0}
+	mac := p.MAC[:]
+	return []nft.Rule{
+		{Tag: portTag(p.HostIf, ReasonSrcMAC), Exprs: nft.Concat(
+			nft.One(nft.LoadEtherSrc(), &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: mac}), dropCounted())},
+		// ARP: sender hardware address (offset 8) and sender protocol
+		// address (offset 14) of an Ethernet/IPv4 ARP message; a probe's
+		// sender address 0.0.0.0 passes (duplicate address detection).
+		{Tag: portTag(p.HostIf, ReasonARPSender) + " mac", Exprs: nft.Concat(
+			etherType(expr.CmpOpEq, etherARP), netField(8, 6, expr.CmpOpNeq, mac), dropCounted())},
+		{Tag: portTag(p.HostIf, ReasonARPSender) + " ip", Exprs: nft.Concat(
+			etherType(expr.CmpOpEq, etherARP), netField(14, 4, expr.CmpOpNeq, ip[:]), netField(14, 4, expr.CmpOpNeq, zero), dropCounted())},
+		{Tag: portTag(p.HostIf, ReasonSrcIP), Exprs: nft.Concat(
+			etherType(expr.CmpOpEq, etherIPv4), netField(12, 4, expr.CmpOpNeq, ip[:]), dropCounted())},
+		{Tag: portTag(p.HostIf, ReasonEtherType), Exprs: nft.Concat(
+			etherType(expr.CmpOpNeq, etherIPv4), etherType(expr.CmpOpNeq, etherARP), dropCounted())},
+	}
+}
+
+// InstallPort makes p's anti-spoofing rules exist in the overlay
+// namespace's table (creating the table and base chain if needed), then
+// the dispatch rule that sends p's frames through them. Idempotent: rules
+// already there, identical, are kept with their counters; rules for the
+// same port with another MAC or address are replaced.
+func InstallPort(c *nft.Conn, p Port) error {
+	if err := p.check(); err != nil {
+		return err
+	}
+	ch := portChain(p.HostIf)
+	b := c.Begin()
+	b.AddTable(ch.Table)
+	b.AddChain(portsChain())
+	b.AddChain(ch)
+	if err := b.Commit(); err != nil {
+		return fmt.Errorf("guard: anti-spoofing chains of %s: %w", p.HostIf, err)
+	}
+	if _, err := c.EnsureRules(ch, portRules(p)); err != nil {
+		return fmt.Errorf("guard: anti-spoofing rules of %s: %w", p.HostIf, err)
+	}
+	dispatch := nft.Rule{Tag: p.HostIf, Exprs: nft.Concat(nft.IIFName(p.HostIf, false), nft.One(nft.Jump(ch.Name)))}
+	if _, err := c.EnsureRules(portsChain(), []nft.Rule{dispatch}); err != nil {
+		return fmt.Errorf("guard: anti-spoofing dispatch of %s: %w", p.HostIf, err)
+	}
+	return nil
+}
+
+// RemovePort removes p's dispatch rule, then its chain and rules; nothing
+// of other ports is touched. A port without rules is not an error.
+func RemovePort(c *nft.Conn, hostIf string) error {
+	exists, err := c.TableExists(AntispoofTable())
+	if err != nil || !exists {
+		return err
+	}
+	if _, err := c.DeleteTagged(portsChain(), nft.TagIs(hostIf)); err != nil {
+		return fmt.Errorf("guard: anti-spoofing dispatch of %s: %w", hostIf, err)
+	}
+	ch := portChain(hostIf)
+	have, err := c.Chain(ch.Table, ch.Name)
+	if err != nil || have == nil {
+		return err
+	}
+	rules, err := c.Rules(ch)
+	if err != nil {
+		return err
+	}
+	b := c.Begin()
+	for _, r := range rules {
+		b.DeleteRule(ch, r.Handle)
+	}
+	b.DeleteChain(ch)
+	if err := b.Commit(); err != nil {
+		return fmt.Errorf("guard: anti-spoofing chain of %s: %w", hostIf, err)
+	}
+	return nil
+}
+
+// PortRules is what status shows of one port: its rules' drops by reason.
+type PortRules struct {
+	HostIf string            `json:"host_if"`
+	Rules  int               `json:"rules"`
+	Drops  map[Reason]uint64 `json:"drops"`
+	// Dispatched is true when the base chain sends the port's frames
+	// through its rules.
+	Dispatched bool `json:"dispatched"`
+}
+
+// Ports lists the guarded ports of the overlay namespace's table, with
+// their drop counters (none if the table does not exist).
+func Ports(c *nft.Conn) ([]PortRules, error) {
+	exists, err := c.TableExists(AntispoofTable())
+	if err != nil || !exists {
+		return nil, err
+	}
+	chains, err := c.Chains(AntispoofTable())
+	if err != nil {
+		return nil, err
+	}
+	dispatch, err := c.Rules(portsChain())
+	if err != nil {
+		return nil, err
+	}
+	var out []PortRules
+	for _, ch := range chains {
+		hostIf, ok := strings.CutPrefix(ch.Name, portChainPrefix)
+		if !ok {
+			continue
+		}
+		rules, err := c.Rules(ch)
+		if err != nil {
+			return nil, err
+		}
+		pr := PortRules{HostIf: hostIf, Rules: len(rules), Drops: map[Reason]uint64{}}
+		for _, r := range rules {
+			rest, ok := strings.CutPrefix(r.Tag, hostIf+" ")
+			if !ok {
+				continue
+			}
+			reason, _, _ := strings.Cut(rest, " ")
+			pr.Drops[Reason(reason)] += r.Packets
+		}
+		for _, d := range dispatch {
+			if d.Tag == hostIf {
+				pr.Dispatched = true
+			}
+		}
+		out = append(out, pr)
+	}
+	return out, nil
+}
+
+// RemoveAntispoof deletes the anti-spoofing table (nothing else).
+func RemoveAntispoof(c *nft.Conn) error { return c.DeleteTable(AntispoofTable()) }
