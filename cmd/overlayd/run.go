@@ -8,9 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay"
@@ -46,10 +43,12 @@ per resolution at info, one per miss at debug.
 --mode: reactive programs entries only in answer to misses (the only mode of
 the directory store); proactive programs every remote container of the
 store's change feed (etcd) before any packet needs it; hybrid (the default
-when the store has a change feed) does both, misses being the safety net. At
-most --proactive-max records are programmed from the feed (default: three
-quarters of the kernel's neighbour table gc_thresh3); the rest are resolved
-on misses, in proactive mode too.
+when the store has a change feed) does both, misses being the safety net.
+Every remote record is programmed by default: PERMANENT neighbour entries and
+vxlan FDB entries are not limited by the neighbour table's gc_thresh3. An
+operator may set a budget, --proactive-max N: records beyond it are resolved
+on misses (in proactive mode too); crossing it is logged once and exported
+as overlayd_proactive_left_to_misses.
 
 It refuses to start when the overlay in --state-dir differs from the network
 recorded in --store (VNI, port, MTU, gateway; each difference is named) or
@@ -81,7 +80,7 @@ func (o *runOptions) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.workers, "workers", resolver.DefaultResolverWorkers, "concurrent store lookups")
 	fs.DurationVar(&o.batchWindow, "batch-window", resolver.DefaultBatchWindow, "how long to gather kernel changes into one batch")
 	fs.StringVar(&o.mode, "mode", "", "reactive, proactive or hybrid (default: hybrid when --store has a change feed, as etcd does; reactive otherwise)")
-	fs.IntVar(&o.maxProact, "proactive-max", 0, "most records programmed from the change feed; the rest are resolved on misses (0: 3/4 of the neighbour table's gc_thresh3)")
+	fs.IntVar(&o.maxProact, "proactive-max", 0, "budget: most records programmed from the change feed, the rest resolved on misses (0: none, every remote record is programmed)")
 	fs.IntVar(&o.rcvbuf, "rcvbuf", rtnl.DefaultMonitorReceiveBuffer, "netlink receive buffer for notifications, bytes (forced; the kernel doubles it)")
 }
 
@@ -201,10 +200,6 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 		metrics.AddCollector(reg.lease.collector())
 	}
 	maxProact := o.maxProact
-	if maxProact == 0 {
-		t3 := gcThresh3()
-		maxProact = max(1, t3-t3/4)
-	}
 	r, err := resolver.NewResolver(resolver.ResolverConfig{
 		Conn: conn, Registry: reg, Vxlan: vx.Index, Bridge: bridge, VNI: vni, Port: port,
 		Subnet: cfg.Subnet(), LocalVTEP: ov.VTEP, Logger: log, Metrics: metrics,
@@ -286,30 +281,4 @@ func serveMetrics(ctx context.Context, addr string, m *resolver.Metrics, log *sl
 		srv.Shutdown(sctx)
 	}
 	return stop, ln.Addr().String(), nil
-}
-
-// gcThresh3 returns the IPv4 neighbour table's gc_thresh3 (its hard limit,
-// shared by every network namespace). Only the initial namespace shows it:
-// it is read there (through /proc/1/ns/net when the daemon runs elsewhere);
-// 1024, the kernel's default, when it cannot be read.
-func gcThresh3() int {
-	const path = "/proc/sys/net/ipv4/neigh/default/gc_thresh3"
-	read := func() (int, error) {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return 0, err
-		}
-		return strconv.Atoi(strings.TrimSpace(string(b)))
-	}
-	if v, err := read(); err == nil && v > 0 {
-		return v
-	}
-	if ns, err := rtnl.OpenNetNS("/proc/1/ns/net"); err == nil {
-		defer ns.Close()
-		var v int
-		if ns.Do(func() error { var err error; v, err = read(); return err }) == nil && v > 0 {
-			return v
-		}
-	}
-	return 1024
 }

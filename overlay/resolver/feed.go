@@ -59,11 +59,6 @@ func ParseMode(s string) (Mode, error) {
 	return 0, fmt.Errorf("overlay: unknown mode %q (want reactive, proactive or hybrid)", s)
 }
 
-// DefaultProactiveMax is ResolverConfig.ProactiveMax when zero: three
-// quarters of the kernel's default gc_thresh3 (1024), leaving room in the
-// neighbour table for local and miss-driven entries.
-const DefaultProactiveMax = 768
-
 // feedState is what the feed follower knows. Only the follower goroutine
 // touches the maps; the counters are read by the receive loop and metrics.
 type feedState struct {
@@ -74,9 +69,11 @@ type feedState struct {
 	macRefs map[registry.MAC]int           // records of want per MAC
 	seen    map[netip.Addr]struct{}        // records delivered by a fresh watch, until its first Synced
 	fresh   bool
+	// budgetLogged: crossing the budget was logged (once per daemon).
+	budgetLogged bool
 
 	synced     atomic.Bool
-	overflow   atomic.Int64 // remote records left to misses by the cap
+	overflow   atomic.Int64 // remote records left to misses by the budget
 	programmed atomic.Int64 // len(prog)
 	changes    [registry.ChangeSynced + 1]atomic.Uint64
 	ignored    atomic.Uint64 // misses ignored in proactive mode
@@ -88,9 +85,13 @@ func newFeedState(mode Mode, max int) *feedState {
 		prog: make(map[netip.Addr]struct{}), macRefs: make(map[registry.MAC]int)}
 }
 
+// withinBudget says whether one more record may be programmed from the
+// feed: always without a budget (max 0).
+func (f *feedState) withinBudget() bool { return f.max == 0 || len(f.prog) < f.max }
+
 // wantMisses says whether the receive loop resolves misses: always in hybrid
 // mode; in proactive mode until the feed first synced and while records are
-// beyond the cap.
+// beyond the budget.
 func (f *feedState) wantMisses() bool {
 	return f.mode == ModeHybrid || !f.synced.Load() || f.overflow.Load() > 0
 }
@@ -166,8 +167,12 @@ func (r *Resolver) handleChange(ctx context.Context, c registry.Change) {
 		}
 		f.want[rec.IP] = rec
 		f.macRefs[rec.MAC]++
-		if len(f.prog) < f.max {
+		if f.withinBudget() {
 			r.programRecord(ctx, rec)
+		} else if !f.budgetLogged {
+			f.budgetLogged = true
+			r.log.Warn("proactive budget reached: further remote records are resolved on misses (logged once; see overlayd_proactive_left_to_misses)",
+				"proactive_max", f.max, "first_left_to_misses", rec.String())
 		}
 	case registry.ChangeDelete:
 		if old, ok := f.want[c.Record.IP]; ok && old == c.Record {
@@ -239,11 +244,11 @@ func (r *Resolver) forgetRecord(ctx context.Context, rec registry.Record, promot
 	if len(ops) > 0 {
 		r.prog.submit(ctx, &resolution{action: "removed from feed", ops: ops})
 	}
-	if !promote {
+	if !promote || f.max == 0 || len(f.want) <= len(f.prog) {
 		return
 	}
 	for ip, w := range f.want {
-		if len(f.prog) >= f.max {
+		if !f.withinBudget() {
 			break
 		}
 		if _, ok := f.prog[ip]; !ok {
@@ -291,7 +296,7 @@ type FeedStats struct {
 	Synced       bool   // the feed delivered a complete listing
 	Programmed   int64  // remote records programmed proactively
 	LeftToMisses int64  // remote records beyond ProactiveMax
-	Max          int    // ProactiveMax
+	Max          int    // ProactiveMax (0: no budget)
 	Puts         uint64 // registry.ChangePut events
 	Deletes      uint64 // registry.ChangeDelete events
 	Syncs        uint64 // registry.ChangeSynced events
@@ -327,9 +332,9 @@ func (r *Resolver) feedCollector(w io.Writer) {
 	fmt.Fprintf(w, "overlayd_feed_synced %d\n", synced)
 	header(w, "overlayd_proactive_records", "gauge", "Remote records programmed from the change feed.")
 	fmt.Fprintf(w, "overlayd_proactive_records %d\n", s.Programmed)
-	header(w, "overlayd_proactive_left_to_misses", "gauge", "Remote records beyond the proactive cap, resolved on misses.")
+	header(w, "overlayd_proactive_left_to_misses", "gauge", "Remote records beyond the proactive budget (--proactive-max), resolved on misses.")
 	fmt.Fprintf(w, "overlayd_proactive_left_to_misses %d\n", s.LeftToMisses)
-	header(w, "overlayd_proactive_max", "gauge", "Cap on records programmed from the change feed.")
+	header(w, "overlayd_proactive_max", "gauge", "Budget of records programmed from the change feed (0: none, every remote record).")
 	fmt.Fprintf(w, "overlayd_proactive_max %d\n", s.Max)
 	counter(w, "overlayd_feed_misses_ignored_total", "Misses not resolved because proactive mode programs their records.", s.MissesIgnore)
 	counter(w, "overlayd_feed_restarts_total", "Times the change feed ended and was watched again.", s.Restarts)

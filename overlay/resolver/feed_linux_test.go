@@ -3,8 +3,14 @@ package resolver
 import (
 	"context"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
@@ -19,6 +25,14 @@ func (f chanFeed) Watch(ctx context.Context) (<-chan registry.Change, error) { r
 // on lab's real vxlan.
 func (lab *resolverLab) startFeedResolver(t *testing.T, f registry.ChangeFeed, mode Mode, max int) *Resolver {
 	t.Helper()
+	r, _ := lab.startFeedResolverIn(t, f, mode, max, netip.MustParsePrefix("198.51.100.0/24"))
+	return r
+}
+
+// startFeedResolverIn is startFeedResolver for the overlay subnet subnet; it
+// also returns the resolver's log.
+func (lab *resolverLab) startFeedResolverIn(t *testing.T, f registry.ChangeFeed, mode Mode, max int, subnet netip.Prefix) (*Resolver, *logBuffer) {
+	t.Helper()
 	mon, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: lab.ns})
 	if err != nil {
 		t.Fatal(err)
@@ -26,7 +40,7 @@ func (lab *resolverLab) startFeedResolver(t *testing.T, f registry.ChangeFeed, m
 	logs := &logBuffer{}
 	r, err := NewResolver(ResolverConfig{
 		Conn: lab.conn, Registry: lab.store, Vxlan: lab.vxlan, VNI: 42, Port: 4789,
-		Subnet:    netip.MustParsePrefix("198.51.100.0/24"),
+		Subnet:    subnet,
 		LocalVTEP: netip.MustParseAddr("192.0.2.2"),
 		Logger:    newTestLogger(logs), ReconcileInterval: -1,
 		Feed: f, Mode: mode, ProactiveMax: max,
@@ -45,7 +59,7 @@ func (lab *resolverLab) startFeedResolver(t *testing.T, f registry.ChangeFeed, m
 			t.Logf("resolver log:\n%s", logs)
 		}
 	})
-	return r
+	return r, logs
 }
 
 // TestResolverFeedProactive: records of the feed are programmed without any
@@ -147,5 +161,88 @@ func TestResolverModeNeedsFeed(t *testing.T) {
 	}
 	if _, err := ParseMode("eager"); err == nil {
 		t.Error("ParseMode accepted eager")
+	}
+}
+
+// TestResolverFeedNoBudget: with no budget (the default), every remote
+// record of the feed is programmed, past the neighbour table's gc_thresh3:
+// PERMANENT neighbours and vxlan FDB entries are exempt from it.
+func TestResolverFeedNoBudget(t *testing.T) {
+	lab := newResolverLab(t)
+	t3 := 1024
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/neigh/default/gc_thresh3"); err == nil {
+		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			t3 = v
+		}
+	}
+	n := min(t3, 20000) + 1000
+	feed := make(chanFeed, 64)
+	r, _ := lab.startFeedResolverIn(t, feed, ModeHybrid, 0, netip.MustParsePrefix("10.0.0.0/8"))
+	// The records are in the store too (the reconcile pass after the sync
+	// checks them there), written directly: the store's own writes fsync.
+	recs := make([]registry.Record, n)
+	for i := range recs {
+		recs[i] = registry.Record{IP: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}),
+			MAC: registry.MAC{0x02, 0x42, 10, 1, byte(i >> 8), byte(i)}, VTEP: netip.AddrFrom4([4]byte{192, 0, 2, byte(3 + i%100)})}
+		for path, v := range map[string]string{"arp/" + recs[i].IP.String(): recs[i].MAC.String(), "fdb/" + recs[i].MAC.String(): recs[i].VTEP.String()} {
+			if err := os.WriteFile(filepath.Join(lab.store.Root(), path), []byte(v+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	go func() {
+		for _, rec := range recs {
+			feed <- registry.Change{Kind: registry.ChangePut, Record: rec}
+		}
+		feed <- registry.Change{Kind: registry.ChangeSynced}
+	}()
+	eventually(t, "every record programmed", func() bool {
+		s := r.FeedStats()
+		return s.Synced && s.Programmed == int64(n)
+	})
+	if s := r.FeedStats(); s.LeftToMisses != 0 || s.Max != 0 {
+		t.Errorf("stats %+v, want none left to misses and no budget", s)
+	}
+	var neigh, fdb int
+	deadline := time.Now().Add(10 * time.Second)
+	for (neigh != n || fdb != n) && time.Now().Before(deadline) {
+		neigh = strings.Count(nstest.Run(t, lab.over, "ip", "neigh", "show", "dev", "vx0"), "PERMANENT")
+		fdb = strings.Count(nstest.Run(t, lab.over, "bridge", "fdb", "show", "dev", "vx0"), "extern_learn")
+		time.Sleep(100 * time.Millisecond)
+	}
+	if neigh != n || fdb != n {
+		t.Errorf("kernel holds %d neighbour and %d FDB entries, want %d each (gc_thresh3 %d)", neigh, fdb, n, t3)
+	}
+	if e := r.Metrics().Snapshot().Errors; e != 0 {
+		t.Errorf("%d programming errors", e)
+	}
+}
+
+// TestResolverFeedBudget: an explicit budget programs that many records;
+// crossing it is logged once and exported as a metric.
+func TestResolverFeedBudget(t *testing.T) {
+	lab := newResolverLab(t)
+	feed := make(chanFeed, 16)
+	r, logs := lab.startFeedResolverIn(t, feed, ModeHybrid, 1, netip.MustParsePrefix("198.51.100.0/24"))
+	for i := range 3 {
+		ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + i)})
+		feed <- registry.Change{Kind: registry.ChangePut, Record: registry.Record{IP: ip, MAC: registry.MAC{2, 0x42, 198, 51, 100, byte(10 + i)}, VTEP: netip.MustParseAddr("192.0.2.3")}}
+	}
+	feed <- registry.Change{Kind: registry.ChangeSynced}
+	eventually(t, "one programmed, two left to misses", func() bool {
+		s := r.FeedStats()
+		return s.Synced && s.Programmed == 1 && s.LeftToMisses == 2
+	})
+	if got := strings.Count(logs.String(), "proactive budget reached"); got != 1 {
+		t.Errorf("budget crossing logged %d times, want once:\n%s", got, logs)
+	}
+	var b strings.Builder
+	if err := r.Metrics().WritePrometheus(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"overlayd_proactive_left_to_misses 2\n", "overlayd_proactive_max 1\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("metrics lack %q", want)
+		}
 	}
 }

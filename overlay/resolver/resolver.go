@@ -85,8 +85,12 @@ type ResolverConfig struct {
 	// Mode says how entries are programmed; ModeAuto (zero) is ModeHybrid
 	// with a Feed and ModeReactive without. Proactive and hybrid need Feed.
 	Mode Mode
-	// ProactiveMax caps the remote records programmed from the feed
-	// (DefaultProactiveMax); the rest are resolved on misses.
+	// ProactiveMax, if positive, is a budget: at most that many remote
+	// records are programmed from the feed, the rest are resolved on
+	// misses (crossing it is logged once and exported as
+	// overlayd_proactive_left_to_misses). Zero programs every remote
+	// record: the kernel does not bound them (PERMANENT neighbours and
+	// vxlan FDB entries are exempt from the neighbour table's gc_thresh3).
 	ProactiveMax int
 
 	now    func() time.Time // tests
@@ -122,8 +126,8 @@ func (c *ResolverConfig) setDefaults() {
 	if c.Protocol == 0 {
 		c.Protocol = ProtocolOverlayd
 	}
-	if c.ProactiveMax <= 0 {
-		c.ProactiveMax = DefaultProactiveMax
+	if c.ProactiveMax < 0 {
+		c.ProactiveMax = 0
 	}
 	if c.now == nil {
 		c.now = time.Now
