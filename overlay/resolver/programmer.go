@@ -74,12 +74,10 @@ type progOp struct {
 // resolution is a group of changes applied in the same batch: what one miss
 // (or one reconcile fix) resolved to.
 type resolution struct {
-	key     missKey
-	ops     []progOp
-	start   time.Time // when the miss arrived (zero for reconcile fixes)
-	action  string    // "resolved" or a reconcile action, for the log
-	done    func()    // called once applied (success or not)
-	applied chan struct{}
+	key    missKey
+	ops    []progOp
+	start  time.Time // when the miss arrived (zero for reconcile fixes)
+	action string    // "resolved" or a reconcile action, for the log
 	// table, for a miss's resolution, is the miss table whose lookup for
 	// key ends once applied (success or not).
 	table *missTable
@@ -291,19 +289,13 @@ func (p *programmer) execute(res []*resolution) {
 }
 
 // notify is the rest of apply once res is executed: it logs and counts each
-// resolution, ends its lookup, calls its callbacks and recycles it.
+// resolution, ends its lookup and recycles it.
 func (p *programmer) notify(res []*resolution) {
 	now := p.now()
 	for _, r := range res {
 		p.report(r, now)
 		if r.table != nil {
 			r.table.done(r.key, false)
-		}
-		if r.done != nil {
-			r.done()
-		}
-		if r.applied != nil {
-			close(r.applied)
 		}
 		r.release()
 	}

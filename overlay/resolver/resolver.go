@@ -363,18 +363,31 @@ func (r *Resolver) Run(ctx context.Context) error {
 	return nil
 }
 
-// Serve runs the resolver fed by mon until ctx ends or the monitor fails.
-func (r *Resolver) Serve(ctx context.Context, mon *rtnl.Monitor) error {
+// EventSource delivers neighbour notifications until ctx ends or it fails:
+// an *rtnl.Monitor.
+type EventSource interface {
+	Run(ctx context.Context, fn func(*rtnl.Event) error) error
+}
+
+// Serve runs the resolver fed by src until ctx ends, the source fails or the
+// resolver cannot run (it is already running); it returns the first of
+// these errors, nil when ctx ended.
+func (r *Resolver) Serve(ctx context.Context, src EventSource) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	done := make(chan struct{})
+	runErr := make(chan error, 1)
 	go func() {
-		r.Run(ctx)
-		close(done)
+		err := r.Run(ctx)
+		if err != nil {
+			cancel() // stop the source: nothing consumes its misses
+		}
+		runErr <- err
 	}()
-	err := mon.Run(ctx, r.HandleEvent)
+	err := src.Run(ctx, r.HandleEvent)
 	cancel()
-	<-done
+	if rerr := <-runErr; rerr != nil {
+		return rerr
+	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil
 	}

@@ -663,3 +663,4 @@ func TestLookupCtx(t *testing.T) {
 		t.Fatalf("Err after stop = %v", late.Err())
 	}
 }
+
