@@ -10,7 +10,7 @@ import (
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
-// Attach steps, in order. After each one the test hook attachStepHook is
+// Attach steps, in order. After each one the node's test hook attachHook is
 // consulted, so tests can inject a failure at every step.
 const (
 	stepNetNS      = "netns"       // container netns opened or created
@@ -28,16 +28,12 @@ const (
 var attachSteps = []string{stepNetNS, stepVeth, stepLoopback, stepAddress, stepLinkUp,
 	stepBridgePort, stepRoute, stepState, stepRegister}
 
-// attachStepHook, when set (by tests), is called after each attach step; an
-// error makes Attach fail there and roll back.
-var attachStepHook func(step string) error
-
 func (n *Node) attachStep(ctx context.Context, step string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("overlay: attach interrupted after %s: %w", step, err)
 	}
-	if attachStepHook != nil {
-		if err := attachStepHook(step); err != nil {
+	if n.attachHook != nil {
+		if err := n.attachHook(step); err != nil {
 			return fmt.Errorf("overlay: attach step %s: %w", step, err)
 		}
 	}

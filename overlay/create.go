@@ -124,7 +124,7 @@ func (n *Node) Create(ctx context.Context, cfg Config) (_ *Overlay, err error) {
 		name := cfg.OverlayNetNS
 		undo.push("netns "+name, func() error { return deleteNetNS(n.netnsDir, name) })
 		n.log.Info("created overlay netns", "netns", name, "dir", n.netnsDir)
-		if err := createStep("netns"); err != nil {
+		if err := n.createStep("netns"); err != nil {
 			return nil, err
 		}
 		if oc, err = rtnl.Dial(&rtnl.Config{NetNS: ns}); err != nil {
@@ -144,7 +144,7 @@ func (n *Node) Create(ctx context.Context, cfg Config) (_ *Overlay, err error) {
 		created.Bridge = true
 		undo.push("bridge "+cfg.Bridge, func() error { return deleteLinkByName(oc, cfg.Bridge) })
 		n.log.Info("created bridge", "bridge", cfg.Bridge, "mtu", cfg.MTU)
-		if err := createStep("bridge"); err != nil {
+		if err := n.createStep("bridge"); err != nil {
 			return nil, err
 		}
 		if br, err = oc.LinkByName(cfg.Bridge); err != nil {
@@ -180,7 +180,7 @@ func (n *Node) Create(ctx context.Context, cfg Config) (_ *Overlay, err error) {
 			return err
 		})
 		n.log.Info("added gateway address", "bridge", cfg.Bridge, "address", cfg.Gateway)
-		if err := createStep("address"); err != nil {
+		if err := n.createStep("address"); err != nil {
 			return nil, err
 		}
 	}
@@ -196,7 +196,7 @@ func (n *Node) Create(ctx context.Context, cfg Config) (_ *Overlay, err error) {
 		created.Vxlan = true
 		undo.push("vxlan "+cfg.Vxlan, func() error { return deleteLinkByName(oc, cfg.Vxlan) })
 		n.log.Info("created vxlan", "vxlan", cfg.Vxlan, "vni", cfg.VNI, "port", cfg.Port, "vtep", ov.VTEP, "vtep_source", ov.VTEPSource)
-		if err := createStep("vxlan"); err != nil {
+		if err := n.createStep("vxlan"); err != nil {
 			return nil, err
 		}
 		if vx, err = oc.LinkByName(cfg.Vxlan); err != nil {
@@ -216,7 +216,7 @@ func (n *Node) Create(ctx context.Context, cfg Config) (_ *Overlay, err error) {
 		}
 	}
 
-	if err := createStep("up"); err != nil {
+	if err := n.createStep("up"); err != nil {
 		return nil, err
 	}
 	if n.reg != nil {
@@ -248,18 +248,14 @@ func (n *Node) Create(ctx context.Context, cfg Config) (_ *Overlay, err error) {
 	return &out, nil
 }
 
-// createSteps are the points after which createStepHook is consulted.
+// createSteps are the points after which the node's createHook is consulted.
 var createSteps = []string{"netns", "bridge", "address", "vxlan", "up"}
 
-// createStepHook, when set (by tests), is called after each create step; an
-// error makes Create fail there and roll back.
-var createStepHook func(step string) error
-
-func createStep(step string) error {
-	if createStepHook == nil {
+func (n *Node) createStep(step string) error {
+	if n.createHook == nil {
 		return nil
 	}
-	if err := createStepHook(step); err != nil {
+	if err := n.createHook(step); err != nil {
 		return fmt.Errorf("overlay: create step %s: %w", step, err)
 	}
 	return nil

@@ -178,7 +178,6 @@ func TestCreateUnderlayChoice(t *testing.T) {
 func TestCreateRollback(t *testing.T) {
 	tn := newTestNode(t, "cr", testUnderlay, nil)
 	hostLinks := tn.links("")
-	t.Cleanup(func() { createStepHook = nil })
 	for _, pre := range []bool{false, true} {
 		if pre {
 			ns, err := rtnl.CreateNetNS(tn.netnsDir, "overns")
@@ -193,13 +192,13 @@ func TestCreateRollback(t *testing.T) {
 				continue // not created, so no step
 			}
 			t.Run(fmt.Sprintf("existing=%v/%s", pre, step), func(t *testing.T) {
-				createStepHook = func(s string) error {
+				tn.node.createHook = func(s string) error {
 					if s == step {
 						return errInjected
 					}
 					return nil
 				}
-				defer func() { createStepHook = nil }()
+				defer func() { tn.node.createHook = nil }()
 				_, err := tn.create(testConfig("192.0.2.2"))
 				if !errors.Is(err, errInjected) || strings.Contains(err.Error(), "rollback") {
 					t.Fatalf("create with a failure at %s: %v", step, err)

@@ -40,6 +40,12 @@ type Node struct {
 	reg      registry.Registry
 	log      *slog.Logger
 	mu       sync.Mutex
+
+	// createHook and attachHook, when set (by tests), are called after each
+	// create or attach step; an error makes the operation fail there and
+	// roll back.
+	createHook func(step string) error
+	attachHook func(step string) error
 }
 
 // NewNode returns a Node using opts, with defaults filled in.

@@ -35,7 +35,6 @@ func TestAttachRollback(t *testing.T) {
 	baseLinks := tn.links("overns")
 	baseStore := storeFiles(t, tn.store)
 	baseState := tn.stateFiles()
-	t.Cleanup(func() { attachStepHook = nil })
 	for _, existing := range []bool{false, true} {
 		name := "newns"
 		if existing {
@@ -44,14 +43,14 @@ func TestAttachRollback(t *testing.T) {
 		for _, step := range attachSteps {
 			t.Run(name+"/"+step, func(t *testing.T) {
 				var seen []string
-				attachStepHook = func(s string) error {
+				tn.node.attachHook = func(s string) error {
 					seen = append(seen, s)
 					if s == step {
 						return errInjected
 					}
 					return nil
 				}
-				defer func() { attachStepHook = nil }()
+				defer func() { tn.node.attachHook = nil }()
 				_, err := tn.attach(AttachRequest{Name: name, IP: netip.MustParsePrefix("198.51.100.2/24")})
 				if !errors.Is(err, errInjected) || strings.Contains(err.Error(), "rollback") {
 					t.Fatalf("attach with a failure at %s: %v", step, err)
@@ -89,14 +88,14 @@ func TestAttachRollback(t *testing.T) {
 	if err := tn2.store.Register(ctx, mine); err != nil {
 		t.Fatal(err)
 	}
-	attachStepHook = func(s string) error {
+	tn2.node.attachHook = func(s string) error {
 		if s == stepRegister {
 			return errInjected
 		}
 		return nil
 	}
 	_, err = tn2.attach(AttachRequest{Name: "c7", IP: netip.MustParsePrefix("198.51.100.7/24")})
-	attachStepHook = nil
+	tn2.node.attachHook = nil
 	if !errors.Is(err, errInjected) {
 		t.Fatalf("attach: %v", err)
 	}
@@ -138,7 +137,7 @@ func TestAttachRollbackKernelFailure(t *testing.T) {
 	// netns attach created itself: everything, the netns included, goes.
 	tn2 := newTestNode(t, "rg", testUnderlay, nil)
 	tn2.mustCreate(testConfig("192.0.2.2"))
-	attachStepHook = func(s string) error {
+	tn2.node.attachHook = func(s string) error {
 		if s == stepBridgePort {
 			// Occupy the default route just before attach adds its own.
 			runIn(t, tn2.path("late"), "ip", "route", "add", "default", "dev", "eth0")
@@ -146,7 +145,7 @@ func TestAttachRollbackKernelFailure(t *testing.T) {
 		return nil
 	}
 	_, err = tn2.attach(AttachRequest{Name: "late", IP: netip.MustParsePrefix("198.51.100.3/24")})
-	attachStepHook = nil
+	tn2.node.attachHook = nil
 	if err == nil {
 		t.Fatal("attach with a taken default route succeeded")
 	}
