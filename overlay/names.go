@@ -44,3 +44,6 @@ func HostIfName(name string) string {
 	sum := sha256.Sum256([]byte(name))
 	return hostIfPrefix + string(keep) + "-" + hex.EncodeToString(sum[:2])[:3]
 }
+
+// ParseMAC parses a container MAC ("02:42:c6:33:64:02", or with '-').
+func ParseMAC(s string) (rtnl.MAC, error) { return rtnl.ParseMAC(s) }

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/overlaynet/overlaynet/overlay"
-	"github.com/overlaynet/overlaynet/rtnl"
 )
 
 func init() {
@@ -55,7 +54,7 @@ func runAttach(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 	}
 	req := overlay.AttachRequest{Name: name, IfName: ifname}
 	if macFlag != "" {
-		if req.MAC, err = rtnl.ParseMAC(macFlag); err != nil {
+		if req.MAC, err = overlay.ParseMAC(macFlag); err != nil {
 			return fmt.Errorf("%w: --mac %q: not a MAC address like 02:42:c6:33:64:02", errUsage, macFlag)
 		}
 		switch {

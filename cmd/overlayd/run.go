@@ -5,15 +5,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
 	"time"
 
-	"github.com/overlaynet/overlaynet/overlay"
-	"github.com/overlaynet/overlaynet/overlay/registry"
+	daemonlib "github.com/overlaynet/overlaynet/overlay/daemon"
 	"github.com/overlaynet/overlaynet/overlay/resolver"
-	"github.com/overlaynet/overlaynet/rtnl"
 )
 
 func init() {
@@ -81,7 +76,7 @@ func (o *runOptions) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&o.batchWindow, "batch-window", resolver.DefaultBatchWindow, "how long to gather kernel changes into one batch")
 	fs.StringVar(&o.mode, "mode", "", "reactive, proactive or hybrid (default: hybrid when --store has a change feed, as etcd does; reactive otherwise)")
 	fs.IntVar(&o.maxProact, "proactive-max", 0, "budget: most records programmed from the change feed, the rest resolved on misses (0: none, every remote record is programmed)")
-	fs.IntVar(&o.rcvbuf, "rcvbuf", rtnl.DefaultMonitorReceiveBuffer, "netlink receive buffer for notifications, bytes (forced; the kernel doubles it)")
+	fs.IntVar(&o.rcvbuf, "rcvbuf", daemonlib.DefaultReceiveBuffer, "netlink receive buffer for notifications, bytes (forced; the kernel doubles it)")
 }
 
 func (o *runOptions) check() error {
@@ -130,106 +125,18 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 		return err
 	}
 	defer done()
-	ov, err := n.Overlay()
-	if err != nil {
-		return err
-	}
 	mode, _ := resolver.ParseMode(o.mode)
-	reg, err := openRunStore(ctx, e.global.store, n, ov, log)
-	if err != nil {
-		return fmt.Errorf("--store: %w", err)
-	}
-	defer reg.Close()
-	// The state dir's overlay must be the one every node agreed on.
-	if err := overlay.PublishNetwork(ctx, reg.Registry, ov.Config); err != nil {
-		return fmt.Errorf("--state-dir %s: %w", n.StateDir(), err)
-	}
-	feed, hasFeed := reg.Registry.(registry.ChangeFeed)
-	if !hasFeed {
-		feed = nil
-		if mode == resolver.ModeProactive || mode == resolver.ModeHybrid {
-			return fmt.Errorf("%w: --mode %s needs a store with a change feed (etcd://...); %s has none", errUsage, mode, registry.RedactURL(e.global.store))
-		}
-	}
-
-	cfg := ov.Config
-	ns, err := rtnl.OpenNamedNetNS(e.global.netnsDir, cfg.OverlayNetNS)
-	if err != nil {
-		return fmt.Errorf("overlay netns %q: %w", cfg.OverlayNetNS, err)
-	}
-	defer ns.Close()
-	conn, err := rtnl.Dial(&rtnl.Config{NetNS: ns})
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	vx, err := conn.LinkByName(cfg.Vxlan)
-	if err != nil {
-		return fmt.Errorf("vxlan %q in netns %s: %w", cfg.Vxlan, cfg.OverlayNetNS, err)
-	}
-	vni, port := cfg.VNI, cfg.Port
-	if vx.Info != nil && vx.Info.Vxlan != nil {
-		vi := vx.Info.Vxlan
-		vni, port = vi.ID, vi.Port
-		if vni != cfg.VNI || port != cfg.Port {
-			return fmt.Errorf("vxlan %s in netns %s has VNI %d port %d, --state-dir %s records VNI %d port %d: run create again (or reset)",
-				cfg.Vxlan, cfg.OverlayNetNS, vni, port, n.StateDir(), cfg.VNI, cfg.Port)
-		}
-		if !vi.Proxy || !vi.L3Miss || !vi.L2Miss {
-			log.Warn("vxlan lacks proxy/l2miss/l3miss: some misses will never be raised",
-				"vxlan", cfg.Vxlan, "proxy", vi.Proxy, "l2miss", vi.L2Miss, "l3miss", vi.L3Miss)
-		}
-	} else {
-		return fmt.Errorf("%s in netns %s is not a vxlan device (kind %q)", cfg.Vxlan, cfg.OverlayNetNS, vx.Kind())
-	}
-	var bridge int32
-	if br, err := conn.LinkByName(cfg.Bridge); err == nil {
-		bridge = br.Index
-	}
-	// The resolver consumes misses only: a socket filter drops, in the kernel,
-	// the echoes of the entries it programs (two per resolved address).
-	mon, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: ns, ReceiveBuffer: o.rcvbuf, MissesOnly: true})
-	if err != nil {
-		return err
-	}
-	defer mon.Close()
-
-	metrics := &resolver.Metrics{}
-	metrics.AddCollector(resolver.MonitorCollector(mon.Stats))
-	if reg.lease != nil {
-		metrics.AddCollector(reg.lease.collector())
-	}
-	maxProact := o.maxProact
-	r, err := resolver.NewResolver(resolver.ResolverConfig{
-		Conn: conn, Registry: reg, Vxlan: vx.Index, Bridge: bridge, VNI: vni, Port: port,
-		Subnet: cfg.Subnet(), LocalVTEP: ov.VTEP, Logger: log, Metrics: metrics,
-		Workers: o.workers, LookupRate: o.lookupRate, NegativeTTL: o.negativeTTL,
-		BatchWindow: batchWindowFlag(o.batchWindow), ReconcileInterval: o.reconcile,
-		Feed: feed, Mode: mode, ProactiveMax: maxProact,
+	err = daemonlib.Run(ctx, daemonlib.Config{
+		Node: n, Store: e.global.store, Mode: mode, ProactiveMax: o.maxProact,
+		MetricsAddr: o.metrics, ReceiveBuffer: o.rcvbuf, Logger: log,
+		Resolver: resolver.ResolverConfig{
+			Workers: o.workers, LookupRate: o.lookupRate, NegativeTTL: o.negativeTTL,
+			BatchWindow: batchWindowFlag(o.batchWindow), ReconcileInterval: o.reconcile,
+		},
 	})
-	if err != nil {
-		return err
+	if errors.Is(err, daemonlib.ErrNoFeed) {
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if o.metrics != "" {
-		stop, addr, err := serveMetrics(ctx, o.metrics, metrics, log)
-		if err != nil {
-			return err
-		}
-		defer stop()
-		log.Info("metrics", "url", "http://"+addr+"/metrics")
-	}
-	if reg.lease != nil {
-		go reg.lease.adoptLocal(ctx, n, ov.VTEP, log)
-	}
-	log.Info("overlayd running", "mode", r.Mode(), "proactive_max", maxProact, "netns", cfg.OverlayNetNS, "vxlan", cfg.Vxlan, "ifindex", vx.Index,
-		"vni", vni, "port", port, "subnet", cfg.Subnet(), "vtep", ov.VTEP, "store", registry.RedactURL(e.global.store),
-		"reconcile", o.reconcile, "rcvbuf", mon.ReceiveBuffer())
-	err = r.Serve(ctx, mon)
-	st := metrics.Snapshot()
-	log.Info("overlayd stopped", "misses_l3", st.Misses["l3miss"], "misses_l2", st.Misses["l2miss"],
-		"resolved_l3", st.Resolutions["l3miss"], "resolved_l2", st.Resolutions["l2miss"], "overruns", st.Overruns)
 	return err
 }
 
@@ -240,45 +147,4 @@ func batchWindowFlag(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
-}
-
-// metricsTimeouts bound every connection to the metrics server: a client
-// that sends slowly, reads slowly or idles cannot hold a connection (and its
-// goroutine and buffers) for long. A scrape is one small request and a
-// response of a few kilobytes.
-var metricsTimeouts = struct{ readHeader, read, write, idle time.Duration }{
-	readHeader: 5 * time.Second,
-	read:       10 * time.Second,
-	write:      10 * time.Second,
-	idle:       30 * time.Second,
-}
-
-// serveMetrics serves m at http://addr/metrics until ctx ends or stop is
-// called; it returns the address it listens on.
-func serveMetrics(ctx context.Context, addr string, m *resolver.Metrics, log *slog.Logger) (stop func(), bound string, err error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, "", fmt.Errorf("--metrics: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", m)
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: metricsTimeouts.readHeader,
-		ReadTimeout:       metricsTimeouts.read,
-		WriteTimeout:      metricsTimeouts.write,
-		IdleTimeout:       metricsTimeouts.idle,
-		MaxHeaderBytes:    8 << 10,
-	}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server", "err", err)
-		}
-	}()
-	stop = func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		srv.Shutdown(sctx)
-	}
-	return stop, ln.Addr().String(), nil
 }

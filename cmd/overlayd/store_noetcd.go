@@ -3,24 +3,14 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"log/slog"
-
-	"github.com/overlaynet/overlaynet/overlay"
+	daemonlib "github.com/overlaynet/overlaynet/overlay/daemon"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
-// errNoEtcd is what an etcd --store gets from an overlayd built with
-// -tags noetcd (a smaller binary without the etcd client).
-var errNoEtcd = errors.New("this overlayd was built without etcd support (-tags noetcd); use a dir: store or a full build")
-
+// An overlayd built with -tags noetcd (a smaller binary without the etcd
+// client) refuses etcd stores with daemonlib.ErrNoEtcd.
 func init() {
 	for _, scheme := range []string{"etcd", "etcds"} {
-		registry.RegisterScheme(scheme, func(string) (registry.Registry, error) { return nil, errNoEtcd })
+		registry.RegisterScheme(scheme, func(string) (registry.Registry, error) { return nil, daemonlib.ErrNoEtcd })
 	}
-}
-
-func openEtcdRunStore(context.Context, string, *overlay.Node, *overlay.Overlay, *slog.Logger) (*runStore, error) {
-	return nil, errNoEtcd
 }

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"bufio"
@@ -24,7 +24,7 @@ func TestMetricsServerTimeouts(t *testing.T) {
 	metricsTimeouts.write = 300 * time.Millisecond
 	metricsTimeouts.idle = 300 * time.Millisecond
 
-	stop, addr, err := serveMetrics(t.Context(), "127.0.0.1:0", &resolver.Metrics{}, slog.New(slog.DiscardHandler))
+	stop, addr, err := ServeMetrics("127.0.0.1:0", &resolver.Metrics{}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,235 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/overlay/resolver"
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// Config configures a Daemon.
+type Config struct {
+	// Node is this node: its state directory records the overlay (Create
+	// must have run), its netns directory holds the overlay namespace.
+	Node *overlay.Node
+	// Store is the registry URL: "dir:PATH", or "etcd://..." (see
+	// OpenStore). An etcd URL without vni= gets the overlay's VNI.
+	Store string
+	// Mode says how entries are programmed; resolver.ModeAuto is hybrid on a
+	// store with a change feed (etcd) and reactive otherwise. Proactive and
+	// hybrid on a store without a feed fail with ErrNoFeed.
+	Mode resolver.Mode
+	// ProactiveMax, if positive, is a budget of records programmed from
+	// the change feed (resolver.ResolverConfig.ProactiveMax); zero programs
+	// every remote record.
+	ProactiveMax int
+	// MetricsAddr, if set, is where the Prometheus metrics are served
+	// (http://MetricsAddr/metrics); port 0 picks one (Daemon.MetricsAddr).
+	MetricsAddr string
+	// ReceiveBuffer is the monitor's forced receive buffer in bytes
+	// (DefaultReceiveBuffer when zero).
+	ReceiveBuffer int
+	// Resolver tunes the resolver (Workers, LookupRate, NegativeTTL,
+	// BatchWindow, ReconcileInterval, ...; zero fields take the resolver's
+	// defaults). Its Conn, Registry, Vxlan, Bridge, VNI, Port, Subnet,
+	// LocalVTEP, Logger, Metrics, Feed, Mode and ProactiveMax are set by
+	// the daemon.
+	Resolver resolver.ResolverConfig
+	// Logger receives the daemon's and the resolver's logs; nil discards.
+	Logger *slog.Logger
+}
+
+// ErrNoFeed is returned when a proactive or hybrid mode is asked of a store
+// that has no change feed (the directory store).
+var ErrNoFeed = errors.New("daemon: proactive and hybrid modes need a store with a change feed (etcd://...)")
+
+// DefaultReceiveBuffer is Config.ReceiveBuffer when zero.
+const DefaultReceiveBuffer = rtnl.DefaultMonitorReceiveBuffer
+
+// Daemon is a node daemon, opened and ready to run.
+type Daemon struct {
+	log         *slog.Logger
+	ov          *overlay.Overlay
+	store       *Store
+	k           kernelSide
+	topo        Topology
+	res         *resolver.Resolver
+	metrics     *resolver.Metrics
+	maxPro      int
+	node        *overlay.Node
+	url         string
+	reconcile   time.Duration
+	metricsAddr string
+	stopMetrics func()
+}
+
+// Run opens the daemon described by cfg and runs it until ctx ends (nil) or
+// it fails.
+func Run(ctx context.Context, cfg Config) error {
+	d, err := New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Run(ctx)
+}
+
+// New opens everything the daemon needs, in order: the overlay from the
+// node's state directory, the store (with this node's lease on etcd), the
+// overlay namespace with a request socket and a monitor, the vxlan device
+// and the bridge, the metrics (served if cfg.MetricsAddr is set) and the
+// resolver. On failure, what was opened is closed again.
+func New(ctx context.Context, cfg Config) (*Daemon, error) {
+	return open(ctx, cfg, systemKernel{})
+}
+
+func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err error) {
+	if cfg.Node == nil {
+		return nil, errors.New("daemon: no node")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &Daemon{log: log, node: cfg.Node}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	if d.ov, err = cfg.Node.Overlay(); err != nil {
+		return nil, err
+	}
+	d.url = StoreURL(cfg.Store, cfg.Node.StateDir())
+	if d.store, err = OpenStore(ctx, d.url, cfg.Node, d.ov, log); err != nil {
+		return nil, fmt.Errorf("--store: %w", err)
+	}
+	// The state dir's overlay must be the one every node agreed on.
+	if err := overlay.PublishNetwork(ctx, d.store.Registry, d.ov.Config); err != nil {
+		return nil, fmt.Errorf("--state-dir %s: %w", cfg.Node.StateDir(), err)
+	}
+	feed, hasFeed := d.store.Registry.(registry.ChangeFeed)
+	if !hasFeed {
+		feed = nil
+		if cfg.Mode == resolver.ModeProactive || cfg.Mode == resolver.ModeHybrid {
+			return nil, fmt.Errorf("%w; --mode %s, and %s has none", ErrNoFeed, cfg.Mode, registry.RedactURL(cfg.Store))
+		}
+	}
+	oc := d.ov.Config
+	if d.k, err = sys.open(cfg.Node.NetNSDir(), oc.OverlayNetNS, cfg.ReceiveBuffer); err != nil {
+		return nil, err
+	}
+	if d.topo, err = Discover(d.k.conn, oc, log); err != nil {
+		return nil, err
+	}
+	if d.topo.VNI != oc.VNI || d.topo.Port != oc.Port {
+		return nil, fmt.Errorf("vxlan %s in netns %s has VNI %d port %d, --state-dir %s records VNI %d port %d: run create again (or reset)",
+			oc.Vxlan, oc.OverlayNetNS, d.topo.VNI, d.topo.Port, cfg.Node.StateDir(), oc.VNI, oc.Port)
+	}
+	d.metrics = &resolver.Metrics{}
+	d.metrics.AddCollector(resolver.MonitorCollector(d.k.mon.Stats))
+	if d.store.lease != nil {
+		d.metrics.AddCollector(d.store.lease.collector())
+	}
+	d.maxPro = cfg.ProactiveMax
+	rc := cfg.Resolver
+	rc.Conn, rc.Registry, rc.Logger, rc.Metrics = d.k.conn, d.store, log, d.metrics
+	rc.Vxlan, rc.Bridge, rc.VNI, rc.Port = d.topo.Vxlan, d.topo.Bridge, d.topo.VNI, d.topo.Port
+	rc.Subnet, rc.LocalVTEP = oc.Subnet(), d.ov.VTEP
+	rc.Feed, rc.Mode, rc.ProactiveMax = feed, cfg.Mode, d.maxPro
+	if d.reconcile = rc.ReconcileInterval; d.reconcile == 0 {
+		d.reconcile = resolver.DefaultReconcileInterval
+	}
+	if d.res, err = resolver.NewResolver(rc); err != nil {
+		return nil, err
+	}
+	if cfg.MetricsAddr != "" {
+		if d.stopMetrics, d.metricsAddr, err = ServeMetrics(cfg.MetricsAddr, d.metrics, log); err != nil {
+			return nil, err
+		}
+		log.Info("metrics", "url", "http://"+d.metricsAddr+"/metrics")
+	}
+	return d, nil
+}
+
+// Run runs the resolver, fed by the overlay namespace's monitor, and on a
+// leased store the adoption of later local attaches, until ctx ends (nil)
+// or the monitor fails.
+func (d *Daemon) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if d.store.lease != nil {
+		go d.store.lease.adoptLocal(ctx, d.node, d.ov.VTEP, d.log)
+	}
+	oc := d.ov.Config
+	d.log.Info("overlayd running", "mode", d.res.Mode(), "proactive_max", d.maxPro, "netns", oc.OverlayNetNS, "vxlan", oc.Vxlan, "ifindex", d.topo.Vxlan,
+		"vni", d.topo.VNI, "port", d.topo.Port, "subnet", oc.Subnet(), "vtep", d.ov.VTEP, "store", registry.RedactURL(d.url),
+		"reconcile", d.reconcile, "rcvbuf", d.k.mon.ReceiveBuffer())
+	err := d.res.Serve(ctx, d.k.mon)
+	st := d.metrics.Snapshot()
+	d.log.Info("overlayd stopped", "misses_l3", st.Misses["l3miss"], "misses_l2", st.Misses["l2miss"],
+		"resolved_l3", st.Resolutions["l3miss"], "resolved_l2", st.Resolutions["l2miss"], "overruns", st.Overruns)
+	return err
+}
+
+// Resolver returns the daemon's resolver.
+func (d *Daemon) Resolver() *resolver.Resolver { return d.res }
+
+// Metrics returns the daemon's metrics (the resolver's, the monitor's and
+// the lease's).
+func (d *Daemon) Metrics() *resolver.Metrics { return d.metrics }
+
+// MetricsAddr returns the address the metrics are served at ("" if not).
+func (d *Daemon) MetricsAddr() string { return d.metricsAddr }
+
+// Topology returns the devices the daemon found in the overlay namespace.
+func (d *Daemon) Topology() Topology { return d.topo }
+
+// Close stops serving metrics and releases the monitor, the socket, the
+// namespace and the store.
+func (d *Daemon) Close() error {
+	if d.stopMetrics != nil {
+		d.stopMetrics()
+		d.stopMetrics = nil
+	}
+	d.k.close()
+	d.k = kernelSide{}
+	if d.store != nil {
+		err := d.store.Close()
+		d.store = nil
+		return err
+	}
+	return nil
+}
+
+// kernelSide is what the daemon holds in the overlay namespace.
+type kernelSide struct {
+	conn    *rtnl.Conn
+	mon     monitor
+	closeFn func()
+}
+
+func (k kernelSide) close() {
+	if k.closeFn != nil {
+		k.closeFn()
+	}
+}
+
+// monitor is what the daemon needs of an *rtnl.Monitor.
+type monitor interface {
+	resolver.EventSource
+	Stats() rtnl.MonitorStats
+	ReceiveBuffer() int
+}
+
+// kernelOpener opens the daemon's kernel side: the system's, or a fake one
+// in unit tests.
+type kernelOpener interface {
+	open(netnsDir, netns string, rcvbuf int) (kernelSide, error)
+}

@@ -1,0 +1,158 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/registry"
+	_ "github.com/overlaynet/overlaynet/overlay/registry/dirstore" // the dir: scheme
+)
+
+// IsEtcdStore reports whether store is an etcd URL.
+func IsEtcdStore(store string) bool {
+	return strings.HasPrefix(store, "etcd://") || strings.HasPrefix(store, "etcds://")
+}
+
+// StoreURL returns store with, for an etcd URL that names no vni, the VNI
+// of the overlay recorded in stateDir added, so that every command of a node
+// uses the keys of its own overlay. Other URLs, or no overlay yet, are
+// returned unchanged (etcd's default VNI then applies).
+func StoreURL(store, stateDir string) string {
+	if !IsEtcdStore(store) {
+		return store
+	}
+	ov, err := overlay.NewNode(overlay.NodeOptions{StateDir: stateDir}).Overlay()
+	if err != nil {
+		return store
+	}
+	return StoreURLVNI(store, ov.Config.VNI)
+}
+
+// StoreURLVNI returns store with vni added if it is an etcd URL naming no
+// vni (create uses the VNI it is asked for: nothing is recorded yet).
+func StoreURLVNI(store string, vniNum uint32) string {
+	if !IsEtcdStore(store) {
+		return store
+	}
+	base, query, _ := strings.Cut(store, "?")
+	if q, err := url.ParseQuery(query); err != nil || q.Has("vni") {
+		return store // a bad query is reported by the opener
+	}
+	vni := "vni=" + strconv.FormatUint(uint64(vniNum), 10)
+	if query == "" {
+		return base + "?" + vni
+	}
+	return base + "?" + query + "&" + vni
+}
+
+// Store is the daemon's registry and, for a store that holds this node's
+// records on a lease (etcd), what the daemon does with the lease.
+type Store struct {
+	registry.Registry
+	lease leaseHolder // nil for stores without leases
+}
+
+// leaseHolder is what a store that holds this node's records on a lease adds
+// to the daemon: adopting later local attaches onto the lease, and metrics.
+type leaseHolder interface {
+	adoptLocal(ctx context.Context, n *overlay.Node, vtep netip.Addr, log *slog.Logger)
+	collector() func(io.Writer)
+}
+
+// OpenStore opens the registry at url (see StoreURL) for the daemon. An etcd
+// store gets a lease (kept alive until the store is closed: a node whose
+// daemon dies stops being advertised one TTL later) and the node key
+// nodes/<vtep>; the records of this node's endpoints (read from the state
+// directory) are registered again, which moves them onto the lease. A
+// record owned elsewhere is reported and skipped. Other stores are opened
+// with registry.OpenRegistry.
+func OpenStore(ctx context.Context, url string, n *overlay.Node, ov *overlay.Overlay, log *slog.Logger) (*Store, error) {
+	if !IsEtcdStore(url) {
+		reg, err := registry.OpenRegistry(url)
+		if err != nil {
+			return nil, err
+		}
+		return &Store{Registry: reg}, nil
+	}
+	return openEtcdStore(ctx, url, n, ov, log)
+}
+
+// registerEndpoints registers the records of n's endpoints in reg again (on
+// a leased store, this moves them onto the lease). A record registered
+// elsewhere (registry.ErrConflict) is logged and skipped; another failure
+// is returned. It returns how many records were registered.
+func registerEndpoints(ctx context.Context, reg registry.Registry, n *overlay.Node, log *slog.Logger) (int, error) {
+	eps, err := n.Endpoints()
+	if err != nil {
+		log.Warn("reading this node's endpoints", "err", err)
+	}
+	moved := 0
+	for _, ep := range eps {
+		rec := ep.Record()
+		if err := reg.Register(ctx, rec); err != nil {
+			if errors.Is(err, registry.ErrConflict) {
+				log.Error("endpoint's address is registered elsewhere; not advertising it", "endpoint", ep.Name, "record", rec.String(), "err", err)
+				continue
+			}
+			return moved, fmt.Errorf("register endpoint %s: %w", ep.Name, err)
+		}
+		moved++
+	}
+	return moved, nil
+}
+
+// localEndpoint reports whether rec is an endpoint in n's state directory.
+func localEndpoint(n *overlay.Node, rec registry.Record) bool {
+	eps, err := n.Endpoints()
+	if err != nil && len(eps) == 0 {
+		return true // cannot tell: keep advertising it
+	}
+	for _, ep := range eps {
+		if ep.Record() == rec {
+			return true
+		}
+	}
+	return false
+}
+
+// adoptRetry is how long adoptLocal waits before watching again after the
+// feed could not start.
+const adoptRetry = 2 * time.Second
+
+// adoptLocal follows feed and registers in reg again the records of
+// endpoints attached on this node (n, vtep) after the daemon started
+// (attach writes them without a lease), which moves them onto the daemon's
+// lease so that they vanish if this node dies. It returns when ctx ends.
+func adoptLocal(ctx context.Context, reg registry.Registry, feed registry.ChangeFeed, n *overlay.Node, vtep netip.Addr, log *slog.Logger) {
+	for ctx.Err() == nil {
+		ch, err := feed.Watch(ctx)
+		if err != nil {
+			log.Warn("cannot watch for local attaches yet", "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(adoptRetry):
+			}
+			continue
+		}
+		for c := range ch {
+			if c.Kind != registry.ChangePut || c.Record.VTEP != vtep || !localEndpoint(n, c.Record) {
+				continue
+			}
+			if err := reg.Register(ctx, c.Record); err != nil {
+				log.Warn("cannot move a local record onto this node's lease", "record", c.Record.String(), "err", err)
+				continue
+			}
+			log.Debug("local record on this node's lease", "record", c.Record.String())
+		}
+	}
+}

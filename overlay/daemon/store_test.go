@@ -1,0 +1,107 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/overlaynet/overlaynet/overlay/registry"
+)
+
+// leaseRegistry records Register calls and delivers a scripted change feed.
+type leaseRegistry struct {
+	mu         sync.Mutex
+	registered []registry.Record
+	fail       map[netip.Addr]error
+	changes    []registry.Change
+}
+
+func (r *leaseRegistry) Register(_ context.Context, rec registry.Record) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.fail[rec.IP]; err != nil {
+		return err
+	}
+	r.registered = append(r.registered, rec)
+	return nil
+}
+
+func (r *leaseRegistry) got() []registry.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.registered)
+}
+
+func (r *leaseRegistry) LookupMAC(context.Context, netip.Addr) (registry.MAC, error) {
+	return registry.MAC{}, registry.ErrNotFound
+}
+func (r *leaseRegistry) LookupVTEP(context.Context, registry.MAC) (netip.Addr, error) {
+	return netip.Addr{}, registry.ErrNotFound
+}
+func (r *leaseRegistry) Unregister(context.Context, registry.Record) error { return nil }
+func (r *leaseRegistry) List(context.Context) ([]registry.Record, error)   { return nil, nil }
+func (r *leaseRegistry) Close() error                                      { return nil }
+func (r *leaseRegistry) Watch(ctx context.Context) (<-chan registry.Change, error) {
+	ch := make(chan registry.Change, len(r.changes))
+	for _, c := range r.changes {
+		ch <- c
+	}
+	close(ch)
+	return ch, nil
+}
+
+// TestRegisterEndpoints: the daemon registers this node's endpoints again at
+// start (onto its lease); a record owned elsewhere is skipped, another
+// failure stops the start.
+func TestRegisterEndpoints(t *testing.T) {
+	a, b, c := endpoint("a", "198.51.100.2/24", localVTEP), endpoint("b", "198.51.100.3/24", localVTEP), endpoint("c", "198.51.100.4/24", localVTEP)
+	n := writeState(t, a, b, c)
+	log := slog.New(slog.DiscardHandler)
+
+	reg := &leaseRegistry{fail: map[netip.Addr]error{b.IP.Addr(): fmt.Errorf("%w: taken", registry.ErrConflict)}}
+	moved, err := registerEndpoints(t.Context(), reg, n, log)
+	if err != nil || moved != 2 || !slices.Equal(reg.got(), []registry.Record{a.Record(), c.Record()}) {
+		t.Errorf("registerEndpoints = %d, %v; registered %v", moved, err, reg.got())
+	}
+
+	broken := errors.New("etcd unreachable")
+	reg = &leaseRegistry{fail: map[netip.Addr]error{b.IP.Addr(): broken}}
+	if _, err := registerEndpoints(t.Context(), reg, n, log); !errors.Is(err, broken) {
+		t.Errorf("registerEndpoints with a broken store: %v", err)
+	}
+}
+
+// TestAdoptLocal: records put in the feed are registered again (moved onto
+// the lease) only when they are this node's endpoints at this node's VTEP.
+func TestAdoptLocal(t *testing.T) {
+	mine := endpoint("mine", "198.51.100.2/24", localVTEP)
+	n := writeState(t, mine)
+	stranger := registry.Record{IP: netip.MustParseAddr("198.51.100.7"), MAC: registry.MAC{2, 0, 0, 0, 0, 7}, VTEP: localVTEP}
+	remote := registry.Record{IP: netip.MustParseAddr("198.51.100.8"), MAC: registry.MAC{2, 0, 0, 0, 0, 8}, VTEP: netip.MustParseAddr("192.0.2.3")}
+	reg := &leaseRegistry{changes: []registry.Change{
+		{Kind: registry.ChangePut, Record: remote},
+		{Kind: registry.ChangePut, Record: stranger}, // at our VTEP, but not in the state directory
+		{Kind: registry.ChangeDelete, Record: mine.Record()},
+		{Kind: registry.ChangePut, Record: mine.Record()},
+		{Kind: registry.ChangeSynced},
+	}}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		adoptLocal(ctx, reg, reg, n, localVTEP, slog.New(slog.DiscardHandler))
+		close(done)
+	}()
+	eventually(t, "the local record registered", func() bool { return len(reg.got()) > 0 })
+	cancel()
+	<-done
+	for _, r := range reg.got() {
+		if r != mine.Record() {
+			t.Errorf("registered %v, want only %v", r, mine.Record())
+		}
+	}
+}

@@ -1,0 +1,37 @@
+package daemon
+
+import (
+	"fmt"
+
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// systemKernel opens the real overlay namespace.
+type systemKernel struct{}
+
+// open opens the named namespace netns in netnsDir, a request socket and a
+// misses-only monitor in it. The monitor's socket filter drops, in the
+// kernel, the echoes of the entries the resolver programs (two per
+// resolved address).
+func (systemKernel) open(netnsDir, netns string, rcvbuf int) (kernelSide, error) {
+	ns, err := rtnl.OpenNamedNetNS(netnsDir, netns)
+	if err != nil {
+		return kernelSide{}, fmt.Errorf("overlay netns %q: %w", netns, err)
+	}
+	conn, err := rtnl.Dial(&rtnl.Config{NetNS: ns})
+	if err != nil {
+		ns.Close()
+		return kernelSide{}, err
+	}
+	mon, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: ns, ReceiveBuffer: rcvbuf, MissesOnly: true})
+	if err != nil {
+		conn.Close()
+		ns.Close()
+		return kernelSide{}, err
+	}
+	return kernelSide{conn: conn, mon: mon, closeFn: func() {
+		mon.Close()
+		conn.Close()
+		ns.Close()
+	}}, nil
+}
