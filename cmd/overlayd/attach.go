@@ -24,11 +24,11 @@ const attachSynopsis = "attach NAME --ip 198.51.100.2/24 [--mac 02:42:c6:33:64:0
 
 const attachHelp = `
 Connects the container network namespace NAME (in --netns-dir; created if
-missing) to the overlay, as the lab's attach_ctn.sh did: a veth pair whose host
-end (named after NAME) joins the bridge in the overlay namespace and whose
-other end becomes --ifname in the container, with --mac, --ip, the overlay's
-MTU and a default route via the gateway, loopback and both ends up. Then it
-registers IP -> MAC and MAC -> this node's VTEP in --store.
+missing) to the overlay: a veth pair whose host end (named after NAME) joins
+the bridge in the overlay namespace and whose other end becomes --ifname in
+the container, with --mac, --ip, the overlay's MTU and a default route via the
+gateway, loopback and both ends up. Then it registers IP -> MAC and MAC ->
+this node's VTEP in --store.
 
 Run create first. Flags may come before or after NAME. A NAME already
 attached, an IP outside the overlay subnet, or an IP the store gives to

@@ -24,12 +24,11 @@ const createSynopsis = "create [--vni 42] [--port 4789] [--mtu 1450] [--gateway 
 	"[--local VTEP_IP | --dev UNDERLAY_IF] [--learning] [--overlay-netns overns] [--bridge br0] [--vxlan vxlan1]"
 
 const createHelp = `
-Builds this node's overlay, as the lab's create_overlay.sh did: the overlay
-network namespace (--overlay-netns, in --netns-dir) holding a bridge with the
-gateway address and a vxlan device (proxy, l2miss, l3miss) created in the
-current ("host") namespace and moved into the overlay namespace, on the bridge,
-all up. The settings are remembered in --state-dir, so attach, detach, status
-and reset need no repeated flags.
+Builds this node's overlay: the overlay network namespace (--overlay-netns, in
+--netns-dir) holding a bridge with the gateway address and a vxlan device
+(proxy, l2miss, l3miss) created in the current ("host") namespace and moved
+into the overlay namespace, on the bridge, all up. The settings are remembered
+in --state-dir, so attach, detach, status and reset need no repeated flags.
 
 The overlay's network (VNI, port, MTU, gateway and subnet) is published in
 --store (etcd: the config key; directory store: its config file) by the first

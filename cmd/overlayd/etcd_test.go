@@ -183,8 +183,15 @@ func TestEtcdFirstPing(t *testing.T) {
 // TestEtcdNodeDeath: a daemon killed with SIGKILL stops renewing its lease;
 // one TTL later its node's records are gone from etcd and the other node
 // has removed its entries, while its own records stay.
+// leaseExpiryMargin is how much later than its TTL a dead node's records
+// may be gone from etcd and its entries from the other nodes: etcd's lessor
+// looks for expired leases every 500 ms, then the deletes travel through the
+// watch to the other daemons, which remove the entries in one batch.
+const leaseExpiryMargin = 1500 * time.Millisecond
+
 func TestEtcdNodeDeath(t *testing.T) {
-	lab := newEtcdLab(t, 2, "ttl=3s")
+	const ttl = 3 * time.Second
+	lab := newEtcdLab(t, 2, "ttl="+ttl.String())
 	n1, n2 := lab.nodes[0], lab.nodes[1]
 	// Attached before the daemons: written without a lease, moved onto the
 	// daemon's lease when it starts.
@@ -211,7 +218,8 @@ func TestEtcdNodeDeath(t *testing.T) {
 	d2.cmd.Process.Signal(syscall.SIGKILL)
 	<-d2.done
 	killed := time.Now()
-	gone := waitFor(15*time.Second, func() bool {
+	deadline := killed.Add(ttl + leaseExpiryMargin) // "its records expire one TTL later"
+	gone := waitFor(time.Until(deadline), func() bool {
 		k := lab.keys(t)
 		_, arp := k["arp/198.51.100.3"]
 		_, fdb := k["fdb/02:42:c6:33:64:03"]
@@ -219,10 +227,12 @@ func TestEtcdNodeDeath(t *testing.T) {
 		return !arp && !fdb && !node
 	})
 	if !gone {
-		t.Fatalf("node 2's records still in etcd 15s after its daemon died: %+v", lab.keys(t))
+		t.Fatalf("node 2's records still in etcd %v after its daemon died (TTL %v + margin %v): %+v",
+			time.Since(killed).Round(100*time.Millisecond), ttl, leaseExpiryMargin, lab.keys(t))
 	}
-	t.Logf("node 2's records expired %v after SIGKILL (TTL 3s)", time.Since(killed).Round(100*time.Millisecond))
-	if !waitFor(5*time.Second, func() bool {
+	t.Logf("node 2's records expired %v after SIGKILL (TTL %v)", time.Since(killed).Round(100*time.Millisecond), ttl)
+	// "... and every other daemon removes its entries": within the same bound.
+	if !waitFor(time.Until(deadline), func() bool {
 		a, b := remoteEntries(n1, "198.51.100.3", "02:42:c6:33:64:03", "192.0.2.3")
 		return !a && !b
 	}) {

@@ -87,8 +87,16 @@ func main() {
 	os.Exit(code)
 }
 
-// runMain runs overlayd with args and returns the exit status.
+// runMain runs overlayd with args and returns the exit status. Global flags
+// may come before the command name as well as after it (`overlayd --store
+// dir:/x status` is `overlayd status --store dir:/x`); after it, they win.
 func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	lead, args, err := leadingGlobals(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "overlayd: %v\n\n", err)
+		usage(stderr)
+		return 2
+	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		usage(stdout)
 		if len(args) == 0 {
@@ -106,7 +114,10 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("overlayd "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	e.global.bind(fs)
-	err := cmd.run(ctx, e, fs, args[1:])
+	for _, f := range lead {
+		fs.Set(f.name, f.value) // parsed once already: cannot fail
+	}
+	err = cmd.run(ctx, e, fs, args[1:])
 	if inspectFlags != nil {
 		inspectFlags(cmd.name, fs)
 	}
@@ -124,8 +135,44 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// flagValue is a global flag given before the command name.
+type flagValue struct{ name, value string }
+
+// leadingGlobals parses the global flags before the command name and
+// returns them with the rest of args (the command name first). "-h" and
+// "--help" stay in the rest. An unknown flag there is an error naming it.
+func leadingGlobals(args []string) ([]flagValue, []string, error) {
+	fs := flag.NewFlagSet("overlayd", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	new(globalFlags).bind(fs)
+	var i int
+	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "-" {
+		name := strings.TrimLeft(args[i], "-")
+		name, _, _ = strings.Cut(name, "=")
+		if name == "h" || name == "help" || args[i] == "--" {
+			break
+		}
+		if fs.Lookup(name) == nil {
+			return nil, args, fmt.Errorf("unknown global flag %s (a command's own flags go after its name)", args[i])
+		}
+		i++
+		if _, isBool := fs.Lookup(name).Value.(interface{ IsBoolFlag() bool }); !isBool && !strings.Contains(args[i-1], "=") {
+			i++ // the flag's value
+		}
+	}
+	if i > len(args) {
+		return nil, args, fmt.Errorf("flag %s needs a value", args[len(args)-1])
+	}
+	if err := fs.Parse(args[:i]); err != nil {
+		return nil, args, err
+	}
+	var lead []flagValue
+	fs.Visit(func(f *flag.Flag) { lead = append(lead, flagValue{f.Name, f.Value.String()}) })
+	return lead, args[i:], nil
+}
+
 func usage(w io.Writer) {
-	fmt.Fprintf(w, "overlayd: dynamic VXLAN overlay networking over rtnetlink\n\nUsage: overlayd COMMAND [flags]\n\nCommands:\n")
+	fmt.Fprintf(w, "overlayd: dynamic VXLAN overlay networking over rtnetlink\n\nUsage: overlayd COMMAND [flags]\n       overlayd [global flags] COMMAND [flags]\n\nCommands:\n")
 	names := make([]string, 0, len(commands))
 	for n := range commands {
 		names = append(names, n)
@@ -137,7 +184,7 @@ func usage(w io.Writer) {
 			fmt.Fprintf(w, "  %-8s   overlayd %s\n", "", syn)
 		}
 	}
-	fmt.Fprintf(w, "\nGlobal flags, accepted by every command after its name:\n")
+	fmt.Fprintf(w, "\nGlobal flags, accepted by every command, before or after its name:\n")
 	fs := flag.NewFlagSet("overlayd", flag.ContinueOnError)
 	fs.SetOutput(w)
 	new(globalFlags).bind(fs)

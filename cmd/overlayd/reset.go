@@ -18,7 +18,7 @@ func init() {
 const resetSynopsis = "reset"
 
 const resetHelp = `
-Like the lab's reset.sh, but only for what overlayd made: detaches every
+Removes this node's overlay, but only what overlayd made: detaches every
 endpoint, deletes the vxlan, the bridge (or just the gateway address on a
 bridge that existed before) and the overlay namespace as far as create made
 them, removes every --store record pointing at this node's VTEP, and forgets

@@ -15,11 +15,23 @@ import (
 
 func init() {
 	register(&command{
-		name:    "watch",
-		summary: "print the kernel's L2/L3 misses and app_solicit requests as they arrive",
-		run:     runWatch,
+		name:     "watch",
+		summary:  "print the kernel's L2/L3 misses and app_solicit requests as they arrive",
+		synopsis: watchSynopsis,
+		run:      runWatch,
 	})
 }
+
+const watchSynopsis = "watch [--netns NAME] [--dev DEV] [--json] [--neigh] [--no-app-solicit] [--rcvbuf BYTES]"
+
+const watchHelp = `
+Prints each neighbour notification of a network namespace as it arrives,
+until SIGINT or SIGTERM: L3 misses (who has IP?), L2 misses (where is MAC?)
+and app_solicit requests, with the device, address, MAC and NUD state; with
+--neigh also the neighbour and FDB entries being added and deleted. It reads
+only: nothing is answered or programmed (that is what run does). When
+notifications were lost (receive buffer overrun) it says so. On exit it
+prints the counts of each kind to standard error.`
 
 // watchOptions are the flags of overlayd watch.
 type watchOptions struct {
@@ -41,19 +53,13 @@ func runWatch(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 	fs.BoolVar(&o.neigh, "neigh", false, "also print neighbour and FDB entries being added and deleted")
 	fs.BoolVar(&o.noApp, "no-app-solicit", false, "do not print app_solicit requests")
 	fs.IntVar(&o.rcvbuf, "rcvbuf", rtnl.DefaultMonitorReceiveBuffer, "netlink receive buffer in bytes (forced; the kernel doubles it)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: overlayd watch [--netns NAME] [--dev DEV] [--json] [--neigh]\n\n"+
-			"Prints each miss notification of the namespace's RTNLGRP_NEIGH group until interrupted.\n\n")
-		fs.PrintDefaults()
+	setUsage(fs, watchSynopsis, watchHelp)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %w", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
 	}
 	if o.rcvbuf < 0 {
 		return fmt.Errorf("%w: --rcvbuf %d is negative", errUsage, o.rcvbuf)
@@ -62,7 +68,6 @@ func runWatch(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 	var ns *rtnl.NetNS
 	where := "the current netns"
 	if o.netns != "" {
-		var err error
 		if ns, err = rtnl.OpenNamedNetNS(e.global.netnsDir, o.netns); err != nil {
 			return err
 		}

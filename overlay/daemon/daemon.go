@@ -63,7 +63,8 @@ type Daemon struct {
 	metrics     *resolver.Metrics
 	maxPro      int
 	node        *overlay.Node
-	url         string
+	url         string // the store's URL, with the overlay's VNI for etcd
+	store0      string // the store's URL as configured
 	reconcile   time.Duration
 	metricsAddr string
 	stopMetrics func()
@@ -106,7 +107,7 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 	if d.ov, err = cfg.Node.Overlay(); err != nil {
 		return nil, err
 	}
-	d.url = StoreURL(cfg.Store, cfg.Node.StateDir())
+	d.store0, d.url = cfg.Store, StoreURL(cfg.Store, cfg.Node.StateDir())
 	if d.store, err = OpenStore(ctx, d.url, cfg.Node, d.ov, log); err != nil {
 		return nil, fmt.Errorf("--store: %w", err)
 	}
@@ -169,7 +170,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	oc := d.ov.Config
 	d.log.Info("overlayd running", "mode", d.res.Mode(), "proactive_max", d.maxPro, "netns", oc.OverlayNetNS, "vxlan", oc.Vxlan, "ifindex", d.topo.Vxlan,
-		"vni", d.topo.VNI, "port", d.topo.Port, "subnet", oc.Subnet(), "vtep", d.ov.VTEP, "store", registry.RedactURL(d.url),
+		"vni", d.topo.VNI, "port", d.topo.Port, "subnet", oc.Subnet(), "vtep", d.ov.VTEP, "store", registry.RedactURL(d.store0),
 		"reconcile", d.reconcile, "rcvbuf", d.k.mon.ReceiveBuffer())
 	err := d.res.Serve(ctx, d.k.mon)
 	st := d.metrics.Snapshot()

@@ -294,6 +294,7 @@ func TestDaemonOpenFailures(t *testing.T) {
 		{name: "unknown store", cfg: func(c *Config) { c.Store = "nosuch://x" }, want: `unknown scheme "nosuch"`},
 		{name: "no vxlan", ns: func(f *fakeNamespace) { delete(f.links, "vxlan1") }, want: `vxlan "vxlan1" in netns overns`, opened: true},
 		{name: "not a vxlan", ns: func(f *fakeNamespace) { f.links["vxlan1"].Info = &rtnl.LinkInfo{Kind: "dummy"} }, want: "not a vxlan device", opened: true},
+		{name: "device VNI differs from the state", ns: func(f *fakeNamespace) { f.links["vxlan1"].Info.Vxlan.ID = 43 }, want: "has VNI 43 port 4789", opened: true},
 		{name: "metrics address", cfg: func(c *Config) { c.MetricsAddr = "256.0.0.1:0" }, want: "--metrics", opened: true},
 	}
 	for _, tt := range tests {

@@ -663,4 +663,3 @@ func TestLookupCtx(t *testing.T) {
 		t.Fatalf("Err after stop = %v", late.Err())
 	}
 }
-
