@@ -46,6 +46,9 @@ type Node struct {
 	// roll back.
 	createHook func(step string) error
 	attachHook func(step string) error
+	// dialer, when set (by tests), replaces dial: a fake kernel per
+	// namespace name.
+	dialer func(name string) (*rtnl.Conn, error)
 }
 
 // NewNode returns a Node using opts, with defaults filled in.
@@ -115,6 +118,9 @@ func (n *Node) Endpoints() ([]Endpoint, error) {
 // node. The socket stays bound to the namespace; no handle on it is kept.
 // A missing namespace is an error wrapping os.ErrNotExist.
 func (n *Node) dial(name string) (*rtnl.Conn, error) {
+	if n.dialer != nil {
+		return n.dialer(name)
+	}
 	ns, err := rtnl.OpenNamedNetNS(n.netnsDir, name)
 	if err != nil {
 		return nil, err

@@ -29,7 +29,7 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		s.Problems = append(s.Problems, err.Error())
 	}
-	ons, err := rtnl.OpenNamedNetNS(n.netnsDir, cfg.OverlayNetNS)
+	oc, err := n.dial(cfg.OverlayNetNS)
 	if err != nil {
 		s.Problems = append(s.Problems, fmt.Sprintf("overlay netns %s: %v", cfg.OverlayNetNS, err))
 		for _, st := range eps {
@@ -37,11 +37,6 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 				Problems: []string{"overlay netns missing"}})
 		}
 		return s, nil
-	}
-	defer ons.Close()
-	oc, err := rtnl.Dial(&rtnl.Config{NetNS: ons})
-	if err != nil {
-		return nil, err
 	}
 	defer oc.Close()
 	if err := ctx.Err(); err != nil {
