@@ -66,7 +66,7 @@ type result struct {
 // its own directory of named namespaces, its own state directory and a store
 // that may be shared with other nodes.
 type simNode struct {
-	t     *testing.T
+	t     testing.TB
 	name  string // the node's netns in rtnl.DefaultNetNSDir
 	dir   string // the node's --netns-dir
 	state string // the node's --state-dir
@@ -77,7 +77,7 @@ type simNode struct {
 // own). At the end of the test it runs `overlayd reset`, deletes whatever is
 // left in the node's netns dir, unmounts that dir and checks nothing of the
 // node is still mounted, also when the test failed.
-func newSimNode(t *testing.T, tag, store string) *simNode {
+func newSimNode(t testing.TB, tag, store string) *simNode {
 	t.Helper()
 	overlaydBinary(t)
 	var base string
@@ -248,14 +248,14 @@ func linkSummary(out string) string {
 // newUnderlayNode is a node with an underlay device u0 holding 192.0.2.2/24
 // (MTU 1500), enough for create --local 192.0.2.2: one end of a veth pair
 // whose other end u1 stays in the node (the kernel here has no dummy).
-func newUnderlayNode(t *testing.T, tag string) *simNode {
+func newUnderlayNode(t testing.TB, tag string) *simNode {
 	n := newSimNode(t, tag, "")
 	addUnderlay(t, n.name)
 	return n
 }
 
 // addUnderlay gives the named netns the veth pair u0 (192.0.2.2/24) - u1.
-func addUnderlay(t *testing.T, netns string) {
+func addUnderlay(t testing.TB, netns string) {
 	t.Helper()
 	nstest.Run(t, netns, "ip", "link", "add", "u0", "type", "veth", "peer", "name", "u1")
 	nstest.Run(t, netns, "ip", "addr", "add", "192.0.2.2/24", "dev", "u0")

@@ -33,9 +33,17 @@ type etcdLab struct {
 	srv    *etcdtest.Server
 	nodes  []*simNode
 	prefix string // etcd key prefix of the overlay: /ovt/vni/42/
+	ctl    string // the netns of etcd and the underlay switch
 }
 
 func newEtcdLab(t *testing.T, n int, query string) *etcdLab {
+	t.Helper()
+	return newEtcdLabWith(t, n, query)
+}
+
+// newEtcdLabWith is newEtcdLab for benchmarks too, with more flags for
+// every node's create.
+func newEtcdLabWith(t testing.TB, n int, query string, createArgs ...string) *etcdLab {
 	t.Helper()
 	nstest.RequireRoot(t)
 	etcdtest.Require(t)
@@ -48,7 +56,7 @@ func newEtcdLab(t *testing.T, n int, query string) *etcdLab {
 	nstest.Run(t, ctl, "ip", "addr", "add", "192.0.2.1/24", "dev", "ul")
 	nstest.Run(t, ctl, "ip", "link", "set", "ul", "up")
 	srv := etcdtest.Start(t, etcdtest.Options{NetNS: filepath.Join(rtnl.DefaultNetNSDir, ctl), Host: "192.0.2.1"})
-	lab := &etcdLab{srv: srv, prefix: "/ovt/vni/42/"}
+	lab := &etcdLab{srv: srv, prefix: "/ovt/vni/42/", ctl: ctl}
 	store := srv.URL("ovt", query)
 	for i := range n {
 		nd := newSimNode(t, fmt.Sprintf("e%d", i+1), store)
@@ -58,14 +66,14 @@ func newEtcdLab(t *testing.T, n int, query string) *etcdLab {
 		addr := fmt.Sprintf("192.0.2.%d", i+2)
 		nd.ip("addr", "add", addr+"/24", "dev", "u0")
 		nd.ip("link", "set", "u0", "up")
-		nd.ok("create", "--local", addr)
+		nd.ok(append([]string{"create", "--local", addr}, createArgs...)...)
 		lab.nodes = append(lab.nodes, nd)
 	}
 	return lab
 }
 
 // keys returns the overlay's etcd keys, relative to the prefix.
-func (l *etcdLab) keys(t *testing.T) map[string]etcdtest.KV {
+func (l *etcdLab) keys(t testing.TB) map[string]etcdtest.KV {
 	t.Helper()
 	all, err := l.srv.Keys(l.prefix)
 	if err != nil {

@@ -90,7 +90,7 @@ func (n *simNode) startDaemon(args ...string) *daemon {
 }
 
 // stop sends SIGTERM and checks that the daemon exits 0 promptly.
-func (d *daemon) stop(t *testing.T) {
+func (d *daemon) stop(t testing.TB) {
 	if d.cmd.ProcessState != nil {
 		return
 	}

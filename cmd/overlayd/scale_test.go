@@ -1,0 +1,338 @@
+//go:build !noetcd
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/rtnl"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+)
+
+// The scale harness: synthetic remote endpoints written straight into etcd,
+// and the daemon's process measured from outside (its RSS excludes what the
+// kernel holds for the entries it programs).
+
+// scaleGateway is the overlay of the scale lab: a /8, room for 100,000
+// endpoints and more.
+const scaleGateway = "10.0.0.1/8"
+
+// scaleRecord is the i-th synthetic remote endpoint: IP 10.1.0.0 + i, MAC
+// 02:43 + the IP's bytes, on one of 100 remote VTEPs 203.0.113.1-100.
+func scaleRecord(i int) registry.Record {
+	a := netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)})
+	b := a.As4()
+	return registry.Record{IP: a, MAC: registry.MAC{0x02, 0x43, b[0], b[1], b[2], b[3]},
+		VTEP: netip.AddrFrom4([4]byte{203, 0, 113, byte(1 + i%100)})}
+}
+
+// client returns an etcd client of the lab's etcd, connected from its
+// namespace, closed at the end of the test.
+func (l *etcdLab) client(tb testing.TB) *clientv3.Client {
+	tb.Helper()
+	dial := func(ctx context.Context, addr string) (net.Conn, error) {
+		ns, err := rtnl.OpenNamedNetNS("", l.ctl)
+		if err != nil {
+			return nil, err
+		}
+		defer ns.Close()
+		var c net.Conn
+		err = ns.Do(func() error {
+			var d net.Dialer
+			var err error
+			c, err = d.DialContext(ctx, "tcp", addr)
+			return err
+		})
+		return c, err
+	}
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{l.srv.Endpoint()}, DialTimeout: 5 * time.Second,
+		DialOptions: []grpc.DialOption{grpc.WithContextDialer(dial)}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { cli.Close() })
+	return cli
+}
+
+// putRecords writes records from..to-1 (scaleRecord) without a lease, 64
+// per transaction (etcd's default limit is 128 operations), 4 transactions
+// at a time.
+func (l *etcdLab) putRecords(tb testing.TB, cli *clientv3.Client, from, to int) {
+	tb.Helper()
+	const perTxn = 64
+	work := make(chan int)
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for start := range work {
+				var ops []clientv3.Op
+				for i := start; i < min(start+perTxn, to); i++ {
+					r := scaleRecord(i)
+					ops = append(ops, clientv3.OpPut(l.prefix+"arp/"+r.IP.String(), r.MAC.String()),
+						clientv3.OpPut(l.prefix+"fdb/"+r.MAC.String(), r.VTEP.String()))
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				_, err := cli.Txn(ctx).Then(ops...).Commit()
+				cancel()
+				if err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		})
+	}
+	for start := from; start < to; start += perTxn {
+		work <- start
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		tb.Fatalf("put records: %v", err)
+	default:
+	}
+}
+
+// procStat is what /proc says about a process.
+type procStat struct {
+	rss, hwm int64         // resident set now and at its peak, bytes
+	cpu      time.Duration // user + system CPU time
+}
+
+// readProc reads pid's resident set and CPU time.
+func readProc(tb testing.TB, pid int) procStat {
+	tb.Helper()
+	var st procStat
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, _ := strings.Cut(sc.Text(), ":")
+		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "VmRSS":
+			st.rss = kb << 10
+		case "VmHWM":
+			st.hwm = kb << 10
+		}
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Fields after the command name (which may hold spaces): state is 3,
+	// utime 14, stime 15, in clock ticks (100 per second here).
+	rest := string(b[strings.LastIndexByte(string(b), ')')+2:])
+	fields := strings.Fields(rest)
+	ut, _ := strconv.ParseInt(fields[11], 10, 64)
+	stt, _ := strconv.ParseInt(fields[12], 10, 64)
+	st.cpu = time.Duration(ut+stt) * 10 * time.Millisecond
+	return st
+}
+
+var programmedRE = regexp.MustCompile(`(?m)^overlayd_programmed_entries\{table="(neigh|fdb)"\} (\d+)$`)
+
+// programmed returns the daemon's programmed neighbour and FDB entries, from
+// its metrics at addr in n's netns (-1, -1 if it does not answer yet).
+func (n *simNode) programmed(addr string) (neigh, fdb int) {
+	neigh, fdb = -1, -1
+	ns, err := rtnl.OpenNamedNetNS("", n.name)
+	if err != nil {
+		return
+	}
+	defer ns.Close()
+	var conn net.Conn
+	if ns.Do(func() error {
+		var err error
+		conn, err = net.DialTimeout("tcp", addr, time.Second)
+		return err
+	}) != nil {
+		return
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+	sc := bufio.NewScanner(conn)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if m := programmedRE.FindStringSubmatch(sc.Text()); m != nil {
+			v, _ := strconv.Atoi(m[2])
+			if m[1] == "neigh" {
+				neigh = v
+			} else {
+				fdb = v
+			}
+		}
+	}
+	return
+}
+
+// kernelEntries counts the PERMANENT neighbour entries and the extern_learn
+// FDB entries of n's vxlan (what the daemon programmed), read back with ip
+// and bridge.
+func (n *simNode) kernelEntries(tb testing.TB) (neigh, fdb int) {
+	tb.Helper()
+	count := func(what string, argv ...string) int {
+		cmd := exec.Command("nsenter", append([]string{"--net=" + filepath.Join(n.dir, "overns")}, argv...)...)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			tb.Fatal(err)
+		}
+		c := 0
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), what) {
+				c++
+			}
+		}
+		if err := cmd.Wait(); err != nil {
+			tb.Fatalf("%q: %v", argv, err)
+		}
+		return c
+	}
+	return count("PERMANENT", "ip", "neigh", "show", "dev", "vxlan1"),
+		count("extern_learn", "bridge", "fdb", "show", "dev", "vxlan1")
+}
+
+// startMeasured starts `overlayd run` with args on n (the process itself:
+// nsenter execs it) and returns it; it is killed at the end of the test.
+func (n *simNode) startMeasured(tb testing.TB, args ...string) *exec.Cmd {
+	tb.Helper()
+	argv := []string{"--net=" + filepath.Join(rtnl.DefaultNetNSDir, n.name), overlaydBinary(tb), "run",
+		"--netns-dir", n.dir, "--state-dir", n.state, "--store", n.store, "--log-level", "warn"}
+	cmd := exec.Command("nsenter", append(argv, args...)...)
+	logf, err := os.Create(filepath.Join(tb.TempDir(), "overlayd.log"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		logf.Close()
+	})
+	return cmd
+}
+
+// stopMeasured stops a daemon of startMeasured with SIGTERM.
+func stopMeasured(tb testing.TB, cmd *exec.Cmd) {
+	tb.Helper()
+	cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		tb.Errorf("overlayd run ignored SIGINT for 30 s")
+	}
+}
+
+// waitProgrammed polls the daemon's metrics until it programmed want
+// neighbour and FDB entries or limit passes; it returns when.
+func (n *simNode) waitProgrammed(tb testing.TB, cmd *exec.Cmd, addr string, want int, limit time.Duration) time.Time {
+	tb.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		ne, fd := n.programmed(addr)
+		if ne == want && fd == want {
+			return time.Now()
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("after %v the daemon programmed %d neighbour and %d FDB entries, want %d", limit, ne, fd, want)
+		}
+		if cmd.ProcessState != nil {
+			tb.Fatalf("overlayd run exited: %v", cmd.ProcessState)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// BenchmarkStartup100k: 100,000 remote endpoints (on 100 VTEPs) already in
+// etcd; `overlayd run` with defaults (hybrid mode) starts on a node with an
+// empty vxlan. One op is one start, until every endpoint's neighbour and
+// FDB entry is programmed (ns/op); the daemon's resident set then
+// (RSS-MiB), at its peak (peak-RSS-MiB), its CPU time, and the bytes of
+// resident set per endpoint above an idle daemon's (B/endpoint). The kernel
+// holds the entries: its memory is not in the daemon's RSS.
+//
+//	go test ./cmd/overlayd -run '^$' -bench 'Startup' -benchtime 1x -count 3
+func BenchmarkStartup10k(b *testing.B)  { benchStartup(b, 10_000) }
+func BenchmarkStartup100k(b *testing.B) { benchStartup(b, 100_000) }
+
+func benchStartup(b *testing.B, n int) {
+	lab := newEtcdLabWith(b, 1, "", "--gateway", scaleGateway)
+	node := lab.nodes[0]
+	const metrics = "127.0.0.1:9477"
+	// An idle daemon: no remote endpoint.
+	idle := node.startMeasured(b, "--metrics", metrics)
+	node.waitProgrammed(b, idle, metrics, 0, 30*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	base := readProc(b, idle.Process.Pid)
+	stopMeasured(b, idle)
+
+	lab.putRecords(b, lab.client(b), 0, n)
+	var rss, hwm, cpu, took float64
+	b.ResetTimer()
+	for i := range b.N {
+		if i > 0 {
+			b.StopTimer()
+			node.ok("reset")
+			node.ok("create", "--local", "192.0.2.2", "--gateway", scaleGateway)
+			b.StartTimer()
+		}
+		start := time.Now()
+		d := node.startMeasured(b, "--metrics", metrics)
+		done := node.waitProgrammed(b, d, metrics, n, 120*time.Second)
+		b.StopTimer()
+		took += done.Sub(start).Seconds()
+		st := readProc(b, d.Process.Pid)
+		rss += float64(st.rss)
+		hwm += float64(st.hwm)
+		cpu += st.cpu.Seconds()
+		stopMeasured(b, d)
+		if ne, fd := node.kernelEntries(b); ne != n || fd != n {
+			b.Fatalf("kernel holds %d neighbour and %d FDB entries, want %d each", ne, fd, n)
+		}
+		b.StartTimer()
+	}
+	b.StopTimer()
+	k := float64(b.N)
+	b.ReportMetric(took/k, "s/startup")
+	b.ReportMetric(rss/k/(1<<20), "RSS-MiB")
+	b.ReportMetric(hwm/k/(1<<20), "peak-RSS-MiB")
+	b.ReportMetric(float64(base.rss)/(1<<20), "idle-RSS-MiB")
+	b.ReportMetric((rss/k-float64(base.rss))/float64(n), "B/endpoint")
+	b.ReportMetric((hwm/k-float64(base.hwm))/float64(n), "peak-B/endpoint")
+	b.ReportMetric(cpu/k, "CPU-s")
+}
