@@ -177,7 +177,18 @@ func TestEtcdFirstPing(t *testing.T) {
 			if strings.Contains(d1.String(), "msg=resolved") || strings.Contains(d2.String(), "msg=resolved") {
 				t.Errorf("a daemon resolved a miss although the feed programmed everything:\n%s\n%s", d1, d2)
 			}
-			// The daemons moved the attached records onto their leases.
+			// The daemons moved the attached records onto their leases
+			// (within adoptInterval of the attach).
+			leased := []string{"arp/198.51.100.2", "arp/198.51.100.3", "fdb/02:42:c6:33:64:02", "fdb/02:42:c6:33:64:03"}
+			waitFor(5*time.Second, func() bool {
+				keys := lab.keys(t)
+				for _, k := range leased {
+					if keys[k].Lease == 0 {
+						return false
+					}
+				}
+				return true
+			})
 			keys := lab.keys(t)
 			for _, k := range []string{"arp/198.51.100.2", "arp/198.51.100.3", "fdb/02:42:c6:33:64:02", "fdb/02:42:c6:33:64:03"} {
 				if kv, ok := keys[k]; !ok || kv.Lease == 0 {

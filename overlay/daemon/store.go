@@ -124,35 +124,50 @@ func localEndpoint(n *overlay.Node, rec registry.Record) bool {
 	return false
 }
 
-// adoptRetry is how long adoptLocal waits before watching again after the
-// feed could not start.
-const adoptRetry = 2 * time.Second
+// adoptInterval is how often the daemon looks for endpoints attached since
+// it started, to move their records onto its lease.
+const adoptInterval = time.Second
 
-// adoptLocal follows feed and registers in reg again the records of
-// endpoints attached on this node (n, vtep) after the daemon started
-// (attach writes them without a lease), which moves them onto the daemon's
-// lease so that they vanish if this node dies. It returns when ctx ends.
-func adoptLocal(ctx context.Context, reg registry.Registry, feed registry.ChangeFeed, n *overlay.Node, vtep netip.Addr, log *slog.Logger) {
-	for ctx.Err() == nil {
-		ch, err := feed.Watch(ctx)
-		if err != nil {
-			log.Warn("cannot watch for local attaches yet", "err", err)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(adoptRetry):
-			}
+// adoptLocal registers in reg again the records of endpoints attached on
+// this node (n, vtep) after the daemon started (attach writes them without
+// a lease), which moves them onto the daemon's lease so that they vanish if
+// this node dies. Every interval it compares the state directory's
+// endpoints with owned (the records the lease holds): it reads the state
+// directory, not a change feed, which would hold a second copy of every
+// record of the overlay. A record that cannot be moved is logged once. It
+// returns when ctx ends.
+func adoptLocal(ctx context.Context, reg registry.Registry, owned func() []registry.Record, n *overlay.Node, vtep netip.Addr, interval time.Duration, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	failed := map[registry.Record]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		eps, err := n.Endpoints()
+		if err != nil && len(eps) == 0 {
 			continue
 		}
-		for c := range ch {
-			if c.Kind != registry.ChangePut || c.Record.VTEP != vtep || !localEndpoint(n, c.Record) {
+		have := map[registry.Record]bool{}
+		for _, rec := range owned() {
+			have[rec] = true
+		}
+		for _, ep := range eps {
+			rec := ep.Record()
+			if have[rec] || rec.VTEP != vtep {
 				continue
 			}
-			if err := reg.Register(ctx, c.Record); err != nil {
-				log.Warn("cannot move a local record onto this node's lease", "record", c.Record.String(), "err", err)
+			if err := reg.Register(ctx, rec); err != nil {
+				if !failed[rec] && ctx.Err() == nil {
+					log.Warn("cannot move a local record onto this node's lease", "record", rec.String(), "err", err)
+				}
+				failed[rec] = true
 				continue
 			}
-			log.Debug("local record on this node's lease", "record", c.Record.String())
+			delete(failed, rec)
+			log.Debug("local record on this node's lease", "record", rec.String())
 		}
 	}
 }

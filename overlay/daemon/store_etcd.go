@@ -38,7 +38,7 @@ func openEtcdStore(ctx context.Context, url string, n *overlay.Node, ov *overlay
 }
 
 func (s etcdLease) adoptLocal(ctx context.Context, n *overlay.Node, vtep netip.Addr, log *slog.Logger) {
-	adoptLocal(ctx, s.reg, s.reg, n, vtep, log.With("store", "etcd"))
+	adoptLocal(ctx, s.reg, s.reg.Owned, n, vtep, adoptInterval, log.With("store", "etcd"))
 }
 
 // collector exports the etcd lease counters.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
@@ -76,32 +77,27 @@ func TestRegisterEndpoints(t *testing.T) {
 	}
 }
 
-// TestAdoptLocal: records put in the feed are registered again (moved onto
-// the lease) only when they are this node's endpoints at this node's VTEP.
+// TestAdoptLocal: endpoints of the state directory at this node's VTEP whose
+// records the lease does not hold are registered again (moved onto the
+// lease), once; others are left alone.
 func TestAdoptLocal(t *testing.T) {
 	mine := endpoint("mine", "198.51.100.2/24", localVTEP)
-	n := writeState(t, mine)
-	stranger := registry.Record{IP: netip.MustParseAddr("198.51.100.7"), MAC: registry.MAC{2, 0, 0, 0, 0, 7}, VTEP: localVTEP}
-	remote := registry.Record{IP: netip.MustParseAddr("198.51.100.8"), MAC: registry.MAC{2, 0, 0, 0, 0, 8}, VTEP: netip.MustParseAddr("192.0.2.3")}
-	reg := &leaseRegistry{changes: []registry.Change{
-		{Kind: registry.ChangePut, Record: remote},
-		{Kind: registry.ChangePut, Record: stranger}, // at our VTEP, but not in the state directory
-		{Kind: registry.ChangeDelete, Record: mine.Record()},
-		{Kind: registry.ChangePut, Record: mine.Record()},
-		{Kind: registry.ChangeSynced},
-	}}
+	held := endpoint("held", "198.51.100.3/24", localVTEP)
+	elsewhere := endpoint("elsewhere", "198.51.100.4/24", netip.MustParseAddr("192.0.2.3"))
+	n := writeState(t, mine, held, elsewhere)
+	reg := &leaseRegistry{}
+	owned := func() []registry.Record { return append(reg.got(), held.Record()) }
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() {
-		adoptLocal(ctx, reg, reg, n, localVTEP, slog.New(slog.DiscardHandler))
+		adoptLocal(ctx, reg, owned, n, localVTEP, 10*time.Millisecond, slog.New(slog.DiscardHandler))
 		close(done)
 	}()
 	eventually(t, "the local record registered", func() bool { return len(reg.got()) > 0 })
+	time.Sleep(50 * time.Millisecond) // more rounds: nothing more to move
 	cancel()
 	<-done
-	for _, r := range reg.got() {
-		if r != mine.Record() {
-			t.Errorf("registered %v, want only %v", r, mine.Record())
-		}
+	if got := reg.got(); !slices.Equal(got, []registry.Record{mine.Record()}) {
+		t.Errorf("registered %v, want only %v, once", got, mine.Record())
 	}
 }

@@ -286,23 +286,48 @@ type state struct {
 	errs []error // malformed keys or values, skipped
 }
 
-func newState() *state {
-	return &state{arp: make(map[netip.Addr]registry.MAC), fdb: make(map[registry.MAC]netip.Addr)}
+func newState() *state { return newStateSized(0) }
+
+// newStateSized returns a state with room for n records.
+func newStateSized(n int) *state {
+	return &state{arp: make(map[netip.Addr]registry.MAC, n), fdb: make(map[registry.MAC]netip.Addr, n)}
 }
 
-// snapshot reads the overlay's arp/ and fdb/ keys at one revision.
+// listPage is how many keys one request of a listing reads: a listing of
+// the whole overlay at once would hold every key twice (the response and
+// its decoding) beside the maps it fills.
+const listPage = 4096
+
+// snapshot reads the overlay's arp/ and fdb/ keys at one revision, in pages
+// of listPage keys (all at the revision of the first).
 func (r *Registry) snapshot(ctx context.Context) (*state, int64, error) {
 	octx, done := r.opCtx(ctx)
 	defer done()
-	resp, err := r.cli.Get(octx, r.base, clientv3.WithPrefix())
-	if err != nil {
-		return nil, 0, r.wrap("list", err)
+	end := clientv3.GetPrefixRangeEnd(r.base)
+	from, rev := r.base, int64(0)
+	var s *state
+	for {
+		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage)}
+		if rev != 0 {
+			opts = append(opts, clientv3.WithRev(rev))
+		}
+		resp, err := r.cli.Get(octx, from, opts...)
+		if err != nil {
+			return nil, 0, r.wrap("list", err)
+		}
+		if s == nil {
+			rev = resp.Header.Revision
+			// Keys are arp/ and fdb/ pairs (plus config and nodes/).
+			s = newStateSized(int(resp.Count)/2 + 1)
+		}
+		for _, kv := range resp.Kvs {
+			s.apply(r.base, kv.Key, kv.Value, false)
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return s, rev, nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
-	s := newState()
-	for _, kv := range resp.Kvs {
-		s.apply(r.base, kv.Key, kv.Value, false)
-	}
-	return s, resp.Header.Revision, nil
 }
 
 // apply records one put (or delete) of key in s; other keys are ignored. It
