@@ -26,6 +26,9 @@ type completion struct {
 	done       int // IPs with both entries
 	wrong      []string
 	overruns   int
+	// completed receives the index of each IP once both its entries are in
+	// (dropped when full: only one-at-a-time waiters read it).
+	completed chan int
 }
 
 func (c *completion) handle(ev *rtnl.Event) error {
@@ -77,6 +80,10 @@ func (c *completion) handle(ev *rtnl.Event) error {
 		c.mu.Lock()
 		c.done++
 		c.mu.Unlock()
+		select {
+		case c.completed <- i:
+		default:
+		}
 	}
 	return nil
 }
@@ -98,7 +105,8 @@ func (c *completion) resolved() int {
 
 // startCompletion runs a completion watcher on lab until stop.
 func startCompletion(tb testing.TB, lab *missgen.Lab) (c *completion, stop func()) {
-	c = &completion{vxlan: lab.VxlanIndex, neigh: make([]int64, resolveN), fdb: make([]int64, resolveN)}
+	c = &completion{vxlan: lab.VxlanIndex, neigh: make([]int64, registryN), fdb: make([]int64, registryN),
+		completed: make(chan int, 16)}
 	m, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: lab.Overlay, ReceiveBuffer: monitorBuffer, ChangesOnly: true})
 	if err != nil {
 		tb.Fatal(err)

@@ -193,7 +193,7 @@ func BenchmarkProgram(b *testing.B) {
 // neighbour and FDB entries with the registry's values.
 func checkProgrammed(tb testing.TB, lab *missgen.Lab) error {
 	c := nstest.Dial(tb, lab.Overlay)
-	neigh, fdb := make([]bool, resolveN), make([]bool, resolveN)
+	neigh, fdb := make([]bool, registryN), make([]bool, registryN)
 	err := c.NeighDump(rtnl.NeighFilter{Family: unix.AF_INET, Ifindex: lab.VxlanIndex}, func(m *rtnl.NeighMessage) error {
 		if i, ok := ipIndex(m.Dst); ok {
 			mac, _ := m.MAC()

@@ -72,16 +72,8 @@ func (m *memRegistry) List(context.Context) ([]registry.Record, error) {
 // distinct records that BenchmarkResolve uses: the part of a resolution both
 // implementations pay the same, which bounds their ratio when it dominates.
 func BenchmarkRegistryLookup(b *testing.B) {
-	dir := resolveRegistry(b)
-	mem, err := newMemRegistry(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx := context.Background()
-	for _, reg := range []struct {
-		name string
-		reg  registry.Registry
-	}{{"dir", dir}, {"mem", mem}} {
+	for _, reg := range resolveRegistries(b) {
 		b.Run("registry="+reg.name, func(b *testing.B) {
 			i := 0
 			for b.Loop() {

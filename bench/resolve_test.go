@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -22,8 +23,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// resolveN is how many distinct IPs (one L3 miss each) one round asks for.
-const resolveN = 10_000
+// resolveN is how many distinct IPs (one L3 miss each) a 10k round asks
+// for; registryN is how many records the benchmarks' registry holds (the
+// largest burst).
+const (
+	resolveN  = 10_000
+	registryN = 50_000
+)
 
 // resolveSubnet is the overlay subnet of the missgen lab (its container is
 // 10.64.0.2/10, its targets start at 10.65.0.1).
@@ -46,48 +52,93 @@ func ipIndex(ip netip.Addr) (int, bool) {
 		return 0, false
 	}
 	d := int64(binary.BigEndian.Uint32(ip.AsSlice())) - int64(binary.BigEndian.Uint32(missgen.FirstTarget.AsSlice()))
-	return int(d), d >= 0 && d < resolveN
+	return int(d), d >= 0 && d < registryN
 }
 
 func macIndex(m rtnl.MAC) (int, bool) {
 	i := int(m[3])<<16 | int(m[4])<<8 | int(m[5])
-	return i, m[0] == 0x02 && m[1] == 0x42 && m[2] == 0x0b && i < resolveN
+	return i, m[0] == 0x02 && m[1] == 0x42 && m[2] == 0x0b && i < registryN
 }
 
-// resolveRegistry fills a DirStore with the resolveN records, on tmpfs when
-// the machine has /dev/shm (the store fsyncs every file), and removes it
-// when b ends. Both implementations read the same store, so the registry
-// costs them the same per lookup.
-func resolveRegistry(b *testing.B) *dirstore.Store {
-	b.Helper()
-	dir, err := os.MkdirTemp("/dev/shm", "ovt-resolve-")
-	if err != nil {
-		dir = b.TempDir()
-	} else {
-		b.Cleanup(func() { os.RemoveAll(dir) })
-	}
-	reg, err := dirstore.New(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	for i := range resolveN {
-		if err := reg.Register(ctx, registry.Record{IP: resolveIP(i), MAC: registry.MAC(resolveMAC(i)), VTEP: resolveVTEP(i)}); err != nil {
-			b.Fatal(err)
+// benchRegistry is a registry the resolvers answer from: a DirStore on
+// tmpfs (dir) or an in-memory copy of it (mem). Dir is the store's
+// directory either way (the Python peer reads the files, or preloads them
+// for mem).
+type benchRegistry struct {
+	name string
+	reg  registry.Registry
+	dir  string
+}
+
+// sharedRegistries are built once per process (registryN records take a few
+// seconds to write) and removed by TestMain.
+var sharedRegistries struct {
+	once sync.Once
+	regs []benchRegistry
+	path string
+	err  error
+}
+
+// resolveRegistries returns the dir and mem registries holding the
+// registryN records. The DirStore lives on tmpfs when the machine has
+// /dev/shm (the store fsyncs every file). Both implementations read the same
+// store, so the registry costs them the same per lookup.
+func resolveRegistries(tb testing.TB) []benchRegistry {
+	tb.Helper()
+	s := &sharedRegistries
+	s.once.Do(func() {
+		dir, err := os.MkdirTemp("/dev/shm", "ovt-resolve-")
+		if err != nil {
+			dir, err = os.MkdirTemp("", "ovt-resolve-")
 		}
+		if err != nil {
+			s.err = err
+			return
+		}
+		s.path = dir
+		reg, err := dirstore.New(dir)
+		if err != nil {
+			s.err = err
+			return
+		}
+		ctx := context.Background()
+		for i := range registryN {
+			if err := reg.Register(ctx, registry.Record{IP: resolveIP(i), MAC: registry.MAC(resolveMAC(i)), VTEP: resolveVTEP(i)}); err != nil {
+				s.err = err
+				return
+			}
+		}
+		mem, err := newMemRegistry(reg)
+		if err != nil {
+			s.err = err
+			return
+		}
+		s.regs = []benchRegistry{{"dir", reg, dir}, {"mem", mem, dir}}
+	})
+	if s.err != nil {
+		tb.Fatalf("benchmark registry: %v", s.err)
 	}
-	return reg
+	return s.regs
+}
+
+// TestMain removes the shared registry after the run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if p := sharedRegistries.path; p != "" {
+		os.RemoveAll(p)
+	}
+	os.Exit(code)
 }
 
 // resolverImpl is a miss resolver under test. start prepares it in lab's
 // overlay namespace, answering from reg: from then on its socket is
 // subscribed and the kernel queues misses for it. run makes it start
 // reading, and returns once it is serving. stop ends it and returns a note
-// worth logging (the peer's subscription dying) or an error that fails the
-// benchmark.
+// worth logging (the peer's subscription overrunning) or an error that
+// fails the benchmark (a programming error, a receive error, a crash).
 type resolverImpl struct {
 	name  string
-	start func(tb testing.TB, lab *missgen.Lab, reg registry.Registry) (run func(), stop func() (note string, err error))
+	start func(tb testing.TB, lab *missgen.Lab, reg benchRegistry) (run func(), stop func() (note string, err error))
 }
 
 var resolverImpls = []resolverImpl{
@@ -95,31 +146,20 @@ var resolverImpls = []resolverImpl{
 	{"vishvananda", startVishvanandaResolver},
 }
 
-// startRtnlResolver runs resolver.Resolver fed by rtnl.Monitor (32 MiB
-// forced receive buffer, the default) and programming through an rtnl.Conn.
-// Differences from the daemon's defaults, and why:
-//   - LookupRate unlimited: the default (2000 lookups/s, i.e. about 1000 L3
-//     misses/s) is a policy that protects a shared registry from a subnet
-//     scan, not a capacity; the peer has no limit either.
-//   - QueueLen 16384: the burst of 10,000 misses fits the queue (4096 by
-//     default; a dropped miss is raised again on the sender's retry in real
-//     life, but the generator does not retry).
-//   - Periodic reconcile passes off (the first, adopting pass still runs
-//     before the round starts); logs discarded (slog.DiscardHandler).
-//   - MissesOnly monitor: a socket filter drops the RTM_NEWNEIGH/DELNEIGH
-//     echoes of the entries it programs, which Resolver.HandleEvent ignores.
-func startRtnlResolver(tb testing.TB, lab *missgen.Lab, reg registry.Registry) (func(), func() (string, error)) {
+// startRtnlResolver runs resolver.Resolver the way `overlayd run` with no
+// flags does: benchResolverConfig is the daemon's configuration (defaults,
+// logger and level included; TestBenchmarkConfigIsTheDaemons checks it),
+// fed by an rtnl.Monitor configured as the daemon's (32 MiB forced receive
+// buffer, MissesOnly: a kernel socket filter drops the RTM_NEWNEIGH/DELNEIGH
+// echoes of the entries it programs, which the peers receive and skip in
+// user space).
+func startRtnlResolver(tb testing.TB, lab *missgen.Lab, reg benchRegistry) (func(), func() (string, error)) {
 	conn := nstest.Dial(tb, lab.Overlay)
-	mon, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: lab.Overlay, ReceiveBuffer: monitorBuffer, MissesOnly: true})
+	mon, err := rtnl.NewMonitor(benchMonitorConfig(lab))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r, err := resolver.NewResolver(resolver.ResolverConfig{
-		Conn: conn, Registry: reg, Vxlan: lab.VxlanIndex, VNI: 42, Port: 4789,
-		Subnet: resolveSubnet, LocalVTEP: netip.MustParseAddr("192.0.2.1"),
-		Logger:     slog.New(slog.DiscardHandler),
-		LookupRate: -1, QueueLen: 16384, ReconcileInterval: -1,
-	})
+	r, err := resolver.NewResolver(benchResolverConfig(conn, lab, reg.reg, slog.New(daemonLogHandler(io.Discard))))
 	if err != nil {
 		mon.Close()
 		tb.Fatal(err)
@@ -146,11 +186,14 @@ func startRtnlResolver(tb testing.TB, lab *missgen.Lab, reg registry.Registry) (
 		mon.Close()
 		s := r.Metrics().Snapshot()
 		note := ""
-		if s.QueueDrops+s.Overruns+s.Errors > 0 {
-			note = fmt.Sprintf("rtnl resolver: %d queue drops, %d overruns, %d programming errors", s.QueueDrops, s.Overruns, s.Errors)
+		if s.QueueDrops+s.Overruns > 0 {
+			note = fmt.Sprintf("rtnl resolver: %d queue drops, %d overruns", s.QueueDrops, s.Overruns)
 		}
 		if err != nil {
 			return note, fmt.Errorf("rtnl resolver: Serve: %w", err)
+		}
+		if s.Errors > 0 {
+			return note, fmt.Errorf("rtnl resolver: %d programming errors", s.Errors)
 		}
 		return note, nil
 	}
@@ -180,11 +223,11 @@ const (
 	loadBacklog
 )
 
-// resolveRound raises resolveN L3 misses for distinct registered IPs in a
-// fresh lab with impl and waits until every IP is resolved, or until none
-// was for resolveIdle. The timer runs only around the sending (live) or the
+// resolveRound raises n L3 misses for distinct registered IPs in a fresh
+// lab with impl and waits until every IP is resolved, or until none was for
+// resolveIdle. The timer runs only around the sending (live) or the
 // resolver's start (backlog) and the waiting.
-func resolveRound(b *testing.B, impl resolverImpl, reg registry.Registry, load resolveLoad) roundResult {
+func resolveRound(b *testing.B, impl resolverImpl, reg benchRegistry, load resolveLoad, n int) roundResult {
 	b.StopTimer()
 	lab := missgen.NewLab(b)
 	g := lab.Generator(b)
@@ -199,18 +242,18 @@ func resolveRound(b *testing.B, impl resolverImpl, reg registry.Registry, load r
 	// start of its call.
 	send := func(sent []int64) {
 		const chunk = 256
-		for i := 0; i < resolveN; i += chunk {
-			k := min(chunk, resolveN-i)
+		for i := 0; i < n; i += chunk {
+			k := min(chunk, n-i)
 			now := time.Now().UnixNano()
 			for j := range k {
 				sent[i+j] = now
 			}
-			if n, err := g.ARP(resolveIP(i), k); err != nil || n != k {
-				b.Fatalf("generator: sent %d of %d: %v", n, k, err)
+			if m, err := g.ARP(resolveIP(i), k); err != nil || m != k {
+				b.Fatalf("generator: sent %d of %d: %v", m, k, err)
 			}
 		}
 	}
-	sent := make([]int64, resolveN)
+	sent := make([]int64, n)
 	var cpu0 time.Duration
 	if load == loadLive {
 		run()
@@ -219,7 +262,7 @@ func resolveRound(b *testing.B, impl resolverImpl, reg registry.Registry, load r
 		b.StartTimer()
 		send(sent)
 	} else {
-		send(make([]int64, resolveN))
+		send(make([]int64, n))
 		runtime.GC()
 		cpu0 = processCPU(b)
 		b.StartTimer()
@@ -235,7 +278,7 @@ func resolveRound(b *testing.B, impl resolverImpl, reg registry.Registry, load r
 	lastDone, since, deadline := -1, time.Now(), time.Now().Add(resolveMax)
 	for {
 		done := c.resolved()
-		if done >= resolveN || time.Now().After(deadline) {
+		if done >= n || time.Now().After(deadline) {
 			break
 		}
 		if done != lastDone {
@@ -263,7 +306,7 @@ func resolveRound(b *testing.B, impl resolverImpl, reg registry.Registry, load r
 	}
 	res := roundResult{cpu: cpu}
 	var last int64
-	for i := range resolveN {
+	for i := range n {
 		if c.neigh[i] == 0 || c.fdb[i] == 0 {
 			continue
 		}
@@ -277,10 +320,10 @@ func resolveRound(b *testing.B, impl resolverImpl, reg registry.Registry, load r
 	}
 	if load == loadLive {
 		b.Logf("%s: %d ARP requests sent (the last %v after the first), %d resolved (the last after %v)",
-			impl.name, resolveN, time.Duration(lastSent-sent[0]).Round(time.Millisecond), res.resolved, res.elapsed.Round(time.Millisecond))
+			impl.name, n, time.Duration(lastSent-sent[0]).Round(time.Millisecond), res.resolved, res.elapsed.Round(time.Millisecond))
 	} else {
 		b.Logf("%s: %d misses queued before its start, %d resolved (the last %v after its start)",
-			impl.name, resolveN, res.resolved, res.elapsed.Round(time.Millisecond))
+			impl.name, n, res.resolved, res.elapsed.Round(time.Millisecond))
 	}
 	return res
 }
@@ -310,37 +353,42 @@ func percentile(d []time.Duration, p float64) time.Duration {
 // run, for the ratio BenchmarkResolve logs.
 var resolveThroughput sync.Map
 
+// burstSizes are the bursts BenchmarkResolve and BenchmarkResolveBacklog
+// raise: a container's ARP burst, and five times that (a proxy or a
+// restarted service opening connections to 50,000 peers at once).
+var burstSizes = []int{resolveN, registryN}
+
 // BenchmarkResolve measures a miss resolver end to end: one op is a round
 // in a fresh lab (missgen: overlay namespace with br0 and a proxy vxlan1
 // with l3miss, a container namespace) where the container sends ARP
-// requests for 10,000 distinct registered IPs in one burst; every request
-// raises an L3 miss, and the resolver under test looks the IP up (IP → MAC
-// → VTEP) and programs the PERMANENT neighbour entry and the vxlan FDB
-// entry. An IP counts as resolved when a separate RTNLGRP_NEIGH watcher has
-// seen both entries arrive (and checked them). The burst is sent while the
-// resolver runs (BenchmarkResolveBacklog sends it before).
+// requests for n distinct registered IPs in one burst, each sent once;
+// every request raises an L3 miss, and the resolver under test looks the IP
+// up (IP → MAC → VTEP) and programs the PERMANENT neighbour entry and the
+// vxlan FDB entry. An IP counts as resolved when a separate RTNLGRP_NEIGH
+// watcher has seen both entries arrive (and checked them). The burst is
+// sent while the resolver runs (BenchmarkResolveBacklog sends it before).
+// The rtnl resolver runs with `overlayd run`'s defaults.
 //
 //	resolved/s  IPs resolved / (first send → last IP resolved)
 //	p50-us      median latency from an IP's send to its entries' arrival
 //	p99-us      99th percentile of it
-//	unresolved  IPs of the round never resolved (per op)
+//	unresolved  IPs of the round never resolved (per op): the generator
+//	            does not retry, so a dropped miss stays unresolved
 //	cpu-us/ip   CPU time of the process in the timed part (resolver,
 //	            generator and watcher, user and kernel) per resolved IP
 //	ns/op       first send → last IP resolved, per round
 //
-// Sub-benchmarks: registry=dir (a DirStore on tmpfs, shared by both
-// implementations: two small-file reads per IP) and registry=mem (an
-// in-memory copy: libnetwork's own peer map); impl=rtnl (resolver.Resolver on
-// rtnl.Monitor: lookups beside the receive loop, batched programming) and
-// impl=vishvananda (the libnetwork way: vishvananda/netlink's
-// NeighSubscribe and, inside its receive loop, a synchronous lookup and two
-// NeighSet calls per miss). Setup (namespaces, resolver start) is outside
-// the timer. Run it with -benchtime 1x: a round is one op and takes a
-// fraction of a second.
+// Sub-benchmarks: n=10000 and n=50000; registry=dir (a DirStore on tmpfs,
+// shared by both implementations: two small-file reads per IP) and
+// registry=mem (an in-memory copy: libnetwork's own peer map); impl=rtnl
+// (resolver.Resolver on rtnl.Monitor) and impl=vishvananda (the libnetwork
+// way: one goroutine reading vishvananda/netlink's socket, a synchronous
+// lookup and two NeighSet calls per miss). Setup (namespaces, resolver
+// start) is outside the timer. Run it with -benchtime 1x: a round is one op.
 func BenchmarkResolve(b *testing.B) { benchResolveLoads(b, loadLive) }
 
 // BenchmarkResolveBacklog is BenchmarkResolve with the burst sent before
-// the resolver starts reading: the kernel queues all 10,000 misses in its
+// the resolver starts reading: the kernel queues all the misses in its
 // socket, and the round times the resolver's start and the draining of the
 // backlog. The generator no longer shares the cores with the resolver, so
 // this is the resolver's own throughput; latencies count from its start.
@@ -348,34 +396,29 @@ func BenchmarkResolveBacklog(b *testing.B) { benchResolveLoads(b, loadBacklog) }
 
 func benchResolveLoads(b *testing.B, load resolveLoad) {
 	nstest.RequireRoot(b)
-	dir := resolveRegistry(b)
-	mem, err := newMemRegistry(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, reg := range []struct {
-		name string
-		reg  registry.Registry
-	}{{"dir", dir}, {"mem", mem}} {
-		for _, impl := range resolverImpls {
-			b.Run("registry="+reg.name+"/impl="+impl.name, func(b *testing.B) {
-				benchResolve(b, impl, reg.reg, reg.name, load)
-			})
-		}
-		a, okA := resolveThroughput.Load(fmt.Sprint(load, reg.name, "rtnl"))
-		p, okP := resolveThroughput.Load(fmt.Sprint(load, reg.name, "vishvananda"))
-		if okA && okP && p.(float64) > 0 {
-			b.Logf("registry=%s: resolved/s rtnl / vishvananda = %.1fx", reg.name, a.(float64)/p.(float64))
+	regs := resolveRegistries(b)
+	for _, n := range burstSizes {
+		for _, reg := range regs {
+			for _, impl := range resolverImpls {
+				b.Run(fmt.Sprintf("n=%d/registry=%s/impl=%s", n, reg.name, impl.name), func(b *testing.B) {
+					benchResolve(b, impl, reg, load, n)
+				})
+			}
+			a, okA := resolveThroughput.Load(fmt.Sprint(load, n, reg.name, "rtnl"))
+			p, okP := resolveThroughput.Load(fmt.Sprint(load, n, reg.name, "vishvananda"))
+			if okA && okP && p.(float64) > 0 {
+				b.Logf("n=%d registry=%s: resolved/s rtnl / vishvananda = %.1fx", n, reg.name, a.(float64)/p.(float64))
+			}
 		}
 	}
 }
 
-func benchResolve(b *testing.B, impl resolverImpl, reg registry.Registry, regName string, load resolveLoad) {
+func benchResolve(b *testing.B, impl resolverImpl, reg benchRegistry, load resolveLoad, n int) {
 	var resolved int
 	var elapsed, cpu time.Duration
 	var lat []time.Duration
 	for range b.N {
-		r := resolveRound(b, impl, reg, load)
+		r := resolveRound(b, impl, reg, load, n)
 		resolved += r.resolved
 		elapsed += r.elapsed
 		cpu += r.cpu
@@ -386,12 +429,12 @@ func benchResolve(b *testing.B, impl resolverImpl, reg registry.Registry, regNam
 	if elapsed > 0 {
 		perSec = float64(resolved) / elapsed.Seconds()
 	}
-	resolveThroughput.Store(fmt.Sprint(load, regName, impl.name), perSec)
+	resolveThroughput.Store(fmt.Sprint(load, n, reg.name, impl.name), perSec)
 	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N), "ns/op")
 	b.ReportMetric(perSec, "resolved/s")
 	b.ReportMetric(float64(percentile(lat, 0.50).Microseconds()), "p50-us")
 	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds()), "p99-us")
-	b.ReportMetric(float64(b.N*resolveN-resolved)/float64(b.N), "unresolved")
+	b.ReportMetric(float64(b.N*n-resolved)/float64(b.N), "unresolved")
 	if resolved > 0 {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(resolved), "cpu-us/ip")
 	}

@@ -85,6 +85,29 @@ func (l *Lab) Generator(t testing.TB) *Generator {
 	return g
 }
 
+// AddContainer wires one more container namespace to the lab's bridge (a
+// veth pair, eth0 with mac and ip/10 inside) and returns a Generator on its
+// eth0 sending as mac and ip. Everything goes when t ends.
+func (l *Lab) AddContainer(t testing.TB, mac rtnl.MAC, ip netip.Addr) *Generator {
+	t.Helper()
+	ns, name := nstest.NetNS(t, "mc")
+	nstest.Run(t, name, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	port := nstest.UniqueName("v")
+	o := l.OverlayName
+	nstest.Run(t, o, "ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", name)
+	nstest.Run(t, o, "ip", "link", "set", port, "master", "br0")
+	nstest.Run(t, o, "ip", "link", "set", port, "up")
+	nstest.Run(t, name, "ip", "link", "set", "eth0", "address", mac.String())
+	nstest.Run(t, name, "ip", "addr", "add", ip.String()+"/10", "dev", "eth0")
+	nstest.Run(t, name, "ip", "link", "set", "eth0", "up")
+	g, err := New(ns, "eth0", mac, ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
 // Ifindex returns the ifindex of dev in the named namespace. (It asks ip,
 // not /sys: nsenter --net keeps the host's sysfs mount.)
 func Ifindex(t testing.TB, netns, dev string) int32 {
