@@ -186,8 +186,8 @@ func startRtnlResolver(tb testing.TB, lab *missgen.Lab, reg benchRegistry) (func
 		mon.Close()
 		s := r.Metrics().Snapshot()
 		note := ""
-		if s.QueueDrops+s.Overruns > 0 {
-			note = fmt.Sprintf("rtnl resolver: %d queue drops, %d overruns", s.QueueDrops, s.Overruns)
+		if d := s.Dropped["scan_budget"] + s.Dropped["stopped"]; d+s.Overruns > 0 {
+			note = fmt.Sprintf("rtnl resolver: %d misses dropped %v, %d overruns", d, s.Dropped, s.Overruns)
 		}
 		if err != nil {
 			return note, fmt.Errorf("rtnl resolver: Serve: %w", err)

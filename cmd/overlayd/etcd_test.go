@@ -219,7 +219,7 @@ func TestEtcdNodeDeath(t *testing.T) {
 	if kv := lab.keys(t)["arp/198.51.100.3"]; kv.Lease != 0 {
 		t.Fatalf("attach wrote arp/198.51.100.3 under lease %x; want none (one-shot command)", kv.Lease)
 	}
-	d1 := n1.startDaemon()
+	d1 := n1.startDaemon("--log-level", "debug")
 	d2 := n2.startDaemon()
 	if !waitFor(5*time.Second, func() bool { return lab.keys(t)["arp/198.51.100.3"].Lease != 0 }) {
 		t.Fatalf("node 2 daemon did not move sky's record onto its lease: %+v\n%s", lab.keys(t), d2)

@@ -148,7 +148,7 @@ func TestRunResolvesAcrossNodes(t *testing.T) {
 	n2.ok("attach", "sky", "--ip", "198.51.100.3/24")
 
 	d1 := n1.startDaemon("--metrics", "127.0.0.1:0", "--log-level", "debug")
-	d2 := n2.startDaemon()
+	d2 := n2.startDaemon("--log-level", "debug")
 
 	var out []byte
 	var err error

@@ -177,7 +177,7 @@ func TestThreeNodeExercise(t *testing.T) {
 		l.nodes[c.node].ok("attach", c.name, "--ip", c.ip+"/24")
 	}
 	for _, n := range l.nodes {
-		l.ds = append(l.ds, n.startDaemon("--reconcile", reconcileEvery.String()))
+		l.ds = append(l.ds, n.startDaemon("--reconcile", reconcileEvery.String(), "--log-level", "debug"))
 	}
 	dumpLogs := func() {
 		for i, d := range l.ds {
@@ -398,7 +398,7 @@ func (l *threeNodes) killAndRestart(src, dst ctr, ctrs []ctr, mover ctr) {
 	}
 	atRestart := l.marked(conn, vx.Index)
 	restartedAt := time.Now()
-	d2 := n.startDaemon("--reconcile", reconcileEvery.String())
+	d2 := n.startDaemon("--reconcile", reconcileEvery.String(), "--log-level", "debug")
 	l.ds[src.node] = d2
 	if want := fmt.Sprintf("adopted=%d updated=0 removed=0", len(atRestart)); !strings.Contains(d2.String(), want) {
 		t.Errorf("restarted daemon did not log %q:\n%s", want, d2)

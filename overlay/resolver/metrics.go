@@ -23,11 +23,10 @@ type Metrics struct {
 	ignored         [ignoreReasons]atomic.Uint64
 	coalesced       atomic.Uint64
 	negativeHits    atomic.Uint64
-	queueDrops      atomic.Uint64
+	dropped         [dropReasons]atomic.Uint64
 	resolutions     [4]atomic.Uint64 // by rtnl.MissKind
 	unresolved      [unresolvedReasons]atomic.Uint64
 	badRecords      atomic.Uint64
-	rateLimited     atomic.Uint64
 	overruns        atomic.Uint64
 	batches         atomic.Uint64
 	batchMessages   atomic.Uint64
@@ -56,6 +55,21 @@ const (
 )
 
 var ignoreReasonNames = [ignoreReasons]string{"other_device", "outside_subnet", "noise"}
+
+// dropReason says why a miss the resolver accepted was not looked up. A
+// dropped miss is raised again by the kernel on the sender's retry.
+type dropReason uint8
+
+const (
+	// dropScanBudget: the key is not one the registry listed, and the budget
+	// of lookups for such keys (LookupRate, LookupBurst) is spent: a scan.
+	dropScanBudget dropReason = iota
+	// dropStopped: the resolver was not running and its queue was full.
+	dropStopped
+	dropReasons
+)
+
+var dropReasonNames = [dropReasons]string{"scan_budget", "stopped"}
 
 // unresolvedReason says why a lookup did not lead to an entry.
 type unresolvedReason uint8
@@ -138,8 +152,8 @@ func (m *Metrics) WritePrometheus(out io.Writer) error {
 		"reason", ignoreReasonNames[:], func(i int) uint64 { return m.ignored[i].Load() })
 	counter(w, "overlayd_misses_coalesced_total", "Misses joined to a lookup already in flight for the same key.", m.coalesced.Load())
 	counter(w, "overlayd_negative_cache_hits_total", "Misses answered by the negative cache (key recently unknown).", m.negativeHits.Load())
-	counter(w, "overlayd_misses_dropped_total", "Misses dropped because the lookup queue was full (the kernel raises them again).", m.queueDrops.Load())
-	counter(w, "overlayd_lookups_rate_limited_total", "Registry lookups that waited for the rate limiter.", m.rateLimited.Load())
+	family(w, "overlayd_misses_dropped_total", "counter", "Misses not looked up, by reason: scan_budget (a key the registry did not list, beyond the lookup budget), stopped (the resolver was not running). The kernel raises them again on the sender's retry.",
+		"reason", dropReasonNames[:], func(i int) uint64 { return m.dropped[i].Load() })
 	family(w, "overlayd_resolutions_total", "counter", "Misses resolved and programmed, by kind.",
 		"kind", kindNames, func(i int) uint64 { return m.resolutions[kinds[i]].Load() })
 	family(w, "overlayd_unresolved_total", "counter", "Lookups that programmed nothing, by reason.",
@@ -203,7 +217,7 @@ type MetricsSnapshot struct {
 	Misses, Resolutions      map[string]uint64 // by miss kind
 	Ignored, Unresolved      map[string]uint64 // by reason
 	Coalesced, NegativeHits  uint64
-	QueueDrops, RateLimited  uint64
+	Dropped                  map[string]uint64 // by reason
 	Overruns, Batches        uint64
 	BatchMessages, Errors    uint64
 	Reconciles               uint64
@@ -219,7 +233,7 @@ func (m *Metrics) Snapshot() MetricsSnapshot {
 		Misses: map[string]uint64{}, Resolutions: map[string]uint64{},
 		Ignored: map[string]uint64{}, Unresolved: map[string]uint64{}, ReconcileChanges: map[string]uint64{},
 		Coalesced: m.coalesced.Load(), NegativeHits: m.negativeHits.Load(),
-		QueueDrops: m.queueDrops.Load(), RateLimited: m.rateLimited.Load(),
+		Dropped:  map[string]uint64{},
 		Overruns: m.overruns.Load(), Batches: m.batches.Load(),
 		BatchMessages: m.batchMessages.Load(), Errors: m.programErrors.Load(),
 		Reconciles:      m.reconciles.Load(),
@@ -235,6 +249,9 @@ func (m *Metrics) Snapshot() MetricsSnapshot {
 	}
 	for i, n := range unresolvedReasonNames {
 		s.Unresolved[n] = m.unresolved[i].Load()
+	}
+	for i, n := range dropReasonNames {
+		s.Dropped[n] = m.dropped[i].Load()
 	}
 	for i, n := range reconcileActionNames {
 		s.ReconcileChanges[n] = m.reconcileFixes[i].Load()

@@ -74,10 +74,11 @@ type progOp struct {
 // resolution is a group of changes applied in the same batch: what one miss
 // (or one reconcile fix) resolved to.
 type resolution struct {
-	key    missKey
-	ops    []progOp
-	start  time.Time // when the miss arrived (zero for reconcile fixes)
-	action string    // "resolved" or a reconcile action, for the log
+	key     missKey
+	ops     []progOp
+	start   time.Time // when the miss arrived (zero for reconcile fixes)
+	action  string    // "resolved" or a reconcile action, for the log
+	logInfo bool      // log each change at info (reconcile fixes), not debug
 	// table, for a miss's resolution, is the miss table whose lookup for
 	// key ends once applied (success or not).
 	table *missTable
@@ -110,7 +111,10 @@ func (r *resolution) release() {
 }
 
 // programmer applies changes to the kernel in batches and tracks which
-// entries it programmed.
+// entries it programmed. It has no goroutine of its own: the first
+// submitter that finds no batch in flight becomes the sender and programs
+// its resolution at once, then whatever other submitters queued meanwhile,
+// batch after batch, until nothing is pending (opportunistic batching).
 type programmer struct {
 	k      neighKernel
 	vxlan  int32
@@ -122,7 +126,16 @@ type programmer struct {
 	log    *slog.Logger
 	m      *Metrics
 	now    func() time.Time
-	in     chan *resolution
+
+	qmu     sync.Mutex // guards pending, spare, sending
+	qcond   *sync.Cond // signalled when pending shrinks
+	pending []*resolution
+	spare   []*resolution
+	sending bool // a submitter is sending batches
+	// pendingMax bounds pending: submitters wait beyond it, so that
+	// workers do not run ahead of the kernel and take the CPU from the
+	// sender.
+	pendingMax int
 
 	mu    sync.Mutex // guards batch, neigh, fdb; held across a batch
 	batch rtnl.Batch
@@ -136,106 +149,100 @@ type programmer struct {
 type opRef struct{ res, op int }
 
 func newProgrammer(k neighKernel, cfg *ResolverConfig, m *Metrics, log *slog.Logger) *programmer {
-	return &programmer{
+	p := &programmer{
 		k: k, vxlan: cfg.Vxlan, vni: cfg.VNI, port: cfg.Port, proto: cfg.Protocol,
 		window: cfg.BatchWindow, max: cfg.BatchMax, log: log, m: m, now: cfg.now,
-		// Two batches' worth: when the kernel is the bottleneck, workers
-		// park here instead of running ahead and taking the CPU from the
-		// programmer (a longer queue delayed a burst's first batch by tens
-		// of milliseconds on two cores).
-		in: make(chan *resolution, min(cfg.QueueLen, 2*cfg.BatchMax)),
+		pendingMax: 2 * cfg.BatchMax,
 		// Sized for a queue's worth of resolutions, so that the first burst
 		// does not grow them step by step inside the batches' critical path.
 		neigh: make(map[neighKey]registry.MAC, cfg.QueueLen),
 		fdb:   make(map[registry.MAC]netip.Addr, cfg.QueueLen),
 	}
+	p.qcond = sync.NewCond(&p.qmu)
+	return p
 }
 
-// submit queues res for the next batch; it blocks only while the queue is
-// full (workers, never the receive loop, call it).
+// submit programs res: at once, by the caller, if no batch is in flight
+// (and then every batch queued meanwhile, until none is pending); else it
+// queues res for the next batch of the submitter sending, and returns. It
+// waits only while pendingMax resolutions are queued. Workers and the feed
+// call it, never the receive loop. The error is ctx's, if it ended before
+// res was taken.
 func (p *programmer) submit(ctx context.Context, res *resolution) error {
-	select {
-	case p.in <- res:
+	p.qmu.Lock()
+	for p.sending && len(p.pending) >= p.pendingMax {
+		if err := ctx.Err(); err != nil {
+			p.qmu.Unlock()
+			return err
+		}
+		p.qcond.Wait()
+	}
+	p.pending = append(p.pending, res)
+	if p.sending {
+		p.qmu.Unlock()
 		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	}
+	p.sending = true
+	for {
+		if p.window > 0 {
+			p.gather()
+		}
+		batch := p.take()
+		p.qcond.Broadcast()
+		p.qmu.Unlock()
+		p.execute(batch)
+		p.notify(batch)
+		clear(batch)
+		p.qmu.Lock()
+		p.spare = batch[:0]
+		if len(p.pending) == 0 {
+			p.sending = false
+			p.qcond.Broadcast()
+			p.qmu.Unlock()
+			return nil
+		}
 	}
 }
 
-// run collects queued resolutions into batches: after the first arrives it
-// waits up to window for more, or until max requests are pending, then
-// applies them all with one ExecuteBatch. What follows a batch's tracking
-// (logs, metrics, ending the lookups, callbacks) runs on a goroutine of its
-// own, in batch order, so that the next batch goes to the kernel at once:
-// the kernel programs one batch at a time anyway (under RTNL), and in a
-// burst this goroutine is the resolver's bottleneck.
-func (p *programmer) run(ctx context.Context) {
-	finish := make(chan []*resolution, 4)
-	free := make(chan []*resolution, 4)
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		for res := range finish {
-			p.notify(res)
-			clear(res)
-			select {
-			case free <- res[:0]:
-			default:
-			}
-		}
-	}()
-	defer func() { close(finish); <-finished }()
+// take removes the next batch from pending: resolutions up to max changes
+// (at least one). Called with qmu held.
+func (p *programmer) take() []*resolution {
+	n, k := 0, 0
+	for k < len(p.pending) && (k == 0 || n+len(p.pending[k].ops) <= p.max) {
+		n += len(p.pending[k].ops)
+		k++
+	}
+	batch := append(p.spare[:0], p.pending[:k]...)
+	p.spare = nil
+	rest := copy(p.pending, p.pending[k:])
+	clear(p.pending[rest:])
+	p.pending = p.pending[:rest]
+	return batch
+}
 
-	var pending []*resolution
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
+// gather is the BatchWindow tuning option: it waits up to window for more
+// changes, or until max are pending. Called with qmu held; releases it
+// while waiting.
+func (p *programmer) gather() {
+	deadline := time.Now().Add(p.window)
 	for {
-		select {
-		case pending = <-free:
-		default:
-			pending = nil
+		n := 0
+		for _, r := range p.pending {
+			n += len(r.ops)
 		}
-		select {
-		case <-ctx.Done():
+		left := time.Until(deadline)
+		if n >= p.max || left <= 0 {
 			return
-		case r := <-p.in:
-			pending = append(pending, r)
 		}
-		n := len(pending[0].ops)
-		if p.window > 0 {
-			timer.Reset(p.window)
-		}
-	collect:
-		for n < p.max {
-			if p.window <= 0 {
-				select {
-				case r := <-p.in:
-					pending = append(pending, r)
-					n += len(r.ops)
-					continue
-				default:
-					break collect
-				}
-			}
-			select {
-			case r := <-p.in:
-				pending = append(pending, r)
-				n += len(r.ops)
-			case <-timer.C:
-				break collect
-			case <-ctx.Done():
-				break collect
-			}
-		}
-		timer.Stop()
-		p.execute(pending)
-		finish <- pending
+		p.qmu.Unlock()
+		time.Sleep(min(left, 100*time.Microsecond))
+		p.qmu.Lock()
 	}
 }
 
 // apply sends every op of res in one batch (chunked by rtnl as the socket
 // requires), records each op's result, updates the tracking, logs and
-// counts.
+// counts, on the caller's goroutine, beside the submitters' batches.
 func (p *programmer) apply(res []*resolution) {
 	p.execute(res)
 	p.notify(res)
@@ -334,8 +341,9 @@ func (p *programmer) encode(op *progOp) error {
 	return fmt.Errorf("overlay: unknown kernel change %v", op.kind)
 }
 
-// report logs one resolution (info) or its failure (warn) and counts it.
-// The log line is only built when the logger takes its level.
+// report logs one resolution of a miss (debug) or its failure (warn), and
+// a reconcile or feed change (info), and counts it. The log line is only
+// built when the logger takes its level.
 func (p *programmer) report(r *resolution, now time.Time) {
 	failed := false
 	for j := range r.ops {
@@ -344,14 +352,17 @@ func (p *programmer) report(r *resolution, now time.Time) {
 			break
 		}
 	}
-	level := slog.LevelInfo
+	level := slog.LevelDebug
 	if failed {
 		level = slog.LevelWarn
 	}
-	if r.key.kind == 0 { // a reconcile fix: one line per change
+	if r.key.kind == 0 { // a reconcile or feed change: one line per change
 		for j := range r.ops {
 			op := &r.ops[j]
-			lv := slog.LevelInfo
+			lv := slog.LevelDebug // the feed's: one per record
+			if r.logInfo {
+				lv = slog.LevelInfo
+			}
 			if op.err != nil {
 				lv = slog.LevelWarn
 			}
@@ -362,7 +373,7 @@ func (p *programmer) report(r *resolution, now time.Time) {
 			if op.err != nil {
 				p.log.Warn(r.action+" failed", append(attrs, "err", op.err)...)
 			} else {
-				p.log.Info(r.action, attrs...)
+				p.log.Log(context.Background(), lv, r.action, attrs...)
 			}
 		}
 		return
@@ -406,5 +417,5 @@ func (p *programmer) report(r *resolution, now time.Time) {
 		p.log.Warn(r.action+" failed", append(attrs, "err", errors.Join(errs...))...)
 		return
 	}
-	p.log.Info(r.action, attrs...)
+	p.log.Debug(r.action, attrs...)
 }

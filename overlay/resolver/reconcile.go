@@ -19,15 +19,48 @@ func (r *Resolver) reconcileLoop(ctx context.Context) {
 		tick = t.C
 	}
 	r.reconcileLogged(ctx, true)
+	var sum resolutionSummary
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick:
+			sum.log(r)
 		case <-r.kick:
 		}
 		r.reconcileLogged(ctx, false)
 	}
+}
+
+// resolutionSummary is the info line the daemon writes per reconcile
+// interval in place of a line per resolution (those are debug): what the
+// resolver did since the previous summary, if anything.
+type resolutionSummary struct {
+	resolved, dropped, unresolved uint64
+	at                            time.Time
+}
+
+func (s *resolutionSummary) log(r *Resolver) {
+	var cur resolutionSummary
+	for i := range r.m.resolutions {
+		cur.resolved += r.m.resolutions[i].Load()
+	}
+	for i := range r.m.dropped {
+		cur.dropped += r.m.dropped[i].Load()
+	}
+	for i := range r.m.unresolved {
+		cur.unresolved += r.m.unresolved[i].Load()
+	}
+	cur.at = time.Now()
+	if cur.resolved != s.resolved || cur.dropped != s.dropped || cur.unresolved != s.unresolved {
+		attrs := []any{"resolved", cur.resolved - s.resolved, "unresolved", cur.unresolved - s.unresolved,
+			"dropped", cur.dropped - s.dropped}
+		if !s.at.IsZero() {
+			attrs = append(attrs, "in", cur.at.Sub(s.at).Round(time.Millisecond))
+		}
+		r.log.Info("misses", attrs...)
+	}
+	*s = cur
 }
 
 func (r *Resolver) reconcileLogged(ctx context.Context, first bool) {
@@ -63,7 +96,8 @@ func (s ReconcileStats) Changed() int { return s.Adopted + s.Updated + s.Removed
 //     if unknown, e.g. after a restart; nothing is flushed), tracked entries
 //     that vanished are forgotten;
 //  2. the registry is listed once (keys it does not list are looked up one
-//     by one);
+//     by one), and the listing becomes the resolver's view of known keys
+//     (see knownKeys);
 //  3. an entry whose record changed is re-programmed, one whose record is
 //     gone is removed; an FDB entry whose MAC now lives at this node's VTEP
 //     is removed. An entry whose record cannot be read or is malformed is
@@ -84,10 +118,6 @@ func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 	st.Adopted = adopted
 	r.m.reconcileFixes[reconcileAdopted].Add(uint64(adopted))
 	r.table.forgetAll()
-	if st.Entries == 0 && len(ke.unproven) == 0 {
-		st.Took = time.Since(start)
-		return st, nil
-	}
 
 	lctx, cancel := context.WithTimeout(ctx, r.cfg.LookupTimeout)
 	t0 := time.Now()
@@ -100,6 +130,15 @@ func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 	}
 	if listErr != nil {
 		r.log.Warn("registry list incomplete; unlisted keys are looked up one by one", "err", listErr)
+		for _, rec := range recs {
+			r.known.found(rec.IP, rec.MAC)
+		}
+	} else {
+		r.known.replace(recs)
+	}
+	if st.Entries == 0 && len(ke.unproven) == 0 {
+		st.Took = time.Since(start)
+		return st, nil
 	}
 	byIP := make(map[netip.Addr]registry.MAC, len(recs))
 	byMAC := make(map[registry.MAC]netip.Addr, len(recs))
@@ -143,7 +182,7 @@ func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 		return m, false, err
 	}
 
-	fix := &resolution{action: "reconciled"}
+	fix := &resolution{action: "reconciled", logInfo: true}
 	fdbPlanned := make(map[registry.MAC]bool)
 	for k, have := range ke.neigh {
 		want, gone, err := wantMAC(k.ip)

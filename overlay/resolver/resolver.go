@@ -13,19 +13,52 @@ import (
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
-// Resolver defaults (ResolverConfig fields left zero).
+// Resolver defaults (ResolverConfig fields left zero; DefaultResolverConfig
+// returns them all).
 const (
-	DefaultResolverWorkers   = 4
-	DefaultResolverQueue     = 4096
-	DefaultLookupRate        = 2000 // registry lookups per second
-	DefaultLookupBurst       = 256
-	DefaultNegativeTTL       = 3 * time.Second
-	DefaultNegativeMax       = 1 << 16
-	DefaultBatchWindow       = 2 * time.Millisecond
+	DefaultResolverWorkers = 4
+	// DefaultResolverQueue is the misses waiting for a worker. When it is
+	// full the receive loop waits (backpressure): the notifications wait in
+	// the monitor's socket (32 MiB, some 80,000 misses), none is dropped.
+	DefaultResolverQueue = 4096
+	// DefaultLookupRate and DefaultLookupBurst are the scan budget: registry
+	// lookups per second (and at once) for keys the registry did not list.
+	// Lookups for listed keys are not limited.
+	DefaultLookupRate  = 2000
+	DefaultLookupBurst = 256
+	DefaultNegativeTTL = 3 * time.Second
+	DefaultNegativeMax = 1 << 16
+	// DefaultBatchWindow is 0: a resolution is programmed at once, batched
+	// only with those that became ready while the kernel applied the
+	// previous batch.
+	DefaultBatchWindow       = 0
 	DefaultBatchMax          = 512
 	DefaultReconcileInterval = 10 * time.Second
 	DefaultLookupTimeout     = 2 * time.Second
+	// DefaultLogLevel is the daemon's log level: warnings, reconcile changes
+	// and a summary per reconcile interval; one line per resolution is
+	// debug.
+	DefaultLogLevel = slog.LevelInfo
 )
+
+// DefaultResolverConfig returns the resolver configuration `overlayd run`
+// uses with no flags: every tunable at its default. The caller fills in
+// Conn, Registry, Vxlan, Subnet and the rest of the wiring.
+func DefaultResolverConfig() ResolverConfig {
+	return ResolverConfig{
+		Workers:           DefaultResolverWorkers,
+		QueueLen:          DefaultResolverQueue,
+		LookupRate:        DefaultLookupRate,
+		LookupBurst:       DefaultLookupBurst,
+		NegativeTTL:       DefaultNegativeTTL,
+		NegativeMax:       DefaultNegativeMax,
+		BatchWindow:       DefaultBatchWindow,
+		BatchMax:          DefaultBatchMax,
+		ReconcileInterval: DefaultReconcileInterval,
+		LookupTimeout:     DefaultLookupTimeout,
+		Protocol:          ProtocolOverlayd,
+	}
+}
 
 // ResolverConfig configures a Resolver. Conn, Registry, Vxlan and Subnet are
 // required; the rest have defaults.
@@ -54,21 +87,30 @@ type ResolverConfig struct {
 	// containers, reached through the bridge, and get no FDB entry. Its
 	// family is also the family every VTEP must have (IPv4 when unset).
 	LocalVTEP netip.Addr
-	// Logger receives one info line per resolution and one debug line per
-	// miss; nil discards.
+	// Logger receives warnings, reconcile changes, a summary line per
+	// reconcile interval (info) and one line per miss and per resolution
+	// (debug); nil discards.
 	Logger *slog.Logger
 	// Metrics receives the counters; nil creates a private set (see
 	// Resolver.Metrics).
 	Metrics *Metrics
 
-	Workers     int           // concurrent registry lookups (4)
-	QueueLen    int           // misses waiting for a worker (4096); more are dropped and counted
-	LookupRate  float64       // registry lookups per second (2000); < 0 means unlimited
-	LookupBurst int           // lookups allowed at once above the rate (256)
+	Workers  int // concurrent registry lookups (4)
+	QueueLen int // misses waiting for a worker (4096); when full, the receive loop waits
+	// LookupRate is the scan budget: registry lookups per second for keys
+	// the registry did not list (2000; < 0 means unlimited). Misses for such
+	// keys beyond it are dropped and counted; lookups for listed keys are
+	// not limited (see knownKeys).
+	LookupRate  float64
+	LookupBurst int           // scan-budget lookups allowed at once above the rate (256)
 	NegativeTTL time.Duration // how long an unknown key is not looked up again (3 s)
 	NegativeMax int           // keys the negative cache holds at most (65536)
-	BatchWindow time.Duration // how long to gather changes for one batch (2 ms); < 0: no waiting
-	BatchMax    int           // changes that end a batch early (512)
+	// BatchWindow, if positive, is how long a batch waits for more changes
+	// before it goes to the kernel (a tuning option). 0 (the default) or
+	// negative: no waiting; a batch holds what became ready while the
+	// previous one was applied.
+	BatchWindow time.Duration
+	BatchMax    int // changes that end a batch (512)
 	// ReconcileInterval is the period of the reconcile pass that brings
 	// programmed entries in line with the registry (10 s): a record that
 	// changes or goes away is reflected within this interval plus the
@@ -114,9 +156,6 @@ func (c *ResolverConfig) setDefaults() {
 	if c.NegativeTTL == 0 {
 		c.NegativeTTL = DefaultNegativeTTL
 	}
-	if c.BatchWindow == 0 {
-		c.BatchWindow = DefaultBatchWindow
-	}
 	if c.ReconcileInterval == 0 {
 		c.ReconcileInterval = DefaultReconcileInterval
 	}
@@ -143,27 +182,34 @@ func (c *ResolverConfig) setDefaults() {
 // Resolver answers the kernel's misses for one overlay from the registry
 // and programs the answers, the lab's arpd done right:
 //
-//   - HandleEvent / HandleMiss never block: they filter the miss, coalesce
-//     it with a lookup in flight for the same key, drop it if the key is in
-//     the negative cache, and queue it for a worker (a full queue drops it:
-//     the kernel raises the miss again on the sender's retry).
-//   - Workers look the key up in the registry at a bounded rate (token
-//     bucket). An L3 miss for an IP becomes a PERMANENT neighbour entry IP →
-//     MAC and, in the same batch, the FDB entry MAC → VTEP; an L2 miss for
-//     a MAC becomes the FDB entry. Unknown keys and bad records are
-//     negatively cached for NegativeTTL; bad records are logged, never
-//     installed.
-//   - One goroutine programs the kernel in batches: the changes gathered
-//     during BatchWindow (or until BatchMax) go in one ExecuteBatch.
+//   - HandleEvent / HandleMiss filter the miss, coalesce it with a lookup in
+//     flight for the same key, drop it if the key is in the negative cache,
+//     and queue it for a worker. A full queue makes them wait
+//     (backpressure: the receive loop stops reading and the notifications
+//     wait in the monitor's socket) instead of dropping.
+//   - Scan protection: a miss for a key the registry did not list (see
+//     knownKeys) needs a token of the scan budget (LookupRate,
+//     LookupBurst), taken without waiting; without one it is dropped and
+//     counted. Keys the registry lists are looked up at full speed.
+//   - Workers look the key up in the registry. An L3 miss for an IP becomes
+//     a PERMANENT neighbour entry IP → MAC and, in the same batch, the FDB
+//     entry MAC → VTEP; an L2 miss for a MAC becomes the FDB entry. Unknown
+//     keys and bad records are negatively cached for NegativeTTL; bad
+//     records are logged, never installed.
+//   - Opportunistic batching: a worker whose resolution is ready programs
+//     it at once if no batch is in flight; resolutions that become ready
+//     while one is go together in the next (up to BatchMax). Nothing waits
+//     on a timer for an isolated miss.
 //   - Entries carry marks (ProtocolOverlayd on neighbours, extern_learn on
 //     FDB entries): a restarted resolver adopts them, and a periodic
 //     reconcile pass (and one after every monitor overrun) updates or
-//     removes them as the registry changes.
+//     removes them as the registry changes, and refreshes knownKeys.
 type Resolver struct {
 	cfg    ResolverConfig
 	log    *slog.Logger
 	m      *Metrics
 	table  *missTable
+	known  *knownKeys
 	bucket *tokenBucket
 	prog   *programmer
 	feed   *feedState // nil in reactive mode
@@ -172,6 +218,7 @@ type Resolver struct {
 
 	runMu   sync.Mutex
 	running bool
+	stopped chan struct{} // closed when Run is not running
 }
 
 // queuedMiss is a miss waiting for a worker.
@@ -216,10 +263,12 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		cfg:    cfg,
 		log:    cfg.Logger,
 		m:      cfg.Metrics,
-		table:  newMissTable(cfg.NegativeTTL, cfg.NegativeMax, cfg.QueueLen+cfg.Workers, cfg.now),
-		bucket: newTokenBucket(cfg.LookupRate, cfg.LookupBurst, cfg.now),
-		queue:  make(chan queuedMiss, cfg.QueueLen),
-		kick:   make(chan struct{}, 1),
+		table:   newMissTable(cfg.NegativeTTL, cfg.NegativeMax, cfg.QueueLen+cfg.Workers, cfg.now),
+		known:   newKnownKeys(),
+		bucket:  newTokenBucket(cfg.LookupRate, cfg.LookupBurst, cfg.now),
+		queue:   make(chan queuedMiss, cfg.QueueLen),
+		kick:    make(chan struct{}, 1),
+		stopped: closedDone,
 	}
 	r.prog = newProgrammer(k, &r.cfg, r.m, r.log)
 	if cfg.Mode != ModeReactive {
@@ -242,7 +291,8 @@ func (r *Resolver) Entries() []ProgrammedEntry { return r.prog.entries() }
 // HandleEvent feeds one monitor event to the resolver; use it as (part of)
 // the callback of rtnl.Monitor.Run. Misses go to HandleMiss, overruns to
 // HandleOverrun; neighbour add/delete events are ignored (the reconcile pass
-// reads the kernel's state itself). It never blocks and never fails.
+// reads the kernel's state itself). It waits only while the lookup queue is
+// full (see HandleMiss) and never fails.
 func (r *Resolver) HandleEvent(ev *rtnl.Event) error {
 	switch ev.Kind {
 	case rtnl.EventMiss:
@@ -271,7 +321,12 @@ func (r *Resolver) Kick() {
 	}
 }
 
-// HandleMiss takes one miss notification. It never blocks: see Resolver.
+// HandleMiss takes one miss notification. It waits while the lookup queue
+// is full and the resolver runs (backpressure: called from the monitor's
+// receive loop, it leaves the notifications queued in the socket); it drops
+// and counts a miss only when the resolver is not running and the queue is
+// full, or when the miss is for a key the registry did not list and the
+// scan budget is spent. See Resolver.
 func (r *Resolver) HandleMiss(m *rtnl.Miss) {
 	if int(m.Kind) < len(r.m.misses) {
 		r.m.misses[m.Kind].Add(1)
@@ -296,11 +351,25 @@ func (r *Resolver) HandleMiss(m *rtnl.Miss) {
 		r.m.negativeHits.Add(1)
 		return
 	}
-	select {
-	case r.queue <- queuedMiss{key: key, start: r.cfg.now()}:
-	default:
+	if !r.known.has(key) && !r.bucket.take() {
 		r.table.done(key, false)
-		r.m.queueDrops.Add(1)
+		r.m.dropped[dropScanBudget].Add(1)
+		return
+	}
+	q := queuedMiss{key: key, start: r.cfg.now()}
+	select {
+	case r.queue <- q:
+		return
+	default:
+	}
+	r.runMu.Lock()
+	stopped := r.stopped
+	r.runMu.Unlock()
+	select {
+	case r.queue <- q:
+	case <-stopped:
+		r.table.done(key, false)
+		r.m.dropped[dropStopped].Add(1)
 	}
 }
 
@@ -332,7 +401,7 @@ func (r *Resolver) classify(m *rtnl.Miss) (missKey, ignoreReason, bool) {
 	return missKey{}, ignoreNoise, false
 }
 
-// Run starts the workers, the batching programmer and the reconcile loop
+// Run starts the workers and the reconcile loop
 // (whose first pass adopts the entries a previous run programmed) and
 // blocks until ctx ends. Feed it misses with HandleEvent or HandleMiss (or
 // use Serve). It returns nil when ctx ends.
@@ -343,15 +412,18 @@ func (r *Resolver) Run(ctx context.Context) error {
 		return errors.New("overlay: resolver already running")
 	}
 	r.running = true
+	stopped := make(chan struct{})
+	r.stopped = stopped
 	r.runMu.Unlock()
 	defer func() {
 		r.runMu.Lock()
 		r.running = false
+		r.stopped = closedDone
 		r.runMu.Unlock()
+		close(stopped)
 	}()
 
 	var wg sync.WaitGroup
-	wg.Go(func() { r.prog.run(ctx) })
 	for range r.cfg.Workers {
 		wg.Go(func() { r.worker(ctx) })
 	}
@@ -433,6 +505,11 @@ func (r *Resolver) resolve(ctx context.Context, q queuedMiss) (*resolution, bool
 	if err != nil {
 		return nil, r.unresolved(ctx, k, err)
 	}
+	var ip netip.Addr
+	if k.kind != rtnl.MissL2 {
+		ip = k.ip
+	}
+	r.known.found(ip, mac)
 	if r.cfg.LocalVTEP.IsValid() && vtep == r.cfg.LocalVTEP {
 		r.m.unresolved[unresolvedLocal].Add(1)
 		if r.log.Enabled(ctx, slog.LevelDebug) {
@@ -458,6 +535,7 @@ func (r *Resolver) unresolved(ctx context.Context, k missKey, err error) bool {
 	case ctx.Err() != nil:
 		return false
 	case errors.Is(err, registry.ErrNotFound):
+		r.known.missing(k)
 		r.m.unresolved[unresolvedNotFound].Add(1)
 		if r.log.Enabled(ctx, slog.LevelDebug) {
 			r.log.Debug("miss unresolved: not in registry", "key", k.String(), "err", err)

@@ -1,7 +1,6 @@
 package resolver
 
 import (
-	"context"
 	"net/netip"
 	"sync"
 	"time"
@@ -136,8 +135,8 @@ func (t *missTable) sizes() (inflight, negative int) {
 	return len(t.inflight), len(t.negative)
 }
 
-// tokenBucket bounds the rate of registry lookups: rate tokens per second,
-// at most burst banked. Safe for concurrent use.
+// tokenBucket is the scan budget: rate tokens per second, at most burst
+// banked. take never waits. Safe for concurrent use.
 type tokenBucket struct {
 	mu     sync.Mutex
 	now    func() time.Time
@@ -154,43 +153,21 @@ func newTokenBucket(rate float64, burst int, now func() time.Time) *tokenBucket 
 	return &tokenBucket{now: now, rate: rate, burst: float64(burst), tokens: float64(burst), last: now()}
 }
 
-// reserve takes a token and returns how long the caller must wait before
-// using it (0 if one was banked). Tokens may go negative: waiters queue up
-// fairly, each reserved its own slot.
-func (b *tokenBucket) reserve() time.Duration {
+// take takes a token if one is banked and reports whether it did.
+func (b *tokenBucket) take() bool {
 	if b.rate <= 0 {
-		return 0
+		return true
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
 	if el := now.Sub(b.last); el > 0 {
-		b.tokens += el.Seconds() * b.rate
-		if b.tokens > b.burst {
-			b.tokens = b.burst
-		}
+		b.tokens = min(b.burst, b.tokens+el.Seconds()*b.rate)
 		b.last = now
 	}
+	if b.tokens < 1 {
+		return false
+	}
 	b.tokens--
-	if b.tokens >= 0 {
-		return 0
-	}
-	return time.Duration(-b.tokens / b.rate * float64(time.Second))
-}
-
-// wait takes a token, sleeping until it is due or ctx ends. It reports
-// whether it had to wait.
-func (b *tokenBucket) wait(ctx context.Context) (bool, error) {
-	d := b.reserve()
-	if d <= 0 {
-		return false, nil
-	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return true, nil
-	case <-ctx.Done():
-		return true, ctx.Err()
-	}
+	return true
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
-// lookupMAC asks the registry for ip's MAC, rate-limited and timed, and
+// lookupMAC asks the registry for ip's MAC, timed, and
 // checks the answer.
 func (r *Resolver) lookupMAC(ctx context.Context, ip netip.Addr) (registry.MAC, error) {
 	var mac registry.MAC
@@ -30,7 +30,7 @@ func (r *Resolver) lookupMAC(ctx context.Context, ip netip.Addr) (registry.MAC, 
 	return mac, nil
 }
 
-// lookupVTEP asks the registry for mac's VTEP, rate-limited and timed, and
+// lookupVTEP asks the registry for mac's VTEP, timed, and
 // checks the answer.
 func (r *Resolver) lookupVTEP(ctx context.Context, mac registry.MAC) (netip.Addr, error) {
 	var vtep netip.Addr
@@ -62,19 +62,13 @@ func (r *Resolver) checkVTEP(v netip.Addr) error {
 	return nil
 }
 
-// lookup runs one registry call behind the rate limiter, with a timeout,
-// recording its latency.
+// lookup runs one registry call with a timeout, recording its latency. It
+// never waits for anything else: the scan budget is taken, without waiting,
+// before a miss is queued (HandleMiss).
 func (r *Resolver) lookup(ctx context.Context, call func(context.Context) error) error {
-	waited, err := r.bucket.wait(ctx)
-	if waited {
-		r.m.rateLimited.Add(1)
-	}
-	if err != nil {
-		return err
-	}
 	start := time.Now()
 	lc := &lookupCtx{Context: ctx, deadline: start.Add(r.cfg.LookupTimeout)}
-	err = call(lc)
+	err := call(lc)
 	lc.stop()
 	r.m.lookup.observe(time.Since(start))
 	return err

@@ -81,29 +81,34 @@ func TestTokenBucket(t *testing.T) {
 	clk := newFakeClock()
 	b := newTokenBucket(10, 3, clk.now) // 10/s, burst 3
 	for i := range 3 {
-		if d := b.reserve(); d != 0 {
-			t.Fatalf("token %d of the burst: wait %v, want 0", i, d)
+		if !b.take() {
+			t.Fatalf("token %d of the burst refused", i)
 		}
 	}
-	if d := b.reserve(); d != 100*time.Millisecond {
-		t.Fatalf("4th token: wait %v, want 100ms", d)
+	if b.take() {
+		t.Fatal("4th token granted with the burst spent")
 	}
-	if d := b.reserve(); d != 200*time.Millisecond {
-		t.Fatalf("5th token: wait %v, want 200ms (queued behind the 4th)", d)
+	clk.advance(99 * time.Millisecond)
+	if b.take() {
+		t.Fatal("token granted before 100ms at 10/s")
 	}
-	clk.advance(time.Second) // refills to the burst, not beyond
+	clk.advance(time.Millisecond)
+	if !b.take() {
+		t.Fatal("no token after 100ms at 10/s")
+	}
+	clk.advance(time.Hour) // refills to the burst, not beyond
 	for i := range 3 {
-		if d := b.reserve(); d != 0 {
-			t.Fatalf("after refill, token %d: wait %v", i, d)
+		if !b.take() {
+			t.Fatalf("after refill, token %d refused", i)
 		}
 	}
-	if d := b.reserve(); d <= 0 {
-		t.Fatalf("burst exceeded after refill without waiting")
+	if b.take() {
+		t.Fatal("burst exceeded after refill")
 	}
 	unl := newTokenBucket(-1, 1, clk.now)
 	for range 1000 {
-		if d := unl.reserve(); d != 0 {
-			t.Fatal("unlimited bucket made a caller wait")
+		if !unl.take() {
+			t.Fatal("unlimited bucket refused a token")
 		}
 	}
 }
@@ -342,8 +347,8 @@ func TestResolverCoalescesDuplicateMisses(t *testing.T) {
 		}
 	}
 	eventually(t, "the resolution log line", func() bool { return strings.Contains(logs.String(), "msg=resolved") })
-	if n := strings.Count(logs.String(), "level=INFO msg=resolved"); n != 1 {
-		t.Errorf("%d info resolution lines, want 1:\n%s", n, logs)
+	if n := strings.Count(logs.String(), "level=DEBUG msg=resolved"); n != 1 {
+		t.Errorf("%d debug resolution lines, want 1:\n%s", n, logs)
 	}
 	// Once resolved, a new miss for the key (the entry was deleted) is
 	// looked up again: only lookups in flight are coalesced.
@@ -436,28 +441,91 @@ func TestResolverBatchesBursts(t *testing.T) {
 	}
 }
 
-func TestResolverRateLimit(t *testing.T) {
+func TestResolverScanBudget(t *testing.T) {
 	reg := newFakeRegistry()
-	k := &fakeKernel{}
-	r, _ := newTestResolver(t, reg, k, func(c *ResolverConfig) {
+	for i := range 40 {
+		reg.add(fmt.Sprintf("198.51.100.%d", i+2), macN(byte(i+2)), "192.0.2.3")
+	}
+	clk := newFakeClock()
+	r, _ := newTestResolver(t, reg, &fakeKernel{}, func(c *ResolverConfig) {
 		c.LookupRate = 20
 		c.LookupBurst = 2
-		c.Workers = 4
+		c.now = clk.now
+	})
+	runResolver(t, r) // its first pass lists the 40 records
+	// A scan of 60 addresses nobody registered, interleaved with misses
+	// for the 40 registered ones: the scan gets the burst (2 lookups) and
+	// nothing more while the clock stands still; every registered one is
+	// resolved, none waits.
+	for i := range 60 {
+		r.HandleMiss(l3(fmt.Sprintf("198.51.100.%d", i+150)))
+		if i < 40 {
+			r.HandleMiss(l3(fmt.Sprintf("198.51.100.%d", i+2)))
+		}
+	}
+	eventually(t, "the registered misses", func() bool { return r.Metrics().Snapshot().Resolutions["l3miss"] == 40 })
+	s := r.Metrics().Snapshot()
+	if s.Unresolved["not_found"] != 2 || s.Dropped["scan_budget"] != 58 {
+		t.Errorf("scan: %d looked up (not found), %d dropped; want 2 (the burst) and 58", s.Unresolved["not_found"], s.Dropped["scan_budget"])
+	}
+	// The budget refills at the rate: 100 ms at 20/s is 2 more lookups.
+	clk.advance(100 * time.Millisecond)
+	for i := range 10 {
+		r.HandleMiss(l3(fmt.Sprintf("198.51.100.%d", i+220)))
+	}
+	eventually(t, "the refilled budget's lookups", func() bool { return r.Metrics().Snapshot().Unresolved["not_found"] == 4 })
+	if d := r.Metrics().Snapshot().Dropped["scan_budget"]; d != 66 {
+		t.Errorf("dropped %d, want 66", d)
+	}
+	// A record registered after the listing is resolved within the budget
+	// and known from then on.
+	reg.add("198.51.100.99", macN(99), "192.0.2.3")
+	clk.advance(time.Second)
+	r.HandleMiss(l3("198.51.100.99"))
+	eventually(t, "the new record", func() bool { return r.Metrics().Snapshot().Resolutions["l3miss"] == 41 })
+	if !r.known.has(missKey{kind: rtnl.MissL3, ifindex: testVxlan, ip: netip.MustParseAddr("198.51.100.99")}) {
+		t.Error("a record found by a lookup is not known afterwards")
+	}
+}
+
+func TestResolverBackpressure(t *testing.T) {
+	reg := newFakeRegistry()
+	const n = 300
+	for i := range n {
+		reg.add(fmt.Sprintf("198.51.%d.%d", 100+i/250, i%250+1), registry.MAC{2, 0x42, 0, 0, byte(i >> 8), byte(i)}, "192.0.2.3")
+	}
+	r, _ := newTestResolver(t, reg, &fakeKernel{}, func(c *ResolverConfig) {
+		c.QueueLen = 8
+		c.Workers = 2
+		c.Subnet = netip.MustParsePrefix("198.51.100.0/23")
 	})
 	runResolver(t, r)
-	// A scan of the subnet: 30 unknown IPs. The receive loop never blocks
-	// (HandleMiss returns at once); the lookups trickle at the rate.
-	for i := range 30 {
-		r.HandleMiss(l3(fmt.Sprintf("198.51.100.%d", i+100)))
+	reg.mu.Lock()
+	reg.gate = make(chan struct{}) // the registry hangs
+	reg.mu.Unlock()
+	handled := atomic.Int64{}
+	go func() {
+		for i := range n {
+			r.HandleMiss(l3(fmt.Sprintf("198.51.%d.%d", 100+i/250, i%250+1)))
+			handled.Add(1)
+		}
+	}()
+	// The queue (8) and the workers (2) fill up, then HandleMiss waits.
+	eventually(t, "the queue to fill", func() bool { return handled.Load() >= 10 })
+	time.Sleep(50 * time.Millisecond)
+	if h := handled.Load(); h > 11 {
+		t.Fatalf("HandleMiss took %d misses with a queue of 8, 2 workers and the registry hung: no backpressure", h)
 	}
-	time.Sleep(200 * time.Millisecond)
-	got := reg.lookups.Load()
-	// 2 banked + 20/s * 0.2 s = 6, with slack for scheduling.
-	if got < 2 || got > 12 {
-		t.Errorf("%d lookups after 200ms at 20/s burst 2; want about 6", got)
-	}
-	if r.Metrics().Snapshot().RateLimited == 0 {
-		t.Error("no lookup was rate limited")
+	reg.mu.Lock()
+	close(reg.gate)
+	reg.gate = nil
+	reg.mu.Unlock()
+	eventually(t, "every miss resolved", func() bool { return r.Metrics().Snapshot().Resolutions["l3miss"] == n })
+	s := r.Metrics().Snapshot()
+	for why, d := range s.Dropped {
+		if d != 0 {
+			t.Errorf("%d misses dropped (%s)", d, why)
+		}
 	}
 }
 
@@ -557,30 +625,6 @@ func TestResolverKernelFailureIsReported(t *testing.T) {
 	eventually(t, "the failure to be logged", func() bool { return strings.Contains(logs.String(), "resolved failed") })
 	// The key is not stuck in flight: the next miss is looked up again.
 	eventually(t, "the key to leave the in-flight set", func() bool { in, _ := r.table.sizes(); return in == 0 })
-}
-
-func TestResolverNeverBlocksReceiveLoop(t *testing.T) {
-	reg := newFakeRegistry()
-	reg.gate = make(chan struct{}) // the registry hangs
-	r, _ := newTestResolver(t, reg, &fakeKernel{}, func(c *ResolverConfig) { c.QueueLen = 8; c.Workers = 2 })
-	runResolver(t, r)
-	done := make(chan struct{})
-	go func() {
-		for i := range 1000 {
-			r.HandleMiss(l3(fmt.Sprintf("198.51.%d.%d", 100, i%250+1)))
-			r.HandleMiss(&rtnl.Miss{Kind: rtnl.MissL2, Ifindex: testVxlan, MAC: rtnl.MAC{2, 0, 0, 0, byte(i >> 8), byte(i)}, HasMAC: true})
-		}
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("HandleMiss blocked while the registry hangs")
-	}
-	if r.Metrics().Snapshot().QueueDrops == 0 {
-		t.Error("no miss dropped with a full queue")
-	}
-	close(reg.gate)
 }
 
 func TestMetricsExposition(t *testing.T) {
