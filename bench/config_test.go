@@ -4,6 +4,8 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"reflect"
+	"testing"
 
 	"github.com/overlaynet/overlaynet/internal/missgen"
 	"github.com/overlaynet/overlaynet/overlay/registry"
@@ -12,28 +14,57 @@ import (
 )
 
 // benchResolverConfig is the configuration `overlayd run` gives its
-// resolver with no flags, wired to lab: the tunables are the defaults.
+// resolver with no flags (resolver.DefaultResolverConfig, which its flags
+// default to: cmd/overlayd's TestRunDefaultsAreTheLibrarys), wired to lab.
 func benchResolverConfig(conn *rtnl.Conn, lab *missgen.Lab, reg registry.Registry, log *slog.Logger) resolver.ResolverConfig {
-	return resolver.ResolverConfig{
-		Conn: conn, Registry: reg, Vxlan: lab.VxlanIndex, Bridge: lab.BridgeIndex, VNI: 42, Port: 4789,
-		Subnet: resolveSubnet, LocalVTEP: netip.MustParseAddr("192.0.2.1"), Logger: log,
-	}
+	cfg := resolver.DefaultResolverConfig()
+	cfg.Conn, cfg.Registry, cfg.Vxlan, cfg.Bridge, cfg.VNI, cfg.Port = conn, reg, lab.VxlanIndex, lab.BridgeIndex, 42, 4789
+	cfg.Subnet, cfg.LocalVTEP, cfg.Logger = resolveSubnet, netip.MustParseAddr("192.0.2.1"), log
+	return cfg
 }
 
 // benchMonitorConfig is the monitor `overlayd run` opens with no flags.
 func benchMonitorConfig(lab *missgen.Lab) rtnl.MonitorConfig {
-	return rtnl.MonitorConfig{NetNS: lab.Overlay, ReceiveBuffer: rtnl.DefaultMonitorReceiveBuffer, MissesOnly: true}
+	return resolver.DefaultMonitorConfig(lab.Overlay)
 }
 
 // daemonLogHandler is the handler `overlayd run` logs through with no
-// flags, writing to w.
+// flags (text, resolver.DefaultLogLevel), writing to w.
 func daemonLogHandler(w io.Writer) slog.Handler {
-	return slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo})
+	return slog.NewTextHandler(w, &slog.HandlerOptions{Level: resolver.DefaultLogLevel})
 }
 
-// benchScanBudget is the budget of registry lookups for addresses nobody
-// registered that `overlayd run` allows with no flags: per second, and at
-// once.
+// benchScanBudget is the budget of registry lookups for addresses the
+// registry did not list that `overlayd run` allows with no flags: per
+// second, and at once.
 func benchScanBudget() (rate float64, burst int) {
-	return resolver.DefaultLookupRate, resolver.DefaultLookupBurst
+	def := resolver.DefaultResolverConfig()
+	return def.LookupRate, def.LookupBurst
+}
+
+// TestBenchmarkConfigIsTheDaemons fails if the resolver the benchmarks
+// measure is configured otherwise than `overlayd run` with no flags: its
+// tunables must be resolver.DefaultResolverConfig's (the daemon's flag
+// defaults, checked by cmd/overlayd's TestRunDefaultsAreTheLibrarys), its
+// monitor resolver.DefaultMonitorConfig's, its log level the default one.
+func TestBenchmarkConfigIsTheDaemons(t *testing.T) {
+	lab := &missgen.Lab{VxlanIndex: 7, BridgeIndex: 6}
+	got := benchResolverConfig(nil, lab, &memRegistry{}, slog.New(daemonLogHandler(io.Discard)))
+	// The wiring (which socket, registry, devices, addresses) is the lab's;
+	// everything else must be the default.
+	got.Conn, got.Registry, got.Vxlan, got.Bridge, got.VNI, got.Port = nil, nil, 0, 0, 0, 0
+	got.Subnet, got.LocalVTEP, got.Logger = netip.Prefix{}, netip.Addr{}, nil
+	if want := resolver.DefaultResolverConfig(); !reflect.DeepEqual(got, want) {
+		t.Errorf("benchmark resolver configuration differs from the daemon's:\n got %+v\nwant %+v", got, want)
+	}
+	if got, want := benchMonitorConfig(lab), resolver.DefaultMonitorConfig(nil); got != want {
+		t.Errorf("benchmark monitor %+v, want the daemon's %+v", got, want)
+	}
+	h := daemonLogHandler(io.Discard)
+	if !h.Enabled(t.Context(), resolver.DefaultLogLevel) || h.Enabled(t.Context(), resolver.DefaultLogLevel-1) {
+		t.Error("benchmark logger's level is not resolver.DefaultLogLevel")
+	}
+	if rate, burst := benchScanBudget(); rate != resolver.DefaultLookupRate || burst != resolver.DefaultLookupBurst {
+		t.Errorf("scan budget %v/%d, want %v/%d", rate, burst, resolver.DefaultLookupRate, resolver.DefaultLookupBurst)
+	}
 }

@@ -20,7 +20,7 @@ func init() {
 	})
 }
 
-const runSynopsis = "run [--mode hybrid|proactive|reactive] [--proactive-max N] [--metrics ADDR] [--reconcile 10s] [--negative-ttl 3s] [--lookup-rate 2000] [--workers 4] [--batch-window 2ms] [--rcvbuf BYTES]"
+const runSynopsis = "run [--mode hybrid|proactive|reactive] [--proactive-max N] [--metrics ADDR] [--reconcile 10s] [--negative-ttl 3s] [--lookup-rate 2000] [--workers 4] [--batch-window 0s] [--rcvbuf BYTES]"
 
 const runHelp = `
 Runs this node's miss resolver in the foreground until SIGINT or SIGTERM: it
@@ -32,8 +32,17 @@ read from --state-dir). Entries it programs are marked (neighbours with
 protocol 214, FDB entries extern_learn): a restarted daemon adopts them and
 flushes nothing. Every --reconcile interval (and after a notification
 overrun) programmed entries are checked against the store: moved containers
-are updated and removed ones deleted within that interval. Logs: one line
-per resolution at info, one per miss at debug.
+are updated and removed ones deleted within that interval. Logs: warnings,
+reconcile changes and a summary of the misses per --reconcile interval at
+info; one line per miss and per resolution at debug.
+
+A miss is programmed as soon as its lookup returns (changes that become ready
+while the kernel applies a batch go in the next one). When the lookups fall
+behind, the daemon stops reading notifications (they wait in the --rcvbuf
+socket buffer) rather than drop any; after a buffer overrun it resyncs.
+--lookup-rate bounds only lookups of addresses the store did not list (a
+subnet scan); misses beyond it are dropped and counted in
+overlayd_misses_dropped_total{reason="scan_budget"}.
 
 --mode: reactive programs entries only in answer to misses (the only mode of
 the directory store); proactive programs every remote container of the
@@ -67,16 +76,29 @@ type runOptions struct {
 	maxProact   int
 }
 
+// bind declares the flags, their defaults those of
+// resolver.DefaultResolverConfig and resolver.DefaultMonitorConfig: the
+// library holds the defaults, and TestRunDefaultsAreTheLibrarys checks it.
 func (o *runOptions) bind(fs *flag.FlagSet) {
+	def := resolver.DefaultResolverConfig()
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9477); empty: off")
-	fs.DurationVar(&o.reconcile, "reconcile", resolver.DefaultReconcileInterval, "interval of the pass that checks programmed entries against the store")
-	fs.DurationVar(&o.negativeTTL, "negative-ttl", resolver.DefaultNegativeTTL, "how long an address unknown to the store is not looked up again")
-	fs.Float64Var(&o.lookupRate, "lookup-rate", resolver.DefaultLookupRate, "most store lookups per second (a subnet scan cannot flood the store)")
-	fs.IntVar(&o.workers, "workers", resolver.DefaultResolverWorkers, "concurrent store lookups")
-	fs.DurationVar(&o.batchWindow, "batch-window", resolver.DefaultBatchWindow, "how long to gather kernel changes into one batch")
+	fs.DurationVar(&o.reconcile, "reconcile", def.ReconcileInterval, "interval of the pass that checks programmed entries against the store")
+	fs.DurationVar(&o.negativeTTL, "negative-ttl", def.NegativeTTL, "how long an address unknown to the store is not looked up again")
+	fs.Float64Var(&o.lookupRate, "lookup-rate", def.LookupRate, "scan budget: most store lookups per second for addresses (and MACs) the store did not list at the last reconcile pass; misses for listed ones are never limited")
+	fs.IntVar(&o.workers, "workers", def.Workers, "concurrent store lookups")
+	fs.DurationVar(&o.batchWindow, "batch-window", def.BatchWindow, "how long a batch of kernel changes waits for more (0: none; a batch holds what became ready while the previous one was applied)")
 	fs.StringVar(&o.mode, "mode", "", "reactive, proactive or hybrid (default: hybrid when --store has a change feed, as etcd does; reactive otherwise)")
 	fs.IntVar(&o.maxProact, "proactive-max", 0, "budget: most records programmed from the change feed, the rest resolved on misses (0: none, every remote record is programmed)")
-	fs.IntVar(&o.rcvbuf, "rcvbuf", daemonlib.DefaultReceiveBuffer, "netlink receive buffer for notifications, bytes (forced; the kernel doubles it)")
+	fs.IntVar(&o.rcvbuf, "rcvbuf", resolver.DefaultMonitorConfig(nil).ReceiveBuffer, "netlink receive buffer for notifications, bytes (forced; the kernel doubles it)")
+}
+
+// resolverConfig is the library's default configuration with the flags'
+// values: the tunables of the resolver `overlayd run` starts.
+func (o *runOptions) resolverConfig() resolver.ResolverConfig {
+	cfg := resolver.DefaultResolverConfig()
+	cfg.Workers, cfg.LookupRate, cfg.NegativeTTL = o.workers, o.lookupRate, o.negativeTTL
+	cfg.BatchWindow, cfg.ReconcileInterval = o.batchWindow, o.reconcile
+	return cfg
 }
 
 func (o *runOptions) check() error {
@@ -129,22 +151,10 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 	err = daemonlib.Run(ctx, daemonlib.Config{
 		Node: n, Store: e.global.store, Mode: mode, ProactiveMax: o.maxProact,
 		MetricsAddr: o.metrics, ReceiveBuffer: o.rcvbuf, Logger: log,
-		Resolver: resolver.ResolverConfig{
-			Workers: o.workers, LookupRate: o.lookupRate, NegativeTTL: o.negativeTTL,
-			BatchWindow: batchWindowFlag(o.batchWindow), ReconcileInterval: o.reconcile,
-		},
+		Resolver: o.resolverConfig(),
 	})
 	if errors.Is(err, daemonlib.ErrNoFeed) {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return err
-}
-
-// batchWindowFlag maps --batch-window 0 ("do not wait") to the resolver's
-// "no waiting" value (its 0 means the default).
-func batchWindowFlag(d time.Duration) time.Duration {
-	if d == 0 {
-		return -1
-	}
-	return d
 }

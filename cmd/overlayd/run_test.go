@@ -3,10 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
+	"flag"
 	"io"
+	"log/slog"
 	"net"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -14,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/overlay/resolver"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -210,5 +215,41 @@ func TestRunResolvesAcrossNodes(t *testing.T) {
 	d1b := n1.startDaemon()
 	if !strings.Contains(d1b.String(), "adopted=2") {
 		t.Errorf("restarted daemon did not adopt its 2 entries:\n%s", d1b)
+	}
+}
+
+// TestRunDefaultsAreTheLibrarys checks that `overlayd run` with no flags
+// configures its resolver, monitor and logger exactly as the library's
+// defaults say (the configuration the benchmarks measure; see
+// bench.TestBenchmarkConfigIsTheDaemons).
+func TestRunDefaultsAreTheLibrarys(t *testing.T) {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var o runOptions
+	o.bind(fs)
+	if err := fs.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.check(); err != nil {
+		t.Fatalf("the default flags do not pass their own check: %v", err)
+	}
+	if got, want := o.resolverConfig(), resolver.DefaultResolverConfig(); !reflect.DeepEqual(got, want) {
+		t.Errorf("overlayd run's resolver configuration differs from resolver.DefaultResolverConfig():\n got %+v\nwant %+v", got, want)
+	}
+	if got, want := o.rcvbuf, resolver.DefaultMonitorConfig(nil).ReceiveBuffer; got != want {
+		t.Errorf("overlayd run's --rcvbuf defaults to %d, want resolver.DefaultMonitorConfig's %d", got, want)
+	}
+	var g globalFlags
+	gfs := flag.NewFlagSet("overlayd", flag.ContinueOnError)
+	g.bind(gfs)
+	log, err := g.logger(io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if !log.Enabled(ctx, resolver.DefaultLogLevel) || log.Enabled(ctx, resolver.DefaultLogLevel-1) {
+		t.Errorf("overlayd's default --log-level %q is not resolver.DefaultLogLevel %v", g.logLevel, resolver.DefaultLogLevel)
+	}
+	if _, ok := log.Handler().(*slog.TextHandler); !ok {
+		t.Errorf("overlayd's default log handler is %T, want *slog.TextHandler (the benchmarks' daemon logger)", log.Handler())
 	}
 }

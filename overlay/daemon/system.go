@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 
+	"github.com/overlaynet/overlaynet/overlay/resolver"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -23,7 +24,7 @@ func (systemKernel) open(netnsDir, netns string, rcvbuf int) (kernelSide, error)
 		ns.Close()
 		return kernelSide{}, err
 	}
-	mon, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: ns, ReceiveBuffer: rcvbuf, MissesOnly: true})
+	mon, err := rtnl.NewMonitor(monitorConfig(ns, rcvbuf))
 	if err != nil {
 		conn.Close()
 		ns.Close()
@@ -34,4 +35,14 @@ func (systemKernel) open(netnsDir, netns string, rcvbuf int) (kernelSide, error)
 		conn.Close()
 		ns.Close()
 	}}, nil
+}
+
+// monitorConfig is resolver.DefaultMonitorConfig in ns with the receive
+// buffer rcvbuf (the default when zero).
+func monitorConfig(ns *rtnl.NetNS, rcvbuf int) rtnl.MonitorConfig {
+	mc := resolver.DefaultMonitorConfig(ns)
+	if rcvbuf != 0 {
+		mc.ReceiveBuffer = rcvbuf
+	}
+	return mc
 }

@@ -60,6 +60,15 @@ func DefaultResolverConfig() ResolverConfig {
 	}
 }
 
+// DefaultMonitorConfig is the miss monitor `overlayd run` opens in ns with
+// no flags: a 32 MiB forced receive buffer (room for the backlog of a burst
+// while the workers catch up) and MissesOnly, a kernel socket filter that
+// drops the echoes of the entries the resolver programs before they are
+// queued.
+func DefaultMonitorConfig(ns *rtnl.NetNS) rtnl.MonitorConfig {
+	return rtnl.MonitorConfig{NetNS: ns, ReceiveBuffer: rtnl.DefaultMonitorReceiveBuffer, MissesOnly: true}
+}
+
 // ResolverConfig configures a Resolver. Conn, Registry, Vxlan and Subnet are
 // required; the rest have defaults.
 type ResolverConfig struct {
@@ -260,9 +269,9 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		k = cfg.Conn
 	}
 	r := &Resolver{
-		cfg:    cfg,
-		log:    cfg.Logger,
-		m:      cfg.Metrics,
+		cfg:     cfg,
+		log:     cfg.Logger,
+		m:       cfg.Metrics,
 		table:   newMissTable(cfg.NegativeTTL, cfg.NegativeMax, cfg.QueueLen+cfg.Workers, cfg.now),
 		known:   newKnownKeys(),
 		bucket:  newTokenBucket(cfg.LookupRate, cfg.LookupBurst, cfg.now),
