@@ -31,15 +31,22 @@ vet:
 test: deps-check vet
 	$(GO) test -count=1 -timeout 30m ./...
 
-## bench: benchmarks side by side with the peers; compare runs with benchstat
+## bench: benchmarks side by side with the peers, benchstat tables (root; a few minutes)
+## The resolver benchmarks build the resolver exactly as `overlayd run` with no flags
+## (bench.TestBenchmarkConfigIsTheDaemons); RESOLVECOUNT rounds each.
+RESOLVECOUNT ?= 4
 bench:
 	$(GO) test -run '^$$' -bench 'DecodeMiss|Monitor|RegistryLookup' -benchmem -count $(BENCHCOUNT) -benchtime 300ms -timeout 60m ./bench/ | tee bench.txt
-	$(GO) test -run '^$$' -bench 'Resolve|Program' -benchmem -count $(BENCHCOUNT) -benchtime 1x -timeout 60m ./bench/ | tee -a bench.txt
+	$(GO) test -run '^$$' -bench 'Program' -benchmem -count $(BENCHCOUNT) -benchtime 1x -timeout 60m ./bench/ | tee -a bench.txt
+	$(GO) test -run '^$$' -bench 'ResolveIsolated' -benchmem -count $(RESOLVECOUNT) -benchtime 300x -timeout 60m ./bench/ | tee -a bench.txt
+	$(GO) test -run '^$$' -bench 'Resolve$$|ResolveBacklog|ResolveScan' -benchmem -count $(RESOLVECOUNT) -benchtime 1x -timeout 60m ./bench/ | tee -a bench.txt
 	@test -x $(BENCHSTAT) || $(GO) install golang.org/x/perf/cmd/benchstat@latest
 	$(BENCHSTAT) -filter '-.name:/^(Resolve|Program)/' bench.txt
 	$(BENCHSTAT) -filter '.name:Program' -col /impl bench.txt
+	$(BENCHSTAT) -filter '.name:ResolveIsolated' -col /impl bench.txt
 	$(BENCHSTAT) -filter '.name:Resolve' -col /impl bench.txt
 	$(BENCHSTAT) -filter '.name:ResolveBacklog' -col /impl bench.txt
+	$(BENCHSTAT) -filter '.name:ResolveScan' -col /impl bench.txt
 
 ## fuzz: every native fuzz target for FUZZTIME each (no panic, no out-of-range read)
 FUZZ_TARGETS := FuzzNeighMessage FuzzLinkMessage FuzzAddressMessage FuzzRouteMessage FuzzAck FuzzAttributeDecoder FuzzMessageIter FuzzClassify FuzzInetDevConf

@@ -13,6 +13,8 @@ command -v git >/dev/null     || need+=(git)
 command -v nft >/dev/null     || need+=(nftables)      # nft tests read rulesets back with `nft -j list ruleset`
 command -v iptables-nft >/dev/null || need+=(iptables) # egress tests set FORWARD policy DROP as Docker does
 command -v etcd >/dev/null    || need+=(etcd-server)   # etcd registry tests start their own etcd on free ports
+# The benchmarks' Python peer (the old lab's arpd) runs on Debian's interpreter and pyroute2.
+/usr/bin/python3 -c 'import pyroute2' 2>/dev/null || need+=(python3-pyroute2)
 if [ ${#need[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
