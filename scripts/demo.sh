@@ -165,7 +165,7 @@ done
 echo "== overlayd run on each node (store $STORE, metrics at $METRICS)"
 for i in 1 2 3; do
 	nsenter --net="/var/run/netns/${NODES[i]}" "$BIN" run --netns-dir "$WORK/n$i/netns" \
-		--state-dir "$WORK/n$i/state" --store "$STORE" --metrics "$METRICS" >"$WORK/n$i.log" 2>&1 {OUT}>&- {ERR}>&- &
+		--state-dir "$WORK/n$i/state" --store "$STORE" --metrics "$METRICS" --log-level debug >"$WORK/n$i.log" 2>&1 {OUT}>&- {ERR}>&- &
 	DAEMONS+=($!)
 done
 for i in 1 2 3; do
@@ -228,8 +228,8 @@ echo "== misses resolved by the daemons, and entries programmed from etcd's watc
 for i in 1 2 3; do
 	echo "  node$i:"
 	grep -q -e 'msg=resolved' -e 'msg="programmed from feed"' "$WORK/n$i.log" || echo "    (none)"
-	sed -n -e 's/^time=[^ ]* level=INFO msg=resolved /    resolved /p' \
-		-e 's/^time=[^ ]* level=INFO msg="programmed from feed" /    from feed /p' "$WORK/n$i.log"
+	sed -n -e 's/^time=[^ ]* level=DEBUG msg=resolved /    resolved /p' \
+		-e 's/^time=[^ ]* level=DEBUG msg="programmed from feed" /    from feed /p' "$WORK/n$i.log"
 done
 
 echo "== neighbour and FDB entries on each node's vxlan (overlayd status)"

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/rtnl"
 )
 
 // Mode says how a Resolver learns which entries to program.
@@ -147,6 +148,7 @@ func (r *Resolver) handleChange(ctx context.Context, c registry.Change) {
 	switch c.Kind {
 	case registry.ChangePut:
 		rec := c.Record
+		r.known.found(rec.IP, rec.MAC) // its misses are not charged to the scan budget
 		if f.fresh {
 			f.seen[rec.IP] = struct{}{}
 		}
@@ -175,6 +177,7 @@ func (r *Resolver) handleChange(ctx context.Context, c registry.Change) {
 				"proactive_max", f.max, "first_left_to_misses", rec.String())
 		}
 	case registry.ChangeDelete:
+		r.known.missing(missKey{kind: rtnl.MissL3, ip: c.Record.IP})
 		if old, ok := f.want[c.Record.IP]; ok && old == c.Record {
 			r.forgetRecord(ctx, old, true)
 		}
