@@ -62,6 +62,9 @@ func (c *countingRegistry) LookupMAC(ctx context.Context, ip netip.Addr) (regist
 //	                  window (first scan frame → the later of its last frame
 //	                  and its last lookup)
 //	scan-lookups      the same, per round
+//	budget-used       scan lookups / what the daemon's scan budget allows in
+//	                  the window (rate × window + burst): at most 1 means
+//	                  the registry saw no more than the budget
 //	legit-p50-us      median latency of the legitimate misses (send → both
 //	                  entries in the kernel)
 //	legit-p99-us      their 99th percentile
@@ -99,6 +102,8 @@ func benchScan(b *testing.B, impl resolverImpl, reg benchRegistry) {
 	b.ReportMetric(float64(window.Nanoseconds())/float64(b.N), "ns/op")
 	b.ReportMetric(float64(scanLookups)/window.Seconds(), "scan-lookups/s")
 	b.ReportMetric(float64(scanLookups)/float64(b.N), "scan-lookups")
+	rate, burst := benchScanBudget()
+	b.ReportMetric(float64(scanLookups)/(rate*window.Seconds()+float64(burst*b.N)), "budget-used")
 	b.ReportMetric(float64(percentile(lat, 0.50).Nanoseconds())/1e3, "legit-p50-us")
 	b.ReportMetric(float64(percentile(lat, 0.99).Nanoseconds())/1e3, "legit-p99-us")
 	b.ReportMetric(float64(unresolved)/float64(b.N), "legit-unresolved")
