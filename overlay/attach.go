@@ -98,8 +98,11 @@ func validateAttach(cfg Config, req *AttachRequest) error {
 // directory and the registry. In a namespace that already existed, the
 // loopback it brought up stays up.
 func (n *Node) Attach(ctx context.Context, req AttachRequest) (ep *Endpoint, err error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	unlock, err := n.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if n.reg == nil {
 		return nil, ErrNoRegistry
 	}
@@ -109,20 +112,6 @@ func (n *Node) Attach(ctx context.Context, req AttachRequest) (ep *Endpoint, err
 	}
 	ov := ost.Overlay
 	cfg := ov.Config
-	if err := validateAttach(cfg, &req); err != nil {
-		return nil, err
-	}
-	// The overlay's network is agreed before anything is made (and
-	// published here if the store has none yet, as by an older create).
-	if err := PublishNetwork(ctx, n.reg, cfg); err != nil {
-		return nil, err
-	}
-	if err := n.checkAttachFree(ctx, ov, req); err != nil {
-		return nil, err
-	}
-
-	e := &Endpoint{Name: req.Name, IP: req.IP, MAC: req.MAC, IfName: req.IfName,
-		HostIf: HostIfName(req.Name), VTEP: ov.VTEP}
 	undo := &undoStack{log: n.log.With("endpoint", req.Name)}
 	defer func() {
 		if err != nil {
@@ -131,6 +120,36 @@ func (n *Node) Attach(ctx context.Context, req AttachRequest) (ep *Endpoint, err
 		}
 		undo.finish(&err)
 	}()
+	if err := ValidateNetNSName(req.Name); err != nil {
+		return nil, fmt.Errorf("overlay: container name: %w", err)
+	}
+	if err := n.checkNameFree(req.Name); err != nil {
+		return nil, err
+	}
+	// An explicit address is checked before it is recorded as allocated,
+	// an allocated one after.
+	explicit := req.IP.IsValid()
+	if explicit {
+		if err := n.checkRequest(ctx, ov, &req); err != nil {
+			return nil, err
+		}
+	}
+	// The overlay's network is agreed before anything is made (and
+	// published here if the store has none yet, as by an older create).
+	if err := PublishNetwork(ctx, n.reg, cfg); err != nil {
+		return nil, err
+	}
+	if err := n.allocate(ctx, ov, &req, undo); err != nil {
+		return nil, err
+	}
+	if !explicit {
+		if err := n.checkRequest(ctx, ov, &req); err != nil {
+			return nil, err
+		}
+	}
+
+	e := &Endpoint{Name: req.Name, NetNS: req.NetNSPath, ContainerID: req.ContainerID, Network: req.Network,
+		IP: req.IP, MAC: req.MAC, IfName: req.IfName, HostIf: HostIfName(req.Name), VTEP: ov.VTEP}
 
 	ons, err := rtnl.OpenNamedNetNS(n.netnsDir, cfg.OverlayNetNS)
 	if err != nil {
@@ -147,7 +166,7 @@ func (n *Node) Attach(ctx context.Context, req AttachRequest) (ep *Endpoint, err
 		return nil, fmt.Errorf("overlay: bridge %s (run create again?): %w", cfg.Bridge, err)
 	}
 
-	cns, createdNS, err := openOrCreateNetNS(n.netnsDir, req.Name)
+	cns, createdNS, err := n.openContainerNetNS(req)
 	if err != nil {
 		return nil, err
 	}
@@ -267,9 +286,7 @@ func (n *Node) Attach(ctx context.Context, req AttachRequest) (ep *Endpoint, err
 // checkAttachFree refuses a name already attached and an IP or MAC taken by
 // another local endpoint or, in the registry, by another MAC or VTEP.
 func (n *Node) checkAttachFree(ctx context.Context, ov Overlay, req AttachRequest) error {
-	if _, err := n.loadEndpoint(req.Name); err == nil {
-		return fmt.Errorf("%w: %q is attached (detach it first)", ErrExists, req.Name)
-	} else if !errors.Is(err, ErrUnknownEndpoint) {
+	if err := n.checkNameFree(req.Name); err != nil {
 		return err
 	}
 	eps, err := n.listEndpoints()
@@ -303,4 +320,50 @@ func (n *Node) checkAttachFree(ctx context.Context, ov Overlay, req AttachReques
 		return fmt.Errorf("overlay: registry: %w", err)
 	}
 	return nil
+}
+
+// checkRequest validates req against the overlay and refuses what another
+// endpoint or the registry holds.
+func (n *Node) checkRequest(ctx context.Context, ov Overlay, req *AttachRequest) error {
+	if err := validateAttach(ov.Config, req); err != nil {
+		return err
+	}
+	return n.checkAttachFree(ctx, ov, *req)
+}
+
+// checkNameFree refuses a name already attached.
+func (n *Node) checkNameFree(name string) error {
+	if _, err := n.loadEndpoint(name); err == nil {
+		return fmt.Errorf("%w: %q is attached (detach it first)", ErrExists, name)
+	} else if !errors.Is(err, ErrUnknownEndpoint) {
+		return err
+	}
+	return nil
+}
+
+// openContainerNetNS opens the container's namespace: req.NetNSPath, which
+// must exist, or req.Name in NetNSDir, created if missing (created says so).
+func (n *Node) openContainerNetNS(req AttachRequest) (ns *rtnl.NetNS, created bool, err error) {
+	if req.NetNSPath == "" {
+		return openOrCreateNetNS(n.netnsDir, req.Name)
+	}
+	ns, err = rtnl.OpenNetNS(req.NetNSPath)
+	if err != nil {
+		return nil, false, fmt.Errorf("overlay: container netns %s: %w", req.NetNSPath, err)
+	}
+	return ns, false, nil
+}
+
+// dialEndpoint opens an rtnetlink connection in e's container namespace; a
+// missing namespace is an error wrapping os.ErrNotExist.
+func (n *Node) dialEndpoint(e Endpoint) (*rtnl.Conn, error) {
+	if e.NetNS == "" {
+		return n.dial(e.Name)
+	}
+	ns, err := rtnl.OpenNetNS(e.NetNS)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	return rtnl.Dial(&rtnl.Config{NetNS: ns})
 }

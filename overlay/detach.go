@@ -19,8 +19,11 @@ import (
 // Parts already gone are not an error; on a failure the state is kept, so
 // Detach can be retried.
 func (n *Node) Detach(ctx context.Context, name string) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	unlock, err := n.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if n.reg == nil {
 		return ErrNoRegistry
 	}
@@ -35,18 +38,22 @@ func (n *Node) Detach(ctx context.Context, name string) error {
 	if err != nil && !errors.Is(err, ErrNotCreated) {
 		return err
 	}
-	netns := ""
+	var ov *Overlay
 	if ost != nil {
-		netns = ost.Overlay.Config.OverlayNetNS
+		ov = &ost.Overlay
 	}
-	return n.detach(ctx, netns, st)
+	return n.detach(ctx, ov, st)
 }
 
-// detach removes one endpoint; overlayNetNS "" means the overlay namespace
-// is unknown (only the container side is cleaned up).
-func (n *Node) detach(ctx context.Context, overlayNetNS string, st *endpointState) error {
+// detach removes one endpoint and releases its address; ov nil means the
+// overlay is unknown (only the container side is cleaned up).
+func (n *Node) detach(ctx context.Context, ov *Overlay, st *endpointState) error {
 	e := st.Endpoint
 	var errs []error
+	overlayNetNS := ""
+	if ov != nil {
+		overlayNetNS = ov.Config.OverlayNetNS
+	}
 	if overlayNetNS != "" {
 		if err := n.deleteHostVeth(overlayNetNS, e.HostIf); err != nil {
 			errs = append(errs, fmt.Errorf("overlay: detach %s: delete %s: %w", e.Name, e.HostIf, err))
@@ -61,6 +68,9 @@ func (n *Node) detach(ctx context.Context, overlayNetNS string, st *endpointStat
 	}
 	if err := n.reg.Unregister(ctx, e.Record()); err != nil {
 		errs = append(errs, fmt.Errorf("overlay: detach %s: unregister: %w", e.Name, err))
+	}
+	if err := n.release(ctx, ov, e); err != nil {
+		errs = append(errs, fmt.Errorf("overlay: detach %s: release address: %w", e.Name, err))
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
@@ -97,7 +107,7 @@ func (n *Node) deleteHostVeth(overlayNetNS, hostIf string) error {
 // create, if it is still there as the veth with e's MAC (normally it went
 // with the host side).
 func (n *Node) deletePeer(e Endpoint) error {
-	c, err := n.dial(e.Name)
+	c, err := n.dialEndpoint(e)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -128,8 +138,11 @@ func (n *Node) deletePeer(e Endpoint) error {
 // failures and returns them all; the state of what could not be removed is
 // kept for a retry.
 func (n *Node) Reset(ctx context.Context) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+	unlock, err := n.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	ost, err := n.loadOverlayState()
 	if err != nil && !errors.Is(err, ErrNotCreated) {
 		return err
@@ -143,11 +156,13 @@ func (n *Node) Reset(ctx context.Context) error {
 		return ErrNoRegistry
 	}
 	overlayNetNS := ""
+	var ov *Overlay
 	if ost != nil {
 		overlayNetNS = ost.Overlay.Config.OverlayNetNS
+		ov = &ost.Overlay
 	}
 	for _, st := range eps {
-		if err := n.detach(ctx, overlayNetNS, st); err != nil {
+		if err := n.detach(ctx, ov, st); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -162,6 +177,9 @@ func (n *Node) Reset(ctx context.Context) error {
 		if err := n.unregisterVTEP(ctx, ost.Overlay.VTEP); err != nil {
 			errs = append(errs, err)
 		}
+		if err := n.releaseAll(ctx, ost.Overlay); err != nil {
+			errs = append(errs, fmt.Errorf("overlay: reset: %w", err))
+		}
 	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
@@ -170,6 +188,7 @@ func (n *Node) Reset(ctx context.Context) error {
 		return fmt.Errorf("overlay: state: %w", err)
 	}
 	os.Remove(filepath.Join(n.stateDir, endpointsDir)) // only if empty
+	n.removeLock()
 	n.log.Info("reset done", "netns", overlayNetNS, "vtep", ost.Overlay.VTEP)
 	return nil
 }

@@ -198,7 +198,7 @@ func (tn *testNode) stateFiles() []string {
 	tn.t.Helper()
 	var out []string
 	filepath.WalkDir(tn.stateDir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
+		if err == nil && !d.IsDir() && d.Name() != ".lock" { // lock files are not state
 			rel, _ := filepath.Rel(tn.stateDir, p)
 			out = append(out, rel)
 		}

@@ -28,12 +28,16 @@ type NodeOptions struct {
 	Registry registry.Registry
 	// Logger receives progress and clean-up reports; nil discards them.
 	Logger *slog.Logger
+	// BlockBits is the prefix length of the address blocks this node
+	// claims for allocation (0: ipam.DefaultBlockBits). Every node of an
+	// overlay must use the same.
+	BlockBits int
 }
 
 // Node sets up and tears down one node's overlay. Its methods must be called
 // from the node's "host" network namespace. A Node serialises its own
-// operations; separate processes on one node are not coordinated beyond the
-// state directory's atomic writes.
+// operations, and Attach, Detach and Reset hold a lock file in the state
+// directory, so that separate processes on one node do not interleave.
 type Node struct {
 	netnsDir string
 	stateDir string
@@ -49,11 +53,13 @@ type Node struct {
 	// dialer, when set (by tests), replaces dial: a fake kernel per
 	// namespace name.
 	dialer func(name string) (*rtnl.Conn, error)
+	// blockBits is NodeOptions.BlockBits.
+	blockBits int
 }
 
 // NewNode returns a Node using opts, with defaults filled in.
 func NewNode(opts NodeOptions) *Node {
-	n := &Node{netnsDir: opts.NetNSDir, stateDir: opts.StateDir, reg: opts.Registry, log: opts.Logger}
+	n := &Node{netnsDir: opts.NetNSDir, stateDir: opts.StateDir, reg: opts.Registry, log: opts.Logger, blockBits: opts.BlockBits}
 	if n.netnsDir == "" {
 		n.netnsDir = rtnl.DefaultNetNSDir
 	}

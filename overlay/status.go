@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
+	"github.com/overlaynet/overlaynet/overlay/ipam"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -13,8 +15,9 @@ import (
 // Status reads the node's overlay back from the kernel: the recorded overlay
 // (with how its VTEP was chosen), its devices, each endpoint (container
 // namespace, veth pair with the peer ifindex the host end reports, IP, MAC)
-// and the vxlan's neighbour and FDB entries with their NUD states. What is
-// missing or differs from the record is listed in Problems rather than
+// and the vxlan's neighbour and FDB entries with their NUD states, plus the
+// address blocks the node holds and their use, as its state directory
+// records them (no store is read). What is missing or differs from the record is listed in Problems rather than
 // failing. Before Create it returns ErrNotCreated.
 func (n *Node) Status(ctx context.Context) (*Status, error) {
 	n.mu.Lock()
@@ -25,6 +28,9 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 	}
 	cfg := ost.Overlay.Config
 	s := &Status{Overlay: ost.Overlay, Created: ost.Created}
+	if err := n.blockStatus(s); err != nil {
+		s.Problems = append(s.Problems, err.Error())
+	}
 	eps, err := n.listEndpoints()
 	if err != nil {
 		s.Problems = append(s.Problems, err.Error())
@@ -126,7 +132,7 @@ func (n *Node) endpointStatus(st *endpointState, byName map[string]*rtnl.LinkMes
 			problem("host veth %s is down", e.HostIf)
 		}
 	}
-	cc, err := n.dial(e.Name)
+	cc, err := n.dialEndpoint(e)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			problem("container netns %s is missing", e.Name)
@@ -182,4 +188,16 @@ func (s *Status) readNeighbors(c *rtnl.Conn, vxIndex int32) error {
 		return fmt.Errorf("overlay: status: fdb: %w", err)
 	}
 	return nil
+}
+
+// blockStatus fills s.Blocks from the node's allocation directory (no
+// store is read).
+func (n *Node) blockStatus(s *Status) error {
+	a, err := ipam.New(ipam.Config{Dir: filepath.Join(n.stateDir, ipamDir), Owner: s.Overlay.VTEP.String(),
+		Gateway: s.Overlay.Config.Gateway, BlockBits: n.blockBits})
+	if err != nil {
+		return err
+	}
+	s.Blocks, err = a.Usage()
+	return err
 }

@@ -3,6 +3,8 @@ package overlay
 import (
 	"net/netip"
 
+	"github.com/overlaynet/overlaynet/overlay/ipam"
+
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -23,6 +25,9 @@ type Status struct {
 	// "self") and the bridge's entries for its vxlan port (its own address,
 	// learned MACs).
 	FDB []FDBEntry `json:"fdb"`
+	// Blocks are the address blocks this node holds in the registry and
+	// how many of their addresses are allocated (without a registry: none).
+	Blocks []ipam.BlockUsage `json:"blocks,omitempty"`
 	// Problems lists what is missing or differs from the recorded state.
 	Problems []string `json:"problems,omitempty"`
 }

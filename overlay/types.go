@@ -92,11 +92,24 @@ func (e *MismatchError) Is(target error) bool {
 
 // AttachRequest describes a container to attach.
 type AttachRequest struct {
-	// Name is the container's netns name in NetNSDir; created if missing.
+	// Name is the container's netns name in NetNSDir, created if missing;
+	// with NetNSPath, only the endpoint's name (in the state directory and
+	// in HostIfName).
 	Name string `json:"name"`
+	// NetNSPath, if set, is the path of the container's network namespace,
+	// made by a container runtime (CNI_NETNS): it must exist, and Detach
+	// leaves it in place.
+	NetNSPath string `json:"netns_path,omitempty"`
+	// ContainerID and Network identify a runtime's attachment (CNI), if
+	// any; they are recorded with the endpoint.
+	ContainerID string `json:"container_id,omitempty"`
+	Network     string `json:"network,omitempty"`
 	// IP is the container's address with the overlay's prefix length, e.g.
 	// 198.51.100.2/24: inside the overlay subnet, not the gateway, not the
-	// network or broadcast address.
+	// network or broadcast address. Invalid (zero) means: allocate one
+	// from this node's address blocks (a registry that holds blocks is
+	// needed); an explicit address is recorded as allocated if the
+	// registry holds blocks, so that it is not handed out twice.
 	IP netip.Prefix `json:"ip"`
 	// MAC of the container's interface; zero means DeriveMAC(IP.Addr()).
 	MAC rtnl.MAC `json:"mac"`
@@ -110,8 +123,14 @@ const DefaultIfName = "eth0"
 
 // Endpoint is an attached container.
 type Endpoint struct {
-	// Name is the container's netns name.
+	// Name is the container's netns name (the endpoint's name, with NetNS).
 	Name string `json:"name"`
+	// NetNS is the path of the container's network namespace when a
+	// runtime made it (AttachRequest.NetNSPath), else empty.
+	NetNS string `json:"netns_path,omitempty"`
+	// ContainerID and Network identify a runtime's attachment (CNI).
+	ContainerID string `json:"container_id,omitempty"`
+	Network     string `json:"network,omitempty"`
 	// IP is the container's address and prefix.
 	IP netip.Prefix `json:"ip"`
 	// MAC is the container interface's MAC.

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/ipam"
 )
 
 func init() {
@@ -20,7 +21,7 @@ func init() {
 	})
 }
 
-const attachSynopsis = "attach NAME --ip 198.51.100.2/24 [--mac 02:42:c6:33:64:02] [--ifname eth0]"
+const attachSynopsis = "attach NAME [--ip 198.51.100.2/24] [--mac 02:42:c6:33:64:02] [--ifname eth0] [--block-bits 26]"
 
 const attachHelp = `
 Connects the container network namespace NAME (in --netns-dir; created if
@@ -30,6 +31,11 @@ the container, with --mac, --ip, the overlay's MTU and a default route via the
 gateway, loopback and both ends up. Then it registers IP -> MAC and MAC ->
 this node's VTEP in --store.
 
+Without --ip, the address is allocated: from the address blocks this node
+holds in --store, claiming another block (of --block-bits) when they are
+full; an explicit --ip is honoured if no other container has it. detach
+releases the address, reset the node's blocks.
+
 Run create first. Flags may come before or after NAME. A NAME already
 attached, an IP outside the overlay subnet, or an IP the store gives to
 another MAC is refused before anything is created; any later failure removes
@@ -37,7 +43,8 @@ again everything attach made.`
 
 func runAttach(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	var ipFlag, macFlag, ifname string
-	fs.StringVar(&ipFlag, "ip", "", "the container's IPv4 address with the overlay's prefix, e.g. 198.51.100.2/24 (required; a bare address takes the overlay's prefix)")
+	fs.StringVar(&ipFlag, "ip", "", "the container's IPv4 address with the overlay's prefix, e.g. 198.51.100.2/24 (a bare address takes the overlay's prefix; default: allocated from this node's address blocks)")
+	fs.IntVar(&e.global.blockBits, "block-bits", ipam.DefaultBlockBits, "prefix length of the address blocks a node claims for allocation (the same on every node)")
 	fs.StringVar(&macFlag, "mac", "", "the container interface's MAC (default 02:42 + the 4 IPv4 address bytes, as Docker does)")
 	fs.StringVar(&ifname, "ifname", overlay.DefaultIfName, "the container interface's name")
 	setUsage(fs, attachSynopsis, attachHelp)
@@ -48,9 +55,6 @@ func runAttach(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 	name, err := oneName(pos)
 	if err != nil {
 		return err
-	}
-	if ipFlag == "" {
-		return fmt.Errorf("%w: --ip is required (e.g. --ip 198.51.100.2/24)", errUsage)
 	}
 	req := overlay.AttachRequest{Name: name, IfName: ifname}
 	if macFlag != "" {
@@ -67,9 +71,15 @@ func runAttach(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 	if err := overlay.ValidateNetNSName(name); err != nil {
 		return fmt.Errorf("%w: NAME: %w", errUsage, err)
 	}
-	ip, bare, err := parseContainerIP(ipFlag)
-	if err != nil {
-		return err
+	var ip netip.Prefix
+	var bare bool
+	if ipFlag != "" {
+		if ip, bare, err = parseContainerIP(ipFlag); err != nil {
+			return err
+		}
+	}
+	if e.global.blockBits < 1 || e.global.blockBits > 32 {
+		return fmt.Errorf("%w: --block-bits %d: want 1..32", errUsage, e.global.blockBits)
 	}
 
 	n, done, err := e.node(true)

@@ -221,7 +221,7 @@ func (n *simNode) snapshot() string {
 	for _, root := range []string{strings.TrimPrefix(n.store, "dir:"), n.state} {
 		var files []string
 		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && !d.IsDir() {
+			if err == nil && !d.IsDir() && d.Name() != ".lock" { // lock files are not state
 				data, _ := os.ReadFile(p)
 				files = append(files, strings.TrimPrefix(p, root)+"="+strings.TrimSpace(string(data)))
 			}

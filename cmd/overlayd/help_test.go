@@ -133,7 +133,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"create", "extra"}, 2, `unexpected arguments ["extra"]`},
 		{[]string{"create", "--log-level", "loud"}, 2, "--log-level"},
 		{[]string{"attach", "--ip", "198.51.100.2/24"}, 2, "NAME (the container's netns name) is required"},
-		{[]string{"attach", "pink"}, 2, "--ip is required"},
+		{[]string{"attach", "pink", "--block-bits", "33"}, 2, "--block-bits 33: want 1..32"},
 		{[]string{"attach", "pink", "sky", "--ip", "198.51.100.2/24"}, 2, "one NAME expected"},
 		{[]string{"attach", "pink", "--ip", "198.51.100.2/24", "--mac", "02:42:zz:33:64:02"}, 2, "not a MAC address"},
 		{[]string{"attach", "pink", "--ip", "198.51.100.2/24", "--mac", "02:42:c6:33:64"}, 2, "not a MAC address"},

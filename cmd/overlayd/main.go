@@ -53,6 +53,8 @@ type globalFlags struct {
 	store    string // registry URL
 	logLevel string
 	logJSON  bool
+	// blockBits is attach's --block-bits (0 elsewhere: the default).
+	blockBits int
 }
 
 func (g *globalFlags) bind(fs *flag.FlagSet) {
@@ -267,7 +269,7 @@ func (e *env) nodeWithStore(store string) (n *overlay.Node, done func(), err err
 	if e.global.stateDir == "" {
 		return nil, nil, fmt.Errorf("%w: --state-dir is empty", errUsage)
 	}
-	opts := overlay.NodeOptions{NetNSDir: e.global.netnsDir, StateDir: e.global.stateDir, Logger: log}
+	opts := overlay.NodeOptions{NetNSDir: e.global.netnsDir, StateDir: e.global.stateDir, Logger: log, BlockBits: e.global.blockBits}
 	done = func() {}
 	if store != "" {
 		reg, err := registry.OpenRegistry(store)

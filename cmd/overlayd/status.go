@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -90,8 +91,16 @@ func printStatus(out io.Writer, st *overlay.Status) error {
 		fmt.Fprintf(w, "(none)\n")
 	}
 	for _, ep := range st.Endpoints {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s (%d)\t%d\t%d\thost %s, peer %s\t%s\n", ep.Name, ep.Name, ep.IfName, ep.IP, ep.MAC,
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s (%d)\t%d\t%d\thost %s, peer %s\t%s\n", ep.Name, cmp.Or(ep.NetNS, ep.Name), ep.IfName, ep.IP, ep.MAC,
 			ep.HostIf, ep.HostIndex, ep.PeerIndex, ep.KernelPeerIndex, upDown(ep.HostUp), upDown(ep.PeerUp), dash(ep.HostMaster))
+	}
+
+	fmt.Fprintf(w, "\nADDRESS BLOCK\tUSED\tSIZE\n")
+	if len(st.Blocks) == 0 {
+		fmt.Fprintf(w, "(none)\n")
+	}
+	for _, b := range st.Blocks {
+		fmt.Fprintf(w, "%s\t%d\t%d\n", b.Block, b.Used, b.Size)
 	}
 
 	fmt.Fprintf(w, "\nNEIGHBOUR on %s\tMAC\tSTATE\n", c.Vxlan)

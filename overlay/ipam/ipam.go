@@ -5,12 +5,14 @@
 // exactly one wins. It then hands out addresses from its own blocks,
 // recording each allocation in its state directory, and claims another
 // block when its blocks are full. Addresses are released on detach (or a
-// CNI DEL, or GC); a node that is reset releases its blocks.
+// CNI DEL, or GC), and a block with no address allocated any more is given
+// back with its last one; a node that is reset releases all its blocks.
 //
 // An explicit address is honoured if it is inside the subnet, not reserved
-// (network, broadcast, gateway), not allocated on this node and not
-// registered in the registry (Config.InUse), even in a block another node
-// holds: the registry's atomic IP record is what keeps two containers apart.
+// (network, broadcast, gateway) and not allocated on this node, even in a
+// block another node holds: the registry's atomic IP record, which the
+// caller registers next, is what keeps containers of two nodes apart.
+// Automatic allocation skips addresses the registry holds (Config.InUse).
 //
 // Allocations of one node are serialised by a lock file in the allocation
 // directory (flock), so parallel processes on a node (a runtime calling the
@@ -69,7 +71,8 @@ type Config struct {
 	// Dir is where the node records its allocations (one file per address,
 	// holding the allocation's ID) and its lock; typically STATE_DIR/ipam.
 	Dir string
-	// Store is the shared registry the blocks are claimed in.
+	// Store is the shared registry the blocks are claimed in; without one
+	// the allocator can only report (Usage, Allocations).
 	Store BlockStore
 	// Owner identifies this node in block claims (its VTEP address).
 	Owner string
@@ -118,9 +121,6 @@ func New(cfg Config) (*Allocator, error) {
 	if cfg.Dir == "" {
 		errs = append(errs, errors.New("ipam: no allocation directory"))
 	}
-	if cfg.Store == nil {
-		errs = append(errs, errors.New("ipam: no block store (the registry cannot hold address blocks)"))
-	}
 	if cfg.Owner == "" || strings.ContainsAny(cfg.Owner, "\n/") {
 		errs = append(errs, fmt.Errorf("ipam: owner %q is empty or contains a newline or '/'", cfg.Owner))
 	}
@@ -159,6 +159,9 @@ func (a *Allocator) Allocate(ctx context.Context, id string, want netip.Addr) (n
 	if err := validID(id); err != nil {
 		return netip.Prefix{}, err
 	}
+	if a.cfg.Store == nil {
+		return netip.Prefix{}, errNoStore
+	}
 	unlock, err := a.lock()
 	if err != nil {
 		return netip.Prefix{}, err
@@ -169,13 +172,16 @@ func (a *Allocator) Allocate(ctx context.Context, id string, want netip.Addr) (n
 		return netip.Prefix{}, err
 	}
 	if want.IsValid() {
-		return a.allocateWanted(ctx, id, want, held)
+		return a.allocateWanted(id, want, held)
 	}
 	blocks, err := a.cfg.Store.Blocks(ctx)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("ipam: list blocks: %w", err)
 	}
 	for _, b := range a.own(blocks) {
+		if err := a.markBlock(b); err != nil {
+			return netip.Prefix{}, err
+		}
 		if ip, ok, err := a.firstFree(ctx, b, held); err != nil {
 			return netip.Prefix{}, err
 		} else if ok {
@@ -200,6 +206,9 @@ func (a *Allocator) Allocate(ctx context.Context, id string, want netip.Addr) (n
 			continue
 		}
 		a.log.Info("claimed address block", "block", b, "owner", a.cfg.Owner)
+		if err := a.markBlock(b); err != nil {
+			return netip.Prefix{}, err
+		}
 		ip, ok, err := a.firstFree(ctx, b, held)
 		if err != nil {
 			return netip.Prefix{}, err
@@ -211,7 +220,7 @@ func (a *Allocator) Allocate(ctx context.Context, id string, want netip.Addr) (n
 	return netip.Prefix{}, fmt.Errorf("%w: every /%d block of %s is claimed and this node's are full", ErrExhausted, a.bits, a.subnet)
 }
 
-func (a *Allocator) allocateWanted(ctx context.Context, id string, want netip.Addr, held map[netip.Addr]string) (netip.Prefix, error) {
+func (a *Allocator) allocateWanted(id string, want netip.Addr, held map[netip.Addr]string) (netip.Prefix, error) {
 	if why := a.reserved(want); why != "" {
 		return netip.Prefix{}, fmt.Errorf("%w: %s %s", ErrOutside, want, why)
 	}
@@ -221,31 +230,35 @@ func (a *Allocator) allocateWanted(ctx context.Context, id string, want netip.Ad
 		}
 		return netip.Prefix{}, fmt.Errorf("%w: %s is allocated to %q on this node", ErrInUse, want, h)
 	}
-	if a.cfg.InUse != nil {
-		used, err := a.cfg.InUse(ctx, want)
-		if err != nil {
-			return netip.Prefix{}, fmt.Errorf("ipam: is %s registered: %w", want, err)
-		}
-		if used {
-			return netip.Prefix{}, fmt.Errorf("%w: %s is registered to a container in the registry", ErrInUse, want)
-		}
-	}
 	return a.record(id, want)
 }
 
 // reserved says why ip cannot be handed out, or "".
-func (a *Allocator) reserved(ip netip.Addr) string {
+func (a *Allocator) reserved(ip netip.Addr) string { return reserved(a.cfg.Gateway, ip) }
+
+func reserved(gateway netip.Prefix, ip netip.Addr) string {
+	subnet := gateway.Masked()
 	switch {
-	case !ip.Is4() || !a.subnet.Contains(ip):
-		return "is outside the overlay subnet " + a.subnet.String()
-	case ip == a.subnet.Addr():
+	case !ip.Is4() || !subnet.Contains(ip):
+		return "is outside the overlay subnet " + subnet.String()
+	case ip == subnet.Addr():
 		return "is the subnet's network address"
-	case ip == lastAddr(a.subnet):
+	case ip == lastAddr(subnet):
 		return "is the subnet's broadcast address"
-	case ip == a.cfg.Gateway.Addr():
+	case ip == gateway.Addr():
 		return "is the gateway's address"
 	}
 	return ""
+}
+
+// CheckAddress refuses, with an error wrapping ErrOutside, an address that
+// no container can have in the overlay of gateway (198.51.100.1/24):
+// outside its subnet, or its network, broadcast or gateway address.
+func CheckAddress(gateway netip.Prefix, ip netip.Addr) error {
+	if why := reserved(gateway, ip); why != "" {
+		return fmt.Errorf("%w: %s %s", ErrOutside, ip, why)
+	}
+	return nil
 }
 
 // firstFree returns the first address of block b neither held locally nor
@@ -340,7 +353,45 @@ func (a *Allocator) Release(ctx context.Context, id string, ip netip.Addr) error
 		return err
 	}
 	defer unlock()
-	return a.release(id, ip)
+	if err := a.release(id, ip); err != nil {
+		return err
+	}
+	return a.releaseIfEmpty(ctx, ip)
+}
+
+// releaseIfEmpty gives back the block of ip if this node holds it and no
+// address of it is allocated any more, so that a node holds only blocks it
+// uses. The caller holds the lock.
+func (a *Allocator) releaseIfEmpty(ctx context.Context, ip netip.Addr) error {
+	if !ip.Is4() || !a.subnet.Contains(ip) {
+		return nil
+	}
+	b := netip.PrefixFrom(ip, a.bits).Masked()
+	held, err := a.readAll()
+	if err != nil {
+		return err
+	}
+	for h := range held {
+		if b.Contains(h) {
+			return nil
+		}
+	}
+	if a.cfg.Store == nil {
+		return errNoStore
+	}
+	blocks, err := a.cfg.Store.Blocks(ctx)
+	if err != nil {
+		return fmt.Errorf("ipam: list blocks: %w", err)
+	}
+	if blocks[b] != a.cfg.Owner {
+		return nil
+	}
+	if err := a.cfg.Store.ReleaseBlock(ctx, b, a.cfg.Owner); err != nil {
+		return fmt.Errorf("ipam: release block %s: %w", b, err)
+	}
+	a.unmarkBlock(b)
+	a.log.Info("released empty address block", "block", b, "owner", a.cfg.Owner)
+	return nil
 }
 
 func (a *Allocator) release(id string, ip netip.Addr) error {
@@ -383,6 +434,9 @@ func (a *Allocator) ReleaseID(ctx context.Context, id string) ([]netip.Addr, err
 			errs = append(errs, err)
 			continue
 		}
+		if err := a.releaseIfEmpty(ctx, ip); err != nil {
+			errs = append(errs, err)
+		}
 		out = append(out, ip)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
@@ -403,18 +457,20 @@ func (a *Allocator) Allocations() ([]Allocation, error) {
 	return out, nil
 }
 
-// Usage returns this node's blocks with their use, sorted.
-func (a *Allocator) Usage(ctx context.Context) ([]BlockUsage, error) {
-	blocks, err := a.cfg.Store.Blocks(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("ipam: list blocks: %w", err)
-	}
+// Usage returns this node's blocks with their use, sorted, from the
+// allocation directory alone (which mirrors the blocks this node claimed):
+// it does not ask the store.
+func (a *Allocator) Usage() ([]BlockUsage, error) {
 	held, err := a.readAll()
 	if err != nil {
 		return nil, err
 	}
+	mine, err := a.markedBlocks()
+	if err != nil {
+		return nil, err
+	}
 	var out []BlockUsage
-	for _, b := range a.own(blocks) {
+	for _, b := range mine {
 		u := BlockUsage{Block: b}
 		for ip := b.Addr(); b.Contains(ip); ip = ip.Next() {
 			if a.reserved(ip) != "" {
@@ -448,6 +504,9 @@ func (a *Allocator) ReleaseAll(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if a.cfg.Store == nil {
+		return errors.Join(append(errs, errNoStore)...)
+	}
 	blocks, err := a.cfg.Store.Blocks(ctx)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("ipam: list blocks: %w", err))
@@ -457,6 +516,7 @@ func (a *Allocator) ReleaseAll(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("ipam: release block %s: %w", b, err))
 			continue
 		}
+		a.unmarkBlock(b)
 		a.log.Info("released address block", "block", b, "owner", a.cfg.Owner)
 	}
 	return errors.Join(errs...)
@@ -471,6 +531,9 @@ func (a *Allocator) Remove() error {
 	}
 	if len(held) > 0 {
 		return fmt.Errorf("ipam: %s still holds %d allocations", a.cfg.Dir, len(held))
+	}
+	if err := os.Remove(filepath.Join(a.cfg.Dir, blocksSub)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("ipam: %w (blocks still marked)", err)
 	}
 	if err := os.Remove(filepath.Join(a.cfg.Dir, lockFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("ipam: %w", err)
@@ -509,6 +572,52 @@ func (a *Allocator) readAll() (map[netip.Addr]string, error) {
 }
 
 const lockFile = ".lock"
+
+// blocksSub mirrors, in the allocation directory, the blocks this node
+// holds in the store: one empty file per block, named as in the store.
+const blocksSub = "blocks"
+
+var errNoStore = errors.New("ipam: no block store (the registry cannot hold address blocks)")
+
+// markBlock records locally that this node holds b.
+func (a *Allocator) markBlock(b netip.Prefix) error {
+	dir := filepath.Join(a.cfg.Dir, blocksSub)
+	path := filepath.Join(dir, BlockName(b))
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("ipam: %w", err)
+	}
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		return fmt.Errorf("ipam: %w", err)
+	}
+	return nil
+}
+
+// unmarkBlock forgets b locally.
+func (a *Allocator) unmarkBlock(b netip.Prefix) {
+	os.Remove(filepath.Join(a.cfg.Dir, blocksSub, BlockName(b)))
+}
+
+// markedBlocks returns the blocks recorded locally, sorted.
+func (a *Allocator) markedBlocks() ([]netip.Prefix, error) {
+	ents, err := os.ReadDir(filepath.Join(a.cfg.Dir, blocksSub))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ipam: %w", err)
+	}
+	var out []netip.Prefix
+	for _, e := range ents {
+		if b, err := ParseBlockName(e.Name()); err == nil {
+			out = append(out, b)
+		}
+	}
+	sortPrefixes(out)
+	return out, nil
+}
 
 // lock takes the node-wide allocation lock (flock on Dir/.lock), creating
 // Dir if needed, and returns its release.

@@ -36,7 +36,6 @@ func TestNewRefuses(t *testing.T) {
 		want string
 	}{
 		{"no dir", ipam.Config{Store: s, Owner: "a", Gateway: gw}, "no allocation directory"},
-		{"no store", ipam.Config{Dir: "/x", Owner: "a", Gateway: gw}, "no block store"},
 		{"no owner", ipam.Config{Dir: "/x", Store: s, Gateway: gw}, "owner"},
 		{"owner with slash", ipam.Config{Dir: "/x", Store: s, Owner: "a/b", Gateway: gw}, "owner"},
 		{"no gateway", ipam.Config{Dir: "/x", Store: s, Owner: "a"}, "gateway"},
@@ -72,7 +71,7 @@ func TestAllocateSequence(t *testing.T) {
 	if got[0] != "198.51.100.2/24" || got[13] != "198.51.100.15/24" || got[14] != "198.51.100.16/24" {
 		t.Errorf("allocations: %v; want .2 … .15 from the first block, then .16 from the second", got)
 	}
-	usage, err := a.Usage(ctx)
+	usage, err := a.Usage()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,13 +98,24 @@ func TestAllocateSequence(t *testing.T) {
 	if len(allocs) != 15 {
 		t.Errorf("%d allocations, want 15: %v", len(allocs), allocs)
 	}
+	// Releasing the last address of a block gives the block back.
+	if err := a.Release(ctx, "c14", netip.MustParseAddr("198.51.100.16")); err != nil {
+		t.Fatal(err)
+	}
+	if blocks, _ := s.Blocks(ctx); len(blocks) != 1 {
+		t.Errorf("blocks after the second block emptied: %v; want the first only", blocks)
+	}
+	ids, err := a.ReleaseID(ctx, "again")
+	if err != nil || len(ids) != 1 || ids[0] != netip.MustParseAddr("198.51.100.5") {
+		t.Errorf("ReleaseID: %v, %v", ids, err)
+	}
 }
 
 func TestAllocateWanted(t *testing.T) {
 	ctx := context.Background()
 	s := ipamtest.NewMem()
-	registered := netip.MustParseAddr("198.51.100.77")
-	inUse := func(_ context.Context, ip netip.Addr) (bool, error) { return ip == registered, nil }
+	registered := map[netip.Addr]bool{netip.MustParseAddr("198.51.100.77"): true, netip.MustParseAddr("198.51.100.50"): true}
+	inUse := func(_ context.Context, ip netip.Addr) (bool, error) { return registered[ip], nil }
 	a := newAlloc(t, s, t.TempDir(), "192.0.2.2", 0, inUse)
 	if _, err := a.Allocate(ctx, "first", netip.MustParseAddr("198.51.100.9")); err != nil {
 		t.Fatal(err)
@@ -119,7 +129,7 @@ func TestAllocateWanted(t *testing.T) {
 		{"free, in another node's part of the subnet", "x", "198.51.100.200", nil},
 		{"same again for the same ID", "x", "198.51.100.200", nil},
 		{"allocated to another ID", "y", "198.51.100.9", ipam.ErrInUse},
-		{"registered in the registry", "y", "198.51.100.77", ipam.ErrInUse},
+		{"registered in the registry: the caller's to compare", "z", "198.51.100.77", nil},
 		{"outside the subnet", "y", "203.0.113.5", ipam.ErrOutside},
 		{"gateway", "y", "198.51.100.1", ipam.ErrOutside},
 		{"network", "y", "198.51.100.0", ipam.ErrOutside},
@@ -143,7 +153,7 @@ func TestAllocateWanted(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if p.Addr() == registered || p.Addr() == netip.MustParseAddr("198.51.100.9") || p.Addr() == netip.MustParseAddr("198.51.100.200") {
+		if registered[p.Addr()] || p.Addr() == netip.MustParseAddr("198.51.100.9") || p.Addr() == netip.MustParseAddr("198.51.100.200") {
 			t.Fatalf("handed out %s, which is taken", p)
 		}
 	}
@@ -229,7 +239,7 @@ func TestParallelAllocations(t *testing.T) {
 		seen[got[i].Addr()] = i
 	}
 	ents, _ := os.ReadDir(dir)
-	if len(ents) != n+1 { // + the lock file
+	if len(ents) != n+2 { // + the lock file and the blocks mirror
 		t.Errorf("%d files in the allocation directory, want %d + lock", len(ents), n)
 	}
 	if blocks, _ := s.Blocks(ctx); len(blocks) != 1 {
