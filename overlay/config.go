@@ -53,7 +53,7 @@ type Config struct {
 	Vxlan string `json:"vxlan"`
 }
 
-// DefaultConfig returns the lab's overlay: VNI 42, port 4789, MTU 1450,
+// DefaultConfig returns the default overlay: VNI 42, port 4789, MTU 1450,
 // gateway 198.51.100.1/24, namespace overns, bridge br0, vxlan vxlan1,
 // learning off, VTEP chosen from the default route.
 func DefaultConfig() Config {

@@ -17,8 +17,8 @@ import (
 // holding the gateway address,
 // and the vxlan device (proxy, l2miss, l3miss, learning as cfg says),
 // created in the calling ("host") namespace and moved into the overlay
-// namespace at creation, as the lab's `ip link add dev vxlan1 netns overns
-// type vxlan ...` does; the vxlan is put on the bridge and both are brought
+// namespace at creation (as `ip link add dev vxlan1 netns overns type vxlan
+// ...` does); the vxlan is put on the bridge and both are brought
 // up. The configuration, the chosen VTEP and what was created are recorded
 // in StateDir/overlay.json.
 //

@@ -72,8 +72,8 @@ type EndpointStatus struct {
 	PeerUp       bool `json:"peer_up"` // the container interface is up
 	// HostMaster is the host veth's master (the bridge when healthy).
 	HostMaster string `json:"host_master,omitempty"`
-	// KernelPeerIndex is the peer ifindex the host veth reports (IFLA_LINK),
-	// as the lab's veth.sh showed; it should equal PeerIndex.
+	// KernelPeerIndex is the peer ifindex the host veth reports (IFLA_LINK);
+	// it should equal PeerIndex.
 	KernelPeerIndex int32 `json:"kernel_peer_index"`
 	// Problems lists what is missing or differs.
 	Problems []string `json:"problems,omitempty"`

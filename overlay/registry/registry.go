@@ -11,8 +11,7 @@ import (
 )
 
 // Registry is the store shared by the nodes of an overlay: which MAC holds
-// an overlay IP (the lab's storage/arp) and which VTEP holds a MAC
-// (storage/fdb). Implementations are safe for concurrent use.
+// an overlay IP (arp/<ip>) and which VTEP holds a MAC (fdb/<mac>). Implementations are safe for concurrent use.
 type Registry interface {
 	// LookupMAC returns the MAC registered for ip, or an error wrapping
 	// ErrNotFound.

@@ -189,7 +189,7 @@ func (c *ResolverConfig) setDefaults() {
 }
 
 // Resolver answers the kernel's misses for one overlay from the registry
-// and programs the answers, the lab's arpd done right:
+// and programs the answers:
 //
 //   - HandleEvent / HandleMiss filter the miss, coalesce it with a lookup in
 //     flight for the same key, drop it if the key is in the negative cache,

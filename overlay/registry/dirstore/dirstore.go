@@ -16,10 +16,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Store is a registry.Registry in a directory, laid out as the lab's NFS share:
-// ROOT/arp/<ip> holds "<mac>\n" and ROOT/fdb/<mac> holds "<vtep ip>\n", one
-// value per file. It takes no locks (NFS-safe): every file is written to a
-// temporary file in the same directory, fsynced, and then hard-linked into
+// Store is a registry.Registry in a directory, one value per file:
+// ROOT/arp/<ip> holds "<mac>\n" and ROOT/fdb/<mac> holds "<vtep ip>\n". It
+// takes no locks: every file is written to a temporary file in the same
+// directory, fsynced, and then hard-linked into
 // place, which atomically creates it only if it does not exist yet; so
 // readers never see a partial value, and of two nodes registering the same IP
 // with different MACs exactly one wins. Reads tolerate a trailing newline and

@@ -22,8 +22,8 @@
 //
 //	B/config          {"vni":42,"port":4789,"mtu":1450,"gateway":"198.51.100.1/24"}  no lease
 //	B/nodes/<vtep>    {"vtep":"192.0.2.2","hostname":"n1","since":"..."}             node's lease
-//	B/arp/<ip>        02:42:c6:33:64:02     (the lab's storage/arp/<ip>)           node's lease
-//	B/fdb/<mac>       192.0.2.2             (the lab's storage/fdb/<mac>)          node's lease
+//	B/arp/<ip>        02:42:c6:33:64:02     (the dir store's arp/<ip>)             node's lease
+//	B/fdb/<mac>       192.0.2.2             (the dir store's fdb/<mac>)            node's lease
 //
 // IPs are in netip.Addr's text form, MACs lower-case with colons, values
 // without a newline. config is written once (PublishNetwork) and checked by
