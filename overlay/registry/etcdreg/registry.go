@@ -283,14 +283,16 @@ func (r *Registry) List(ctx context.Context) ([]registry.Record, error) {
 type state struct {
 	arp  map[netip.Addr]registry.MAC
 	fdb  map[registry.MAC]netip.Addr
-	errs []error // malformed keys or values, skipped
+	refs map[registry.MAC]uint32 // how many arp keys hold each MAC
+	errs []error                 // malformed keys or values, skipped
 }
 
 func newState() *state { return newStateSized(0) }
 
 // newStateSized returns a state with room for n records.
 func newStateSized(n int) *state {
-	return &state{arp: make(map[netip.Addr]registry.MAC, n), fdb: make(map[registry.MAC]netip.Addr, n)}
+	return &state{arp: make(map[netip.Addr]registry.MAC, n), fdb: make(map[registry.MAC]netip.Addr, n),
+		refs: make(map[registry.MAC]uint32, n)}
 }
 
 // listPage is how many keys one request of a listing reads: a listing of
@@ -344,13 +346,19 @@ func (s *state) apply(base string, key, value []byte, del bool) (ip netip.Addr, 
 			s.errs = append(s.errs, fmt.Errorf("etcdreg: key %s does not name an IP address", key))
 			return
 		}
-		delete(s.arp, a)
+		if m, ok := s.arp[a]; ok {
+			delete(s.arp, a)
+			if s.refs[m]--; s.refs[m] == 0 {
+				delete(s.refs, m)
+			}
+		}
 		if !del {
 			m, err := parseMAC(string(key), value)
 			if err != nil {
 				s.errs = append(s.errs, err)
 			} else {
 				s.arp[a] = m
+				s.refs[m]++
 			}
 		}
 		return a, registry.MAC{}, 'a'
@@ -372,6 +380,24 @@ func (s *state) apply(base string, key, value []byte, del bool) (ip netip.Addr, 
 		return netip.Addr{}, m, 'f'
 	}
 	return
+}
+
+// keyOf returns the IP an arp/ key names (kind 'a') or the MAC an fdb/ key
+// names (kind 'f'); kind 0 for other or malformed keys.
+func keyOf(base string, key []byte) (ip netip.Addr, mac registry.MAC, kind byte) {
+	name, ok := strings.CutPrefix(string(key), base)
+	switch {
+	case !ok:
+	case strings.HasPrefix(name, "arp/"):
+		if a, err := netip.ParseAddr(name[len("arp/"):]); err == nil {
+			return a, mac, 'a'
+		}
+	case strings.HasPrefix(name, "fdb/"):
+		if m, err := registry.ParseMAC(name[len("fdb/"):]); err == nil {
+			return ip, m, 'f'
+		}
+	}
+	return ip, mac, 0
 }
 
 func parseMAC(key string, v []byte) (registry.MAC, error) {

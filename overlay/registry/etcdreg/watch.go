@@ -57,7 +57,7 @@ func (r *Registry) Watch(ctx context.Context) (<-chan Change, error) {
 	out := make(chan Change, 64)
 	wctx, cancel := context.WithCancel(r.ctx)
 	stop := context.AfterFunc(ctx, cancel)
-	w := &watcher{r: r, ctx: wctx, out: out, cur: newState(), delivered: make(map[netip.Addr]registry.Record)}
+	w := &watcher{r: r, ctx: wctx, out: out, cur: newState()}
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -69,13 +69,15 @@ func (r *Registry) Watch(ctx context.Context) (<-chan Change, error) {
 	return out, nil
 }
 
-// watcher turns etcd's key events into record changes.
+// watcher turns etcd's key events into record changes. It keeps one copy
+// of the overlay's keys, cur: the records it delivered are always exactly
+// cur's complete ones (every difference is sent before the next is
+// computed), so no map of delivered records is kept beside it.
 type watcher struct {
-	r         *Registry
-	ctx       context.Context
-	out       chan<- Change
-	cur       *state                         // the keys as last seen
-	delivered map[netip.Addr]registry.Record // complete records as last delivered
+	r   *Registry
+	ctx context.Context
+	out chan<- Change
+	cur *state // the keys as last seen
 }
 
 // testHookListed, when set by a test, runs after each listing has been
@@ -101,19 +103,30 @@ func (w *watcher) run(s *state, rev int64) {
 	}
 }
 
-// resync replaces the keys by a listing s, delivers the difference to what
-// was delivered, then ChangeSynced.
+// resync replaces the keys by a listing s, delivers the difference between
+// the complete records of the old keys (what was delivered) and of s, then
+// ChangeSynced.
 func (w *watcher) resync(s *state, rev int64) bool {
-	ips := make(map[netip.Addr]struct{}, len(s.arp)+len(w.delivered))
-	for ip := range w.delivered {
-		ips[ip] = struct{}{}
-	}
+	old := w.cur
+	ips := make([]netip.Addr, 0, len(s.arp))
 	for ip := range s.arp {
-		ips[ip] = struct{}{}
+		ips = append(ips, ip)
 	}
+	for ip := range old.arp {
+		if _, ok := s.arp[ip]; !ok {
+			ips = append(ips, ip)
+		}
+	}
+	before := make(map[netip.Addr]registry.Record, len(old.arp))
+	for _, ip := range ips {
+		if rec, ok := old.complete(ip); ok {
+			before[ip] = rec
+		}
+	}
+	old = nil
 	s.errs = nil
 	w.cur = s
-	return w.deliver(ips, rev) && w.send(Change{Kind: ChangeSynced, Revision: rev})
+	return w.deliver(ips, before, rev) && w.send(Change{Kind: ChangeSynced, Revision: rev})
 }
 
 // relist lists again, with backoff while etcd is away.
@@ -153,58 +166,92 @@ func (w *watcher) follow(from int64) {
 			return
 		}
 		// Apply a whole response (a transaction's events share it) before
-		// comparing, so a Register shows as one Put.
-		ips := make(map[netip.Addr]struct{})
+		// comparing, so a Register shows as one Put. The records the
+		// response may change are noted first, with their complete
+		// record before it.
+		ips, before := w.affected(resp.Events)
 		for _, ev := range resp.Events {
-			ip, mac, kind := w.cur.apply(w.r.base, ev.Kv.Key, ev.Kv.Value, ev.Type == clientv3.EventTypeDelete)
-			switch kind {
-			case 'a':
-				ips[ip] = struct{}{}
-			case 'f':
-				for a, m := range w.cur.arp {
-					if m == mac {
-						ips[a] = struct{}{}
-					}
-				}
-				for a, rec := range w.delivered {
-					if rec.MAC == mac {
-						ips[a] = struct{}{}
-					}
-				}
-			}
+			w.cur.apply(w.r.base, ev.Kv.Key, ev.Kv.Value, ev.Type == clientv3.EventTypeDelete)
 		}
 		for _, e := range w.cur.errs {
 			w.r.log.Warn("etcd: skipping malformed record", "err", e)
 		}
 		w.cur.errs = nil
-		if !w.deliver(ips, resp.Header.Revision) {
+		if !w.deliver(ips, before, resp.Header.Revision) {
 			return
 		}
 	}
 }
 
-// deliver compares, for each of ips in order, the complete record now with
-// the one delivered, and sends the difference.
-func (w *watcher) deliver(ips map[netip.Addr]struct{}, rev int64) bool {
-	sorted := make([]netip.Addr, 0, len(ips))
-	for ip := range ips {
-		sorted = append(sorted, ip)
+// affected returns the IPs whose complete record events may change, and
+// their complete records before the events. An arp/<ip> event names its IP;
+// an fdb/<mac> event the IPs whose arp key holds mac. Those are usually
+// named by arp events of the same response too (Register, Unregister and a
+// lease's expiry change both keys at once): cur is scanned, once per
+// response, only for MACs some IP holds without one.
+func (w *watcher) affected(events []*clientv3.Event) ([]netip.Addr, map[netip.Addr]registry.Record) {
+	before := make(map[netip.Addr]registry.Record)
+	seen := make(map[netip.Addr]struct{})
+	var ips []netip.Addr
+	var macs []registry.MAC
+	covered := make(map[registry.MAC]uint32) // IPs holding mac named by arp events
+	note := func(ip netip.Addr) {
+		if _, ok := seen[ip]; ok {
+			return
+		}
+		seen[ip] = struct{}{}
+		ips = append(ips, ip)
+		if rec, ok := w.cur.complete(ip); ok {
+			before[ip] = rec
+		}
+		if mac, ok := w.cur.arp[ip]; ok {
+			covered[mac]++
+		}
 	}
-	slices.SortFunc(sorted, netip.Addr.Compare)
-	for _, ip := range sorted {
-		before, had := w.delivered[ip]
+	for _, ev := range events {
+		ip, mac, kind := keyOf(w.r.base, ev.Kv.Key)
+		switch kind {
+		case 'a':
+			note(ip)
+		case 'f':
+			macs = append(macs, mac)
+		}
+	}
+	var scan map[registry.MAC]struct{}
+	for _, mac := range macs {
+		if w.cur.refs[mac] > covered[mac] {
+			if scan == nil {
+				scan = make(map[registry.MAC]struct{})
+			}
+			scan[mac] = struct{}{}
+		}
+	}
+	if scan != nil {
+		for ip, mac := range w.cur.arp {
+			if _, ok := scan[mac]; ok {
+				note(ip)
+			}
+		}
+	}
+	return ips, before
+}
+
+// deliver compares, for each of ips in order, the complete record now with
+// the one before (what was delivered), and sends the difference.
+func (w *watcher) deliver(ips []netip.Addr, before map[netip.Addr]registry.Record, rev int64) bool {
+	slices.SortFunc(ips, netip.Addr.Compare)
+	for _, ip := range ips {
+		prev, had := before[ip]
 		after, has := w.cur.complete(ip)
-		if had == has && before == after {
+		if had == has && prev == after {
 			continue
 		}
 		if had {
-			delete(w.delivered, ip)
-			if !w.send(Change{Kind: ChangeDelete, Record: before, Revision: rev}) {
+			if !w.send(Change{Kind: ChangeDelete, Record: prev, Revision: rev}) {
 				return false
 			}
 		}
 		if has {
-			w.delivered[ip] = after
 			if !w.send(Change{Kind: ChangePut, Record: after, Revision: rev}) {
 				return false
 			}

@@ -80,6 +80,21 @@ func TestWatch(t *testing.T) {
 	moved4.VTEP = netip.MustParseAddr("192.0.2.4")
 	expect(t, ch, ChangePut, moved4)
 
+	// Two IPs share the MAC (a raw write): a VTEP change moves both.
+	_, err = kv.Put(ctx, b.Prefix()+"arp/198.51.100.5", moved.MAC.String())
+	must(err)
+	alias := moved4
+	alias.IP = netip.MustParseAddr("198.51.100.5")
+	expect(t, ch, ChangePut, alias)
+	_, err = kv.Put(ctx, b.Prefix()+"fdb/"+moved.MAC.String(), "192.0.2.5")
+	must(err)
+	expect(t, ch, ChangeDelete, moved4)
+	moved4.VTEP = netip.MustParseAddr("192.0.2.5")
+	expect(t, ch, ChangePut, moved4)
+	expect(t, ch, ChangeDelete, alias)
+	alias.VTEP = moved4.VTEP
+	expect(t, ch, ChangePut, alias)
+
 	// Malformed values and foreign keys are skipped, never delivered.
 	_, err = kv.Put(ctx, b.Prefix()+"arp/198.51.100.9", "not-a-mac")
 	must(err)
