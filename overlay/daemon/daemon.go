@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay"
@@ -161,12 +162,14 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 
 // Run runs the resolver, fed by the overlay namespace's monitor, and on a
 // leased store the adoption of later local attaches, until ctx ends (nil)
-// or the monitor fails.
+// or the monitor fails. It returns once all of them stopped.
 func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer cancel()
 	if d.store.lease != nil {
-		go d.store.lease.adoptLocal(ctx, d.node, d.ov.VTEP, d.log)
+		wg.Go(func() { d.store.lease.adoptLocal(ctx, d.node, d.ov.VTEP, d.log) })
 	}
 	oc := d.ov.Config
 	d.log.Info("overlayd running", "mode", d.res.Mode(), "proactive_max", d.maxPro, "netns", oc.OverlayNetNS, "vxlan", oc.Vxlan, "ifindex", d.topo.Vxlan,

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -344,5 +345,39 @@ func TestDiscoverWarnsWithoutMisses(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "l2miss=false") {
 		t.Errorf("no warning: %q", logs.String())
+	}
+}
+
+// slowLease is a leaseHolder whose adoption loop takes a while to stop.
+type slowLease struct{ stopped atomic.Bool }
+
+func (l *slowLease) adoptLocal(ctx context.Context, _ *overlay.Node, _ netip.Addr, _ *slog.Logger) {
+	<-ctx.Done()
+	time.Sleep(50 * time.Millisecond) // a Register in flight
+	l.stopped.Store(true)
+}
+func (l *slowLease) collector() func(io.Writer) { return func(io.Writer) {} }
+
+// TestDaemonRunWaitsForAdoption: Run returns only once the adoption of
+// local attaches stopped, so that Close never pulls the store from under a
+// Register in flight.
+func TestDaemonRunWaitsForAdoption(t *testing.T) {
+	d, err := open(t.Context(), Config{Node: writeState(t), Store: "dir:" + t.TempDir()}, newFakeKernel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	l := &slowLease{}
+	d.store.lease = l
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !l.stopped.Load() {
+		t.Error("Run returned while the adoption loop was still running")
 	}
 }
