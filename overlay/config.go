@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/overlaynet/overlaynet/overlay/egress"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -51,6 +52,10 @@ type Config struct {
 	Bridge string `json:"bridge"`
 	// Vxlan names the vxlan device (default "vxlan1").
 	Vxlan string `json:"vxlan"`
+	// Egress, when set, gives the containers a way out and the node a way
+	// in (package egress: node path, forwarding, masquerade). Nil: none.
+	// `overlayd create` sets it unless --no-egress.
+	Egress *egress.Config `json:"egress,omitempty"`
 }
 
 // DefaultConfig returns the default overlay: VNI 42, port 4789, MTU 1450,
@@ -113,6 +118,14 @@ func (c Config) Validate() error {
 	}
 	if c.Bridge != "" && c.Bridge == c.Vxlan {
 		errs = append(errs, fmt.Errorf("overlay: bridge and vxlan are both named %q", c.Bridge))
+	}
+	if c.Egress != nil {
+		if err := c.Egress.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+		if p := c.Egress.LinkSubnet; p.IsValid() && c.Gateway.IsValid() && p.Overlaps(c.Subnet()) {
+			errs = append(errs, fmt.Errorf("overlay: egress link subnet %s overlaps the overlay subnet %s", p, c.Subnet()))
+		}
 	}
 	return errors.Join(errs...)
 }

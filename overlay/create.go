@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/overlaynet/overlaynet/overlay/egress"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -219,6 +220,24 @@ func (n *Node) Create(ctx context.Context, cfg Config) (_ *Overlay, err error) {
 	if err := n.createStep("up"); err != nil {
 		return nil, err
 	}
+	var egressState *egress.State
+	if cfg.Egress != nil {
+		var prevEgress *egress.State
+		if prev != nil {
+			prevEgress = prev.Egress
+		}
+		p := egress.Params{Host: host, Overlay: oc, OverlayNS: ns, OverlayNetNS: cfg.OverlayNetNS,
+			Subnet: cfg.Subnet(), Bridge: cfg.Bridge, VTEP: ov.VTEP, UnderlayDev: ov.UnderlayDev, Log: n.log}
+		st, undoEgress, err := egress.Setup(p, *cfg.Egress, prevEgress)
+		if err != nil {
+			return nil, err
+		}
+		egressState = st
+		undo.push("egress", undoEgress)
+		if err := n.createStep("egress"); err != nil {
+			return nil, err
+		}
+	}
 	if n.reg != nil {
 		// Checked above; published only now that this node's overlay
 		// exists, so that a create that fails defines nothing. A node that
@@ -228,7 +247,7 @@ func (n *Node) Create(ctx context.Context, cfg Config) (_ *Overlay, err error) {
 			return nil, err
 		}
 	}
-	st := &overlayState{Overlay: ov, Created: created}
+	st := &overlayState{Overlay: ov, Created: created, Egress: egressState}
 	if prev != nil {
 		if prev.Overlay.VTEP != ov.VTEP {
 			n.log.Warn("VTEP changed since the last create: endpoints attached before stay registered at the old one until re-attached",
@@ -249,7 +268,7 @@ func (n *Node) Create(ctx context.Context, cfg Config) (_ *Overlay, err error) {
 }
 
 // createSteps are the points after which the node's createHook is consulted.
-var createSteps = []string{"netns", "bridge", "address", "vxlan", "up"}
+var createSteps = []string{"netns", "bridge", "address", "vxlan", "up", "egress"}
 
 func (n *Node) createStep(step string) error {
 	if n.createHook == nil {
@@ -314,6 +333,14 @@ func diffConfig(want, have Config) []Mismatch {
 	add("overlay netns", want.OverlayNetNS, have.OverlayNetNS)
 	add("bridge", want.Bridge, have.Bridge)
 	add("vxlan", want.Vxlan, have.Vxlan)
+	add("egress", want.Egress != nil, have.Egress != nil)
+	if w, h := want.Egress, have.Egress; w != nil && h != nil {
+		add("egress link subnet", prefixOrAuto(w.LinkSubnet), prefixOrAuto(h.LinkSubnet))
+		add("egress dev", strOrNone(w.Dev), strOrNone(h.Dev))
+		add("egress no-host-accept", w.NoHostAccept, h.NoHostAccept)
+		add("egress host interface", strOrNone(w.HostIf), strOrNone(h.HostIf))
+		add("egress overlay interface", strOrNone(w.OverlayIf), strOrNone(h.OverlayIf))
+	}
 	return mm
 }
 
@@ -378,6 +405,13 @@ func addrString(a netip.Addr) string {
 		return "(none)"
 	}
 	return a.String()
+}
+
+func prefixOrAuto(p netip.Prefix) string {
+	if !p.IsValid() {
+		return "(chosen)"
+	}
+	return p.String()
 }
 
 func strOrNone(s string) string {

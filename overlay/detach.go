@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/overlaynet/overlaynet/overlay/egress"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -170,6 +171,16 @@ func (n *Node) Reset(ctx context.Context) error {
 		n.log.Info("reset: no overlay recorded", "state_dir", n.stateDir)
 		return errors.Join(errs...)
 	}
+	if ost.Egress != nil {
+		if err := n.removeEgress(ost); err != nil {
+			errs = append(errs, err)
+		} else {
+			ost.Egress = nil
+			if err := n.saveOverlayState(ost); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	if err := n.removeOverlay(ost); err != nil {
 		errs = append(errs, err)
 	}
@@ -191,6 +202,27 @@ func (n *Node) Reset(ctx context.Context) error {
 	n.removeLock()
 	n.log.Info("reset done", "netns", overlayNetNS, "vtep", ost.Overlay.VTEP)
 	return nil
+}
+
+// removeEgress takes back what egress.Setup recorded.
+func (n *Node) removeEgress(ost *overlayState) error {
+	host, err := rtnl.Dial(nil)
+	if err != nil {
+		return err
+	}
+	defer host.Close()
+	cfg := ost.Overlay.Config
+	p := egress.Params{Host: host, OverlayNetNS: cfg.OverlayNetNS, Subnet: cfg.Subnet(), Bridge: cfg.Bridge,
+		VTEP: ost.Overlay.VTEP, UnderlayDev: ost.Overlay.UnderlayDev, Log: n.log}
+	oc, err := n.dial(cfg.OverlayNetNS)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err == nil {
+		defer oc.Close()
+		p.Overlay = oc
+	}
+	return egress.Teardown(p, ost.Egress)
 }
 
 // removeOverlay deletes what Create recorded as created.

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/overlaynet/overlaynet/overlay/egress"
 )
 
 // State directory layout.
@@ -24,6 +26,8 @@ type overlayState struct {
 	Version int      `json:"version"`
 	Overlay Overlay  `json:"overlay"`
 	Created Creation `json:"created"`
+	// Egress is what egress.Setup made and changed (nil without egress).
+	Egress *egress.State `json:"egress,omitempty"`
 }
 
 // Creation records which parts of the overlay this package created (and

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/overlaynet/overlaynet/overlay/egress"
 	"github.com/overlaynet/overlaynet/overlay/ipam"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
@@ -109,6 +110,18 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 	if vxIndex != 0 {
 		if err := s.readNeighbors(oc, vxIndex); err != nil {
 			return nil, err
+		}
+	}
+	if ost.Egress != nil {
+		host, err := rtnl.Dial(nil)
+		if err != nil {
+			return nil, err
+		}
+		defer host.Close()
+		s.Egress = egress.Read(egress.Params{Host: host, Overlay: oc, OverlayNetNS: cfg.OverlayNetNS,
+			Subnet: cfg.Subnet(), Bridge: cfg.Bridge, VTEP: ost.Overlay.VTEP, UnderlayDev: ost.Overlay.UnderlayDev}, ost.Egress)
+		for _, p := range s.Egress.Problems {
+			s.Problems = append(s.Problems, "egress: "+p)
 		}
 	}
 	return s, nil

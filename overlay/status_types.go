@@ -5,6 +5,7 @@ import (
 
 	"github.com/overlaynet/overlaynet/overlay/ipam"
 
+	"github.com/overlaynet/overlaynet/overlay/egress"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -28,6 +29,9 @@ type Status struct {
 	// Blocks are the address blocks this node holds in the registry and
 	// how many of their addresses are allocated (without a registry: none).
 	Blocks []ipam.BlockUsage `json:"blocks,omitempty"`
+	// Egress is the node path, forwarding and rules egress made (nil
+	// without egress).
+	Egress *egress.Status `json:"egress,omitempty"`
 	// Problems lists what is missing or differs from the recorded state.
 	Problems []string `json:"problems,omitempty"`
 }

@@ -120,20 +120,35 @@ func (c *Conn) TableExists(t Table) (bool, error) {
 
 // Chains lists the chains of t (none if t does not exist).
 func (c *Conn) Chains(t Table) ([]Chain, error) {
+	all, err := c.ChainsOfFamily(t.Family)
+	if err != nil {
+		return nil, err
+	}
+	var out []Chain
+	for _, ch := range all {
+		if ch.Table == t {
+			out = append(out, ch)
+		}
+	}
+	return out, nil
+}
+
+// ChainsOfFamily lists the chains of every table of family f.
+func (c *Conn) ChainsOfFamily(f Family) ([]Chain, error) {
 	lc, err := c.lib()
 	if err != nil {
 		return nil, err
 	}
-	all, err := lc.ListChainsOfTableFamily(nftables.TableFamily(t.Family))
+	all, err := lc.ListChainsOfTableFamily(nftables.TableFamily(f))
 	if err != nil {
-		return nil, fmt.Errorf("nft: list %s chains: %w", t.Family, err)
+		return nil, fmt.Errorf("nft: list %s chains: %w", f, err)
 	}
 	var out []Chain
 	for _, ch := range all {
-		if ch.Table == nil || ch.Table.Name != t.Name {
+		if ch.Table == nil {
 			continue
 		}
-		x := Chain{Table: t, Name: ch.Name}
+		x := Chain{Table: Table{Family: f, Name: ch.Table.Name}, Name: ch.Name}
 		if ch.Hooknum != nil {
 			x.Base = &Base{Type: ChainType(ch.Type), Hook: Hook(*ch.Hooknum), Device: ch.Device}
 			if ch.Priority != nil {

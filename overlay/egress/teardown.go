@@ -1,0 +1,80 @@
+package egress
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+
+	"github.com/overlaynet/overlaynet/overlay/nft"
+	"github.com/overlaynet/overlaynet/rtnl"
+	"golang.org/x/sys/unix"
+)
+
+// Teardown removes what st records, and only that: the accept rules by
+// their tags, egress's table, the forwarding values (put back to what they
+// were where the device still exists) and the veth pair with its addresses
+// and routes. It goes on past failures and returns them all. Running it
+// again finds nothing to do.
+func Teardown(p Params, st *State) error {
+	if st == nil {
+		return nil
+	}
+	log := p.Log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	var errs []error
+	err := withNFT(func(nc *nft.Conn) error {
+		var errs []error
+		for _, h := range st.HostAccept {
+			n, err := nc.DeleteTagged(h.chain(), func(tag string) bool { return slices.Contains(h.Tags, tag) })
+			if err != nil {
+				errs = append(errs, fmt.Errorf("egress: teardown: accept rules in %s: %w", h.chain(), err))
+				continue
+			}
+			log.Info("removed accept rules", "chain", h.chain(), "rules", n)
+		}
+		if st.CreatedTable {
+			if err := nc.DeleteTable(Table()); err != nil {
+				errs = append(errs, fmt.Errorf("egress: teardown: %w", err))
+			} else {
+				log.Info("deleted table", "table", Table())
+			}
+		}
+		return errors.Join(errs...)
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, f := range st.Forwarding {
+		c := p.Host
+		if f.NetNS != HostNetNS {
+			c = p.Overlay
+		}
+		if c == nil {
+			continue // the namespace is gone, and the device with it
+		}
+		l, err := c.LinkByName(f.Dev)
+		if errors.Is(err, unix.ENODEV) {
+			continue
+		}
+		if err == nil {
+			err = c.LinkSetInetConf(l.Index, rtnl.DevConfValue{Conf: rtnl.DevConfForwarding, Value: f.Was})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("egress: teardown: put forwarding of %s back to %d: %w", f.Dev, f.Was, err))
+			continue
+		}
+		log.Info("put forwarding back", "netns", f.NetNS, "dev", f.Dev, "value", f.Was)
+	}
+	if st.CreatedVeth {
+		if err := deleteLink(p.Host, st.HostIf); err != nil {
+			errs = append(errs, fmt.Errorf("egress: teardown: delete %s: %w", st.HostIf, err))
+		} else {
+			log.Info("deleted node path", "host_if", st.HostIf)
+		}
+	}
+	return errors.Join(errs...)
+}
