@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/overlaynet/overlaynet/internal/nstest"
+	"github.com/overlaynet/overlaynet/overlay/egress"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -173,11 +174,15 @@ func TestCreateUnderlayChoice(t *testing.T) {
 }
 
 // TestCreateRollback fails create after each of its steps: the netns,
-// bridge, address and vxlan it made are removed, and no state is written.
-// Then, over a netns and bridge that existed, only what create added goes.
+// bridge, address, vxlan and egress it made are removed (the ruleset lists
+// as before), and no state is written. Then, over a netns and bridge that
+// existed, only what create added goes.
 func TestCreateRollback(t *testing.T) {
+	nstest.RequireTools(t, "nft")
 	tn := newTestNode(t, "cr", testUnderlay, nil)
 	hostLinks := tn.links("")
+	ruleset := tn.ruleset(false)
+	cfg := egressConfig("192.0.2.2", &egress.Config{})
 	for _, pre := range []bool{false, true} {
 		if pre {
 			ns, err := rtnl.CreateNetNS(tn.netnsDir, "overns")
@@ -199,7 +204,7 @@ func TestCreateRollback(t *testing.T) {
 					return nil
 				}
 				defer func() { tn.node.createHook = nil }()
-				_, err := tn.create(testConfig("192.0.2.2"))
+				_, err := tn.create(cfg)
 				if !errors.Is(err, errInjected) || strings.Contains(err.Error(), "rollback") {
 					t.Fatalf("create with a failure at %s: %v", step, err)
 				}
@@ -218,6 +223,9 @@ func TestCreateRollback(t *testing.T) {
 				}
 				if files := tn.stateFiles(); len(files) != 0 {
 					t.Errorf("state left: %v", files)
+				}
+				if got := tn.ruleset(false); got != ruleset {
+					t.Errorf("ruleset left:\n%s", got)
 				}
 			})
 		}

@@ -219,13 +219,12 @@ func TestEgressRollback(t *testing.T) {
 	before := tn.ruleset(false)
 	links := tn.links("")
 	fwd := forwarding(t, tn.hostPath())
-	createStepHook = func(step string) error {
+	tn.node.createHook = func(step string) error {
 		if step == "egress" {
 			return errors.New("injected")
 		}
 		return nil
 	}
-	t.Cleanup(func() { createStepHook = nil })
 	if _, err := tn.create(egressConfig(egressVTEPs[0], &egress.Config{})); err == nil || !strings.Contains(err.Error(), "injected") {
 		t.Fatalf("create: %v", err)
 	}

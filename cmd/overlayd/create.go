@@ -9,6 +9,7 @@ import (
 	"net/netip"
 
 	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/egress"
 )
 
 func init() {
@@ -21,7 +22,8 @@ func init() {
 }
 
 const createSynopsis = "create [--vni 42] [--port 4789] [--mtu 1450] [--gateway 198.51.100.1/24] " +
-	"[--local VTEP_IP | --dev UNDERLAY_IF] [--learning] [--overlay-netns overns] [--bridge br0] [--vxlan vxlan1]"
+	"[--local VTEP_IP | --dev UNDERLAY_IF] [--learning] [--overlay-netns overns] [--bridge br0] [--vxlan vxlan1] " +
+	"[--no-egress | --egress-dev IF --egress-link PREFIX --no-host-accept]"
 
 const createHelp = `
 Builds this node's overlay: the overlay network namespace (--overlay-netns, in
@@ -40,7 +42,21 @@ recorded overlay or the store's network with other settings is an error that
 lists each difference; nothing is destroyed (run reset first to rebuild).
 
 The VTEP (this node's underlay address) is --local, else the first address of
---dev, else the source of the default route; status shows which.`
+--dev, else the source of the default route; status shows which.
+
+Egress is on unless --no-egress: a veth pair between this namespace (overlay0)
+and the overlay namespace (egress0) on a /30 link subnet (--egress-link, by
+default the first /30 of 169.254.100.0/24 that no address or route of the node
+uses), the overlay's default route via it and this node's route to the overlay
+subnet back (so the node reaches its containers, from its VTEP address);
+IPv4 forwarding turned on, per device over netlink, on the bridge, both veth
+ends and the egress device (--egress-dev); and masquerade of overlay traffic
+leaving by the egress device, in nftables table inet overlaynet-egress. On a
+host whose forward chain has policy drop (Docker's "iptables -P FORWARD DROP"),
+create appends two accept rules to it, as flannel does: "-s SUBNET -j ACCEPT"
+and "-d SUBNET -j ACCEPT", commented "overlaynet-egress accept ..."; with
+--no-host-accept it refuses instead, naming the chain and the rules it lacks.
+reset removes exactly these and puts each forwarding value back.`
 
 // createFlags are the flags of overlayd create.
 type createFlags struct {
@@ -49,6 +65,10 @@ type createFlags struct {
 	learning           bool
 	netns, bridge, vxl string
 	dev                string
+	egress, noEgress   bool
+	egressDev          string
+	egressLink         string
+	noHostAccept       bool
 }
 
 func (f *createFlags) bind(fs *flag.FlagSet) {
@@ -63,6 +83,11 @@ func (f *createFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.netns, "overlay-netns", def.OverlayNetNS, "name of the overlay network namespace (in --netns-dir)")
 	fs.StringVar(&f.bridge, "bridge", def.Bridge, "name of the bridge in the overlay namespace")
 	fs.StringVar(&f.vxl, "vxlan", def.Vxlan, "name of the vxlan device")
+	fs.BoolVar(&f.egress, "egress", true, "give containers a way out: node path, forwarding, masquerade (on by default)")
+	fs.BoolVar(&f.noEgress, "no-egress", false, "leave egress off (containers reach only the overlay)")
+	fs.StringVar(&f.egressDev, "egress-dev", "", "device traffic to the outside leaves by (default: the default route's device, else the underlay device)")
+	fs.StringVar(&f.egressLink, "egress-link", "", "link subnet of the node path, /16../30 (default: the first free /30 of "+egress.DefaultLinkRange.String()+")")
+	fs.BoolVar(&f.noHostAccept, "no-host-accept", false, "on a host whose forward policy is drop, refuse instead of adding the two accept rules for the overlay subnet")
 }
 
 // config turns the flags into a validated overlay.Config.
@@ -102,6 +127,19 @@ func (f *createFlags) config() (overlay.Config, error) {
 	}
 	if f.local != "" && f.dev != "" {
 		errs = append(errs, errors.New("--local and --dev are exclusive: give one"))
+	}
+	if f.egress && !f.noEgress {
+		e := &egress.Config{Dev: f.egressDev, NoHostAccept: f.noHostAccept}
+		if f.egressLink != "" {
+			p, err := netip.ParsePrefix(f.egressLink)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("--egress-link %q: want an IPv4 prefix, e.g. 169.254.100.0/30", f.egressLink))
+			}
+			e.LinkSubnet = p
+		}
+		cfg.Egress = e
+	} else if f.egressDev != "" || f.egressLink != "" || f.noHostAccept {
+		errs = append(errs, errors.New("--egress-dev, --egress-link and --no-host-accept need egress (drop --no-egress)"))
 	}
 	if len(errs) > 0 {
 		return cfg, fmt.Errorf("%w: %w", errUsage, errors.Join(errs...))
@@ -148,4 +186,9 @@ func printOverlay(w io.Writer, ov *overlay.Overlay) {
 	fmt.Fprintf(w, "overlay ready in netns %s: bridge %s %s, vxlan %s VNI %d port %d MTU %d learning %v\n",
 		c.OverlayNetNS, c.Bridge, c.Gateway, c.Vxlan, c.VNI, c.Port, c.MTU, c.Learning)
 	fmt.Fprintf(w, "VTEP %s (%s), underlay %s MTU %d\n", ov.VTEP, ov.VTEPSource, ov.UnderlayDev, ov.UnderlayMTU)
+	if c.Egress != nil {
+		fmt.Fprintf(w, "egress on: node path, forwarding and masquerade (status shows them)\n")
+	} else {
+		fmt.Fprintf(w, "egress off\n")
+	}
 }

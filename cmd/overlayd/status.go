@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/egress"
 )
 
 func init() {
@@ -119,6 +120,7 @@ func printStatus(out io.Writer, st *overlay.Status) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", f.MAC, addrOr(f.VTEP, "-"), numOr(uint64(f.VNI), "(device's)"),
 			numOr(uint64(f.Port), "(device's)"), f.State, dash(f.Flags))
 	}
+	printEgress(w, st.Egress)
 	if err := w.Flush(); err != nil {
 		return err
 	}
@@ -137,6 +139,40 @@ func printStatus(out io.Writer, st *overlay.Status) error {
 		}
 	}
 	return nil
+}
+
+// printEgress writes the node path, the forwarding it set and its rules.
+func printEgress(w io.Writer, e *egress.Status) {
+	if e == nil {
+		fmt.Fprintf(w, "\nEGRESS\toff\n")
+		return
+	}
+	fmt.Fprintf(w, "\nEGRESS\tnode path %s (%s) <-> %s (%s) on %s, out by %s\n",
+		e.HostIf, e.HostAddr.Addr(), e.OverlayIf, e.OverlayAddr.Addr(), e.Link, e.Dev)
+	fmt.Fprintf(w, "\nROUTE\tNETNS\tSTATE\n")
+	for _, r := range e.Routes {
+		state := "present"
+		if !r.Present {
+			state = "MISSING"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\n", r.Route, r.NetNS, state)
+	}
+	fmt.Fprintf(w, "\nFORWARDING on\tNETNS\tVALUE\tSET BY EGRESS\n")
+	for _, f := range e.Forwarding {
+		v := strconv.FormatInt(f.Value, 10)
+		if f.Value < 0 {
+			v = "MISSING"
+		}
+		by := "no (was on)"
+		if f.SetByEgress {
+			by = fmt.Sprintf("yes (reset puts back %d)", f.Was)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", f.Dev, f.NetNS, v, by)
+	}
+	fmt.Fprintf(w, "\nRULE\tCHAIN\tHANDLE\tPACKETS\tBYTES\n")
+	for _, r := range e.Rules {
+		fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\n", r.Tag, r.Chain, r.Handle, r.Packets, r.Bytes)
+	}
 }
 
 func created(c overlay.Creation) string {
