@@ -41,7 +41,8 @@ func vxlanLinks(t *testing.T, n *simNode) []struct {
 	return links
 }
 
-// TestCreateIdempotentCLI runs create twice (one of each device, exit 0),
+// TestCreateIdempotentCLI runs create twice (one of each device, egress's
+// veth end among them, exit 0),
 // then with another VNI: refused with a message naming both VNIs, whether
 // the difference is found in the recorded state or on the device itself,
 // and the devices are untouched.
@@ -55,10 +56,10 @@ func TestCreateIdempotentCLI(t *testing.T) {
 	for _, l := range after {
 		kinds[l.LinkInfo.Kind]++
 	}
-	if kinds["bridge"] != 1 || kinds["vxlan"] != 1 || len(after) != 3 {
-		t.Errorf("after create twice: links %+v, want lo, one bridge, one vxlan", after)
+	if kinds["bridge"] != 1 || kinds["vxlan"] != 1 || kinds["veth"] != 1 || len(after) != 4 {
+		t.Errorf("after create twice: links %+v, want lo, one bridge, one vxlan, egress0", after)
 	}
-	if len(before) != len(after) || before[2] != after[2] || before[1] != after[1] {
+	if len(before) != len(after) || before[3] != after[3] || before[2] != after[2] || before[1] != after[1] {
 		t.Errorf("second create changed the devices: %+v -> %+v", before, after)
 	}
 	if names, _ := os.ReadDir(n.dir); len(names) != 1 {
