@@ -3,9 +3,8 @@ package overlay
 import (
 	"net/netip"
 
-	"github.com/overlaynet/overlaynet/overlay/ipam"
-
 	"github.com/overlaynet/overlaynet/overlay/egress"
+	"github.com/overlaynet/overlaynet/overlay/ipam"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
