@@ -220,11 +220,12 @@ func (n *simNode) kernelEntries(tb testing.TB) (neigh, fdb int) {
 
 // startMeasured starts `overlayd run` with args on n (the process itself:
 // nsenter execs it) and returns it; it is killed at the end of the test.
-func (n *simNode) startMeasured(tb testing.TB, args ...string) *exec.Cmd {
+func (n *simNode) startMeasured(tb testing.TB, env []string, args ...string) *exec.Cmd {
 	tb.Helper()
 	argv := []string{"--net=" + filepath.Join(rtnl.DefaultNetNSDir, n.name), overlaydBinary(tb), "run",
 		"--netns-dir", n.dir, "--state-dir", n.state, "--store", n.store, "--log-level", "warn"}
 	cmd := exec.Command("nsenter", append(argv, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	logf, err := os.Create(filepath.Join(tb.TempDir(), "overlayd.log"))
 	if err != nil {
 		tb.Fatal(err)
@@ -290,12 +291,12 @@ func (n *simNode) waitProgrammed(tb testing.TB, cmd *exec.Cmd, addr string, want
 func BenchmarkStartup10k(b *testing.B)  { benchStartup(b, 10_000) }
 func BenchmarkStartup100k(b *testing.B) { benchStartup(b, 100_000) }
 
-func benchStartup(b *testing.B, n int) {
+func benchStartup(b *testing.B, n int, env ...string) {
 	lab := newEtcdLabWith(b, 1, "", "--gateway", scaleGateway)
 	node := lab.nodes[0]
 	const metrics = "127.0.0.1:9477"
 	// An idle daemon: no remote endpoint.
-	idle := node.startMeasured(b, "--metrics", metrics)
+	idle := node.startMeasured(b, env, "--metrics", metrics)
 	node.waitProgrammed(b, idle, metrics, 0, 30*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	base := readProc(b, idle.Process.Pid)
@@ -312,7 +313,7 @@ func benchStartup(b *testing.B, n int) {
 			b.StartTimer()
 		}
 		start := time.Now()
-		d := node.startMeasured(b, "--metrics", metrics)
+		d := node.startMeasured(b, env, "--metrics", metrics)
 		done := node.waitProgrammed(b, d, metrics, n, 120*time.Second)
 		b.StopTimer()
 		took += done.Sub(start).Seconds()

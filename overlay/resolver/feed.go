@@ -63,12 +63,14 @@ func ParseMode(s string) (Mode, error) {
 // feedState is what the feed follower knows. Only the follower goroutine
 // touches the maps; the counters are read by the receive loop and metrics.
 type feedState struct {
-	mode    Mode
-	max     int
-	want    map[netip.Addr]registry.Record // remote records in the feed
-	prog    map[netip.Addr]struct{}        // those programmed proactively
-	macRefs map[registry.MAC]int           // records of want per MAC
-	seen    map[netip.Addr]struct{}        // records delivered by a fresh watch, until its first Synced
+	mode Mode
+	max  int
+	want map[netip.Addr]wantRec // remote records in the feed
+	// prog holds those programmed proactively when there is a budget
+	// (max > 0); without one, every record of want is, and prog is nil.
+	prog    map[netip.Addr]struct{}
+	macRefs map[registry.MAC]int    // records of want per MAC
+	seen    map[netip.Addr]struct{} // records delivered by a fresh watch, until its first Synced
 	fresh   bool
 	// budgetLogged: crossing the budget was logged (once per daemon).
 	budgetLogged bool
@@ -81,9 +83,43 @@ type feedState struct {
 	restarts   atomic.Uint64
 }
 
+// wantRec is a record of want without its IP (the key): per-record state is
+// kept small, since a node may follow 100,000 remote records.
+type wantRec struct {
+	mac  registry.MAC
+	vtep netip.Addr
+}
+
 func newFeedState(mode Mode, max int) *feedState {
-	return &feedState{mode: mode, max: max, want: make(map[netip.Addr]registry.Record),
-		prog: make(map[netip.Addr]struct{}), macRefs: make(map[registry.MAC]int)}
+	f := &feedState{mode: mode, max: max, want: make(map[netip.Addr]wantRec), macRefs: make(map[registry.MAC]int)}
+	if max > 0 {
+		f.prog = make(map[netip.Addr]struct{})
+	}
+	return f
+}
+
+// record returns the record of want for ip.
+func (f *feedState) record(ip netip.Addr) (registry.Record, bool) {
+	w, ok := f.want[ip]
+	return registry.Record{IP: ip, MAC: w.mac, VTEP: w.vtep}, ok
+}
+
+// isProg says whether ip's record is programmed proactively.
+func (f *feedState) isProg(ip netip.Addr) bool {
+	if f.prog == nil {
+		_, ok := f.want[ip]
+		return ok
+	}
+	_, ok := f.prog[ip]
+	return ok
+}
+
+// progCount is the number of records programmed proactively.
+func (f *feedState) progCount() int {
+	if f.prog == nil {
+		return len(f.want)
+	}
+	return len(f.prog)
 }
 
 // withinBudget says whether one more record may be programmed from the
@@ -156,7 +192,7 @@ func (r *Resolver) handleChange(ctx context.Context, c registry.Change) {
 			r.log.Warn("change feed: skipping bad record", "record", rec.String(), "err", err)
 			return
 		}
-		old, had := f.want[rec.IP]
+		old, had := f.record(rec.IP)
 		if had && old == rec {
 			return
 		}
@@ -167,7 +203,7 @@ func (r *Resolver) handleChange(ctx context.Context, c registry.Change) {
 			r.unprogramLocal(ctx, rec)
 			return
 		}
-		f.want[rec.IP] = rec
+		f.want[rec.IP] = wantRec{mac: rec.MAC, vtep: rec.VTEP}
 		f.macRefs[rec.MAC]++
 		if f.withinBudget() {
 			r.programRecord(ctx, rec)
@@ -178,25 +214,25 @@ func (r *Resolver) handleChange(ctx context.Context, c registry.Change) {
 		}
 	case registry.ChangeDelete:
 		r.known.missing(missKey{kind: rtnl.MissL3, ip: c.Record.IP})
-		if old, ok := f.want[c.Record.IP]; ok && old == c.Record {
+		if old, ok := f.record(c.Record.IP); ok && old == c.Record {
 			r.forgetRecord(ctx, old, true)
 		}
 	case registry.ChangeSynced:
 		if f.fresh {
-			for ip, rec := range f.want {
+			for ip, w := range f.want {
 				if _, ok := f.seen[ip]; !ok {
-					r.forgetRecord(ctx, rec, true)
+					r.forgetRecord(ctx, registry.Record{IP: ip, MAC: w.mac, VTEP: w.vtep}, true)
 				}
 			}
 			f.fresh, f.seen = false, nil
 		}
 		first := !f.synced.Swap(true)
 		r.log.Info("change feed synced", "revision", c.Revision, "remote_records", len(f.want),
-			"programmed", len(f.prog), "left_to_misses", len(f.want)-len(f.prog), "first", first)
+			"programmed", f.progCount(), "left_to_misses", len(f.want)-f.progCount(), "first", first)
 		r.Kick() // remove what the registry no longer has (entries from before a restart)
 	}
-	f.programmed.Store(int64(len(f.prog)))
-	f.overflow.Store(int64(len(f.want) - len(f.prog)))
+	f.programmed.Store(int64(f.progCount()))
+	f.overflow.Store(int64(len(f.want) - f.progCount()))
 }
 
 // checkRecord refuses records the resolver would not install from a miss.
@@ -212,7 +248,9 @@ func (r *Resolver) checkRecord(rec registry.Record) error {
 
 // programRecord submits the neighbour and FDB entries of a remote record.
 func (r *Resolver) programRecord(ctx context.Context, rec registry.Record) {
-	r.feed.prog[rec.IP] = struct{}{}
+	if r.feed.prog != nil {
+		r.feed.prog[rec.IP] = struct{}{}
+	}
 	r.prog.submit(ctx, &resolution{action: "programmed from feed", ops: []progOp{
 		{kind: opSetNeigh, ifindex: r.cfg.Vxlan, ip: rec.IP, mac: rec.MAC},
 		{kind: opSetFDB, mac: rec.MAC, vtep: rec.VTEP},
@@ -224,7 +262,7 @@ func (r *Resolver) programRecord(ctx context.Context, rec registry.Record) {
 // cap takes its place.
 func (r *Resolver) forgetRecord(ctx context.Context, rec registry.Record, promote bool) {
 	f := r.feed
-	_, inProg := f.prog[rec.IP]
+	inProg := f.isProg(rec.IP)
 	delete(f.want, rec.IP)
 	delete(f.prog, rec.IP)
 	if f.macRefs[rec.MAC]--; f.macRefs[rec.MAC] <= 0 {
@@ -255,7 +293,7 @@ func (r *Resolver) forgetRecord(ctx context.Context, rec registry.Record, promot
 			break
 		}
 		if _, ok := f.prog[ip]; !ok {
-			r.programRecord(ctx, w)
+			r.programRecord(ctx, registry.Record{IP: ip, MAC: w.mac, VTEP: w.vtep})
 		}
 	}
 }
