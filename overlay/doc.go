@@ -5,7 +5,9 @@
 // (Node.Status), the state directory that remembers it, and a clean-up of
 // what this package created (Node.Reset). Containers are recorded in a
 // shared registry.Registry so that miss resolvers on other nodes (package
-// resolver) can find them.
+// resolver) can find them. With Config.Egress set, Create also gives the
+// containers a way out and the node a way in (package egress), recorded in
+// the state directory and removed by Reset.
 //
 // The process is expected to run in the node's "host" network namespace:
 // the vxlan device is created there (its UDP socket lives there) and moved
