@@ -5,7 +5,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
@@ -105,6 +108,18 @@ func (n *Node) Overlay() (*Overlay, error) {
 		return nil, err
 	}
 	return &st.Overlay, nil
+}
+
+// EndpointsChanged returns a value that changes whenever an endpoint is
+// recorded in or removed from the state directory (the modification time of
+// its endpoints directory; zero while there is none), so that a caller
+// polling for new endpoints reads them only when the set changed.
+func (n *Node) EndpointsChanged() time.Time {
+	fi, err := os.Stat(filepath.Join(n.stateDir, endpointsDir))
+	if err != nil {
+		return time.Time{}
+	}
+	return fi.ModTime()
 }
 
 // Endpoints returns the endpoints recorded in the state directory, sorted by

@@ -337,3 +337,55 @@ func benchStartup(b *testing.B, n int, env ...string) {
 	b.ReportMetric((hwm/k-float64(base.hwm))/float64(n), "peak-B/endpoint")
 	b.ReportMetric(cpu/k, "CPU-s")
 }
+
+// writeEndpoints records n endpoints scaleRecord(from..from+n-1) at vtep in
+// node's state directory, as attach would (without their containers: the
+// daemon only registers their records), and removes them at the end of the
+// test, before the node's reset.
+func (n *simNode) writeEndpoints(tb testing.TB, from, count int, vtep netip.Addr) {
+	tb.Helper()
+	dir := filepath.Join(n.state, "endpoints")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	for i := from; i < from+count; i++ {
+		r := scaleRecord(i)
+		name := fmt.Sprintf("s%d", i)
+		js := fmt.Sprintf(`{"version":1,"endpoint":{"name":%q,"ip":"%s/8","mac":%q,"ifname":"eth0","host_if":"ve-%s","host_index":0,"peer_index":0,"vtep":%q},"created_netns":false,"registered":true}`,
+			name, r.IP, r.MAC, name, vtep)
+		if err := os.WriteFile(filepath.Join(dir, name+".json"), []byte(js), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+}
+
+// TestEtcdNodeDeathAtScale: a node whose daemon holds 10,000 endpoints on its
+// lease (TTL 3 s) is killed with SIGKILL; the other node, which programmed
+// all of them, has removed every entry within TTL + 2 s.
+func TestEtcdNodeDeathAtScale(t *testing.T) {
+	const n, ttl = 10_000, 3 * time.Second
+	lab := newEtcdLabWith(t, 2, "ttl=3s", "--gateway", scaleGateway)
+	n1, n2 := lab.nodes[0], lab.nodes[1]
+	n2.writeEndpoints(t, 0, n, netip.MustParseAddr("192.0.2.3"))
+	const metrics = "127.0.0.1:9477"
+	d1 := n1.startMeasured(t, nil, "--metrics", metrics)
+	d2 := n2.startMeasured(t, nil)
+	n1.waitProgrammed(t, d1, metrics, n, 120*time.Second)
+	if ne, fd := n1.kernelEntries(t); ne != n || fd != n {
+		t.Fatalf("node 1 holds %d neighbour and %d FDB entries, want %d each", ne, fd, n)
+	}
+
+	d2.Process.Kill()
+	d2.Wait()
+	killed := time.Now()
+	n1.waitProgrammed(t, d1, metrics, 0, ttl+10*time.Second)
+	took := time.Since(killed)
+	if ne, fd := n1.kernelEntries(t); ne != 0 || fd != 0 {
+		t.Fatalf("node 1 still holds %d neighbour and %d FDB entries of dead node 2", ne, fd)
+	}
+	t.Logf("node 1 removed the %d entries of node 2 %v after its daemon's SIGKILL (TTL %v)", n, took.Round(10*time.Millisecond), ttl)
+	if took > ttl+2*time.Second {
+		t.Errorf("entries gone %v after SIGKILL, want within TTL + 2 s = %v", took, ttl+2*time.Second)
+	}
+}

@@ -132,20 +132,27 @@ const adoptInterval = time.Second
 // this node (n, vtep) after the daemon started (attach writes them without
 // a lease), which moves them onto the daemon's lease so that they vanish if
 // this node dies. Every interval it compares the state directory's
-// endpoints with owned (the records the lease holds): it reads the state
-// directory, not a change feed, which would hold a second copy of every
-// record of the overlay. A record that cannot be moved is logged once. It
-// returns when ctx ends.
+// endpoints with owned (the records the lease holds), when the state
+// directory's set of endpoints changed or a record was left unmoved: it
+// reads the state directory, not a change feed, which would hold a second
+// copy of every record of the overlay. A record that cannot be moved is
+// logged once. It returns when ctx ends.
 func adoptLocal(ctx context.Context, reg registry.Registry, owned func() []registry.Record, n *overlay.Node, vtep netip.Addr, interval time.Duration, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	failed := map[registry.Record]bool{}
+	var seen time.Time // EndpointsChanged when last read
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		changed := n.EndpointsChanged()
+		if changed.Equal(seen) && len(failed) == 0 {
+			continue
+		}
+		seen = changed
 		eps, err := n.Endpoints()
 		if err != nil && len(eps) == 0 {
 			continue
