@@ -55,6 +55,7 @@ fuzz:
 		echo "== $$t ($(FUZZTIME))"; \
 		$(GO) test ./rtnl -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME); \
 	done
+	@echo "== FuzzUdata ($(FUZZTIME))"; $(GO) test ./overlay/nft -run '^$$' -fuzz '^FuzzUdata$$' -fuzztime $(FUZZTIME)
 
 ## demo: three simulated nodes, a daemon each, containers pinging across them; cleans up after itself (root)
 demo: build

@@ -100,8 +100,18 @@ func (c *Conn) lib() (*nftables.Conn, error) {
 	return nftables.New(nftables.WithNetNSFd(c.fd))
 }
 
+// recovered turns a panic in the library's decoding of the kernel's answer
+// (data other tools wrote, not checked by the kernel) into an error. Call
+// it deferred, with the named error result.
+func recovered(what string, err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("nft: %s: the kernel's answer could not be decoded: %v", what, r)
+	}
+}
+
 // TableExists reports whether t exists.
-func (c *Conn) TableExists(t Table) (bool, error) {
+func (c *Conn) TableExists(t Table) (_ bool, err error) {
+	defer recovered("list tables", &err)
 	lc, err := c.lib()
 	if err != nil {
 		return false, err
@@ -134,7 +144,8 @@ func (c *Conn) Chains(t Table) ([]Chain, error) {
 }
 
 // ChainsOfFamily lists the chains of every table of family f.
-func (c *Conn) ChainsOfFamily(f Family) ([]Chain, error) {
+func (c *Conn) ChainsOfFamily(f Family) (_ []Chain, err error) {
+	defer recovered("list chains", &err)
 	lc, err := c.lib()
 	if err != nil {
 		return nil, err
@@ -239,7 +250,8 @@ func (b *Batch) DeleteChain(ch Chain) {
 
 // Commit sends the batch as one transaction: every change is applied, or
 // (on any error) none.
-func (b *Batch) Commit() error {
+func (b *Batch) Commit() (err error) {
+	defer recovered("commit", &err)
 	if len(b.ops) == 0 {
 		return nil
 	}

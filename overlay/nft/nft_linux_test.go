@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay/nft"
@@ -506,4 +507,30 @@ func sameExprs(t *testing.T, a, b []expr.Any) bool {
 		return out
 	}
 	return bytes.Equal(enc(a), enc(b))
+}
+
+// TestForeignUserdata: a rule another tool wrote with malformed userdata
+// (the kernel keeps it unchecked) is listed, not a panic.
+func TestForeignUserdata(t *testing.T) {
+	ns, c := testNS(t)
+	nstest.Run(t, ns, "nft", "add table ip filter; add chain ip filter FORWARD { type filter hook forward priority 0; policy drop; }")
+	fd, err := unix.Open("/var/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	lc, err := nftables.New(nftables.WithNetNSFd(fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl := &nftables.Table{Family: nftables.TableFamilyIPv4, Name: "filter"}
+	lc.AddRule(&nftables.Rule{Table: tbl, Chain: &nftables.Chain{Table: tbl, Name: "FORWARD"},
+		Exprs: []expr.Any{&expr.Counter{}}, UserData: []byte{0, 200, 'a', 'b'}})
+	if err := lc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	rules, err := c.Rules(nft.Chain{Table: nft.Table{Family: nft.FamilyIPv4, Name: "filter"}, Name: "FORWARD"})
+	if err != nil || len(rules) != 1 || rules[0].Tag != "" {
+		t.Fatalf("rules %+v, %v", rules, err)
+	}
 }

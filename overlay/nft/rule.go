@@ -9,16 +9,11 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	"github.com/google/nftables/userdata"
 )
 
 // MaxTagLen is the longest tag a rule may carry (the kernel keeps at most
 // 256 bytes of rule userdata, shared with the digest).
 const MaxTagLen = 200
-
-// udataDigest is the rule userdata record holding the expressions' digest.
-// nft and iptables-nft skip record types they do not know.
-const udataDigest userdata.Type = 0x4f
 
 // Rule is a rule to add: its expressions and the tag that identifies it.
 type Rule struct {
@@ -72,8 +67,8 @@ func digest(f Family, exprs []expr.Any) ([]byte, error) {
 }
 
 func ruleUserData(tag string, d []byte) []byte {
-	ud := userdata.AppendString(nil, userdata.TypeComment, tag)
-	return userdata.Append(ud, udataDigest, d)
+	ud := udataAppend(nil, udataTypeComment, append([]byte(tag), 0))
+	return udataAppend(ud, udataTypeDigest, d)
 }
 
 // AddRule adds r at the end (or, with r.Head, the start) of ch.
@@ -104,7 +99,8 @@ func (b *Batch) DeleteRule(ch Chain, h uint64) {
 }
 
 // Rules lists the rules of ch, in order, with their tags and counters.
-func (c *Conn) Rules(ch Chain) ([]RuleInfo, error) {
+func (c *Conn) Rules(ch Chain) (_ []RuleInfo, err error) {
+	defer recovered("list rules", &err)
 	lc, err := c.lib()
 	if err != nil {
 		return nil, err
@@ -116,8 +112,8 @@ func (c *Conn) Rules(ch Chain) ([]RuleInfo, error) {
 	out := make([]RuleInfo, 0, len(rules))
 	for _, r := range rules {
 		ri := RuleInfo{Handle: r.Handle, Exprs: r.Exprs}
-		ri.Tag, _ = userdata.GetString(r.UserData, userdata.TypeComment)
-		ri.digest = userdata.Get(r.UserData, udataDigest)
+		ri.Tag, _ = udataComment(r.UserData)
+		ri.digest = udataRecord(r.UserData, udataTypeDigest)
 		for _, e := range r.Exprs {
 			if ct, ok := e.(*expr.Counter); ok {
 				ri.Packets += ct.Packets

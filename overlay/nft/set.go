@@ -178,7 +178,8 @@ func (b *Batch) DeleteElements(s Set, keys [][]byte) {
 }
 
 // Elements lists the elements of s with their counters.
-func (c *Conn) Elements(s Set) ([]Element, error) {
+func (c *Conn) Elements(s Set) (_ []Element, err error) {
+	defer recovered("list set elements", &err)
 	lc, err := c.lib()
 	if err != nil {
 		return nil, err
