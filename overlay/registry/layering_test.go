@@ -9,7 +9,8 @@ import (
 // TestLayering checks the package layering of overlay/ with go list: no
 // cycle (go list fails on one), the registry contract and its
 // implementations free of rtnl and of node setup, the resolver free of node
-// setup and node setup free of the resolver.
+// setup and node setup free of the resolver, and the daemon (the wiring)
+// used by none of them.
 func TestLayering(t *testing.T) {
 	const mod = "github.com/overlaynet/overlaynet/"
 	tests := []struct {
@@ -20,7 +21,9 @@ func TestLayering(t *testing.T) {
 		{"overlay/registry/dirstore", []string{"rtnl", "overlay", "overlay/resolver"}},
 		{"overlay/registry/etcdreg", []string{"rtnl", "overlay", "overlay/resolver"}},
 		{"overlay/resolver", []string{"overlay", "overlay/registry/dirstore", "overlay/registry/etcdreg"}},
-		{"overlay", []string{"overlay/resolver", "overlay/registry/etcdreg"}},
+		{"overlay", []string{"overlay/resolver", "overlay/registry/etcdreg", "overlay/daemon"}},
+		{"overlay/resolver", []string{"overlay/daemon"}},
+		{"overlay/registry/etcdreg", []string{"overlay/daemon"}},
 	}
 	for _, tt := range tests {
 		out, err := exec.Command("go", "list", "-deps", mod+tt.pkg).CombinedOutput()
