@@ -3,19 +3,28 @@ GO       ?= go
 PATH     := /usr/local/go/bin:$(PATH)
 export PATH
 BIN      := bin/overlayd
+PLUGIN   := bin/overlaynet
+PREFIX   ?= /usr/local
+CNI_BIN_DIR ?= /opt/cni/bin
 FUZZTIME ?= 10s
 BENCHCOUNT ?= 6
 BENCHSTAT  = $(shell $(GO) env GOPATH)/bin/benchstat
 
-.PHONY: all build test vet deps-check bench fuzz demo demo-etcd clean
+.PHONY: all build install test vet deps-check bench fuzz demo demo-etcd clean
 
 all: build
 
-## build: a static overlayd (CGO_ENABLED=0) in bin/; BUILDTAGS=noetcd leaves the etcd client out
+## build: a static overlayd and the CNI plugin overlaynet (CGO_ENABLED=0) in bin/; BUILDTAGS=noetcd leaves the etcd client out of overlayd
 BUILDTAGS ?=
 build:
 	CGO_ENABLED=0 $(GO) build -tags '$(BUILDTAGS)' -trimpath -ldflags='-s -w' -o $(BIN) ./cmd/overlayd
-	@ls -l $(BIN) | awk '{print "built $(BIN):", $$5, "bytes"}'
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(PLUGIN) ./cmd/overlaynet
+	@ls -l $(BIN) $(PLUGIN) | awk '{print "built", $$9 ":", $$5, "bytes"}'
+
+## install: overlayd to $(PREFIX)/bin, the CNI plugin to $(CNI_BIN_DIR) (DESTDIR for packaging)
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/overlayd
+	install -D -m 0755 $(PLUGIN) $(DESTDIR)$(CNI_BIN_DIR)/overlaynet
 
 ## deps-check: rtnl/ may import only the standard library and golang.org/x/sys
 deps-check:

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strings"
 
 	"github.com/overlaynet/overlaynet/overlay/ipam"
 	"github.com/overlaynet/overlaynet/overlay/registry"
@@ -114,4 +115,49 @@ func (n *Node) releaseAll(ctx context.Context, ov Overlay) error {
 		return err
 	}
 	return a.Remove()
+}
+
+// ReleaseOrphans releases, under the node's lock, every address allocated
+// to an ID starting with prefix that no recorded endpoint holds (an
+// attachment interrupted half-way, or removed without detach); an exact
+// endpoint name as prefix releases that one name's. Without an overlay it
+// returns ErrNotCreated; without blocks in the registry it does nothing.
+func (n *Node) ReleaseOrphans(ctx context.Context, prefix string) error {
+	unlock, err := n.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	ost, err := n.loadOverlayState()
+	if err != nil {
+		return err
+	}
+	a, err := n.allocator(ost.Overlay)
+	if err != nil || a == nil {
+		return err
+	}
+	eps, err := n.listEndpoints()
+	if err != nil {
+		return err
+	}
+	attached := map[string]bool{}
+	for _, st := range eps {
+		attached[st.Endpoint.Name] = true
+	}
+	allocs, err := a.Allocations()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, al := range allocs {
+		if !strings.HasPrefix(al.ID, prefix) || attached[al.ID] {
+			continue
+		}
+		if err := a.Release(ctx, al.ID, al.IP); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n.log.Info("released an address no endpoint holds", "ip", al.IP, "id", al.ID)
+	}
+	return errors.Join(errs...)
 }

@@ -13,6 +13,10 @@ command -v git >/dev/null     || need+=(git)
 command -v nft >/dev/null     || need+=(nftables)      # nft tests read rulesets back with `nft -j list ruleset`
 command -v iptables-nft >/dev/null || need+=(iptables) # egress tests set FORWARD policy DROP as Docker does
 command -v etcd >/dev/null    || need+=(etcd-server)   # etcd registry tests start their own etcd on free ports
+command -v podman >/dev/null  || need+=(podman)        # the CNI plugin's end-to-end test under a real runtime
+command -v runc >/dev/null    || need+=(runc)          # podman's runtime here (crun refuses mixed cgroup layouts)
+[ -x /usr/lib/cni/tuning ]    || need+=(containernetworking-plugins) # tuning (chaining) and host-local (delegated IPAM)
+[ -x /bin/busybox ]           || need+=(busybox-static) # the podman test's container root filesystem
 # The benchmarks' Python peer (the old lab's arpd) runs on Debian's interpreter and pyroute2.
 /usr/bin/python3 -c 'import pyroute2' 2>/dev/null || need+=(python3-pyroute2)
 if [ ${#need[@]} -gt 0 ]; then
@@ -28,5 +32,10 @@ fi
 if ! command -v go >/dev/null && ! [ -x /usr/local/go/bin/go ]; then
 	echo "setup: no Go toolchain found; install Go >= 1.26 (https://go.dev/doc/install)" >&2
 	exit 1
+fi
+# cnitool, the CNI project's client, drives the plugin in tests.
+gobin=$(PATH=/usr/local/go/bin:$PATH go env GOPATH)/bin
+if ! [ -x "$gobin/cnitool" ]; then
+	PATH=/usr/local/go/bin:$PATH go install github.com/containernetworking/cni/cnitool@v1.3.1
 fi
 echo "setup: ok"

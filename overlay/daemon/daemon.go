@@ -69,6 +69,7 @@ type Daemon struct {
 	reconcile   time.Duration
 	metricsAddr string
 	stopMetrics func()
+	unlock      func() // releases the daemon lock in the state dir
 }
 
 // Run opens the daemon described by cfg and runs it until ctx ends (nil) or
@@ -106,6 +107,10 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 		}
 	}()
 	if d.ov, err = cfg.Node.Overlay(); err != nil {
+		return nil, err
+	}
+	// Found by the CNI plugin's STATUS; a second daemon of the node is refused.
+	if d.unlock, err = overlay.LockDaemon(cfg.Node.StateDir()); err != nil {
 		return nil, err
 	}
 	d.store0, d.url = cfg.Store, StoreURL(cfg.Store, cfg.Node.StateDir())
@@ -204,6 +209,12 @@ func (d *Daemon) Close() error {
 	}
 	d.k.close()
 	d.k = kernelSide{}
+	defer func() {
+		if d.unlock != nil {
+			d.unlock()
+			d.unlock = nil
+		}
+	}()
 	if d.store != nil {
 		err := d.store.Close()
 		d.store = nil

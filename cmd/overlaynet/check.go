@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/containernetworking/cni/pkg/types"
+	current "github.com/containernetworking/cni/pkg/types/100"
+	"github.com/overlaynet/overlaynet/overlay"
+)
+
+// cmdCheck compares the attachment (container interface, address, routes,
+// registry records) with prevResult and reports every difference in one
+// error (code 107, the differences in details).
+func cmdCheck(args *skel.CmdArgs) error {
+	c, err := loadConf(args)
+	if err != nil {
+		return err
+	}
+	if c.PrevResult == nil {
+		return newError(types.ErrInvalidNetworkConfig, "CHECK needs prevResult (the result of ADD)")
+	}
+	prev, err := current.NewResultFromResult(c.PrevResult)
+	if err != nil {
+		return newError(types.ErrDecodingFailure, "prevResult: %v", err)
+	}
+	log := c.logger(os.Stderr)
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	if err := checkNetNS(args.Netns); err != nil {
+		return err
+	}
+	n, _, done, err := c.node(log)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if c.IPAM.Type != "" {
+		if err := invoke.DelegateCheck(ctx, c.IPAM.Type, args.StdinData, nil); err != nil {
+			return newError(errDelegate, "IPAM plugin %s: CHECK: %v", c.IPAM.Type, err)
+		}
+	}
+	ov, err := n.Overlay()
+	if err != nil {
+		return cniError("this node", err)
+	}
+	name := endpointName(c.Name, args.ContainerID, args.IfName)
+	ep, problems, err := n.Check(ctx, name)
+	if errors.Is(err, overlay.ErrUnknownEndpoint) {
+		return newError(errCheckFailed, "container %s interface %s is not attached to the overlay", args.ContainerID, args.IfName)
+	}
+	if err != nil {
+		return cniError("check "+name, err)
+	}
+	problems = append(problems, comparePrev(prev, ep, ov, args)...)
+	if len(problems) > 0 {
+		return types.NewError(errCheckFailed,
+			fmt.Sprintf("overlaynet: CHECK of container %s interface %s: %d differences", args.ContainerID, args.IfName, len(problems)),
+			strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// comparePrev lists how prevResult differs from the recorded endpoint.
+func comparePrev(prev *current.Result, ep *overlay.Endpoint, ov *overlay.Overlay, args *skel.CmdArgs) []string {
+	var problems []string
+	if ep.NetNS != args.Netns {
+		problems = append(problems, fmt.Sprintf("attached in netns %s, CNI_NETNS is %s", ep.NetNS, args.Netns))
+	}
+	idx := -1
+	for i, ifc := range prev.Interfaces {
+		if ifc.Name == args.IfName && ifc.Sandbox == args.Netns {
+			idx = i
+			if ifc.Mac != ep.MAC.String() {
+				problems = append(problems, fmt.Sprintf("prevResult gives %s MAC %s, the container has %s", ifc.Name, ifc.Mac, ep.MAC))
+			}
+		}
+	}
+	if idx < 0 {
+		problems = append(problems, fmt.Sprintf("prevResult has no interface %s in %s", args.IfName, args.Netns))
+	}
+	gw := ov.Config.Gateway.Addr()
+	foundIP := false
+	for _, ipc := range prev.IPs {
+		ones, _ := ipc.Address.Mask.Size()
+		a, _ := netip.AddrFromSlice(ipc.Address.IP)
+		p := netip.PrefixFrom(a.Unmap(), ones)
+		if ipc.Interface != nil && *ipc.Interface != idx {
+			continue
+		}
+		if p == ep.IP {
+			foundIP = true
+			if g, _ := netip.AddrFromSlice(ipc.Gateway); g.Unmap() != gw {
+				problems = append(problems, fmt.Sprintf("prevResult gives %s gateway %v, the overlay's is %s", p, ipc.Gateway, gw))
+			}
+		} else if a.Unmap().Is4() {
+			problems = append(problems, fmt.Sprintf("prevResult has address %s, the container has %s", p, ep.IP))
+		}
+	}
+	if !foundIP {
+		problems = append(problems, fmt.Sprintf("prevResult lacks the container's address %s", ep.IP))
+	}
+	foundRoute := false
+	for _, r := range prev.Routes {
+		ones, _ := r.Dst.Mask.Size()
+		if g, _ := netip.AddrFromSlice(r.GW); ones == 0 && r.Dst.IP.To4() != nil && g.Unmap() == gw {
+			foundRoute = true
+		}
+	}
+	if !foundRoute {
+		problems = append(problems, fmt.Sprintf("prevResult lacks the default route via %s", gw))
+	}
+	return problems
+}

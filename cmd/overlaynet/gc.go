@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/containernetworking/cni/pkg/invoke"
+	"github.com/containernetworking/cni/pkg/skel"
+	"github.com/overlaynet/overlaynet/overlay"
+)
+
+// cmdGC detaches every attachment of this network that is not in
+// cni.dev/valid-attachments (releasing its address and records), and
+// releases addresses the plugin allocated that no attachment holds.
+func cmdGC(args *skel.CmdArgs) error {
+	c, err := loadConf(args)
+	if err != nil {
+		return err
+	}
+	log := c.logger(os.Stderr)
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	n, _, done, err := c.node(log)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if _, err := n.Overlay(); errors.Is(err, overlay.ErrNotCreated) {
+		return nil // nothing attached on this node
+	}
+	valid := map[[2]string]bool{}
+	for _, a := range c.ValidAttachments {
+		valid[[2]string{a.ContainerID, a.IfName}] = true
+	}
+	eps, err := n.Endpoints()
+	if err != nil {
+		return cniError("list attachments", err)
+	}
+	var errs []error
+	for _, ep := range eps {
+		if ep.Network != c.Name || ep.ContainerID == "" || !strings.HasPrefix(ep.Name, cniPrefix) {
+			continue // another network's, or attached by overlayd
+		}
+		if valid[[2]string{ep.ContainerID, ep.IfName}] {
+			continue
+		}
+		if err := n.Detach(ctx, ep.Name); err != nil && !errors.Is(err, overlay.ErrUnknownEndpoint) {
+			errs = append(errs, err)
+			continue
+		}
+		log.Info("GC: detached", "container", ep.ContainerID, "ifname", ep.IfName, "ip", ep.IP)
+	}
+	if err := n.ReleaseOrphans(ctx, cniPrefix); err != nil {
+		errs = append(errs, err)
+	}
+	if c.IPAM.Type != "" {
+		if !delegateKnows(ctx, c, "1.1.0") {
+			log.Info("IPAM plugin predates GC; not asked", "ipam", c.IPAM.Type)
+		} else if err := invoke.DelegateGC(ctx, c.IPAM.Type, args.StdinData, nil); err != nil {
+			errs = append(errs, fmt.Errorf("IPAM plugin %s: GC: %w", c.IPAM.Type, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return cniError("GC", err)
+	}
+	return nil
+}

@@ -1,0 +1,122 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/rtnl"
+	"golang.org/x/sys/unix"
+)
+
+// Check compares endpoint name with the kernel and the registry and returns
+// every difference: the host veth (present, up, on the bridge), the
+// container interface (present, up, its MAC and MTU), its address, its
+// default route via the gateway, and the registry records IP → MAC → VTEP.
+// An endpoint that is not recorded is an error wrapping ErrUnknownEndpoint.
+func (n *Node) Check(ctx context.Context, name string) (*Endpoint, []string, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	st, err := n.loadEndpoint(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	ost, err := n.loadOverlayState()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := ost.Overlay.Config
+	e := st.Endpoint
+	var problems []string
+	problem := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+
+	oc, err := n.dial(cfg.OverlayNetNS)
+	if err != nil {
+		problem("overlay netns %s: %v", cfg.OverlayNetNS, err)
+	} else {
+		defer oc.Close()
+		links, err := oc.LinkList()
+		if err != nil {
+			return nil, nil, fmt.Errorf("overlay: check: %w", err)
+		}
+		byName := map[string]*rtnl.LinkMessage{}
+		byIndex := map[int32]*rtnl.LinkMessage{}
+		for i := range links {
+			byName[links[i].Name] = &links[i]
+			byIndex[links[i].Index] = &links[i]
+		}
+		masterName := func(l *rtnl.LinkMessage) string {
+			if m := byIndex[l.Master]; m != nil && l.Master != 0 {
+				return m.Name
+			}
+			return ""
+		}
+		es := n.endpointStatus(st, byName, masterName, cfg.Bridge)
+		problems = append(problems, es.Problems...)
+	}
+
+	cc, err := n.dialEndpoint(e)
+	if err == nil {
+		defer cc.Close()
+		n.checkContainer(cc, e, cfg, problem)
+	}
+	rec := e.Record()
+	mac, err := n.reg.LookupMAC(ctx, rec.IP)
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		problem("registry has no record of IP %s", rec.IP)
+	case err != nil:
+		return nil, nil, fmt.Errorf("overlay: check: registry: %w", err)
+	case mac != rec.MAC:
+		problem("registry gives IP %s to MAC %s, not %s", rec.IP, mac, rec.MAC)
+	}
+	vtep, err := n.reg.LookupVTEP(ctx, rec.MAC)
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		problem("registry has no VTEP for MAC %s", rec.MAC)
+	case err != nil:
+		return nil, nil, fmt.Errorf("overlay: check: registry: %w", err)
+	case vtep != rec.VTEP:
+		problem("registry puts MAC %s at VTEP %s, not this node's %s", rec.MAC, vtep, rec.VTEP)
+	}
+	return &e, problems, nil
+}
+
+// checkContainer checks the container side's MTU, address and default
+// route.
+func (n *Node) checkContainer(cc *rtnl.Conn, e Endpoint, cfg Config, problem func(string, ...any)) {
+	l, err := linkByName(cc, e.IfName)
+	if err != nil || l == nil {
+		return // reported by endpointStatus
+	}
+	if l.MTU != cfg.MTU {
+		problem("container interface %s has MTU %d, want %d", e.IfName, l.MTU, cfg.MTU)
+	}
+	addrs, err := cc.AddressList(unix.AF_INET, l.Index)
+	if err != nil {
+		problem("addresses of %s: %v", e.IfName, err)
+	} else {
+		found := false
+		for _, a := range addrs {
+			if netip.PrefixFrom(a.Local, int(a.PrefixLen)) == e.IP {
+				found = true
+			}
+		}
+		if !found {
+			problem("container interface %s lacks address %s", e.IfName, e.IP)
+		}
+	}
+	routes, err := cc.RouteList(unix.AF_INET, rtnl.RouteFilter{})
+	if err != nil {
+		problem("routes in the container: %v", err)
+		return
+	}
+	for _, r := range routes {
+		if r.DstLen == 0 && r.Gateway == cfg.Gateway.Addr() && r.OIF == l.Index {
+			return
+		}
+	}
+	problem("container has no default route via %s on %s", cfg.Gateway.Addr(), e.IfName)
+}
