@@ -147,6 +147,10 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 	d.maxPro = cfg.ProactiveMax
 	rc := cfg.Resolver
 	rc.Conn, rc.Registry, rc.Logger, rc.Metrics = d.k.conn, d.store, log, d.metrics
+	if kl, ok := d.store.Registry.(resolver.KeyLister); ok {
+		// The resolver learns the keys from a cheap listing at start.
+		rc.Registry = keyedStore{d.store, kl}
+	}
 	rc.Vxlan, rc.Bridge, rc.VNI, rc.Port = d.topo.Vxlan, d.topo.Bridge, d.topo.VNI, d.topo.Port
 	rc.Subnet, rc.LocalVTEP = oc.Subnet(), d.ov.VTEP
 	rc.Feed, rc.Mode, rc.ProactiveMax = feed, cfg.Mode, d.maxPro
@@ -247,4 +251,11 @@ type monitor interface {
 // in unit tests.
 type kernelOpener interface {
 	open(netnsDir, netns string, rcvbuf int) (kernelSide, error)
+}
+
+// keyedStore is a Store whose registry lists its keys cheaply
+// (resolver.KeyLister), with that method visible to the resolver.
+type keyedStore struct {
+	*Store
+	resolver.KeyLister
 }

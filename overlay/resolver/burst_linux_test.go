@@ -52,6 +52,12 @@ func burstStore(t *testing.T, n int) *dirstore.Store {
 // flags (mod may change it) on lab, fed by a monitor of mcfg, until the
 // test ends.
 func startBurstResolver(t *testing.T, lab *missgen.Lab, reg registry.Registry, mcfg rtnl.MonitorConfig, mod func(*ResolverConfig)) *Resolver {
+	return startBurstResolverAfter(t, lab, reg, mcfg, mod, nil)
+}
+
+// startBurstResolverAfter is startBurstResolver calling before, if not
+// nil, once the monitor is subscribed and before the resolver starts.
+func startBurstResolverAfter(t *testing.T, lab *missgen.Lab, reg registry.Registry, mcfg rtnl.MonitorConfig, mod func(*ResolverConfig), before func()) *Resolver {
 	t.Helper()
 	conn := nstest.Dial(t, lab.Overlay)
 	mon, err := rtnl.NewMonitor(mcfg)
@@ -59,6 +65,9 @@ func startBurstResolver(t *testing.T, lab *missgen.Lab, reg registry.Registry, m
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mon.Close() })
+	if before != nil {
+		before()
+	}
 	cfg := DefaultResolverConfig()
 	cfg.Conn, cfg.Registry, cfg.Vxlan, cfg.Bridge, cfg.VNI, cfg.Port = conn, reg, lab.VxlanIndex, lab.BridgeIndex, 42, 4789
 	cfg.Subnet, cfg.LocalVTEP = netip.MustParsePrefix("10.64.0.0/10"), netip.MustParseAddr("192.0.2.1")
@@ -165,6 +174,39 @@ func TestResolverKernelBurst50k(t *testing.T) {
 		if d > 0 {
 			t.Errorf("%d misses dropped (%s)", d, why)
 		}
+	}
+	if got, _ := kernelResolved(t, lab, n); got != n {
+		t.Errorf("%d of %d addresses have both entries in the kernel", got, n)
+	}
+}
+
+// TestResolverKernelBacklogAtStart: 20,000 misses wait in the monitor's
+// socket when the resolver starts (a daemon restarted into a busy node):
+// they are handled only once the first reconcile pass has listed the
+// registry, so none is charged to the scan budget, and every one is
+// resolved.
+func TestResolverKernelBacklogAtStart(t *testing.T) {
+	const n = 20_000
+	lab := missgen.NewLab(t)
+	store := burstStore(t, n)
+	g := lab.Generator(t)
+	r := startBurstResolverAfter(t, lab, store, DefaultMonitorConfig(lab.Overlay), nil, func() {
+		if sent, err := g.ARP(missgen.FirstTarget, n); err != nil || sent != n {
+			t.Fatalf("generator: sent %d of %d: %v", sent, n, err)
+		}
+	})
+	waitFor(t, 2*time.Minute, "20,000 resolutions", func() bool {
+		s := r.Metrics().Snapshot()
+		return s.Resolutions["l3miss"]+s.Dropped["scan_budget"] >= n || s.Overruns > 0
+	})
+	s := r.Metrics().Snapshot()
+	for why, d := range s.Dropped {
+		if d > 0 {
+			t.Errorf("%d misses dropped (%s)", d, why)
+		}
+	}
+	if s.Overruns > 0 {
+		t.Errorf("%d overruns", s.Overruns)
 	}
 	if got, _ := kernelResolved(t, lab, n); got != n {
 		t.Errorf("%d of %d addresses have both entries in the kernel", got, n)

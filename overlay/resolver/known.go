@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"context"
 	"net/netip"
 	"sync"
 
@@ -27,6 +28,14 @@ type knownKeys struct {
 	mu   sync.RWMutex
 	ips  map[netip.Addr]struct{}
 	macs map[registry.MAC]struct{}
+}
+
+// KeyLister is implemented by registries that can list the keys they hold
+// (IPs, MACs) more cheaply than their records (dirstore.Store.Keys). The
+// resolver then learns which keys are known from it at start, before it
+// handles its first miss, instead of waiting for a full listing.
+type KeyLister interface {
+	Keys(ctx context.Context) (ips []netip.Addr, macs []registry.MAC, err error)
 }
 
 func newKnownKeys() *knownKeys {
@@ -75,6 +84,21 @@ func (kk *knownKeys) replace(recs []registry.Record) {
 		if r.VTEP.IsValid() {
 			macs[r.MAC] = struct{}{}
 		}
+	}
+	kk.mu.Lock()
+	kk.ips, kk.macs = ips, macs
+	kk.mu.Unlock()
+}
+
+// replaceKeys makes the view the keys ips and macs.
+func (kk *knownKeys) replaceKeys(ipList []netip.Addr, macList []registry.MAC) {
+	ips := make(map[netip.Addr]struct{}, len(ipList))
+	macs := make(map[registry.MAC]struct{}, len(macList))
+	for _, ip := range ipList {
+		ips[ip] = struct{}{}
+	}
+	for _, m := range macList {
+		macs[m] = struct{}{}
 	}
 	kk.mu.Lock()
 	kk.ips, kk.macs = ips, macs

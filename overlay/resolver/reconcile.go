@@ -109,6 +109,7 @@ func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 	start := time.Now()
 	var st ReconcileStats
 	defer r.m.reconciles.Add(1)
+	defer r.markListed() // whatever the outcome: misses must not wait forever
 	ke, adopted, err := r.prog.sync()
 	if err != nil {
 		r.m.reconcileErrors.Add(1)
@@ -136,6 +137,7 @@ func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 	} else {
 		r.known.replace(recs)
 	}
+	r.markListed()
 	if st.Entries == 0 && len(ke.unproven) == 0 {
 		st.Took = time.Since(start)
 		return st, nil

@@ -228,6 +228,12 @@ type Resolver struct {
 	runMu   sync.Mutex
 	running bool
 	stopped chan struct{} // closed when Run is not running
+
+	// listed is closed once the first reconcile pass has listed the
+	// registry (or failed to): until then no key is known, and HandleMiss
+	// waits instead of charging every miss to the scan budget.
+	listed     chan struct{}
+	listedOnce sync.Once
 }
 
 // queuedMiss is a miss waiting for a worker.
@@ -278,6 +284,7 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		queue:   make(chan queuedMiss, cfg.QueueLen),
 		kick:    make(chan struct{}, 1),
 		stopped: closedDone,
+		listed:  make(chan struct{}),
 	}
 	r.prog = newProgrammer(k, &r.cfg, r.m, r.log)
 	if cfg.Mode != ModeReactive {
@@ -331,7 +338,8 @@ func (r *Resolver) Kick() {
 }
 
 // HandleMiss takes one miss notification. It waits while the lookup queue
-// is full and the resolver runs (backpressure: called from the monitor's
+// is full and the resolver runs, and at start until the first reconcile
+// pass has listed the registry (backpressure: called from the monitor's
 // receive loop, it leaves the notifications queued in the socket); it drops
 // and counts a miss only when the resolver is not running and the queue is
 // full, or when the miss is for a key the registry did not list and the
@@ -359,6 +367,17 @@ func (r *Resolver) HandleMiss(m *rtnl.Miss) {
 	case admitNegative:
 		r.m.negativeHits.Add(1)
 		return
+	}
+	select {
+	case <-r.listed:
+	default:
+		r.runMu.Lock()
+		stopped := r.stopped
+		r.runMu.Unlock()
+		select {
+		case <-r.listed:
+		case <-stopped:
+		}
 	}
 	if !r.known.has(key) && !r.bucket.take() {
 		r.table.done(key, false)
@@ -410,28 +429,65 @@ func (r *Resolver) classify(m *rtnl.Miss) (missKey, ignoreReason, bool) {
 	return missKey{}, ignoreNoise, false
 }
 
+// listKeys learns the registry's keys from a KeyLister, if the registry
+// is one, so that misses need not wait for the first reconcile pass's full
+// listing.
+func (r *Resolver) listKeys(ctx context.Context) {
+	kl, ok := r.cfg.Registry.(KeyLister)
+	if !ok {
+		return
+	}
+	lctx, cancel := context.WithTimeout(ctx, r.cfg.LookupTimeout)
+	defer cancel()
+	ips, macs, err := kl.Keys(lctx)
+	if err != nil {
+		r.log.Warn("registry keys unreadable; misses wait for the first reconcile pass", "err", err)
+		return
+	}
+	r.known.replaceKeys(ips, macs)
+	r.markListed()
+}
+
+// markListed records that the first listing of the registry is over.
+func (r *Resolver) markListed() { r.listedOnce.Do(func() { close(r.listed) }) }
+
 // Run starts the workers and the reconcile loop
 // (whose first pass adopts the entries a previous run programmed) and
 // blocks until ctx ends. Feed it misses with HandleEvent or HandleMiss (or
 // use Serve). It returns nil when ctx ends.
 func (r *Resolver) Run(ctx context.Context) error {
+	release, err := r.begin()
+	if err != nil {
+		return err
+	}
+	defer release()
+	r.run(ctx)
+	return nil
+}
+
+// begin marks the resolver running (HandleMiss waits for it from then on);
+// release marks it stopped.
+func (r *Resolver) begin() (release func(), err error) {
 	r.runMu.Lock()
+	defer r.runMu.Unlock()
 	if r.running {
-		r.runMu.Unlock()
-		return errors.New("overlay: resolver already running")
+		return nil, errors.New("overlay: resolver already running")
 	}
 	r.running = true
 	stopped := make(chan struct{})
 	r.stopped = stopped
-	r.runMu.Unlock()
-	defer func() {
+	return func() {
 		r.runMu.Lock()
 		r.running = false
 		r.stopped = closedDone
 		r.runMu.Unlock()
 		close(stopped)
-	}()
+	}, nil
+}
 
+// run runs the workers, the reconcile loop and the feed until ctx ends.
+func (r *Resolver) run(ctx context.Context) {
+	r.listKeys(ctx)
 	var wg sync.WaitGroup
 	for range r.cfg.Workers {
 		wg.Go(func() { r.worker(ctx) })
@@ -441,7 +497,6 @@ func (r *Resolver) Run(ctx context.Context) error {
 		wg.Go(func() { r.followFeed(ctx) })
 	}
 	wg.Wait()
-	return nil
 }
 
 // EventSource delivers neighbour notifications until ctx ends or it fails:
@@ -454,21 +509,23 @@ type EventSource interface {
 // resolver cannot run (it is already running); it returns the first of
 // these errors, nil when ctx ended.
 func (r *Resolver) Serve(ctx context.Context, src EventSource) error {
+	// Running before the source delivers its first miss: HandleMiss waits
+	// for the workers and the first listing instead of dropping.
+	release, err := r.begin()
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	runErr := make(chan error, 1)
+	ran := make(chan struct{})
 	go func() {
-		err := r.Run(ctx)
-		if err != nil {
-			cancel() // stop the source: nothing consumes its misses
-		}
-		runErr <- err
+		defer close(ran)
+		defer release()
+		r.run(ctx)
 	}()
-	err := src.Run(ctx, r.HandleEvent)
+	err = src.Run(ctx, r.HandleEvent)
 	cancel()
-	if rerr := <-runErr; rerr != nil {
-		return rerr
-	}
+	<-ran
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil
 	}

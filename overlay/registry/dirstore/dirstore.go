@@ -414,3 +414,46 @@ func syncDir(dir string) {
 		d.Close()
 	}
 }
+
+// Keys returns the IPs (arp/) and MACs (fdb/) the store holds records for,
+// from the two directories' listings alone: no record is read, so it costs
+// two readdirs, where List reads two files per record. Names that are not
+// canonical keys and temporary files are skipped.
+func (s *Store) Keys(ctx context.Context) (ips []netip.Addr, macs []registry.MAC, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	names := func(dir string) ([]string, error) {
+		f, err := os.Open(filepath.Join(s.root, dir))
+		if err != nil {
+			return nil, fmt.Errorf("overlay: dir store: %w", err)
+		}
+		defer f.Close()
+		n, err := f.Readdirnames(-1)
+		if err != nil {
+			return nil, fmt.Errorf("overlay: dir store: %w", err)
+		}
+		return n, nil
+	}
+	arp, err := names(arpDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	fdb, err := names(fdbDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	ips = make([]netip.Addr, 0, len(arp))
+	for _, n := range arp {
+		if ip, err := netip.ParseAddr(n); err == nil && ip.String() == n && registry.CheckKeyIP(ip) == nil {
+			ips = append(ips, ip)
+		}
+	}
+	macs = make([]registry.MAC, 0, len(fdb))
+	for _, n := range fdb {
+		if mac, err := registry.ParseMAC(n); err == nil && mac.String() == n {
+			macs = append(macs, mac)
+		}
+	}
+	return ips, macs, nil
+}
