@@ -209,3 +209,58 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestNativeDropChain: a forward chain with policy drop written with nft
+// (inet family) gets the accept rules too, as `nft` writes them (listed
+// back without a trace of a foreign encoding); with NoHostAccept Setup
+// names the nft commands, and accepts the operator's own rules.
+func TestNativeDropChain(t *testing.T) {
+	n := newNode(t)
+	nstest.Run(t, n.hostName, "nft", "add table inet filter; add chain inet filter forward { type filter hook forward priority 0; policy drop; }")
+	before := n.snapshot()
+	st, _, err := n.setup(Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := nstest.Run(t, n.hostName, "nft", "list", "chain", "inet", "filter", "forward")
+	for _, want := range []string{
+		`ip saddr 198.51.100.0/24 counter packets 0 bytes 0 accept comment "overlaynet-egress accept from 198.51.100.0/24"`,
+		`ip daddr 198.51.100.0/24 counter packets 0 bytes 0 accept comment "overlaynet-egress accept to 198.51.100.0/24"`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inet filter forward lacks %q:\n%s", want, out)
+		}
+	}
+	if len(st.HostAccept) != 1 || st.HostAccept[0].Table != "filter" || st.HostAccept[0].Family.String() != "inet" {
+		t.Errorf("host accept %+v", st.HostAccept)
+	}
+	if err := n.teardown(st); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.snapshot(); got != before {
+		t.Errorf("after teardown:\n%s\nbefore:\n%s", got, before)
+	}
+
+	_, _, err = n.setup(Config{NoHostAccept: true}, nil)
+	for _, want := range []string{
+		`"nft add rule inet filter forward ip saddr 198.51.100.0/24 accept" in chain inet filter forward`,
+		`"nft add rule inet filter forward ip daddr 198.51.100.0/24 accept" in chain inet filter forward`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("refusal %v lacks %q", err, want)
+		}
+	}
+	if got := n.snapshot(); got != before {
+		t.Errorf("a refused Setup changed:\n%s", got)
+	}
+	// The operator adds them, as the refusal says (one of them counted).
+	nstest.Run(t, n.hostName, "nft", "add rule inet filter forward ip saddr 198.51.100.0/24 accept")
+	nstest.Run(t, n.hostName, "nft", "add rule inet filter forward ip daddr 198.51.100.0/24 counter accept")
+	st, _, err = n.setup(Config{NoHostAccept: true}, nil)
+	if err != nil || len(st.HostAccept) != 0 {
+		t.Fatalf("Setup with the operator's rules: %+v, %v", st, err)
+	}
+	if err := n.teardown(st); err != nil {
+		t.Fatal(err)
+	}
+}
