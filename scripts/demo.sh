@@ -8,7 +8,9 @@
 # `overlayd create` and two containers as in the lab (198.51.100.0/24: pink .2 and
 # sky .3 on node 1, .4 and .5 on node 2, .10 and .11 on node 3), then `overlayd run`
 # per node on one shared directory store. No entry is programmed by hand: every
-# container pings every other one and the daemons answer the vxlan misses.
+# container pings every other one and the daemons answer the vxlan misses; then
+# every container pings 192.0.2.1 in the underlay namespace, outside the overlay
+# (egress: masqueraded as its node), and every node its own containers.
 # Printed: the pings, the misses each daemon resolved, its neighbour and FDB tables
 # (`overlayd status`) and its metrics (--metrics). Everything is removed on exit,
 # also on Ctrl-C or SIGTERM. Exit status 0 only when every ping was answered.
@@ -127,8 +129,8 @@ ip netns add "$UL"
 ip -n "$UL" link set lo up
 ip -n "$UL" link add br0 type bridge
 ip -n "$UL" link set br0 up
+ip -n "$UL" addr add 192.0.2.1/24 dev br0 # the "outside": on the underlay, not on the overlay
 if [ "$STORE_KIND" = etcd ]; then
-	ip -n "$UL" addr add 192.0.2.1/24 dev br0
 	echo "== etcd in $UL at $ETCD_ADDR"
 	nsenter --net="/var/run/netns/$UL" etcd --name demo --data-dir "$WORK/etcd" \
 		--listen-client-urls "http://$ETCD_ADDR" --advertise-client-urls "http://$ETCD_ADDR" \
@@ -224,6 +226,26 @@ else
 	echo "  $failed of $total pings FAILED"
 fi
 
+echo "== the way out (egress, on by default): every container pings 192.0.2.1 in $UL, outside the overlay
+   (masqueraded as its node's address), and every node pings its own containers"
+outside_failed=0
+for c in "${CTRS[@]}"; do
+	read -r i name ip <<<"$c"
+	if in_ctr "$i" "$name" ping -n -c1 -W2 192.0.2.1 >/dev/null 2>&1; then
+		printf '  %-24s -> %-24s ok\n' "$name@node$i $ip" "outside 192.0.2.1"
+	else
+		printf '  %-24s -> %-24s FAILED\n' "$name@node$i $ip" "outside 192.0.2.1"
+		outside_failed=$((outside_failed + 1))
+	fi
+	if nsenter --net="/var/run/netns/${NODES[i]}" ping -n -c1 -W2 "$ip" >/dev/null 2>&1; then
+		printf '  %-24s -> %-24s ok\n' "node$i ${VTEPS[i]}" "$name $ip"
+	else
+		printf '  %-24s -> %-24s FAILED\n' "node$i ${VTEPS[i]}" "$name $ip"
+		outside_failed=$((outside_failed + 1))
+	fi
+done
+[ "$outside_failed" -eq 0 ] && echo "  the outside and the nodes reached: all answered"
+
 echo "== misses resolved by the daemons, and entries programmed from etcd's watch (their log lines)"
 for i in 1 2 3; do
 	echo "  node$i:"
@@ -247,4 +269,4 @@ for i in 1 2 3; do
 		sed 's/^/    /' || echo "    (metrics unavailable)"
 done
 
-[ "$failed" -eq 0 ]
+[ "$failed" -eq 0 ] && [ "$outside_failed" -eq 0 ]

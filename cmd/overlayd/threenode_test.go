@@ -476,13 +476,13 @@ func TestDemoScript(t *testing.T) {
 		code      int
 		want      []string
 	}{
-		{"complete", overlaydBinary(t), "", "", 0, []string{"all 30 pings answered", "resolved key=\"l3miss 198.51.100.11\"",
+		{"complete", overlaydBinary(t), "", "", 0, []string{"all 30 pings answered", "the outside and the nodes reached: all answered", "resolved key=\"l3miss 198.51.100.11\"",
 			"FDB on vxlan1", `overlayd_resolutions_total{kind="l3miss"} 4`, "cleaned up"}},
 		{"interrupted", overlaydBinary(t), "", "node3: daemon pid", 143, []string{"demo: terminated", "cleaned up"}},
 		{"no daemon", noDaemon, "", "", 1, []string{"24 of 30 pings FAILED", "cleaned up"}},
 		// On etcd the daemons program every remote container from the watch
 		// before the first ping: each answers at once, and no miss is resolved.
-		{"etcd", overlaydBinary(t), "etcd", "", 0, []string{"all 30 pings answered",
+		{"etcd", overlaydBinary(t), "etcd", "", 0, []string{"all 30 pings answered", "the outside and the nodes reached: all answered",
 			"from feed change=set-fdb ip=\"\" mac=02:42:c6:33:64:0b vtep=192.0.2.4",
 			`overlayd_resolutions_total{kind="l3miss"} 0`, "cleaned up"}},
 	} {
