@@ -180,6 +180,10 @@ func TestErrors(t *testing.T) {
 	ns := n.containerNS("ctr")
 	// An address taken by another container of the overlay.
 	n.mustOverlayd("attach", "taken", "--ip", "198.51.100.9/24")
+	// And one registered by a container of another node (192.0.2.9).
+	store := strings.TrimPrefix(n.store, "dir:")
+	os.WriteFile(filepath.Join(store, "arp", "198.51.100.10"), []byte("02:aa:00:00:00:10\n"), 0o644)
+	os.WriteFile(filepath.Join(store, "fdb", "02:aa:00:00:00:10"), []byte("192.0.2.9\n"), 0o644)
 	busy := n.containerNS("busy")
 	in(t, busy, "ip", "link", "add", "eth0", "type", "bridge")
 	conf := n.conf("1.0.0", nil)
@@ -206,6 +210,7 @@ func TestErrors(t *testing.T) {
 		{"address taken", n, add(func(c *call) {
 			c.stdin = n.conf("1.0.0", map[string]any{"runtimeConfig": map[string]any{"ips": []string{"198.51.100.9/24"}}})
 		}), 101, "198.51.100.9"},
+		{"address of another node's container", n, add(func(c *call) { c.args = "IP=198.51.100.10" }), 101, "198.51.100.10 is registered to MAC 02:aa:00:00:00:10"},
 		{"overlay not created", bare, add(func(c *call) { c.stdin = bare.conf("1.0.0", nil) }), 100, "run create first"},
 		{"interface exists", n, add(func(c *call) { c.netns = busy }), 104, "eth0 already exists"},
 		{"bad blockBits", n, add(func(c *call) { c.stdin = n.conf("1.0.0", map[string]any{"blockBits": 40}) }), 7, "blockBits 40"},
@@ -409,4 +414,61 @@ func TestStatus(t *testing.T) {
 	d.stop(t)
 	n.fails(call{cmd: "STATUS", stdin: conf}, 50, "resolver daemon")
 	bare.fails(call{cmd: "STATUS", stdin: bare.conf("1.1.0", nil)}, 50, "run create first")
+}
+
+// TestParallelAddsExhausted: 32 ADDs at once on an overlay of 29 free
+// addresses (a /27 with its gateway): 29 succeed with distinct addresses,
+// 3 fail with code 103 and leave nothing (no interface, no state, no
+// record); the state directory is consistent (status finds no problem).
+func TestParallelAddsExhausted(t *testing.T) {
+	n := newNode(t, "px", "192.0.2.2", "", false)
+	n.mustOverlayd("create", "--local", "192.0.2.2", "--gateway", "198.51.100.1/27")
+	const count = 32
+	conf := n.conf("1.0.0", map[string]any{"logLevel": "warn"})
+	nss := make([]string, count)
+	for i := range nss {
+		nss[i] = n.containerNS(fmt.Sprintf("x%d", i))
+	}
+	outs := make([]reply, count)
+	var wg sync.WaitGroup
+	for i := range count {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outs[i] = n.plugin(call{cmd: "ADD", containerID: fmt.Sprintf("x-%d", i), netns: nss[i], ifname: "eth0", stdin: conf})
+		}()
+	}
+	wg.Wait()
+	ok, exhausted := 0, 0
+	seen := map[string]bool{}
+	for i, r := range outs {
+		switch {
+		case r.code == 0:
+			ok++
+			var res addResult
+			json.Unmarshal([]byte(r.stdout), &res)
+			if seen[res.IPs[0].Address] {
+				t.Errorf("%s handed out twice", res.IPs[0].Address)
+			}
+			seen[res.IPs[0].Address] = true
+		case r.err.Code == 103:
+			exhausted++
+			if links := in(t, nss[i], "ip", "-o", "link", "show"); strings.Contains(links, "eth0") {
+				t.Errorf("failed ADD %d left eth0: %s", i, links)
+			}
+		default:
+			t.Errorf("ADD %d: %+v", i, r.err)
+		}
+	}
+	if ok != 29 || exhausted != 3 {
+		t.Errorf("%d ADDs succeeded and %d found no address; want 29 and 3", ok, exhausted)
+	}
+	st := n.mustOverlayd("status")
+	if strings.Contains(st, "PROBLEMS") || strings.Count(st, "ve-cni-") != 29 {
+		t.Errorf("status after the ADDs:\n%s", st)
+	}
+	store := strings.TrimPrefix(n.store, "dir:")
+	if recs, _ := os.ReadDir(filepath.Join(store, "arp")); len(recs) != 29 {
+		t.Errorf("%d records in the store, want 29", len(recs))
+	}
 }

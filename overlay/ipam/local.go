@@ -1,0 +1,119 @@
+package ipam
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// readAll reads the allocation directory: address → ID.
+func (a *Allocator) readAll() (map[netip.Addr]string, error) {
+	ents, err := os.ReadDir(a.cfg.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[netip.Addr]string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ipam: %w", err)
+	}
+	held := make(map[netip.Addr]string, len(ents))
+	for _, e := range ents {
+		ip, err := netip.ParseAddr(e.Name())
+		if err != nil {
+			continue // the lock file, or foreign files
+		}
+		b, err := os.ReadFile(filepath.Join(a.cfg.Dir, e.Name()))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("ipam: %w", err)
+		}
+		held[ip] = strings.TrimSpace(string(b))
+	}
+	return held, nil
+}
+
+const lockFile = ".lock"
+
+// blocksSub mirrors, in the allocation directory, the blocks this node
+// holds in the store: one empty file per block, named as in the store.
+const blocksSub = "blocks"
+
+var errNoStore = errors.New("ipam: no block store (the registry cannot hold address blocks)")
+
+// markBlock records locally that this node holds b.
+func (a *Allocator) markBlock(b netip.Prefix) error {
+	dir := filepath.Join(a.cfg.Dir, blocksSub)
+	path := filepath.Join(dir, BlockName(b))
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("ipam: %w", err)
+	}
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		return fmt.Errorf("ipam: %w", err)
+	}
+	return nil
+}
+
+// unmarkBlock forgets b locally.
+func (a *Allocator) unmarkBlock(b netip.Prefix) {
+	os.Remove(filepath.Join(a.cfg.Dir, blocksSub, BlockName(b)))
+}
+
+// markedBlocks returns the blocks recorded locally, sorted.
+func (a *Allocator) markedBlocks() ([]netip.Prefix, error) {
+	ents, err := os.ReadDir(filepath.Join(a.cfg.Dir, blocksSub))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ipam: %w", err)
+	}
+	var out []netip.Prefix
+	for _, e := range ents {
+		if b, err := ParseBlockName(e.Name()); err == nil {
+			out = append(out, b)
+		}
+	}
+	sortPrefixes(out)
+	return out, nil
+}
+
+// lock takes the node-wide allocation lock (flock on Dir/.lock), creating
+// Dir if needed, and returns its release.
+func (a *Allocator) lock() (func(), error) {
+	if err := os.MkdirAll(a.cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("ipam: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(a.cfg.Dir, lockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("ipam: lock: %w", err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("ipam: lock %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil // closing drops the lock
+}
+
+// validID checks an allocation ID: one line, not empty.
+func validID(id string) error {
+	if id == "" || strings.ContainsAny(id, "\n\r") {
+		return fmt.Errorf("ipam: allocation ID %q is empty or not one line", id)
+	}
+	return nil
+}
