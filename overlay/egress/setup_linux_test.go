@@ -264,3 +264,27 @@ func TestNativeDropChain(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestEgressDevChoice: without Config.Dev the egress device is the default
+// route's (here not the underlay device), and masquerade applies there.
+func TestEgressDevChoice(t *testing.T) {
+	n := newNode(t)
+	nstest.Run(t, n.hostName, "ip", "link", "add", "up0", "type", "veth", "peer", "name", "up1")
+	nstest.Run(t, n.hostName, "ip", "addr", "add", "203.0.113.2/24", "dev", "up0")
+	nstest.Run(t, n.hostName, "ip", "link", "set", "up0", "up")
+	nstest.Run(t, n.hostName, "ip", "link", "set", "up1", "up")
+	nstest.Run(t, n.hostName, "ip", "route", "add", "default", "via", "203.0.113.1")
+	st, _, err := n.setup(Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Dev != "up0" {
+		t.Errorf("egress device %q, want up0 (the default route's)", st.Dev)
+	}
+	if out := nstest.Run(t, n.hostName, "nft", "list", "table", "inet", "overlaynet-egress"); !strings.Contains(out, `oifname "up0" counter packets 0 bytes 0 masquerade`) {
+		t.Errorf("masquerade rule:\n%s", out)
+	}
+	if err := n.teardown(st); err != nil {
+		t.Fatal(err)
+	}
+}
