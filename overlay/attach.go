@@ -15,6 +15,7 @@ import (
 const (
 	stepNetNS      = "netns"       // container netns opened or created
 	stepVeth       = "veth"        // veth pair created, peer in the container
+	stepAntispoof  = "antispoof"   // the port's anti-spoofing rules installed
 	stepLoopback   = "loopback"    // container lo up
 	stepAddress    = "address"     // container address added
 	stepLinkUp     = "link-up"     // container interface up
@@ -25,7 +26,7 @@ const (
 )
 
 // attachSteps lists the attach steps in order.
-var attachSteps = []string{stepNetNS, stepVeth, stepLoopback, stepAddress, stepLinkUp,
+var attachSteps = []string{stepNetNS, stepVeth, stepAntispoof, stepLoopback, stepAddress, stepLinkUp,
 	stepBridgePort, stepRoute, stepState, stepRegister}
 
 func (n *Node) attachStep(ctx context.Context, step string) error {
@@ -203,6 +204,17 @@ func (n *Node) Attach(ctx context.Context, req AttachRequest) (ep *Endpoint, err
 	e.HostIndex, e.PeerIndex = host.Index, ctr.Index
 	n.log.Info("created veth pair", "host_if", e.HostIf, "ifname", req.IfName, "netns", req.Name, "mac", req.MAC)
 	if err := n.attachStep(ctx, stepVeth); err != nil {
+		return nil, err
+	}
+	// Before the port is on the bridge: no frame of the container gets
+	// through unchecked.
+	if !cfg.NoAntispoof {
+		if err := installAntispoof(ons, *e); err != nil {
+			return nil, err
+		}
+		undo.push("anti-spoofing rules of "+e.HostIf, func() error { return n.removeAntispoof(cfg.OverlayNetNS, e.HostIf) })
+	}
+	if err := n.attachStep(ctx, stepAntispoof); err != nil {
 		return nil, err
 	}
 

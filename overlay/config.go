@@ -56,6 +56,14 @@ type Config struct {
 	// in (package egress: node path, forwarding, masquerade). Nil: none.
 	// `overlayd create` sets it unless --no-egress.
 	Egress *egress.Config `json:"egress,omitempty"`
+	// NoVTEPFilter turns the VTEP allowlist off: any host that reaches this
+	// node's UDP port can put frames on the overlay, to any container, with
+	// any source (see overlay/guard).
+	NoVTEPFilter bool `json:"no_vtep_filter,omitempty"`
+	// NoAntispoof turns per-port anti-spoofing off: a container can send
+	// frames with another container's MAC or IP address, and forge ARP
+	// replies, locally and across nodes.
+	NoAntispoof bool `json:"no_antispoof,omitempty"`
 }
 
 // DefaultConfig returns the default overlay: VNI 42, port 4789, MTU 1450,

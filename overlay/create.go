@@ -261,6 +261,13 @@ func (n *Node) Create(ctx context.Context, cfg Config) (_ *Overlay, err error) {
 	if err := n.saveOverlayState(st); err != nil {
 		return nil, err
 	}
+	// Endpoints attached before a loss of the ruleset (a reboot) get their
+	// anti-spoofing rules back; rules in place are kept as they are.
+	if k, err := n.restoreAntispoof(cfg); err != nil {
+		return nil, err
+	} else if k > 0 {
+		n.log.Info("anti-spoofing rules in place", "ports", k)
+	}
 	n.log.Info("overlay ready", "netns", cfg.OverlayNetNS, "bridge", cfg.Bridge, "vxlan", cfg.Vxlan,
 		"vtep", ov.VTEP, "vtep_source", ov.VTEPSource, "underlay", ov.UnderlayDev)
 	out := st.Overlay
@@ -341,6 +348,8 @@ func diffConfig(want, have Config) []Mismatch {
 		add("egress host interface", strOrNone(w.HostIf), strOrNone(h.HostIf))
 		add("egress overlay interface", strOrNone(w.OverlayIf), strOrNone(h.OverlayIf))
 	}
+	add("no-vtep-filter", want.NoVTEPFilter, have.NoVTEPFilter)
+	add("no-antispoof", want.NoAntispoof, have.NoAntispoof)
 	return mm
 }
 

@@ -59,6 +59,9 @@ func (n *Node) detach(ctx context.Context, ov *Overlay, st *endpointState) error
 		if err := n.deleteHostVeth(overlayNetNS, e.HostIf); err != nil {
 			errs = append(errs, fmt.Errorf("overlay: detach %s: delete %s: %w", e.Name, e.HostIf, err))
 		}
+		if err := n.removeAntispoof(overlayNetNS, e.HostIf); err != nil {
+			errs = append(errs, fmt.Errorf("overlay: detach %s: anti-spoofing rules: %w", e.Name, err))
+		}
 	}
 	if st.CreatedNetNS {
 		if err := deleteNetNS(n.netnsDir, e.Name); err != nil {
@@ -180,6 +183,9 @@ func (n *Node) Reset(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		}
+	}
+	if err := n.removeGuard(ost.Overlay.Config); err != nil {
+		errs = append(errs, err)
 	}
 	if err := n.removeOverlay(ost); err != nil {
 		errs = append(errs, err)

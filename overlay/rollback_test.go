@@ -35,6 +35,7 @@ func TestAttachRollback(t *testing.T) {
 	baseLinks := tn.links("overns")
 	baseStore := storeFiles(t, tn.store)
 	baseState := tn.stateFiles()
+	baseRules := runIn(t, tn.path("overns"), "nft", "list", "ruleset")
 	for _, existing := range []bool{false, true} {
 		name := "newns"
 		if existing {
@@ -73,6 +74,9 @@ func TestAttachRollback(t *testing.T) {
 				}
 				if got := tn.stateFiles(); !slices.Equal(got, baseState) {
 					t.Errorf("state left: %v, want %v", got, baseState)
+				}
+				if got := runIn(t, tn.path("overns"), "nft", "list", "ruleset"); got != baseRules {
+					t.Errorf("nftables rules left in the overlay namespace:\n%s\nwant:\n%s", got, baseRules)
 				}
 			})
 		}

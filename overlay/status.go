@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 
 	"github.com/overlaynet/overlaynet/overlay/egress"
+	"github.com/overlaynet/overlaynet/overlay/guard"
 	"github.com/overlaynet/overlaynet/overlay/ipam"
+	"github.com/overlaynet/overlaynet/overlay/nft"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -124,7 +126,56 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 			s.Problems = append(s.Problems, "egress: "+p)
 		}
 	}
+	if err := n.readGuard(s, ost.Overlay, eps); err != nil {
+		s.Problems = append(s.Problems, err.Error())
+	}
 	return s, nil
+}
+
+// readGuard reads the allowlist (in the calling, "host", namespace) and
+// the anti-spoofing rules (in the overlay namespace) into s.
+func (n *Node) readGuard(s *Status, ov Overlay, eps []*endpointState) error {
+	cfg := ov.Config
+	g := &s.Guard
+	g.VTEPFilter, g.Antispoof = !cfg.NoVTEPFilter, !cfg.NoAntispoof
+	host, err := nft.Dial(-1)
+	if err != nil {
+		return err
+	}
+	defer host.Close()
+	if a, err := guard.OpenAllowlist(host, cfg.Port, ov.VTEP); err == nil {
+		if g.AllowlistInstalled, err = a.Installed(); err != nil {
+			return err
+		}
+		if g.AllowlistInstalled {
+			if g.Allowlist, err = a.Addrs(); err != nil {
+				return err
+			}
+			if g.VTEPDrops, _, err = a.Drops(); err != nil {
+				return err
+			}
+		}
+	}
+	c, err := n.dialNft(cfg.OverlayNetNS)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if g.Ports, err = guard.Ports(c); err != nil {
+		return err
+	}
+	if g.Antispoof {
+		guarded := map[string]bool{}
+		for _, p := range g.Ports {
+			guarded[p.HostIf] = p.Dispatched
+		}
+		for _, st := range eps {
+			if !guarded[st.Endpoint.HostIf] {
+				s.Problems = append(s.Problems, fmt.Sprintf("endpoint %s: no anti-spoofing rules on %s (run create again to restore them)", st.Endpoint.Name, st.Endpoint.HostIf))
+			}
+		}
+	}
+	return nil
 }
 
 // endpointStatus compares a recorded endpoint with the kernel.

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 
 	"github.com/overlaynet/overlaynet/overlay/egress"
+	"github.com/overlaynet/overlaynet/overlay/guard"
 	"github.com/overlaynet/overlaynet/overlay/ipam"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
@@ -31,8 +32,30 @@ type Status struct {
 	// Egress is the node path, forwarding and rules egress made (nil
 	// without egress).
 	Egress *egress.Status `json:"egress,omitempty"`
+	// Guard is the VTEP allowlist and the per-port anti-spoofing rules.
+	Guard GuardStatus `json:"guard"`
 	// Problems lists what is missing or differs from the recorded state.
 	Problems []string `json:"problems,omitempty"`
+}
+
+// GuardStatus is what the kernel has of the overlay's protections (see
+// overlay/guard).
+type GuardStatus struct {
+	// VTEPFilter and Antispoof say whether each protection is on (off only
+	// when create was given --no-vtep-filter or --no-antispoof).
+	VTEPFilter bool `json:"vtep_filter"`
+	Antispoof  bool `json:"antispoof"`
+	// AllowlistInstalled is true once `overlayd run` installed the
+	// allowlist in this node's namespace (it stays while the daemon is
+	// stopped, until reset).
+	AllowlistInstalled bool `json:"allowlist_installed"`
+	// Allowlist are the underlay addresses VXLAN is accepted from.
+	Allowlist []netip.Addr `json:"allowlist"`
+	// VTEPDrops counts the VXLAN packets dropped for coming from elsewhere.
+	VTEPDrops uint64 `json:"vtep_drops"`
+	// Ports are the container ports with anti-spoofing rules, and their
+	// drops by reason.
+	Ports []guard.PortRules `json:"ports"`
 }
 
 // DeviceStatus is one device of the overlay.

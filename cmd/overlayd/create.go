@@ -23,7 +23,8 @@ func init() {
 
 const createSynopsis = "create [--vni 42] [--port 4789] [--mtu 1450] [--gateway 198.51.100.1/24] " +
 	"[--local VTEP_IP | --dev UNDERLAY_IF] [--learning] [--overlay-netns overns] [--bridge br0] [--vxlan vxlan1] " +
-	"[--no-egress | --egress-dev IF --egress-link PREFIX --no-host-accept]"
+	"[--no-egress | --egress-dev IF --egress-link PREFIX --no-host-accept] " +
+	"[--no-vtep-filter] [--no-antispoof]"
 
 const createHelp = `
 Builds this node's overlay: the overlay network namespace (--overlay-netns, in
@@ -56,7 +57,17 @@ host whose forward chain has policy drop (Docker's "iptables -P FORWARD DROP"),
 create appends two accept rules to it, as flannel does: "-s SUBNET -j ACCEPT"
 and "-d SUBNET -j ACCEPT", commented "overlaynet-egress accept ..."; with
 --no-host-accept it refuses instead, naming the chain and the rules it lacks.
-reset removes exactly these and puts each forwarding value back.`
+reset removes exactly these and puts each forwarding value back.
+
+Two protections are on unless turned off here (for the life of the overlay):
+the VTEP allowlist ('run' accepts VXLAN on the overlay's port only from the
+underlay addresses of the store's nodes; --no-vtep-filter: any host that
+reaches the port can put frames on the overlay, to any container, with any
+source) and per-port anti-spoofing ('attach' lets a container send only with
+its own MAC, IPv4 source and ARP sender, no other ethertype such as IPv6;
+--no-antispoof: a container can forge another's MAC, IP or ARP replies,
+locally and across nodes). create puts back the anti-spoofing rules of
+endpoints already attached, after a reboot or a flushed ruleset.`
 
 // createFlags are the flags of overlayd create.
 type createFlags struct {
@@ -69,6 +80,8 @@ type createFlags struct {
 	egressDev          string
 	egressLink         string
 	noHostAccept       bool
+	noVTEPFilter       bool
+	noAntispoof        bool
 }
 
 func (f *createFlags) bind(fs *flag.FlagSet) {
@@ -88,11 +101,14 @@ func (f *createFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&f.egressDev, "egress-dev", "", "device traffic to the outside leaves by (default: the default route's device, else the underlay device)")
 	fs.StringVar(&f.egressLink, "egress-link", "", "link subnet of the node path, /16../30 (default: the first free /30 of "+egress.DefaultLinkRange.String()+")")
 	fs.BoolVar(&f.noHostAccept, "no-host-accept", false, "on a host whose forward policy is drop, refuse instead of adding the two accept rules for the overlay subnet")
+	fs.BoolVar(&f.noVTEPFilter, "no-vtep-filter", false, "no VTEP allowlist: VXLAN from any host reaching the port is accepted (exposes every container to injected frames)")
+	fs.BoolVar(&f.noAntispoof, "no-antispoof", false, "no per-port anti-spoofing: containers may forge MAC, IP and ARP (exposes containers to each other)")
 }
 
 // config turns the flags into a validated overlay.Config.
 func (f *createFlags) config() (overlay.Config, error) {
-	cfg := overlay.Config{Learning: f.learning, Dev: f.dev, OverlayNetNS: f.netns, Bridge: f.bridge, Vxlan: f.vxl}
+	cfg := overlay.Config{Learning: f.learning, Dev: f.dev, OverlayNetNS: f.netns, Bridge: f.bridge, Vxlan: f.vxl,
+		NoVTEPFilter: f.noVTEPFilter, NoAntispoof: f.noAntispoof}
 	var errs []error
 	switch {
 	case f.vni == 0 || f.vni > overlay.MaxVNI:

@@ -61,7 +61,17 @@ from the vxlan device itself.
 On an etcd store the daemon holds a lease (?ttl=10s in the URL) and
 registers this node's endpoints (from --state-dir) again under it, as well
 as endpoints attached later: when the daemon dies, they stop being
-advertised one TTL later and the other nodes remove their entries.`
+advertised one TTL later and the other nodes remove their entries.
+
+The daemon also keeps the overlay's protections (see create): it installs the
+VTEP allowlist in this namespace (nftables table inet overlaynet-guard) with
+the underlay address of every node the store knows, and keeps it in line with
+the store (etcd: at every change of its feed, and its live nodes; directory
+store: whenever its directories change, checked 4 times a second), and it puts
+back the anti-spoofing rules of this node's endpoints if they were lost. Both
+stay in place while the daemon is stopped and are found unchanged by the next
+start; reset removes them. Drops are counted by reason in the metrics
+(overlayd_guard_drops_total).`
 
 // runOptions are the flags of overlayd run.
 type runOptions struct {

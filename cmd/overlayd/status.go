@@ -14,12 +14,13 @@ import (
 
 	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/overlay/egress"
+	"github.com/overlaynet/overlaynet/overlay/guard"
 )
 
 func init() {
 	register(&command{
 		name:     "status",
-		summary:  "show the overlay, its endpoints and the vxlan's neighbour and FDB entries",
+		summary:  "show the overlay, its endpoints, the vxlan's neighbour and FDB entries, the VTEP allowlist and anti-spoofing rules",
 		synopsis: statusSynopsis,
 		run:      runStatus,
 	})
@@ -121,6 +122,27 @@ func printStatus(out io.Writer, st *overlay.Status) error {
 			numOr(uint64(f.Port), "(device's)"), f.State, dash(f.Flags))
 	}
 	printEgress(w, st.Egress)
+	g := st.Guard
+	fmt.Fprintf(w, "\nGUARD\tVTEP allowlist %s, anti-spoofing %s\n", onOff(g.VTEPFilter), onOff(g.Antispoof))
+	switch {
+	case !g.VTEPFilter:
+	case !g.AllowlistInstalled:
+		fmt.Fprintf(w, "ALLOWLIST\tnot installed ('overlayd run' installs it)\n")
+	default:
+		fmt.Fprintf(w, "ALLOWLIST\t%s (%d dropped)\n", addrList(g.Allowlist), g.VTEPDrops)
+	}
+	if len(g.Ports) > 0 {
+		fmt.Fprintf(w, "\nGUARDED PORT\tRULES\tDROPS\n")
+	}
+	for _, p := range g.Ports {
+		var drops []string
+		for _, r := range guard.Reasons {
+			if v, ok := p.Drops[r]; ok {
+				drops = append(drops, fmt.Sprintf("%s %d", r, v))
+			}
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\n", p.HostIf, p.Rules, strings.Join(drops, ", "))
+	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
@@ -242,4 +264,16 @@ func prefixes(ps []netip.Prefix) string {
 		s[i] = p.String()
 	}
 	return strings.Join(s, ",")
+}
+
+// addrList joins addresses with commas ("(none)" for none).
+func addrList(as []netip.Addr) string {
+	if len(as) == 0 {
+		return "(none)"
+	}
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.String()
+	}
+	return strings.Join(out, ", ")
 }

@@ -180,6 +180,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.store.lease != nil {
 		wg.Go(func() { d.store.lease.adoptLocal(ctx, d.node, d.ov.VTEP, d.log) })
 	}
+	if d.k.guard {
+		if err := d.startGuard(ctx); err != nil {
+			return err
+		}
+	}
 	oc := d.ov.Config
 	d.log.Info("overlayd running", "mode", d.res.Mode(), "proactive_max", d.maxPro, "netns", oc.OverlayNetNS, "vxlan", oc.Vxlan, "ifindex", d.topo.Vxlan,
 		"vni", d.topo.VNI, "port", d.topo.Port, "subnet", oc.Subnet(), "vtep", d.ov.VTEP, "store", registry.RedactURL(d.store0),
@@ -232,6 +237,9 @@ type kernelSide struct {
 	conn    *rtnl.Conn
 	mon     monitor
 	closeFn func()
+	// guard is true for the real kernel: the daemon installs the VTEP
+	// allowlist and anti-spoofing rules (see startGuard).
+	guard bool
 }
 
 func (k kernelSide) close() {

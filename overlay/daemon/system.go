@@ -30,7 +30,7 @@ func (systemKernel) open(netnsDir, netns string, rcvbuf int) (kernelSide, error)
 		ns.Close()
 		return kernelSide{}, err
 	}
-	return kernelSide{conn: conn, mon: mon, closeFn: func() {
+	return kernelSide{conn: conn, mon: mon, guard: true, closeFn: func() {
 		mon.Close()
 		conn.Close()
 		ns.Close()

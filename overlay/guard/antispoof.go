@@ -14,10 +14,22 @@ import (
 // AntispoofTable is the anti-spoofing table, in the overlay namespace.
 func AntispoofTable() nft.Table { return nft.FeatureTable(nft.FamilyBridge, Feature) }
 
-// portsChain is the base chain dispatching each port to its own chain.
-func portsChain() nft.Chain {
-	return nft.Chain{Table: AntispoofTable(), Name: "ports", Base: &nft.Base{
-		Type: nft.ChainFilter, Hook: nft.HookPrerouting, Priority: -200, Policy: nft.PolicyAccept}}
+// The base chains. A frame's source MAC is checked at bridge prerouting,
+// before the bridge learns it (a forged source would otherwise move the
+// victim's MAC to the forger's port in the bridge's table). The rest is
+// checked where frames leave the bridge, at forward (to another port, the
+// vxlan included) and input (to the bridge's own address): a frame with
+// the port's own MAC still teaches the bridge where that MAC is, even when
+// it is dropped (IPv6 chatter of a container that just moved here keeps
+// its MAC learned on its port).
+func macChain() nft.Chain     { return baseChain("ports-mac", nft.HookPrerouting) }
+func fwdChain() nft.Chain     { return baseChain("ports-fwd", nft.HookForward) }
+func inChain() nft.Chain      { return baseChain("ports-in", nft.HookInput) }
+func baseChains() []nft.Chain { return []nft.Chain{macChain(), fwdChain(), inChain()} }
+
+func baseChain(name string, hook nft.Hook) nft.Chain {
+	return nft.Chain{Table: AntispoofTable(), Name: name, Base: &nft.Base{
+		Type: nft.ChainFilter, Hook: hook, Priority: -200, Policy: nft.PolicyAccept}}
 }
 
 // portChainPrefix starts the name of a port's chain: "port-HOSTIF".
@@ -91,14 +103,25 @@ func dropCounted() []expr.Any { return nft.One(nft.Counter(), nft.Drop()) }
 // dispatch rule in "ports" is tagged with the port's name alone.
 func portTag(hostIf string, r Reason) string { return hostIf + " " + string(r) }
 
+// macRule is p's rule in ports-mac: another source MAC is dropped.
+func macRule(p Port) nft.Rule {
+	return nft.Rule{Tag: portTag(p.HostIf, ReasonSrcMAC), Exprs: nft.Concat(
+		nft.IIFName(p.HostIf, false),
+		nft.One(nft.LoadEtherSrc(), &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: p.MAC[:]}), dropCounted())}
+}
+
+// dispatch is p's rule in ports-fwd and ports-in: its frames go through
+// its chain.
+func dispatch(hostIf string) nft.Rule {
+	return nft.Rule{Tag: hostIf, Exprs: nft.Concat(nft.IIFName(hostIf, false), nft.One(nft.Jump(portChain(hostIf).Name)))}
+}
+
 // portRules are the rules of p's chain, in order.
 func portRules(p Port) []nft.Rule {
 	ip := p.IP.As4()
 	zero := []byte{0, 0, 0, 0}
 	mac := p.MAC[:]
 	return []nft.Rule{
-		{Tag: portTag(p.HostIf, ReasonSrcMAC), Exprs: nft.Concat(
-			nft.One(nft.LoadEtherSrc(), &expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: mac}), dropCounted())},
 		// ARP: sender hardware address (offset 8) and sender protocol
 		// address (offset 14) of an Ethernet/IPv4 ARP message; a probe's
 		// sender address 0.0.0.0 passes (duplicate address detection).
@@ -114,10 +137,11 @@ func portRules(p Port) []nft.Rule {
 }
 
 // InstallPort makes p's anti-spoofing rules exist in the overlay
-// namespace's table (creating the table and base chain if needed), then
-// the dispatch rule that sends p's frames through them. Idempotent: rules
-// already there, identical, are kept with their counters; rules for the
-// same port with another MAC or address are replaced.
+// namespace's table (creating the table and base chains if needed): its
+// chain's rules first, then its source MAC rule and the rules that send
+// its frames through its chain. Idempotent: rules already there,
+// identical, are kept with their counters; rules for the same port with
+// another MAC or address are replaced.
 func InstallPort(c *nft.Conn, p Port) error {
 	if err := p.check(); err != nil {
 		return err
@@ -125,7 +149,9 @@ func InstallPort(c *nft.Conn, p Port) error {
 	ch := portChain(p.HostIf)
 	b := c.Begin()
 	b.AddTable(ch.Table)
-	b.AddChain(portsChain())
+	for _, bc := range baseChains() {
+		b.AddChain(bc)
+	}
 	b.AddChain(ch)
 	if err := b.Commit(); err != nil {
 		return fmt.Errorf("guard: anti-spoofing chains of %s: %w", p.HostIf, err)
@@ -133,41 +159,71 @@ func InstallPort(c *nft.Conn, p Port) error {
 	if _, err := c.EnsureRules(ch, portRules(p)); err != nil {
 		return fmt.Errorf("guard: anti-spoofing rules of %s: %w", p.HostIf, err)
 	}
-	dispatch := nft.Rule{Tag: p.HostIf, Exprs: nft.Concat(nft.IIFName(p.HostIf, false), nft.One(nft.Jump(ch.Name)))}
-	if _, err := c.EnsureRules(portsChain(), []nft.Rule{dispatch}); err != nil {
-		return fmt.Errorf("guard: anti-spoofing dispatch of %s: %w", p.HostIf, err)
+	if _, err := c.EnsureRules(macChain(), []nft.Rule{macRule(p)}); err != nil {
+		return fmt.Errorf("guard: anti-spoofing MAC rule of %s: %w", p.HostIf, err)
+	}
+	for _, bc := range []nft.Chain{fwdChain(), inChain()} {
+		if _, err := c.EnsureRules(bc, []nft.Rule{dispatch(p.HostIf)}); err != nil {
+			return fmt.Errorf("guard: anti-spoofing dispatch of %s: %w", p.HostIf, err)
+		}
 	}
 	return nil
 }
 
-// RemovePort removes p's dispatch rule, then its chain and rules; nothing
-// of other ports is touched. A port without rules is not an error.
+// ofPort matches the tags of hostIf's rules in the base chains.
+func ofPort(hostIf string) func(string) bool {
+	return func(t string) bool { return t == hostIf || strings.HasPrefix(t, hostIf+" ") }
+}
+
+// RemovePort removes the rules of the port hostIf from the base chains,
+// then its chain and rules; nothing of other ports is touched. When no
+// port is left, the table goes too. A port without rules is not an error.
 func RemovePort(c *nft.Conn, hostIf string) error {
 	exists, err := c.TableExists(AntispoofTable())
 	if err != nil || !exists {
 		return err
 	}
-	if _, err := c.DeleteTagged(portsChain(), nft.TagIs(hostIf)); err != nil {
-		return fmt.Errorf("guard: anti-spoofing dispatch of %s: %w", hostIf, err)
+	for _, bc := range baseChains() {
+		if _, err := c.DeleteTagged(bc, ofPort(hostIf)); err != nil {
+			return fmt.Errorf("guard: anti-spoofing rules of %s: %w", hostIf, err)
+		}
 	}
 	ch := portChain(hostIf)
 	have, err := c.Chain(ch.Table, ch.Name)
-	if err != nil || have == nil {
-		return err
-	}
-	rules, err := c.Rules(ch)
 	if err != nil {
 		return err
 	}
-	b := c.Begin()
-	for _, r := range rules {
-		b.DeleteRule(ch, r.Handle)
+	if have != nil {
+		rules, err := c.Rules(ch)
+		if err != nil {
+			return err
+		}
+		b := c.Begin()
+		for _, r := range rules {
+			b.DeleteRule(ch, r.Handle)
+		}
+		b.DeleteChain(ch)
+		if err := b.Commit(); err != nil {
+			return fmt.Errorf("guard: anti-spoofing chain of %s: %w", hostIf, err)
+		}
 	}
-	b.DeleteChain(ch)
-	if err := b.Commit(); err != nil {
-		return fmt.Errorf("guard: anti-spoofing chain of %s: %w", hostIf, err)
+	// The last port gone, the table goes too: the namespace's ruleset is
+	// as it was before the first attach.
+	chains, err := c.Chains(AntispoofTable())
+	if err != nil {
+		return err
 	}
-	return nil
+	for _, x := range chains {
+		if strings.HasPrefix(x.Name, portChainPrefix) {
+			return nil
+		}
+	}
+	for _, bc := range baseChains() {
+		if rules, err := c.Rules(bc); err != nil || len(rules) > 0 {
+			return err
+		}
+	}
+	return RemoveAntispoof(c)
 }
 
 // PortRules is what status shows of one port: its rules' drops by reason.
@@ -175,8 +231,8 @@ type PortRules struct {
 	HostIf string            `json:"host_if"`
 	Rules  int               `json:"rules"`
 	Drops  map[Reason]uint64 `json:"drops"`
-	// Dispatched is true when the base chain sends the port's frames
-	// through its rules.
+	// Dispatched is true when the port's source MAC rule is in place and
+	// the base chains send its frames through its rules.
 	Dispatched bool `json:"dispatched"`
 }
 
@@ -191,9 +247,30 @@ func Ports(c *nft.Conn) ([]PortRules, error) {
 	if err != nil {
 		return nil, err
 	}
-	dispatch, err := c.Rules(portsChain())
-	if err != nil {
-		return nil, err
+	base := map[string][]nft.RuleInfo{}
+	for _, bc := range baseChains() {
+		if base[bc.Name], err = c.Rules(bc); err != nil {
+			return nil, err
+		}
+	}
+	count := func(pr *PortRules, rules []nft.RuleInfo) {
+		for _, r := range rules {
+			rest, ok := strings.CutPrefix(r.Tag, pr.HostIf+" ")
+			if !ok {
+				continue
+			}
+			reason, _, _ := strings.Cut(rest, " ")
+			pr.Drops[Reason(reason)] += r.Packets
+			pr.Rules++
+		}
+	}
+	has := func(chain, tag string) bool {
+		for _, r := range base[chain] {
+			if r.Tag == tag {
+				return true
+			}
+		}
+		return false
 	}
 	var out []PortRules
 	for _, ch := range chains {
@@ -205,20 +282,10 @@ func Ports(c *nft.Conn) ([]PortRules, error) {
 		if err != nil {
 			return nil, err
 		}
-		pr := PortRules{HostIf: hostIf, Rules: len(rules), Drops: map[Reason]uint64{}}
-		for _, r := range rules {
-			rest, ok := strings.CutPrefix(r.Tag, hostIf+" ")
-			if !ok {
-				continue
-			}
-			reason, _, _ := strings.Cut(rest, " ")
-			pr.Drops[Reason(reason)] += r.Packets
-		}
-		for _, d := range dispatch {
-			if d.Tag == hostIf {
-				pr.Dispatched = true
-			}
-		}
+		pr := PortRules{HostIf: hostIf, Drops: map[Reason]uint64{}}
+		count(&pr, rules)
+		count(&pr, base[macChain().Name])
+		pr.Dispatched = has(macChain().Name, portTag(hostIf, ReasonSrcMAC)) && has(fwdChain().Name, hostIf) && has(inChain().Name, hostIf)
 		out = append(out, pr)
 	}
 	return out, nil

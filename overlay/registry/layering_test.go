@@ -24,6 +24,7 @@ func TestLayering(t *testing.T) {
 		{"overlay", []string{"overlay/resolver", "overlay/registry/etcdreg", "overlay/daemon"}},
 		{"overlay/resolver", []string{"overlay/daemon"}},
 		{"overlay/registry/etcdreg", []string{"overlay/daemon"}},
+		{"overlay/guard", []string{"rtnl", "overlay", "overlay/resolver", "overlay/registry/dirstore", "overlay/registry/etcdreg", "overlay/daemon"}},
 	}
 	for _, tt := range tests {
 		out, err := exec.Command("go", "list", "-deps", mod+tt.pkg).CombinedOutput()

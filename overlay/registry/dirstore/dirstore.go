@@ -76,6 +76,22 @@ func (s *Store) arpPath(ip netip.Addr) (string, error) {
 // fdbPath returns the file of m's record (a MAC's text is always canonical).
 func (s *Store) fdbPath(m registry.MAC) string { return filepath.Join(s.root, fdbDir, m.String()) }
 
+// Stamp returns a value that changes whenever a record file is created or
+// removed: the modification times of ROOT/arp and ROOT/fdb (a rewritten
+// record is a new file, linked into place). One stat per directory, cheap
+// enough to poll; on NFS it is as fresh as the client's attribute cache.
+func (s *Store) Stamp() (string, error) {
+	var out string
+	for _, d := range []string{arpDir, fdbDir} {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(s.root, d), &st); err != nil {
+			return "", fmt.Errorf("overlay: dir store: %w", err)
+		}
+		out += fmt.Sprintf("%d.%d/%d.%d ", st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
+	}
+	return out, nil
+}
+
 // LookupMAC returns the MAC recorded in ROOT/arp/<ip>.
 func (s *Store) LookupMAC(ctx context.Context, ip netip.Addr) (registry.MAC, error) {
 	if err := ctx.Err(); err != nil {

@@ -114,3 +114,17 @@ func (r *Registry) Nodes(ctx context.Context) ([]Node, error) {
 	slices.SortFunc(nodes, func(a, b Node) int { return a.VTEP.Compare(b.VTEP) })
 	return nodes, nil
 }
+
+// NodeVTEPs returns the VTEPs of the nodes advertised now (the VTEP
+// allowlist allows them, containers or not).
+func (r *Registry) NodeVTEPs(ctx context.Context) ([]netip.Addr, error) {
+	nodes, err := r.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]netip.Addr, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.VTEP
+	}
+	return out, nil
+}
