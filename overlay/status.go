@@ -138,6 +138,9 @@ func (n *Node) readGuard(s *Status, ov Overlay, eps []*endpointState) error {
 	cfg := ov.Config
 	g := &s.Guard
 	g.VTEPFilter, g.Antispoof = !cfg.NoVTEPFilter, !cfg.NoAntispoof
+	if n.dialer != nil {
+		return nil // a fake kernel (unit tests) has no nftables to read
+	}
 	host, err := nft.Dial(-1)
 	if err != nil {
 		return err
