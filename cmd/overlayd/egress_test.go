@@ -60,6 +60,7 @@ func TestEgressCLI(t *testing.T) {
 	}
 	handle := st.Egress.Rules[0].Handle
 
+	n.startDaemon().stop(t) // the first run adds the VTEP allowlist (table inet overlaynet-guard)
 	mid := nft()
 	for range 2 {
 		d := n.startDaemon()
