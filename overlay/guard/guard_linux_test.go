@@ -62,6 +62,9 @@ func TestAllowlist(t *testing.T) {
 	if err := a.Ensure([]netip.Addr{local, member}); err != nil {
 		t.Fatal(err)
 	}
+	// Neighbours resolved first: a datagram queued behind ARP would arrive
+	// after the next change of the set.
+	nstest.Run(t, peer, "ping", "-c1", "-W2", "-I", "192.0.2.3", "192.0.2.2")
 	send := func(from netip.Addr, port uint16, msg string) {
 		t.Helper()
 		if err := spoof.SendUDP(nsPath(peer), netip.AddrPortFrom(from, 0), netip.AddrPortFrom(local, port), []byte(msg)); err != nil {
@@ -70,7 +73,7 @@ func TestAllowlist(t *testing.T) {
 	}
 	got := func(l *spoof.Listener) []string {
 		var out []string
-		for _, r := range l.Wait(300 * time.Millisecond) {
+		for _, r := range l.Wait(500 * time.Millisecond) {
 			out = append(out, r.From.Addr().Unmap().String()+" "+r.Payload)
 		}
 		return out
