@@ -14,8 +14,10 @@ import (
 // one skips the test, or fails it when CI=true.
 func cnitool(t *testing.T) string {
 	t.Helper()
-	for _, p := range []string{os.Getenv("CNITOOL"), filepath.Join(os.Getenv("HOME"), "go/bin/cnitool"), "/root/go/bin/cnitool"} {
-		if p != "" {
+	gopath, _ := exec.Command("go", "env", "GOPATH").Output()
+	for _, p := range []string{os.Getenv("CNITOOL"), filepath.Join(strings.TrimSpace(string(gopath)), "bin/cnitool"),
+		filepath.Join(os.Getenv("HOME"), "go/bin/cnitool"), "/root/go/bin/cnitool"} {
+		if p != "" && p != "bin/cnitool" {
 			if _, err := os.Stat(p); err == nil {
 				return p
 			}

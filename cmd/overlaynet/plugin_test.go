@@ -472,3 +472,38 @@ func TestParallelAddsExhausted(t *testing.T) {
 		t.Errorf("%d records in the store, want 29", len(recs))
 	}
 }
+
+// TestRequestedAddress: an address asked for through CNI_ARGS IP=, the
+// "ips" capability (runtimeConfig.ips) or args.cni.ips is honoured when
+// free; two different ones at once are refused.
+func TestRequestedAddress(t *testing.T) {
+	n := newNode(t, "ra", "192.0.2.2", "", true)
+	tests := []struct {
+		name  string
+		args  string
+		extra map[string]any
+		want  string
+	}{
+		{"CNI_ARGS", "IgnoreUnknown=1;IP=198.51.100.40", nil, "198.51.100.40/24"},
+		{"ips capability", "", map[string]any{"runtimeConfig": map[string]any{"ips": []string{"198.51.100.41/24"}}}, "198.51.100.41/24"},
+		{"args.cni.ips", "", map[string]any{"args": map[string]any{"cni": map[string]any{"ips": []string{"198.51.100.42"}}}}, "198.51.100.42/24"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n.t = t
+			ns := n.containerNS(fmt.Sprintf("r%d", i))
+			c := call{cmd: "ADD", containerID: fmt.Sprintf("req-%d", i), netns: ns, ifname: "eth0", args: tt.args, stdin: n.conf("1.0.0", tt.extra)}
+			out := n.ok(c)
+			var res addResult
+			if err := json.Unmarshal([]byte(out), &res); err != nil || res.IPs[0].Address != tt.want {
+				t.Fatalf("ADD: %v, want %s\n%s", err, tt.want, out)
+			}
+			c.cmd = "DEL"
+			n.ok(c)
+		})
+	}
+	n.t = t
+	ns := n.containerNS("two")
+	n.fails(call{cmd: "ADD", containerID: "two", netns: ns, ifname: "eth0", args: "IP=198.51.100.50",
+		stdin: n.conf("1.0.0", map[string]any{"runtimeConfig": map[string]any{"ips": []string{"198.51.100.51/24"}}})}, 7, "two addresses requested")
+}
