@@ -7,7 +7,13 @@
 // shared registry.Registry so that miss resolvers on other nodes (package
 // resolver) can find them. With Config.Egress set, Create also gives the
 // containers a way out and the node a way in (package egress), recorded in
-// the state directory and removed by Reset.
+// the state directory and removed by Reset. An attach without an address
+// gets one from the node's address blocks in the registry (package ipam,
+// Node.Allocator); a container runtime's namespace is attached by path
+// (AttachRequest.NetNSPath, the CNI plugin cmd/overlaynet) and checked
+// against the kernel and the registry (Node.Check). Attach, Detach and
+// Reset hold a lock in the state directory, and the resolver daemon holds
+// LockDaemon's while it runs (DaemonRunning finds it).
 //
 // The process is expected to run in the node's "host" network namespace:
 // the vxlan device is created there (its UDP socket lives there) and moved
