@@ -1,7 +1,8 @@
-// Package bench compares overlaynet's rtnl layer with the Go netlink
-// libraries in use today (github.com/vishvananda/netlink and
-// github.com/jsimonetti/rtnetlink) on the path that matters for a dynamic
-// overlay: decoding and consuming the kernel's miss notifications.
+// Package bench compares overlaynet's rtnl layer and miss resolver with the
+// Go netlink libraries in use today (github.com/vishvananda/netlink and
+// github.com/jsimonetti/rtnetlink) and with the old lab's Python arpd, on
+// the path that matters for a dynamic overlay: the kernel's miss
+// notifications, from decoding them to the answer being in the kernel.
 //
 // It holds only benchmarks and the tests that back their claims:
 //
@@ -10,11 +11,25 @@
 //	                                   a resolver needs
 //	BenchmarkMonitor/<impl>            misses raised in a throwaway namespace
 //	                                   and consumed live (root)
-//	BenchmarkResolve/registry=<dir|mem>/impl=<rtnl|vishvananda>
-//	                                   10,000 distinct-IP misses resolved end
-//	                                   to end (miss -> lookup -> programming ->
-//	                                   entry present), resolved/s, p50, p99
-//	                                   (root; one op is one round: -benchtime 1x)
+//	BenchmarkResolveIsolated/registry=<dir|mem>/impl=<rtnl|vishvananda|python>
+//	                                   misses one at a time, frame sent to
+//	                                   both entries present: p50, p99 (root;
+//	                                   -benchtime Nx, N misses)
+//	BenchmarkResolve[Backlog]/n=<10000|50000>/registry=<dir|mem>/impl=<rtnl|vishvananda>
+//	                                   bursts of distinct-IP misses, each sent
+//	                                   once, resolved end to end: resolved/s,
+//	                                   unresolved, p50, p99, CPU per IP (root;
+//	                                   one op is one round: -benchtime 1x)
+//	BenchmarkResolveScan/registry=<dir|mem>/impl=<rtnl|vishvananda>
+//	                                   a 65,536-address scan beside legitimate
+//	                                   misses: registry lookups the scan
+//	                                   causes, legitimate p99 (-benchtime 1x)
 //
-// Run them with `make bench` (benchstat -col /impl compares the implementations).
+// impl=rtnl is the resolver exactly as `overlayd run` builds it with no
+// flags (TestBenchmarkConfigIsTheDaemons). Its monitor drops the echoes of
+// its own entries with a kernel socket filter; the peers receive them and
+// skip them in user space, as libnetwork and the lab did.
+//
+// Run them with `make bench` (benchstat -col /impl compares the
+// implementations).
 package bench
