@@ -38,12 +38,18 @@ type etcdLab struct {
 
 func newEtcdLab(t *testing.T, n int, query string) *etcdLab {
 	t.Helper()
-	return newEtcdLabWith(t, n, query)
+	return newEtcdLabWith(t, n, labOptions{query: query})
 }
 
-// newEtcdLabWith is newEtcdLab for benchmarks too, with more flags for
-// every node's create.
-func newEtcdLabWith(t testing.TB, n int, query string, createArgs ...string) *etcdLab {
+// labOptions are the settings of an etcd lab.
+type labOptions struct {
+	query    string   // the store URL's query
+	create   []string // more flags for every node's create
+	etcdArgs []string // more etcd flags
+}
+
+// newEtcdLabWith is newEtcdLab for benchmarks too, with options.
+func newEtcdLabWith(t testing.TB, n int, o labOptions) *etcdLab {
 	t.Helper()
 	nstest.RequireRoot(t)
 	etcdtest.Require(t)
@@ -55,9 +61,9 @@ func newEtcdLabWith(t testing.TB, n int, query string, createArgs ...string) *et
 	nstest.Run(t, ctl, "ip", "link", "add", "ul", "address", "02:00:c0:00:02:01", "type", "bridge")
 	nstest.Run(t, ctl, "ip", "addr", "add", "192.0.2.1/24", "dev", "ul")
 	nstest.Run(t, ctl, "ip", "link", "set", "ul", "up")
-	srv := etcdtest.Start(t, etcdtest.Options{NetNS: filepath.Join(rtnl.DefaultNetNSDir, ctl), Host: "192.0.2.1"})
+	srv := etcdtest.Start(t, etcdtest.Options{NetNS: filepath.Join(rtnl.DefaultNetNSDir, ctl), Host: "192.0.2.1", Args: o.etcdArgs})
 	lab := &etcdLab{srv: srv, prefix: "/ovt/vni/42/", ctl: ctl}
-	store := srv.URL("ovt", query)
+	store := srv.URL("ovt", o.query)
 	for i := range n {
 		nd := newSimNode(t, fmt.Sprintf("e%d", i+1), store)
 		port := fmt.Sprintf("p%d", i+1)
@@ -66,7 +72,7 @@ func newEtcdLabWith(t testing.TB, n int, query string, createArgs ...string) *et
 		addr := fmt.Sprintf("192.0.2.%d", i+2)
 		nd.ip("addr", "add", addr+"/24", "dev", "u0")
 		nd.ip("link", "set", "u0", "up")
-		nd.ok(append([]string{"create", "--local", addr}, createArgs...)...)
+		nd.ok(append([]string{"create", "--local", addr}, o.create...)...)
 		lab.nodes = append(lab.nodes, nd)
 	}
 	return lab

@@ -151,6 +151,7 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 		// The resolver learns the keys from a cheap listing at start.
 		rc.Registry = keyedStore{d.store, kl}
 	}
+	rc.DumpConn = d.k.dump
 	rc.Vxlan, rc.Bridge, rc.VNI, rc.Port = d.topo.Vxlan, d.topo.Bridge, d.topo.VNI, d.topo.Port
 	rc.Subnet, rc.LocalVTEP = oc.Subnet(), d.ov.VTEP
 	rc.Feed, rc.Mode, rc.ProactiveMax = feed, cfg.Mode, d.maxPro
@@ -235,6 +236,7 @@ func (d *Daemon) Close() error {
 // kernelSide is what the daemon holds in the overlay namespace.
 type kernelSide struct {
 	conn    *rtnl.Conn
+	dump    *rtnl.Conn // reconcile's dumps (nil: conn)
 	mon     monitor
 	closeFn func()
 	// guard is true for the real kernel: the daemon installs the VTEP

@@ -10,10 +10,10 @@ import (
 // systemKernel opens the real overlay namespace.
 type systemKernel struct{}
 
-// open opens the named namespace netns in netnsDir, a request socket and a
-// misses-only monitor in it. The monitor's socket filter drops, in the
-// kernel, the echoes of the entries the resolver programs (two per
-// resolved address).
+// open opens the named namespace netns in netnsDir, two request sockets
+// (programming; the reconcile's dumps) and a misses-only monitor in it. The
+// monitor's socket filter drops, in the kernel, the echoes of the entries
+// the resolver programs (two per resolved address).
 func (systemKernel) open(netnsDir, netns string, rcvbuf int) (kernelSide, error) {
 	ns, err := rtnl.OpenNamedNetNS(netnsDir, netns)
 	if err != nil {
@@ -24,14 +24,24 @@ func (systemKernel) open(netnsDir, netns string, rcvbuf int) (kernelSide, error)
 		ns.Close()
 		return kernelSide{}, err
 	}
-	mon, err := rtnl.NewMonitor(monitorConfig(ns, rcvbuf))
+	// A second socket for the reconcile's dumps: a dump of 100,000 remote
+	// entries takes over a second, during which programming goes on.
+	dump, err := rtnl.Dial(&rtnl.Config{NetNS: ns})
 	if err != nil {
 		conn.Close()
 		ns.Close()
 		return kernelSide{}, err
 	}
-	return kernelSide{conn: conn, mon: mon, guard: true, closeFn: func() {
+	mon, err := rtnl.NewMonitor(monitorConfig(ns, rcvbuf))
+	if err != nil {
+		dump.Close()
+		conn.Close()
+		ns.Close()
+		return kernelSide{}, err
+	}
+	return kernelSide{conn: conn, dump: dump, mon: mon, guard: true, closeFn: func() {
 		mon.Close()
+		dump.Close()
 		conn.Close()
 		ns.Close()
 	}}, nil

@@ -144,6 +144,14 @@ type programmer struct {
 	mac   rtnl.MAC          // msg's LLAddr, reused
 	neigh map[neighKey]registry.MAC
 	fdb   map[registry.MAC]netip.Addr
+
+	// dump, if set, is where sync dumps the kernel without holding mu;
+	// meanwhile track notes the keys it changes in touchedNeigh and
+	// touchedFDB (non-nil during such a dump), whose tracking is newer
+	// than the dump.
+	dump         neighKernel
+	touchedNeigh map[neighKey]struct{}
+	touchedFDB   map[registry.MAC]struct{}
 }
 
 type opRef struct{ res, op int }

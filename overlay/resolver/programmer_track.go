@@ -20,6 +20,14 @@ func (p *programmer) track(op *progOp) {
 		p.m.programErrors.Add(1)
 		return
 	}
+	if p.touchedNeigh != nil {
+		switch op.kind {
+		case opSetNeigh, opDelNeigh:
+			p.touchedNeigh[neighKey{op.ifindex, op.ip}] = struct{}{}
+		case opSetFDB, opDelFDB:
+			p.touchedFDB[op.mac] = struct{}{}
+		}
+	}
 	switch op.kind {
 	case opSetNeigh:
 		p.neigh[neighKey{op.ifindex, op.ip}] = op.mac
@@ -42,11 +50,11 @@ type kernelEntries struct {
 	unproven map[registry.MAC]netip.Addr
 }
 
-// load dumps the kernel's IPv4 neighbour entries marked with our protocol
+// load dumps, on k, the kernel's IPv4 neighbour entries marked with our protocol
 // (any device) and the vxlan's PERMANENT extern_learn FDB entries.
-func (p *programmer) load() (kernelEntries, error) {
+func (p *programmer) load(k neighKernel) (kernelEntries, error) {
 	ke := kernelEntries{neigh: make(map[neighKey]registry.MAC), fdb: make(map[registry.MAC]netip.Addr)}
-	err := p.k.NeighDump(rtnl.NeighFilter{Family: unix.AF_INET}, func(m *rtnl.NeighMessage) error {
+	err := k.NeighDump(rtnl.NeighFilter{Family: unix.AF_INET}, func(m *rtnl.NeighMessage) error {
 		mac, ok := m.MAC()
 		if m.Protocol == p.proto && m.Present.Has(rtnl.NeighAttrProtocol) && ok && m.Dst.IsValid() {
 			ke.neigh[neighKey{m.Ifindex, m.Dst}] = registry.MAC(mac)
@@ -56,7 +64,7 @@ func (p *programmer) load() (kernelEntries, error) {
 	if err != nil {
 		return ke, fmt.Errorf("overlay: dump neighbours: %w", err)
 	}
-	err = p.k.NeighDump(rtnl.NeighFilter{Family: unix.AF_BRIDGE, Ifindex: p.vxlan}, func(m *rtnl.NeighMessage) error {
+	err = k.NeighDump(rtnl.NeighFilter{Family: unix.AF_BRIDGE, Ifindex: p.vxlan}, func(m *rtnl.NeighMessage) error {
 		mac, ok := m.MAC()
 		if m.Ifindex == p.vxlan && ok && !mac.IsZero() && m.Dst.IsValid() &&
 			m.Flags&(rtnl.NeighFlagSelf|rtnl.NeighFlagExtLearned) == rtnl.NeighFlagSelf|rtnl.NeighFlagExtLearned &&
@@ -82,9 +90,38 @@ func (p *programmer) load() (kernelEntries, error) {
 // programs both); the others are returned as unproven, for Reconcile to
 // adopt those whose MAC the registry holds (see adoptFDB).
 func (p *programmer) sync() (kernelEntries, int, error) {
-	p.mu.Lock()
+	var ke kernelEntries
+	var err error
+	if p.dump == nil {
+		p.mu.Lock()
+		ke, err = p.load(p.k)
+	} else {
+		// Dumped on a socket of its own, programming going on: what is
+		// programmed meanwhile is noted and taken from the tracking.
+		p.mu.Lock()
+		p.touchedNeigh, p.touchedFDB = make(map[neighKey]struct{}), make(map[registry.MAC]struct{})
+		p.mu.Unlock()
+		ke, err = p.load(p.dump)
+		p.mu.Lock()
+		if err == nil {
+			for k := range p.touchedNeigh {
+				if mac, ok := p.neigh[k]; ok {
+					ke.neigh[k] = mac
+				} else {
+					delete(ke.neigh, k)
+				}
+			}
+			for mac := range p.touchedFDB {
+				if vtep, ok := p.fdb[mac]; ok {
+					ke.fdb[mac] = vtep
+				} else {
+					delete(ke.fdb, mac)
+				}
+			}
+		}
+		p.touchedNeigh, p.touchedFDB = nil, nil
+	}
 	defer p.mu.Unlock()
-	ke, err := p.load()
 	if err != nil {
 		return ke, 0, err
 	}

@@ -75,6 +75,12 @@ type ResolverConfig struct {
 	// Conn is a request socket in the overlay namespace, used to program
 	// entries and to dump them.
 	Conn *rtnl.Conn
+	// DumpConn, if set, is a second request socket in the same namespace
+	// on which reconcile passes dump the kernel's entries, while
+	// programming (misses and the feed) goes on through Conn. Nil: dumps
+	// use Conn and hold programming up for their duration (over a second
+	// for 100,000 remote entries).
+	DumpConn *rtnl.Conn
 	// Registry answers IP → MAC and MAC → VTEP.
 	Registry registry.Registry
 	// Vxlan is the ifindex of the overlay's vxlan device (in the overlay
@@ -287,6 +293,9 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		listed:  make(chan struct{}),
 	}
 	r.prog = newProgrammer(k, &r.cfg, r.m, r.log)
+	if cfg.DumpConn != nil {
+		r.prog.dump = cfg.DumpConn
+	}
 	if cfg.Mode != ModeReactive {
 		r.feed = newFeedState(cfg.Mode, r.cfg.ProactiveMax)
 		r.m.AddCollector(r.feedCollector)
