@@ -127,7 +127,9 @@ in_ctr() {
 echo "== underlay: bridge in $UL; nodes ${NODES[*]:1} at ${VTEPS[*]:1}"
 ip netns add "$UL"
 ip -n "$UL" link set lo up
-ip -n "$UL" link add br0 type bridge
+# A fixed MAC: a bridge otherwise takes its lowest port MAC, which changes as
+# nodes join and leaves the earlier ones with a stale ARP entry for etcd.
+ip -n "$UL" link add br0 address 02:00:c0:00:02:01 type bridge
 ip -n "$UL" link set br0 up
 ip -n "$UL" addr add 192.0.2.1/24 dev br0 # the "outside": on the underlay, not on the overlay
 if [ "$STORE_KIND" = etcd ]; then
