@@ -34,6 +34,11 @@ type Allowlist struct {
 	ch   nft.Chain
 	port uint16
 	v6   bool
+	// cur is what the set holds since the last transaction of this
+	// Allowlist (nil: unknown, the next Sync replaces the whole set). Sync
+	// works from it rather than from a dump of the set: a dump that meets a
+	// resize of the kernel's hash table may repeat or skip elements.
+	cur map[netip.Addr]bool
 }
 
 // OpenAllowlist returns the allowlist for the overlay's UDP port and the
@@ -83,21 +88,21 @@ func (a *Allowlist) rule() nft.Rule {
 }
 
 // Ensure makes the table, set, chain and rule exist (idempotent: an
-// existing rule keeps its handle and counter, the set its elements) and
-// adds initial to the set. The set and chain are created in one
-// transaction with initial's addresses, before the rule: the rule never
-// drops for want of a set filled later.
+// existing rule keeps its handle and counter) with the set holding exactly
+// initial. The set is filled (replaced in place: flushed and refilled in one
+// transaction, so the rule never sees it empty) before the rule is added:
+// the rule never drops for want of a set filled later.
 func (a *Allowlist) Ensure(initial []netip.Addr) error {
-	keys, err := a.keys(initial)
-	if err != nil {
-		return err
-	}
 	b := a.c.Begin()
 	b.AddTable(a.set.Table)
-	b.AddSet(a.set, keys)
+	b.AddSet(a.set, nil)
 	b.AddChain(a.ch)
 	if err := b.Commit(); err != nil {
 		return fmt.Errorf("guard: allowlist table: %w", err)
+	}
+	a.cur = nil
+	if _, _, err := a.Sync(initial); err != nil {
+		return err
 	}
 	if _, err := a.c.EnsureRules(a.ch, []nft.Rule{a.rule()}); err != nil {
 		return fmt.Errorf("guard: allowlist rule: %w", err)
@@ -129,53 +134,67 @@ func (a *Allowlist) Addrs() ([]netip.Addr, error) {
 			out = append(out, x)
 		}
 	}
+	// A dump that meets a resize of the kernel's hash table may deliver an
+	// element twice: deleting it twice in one transaction would fail it.
 	slices.SortFunc(out, netip.Addr.Compare)
-	return out, nil
+	return slices.Compact(out), nil
 }
 
 // Sync makes the set hold exactly want, in place, in one transaction: the
-// addresses missing are added and the others deleted; the rule and the
-// other elements are not touched. It returns how many were added and
-// removed.
+// addresses missing are added and the others deleted (the whole set is
+// replaced when what it holds is not known, after a failure); the rule is
+// not touched. It returns how many addresses were added and removed.
 func (a *Allowlist) Sync(want []netip.Addr) (added, removed int, err error) {
-	have, err := a.Addrs()
-	if err != nil {
-		return 0, 0, err
-	}
 	wantSet := make(map[netip.Addr]bool, len(want))
 	for _, x := range want {
 		wantSet[x.Unmap()] = true
 	}
-	var add, del []netip.Addr
+	all := make([]netip.Addr, 0, len(wantSet))
 	for x := range wantSet {
-		if _, found := slices.BinarySearchFunc(have, x, netip.Addr.Compare); !found {
-			add = append(add, x)
-		}
+		all = append(all, x)
 	}
-	for _, x := range have {
-		if !wantSet[x] {
-			del = append(del, x)
-		}
-	}
-	if len(add) == 0 && len(del) == 0 {
-		return 0, 0, nil
-	}
-	addKeys, err := a.keys(add)
+	allKeys, err := a.keys(all)
 	if err != nil {
 		return 0, 0, err
 	}
-	delKeys, _ := a.keys(del)
 	b := a.c.Begin()
-	if len(addKeys) > 0 {
-		b.AddElements(a.set, addKeys)
-	}
-	if len(delKeys) > 0 {
-		b.DeleteElements(a.set, delKeys)
+	if a.cur == nil {
+		b.FlushSet(a.set)
+		if len(allKeys) > 0 {
+			b.AddElements(a.set, allKeys)
+		}
+		added = len(all)
+	} else {
+		var add, del []netip.Addr
+		for x := range wantSet {
+			if !a.cur[x] {
+				add = append(add, x)
+			}
+		}
+		for x := range a.cur {
+			if !wantSet[x] {
+				del = append(del, x)
+			}
+		}
+		if len(add) == 0 && len(del) == 0 {
+			return 0, 0, nil
+		}
+		addKeys, _ := a.keys(add)
+		delKeys, _ := a.keys(del)
+		if len(addKeys) > 0 {
+			b.AddElements(a.set, addKeys)
+		}
+		if len(delKeys) > 0 {
+			b.DeleteElements(a.set, delKeys)
+		}
+		added, removed = len(add), len(del)
 	}
 	if err := b.Commit(); err != nil {
+		a.cur = nil
 		return 0, 0, fmt.Errorf("guard: allowlist update: %w", err)
 	}
-	return len(add), len(del), nil
+	a.cur = wantSet
+	return added, removed, nil
 }
 
 // Drops returns the packets and bytes the allowlist dropped.

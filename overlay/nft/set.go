@@ -138,6 +138,20 @@ func (b *Batch) DeleteSet(s Set) {
 	})
 }
 
+// FlushSet removes every element of s, in place: with AddElements in the
+// same batch, rules referring to s see the old elements or the new ones,
+// never an empty set.
+func (b *Batch) FlushSet(s Set) {
+	b.ops = append(b.ops, func(c *nftables.Conn) error {
+		ls, err := s.lib()
+		if err != nil {
+			return err
+		}
+		c.FlushSet(ls)
+		return nil
+	})
+}
+
 // AddElements adds keys to the existing set s, in place (rules referring
 // to it see the change atomically; counters of other elements run on). A
 // key already present is not an error.
