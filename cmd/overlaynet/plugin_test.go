@@ -6,11 +6,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -248,7 +250,21 @@ func TestAddTwice(t *testing.T) {
 	if after := n.snapshot(); after != before {
 		t.Errorf("second ADD changed the node:\nbefore: %s\nafter:  %s", before, after)
 	}
+	// ADD installed the port's anti-spoofing rules; DEL removes them.
+	var st overlay.Status
+	if err := json.Unmarshal([]byte(n.mustOverlayd("status", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Guard.Ports) != 1 || st.Guard.Ports[0].HostIf != st.Endpoints[0].HostIf || !st.Guard.Ports[0].Dispatched {
+		t.Errorf("after ADD, guarded ports %+v, want the endpoint's", st.Guard.Ports)
+	}
 	n.ok(call{cmd: "DEL", containerID: "c1", netns: ns, ifname: "net1", stdin: n.conf("1.0.0", nil)})
+	if err := json.Unmarshal([]byte(n.mustOverlayd("status", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Guard.Ports) != 0 {
+		t.Errorf("after DEL, guarded ports %+v, want none", st.Guard.Ports)
+	}
 }
 
 // TestDelIdempotent: DEL succeeds when ADD never ran, and when the netns is
@@ -464,7 +480,9 @@ func TestParallelAddsExhausted(t *testing.T) {
 		t.Errorf("%d ADDs succeeded and %d found no address; want 29 and 3", ok, exhausted)
 	}
 	st := n.mustOverlayd("status")
-	if strings.Contains(st, "PROBLEMS") || strings.Count(st, "ve-cni-") != 29 {
+	// Each endpoint shows twice: its row, and its guarded port (the ADD
+	// installed its anti-spoofing rules).
+	if strings.Contains(st, "PROBLEMS") || strings.Count(st, "ve-cni-") != 2*29 || len(regexp.MustCompile(`ve-cni-\w+\s+5\s+src_mac`).FindAllString(st, -1)) != 29 {
 		t.Errorf("status after the ADDs:\n%s", st)
 	}
 	store := strings.TrimPrefix(n.store, "dir:")
