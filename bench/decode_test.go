@@ -3,11 +3,11 @@ package bench
 import (
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/jsimonetti/rtnetlink"
+	"github.com/overlaynet/overlaynet/internal/golden"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"github.com/vishvananda/netlink"
 )
@@ -92,7 +92,7 @@ var missKinds = []string{"l3miss", "l2miss", "app_solicit", "fdb_echo"}
 
 func readKernel(tb testing.TB, kind string) []byte {
 	tb.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "testdata", "kernel", kind+".bin"))
+	raw, err := golden.Read(filepath.Join("..", "testdata", "kernel"), kind)
 	if err != nil {
 		tb.Fatalf("golden kernel message: %v", err)
 	}

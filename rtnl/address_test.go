@@ -76,9 +76,9 @@ func TestAddressMessageHelpers(t *testing.T) {
 		t.Error("16-byte label accepted")
 	}
 	bad := [][]byte{
-		append(make([]byte, unix.SizeofIfAddrmsg), 7, 0, unix.IFA_ADDRESS, 0, 1, 2, 3, 0),
-		append(make([]byte, unix.SizeofIfAddrmsg), 8, 0, unix.IFA_CACHEINFO, 0, 1, 2, 3, 4),
-		append(make([]byte, unix.SizeofIfAddrmsg), 6, 0, unix.IFA_FLAGS, 0, 1, 2, 0, 0),
+		catBytes(make([]byte, unix.SizeofIfAddrmsg), rawAttr(unix.IFA_ADDRESS, 7, 1, 2, 3, 0)),
+		catBytes(make([]byte, unix.SizeofIfAddrmsg), rawAttr(unix.IFA_CACHEINFO, 8, 1, 2, 3, 4)),
+		catBytes(make([]byte, unix.SizeofIfAddrmsg), rawAttr(unix.IFA_FLAGS, 6, 1, 2, 0, 0)),
 	}
 	for i, b := range bad {
 		var m rtnl.AddressMessage

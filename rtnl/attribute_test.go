@@ -17,14 +17,17 @@ func TestAttributeEncoderLayout(t *testing.T) {
 	n := ae.Begin(18)
 	ae.String(1, "vxlan")
 	ae.End(n)
-	want := []byte{
-		5, 0, 1, 0, 7, 0, 0, 0, // u8 padded to 8
-		6, 0, 6, 0, 0x12, 0xb6, 0, 0, // big-endian port 4790
-		8, 0, 7, 0, 42, 0, 0, 0, // host-order u32 (little-endian here)
-		8, 0, 3, 0, 'b', 'r', '0', 0, // NUL-terminated string
-		16, 0, 18, 0x80, // nested, NLA_F_NESTED
-		10, 0, 1, 0, 'v', 'x', 'l', 'a', 'n', 0, 0, 0,
-	}
+	// Headers and integers in host byte order (rawAttr, ne32): the same
+	// layout on little- and big-endian machines, only the byte order of
+	// those fields differs.
+	want := catBytes(
+		rawAttr(1, 5, 7, 0, 0, 0),       // u8 padded to 8
+		rawAttr(6, 6, 0x12, 0xb6, 0, 0), // big-endian port 4790 on every machine
+		rawAttr(7, 8, ne32(42)...),      // host-order u32
+		rawAttr(3, 8, 'b', 'r', '0', 0), // NUL-terminated string
+		rawAttr(18|rtnl.AttrNested, 16), // nested, NLA_F_NESTED
+		rawAttr(1, 10, 'v', 'x', 'l', 'a', 'n', 0, 0, 0),
+	)
 	if got := ae.Bytes(); !bytes.Equal(got, want) {
 		t.Fatalf("encoding:\n got % x\nwant % x", got, want)
 	}
@@ -90,12 +93,12 @@ func TestAttributeDecoderErrors(t *testing.T) {
 		b    []byte
 		read func(*rtnl.AttributeDecoder)
 	}{
-		{"short header", []byte{4, 0}, nil},
-		{"length below header", []byte{2, 0, 1, 0}, nil},
-		{"length past end", []byte{12, 0, 1, 0, 1, 2, 3, 4}, nil},
-		{"u32 of 2 bytes", []byte{6, 0, 1, 0, 1, 2, 0, 0}, func(ad *rtnl.AttributeDecoder) { ad.Uint32() }},
-		{"address of 5 bytes", []byte{9, 0, 1, 0, 1, 2, 3, 4, 5, 0, 0, 0}, func(ad *rtnl.AttributeDecoder) { ad.Addr() }},
-		{"mac of 4 bytes", []byte{8, 0, 1, 0, 1, 2, 3, 4}, func(ad *rtnl.AttributeDecoder) { ad.MAC() }},
+		{"short header", rawAttr(1, 4)[:2], nil},
+		{"length below header", rawAttr(1, 2), nil},
+		{"length past end", rawAttr(1, 12, 1, 2, 3, 4), nil},
+		{"u32 of 2 bytes", rawAttr(1, 6, 1, 2, 0, 0), func(ad *rtnl.AttributeDecoder) { ad.Uint32() }},
+		{"address of 5 bytes", rawAttr(1, 9, 1, 2, 3, 4, 5, 0, 0, 0), func(ad *rtnl.AttributeDecoder) { ad.Addr() }},
+		{"mac of 4 bytes", rawAttr(1, 8, 1, 2, 3, 4), func(ad *rtnl.AttributeDecoder) { ad.MAC() }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -8,11 +8,11 @@ import (
 	"errors"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/internal/golden"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
@@ -199,20 +199,37 @@ func getLinkByName(name string) []byte {
 	return ae.Bytes()
 }
 
-// TestGoldenCapture builds an overlay node in throwaway namespaces,
-// triggers every scenario of testdata/kernel/README.md and stores the first
-// kernel message of each. It runs only with -update (as root):
+// TestGoldenCapture stores the kernel messages captureKernelMessages gets
+// from the running kernel in testdata/kernel, with the machine's byte
+// order. It runs only with -update (as root):
 //
 //	go test ./rtnl -run Golden -update
 func TestGoldenCapture(t *testing.T) {
 	if !*update {
 		t.Skip("recapture kernel messages with -update (as root)")
 	}
-	for _, tool := range []string{"ip", "bridge", "ping", "sysctl", "nsenter"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("recapturing needs %s (iproute2, iputils-ping, procps, util-linux): %v", tool, err)
-		}
+	captured := captureKernelMessages(t)
+	if err := os.MkdirAll(kernelDir, 0o755); err != nil {
+		t.Fatal(err)
 	}
+	for name, b := range captured {
+		if err := os.WriteFile(filepath.Join(kernelDir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("captured %s: %d bytes", name, len(b))
+	}
+	if err := golden.WriteOrder(kernelDir); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// captureKernelMessages builds an overlay node in throwaway namespaces,
+// triggers every scenario of testdata/kernel/README.md and returns the
+// first kernel message of each, by file name.
+func captureKernelMessages(t *testing.T) map[string][]byte {
+	t.Helper()
+	nstest.RequireRoot(t)
+	nstest.RequireTools(t, "ip", "bridge", "ping", "sysctl", "nsenter") // iproute2, iputils-ping, procps, util-linux
 	_, hostNS := nstest.NetNS(t, "gh")
 	over, overNS := nstest.NetNS(t, "go")
 	ctn, ctnNS := nstest.NetNS(t, "gc")
@@ -312,14 +329,5 @@ func TestGoldenCapture(t *testing.T) {
 	isAck := func(h rtnl.Header, _ []byte) bool { return h.Type == unix.NLMSG_ERROR }
 	captured["ack_error.bin"] = ack.requestAck(t, "ack_error", unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL, bad.Bytes(), isAck)
 	captured["ack_ok.bin"] = ack.requestAck(t, "ack_ok", unix.RTM_SETLINK, 0, getLinkByName("br0"), isAck)
-
-	if err := os.MkdirAll(kernelDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for name, b := range captured {
-		if err := os.WriteFile(filepath.Join(kernelDir, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("captured %s: %d bytes", name, len(b))
-	}
+	return captured
 }

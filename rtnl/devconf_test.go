@@ -22,11 +22,11 @@ func TestEncodeLinkInetConf(t *testing.T) {
 	ne := func(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
 	want := catBytes(
 		[]byte{unix.AF_UNSPEC, 0, 0, 0}, ne(7), ne(0), ne(0), // ifinfomsg, index 7
-		[]byte{28, 0, unix.IFLA_AF_SPEC, 0x80}, // IFLA_AF_SPEC, nested, 28 bytes
-		[]byte{24, 0, unix.AF_INET, 0x80},      // AF_INET, nested
-		[]byte{20, 0, unix.IFLA_INET_CONF, 0x80},
-		[]byte{8, 0, 1, 0}, ne(1), // forwarding = 1
-		[]byte{8, 0, 8, 0}, ne(2), // rp_filter = 2
+		rawAttr(unix.IFLA_AF_SPEC|unix.NLA_F_NESTED, 28), // IFLA_AF_SPEC, nested, 28 bytes
+		rawAttr(unix.AF_INET|unix.NLA_F_NESTED, 24),      // AF_INET, nested
+		rawAttr(unix.IFLA_INET_CONF|unix.NLA_F_NESTED, 20),
+		rawAttr(1, 8), ne(1), // forwarding = 1
+		rawAttr(8, 8), ne(2), // rp_filter = 2
 	)
 	if !bytes.Equal(b, want) {
 		t.Fatalf("encoding:\n got % x\nwant % x", b, want)
@@ -90,7 +90,7 @@ func TestDecodeInetDevConf(t *testing.T) {
 		{"short", ifi[:8], nil, "shorter than struct ifinfomsg"},
 		{"no AF_SPEC", catBytes(ifi, rawAttr(unix.IFLA_MTU, 8, ne(1500)...)), nil, "no IPv4 device settings"},
 		{"odd array", catBytes(ifi, rawAttr(unix.IFLA_AF_SPEC, 4+4+4+3, catBytes(rawAttr(unix.AF_INET, 4+4+3, rawAttr(unix.IFLA_INET_CONF, 7, 1, 2, 3)...))...)), nil, "not a u32 array"},
-		{"nested setting 0", catBytes(ifi, rawAttr(unix.IFLA_AF_SPEC, 4+4+4+8, rawAttr(unix.AF_INET, 4+4+8, rawAttr(unix.IFLA_INET_CONF|unix.NLA_F_NESTED, 4+8, catBytes([]byte{8, 0, 0, 0}, ne(1))...)...)...)), nil, "out of range"},
+		{"nested setting 0", catBytes(ifi, rawAttr(unix.IFLA_AF_SPEC, 4+4+4+8, rawAttr(unix.AF_INET, 4+4+8, rawAttr(unix.IFLA_INET_CONF|unix.NLA_F_NESTED, 4+8, rawAttr(0, 8, ne(1)...)...)...)...)), nil, "out of range"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := rtnl.DecodeInetDevConf(tc.b)

@@ -7,18 +7,18 @@ package rtnl
 import (
 	"encoding/binary"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/internal/golden"
 	"golang.org/x/sys/unix"
 )
 
 // readKernelAck reads a captured NLMSG_ERROR message.
 func readKernelAck(t testing.TB, name string) (Header, []byte, []byte) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("..", "testdata", "kernel", name+".bin"))
+	raw, err := golden.Read(filepath.Join("..", "testdata", "kernel"), name)
 	if err != nil {
 		t.Fatalf("read %s (regenerate with `go test ./rtnl -run Golden -update` as root): %v", name, err)
 	}

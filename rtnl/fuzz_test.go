@@ -15,11 +15,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/internal/golden"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -104,7 +104,7 @@ func FuzzNeighMessage(f *testing.F) {
 	f.Add(catBytes(ndmsg, rawAttr(2, 40, make([]byte, 36)...)))                                // NDA_LLADDR > MAX_ADDR_LEN
 	f.Add(catBytes(ndmsg, rawAttr(6, 6, 0x12, 0xb6, 0, 0)))                                    // NDA_PORT 4790
 	f.Add(catBytes(ndmsg, rawAttr(6, 8, 0x12, 0xb6, 0, 0)))                                    // NDA_PORT of 4 bytes
-	f.Add(catBytes(ndmsg, rawAttr(7, 8, 0, 0, 0, 1)))                                          // NDA_VNI sentinel
+	f.Add(catBytes(ndmsg, rawAttr(7, 8, ne32(1<<24)...)))                                      // NDA_VNI sentinel
 	f.Add(catBytes(ndmsg, rawAttr(3, 12, make([]byte, 8)...)))                                 // short NDA_CACHEINFO
 	f.Add(catBytes(ndmsg, rawAttr(14|rtnl.AttrNested, 8, rawAttr(1, 4)...)))                   // NDA_FDB_EXT_ATTRS
 	f.Add(catBytes(ndmsg, rawAttr(99, 5, 1, 0, 0, 0)))                                         // unknown attribute
@@ -160,7 +160,7 @@ func FuzzLinkMessage(f *testing.F) {
 	f.Add(catBytes(ifi, rawAttr(unix.IFLA_IFNAME, 24, []byte("a-name-longer-than-15\x00\x00\x00")...)))
 	f.Add(catBytes(ifi, rawAttr(unix.IFLA_MTU, 6, 1, 2)))           // short MTU
 	f.Add(catBytes(ifi, rawAttr(unix.IFLA_ADDRESS, 8, 1, 2, 3, 4))) // 4-byte address
-	f.Add(catBytes(ifi, rawAttr(unix.IFLA_MASTER, 8, 0, 0, 0, 0), rawAttr(unix.IFLA_LINK_NETNSID, 8, 1, 0, 0, 0)))
+	f.Add(catBytes(ifi, rawAttr(unix.IFLA_MASTER, 8, ne32(0)...), rawAttr(unix.IFLA_LINK_NETNSID, 8, ne32(1)...)))
 
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m rtnl.LinkMessage
@@ -186,7 +186,7 @@ func FuzzLinkMessage(f *testing.F) {
 
 func FuzzAddressMessage(f *testing.F) {
 	seedKernel(f, "addr_v4")
-	ifa := []byte{unix.AF_INET, 24, 0, 0, 2, 0, 0, 0}
+	ifa := catBytes([]byte{unix.AF_INET, 24, 0, 0}, ne32(2)) // ifaddrmsg, index 2
 	f.Add([]byte{})
 	f.Add(ifa[:7])
 	f.Add(ifa)
@@ -391,7 +391,7 @@ func FuzzMessageIter(f *testing.F) {
 	files, _ := filepath.Glob(filepath.Join(goldenDir, "*.bin"))
 	var all []byte
 	for _, p := range files {
-		raw, err := os.ReadFile(p)
+		raw, err := golden.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)
 		}

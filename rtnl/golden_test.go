@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/internal/golden"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -26,7 +27,7 @@ const goldenDir = "../testdata/kernel"
 // exactly one netlink message.
 func readKernelMessage(t testing.TB, name string) (rtnl.Header, []byte, []byte) {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(goldenDir, name+".bin"))
+	raw, err := golden.Read(goldenDir, name)
 	if err != nil {
 		t.Fatalf("read %s (regenerate with `go test ./rtnl -run Golden -update` as root): %v", name, err)
 	}
@@ -121,6 +122,11 @@ func checkNeigh(t *testing.T, name string, h rtnl.Header, body []byte, w neighWa
 	c.eq("nh_id", m.NHID, w.m.NHID)
 	c.eq("flags_ext", m.FlagsExt, w.m.FlagsExt)
 
+	return dumpNeigh(h, &m)
+}
+
+// dumpNeigh is the golden dump (testdata/kernel/NAME.txt) of a decoded message.
+func dumpNeigh(h rtnl.Header, m *rtnl.NeighMessage) string {
 	var d goldenDump
 	d.kv("nlmsg_type", rtnl.MessageTypeName(h.Type))
 	d.kv("nlmsg_flags", fmt.Sprintf("%#x", h.Flags))
@@ -219,6 +225,11 @@ func checkLink(t *testing.T, name string, h rtnl.Header, body []byte, w linkWant
 		c.eq("vxlan", *m.Info.Vxlan, *w.m.Info.Vxlan)
 	}
 
+	return dumpLink(h, &m)
+}
+
+// dumpLink is the golden dump (testdata/kernel/NAME.txt) of a decoded message.
+func dumpLink(h rtnl.Header, m *rtnl.LinkMessage) string {
 	var d goldenDump
 	d.kv("nlmsg_type", rtnl.MessageTypeName(h.Type))
 	d.kv("family", goldenFamily(m.Family))
@@ -272,6 +283,11 @@ func checkAddress(t *testing.T, name string, h rtnl.Header, body []byte, w rtnl.
 	c.eq("preferred", m.CacheInfo.Preferred, w.CacheInfo.Preferred)
 	c.eq("valid", m.CacheInfo.Valid, w.CacheInfo.Valid)
 
+	return dumpAddress(h, &m)
+}
+
+// dumpAddress is the golden dump (testdata/kernel/NAME.txt) of a decoded message.
+func dumpAddress(h rtnl.Header, m *rtnl.AddressMessage) string {
 	var d goldenDump
 	d.kv("nlmsg_type", rtnl.MessageTypeName(h.Type))
 	d.kv("family", goldenFamily(m.Family))
@@ -298,6 +314,11 @@ func checkRoute(t *testing.T, name string, h rtnl.Header, body []byte, w rtnl.Ro
 	c.eq("route", m, w)
 	c.eq("destination", m.Destination(), w.Destination())
 
+	return dumpRoute(h, &m)
+}
+
+// dumpRoute is the golden dump (testdata/kernel/NAME.txt) of a decoded message.
+func dumpRoute(h rtnl.Header, m *rtnl.RouteMessage) string {
 	var d goldenDump
 	d.kv("nlmsg_type", rtnl.MessageTypeName(h.Type))
 	d.kv("family", goldenFamily(m.Family))
@@ -315,6 +336,35 @@ func checkRoute(t *testing.T, name string, h rtnl.Header, body []byte, w rtnl.Ro
 	d.kv("iif", m.IIF)
 	d.kv("priority", m.Priority)
 	return d.String()
+}
+
+// dumpKernelMessage decodes one message with the codec of its type and
+// returns its golden dump.
+func dumpKernelMessage(h rtnl.Header, body []byte) (string, error) {
+	var (
+		m interface{ UnmarshalBinary([]byte) error }
+		d func() string
+	)
+	switch h.Type {
+	case unix.RTM_NEWNEIGH, unix.RTM_DELNEIGH, unix.RTM_GETNEIGH:
+		var n rtnl.NeighMessage
+		m, d = &n, func() string { return dumpNeigh(h, &n) }
+	case unix.RTM_NEWLINK:
+		var l rtnl.LinkMessage
+		m, d = &l, func() string { return dumpLink(h, &l) }
+	case unix.RTM_NEWADDR:
+		var a rtnl.AddressMessage
+		m, d = &a, func() string { return dumpAddress(h, &a) }
+	case unix.RTM_NEWROUTE:
+		var r rtnl.RouteMessage
+		m, d = &r, func() string { return dumpRoute(h, &r) }
+	default:
+		return "", fmt.Errorf("no golden dump for %s", rtnl.MessageTypeName(h.Type))
+	}
+	if err := m.UnmarshalBinary(body); err != nil {
+		return "", err
+	}
+	return d(), nil
 }
 
 // goldenCases lists every captured file with the check of its fields.
@@ -441,7 +491,7 @@ func TestGoldenFilesAreSingleMessages(t *testing.T) {
 		t.Fatalf("%d .bin files in %s, want at least %d", len(bins), goldenDir, len(goldenCases))
 	}
 	for _, p := range bins {
-		raw, err := os.ReadFile(p)
+		raw, err := golden.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -54,7 +54,7 @@ func linkCodecCases() []struct {
 				Name: "eth0", MTU: 1450, Address: mac, NetNSFD: 4, Present: rtnl.LinkHasNetNSFD,
 			}}}},
 		{"other kind raw data", rtnl.LinkMessage{Name: "x0", Info: &rtnl.LinkInfo{Kind: "macvlan",
-			Data: []byte{8, 0, 1, 0, 4, 0, 0, 0}}}},
+			Data: rawAttr(1, 8, ne32(4)...)}}},
 	}
 }
 
@@ -120,8 +120,8 @@ func TestLinkMessageRejectsMalformedAttributes(t *testing.T) {
 	}{
 		{"short MTU", build(func(ae *rtnl.AttributeEncoder) { ae.Raw(unix.IFLA_MTU, []byte{1, 2, 3}) })},
 		{"short master", build(func(ae *rtnl.AttributeEncoder) { ae.Uint16(unix.IFLA_MASTER, 1) })},
-		{"attribute longer than message", append(append([]byte{}, hdr...), 40, 0, 3, 0, 'a')},
-		{"bad nest in linkinfo", build(func(ae *rtnl.AttributeEncoder) { ae.Raw(unix.IFLA_LINKINFO, []byte{99, 0, 1, 0}) })},
+		{"attribute longer than message", catBytes(hdr, rawAttr(3, 40, 'a'))},
+		{"bad nest in linkinfo", build(func(ae *rtnl.AttributeEncoder) { ae.Raw(unix.IFLA_LINKINFO, rawAttr(1, 99)) })},
 		{"short vxlan id", build(func(ae *rtnl.AttributeEncoder) {
 			li := ae.Begin(unix.IFLA_LINKINFO)
 			ae.String(unix.IFLA_INFO_KIND, "vxlan")

@@ -2,10 +2,9 @@ package rtnl_test
 
 import (
 	"encoding/binary"
-	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/internal/golden"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -15,7 +14,7 @@ import (
 // decoder and with its own rules.
 func FuzzClassify(f *testing.F) {
 	for _, name := range []string{"l3miss", "l3miss_v6", "l2miss", "app_solicit", "app_solicit_probe", "fdb_echo"} {
-		raw, err := os.ReadFile(filepath.Join(goldenDir, name+".bin"))
+		raw, err := golden.Read(goldenDir, name)
 		if err != nil {
 			f.Fatal(err)
 		}

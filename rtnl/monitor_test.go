@@ -23,7 +23,8 @@ func ndmsg(family uint8, ifindex int32, state uint16, attrs ...any) []byte {
 	return ae.Bytes()
 }
 
-func u32le(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
+// ne32 is v in host byte order, as netlink carries it.
+func ne32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
 
 func TestClassifyKernelMessages(t *testing.T) {
 	tests := []struct {
@@ -110,11 +111,12 @@ func TestClassifySynthetic(t *testing.T) {
 	}{
 		{"l3", get, ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttrDst, dst), true, false, rtnl.EventMiss, rtnl.MissL3},
 		{"l2", get, ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttrLLAddr, mac), true, false, rtnl.EventMiss, rtnl.MissL2},
-		{"app_solicit", req, ndmsg(unix.AF_INET, 5, 1, rtnl.NeighAttrDst, dst, rtnl.NeighAttrProbes, u32le(1)), true, false, rtnl.EventMiss, rtnl.MissAppSolicit},
+		{"app_solicit", req, ndmsg(unix.AF_INET, 5, 1, rtnl.NeighAttrDst, dst, rtnl.NeighAttrProbes, ne32(1)), true, false, rtnl.EventMiss, rtnl.MissAppSolicit},
 		{"unknown attribute skipped", get, ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttr(99), []byte{1}, rtnl.NeighAttrDst, dst), true, false, rtnl.EventMiss, rtnl.MissL3},
 		{"nested flag masked", get, func() []byte {
 			b := ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttrDst, dst)
-			b[15] |= 0x80 // NLA_F_NESTED: high byte of the little-endian nla_type
+			typ := binary.NativeEndian.Uint16(b[14:]) // nla_type of the first attribute
+			binary.NativeEndian.PutUint16(b[14:], typ|unix.NLA_F_NESTED)
 			return b
 		}(), true, false, rtnl.EventMiss, rtnl.MissL3},
 		{"bridge family ignored", get, ndmsg(unix.AF_BRIDGE, 5, 4, rtnl.NeighAttrLLAddr, mac), false, false, 0, 0},
@@ -122,12 +124,12 @@ func TestClassifySynthetic(t *testing.T) {
 		{"new neigh", rtnl.Header{Type: unix.RTM_NEWNEIGH}, ndmsg(unix.AF_INET, 5, 0x80, rtnl.NeighAttrDst, dst, rtnl.NeighAttrLLAddr, mac), true, false, rtnl.EventNeighAdd, 0},
 		{"del neigh", rtnl.Header{Type: unix.RTM_DELNEIGH}, ndmsg(unix.AF_INET, 5, 0x20, rtnl.NeighAttrDst, dst), true, false, rtnl.EventNeighDelete, 0},
 		{"short", get, make([]byte, 11), false, true, 0, 0},
-		{"no address", get, ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttrVNI, u32le(42)), false, true, 0, 0},
+		{"no address", get, ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttrVNI, ne32(42)), false, true, 0, 0},
 		{"app_solicit without dst", req, ndmsg(unix.AF_INET, 5, 1, rtnl.NeighAttrLLAddr, mac), false, true, 0, 0},
 		{"dst of 5 bytes", get, ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttrDst, []byte{1, 2, 3, 4, 5}), false, true, 0, 0},
 		{"lladdr of 8 bytes", get, ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttrLLAddr, make([]byte, 8)), false, true, 0, 0},
 		{"vni of 2 bytes", get, ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttrDst, dst, rtnl.NeighAttrVNI, []byte{1, 2}), false, true, 0, 0},
-		{"attribute overruns", get, append(ndmsg(unix.AF_INET, 5, 4), 40, 0, 1, 0, 1, 2, 3, 4), false, true, 0, 0},
+		{"attribute overruns", get, catBytes(ndmsg(unix.AF_INET, 5, 4), rawAttr(1, 40, 1, 2, 3, 4)), false, true, 0, 0},
 		{"trailing bytes", get, append(ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttrDst, dst), 1, 2), false, true, 0, 0},
 		{"bad new neigh", rtnl.Header{Type: unix.RTM_NEWNEIGH}, make([]byte, 3), false, true, 0, 0},
 	}

@@ -124,12 +124,15 @@ func TestNeighWireBytes(t *testing.T) {
 			}
 		})
 	}
-	// The byte orders, spelled out on little-endian machines.
-	if binary.NativeEndian.Uint16([]byte{1, 0}) == 1 {
-		b, _ := rtnl.FDBEntry{Ifindex: 1, MAC: mac, VNI: 42, Port: 4790}.Message().MarshalBinary()
-		if !bytes.Contains(b, []byte{6, 0, 6, 0, 0x12, 0xb6}) || !bytes.Contains(b, []byte{8, 0, 7, 0, 0x2a, 0, 0, 0}) {
-			t.Fatalf("NDA_PORT 4790 must be 12 b6 and NDA_VNI 42 2a 00 00 00: % x", b)
-		}
+	// The byte orders, spelled out: NDA_PORT is big-endian on every
+	// machine, NDA_VNI (like every header) in the host's order.
+	b, _ := rtnl.FDBEntry{Ifindex: 1, MAC: mac, VNI: 42, Port: 4790}.Message().MarshalBinary()
+	vni := []byte{0x2a, 0, 0, 0}
+	if binary.NativeEndian.Uint16([]byte{1, 0}) != 1 { // big-endian host
+		vni = []byte{0, 0, 0, 0x2a}
+	}
+	if !bytes.Contains(b, neighAttr(6, 0x12, 0xb6)) || !bytes.Contains(b, neighAttr(7, vni...)) {
+		t.Fatalf("NDA_PORT 4790 must be 12 b6 and NDA_VNI 42 % x: % x", vni, b)
 	}
 }
 
@@ -264,7 +267,7 @@ func TestNeighDecodeErrors(t *testing.T) {
 		{"dst of 5 bytes", append(hdr[:12:12], neighAttr(1, 1, 2, 3, 4, 5)...), "NDA_DST"},
 		{"cacheinfo of 12 bytes", append(hdr[:12:12], neighAttr(3, make([]byte, 12)...)...), "NDA_CACHEINFO"},
 		{"protocol of 4 bytes", append(hdr[:12:12], neighAttr(12, neighU32(3)...)...), "NDA_PROTOCOL"},
-		{"attribute longer than the message", append(hdr[:12:12], 40, 0, 1, 0, 1, 2, 3, 4), "length 40"},
+		{"attribute longer than the message", catBytes(hdr[:12], rawAttr(1, 40, 1, 2, 3, 4)), "length 40"},
 		{"trailing bytes", append(hdr[:12:12], 1, 0), "too short"},
 	}
 	for _, tt := range tests {

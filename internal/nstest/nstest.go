@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -23,9 +24,11 @@ const Prefix = "ovt"
 var counter atomic.Uint32
 
 // RequireRoot skips t unless the process is root with the tools the
-// integration tests need; when CI=true it fails instead of skipping.
+// integration tests need; when CI=true it fails instead of skipping. Under
+// qemu-user (see Emulated) it always skips: the test needs a live kernel.
 func RequireRoot(t testing.TB) {
 	t.Helper()
+	RequireLiveKernel(t)
 	var why string
 	switch {
 	case os.Geteuid() != 0:
@@ -39,6 +42,64 @@ func RequireRoot(t testing.TB) {
 		return
 	}
 	Unavailable(t, why)
+}
+
+// QEMUUserEnv names the variable the Makefile sets (to 1) when it runs the
+// tests of another architecture under qemu-user.
+const QEMUUserEnv = "OVERLAYNET_QEMU_USER"
+
+// RequireLiveKernel skips t, also when CI=true, if the tests run under
+// qemu-user (Emulated): its translation of netlink between the emulated
+// architecture and the kernel's is incomplete, so a test that talks to the
+// kernel would fail for qemu's reasons, not the code's.
+func RequireLiveKernel(t testing.TB) {
+	t.Helper()
+	if why, ok := Emulated(); ok {
+		t.Skipf("skipping: needs a live kernel; %s", why)
+	}
+}
+
+// Emulated reports whether the tests run under qemu-user, with the reason:
+// both the Makefile's QEMUUserEnv is set and the test binary's architecture
+// (runtime.GOARCH) is not the kernel's (/proc/sys/kernel/arch, which qemu-user
+// does not translate, unlike uname). Either alone is not enough: the variable
+// on a native machine of that architecture, or a foreign binary run without
+// the Makefile, runs the live tests.
+func Emulated() (string, bool) {
+	if os.Getenv(QEMUUserEnv) != "1" {
+		return "", false
+	}
+	b, err := os.ReadFile("/proc/sys/kernel/arch")
+	if err != nil {
+		return "", false
+	}
+	karch := strings.TrimSpace(string(b))
+	if archMatches(runtime.GOARCH, karch) {
+		return "", false
+	}
+	return fmt.Sprintf("under qemu-user (GOARCH=%s on a %s kernel) netlink translation is incomplete", runtime.GOARCH, karch), true
+}
+
+// archMatches reports whether a kernel whose arch sysctl reads karch runs
+// GOARCH goarch binaries natively.
+func archMatches(goarch, karch string) bool {
+	switch goarch {
+	case "amd64":
+		return karch == "x86_64"
+	case "386":
+		return karch == "x86_64" || strings.HasPrefix(karch, "i") && strings.HasSuffix(karch, "86")
+	case "arm64":
+		return karch == "aarch64" || karch == "arm64"
+	case "arm":
+		return strings.HasPrefix(karch, "arm") || karch == "aarch64"
+	case "mips", "mipsle":
+		return karch == "mips"
+	case "mips64", "mips64le":
+		return karch == "mips64"
+	case "ppc64", "ppc64le", "s390x", "riscv64", "loong64":
+		return karch == goarch
+	}
+	return karch == goarch
 }
 
 // RequireTools calls Unavailable unless every named binary is on PATH.
