@@ -49,7 +49,7 @@ test-bigendian:
 	@command -v $(QEMU_S390X) >/dev/null || { echo "test-bigendian: $(QEMU_S390X) not found (scripts/setup.sh installs qemu-user-static)"; exit 1; }
 	@log=$$(mktemp); trap 'rm -f $$log' EXIT; rc=0; \
 	OVERLAYNET_QEMU_USER=1 GOARCH=s390x $(GO) test -count=1 -timeout 20m -v -exec $(QEMU_S390X) \
-		./rtnl/... ./internal/golden/ >$$log 2>&1 || rc=$$?; \
+		./rtnl/... ./internal/golden/ ./internal/nstest/ >$$log 2>&1 || rc=$$?; \
 	grep -E '^(ok|FAIL|panic:)' $$log; \
 	[ $$rc -eq 0 ] || grep -B2 -A20 -e '--- FAIL' -e '^panic:' $$log | head -150; \
 	echo "test-bigendian (linux/s390x under $(QEMU_S390X)): $$(grep -c '^ *--- PASS' $$log) passed," \
