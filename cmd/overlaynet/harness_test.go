@@ -291,6 +291,16 @@ func (n *node) snapshot() string {
 		sort.Strings(links)
 		fmt.Fprintf(&b, "overns links: %v\n", links)
 	}
+	// The per-port rules attach installs (anti-spoofing), by port name.
+	if out, err := exec.Command("nsenter", "--net="+filepath.Join(n.dir, "overns"), "nft", "list", "ruleset").Output(); err == nil {
+		var ports []string
+		for _, l := range strings.Split(string(out), "\n") {
+			if i := strings.Index(l, "ve-cni-"); i >= 0 {
+				ports = append(ports, strings.TrimSpace(l))
+			}
+		}
+		fmt.Fprintf(&b, "nft lines naming ve-cni-*: %v\n", ports)
+	}
 	for _, root := range []string{n.state, strings.TrimPrefix(n.store, "dir:")} {
 		var files []string
 		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
