@@ -525,3 +525,29 @@ func TestRequestedAddress(t *testing.T) {
 	n.fails(call{cmd: "ADD", containerID: "two", netns: ns, ifname: "eth0", args: "IP=198.51.100.50",
 		stdin: n.conf("1.0.0", map[string]any{"runtimeConfig": map[string]any{"ips": []string{"198.51.100.51/24"}}})}, 7, "two addresses requested")
 }
+
+// TestChainedPrevResult: behind another plugin in a chain, ADD keeps the
+// prevResult's interfaces and addresses and appends its own; blockBits
+// sizes the node's blocks.
+func TestChainedPrevResult(t *testing.T) {
+	n := newNode(t, "cp", "192.0.2.2", "", true)
+	ns := n.containerNS("ctr")
+	prev := `{"cniVersion":"1.0.0","interfaces":[{"name":"lo0x","sandbox":"` + ns + `"}],"ips":[{"address":"10.9.0.2/24","interface":0}]}`
+	conf := withPrev(t, n.conf("1.0.0", map[string]any{"blockBits": 28}), prev)
+	out := n.ok(call{cmd: "ADD", containerID: "ch", netns: ns, ifname: "eth0", stdin: conf})
+	var res addResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Interfaces) != 2 || res.Interfaces[0].Name != "lo0x" || res.Interfaces[1].Name != "eth0" {
+		t.Errorf("interfaces %+v; want the previous one, then eth0", res.Interfaces)
+	}
+	if len(res.IPs) != 2 || res.IPs[0].Address != "10.9.0.2/24" || res.IPs[1].Address != "198.51.100.2/24" ||
+		res.IPs[1].Interface == nil || *res.IPs[1].Interface != 1 {
+		t.Errorf("ips %+v; want the previous one, then 198.51.100.2/24 on interface 1", res.IPs)
+	}
+	if st := n.mustOverlayd("status"); !strings.Contains(st, "198.51.100.0/28") {
+		t.Errorf("status: no /28 block:\n%s", st)
+	}
+	n.ok(call{cmd: "DEL", containerID: "ch", netns: ns, ifname: "eth0", stdin: conf})
+}
