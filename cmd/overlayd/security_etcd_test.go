@@ -1,0 +1,67 @@
+//go:build !noetcd
+
+package main
+
+import (
+	"net/netip"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/overlaynet/overlaynet/internal/spoof"
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// TestEtcdLeaseExpiryAllowlist: on etcd, a node's address is in the other
+// node's VTEP allowlist while its daemon holds its lease, and VXLAN from it
+// is delivered; once its daemon dies and the lease expires, the address
+// leaves the allowlist (through the change feed) and the same datagram is
+// dropped and counted.
+func TestEtcdLeaseExpiryAllowlist(t *testing.T) {
+	const ttl = 3 * time.Second
+	lab := newEtcdLab(t, 2, "ttl="+ttl.String())
+	n1, n2 := lab.nodes[0], lab.nodes[1]
+	n1.ok("attach", "pink", "--ip", "198.51.100.2/24")
+	n2.ok("attach", "sky", "--ip", "198.51.100.3/24")
+	n1.startDaemon()
+	d2 := n2.startDaemon()
+	allowed := func() []string { return addrs(nodeStatus(t, n1).Guard.Allowlist) }
+	if !waitFor(5*time.Second, func() bool { return slices.Contains(allowed(), "192.0.2.3") }) {
+		t.Fatalf("node 1 does not allow node 2: %v", allowed())
+	}
+	rcv, err := spoof.ListenUDP(filepath.Join(n1.dir, "pink"), netip.MustParseAddrPort("198.51.100.2:7000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rcv.Close()
+	node2 := filepath.Join(rtnl.DefaultNetNSDir, n2.name)
+	send := func(msg string) {
+		t.Helper()
+		if err := spoof.SendUDP(node2, netip.MustParseAddrPort("192.0.2.3:0"), netip.MustParseAddrPort("192.0.2.2:4789"),
+			injected(netip.MustParseAddr("198.51.100.2"), ctrMAC("198.51.100.2"), msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("while-alive")
+	if got := payloads(rcv.Wait(time.Second)); !slices.Equal(got, []string{"while-alive"}) {
+		t.Fatalf("pink received %q from live node 2, want its datagram", got)
+	}
+
+	d2.cmd.Process.Signal(syscall.SIGKILL)
+	<-d2.done
+	killed := time.Now()
+	if !waitFor(ttl+leaseExpiryMargin+time.Second, func() bool { return !slices.Contains(allowed(), "192.0.2.3") }) {
+		t.Fatalf("node 2's address still allowed %v after its lease expired: %v", time.Since(killed), allowed())
+	}
+	t.Logf("node 2's address left node 1's allowlist %v after its daemon was killed (TTL %v)", time.Since(killed).Round(time.Millisecond), ttl)
+	drops := nodeStatus(t, n1).Guard.VTEPDrops
+	send("after-expiry")
+	if got := payloads(rcv.Wait(time.Second)); len(got) != 0 {
+		t.Errorf("pink received %q from node 2 after its lease expired", got)
+	}
+	if d := nodeStatus(t, n1).Guard.VTEPDrops; d != drops+1 {
+		t.Errorf("drops %d -> %d, want one more", drops, d)
+	}
+}
