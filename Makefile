@@ -80,13 +80,15 @@ bench:
 	$(GO) test -run '^$$' -bench 'Program' -benchmem -count $(BENCHCOUNT) -benchtime 1x -timeout 60m ./bench/ | tee -a bench.txt
 	$(GO) test -run '^$$' -bench 'ResolveIsolated' -benchmem -count $(RESOLVECOUNT) -benchtime 300x -timeout 60m ./bench/ | tee -a bench.txt
 	$(GO) test -run '^$$' -bench 'Resolve$$|ResolveBacklog|ResolveScan' -benchmem -count $(RESOLVECOUNT) -benchtime 1x -timeout 60m ./bench/ | tee -a bench.txt
+	$(GO) test -run '^$$' -bench 'CrossNodeTCP|AllowlistUpdate' -benchmem -count $(BENCHCOUNT) -timeout 60m ./bench/ | tee -a bench.txt
 	@test -x $(BENCHSTAT) || $(GO) install golang.org/x/perf/cmd/benchstat@latest
-	$(BENCHSTAT) -filter '-.name:/^(Resolve|Program)/' bench.txt
+	$(BENCHSTAT) -filter '-.name:/^(Resolve|Program|CrossNodeTCP)/' bench.txt
 	$(BENCHSTAT) -filter '.name:Program' -col /impl bench.txt
 	$(BENCHSTAT) -filter '.name:ResolveIsolated' -col /impl bench.txt
 	$(BENCHSTAT) -filter '.name:Resolve' -col /impl bench.txt
 	$(BENCHSTAT) -filter '.name:ResolveBacklog' -col /impl bench.txt
 	$(BENCHSTAT) -filter '.name:ResolveScan' -col /impl bench.txt
+	$(BENCHSTAT) -filter '.name:CrossNodeTCP' -col /filters bench.txt
 
 ## fuzz: every native fuzz target for FUZZTIME each (no panic, no out-of-range read)
 FUZZ_TARGETS := FuzzNeighMessage FuzzLinkMessage FuzzAddressMessage FuzzRouteMessage FuzzAck FuzzAttributeDecoder FuzzMessageIter FuzzClassify FuzzInetDevConf
