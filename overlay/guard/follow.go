@@ -112,12 +112,8 @@ func Follow(ctx context.Context, cfg FollowConfig) error {
 	if st == nil {
 		st = &FollowStats{}
 	}
-	update := func(why string) {
-		want, complete, err := Wanted(ctx, cfg.Registry, cfg.Local)
-		if err != nil {
-			st.Errors.Add(1)
-			log.Warn("VTEP allowlist: registry incomplete; only adding addresses", "err", err)
-		}
+	var nodes []netip.Addr // live nodes of a NodeLister, as last listed
+	commit := func(why string, want []netip.Addr, complete bool) {
 		if !complete {
 			have, herr := cfg.Allowlist.Addrs()
 			if herr != nil {
@@ -138,12 +134,35 @@ func Follow(ctx context.Context, cfg FollowConfig) error {
 			st.Removed.Add(uint64(removed))
 			log.Info("VTEP allowlist updated", "added", added, "removed", removed, "why", why)
 		}
-		if addrs, err := cfg.Allowlist.Addrs(); err == nil {
-			st.Size.Store(int64(len(addrs)))
+		st.Size.Store(int64(len(cfg.Allowlist.cur)))
+	}
+	// update lists the registry (and its nodes) whole.
+	update := func(why string) {
+		want, complete, err := Wanted(ctx, cfg.Registry, cfg.Local)
+		if err != nil {
+			st.Errors.Add(1)
+			log.Warn("VTEP allowlist: registry incomplete; only adding addresses", "err", err)
 		}
+		if nl, ok := cfg.Registry.(NodeLister); ok {
+			if n, err := nl.NodeVTEPs(ctx); err == nil {
+				nodes = n
+			}
+		}
+		commit(why, want, complete)
 	}
 	update("start")
 
+	// With a feed, the records' VTEPs are followed change by change (no
+	// listing per change): view holds the feed's records once it has
+	// delivered them all (synced).
+	view := newFeedView()
+	synced := false
+	fromView := func(why string) {
+		if !synced {
+			return // a partial view would remove addresses still in use
+		}
+		commit(why, view.wanted(cfg.Local, nodes), true)
+	}
 	var changes <-chan registry.Change
 	watch := func() {
 		if cfg.Feed == nil {
@@ -154,7 +173,7 @@ func Follow(ctx context.Context, cfg FollowConfig) error {
 			log.Warn("VTEP allowlist: cannot watch the registry yet", "err", err)
 			return
 		}
-		changes = ch
+		changes, view, synced = ch, newFeedView(), false
 	}
 	watch()
 	stamper, _ := cfg.Registry.(Stamper)
@@ -176,12 +195,14 @@ func Follow(ctx context.Context, cfg FollowConfig) error {
 				watch()
 				continue
 			}
-			if c.Kind == registry.ChangeSynced {
-				continue
-			}
 			// Gather what else arrives at once into the same update.
-			drain(changes, 20*time.Millisecond)
-			update("registry change")
+			for _, c := range append([]registry.Change{c}, drain(changes, 20*time.Millisecond)...) {
+				if c.Kind == registry.ChangeSynced {
+					synced = true
+				}
+				view.apply(c)
+			}
+			fromView("registry change")
 		case <-poll.C:
 			switch {
 			case cfg.Feed != nil && changes == nil:
@@ -201,18 +222,69 @@ func Follow(ctx context.Context, cfg FollowConfig) error {
 	}
 }
 
-// drain reads what ch delivers within d.
-func drain(ch <-chan registry.Change, d time.Duration) {
+// feedView is the VTEPs of the records a change feed delivered.
+type feedView struct {
+	byIP  map[netip.Addr]netip.Addr // record IP -> its VTEP
+	count map[netip.Addr]int        // VTEP -> records
+}
+
+func newFeedView() *feedView {
+	return &feedView{byIP: map[netip.Addr]netip.Addr{}, count: map[netip.Addr]int{}}
+}
+
+func (v *feedView) apply(c registry.Change) {
+	ip := c.Record.IP
+	switch c.Kind {
+	case registry.ChangePut:
+		v.drop(ip)
+		if vt := c.Record.VTEP; vt.IsValid() {
+			v.byIP[ip] = vt
+			v.count[vt]++
+		}
+	case registry.ChangeDelete:
+		v.drop(ip)
+	}
+}
+
+func (v *feedView) drop(ip netip.Addr) {
+	if old, ok := v.byIP[ip]; ok {
+		delete(v.byIP, ip)
+		if v.count[old]--; v.count[old] <= 0 {
+			delete(v.count, old)
+		}
+	}
+}
+
+// wanted is local, the VTEPs with records and the live nodes.
+func (v *feedView) wanted(local netip.Addr, nodes []netip.Addr) []netip.Addr {
+	out := []netip.Addr{local}
+	for vt := range v.count {
+		if vt = vt.Unmap(); vt != local && vt.Is4() == local.Is4() {
+			out = append(out, vt)
+		}
+	}
+	for _, n := range nodes {
+		if _, ok := v.count[n]; !ok && n != local && n.Is4() == local.Is4() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// drain returns what ch delivers within d.
+func drain(ch <-chan registry.Change, d time.Duration) []registry.Change {
+	var out []registry.Change
 	t := time.NewTimer(d)
 	defer t.Stop()
 	for {
 		select {
-		case _, ok := <-ch:
+		case c, ok := <-ch:
 			if !ok {
-				return
+				return out
 			}
+			out = append(out, c)
 		case <-t.C:
-			return
+			return out
 		}
 	}
 }

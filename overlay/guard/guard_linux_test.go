@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"context"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/internal/spoof"
 	"github.com/overlaynet/overlaynet/overlay/nft"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -324,5 +326,93 @@ func TestAllowlistSyncRepeated(t *testing.T) {
 	}
 	if got, err := a.Addrs(); err != nil || len(got) != 1 || got[0] != local {
 		t.Errorf("Addrs = %v, %v; want only %s", got, err, local)
+	}
+}
+
+// feedRegistry is a registry whose records are what the test says, with a
+// change feed the test drives.
+type feedRegistry struct {
+	recs []registry.Record
+	ch   chan registry.Change
+}
+
+func (f *feedRegistry) LookupMAC(context.Context, netip.Addr) (registry.MAC, error) {
+	return registry.MAC{}, registry.ErrNotFound
+}
+func (f *feedRegistry) LookupVTEP(context.Context, registry.MAC) (netip.Addr, error) {
+	return netip.Addr{}, registry.ErrNotFound
+}
+func (f *feedRegistry) Register(context.Context, registry.Record) error   { return nil }
+func (f *feedRegistry) Unregister(context.Context, registry.Record) error { return nil }
+func (f *feedRegistry) List(context.Context) ([]registry.Record, error)   { return f.recs, nil }
+func (f *feedRegistry) Close() error                                      { return nil }
+func (f *feedRegistry) Watch(context.Context) (<-chan registry.Change, error) {
+	return f.ch, nil
+}
+
+// TestFollowFeed: with a change feed, the allowlist follows the records
+// change by change: a node's first record adds it, its last record's
+// deletion removes it; nothing is removed before the feed has delivered
+// every record (synced).
+func TestFollowFeed(t *testing.T) {
+	nstest.RequireTools(t, "nft")
+	ns, _ := nstest.NetNS(t, "gf")
+	c := dial(t, ns)
+	local := netip.MustParseAddr("192.0.2.2")
+	a, err := OpenAllowlist(c, 4789, local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := func(ip, vtep string) registry.Record {
+		return registry.Record{IP: netip.MustParseAddr(ip), MAC: registry.MAC{2, 0x42, 1, 2, 3, 4}, VTEP: netip.MustParseAddr(vtep)}
+	}
+	r1, r2, r3 := rec("198.51.100.3", "192.0.2.3"), rec("198.51.100.4", "192.0.2.4"), rec("198.51.100.5", "192.0.2.4")
+	reg := &feedRegistry{recs: []registry.Record{r1, r2, r3}, ch: make(chan registry.Change, 16)}
+	want, _, _ := Wanted(t.Context(), reg, local)
+	if err := a.Ensure(want); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	st := &FollowStats{}
+	go Follow(ctx, FollowConfig{Allowlist: a, Registry: reg, Feed: reg, Local: local, Resync: time.Hour, Stats: st})
+	is := func(want ...string) bool {
+		got, _ := a.Addrs()
+		var s []string
+		for _, x := range got {
+			s = append(s, x.String())
+		}
+		return slices.Equal(s, want)
+	}
+	wait := func(what string, want ...string) {
+		t.Helper()
+		deadline := time.Now().Add(3 * time.Second)
+		for !is(want...) {
+			if time.Now().After(deadline) {
+				got, _ := a.Addrs()
+				t.Fatalf("%s: allowlist %v, want %v", what, got, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// The feed's first delivery, partial: nothing is removed yet.
+	reg.ch <- registry.Change{Kind: registry.ChangePut, Record: r1}
+	time.Sleep(100 * time.Millisecond)
+	wait("before synced", "192.0.2.2", "192.0.2.3", "192.0.2.4")
+	reg.ch <- registry.Change{Kind: registry.ChangePut, Record: r2}
+	reg.ch <- registry.Change{Kind: registry.ChangePut, Record: r3}
+	reg.ch <- registry.Change{Kind: registry.ChangeSynced}
+	wait("synced", "192.0.2.2", "192.0.2.3", "192.0.2.4")
+	// A node joins with its first record.
+	reg.ch <- registry.Change{Kind: registry.ChangePut, Record: rec("198.51.100.6", "192.0.2.5")}
+	wait("joined", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5")
+	// .4 keeps one record of two: still allowed; then none: removed.
+	reg.ch <- registry.Change{Kind: registry.ChangeDelete, Record: r2}
+	time.Sleep(100 * time.Millisecond)
+	wait("one record left", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5")
+	reg.ch <- registry.Change{Kind: registry.ChangeDelete, Record: r3}
+	wait("expired", "192.0.2.2", "192.0.2.3", "192.0.2.5")
+	if st.Updates.Load() != 2 || st.Size.Load() != 3 {
+		t.Errorf("stats: %d updates, size %d; want 2 and 3", st.Updates.Load(), st.Size.Load())
 	}
 }
