@@ -67,8 +67,9 @@ The daemon also keeps the overlay's protections (see create): it installs the
 VTEP allowlist in this namespace (nftables table inet overlaynet-guard) with
 the underlay address of every node the store knows, and keeps it in line with
 the store (etcd: at every change of its feed, and its live nodes; directory
-store: whenever its directories change, checked 4 times a second), and it puts
-back the anti-spoofing rules of this node's endpoints if they were lost. Both
+store: at once for changes made on this machine, through inotify, and by
+checking its directories 4 times a second for other machines' changes), and
+it puts back the anti-spoofing rules of this node's endpoints if they were lost. Both
 stay in place while the daemon is stopped and are found unchanged by the next
 start; reset removes them. Drops are counted by reason in the metrics
 (overlayd_guard_drops_total).`

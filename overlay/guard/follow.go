@@ -27,6 +27,13 @@ type Stamper interface {
 	Stamp() (string, error)
 }
 
+// Notifier is implemented by registries without a change feed that can
+// say at once when something changed on this machine (the directory store,
+// through inotify); Follow then updates without waiting for the next poll.
+type Notifier interface {
+	Notify(ctx context.Context) (<-chan struct{}, error)
+}
+
 // Defaults of FollowConfig.
 const (
 	DefaultPoll   = 250 * time.Millisecond
@@ -181,6 +188,14 @@ func Follow(ctx context.Context, cfg FollowConfig) error {
 	if stamper != nil {
 		stamp, _ = stamper.Stamp()
 	}
+	var notices <-chan struct{}
+	if nt, ok := cfg.Registry.(Notifier); ok && cfg.Feed == nil {
+		if ch, err := nt.Notify(ctx); err == nil {
+			notices = ch
+		} else {
+			log.Warn("VTEP allowlist: no change notices from the store; polling", "err", err)
+		}
+	}
 	poll := time.NewTicker(cfg.Poll)
 	defer poll.Stop()
 	resync := time.NewTicker(cfg.Resync)
@@ -203,6 +218,15 @@ func Follow(ctx context.Context, cfg FollowConfig) error {
 				view.apply(c)
 			}
 			fromView("registry change")
+		case _, ok := <-notices:
+			if !ok {
+				notices = nil
+				continue
+			}
+			if stamper != nil {
+				stamp, _ = stamper.Stamp()
+			}
+			update("store changed")
 		case <-poll.C:
 			switch {
 			case cfg.Feed != nil && changes == nil:

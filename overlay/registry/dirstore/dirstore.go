@@ -92,6 +92,41 @@ func (s *Store) Stamp() (string, error) {
 	return out, nil
 }
 
+// Notify delivers a value on the returned channel soon after a record file
+// is created or removed in ROOT/arp or ROOT/fdb by any process of this
+// machine (inotify), coalescing bursts, until ctx ends. Changes made by
+// other machines of an NFS share are not seen: poll Stamp for those.
+func (s *Store) Notify(ctx context.Context) (<-chan struct{}, error) {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("overlay: dir store: inotify: %w", err)
+	}
+	for _, d := range []string{arpDir, fdbDir} {
+		const mask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_TO | unix.IN_MOVED_FROM | unix.IN_CLOSE_WRITE
+		if _, err := unix.InotifyAddWatch(fd, filepath.Join(s.root, d), mask); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("overlay: dir store: inotify %s: %w", d, err)
+		}
+	}
+	f := os.NewFile(uintptr(fd), "inotify") // non-blocking: reads go through the poller, Close ends them
+	ch := make(chan struct{}, 1)
+	context.AfterFunc(ctx, func() { f.Close() })
+	go func() {
+		defer close(ch)
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := f.Read(buf); err != nil {
+				return
+			}
+			select {
+			case ch <- struct{}{}:
+			default: // one pending notice stands for many events
+			}
+		}
+	}()
+	return ch, nil
+}
+
 // LookupMAC returns the MAC recorded in ROOT/arp/<ip>.
 func (s *Store) LookupMAC(ctx context.Context, ip netip.Addr) (registry.MAC, error) {
 	if err := ctx.Err(); err != nil {

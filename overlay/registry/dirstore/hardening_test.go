@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -165,4 +166,45 @@ func mustMAC(s string) registry.MAC {
 		panic(err)
 	}
 	return m
+}
+
+// TestNotify: registering and unregistering a record is noticed at once;
+// Stamp changes with it.
+func TestNotify(t *testing.T) {
+	s := newTestStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := s.Notify(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st0, _ := s.Stamp()
+	r := recordOf("198.51.100.2", "02:42:c6:33:64:02", "192.0.2.2")
+	for _, op := range []func() error{
+		func() error { return s.Register(ctx, r) },
+		func() error { return s.Unregister(ctx, r) },
+	} {
+		if err := op(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-ch:
+		case <-time.After(2 * time.Second):
+			t.Fatal("no notice of a change")
+		}
+		for len(ch) > 0 {
+			<-ch
+		}
+	}
+	if st1, _ := s.Stamp(); st1 == st0 {
+		t.Errorf("Stamp unchanged after changes: %q", st1)
+	}
+	cancel()
+	select {
+	case _, ok := <-ch:
+		for ok {
+			_, ok = <-ch
+		}
+	case <-time.After(2 * time.Second):
+		t.Error("the notice channel is not closed after ctx ends")
+	}
 }
