@@ -71,6 +71,13 @@ cross:
 	printf "$$sizes" | awk 'BEGIN { printf "%-8s %18s %18s\n", "linux/", "overlayd (etcd)", "overlayd noetcd" } \
 		{ printf "%-8s %12d %5.1fM %12d %5.1fM\n", $$1, $$2, $$2/1048576, $$3, $$3/1048576 }'
 
+## bench-scale: a node at scale on a real etcd (root; about 6 minutes): start-up with 10k and
+## 100k remote endpoints (time, RSS, bytes per endpoint), churn of 1,000 changes/s on 100k
+## (write-to-entry and miss p50/p99), each as the overlayd binary, measured from outside
+bench-scale:
+	$(GO) test -run '^$$' -bench 'Startup' -benchtime 1x -count 3 -timeout 30m ./cmd/overlayd/ | tee bench-scale.txt
+	$(GO) test -run '^$$' -bench 'Churn' -benchtime 1x -count 2 -timeout 30m ./cmd/overlayd/ | tee -a bench-scale.txt
+
 ## bench: benchmarks side by side with the peers, benchstat tables (root; a few minutes)
 ## The resolver benchmarks build the resolver exactly as `overlayd run` with no flags
 ## (bench.TestBenchmarkConfigIsTheDaemons); RESOLVECOUNT rounds each.
