@@ -65,3 +65,40 @@ func TestEtcdLeaseExpiryAllowlist(t *testing.T) {
 		t.Errorf("drops %d -> %d, want one more", drops, d)
 	}
 }
+
+// TestEtcdJoinAllowlist: on etcd (hybrid mode), a node that joins later —
+// its first container attached, then its daemon started — is in the
+// existing nodes' allowlists before its daemon runs (the feed delivered its
+// record), and its container's very first ping to a container of each
+// existing node gets its reply, with no packet dropped there.
+func TestEtcdJoinAllowlist(t *testing.T) {
+	lab := newEtcdLab(t, 3, "")
+	n1, n2, n3 := lab.nodes[0], lab.nodes[1], lab.nodes[2]
+	n1.ok("attach", "pink", "--ip", "198.51.100.2/24")
+	n2.ok("attach", "sky", "--ip", "198.51.100.3/24")
+	n1.startDaemon()
+	n2.startDaemon()
+	n3.ok("attach", "lime", "--ip", "198.51.100.4/24")
+	for _, n := range []*simNode{n1, n2} {
+		if !waitFor(time.Second, func() bool { return slices.Contains(addrs(nodeStatus(t, n).Guard.Allowlist), "192.0.2.4") }) {
+			t.Errorf("%s does not allow the joining node 192.0.2.4 within 1 s of its attach: %v", n.name, nodeStatus(t, n).Guard.Allowlist)
+		}
+	}
+	n3.startDaemon()
+	// Hybrid mode: node 3's entries come from the feed; give it a moment.
+	waitFor(3*time.Second, func() bool {
+		a, b := remoteEntries(n3, "198.51.100.2", "02:42:c6:33:64:02", "192.0.2.2")
+		c, d := remoteEntries(n3, "198.51.100.3", "02:42:c6:33:64:03", "192.0.2.3")
+		return a && b && c && d
+	})
+	for _, dst := range []string{"198.51.100.2", "198.51.100.3"} {
+		if out, err := pingOnce(n3, "lime", dst); err != nil {
+			t.Errorf("lime on the joining node -> %s, first ping: %v\n%s", dst, err, out)
+		}
+	}
+	for _, n := range []*simNode{n1, n2} {
+		if d := nodeStatus(t, n).Guard.VTEPDrops; d != 0 {
+			t.Errorf("%s dropped %d VXLAN packets", n.name, d)
+		}
+	}
+}
