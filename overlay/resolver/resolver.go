@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
@@ -150,8 +151,9 @@ type ResolverConfig struct {
 	// vxlan FDB entries are exempt from the neighbour table's gc_thresh3).
 	ProactiveMax int
 
-	now    func() time.Time // tests
-	kernel neighKernel      // tests: replaces Conn
+	now      func() time.Time // tests
+	kernel   neighKernel      // tests: replaces Conn
+	noInline bool             // tests: every miss goes to a worker
 }
 
 func (c *ResolverConfig) setDefaults() {
@@ -233,7 +235,11 @@ type Resolver struct {
 
 	runMu   sync.Mutex
 	running bool
-	stopped chan struct{} // closed when Run is not running
+	stopped chan struct{}   // closed when Run is not running
+	runCtx  context.Context // Run's, while it runs
+
+	lastMiss atomic.Int64 // UnixNano when HandleMiss last finished a miss
+	busy     atomic.Int32 // workers resolving a miss
 
 	// listed is closed once the first reconcile pass has listed the
 	// registry (or failed to): until then no key is known, and HandleMiss
@@ -394,6 +400,19 @@ func (r *Resolver) HandleMiss(m *rtnl.Miss) {
 		return
 	}
 	q := queuedMiss{key: key, start: r.cfg.now()}
+	if r.isolated() {
+		// Nothing else is pending: resolving it here saves the hand-off to
+		// a worker (a thread to wake), the one wait an idle miss would see.
+		r.runMu.Lock()
+		ctx := r.runCtx
+		r.runMu.Unlock()
+		if ctx != nil {
+			r.process(ctx, q)
+			r.lastMiss.Store(time.Now().UnixNano())
+			return
+		}
+	}
+	r.lastMiss.Store(time.Now().UnixNano())
 	select {
 	case r.queue <- q:
 		return
@@ -408,6 +427,19 @@ func (r *Resolver) HandleMiss(m *rtnl.Miss) {
 		r.table.done(key, false)
 		r.m.dropped[dropStopped].Add(1)
 	}
+}
+
+// isolatedGap is how long the receive loop must have been idle for a miss
+// to count as isolated.
+const isolatedGap = time.Millisecond
+
+// isolated says whether a miss arriving now is isolated: no miss was
+// handled in the last isolatedGap, no lookup is queued or running. Such a
+// miss is resolved on the receive loop's goroutine; the misses of a burst
+// go to the workers.
+func (r *Resolver) isolated() bool {
+	return !r.cfg.noInline && time.Now().UnixNano()-r.lastMiss.Load() > int64(isolatedGap) &&
+		len(r.queue) == 0 && r.busy.Load() == 0
 }
 
 // classify filters a miss to this overlay and names its key.
@@ -496,6 +528,14 @@ func (r *Resolver) begin() (release func(), err error) {
 
 // run runs the workers, the reconcile loop and the feed until ctx ends.
 func (r *Resolver) run(ctx context.Context) {
+	r.runMu.Lock()
+	r.runCtx = ctx
+	r.runMu.Unlock()
+	defer func() {
+		r.runMu.Lock()
+		r.runCtx = nil
+		r.runMu.Unlock()
+	}()
 	r.listKeys(ctx)
 	var wg sync.WaitGroup
 	for range r.cfg.Workers {
@@ -548,18 +588,29 @@ func (r *Resolver) worker(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case q := <-r.queue:
-			res, negative := r.resolve(ctx, q)
-			if res == nil {
-				r.table.done(q.key, negative)
-				continue
-			}
-			res.table = r.table // the programmer ends the lookup once applied
-			if err := r.prog.submit(ctx, res); err != nil {
-				r.table.done(q.key, false)
+			r.busy.Add(1)
+			ok := r.process(ctx, q)
+			r.busy.Add(-1)
+			if !ok {
 				return
 			}
 		}
 	}
+}
+
+// process looks q up and programs the answer; false means ctx ended.
+func (r *Resolver) process(ctx context.Context, q queuedMiss) bool {
+	res, negative := r.resolve(ctx, q)
+	if res == nil {
+		r.table.done(q.key, negative)
+		return true
+	}
+	res.table = r.table // the programmer ends the lookup once applied
+	if err := r.prog.submit(ctx, res); err != nil {
+		r.table.done(q.key, false)
+		return false
+	}
+	return true
 }
 
 // resolve looks q up. It returns the changes to program, or nil and whether

@@ -247,6 +247,9 @@ func newTestResolver(t *testing.T, reg registry.Registry, k neighKernel, mod fun
 		Logger:            newTestLogger(logs),
 		ReconcileInterval: -1,
 		kernel:            k,
+		// HandleMiss must not block on the tests' gated registries: the
+		// inline path has its own test (TestResolverIsolatedMissInline).
+		noInline: true,
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -488,6 +491,49 @@ func TestResolverScanBudget(t *testing.T) {
 	}
 }
 
+// TestResolverIsolatedMissInline: an isolated miss is resolved on the
+// caller's goroutine (its entries are programmed when HandleMiss returns);
+// the misses of a burst right after it go to the workers.
+func TestResolverIsolatedMissInline(t *testing.T) {
+	reg := newFakeRegistry()
+	for i := range 20 {
+		reg.add(fmt.Sprintf("198.51.100.%d", i+2), macN(byte(i+2)), "192.0.2.3")
+	}
+	k := &fakeKernel{}
+	r, _ := newTestResolver(t, reg, k, func(c *ResolverConfig) { c.noInline = false })
+	runResolver(t, r)
+	time.Sleep(2 * isolatedGap)
+	r.HandleMiss(l3("198.51.100.2"))
+	if s := r.Metrics().Snapshot(); s.Resolutions["l3miss"] != 1 || len(k.sizes()) != 1 {
+		t.Fatalf("after an isolated HandleMiss: %d resolutions, %d batches; want 1, 1 (resolved inline)", s.Resolutions["l3miss"], len(k.sizes()))
+	}
+	// Misses right after it are a burst: queued for the workers, so
+	// HandleMiss returns at once even while the registry hangs.
+	reg.mu.Lock()
+	reg.gate = make(chan struct{})
+	reg.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		// As if a miss had just been handled (this goroutine may start
+		// late on a loaded machine).
+		r.lastMiss.Store(time.Now().UnixNano())
+		for i := range 10 {
+			r.HandleMiss(l3(fmt.Sprintf("198.51.100.%d", i+3)))
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Fatal("HandleMiss blocked on the registry during a burst: resolved inline, not by the workers")
+	}
+	reg.mu.Lock()
+	close(reg.gate)
+	reg.gate = nil
+	reg.mu.Unlock()
+	eventually(t, "the burst's resolutions", func() bool { return r.Metrics().Snapshot().Resolutions["l3miss"] == 11 })
+}
+
 func TestResolverBackpressure(t *testing.T) {
 	reg := newFakeRegistry()
 	const n = 300
@@ -510,9 +556,10 @@ func TestResolverBackpressure(t *testing.T) {
 			handled.Add(1)
 		}
 	}()
-	// The queue (8) and the workers (2) fill up, then HandleMiss waits.
-	eventually(t, "the queue to fill", func() bool { return handled.Load() >= 10 })
-	time.Sleep(50 * time.Millisecond)
+	// The queue (8) and the workers (2) fill up (or the first, isolated
+	// miss is being resolved on the caller's goroutine), then HandleMiss
+	// waits.
+	time.Sleep(100 * time.Millisecond)
 	if h := handled.Load(); h > 11 {
 		t.Fatalf("HandleMiss took %d misses with a queue of 8, 2 workers and the registry hung: no backpressure", h)
 	}
