@@ -76,6 +76,9 @@ func (r *Resolver) reconcileLogged(ctx context.Context, first bool) {
 	}
 }
 
+// listTimeout bounds a reconcile pass's listing of the registry.
+const listTimeout = 30 * time.Second
+
 // ReconcileStats says what one reconcile pass did.
 type ReconcileStats struct {
 	Entries int           // entries carrying our marks found in the kernel
@@ -120,7 +123,10 @@ func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 	r.m.reconcileFixes[reconcileAdopted].Add(uint64(adopted))
 	r.table.forgetAll()
 
-	lctx, cancel := context.WithTimeout(ctx, r.cfg.LookupTimeout)
+	// A listing reads the whole overlay (200,000 etcd keys for 100,000
+	// endpoints: seconds on a loaded machine), not one key: it gets
+	// listTimeout, not the lookups' timeout.
+	lctx, cancel := context.WithTimeout(ctx, max(r.cfg.LookupTimeout, listTimeout))
 	t0 := time.Now()
 	recs, listErr := r.cfg.Registry.List(lctx)
 	r.m.lookup.observe(time.Since(t0))
