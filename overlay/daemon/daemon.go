@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/guard"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/overlay/resolver"
 	"github.com/overlaynet/overlaynet/rtnl"
@@ -70,6 +71,9 @@ type Daemon struct {
 	metricsAddr string
 	stopMetrics func()
 	unlock      func() // releases the daemon lock in the state dir
+	// vteps counts the records' VTEPs from the resolver's change feed, for
+	// the VTEP allowlist (nil: no feed, or no allowlist).
+	vteps *guard.FeedVTEPs
 }
 
 // Run opens the daemon described by cfg and runs it until ctx ends (nil) or
@@ -155,6 +159,12 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 	rc.Vxlan, rc.Bridge, rc.VNI, rc.Port = d.topo.Vxlan, d.topo.Bridge, d.topo.VNI, d.topo.Port
 	rc.Subnet, rc.LocalVTEP = oc.Subnet(), d.ov.VTEP
 	rc.Feed, rc.Mode, rc.ProactiveMax = feed, cfg.Mode, d.maxPro
+	if feed != nil && d.k.guard && !oc.NoVTEPFilter {
+		// One watch of the registry for the resolver and the VTEP
+		// allowlist: the allowlist counts the records' VTEPs on the way.
+		d.vteps = guard.NewFeedVTEPs()
+		rc.Feed = guard.Tee(feed, d.vteps)
+	}
 	if d.reconcile = rc.ReconcileInterval; d.reconcile == 0 {
 		d.reconcile = resolver.DefaultReconcileInterval
 	}

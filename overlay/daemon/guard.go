@@ -2,10 +2,13 @@ package daemon
 
 import (
 	"context"
+	"log/slog"
+	"net/netip"
 
 	"github.com/overlaynet/overlaynet/overlay/guard"
 	"github.com/overlaynet/overlaynet/overlay/nft"
 	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/overlay/resolver"
 )
 
 // startGuard puts the overlay's protections in place before the daemon
@@ -42,19 +45,62 @@ func (d *Daemon) startGuard(ctx context.Context) error {
 		if al, err = guard.OpenAllowlist(host, d.topo.Port, d.ov.VTEP); err != nil {
 			return err
 		}
-		want, _, werr := guard.Wanted(ctx, d.store.Registry, d.ov.VTEP)
-		if werr != nil {
-			log.Warn("VTEP allowlist: registry incomplete at start", "err", werr)
+		feed, _ := d.store.Registry.(registry.ChangeFeed) // nil without one
+		fc := guard.FollowConfig{Allowlist: al, Registry: d.store.Registry, Local: d.ov.VTEP,
+			Resync: d.reconcile, Logger: log, Stats: &guard.FollowStats{}}
+		var want []netip.Addr
+		if feed == nil {
+			var werr error
+			if want, _, werr = guard.Wanted(ctx, d.store.Registry, d.ov.VTEP); werr != nil {
+				log.Warn("VTEP allowlist: registry incomplete at start", "err", werr)
+			}
+		} else {
+			// The records' VTEPs come from the change feed as it delivers
+			// them (the resolver's when it watches one; the registry is not
+			// listed): until then the set keeps what it held and gets the
+			// live nodes.
+			if d.vteps != nil && d.res.Mode() != resolver.ModeReactive {
+				fc.VTEPs = d.vteps
+			} else {
+				fc.Feed = feed
+			}
+			want = initialFromFeedStore(ctx, al, d.store.Registry, d.ov.VTEP, log)
 		}
 		if err := al.Ensure(want); err != nil {
 			return err
 		}
-		st = &guard.FollowStats{}
-		feed, _ := d.store.Registry.(registry.ChangeFeed) // nil without one
-		go guard.Follow(ctx, guard.FollowConfig{Allowlist: al, Registry: d.store.Registry, Feed: feed, Local: d.ov.VTEP,
-			Resync: d.reconcile, Logger: log, Stats: st})
+		st = fc.Stats
+		go guard.Follow(ctx, fc)
 		log.Info("VTEP allowlist in place", "port", d.topo.Port, "addresses", len(want))
 	}
 	d.metrics.AddCollector(guard.Collector(al, ports, st))
 	return nil
+}
+
+// initialFromFeedStore is the allowlist a store with a change feed starts
+// with before its feed delivered the records: this node, the live nodes
+// (etcd's nodes/ keys, O(nodes)) and what the set already holds (a restart
+// keeps allowing what it allowed; the feed's first complete delivery then
+// removes what is gone).
+func initialFromFeedStore(ctx context.Context, al *guard.Allowlist, reg registry.Registry, local netip.Addr, log *slog.Logger) []netip.Addr {
+	want := []netip.Addr{local}
+	if nl, ok := reg.(guard.NodeLister); ok {
+		nodes, err := nl.NodeVTEPs(ctx)
+		if err != nil {
+			log.Warn("VTEP allowlist: cannot list the live nodes at start", "err", err)
+		}
+		want = append(want, nodes...)
+	}
+	if ok, err := al.Installed(); err == nil && ok {
+		if have, err := al.Addrs(); err == nil {
+			want = append(want, have...)
+		}
+	}
+	out := want[:0]
+	for _, a := range want {
+		if a = a.Unmap(); a.IsValid() && a.Is4() == local.Unmap().Is4() {
+			out = append(out, a)
+		}
+	}
+	return out
 }

@@ -47,15 +47,20 @@ type FollowConfig struct {
 	// Registry is listed for the VTEPs of its records (and, if it is a
 	// NodeLister, its live nodes).
 	Registry registry.Registry
-	// Feed, if set, triggers an update at every change (etcd).
+	// VTEPs, if set, are the records' VTEPs counted from a change feed
+	// another consumer watches (Tee): the allowlist follows them, and the
+	// registry's records are never listed.
+	VTEPs *FeedVTEPs
+	// Feed, if set and VTEPs is not, is watched by Follow itself and
+	// counted the same way (etcd, with no other consumer of its feed).
 	Feed registry.ChangeFeed
 	// Local is this node's VTEP, always allowed.
 	Local netip.Addr
 	// Poll is how often a registry without feed is checked for changes
 	// (through Stamper if it is one, else listed); default DefaultPoll.
 	Poll time.Duration
-	// Resync is the period of a full update whatever happened; default
-	// DefaultResync.
+	// Resync is the period of a full update whatever happened (with a
+	// feed: the live nodes listed again); default DefaultResync.
 	Resync time.Duration
 	// Logger; nil discards.
 	Logger *slog.Logger
@@ -100,10 +105,16 @@ func Wanted(ctx context.Context, reg registry.Registry, local netip.Addr) (addrs
 	return addrs, err == nil, err
 }
 
-// Follow keeps the allowlist equal to Wanted until ctx ends: at start, at
-// every change of the feed (several changes arriving together are one
-// update), whenever a Stamper's stamp changes, and every Resync. An update
-// from an incomplete listing only adds addresses. It returns ctx's error.
+// Follow keeps the allowlist equal to Wanted until ctx ends. With a change
+// feed (FollowConfig.VTEPs or Feed), the records' VTEPs come from the feed,
+// counted per VTEP as it delivers (see FeedVTEPs: no copy of the records,
+// no listing of them), and the live nodes of a NodeLister are listed at
+// start and every Resync; the set is updated whenever the feed's VTEPs
+// change, and nothing is removed before the feed has delivered every
+// record. Without a feed the registry is listed whole: at start, whenever
+// a Notifier or Stamper says it changed (else every Poll), and every
+// Resync. An update from an incomplete view only adds addresses. It
+// returns ctx's error.
 func Follow(ctx context.Context, cfg FollowConfig) error {
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultPoll
@@ -119,17 +130,23 @@ func Follow(ctx context.Context, cfg FollowConfig) error {
 	if st == nil {
 		st = &FollowStats{}
 	}
-	var nodes []netip.Addr // live nodes of a NodeLister, as last listed
+	al := cfg.Allowlist
 	commit := func(why string, want []netip.Addr, complete bool) {
 		if !complete {
-			have, herr := cfg.Allowlist.Addrs()
-			if herr != nil {
-				st.Errors.Add(1)
-				return
+			if al.cur != nil {
+				for x := range al.cur {
+					want = append(want, x)
+				}
+			} else {
+				have, herr := al.Addrs()
+				if herr != nil {
+					st.Errors.Add(1)
+					return
+				}
+				want = append(want, have...)
 			}
-			want = append(want, have...)
 		}
-		added, removed, err := cfg.Allowlist.Sync(want)
+		added, removed, err := al.Sync(want)
 		if err != nil {
 			st.Errors.Add(1)
 			log.Warn("VTEP allowlist update failed", "err", err)
@@ -141,55 +158,71 @@ func Follow(ctx context.Context, cfg FollowConfig) error {
 			st.Removed.Add(uint64(removed))
 			log.Info("VTEP allowlist updated", "added", added, "removed", removed, "why", why)
 		}
-		st.Size.Store(int64(len(cfg.Allowlist.cur)))
+		st.Size.Store(int64(len(al.cur)))
 	}
-	// update lists the registry (and its nodes) whole.
+	// update lists the registry (and its nodes) whole: stores without feed.
 	update := func(why string) {
 		want, complete, err := Wanted(ctx, cfg.Registry, cfg.Local)
 		if err != nil {
 			st.Errors.Add(1)
 			log.Warn("VTEP allowlist: registry incomplete; only adding addresses", "err", err)
 		}
-		if nl, ok := cfg.Registry.(NodeLister); ok {
-			if n, err := nl.NodeVTEPs(ctx); err == nil {
-				nodes = n
-			}
-		}
 		commit(why, want, complete)
 	}
-	update("start")
 
-	// With a feed, the records' VTEPs are followed change by change (no
-	// listing per change): view holds the feed's records once it has
-	// delivered them all (synced).
-	view := newFeedView()
-	synced := false
-	fromView := func(why string) {
-		if !synced {
-			return // a partial view would remove addresses still in use
+	// With a feed: the VTEPs counted from it, and the live nodes.
+	counts := cfg.VTEPs
+	ownFeed := counts == nil && cfg.Feed != nil
+	if ownFeed {
+		counts = NewFeedVTEPs()
+	}
+	var nodes []netip.Addr // live nodes of a NodeLister, as last listed
+	nodesOK := true
+	listNodes := func() {
+		nl, ok := cfg.Registry.(NodeLister)
+		if !ok {
+			return
 		}
-		commit(why, view.wanted(cfg.Local, nodes), true)
+		n, err := nl.NodeVTEPs(ctx)
+		if nodesOK = err == nil; err != nil {
+			st.Errors.Add(1)
+			log.Warn("VTEP allowlist: cannot list the live nodes; only adding addresses", "err", err)
+			return
+		}
+		nodes = n
+	}
+	fromFeed := func(why string) {
+		vteps, synced := counts.VTEPs()
+		commit(why, wantedOf(cfg.Local, vteps, nodes), synced && nodesOK)
+	}
+	var countsChanged <-chan struct{}
+	if counts != nil {
+		countsChanged = counts.Changed()
+		listNodes()
+		fromFeed("start")
+	} else {
+		update("start")
 	}
 	var changes <-chan registry.Change
 	watch := func() {
-		if cfg.Feed == nil {
-			return
-		}
 		ch, err := cfg.Feed.Watch(ctx)
 		if err != nil {
 			log.Warn("VTEP allowlist: cannot watch the registry yet", "err", err)
 			return
 		}
-		changes, view, synced = ch, newFeedView(), false
+		counts.Restart()
+		changes = ch
 	}
-	watch()
+	if ownFeed {
+		watch()
+	}
 	stamper, _ := cfg.Registry.(Stamper)
 	var stamp string
 	if stamper != nil {
 		stamp, _ = stamper.Stamp()
 	}
 	var notices <-chan struct{}
-	if nt, ok := cfg.Registry.(Notifier); ok && cfg.Feed == nil {
+	if nt, ok := cfg.Registry.(Notifier); ok && counts == nil {
 		if ch, err := nt.Notify(ctx); err == nil {
 			notices = ch
 		} else {
@@ -210,14 +243,21 @@ func Follow(ctx context.Context, cfg FollowConfig) error {
 				watch()
 				continue
 			}
+			counts.Apply(c) // signals countsChanged when the VTEPs change
+		case <-countsChanged:
 			// Gather what else arrives at once into the same update.
-			for _, c := range append([]registry.Change{c}, drain(changes, 20*time.Millisecond)...) {
-				if c.Kind == registry.ChangeSynced {
-					synced = true
+			if ownFeed {
+				for _, c := range drain(changes, 20*time.Millisecond) {
+					counts.Apply(c)
 				}
-				view.apply(c)
+			} else {
+				time.Sleep(20 * time.Millisecond)
 			}
-			fromView("registry change")
+			select {
+			case <-countsChanged:
+			default:
+			}
+			fromFeed("registry change")
 		case _, ok := <-notices:
 			if !ok {
 				notices = nil
@@ -229,67 +269,40 @@ func Follow(ctx context.Context, cfg FollowConfig) error {
 			update("store changed")
 		case <-poll.C:
 			switch {
-			case cfg.Feed != nil && changes == nil:
+			case ownFeed && changes == nil:
 				watch()
-			case cfg.Feed == nil && stamper != nil:
+			case counts != nil:
+			case stamper != nil:
 				s, err := stamper.Stamp()
 				if err == nil && s != stamp {
 					stamp = s
 					update("store changed")
 				}
-			case cfg.Feed == nil:
+			default:
 				update("poll")
 			}
 		case <-resync.C:
-			update("resync")
+			if counts != nil {
+				listNodes()
+				fromFeed("resync")
+			} else {
+				update("resync")
+			}
 		}
 	}
 }
 
-// feedView is the VTEPs of the records a change feed delivered.
-type feedView struct {
-	byIP  map[netip.Addr]netip.Addr // record IP -> its VTEP
-	count map[netip.Addr]int        // VTEP -> records
-}
-
-func newFeedView() *feedView {
-	return &feedView{byIP: map[netip.Addr]netip.Addr{}, count: map[netip.Addr]int{}}
-}
-
-func (v *feedView) apply(c registry.Change) {
-	ip := c.Record.IP
-	switch c.Kind {
-	case registry.ChangePut:
-		v.drop(ip)
-		if vt := c.Record.VTEP; vt.IsValid() {
-			v.byIP[ip] = vt
-			v.count[vt]++
-		}
-	case registry.ChangeDelete:
-		v.drop(ip)
-	}
-}
-
-func (v *feedView) drop(ip netip.Addr) {
-	if old, ok := v.byIP[ip]; ok {
-		delete(v.byIP, ip)
-		if v.count[old]--; v.count[old] <= 0 {
-			delete(v.count, old)
-		}
-	}
-}
-
-// wanted is local, the VTEPs with records and the live nodes.
-func (v *feedView) wanted(local netip.Addr, nodes []netip.Addr) []netip.Addr {
+// wantedOf is local, the VTEPs with records and the live nodes, of local's
+// address family.
+func wantedOf(local netip.Addr, vteps, nodes []netip.Addr) []netip.Addr {
 	out := []netip.Addr{local}
-	for vt := range v.count {
-		if vt = vt.Unmap(); vt != local && vt.Is4() == local.Is4() {
-			out = append(out, vt)
-		}
-	}
-	for _, n := range nodes {
-		if _, ok := v.count[n]; !ok && n != local && n.Is4() == local.Is4() {
-			out = append(out, n)
+	seen := map[netip.Addr]bool{local: true}
+	for _, l := range [][]netip.Addr{vteps, nodes} {
+		for _, a := range l {
+			if a = a.Unmap(); a.IsValid() && a.Is4() == local.Is4() && !seen[a] {
+				seen[a] = true
+				out = append(out, a)
+			}
 		}
 	}
 	return out

@@ -1,0 +1,127 @@
+package guard
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+
+	"github.com/overlaynet/overlaynet/overlay/registry"
+)
+
+// FeedVTEPs counts, per VTEP, the records a change feed delivered: the
+// allowlist's view of the records, O(nodes) in memory whatever the number
+// of records. It relies on the feed's contract: a changed record is
+// delivered as a Delete of the record as last delivered, then a Put of the
+// new one, so a Put adds one record to its VTEP and a Delete takes one
+// from its own. Fed either by Follow's own watch or by Tee, which shares
+// the watch of another consumer (the resolver's) instead of holding a
+// second copy of every record.
+type FeedVTEPs struct {
+	mu     sync.Mutex
+	count  map[netip.Addr]int // VTEP -> records
+	synced bool               // the current watch delivered every record
+	// changed is signalled (never blocking) when the set of VTEPs changes
+	// or the feed synced or started over.
+	changed chan struct{}
+}
+
+// NewFeedVTEPs returns empty counts, not synced.
+func NewFeedVTEPs() *FeedVTEPs {
+	return &FeedVTEPs{count: map[netip.Addr]int{}, changed: make(chan struct{}, 1)}
+}
+
+func (v *FeedVTEPs) signal() {
+	select {
+	case v.changed <- struct{}{}:
+	default:
+	}
+}
+
+// Restart forgets the counts: a new watch delivers every record again.
+// Until its ChangeSynced, the counts are partial.
+func (v *FeedVTEPs) Restart() {
+	v.mu.Lock()
+	v.count, v.synced = map[netip.Addr]int{}, false
+	v.mu.Unlock()
+	v.signal()
+}
+
+// Apply counts one change of the feed.
+func (v *FeedVTEPs) Apply(c registry.Change) {
+	vt := c.Record.VTEP.Unmap()
+	v.mu.Lock()
+	changed := false
+	switch c.Kind {
+	case registry.ChangePut:
+		if vt.IsValid() {
+			v.count[vt]++
+			changed = v.count[vt] == 1
+		}
+	case registry.ChangeDelete:
+		if n, ok := v.count[vt]; ok {
+			if n <= 1 {
+				delete(v.count, vt)
+				changed = true
+			} else {
+				v.count[vt] = n - 1
+			}
+		}
+	case registry.ChangeSynced:
+		v.synced, changed = true, true
+	}
+	v.mu.Unlock()
+	if changed {
+		v.signal()
+	}
+}
+
+// Changed is signalled when the VTEPs change, the feed synced or started
+// over; several signals may be one.
+func (v *FeedVTEPs) Changed() <-chan struct{} { return v.changed }
+
+// VTEPs returns the VTEPs with records, and whether the feed has delivered
+// every record (if not, the list is partial: only additions are safe).
+func (v *FeedVTEPs) VTEPs() (vteps []netip.Addr, synced bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	vteps = make([]netip.Addr, 0, len(v.count))
+	for vt := range v.count {
+		vteps = append(vteps, vt)
+	}
+	return vteps, v.synced
+}
+
+// Tee returns feed with every change it delivers counted in v on the way
+// (each Watch restarts the counts): one watch of the registry serves both
+// its consumer and the allowlist.
+func Tee(feed registry.ChangeFeed, v *FeedVTEPs) registry.ChangeFeed {
+	return teeFeed{feed, v}
+}
+
+type teeFeed struct {
+	feed registry.ChangeFeed
+	v    *FeedVTEPs
+}
+
+func (t teeFeed) Watch(ctx context.Context) (<-chan registry.Change, error) {
+	in, err := t.feed.Watch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t.v.Restart()
+	out := make(chan registry.Change, cap(in))
+	go func() {
+		defer close(out)
+		for c := range in {
+			t.v.Apply(c)
+			select {
+			case out <- c:
+			case <-ctx.Done():
+				for range in { // the feed closes once ctx ended
+				}
+				return
+			}
+		}
+	}()
+	return out, nil
+}
