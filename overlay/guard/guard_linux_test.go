@@ -353,8 +353,20 @@ func (f *feedRegistry) Watch(context.Context) (<-chan registry.Change, error) {
 // TestFollowFeed: with a change feed, the allowlist follows the records
 // change by change: a node's first record adds it, its last record's
 // deletion removes it; nothing is removed before the feed has delivered
-// every record (synced).
+// every record (synced). Either Follow watches the feed itself, or it
+// follows the VTEPs counted from another consumer's watch (Tee, as the
+// daemon shares the resolver's), which receives every change unchanged.
 func TestFollowFeed(t *testing.T) {
+	for _, shared := range []bool{false, true} {
+		name := "own"
+		if shared {
+			name = "shared"
+		}
+		t.Run(name, func(t *testing.T) { testFollowFeed(t, shared) })
+	}
+}
+
+func testFollowFeed(t *testing.T, shared bool) {
 	nstest.RequireTools(t, "nft")
 	ns, _ := nstest.NetNS(t, "gf")
 	c := dial(t, ns)
@@ -375,7 +387,22 @@ func TestFollowFeed(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	st := &FollowStats{}
-	go Follow(ctx, FollowConfig{Allowlist: a, Registry: reg, Feed: reg, Local: local, Resync: time.Hour, Stats: st})
+	fc := FollowConfig{Allowlist: a, Registry: reg, Feed: reg, Local: local, Resync: time.Hour, Stats: st}
+	var consumed chan registry.Change // what the other consumer of a shared feed received
+	if shared {
+		fc.Feed, fc.VTEPs = nil, NewFeedVTEPs()
+		ch, err := Tee(reg, fc.VTEPs).Watch(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		consumed = make(chan registry.Change, 16)
+		go func() {
+			for c := range ch {
+				consumed <- c
+			}
+		}()
+	}
+	go Follow(ctx, fc)
 	is := func(want ...string) bool {
 		got, _ := a.Addrs()
 		var s []string
@@ -412,6 +439,21 @@ func TestFollowFeed(t *testing.T) {
 	wait("one record left", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5")
 	reg.ch <- registry.Change{Kind: registry.ChangeDelete, Record: r3}
 	wait("expired", "192.0.2.2", "192.0.2.3", "192.0.2.5")
+	if shared {
+		// The consumer got every change, in order.
+		kinds := []registry.ChangeKind{registry.ChangePut, registry.ChangePut, registry.ChangePut, registry.ChangeSynced,
+			registry.ChangePut, registry.ChangeDelete, registry.ChangeDelete}
+		for i, k := range kinds {
+			select {
+			case c := <-consumed:
+				if c.Kind != k {
+					t.Errorf("change %d through the tee: %s, want %s", i, c.Kind, k)
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatalf("change %d not delivered through the tee", i)
+			}
+		}
+	}
 	// The stats follow the commit the test saw.
 	deadline := time.Now().Add(2 * time.Second)
 	for st.Updates.Load() != 2 || st.Size.Load() != 3 {
