@@ -9,13 +9,62 @@ import (
 	"syscall"
 
 	"github.com/overlaynet/overlaynet/rtnl"
+	"github.com/overlaynet/overlaynet/rtnl/rtnltest"
 	"golang.org/x/sys/unix"
 )
 
-// Read the L2 and L3 misses of the vxlan devices in the namespace overns
-// until interrupted. It needs CAP_NET_ADMIN and the namespace; ExampleClassify
-// decodes the same notifications without a socket.
+// Read misses as a vxlan device with l2miss and l3miss raises them, here
+// from the fake kernel of package rtnltest, which delivers scripted
+// notifications: an L3 miss, a neighbour change (which MissesOnly drops, as
+// the socket filter does on a node), a receive-buffer overflow, an L2 miss.
+// On a node, set MonitorConfig.NetNS instead of Transport and run until
+// interrupted (ExampleMonitor_namedNetNS).
 func ExampleMonitor() {
+	kernel := rtnltest.NewNotifier()
+	const vxlan1 = 3 // ifindex of the vxlan device
+	kernel.Notify(rtnltest.Reply(unix.RTM_GETNEIGH, &rtnl.NeighMessage{Family: unix.AF_INET,
+		Ifindex: vxlan1, State: rtnl.NeighStale, Dst: netip.MustParseAddr("198.51.100.9")}))
+	kernel.Notify(rtnltest.Reply(unix.RTM_NEWNEIGH, rtnl.ARPEntry(vxlan1,
+		netip.MustParseAddr("198.51.100.9"), rtnl.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x09})))
+	kernel.Overrun()
+	kernel.Notify(rtnltest.Reply(unix.RTM_GETNEIGH, &rtnl.NeighMessage{Family: unix.AF_INET,
+		Ifindex: vxlan1, State: rtnl.NeighStale, LLAddr: []byte{0x02, 0x42, 0xc6, 0x33, 0x64, 0x07}}))
+	kernel.End() // Run returns nil once all is delivered
+
+	m, err := rtnl.NewMonitor(rtnl.MonitorConfig{Transport: kernel, MissesOnly: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	err = m.Run(context.Background(), func(ev *rtnl.Event) error {
+		switch {
+		case ev.Kind == rtnl.EventOverrun:
+			// Notifications were lost: dump the tables again (Monitor.Resync).
+			fmt.Println("overrun")
+		case ev.Miss.Kind == rtnl.MissL3:
+			fmt.Printf("dev %d: who has %v?\n", ev.Miss.Ifindex, ev.Miss.IP)
+		case ev.Miss.Kind == rtnl.MissL2:
+			fmt.Printf("dev %d: where is %v?\n", ev.Miss.Ifindex, ev.Miss.MAC)
+		}
+		return nil // ev is reused: copy what must outlive the callback
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	st := m.Stats()
+	fmt.Println(st.Misses(), "misses,", st.Overruns, "overrun")
+	// Output:
+	// dev 3: who has 198.51.100.9?
+	// overrun
+	// dev 3: where is 02:42:c6:33:64:07?
+	// 2 misses, 1 overrun
+}
+
+// Read the L2 and L3 misses of the vxlan devices in the namespace overns
+// until interrupted. It needs CAP_NET_ADMIN and the namespace; ExampleMonitor
+// reads the same kind of notifications from the fake kernel of package
+// rtnltest.
+func ExampleMonitor_namedNetNS() {
 	ns, err := rtnl.OpenNamedNetNS(rtnl.DefaultNetNSDir, "overns")
 	if err != nil {
 		log.Fatal(err)

@@ -276,7 +276,7 @@ type MonitorStats struct {
 	Overruns     uint64 // ENOBUFS reports (EventOverrun delivered)
 	DecodeErrors uint64 // messages that did not decode (truncated or malformed)
 	Ignored      uint64 // messages that are not events, and datagrams not from the kernel
-	Syscalls     uint64 // recvmmsg calls that returned data
+	Syscalls     uint64 // recvmmsg calls (Receives on a Transport) that returned data
 }
 
 // Misses returns the number of misses of every kind.

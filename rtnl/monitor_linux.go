@@ -59,6 +59,17 @@ type MonitorConfig struct {
 	// tables that has no use for misses. Run never delivers EventMiss then.
 	// It cannot be combined with MissesOnly.
 	ChangesOnly bool
+	// Transport, when set, is read for notifications in place of a socket:
+	// each Receive returns one datagram as the kernel would send it to the
+	// group (package rtnltest scripts one; a relay or a replay of captured
+	// notifications is another). A Receive error that is unix.ENOBUFS is an
+	// overrun, as on a socket, and io.EOF ends Run with nil: the stream is
+	// over. Run wakes a Receive blocked when ctx ends if the Transport has a
+	// SetReadDeadline(time.Time) error method (as a socket does); without
+	// one it notices ctx between datagrams. MissesOnly and ChangesOnly keep
+	// their meaning (the monitor applies them to each datagram); NetNS,
+	// ReceiveBuffer and BatchSize are not used, and Resync fails.
+	Transport Transport
 }
 
 // Monitor reads the RTNLGRP_NEIGH multicast group of one network namespace:
@@ -86,6 +97,8 @@ type Monitor struct {
 	readFn  func(uintptr) bool // built once: passing a fresh closure to Read allocates
 	nread   int
 	readErr error
+	tr      Transport // nil for a socket
+	accept  []uint16  // with tr: the message types MissesOnly/ChangesOnly keep
 
 	datagrams, messages, l3, l2, app, adds, dels, overruns, decodeErrs, ignored, syscalls atomic.Uint64
 }
@@ -96,12 +109,19 @@ func NewMonitor(cfg MonitorConfig) (*Monitor, error) {
 	if cfg.MissesOnly && cfg.ChangesOnly {
 		return nil, errors.New("rtnl: monitor: MissesOnly and ChangesOnly exclude each other")
 	}
-	var filter []unix.SockFilter
+	var accept []uint16
 	switch {
 	case cfg.MissesOnly:
-		filter = typeFilter(unix.RTM_GETNEIGH)
+		accept = []uint16{unix.RTM_GETNEIGH}
 	case cfg.ChangesOnly:
-		filter = typeFilter(unix.RTM_NEWNEIGH, unix.RTM_DELNEIGH)
+		accept = []uint16{unix.RTM_NEWNEIGH, unix.RTM_DELNEIGH}
+	}
+	if cfg.Transport != nil {
+		return newTransportMonitor(cfg.Transport, accept), nil
+	}
+	var filter []unix.SockFilter
+	if accept != nil {
+		filter = typeFilter(accept...)
 	}
 	batch := cfg.BatchSize
 	if batch <= 0 {
@@ -213,7 +233,7 @@ func typeFilter(types ...uint16) []unix.SockFilter {
 }
 
 // ReceiveBuffer returns the socket's effective receive buffer in bytes (what
-// the kernel reports, twice what was asked for).
+// the kernel reports, twice what was asked for); 0 on a Transport.
 func (m *Monitor) ReceiveBuffer() int { return m.rcvbuf }
 
 // recvmmsg is the poller callback: it returns false to wait for readiness.
@@ -254,6 +274,9 @@ func (m *Monitor) Run(ctx context.Context, fn func(*Event) error) error {
 	defer m.mu.Unlock()
 	if m.closed.Load() {
 		return errMonitorClosed
+	}
+	if m.tr != nil {
+		return m.runTransport(ctx, fn)
 	}
 	m.file.SetReadDeadline(time.Time{})
 	fired := make(chan struct{})
@@ -393,6 +416,9 @@ func (m *Monitor) Resync(f NeighFilter, fn func(*NeighMessage) error) error {
 	if m.closed.Load() {
 		return errMonitorClosed
 	}
+	if m.tr != nil {
+		return errors.New("rtnl: monitor: Resync needs a socket (this monitor reads a Transport)")
+	}
 	if m.req == nil {
 		c, err := Dial(&Config{NetNS: m.netns, ReceiveBuffer: -1})
 		if err != nil {
@@ -415,7 +441,12 @@ func (m *Monitor) Close() error {
 	if m.closed.Swap(true) {
 		return nil
 	}
-	err := m.file.Close()
+	var err error
+	if m.tr != nil {
+		err = m.tr.Close()
+	} else {
+		err = m.file.Close()
+	}
 	m.resync.Lock()
 	if m.req != nil {
 		m.req.Close()

@@ -6,7 +6,9 @@
 // NLMSG_DONE. The replies are framed as the kernel frames them for a Conn
 // (capped ACKs, ACK TLVs, NLM_F_MULTI), so Execute, Dump, Request and
 // ExecuteBatch (with its per-request failures) run unchanged, without a
-// socket and without privileges.
+// socket and without privileges. A Notifier plays the kernel's side of a
+// Monitor (rtnl.MonitorConfig.Transport): it delivers scripted
+// notifications, captured or built, and overruns.
 //
 // It fakes the protocol, not the kernel's tables: what a request does is
 // whatever the Handler says. Tests that need the kernel's behaviour run

@@ -1,0 +1,88 @@
+package rtnl
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"slices"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// deadliner is what a Transport implements for Run to wake a blocked
+// Receive when its context ends.
+type deadliner interface {
+	SetReadDeadline(time.Time) error
+}
+
+// newTransportMonitor returns a Monitor reading notifications from tr, one
+// datagram at a time, keeping only datagrams whose first message has one of
+// the types accept lists (all when nil): the socket filter's rule.
+func newTransportMonitor(tr Transport, accept []uint16) *Monitor {
+	m := &Monitor{
+		tr:     tr,
+		accept: accept,
+		hdrs:   make([]unix.Mmsghdr, 1),
+		names:  make([]unix.RawSockaddrNetlink, 1),
+		buf:    make([]byte, monitorSlot),
+	}
+	m.ev.Neigh.LLAddr = m.llbuf[:0]
+	return m
+}
+
+// runTransport is Run on a Transport: Receive in place of recvmmsg, the
+// same delivery.
+func (m *Monitor) runTransport(ctx context.Context, fn func(*Event) error) error {
+	dl, _ := m.tr.(deadliner)
+	if dl != nil {
+		dl.SetReadDeadline(time.Time{})
+		fired := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			dl.SetReadDeadline(time.Unix(1, 0))
+			close(fired)
+		})
+		defer func() {
+			if !stop() {
+				<-fired
+				dl.SetReadDeadline(time.Time{})
+			}
+		}()
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := m.tr.Receive(m.buf)
+		if err != nil {
+			switch {
+			case m.closed.Load():
+				return nil
+			case ctx.Err() != nil:
+				return ctx.Err()
+			case errors.Is(err, unix.ENOBUFS):
+				m.overruns.Add(1)
+				m.ev = Event{Kind: EventOverrun, Neigh: NeighMessage{LLAddr: m.llbuf[:0]}}
+				if err := fn(&m.ev); err != nil {
+					return err
+				}
+				continue
+			case errors.Is(err, io.EOF):
+				return nil
+			}
+			return &OpError{Op: "receive", Err: err}
+		}
+		if n > len(m.buf) {
+			return &OpError{Op: "receive", Err: errors.New("transport returned more than the buffer")}
+		}
+		if m.accept != nil && (n < HeaderLen || !slices.Contains(m.accept, binary.NativeEndian.Uint16(m.buf[4:6]))) {
+			continue // the socket filter would have dropped it
+		}
+		m.syscalls.Add(1)
+		m.hdrs[0] = unix.Mmsghdr{Len: uint32(n)}
+		if err := m.deliver(1, fn); err != nil {
+			return err
+		}
+	}
+}
