@@ -127,6 +127,12 @@ func (n *Node) Attach(ctx context.Context, req AttachRequest) (ep *Endpoint, err
 	if err := n.checkNameFree(req.Name); err != nil {
 		return nil, err
 	}
+	if req.Addr.IsValid() {
+		if req.IP.IsValid() {
+			return nil, fmt.Errorf("overlay: both IP %s and Addr %s given (one of them, Addr taking the overlay's prefix length)", req.IP, req.Addr)
+		}
+		req.IP = netip.PrefixFrom(req.Addr, cfg.Gateway.Bits())
+	}
 	// An explicit address is checked before it is recorded as allocated,
 	// an allocated one after.
 	explicit := req.IP.IsValid()

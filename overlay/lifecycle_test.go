@@ -228,3 +228,31 @@ func dialPath(t *testing.T, path string) *rtnl.Conn {
 	defer ns.Close()
 	return nstest.Dial(t, ns)
 }
+
+// TestAttachAddr: an address without a prefix length (AttachRequest.Addr,
+// overlayd attach --ip 198.51.100.3) takes the overlay subnet's, MAC
+// derived from it; giving both IP and Addr is refused before anything is
+// made; an Addr outside the subnet is refused as an IP would be.
+func TestAttachAddr(t *testing.T) {
+	tn := newTestNode(t, "aa", testUnderlay, nil)
+	tn.mustCreate(testConfig("192.0.2.2"))
+	ep := tn.mustAttach(AttachRequest{Name: "barens", Addr: netip.MustParseAddr("198.51.100.3")})
+	if ep.IP != netip.MustParsePrefix("198.51.100.3/24") || ep.MAC.String() != "02:42:c6:33:64:03" {
+		t.Errorf("endpoint IP %s MAC %s, want 198.51.100.3/24 and 02:42:c6:33:64:03", ep.IP, ep.MAC)
+	}
+	before := tn.netnsNames()
+	for _, tc := range []struct {
+		req  AttachRequest
+		want string
+	}{
+		{AttachRequest{Name: "bothns", IP: netip.MustParsePrefix("198.51.100.4/24"), Addr: netip.MustParseAddr("198.51.100.4")}, "both IP"},
+		{AttachRequest{Name: "outns", Addr: netip.MustParseAddr("203.0.113.4")}, "outside the overlay subnet"},
+	} {
+		if _, err := tn.attach(tc.req); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("attach %+v: %v, want an error saying %q", tc.req, err, tc.want)
+		}
+	}
+	if after := tn.netnsNames(); !slices.Equal(before, after) {
+		t.Errorf("refused attaches left namespaces: %v, before %v", after, before)
+	}
+}

@@ -111,6 +111,10 @@ type AttachRequest struct {
 	// needed); an explicit address is recorded as allocated if the
 	// registry holds blocks, so that it is not handed out twice.
 	IP netip.Prefix `json:"ip"`
+	// Addr is the container's address without a prefix length: it takes the
+	// overlay subnet's, as if IP had been given with it. Set IP or Addr, not
+	// both.
+	Addr netip.Addr `json:"addr,omitzero"`
 	// MAC of the container's interface; zero means DeriveMAC(IP.Addr()).
 	MAC rtnl.MAC `json:"mac"`
 	// IfName is the container's interface name (default "eth0").

@@ -71,10 +71,8 @@ func runAttach(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 	if err := overlay.ValidateNetNSName(name); err != nil {
 		return fmt.Errorf("%w: NAME: %w", errUsage, err)
 	}
-	var ip netip.Prefix
-	var bare bool
 	if ipFlag != "" {
-		if ip, bare, err = parseContainerIP(ipFlag); err != nil {
+		if req.IP, req.Addr, err = parseContainerIP(ipFlag); err != nil {
 			return err
 		}
 	}
@@ -87,14 +85,6 @@ func runAttach(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 		return err
 	}
 	defer done()
-	req.IP = ip
-	if bare {
-		ov, err := n.Overlay()
-		if err != nil {
-			return err
-		}
-		req.IP = netip.PrefixFrom(ip.Addr(), ov.Config.Gateway.Bits())
-	}
 	ep, err := n.Attach(ctx, req)
 	if err != nil {
 		return err
@@ -103,20 +93,18 @@ func runAttach(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 	return nil
 }
 
-// parseContainerIP parses --ip: an address with prefix, or a bare address
-// (bare is then true: it takes the prefix length of the overlay subnet).
-func parseContainerIP(s string) (p netip.Prefix, bare bool, err error) {
+// parseContainerIP parses --ip: an address with prefix (p), or a bare
+// address (a: Attach gives it the prefix length of the overlay subnet).
+func parseContainerIP(s string) (p netip.Prefix, a netip.Addr, err error) {
 	if strings.Contains(s, "/") {
 		p, err = netip.ParsePrefix(s)
 	} else {
-		var a netip.Addr
 		a, err = netip.ParseAddr(s)
-		p, bare = netip.PrefixFrom(a, a.BitLen()), true
 	}
 	if err != nil {
-		return p, false, fmt.Errorf("%w: --ip %q: want an IPv4 address with prefix, e.g. 198.51.100.2/24", errUsage, s)
+		return netip.Prefix{}, netip.Addr{}, fmt.Errorf("%w: --ip %q: want an IPv4 address with prefix, e.g. 198.51.100.2/24", errUsage, s)
 	}
-	return p, bare, nil
+	return p, a, nil
 }
 
 // oneName returns the single NAME argument.
