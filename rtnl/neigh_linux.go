@@ -32,7 +32,9 @@ func (c *Conn) NeighReplace(m *NeighMessage) error {
 
 // NeighAppend adds a remote to an FDB entry (RTM_NEWNEIGH with
 // NLM_F_CREATE|NLM_F_APPEND, like `bridge fdb append`). The vxlan driver
-// accepts it only for the all-zeros and multicast MACs (flooding lists).
+// adds remotes only to the entries of the all-zeros and multicast MACs
+// (flooding lists); for another MAC it creates a missing entry and leaves an
+// existing one as it is.
 func (c *Conn) NeighAppend(m *NeighMessage) error {
 	return c.neighRequest(unix.RTM_NEWNEIGH, unix.NLM_F_CREATE|unix.NLM_F_APPEND, m)
 }

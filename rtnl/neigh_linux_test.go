@@ -446,3 +446,60 @@ func TestNeighBatchAddDoesNotAllocate(t *testing.T) {
 		t.Fatalf("Len = %d, want 100", b.Len())
 	}
 }
+
+// TestNeighAppendFloodList: NeighAppend (Conn and Batch) adds remotes to
+// the vxlan's all-zeros FDB entry, the flooding list of head-end
+// replication, where NeighReplace would overwrite the one remote; the
+// kernel lists every remote, and a MAC of one container is refused.
+func TestNeighAppendFloodList(t *testing.T) {
+	l := newNeighLab(t, "fa")
+	flood := func(dst string) *rtnl.NeighMessage {
+		return rtnl.FDBEntry{Ifindex: l.vxlan, Dst: netip.MustParseAddr(dst)}.Message()
+	}
+	if err := l.c.NeighAppend(flood("192.0.2.5")); err != nil {
+		t.Fatalf("NeighAppend: %v", err)
+	}
+	var b rtnl.Batch
+	for _, dst := range []string{"192.0.2.6", "192.0.2.7"} {
+		if err := b.NeighAppend(flood(dst)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.c.ExecuteBatch(&b); err != nil {
+		t.Fatalf("ExecuteBatch of appends: %v", err)
+	}
+	var out []bridgeFDB
+	s := nstest.Run(t, l.name, "bridge", "-j", "fdb", "show", "dev", "vxlan1")
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		t.Fatalf("bridge -j fdb show: %v: %.300s", err, s)
+	}
+	var dsts []string
+	for _, e := range out {
+		if e.MAC == "00:00:00:00:00:00" && slices.Contains(e.Flags, "self") {
+			dsts = append(dsts, e.Dst)
+		}
+	}
+	slices.Sort(dsts)
+	if want := []string{"192.0.2.5", "192.0.2.6", "192.0.2.7"}; !slices.Equal(dsts, want) {
+		t.Errorf("flooding list %v, want %v (bridge fdb show: %.500s)", dsts, want, s)
+	}
+	// Another MAC's entry is created by an append, but keeps its one remote.
+	mac := neighMustMAC(t, "02:42:c6:33:64:03")
+	for _, dst := range []string{"192.0.2.3", "192.0.2.4"} {
+		if err := l.c.NeighAppend(rtnl.FDBEntry{Ifindex: l.vxlan, MAC: mac, Dst: netip.MustParseAddr(dst)}.Message()); err != nil {
+			t.Fatalf("NeighAppend %v dst %s: %v", mac, dst, err)
+		}
+	}
+	if g := neighBridgeShow(t, l.name, "vxlan1")[mac.String()]; g.Dst != "192.0.2.3" {
+		t.Errorf("unicast entry after two appends: %+v, want its first remote 192.0.2.3 only", g)
+	}
+	n := 0
+	if err := l.c.NeighDump(rtnl.NeighFilter{Family: unix.AF_BRIDGE, Ifindex: l.vxlan}, func(m *rtnl.NeighMessage) error {
+		if got, ok := m.MAC(); ok && got == mac {
+			n++
+		}
+		return nil
+	}); err != nil || n != 1 {
+		t.Errorf("dump: %d entries for %v (%v), want 1", n, mac, err)
+	}
+}
