@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/netip"
 	"os"
 	"time"
 
@@ -70,9 +69,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 		ContainerID: args.ContainerID,
 		Network:     c.Name,
 		IfName:      args.IfName,
-	}
-	if want.IsValid() {
-		req.IP = netip.PrefixFrom(want, ov.Config.Gateway.Bits())
+		Addr:        want, // the overlay's prefix length; none: allocated
 	}
 	ep, err := n.Attach(ctx, req)
 	if err != nil {
