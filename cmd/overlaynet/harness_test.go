@@ -291,8 +291,10 @@ func (n *node) snapshot() string {
 		sort.Strings(links)
 		fmt.Fprintf(&b, "overns links: %v\n", links)
 	}
-	// The per-port rules attach installs (anti-spoofing), by port name.
-	if out, err := exec.Command("nsenter", "--net="+filepath.Join(n.dir, "overns"), "nft", "list", "ruleset").Output(); err == nil {
+	// The per-port rules attach installs (anti-spoofing), by port name;
+	// stateless (-s): a counter that a packet from the container moved
+	// between two snapshots is not a leftover.
+	if out, err := exec.Command("nsenter", "--net="+filepath.Join(n.dir, "overns"), "nft", "-s", "list", "ruleset").Output(); err == nil {
 		var ports []string
 		for _, l := range strings.Split(string(out), "\n") {
 			if i := strings.Index(l, "ve-cni-"); i >= 0 {
