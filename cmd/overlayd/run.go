@@ -5,6 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
 	"time"
 
 	daemonlib "github.com/overlaynet/overlaynet/overlay/daemon"
@@ -72,7 +75,29 @@ checking its directories 4 times a second for other machines' changes), and
 it puts back the anti-spoofing rules of this node's endpoints if they were lost. Both
 stay in place while the daemon is stopped and are found unchanged by the next
 start; reset removes them. Drops are counted by reason in the metrics
-(overlayd_guard_drops_total).`
+(overlayd_guard_drops_total).
+
+Memory: the daemon's garbage collector runs at GOGC=25 unless the GOGC
+environment variable says otherwise (the Go default is 100): its heap is
+mostly the records it follows (100,000 remote endpoints: about 40 MiB live),
+which this keeps at about 1.25x instead of 2x for a small cost in CPU when
+records change. GOMEMLIMIT is honoured as usual.`
+
+// DefaultGOGC is the garbage collector's target of overlayd run when the
+// GOGC environment variable is not set: the daemon's heap is mostly the
+// records it follows, long-lived, so a lower target than Go's 100 costs
+// little CPU and saves a third of its memory at 100,000 remote endpoints
+// (BenchmarkStartup100k: the default; BenchmarkStartup100kGOGC100 beside it).
+const DefaultGOGC = 25
+
+// setGC applies DefaultGOGC unless GOGC is set in the environment.
+func setGC(log *slog.Logger) {
+	if v, ok := os.LookupEnv("GOGC"); ok {
+		log.Debug("GOGC from the environment", "gogc", v)
+		return
+	}
+	debug.SetGCPercent(DefaultGOGC)
+}
 
 // runOptions are the flags of overlayd run.
 type runOptions struct {
@@ -158,6 +183,7 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 		return err
 	}
 	defer done()
+	setGC(log)
 	mode, _ := resolver.ParseMode(o.mode)
 	err = daemonlib.Run(ctx, daemonlib.Config{
 		Node: n, Store: e.global.store, Mode: mode, ProactiveMax: o.maxProact,

@@ -395,3 +395,7 @@ func TestEtcdNodeDeathAtScale(t *testing.T) {
 		t.Errorf("entries gone %v after SIGKILL, want within TTL + 2 s = %v", took, ttl+2*time.Second)
 	}
 }
+
+// BenchmarkStartup100kGOGC100: the default start-up with Go's own GC
+// target instead of overlayd run's DefaultGOGC.
+func BenchmarkStartup100kGOGC100(b *testing.B) { benchStartup(b, 100_000, "GOGC=100") }
