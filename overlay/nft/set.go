@@ -156,25 +156,17 @@ func (b *Batch) FlushSet(s Set) {
 // to it see the change atomically; counters of other elements run on). A
 // key already present is not an error.
 func (b *Batch) AddElements(s Set, keys [][]byte) {
-	b.ops = append(b.ops, func(c *nftables.Conn) error {
-		ls, err := s.lib()
-		if err != nil {
-			return err
-		}
-		el, err := s.elems(keys)
-		if err != nil {
-			return err
-		}
-		if err := c.SetAddElements(ls, el); err != nil {
-			return fmt.Errorf("nft: set %s: %w", s, err)
-		}
-		return nil
-	})
+	b.elements(s, keys, (*nftables.Conn).SetAddElements)
 }
 
 // DeleteElements removes keys from s, in place. A key that is not in the
 // set fails the commit (ENOENT).
 func (b *Batch) DeleteElements(s Set, keys [][]byte) {
+	b.elements(s, keys, (*nftables.Conn).SetDeleteElements)
+}
+
+// elements queues op (add or delete) of keys in s.
+func (b *Batch) elements(s Set, keys [][]byte, op func(*nftables.Conn, *nftables.Set, []nftables.SetElement) error) {
 	b.ops = append(b.ops, func(c *nftables.Conn) error {
 		ls, err := s.lib()
 		if err != nil {
@@ -184,7 +176,7 @@ func (b *Batch) DeleteElements(s Set, keys [][]byte) {
 		if err != nil {
 			return err
 		}
-		if err := c.SetDeleteElements(ls, el); err != nil {
+		if err := op(c, ls, el); err != nil {
 			return fmt.Errorf("nft: set %s: %w", s, err)
 		}
 		return nil
