@@ -417,21 +417,31 @@ func addRoute(c *rtnl.Conn, m *rtnl.RouteMessage, u *undoStack) error {
 	return nil
 }
 
-// ensureForwarding turns forwarding on where the path needs it: packets
-// from containers arrive on the bridge (overlay) and HostIf (host); replies
-// and the node's own packets arrive on OverlayIf (overlay) and the egress
-// device (host).
-func ensureForwarding(p Params, st *State, u *undoStack, log *slog.Logger) error {
-	for _, f := range []struct {
-		c     *rtnl.Conn
-		netns string
-		dev   string
-	}{
+// forwardingPlace is a device whose forwarding the path needs, and the
+// connection to its namespace.
+type forwardingPlace struct {
+	c     *rtnl.Conn
+	netns string
+	dev   string
+}
+
+// forwardingPlaces lists where the path needs forwarding: packets from
+// containers arrive on the bridge (overlay) and HostIf (host); replies and
+// the node's own packets arrive on OverlayIf (overlay) and the egress
+// device (host). Setup turns it on there and Status reads it back.
+func forwardingPlaces(p Params, st *State) []forwardingPlace {
+	return []forwardingPlace{
 		{p.Overlay, p.OverlayNetNS, p.Bridge},
 		{p.Overlay, p.OverlayNetNS, st.OverlayIf},
 		{p.Host, HostNetNS, st.HostIf},
 		{p.Host, HostNetNS, st.Dev},
-	} {
+	}
+}
+
+// ensureForwarding turns forwarding on where the path needs it
+// (forwardingPlaces), recording the values it changed.
+func ensureForwarding(p Params, st *State, u *undoStack, log *slog.Logger) error {
+	for _, f := range forwardingPlaces(p, st) {
 		l, err := f.c.LinkByName(f.dev)
 		if err != nil {
 			return fmt.Errorf("egress: forwarding on %s: %w", f.dev, err)

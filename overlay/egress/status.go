@@ -32,16 +32,7 @@ func Read(p Params, st *State) *Status {
 		}
 	}
 
-	for _, f := range []struct {
-		c     *rtnl.Conn
-		netns string
-		dev   string
-	}{
-		{p.Overlay, p.OverlayNetNS, p.Bridge},
-		{p.Overlay, p.OverlayNetNS, st.OverlayIf},
-		{p.Host, HostNetNS, st.HostIf},
-		{p.Host, HostNetNS, st.Dev},
-	} {
+	for _, f := range forwardingPlaces(p, st) {
 		fs := ForwardingStatus{NetNS: f.netns, Dev: f.dev, Value: -1}
 		if i := slices.IndexFunc(st.Forwarding, func(x ForwardingChange) bool { return x.NetNS == f.netns && x.Dev == f.dev }); i >= 0 {
 			fs.SetByEgress, fs.Was = true, st.Forwarding[i].Was
