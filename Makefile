@@ -74,6 +74,10 @@ cross:
 ## bench-scale: a node at scale on a real etcd (root; about 6 minutes): start-up with 10k and
 ## 100k remote endpoints (time, RSS, bytes per endpoint), churn of 1,000 changes/s on 100k
 ## (write-to-entry and miss p50/p99), each as the overlayd binary, measured from outside
+# bench and bench-scale pipe go test through tee: pipefail so a failing benchmark fails make.
+bench bench-scale: SHELL := /bin/bash
+bench bench-scale: .SHELLFLAGS := -o pipefail -c
+
 bench-scale:
 	$(GO) test -run '^$$' -bench 'Startup' -benchtime 1x -count 3 -timeout 30m ./cmd/overlayd/ | tee bench-scale.txt
 	$(GO) test -run '^$$' -bench 'Churn' -benchtime 1x -count 2 -timeout 30m ./cmd/overlayd/ | tee -a bench-scale.txt
