@@ -8,7 +8,6 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -278,18 +277,7 @@ func (m *Monitor) Run(ctx context.Context, fn func(*Event) error) error {
 	if m.tr != nil {
 		return m.runTransport(ctx, fn)
 	}
-	m.file.SetReadDeadline(time.Time{})
-	fired := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		m.file.SetReadDeadline(time.Unix(1, 0)) // wakes a parked Read
-		close(fired)
-	})
-	defer func() {
-		if !stop() {
-			<-fired
-			m.file.SetReadDeadline(time.Time{}) // for the next Run
-		}
-	}()
+	defer wakeOnDone(ctx, m.file)()
 	for {
 		err := m.rc.Read(m.readFn)
 		if err == nil {

@@ -17,6 +17,24 @@ type deadliner interface {
 	SetReadDeadline(time.Time) error
 }
 
+// wakeOnDone clears r's read deadline and, when ctx ends, sets one in the
+// past to wake a parked read. Run defers the returned func, which waits for
+// that wake-up if it fired and clears the deadline again for the next Run.
+func wakeOnDone(ctx context.Context, r deadliner) (undo func()) {
+	r.SetReadDeadline(time.Time{})
+	fired := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		r.SetReadDeadline(time.Unix(1, 0)) // wakes a parked read
+		close(fired)
+	})
+	return func() {
+		if !stop() {
+			<-fired
+			r.SetReadDeadline(time.Time{}) // for the next Run
+		}
+	}
+}
+
 // newTransportMonitor returns a Monitor reading notifications from tr, one
 // datagram at a time, keeping only datagrams whose first message has one of
 // the types accept lists (all when nil): the socket filter's rule.
@@ -35,20 +53,8 @@ func newTransportMonitor(tr Transport, accept []uint16) *Monitor {
 // runTransport is Run on a Transport: Receive in place of recvmmsg, the
 // same delivery.
 func (m *Monitor) runTransport(ctx context.Context, fn func(*Event) error) error {
-	dl, _ := m.tr.(deadliner)
-	if dl != nil {
-		dl.SetReadDeadline(time.Time{})
-		fired := make(chan struct{})
-		stop := context.AfterFunc(ctx, func() {
-			dl.SetReadDeadline(time.Unix(1, 0))
-			close(fired)
-		})
-		defer func() {
-			if !stop() {
-				<-fired
-				dl.SetReadDeadline(time.Time{})
-			}
-		}()
+	if dl, ok := m.tr.(deadliner); ok {
+		defer wakeOnDone(ctx, dl)()
 	}
 	for {
 		if err := ctx.Err(); err != nil {
