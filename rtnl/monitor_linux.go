@@ -235,6 +235,14 @@ func typeFilter(types ...uint16) []unix.SockFilter {
 // the kernel reports, twice what was asked for); 0 on a Transport.
 func (m *Monitor) ReceiveBuffer() int { return m.rcvbuf }
 
+// overrun delivers EventOverrun for an ENOBUFS from the socket or the
+// Transport: the kernel dropped notifications.
+func (m *Monitor) overrun(fn func(*Event) error) error {
+	m.overruns.Add(1)
+	m.ev = Event{Kind: EventOverrun, Neigh: NeighMessage{LLAddr: m.llbuf[:0]}}
+	return fn(&m.ev)
+}
+
 // recvmmsg is the poller callback: it returns false to wait for readiness.
 func (m *Monitor) recvmmsg(fd uintptr) bool {
 	for i := range m.hdrs {
@@ -290,9 +298,7 @@ func (m *Monitor) Run(ctx context.Context, fn func(*Event) error) error {
 			case ctx.Err() != nil:
 				return ctx.Err()
 			case errors.Is(err, unix.ENOBUFS):
-				m.overruns.Add(1)
-				m.ev = Event{Kind: EventOverrun, Neigh: NeighMessage{LLAddr: m.llbuf[:0]}}
-				if err := fn(&m.ev); err != nil {
+				if err := m.overrun(fn); err != nil {
 					return err
 				}
 				continue

@@ -68,9 +68,7 @@ func (m *Monitor) runTransport(ctx context.Context, fn func(*Event) error) error
 			case ctx.Err() != nil:
 				return ctx.Err()
 			case errors.Is(err, unix.ENOBUFS):
-				m.overruns.Add(1)
-				m.ev = Event{Kind: EventOverrun, Neigh: NeighMessage{LLAddr: m.llbuf[:0]}}
-				if err := fn(&m.ev); err != nil {
+				if err := m.overrun(fn); err != nil {
 					return err
 				}
 				continue
