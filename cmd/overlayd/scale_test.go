@@ -52,19 +52,7 @@ func scaleRecord(i int) registry.Record {
 func (l *etcdLab) client(tb testing.TB) *clientv3.Client {
 	tb.Helper()
 	dial := func(ctx context.Context, addr string) (net.Conn, error) {
-		ns, err := rtnl.OpenNamedNetNS("", l.ctl)
-		if err != nil {
-			return nil, err
-		}
-		defer ns.Close()
-		var c net.Conn
-		err = ns.Do(func() error {
-			var d net.Dialer
-			var err error
-			c, err = d.DialContext(ctx, "tcp", addr)
-			return err
-		})
-		return c, err
+		return l.srv.DialContext(ctx, "tcp", addr)
 	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{l.srv.Endpoint()}, DialTimeout: 5 * time.Second,
 		DialOptions: []grpc.DialOption{grpc.WithContextDialer(dial)}})

@@ -4,11 +4,9 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os/exec"
 	"strconv"
@@ -16,29 +14,13 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/overlaynet/overlaynet/rtnl"
 )
 
 // etcdMetrics sums, in etcd's Prometheus metrics (read from its
 // namespace), the samples of each of names.
 func (l *etcdLab) etcdMetrics(tb testing.TB, names ...string) map[string]float64 {
 	tb.Helper()
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		ns, err := rtnl.OpenNamedNetNS("", l.ctl)
-		if err != nil {
-			return nil, err
-		}
-		defer ns.Close()
-		var c net.Conn
-		err = ns.Do(func() error {
-			var d net.Dialer
-			var err error
-			c, err = d.DialContext(ctx, network, addr)
-			return err
-		})
-		return c, err
-	}}}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: l.srv.DialContext}}
 	resp, err := hc.Get("http://" + l.srv.Endpoint() + "/metrics")
 	if err != nil {
 		tb.Fatalf("etcd metrics: %v", err)

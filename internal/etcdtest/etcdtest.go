@@ -148,7 +148,7 @@ func (s *Server) Restart() {
 	s.exited = make(chan struct{})
 	go func(cmd *exec.Cmd, exited chan struct{}) { cmd.Wait(); close(exited) }(s.cmd, s.exited)
 
-	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: s.dial, TLSClientConfig: s.opts.TLS}}
+	hc := &http.Client{Timeout: time.Second, Transport: &http.Transport{DialContext: s.DialContext, TLSClientConfig: s.opts.TLS}}
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -169,8 +169,9 @@ func (s *Server) Restart() {
 	t.Fatalf("etcd not healthy after 15s:\n%s", s.LogTail())
 }
 
-// dial connects from the server's namespace.
-func (s *Server) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+// DialContext connects from the server's namespace (for an http.Transport,
+// or a gRPC dialer, reaching the server or anything else there).
+func (s *Server) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	if s.opts.NetNS == "" {
 		var d net.Dialer
 		return d.DialContext(ctx, network, addr)
@@ -228,7 +229,7 @@ func (s *Server) Keys(prefix string) (map[string]KV, error) {
 		"key":       base64.StdEncoding.EncodeToString([]byte(prefix)),
 		"range_end": base64.StdEncoding.EncodeToString(end),
 	})
-	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: s.dial, TLSClientConfig: s.opts.TLS}}
+	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: s.DialContext, TLSClientConfig: s.opts.TLS}}
 	resp, err := hc.Post("http://"+s.Endpoint()+"/v3/kv/range", "application/json", bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -258,7 +259,7 @@ func (s *Server) Keys(prefix string) (map[string]KV, error) {
 // holding password (through the JSON gateway). Keys no longer works after
 // it: it does not authenticate.
 func (s *Server) EnableAuth(password string) error {
-	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: s.dial, TLSClientConfig: s.opts.TLS}}
+	hc := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DialContext: s.DialContext, TLSClientConfig: s.opts.TLS}}
 	for _, step := range []struct {
 		path string
 		body map[string]string
