@@ -117,30 +117,8 @@ func newSimNode(t testing.TB, tag, store string) *simNode {
 // no tool (iproute2 or other) can be found.
 func (n *simNode) run(args ...string) result {
 	n.t.Helper()
-	argv := []string{"--net=" + filepath.Join(rtnl.DefaultNetNSDir, n.name), overlaydBinary(n.t), args[0],
-		"--netns-dir", n.dir, "--state-dir", n.state, "--store", n.store}
-	argv = append(argv, args[1:]...)
-	cmd := exec.Command("nsenter", argv...)
-	// overlayd itself needs no tools (no iproute2): give it an empty PATH,
-	// and none of the caller's OVERLAYD_* settings.
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "PATH=") && !strings.HasPrefix(kv, "OVERLAYD_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "PATH=/nonexistent")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := result{stdout: stdout.String(), stderr: stderr.String()}
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	case err != nil:
-		n.t.Fatalf("run overlayd %q: %v", args, err)
-	}
-	return r
+	argv := append([]string{args[0], "--netns-dir", n.dir, "--state-dir", n.state, "--store", n.store}, args[1:]...)
+	return n.runEnv(nil, argv...)
 }
 
 // ok runs overlayd and fails the test unless it exits 0; it returns stdout.

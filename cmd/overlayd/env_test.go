@@ -35,6 +35,9 @@ func (n *simNode) runEnv(env []string, args ...string) result {
 	return r
 }
 
+// envCommand is `overlayd ARGS` inside the node's netns (nsenter --net):
+// overlayd itself needs no tools (no iproute2), so it gets an empty PATH,
+// and none of the caller's OVERLAYD_* settings, only env.
 func (n *simNode) envCommand(env []string, args ...string) *exec.Cmd {
 	argv := append([]string{"--net=" + filepath.Join(rtnl.DefaultNetNSDir, n.name), overlaydBinary(n.t)}, args...)
 	cmd := exec.Command("nsenter", argv...)
