@@ -65,12 +65,12 @@ func ParseMode(s string) (Mode, error) {
 type feedState struct {
 	mode Mode
 	max  int
-	want map[compactAddr]wantRec // remote records in the feed
+	want map[registry.CompactAddr]wantRec // remote records in the feed
 	// prog holds those programmed proactively when there is a budget
 	// (max > 0); without one, every record of want is, and prog is nil.
 	prog    map[netip.Addr]struct{}
-	macRefs map[registry.MAC]int     // records of want per MAC
-	seen    map[compactAddr]struct{} // records delivered by a fresh watch, until its first Synced
+	macRefs map[registry.MAC]int              // records of want per MAC
+	seen    map[registry.CompactAddr]struct{} // records delivered by a fresh watch, until its first Synced
 	fresh   bool
 	// budgetLogged: crossing the budget was logged (once per daemon).
 	budgetLogged bool
@@ -88,34 +88,16 @@ type feedState struct {
 // records.
 type wantRec struct {
 	mac  registry.MAC
-	vtep compactAddr
-}
-
-// compactAddr is a netip.Addr without its zone (a record's addresses have
-// none) and without pointers: 17 bytes instead of 24, and maps of them are
-// not scanned by the garbage collector.
-type compactAddr struct {
-	b  [16]byte
-	v4 bool
-}
-
-func compact(a netip.Addr) compactAddr { return compactAddr{a.As16(), a.Is4()} }
-
-func (c compactAddr) addr() netip.Addr {
-	a := netip.AddrFrom16(c.b)
-	if c.v4 {
-		return a.Unmap()
-	}
-	return a
+	vtep registry.CompactAddr
 }
 
 // rec is the record of want for ip.
-func (w wantRec) rec(ip compactAddr) registry.Record {
-	return registry.Record{IP: ip.addr(), MAC: w.mac, VTEP: w.vtep.addr()}
+func (w wantRec) rec(ip registry.CompactAddr) registry.Record {
+	return registry.Record{IP: ip.Addr(), MAC: w.mac, VTEP: w.vtep.Addr()}
 }
 
 func newFeedState(mode Mode, max int) *feedState {
-	f := &feedState{mode: mode, max: max, want: make(map[compactAddr]wantRec), macRefs: make(map[registry.MAC]int)}
+	f := &feedState{mode: mode, max: max, want: make(map[registry.CompactAddr]wantRec), macRefs: make(map[registry.MAC]int)}
 	if max > 0 {
 		f.prog = make(map[netip.Addr]struct{})
 	}
@@ -124,17 +106,17 @@ func newFeedState(mode Mode, max int) *feedState {
 
 // record returns the record of want for ip.
 func (f *feedState) record(ip netip.Addr) (registry.Record, bool) {
-	w, ok := f.want[compact(ip)]
+	w, ok := f.want[registry.Compact(ip)]
 	if !ok {
 		return registry.Record{IP: ip}, false
 	}
-	return registry.Record{IP: ip, MAC: w.mac, VTEP: w.vtep.addr()}, true
+	return registry.Record{IP: ip, MAC: w.mac, VTEP: w.vtep.Addr()}, true
 }
 
 // isProg says whether ip's record is programmed proactively.
 func (f *feedState) isProg(ip netip.Addr) bool {
 	if f.prog == nil {
-		_, ok := f.want[compact(ip)]
+		_, ok := f.want[registry.Compact(ip)]
 		return ok
 	}
 	_, ok := f.prog[ip]
@@ -181,7 +163,7 @@ func (r *Resolver) followFeed(ctx context.Context) {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		f.fresh, f.seen = true, make(map[compactAddr]struct{})
+		f.fresh, f.seen = true, make(map[registry.CompactAddr]struct{})
 	read:
 		for {
 			select {
@@ -213,7 +195,7 @@ func (r *Resolver) handleChange(ctx context.Context, c registry.Change) {
 		rec := c.Record
 		r.known.found(rec.IP, rec.MAC) // its misses are not charged to the scan budget
 		if f.fresh {
-			f.seen[compact(rec.IP)] = struct{}{}
+			f.seen[registry.Compact(rec.IP)] = struct{}{}
 		}
 		if err := r.checkRecord(rec); err != nil {
 			r.log.Warn("change feed: skipping bad record", "record", rec.String(), "err", err)
@@ -230,7 +212,7 @@ func (r *Resolver) handleChange(ctx context.Context, c registry.Change) {
 			r.unprogramLocal(ctx, rec)
 			return
 		}
-		f.want[compact(rec.IP)] = wantRec{mac: rec.MAC, vtep: compact(rec.VTEP)}
+		f.want[registry.Compact(rec.IP)] = wantRec{mac: rec.MAC, vtep: registry.Compact(rec.VTEP)}
 		f.macRefs[rec.MAC]++
 		if f.withinBudget() {
 			r.programRecord(ctx, rec)
@@ -290,7 +272,7 @@ func (r *Resolver) programRecord(ctx context.Context, rec registry.Record) {
 func (r *Resolver) forgetRecord(ctx context.Context, rec registry.Record, promote bool) {
 	f := r.feed
 	inProg := f.isProg(rec.IP)
-	delete(f.want, compact(rec.IP))
+	delete(f.want, registry.Compact(rec.IP))
 	delete(f.prog, rec.IP)
 	if f.macRefs[rec.MAC]--; f.macRefs[rec.MAC] <= 0 {
 		delete(f.macRefs, rec.MAC)

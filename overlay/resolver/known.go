@@ -26,7 +26,7 @@ import (
 // missing and forgotten. Safe for concurrent use.
 type knownKeys struct {
 	mu   sync.RWMutex
-	ips  map[compactAddr]struct{} // pointer-free: a listing's worth of keys
+	ips  map[registry.CompactAddr]struct{} // pointer-free: a listing's worth of keys
 	macs map[registry.MAC]struct{}
 }
 
@@ -39,7 +39,7 @@ type KeyLister interface {
 }
 
 func newKnownKeys() *knownKeys {
-	return &knownKeys{ips: make(map[compactAddr]struct{}), macs: make(map[registry.MAC]struct{})}
+	return &knownKeys{ips: make(map[registry.CompactAddr]struct{}), macs: make(map[registry.MAC]struct{})}
 }
 
 // has says whether k's key (its IP, or its MAC for an L2 miss) is known.
@@ -50,7 +50,7 @@ func (kk *knownKeys) has(k missKey) bool {
 		_, ok := kk.macs[k.mac]
 		return ok
 	}
-	_, ok := kk.ips[compact(k.ip)]
+	_, ok := kk.ips[registry.Compact(k.ip)]
 	return ok
 }
 
@@ -58,7 +58,7 @@ func (kk *knownKeys) has(k missKey) bool {
 func (kk *knownKeys) found(ip netip.Addr, mac registry.MAC) {
 	kk.mu.Lock()
 	if ip.IsValid() {
-		kk.ips[compact(ip)] = struct{}{}
+		kk.ips[registry.Compact(ip)] = struct{}{}
 	}
 	kk.macs[mac] = struct{}{}
 	kk.mu.Unlock()
@@ -70,17 +70,17 @@ func (kk *knownKeys) missing(k missKey) {
 	if k.kind == rtnl.MissL2 {
 		delete(kk.macs, k.mac)
 	} else {
-		delete(kk.ips, compact(k.ip))
+		delete(kk.ips, registry.Compact(k.ip))
 	}
 	kk.mu.Unlock()
 }
 
 // replace makes the view the registry's listing recs.
 func (kk *knownKeys) replace(recs []registry.Record) {
-	ips := make(map[compactAddr]struct{}, len(recs))
+	ips := make(map[registry.CompactAddr]struct{}, len(recs))
 	macs := make(map[registry.MAC]struct{}, len(recs))
 	for _, r := range recs {
-		ips[compact(r.IP)] = struct{}{}
+		ips[registry.Compact(r.IP)] = struct{}{}
 		if r.VTEP.IsValid() {
 			macs[r.MAC] = struct{}{}
 		}
@@ -92,10 +92,10 @@ func (kk *knownKeys) replace(recs []registry.Record) {
 
 // replaceKeys makes the view the keys ips and macs.
 func (kk *knownKeys) replaceKeys(ipList []netip.Addr, macList []registry.MAC) {
-	ips := make(map[compactAddr]struct{}, len(ipList))
+	ips := make(map[registry.CompactAddr]struct{}, len(ipList))
 	macs := make(map[registry.MAC]struct{}, len(macList))
 	for _, ip := range ipList {
-		ips[compact(ip)] = struct{}{}
+		ips[registry.Compact(ip)] = struct{}{}
 	}
 	for _, m := range macList {
 		macs[m] = struct{}{}

@@ -279,9 +279,9 @@ func (r *Registry) List(ctx context.Context) ([]registry.Record, error) {
 	}
 	recs := make([]registry.Record, 0, len(s.arp))
 	for ip, mac := range s.arp {
-		rec := registry.Record{IP: ip.addr(), MAC: mac}
+		rec := registry.Record{IP: ip.Addr(), MAC: mac}
 		if v, ok := s.fdb[mac]; ok {
-			rec.VTEP = v.addr()
+			rec.VTEP = v.Addr()
 		}
 		recs = append(recs, rec)
 	}
@@ -294,8 +294,8 @@ func (r *Registry) List(ctx context.Context) ([]registry.Record, error) {
 // overlay: pointer-free maps are smaller and not scanned by the garbage
 // collector).
 type state struct {
-	arp  map[compactAddr]registry.MAC
-	fdb  map[registry.MAC]compactAddr
+	arp  map[registry.CompactAddr]registry.MAC
+	fdb  map[registry.MAC]registry.CompactAddr
 	refs map[registry.MAC]uint32 // how many arp keys hold each MAC
 	errs []error                 // malformed keys or values, skipped
 }
@@ -304,25 +304,8 @@ func newState() *state { return newStateSized(0) }
 
 // newStateSized returns a state with room for n records.
 func newStateSized(n int) *state {
-	return &state{arp: make(map[compactAddr]registry.MAC, n), fdb: make(map[registry.MAC]compactAddr, n),
+	return &state{arp: make(map[registry.CompactAddr]registry.MAC, n), fdb: make(map[registry.MAC]registry.CompactAddr, n),
 		refs: make(map[registry.MAC]uint32, n)}
-}
-
-// compactAddr is a netip.Addr without its zone (a record's addresses have
-// none) and without pointers: 17 bytes instead of 24.
-type compactAddr struct {
-	b  [16]byte
-	v4 bool
-}
-
-func compact(a netip.Addr) compactAddr { return compactAddr{a.As16(), a.Is4()} }
-
-func (c compactAddr) addr() netip.Addr {
-	a := netip.AddrFrom16(c.b)
-	if c.v4 {
-		return a.Unmap()
-	}
-	return a
 }
 
 // listPage is how many keys one request of a listing reads: a listing of
@@ -376,7 +359,7 @@ func (s *state) apply(base string, key, value []byte, del bool) (ip netip.Addr, 
 			s.errs = append(s.errs, fmt.Errorf("etcdreg: key %s does not name an IP address", key))
 			return
 		}
-		ca := compact(a)
+		ca := registry.Compact(a)
 		if m, ok := s.arp[ca]; ok {
 			delete(s.arp, ca)
 			if s.refs[m]--; s.refs[m] == 0 {
@@ -405,7 +388,7 @@ func (s *state) apply(base string, key, value []byte, del bool) (ip netip.Addr, 
 			if err != nil {
 				s.errs = append(s.errs, err)
 			} else {
-				s.fdb[m] = compact(v)
+				s.fdb[m] = registry.Compact(v)
 			}
 		}
 		return netip.Addr{}, m, 'f'

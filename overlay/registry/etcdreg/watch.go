@@ -110,11 +110,11 @@ func (w *watcher) resync(s *state, rev int64) bool {
 	old := w.cur
 	ips := make([]netip.Addr, 0, len(s.arp))
 	for ip := range s.arp {
-		ips = append(ips, ip.addr())
+		ips = append(ips, ip.Addr())
 	}
 	for ip := range old.arp {
 		if _, ok := s.arp[ip]; !ok {
-			ips = append(ips, ip.addr())
+			ips = append(ips, ip.Addr())
 		}
 	}
 	before := make(map[netip.Addr]registry.Record, len(old.arp))
@@ -204,7 +204,7 @@ func (w *watcher) affected(events []*clientv3.Event) ([]netip.Addr, map[netip.Ad
 		if rec, ok := w.cur.complete(ip); ok {
 			before[ip] = rec
 		}
-		if mac, ok := w.cur.arp[compact(ip)]; ok {
+		if mac, ok := w.cur.arp[registry.Compact(ip)]; ok {
 			covered[mac]++
 		}
 	}
@@ -229,7 +229,7 @@ func (w *watcher) affected(events []*clientv3.Event) ([]netip.Addr, map[netip.Ad
 	if scan != nil {
 		for ip, mac := range w.cur.arp {
 			if _, ok := scan[mac]; ok {
-				note(ip.addr())
+				note(ip.Addr())
 			}
 		}
 	}
@@ -271,7 +271,7 @@ func (w *watcher) send(c Change) bool {
 
 // complete returns ip's record if its MAC has a VTEP.
 func (s *state) complete(ip netip.Addr) (registry.Record, bool) {
-	mac, ok := s.arp[compact(ip)]
+	mac, ok := s.arp[registry.Compact(ip)]
 	if !ok {
 		return registry.Record{}, false
 	}
@@ -279,5 +279,5 @@ func (s *state) complete(ip netip.Addr) (registry.Record, bool) {
 	if !ok {
 		return registry.Record{}, false
 	}
-	return registry.Record{IP: ip, MAC: mac, VTEP: vtep.addr()}, true
+	return registry.Record{IP: ip, MAC: mac, VTEP: vtep.Addr()}, true
 }
