@@ -120,8 +120,8 @@ func (t *missTable) shrinkLocked() {
 	}
 }
 
-// forget removes keys from the negative cache (all of them when keys is
-// nil): the registry changed, so what was unknown may now be known.
+// forgetAll empties the negative cache: the registry changed, so what was
+// unknown may now be known.
 func (t *missTable) forgetAll() {
 	t.mu.Lock()
 	clear(t.negative)
