@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -110,18 +111,18 @@ func registerEndpoints(ctx context.Context, reg registry.Registry, n *overlay.No
 	return moved, nil
 }
 
-// localEndpoint reports whether rec is an endpoint in n's state directory.
-func localEndpoint(n *overlay.Node, rec registry.Record) bool {
+// localEndpoints returns the records of recs that are endpoints in n's
+// state directory (all of them when it cannot be read), reading it once.
+func localEndpoints(n *overlay.Node, recs []registry.Record) []registry.Record {
 	eps, err := n.Endpoints()
 	if err != nil && len(eps) == 0 {
-		return true // cannot tell: keep advertising it
+		return recs // cannot tell: keep advertising them
 	}
+	local := make(map[registry.Record]bool, len(eps))
 	for _, ep := range eps {
-		if ep.Record() == rec {
-			return true
-		}
+		local[ep.Record()] = true
 	}
-	return false
+	return slices.DeleteFunc(recs, func(rec registry.Record) bool { return !local[rec] })
 }
 
 // adoptInterval is how often the daemon looks for endpoints attached since

@@ -22,7 +22,7 @@ func openEtcdStore(ctx context.Context, url string, n *overlay.Node, ov *overlay
 	reg, err := etcdreg.Open(ctx, url, etcdreg.Options{
 		NodeVTEP: ov.VTEP,
 		Logger:   log,
-		Keep:     func(rec registry.Record) bool { return localEndpoint(n, rec) },
+		Keep:     func(owned []registry.Record) []registry.Record { return localEndpoints(n, owned) },
 	})
 	if err != nil {
 		return nil, err

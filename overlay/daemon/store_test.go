@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
@@ -99,5 +102,29 @@ func TestAdoptLocal(t *testing.T) {
 	<-done
 	if got := reg.got(); !slices.Equal(got, []registry.Record{mine.Record()}) {
 		t.Errorf("registered %v, want only %v, once", got, mine.Record())
+	}
+}
+
+// TestLocalEndpoints: of the records a lost lease held, those still
+// endpoints in the state directory are kept; all are kept when it cannot
+// be read.
+func TestLocalEndpoints(t *testing.T) {
+	a, b := endpoint("a", "198.51.100.2/24", localVTEP), endpoint("b", "198.51.100.3/24", localVTEP)
+	g := endpoint("gone", "198.51.100.4/24", localVTEP)
+	gone := g.Record()
+	moved := a.Record()
+	moved.VTEP = netip.MustParseAddr("192.0.2.99")
+	n := writeState(t, a, b)
+	owned := []registry.Record{a.Record(), gone, b.Record(), moved}
+	if got, want := localEndpoints(n, slices.Clone(owned)), []registry.Record{a.Record(), b.Record()}; !slices.Equal(got, want) {
+		t.Errorf("localEndpoints = %v, want %v", got, want)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "endpoints"), nil, 0o644); err != nil { // not a directory
+		t.Fatal(err)
+	}
+	unreadable := overlay.NewNode(overlay.NodeOptions{StateDir: dir})
+	if got := localEndpoints(unreadable, slices.Clone(owned)); !slices.Equal(got, owned) {
+		t.Errorf("localEndpoints with an unreadable state directory = %v, want every record %v", got, owned)
 	}
 }

@@ -3,6 +3,7 @@ package etcdreg
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
@@ -128,13 +129,22 @@ func (r *Registry) tryRenew(old clientv3.LeaseID) (clientv3.LeaseID, error) {
 	defer r.mu.Unlock()
 	r.ownMu.Lock()
 	own := make([]registry.Record, 0, len(r.own))
-	for ip, rec := range r.own {
-		if r.opts.Keep != nil && !r.opts.Keep(rec) {
-			r.log.Info("etcd: not registering again a record no longer on this node", "record", rec.String())
-			delete(r.own, ip)
-			continue
-		}
+	for _, rec := range r.own {
 		own = append(own, rec)
+	}
+	if r.opts.Keep != nil {
+		kept := make(map[registry.Record]bool, len(own))
+		for _, rec := range r.opts.Keep(slices.Clone(own)) {
+			kept[rec] = true
+		}
+		own = slices.DeleteFunc(own, func(rec registry.Record) bool {
+			if kept[rec] {
+				return false
+			}
+			r.log.Info("etcd: not registering again a record no longer on this node", "record", rec.String())
+			delete(r.own, rec.IP)
+			return true
+		})
 	}
 	r.ownMu.Unlock()
 	var errs []error

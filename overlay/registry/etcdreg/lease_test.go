@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -202,5 +204,54 @@ func TestLeaseLostUnderneath(t *testing.T) {
 		if len(kv.Kvs) != 1 || kv.Kvs[0].Lease != st.LeaseID {
 			t.Errorf("%s: %+v, want it under the new lease %x", r.IP, kv.Kvs, st.LeaseID)
 		}
+	}
+}
+
+// A new lease registers again only the own records Keep returns, asking it
+// once for all of them; the others are forgotten.
+func TestLeaseLostKeep(t *testing.T) {
+	s := startEtcd(t)
+	ctx := ctxT(t, 20*time.Second)
+	r1 := rec("198.51.100.2", "02:42:c6:33:64:02", "192.0.2.2")
+	r2 := rec("198.51.100.3", "02:42:c6:33:64:03", "192.0.2.2")
+	r3 := rec("198.51.100.4", "02:42:c6:33:64:04", "192.0.2.2")
+	var mu sync.Mutex
+	var calls [][]registry.Record
+	keep := func(owned []registry.Record) []registry.Record {
+		mu.Lock()
+		defer mu.Unlock()
+		calls = append(calls, slices.Clone(owned))
+		return slices.DeleteFunc(owned, func(r registry.Record) bool { return r == r2 })
+	}
+	a := s.open(t, "lk", Options{TTL: 30 * time.Second, Keep: keep})
+	for _, r := range []registry.Record{r1, r2} {
+		if err := a.Register(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := a.Stats().LeaseID
+	if _, err := a.Client().Revoke(ctx, clientv3.LeaseID(old)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Register(ctx, r3); err != nil {
+		t.Fatalf("register once the lease is gone: %v", err)
+	}
+	st := a.Stats()
+	if st.LeaseID == old || !st.LeaseUp || st.LeaseLost != 1 || st.Reregistered != 1 {
+		t.Fatalf("stats: %+v (old lease %x), want 1 lease lost and 1 record registered again", st, old)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) != 1 || len(calls[0]) != 2 || !slices.Contains(calls[0], r1) || !slices.Contains(calls[0], r2) {
+		t.Errorf("Keep called with %v, want once with r1 and r2", calls)
+	}
+	for _, r := range []registry.Record{r1, r3} {
+		kv := getKV(t, a, a.Prefix()+"arp/"+r.IP.String())
+		if len(kv.Kvs) != 1 || kv.Kvs[0].Lease != st.LeaseID {
+			t.Errorf("%s: %+v, want it under the new lease %x", r.IP, kv.Kvs, st.LeaseID)
+		}
+	}
+	if _, err := a.LookupMAC(ctx, r2.IP); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("r2, left out by Keep, after the new lease: %v; want ErrNotFound", err)
 	}
 }

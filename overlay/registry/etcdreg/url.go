@@ -66,11 +66,12 @@ type Options struct {
 	// NodeVTEP, when valid, advertises this node under nodes/<vtep> on its
 	// lease (URL: node=192.0.2.2).
 	NodeVTEP netip.Addr
-	// Keep, when set, is asked before each record this registry owns is
-	// registered again under a new lease (after the lease was lost); a
-	// record it rejects (a container detached meanwhile by another
-	// process) is forgotten instead. The daemon checks its state directory.
-	Keep func(registry.Record) bool
+	// Keep, when set, is given the records this registry owns before they
+	// are registered again under a new lease (after the lease was lost),
+	// all at once, and returns those still to be registered; a record it
+	// leaves out (a container detached meanwhile by another process) is
+	// forgotten instead. The daemon checks its state directory.
+	Keep func(owned []registry.Record) []registry.Record
 	// Hostname is recorded in the node key (default os.Hostname()).
 	Hostname string
 	// Logger receives the registry's own events (lease lost and regained,
