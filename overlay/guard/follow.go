@@ -245,13 +245,16 @@ func Follow(ctx context.Context, cfg FollowConfig) error {
 			}
 			counts.Apply(c) // signals countsChanged when the VTEPs change
 		case <-countsChanged:
-			// Gather what else arrives at once into the same update.
+			// Gather what else arrives at once into the same update. On the
+			// resolver's shared feed nothing waits: the resolver programs
+			// entries toward a new VTEP as soon as the feed delivers its
+			// record, and the VTEP must be allowed before its first reply
+			// (the signal is only raised when the set of VTEPs changes, which
+			// is rare, so updates stay few).
 			if ownFeed {
 				for _, c := range drain(changes, 20*time.Millisecond) {
 					counts.Apply(c)
 				}
-			} else {
-				time.Sleep(20 * time.Millisecond)
 			}
 			select {
 			case <-countsChanged:
