@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -61,26 +62,34 @@ func ParseMode(s string) (Mode, error) {
 }
 
 // feedState is what the feed follower knows. Only the follower goroutine
-// touches the maps; the counters are read by the receive loop and metrics.
+// writes the maps; want and macRefs are also read by misses and reconcile
+// passes (the feed's view of the registry, see view.go), under mu. The
+// counters are read by the receive loop and metrics.
 type feedState struct {
 	mode Mode
 	max  int
+	// mu guards want and macRefs against the readers of the view; the
+	// follower, their only writer, reads them without it.
+	mu   sync.RWMutex
 	want map[registry.CompactAddr]wantRec // remote records in the feed
 	// prog holds those programmed proactively when there is a budget
 	// (max > 0); without one, every record of want is, and prog is nil.
 	prog    map[netip.Addr]struct{}
-	macRefs map[registry.MAC]int              // records of want per MAC
+	macRefs map[registry.MAC]macRef           // records of want per MAC
 	seen    map[registry.CompactAddr]struct{} // records delivered by a fresh watch, until its first Synced
 	fresh   bool
 	// budgetLogged: crossing the budget was logged (once per daemon).
 	budgetLogged bool
 
-	synced     atomic.Bool
-	overflow   atomic.Int64 // remote records left to misses by the budget
-	programmed atomic.Int64 // len(prog)
-	changes    [registry.ChangeSynced + 1]atomic.Uint64
-	ignored    atomic.Uint64 // misses ignored in proactive mode
-	restarts   atomic.Uint64
+	synced      atomic.Bool
+	syncedCh    chan struct{} // closed at the first ChangeSynced
+	watchFailed chan struct{} // closed when a watch first could not start
+	failOnce    sync.Once
+	programmed  atomic.Int64 // len(prog)
+	overflow    atomic.Int64 // remote records left to misses by the budget
+	changes     [registry.ChangeSynced + 1]atomic.Uint64
+	ignored     atomic.Uint64 // misses ignored in proactive mode
+	restarts    atomic.Uint64
 }
 
 // wantRec is a record of want without its IP (the key): per-record state is
@@ -91,13 +100,21 @@ type wantRec struct {
 	vtep registry.CompactAddr
 }
 
+// macRef is what want holds of a MAC: the VTEP of its latest record, and
+// how many records name it.
+type macRef struct {
+	vtep registry.CompactAddr
+	n    uint32
+}
+
 // rec is the record of want for ip.
 func (w wantRec) rec(ip registry.CompactAddr) registry.Record {
 	return registry.Record{IP: ip.Addr(), MAC: w.mac, VTEP: w.vtep.Addr()}
 }
 
 func newFeedState(mode Mode, max int) *feedState {
-	f := &feedState{mode: mode, max: max, want: make(map[registry.CompactAddr]wantRec), macRefs: make(map[registry.MAC]int)}
+	f := &feedState{mode: mode, max: max, want: make(map[registry.CompactAddr]wantRec), macRefs: make(map[registry.MAC]macRef),
+		syncedCh: make(chan struct{}), watchFailed: make(chan struct{})}
 	if max > 0 {
 		f.prog = make(map[netip.Addr]struct{})
 	}
@@ -154,6 +171,7 @@ func (r *Resolver) followFeed(ctx context.Context) {
 				return
 			}
 			r.log.Warn("change feed: cannot watch yet; misses are resolved meanwhile", "err", err, "retry_in", backoff)
+			f.failOnce.Do(func() { close(f.watchFailed) })
 			select {
 			case <-time.After(backoff):
 			case <-ctx.Done():
@@ -193,7 +211,6 @@ func (r *Resolver) handleChange(ctx context.Context, c registry.Change) {
 	switch c.Kind {
 	case registry.ChangePut:
 		rec := c.Record
-		r.known.found(rec.IP, rec.MAC) // its misses are not charged to the scan budget
 		if f.fresh {
 			f.seen[registry.Compact(rec.IP)] = struct{}{}
 		}
@@ -212,8 +229,7 @@ func (r *Resolver) handleChange(ctx context.Context, c registry.Change) {
 			r.unprogramLocal(ctx, rec)
 			return
 		}
-		f.want[registry.Compact(rec.IP)] = wantRec{mac: rec.MAC, vtep: registry.Compact(rec.VTEP)}
-		f.macRefs[rec.MAC]++
+		f.put(rec)
 		if f.withinBudget() {
 			r.programRecord(ctx, rec)
 		} else if !f.budgetLogged {
@@ -236,9 +252,18 @@ func (r *Resolver) handleChange(ctx context.Context, c registry.Change) {
 			f.fresh, f.seen = false, nil
 		}
 		first := !f.synced.Swap(true)
+		if first {
+			close(f.syncedCh)
+			r.markListed() // misses are answered from the view from now on
+		}
 		r.log.Info("change feed synced", "revision", c.Revision, "remote_records", len(f.want),
 			"programmed", f.progCount(), "left_to_misses", len(f.want)-f.progCount(), "first", first)
-		r.Kick() // remove what the registry no longer has (entries from before a restart)
+		if !first || r.m.reconciles.Load() > 0 {
+			// A pass checks the kernel against the new listing. At the
+			// first sync none is needed unless a pass already ran without
+			// it: the first pass waits for it (awaitFeed).
+			r.Kick()
+		}
 	}
 	f.programmed.Store(int64(f.progCount()))
 	f.overflow.Store(int64(len(f.want) - f.progCount()))
@@ -272,21 +297,18 @@ func (r *Resolver) programRecord(ctx context.Context, rec registry.Record) {
 func (r *Resolver) forgetRecord(ctx context.Context, rec registry.Record, promote bool) {
 	f := r.feed
 	inProg := f.isProg(rec.IP)
-	delete(f.want, registry.Compact(rec.IP))
+	f.drop(rec)
 	delete(f.prog, rec.IP)
-	if f.macRefs[rec.MAC]--; f.macRefs[rec.MAC] <= 0 {
-		delete(f.macRefs, rec.MAC)
-	}
 	var ops []progOp
 	for _, dev := range []int32{r.cfg.Vxlan, r.cfg.Bridge} {
 		if dev == 0 {
 			continue
 		}
-		if mac, ok := r.prog.trackedNeigh(neighKey{dev, rec.IP}); (ok && mac == rec.MAC) || (inProg && dev == r.cfg.Vxlan) {
+		if mac, ok := r.prog.trackedNeigh(nkey(dev, rec.IP)); (ok && mac == rec.MAC) || (inProg && dev == r.cfg.Vxlan) {
 			ops = append(ops, progOp{kind: opDelNeigh, ifindex: dev, ip: rec.IP, mac: rec.MAC})
 		}
 	}
-	if f.macRefs[rec.MAC] == 0 {
+	if _, named := f.macRefs[rec.MAC]; !named {
 		if vtep, ok := r.prog.trackedFDB(rec.MAC); (ok && vtep == rec.VTEP) || inProg {
 			ops = append(ops, progOp{kind: opDelFDB, mac: rec.MAC, vtep: rec.VTEP})
 		}
@@ -312,7 +334,7 @@ func (r *Resolver) forgetRecord(ctx context.Context, rec registry.Record, promot
 func (r *Resolver) unprogramLocal(ctx context.Context, rec registry.Record) {
 	var ops []progOp
 	for _, dev := range []int32{r.cfg.Vxlan, r.cfg.Bridge} {
-		if mac, ok := r.prog.trackedNeigh(neighKey{dev, rec.IP}); dev != 0 && ok {
+		if mac, ok := r.prog.trackedNeigh(nkey(dev, rec.IP)); dev != 0 && ok {
 			ops = append(ops, progOp{kind: opDelNeigh, ifindex: dev, ip: rec.IP, mac: mac})
 		}
 	}
@@ -326,7 +348,7 @@ func (r *Resolver) unprogramLocal(ctx context.Context, rec registry.Record) {
 
 // trackedNeigh returns the MAC of a neighbour entry we programmed.
 func (p *programmer) trackedNeigh(k neighKey) (registry.MAC, bool) {
-	p.mu.Lock()
+	p.lock()
 	defer p.mu.Unlock()
 	mac, ok := p.neigh[k]
 	return mac, ok
@@ -334,10 +356,10 @@ func (p *programmer) trackedNeigh(k neighKey) (registry.MAC, bool) {
 
 // trackedFDB returns the VTEP of an FDB entry we programmed.
 func (p *programmer) trackedFDB(mac registry.MAC) (netip.Addr, bool) {
-	p.mu.Lock()
+	p.lock()
 	defer p.mu.Unlock()
 	v, ok := p.fdb[mac]
-	return v, ok
+	return v.Addr(), ok
 }
 
 // FeedStats are the change feed follower's counters.

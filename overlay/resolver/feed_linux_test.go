@@ -15,12 +15,6 @@ import (
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
-// chanFeed is a ChangeFeed whose changes the test sends by hand (the etcd
-// feed itself is tested in etcdreg and end to end in cmd/overlayd).
-type chanFeed chan registry.Change
-
-func (f chanFeed) Watch(ctx context.Context) (<-chan registry.Change, error) { return f, nil }
-
 // startFeedResolver runs a resolver in mode with the feed f and the cap max
 // on lab's real vxlan.
 func (lab *resolverLab) startFeedResolver(t *testing.T, f registry.ChangeFeed, mode Mode, max int) *Resolver {
@@ -245,4 +239,55 @@ func TestResolverFeedBudget(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+}
+
+// TestReconcileAgainstView: with a synced feed, a reconcile pass checks the
+// kernel's entries against the feed's view, not the registry: an entry
+// changed behind the resolver's back is put back to the view's record, and
+// a record the registry lost but the feed has not deleted keeps its
+// entries, until the feed deletes it.
+func TestReconcileAgainstView(t *testing.T) {
+	lab := newResolverLab(t)
+	a := lab.register(t, "198.51.100.3", "02:42:c6:33:64:03", "192.0.2.3")
+	b := lab.register(t, "198.51.100.4", "02:42:c6:33:64:04", "192.0.2.4")
+	feed := make(chanFeed, 8)
+	r := lab.startFeedResolver(t, feed, ModeHybrid, 0)
+	for _, rec := range []registry.Record{a, b} {
+		feed <- registry.Change{Kind: registry.ChangePut, Record: rec}
+	}
+	feed <- registry.Change{Kind: registry.ChangeSynced}
+	neighMAC := func(rec registry.Record) string {
+		if n := findNeigh(lab.neighbours(t), rec.IP.String()); n != nil {
+			return n.LLAddr
+		}
+		return ""
+	}
+	eventually(t, "both records programmed", func() bool {
+		return neighMAC(a) == a.MAC.String() && neighMAC(b) == b.MAC.String() && r.Metrics().Snapshot().Reconciles >= 1
+	})
+
+	// a's entry is changed in the kernel (with our mark); b leaves the
+	// registry without the feed saying so.
+	wrong := rtnl.ARPEntry(lab.vxlan, a.IP, rtnl.MAC{0x02, 0x42, 0xde, 0xad, 0, 1})
+	wrong.Protocol = ProtocolOverlayd
+	if err := lab.conn.NeighReplace(wrong); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.store.Unregister(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	st, err := r.Reconcile(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if neighMAC(a) != a.MAC.String() || st.Updated != 1 {
+		t.Errorf("a's entry is %s after the pass (updated %d), want the view's %s", neighMAC(a), st.Updated, a.MAC)
+	}
+	if neighMAC(b) != b.MAC.String() || st.Removed != 0 {
+		t.Errorf("b's entry is %q after the pass (removed %d): the pass read the registry, not the view", neighMAC(b), st.Removed)
+	}
+	feed <- registry.Change{Kind: registry.ChangeDelete, Record: b}
+	eventually(t, "b's entries removed by the feed", func() bool {
+		return neighMAC(b) == "" && findFDB(lab.fdb(t), b.MAC.String()) == nil
+	})
 }

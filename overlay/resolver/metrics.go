@@ -22,6 +22,7 @@ type Metrics struct {
 	misses          [4]atomic.Uint64 // by rtnl.MissKind
 	ignored         [ignoreReasons]atomic.Uint64
 	coalesced       atomic.Uint64
+	viewAnswers     atomic.Uint64 // misses answered from the feed's view
 	negativeHits    atomic.Uint64
 	dropped         [dropReasons]atomic.Uint64
 	resolutions     [4]atomic.Uint64 // by rtnl.MissKind
@@ -151,6 +152,7 @@ func (m *Metrics) WritePrometheus(out io.Writer) error {
 	family(w, "overlayd_misses_ignored_total", "counter", "Misses not looked up because they are not this overlay's, by reason.",
 		"reason", ignoreReasonNames[:], func(i int) uint64 { return m.ignored[i].Load() })
 	counter(w, "overlayd_misses_coalesced_total", "Misses joined to a lookup already in flight for the same key.", m.coalesced.Load())
+	counter(w, "overlayd_misses_answered_from_feed_total", "Misses answered from the change feed's view of the registry, with no registry lookup.", m.viewAnswers.Load())
 	counter(w, "overlayd_negative_cache_hits_total", "Misses answered by the negative cache (key recently unknown).", m.negativeHits.Load())
 	family(w, "overlayd_misses_dropped_total", "counter", "Misses not looked up, by reason: scan_budget (a key the registry did not list, beyond the lookup budget), stopped (the resolver was not running). The kernel raises them again on the sender's retry.",
 		"reason", dropReasonNames[:], func(i int) uint64 { return m.dropped[i].Load() })
@@ -217,6 +219,7 @@ type MetricsSnapshot struct {
 	Misses, Resolutions      map[string]uint64 // by miss kind
 	Ignored, Unresolved      map[string]uint64 // by reason
 	Coalesced, NegativeHits  uint64
+	FromFeed                 uint64            // misses answered from the feed's view
 	Dropped                  map[string]uint64 // by reason
 	Overruns, Batches        uint64
 	BatchMessages, Errors    uint64
@@ -232,7 +235,7 @@ func (m *Metrics) Snapshot() MetricsSnapshot {
 	s := MetricsSnapshot{
 		Misses: map[string]uint64{}, Resolutions: map[string]uint64{},
 		Ignored: map[string]uint64{}, Unresolved: map[string]uint64{}, ReconcileChanges: map[string]uint64{},
-		Coalesced: m.coalesced.Load(), NegativeHits: m.negativeHits.Load(),
+		Coalesced: m.coalesced.Load(), NegativeHits: m.negativeHits.Load(), FromFeed: m.viewAnswers.Load(),
 		Dropped:  map[string]uint64{},
 		Overruns: m.overruns.Load(), Batches: m.batches.Load(),
 		BatchMessages: m.batchMessages.Load(), Errors: m.programErrors.Load(),

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
@@ -31,10 +33,17 @@ type neighKernel interface {
 	NeighDump(f rtnl.NeighFilter, fn func(*rtnl.NeighMessage) error) error
 }
 
-// neighKey names a neighbour entry: an IP on a device.
+// neighKey names a neighbour entry: an IP on a device. Pointer-free (the
+// tracking holds one per remote endpoint; the garbage collector does not
+// scan such maps).
 type neighKey struct {
 	ifindex int32
-	ip      netip.Addr
+	ip      registry.CompactAddr
+}
+
+// nkey returns the neighKey of ip on ifindex.
+func nkey(ifindex int32, ip netip.Addr) neighKey {
+	return neighKey{ifindex, registry.Compact(ip)}
 }
 
 // opKind is one kind of kernel change.
@@ -115,6 +124,12 @@ func (r *resolution) release() {
 // submitter that finds no batch in flight becomes the sender and programs
 // its resolution at once, then whatever other submitters queued meanwhile,
 // batch after batch, until nothing is pending (opportunistic batching).
+//
+// Misses go first: their resolutions queue apart from the feed's (urgent
+// and pending), a batch takes every urgent one first (up to max changes),
+// and the feed's changes fill it only up to bulkMax. A miss thus waits for
+// at most one batch of bulkMax feed changes, whatever the feed's backlog
+// (the kernel takes some 10 µs per change).
 type programmer struct {
 	k      neighKernel
 	vxlan  int32
@@ -127,23 +142,26 @@ type programmer struct {
 	m      *Metrics
 	now    func() time.Time
 
-	qmu     sync.Mutex // guards pending, spare, sending
-	qcond   *sync.Cond // signalled when pending shrinks
-	pending []*resolution
+	qmu     sync.Mutex    // guards urgent, pending, spare, sending
+	qcond   *sync.Cond    // signalled when urgent or pending shrinks
+	urgent  []*resolution // misses' resolutions
+	pending []*resolution // the rest: the feed's changes
 	spare   []*resolution
 	sending bool // a submitter is sending batches
-	// pendingMax bounds pending: submitters wait beyond it, so that
-	// workers do not run ahead of the kernel and take the CPU from the
-	// sender.
+	// pendingMax bounds urgent and pending each: submitters wait beyond
+	// it, so that workers do not run ahead of the kernel and take the CPU
+	// from the sender.
 	pendingMax int
+	bulkMax    int // changes of pending a batch takes at most
 
-	mu    sync.Mutex // guards batch, neigh, fdb; held across a batch
-	batch rtnl.Batch
-	index []opRef
-	msg   rtnl.NeighMessage // encode's request, reused
-	mac   rtnl.MAC          // msg's LLAddr, reused
-	neigh map[neighKey]registry.MAC
-	fdb   map[registry.MAC]netip.Addr
+	mu      sync.Mutex   // guards batch, neigh, fdb; held across a batch
+	waiting atomic.Int32 // goroutines waiting for mu in lock (see yield)
+	batch   rtnl.Batch
+	index   []opRef
+	msg     rtnl.NeighMessage // encode's request, reused
+	mac     rtnl.MAC          // msg's LLAddr, reused
+	neigh   map[neighKey]registry.MAC
+	fdb     map[registry.MAC]registry.CompactAddr
 
 	// dump, if set, is where sync dumps the kernel without holding mu;
 	// meanwhile track notes the keys it changes in touchedNeigh and
@@ -156,15 +174,20 @@ type programmer struct {
 
 type opRef struct{ res, op int }
 
+// bulkBatchMax is the most feed changes a batch takes (BatchMax if lower):
+// about a millisecond of the kernel's time, the longest a miss waits for
+// the feed.
+const bulkBatchMax = 128
+
 func newProgrammer(k neighKernel, cfg *ResolverConfig, m *Metrics, log *slog.Logger) *programmer {
 	p := &programmer{
 		k: k, vxlan: cfg.Vxlan, vni: cfg.VNI, port: cfg.Port, proto: cfg.Protocol,
 		window: cfg.BatchWindow, max: cfg.BatchMax, log: log, m: m, now: cfg.now,
-		pendingMax: 2 * cfg.BatchMax,
+		pendingMax: 2 * cfg.BatchMax, bulkMax: min(cfg.BatchMax, bulkBatchMax),
 		// Sized for a queue's worth of resolutions, so that the first burst
 		// does not grow them step by step inside the batches' critical path.
 		neigh: make(map[neighKey]registry.MAC, cfg.QueueLen),
-		fdb:   make(map[registry.MAC]netip.Addr, cfg.QueueLen),
+		fdb:   make(map[registry.MAC]registry.CompactAddr, cfg.QueueLen),
 	}
 	p.qcond = sync.NewCond(&p.qmu)
 	return p
@@ -177,25 +200,44 @@ func newProgrammer(k neighKernel, cfg *ResolverConfig, m *Metrics, log *slog.Log
 // call it, never the receive loop. The error is ctx's, if it ended before
 // res was taken.
 func (p *programmer) submit(ctx context.Context, res *resolution) error {
+	q := &p.pending
+	if res.table != nil {
+		q = &p.urgent
+	}
 	p.qmu.Lock()
-	for p.sending && len(p.pending) >= p.pendingMax {
+	for p.sending && len(*q) >= p.pendingMax {
 		if err := ctx.Err(); err != nil {
 			p.qmu.Unlock()
 			return err
 		}
 		p.qcond.Wait()
 	}
-	p.pending = append(p.pending, res)
+	*q = append(*q, res)
 	if p.sending {
 		p.qmu.Unlock()
 		return nil
 	}
 	p.sending = true
+	p.send(res)
+	return nil
+}
+
+// send sends batches until nothing is queued. It is called with qmu held by
+// the submitter that became the sender (own: its resolution) and returns
+// with qmu released. A miss's submitter, once its own resolution is
+// applied and no other miss waits, hands what the feed queued to a new
+// goroutine: the receive loop (which resolves isolated misses inline) goes
+// back to reading misses instead of programming the feed's backlog.
+func (p *programmer) send(own *resolution) {
+	miss := own != nil && own.table != nil
 	for {
 		if p.window > 0 {
 			p.gather()
 		}
 		batch := p.take()
+		if own != nil && slices.Contains(batch, own) {
+			own = nil // applied below; it is recycled by notify
+		}
 		p.qcond.Broadcast()
 		p.qmu.Unlock()
 		p.execute(batch)
@@ -203,29 +245,48 @@ func (p *programmer) submit(ctx context.Context, res *resolution) error {
 		clear(batch)
 		p.qmu.Lock()
 		p.spare = batch[:0]
-		if len(p.pending) == 0 {
+		if len(p.pending) == 0 && len(p.urgent) == 0 {
 			p.sending = false
 			p.qcond.Broadcast()
 			p.qmu.Unlock()
-			return nil
+			return
+		}
+		if miss && own == nil && len(p.urgent) == 0 {
+			p.qmu.Unlock()
+			go func() {
+				p.qmu.Lock()
+				p.send(nil)
+			}()
+			return
 		}
 	}
 }
 
-// take removes the next batch from pending: resolutions up to max changes
-// (at least one). Called with qmu held.
+// take removes the next batch: the urgent resolutions up to max changes,
+// then pending ones up to bulkMax changes (at least one resolution). Called
+// with qmu held.
 func (p *programmer) take() []*resolution {
-	n, k := 0, 0
-	for k < len(p.pending) && (k == 0 || n+len(p.pending[k].ops) <= p.max) {
-		n += len(p.pending[k].ops)
+	batch := p.spare[:0]
+	p.spare = nil
+	n := 0
+	batch, n = takeFrom(&p.urgent, batch, n, p.max)
+	batch, _ = takeFrom(&p.pending, batch, n, p.bulkMax)
+	return batch
+}
+
+// takeFrom moves resolutions from the head of q to batch while the changes
+// in batch (n) stay within limit, or while batch is empty.
+func takeFrom(q *[]*resolution, batch []*resolution, n, limit int) ([]*resolution, int) {
+	k := 0
+	for k < len(*q) && (len(batch) == 0 || n+len((*q)[k].ops) <= limit) {
+		n += len((*q)[k].ops)
+		batch = append(batch, (*q)[k])
 		k++
 	}
-	batch := append(p.spare[:0], p.pending[:k]...)
-	p.spare = nil
-	rest := copy(p.pending, p.pending[k:])
-	clear(p.pending[rest:])
-	p.pending = p.pending[:rest]
-	return batch
+	rest := copy(*q, (*q)[k:])
+	clear((*q)[rest:])
+	*q = (*q)[:rest]
+	return batch, n
 }
 
 // gather is the BatchWindow tuning option: it waits up to window for more
@@ -235,6 +296,9 @@ func (p *programmer) gather() {
 	deadline := time.Now().Add(p.window)
 	for {
 		n := 0
+		for _, r := range p.urgent {
+			n += len(r.ops)
+		}
 		for _, r := range p.pending {
 			n += len(r.ops)
 		}
@@ -259,7 +323,7 @@ func (p *programmer) apply(res []*resolution) {
 // execute is apply up to the tracking: when it returns, every op's result
 // is recorded and the tracking follows the kernel.
 func (p *programmer) execute(res []*resolution) {
-	p.mu.Lock()
+	p.lock()
 	p.batch.Reset()
 	p.index = p.index[:0]
 	for i, r := range res {

@@ -3,8 +3,8 @@ package resolver
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"net/netip"
+	"runtime"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
@@ -23,18 +23,18 @@ func (p *programmer) track(op *progOp) {
 	if p.touchedNeigh != nil {
 		switch op.kind {
 		case opSetNeigh, opDelNeigh:
-			p.touchedNeigh[neighKey{op.ifindex, op.ip}] = struct{}{}
+			p.touchedNeigh[nkey(op.ifindex, op.ip)] = struct{}{}
 		case opSetFDB, opDelFDB:
 			p.touchedFDB[op.mac] = struct{}{}
 		}
 	}
 	switch op.kind {
 	case opSetNeigh:
-		p.neigh[neighKey{op.ifindex, op.ip}] = op.mac
+		p.neigh[nkey(op.ifindex, op.ip)] = op.mac
 	case opSetFDB:
-		p.fdb[op.mac] = op.vtep
+		p.fdb[op.mac] = registry.Compact(op.vtep)
 	case opDelNeigh:
-		delete(p.neigh, neighKey{op.ifindex, op.ip})
+		delete(p.neigh, nkey(op.ifindex, op.ip))
 	case opDelFDB:
 		delete(p.fdb, op.mac)
 	}
@@ -50,20 +50,25 @@ type kernelEntries struct {
 	unproven map[registry.MAC]netip.Addr
 }
 
-// load dumps, on k, the kernel's IPv4 neighbour entries marked with our protocol
-// (any device) and the vxlan's PERMANENT extern_learn FDB entries.
-func (p *programmer) load(k neighKernel) (kernelEntries, error) {
-	ke := kernelEntries{neigh: make(map[neighKey]registry.MAC), fdb: make(map[registry.MAC]netip.Addr)}
+// load dumps, on k, the kernel's IPv4 neighbour entries marked with our
+// protocol (any device) and, with fdb, the vxlan's PERMANENT extern_learn
+// FDB entries (ke.fdb is nil without).
+func (p *programmer) load(k neighKernel, fdb bool) (kernelEntries, error) {
+	ke := kernelEntries{neigh: make(map[neighKey]registry.MAC)}
 	err := k.NeighDump(rtnl.NeighFilter{Family: unix.AF_INET}, func(m *rtnl.NeighMessage) error {
 		mac, ok := m.MAC()
 		if m.Protocol == p.proto && m.Present.Has(rtnl.NeighAttrProtocol) && ok && m.Dst.IsValid() {
-			ke.neigh[neighKey{m.Ifindex, m.Dst}] = registry.MAC(mac)
+			ke.neigh[nkey(m.Ifindex, m.Dst)] = registry.MAC(mac)
 		}
 		return nil
 	})
 	if err != nil {
 		return ke, fmt.Errorf("overlay: dump neighbours: %w", err)
 	}
+	if !fdb {
+		return ke, nil
+	}
+	ke.fdb = make(map[registry.MAC]netip.Addr)
 	err = k.NeighDump(rtnl.NeighFilter{Family: unix.AF_BRIDGE, Ifindex: p.vxlan}, func(m *rtnl.NeighMessage) error {
 		mac, ok := m.MAC()
 		if m.Ifindex == p.vxlan && ok && !mac.IsZero() && m.Dst.IsValid() &&
@@ -89,80 +94,167 @@ func (p *programmer) load(k neighKernel) (kernelEntries, error) {
 // process) or one of our neighbour entries names its MAC (an L3 miss
 // programs both); the others are returned as unproven, for Reconcile to
 // adopt those whose MAC the registry holds (see adoptFDB).
-func (p *programmer) sync() (kernelEntries, int, error) {
+//
+// With a dump socket of its own, programming goes on during the pass: the
+// kernel is dumped without the lock, and the comparison with the tracking
+// (200,000 entries for 100,000 remote endpoints) releases the lock every
+// syncStride entries. What is programmed meanwhile is noted (touchedNeigh,
+// touchedFDB) and its tracking, newer than the dump, wins.
+//
+// Without fdb, the FDB is not dumped: ke.fdb is the tracking's. The
+// kernel's vxlan FDB dump holds the RTNL lock while it skips, for every
+// message it fills, the entries of the earlier ones (quadratic: seconds of
+// RTNL for 100,000 entries, during which every FDB change waits; see
+// Resolver.reconcile).
+func (p *programmer) sync(fdb bool) (kernelEntries, int, error) {
 	var ke kernelEntries
 	var err error
+	p.mu.Lock()
 	if p.dump == nil {
-		p.mu.Lock()
-		ke, err = p.load(p.k)
+		ke, err = p.load(p.k, fdb)
 	} else {
-		// Dumped on a socket of its own, programming going on: what is
-		// programmed meanwhile is noted and taken from the tracking.
-		p.mu.Lock()
 		p.touchedNeigh, p.touchedFDB = make(map[neighKey]struct{}), make(map[registry.MAC]struct{})
 		p.mu.Unlock()
-		ke, err = p.load(p.dump)
+		ke, err = p.load(p.dump, fdb)
 		p.mu.Lock()
-		if err == nil {
-			for k := range p.touchedNeigh {
-				if mac, ok := p.neigh[k]; ok {
-					ke.neigh[k] = mac
-				} else {
-					delete(ke.neigh, k)
-				}
-			}
-			for mac := range p.touchedFDB {
-				if vtep, ok := p.fdb[mac]; ok {
-					ke.fdb[mac] = vtep
-				} else {
-					delete(ke.fdb, mac)
-				}
-			}
-		}
-		p.touchedNeigh, p.touchedFDB = nil, nil
 	}
-	defer p.mu.Unlock()
+	defer func() {
+		p.touchedNeigh, p.touchedFDB = nil, nil
+		p.m.programmedNeigh.Store(int64(len(p.neigh)))
+		p.m.programmedFDB.Store(int64(len(p.fdb)))
+		p.mu.Unlock()
+	}()
 	if err != nil {
 		return ke, 0, err
 	}
 	adopted := 0
-	for k := range ke.neigh {
+	n := 0
+	// Kernel entries: touched ones take the tracking's value; the others
+	// are tracked as the kernel has them (adopted if new).
+	for k, mac := range ke.neigh {
+		if n++; n%syncStride == 0 {
+			p.yield()
+		}
+		if _, touched := p.touchedNeigh[k]; touched {
+			if m, ok := p.neigh[k]; ok {
+				ke.neigh[k] = m
+			} else {
+				delete(ke.neigh, k)
+			}
+			continue
+		}
 		if _, ok := p.neigh[k]; !ok {
 			adopted++
 		}
+		p.neigh[k] = mac
 	}
-	named := make(map[registry.MAC]bool, len(ke.neigh))
-	for _, mac := range ke.neigh {
-		named[mac] = true
+	// Tracked entries the kernel no longer has (and nobody touched) are
+	// forgotten; touched ones the dump missed join ke.
+	for k, mac := range p.neigh {
+		if n++; n%syncStride == 0 {
+			p.yield()
+		}
+		if _, ok := ke.neigh[k]; ok {
+			continue
+		}
+		if _, touched := p.touchedNeigh[k]; touched {
+			ke.neigh[k] = mac
+			continue
+		}
+		delete(p.neigh, k)
 	}
+	var named map[registry.MAC]bool // the MACs of our neighbour entries, built if needed
 	ke.unproven = make(map[registry.MAC]netip.Addr)
-	for k, vtep := range ke.fdb {
-		if _, ok := p.fdb[k]; ok {
+	for mac, vtep := range ke.fdb {
+		if n++; n%syncStride == 0 {
+			p.yield()
+		}
+		if _, touched := p.touchedFDB[mac]; touched {
+			if v, ok := p.fdb[mac]; ok {
+				ke.fdb[mac] = v.Addr()
+			} else {
+				delete(ke.fdb, mac)
+			}
 			continue
 		}
-		if !named[k] {
-			ke.unproven[k] = vtep
-			delete(ke.fdb, k)
+		if _, ok := p.fdb[mac]; ok {
+			p.fdb[mac] = registry.Compact(vtep)
 			continue
 		}
+		if named == nil {
+			named = make(map[registry.MAC]bool, len(ke.neigh))
+			for _, m := range ke.neigh {
+				named[m] = true
+			}
+		}
+		if !named[mac] {
+			ke.unproven[mac] = vtep
+			delete(ke.fdb, mac)
+			continue
+		}
+		p.fdb[mac] = registry.Compact(vtep)
 		adopted++
 	}
-	// Refilled in place: the maps keep the room they were sized with.
-	clear(p.neigh)
-	maps.Copy(p.neigh, ke.neigh)
-	clear(p.fdb)
-	maps.Copy(p.fdb, ke.fdb)
-	p.m.programmedNeigh.Store(int64(len(p.neigh)))
-	p.m.programmedFDB.Store(int64(len(p.fdb)))
+	if ke.fdb == nil {
+		// Not dumped: the tracking stands, and is what the pass checks.
+		ke.fdb = make(map[registry.MAC]netip.Addr, len(p.fdb))
+		for mac, vtep := range p.fdb {
+			if n++; n%syncStride == 0 {
+				p.yield()
+			}
+			ke.fdb[mac] = vtep.Addr()
+		}
+		return ke, adopted, nil
+	}
+	for mac, vtep := range p.fdb {
+		if n++; n%syncStride == 0 {
+			p.yield()
+		}
+		if _, ok := ke.fdb[mac]; ok {
+			continue
+		}
+		if _, touched := p.touchedFDB[mac]; touched {
+			ke.fdb[mac] = vtep.Addr()
+			continue
+		}
+		delete(p.fdb, mac)
+	}
 	return ke, adopted, nil
+}
+
+// syncStride is how many entries sync compares between two releases of
+// the programmer's lock.
+const syncStride = 1024
+
+// yield lets the batches and lookups waiting for mu (lock) go first, when
+// sync runs beside them (with a dump socket of its own); without one, sync
+// holds mu throughout, as for the dump. A plain unlock and lock would not
+// do: the mutex lets sync take it again before a woken waiter runs.
+func (p *programmer) yield() {
+	if p.touchedNeigh == nil || p.waiting.Load() == 0 {
+		return
+	}
+	p.mu.Unlock()
+	for i := 0; i < 1000 && p.waiting.Load() > 0; i++ {
+		runtime.Gosched()
+	}
+	p.mu.Lock()
+}
+
+// lock takes mu for a batch or a lookup of the tracking, announcing the
+// wait to sync (see yield).
+func (p *programmer) lock() {
+	p.waiting.Add(1)
+	p.mu.Lock()
+	p.waiting.Add(-1)
 }
 
 // adoptFDB tracks the kernel's FDB entry mac → vtep as ours (an unproven
 // entry whose MAC the registry holds: this overlay's container).
 func (p *programmer) adoptFDB(mac registry.MAC, vtep netip.Addr) {
-	p.mu.Lock()
+	p.lock()
 	defer p.mu.Unlock()
-	p.fdb[mac] = vtep
+	p.fdb[mac] = registry.Compact(vtep)
 	p.m.programmedFDB.Store(int64(len(p.fdb)))
 }
 
@@ -179,14 +271,14 @@ type ProgrammedEntry struct {
 
 // entries lists what is tracked.
 func (p *programmer) entries() []ProgrammedEntry {
-	p.mu.Lock()
+	p.lock()
 	defer p.mu.Unlock()
 	out := make([]ProgrammedEntry, 0, len(p.neigh)+len(p.fdb))
 	for k, mac := range p.neigh {
-		out = append(out, ProgrammedEntry{Table: "neigh", Ifindex: k.ifindex, IP: k.ip, MAC: mac})
+		out = append(out, ProgrammedEntry{Table: "neigh", Ifindex: k.ifindex, IP: k.ip.Addr(), MAC: mac})
 	}
 	for mac, vtep := range p.fdb {
-		out = append(out, ProgrammedEntry{Table: "fdb", Ifindex: p.vxlan, MAC: mac, VTEP: vtep})
+		out = append(out, ProgrammedEntry{Table: "fdb", Ifindex: p.vxlan, MAC: mac, VTEP: vtep.Addr()})
 	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
@@ -18,17 +19,43 @@ func (r *Resolver) reconcileLoop(ctx context.Context) {
 		defer t.Stop()
 		tick = t.C
 	}
-	r.reconcileLogged(ctx, true)
+	if r.feed != nil {
+		// Adopt what a previous run left before the feed programs much,
+		// then check against the feed's view once it synced, without
+		// dumping the FDB again.
+		r.adopt(ctx)
+		r.awaitFeed(ctx)
+		r.reconcileLogged(ctx, true, false)
+	} else {
+		r.reconcileLogged(ctx, true, true)
+	}
 	var sum resolutionSummary
 	for {
+		fdb := true
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick:
 			sum.log(r)
+			fdb = r.view() == nil
 		case <-r.kick:
 		}
-		r.reconcileLogged(ctx, false)
+		r.reconcileLogged(ctx, false, fdb)
+	}
+}
+
+// adopt tracks the entries with our marks a previous run left in the
+// kernel (neighbours and FDB), before the feed programs its records.
+func (r *Resolver) adopt(ctx context.Context) {
+	_, adopted, err := r.prog.sync(true)
+	switch {
+	case ctx.Err() != nil:
+	case err != nil:
+		r.log.Warn("adopting entries of a previous run failed; the first pass checks the FDB", "err", err)
+		r.Kick()
+	case adopted > 0:
+		r.m.reconcileFixes[reconcileAdopted].Add(uint64(adopted))
+		r.log.Info("adopted entries of a previous run", "adopted", adopted)
 	}
 }
 
@@ -63,8 +90,8 @@ func (s *resolutionSummary) log(r *Resolver) {
 	*s = cur
 }
 
-func (r *Resolver) reconcileLogged(ctx context.Context, first bool) {
-	st, err := r.Reconcile(ctx)
+func (r *Resolver) reconcileLogged(ctx context.Context, first, fdb bool) {
+	st, err := r.reconcile(ctx, fdb)
 	switch {
 	case ctx.Err() != nil:
 	case err != nil:
@@ -98,22 +125,35 @@ func (s ReconcileStats) Changed() int { return s.Adopted + s.Updated + s.Removed
 //  1. the kernel is dumped: entries carrying our marks are tracked (adopted
 //     if unknown, e.g. after a restart; nothing is flushed), tracked entries
 //     that vanished are forgotten;
-//  2. the registry is listed once (keys it does not list are looked up one
-//     by one), and the listing becomes the resolver's view of known keys
-//     (see knownKeys);
+//  2. the entries are checked against the change feed's view of the
+//     registry once the feed has synced (see view.go); otherwise the
+//     registry is listed once (keys it does not list are looked up one by
+//     one), and the listing becomes the resolver's view of known keys (see
+//     knownKeys);
 //  3. an entry whose record changed is re-programmed, one whose record is
 //     gone is removed; an FDB entry whose MAC now lives at this node's VTEP
 //     is removed. An entry whose record cannot be read or is malformed is
 //     left as is (and logged): a broken registry never tears down traffic.
 //
-// The changes go to the kernel in one batch. The negative cache is cleared,
+// The changes go to the kernel in batches of BatchMax, programming of misses
+// and of the feed going on between them. The negative cache is cleared,
 // so keys registered since are resolved at their next miss.
 func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
+	return r.reconcile(ctx, true)
+}
+
+// reconcile is Reconcile; without fdb, the vxlan's FDB is not dumped, and
+// the FDB entries checked are the tracked ones. The periodic passes of a
+// resolver with a synced feed are such: the kernel's FDB dump is costly at
+// scale (see programmer.sync). With a feed, the FDB is dumped when the
+// resolver starts (adopt), and by passes after a monitor overrun or a feed
+// re-sync (Kick); without one, by every pass.
+func (r *Resolver) reconcile(ctx context.Context, fdb bool) (ReconcileStats, error) {
 	start := time.Now()
 	var st ReconcileStats
 	defer r.m.reconciles.Add(1)
 	defer r.markListed() // whatever the outcome: misses must not wait forever
-	ke, adopted, err := r.prog.sync()
+	ke, adopted, err := r.prog.sync(fdb)
 	if err != nil {
 		r.m.reconcileErrors.Add(1)
 		return st, err
@@ -123,118 +163,53 @@ func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 	r.m.reconcileFixes[reconcileAdopted].Add(uint64(adopted))
 	r.table.forgetAll()
 
-	// Nothing to check against the records: the keys are all the pass
-	// needs, and a KeyLister gives them without reading every record.
-	if kl, ok := r.cfg.Registry.(KeyLister); ok && st.Entries == 0 && len(ke.unproven) == 0 {
-		lctx, cancel := context.WithTimeout(ctx, max(r.cfg.LookupTimeout, listTimeout))
-		ips, macs, err := kl.Keys(lctx)
-		cancel()
-		if err == nil {
-			r.known.replaceKeys(ips, macs)
-			r.markListed()
-			st.Took = time.Since(start)
-			return st, nil
-		}
-	}
-
-	// A listing reads the whole overlay (200,000 etcd keys for 100,000
-	// endpoints: seconds on a loaded machine), not one key: it gets
-	// listTimeout, not the lookups' timeout.
-	lctx, cancel := context.WithTimeout(ctx, max(r.cfg.LookupTimeout, listTimeout))
-	t0 := time.Now()
-	recs, listErr := r.cfg.Registry.List(lctx)
-	r.m.lookup.observe(time.Since(t0))
-	cancel()
-	if listErr != nil && recs == nil {
-		r.m.reconcileErrors.Add(1)
-		return st, listErr
-	}
-	if listErr != nil {
-		r.log.Warn("registry list incomplete; unlisted keys are looked up one by one", "err", listErr)
-		for _, rec := range recs {
-			r.known.found(rec.IP, rec.MAC)
-		}
+	var src recordSource
+	if v := r.view(); v != nil {
+		// The feed's view is the registry: no listing. The known keys are
+		// the view's, plus what lookups find until the next pass.
+		r.known.replaceKeys(nil, nil)
+		src = viewSource{r, v}
 	} else {
-		r.known.replace(recs)
+		done, ls, err := r.listRecords(ctx, &ke, &st, start)
+		if done || err != nil {
+			return st, err
+		}
+		src = ls
 	}
-	r.markListed()
-	if st.Entries == 0 && len(ke.unproven) == 0 {
-		st.Took = time.Since(start)
-		return st, nil
-	}
-	byIP := make(map[netip.Addr]registry.MAC, len(recs))
-	byMAC := make(map[registry.MAC]netip.Addr, len(recs))
-	for _, rec := range recs {
-		byIP[rec.IP] = rec.MAC
-		if rec.VTEP.IsValid() {
-			byMAC[rec.MAC] = rec.VTEP
-		}
-	}
-	r.adoptUnproven(ctx, ke, byMAC, listErr != nil, &st)
-	// wantVTEP answers MAC → VTEP: from the list, else one lookup.
-	// gone is true when the registry has no record; err when the record
-	// cannot be used.
-	wantVTEP := func(mac registry.MAC) (vtep netip.Addr, gone bool, err error) {
-		if v, ok := byMAC[mac]; ok {
-			if err := r.checkVTEP(v); err != nil {
-				return v, false, err
-			}
-			return v, false, nil
-		}
-		v, err := r.lookupVTEP(ctx, mac)
-		if errors.Is(err, registry.ErrNotFound) {
-			return v, true, nil
-		}
-		return v, false, err
-	}
-	wantMAC := func(ip netip.Addr) (mac registry.MAC, gone bool, err error) {
-		if m, ok := byIP[ip]; ok {
-			if err := registry.ValidateMAC(m); err != nil {
-				return m, false, err
-			}
-			return m, false, nil
-		}
-		if listErr == nil {
-			return mac, true, nil
-		}
-		m, err := r.lookupMAC(ctx, ip)
-		if errors.Is(err, registry.ErrNotFound) {
-			return m, true, nil
-		}
-		return m, false, err
-	}
+	r.adoptUnproven(ke, src, &st)
+	wantVTEP, wantMAC := src.vtep, src.mac
 
 	fix := &resolution{action: "reconciled", logInfo: true}
 	fdbPlanned := make(map[registry.MAC]bool)
 	for k, have := range ke.neigh {
-		want, gone, err := wantMAC(k.ip)
+		want, gone, err := wantMAC(k.ip.Addr())
 		switch {
 		case err != nil:
-			r.log.Warn("reconcile: keeping neighbour entry, its record is unusable", "ip", k.ip, "mac", have, "err", err)
+			r.log.Warn("reconcile: keeping neighbour entry, its record is unusable", "ip", k.ip.Addr(), "mac", have, "err", err)
 		case gone:
-			fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip, mac: have})
+			fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: have})
 			st.Removed++
 		case want == have:
 			// A container that moved to this node answers ARP itself: a proxy
 			// entry would make the bridge learn its MAC on the vxlan port.
 			if vtep, vgone, verr := wantVTEP(want); verr == nil && !vgone && r.isLocal(vtep) {
-				fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip, mac: have})
+				fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: have})
 				st.Removed++
 			}
 		default:
 			vtep, vgone, verr := wantVTEP(want)
 			if verr != nil || vgone {
-				r.log.Warn("reconcile: IP moved to a MAC without a usable VTEP; removing its entry", "ip", k.ip, "mac", want, "err", verr)
-				fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip, mac: have})
+				r.log.Warn("reconcile: IP moved to a MAC without a usable VTEP; removing its entry", "ip", k.ip.Addr(), "mac", want, "err", verr)
+				fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: have})
 				st.Removed++
 				continue
 			}
 			if r.isLocal(vtep) {
-				fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip, mac: have})
+				fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: have})
 				st.Removed++
 				continue
 			}
-			fix.ops = append(fix.ops, progOp{kind: opSetNeigh, ifindex: k.ifindex, ip: k.ip, mac: want})
+			fix.ops = append(fix.ops, progOp{kind: opSetNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: want})
 			st.Updated++
 			if ke.fdb[want] != vtep && !fdbPlanned[want] {
 				fix.ops = append(fix.ops, progOp{kind: opSetFDB, mac: want, vtep: vtep})
@@ -256,11 +231,17 @@ func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 		}
 	}
 	if len(fix.ops) > 0 {
-		r.prog.apply([]*resolution{fix})
+		// A batch of the feed's size at a time, the programmer's lock
+		// released in between: misses and the feed are programmed between
+		// the chunks.
 		var errs []error
-		for _, op := range fix.ops {
-			if op.err != nil {
-				errs = append(errs, op.err)
+		for ops := range slices.Chunk(fix.ops, r.prog.bulkMax) {
+			part := &resolution{action: fix.action, logInfo: true, ops: ops}
+			r.prog.apply([]*resolution{part})
+			for _, op := range part.ops {
+				if op.err != nil {
+					errs = append(errs, op.err)
+				}
 			}
 		}
 		if err := errors.Join(errs...); err != nil {
@@ -285,16 +266,10 @@ func (r *Resolver) isLocal(vtep netip.Addr) bool {
 // ours: one whose MAC the registry holds is this overlay's container, left
 // by an earlier run (an L2 miss, or the change feed, programs FDB entries
 // alone): it is adopted and reconciled like the others. The rest belong to
-// another controller of the vxlan and are never changed or removed. When
-// the listing was incomplete, unlisted MACs are looked up.
-func (r *Resolver) adoptUnproven(ctx context.Context, ke kernelEntries, byMAC map[registry.MAC]netip.Addr, incomplete bool, st *ReconcileStats) {
+// another controller of the vxlan and are never changed or removed.
+func (r *Resolver) adoptUnproven(ke kernelEntries, src recordSource, st *ReconcileStats) {
 	for mac, vtep := range ke.unproven {
-		_, ours := byMAC[mac]
-		if !ours && incomplete {
-			_, err := r.lookupVTEP(ctx, mac)
-			ours = err == nil
-		}
-		if !ours {
+		if !src.holdsMAC(mac) {
 			st.Foreign++
 			continue
 		}

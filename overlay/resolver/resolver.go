@@ -394,7 +394,7 @@ func (r *Resolver) HandleMiss(m *rtnl.Miss) {
 		case <-stopped:
 		}
 	}
-	if !r.known.has(key) && !r.bucket.take() {
+	if !r.isKnown(key) && !r.bucket.take() {
 		r.table.done(key, false)
 		r.m.dropped[dropScanBudget].Add(1)
 		return
@@ -617,25 +617,28 @@ func (r *Resolver) process(ctx context.Context, q queuedMiss) bool {
 // to cache the key negatively.
 func (r *Resolver) resolve(ctx context.Context, q queuedMiss) (*resolution, bool) {
 	k := q.key
-	var mac registry.MAC
-	if k.kind == rtnl.MissL2 {
-		mac = k.mac
-	} else {
+	mac, vtep, ok := r.answerFromView(k)
+	if !ok {
+		if k.kind == rtnl.MissL2 {
+			mac = k.mac
+		} else {
+			var err error
+			mac, err = r.lookupMAC(ctx, k.ip)
+			if err != nil {
+				return nil, r.unresolved(ctx, k, err)
+			}
+		}
 		var err error
-		mac, err = r.lookupMAC(ctx, k.ip)
+		vtep, err = r.lookupVTEP(ctx, mac)
 		if err != nil {
 			return nil, r.unresolved(ctx, k, err)
 		}
+		var ip netip.Addr
+		if k.kind != rtnl.MissL2 {
+			ip = k.ip
+		}
+		r.known.found(ip, mac)
 	}
-	vtep, err := r.lookupVTEP(ctx, mac)
-	if err != nil {
-		return nil, r.unresolved(ctx, k, err)
-	}
-	var ip netip.Addr
-	if k.kind != rtnl.MissL2 {
-		ip = k.ip
-	}
-	r.known.found(ip, mac)
 	if r.cfg.LocalVTEP.IsValid() && vtep == r.cfg.LocalVTEP {
 		r.m.unresolved[unresolvedLocal].Add(1)
 		if r.log.Enabled(ctx, slog.LevelDebug) {

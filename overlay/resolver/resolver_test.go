@@ -122,6 +122,7 @@ type fakeRegistry struct {
 	errs    map[string]error // "ip:..." / "mac:..." → error
 	gate    chan struct{}    // if non-nil, lookups wait for it to close
 	lookups atomic.Int64
+	lists   atomic.Int64 // List calls
 }
 
 func newFakeRegistry() *fakeRegistry {
@@ -195,6 +196,7 @@ func (f *fakeRegistry) Unregister(context.Context, registry.Record) error {
 func (f *fakeRegistry) Close() error { return nil }
 
 func (f *fakeRegistry) List(context.Context) ([]registry.Record, error) {
+	f.lists.Add(1)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []registry.Record

@@ -58,11 +58,11 @@ func TestSyncDumpsWhileProgramming(t *testing.T) {
 			{kind: opDelNeigh, ifindex: testVxlan, ip: ip("198.51.100.7"), mac: mac},
 		}}})
 	}}
-	if _, _, err := p.sync(); err != nil {
+	if _, _, err := p.sync(true); err != nil {
 		t.Fatal(err)
 	}
 	for a, want := range map[string]bool{"198.51.100.5": true, "198.51.100.6": true, "198.51.100.7": false} {
-		if _, got := p.trackedNeigh(neighKey{testVxlan, ip(a)}); got != want {
+		if _, got := p.trackedNeigh(nkey(testVxlan, ip(a))); got != want {
 			t.Errorf("%s tracked = %v, want %v", a, got, want)
 		}
 	}

@@ -1,0 +1,162 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/overlaynet/overlaynet/overlay/registry"
+)
+
+// recordSource is what a reconcile pass checks the kernel's entries
+// against: the feed's view (viewSource) or a listing of the registry
+// (listSource). gone is true when the registry has no record; err when the
+// record cannot be used (the entry is then kept).
+type recordSource interface {
+	mac(ip netip.Addr) (mac registry.MAC, gone bool, err error)
+	vtep(mac registry.MAC) (vtep netip.Addr, gone bool, err error)
+	// holdsMAC says whether the registry has records naming mac: an
+	// unproven FDB entry for it is this overlay's (see adoptUnproven).
+	holdsMAC(mac registry.MAC) bool
+}
+
+// viewSource answers from the feed's view: no registry call. The view holds
+// only records that passed checkRecord.
+type viewSource struct {
+	r *Resolver
+	v *feedState
+}
+
+func (s viewSource) mac(ip netip.Addr) (registry.MAC, bool, error) {
+	mac, _, ok := s.v.viewed(ip)
+	return mac, !ok, nil
+}
+
+func (s viewSource) vtep(mac registry.MAC) (netip.Addr, bool, error) {
+	v, ok := s.v.viewedMAC(mac)
+	return v, !ok, nil
+}
+
+func (s viewSource) holdsMAC(mac registry.MAC) bool {
+	_, ok := s.v.viewedMAC(mac)
+	return ok
+}
+
+// listSource answers from one listing of the registry; when the listing was
+// incomplete, keys it lacks are looked up one by one.
+type listSource struct {
+	r          *Resolver
+	ctx        context.Context
+	byIP       map[netip.Addr]registry.MAC
+	byMAC      map[registry.MAC]netip.Addr
+	incomplete bool
+}
+
+func (s listSource) mac(ip netip.Addr) (registry.MAC, bool, error) {
+	if m, ok := s.byIP[ip]; ok {
+		return m, false, registry.ValidateMAC(m)
+	}
+	if !s.incomplete {
+		return registry.MAC{}, true, nil
+	}
+	m, err := s.r.lookupMAC(s.ctx, ip)
+	if errors.Is(err, registry.ErrNotFound) {
+		return m, true, nil
+	}
+	return m, false, err
+}
+
+func (s listSource) vtep(mac registry.MAC) (netip.Addr, bool, error) {
+	if v, ok := s.byMAC[mac]; ok {
+		return v, false, s.r.checkVTEP(v)
+	}
+	v, err := s.r.lookupVTEP(s.ctx, mac)
+	if errors.Is(err, registry.ErrNotFound) {
+		return v, true, nil
+	}
+	return v, false, err
+}
+
+func (s listSource) holdsMAC(mac registry.MAC) bool {
+	if _, ok := s.byMAC[mac]; ok {
+		return true
+	}
+	if !s.incomplete {
+		return false
+	}
+	_, err := s.r.lookupVTEP(s.ctx, mac)
+	return err == nil
+}
+
+// listRecords lists the registry for a pass that has no feed view to check
+// against, and makes the listing the known keys. done is true when the pass
+// has nothing more to do (no entries to check: the keys were all it needed).
+func (r *Resolver) listRecords(ctx context.Context, ke *kernelEntries, st *ReconcileStats, start time.Time) (done bool, src listSource, err error) {
+	nothingToCheck := st.Entries == 0 && len(ke.unproven) == 0
+	// A KeyLister gives the keys without reading every record.
+	if kl, ok := r.cfg.Registry.(KeyLister); ok && nothingToCheck {
+		lctx, cancel := context.WithTimeout(ctx, max(r.cfg.LookupTimeout, listTimeout))
+		ips, macs, err := kl.Keys(lctx)
+		cancel()
+		if err == nil {
+			r.known.replaceKeys(ips, macs)
+			r.markListed()
+			st.Took = time.Since(start)
+			return true, src, nil
+		}
+	}
+
+	// A listing reads the whole overlay (200,000 etcd keys for 100,000
+	// endpoints: seconds on a loaded machine), not one key: it gets
+	// listTimeout, not the lookups' timeout.
+	lctx, cancel := context.WithTimeout(ctx, max(r.cfg.LookupTimeout, listTimeout))
+	t0 := time.Now()
+	recs, listErr := r.cfg.Registry.List(lctx)
+	r.m.lookup.observe(time.Since(t0))
+	cancel()
+	if listErr != nil && recs == nil {
+		r.m.reconcileErrors.Add(1)
+		return true, src, listErr
+	}
+	if listErr != nil {
+		r.log.Warn("registry list incomplete; unlisted keys are looked up one by one", "err", listErr)
+		for _, rec := range recs {
+			r.known.found(rec.IP, rec.MAC)
+		}
+	} else {
+		r.known.replace(recs)
+	}
+	r.markListed()
+	if nothingToCheck {
+		st.Took = time.Since(start)
+		return true, src, nil
+	}
+	src = listSource{r: r, ctx: ctx, incomplete: listErr != nil,
+		byIP: make(map[netip.Addr]registry.MAC, len(recs)), byMAC: make(map[registry.MAC]netip.Addr, len(recs))}
+	for _, rec := range recs {
+		src.byIP[rec.IP] = rec.MAC
+		if rec.VTEP.IsValid() {
+			src.byMAC[rec.MAC] = rec.VTEP
+		}
+	}
+	return false, src, nil
+}
+
+// awaitFeed waits, before the first reconcile pass, for the change feed's
+// first sync (its listing of the registry), so that the pass checks against
+// the feed's view instead of listing the registry a second time. It waits
+// at most listTimeout, and not once a watch could not start.
+func (r *Resolver) awaitFeed(ctx context.Context) {
+	if r.feed == nil {
+		return
+	}
+	t := time.NewTimer(listTimeout)
+	defer t.Stop()
+	select {
+	case <-r.feed.syncedCh:
+	case <-r.feed.watchFailed:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,85 @@
+package resolver
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+
+	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/rtnl"
+)
+
+// chanFeed is a ChangeFeed whose changes the test sends by hand (the etcd
+// feed itself is tested in etcdreg and end to end in cmd/overlayd).
+type chanFeed chan registry.Change
+
+func (f chanFeed) Watch(ctx context.Context) (<-chan registry.Change, error) { return f, nil }
+
+// TestResolverAnswersFromView: once the feed has synced, misses for its
+// records (L3 and L2) are answered from its view with no registry lookup
+// and are not charged to the scan budget; a miss for a record the feed has
+// not delivered yet is looked up in the registry; reconcile passes do not
+// list the registry.
+func TestResolverAnswersFromView(t *testing.T) {
+	reg := newFakeRegistry()
+	reg.add("198.51.100.3", macN(3), "192.0.2.3")
+	reg.add("198.51.100.4", macN(4), "192.0.2.4") // registered, not yet in the feed
+	feed := make(chanFeed, 4)
+	k := &fakeKernel{}
+	r, _ := newTestResolver(t, reg, k, func(c *ResolverConfig) {
+		c.Feed, c.Mode = feed, ModeHybrid
+		c.LookupRate, c.LookupBurst = 1e-9, 1 // one budgeted lookup, then none
+	})
+	feed <- registry.Change{Kind: registry.ChangePut, Record: registry.Record{IP: netip.MustParseAddr("198.51.100.3"), MAC: macN(3), VTEP: netip.MustParseAddr("192.0.2.3")}}
+	feed <- registry.Change{Kind: registry.ChangeSynced}
+	runResolver(t, r) // the first pass waits for the feed's sync
+	if !r.FeedStats().Synced {
+		t.Fatal("first reconcile pass ran before the feed synced")
+	}
+	if n := reg.lists.Load(); n != 0 {
+		t.Errorf("the first reconcile pass listed the registry %d times; the feed's view is the listing", n)
+	}
+	lookups := func() int64 { return reg.lookups.Load() }
+
+	for range 3 { // three misses over time: none reaches the registry or the budget
+		r.HandleMiss(l3("198.51.100.3"))
+		eventually(t, "the miss resolved", func() bool { in, _ := r.table.sizes(); return in == 0 })
+	}
+	r.HandleMiss(&rtnl.Miss{Kind: rtnl.MissL2, Ifindex: testVxlan, MAC: rtnl.MAC(macN(3)), HasMAC: true})
+	eventually(t, "the misses resolved", func() bool {
+		s := r.Metrics().Snapshot()
+		return s.Resolutions["l3miss"] == 3 && s.Resolutions["l2miss"] == 1
+	})
+	s := r.Metrics().Snapshot()
+	if lookups() != 0 || s.FromFeed != 4 || s.Dropped["scan_budget"] != 0 {
+		t.Errorf("registry lookups %d, answered from the feed %d, dropped %d; want 0, 4, 0", lookups(), s.FromFeed, s.Dropped["scan_budget"])
+	}
+
+	// Not in the feed yet: the registry answers (one budgeted lookup).
+	r.HandleMiss(l3("198.51.100.4"))
+	eventually(t, "the registry's answer", func() bool { return r.Metrics().Snapshot().Resolutions["l3miss"] == 4 })
+	if lookups() != 2 {
+		t.Errorf("registry lookups %d, want 2 (MAC, VTEP)", lookups())
+	}
+
+	if _, err := r.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := reg.lists.Load(); n != 0 {
+		t.Errorf("a reconcile pass with a synced feed listed the registry %d times", n)
+	}
+}
+
+// TestResolverListsWithoutView: without a feed (reactive mode), a reconcile
+// pass lists the registry, as the control of TestResolverAnswersFromView.
+func TestResolverListsWithoutView(t *testing.T) {
+	reg := newFakeRegistry()
+	reg.add("198.51.100.3", macN(3), "192.0.2.3")
+	r, _ := newTestResolver(t, reg, &fakeKernel{}, nil)
+	if _, err := r.Reconcile(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := reg.lists.Load(); n != 1 {
+		t.Errorf("reconcile listed the registry %d times, want 1", n)
+	}
+}
