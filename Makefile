@@ -34,6 +34,7 @@ deps-check:
 
 vet:
 	$(GO) vet ./...
+	$(GO) vet -tags noetcd ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 ## test: everything (as root; CI=true makes privileged tests fail instead of skipping),

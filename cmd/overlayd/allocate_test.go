@@ -14,22 +14,12 @@ import (
 // and refused if another container has it, status shows the blocks and
 // their use, and detach and reset leave no allocation, record or block.
 func TestAttachAllocates(t *testing.T) {
-	for _, store := range []string{"dir", "etcd"} {
+	for _, store := range testStores {
 		t.Run(store, func(t *testing.T) {
 			var n1, n2 *simNode
 			var keys func() []string
 			if store == "etcd" {
-				lab := newEtcdLab(t, 2, "")
-				n1, n2 = lab.nodes[0], lab.nodes[1]
-				keys = func() []string {
-					var out []string
-					for k := range lab.keys(t) {
-						if !strings.HasPrefix(k, "nodes/") { // the stopped daemons', until their lease expires
-							out = append(out, k)
-						}
-					}
-					return out
-				}
+				n1, n2, keys = newEtcdAllocateLab(t)
 			} else {
 				lab := newDirLab(t)
 				n1, n2 = lab[0], lab[1]

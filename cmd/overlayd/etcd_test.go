@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -92,20 +91,6 @@ func (l *etcdLab) keys(t testing.TB) map[string]etcdtest.KV {
 	return out
 }
 
-// waitFor polls cond every 50 ms until it holds or d passes.
-func waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // remoteEntries reports whether n's vxlan has the PERMANENT neighbour entry
 // ip -> mac and the FDB entry mac -> vtep, both programmed by overlayd.
 func remoteEntries(n *simNode, ip, mac, vtep string) (neigh, fdb bool) {
@@ -114,12 +99,6 @@ func remoteEntries(n *simNode, ip, mac, vtep string) (neigh, fdb bool) {
 	neigh = strings.Contains(nout, ip+" lladdr "+mac+" PERMANENT proto 214")
 	fdb = regexp.MustCompile(regexp.QuoteMeta(mac) + ` dst ` + regexp.QuoteMeta(vtep) + ` .*self extern_learn permanent`).MatchString(fout)
 	return neigh, fdb
-}
-
-// pingOnce pings dst once from container ctr of n, waiting one second.
-func pingOnce(n *simNode, ctr, dst string) (string, error) {
-	out, err := exec.Command("nsenter", "--net="+filepath.Join(n.dir, ctr), "ping", "-c1", "-W1", dst).CombinedOutput()
-	return string(out), err
 }
 
 // missLines returns the daemon's debug lines of misses for ip or mac.

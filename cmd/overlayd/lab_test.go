@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay"
@@ -161,4 +162,24 @@ func TestTwoNodeLab(t *testing.T) {
 	if out := nstest.Run(t, "", "ip", "netns", "list"); strings.Contains(out, "overns") || strings.Contains(out, "pink") {
 		t.Errorf("ip netns list shows overlayd's namespaces:\n%s", out)
 	}
+}
+
+// waitFor polls cond every 50 ms until it holds or d passes.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// pingOnce pings dst once from container ctr of n, waiting one second.
+func pingOnce(n *simNode, ctr, dst string) (string, error) {
+	out, err := exec.Command("nsenter", "--net="+filepath.Join(n.dir, ctr), "ping", "-c1", "-W1", dst).CombinedOutput()
+	return string(out), err
 }

@@ -12,10 +12,13 @@ import (
 // knownKeys is the resolver's view of which keys the registry holds: the
 // IPs and MACs of its latest listing (every reconcile pass lists it), plus
 // the keys lookups found since, minus the keys lookups found missing since.
+// With a synced change feed, no pass lists the registry: the feed's view
+// holds its keys (Resolver.isKnown asks both), and knownKeys only what
+// lookups found since the last pass.
 //
 // It only decides which budget a lookup is charged to, never an answer:
 // every miss is still answered by a registry lookup made at the time of the
-// miss. A lookup for a known key runs at once; a lookup for any other key (a
+// miss (or from the feed's view, see view.go). A lookup for a known key runs at once; a lookup for any other key (a
 // scan sweeping addresses nobody registered, a typo, a record registered
 // since the last listing) first takes a token from the scan budget, and the
 // miss is dropped (and counted) when none is left. So a stale view costs at

@@ -78,6 +78,11 @@ type progOp struct {
 	mac     registry.MAC
 	vtep    netip.Addr
 	err     error // set by apply
+	// superseded is set by apply when the resolution's current check
+	// refused the op: the record changed since it was planned; the op was
+	// not sent.
+	superseded bool
+	counted    bool // a reconcile fix counted in its ReconcileStats
 }
 
 // resolution is a group of changes applied in the same batch: what one miss
@@ -94,7 +99,12 @@ type resolution struct {
 	// pooled marks a resolution from missResolutions: it goes back to the
 	// pool once applied and reported.
 	pooled bool
-	opsBuf [2]progOp // backing for ops: a miss resolves to at most 2 changes
+	// current, if set, is asked under the programmer's lock, right before
+	// the batch, whether each op still matches the record it was planned
+	// from: a reconcile pass's fixes, planned from a view the feed may have
+	// changed (and programmed) since, are not sent over newer changes.
+	current func(op *progOp) bool
+	opsBuf  [2]progOp // backing for ops: a miss resolves to at most 2 changes
 }
 
 // missResolutions recycles the resolutions of misses, so that a miss costs
@@ -329,6 +339,10 @@ func (p *programmer) execute(res []*resolution) {
 	for i, r := range res {
 		for j := range r.ops {
 			op := &r.ops[j]
+			if r.current != nil && !r.current(op) {
+				op.superseded = true
+				continue
+			}
 			if op.err = p.encode(op); op.err == nil {
 				p.index = append(p.index, opRef{i, j})
 			}
@@ -359,7 +373,9 @@ func (p *programmer) execute(res []*resolution) {
 	}
 	for _, r := range res {
 		for j := range r.ops {
-			p.track(&r.ops[j])
+			if !r.ops[j].superseded {
+				p.track(&r.ops[j])
+			}
 		}
 	}
 	p.m.programmedNeigh.Store(int64(len(p.neigh)))
@@ -431,6 +447,9 @@ func (p *programmer) report(r *resolution, now time.Time) {
 	if r.key.kind == 0 { // a reconcile or feed change: one line per change
 		for j := range r.ops {
 			op := &r.ops[j]
+			if op.superseded {
+				continue
+			}
 			lv := slog.LevelDebug // the feed's: one per record
 			if r.logInfo {
 				lv = slog.LevelInfo

@@ -187,29 +187,29 @@ func (r *Resolver) reconcile(ctx context.Context, fdb bool) (ReconcileStats, err
 		case err != nil:
 			r.log.Warn("reconcile: keeping neighbour entry, its record is unusable", "ip", k.ip.Addr(), "mac", have, "err", err)
 		case gone:
-			fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: have})
+			fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: have, counted: true})
 			st.Removed++
 		case want == have:
 			// A container that moved to this node answers ARP itself: a proxy
 			// entry would make the bridge learn its MAC on the vxlan port.
 			if vtep, vgone, verr := wantVTEP(want); verr == nil && !vgone && r.isLocal(vtep) {
-				fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: have})
+				fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: have, counted: true})
 				st.Removed++
 			}
 		default:
 			vtep, vgone, verr := wantVTEP(want)
 			if verr != nil || vgone {
 				r.log.Warn("reconcile: IP moved to a MAC without a usable VTEP; removing its entry", "ip", k.ip.Addr(), "mac", want, "err", verr)
-				fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: have})
+				fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: have, counted: true})
 				st.Removed++
 				continue
 			}
 			if r.isLocal(vtep) {
-				fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: have})
+				fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: have, counted: true})
 				st.Removed++
 				continue
 			}
-			fix.ops = append(fix.ops, progOp{kind: opSetNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: want})
+			fix.ops = append(fix.ops, progOp{kind: opSetNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: want, counted: true})
 			st.Updated++
 			if ke.fdb[want] != vtep && !fdbPlanned[want] {
 				fix.ops = append(fix.ops, progOp{kind: opSetFDB, mac: want, vtep: vtep})
@@ -223,10 +223,10 @@ func (r *Resolver) reconcile(ctx context.Context, fdb bool) (ReconcileStats, err
 		case err != nil:
 			r.log.Warn("reconcile: keeping FDB entry, its record is unusable", "mac", mac, "vtep", have, "err", err)
 		case gone || r.isLocal(want):
-			fix.ops = append(fix.ops, progOp{kind: opDelFDB, mac: mac, vtep: have})
+			fix.ops = append(fix.ops, progOp{kind: opDelFDB, mac: mac, vtep: have, counted: true})
 			st.Removed++
 		case want != have && !fdbPlanned[mac]:
-			fix.ops = append(fix.ops, progOp{kind: opSetFDB, mac: mac, vtep: want})
+			fix.ops = append(fix.ops, progOp{kind: opSetFDB, mac: mac, vtep: want, counted: true})
 			st.Updated++
 		}
 	}
@@ -236,11 +236,16 @@ func (r *Resolver) reconcile(ctx context.Context, fdb bool) (ReconcileStats, err
 		// the chunks.
 		var errs []error
 		for ops := range slices.Chunk(fix.ops, r.prog.bulkMax) {
-			part := &resolution{action: fix.action, logInfo: true, ops: ops}
+			part := &resolution{action: fix.action, logInfo: true, ops: ops, current: src.current}
 			r.prog.apply([]*resolution{part})
 			for _, op := range part.ops {
-				if op.err != nil {
+				switch {
+				case op.err != nil:
 					errs = append(errs, op.err)
+				case op.superseded && op.counted && (op.kind == opDelNeigh || op.kind == opDelFDB):
+					st.Removed--
+				case op.superseded && op.counted:
+					st.Updated--
 				}
 			}
 		}

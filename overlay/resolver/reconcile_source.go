@@ -19,6 +19,9 @@ type recordSource interface {
 	// holdsMAC says whether the registry has records naming mac: an
 	// unproven FDB entry for it is this overlay's (see adoptUnproven).
 	holdsMAC(mac registry.MAC) bool
+	// current says, right before a planned fix is sent, whether it still
+	// matches the source (nil: the source does not change).
+	current(op *progOp) bool
 }
 
 // viewSource answers from the feed's view: no registry call. The view holds
@@ -41,6 +44,26 @@ func (s viewSource) vtep(mac registry.MAC) (netip.Addr, bool, error) {
 func (s viewSource) holdsMAC(mac registry.MAC) bool {
 	_, ok := s.v.viewedMAC(mac)
 	return ok
+}
+
+// current checks a fix against the view as it is now: the feed changes it
+// (and then programs the change) while a pass plans its fixes.
+func (s viewSource) current(op *progOp) bool {
+	switch op.kind {
+	case opSetNeigh:
+		mac, vtep, ok := s.v.viewed(op.ip)
+		return ok && mac == op.mac && !s.r.isLocal(vtep)
+	case opDelNeigh:
+		_, _, ok := s.v.viewed(op.ip)
+		return !ok
+	case opSetFDB:
+		vtep, ok := s.v.viewedMAC(op.mac)
+		return ok && vtep == op.vtep
+	case opDelFDB:
+		vtep, ok := s.v.viewedMAC(op.mac)
+		return !ok || s.r.isLocal(vtep)
+	}
+	return true
 }
 
 // listSource answers from one listing of the registry; when the listing was
@@ -77,6 +100,8 @@ func (s listSource) vtep(mac registry.MAC) (netip.Addr, bool, error) {
 	}
 	return v, false, err
 }
+
+func (listSource) current(*progOp) bool { return true }
 
 func (s listSource) holdsMAC(mac registry.MAC) bool {
 	if _, ok := s.byMAC[mac]; ok {

@@ -83,3 +83,48 @@ func TestResolverListsWithoutView(t *testing.T) {
 		t.Errorf("reconcile listed the registry %d times, want 1", n)
 	}
 }
+
+// TestReconcileFixesCheckedAgainstView: a reconcile fix planned from the
+// view is sent only if the view still says the same right before the
+// batch; a superseded fix is neither sent nor tracked.
+func TestReconcileFixesCheckedAgainstView(t *testing.T) {
+	k := &fakeKernel{}
+	r, _ := newTestResolver(t, newFakeRegistry(), k, func(c *ResolverConfig) { c.Feed, c.Mode = make(chanFeed), ModeHybrid })
+	ip := netip.MustParseAddr("198.51.100.3")
+	vtep := netip.MustParseAddr("192.0.2.3")
+	r.feed.put(registry.Record{IP: ip, MAC: macN(3), VTEP: vtep})
+	src := viewSource{r, r.feed}
+	cases := []struct {
+		op   progOp
+		want bool
+	}{
+		{progOp{kind: opSetNeigh, ip: ip, mac: macN(3)}, true},
+		{progOp{kind: opSetNeigh, ip: ip, mac: macN(4)}, false}, // the view moved on
+		{progOp{kind: opDelNeigh, ip: ip}, false},               // back in the view
+		{progOp{kind: opDelNeigh, ip: netip.MustParseAddr("198.51.100.9")}, true},
+		{progOp{kind: opSetFDB, mac: macN(3), vtep: vtep}, true},
+		{progOp{kind: opSetFDB, mac: macN(3), vtep: netip.MustParseAddr("192.0.2.4")}, false},
+		{progOp{kind: opDelFDB, mac: macN(3)}, false},
+		{progOp{kind: opDelFDB, mac: macN(9)}, true},
+	}
+	for _, c := range cases {
+		if got := src.current(&c.op); got != c.want {
+			t.Errorf("%v %v %v %v: current = %v, want %v", c.op.kind, c.op.ip, c.op.mac, c.op.vtep, got, c.want)
+		}
+	}
+
+	res := &resolution{action: "reconciled", current: src.current, ops: []progOp{
+		{kind: opSetNeigh, ifindex: testVxlan, ip: ip, mac: macN(4)}, // superseded
+		{kind: opSetFDB, mac: macN(3), vtep: vtep},
+	}}
+	r.prog.apply([]*resolution{res})
+	if !res.ops[0].superseded || res.ops[1].superseded {
+		t.Errorf("superseded: %v, %v; want true, false", res.ops[0].superseded, res.ops[1].superseded)
+	}
+	if got := k.sizes(); len(got) != 1 || got[0] != 1 {
+		t.Errorf("batches %v, want one of 1 request", got)
+	}
+	if _, ok := r.prog.trackedNeigh(nkey(testVxlan, ip)); ok {
+		t.Errorf("the superseded neighbour fix is tracked")
+	}
+}
