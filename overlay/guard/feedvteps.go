@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
@@ -23,11 +24,79 @@ type FeedVTEPs struct {
 	// changed is signalled (never blocking) when the set of VTEPs changes
 	// or the feed synced or started over.
 	changed chan struct{}
+
+	// While a Follow keeps an allowlist in line with the counts
+	// (following), allowed is what it last committed to the set, and
+	// committed is closed (and replaced) at each commit: Tee holds a record
+	// with a new VTEP until the VTEP is allowed (see Tee).
+	following bool
+	local     netip.Addr // the follower's VTEP: VTEPs of another family are never allowed
+	allowed   map[netip.Addr]bool
+	committed chan struct{}
 }
 
 // NewFeedVTEPs returns empty counts, not synced.
 func NewFeedVTEPs() *FeedVTEPs {
-	return &FeedVTEPs{count: map[netip.Addr]int{}, changed: make(chan struct{}, 1)}
+	return &FeedVTEPs{count: map[netip.Addr]int{}, changed: make(chan struct{}, 1), committed: make(chan struct{})}
+}
+
+// AllowWait bounds how long Tee holds a record whose VTEP the allowlist
+// has not committed yet (a failing nftables update must not stop the
+// feed).
+const AllowWait = 500 * time.Millisecond
+
+// follow marks v followed by an allowlist of local's family; the returned
+// func ends it (and releases every waiting Tee).
+func (v *FeedVTEPs) follow(local netip.Addr) (end func()) {
+	v.mu.Lock()
+	v.following, v.local = true, local
+	v.mu.Unlock()
+	return func() {
+		v.mu.Lock()
+		v.following = false
+		close(v.committed)
+		v.committed = make(chan struct{})
+		v.mu.Unlock()
+	}
+}
+
+// commit records that the allowlist now holds set.
+func (v *FeedVTEPs) commit(set map[netip.Addr]bool) {
+	v.mu.Lock()
+	v.allowed = make(map[netip.Addr]bool, len(set))
+	for a := range set {
+		v.allowed[a] = true
+	}
+	close(v.committed)
+	v.committed = make(chan struct{})
+	v.mu.Unlock()
+}
+
+// awaitAllowed waits, at most AllowWait, until the allowlist following v
+// holds vt; it returns at once when nothing follows v.
+func (v *FeedVTEPs) awaitAllowed(ctx context.Context, vt netip.Addr) {
+	var deadline <-chan time.Time
+	for {
+		v.mu.Lock()
+		if !v.following || v.allowed[vt] || !vt.IsValid() || vt.Is4() != v.local.Is4() {
+			v.mu.Unlock()
+			return
+		}
+		ch := v.committed
+		v.mu.Unlock()
+		if deadline == nil {
+			t := time.NewTimer(AllowWait)
+			defer t.Stop()
+			deadline = t.C
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 func (v *FeedVTEPs) signal() {
@@ -46,8 +115,9 @@ func (v *FeedVTEPs) Restart() {
 	v.signal()
 }
 
-// Apply counts one change of the feed.
-func (v *FeedVTEPs) Apply(c registry.Change) {
+// Apply counts one change of the feed; added says its VTEP is new (a Put
+// of the first record at it).
+func (v *FeedVTEPs) Apply(c registry.Change) (added bool) {
 	vt := c.Record.VTEP.Unmap()
 	v.mu.Lock()
 	changed := false
@@ -56,6 +126,7 @@ func (v *FeedVTEPs) Apply(c registry.Change) {
 		if vt.IsValid() {
 			v.count[vt]++
 			changed = v.count[vt] == 1
+			added = changed
 		}
 	case registry.ChangeDelete:
 		if n, ok := v.count[vt]; ok {
@@ -73,6 +144,7 @@ func (v *FeedVTEPs) Apply(c registry.Change) {
 	if changed {
 		v.signal()
 	}
+	return added
 }
 
 // Changed is signalled when the VTEPs change, the feed synced or started
@@ -93,7 +165,11 @@ func (v *FeedVTEPs) VTEPs() (vteps []netip.Addr, synced bool) {
 
 // Tee returns feed with every change it delivers counted in v on the way
 // (each Watch restarts the counts): one watch of the registry serves both
-// its consumer and the allowlist.
+// its consumer and the allowlist. While a Follow keeps an allowlist in line
+// with v, a record whose VTEP is new is passed on only once the allowlist
+// holds the VTEP (at most AllowWait later): its consumer programs entries
+// toward the VTEP as soon as it gets the record, and the VTEP's first reply
+// must not be dropped.
 func Tee(feed registry.ChangeFeed, v *FeedVTEPs) registry.ChangeFeed {
 	return teeFeed{feed, v}
 }
@@ -113,7 +189,9 @@ func (t teeFeed) Watch(ctx context.Context) (<-chan registry.Change, error) {
 	go func() {
 		defer close(out)
 		for c := range in {
-			t.v.Apply(c)
+			if t.v.Apply(c) {
+				t.v.awaitAllowed(ctx, c.Record.VTEP.Unmap())
+			}
 			select {
 			case out <- c:
 			case <-ctx.Done():

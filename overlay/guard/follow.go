@@ -131,6 +131,15 @@ func Follow(ctx context.Context, cfg FollowConfig) error {
 		st = &FollowStats{}
 	}
 	al := cfg.Allowlist
+	// With a feed: the VTEPs counted from it, and the live nodes.
+	counts := cfg.VTEPs
+	ownFeed := counts == nil && cfg.Feed != nil
+	if ownFeed {
+		counts = NewFeedVTEPs()
+	}
+	if counts != nil {
+		defer counts.follow(cfg.Local)()
+	}
 	commit := func(why string, want []netip.Addr, complete bool) {
 		if !complete {
 			if al.cur != nil {
@@ -152,6 +161,9 @@ func Follow(ctx context.Context, cfg FollowConfig) error {
 			log.Warn("VTEP allowlist update failed", "err", err)
 			return
 		}
+		if counts != nil {
+			counts.commit(al.cur)
+		}
 		if added+removed > 0 {
 			st.Updates.Add(1)
 			st.Added.Add(uint64(added))
@@ -170,12 +182,6 @@ func Follow(ctx context.Context, cfg FollowConfig) error {
 		commit(why, want, complete)
 	}
 
-	// With a feed: the VTEPs counted from it, and the live nodes.
-	counts := cfg.VTEPs
-	ownFeed := counts == nil && cfg.Feed != nil
-	if ownFeed {
-		counts = NewFeedVTEPs()
-	}
 	var nodes []netip.Addr // live nodes of a NodeLister, as last listed
 	nodesOK := true
 	listNodes := func() {
@@ -246,11 +252,10 @@ func Follow(ctx context.Context, cfg FollowConfig) error {
 			counts.Apply(c) // signals countsChanged when the VTEPs change
 		case <-countsChanged:
 			// Gather what else arrives at once into the same update. On the
-			// resolver's shared feed nothing waits: the resolver programs
-			// entries toward a new VTEP as soon as the feed delivers its
-			// record, and the VTEP must be allowed before its first reply
-			// (the signal is only raised when the set of VTEPs changes, which
-			// is rare, so updates stay few).
+			// resolver's shared feed nothing waits: Tee holds a record with
+			// a new VTEP until this update has allowed it (the signal is
+			// only raised when the set of VTEPs changes, which is rare, so
+			// updates stay few).
 			if ownFeed {
 				for _, c := range drain(changes, 20*time.Millisecond) {
 					counts.Apply(c)

@@ -109,12 +109,22 @@ func (p *programmer) load(k neighKernel, fdb bool) (kernelEntries, error) {
 func (p *programmer) sync(fdb bool) (kernelEntries, int, error) {
 	var ke kernelEntries
 	var err error
+	var tracked map[registry.MAC]netip.Addr // without fdb: the tracked FDB, for ke
 	p.mu.Lock()
 	if p.dump == nil {
 		ke, err = p.load(p.k, fdb)
+		if !fdb {
+			tracked = make(map[registry.MAC]netip.Addr, len(p.fdb))
+		}
 	} else {
 		p.touchedNeigh, p.touchedFDB = make(map[neighKey]struct{}), make(map[registry.MAC]struct{})
+		n := len(p.fdb)
 		p.mu.Unlock()
+		if !fdb {
+			// Allocated without the lock: clearing a map of 100,000
+			// entries takes milliseconds.
+			tracked = make(map[registry.MAC]netip.Addr, n)
+		}
 		ke, err = p.load(p.dump, fdb)
 		p.mu.Lock()
 	}
@@ -195,9 +205,9 @@ func (p *programmer) sync(fdb bool) (kernelEntries, int, error) {
 		p.fdb[mac] = registry.Compact(vtep)
 		adopted++
 	}
-	if ke.fdb == nil {
+	if !fdb {
 		// Not dumped: the tracking stands, and is what the pass checks.
-		ke.fdb = make(map[registry.MAC]netip.Addr, len(p.fdb))
+		ke.fdb = tracked
 		for mac, vtep := range p.fdb {
 			if n++; n%syncStride == 0 {
 				p.yield()
