@@ -310,6 +310,17 @@ func (c *missCounter) snapshot() (count, dups, other, overs int) {
 	return c.count, c.dups, c.other, c.overs
 }
 
+// waitIdle waits until n() has not changed for idle.
+func waitIdle(n func() int, idle time.Duration) {
+	last, since := n(), time.Now()
+	for time.Since(since) < idle {
+		time.Sleep(5 * time.Millisecond)
+		if v := n(); v != last {
+			last, since = v, time.Now()
+		}
+	}
+}
+
 // waitStable waits until c's count reaches want or stops growing for idle.
 func (c *missCounter) waitStable(want int, idle time.Duration) int {
 	last, since := -1, time.Now()
@@ -404,6 +415,10 @@ func TestMonitorOverrunKeepsDelivering(t *testing.T) {
 	if !eventually(5*time.Second, func() bool { _, _, _, o := mc.snapshot(); return o > 0 }) {
 		t.Fatalf("no EventOverrun after %d misses into a %d-byte buffer; stats %+v", flood, m.ReceiveBuffer(), m.Stats())
 	}
+	// The kernel reports an overflow once, then drops silently until the
+	// socket's queue has emptied: the wave must not start before Run has
+	// drained what the flood left (counted as other misses).
+	waitIdle(func() int { _, _, other, _ := mc.snapshot(); return other }, 200*time.Millisecond)
 	for i := 0; i < wave; i += 50 {
 		if sent, err := g.ARP(missgen.AddrAt(second, i), 50); err != nil || sent != 50 {
 			t.Fatalf("wave: sent %d: %v", sent, err)
