@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -151,26 +152,8 @@ var programmedRE = regexp.MustCompile(`(?m)^overlayd_programmed_entries\{table="
 // its metrics at addr in n's netns (-1, -1 if it does not answer yet).
 func (n *simNode) programmed(addr string) (neigh, fdb int) {
 	neigh, fdb = -1, -1
-	ns, err := rtnl.OpenNamedNetNS("", n.name)
-	if err != nil {
-		return
-	}
-	defer ns.Close()
-	var conn net.Conn
-	if ns.Do(func() error {
-		var err error
-		conn, err = net.DialTimeout("tcp", addr, time.Second)
-		return err
-	}) != nil {
-		return
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(conn, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
-	sc := bufio.NewScanner(conn)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if m := programmedRE.FindStringSubmatch(sc.Text()); m != nil {
+	for _, line := range n.metrics(addr) {
+		if m := programmedRE.FindStringSubmatch(line); m != nil {
 			v, _ := strconv.Atoi(m[2])
 			if m[1] == "neigh" {
 				neigh = v
@@ -180,6 +163,64 @@ func (n *simNode) programmed(addr string) (neigh, fdb int) {
 		}
 	}
 	return
+}
+
+// metrics returns the lines of the daemon's metrics at addr in n's netns
+// (none if it does not answer).
+func (n *simNode) metrics(addr string) []string {
+	ns, err := rtnl.OpenNamedNetNS("", n.name)
+	if err != nil {
+		return nil
+	}
+	defer ns.Close()
+	var conn net.Conn
+	if ns.Do(func() error {
+		var err error
+		conn, err = net.DialTimeout("tcp", addr, time.Second)
+		return err
+	}) != nil {
+		return nil
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	fmt.Fprintf(conn, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+	sc := bufio.NewScanner(conn)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var lines []string
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	return lines
+}
+
+var bucketRE = regexp.MustCompile(`^([a-z_]+)_bucket\{le="([^"]+)"\} (\d+)$`)
+
+// histogramQuantile returns the upper bound of the bucket of the metrics'
+// histogram name that holds quantile q: 0 without observations, +Inf
+// beyond the last finite bucket.
+func histogramQuantile(lines []string, name string, q float64) float64 {
+	var les, counts []float64 // cumulative, the last one +Inf's
+	for _, line := range lines {
+		m := bucketRE.FindStringSubmatch(line)
+		if m == nil || m[1] != name {
+			continue
+		}
+		le := math.Inf(1)
+		if m[2] != "+Inf" {
+			le, _ = strconv.ParseFloat(m[2], 64)
+		}
+		c, _ := strconv.ParseFloat(m[3], 64)
+		les, counts = append(les, le), append(counts, c)
+	}
+	if len(counts) == 0 || counts[len(counts)-1] == 0 {
+		return 0
+	}
+	for i, c := range counts {
+		if c >= q*counts[len(counts)-1] {
+			return les[i]
+		}
+	}
+	return math.Inf(1)
 }
 
 // kernelEntries counts the PERMANENT neighbour entries and the extern_learn

@@ -191,6 +191,9 @@ func (s *Server) DialContext(ctx context.Context, network, addr string) (net.Con
 	return c, err
 }
 
+// Pid returns the process ID of the running etcd.
+func (s *Server) Pid() int { return s.cmd.Process.Pid }
+
 // Stop kills etcd as a crash would (SIGKILL) and waits for it; Restart
 // brings it back with its data.
 func (s *Server) Stop() {
