@@ -138,13 +138,11 @@ func (p *programmer) sync(fdb bool) (kernelEntries, int, error) {
 		return ke, 0, err
 	}
 	adopted := 0
-	n := 0
+	st := &stride{p: p}
 	// Kernel entries: touched ones take the tracking's value; the others
 	// are tracked as the kernel has them (adopted if new).
 	for k, mac := range ke.neigh {
-		if n++; n%syncStride == 0 {
-			p.yield()
-		}
+		st.step()
 		if _, touched := p.touchedNeigh[k]; touched {
 			if m, ok := p.neigh[k]; ok {
 				ke.neigh[k] = m
@@ -158,27 +156,11 @@ func (p *programmer) sync(fdb bool) (kernelEntries, int, error) {
 		}
 		p.neigh[k] = mac
 	}
-	// Tracked entries the kernel no longer has (and nobody touched) are
-	// forgotten; touched ones the dump missed join ke.
-	for k, mac := range p.neigh {
-		if n++; n%syncStride == 0 {
-			p.yield()
-		}
-		if _, ok := ke.neigh[k]; ok {
-			continue
-		}
-		if _, touched := p.touchedNeigh[k]; touched {
-			ke.neigh[k] = mac
-			continue
-		}
-		delete(p.neigh, k)
-	}
+	forgetVanished(st, p.neigh, ke.neigh, p.touchedNeigh, func(m registry.MAC) registry.MAC { return m })
 	var named map[registry.MAC]bool // the MACs of our neighbour entries, built if needed
 	ke.unproven = make(map[registry.MAC]netip.Addr)
 	for mac, vtep := range ke.fdb {
-		if n++; n%syncStride == 0 {
-			p.yield()
-		}
+		st.step()
 		if _, touched := p.touchedFDB[mac]; touched {
 			if v, ok := p.fdb[mac]; ok {
 				ke.fdb[mac] = v.Addr()
@@ -209,27 +191,42 @@ func (p *programmer) sync(fdb bool) (kernelEntries, int, error) {
 		// Not dumped: the tracking stands, and is what the pass checks.
 		ke.fdb = tracked
 		for mac, vtep := range p.fdb {
-			if n++; n%syncStride == 0 {
-				p.yield()
-			}
+			st.step()
 			ke.fdb[mac] = vtep.Addr()
 		}
 		return ke, adopted, nil
 	}
-	for mac, vtep := range p.fdb {
-		if n++; n%syncStride == 0 {
-			p.yield()
-		}
-		if _, ok := ke.fdb[mac]; ok {
-			continue
-		}
-		if _, touched := p.touchedFDB[mac]; touched {
-			ke.fdb[mac] = vtep.Addr()
-			continue
-		}
-		delete(p.fdb, mac)
-	}
+	forgetVanished(st, p.fdb, ke.fdb, p.touchedFDB, registry.CompactAddr.Addr)
 	return ke, adopted, nil
+}
+
+// forgetVanished forgets the tracked entries the dump (have) lacks, unless
+// they were programmed during the dump (touched): those join have.
+func forgetVanished[K comparable, T, H any](st *stride, tracked map[K]T, have map[K]H, touched map[K]struct{}, toHave func(T) H) {
+	for k, v := range tracked {
+		st.step()
+		if _, ok := have[k]; ok {
+			continue
+		}
+		if _, ok := touched[k]; ok {
+			have[k] = toHave(v)
+			continue
+		}
+		delete(tracked, k)
+	}
+}
+
+// stride counts sync's steps and lets waiting batches go every syncStride
+// (see yield).
+type stride struct {
+	p *programmer
+	n int
+}
+
+func (s *stride) step() {
+	if s.n++; s.n%syncStride == 0 {
+		s.p.yield()
+	}
 }
 
 // syncStride is how many entries sync compares between two releases of
