@@ -291,3 +291,31 @@ func TestReconcileAgainstView(t *testing.T) {
 		return neighMAC(b) == "" && findFDB(lab.fdb(t), b.MAC.String()) == nil
 	})
 }
+
+// TestFeedStartAdoptsFDBOnly: an FDB-only entry an earlier run left (an L2
+// miss programs the FDB entry alone) for a MAC the feed holds but, beyond
+// the budget, does not program, is adopted by the first pass after the
+// feed's sync and corrected to the feed's VTEP; another controller's entry
+// is left alone.
+func TestFeedStartAdoptsFDBOnly(t *testing.T) {
+	lab := newResolverLab(t)
+	const foreign, foreignDst = "02:aa:bb:cc:dd:01", "192.0.2.77"
+	nstest.Run(t, lab.over, "bridge", "fdb", "add", foreign, "dev", "vx0", "dst", foreignDst, "self", "extern_learn", "permanent")
+	a := lab.register(t, "198.51.100.3", "02:42:c6:33:64:03", "192.0.2.3")
+	b := lab.register(t, "198.51.100.4", "02:42:c6:33:64:04", "192.0.2.4")
+	nstest.Run(t, lab.over, "bridge", "fdb", "add", b.MAC.String(), "dev", "vx0", "dst", "192.0.2.99", "self", "extern_learn", "permanent")
+
+	feed := make(chanFeed, 4)
+	r, _ := lab.startFeedResolverIn(t, feed, ModeHybrid, 1, netip.MustParsePrefix("198.51.100.0/24"))
+	feed <- registry.Change{Kind: registry.ChangePut, Record: a}
+	feed <- registry.Change{Kind: registry.ChangePut, Record: b} // beyond the budget of 1
+	feed <- registry.Change{Kind: registry.ChangeSynced}
+	eventually(t, "the first pass", func() bool { return r.Metrics().Snapshot().Reconciles >= 1 })
+	fdb := lab.fdb(t)
+	if f := findFDB(fdb, b.MAC.String()); f == nil || f.Dst != "192.0.2.4" {
+		t.Errorf("FDB-only entry of a MAC the feed holds = %+v, want it adopted and corrected to 192.0.2.4", f)
+	}
+	if f := findFDB(fdb, foreign); f == nil || f.Dst != foreignDst {
+		t.Errorf("foreign FDB entry = %+v, want it untouched", f)
+	}
+}

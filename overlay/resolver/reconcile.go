@@ -45,9 +45,12 @@ func (r *Resolver) reconcileLoop(ctx context.Context) {
 }
 
 // adopt tracks the entries with our marks a previous run left in the
-// kernel (neighbours and FDB), before the feed programs its records.
+// kernel (neighbours and FDB), before the feed programs its records. The
+// FDB entries it cannot show to be ours wait in r.unproven for the first
+// pass, which checks them against the feed's view (see adoptUnproven).
 func (r *Resolver) adopt(ctx context.Context) {
-	_, adopted, err := r.prog.sync(true)
+	ke, adopted, err := r.prog.sync(true)
+	r.unproven = ke.unproven
 	switch {
 	case ctx.Err() != nil:
 	case err != nil:
@@ -135,8 +138,8 @@ func (s ReconcileStats) Changed() int { return s.Adopted + s.Updated + s.Removed
 //     is removed. An entry whose record cannot be read or is malformed is
 //     left as is (and logged): a broken registry never tears down traffic.
 //
-// The changes go to the kernel in batches of BatchMax, programming of misses
-// and of the feed going on between them. The negative cache is cleared,
+// The changes go to the kernel in batches of the feed's size, programming of
+// misses and of the feed going on between them. The negative cache is cleared,
 // so keys registered since are resolved at their next miss.
 func (r *Resolver) Reconcile(ctx context.Context) (ReconcileStats, error) {
 	return r.reconcile(ctx, true)
@@ -157,6 +160,16 @@ func (r *Resolver) reconcile(ctx context.Context, fdb bool) (ReconcileStats, err
 	if err != nil {
 		r.m.reconcileErrors.Add(1)
 		return st, err
+	}
+	if !fdb && r.unproven != nil {
+		// Not dumped by this pass: those adopt found, unless programmed
+		// since.
+		for mac, vtep := range r.unproven {
+			if _, ok := r.prog.trackedFDB(mac); !ok {
+				ke.unproven[mac] = vtep
+			}
+		}
+		r.unproven = nil
 	}
 	st.Entries = len(ke.neigh) + len(ke.fdb)
 	st.Adopted = adopted

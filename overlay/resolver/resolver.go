@@ -246,6 +246,10 @@ type Resolver struct {
 	// waits instead of charging every miss to the scan budget.
 	listed     chan struct{}
 	listedOnce sync.Once
+
+	// unproven are the FDB entries found at start that nothing showed to
+	// be ours yet (see adopt); only the reconcile goroutine uses it.
+	unproven map[registry.MAC]netip.Addr
 }
 
 // queuedMiss is a miss waiting for a worker.
