@@ -72,6 +72,10 @@ type Conn struct {
 	closed bool
 	strict bool
 	tr     Transport // nil for a socket
+	// kernel is the destination of every request. Each Conn has its own:
+	// Sendto writes its raw form into the Sockaddr, so one shared by
+	// Conns sending at once is a data race.
+	kernel unix.SockaddrNetlink
 }
 
 // Dial opens a NETLINK_ROUTE socket as cfg says (nil means the zero Config).
@@ -300,8 +304,6 @@ func doneError(typ uint16, m Message) error {
 	return e
 }
 
-var kernelAddr = &unix.SockaddrNetlink{Family: unix.AF_NETLINK}
-
 func (c *Conn) send(b []byte) error {
 	if c.tr != nil {
 		if err := c.tr.Send(b); err != nil {
@@ -310,7 +312,8 @@ func (c *Conn) send(b []byte) error {
 		return nil
 	}
 	for {
-		err := unix.Sendto(c.fd, b, 0, kernelAddr)
+		c.kernel.Family = unix.AF_NETLINK
+		err := unix.Sendto(c.fd, b, 0, &c.kernel)
 		if err == unix.EINTR {
 			continue
 		}
