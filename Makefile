@@ -10,7 +10,7 @@ FUZZTIME ?= 10s
 BENCHCOUNT ?= 6
 BENCHSTAT  = $(shell $(GO) env GOPATH)/bin/benchstat
 
-.PHONY: all build install test test-bigendian cross vet deps-check bench fuzz demo demo-etcd clean
+.PHONY: all build install test test-race test-bigendian cross vet deps-check bench fuzz demo demo-etcd clean
 
 all: build
 
@@ -38,10 +38,16 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 ## test: everything (as root; CI=true makes privileged tests fail instead of skipping),
-## then rtnl on big-endian (test-bigendian) and the cross-build matrix (cross)
+## then the library under the race detector (test-race), rtnl on big-endian (test-bigendian)
+## and the cross-build matrix (cross)
 test: deps-check vet
 	$(GO) test -count=1 -timeout 30m ./...
-	@$(MAKE) --no-print-directory test-bigendian cross
+	@$(MAKE) --no-print-directory test-race test-bigendian cross
+
+## test-race: the tests of the library packages (rtnl, overlay, internal) under the race
+## detector (it needs cgo: scripts/setup.sh installs gcc)
+test-race:
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m ./rtnl/... ./overlay/... ./internal/...
 
 ## test-bigendian: rtnl's tests cross-compiled for linux/s390x (big-endian) and run under
 ## qemu-user; tests that need a live kernel skip there, and only there (internal/nstest)

@@ -20,6 +20,7 @@ command -v runc >/dev/null    || need+=(runc)          # podman's runtime here (
 # The benchmarks' Python peer (the old lab's arpd) runs on Debian's interpreter and pyroute2.
 /usr/bin/python3 -c 'import pyroute2' 2>/dev/null || need+=(python3-pyroute2)
 command -v qemu-s390x-static >/dev/null || need+=(qemu-user-static) # make test-bigendian runs rtnl's tests on s390x
+command -v gcc >/dev/null     || need+=(gcc libc6-dev)  # make test-race: the race detector needs cgo
 if [ ${#need[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
