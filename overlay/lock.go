@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sys/unix"
+	"github.com/overlaynet/overlaynet/internal/filelock"
 )
 
 // stateLockFile is the lock that serialises changes of the state directory
@@ -20,7 +20,7 @@ const stateLockFile = ".lock"
 // (there is nothing to change). It returns the release.
 func (n *Node) lock() (func(), error) {
 	n.mu.Lock()
-	f, err := os.OpenFile(filepath.Join(n.stateDir, stateLockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	release, err := filelock.Exclusive(filepath.Join(n.stateDir, stateLockFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return n.mu.Unlock, nil
 	}
@@ -28,19 +28,8 @@ func (n *Node) lock() (func(), error) {
 		n.mu.Unlock()
 		return nil, fmt.Errorf("overlay: state lock: %w", err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		n.mu.Unlock()
-		return nil, fmt.Errorf("overlay: state lock %s: %w", f.Name(), err)
-	}
 	return func() {
-		f.Close() // drops the flock
+		release()
 		n.mu.Unlock()
 	}, nil
 }

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/overlaynet/overlaynet/internal/filelock"
 )
 
 // readAll reads the allocation directory: address → ID.
@@ -93,21 +93,11 @@ func (a *Allocator) lock() (func(), error) {
 	if err := os.MkdirAll(a.cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("ipam: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(a.cfg.Dir, lockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	release, err := filelock.Exclusive(filepath.Join(a.cfg.Dir, lockFile))
 	if err != nil {
 		return nil, fmt.Errorf("ipam: lock: %w", err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("ipam: lock %s: %w", f.Name(), err)
-	}
-	return func() { f.Close() }, nil // closing drops the lock
+	return release, nil
 }
 
 // validID checks an allocation ID: one line, not empty.
