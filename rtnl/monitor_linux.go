@@ -292,18 +292,10 @@ func (m *Monitor) Run(ctx context.Context, fn func(*Event) error) error {
 			err = m.readErr
 		}
 		if err != nil {
-			switch {
-			case m.closed.Load():
-				return nil
-			case ctx.Err() != nil:
-				return ctx.Err()
-			case errors.Is(err, unix.ENOBUFS):
-				if err := m.overrun(fn); err != nil {
-					return err
-				}
-				continue
+			if done, err := m.readFailed(ctx, "recvmmsg", err, fn); done {
+				return err
 			}
-			return &OpError{Op: "recvmmsg", Err: err}
+			continue
 		}
 		m.syscalls.Add(1)
 		if err := m.deliver(m.nread, fn); err != nil {
@@ -313,6 +305,25 @@ func (m *Monitor) Run(ctx context.Context, fn func(*Event) error) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// readFailed says what a failed read (op) means for Run: done, with what
+// Run returns (nil once closed, ctx's error once it ended, the overrun
+// callback's error, or the read error), or go on after an overrun (ENOBUFS)
+// was delivered.
+func (m *Monitor) readFailed(ctx context.Context, op string, err error, fn func(*Event) error) (done bool, ret error) {
+	switch {
+	case m.closed.Load():
+		return true, nil
+	case ctx.Err() != nil:
+		return true, ctx.Err()
+	case errors.Is(err, unix.ENOBUFS):
+		if err := m.overrun(fn); err != nil {
+			return true, err
+		}
+		return false, nil
+	}
+	return true, &OpError{Op: op, Err: err}
 }
 
 // deliver classifies the n datagrams just read and hands events to fn.

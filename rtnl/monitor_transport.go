@@ -62,20 +62,13 @@ func (m *Monitor) runTransport(ctx context.Context, fn func(*Event) error) error
 		}
 		n, err := m.tr.Receive(m.buf)
 		if err != nil {
-			switch {
-			case m.closed.Load():
-				return nil
-			case ctx.Err() != nil:
-				return ctx.Err()
-			case errors.Is(err, unix.ENOBUFS):
-				if err := m.overrun(fn); err != nil {
-					return err
-				}
-				continue
-			case errors.Is(err, io.EOF):
-				return nil
+			if errors.Is(err, io.EOF) && !m.closed.Load() && ctx.Err() == nil {
+				return nil // the transport has no more
 			}
-			return &OpError{Op: "receive", Err: err}
+			if done, err := m.readFailed(ctx, "receive", err, fn); done {
+				return err
+			}
+			continue
 		}
 		if n > len(m.buf) {
 			return &OpError{Op: "receive", Err: errors.New("transport returned more than the buffer")}
