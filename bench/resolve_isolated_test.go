@@ -68,12 +68,8 @@ func BenchmarkResolveIsolated(b *testing.B) {
 func benchIsolated(b *testing.B, impl resolverImpl, reg benchRegistry) {
 	lab := missgen.NewLab(b)
 	g := lab.Generator(b)
-	c, stopWatch := startCompletion(b, lab)
-	stopWatch = sync.OnceFunc(stopWatch)
-	b.Cleanup(stopWatch)
-	run, stop := impl.start(b, lab, reg)
-	stopImpl := sync.OnceValues(stop)
-	b.Cleanup(func() { stopImpl() })
+	r, run := startImpl(b, lab, impl, reg)
+	c := r.c
 	run()
 	time.Sleep(50 * time.Millisecond) // past the start-up's own work
 
@@ -99,17 +95,7 @@ func benchIsolated(b *testing.B, impl resolverImpl, reg benchRegistry) {
 		i++
 		time.Sleep(isolatedGap)
 	}
-	note, err := stopImpl()
-	stopWatch()
-	if note != "" {
-		b.Log(note)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	if len(c.wrong) > 0 {
-		b.Fatalf("%s programmed wrong entries: %v", impl.name, c.wrong)
-	}
+	r.finish(b)
 	var sum time.Duration
 	for _, d := range lat {
 		sum += d

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -121,13 +120,9 @@ func scanRound(b *testing.B, impl resolverImpl, reg benchRegistry) scanResult {
 	lab := missgen.NewLab(b)
 	scanner := lab.Generator(b)
 	legit := lab.AddContainer(b, legitMAC, legitIP)
-	c, stopWatch := startCompletion(b, lab)
-	stopWatch = sync.OnceFunc(stopWatch)
-	b.Cleanup(stopWatch)
 	counted := &countingRegistry{Registry: reg.reg}
-	run, stop := impl.start(b, lab, benchRegistry{reg.name, counted, reg.dir})
-	stopImpl := sync.OnceValues(stop)
-	b.Cleanup(func() { stopImpl() })
+	r, run := startImpl(b, lab, impl, benchRegistry{reg.name, counted, reg.dir})
+	c := r.c
 	run()
 	time.Sleep(50 * time.Millisecond)
 	other0 := counted.other.Load()
@@ -176,17 +171,7 @@ func scanRound(b *testing.B, impl resolverImpl, reg benchRegistry) scanResult {
 		}
 	}
 	b.StopTimer()
-	note, err := stopImpl()
-	stopWatch()
-	if note != "" {
-		b.Log(note)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	if len(c.wrong) > 0 {
-		b.Fatalf("%s programmed wrong entries: %v", impl.name, c.wrong)
-	}
+	r.finish(b)
 	end := scanEnd
 	if ls := time.Unix(0, counted.lastScan.Load()); ls.After(end) {
 		end = ls

@@ -141,6 +141,44 @@ type resolverImpl struct {
 	start func(tb testing.TB, lab *missgen.Lab, reg benchRegistry) (run func(), stop func() (note string, err error))
 }
 
+// implRun is an implementation running on a lab, watched by a completion
+// watcher. Both are stopped once: by finish, or at cleanup when the
+// benchmark fails midway (before the lab's namespaces go).
+type implRun struct {
+	name      string
+	c         *completion
+	stopWatch func()
+	stopImpl  func() (note string, err error)
+}
+
+// startImpl starts a completion watcher on lab and impl on reg; run starts
+// the implementation's work.
+func startImpl(b *testing.B, lab *missgen.Lab, impl resolverImpl, reg benchRegistry) (r *implRun, run func()) {
+	c, stopWatch := startCompletion(b, lab)
+	r = &implRun{name: impl.name, c: c, stopWatch: sync.OnceFunc(stopWatch)}
+	b.Cleanup(r.stopWatch)
+	run, stop := impl.start(b, lab, reg)
+	r.stopImpl = sync.OnceValues(stop)
+	b.Cleanup(func() { r.stopImpl() })
+	return r, run
+}
+
+// finish stops the implementation, then the watcher, and fails b if the
+// implementation failed or programmed wrong entries.
+func (r *implRun) finish(b *testing.B) {
+	note, err := r.stopImpl()
+	r.stopWatch()
+	if note != "" {
+		b.Log(note)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(r.c.wrong) > 0 {
+		b.Fatalf("%s programmed wrong entries: %v", r.name, r.c.wrong)
+	}
+}
+
 var resolverImpls = []resolverImpl{
 	{"rtnl", startRtnlResolver},
 	{"vishvananda", startVishvanandaResolver},
@@ -231,12 +269,8 @@ func resolveRound(b *testing.B, impl resolverImpl, reg benchRegistry, load resol
 	b.StopTimer()
 	lab := missgen.NewLab(b)
 	g := lab.Generator(b)
-	c, stopWatch := startCompletion(b, lab)
-	stopWatch = sync.OnceFunc(stopWatch)
-	b.Cleanup(stopWatch) // on a failure midway; before the lab's namespaces go
-	run, stop := impl.start(b, lab, reg)
-	stopImpl := sync.OnceValues(stop)
-	b.Cleanup(func() { stopImpl() })
+	r, run := startImpl(b, lab, impl, reg)
+	c := r.c
 
 	// One sendmmsg (256 ARP requests) at a time, each IP stamped with the
 	// start of its call.
@@ -290,17 +324,7 @@ func resolveRound(b *testing.B, impl resolverImpl, reg benchRegistry, load resol
 	}
 	b.StopTimer()
 	cpu := processCPU(b) - cpu0
-	note, err := stopImpl()
-	stopWatch()
-	if note != "" {
-		b.Log(note)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	if len(c.wrong) > 0 {
-		b.Fatalf("%s programmed wrong entries: %v", impl.name, c.wrong)
-	}
+	r.finish(b)
 	if c.overruns > 0 {
 		b.Fatalf("completion watcher overran %d times: the measurement is incomplete", c.overruns)
 	}
