@@ -10,50 +10,29 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/overlaynet/overlaynet/internal/nstest"
+	"github.com/overlaynet/overlaynet/internal/testbin"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
 
-// The overlayd binary, built once per test run exactly as `make build` does
-// (static, stripped), removed by TestMain.
-var (
-	binOnce sync.Once
-	binDir  string
-	binPath string
-	binErr  error
-)
+// bins is the overlayd binary, built once per test run exactly as `make
+// build` does (static, stripped), removed by TestMain.
+var bins = &testbin.Set{Pkgs: map[string]string{"overlayd": "."}}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	bins.Remove()
 	os.Exit(code)
 }
 
 // overlaydBinary returns the path of the overlayd binary, building it on
-// first use with `CGO_ENABLED=0 go build -trimpath -ldflags='-s -w'`.
+// first use.
 func overlaydBinary(t testing.TB) string {
 	t.Helper()
-	binOnce.Do(func() {
-		if binDir, binErr = os.MkdirTemp("", "overlayd-bin"); binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "overlayd")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", binPath, ".")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = errors.New("go build: " + err.Error() + "\n" + string(out))
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
+	return filepath.Join(bins.Dir(t), "overlayd")
 }
 
 // result is how an overlayd run ended.

@@ -17,46 +17,25 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/internal/nstest"
+	"github.com/overlaynet/overlaynet/internal/testbin"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
 
-// The plugin and overlayd binaries, built once per test run as `make
-// build` builds them (static, stripped), removed by TestMain.
-var (
-	binOnce sync.Once
-	binDir  string
-	binErr  error
-)
+// bins are the plugin and overlayd, built once per test run as `make build`
+// builds them, removed by TestMain.
+var bins = &testbin.Set{Pkgs: map[string]string{"overlaynet": ".", "overlayd": "../overlayd"}}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	bins.Remove()
 	os.Exit(code)
 }
 
 // binaries returns the directory holding overlaynet and overlayd.
 func binaries(t testing.TB) string {
 	t.Helper()
-	binOnce.Do(func() {
-		if binDir, binErr = os.MkdirTemp("", "overlaynet-bin"); binErr != nil {
-			return
-		}
-		for _, b := range []struct{ name, pkg string }{{"overlaynet", "."}, {"overlayd", "../overlayd"}} {
-			cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(binDir, b.name), b.pkg)
-			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				binErr = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
-				return
-			}
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binDir
+	return bins.Dir(t)
 }
 
 // node is a simulated node: a netns of its own (its "host" namespace) with
