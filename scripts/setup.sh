@@ -21,6 +21,11 @@ command -v runc >/dev/null    || need+=(runc)          # podman's runtime here (
 /usr/bin/python3 -c 'import pyroute2' 2>/dev/null || need+=(python3-pyroute2)
 command -v qemu-s390x-static >/dev/null || need+=(qemu-user-static) # make test-bigendian runs rtnl's tests on s390x
 command -v gcc >/dev/null     || need+=(gcc libc6-dev)  # make test-race: the race detector needs cgo
+command -v containerd >/dev/null || need+=(containerd)  # CRI runtime of the Kubernetes tests' simulated nodes
+command -v openssl >/dev/null || need+=(openssl)        # the Kubernetes tests' service-account and serving keys
+command -v wireguard-go >/dev/null || need+=(wireguard-go) # userspace WireGuard (this kernel may lack the module)
+command -v wg >/dev/null      || need+=(wireguard-tools) # reads WireGuard devices back in tests
+command -v tcpdump >/dev/null || need+=(tcpdump)        # underlay captures in the encryption tests
 if [ ${#need[@]} -gt 0 ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
