@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/jsimonetti/rtnetlink"
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/golden"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"github.com/vishvananda/netlink"
@@ -18,7 +19,7 @@ type resolverView struct {
 	Ifindex int32
 	State   uint16
 	IP      netip.Addr
-	MAC     rtnl.MAC
+	MAC     ethaddr.MAC
 }
 
 // sink keeps the compiler from discarding decodes.
@@ -79,11 +80,11 @@ func decodeJsimonetti(raw []byte, v *resolverView) error {
 	return nil
 }
 
-func mac6(hw net.HardwareAddr) rtnl.MAC {
+func mac6(hw net.HardwareAddr) ethaddr.MAC {
 	if len(hw) != 6 {
-		return rtnl.MAC{}
+		return ethaddr.MAC{}
 	}
-	return rtnl.MAC(hw)
+	return ethaddr.MAC(hw)
 }
 
 // missKinds are the captured kernel messages, one per file in

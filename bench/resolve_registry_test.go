@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
@@ -15,8 +16,8 @@ import (
 // it measures the resolvers and the kernel rather than the registry's
 // storage.
 type memRegistry struct {
-	macs  map[netip.Addr]registry.MAC
-	vteps map[registry.MAC]netip.Addr
+	macs  map[netip.Addr]ethaddr.MAC
+	vteps map[ethaddr.MAC]netip.Addr
 }
 
 var _ registry.Registry = (*memRegistry)(nil)
@@ -29,7 +30,7 @@ func newMemRegistry(from registry.Registry) (*memRegistry, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &memRegistry{macs: make(map[netip.Addr]registry.MAC, len(recs)), vteps: make(map[registry.MAC]netip.Addr, len(recs))}
+	m := &memRegistry{macs: make(map[netip.Addr]ethaddr.MAC, len(recs)), vteps: make(map[ethaddr.MAC]netip.Addr, len(recs))}
 	for _, r := range recs {
 		m.macs[r.IP] = r.MAC
 		if r.VTEP.IsValid() {
@@ -39,7 +40,7 @@ func newMemRegistry(from registry.Registry) (*memRegistry, error) {
 	return m, nil
 }
 
-func (m *memRegistry) LookupMAC(_ context.Context, ip netip.Addr) (registry.MAC, error) {
+func (m *memRegistry) LookupMAC(_ context.Context, ip netip.Addr) (ethaddr.MAC, error) {
 	mac, ok := m.macs[ip]
 	if !ok {
 		return mac, fmt.Errorf("IP %s: %w", ip, registry.ErrNotFound)
@@ -47,7 +48,7 @@ func (m *memRegistry) LookupMAC(_ context.Context, ip netip.Addr) (registry.MAC,
 	return mac, nil
 }
 
-func (m *memRegistry) LookupVTEP(_ context.Context, mac registry.MAC) (netip.Addr, error) {
+func (m *memRegistry) LookupVTEP(_ context.Context, mac ethaddr.MAC) (netip.Addr, error) {
 	v, ok := m.vteps[mac]
 	if !ok {
 		return v, fmt.Errorf("MAC %s: %w", mac, registry.ErrNotFound)

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/missgen"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	"github.com/overlaynet/overlaynet/rtnl"
 )
 
 // The scan: scanN addresses nobody registered (10.80.0.0/16, inside the
@@ -29,7 +29,7 @@ const (
 var (
 	scanPrefix = netip.MustParsePrefix("10.80.0.0/16")
 	// The second container, whose misses are the legitimate ones.
-	legitMAC = rtnl.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x03}
+	legitMAC = ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x03}
 	legitIP  = netip.MustParseAddr("10.64.0.3")
 )
 
@@ -41,7 +41,7 @@ type countingRegistry struct {
 	lastScan    atomic.Int64 // UnixNano of the latest scan lookup
 }
 
-func (c *countingRegistry) LookupMAC(ctx context.Context, ip netip.Addr) (registry.MAC, error) {
+func (c *countingRegistry) LookupMAC(ctx context.Context, ip netip.Addr) (ethaddr.MAC, error) {
 	if scanPrefix.Contains(ip) {
 		c.scan.Add(1)
 		c.lastScan.Store(time.Now().UnixNano())

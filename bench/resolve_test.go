@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/missgen"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay/registry"
@@ -40,8 +41,8 @@ var resolveSubnet = netip.MustParsePrefix("10.64.0.0/10")
 // MAC numbering i, and one of 200 remote VTEPs in 192.0.2.0/24.
 func resolveIP(i int) netip.Addr { return missgen.AddrAt(missgen.FirstTarget, i) }
 
-func resolveMAC(i int) rtnl.MAC {
-	return rtnl.MAC{0x02, 0x42, 0x0b, byte(i >> 16), byte(i >> 8), byte(i)}
+func resolveMAC(i int) ethaddr.MAC {
+	return ethaddr.MAC{0x02, 0x42, 0x0b, byte(i >> 16), byte(i >> 8), byte(i)}
 }
 
 func resolveVTEP(i int) netip.Addr { return netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i%200)}) }
@@ -55,7 +56,7 @@ func ipIndex(ip netip.Addr) (int, bool) {
 	return int(d), d >= 0 && d < registryN
 }
 
-func macIndex(m rtnl.MAC) (int, bool) {
+func macIndex(m ethaddr.MAC) (int, bool) {
 	i := int(m[3])<<16 | int(m[4])<<8 | int(m[5])
 	return i, m[0] == 0x02 && m[1] == 0x42 && m[2] == 0x0b && i < registryN
 }
@@ -103,7 +104,7 @@ func resolveRegistries(tb testing.TB) []benchRegistry {
 		}
 		ctx := context.Background()
 		for i := range registryN {
-			if err := reg.Register(ctx, registry.Record{IP: resolveIP(i), MAC: registry.MAC(resolveMAC(i)), VTEP: resolveVTEP(i)}); err != nil {
+			if err := reg.Register(ctx, registry.Record{IP: resolveIP(i), MAC: ethaddr.MAC(resolveMAC(i)), VTEP: resolveVTEP(i)}); err != nil {
 				s.err = err
 				return
 			}

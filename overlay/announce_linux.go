@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/arp"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
@@ -16,7 +17,7 @@ import (
 // from another node may still be learned behind the vxlan port, where its
 // frames would be lost until it spoke first — and neighbours that have ip
 // cached refresh its MAC.
-func announce(ns *rtnl.NetNS, ifindex int32, mac rtnl.MAC, ip netip.Addr) error {
+func announce(ns *rtnl.NetNS, ifindex int32, mac ethaddr.MAC, ip netip.Addr) error {
 	if !ip.Is4() {
 		return fmt.Errorf("overlay: gratuitous ARP for %s: not IPv4", ip)
 	}
@@ -39,7 +40,7 @@ func announce(ns *rtnl.NetNS, ifindex int32, mac rtnl.MAC, ip netip.Addr) error 
 
 // garpFrame is an Ethernet broadcast carrying an ARP request whose sender
 // and target are both ip at mac (RFC 5227's announcement).
-func garpFrame(mac rtnl.MAC, ip netip.Addr) []byte {
+func garpFrame(mac ethaddr.MAC, ip netip.Addr) []byte {
 	f := make([]byte, arp.FrameLen)
 	ip4 := ip.As4()
 	arp.PutRequest(f, mac, ip4, ip4)

@@ -7,11 +7,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
 func TestGarpFrame(t *testing.T) {
-	mac, _ := rtnl.ParseMAC("02:42:c6:33:64:07")
+	mac, _ := ethaddr.Parse("02:42:c6:33:64:07")
 	got := garpFrame(mac, netip.MustParseAddr("198.51.100.7"))
 	want, _ := hex.DecodeString("" +
 		"ffffffffffff" + "0242c6336407" + "0806" + // Ethernet: broadcast, from mac, ARP

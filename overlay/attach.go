@@ -75,7 +75,7 @@ func validateAttach(cfg Config, req *AttachRequest) error {
 	if req.MAC.IsZero() && ip.IsValid() {
 		req.MAC = DeriveMAC(ip.Addr())
 	}
-	if err := registry.ValidateMAC(registry.MAC(req.MAC)); err != nil {
+	if err := registry.ValidateMAC(req.MAC); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -325,12 +325,12 @@ func (n *Node) checkAttachFree(ctx context.Context, ov Overlay, req AttachReques
 	}
 	mac, err := n.reg.LookupMAC(ctx, req.IP.Addr())
 	switch {
-	case err == nil && mac != registry.MAC(req.MAC):
+	case err == nil && mac != req.MAC:
 		return fmt.Errorf("%w: IP %s is registered to MAC %s, not %s", registry.ErrConflict, req.IP.Addr(), mac, req.MAC)
 	case err != nil && !errors.Is(err, registry.ErrNotFound):
 		return fmt.Errorf("overlay: registry: %w", err)
 	}
-	vtep, err := n.reg.LookupVTEP(ctx, registry.MAC(req.MAC))
+	vtep, err := n.reg.LookupVTEP(ctx, req.MAC)
 	switch {
 	case err == nil && vtep != ov.VTEP:
 		return fmt.Errorf("%w: MAC %s is registered at VTEP %s, not this node's %s", registry.ErrConflict, req.MAC, vtep, ov.VTEP)

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/overlaynet/overlaynet/rtnl"
+	"github.com/overlaynet/overlaynet/ethaddr"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -86,7 +86,7 @@ type badAttachCase struct {
 }
 
 func badAttachCases() []badAttachCase {
-	mac := func(s string) rtnl.MAC { m, _ := rtnl.ParseMAC(s); return m }
+	mac := func(s string) ethaddr.MAC { m, _ := ethaddr.Parse(s); return m }
 	return []badAttachCase{
 		{"no ip", func(r *AttachRequest) { r.IP = netip.Prefix{} }, "no IP given"},
 		{"ipv6", func(r *AttachRequest) { r.IP = netip.MustParsePrefix("2001:db8::2/64") }, "not IPv4"},

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/overlay/registry/dirstore"
 	"github.com/overlaynet/overlaynet/rtnl"
@@ -111,7 +112,7 @@ func newFakeNode(t *testing.T, reg registry.Registry) *fakeNode {
 
 var (
 	fakeVTEP = netip.MustParseAddr("192.0.2.2")
-	pinkMAC  = rtnl.MAC{0x02, 0x42, 198, 51, 100, 2}
+	pinkMAC  = ethaddr.MAC{0x02, 0x42, 198, 51, 100, 2}
 )
 
 // fakeOverlay records the default overlay and endpoint pink, and fakes the
@@ -149,8 +150,8 @@ func TestStatusFake(t *testing.T) {
 	fakeOverlay(t, fn, true)
 	remote := netip.MustParseAddr("198.51.100.9")
 	fn.ns["overns"].neigh = []*rtnl.NeighMessage{
-		rtnl.ARPEntry(4, remote, rtnl.MAC{2, 0x42, 198, 51, 100, 9}),
-		rtnl.FDBEntry{Ifindex: 4, MAC: rtnl.MAC{2, 0x42, 198, 51, 100, 9}, Dst: netip.MustParseAddr("192.0.2.3"), Flags: rtnl.NeighFlagExtLearned}.Message(),
+		rtnl.ARPEntry(4, remote, ethaddr.MAC{2, 0x42, 198, 51, 100, 9}),
+		rtnl.FDBEntry{Ifindex: 4, MAC: ethaddr.MAC{2, 0x42, 198, 51, 100, 9}, Dst: netip.MustParseAddr("192.0.2.3"), Flags: rtnl.NeighFlagExtLearned}.Message(),
 	}
 	st, err := fn.Status(context.Background())
 	if err != nil {
@@ -173,7 +174,7 @@ func TestStatusFake(t *testing.T) {
 	// interface with another MAC, then the container namespace gone.
 	vx := fn.ns["overns"].links[1]
 	vx.Flags, vx.Master = 0, 0
-	fn.ns["pink"].links[0].Address = rtnl.MAC{2, 0, 0, 0, 0, 1}
+	fn.ns["pink"].links[0].Address = ethaddr.MAC{2, 0, 0, 0, 0, 1}
 	st, err = fn.Status(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/overlay/registry/dirstore"
@@ -316,7 +317,7 @@ func fileExists(path string) bool {
 }
 
 func recordOf(ip, mac, vtep string) registry.Record {
-	m, err := registry.ParseMAC(mac)
+	m, err := ethaddr.Parse(mac)
 	if err != nil {
 		panic(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
@@ -38,7 +39,7 @@ func TestAttachDetachStatusReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	sky.Close()
-	skyMAC, _ := rtnl.ParseMAC("02:00:00:00:00:11")
+	skyMAC, _ := ethaddr.Parse("02:00:00:00:00:11")
 	tn.mustAttach(AttachRequest{Name: "skyns", IP: netip.MustParsePrefix("198.51.100.11/24"), MAC: skyMAC, IfName: "ovl0"})
 
 	// Kernel read-back with iproute2.
@@ -75,10 +76,10 @@ func TestAttachDetachStatusReset(t *testing.T) {
 	}
 
 	// Registry.
-	if mac, err := tn.store.LookupMAC(ctx, pink.IP.Addr()); err != nil || mac != registry.MAC(pink.MAC) {
+	if mac, err := tn.store.LookupMAC(ctx, pink.IP.Addr()); err != nil || mac != ethaddr.MAC(pink.MAC) {
 		t.Errorf("registry IP->MAC: %s, %v", mac, err)
 	}
-	if vtep, err := tn.store.LookupVTEP(ctx, registry.MAC(pink.MAC)); err != nil || vtep != testUnderlay.Addr() {
+	if vtep, err := tn.store.LookupVTEP(ctx, ethaddr.MAC(pink.MAC)); err != nil || vtep != testUnderlay.Addr() {
 		t.Errorf("registry MAC->VTEP: %s, %v", vtep, err)
 	}
 
@@ -91,7 +92,7 @@ func TestAttachDetachStatusReset(t *testing.T) {
 		{AttachRequest{Name: "pinkns", IP: netip.MustParsePrefix("198.51.100.3/24")}, ErrExists, `"pinkns" is attached`},
 		{AttachRequest{Name: "dupip", IP: netip.MustParsePrefix("198.51.100.2/24"), MAC: skyMAC}, registry.ErrConflict, `IP 198.51.100.2 is used by endpoint "pinkns"`},
 		{AttachRequest{Name: "remoteip", IP: netip.MustParsePrefix("198.51.100.50/24")}, registry.ErrConflict, "IP 198.51.100.50 is registered to MAC 02:aa:00:00:00:50, not 02:42:c6:33:64:32"},
-		{AttachRequest{Name: "remotemac", IP: netip.MustParsePrefix("198.51.100.51/24"), MAC: rtnl.MAC(remote.MAC)}, registry.ErrConflict, "MAC 02:aa:00:00:00:50 is registered at VTEP 192.0.2.3"},
+		{AttachRequest{Name: "remotemac", IP: netip.MustParsePrefix("198.51.100.51/24"), MAC: ethaddr.MAC(remote.MAC)}, registry.ErrConflict, "MAC 02:aa:00:00:00:50 is registered at VTEP 192.0.2.3"},
 	} {
 		before := tn.netnsNames()
 		if _, err := tn.attach(tc.req); !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.text) {
@@ -123,7 +124,7 @@ func TestAttachDetachStatusReset(t *testing.T) {
 	}
 	// Program a neighbour and an FDB entry the lab's way; status shows them.
 	oc := dialPath(t, tn.path("overns"))
-	remoteMAC := rtnl.MAC(remote.MAC)
+	remoteMAC := ethaddr.MAC(remote.MAC)
 	if err := oc.NeighReplace(rtnl.ARPEntry(vxs.Index, remote.IP, remoteMAC)); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestAttachDetachStatusReset(t *testing.T) {
 	if _, err := tn.store.LookupMAC(ctx, pink.IP.Addr()); !errors.Is(err, registry.ErrNotFound) {
 		t.Errorf("pinkns record after detach: %v", err)
 	}
-	if _, err := tn.store.LookupVTEP(ctx, registry.MAC(pink.MAC)); !errors.Is(err, registry.ErrNotFound) {
+	if _, err := tn.store.LookupVTEP(ctx, ethaddr.MAC(pink.MAC)); !errors.Is(err, registry.ErrNotFound) {
 		t.Errorf("pinkns fdb record after detach: %v", err)
 	}
 

@@ -5,20 +5,20 @@ import (
 	"encoding/hex"
 	"net/netip"
 
-	"github.com/overlaynet/overlaynet/rtnl"
+	"github.com/overlaynet/overlaynet/ethaddr"
 )
 
 // DeriveMAC returns the MAC Docker gives an IPv4 address: 02:42 followed by
 // the four address bytes (198.51.100.2 → 02:42:c6:33:64:02). For any other
 // address it hashes the address into the same locally administered 02:42
 // range.
-func DeriveMAC(ip netip.Addr) rtnl.MAC {
+func DeriveMAC(ip netip.Addr) ethaddr.MAC {
 	if ip.Is4() || ip.Is4In6() {
 		a := ip.Unmap().As4()
-		return rtnl.MAC{0x02, 0x42, a[0], a[1], a[2], a[3]}
+		return ethaddr.MAC{0x02, 0x42, a[0], a[1], a[2], a[3]}
 	}
 	sum := sha256.Sum256(ip.AsSlice())
-	return rtnl.MAC{0x02, 0x42, sum[0], sum[1], sum[2], sum[3]}
+	return ethaddr.MAC{0x02, 0x42, sum[0], sum[1], sum[2], sum[3]}
 }
 
 // hostIfPrefix starts the name of every host-side veth.
@@ -44,6 +44,3 @@ func HostIfName(name string) string {
 	sum := sha256.Sum256([]byte(name))
 	return hostIfPrefix + string(keep) + "-" + hex.EncodeToString(sum[:2])[:3]
 }
-
-// ParseMAC parses a container MAC ("02:42:c6:33:64:02", or with '-').
-func ParseMAC(s string) (rtnl.MAC, error) { return rtnl.ParseMAC(s) }

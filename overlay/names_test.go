@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
@@ -18,12 +19,12 @@ func TestDeriveMAC(t *testing.T) {
 		if got.String() != tc.want {
 			t.Errorf("DeriveMAC(%s) = %s, want %s", tc.ip, got, tc.want)
 		}
-		if err := registry.ValidateMAC(registry.MAC(got)); err != nil {
+		if err := registry.ValidateMAC(ethaddr.MAC(got)); err != nil {
 			t.Errorf("DeriveMAC(%s) = %s: %v", tc.ip, got, err)
 		}
 	}
 	v6 := DeriveMAC(netip.MustParseAddr("2001:db8::1"))
-	if v6[0] != 0x02 || v6[1] != 0x42 || registry.ValidateMAC(registry.MAC(v6)) != nil {
+	if v6[0] != 0x02 || v6[1] != 0x42 || registry.ValidateMAC(ethaddr.MAC(v6)) != nil {
 		t.Errorf("DeriveMAC(2001:db8::1) = %s, want a unicast 02:42:... MAC", v6)
 	}
 }

@@ -3,10 +3,10 @@ package overlay
 import (
 	"net/netip"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/egress"
 	"github.com/overlaynet/overlaynet/overlay/guard"
 	"github.com/overlaynet/overlaynet/overlay/ipam"
-	"github.com/overlaynet/overlaynet/rtnl"
 )
 
 // Status is a read-back of a node's overlay from the kernel, next to what
@@ -73,7 +73,7 @@ type DeviceStatus struct {
 	// Master is the name of its master device, if any.
 	Master string `json:"master,omitempty"`
 	// MAC is its hardware address.
-	MAC rtnl.MAC `json:"mac"`
+	MAC ethaddr.MAC `json:"mac"`
 	// Addresses are its IPv4 addresses with prefix.
 	Addresses []netip.Prefix `json:"addresses,omitempty"`
 	VNI       uint32         `json:"vni,omitempty"`      // vxlan: VNI
@@ -110,7 +110,7 @@ type NeighborEntry struct {
 	// IP is the neighbour's address.
 	IP netip.Addr `json:"ip"`
 	// MAC is its link-layer address (zero if unresolved).
-	MAC rtnl.MAC `json:"mac"`
+	MAC ethaddr.MAC `json:"mac"`
 	// State is the NUD state ("PERMANENT", "REACHABLE", ...).
 	State string `json:"state"`
 }
@@ -118,7 +118,7 @@ type NeighborEntry struct {
 // FDBEntry is a forwarding entry on the vxlan.
 type FDBEntry struct {
 	// MAC is the destination MAC.
-	MAC rtnl.MAC `json:"mac"`
+	MAC ethaddr.MAC `json:"mac"`
 	// VTEP is the remote underlay address (invalid if none).
 	VTEP netip.Addr `json:"vtep,omitzero"`
 	VNI  uint32     `json:"vni,omitempty"`  // remote VNI, when the entry names one (else the device's)

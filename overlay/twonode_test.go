@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/nstest"
-	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -50,7 +50,7 @@ func TestTwoNodes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if mac != registry.MAC(other.ep.MAC) || vtep.String() != other.vtep {
+		if mac != ethaddr.MAC(other.ep.MAC) || vtep.String() != other.vtep {
 			t.Fatalf("registry says %s -> %s -> %s, want %s -> %s", ip, mac, vtep, other.ep.MAC, other.vtep)
 		}
 		c := dialPath(t, s.tn.path("overns"))
@@ -58,10 +58,10 @@ func TestTwoNodes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.NeighReplace(rtnl.ARPEntry(vx.Index, ip, rtnl.MAC(mac))); err != nil {
+		if err := c.NeighReplace(rtnl.ARPEntry(vx.Index, ip, ethaddr.MAC(mac))); err != nil {
 			t.Fatalf("neighbour entry: %v", err)
 		}
-		if err := c.NeighReplace(rtnl.FDBEntry{Ifindex: vx.Index, MAC: rtnl.MAC(mac), Dst: vtep}.Message()); err != nil {
+		if err := c.NeighReplace(rtnl.FDBEntry{Ifindex: vx.Index, MAC: ethaddr.MAC(mac), Dst: vtep}.Message()); err != nil {
 			t.Fatalf("fdb entry: %v", err)
 		}
 	}

@@ -5,8 +5,8 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	"github.com/overlaynet/overlaynet/rtnl"
 )
 
 // Overlay is a node's overlay as Create built it (and the state directory
@@ -116,7 +116,7 @@ type AttachRequest struct {
 	// both.
 	Addr netip.Addr `json:"addr,omitzero"`
 	// MAC of the container's interface; zero means DeriveMAC(IP.Addr()).
-	MAC rtnl.MAC `json:"mac"`
+	MAC ethaddr.MAC `json:"mac"`
 	// IfName is the container's interface name (default "eth0").
 	IfName string `json:"ifname"`
 }
@@ -138,7 +138,7 @@ type Endpoint struct {
 	// IP is the container's address and prefix.
 	IP netip.Prefix `json:"ip"`
 	// MAC is the container interface's MAC.
-	MAC rtnl.MAC `json:"mac"`
+	MAC ethaddr.MAC `json:"mac"`
 	// IfName is the container interface's name.
 	IfName string `json:"ifname"`
 	// HostIf is the host-side veth's name in the overlay namespace
@@ -154,5 +154,5 @@ type Endpoint struct {
 
 // Record returns the registry record of e.
 func (e *Endpoint) Record() registry.Record {
-	return registry.Record{IP: e.IP.Addr(), MAC: registry.MAC(e.MAC), VTEP: e.VTEP}
+	return registry.Record{IP: e.IP.Addr(), MAC: e.MAC, VTEP: e.VTEP}
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+
+	"github.com/overlaynet/overlaynet/ethaddr"
 )
 
 // Attribute type flags carried in the high bits of nla_type.
@@ -164,11 +166,11 @@ func (ad *AttributeDecoder) Addr() netip.Addr {
 }
 
 // MAC decodes the current attribute as a 6-byte Ethernet address.
-func (ad *AttributeDecoder) MAC() MAC {
+func (ad *AttributeDecoder) MAC() ethaddr.MAC {
 	if !ad.sized(6) {
-		return MAC{}
+		return ethaddr.MAC{}
 	}
-	return MAC(ad.data)
+	return ethaddr.MAC(ad.data)
 }
 
 // Nest returns a decoder over the current attribute's payload, for nested
@@ -288,7 +290,7 @@ func (ae *AttributeEncoder) Addr(typ uint16, a netip.Addr) {
 }
 
 // MAC appends a 6-byte hardware address attribute.
-func (ae *AttributeEncoder) MAC(typ uint16, m MAC) { ae.Raw(typ, m[:]) }
+func (ae *AttributeEncoder) MAC(typ uint16, m ethaddr.MAC) { ae.Raw(typ, m[:]) }
 
 // Begin starts a nested attribute (flagged NLA_F_NESTED) and returns a mark
 // to pass to End.

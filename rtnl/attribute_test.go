@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -43,7 +44,7 @@ func TestAttributeDecoderRoundTrip(t *testing.T) {
 	ae.String(6, "vxlan1")
 	ae.Addr(7, netip.MustParseAddr("198.51.100.3"))
 	ae.Addr(8, netip.MustParseAddr("2001:db8::1"))
-	ae.MAC(9, rtnl.MAC{2, 0x42, 0xc6, 0x33, 0x64, 3})
+	ae.MAC(9, ethaddr.MAC{2, 0x42, 0xc6, 0x33, 0x64, 3})
 	nest := ae.Begin(10)
 	ae.Uint32(1, 99)
 	ae.End(nest)
@@ -122,7 +123,7 @@ func TestAttributeDecoderDoesNotAllocate(t *testing.T) {
 	var ae rtnl.AttributeEncoder
 	ae.Uint32(7, 42)
 	ae.Addr(1, netip.MustParseAddr("198.51.100.3"))
-	ae.MAC(2, rtnl.MAC{2, 0x42, 0xc6, 0x33, 0x64, 3})
+	ae.MAC(2, ethaddr.MAC{2, 0x42, 0xc6, 0x33, 0x64, 3})
 	b := ae.Bytes()
 	var sink uint32
 	allocs := testing.AllocsPerRun(100, func() {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -17,7 +18,7 @@ func TestBatchNamesEveryFailureAcrossSendmsgs(t *testing.T) {
 	l := newNeighLab(t, "bf")
 	const n = 6000 // ~80 bytes each: more than one sendmsg of the default 208 KiB send buffer
 	entry := func(i int) rtnl.FDBEntry {
-		return rtnl.FDBEntry{Ifindex: l.vxlan, MAC: rtnl.MAC{2, 0, 1, 0, byte(i >> 8), byte(i)},
+		return rtnl.FDBEntry{Ifindex: l.vxlan, MAC: ethaddr.MAC{2, 0, 1, 0, byte(i >> 8), byte(i)},
 			Dst: netip.AddrFrom4([4]byte{192, 0, 2, byte(1 + i%250)}), VNI: 42}
 	}
 	cases := []struct {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/golden"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/rtnl"
@@ -183,7 +184,7 @@ func neighIs(typ uint16, fam uint8, attr uint16, want []byte) func(rtnl.Header, 
 }
 
 func macBytes(s string) []byte {
-	m, err := rtnl.ParseMAC(s)
+	m, err := ethaddr.Parse(s)
 	if err != nil {
 		panic(err)
 	}

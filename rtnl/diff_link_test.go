@@ -11,6 +11,7 @@ import (
 
 	"github.com/jsimonetti/rtnetlink"
 	"github.com/mdlayher/netlink"
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -160,7 +161,7 @@ func oracleVethPeer(t *testing.T, b []byte) *rtnetlink.LinkMessage {
 	return nil
 }
 
-func macOrNil(m rtnl.MAC) net.HardwareAddr {
+func macOrNil(m ethaddr.MAC) net.HardwareAddr {
 	if m.IsZero() {
 		return nil
 	}

@@ -81,7 +81,7 @@ func TestDiffNeighRtnlToJsimonetti(t *testing.T) {
 			Type: unix.RTN_UNICAST, Dst: netip.MustParseAddr("198.51.100.8")}},
 		{"router flags", &rtnl.NeighMessage{Family: unix.AF_INET6, Ifindex: 9, State: rtnl.NeighReachable,
 			Flags: rtnl.NeighFlagRouter | rtnl.NeighFlagExtLearned, Dst: netip.MustParseAddr("fe80::1"),
-			LLAddr: mac.HardwareAddr()}},
+			LLAddr: mac.Bytes()}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := tc.m.MarshalBinary()

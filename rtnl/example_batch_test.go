@@ -6,6 +6,7 @@ import (
 	"log"
 	"net/netip"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"github.com/overlaynet/overlaynet/rtnl/rtnltest"
 	"golang.org/x/sys/unix"
@@ -33,7 +34,7 @@ func ExampleConn_ExecuteBatch() {
 	var b rtnl.Batch
 	for i := 2; i <= 5; i++ {
 		ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})
-		if err := b.NeighAdd(rtnl.ARPEntry(3, ip, rtnl.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, byte(i)})); err != nil {
+		if err := b.NeighAdd(rtnl.ARPEntry(3, ip, ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, byte(i)})); err != nil {
 			log.Fatal(err)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"github.com/overlaynet/overlaynet/rtnl/rtnltest"
 	"golang.org/x/sys/unix"
@@ -25,7 +26,7 @@ func ExampleMonitor() {
 	kernel.Notify(rtnltest.Reply(unix.RTM_GETNEIGH, &rtnl.NeighMessage{Family: unix.AF_INET,
 		Ifindex: vxlan1, State: rtnl.NeighStale, Dst: netip.MustParseAddr("198.51.100.9")}))
 	kernel.Notify(rtnltest.Reply(unix.RTM_NEWNEIGH, rtnl.ARPEntry(vxlan1,
-		netip.MustParseAddr("198.51.100.9"), rtnl.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x09})))
+		netip.MustParseAddr("198.51.100.9"), ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x09})))
 	kernel.Overrun()
 	kernel.Notify(rtnltest.Reply(unix.RTM_GETNEIGH, &rtnl.NeighMessage{Family: unix.AF_INET,
 		Ifindex: vxlan1, State: rtnl.NeighStale, LLAddr: []byte{0x02, 0x42, 0xc6, 0x33, 0x64, 0x07}}))

@@ -5,6 +5,7 @@ import (
 	"log"
 	"net/netip"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"github.com/overlaynet/overlaynet/rtnl/rtnltest"
 )
@@ -29,7 +30,7 @@ func ExampleDial_namedNetNS() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	mac := rtnl.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x02}
+	mac := ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x02}
 	// ip neigh replace 198.51.100.2 lladdr 02:42:c6:33:64:02 dev vxlan1 nud permanent
 	if err := c.NeighReplace(rtnl.ARPEntry(vx.Index, netip.MustParseAddr("198.51.100.2"), mac)); err != nil {
 		log.Fatal(err)
@@ -49,7 +50,7 @@ func ExampleConn_NeighReplace() {
 	defer c.Close()
 
 	const vxlan1 = 3 // ifindex of the vxlan device
-	mac := rtnl.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x02}
+	mac := ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x02}
 	if err := c.NeighReplace(rtnl.ARPEntry(vxlan1, netip.MustParseAddr("198.51.100.2"), mac)); err != nil {
 		log.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/golden"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
@@ -68,8 +69,8 @@ const (
 	gIdxCtnEth = 2 // eth0 in the container netns
 )
 
-func goldenMAC(s string) rtnl.MAC {
-	m, err := rtnl.ParseMAC(s)
+func goldenMAC(s string) ethaddr.MAC {
+	m, err := ethaddr.Parse(s)
 	if err != nil {
 		panic(err)
 	}
@@ -385,7 +386,7 @@ var goldenCases = []struct {
 	{"l2miss", neighCase(neighWant{unix.RTM_GETNEIGH, 0, rtnl.NeighMessage{
 		Family: unix.AF_INET, Ifindex: gIdxVxlan, State: rtnl.NeighStale, Type: unix.RTN_UNICAST,
 		Present: neighAttrSet(rtnl.NeighAttrLinkNetnsID, rtnl.NeighAttrLLAddr, rtnl.NeighAttrVNI, rtnl.NeighAttrCacheInfo),
-		LLAddr:  goldenMAC("02:42:c6:33:64:07").HardwareAddr(), VNI: 0, LinkNetnsID: 1,
+		LLAddr:  goldenMAC("02:42:c6:33:64:07").Bytes(), VNI: 0, LinkNetnsID: 1,
 	}})},
 	{"app_solicit", neighCase(neighWant{unix.RTM_GETNEIGH, unix.NLM_F_REQUEST, rtnl.NeighMessage{
 		Family: unix.AF_INET, Ifindex: gIdxBridge, State: rtnl.NeighIncomplete, Type: unix.RTN_UNICAST,
@@ -395,7 +396,7 @@ var goldenCases = []struct {
 	{"app_solicit_probe", neighCase(neighWant{unix.RTM_GETNEIGH, unix.NLM_F_REQUEST, rtnl.NeighMessage{
 		Family: unix.AF_INET, Ifindex: gIdxBridge, State: rtnl.NeighProbe, Type: unix.RTN_UNICAST,
 		Present: neighAttrSet(rtnl.NeighAttrDst, rtnl.NeighAttrLLAddr, rtnl.NeighAttrProbes, rtnl.NeighAttrCacheInfo),
-		Dst:     netip.MustParseAddr("198.51.100.6"), LLAddr: goldenMAC("02:42:c6:33:64:06").HardwareAddr(), Probes: 0,
+		Dst:     netip.MustParseAddr("198.51.100.6"), LLAddr: goldenMAC("02:42:c6:33:64:06").Bytes(), Probes: 0,
 	}})},
 	{"fdb_echo", neighCase(neighWant{unix.RTM_NEWNEIGH, 0, rtnl.NeighMessage{
 		// `bridge fdb add` asks for NOARP|PERMANENT (iproute2's default state).
@@ -403,7 +404,7 @@ var goldenCases = []struct {
 		Type: unix.RTN_UNICAST,
 		Present: neighAttrSet(rtnl.NeighAttrLinkNetnsID, rtnl.NeighAttrLLAddr, rtnl.NeighAttrDst,
 			rtnl.NeighAttrPort, rtnl.NeighAttrVNI, rtnl.NeighAttrCacheInfo),
-		LLAddr: goldenMAC("02:42:c6:33:64:03").HardwareAddr(), Dst: netip.MustParseAddr("192.0.2.3"),
+		LLAddr: goldenMAC("02:42:c6:33:64:03").Bytes(), Dst: netip.MustParseAddr("192.0.2.3"),
 		Port: 4790, VNI: 43, LinkNetnsID: 1,
 	}})},
 	{"link_vxlan", linkCase(linkWant{flags: rtnl.LinkUp | rtnl.LinkBroadcast | rtnl.LinkMulticast, m: rtnl.LinkMessage{

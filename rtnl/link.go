@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"golang.org/x/sys/unix"
 )
 
@@ -118,17 +119,17 @@ type LinkMessage struct {
 	// encoding, those to send even when their field is zero. See LinkHas.
 	Present LinkHas
 
-	Name      string    // IFLA_IFNAME
-	Alias     string    // IFLA_IFALIAS
-	Address   MAC       // IFLA_ADDRESS; decoded only when 6 bytes long
-	Broadcast MAC       // IFLA_BROADCAST; decoded only when 6 bytes long
-	MTU       uint32    // IFLA_MTU
-	MinMTU    uint32    // IFLA_MIN_MTU (reported by the kernel)
-	MaxMTU    uint32    // IFLA_MAX_MTU (reported by the kernel)
-	TxQLen    uint32    // IFLA_TXQLEN
-	Link      int32     // IFLA_LINK: the lower or peer device (a veth's peer ifindex)
-	Master    int32     // IFLA_MASTER: ifindex of the bridge the link is enslaved to
-	OperState OperState // IFLA_OPERSTATE
+	Name      string      // IFLA_IFNAME
+	Alias     string      // IFLA_IFALIAS
+	Address   ethaddr.MAC // IFLA_ADDRESS; decoded only when 6 bytes long
+	Broadcast ethaddr.MAC // IFLA_BROADCAST; decoded only when 6 bytes long
+	MTU       uint32      // IFLA_MTU
+	MinMTU    uint32      // IFLA_MIN_MTU (reported by the kernel)
+	MaxMTU    uint32      // IFLA_MAX_MTU (reported by the kernel)
+	TxQLen    uint32      // IFLA_TXQLEN
+	Link      int32       // IFLA_LINK: the lower or peer device (a veth's peer ifindex)
+	Master    int32       // IFLA_MASTER: ifindex of the bridge the link is enslaved to
+	OperState OperState   // IFLA_OPERSTATE
 
 	// LinkNetNSID is IFLA_LINK_NETNSID: the id, in this link's namespace, of
 	// the namespace where Link lives (a veth peer or a vxlan's socket elsewhere).
@@ -253,11 +254,11 @@ func (m *LinkMessage) UnmarshalBinary(b []byte) error {
 		case unix.IFLA_IFALIAS:
 			m.Alias = ad.String()
 		case unix.IFLA_ADDRESS:
-			if ad.Len() == len(MAC{}) {
+			if ad.Len() == len(ethaddr.MAC{}) {
 				m.Address = ad.MAC()
 			}
 		case unix.IFLA_BROADCAST:
-			if ad.Len() == len(MAC{}) {
+			if ad.Len() == len(ethaddr.MAC{}) {
 				m.Broadcast = ad.MAC()
 			}
 		case unix.IFLA_MTU:

@@ -3,6 +3,7 @@ package rtnl
 import (
 	"fmt"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"golang.org/x/sys/unix"
 )
 
@@ -116,7 +117,7 @@ func (c *Conn) LinkSetMTU(index int32, mtu uint32) error {
 }
 
 // LinkSetAddress sets the link's hardware address.
-func (c *Conn) LinkSetAddress(index int32, mac MAC) error {
+func (c *Conn) LinkSetAddress(index int32, mac ethaddr.MAC) error {
 	if mac.IsZero() {
 		return fmt.Errorf("rtnl: link %d: zero MAC address", index)
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
@@ -254,7 +255,7 @@ func TestLinkVethPeerInAnotherNamespace(t *testing.T) {
 	nsB, nameB := nstest.NetNS(t, "vb")
 	cA := nstest.Dial(t, nsA)
 	cB := nstest.Dial(t, nsB)
-	peerMAC, _ := rtnl.ParseMAC("02:42:c6:33:64:02")
+	peerMAC, _ := ethaddr.Parse("02:42:c6:33:64:02")
 
 	req := rtnl.NewVethPair("veth1", rtnl.LinkMessage{Name: "eth0", MTU: 1450, Address: peerMAC, NetNSFD: nsB.Fd()})
 	req.MTU = 1450
@@ -341,7 +342,7 @@ func TestLinkSetters(t *testing.T) {
 			check(t, "rtnl MTU", m.MTU, 1450)
 		}},
 		{"address", func() error {
-			mac, _ := rtnl.ParseMAC("02:42:c6:33:64:05")
+			mac, _ := ethaddr.Parse("02:42:c6:33:64:05")
 			return c.LinkSetAddress(va.Index, mac)
 		}, func(ip ipjLink, m *rtnl.LinkMessage) {
 			check(t, "ip MAC", ip.Address, "02:42:c6:33:64:05")

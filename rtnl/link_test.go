@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -15,7 +16,7 @@ func linkCodecCases() []struct {
 	name string
 	m    rtnl.LinkMessage
 } {
-	mac := rtnl.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x02}
+	mac := ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x02}
 	return []struct {
 		name string
 		m    rtnl.LinkMessage
@@ -23,7 +24,7 @@ func linkCodecCases() []struct {
 		{"empty", rtnl.LinkMessage{}},
 		{"header only", rtnl.LinkMessage{Family: 7, Type: 1, Index: 12, Flags: rtnl.LinkUp | rtnl.LinkLowerUp, Change: rtnl.LinkUp}},
 		{"attributes", rtnl.LinkMessage{
-			Index: 3, Name: "eth0", Alias: "container pink", Address: mac, Broadcast: rtnl.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
+			Index: 3, Name: "eth0", Alias: "container pink", Address: mac, Broadcast: ethaddr.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff},
 			MTU: 1450, MinMTU: 68, MaxMTU: 65535, TxQLen: 1000, Link: 9, Master: 4, OperState: rtnl.OperUp,
 			LinkNetNSID: 2, NetNSFD: 7, NetNSPID: 4242,
 			Present: rtnl.LinkHasTxQLen | rtnl.LinkHasLink | rtnl.LinkHasMaster | rtnl.LinkHasOperState |

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/missgen"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/rtnl"
@@ -15,7 +16,7 @@ import (
 // the L3 miss for a sentinel address.
 type eventTally struct {
 	sentinel    netip.Addr
-	sentinelMAC rtnl.MAC // an FDB entry added last, the end for a changes-only monitor
+	sentinelMAC ethaddr.MAC // an FDB entry added last, the end for a changes-only monitor
 	mu          sync.Mutex
 	l3, l2      int
 	adds        int
@@ -72,7 +73,7 @@ func TestMonitorFilters(t *testing.T) {
 	lab := missgen.NewLab(t)
 	const n = 8
 	sentinel := netip.MustParseAddr("10.66.0.200")
-	sentinelMAC := rtnl.MAC{0x02, 0x42, 0x0a, 0x42, 0x00, 0xff}
+	sentinelMAC := ethaddr.MAC{0x02, 0x42, 0x0a, 0x42, 0x00, 0xff}
 	plain := &eventTally{sentinel: sentinel, sentinelMAC: sentinelMAC}
 	filtered := &eventTally{sentinel: sentinel, sentinelMAC: sentinelMAC}
 	changes := &eventTally{sentinel: sentinel, sentinelMAC: sentinelMAC}
@@ -92,8 +93,8 @@ func TestMonitorFilters(t *testing.T) {
 	}
 	c := nstest.Dial(t, lab.Overlay)
 	entries := []*rtnl.NeighMessage{
-		rtnl.ARPEntry(lab.VxlanIndex, netip.MustParseAddr("10.66.0.9"), rtnl.MAC{0x02, 0x42, 0x0a, 0x42, 0x00, 0x09}),
-		rtnl.FDBEntry{Ifindex: lab.VxlanIndex, MAC: rtnl.MAC{0x02, 0x42, 0x0a, 0x42, 0x00, 0x0a},
+		rtnl.ARPEntry(lab.VxlanIndex, netip.MustParseAddr("10.66.0.9"), ethaddr.MAC{0x02, 0x42, 0x0a, 0x42, 0x00, 0x09}),
+		rtnl.FDBEntry{Ifindex: lab.VxlanIndex, MAC: ethaddr.MAC{0x02, 0x42, 0x0a, 0x42, 0x00, 0x0a},
 			Dst: netip.MustParseAddr("192.0.2.77")}.Message(),
 	}
 	for _, e := range entries {

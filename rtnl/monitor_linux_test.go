@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/missgen"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/rtnl"
@@ -104,7 +105,7 @@ func TestMonitorMissesAndNeighEvents(t *testing.T) {
 	}
 	c := nstest.Dial(t, lab.Overlay)
 	ip := netip.MustParseAddr("10.66.0.9")
-	mac := rtnl.MAC{0x02, 0x42, 0x0a, 0x42, 0x00, 0x09}
+	mac := ethaddr.MAC{0x02, 0x42, 0x0a, 0x42, 0x00, 0x09}
 	entry := rtnl.ARPEntry(lab.VxlanIndex, ip, mac)
 	if err := c.NeighAdd(entry); err != nil {
 		t.Fatalf("NeighAdd: %v", err)
@@ -175,7 +176,7 @@ func TestMonitorResync(t *testing.T) {
 	m := newMonitor(t, rtnl.MonitorConfig{NetNS: lab.Overlay})
 	c := nstest.Dial(t, lab.Overlay)
 	ip := netip.MustParseAddr("10.66.0.7")
-	mac := rtnl.MAC{0x02, 0x42, 0x0a, 0x42, 0x00, 0x07}
+	mac := ethaddr.MAC{0x02, 0x42, 0x0a, 0x42, 0x00, 0x07}
 	if err := c.NeighAdd(rtnl.ARPEntry(lab.VxlanIndex, ip, mac)); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -48,7 +49,7 @@ func TestClassifyKernelMessages(t *testing.T) {
 		}},
 		{file: "l2miss", kind: rtnl.EventMiss, miss: rtnl.Miss{
 			Kind: rtnl.MissL2, Family: unix.AF_INET, Ifindex: 3, State: rtnl.NeighStale,
-			MAC: rtnl.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x07}, HasMAC: true, HasVNI: true,
+			MAC: ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x07}, HasMAC: true, HasVNI: true,
 			LinkNetnsID: 1, HasLinkNetnsID: true,
 		}},
 		{file: "app_solicit", kind: rtnl.EventMiss, miss: rtnl.Miss{
@@ -57,7 +58,7 @@ func TestClassifyKernelMessages(t *testing.T) {
 		}},
 		{file: "app_solicit_probe", kind: rtnl.EventMiss, miss: rtnl.Miss{
 			Kind: rtnl.MissAppSolicit, Family: unix.AF_INET, Ifindex: 2, State: rtnl.NeighProbe,
-			IP: netip.MustParseAddr("198.51.100.6"), MAC: rtnl.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x06}, HasMAC: true,
+			IP: netip.MustParseAddr("198.51.100.6"), MAC: ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x06}, HasMAC: true,
 		}},
 		{file: "fdb_echo", kind: rtnl.EventNeighAdd,
 			neighDst: netip.MustParseAddr("192.0.2.3"), neighMAC: "02:42:c6:33:64:03", neighVNI: 43},

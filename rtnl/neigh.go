@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+
+	"github.com/overlaynet/overlaynet/ethaddr"
 )
 
 // NeighState is a neighbour's state: a set of NUD_* bits (ndm_state).
@@ -127,11 +129,11 @@ type NeighMessage struct {
 }
 
 // MAC returns LLAddr as a MAC when it holds exactly 6 bytes.
-func (m *NeighMessage) MAC() (MAC, bool) {
+func (m *NeighMessage) MAC() (ethaddr.MAC, bool) {
 	if len(m.LLAddr) != 6 {
-		return MAC{}, false
+		return ethaddr.MAC{}, false
 	}
-	return MAC(m.LLAddr), true
+	return ethaddr.MAC(m.LLAddr), true
 }
 
 // MarshalBinary encodes the ndmsg and its attributes.
@@ -304,7 +306,7 @@ const (
 // device ifindex, as `ip neigh replace IP lladdr MAC dev DEV` sends it: family
 // AF_INET for an IPv4 (or IPv4-mapped) address, AF_INET6 otherwise, state
 // PERMANENT, NDA_DST and NDA_LLADDR.
-func ARPEntry(ifindex int32, ip netip.Addr, mac MAC) *NeighMessage {
+func ARPEntry(ifindex int32, ip netip.Addr, mac ethaddr.MAC) *NeighMessage {
 	m := &NeighMessage{Family: familyInet6, Ifindex: ifindex, State: NeighPermanent, Dst: ip.WithZone("")}
 	if ip.Is4() || ip.Is4In6() {
 		m.Family, m.Dst = familyInet, ip.Unmap()
@@ -317,9 +319,9 @@ func ARPEntry(ifindex int32, ip netip.Addr, mac MAC) *NeighMessage {
 // as `bridge fdb add|replace MAC dev DEV self dst VTEP vni N port P via DEV`
 // programs it.
 type FDBEntry struct {
-	Ifindex int32      // the vxlan device
-	MAC     MAC        // the inner (container) MAC; all zeros is the default entry
-	Dst     netip.Addr // the remote VTEP; same family as the vxlan's remote or local
+	Ifindex int32       // the vxlan device
+	MAC     ethaddr.MAC // the inner (container) MAC; all zeros is the default entry
+	Dst     netip.Addr  // the remote VTEP; same family as the vxlan's remote or local
 	// VNI is the remote VNI; 0 means the device's own VNI (not sent) unless
 	// HasVNI is set.
 	VNI uint32

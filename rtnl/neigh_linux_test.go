@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
@@ -149,7 +150,7 @@ func TestNeighARPEntry(t *testing.T) {
 		t.Fatalf("error text %q lacks the kernel's message %q", err, oe.Message)
 	}
 	// An entry without NDA_DST makes the kernel explain itself.
-	err = l.c.NeighAdd(&rtnl.NeighMessage{Family: unix.AF_INET, Ifindex: l.vxlan, State: rtnl.NeighPermanent, LLAddr: mac.HardwareAddr()})
+	err = l.c.NeighAdd(&rtnl.NeighMessage{Family: unix.AF_INET, Ifindex: l.vxlan, State: rtnl.NeighPermanent, LLAddr: mac.Bytes()})
 	if !errors.Is(err, unix.EINVAL) || !errors.As(err, &oe) || oe.Message == "" || !strings.Contains(err.Error(), oe.Message) {
 		t.Fatalf("NeighAdd without a destination: got %v, want EINVAL with an extended-ACK message", err)
 	}
@@ -302,7 +303,7 @@ func TestNeighBatchFDB(t *testing.T) {
 	l := newNeighLab(t, "nb")
 	const n = 10000
 	entry := func(i int) rtnl.FDBEntry {
-		return rtnl.FDBEntry{Ifindex: l.vxlan, MAC: rtnl.MAC{2, 0, 0, 0, byte(i >> 8), byte(i)},
+		return rtnl.FDBEntry{Ifindex: l.vxlan, MAC: ethaddr.MAC{2, 0, 0, 0, byte(i >> 8), byte(i)},
 			Dst: netip.AddrFrom4([4]byte{192, 0, 2, byte(1 + i%250)}), VNI: 42}
 	}
 	var b rtnl.Batch
@@ -406,7 +407,7 @@ func TestNeighBatchARP(t *testing.T) {
 		if i == 150 {
 			ip = netip.AddrFrom4([4]byte{198, 51, 100, 3}) // duplicate of #3
 		}
-		if err := b.NeighAdd(rtnl.ARPEntry(l.vxlan, ip, rtnl.MAC{2, 0x42, 198, 51, 100, byte(i)})); err != nil {
+		if err := b.NeighAdd(rtnl.ARPEntry(l.vxlan, ip, ethaddr.MAC{2, 0x42, 198, 51, 100, byte(i)})); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -421,14 +422,14 @@ func TestNeighBatchARP(t *testing.T) {
 	}
 	for _, e := range got {
 		a := netip.MustParseAddr(e.Dst).As4()
-		if want := (rtnl.MAC{2, 0x42, 198, 51, 100, a[3]}).String(); e.LLAddr != want || !slices.Equal(e.State, []string{"PERMANENT"}) {
+		if want := (ethaddr.MAC{2, 0x42, 198, 51, 100, a[3]}).String(); e.LLAddr != want || !slices.Equal(e.State, []string{"PERMANENT"}) {
 			t.Fatalf("entry %+v, want lladdr %s PERMANENT", e, want)
 		}
 	}
 }
 
 func TestNeighBatchAddDoesNotAllocate(t *testing.T) {
-	m := rtnl.FDBEntry{Ifindex: 3, MAC: rtnl.MAC{2, 0, 0, 0, 0, 1}, Dst: netip.MustParseAddr("192.0.2.1"), VNI: 42}.Message()
+	m := rtnl.FDBEntry{Ifindex: 3, MAC: ethaddr.MAC{2, 0, 0, 0, 0, 1}, Dst: netip.MustParseAddr("192.0.2.1"), VNI: 42}.Message()
 	var b rtnl.Batch
 	fill := func() {
 		b.Reset()

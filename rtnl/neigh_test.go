@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -34,9 +35,9 @@ func neighHeader(family uint8, ifindex int32, state uint16, flags, typ uint8) []
 
 func neighU32(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
 
-func neighMustMAC(t testing.TB, s string) rtnl.MAC {
+func neighMustMAC(t testing.TB, s string) ethaddr.MAC {
 	t.Helper()
-	m, err := rtnl.ParseMAC(s)
+	m, err := ethaddr.Parse(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,9 +314,9 @@ func TestNeighStrings(t *testing.T) {
 		{rtnl.NeighAttrNHID.String(), "NDA_NH_ID"},
 		{rtnl.NeighAttr(40).String(), "NDA_40"},
 		{rtnl.NeighAttrSet(1<<rtnl.NeighAttrDst | 1<<rtnl.NeighAttrPort).String(), "NDA_DST|NDA_PORT"},
-		{rtnl.FDBEntry{Ifindex: 4, MAC: rtnl.MAC{2, 0, 0, 0, 0, 1}, Dst: netip.MustParseAddr("192.0.2.3"), VNI: 42}.Message().String(),
+		{rtnl.FDBEntry{Ifindex: 4, MAC: ethaddr.MAC{2, 0, 0, 0, 0, 1}, Dst: netip.MustParseAddr("192.0.2.3"), VNI: 42}.Message().String(),
 			"02:00:00:00:00:01 dev 4 dst 192.0.2.3 vni 42 PERMANENT self"},
-		{rtnl.ARPEntry(4, netip.MustParseAddr("198.51.100.3"), rtnl.MAC{2, 0, 0, 0, 0, 1}).String(),
+		{rtnl.ARPEntry(4, netip.MustParseAddr("198.51.100.3"), ethaddr.MAC{2, 0, 0, 0, 0, 1}).String(),
 			"198.51.100.3 lladdr 02:00:00:00:00:01 dev 4 PERMANENT"},
 	}
 	for _, tt := range tests {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
@@ -208,9 +209,9 @@ func TestNodeTopology(t *testing.T) {
 	check(t, "proxied ARP answer", neighs[0].LLAddr, remoteHW.String())
 }
 
-func mustMAC(t *testing.T, s string) rtnl.MAC {
+func mustMAC(t *testing.T, s string) ethaddr.MAC {
 	t.Helper()
-	m, err := rtnl.ParseMAC(s)
+	m, err := ethaddr.Parse(s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/overlay/ipam"
 )
@@ -58,7 +59,7 @@ func runAttach(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 	}
 	req := overlay.AttachRequest{Name: name, IfName: ifname}
 	if macFlag != "" {
-		if req.MAC, err = overlay.ParseMAC(macFlag); err != nil {
+		if req.MAC, err = ethaddr.Parse(macFlag); err != nil {
 			return fmt.Errorf("%w: --mac %q: not a MAC address like 02:42:c6:33:64:02", errUsage, macFlag)
 		}
 		switch {

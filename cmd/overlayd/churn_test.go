@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/missgen"
 	"github.com/overlaynet/overlaynet/internal/nstest"
-	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"golang.org/x/sys/unix"
@@ -28,7 +28,7 @@ import (
 type churnKey struct {
 	fdb bool
 	ip  netip.Addr
-	mac registry.MAC
+	mac ethaddr.MAC
 	del bool
 }
 
@@ -130,7 +130,7 @@ func benchChurn(b *testing.B, etcdNice int, args ...string) {
 		b.Fatal(err)
 	}
 	defer cns.Close()
-	gen, err := missgen.New(cns, "eth0", rtnl.MAC{0x02, 0x42, 10, 0, 0, 2}, netip.MustParseAddr("10.0.0.2"))
+	gen, err := missgen.New(cns, "eth0", ethaddr.MAC{0x02, 0x42, 10, 0, 0, 2}, netip.MustParseAddr("10.0.0.2"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -173,12 +173,12 @@ func benchChurn(b *testing.B, etcdNice int, args ...string) {
 		case m.Family == unix.AF_INET && m.Ifindex == vx.Index:
 			k := churnKey{ip: m.Dst, del: del}
 			if !del {
-				k.mac = registry.MAC(mac)
+				k.mac = ethaddr.MAC(mac)
 			}
 			writes.seen(k, now)
 			missed.seen(k, now)
 		case m.Family == unix.AF_BRIDGE && !del:
-			writes.seen(churnKey{fdb: true, mac: registry.MAC(mac), ip: m.Dst}, now)
+			writes.seen(churnKey{fdb: true, mac: ethaddr.MAC(mac), ip: m.Dst}, now)
 		}
 		return nil
 	})

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/etcdtest"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay"
@@ -372,7 +373,7 @@ func TestEtcdConcurrentAttachRace(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ns.Close()
-		mac := rtnl.MAC{0x02, 0, 0, 0, 0x20, byte(i + 1)}
+		mac := ethaddr.MAC{0x02, 0, 0, 0, 0x20, byte(i + 1)}
 		wg.Go(func() {
 			ns.Do(func() error {
 				_, errs[i] = node.Attach(t.Context(), overlay.AttachRequest{Name: "racer", IP: ip, MAC: mac})

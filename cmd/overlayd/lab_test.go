@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/rtnl"
@@ -73,7 +74,7 @@ func TestTwoNodeLab(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m, err := rtnl.ParseMAC(mac)
+		m, err := ethaddr.Parse(mac)
 		if err != nil {
 			t.Fatal(err)
 		}

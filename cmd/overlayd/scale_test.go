@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -44,7 +45,7 @@ const scaleGateway = "10.0.0.1/8"
 func scaleRecord(i int) registry.Record {
 	a := netip.AddrFrom4([4]byte{10, byte(1 + i>>16), byte(i >> 8), byte(i)})
 	b := a.As4()
-	return registry.Record{IP: a, MAC: registry.MAC{0x02, 0x43, b[0], b[1], b[2], b[3]},
+	return registry.Record{IP: a, MAC: ethaddr.MAC{0x02, 0x43, b[0], b[1], b[2], b[3]},
 		VTEP: netip.AddrFrom4([4]byte{203, 0, 113, byte(1 + i%100)})}
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/internal/spoof"
 	"github.com/overlaynet/overlaynet/overlay"
@@ -68,7 +69,7 @@ func nodePath(n *simNode) string { return filepath.Join(rtnl.DefaultNetNSDir, n.
 // injected is the VXLAN datagram a host of the underlay sends to a node to
 // put a UDP datagram (payload msg, from 198.51.100.77) in front of the
 // container ip/mac's port 7000.
-func injected(ip netip.Addr, mac spoof.MAC, msg string) []byte {
+func injected(ip netip.Addr, mac ethaddr.MAC, msg string) []byte {
 	inner := spoof.IPv4UDP(netip.MustParseAddr("198.51.100.77"), ip, 5000, 7000, []byte(msg))
 	return spoof.VXLAN(42, spoof.Ether(mac, spoof.ParseMAC("02:42:c6:33:64:4d"), spoof.EtherIPv4, inner))
 }
@@ -93,7 +94,7 @@ func payloads(rs []spoof.Received) []string {
 
 func ctrIP(s string) netip.Addr { return netip.MustParseAddr(s) }
 
-func ctrMAC(ip string) spoof.MAC { return spoof.MAC(overlay.DeriveMAC(netip.MustParseAddr(ip))) }
+func ctrMAC(ip string) ethaddr.MAC { return ethaddr.MAC(overlay.DeriveMAC(netip.MustParseAddr(ip))) }
 
 // TestVTEPAllowlist: VXLAN for VNI 42 aimed at a container, from a host of
 // the underlay that is no node of the overlay, is not delivered and is

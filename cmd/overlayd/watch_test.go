@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/missgen"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/rtnl"
@@ -128,7 +129,7 @@ func (p *watchProc) stop(t *testing.T, sig os.Signal) error {
 // triggerMisses makes the container's own stack send a real ARP request
 // for an unknown on-link address (an L3 miss on vxlan1), and a real unicast
 // frame to a MAC nobody has (an L2 miss on vxlan1).
-func triggerMisses(t *testing.T, lab *missgen.Lab, ip, peerIP string, mac rtnl.MAC) {
+func triggerMisses(t *testing.T, lab *missgen.Lab, ip, peerIP string, mac ethaddr.MAC) {
 	t.Helper()
 	c := lab.ContainerName
 	nstest.Output(c, "ping", "-c", "1", "-W", "1", ip) // fails: nobody answers
@@ -139,7 +140,7 @@ func triggerMisses(t *testing.T, lab *missgen.Lab, ip, peerIP string, mac rtnl.M
 func TestWatchEndToEnd(t *testing.T) {
 	lab := missgen.NewLab(t)
 	bin := buildOverlayd(t)
-	mac := rtnl.MAC{0x02, 0x42, 0x0a, 0x41, 0x00, 0x66}
+	mac := ethaddr.MAC{0x02, 0x42, 0x0a, 0x41, 0x00, 0x66}
 
 	t.Run("text", func(t *testing.T) {
 		p := startWatch(t, bin, "--netns", lab.OverlayName, "--netns-dir", rtnl.DefaultNetNSDir)

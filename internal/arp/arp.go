@@ -6,7 +6,7 @@ package arp
 import (
 	"encoding/binary"
 
-	"github.com/overlaynet/overlaynet/rtnl"
+	"github.com/overlaynet/overlaynet/ethaddr"
 )
 
 // FrameLen is the length of an Ethernet frame carrying an IPv4 ARP packet
@@ -20,7 +20,7 @@ const etherARP = 0x0806
 // carrying an ARP request "who has target? tell sender (at mac)". With
 // target equal to sender it is an announcement (RFC 5227, a gratuitous ARP).
 // f must hold at least FrameLen bytes.
-func PutRequest(f []byte, mac rtnl.MAC, sender, target [4]byte) {
+func PutRequest(f []byte, mac ethaddr.MAC, sender, target [4]byte) {
 	f = f[:FrameLen]
 	copy(f[0:6], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	copy(f[6:12], mac[:])

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
@@ -13,13 +14,13 @@ import (
 // the locally administered 02:42:... range.
 var (
 	// ContainerMAC is the container's eth0 address, the source of every frame.
-	ContainerMAC = rtnl.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x02}
+	ContainerMAC = ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x02}
 	// ContainerIP is the container's address, the ARP sender.
 	ContainerIP = netip.MustParseAddr("10.64.0.2")
 	// FirstTarget is the first IP address ARP requests ask for.
 	FirstTarget = netip.MustParseAddr("10.65.0.1")
 	// FirstMAC is the first destination of unicast frames.
-	FirstMAC = rtnl.MAC{0x02, 0x42, 0x0a, 0x41, 0x00, 0x01}
+	FirstMAC = ethaddr.MAC{0x02, 0x42, 0x0a, 0x41, 0x00, 0x01}
 )
 
 // Lab is a node's overlay in miniature: an overlay namespace with a bridge
@@ -88,7 +89,7 @@ func (l *Lab) Generator(t testing.TB) *Generator {
 // AddContainer wires one more container namespace to the lab's bridge (a
 // veth pair, eth0 with mac and ip/10 inside) and returns a Generator on its
 // eth0 sending as mac and ip. Everything goes when t ends.
-func (l *Lab) AddContainer(t testing.TB, mac rtnl.MAC, ip netip.Addr) *Generator {
+func (l *Lab) AddContainer(t testing.TB, mac ethaddr.MAC, ip netip.Addr) *Generator {
 	t.Helper()
 	ns, name := nstest.NetNS(t, "mc")
 	nstest.Run(t, name, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")

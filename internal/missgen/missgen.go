@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"unsafe"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/arp"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
@@ -28,7 +29,7 @@ const (
 // use.
 type Generator struct {
 	fd    int
-	src   rtnl.MAC
+	src   ethaddr.MAC
 	srcIP netip.Addr
 	buf   []byte
 	iovs  []unix.Iovec
@@ -38,7 +39,7 @@ type Generator struct {
 // New opens an AF_PACKET socket on device dev in ns (nil: the calling
 // thread's namespace). Frames carry src as their source MAC and srcIP as
 // the ARP sender address.
-func New(ns *rtnl.NetNS, dev string, src rtnl.MAC, srcIP netip.Addr) (*Generator, error) {
+func New(ns *rtnl.NetNS, dev string, src ethaddr.MAC, srcIP netip.Addr) (*Generator, error) {
 	var fd int
 	open := func() error {
 		ifi, err := net.InterfaceByName(dev)
@@ -105,7 +106,7 @@ func (g *Generator) ARP(first netip.Addr, n int) (int, error) {
 
 // Unicast sends n frames to first, first+1, ... (the MAC as a 48-bit
 // number) and returns how many the kernel accepted.
-func (g *Generator) Unicast(first rtnl.MAC, n int) (int, error) {
+func (g *Generator) Unicast(first ethaddr.MAC, n int) (int, error) {
 	var b [8]byte
 	copy(b[2:], first[:])
 	base := binary.BigEndian.Uint64(b[:])
@@ -119,11 +120,11 @@ func (g *Generator) Unicast(first rtnl.MAC, n int) (int, error) {
 }
 
 // MACAt returns first+i, the i-th MAC Unicast sends to.
-func MACAt(first rtnl.MAC, i int) rtnl.MAC {
+func MACAt(first ethaddr.MAC, i int) ethaddr.MAC {
 	var b [8]byte
 	copy(b[2:], first[:])
 	binary.BigEndian.PutUint64(b[:], binary.BigEndian.Uint64(b[:])+uint64(i))
-	return rtnl.MAC(b[2:])
+	return ethaddr.MAC(b[2:])
 }
 
 // AddrAt returns first+i, the i-th address ARP asks for.

@@ -16,23 +16,21 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
-// MAC is an Ethernet address.
-type MAC = [6]byte
-
 // ParseMAC parses "02:42:..." or panics (test input).
-func ParseMAC(s string) MAC {
+func ParseMAC(s string) ethaddr.MAC {
 	hw, err := net.ParseMAC(s)
 	if err != nil || len(hw) != 6 {
 		panic(fmt.Sprintf("spoof: bad MAC %q", s))
 	}
-	return MAC(hw)
+	return ethaddr.MAC(hw)
 }
 
 // Ether returns an Ethernet frame.
-func Ether(dst, src MAC, etherType uint16, payload []byte) []byte {
+func Ether(dst, src ethaddr.MAC, etherType uint16, payload []byte) []byte {
 	f := make([]byte, 14, 14+len(payload))
 	copy(f[0:6], dst[:])
 	copy(f[6:12], src[:])
@@ -78,7 +76,7 @@ const (
 )
 
 // ARPReply returns an ARP reply "spa is at sha" to tha/tpa.
-func ARPReply(sha MAC, spa netip.Addr, tha MAC, tpa netip.Addr) []byte {
+func ARPReply(sha ethaddr.MAC, spa netip.Addr, tha ethaddr.MAC, tpa netip.Addr) []byte {
 	a := make([]byte, 28)
 	binary.BigEndian.PutUint16(a[0:2], 1)
 	binary.BigEndian.PutUint16(a[2:4], EtherIPv4)

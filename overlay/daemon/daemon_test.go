@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/overlay/registry/dirstore"
@@ -194,7 +195,7 @@ func TestDaemonResolvesMiss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	remote := registry.Record{IP: netip.MustParseAddr("198.51.100.9"), MAC: registry.MAC{2, 0x42, 198, 51, 100, 9}, VTEP: netip.MustParseAddr("192.0.2.3")}
+	remote := registry.Record{IP: netip.MustParseAddr("198.51.100.9"), MAC: ethaddr.MAC{2, 0x42, 198, 51, 100, 9}, VTEP: netip.MustParseAddr("192.0.2.3")}
 	if err := st.Register(t.Context(), remote); err != nil {
 		t.Fatal(err)
 	}
@@ -234,10 +235,10 @@ func TestDaemonResolvesMiss(t *testing.T) {
 		}
 		return neigh != nil && fdb != nil
 	})
-	if mac, _ := neigh.MAC(); neigh.Ifindex != fakeVxlan || mac != rtnl.MAC(remote.MAC) || neigh.Protocol != resolver.ProtocolOverlayd || neigh.State != rtnl.NeighPermanent {
+	if mac, _ := neigh.MAC(); neigh.Ifindex != fakeVxlan || mac != ethaddr.MAC(remote.MAC) || neigh.Protocol != resolver.ProtocolOverlayd || neigh.State != rtnl.NeighPermanent {
 		t.Errorf("neighbour request %+v", neigh)
 	}
-	if mac, _ := fdb.MAC(); fdb.Ifindex != fakeVxlan || mac != rtnl.MAC(remote.MAC) || fdb.VNI != 42 || fdb.Port != 4789 ||
+	if mac, _ := fdb.MAC(); fdb.Ifindex != fakeVxlan || mac != ethaddr.MAC(remote.MAC) || fdb.VNI != 42 || fdb.Port != 4789 ||
 		fdb.Flags&(rtnl.NeighFlagExtLearned|rtnl.NeighFlagSelf) != rtnl.NeighFlagExtLearned|rtnl.NeighFlagSelf {
 		t.Errorf("FDB request %+v", fdb)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
@@ -41,10 +42,10 @@ func (r *leaseRegistry) got() []registry.Record {
 	return slices.Clone(r.registered)
 }
 
-func (r *leaseRegistry) LookupMAC(context.Context, netip.Addr) (registry.MAC, error) {
-	return registry.MAC{}, registry.ErrNotFound
+func (r *leaseRegistry) LookupMAC(context.Context, netip.Addr) (ethaddr.MAC, error) {
+	return ethaddr.MAC{}, registry.ErrNotFound
 }
-func (r *leaseRegistry) LookupVTEP(context.Context, registry.MAC) (netip.Addr, error) {
+func (r *leaseRegistry) LookupVTEP(context.Context, ethaddr.MAC) (netip.Addr, error) {
 	return netip.Addr{}, registry.ErrNotFound
 }
 func (r *leaseRegistry) Unregister(context.Context, registry.Record) error { return nil }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
@@ -14,7 +15,7 @@ import (
 // the feed's ChangeSynced and until it starts over.
 func TestFeedVTEPs(t *testing.T) {
 	rec := func(ip, vtep string) registry.Record {
-		return registry.Record{IP: netip.MustParseAddr(ip), MAC: registry.MAC{2, 0x42, 1, 2, 3, 4}, VTEP: netip.MustParseAddr(vtep)}
+		return registry.Record{IP: netip.MustParseAddr(ip), MAC: ethaddr.MAC{2, 0x42, 1, 2, 3, 4}, VTEP: netip.MustParseAddr(vtep)}
 	}
 	put := func(r registry.Record) registry.Change { return registry.Change{Kind: registry.ChangePut, Record: r} }
 	del := func(r registry.Record) registry.Change {
@@ -82,7 +83,7 @@ func (f chanFeed) Watch(context.Context) (<-chan registry.Change, error) { retur
 // nothing follows.
 func TestTeeHoldsNewVTEP(t *testing.T) {
 	rec := func(ip, vtep string) registry.Change {
-		return registry.Change{Kind: registry.ChangePut, Record: registry.Record{IP: netip.MustParseAddr(ip), MAC: registry.MAC{2, 0x42, 1, 2, 3, 4}, VTEP: netip.MustParseAddr(vtep)}}
+		return registry.Change{Kind: registry.ChangePut, Record: registry.Record{IP: netip.MustParseAddr(ip), MAC: ethaddr.MAC{2, 0x42, 1, 2, 3, 4}, VTEP: netip.MustParseAddr(vtep)}}
 	}
 	v := NewFeedVTEPs()
 	end := v.follow(netip.MustParseAddr("192.0.2.1"))

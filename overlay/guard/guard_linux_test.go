@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/internal/spoof"
 	"github.com/overlaynet/overlaynet/overlay/nft"
@@ -138,7 +139,7 @@ func TestAllowlist(t *testing.T) {
 type portLab struct {
 	over, a, b string
 	c          *nft.Conn
-	macA, macB spoof.MAC
+	macA, macB ethaddr.MAC
 	ipA, ipB   netip.Addr
 }
 
@@ -156,7 +157,7 @@ func newPortLab(t *testing.T) *portLab {
 	l.c = dial(t, ons)
 	for _, p := range []struct {
 		ns, host string
-		mac      spoof.MAC
+		mac      ethaddr.MAC
 		ip       netip.Addr
 	}{{a, "va", l.macA, l.ipA}, {b, "vb", l.macB, l.ipB}} {
 		if err := InstallPort(l.c, Port{HostIf: p.host, MAC: p.mac, IP: p.ip}); err != nil {
@@ -171,7 +172,7 @@ func newPortLab(t *testing.T) *portLab {
 	return l
 }
 
-func netMAC(m spoof.MAC) string {
+func netMAC(m ethaddr.MAC) string {
 	return strings.ToLower(strings.Join([]string{hex(m[0]), hex(m[1]), hex(m[2]), hex(m[3]), hex(m[4]), hex(m[5])}, ":"))
 }
 
@@ -336,10 +337,10 @@ type feedRegistry struct {
 	ch   chan registry.Change
 }
 
-func (f *feedRegistry) LookupMAC(context.Context, netip.Addr) (registry.MAC, error) {
-	return registry.MAC{}, registry.ErrNotFound
+func (f *feedRegistry) LookupMAC(context.Context, netip.Addr) (ethaddr.MAC, error) {
+	return ethaddr.MAC{}, registry.ErrNotFound
 }
-func (f *feedRegistry) LookupVTEP(context.Context, registry.MAC) (netip.Addr, error) {
+func (f *feedRegistry) LookupVTEP(context.Context, ethaddr.MAC) (netip.Addr, error) {
 	return netip.Addr{}, registry.ErrNotFound
 }
 func (f *feedRegistry) Register(context.Context, registry.Record) error   { return nil }
@@ -376,7 +377,7 @@ func testFollowFeed(t *testing.T, shared bool) {
 		t.Fatal(err)
 	}
 	rec := func(ip, vtep string) registry.Record {
-		return registry.Record{IP: netip.MustParseAddr(ip), MAC: registry.MAC{2, 0x42, 1, 2, 3, 4}, VTEP: netip.MustParseAddr(vtep)}
+		return registry.Record{IP: netip.MustParseAddr(ip), MAC: ethaddr.MAC{2, 0x42, 1, 2, 3, 4}, VTEP: netip.MustParseAddr(vtep)}
 	}
 	r1, r2, r3 := rec("198.51.100.3", "192.0.2.3"), rec("198.51.100.4", "192.0.2.4"), rec("198.51.100.5", "192.0.2.4")
 	reg := &feedRegistry{recs: []registry.Record{r1, r2, r3}, ch: make(chan registry.Change, 16)}

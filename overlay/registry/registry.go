@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/overlaynet/overlaynet/ethaddr"
 )
 
 // Registry is the store shared by the nodes of an overlay: which MAC holds
@@ -15,10 +17,10 @@ import (
 type Registry interface {
 	// LookupMAC returns the MAC registered for ip, or an error wrapping
 	// ErrNotFound.
-	LookupMAC(ctx context.Context, ip netip.Addr) (MAC, error)
+	LookupMAC(ctx context.Context, ip netip.Addr) (ethaddr.MAC, error)
 	// LookupVTEP returns the VTEP registered for mac, or an error wrapping
 	// ErrNotFound.
-	LookupVTEP(ctx context.Context, mac MAC) (netip.Addr, error)
+	LookupVTEP(ctx context.Context, mac ethaddr.MAC) (netip.Addr, error)
 	// Register records ip → mac and mac → vtep. An IP already registered to
 	// another MAC, or a MAC already registered at another VTEP, is refused
 	// with an error wrapping ErrConflict and nothing is changed. Registering
@@ -39,7 +41,7 @@ type Record struct {
 	// IP is the container's overlay address.
 	IP netip.Addr `json:"ip"`
 	// MAC is the container's MAC address.
-	MAC MAC `json:"mac"`
+	MAC ethaddr.MAC `json:"mac"`
 	// VTEP is the underlay address of the node hosting the container.
 	VTEP netip.Addr `json:"vtep,omitzero"`
 }
@@ -172,4 +174,16 @@ func RedactURL(u string) string {
 		out += "?" + query
 	}
 	return out
+}
+
+// ValidateMAC refuses MACs a container cannot use: all zeros, or multicast
+// (the group bit set, broadcast included).
+func ValidateMAC(m ethaddr.MAC) error {
+	switch {
+	case m.IsZero():
+		return fmt.Errorf("registry: MAC %s is all zeros", m)
+	case m.IsMulticast():
+		return fmt.Errorf("registry: MAC %s is multicast (group bit set)", m)
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/missgen"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay/registry"
@@ -21,7 +22,7 @@ import (
 func burstRecord(i int) registry.Record {
 	return registry.Record{
 		IP:   missgen.AddrAt(missgen.FirstTarget, i),
-		MAC:  registry.MAC{0x02, 0x42, 0x0b, byte(i >> 16), byte(i >> 8), byte(i)},
+		MAC:  ethaddr.MAC{0x02, 0x42, 0x0b, byte(i >> 16), byte(i >> 8), byte(i)},
 		VTEP: netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i%200)}),
 	}
 }
@@ -115,7 +116,7 @@ func kernelResolved(t *testing.T, lab *missgen.Lab, n int) (int, []bool) {
 		}
 		a := m.Dst.As4()
 		i := int(uint32(a[0])<<24|uint32(a[1])<<16|uint32(a[2])<<8|uint32(a[3])) - int(base)
-		if mac, ok := m.MAC(); ok && i >= 0 && i < n && registry.MAC(mac) == burstRecord(i).MAC {
+		if mac, ok := m.MAC(); ok && i >= 0 && i < n && ethaddr.MAC(mac) == burstRecord(i).MAC {
 			neigh[i] = true
 		}
 		return nil
@@ -220,7 +221,7 @@ type slowRegistry struct {
 	delay time.Duration
 }
 
-func (s slowRegistry) LookupMAC(ctx context.Context, ip netip.Addr) (registry.MAC, error) {
+func (s slowRegistry) LookupMAC(ctx context.Context, ip netip.Addr) (ethaddr.MAC, error) {
 	time.Sleep(s.delay)
 	return s.Registry.LookupMAC(ctx, ip)
 }

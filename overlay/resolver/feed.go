@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
@@ -75,7 +76,7 @@ type feedState struct {
 	// prog holds those programmed proactively when there is a budget
 	// (max > 0); without one, every record of want is, and prog is nil.
 	prog    map[netip.Addr]struct{}
-	macRefs map[registry.MAC]macRef           // records of want per MAC
+	macRefs map[ethaddr.MAC]macRef            // records of want per MAC
 	seen    map[registry.CompactAddr]struct{} // records delivered by a fresh watch, until its first Synced
 	fresh   bool
 	// budgetLogged: crossing the budget was logged (once per daemon).
@@ -96,7 +97,7 @@ type feedState struct {
 // kept small and pointer-free, since a node may follow 100,000 remote
 // records.
 type wantRec struct {
-	mac  registry.MAC
+	mac  ethaddr.MAC
 	vtep registry.CompactAddr
 }
 
@@ -113,7 +114,7 @@ func (w wantRec) rec(ip registry.CompactAddr) registry.Record {
 }
 
 func newFeedState(mode Mode, max int) *feedState {
-	f := &feedState{mode: mode, max: max, want: make(map[registry.CompactAddr]wantRec), macRefs: make(map[registry.MAC]macRef),
+	f := &feedState{mode: mode, max: max, want: make(map[registry.CompactAddr]wantRec), macRefs: make(map[ethaddr.MAC]macRef),
 		syncedCh: make(chan struct{}), watchFailed: make(chan struct{})}
 	if max > 0 {
 		f.prog = make(map[netip.Addr]struct{})
@@ -347,7 +348,7 @@ func (r *Resolver) unprogramLocal(ctx context.Context, rec registry.Record) {
 }
 
 // trackedNeigh returns the MAC of a neighbour entry we programmed.
-func (p *programmer) trackedNeigh(k neighKey) (registry.MAC, bool) {
+func (p *programmer) trackedNeigh(k neighKey) (ethaddr.MAC, bool) {
 	p.lock()
 	defer p.mu.Unlock()
 	mac, ok := p.neigh[k]
@@ -355,7 +356,7 @@ func (p *programmer) trackedNeigh(k neighKey) (registry.MAC, bool) {
 }
 
 // trackedFDB returns the VTEP of an FDB entry we programmed.
-func (p *programmer) trackedFDB(mac registry.MAC) (netip.Addr, bool) {
+func (p *programmer) trackedFDB(mac ethaddr.MAC) (netip.Addr, bool) {
 	p.lock()
 	defer p.mu.Unlock()
 	v, ok := p.fdb[mac]

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
@@ -177,7 +178,7 @@ func TestResolverFeedNoBudget(t *testing.T) {
 	recs := make([]registry.Record, n)
 	for i := range recs {
 		recs[i] = registry.Record{IP: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}),
-			MAC: registry.MAC{0x02, 0x42, 10, 1, byte(i >> 8), byte(i)}, VTEP: netip.AddrFrom4([4]byte{192, 0, 2, byte(3 + i%100)})}
+			MAC: ethaddr.MAC{0x02, 0x42, 10, 1, byte(i >> 8), byte(i)}, VTEP: netip.AddrFrom4([4]byte{192, 0, 2, byte(3 + i%100)})}
 		for path, v := range map[string]string{"arp/" + recs[i].IP.String(): recs[i].MAC.String(), "fdb/" + recs[i].MAC.String(): recs[i].VTEP.String()} {
 			if err := os.WriteFile(filepath.Join(lab.store.Root(), path), []byte(v+"\n"), 0o644); err != nil {
 				t.Fatal(err)
@@ -220,7 +221,7 @@ func TestResolverFeedBudget(t *testing.T) {
 	r, logs := lab.startFeedResolverIn(t, feed, ModeHybrid, 1, netip.MustParsePrefix("198.51.100.0/24"))
 	for i := range 3 {
 		ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + i)})
-		feed <- registry.Change{Kind: registry.ChangePut, Record: registry.Record{IP: ip, MAC: registry.MAC{2, 0x42, 198, 51, 100, byte(10 + i)}, VTEP: netip.MustParseAddr("192.0.2.3")}}
+		feed <- registry.Change{Kind: registry.ChangePut, Record: registry.Record{IP: ip, MAC: ethaddr.MAC{2, 0x42, 198, 51, 100, byte(10 + i)}, VTEP: netip.MustParseAddr("192.0.2.3")}}
 	}
 	feed <- registry.Change{Kind: registry.ChangeSynced}
 	eventually(t, "one programmed, two left to misses", func() bool {
@@ -268,7 +269,7 @@ func TestReconcileAgainstView(t *testing.T) {
 
 	// a's entry is changed in the kernel (with our mark); b leaves the
 	// registry without the feed saying so.
-	wrong := rtnl.ARPEntry(lab.vxlan, a.IP, rtnl.MAC{0x02, 0x42, 0xde, 0xad, 0, 1})
+	wrong := rtnl.ARPEntry(lab.vxlan, a.IP, ethaddr.MAC{0x02, 0x42, 0xde, 0xad, 0, 1})
 	wrong.Protocol = ProtocolOverlayd
 	if err := lab.conn.NeighReplace(wrong); err != nil {
 		t.Fatal(err)

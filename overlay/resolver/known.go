@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
@@ -30,7 +31,7 @@ import (
 type knownKeys struct {
 	mu   sync.RWMutex
 	ips  map[registry.CompactAddr]struct{} // pointer-free: a listing's worth of keys
-	macs map[registry.MAC]struct{}
+	macs map[ethaddr.MAC]struct{}
 }
 
 // KeyLister is implemented by registries that can list the keys they hold
@@ -38,11 +39,11 @@ type knownKeys struct {
 // resolver then learns which keys are known from it at start, before it
 // handles its first miss, instead of waiting for a full listing.
 type KeyLister interface {
-	Keys(ctx context.Context) (ips []netip.Addr, macs []registry.MAC, err error)
+	Keys(ctx context.Context) (ips []netip.Addr, macs []ethaddr.MAC, err error)
 }
 
 func newKnownKeys() *knownKeys {
-	return &knownKeys{ips: make(map[registry.CompactAddr]struct{}), macs: make(map[registry.MAC]struct{})}
+	return &knownKeys{ips: make(map[registry.CompactAddr]struct{}), macs: make(map[ethaddr.MAC]struct{})}
 }
 
 // has says whether k's key (its IP, or its MAC for an L2 miss) is known.
@@ -58,7 +59,7 @@ func (kk *knownKeys) has(k missKey) bool {
 }
 
 // found records that a lookup found ip (if valid) and mac.
-func (kk *knownKeys) found(ip netip.Addr, mac registry.MAC) {
+func (kk *knownKeys) found(ip netip.Addr, mac ethaddr.MAC) {
 	kk.mu.Lock()
 	if ip.IsValid() {
 		kk.ips[registry.Compact(ip)] = struct{}{}
@@ -81,7 +82,7 @@ func (kk *knownKeys) missing(k missKey) {
 // replace makes the view the registry's listing recs.
 func (kk *knownKeys) replace(recs []registry.Record) {
 	ips := make(map[registry.CompactAddr]struct{}, len(recs))
-	macs := make(map[registry.MAC]struct{}, len(recs))
+	macs := make(map[ethaddr.MAC]struct{}, len(recs))
 	for _, r := range recs {
 		ips[registry.Compact(r.IP)] = struct{}{}
 		if r.VTEP.IsValid() {
@@ -94,9 +95,9 @@ func (kk *knownKeys) replace(recs []registry.Record) {
 }
 
 // replaceKeys makes the view the keys ips and macs.
-func (kk *knownKeys) replaceKeys(ipList []netip.Addr, macList []registry.MAC) {
+func (kk *knownKeys) replaceKeys(ipList []netip.Addr, macList []ethaddr.MAC) {
 	ips := make(map[registry.CompactAddr]struct{}, len(ipList))
-	macs := make(map[registry.MAC]struct{}, len(macList))
+	macs := make(map[ethaddr.MAC]struct{}, len(macList))
 	for _, ip := range ipList {
 		ips[registry.Compact(ip)] = struct{}{}
 	}

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -23,14 +24,14 @@ func TestProgrammerMarks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n := rtnl.ARPEntry(lab.vxlan, ours.IP, rtnl.MAC(ours.MAC))
+	n := rtnl.ARPEntry(lab.vxlan, ours.IP, ethaddr.MAC(ours.MAC))
 	n.Protocol = ProtocolOverlayd
 	put(n)
-	put(rtnl.ARPEntry(lab.vxlan, theirs.IP, rtnl.MAC(theirs.MAC))) // no protocol
-	f := rtnl.FDBEntry{Ifindex: lab.vxlan, MAC: rtnl.MAC(ours.MAC), Dst: ours.VTEP, Flags: rtnl.NeighFlagExtLearned}.Message()
+	put(rtnl.ARPEntry(lab.vxlan, theirs.IP, ethaddr.MAC(theirs.MAC))) // no protocol
+	f := rtnl.FDBEntry{Ifindex: lab.vxlan, MAC: ethaddr.MAC(ours.MAC), Dst: ours.VTEP, Flags: rtnl.NeighFlagExtLearned}.Message()
 	f.Protocol = ProtocolOverlayd
 	put(f)
-	f = rtnl.FDBEntry{Ifindex: lab.vxlan, MAC: rtnl.MAC(theirs.MAC), Dst: theirs.VTEP}.Message()
+	f = rtnl.FDBEntry{Ifindex: lab.vxlan, MAC: ethaddr.MAC(theirs.MAC), Dst: theirs.VTEP}.Message()
 	f.Protocol = ProtocolOverlayd // asked for, but not stored
 	put(f)
 

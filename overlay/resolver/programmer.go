@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
@@ -75,7 +76,7 @@ type progOp struct {
 	kind    opKind
 	ifindex int32 // neighbour ops: the device
 	ip      netip.Addr
-	mac     registry.MAC
+	mac     ethaddr.MAC
 	vtep    netip.Addr
 	err     error // set by apply
 	// superseded is set by apply when the resolution's current check
@@ -169,9 +170,9 @@ type programmer struct {
 	batch   rtnl.Batch
 	index   []opRef
 	msg     rtnl.NeighMessage // encode's request, reused
-	mac     rtnl.MAC          // msg's LLAddr, reused
-	neigh   map[neighKey]registry.MAC
-	fdb     map[registry.MAC]registry.CompactAddr
+	mac     ethaddr.MAC       // msg's LLAddr, reused
+	neigh   map[neighKey]ethaddr.MAC
+	fdb     map[ethaddr.MAC]registry.CompactAddr
 
 	// dump, if set, is where sync dumps the kernel without holding mu;
 	// meanwhile track notes the keys it changes in touchedNeigh and
@@ -179,7 +180,7 @@ type programmer struct {
 	// than the dump.
 	dump         neighKernel
 	touchedNeigh map[neighKey]struct{}
-	touchedFDB   map[registry.MAC]struct{}
+	touchedFDB   map[ethaddr.MAC]struct{}
 }
 
 type opRef struct{ res, op int }
@@ -198,8 +199,8 @@ func newProgrammer(k neighKernel, cfg *ResolverConfig, m *Metrics, log *slog.Log
 		pendingMax: 2 * cfg.BatchMax, bulkMax: min(cfg.BatchMax, bulkBatchMax),
 		// Sized for a queue's worth of resolutions, so that the first burst
 		// does not grow them step by step inside the batches' critical path.
-		neigh: make(map[neighKey]registry.MAC, cfg.QueueLen),
-		fdb:   make(map[registry.MAC]registry.CompactAddr, cfg.QueueLen),
+		neigh: make(map[neighKey]ethaddr.MAC, cfg.QueueLen),
+		fdb:   make(map[ethaddr.MAC]registry.CompactAddr, cfg.QueueLen),
 	}
 	p.qcond = sync.NewCond(&p.qmu)
 	return p
@@ -402,14 +403,14 @@ func (p *programmer) notify(res []*resolution) {
 func (p *programmer) encode(op *progOp) error {
 	switch op.kind {
 	case opSetNeigh:
-		// rtnl.ARPEntry(op.ifindex, op.ip, rtnl.MAC(op.mac)) with our protocol, built
+		// rtnl.ARPEntry(op.ifindex, op.ip, op.mac) with our protocol, built
 		// in place: no allocation per request.
 		p.msg = rtnl.NeighMessage{Family: unix.AF_INET6, Ifindex: op.ifindex, State: rtnl.NeighPermanent,
 			Dst: op.ip.WithZone(""), Protocol: p.proto}
 		if op.ip.Is4() || op.ip.Is4In6() {
 			p.msg.Family, p.msg.Dst = unix.AF_INET, op.ip.Unmap()
 		}
-		p.mac = rtnl.MAC(op.mac)
+		p.mac = op.mac
 		p.msg.LLAddr = p.mac[:]
 		return p.batch.NeighReplace(&p.msg)
 	case opSetFDB:
@@ -420,13 +421,13 @@ func (p *programmer) encode(op *progOp) error {
 			Flags: rtnl.NeighFlagExtLearned | rtnl.NeighFlagSelf, Dst: op.vtep, VNI: p.vni, Port: p.port}
 		p.msg.Present.Set(rtnl.NeighAttrVNI)
 		p.msg.Present.Set(rtnl.NeighAttrPort)
-		p.mac = rtnl.MAC(op.mac)
+		p.mac = op.mac
 		p.msg.LLAddr = p.mac[:]
 		return p.batch.NeighReplace(&p.msg)
 	case opDelNeigh:
-		return p.batch.NeighDelete(rtnl.ARPEntry(op.ifindex, op.ip, rtnl.MAC(op.mac)))
+		return p.batch.NeighDelete(rtnl.ARPEntry(op.ifindex, op.ip, op.mac))
 	case opDelFDB:
-		return p.batch.NeighDelete(rtnl.FDBEntry{Ifindex: p.vxlan, MAC: rtnl.MAC(op.mac)}.Message())
+		return p.batch.NeighDelete(rtnl.FDBEntry{Ifindex: p.vxlan, MAC: op.mac}.Message())
 	}
 	return fmt.Errorf("overlay: unknown kernel change %v", op.kind)
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"github.com/overlaynet/overlaynet/rtnl/rtnltest"
 	"golang.org/x/sys/unix"
@@ -73,11 +74,11 @@ func TestProgrammerRequests(t *testing.T) {
 				t.Fatalf("neighbour requests %+v, FDB requests %+v in datagrams %v; want one of each in one datagram", neigh, fdb, datagrams)
 			}
 			n, f := neigh[0], fdb[0]
-			if mac, _ := n.MAC(); n.Ifindex != testVxlan || n.Dst != netip.MustParseAddr("198.51.100.3") || mac != rtnl.MAC(macN(3)) ||
+			if mac, _ := n.MAC(); n.Ifindex != testVxlan || n.Dst != netip.MustParseAddr("198.51.100.3") || mac != ethaddr.MAC(macN(3)) ||
 				n.State != rtnl.NeighPermanent || !n.Present.Has(rtnl.NeighAttrProtocol) || n.Protocol != ProtocolOverlayd {
 				t.Errorf("neighbour request %+v", n)
 			}
-			if mac, _ := f.MAC(); f.Ifindex != testVxlan || f.Dst != netip.MustParseAddr("192.0.2.3") || mac != rtnl.MAC(macN(3)) ||
+			if mac, _ := f.MAC(); f.Ifindex != testVxlan || f.Dst != netip.MustParseAddr("192.0.2.3") || mac != ethaddr.MAC(macN(3)) ||
 				f.State != rtnl.NeighPermanent || f.Flags != rtnl.NeighFlagSelf|rtnl.NeighFlagExtLearned || f.VNI != 42 || f.Port != 4789 {
 				t.Errorf("FDB request %+v", f)
 			}

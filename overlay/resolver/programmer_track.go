@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"runtime"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
@@ -42,23 +43,23 @@ func (p *programmer) track(op *progOp) {
 
 // kernelEntries are the entries in the kernel carrying our marks.
 type kernelEntries struct {
-	neigh map[neighKey]registry.MAC
-	fdb   map[registry.MAC]netip.Addr
+	neigh map[neighKey]ethaddr.MAC
+	fdb   map[ethaddr.MAC]netip.Addr
 	// unproven are PERMANENT extern_learn FDB entries on the vxlan that
 	// nothing yet shows to be ours: another controller of the device (an
 	// EVPN daemon) programs entries with the same flags. See sync.
-	unproven map[registry.MAC]netip.Addr
+	unproven map[ethaddr.MAC]netip.Addr
 }
 
 // load dumps, on k, the kernel's IPv4 neighbour entries marked with our
 // protocol (any device) and, with fdb, the vxlan's PERMANENT extern_learn
 // FDB entries (ke.fdb is nil without).
 func (p *programmer) load(k neighKernel, fdb bool) (kernelEntries, error) {
-	ke := kernelEntries{neigh: make(map[neighKey]registry.MAC)}
+	ke := kernelEntries{neigh: make(map[neighKey]ethaddr.MAC)}
 	err := k.NeighDump(rtnl.NeighFilter{Family: unix.AF_INET}, func(m *rtnl.NeighMessage) error {
 		mac, ok := m.MAC()
 		if m.Protocol == p.proto && m.Present.Has(rtnl.NeighAttrProtocol) && ok && m.Dst.IsValid() {
-			ke.neigh[nkey(m.Ifindex, m.Dst)] = registry.MAC(mac)
+			ke.neigh[nkey(m.Ifindex, m.Dst)] = mac
 		}
 		return nil
 	})
@@ -68,13 +69,13 @@ func (p *programmer) load(k neighKernel, fdb bool) (kernelEntries, error) {
 	if !fdb {
 		return ke, nil
 	}
-	ke.fdb = make(map[registry.MAC]netip.Addr)
+	ke.fdb = make(map[ethaddr.MAC]netip.Addr)
 	err = k.NeighDump(rtnl.NeighFilter{Family: unix.AF_BRIDGE, Ifindex: p.vxlan}, func(m *rtnl.NeighMessage) error {
 		mac, ok := m.MAC()
 		if m.Ifindex == p.vxlan && ok && !mac.IsZero() && m.Dst.IsValid() &&
 			m.Flags&(rtnl.NeighFlagSelf|rtnl.NeighFlagExtLearned) == rtnl.NeighFlagSelf|rtnl.NeighFlagExtLearned &&
 			m.State&rtnl.NeighPermanent != 0 {
-			ke.fdb[registry.MAC(mac)] = m.Dst
+			ke.fdb[mac] = m.Dst
 		}
 		return nil
 	})
@@ -109,21 +110,21 @@ func (p *programmer) load(k neighKernel, fdb bool) (kernelEntries, error) {
 func (p *programmer) sync(fdb bool) (kernelEntries, int, error) {
 	var ke kernelEntries
 	var err error
-	var tracked map[registry.MAC]netip.Addr // without fdb: the tracked FDB, for ke
+	var tracked map[ethaddr.MAC]netip.Addr // without fdb: the tracked FDB, for ke
 	p.mu.Lock()
 	if p.dump == nil {
 		ke, err = p.load(p.k, fdb)
 		if !fdb {
-			tracked = make(map[registry.MAC]netip.Addr, len(p.fdb))
+			tracked = make(map[ethaddr.MAC]netip.Addr, len(p.fdb))
 		}
 	} else {
-		p.touchedNeigh, p.touchedFDB = make(map[neighKey]struct{}), make(map[registry.MAC]struct{})
+		p.touchedNeigh, p.touchedFDB = make(map[neighKey]struct{}), make(map[ethaddr.MAC]struct{})
 		n := len(p.fdb)
 		p.mu.Unlock()
 		if !fdb {
 			// Allocated without the lock: clearing a map of 100,000
 			// entries takes milliseconds.
-			tracked = make(map[registry.MAC]netip.Addr, n)
+			tracked = make(map[ethaddr.MAC]netip.Addr, n)
 		}
 		ke, err = p.load(p.dump, fdb)
 		p.mu.Lock()
@@ -156,9 +157,9 @@ func (p *programmer) sync(fdb bool) (kernelEntries, int, error) {
 		}
 		p.neigh[k] = mac
 	}
-	forgetVanished(st, p.neigh, ke.neigh, p.touchedNeigh, func(m registry.MAC) registry.MAC { return m })
-	var named map[registry.MAC]bool // the MACs of our neighbour entries, built if needed
-	ke.unproven = make(map[registry.MAC]netip.Addr)
+	forgetVanished(st, p.neigh, ke.neigh, p.touchedNeigh, func(m ethaddr.MAC) ethaddr.MAC { return m })
+	var named map[ethaddr.MAC]bool // the MACs of our neighbour entries, built if needed
+	ke.unproven = make(map[ethaddr.MAC]netip.Addr)
 	for mac, vtep := range ke.fdb {
 		st.step()
 		if _, touched := p.touchedFDB[mac]; touched {
@@ -174,7 +175,7 @@ func (p *programmer) sync(fdb bool) (kernelEntries, int, error) {
 			continue
 		}
 		if named == nil {
-			named = make(map[registry.MAC]bool, len(ke.neigh))
+			named = make(map[ethaddr.MAC]bool, len(ke.neigh))
 			for _, m := range ke.neigh {
 				named[m] = true
 			}
@@ -258,7 +259,7 @@ func (p *programmer) lock() {
 
 // adoptFDB tracks the kernel's FDB entry mac → vtep as ours (an unproven
 // entry whose MAC the registry holds: this overlay's container).
-func (p *programmer) adoptFDB(mac registry.MAC, vtep netip.Addr) {
+func (p *programmer) adoptFDB(mac ethaddr.MAC, vtep netip.Addr) {
 	p.lock()
 	defer p.mu.Unlock()
 	p.fdb[mac] = registry.Compact(vtep)
@@ -269,11 +270,11 @@ func (p *programmer) adoptFDB(mac registry.MAC, vtep netip.Addr) {
 type ProgrammedEntry struct {
 	// Table is "neigh" (IP → MAC on Ifindex) or "fdb" (MAC → VTEP on the
 	// vxlan).
-	Table   string       `json:"table"`
-	Ifindex int32        `json:"ifindex"`
-	IP      netip.Addr   `json:"ip,omitzero"`
-	MAC     registry.MAC `json:"mac"`
-	VTEP    netip.Addr   `json:"vtep,omitzero"`
+	Table   string      `json:"table"`
+	Ifindex int32       `json:"ifindex"`
+	IP      netip.Addr  `json:"ip,omitzero"`
+	MAC     ethaddr.MAC `json:"mac"`
+	VTEP    netip.Addr  `json:"vtep,omitzero"`
 }
 
 // entries lists what is tracked.

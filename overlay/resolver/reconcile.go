@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/ethaddr"
 )
 
 // reconcileLoop runs a pass at start (adoption), every ReconcileInterval,
@@ -193,7 +193,7 @@ func (r *Resolver) reconcile(ctx context.Context, fdb bool) (ReconcileStats, err
 	wantVTEP, wantMAC := src.vtep, src.mac
 
 	fix := &resolution{action: "reconciled", logInfo: true}
-	fdbPlanned := make(map[registry.MAC]bool)
+	fdbPlanned := make(map[ethaddr.MAC]bool)
 	for k, have := range ke.neigh {
 		want, gone, err := wantMAC(k.ip.Addr())
 		switch {

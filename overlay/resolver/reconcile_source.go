@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
@@ -14,11 +15,11 @@ import (
 // (listSource). gone is true when the registry has no record; err when the
 // record cannot be used (the entry is then kept).
 type recordSource interface {
-	mac(ip netip.Addr) (mac registry.MAC, gone bool, err error)
-	vtep(mac registry.MAC) (vtep netip.Addr, gone bool, err error)
+	mac(ip netip.Addr) (mac ethaddr.MAC, gone bool, err error)
+	vtep(mac ethaddr.MAC) (vtep netip.Addr, gone bool, err error)
 	// holdsMAC says whether the registry has records naming mac: an
 	// unproven FDB entry for it is this overlay's (see adoptUnproven).
-	holdsMAC(mac registry.MAC) bool
+	holdsMAC(mac ethaddr.MAC) bool
 	// current says, right before a planned fix is sent, whether it still
 	// matches the source (nil: the source does not change).
 	current(op *progOp) bool
@@ -31,17 +32,17 @@ type viewSource struct {
 	v *feedState
 }
 
-func (s viewSource) mac(ip netip.Addr) (registry.MAC, bool, error) {
+func (s viewSource) mac(ip netip.Addr) (ethaddr.MAC, bool, error) {
 	mac, _, ok := s.v.viewed(ip)
 	return mac, !ok, nil
 }
 
-func (s viewSource) vtep(mac registry.MAC) (netip.Addr, bool, error) {
+func (s viewSource) vtep(mac ethaddr.MAC) (netip.Addr, bool, error) {
 	v, ok := s.v.viewedMAC(mac)
 	return v, !ok, nil
 }
 
-func (s viewSource) holdsMAC(mac registry.MAC) bool {
+func (s viewSource) holdsMAC(mac ethaddr.MAC) bool {
 	_, ok := s.v.viewedMAC(mac)
 	return ok
 }
@@ -71,17 +72,17 @@ func (s viewSource) current(op *progOp) bool {
 type listSource struct {
 	r          *Resolver
 	ctx        context.Context
-	byIP       map[netip.Addr]registry.MAC
-	byMAC      map[registry.MAC]netip.Addr
+	byIP       map[netip.Addr]ethaddr.MAC
+	byMAC      map[ethaddr.MAC]netip.Addr
 	incomplete bool
 }
 
-func (s listSource) mac(ip netip.Addr) (registry.MAC, bool, error) {
+func (s listSource) mac(ip netip.Addr) (ethaddr.MAC, bool, error) {
 	if m, ok := s.byIP[ip]; ok {
 		return m, false, registry.ValidateMAC(m)
 	}
 	if !s.incomplete {
-		return registry.MAC{}, true, nil
+		return ethaddr.MAC{}, true, nil
 	}
 	m, err := s.r.lookupMAC(s.ctx, ip)
 	if errors.Is(err, registry.ErrNotFound) {
@@ -90,7 +91,7 @@ func (s listSource) mac(ip netip.Addr) (registry.MAC, bool, error) {
 	return m, false, err
 }
 
-func (s listSource) vtep(mac registry.MAC) (netip.Addr, bool, error) {
+func (s listSource) vtep(mac ethaddr.MAC) (netip.Addr, bool, error) {
 	if v, ok := s.byMAC[mac]; ok {
 		return v, false, s.r.checkVTEP(v)
 	}
@@ -103,7 +104,7 @@ func (s listSource) vtep(mac registry.MAC) (netip.Addr, bool, error) {
 
 func (listSource) current(*progOp) bool { return true }
 
-func (s listSource) holdsMAC(mac registry.MAC) bool {
+func (s listSource) holdsMAC(mac ethaddr.MAC) bool {
 	if _, ok := s.byMAC[mac]; ok {
 		return true
 	}
@@ -158,7 +159,7 @@ func (r *Resolver) listRecords(ctx context.Context, ke *kernelEntries, st *Recon
 		return true, src, nil
 	}
 	src = listSource{r: r, ctx: ctx, incomplete: listErr != nil,
-		byIP: make(map[netip.Addr]registry.MAC, len(recs)), byMAC: make(map[registry.MAC]netip.Addr, len(recs))}
+		byIP: make(map[netip.Addr]ethaddr.MAC, len(recs)), byMAC: make(map[ethaddr.MAC]netip.Addr, len(recs))}
 	for _, rec := range recs {
 		src.byIP[rec.IP] = rec.MAC
 		if rec.VTEP.IsValid() {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
@@ -249,7 +250,7 @@ type Resolver struct {
 
 	// unproven are the FDB entries found at start that nothing showed to
 	// be ours yet (see adopt); only the reconcile goroutine uses it.
-	unproven map[registry.MAC]netip.Addr
+	unproven map[ethaddr.MAC]netip.Addr
 }
 
 // queuedMiss is a miss waiting for a worker.
@@ -457,7 +458,7 @@ func (r *Resolver) classify(m *rtnl.Miss) (missKey, ignoreReason, bool) {
 		if !m.HasMAC || m.MAC.IsZero() || m.MAC.IsMulticast() {
 			return missKey{}, ignoreNoise, false
 		}
-		return missKey{kind: rtnl.MissL2, mac: registry.MAC(m.MAC)}, 0, true
+		return missKey{kind: rtnl.MissL2, mac: m.MAC}, 0, true
 	case rtnl.MissL3, rtnl.MissAppSolicit:
 		if m.Ifindex != r.cfg.Vxlan && !(m.Kind == rtnl.MissAppSolicit && r.cfg.Bridge != 0 && m.Ifindex == r.cfg.Bridge) {
 			return missKey{}, ignoreOtherDevice, false

@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -16,7 +16,7 @@ type missKey struct {
 	kind    rtnl.MissKind
 	ifindex int32 // the device the neighbour entry goes on (L3, app_solicit)
 	ip      netip.Addr
-	mac     registry.MAC
+	mac     ethaddr.MAC
 }
 
 func (k missKey) String() string {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/overlay/registry/dirstore"
@@ -110,9 +111,9 @@ func (lab *resolverLab) register(t *testing.T, ip, mac, vtep string) registry.Re
 	return rec
 }
 
-func mustMAC(t *testing.T, s string) registry.MAC {
+func mustMAC(t *testing.T, s string) ethaddr.MAC {
 	t.Helper()
-	m, err := registry.ParseMAC(s)
+	m, err := ethaddr.Parse(s)
 	if err != nil {
 		t.Fatal(err)
 	}

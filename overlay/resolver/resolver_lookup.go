@@ -9,13 +9,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
 // lookupMAC asks the registry for ip's MAC, timed, and
 // checks the answer.
-func (r *Resolver) lookupMAC(ctx context.Context, ip netip.Addr) (registry.MAC, error) {
-	var mac registry.MAC
+func (r *Resolver) lookupMAC(ctx context.Context, ip netip.Addr) (ethaddr.MAC, error) {
+	var mac ethaddr.MAC
 	err := r.lookup(ctx, func(ctx context.Context) error {
 		var err error
 		mac, err = r.cfg.Registry.LookupMAC(ctx, ip)
@@ -32,7 +33,7 @@ func (r *Resolver) lookupMAC(ctx context.Context, ip netip.Addr) (registry.MAC, 
 
 // lookupVTEP asks the registry for mac's VTEP, timed, and
 // checks the answer.
-func (r *Resolver) lookupVTEP(ctx context.Context, mac registry.MAC) (netip.Addr, error) {
+func (r *Resolver) lookupVTEP(ctx context.Context, mac ethaddr.MAC) (netip.Addr, error) {
 	var vtep netip.Addr
 	err := r.lookup(ctx, func(ctx context.Context) error {
 		var err error

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
@@ -41,7 +42,7 @@ func TestMissTable(t *testing.T) {
 	clk := newFakeClock()
 	tab := newMissTable(3*time.Second, 4, 8, clk.now)
 	a := missKey{kind: rtnl.MissL3, ifindex: 5, ip: netip.MustParseAddr("198.51.100.3")}
-	b := missKey{kind: rtnl.MissL2, mac: registry.MAC{2, 0x42, 0, 0, 0, 3}}
+	b := missKey{kind: rtnl.MissL2, mac: ethaddr.MAC{2, 0x42, 0, 0, 0, 3}}
 
 	steps := []struct {
 		name string
@@ -117,8 +118,8 @@ func TestTokenBucket(t *testing.T) {
 // them until released.
 type fakeRegistry struct {
 	mu      sync.Mutex
-	macs    map[netip.Addr]registry.MAC
-	vteps   map[registry.MAC]netip.Addr
+	macs    map[netip.Addr]ethaddr.MAC
+	vteps   map[ethaddr.MAC]netip.Addr
 	errs    map[string]error // "ip:..." / "mac:..." → error
 	gate    chan struct{}    // if non-nil, lookups wait for it to close
 	lookups atomic.Int64
@@ -126,10 +127,10 @@ type fakeRegistry struct {
 }
 
 func newFakeRegistry() *fakeRegistry {
-	return &fakeRegistry{macs: map[netip.Addr]registry.MAC{}, vteps: map[registry.MAC]netip.Addr{}, errs: map[string]error{}}
+	return &fakeRegistry{macs: map[netip.Addr]ethaddr.MAC{}, vteps: map[ethaddr.MAC]netip.Addr{}, errs: map[string]error{}}
 }
 
-func (f *fakeRegistry) add(ip string, mac registry.MAC, vtep string) {
+func (f *fakeRegistry) add(ip string, mac ethaddr.MAC, vtep string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.macs[netip.MustParseAddr(ip)] = mac
@@ -153,15 +154,15 @@ func (f *fakeRegistry) wait(ctx context.Context) error {
 	}
 }
 
-func (f *fakeRegistry) LookupMAC(ctx context.Context, ip netip.Addr) (registry.MAC, error) {
+func (f *fakeRegistry) LookupMAC(ctx context.Context, ip netip.Addr) (ethaddr.MAC, error) {
 	f.lookups.Add(1)
 	if err := f.wait(ctx); err != nil {
-		return registry.MAC{}, err
+		return ethaddr.MAC{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.errs["ip:"+ip.String()]; err != nil {
-		return registry.MAC{}, err
+		return ethaddr.MAC{}, err
 	}
 	m, ok := f.macs[ip]
 	if !ok {
@@ -170,7 +171,7 @@ func (f *fakeRegistry) LookupMAC(ctx context.Context, ip netip.Addr) (registry.M
 	return m, nil
 }
 
-func (f *fakeRegistry) LookupVTEP(ctx context.Context, mac registry.MAC) (netip.Addr, error) {
+func (f *fakeRegistry) LookupVTEP(ctx context.Context, mac ethaddr.MAC) (netip.Addr, error) {
 	f.lookups.Add(1)
 	if err := f.wait(ctx); err != nil {
 		return netip.Addr{}, err
@@ -310,7 +311,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func macN(n byte) registry.MAC { return registry.MAC{0x02, 0x42, 198, 51, 100, n} }
+func macN(n byte) ethaddr.MAC { return ethaddr.MAC{0x02, 0x42, 198, 51, 100, n} }
 
 func TestResolverCoalescesDuplicateMisses(t *testing.T) {
 	reg := newFakeRegistry()
@@ -398,7 +399,7 @@ func TestResolverBatchesBursts(t *testing.T) {
 	reg := newFakeRegistry()
 	const n = 200
 	for i := range n {
-		reg.add(fmt.Sprintf("198.51.100.%d", i+2), registry.MAC{2, 0x42, 0, 0, 1, byte(i)}, "192.0.2.3")
+		reg.add(fmt.Sprintf("198.51.100.%d", i+2), ethaddr.MAC{2, 0x42, 0, 0, 1, byte(i)}, "192.0.2.3")
 	}
 	k := &fakeKernel{}
 	r, _ := newTestResolver(t, reg, k, func(c *ResolverConfig) {
@@ -426,7 +427,7 @@ func TestResolverBatchesBursts(t *testing.T) {
 	// BatchMax cuts batches.
 	reg2 := newFakeRegistry()
 	for i := range 40 {
-		reg2.add(fmt.Sprintf("198.51.100.%d", i+2), registry.MAC{2, 0x42, 0, 0, 2, byte(i)}, "192.0.2.3")
+		reg2.add(fmt.Sprintf("198.51.100.%d", i+2), ethaddr.MAC{2, 0x42, 0, 0, 2, byte(i)}, "192.0.2.3")
 	}
 	k2 := &fakeKernel{}
 	r2, _ := newTestResolver(t, reg2, k2, func(c *ResolverConfig) {
@@ -540,7 +541,7 @@ func TestResolverBackpressure(t *testing.T) {
 	reg := newFakeRegistry()
 	const n = 300
 	for i := range n {
-		reg.add(fmt.Sprintf("198.51.%d.%d", 100+i/250, i%250+1), registry.MAC{2, 0x42, 0, 0, byte(i >> 8), byte(i)}, "192.0.2.3")
+		reg.add(fmt.Sprintf("198.51.%d.%d", 100+i/250, i%250+1), ethaddr.MAC{2, 0x42, 0, 0, byte(i >> 8), byte(i)}, "192.0.2.3")
 	}
 	r, _ := newTestResolver(t, reg, &fakeKernel{}, func(c *ResolverConfig) {
 		c.QueueLen = 8
@@ -579,7 +580,7 @@ func TestResolverBackpressure(t *testing.T) {
 }
 
 func TestResolverFilters(t *testing.T) {
-	mac := rtnl.MAC{2, 0x42, 1, 2, 3, 4}
+	mac := ethaddr.MAC{2, 0x42, 1, 2, 3, 4}
 	cases := []struct {
 		name   string
 		miss   rtnl.Miss
@@ -596,7 +597,7 @@ func TestResolverFilters(t *testing.T) {
 		{"l2 unicast", rtnl.Miss{Kind: rtnl.MissL2, Ifindex: testVxlan, MAC: mac, HasMAC: true}, ""},
 		{"l2 right vni", rtnl.Miss{Kind: rtnl.MissL2, Ifindex: testVxlan, MAC: mac, HasMAC: true, VNI: 42, HasVNI: true}, ""},
 		{"l2 vni 0 (as the kernel sends it)", rtnl.Miss{Kind: rtnl.MissL2, Ifindex: testVxlan, MAC: mac, HasMAC: true, VNI: 0, HasVNI: true}, ""},
-		{"l2 multicast", rtnl.Miss{Kind: rtnl.MissL2, Ifindex: testVxlan, MAC: rtnl.MAC{0x33, 0x33, 0, 0, 0, 1}, HasMAC: true}, "noise"},
+		{"l2 multicast", rtnl.Miss{Kind: rtnl.MissL2, Ifindex: testVxlan, MAC: ethaddr.MAC{0x33, 0x33, 0, 0, 0, 1}, HasMAC: true}, "noise"},
 		{"l2 other device", rtnl.Miss{Kind: rtnl.MissL2, Ifindex: 1, MAC: mac, HasMAC: true}, "other_device"},
 		{"app_solicit on bridge", rtnl.Miss{Kind: rtnl.MissAppSolicit, Ifindex: 3, IP: netip.MustParseAddr("198.51.100.3")}, ""},
 		{"app_solicit elsewhere", rtnl.Miss{Kind: rtnl.MissAppSolicit, Ifindex: 4, IP: netip.MustParseAddr("198.51.100.3")}, "other_device"},
@@ -618,7 +619,7 @@ func TestResolverFilters(t *testing.T) {
 
 func TestResolverSkipsBadRecords(t *testing.T) {
 	reg := newFakeRegistry()
-	reg.add("198.51.100.10", registry.MAC{0x03, 0, 0, 0, 0, 1}, "192.0.2.3")       // multicast MAC
+	reg.add("198.51.100.10", ethaddr.MAC{0x03, 0, 0, 0, 0, 1}, "192.0.2.3")        // multicast MAC
 	reg.add("198.51.100.11", macN(11), "2001:db8::3")                              // VTEP of the wrong family
 	reg.add("198.51.100.12", macN(12), "224.0.0.5")                                // multicast VTEP
 	reg.errs["ip:198.51.100.13"] = errors.New("overlay: dir store: malformed MAC") // unreadable

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -13,7 +13,7 @@ import (
 // middle of it, runs during (as programming going on meanwhile would).
 type dumpKernel struct {
 	fakeKernel
-	neigh  map[netip.Addr]registry.MAC
+	neigh  map[netip.Addr]ethaddr.MAC
 	proto  uint8
 	during func()
 }
@@ -45,11 +45,11 @@ func TestSyncDumpsWhileProgramming(t *testing.T) {
 	r, _ := newTestResolver(t, newFakeRegistry(), &fakeKernel{}, nil)
 	p := r.prog
 	ip := func(s string) netip.Addr { return netip.MustParseAddr(s) }
-	mac := registry.MAC{2, 0x42, 0, 0, 0, 1}
+	mac := ethaddr.MAC{2, 0x42, 0, 0, 0, 1}
 	set := func(a netip.Addr) progOp { return progOp{kind: opSetNeigh, ifindex: testVxlan, ip: a, mac: mac} }
 	p.execute([]*resolution{{ops: []progOp{set(ip("198.51.100.7"))}}}) // tracked before the pass
 
-	p.dump = &dumpKernel{proto: p.proto, neigh: map[netip.Addr]registry.MAC{
+	p.dump = &dumpKernel{proto: p.proto, neigh: map[netip.Addr]ethaddr.MAC{
 		ip("198.51.100.5"): mac, // in the kernel, untracked: adopted
 		ip("198.51.100.7"): mac, // deleted while the dump runs
 	}, during: func() {

@@ -3,6 +3,7 @@ package resolver
 import (
 	"net/netip"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
@@ -50,18 +51,18 @@ func (f *feedState) drop(rec registry.Record) {
 }
 
 // viewed returns the view's record for ip (MAC and VTEP).
-func (f *feedState) viewed(ip netip.Addr) (registry.MAC, netip.Addr, bool) {
+func (f *feedState) viewed(ip netip.Addr) (ethaddr.MAC, netip.Addr, bool) {
 	f.mu.RLock()
 	w, ok := f.want[registry.Compact(ip)]
 	f.mu.RUnlock()
 	if !ok {
-		return registry.MAC{}, netip.Addr{}, false
+		return ethaddr.MAC{}, netip.Addr{}, false
 	}
 	return w.mac, w.vtep.Addr(), true
 }
 
 // viewedMAC returns the VTEP of mac's records in the view.
-func (f *feedState) viewedMAC(mac registry.MAC) (netip.Addr, bool) {
+func (f *feedState) viewedMAC(mac ethaddr.MAC) (netip.Addr, bool) {
 	f.mu.RLock()
 	ref, ok := f.macRefs[mac]
 	f.mu.RUnlock()
@@ -100,7 +101,7 @@ func (r *Resolver) isKnown(k missKey) bool {
 // answerFromView resolves k from the feed's view: its MAC (L3) and VTEP.
 // ok is false when the view cannot answer (not synced, or no such record):
 // the registry is asked instead.
-func (r *Resolver) answerFromView(k missKey) (mac registry.MAC, vtep netip.Addr, ok bool) {
+func (r *Resolver) answerFromView(k missKey) (mac ethaddr.MAC, vtep netip.Addr, ok bool) {
 	v := r.view()
 	if v == nil {
 		return mac, vtep, false

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
@@ -45,7 +46,7 @@ func TestResolverAnswersFromView(t *testing.T) {
 		r.HandleMiss(l3("198.51.100.3"))
 		eventually(t, "the miss resolved", func() bool { in, _ := r.table.sizes(); return in == 0 })
 	}
-	r.HandleMiss(&rtnl.Miss{Kind: rtnl.MissL2, Ifindex: testVxlan, MAC: rtnl.MAC(macN(3)), HasMAC: true})
+	r.HandleMiss(&rtnl.Miss{Kind: rtnl.MissL2, Ifindex: testVxlan, MAC: ethaddr.MAC(macN(3)), HasMAC: true})
 	eventually(t, "the misses resolved", func() bool {
 		s := r.Metrics().Snapshot()
 		return s.Resolutions["l3miss"] == 3 && s.Resolutions["l2miss"] == 1

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/golden"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"github.com/overlaynet/overlaynet/rtnl/rtnltest"
@@ -40,7 +41,7 @@ func eventLine(ev *rtnl.Event) string {
 		return fmt.Sprintf("%v dev %d %v vni %d netnsid %d", m.Kind, m.Ifindex, m.IP, m.VNI, m.LinkNetnsID)
 	case rtnl.EventNeighAdd, rtnl.EventNeighDelete:
 		n := &ev.Neigh
-		return fmt.Sprintf("%v dev %d %v %v port %d vni %d", ev.Kind, n.Ifindex, rtnl.MAC(n.LLAddr), n.Dst, n.Port, n.VNI)
+		return fmt.Sprintf("%v dev %d %v %v port %d vni %d", ev.Kind, n.Ifindex, ethaddr.MAC(n.LLAddr), n.Dst, n.Port, n.VNI)
 	}
 	return ev.Kind.String()
 }

@@ -8,13 +8,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"github.com/overlaynet/overlaynet/rtnl/rtnltest"
 	"golang.org/x/sys/unix"
 )
 
 var (
-	testMAC = rtnl.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x02}
+	testMAC = ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x02}
 	testIP  = netip.MustParseAddr("198.51.100.2")
 )
 

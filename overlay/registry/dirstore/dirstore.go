@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"golang.org/x/sys/unix"
 )
@@ -74,7 +75,7 @@ func (s *Store) arpPath(ip netip.Addr) (string, error) {
 }
 
 // fdbPath returns the file of m's record (a MAC's text is always canonical).
-func (s *Store) fdbPath(m registry.MAC) string { return filepath.Join(s.root, fdbDir, m.String()) }
+func (s *Store) fdbPath(m ethaddr.MAC) string { return filepath.Join(s.root, fdbDir, m.String()) }
 
 // Stamp returns a value that changes whenever a record file is created or
 // removed: the modification times of ROOT/arp and ROOT/fdb (a rewritten
@@ -128,19 +129,19 @@ func (s *Store) Notify(ctx context.Context) (<-chan struct{}, error) {
 }
 
 // LookupMAC returns the MAC recorded in ROOT/arp/<ip>.
-func (s *Store) LookupMAC(ctx context.Context, ip netip.Addr) (registry.MAC, error) {
+func (s *Store) LookupMAC(ctx context.Context, ip netip.Addr) (ethaddr.MAC, error) {
 	if err := ctx.Err(); err != nil {
-		return registry.MAC{}, err
+		return ethaddr.MAC{}, err
 	}
 	path, err := s.arpPath(ip)
 	if err != nil {
-		return registry.MAC{}, err
+		return ethaddr.MAC{}, err
 	}
 	return readMAC(path)
 }
 
 // LookupVTEP returns the VTEP recorded in ROOT/fdb/<mac>.
-func (s *Store) LookupVTEP(ctx context.Context, mac registry.MAC) (netip.Addr, error) {
+func (s *Store) LookupVTEP(ctx context.Context, mac ethaddr.MAC) (netip.Addr, error) {
 	if err := ctx.Err(); err != nil {
 		return netip.Addr{}, err
 	}
@@ -360,10 +361,10 @@ func quoteValue(v string) string {
 	return strconv.Quote(v[:maxQuoted]) + fmt.Sprintf("... (%d bytes)", len(v))
 }
 
-func readMAC(path string) (registry.MAC, error) {
+func readMAC(path string) (ethaddr.MAC, error) {
 	v, err := readValue(path)
 	if err != nil {
-		return registry.MAC{}, err
+		return ethaddr.MAC{}, err
 	}
 	return parseMAC(path, v)
 }
@@ -376,10 +377,10 @@ func readAddr(path string) (netip.Addr, error) {
 	return parseAddr(path, v)
 }
 
-func parseMAC(path, v string) (registry.MAC, error) {
-	m, err := registry.ParseMAC(v)
+func parseMAC(path, v string) (ethaddr.MAC, error) {
+	m, err := ethaddr.Parse(v)
 	if err != nil {
-		return registry.MAC{}, fmt.Errorf("overlay: dir store: %s: malformed MAC %s", path, quoteValue(v))
+		return ethaddr.MAC{}, fmt.Errorf("overlay: dir store: %s: malformed MAC %s", path, quoteValue(v))
 	}
 	return m, nil
 }
@@ -470,7 +471,7 @@ func syncDir(dir string) {
 // from the two directories' listings alone: no record is read, so it costs
 // two readdirs, where List reads two files per record. Names that are not
 // canonical keys and temporary files are skipped.
-func (s *Store) Keys(ctx context.Context) (ips []netip.Addr, macs []registry.MAC, err error) {
+func (s *Store) Keys(ctx context.Context) (ips []netip.Addr, macs []ethaddr.MAC, err error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
@@ -500,9 +501,9 @@ func (s *Store) Keys(ctx context.Context) (ips []netip.Addr, macs []registry.MAC
 			ips = append(ips, ip)
 		}
 	}
-	macs = make([]registry.MAC, 0, len(fdb))
+	macs = make([]ethaddr.MAC, 0, len(fdb))
 	for _, n := range fdb {
-		if mac, err := registry.ParseMAC(n); err == nil && mac.String() == n {
+		if mac, err := ethaddr.Parse(n); err == nil && mac.String() == n {
 			macs = append(macs, mac)
 		}
 	}

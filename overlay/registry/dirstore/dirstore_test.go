@@ -15,11 +15,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
 func recordOf(ip, mac, vtep string) registry.Record {
-	m, err := registry.ParseMAC(mac)
+	m, err := ethaddr.Parse(mac)
 	if err != nil {
 		panic(err)
 	}
@@ -120,7 +121,7 @@ func TestDirStoreConflict(t *testing.T) {
 			}
 		})
 	}
-	if err := s.Register(ctx, registry.Record{IP: r.IP, MAC: registry.MAC{}, VTEP: r.VTEP}); err == nil {
+	if err := s.Register(ctx, registry.Record{IP: r.IP, MAC: ethaddr.MAC{}, VTEP: r.VTEP}); err == nil {
 		t.Fatal("Register with a zero MAC succeeded")
 	}
 }
@@ -133,7 +134,7 @@ func TestDirStoreConcurrentWriters(t *testing.T) {
 	var (
 		wg        sync.WaitGroup
 		mu        sync.Mutex
-		winners   []registry.MAC
+		winners   []ethaddr.MAC
 		conflicts int
 	)
 	for i := range writers {
@@ -146,7 +147,7 @@ func TestDirStoreConcurrentWriters(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			m := registry.MAC{0x02, 0x42, 0, 0, 0, byte(i + 1)}
+			m := ethaddr.MAC{0x02, 0x42, 0, 0, 0, byte(i + 1)}
 			err = st.Register(ctx, registry.Record{IP: ip, MAC: m, VTEP: netip.MustParseAddr(fmt.Sprintf("192.0.2.%d", i+1))})
 			mu.Lock()
 			defer mu.Unlock()

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
@@ -160,8 +161,8 @@ func TestRegistryKeysCanonical(t *testing.T) {
 	}
 }
 
-func mustMAC(s string) registry.MAC {
-	m, err := registry.ParseMAC(s)
+func mustMAC(s string) ethaddr.MAC {
+	m, err := ethaddr.Parse(s)
 	if err != nil {
 		panic(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
@@ -22,8 +23,8 @@ func TestDirStoreKeys(t *testing.T) {
 	}
 	ctx := context.Background()
 	recs := []registry.Record{
-		{IP: netip.MustParseAddr("198.51.100.2"), MAC: registry.MAC{2, 0x42, 0xc6, 0x33, 0x64, 2}, VTEP: netip.MustParseAddr("192.0.2.2")},
-		{IP: netip.MustParseAddr("198.51.100.3"), MAC: registry.MAC{2, 0x42, 0xc6, 0x33, 0x64, 3}, VTEP: netip.MustParseAddr("192.0.2.3")},
+		{IP: netip.MustParseAddr("198.51.100.2"), MAC: ethaddr.MAC{2, 0x42, 0xc6, 0x33, 0x64, 2}, VTEP: netip.MustParseAddr("192.0.2.2")},
+		{IP: netip.MustParseAddr("198.51.100.3"), MAC: ethaddr.MAC{2, 0x42, 0xc6, 0x33, 0x64, 3}, VTEP: netip.MustParseAddr("192.0.2.3")},
 	}
 	for _, r := range recs {
 		if err := s.Register(ctx, r); err != nil {
@@ -43,8 +44,8 @@ func TestDirStoreKeys(t *testing.T) {
 	if want := []netip.Addr{recs[0].IP, recs[1].IP}; !slices.Equal(ips, want) {
 		t.Errorf("IPs %v, want %v", ips, want)
 	}
-	slices.SortFunc(macs, func(a, b registry.MAC) int { return slices.Compare(a[:], b[:]) })
-	if want := []registry.MAC{recs[0].MAC, recs[1].MAC}; !slices.Equal(macs, want) {
+	slices.SortFunc(macs, func(a, b ethaddr.MAC) int { return slices.Compare(a[:], b[:]) })
+	if want := []ethaddr.MAC{recs[0].MAC, recs[1].MAC}; !slices.Equal(macs, want) {
 		t.Errorf("MACs %v, want %v", macs, want)
 	}
 	if _, _, err := s.Keys(canceled()); err == nil {

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -203,10 +204,10 @@ func (r *Registry) Prefix() string { return r.base }
 func (r *Registry) Client() *clientv3.Client { return r.cli }
 
 // Keys of the layout (see the package documentation).
-func (r *Registry) arpKey(ip netip.Addr) string  { return r.base + "arp/" + ip.String() }
-func (r *Registry) fdbKey(m registry.MAC) string { return r.base + "fdb/" + m.String() }
-func (r *Registry) nodeKey(v netip.Addr) string  { return r.base + "nodes/" + v.String() }
-func (r *Registry) configKey() string            { return r.base + "config" }
+func (r *Registry) arpKey(ip netip.Addr) string { return r.base + "arp/" + ip.String() }
+func (r *Registry) fdbKey(m ethaddr.MAC) string { return r.base + "fdb/" + m.String() }
+func (r *Registry) nodeKey(v netip.Addr) string { return r.base + "nodes/" + v.String() }
+func (r *Registry) configKey() string           { return r.base + "config" }
 
 // opCtx bounds ctx by Options.Timeout.
 func (r *Registry) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -235,18 +236,18 @@ func (u unavailable) Is(target error) bool { return target == ErrUnavailable }
 // writes/s, linearizable lookups took seconds on a loaded machine), at the
 // price of a member's lag (a record registered this instant may read as
 // missing, and is then resolved at the next miss or from the change feed).
-func (r *Registry) LookupMAC(ctx context.Context, ip netip.Addr) (registry.MAC, error) {
+func (r *Registry) LookupMAC(ctx context.Context, ip netip.Addr) (ethaddr.MAC, error) {
 	key := r.arpKey(ip)
 	kv, err := r.get(ctx, "lookup "+ip.String(), key, clientv3.WithSerializable())
 	if err != nil {
-		return registry.MAC{}, err
+		return ethaddr.MAC{}, err
 	}
 	return parseMAC(key, kv.Value)
 }
 
 // LookupVTEP returns the VTEP in fdb/<mac> (a serializable read, as
 // LookupMAC).
-func (r *Registry) LookupVTEP(ctx context.Context, mac registry.MAC) (netip.Addr, error) {
+func (r *Registry) LookupVTEP(ctx context.Context, mac ethaddr.MAC) (netip.Addr, error) {
 	key := r.fdbKey(mac)
 	kv, err := r.get(ctx, "lookup "+mac.String(), key, clientv3.WithSerializable())
 	if err != nil {
@@ -294,18 +295,18 @@ func (r *Registry) List(ctx context.Context) ([]registry.Record, error) {
 // overlay: pointer-free maps are smaller and not scanned by the garbage
 // collector).
 type state struct {
-	arp  map[registry.CompactAddr]registry.MAC
-	fdb  map[registry.MAC]registry.CompactAddr
-	refs map[registry.MAC]uint32 // how many arp keys hold each MAC
-	errs []error                 // malformed keys or values, skipped
+	arp  map[registry.CompactAddr]ethaddr.MAC
+	fdb  map[ethaddr.MAC]registry.CompactAddr
+	refs map[ethaddr.MAC]uint32 // how many arp keys hold each MAC
+	errs []error                // malformed keys or values, skipped
 }
 
 func newState() *state { return newStateSized(0) }
 
 // newStateSized returns a state with room for n records.
 func newStateSized(n int) *state {
-	return &state{arp: make(map[registry.CompactAddr]registry.MAC, n), fdb: make(map[registry.MAC]registry.CompactAddr, n),
-		refs: make(map[registry.MAC]uint32, n)}
+	return &state{arp: make(map[registry.CompactAddr]ethaddr.MAC, n), fdb: make(map[ethaddr.MAC]registry.CompactAddr, n),
+		refs: make(map[ethaddr.MAC]uint32, n)}
 }
 
 // listPage is how many keys one request of a listing reads: a listing of
@@ -347,7 +348,7 @@ func (r *Registry) snapshot(ctx context.Context) (*state, int64, error) {
 
 // apply records one put (or delete) of key in s; other keys are ignored. It
 // returns the IP or MAC the key names, for the watch's diffing.
-func (s *state) apply(base string, key, value []byte, del bool) (ip netip.Addr, mac registry.MAC, kind byte) {
+func (s *state) apply(base string, key, value []byte, del bool) (ip netip.Addr, mac ethaddr.MAC, kind byte) {
 	name, ok := strings.CutPrefix(string(key), base)
 	if !ok {
 		return
@@ -375,9 +376,9 @@ func (s *state) apply(base string, key, value []byte, del bool) (ip netip.Addr, 
 				s.refs[m]++
 			}
 		}
-		return a, registry.MAC{}, 'a'
+		return a, ethaddr.MAC{}, 'a'
 	case strings.HasPrefix(name, "fdb/"):
-		m, err := registry.ParseMAC(name[len("fdb/"):])
+		m, err := ethaddr.Parse(name[len("fdb/"):])
 		if err != nil {
 			s.errs = append(s.errs, fmt.Errorf("etcdreg: key %s does not name a MAC address", key))
 			return
@@ -398,7 +399,7 @@ func (s *state) apply(base string, key, value []byte, del bool) (ip netip.Addr, 
 
 // keyOf returns the IP an arp/ key names (kind 'a') or the MAC an fdb/ key
 // names (kind 'f'); kind 0 for other or malformed keys.
-func keyOf(base string, key []byte) (ip netip.Addr, mac registry.MAC, kind byte) {
+func keyOf(base string, key []byte) (ip netip.Addr, mac ethaddr.MAC, kind byte) {
 	name, ok := strings.CutPrefix(string(key), base)
 	switch {
 	case !ok:
@@ -407,17 +408,17 @@ func keyOf(base string, key []byte) (ip netip.Addr, mac registry.MAC, kind byte)
 			return a, mac, 'a'
 		}
 	case strings.HasPrefix(name, "fdb/"):
-		if m, err := registry.ParseMAC(name[len("fdb/"):]); err == nil {
+		if m, err := ethaddr.Parse(name[len("fdb/"):]); err == nil {
 			return ip, m, 'f'
 		}
 	}
 	return ip, mac, 0
 }
 
-func parseMAC(key string, v []byte) (registry.MAC, error) {
-	m, err := registry.ParseMAC(string(v))
+func parseMAC(key string, v []byte) (ethaddr.MAC, error) {
+	m, err := ethaddr.Parse(string(v))
 	if err != nil || m.IsZero() || m.IsMulticast() {
-		return registry.MAC{}, fmt.Errorf("etcdreg: %s: malformed MAC %q", key, v)
+		return ethaddr.MAC{}, fmt.Errorf("etcdreg: %s: malformed MAC %q", key, v)
 	}
 	return m, nil
 }

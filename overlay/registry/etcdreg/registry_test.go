@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -18,8 +19,8 @@ func rec(ip, mac, vtep string) registry.Record {
 	return registry.Record{IP: netip.MustParseAddr(ip), MAC: mustMAC(mac), VTEP: netip.MustParseAddr(vtep)}
 }
 
-func mustMAC(s string) registry.MAC {
-	m, err := registry.ParseMAC(s)
+func mustMAC(s string) ethaddr.MAC {
+	m, err := ethaddr.Parse(s)
 	if err != nil {
 		panic(err)
 	}
@@ -185,8 +186,8 @@ func TestRegistryConcurrentConflict(t *testing.T) {
 
 	for i := range 30 {
 		ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + i)})
-		ra := registry.Record{IP: ip, MAC: registry.MAC{2, 0x42, 0, 0, 0xa, byte(i)}, VTEP: netip.MustParseAddr("192.0.2.2")}
-		rb := registry.Record{IP: ip, MAC: registry.MAC{2, 0x42, 0, 0, 0xb, byte(i)}, VTEP: netip.MustParseAddr("192.0.2.3")}
+		ra := registry.Record{IP: ip, MAC: ethaddr.MAC{2, 0x42, 0, 0, 0xa, byte(i)}, VTEP: netip.MustParseAddr("192.0.2.2")}
+		rb := registry.Record{IP: ip, MAC: ethaddr.MAC{2, 0x42, 0, 0, 0xb, byte(i)}, VTEP: netip.MustParseAddr("192.0.2.3")}
 		var (
 			wg         sync.WaitGroup
 			start      = make(chan struct{})

@@ -3,11 +3,12 @@ package etcdreg
 import (
 	"net/netip"
 
-	"github.com/overlaynet/overlaynet/overlay/registry"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
 func TestParseURL(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -193,8 +194,8 @@ func (w *watcher) affected(events []*clientv3.Event) ([]netip.Addr, map[netip.Ad
 	before := make(map[netip.Addr]registry.Record)
 	seen := make(map[netip.Addr]struct{})
 	var ips []netip.Addr
-	var macs []registry.MAC
-	covered := make(map[registry.MAC]uint32) // IPs holding mac named by arp events
+	var macs []ethaddr.MAC
+	covered := make(map[ethaddr.MAC]uint32) // IPs holding mac named by arp events
 	note := func(ip netip.Addr) {
 		if _, ok := seen[ip]; ok {
 			return
@@ -217,11 +218,11 @@ func (w *watcher) affected(events []*clientv3.Event) ([]netip.Addr, map[netip.Ad
 			macs = append(macs, mac)
 		}
 	}
-	var scan map[registry.MAC]struct{}
+	var scan map[ethaddr.MAC]struct{}
 	for _, mac := range macs {
 		if w.cur.refs[mac] > covered[mac] {
 			if scan == nil {
-				scan = make(map[registry.MAC]struct{})
+				scan = make(map[ethaddr.MAC]struct{})
 			}
 			scan[mac] = struct{}{}
 		}
