@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 
@@ -76,18 +77,35 @@ func TestSetupRollback(t *testing.T) {
 	n := newNode(t)
 	nstest.Run(t, n.hostName, "iptables-nft", "-P", "FORWARD", "DROP")
 	before := n.snapshot()
-	t.Cleanup(func() { stepHook = nil })
-	for _, s := range steps {
+	t.Cleanup(func() { n.p.hook = nil })
+	// The steps of a Setup on this node, as its hook sees them.
+	var all []string
+	n.p.hook = func(s string) error { all = append(all, s); return nil }
+	_, undo, err := n.setup(Config{}, nil)
+	n.p.hook = nil
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.host.Do(undo); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"veth", "host-address", "overlay-address", "up", "default-route", "subnet-route",
+		"forwarding br0", "forwarding egress0", "forwarding overlay0", "forwarding ul0", "table", "masquerade",
+		"accept ip filter FORWARD"}
+	if !slices.Equal(all, want) {
+		t.Errorf("steps %q, want %q", all, want)
+	}
+	for _, s := range all {
 		t.Run(s, func(t *testing.T) {
-			stepHook = func(x string) error {
+			n.p.hook = func(x string) error {
 				if x == s {
 					return errors.New("injected")
 				}
 				return nil
 			}
-			defer func() { stepHook = nil }()
+			defer func() { n.p.hook = nil }()
 			st, undo, err := n.setup(Config{}, nil)
-			if err == nil || !strings.Contains(err.Error(), "egress: step "+s+": injected") || st != nil || undo != nil {
+			if err == nil || !strings.Contains(err.Error(), "egress: setup step "+s+": injected") || st != nil || undo != nil {
 				t.Fatalf("Setup failing at %s: %v, %v", s, err, st)
 			}
 			if got := n.snapshot(); got != before {

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/netip"
 
+	"github.com/overlaynet/overlaynet/internal/steps"
 	"github.com/overlaynet/overlaynet/overlay/nft"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
@@ -30,6 +31,10 @@ type Params struct {
 	UnderlayDev string
 	// Log receives progress; nil discards it.
 	Log *slog.Logger
+
+	// hook, set by this package's tests, can make Setup fail right after
+	// any of its steps.
+	hook steps.Hook
 }
 
 // HostNetNS is the name State and Status give the node's own namespace.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 
+	"github.com/overlaynet/overlaynet/internal/links"
 	"github.com/overlaynet/overlaynet/overlay/nft"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
@@ -70,7 +71,7 @@ func Teardown(p Params, st *State) error {
 		log.Info("put forwarding back", "netns", f.NetNS, "dev", f.Dev, "value", f.Was)
 	}
 	if st.CreatedVeth {
-		if err := deleteLink(p.Host, st.HostIf); err != nil {
+		if err := links.Delete(p.Host, st.HostIf); err != nil {
 			errs = append(errs, fmt.Errorf("egress: teardown: delete %s: %w", st.HostIf, err))
 		} else {
 			log.Info("deleted node path", "host_if", st.HostIf)
