@@ -4,16 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
+	"path/filepath"
 
+	"github.com/overlaynet/overlaynet/internal/links"
+	"github.com/overlaynet/overlaynet/internal/steps"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
-// Attach steps, in order. After each one the node's test hook attachHook is
-// consulted, so tests can inject a failure at every step.
+// Attach steps, in order (see internal/steps): the node's step hook can make
+// Attach fail right after each. Allocation is a step only with a registry
+// that holds blocks, the namespace only when Attach creates it, the
+// anti-spoofing rules only unless Config.NoAntispoof.
 const (
-	stepNetNS      = "netns"       // container netns opened or created
+	stepAllocate   = "allocate"    // the address recorded as allocated
+	stepNetNS      = "netns"       // container netns created
 	stepVeth       = "veth"        // veth pair created, peer in the container
 	stepAntispoof  = "antispoof"   // the port's anti-spoofing rules installed
 	stepLoopback   = "loopback"    // container lo up
@@ -24,23 +31,6 @@ const (
 	stepState      = "state"       // endpoint recorded in the state dir
 	stepRegister   = "register"    // IP → MAC → VTEP in the registry
 )
-
-// attachSteps lists the attach steps in order.
-var attachSteps = []string{stepNetNS, stepVeth, stepAntispoof, stepLoopback, stepAddress, stepLinkUp,
-	stepBridgePort, stepRoute, stepState, stepRegister}
-
-func (n *Node) attachStep(ctx context.Context, step string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("overlay: attach interrupted after %s: %w", step, err)
-	}
-	if n.attachHook != nil {
-		if err := n.attachHook(step); err != nil {
-			return fmt.Errorf("overlay: attach step %s: %w", step, err)
-		}
-	}
-	n.log.Debug("attach step done", "step", step)
-	return nil
-}
 
 // validateAttach fills in req's defaults and checks it against the overlay.
 func validateAttach(cfg Config, req *AttachRequest) error {
@@ -90,20 +80,73 @@ func validateAttach(cfg Config, req *AttachRequest) error {
 // in the state directory, and registers IP → MAC and MAC → this node's VTEP.
 //
 // It refuses, before changing anything, a bad request, a call before
-// Create, an overlay whose network differs from the one recorded in the
-// registry (a *registry.NetworkMismatchError naming each difference; a registry that
-// records networks but has none yet gets this node's), a name already
-// attached, and an IP or MAC that the registry (or another local endpoint)
-// gives to someone else (registry.ErrConflict). Any failure
-// later rolls back everything this call created, in the kernel, the state
-// directory and the registry. In a namespace that already existed, the
-// loopback it brought up stays up.
+// Create, a container namespace that does not exist (req.NetNSPath) or is
+// not a network namespace (ErrNetNSNotFound) or is the caller's own
+// (ErrOwnNetNS), an interface name the container has already
+// (ErrInterfaceExists), an overlay whose network differs from the one
+// recorded in the registry (a *registry.NetworkMismatchError naming each
+// difference; a registry that records networks but has none yet gets this
+// node's), a name already attached (ErrExists), and an IP or MAC that the
+// registry (or another local endpoint) gives to someone else
+// (registry.ErrConflict). Any failure later rolls back everything this
+// call created, in the kernel, the state directory and the registry. In a
+// namespace that already existed, the loopback it brought up stays up.
 func (n *Node) Attach(ctx context.Context, req AttachRequest) (ep *Endpoint, err error) {
 	unlock, err := n.lock()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
+	r := n.runner(ctx, "attach", n.log.With("endpoint", req.Name))
+	defer func() {
+		if err != nil {
+			n.log.Warn("attach failed, rolling back", "endpoint", req.Name, "err", err)
+			ep = nil
+		}
+		r.Finish(&err)
+	}()
+	a, err := n.planAttach(ctx, r, req)
+	if err != nil {
+		return nil, err
+	}
+	for _, step := range []func(*steps.Runner) error{
+		a.allocate, a.netns, a.veth, a.antispoof, a.container, a.bridgePort, a.route, a.save, a.register,
+	} {
+		if err := step(r); err != nil {
+			return nil, err
+		}
+	}
+	a.announce()
+	return a.e, nil
+}
+
+// attachment is one Attach under way: the request, the overlay, and what
+// the steps opened and made.
+type attachment struct {
+	n   *Node
+	ctx context.Context
+	ov  Overlay
+	req AttachRequest
+	// explicit says req came with its address.
+	explicit bool
+	// e is the endpoint, once its address is known.
+	e *Endpoint
+	// oc is a connection in the overlay namespace, br its bridge.
+	oc *rtnl.Conn
+	br *rtnl.LinkMessage
+	// cns and cc are the container namespace and a connection in it: nil
+	// until it exists; createdNS says Attach made it.
+	cns       *rtnl.NetNS
+	cc        *rtnl.Conn
+	createdNS bool
+	// ctr is the container's interface, once made.
+	ctr *rtnl.LinkMessage
+}
+
+// planAttach checks req against the overlay, the container and the
+// registry before anything is changed, and opens the namespaces that
+// exist. r closes what it opens.
+func (n *Node) planAttach(ctx context.Context, r *steps.Runner, req AttachRequest) (*attachment, error) {
 	if n.reg == nil {
 		return nil, ErrNoRegistry
 	}
@@ -111,33 +154,36 @@ func (n *Node) Attach(ctx context.Context, req AttachRequest) (ep *Endpoint, err
 	if err != nil {
 		return nil, err
 	}
-	ov := ost.Overlay
-	cfg := ov.Config
-	undo := &undoStack{log: n.log.With("endpoint", req.Name)}
-	defer func() {
-		if err != nil {
-			n.log.Warn("attach failed, rolling back", "endpoint", req.Name, "err", err)
-			ep = nil
-		}
-		undo.finish(&err)
-	}()
+	a := &attachment{n: n, ctx: ctx, ov: ost.Overlay, req: req}
+	cfg := a.ov.Config
 	if err := ValidateNetNSName(req.Name); err != nil {
 		return nil, fmt.Errorf("overlay: container name: %w", err)
 	}
 	if err := n.checkNameFree(req.Name); err != nil {
 		return nil, err
 	}
+	if a.req.IfName == "" {
+		a.req.IfName = DefaultIfName
+	}
+	if err := validateIfName("ifname", a.req.IfName); err != nil {
+		return nil, err
+	}
 	if req.Addr.IsValid() {
 		if req.IP.IsValid() {
 			return nil, fmt.Errorf("overlay: both IP %s and Addr %s given (one of them, Addr taking the overlay's prefix length)", req.IP, req.Addr)
 		}
-		req.IP = netip.PrefixFrom(req.Addr, cfg.Gateway.Bits())
+		a.req.IP = netip.PrefixFrom(req.Addr, cfg.Gateway.Bits())
+	}
+	if err := a.openOverlay(r); err != nil {
+		return nil, err
+	}
+	if err := a.openContainer(r); err != nil {
+		return nil, err
 	}
 	// An explicit address is checked before it is recorded as allocated,
 	// an allocated one after.
-	explicit := req.IP.IsValid()
-	if explicit {
-		if err := n.checkRequest(ctx, ov, &req); err != nil {
+	if a.explicit = a.req.IP.IsValid(); a.explicit {
+		if err := n.checkRequest(ctx, a.ov, &a.req); err != nil {
 			return nil, err
 		}
 	}
@@ -146,159 +192,242 @@ func (n *Node) Attach(ctx context.Context, req AttachRequest) (ep *Endpoint, err
 	if err := PublishNetwork(ctx, n.reg, cfg); err != nil {
 		return nil, err
 	}
-	if err := n.allocate(ctx, ov, &req, undo); err != nil {
-		return nil, err
+	return a, nil
+}
+
+// openOverlay connects to the overlay namespace and finds its bridge.
+func (a *attachment) openOverlay(r *steps.Runner) error {
+	cfg := a.ov.Config
+	oc, err := a.n.dial(cfg.OverlayNetNS)
+	if err != nil {
+		return fmt.Errorf("overlay: overlay netns (run create again?): %w", err)
 	}
-	if !explicit {
-		if err := n.checkRequest(ctx, ov, &req); err != nil {
-			return nil, err
+	r.CloseLater(oc.Close)
+	a.oc = oc
+	if a.br, err = oc.LinkByName(cfg.Bridge); err != nil {
+		return fmt.Errorf("overlay: bridge %s (run create again?): %w", cfg.Bridge, err)
+	}
+	return nil
+}
+
+// openContainer opens the container namespace, req.NetNSPath (which must
+// exist) or req.Name in NetNSDir (left for step netns to create if
+// missing), and refuses an interface name taken in it.
+func (a *attachment) openContainer(r *steps.Runner) error {
+	path := a.req.NetNSPath
+	if path == "" {
+		path = filepath.Join(a.n.netnsDir, a.req.Name)
+	}
+	ns, err := openContainerNetNS(path)
+	if a.req.NetNSPath == "" && errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	r.CloseLater(ns.Close)
+	a.cns = ns
+	if err := a.dialContainer(r); err != nil {
+		return err
+	}
+	l, err := links.Find(a.cc, a.req.IfName)
+	if err != nil {
+		return fmt.Errorf("overlay: interface %s in %s: %w", a.req.IfName, path, err)
+	}
+	if l != nil {
+		return fmt.Errorf("%w: %s already exists in %s", ErrInterfaceExists, a.req.IfName, path)
+	}
+	return nil
+}
+
+func (a *attachment) dialContainer(r *steps.Runner) error {
+	cc, err := rtnl.Dial(&rtnl.Config{NetNS: a.cns})
+	if err != nil {
+		return fmt.Errorf("overlay: netlink in container netns %s: %w", a.cns.Path(), err)
+	}
+	r.CloseLater(cc.Close)
+	a.cc = cc
+	return nil
+}
+
+// allocate records the address as allocated (allocating one if req has
+// none), and makes the endpoint.
+func (a *attachment) allocate(r *steps.Runner) error {
+	if err := a.n.allocate(a.ctx, r, a.ov, &a.req); err != nil {
+		return err
+	}
+	if !a.explicit {
+		if err := a.n.checkRequest(a.ctx, a.ov, &a.req); err != nil {
+			return err
 		}
 	}
+	req := a.req
+	a.e = &Endpoint{Name: req.Name, NetNS: req.NetNSPath, ContainerID: req.ContainerID, Network: req.Network,
+		IP: req.IP, MAC: req.MAC, IfName: req.IfName, HostIf: HostIfName(req.Name), VTEP: a.ov.VTEP}
+	return nil
+}
 
-	e := &Endpoint{Name: req.Name, NetNS: req.NetNSPath, ContainerID: req.ContainerID, Network: req.Network,
-		IP: req.IP, MAC: req.MAC, IfName: req.IfName, HostIf: HostIfName(req.Name), VTEP: ov.VTEP}
+// netns creates the container namespace req.Name, unless it exists.
+func (a *attachment) netns(r *steps.Runner) error {
+	if a.cns != nil {
+		return nil
+	}
+	dir, name := a.n.netnsDir, a.req.Name
+	err := r.Do(stepNetNS, func() error {
+		ns, err := rtnl.CreateNetNS(dir, name)
+		if err != nil {
+			return fmt.Errorf("overlay: netns %s: %w", name, err)
+		}
+		r.CloseLater(ns.Close)
+		a.cns, a.createdNS = ns, true
+		return nil
+	}, func() error { return deleteNetNS(dir, name) })
+	if err != nil {
+		return err
+	}
+	a.n.log.Info("created container netns", "netns", name)
+	return a.dialContainer(r)
+}
 
-	ons, err := rtnl.OpenNamedNetNS(n.netnsDir, cfg.OverlayNetNS)
-	if err != nil {
-		return nil, fmt.Errorf("overlay: overlay netns (run create again?): %w", err)
-	}
-	undo.closeLater(ons.Close)
-	oc, err := rtnl.Dial(&rtnl.Config{NetNS: ons})
-	if err != nil {
-		return nil, err
-	}
-	undo.closeLater(oc.Close)
-	br, err := oc.LinkByName(cfg.Bridge)
-	if err != nil {
-		return nil, fmt.Errorf("overlay: bridge %s (run create again?): %w", cfg.Bridge, err)
-	}
-
-	cns, createdNS, err := n.openContainerNetNS(req)
-	if err != nil {
-		return nil, err
-	}
-	undo.closeLater(cns.Close)
-	if createdNS {
-		undo.push("netns "+req.Name, func() error { return deleteNetNS(n.netnsDir, req.Name) })
-		n.log.Info("created container netns", "netns", req.Name)
-	}
-	if err := n.attachStep(ctx, stepNetNS); err != nil {
-		return nil, err
-	}
-	cc, err := rtnl.Dial(&rtnl.Config{NetNS: cns})
-	if err != nil {
-		return nil, err
-	}
-	undo.closeLater(cc.Close)
-
-	peer := rtnl.LinkMessage{Name: req.IfName, MTU: cfg.MTU, Address: req.MAC,
-		NetNSFD: cns.Fd(), Present: rtnl.LinkHasNetNSFD}
+// veth makes the veth pair, its host end in the overlay namespace and its
+// peer in the container.
+func (a *attachment) veth(r *steps.Runner) error {
+	cfg, e := a.ov.Config, a.e
+	peer := rtnl.LinkMessage{Name: e.IfName, MTU: cfg.MTU, Address: e.MAC,
+		NetNSFD: a.cns.Fd(), Present: rtnl.LinkHasNetNSFD}
 	veth := rtnl.NewVethPair(e.HostIf, peer)
 	veth.MTU = cfg.MTU
-	if err := oc.LinkAdd(veth); err != nil {
-		return nil, fmt.Errorf("overlay: create veth %s (peer %s in %s): %w", e.HostIf, req.IfName, req.Name, err)
-	}
-	undo.push("veth "+e.HostIf, func() error { return deleteLinkByName(oc, e.HostIf) })
-	host, err := oc.LinkByName(e.HostIf)
-	if err != nil {
-		return nil, fmt.Errorf("overlay: veth %s: %w", e.HostIf, err)
-	}
-	ctr, err := cc.LinkByName(req.IfName)
-	if err != nil {
-		return nil, fmt.Errorf("overlay: container interface %s: %w", req.IfName, err)
-	}
-	e.HostIndex, e.PeerIndex = host.Index, ctr.Index
-	n.log.Info("created veth pair", "host_if", e.HostIf, "ifname", req.IfName, "netns", req.Name, "mac", req.MAC)
-	if err := n.attachStep(ctx, stepVeth); err != nil {
-		return nil, err
-	}
-	// Before the port is on the bridge: no frame of the container gets
-	// through unchecked.
-	if !cfg.NoAntispoof {
-		if err := installAntispoof(ons, *e); err != nil {
-			return nil, err
+	err := r.Do(stepVeth, func() error {
+		if err := a.oc.LinkAdd(veth); err != nil {
+			return fmt.Errorf("overlay: create veth %s (peer %s in %s): %w", e.HostIf, e.IfName, e.Name, err)
 		}
-		undo.push("anti-spoofing rules of "+e.HostIf, func() error { return n.removeAntispoof(cfg.OverlayNetNS, e.HostIf) })
+		return nil
+	}, func() error { return links.Delete(a.oc, e.HostIf) })
+	if err != nil {
+		return err
 	}
-	if err := n.attachStep(ctx, stepAntispoof); err != nil {
-		return nil, err
+	host, err := a.oc.LinkByName(e.HostIf)
+	if err != nil {
+		return fmt.Errorf("overlay: veth %s: %w", e.HostIf, err)
 	}
+	if a.ctr, err = a.cc.LinkByName(e.IfName); err != nil {
+		return fmt.Errorf("overlay: container interface %s: %w", e.IfName, err)
+	}
+	e.HostIndex, e.PeerIndex = host.Index, a.ctr.Index
+	a.n.log.Info("created veth pair", "host_if", e.HostIf, "ifname", e.IfName, "netns", e.Name, "mac", e.MAC)
+	return nil
+}
 
-	if err := setLoopbackUp(cc); err != nil {
-		return nil, fmt.Errorf("overlay: loopback up in %s: %w", req.Name, err)
+// antispoof installs the port's anti-spoofing rules, before the port is on
+// the bridge: no frame of the container gets through unchecked.
+func (a *attachment) antispoof(r *steps.Runner) error {
+	cfg, e := a.ov.Config, a.e
+	if cfg.NoAntispoof {
+		return nil
 	}
-	if err := n.attachStep(ctx, stepLoopback); err != nil {
-		return nil, err
+	return r.Do(stepAntispoof, func() error { return a.n.installAntispoof(cfg.OverlayNetNS, *e) },
+		func() error { return a.n.removeAntispoof(cfg.OverlayNetNS, e.HostIf) })
+}
+
+// container brings the container's loopback up, gives its interface the
+// address and brings it up: undone with the veth pair.
+func (a *attachment) container(r *steps.Runner) error {
+	e := a.e
+	err := r.Do(stepLoopback, func() error {
+		if err := links.Up(a.cc, "lo"); err != nil {
+			return fmt.Errorf("overlay: loopback up in %s: %w", e.Name, err)
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return err
 	}
-	if err := cc.AddressAdd(ctr.Index, req.IP); err != nil {
-		return nil, fmt.Errorf("overlay: add %s to %s: %w", req.IP, req.IfName, err)
+	err = r.Do(stepAddress, func() error {
+		if err := a.cc.AddressAdd(e.PeerIndex, e.IP); err != nil {
+			return fmt.Errorf("overlay: add %s to %s: %w", e.IP, e.IfName, err)
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		return err
 	}
-	if err := n.attachStep(ctx, stepAddress); err != nil {
-		return nil, err
-	}
-	if err := cc.LinkSetUp(ctr.Index); err != nil {
-		return nil, fmt.Errorf("overlay: set %s up: %w", req.IfName, err)
-	}
-	if err := n.attachStep(ctx, stepLinkUp); err != nil {
-		return nil, err
-	}
-	if err := oc.LinkSetMaster(host.Index, br.Index); err != nil {
-		return nil, fmt.Errorf("overlay: put %s on %s: %w", e.HostIf, cfg.Bridge, err)
-	}
-	if err := oc.LinkSetUp(host.Index); err != nil {
-		return nil, fmt.Errorf("overlay: set %s up: %w", e.HostIf, err)
-	}
-	if err := n.attachStep(ctx, stepBridgePort); err != nil {
-		return nil, err
-	}
-	// Protocol boot, as `ip route add` makes it, so the container reads back
-	// like the lab's.
-	route := rtnl.NewDefaultRoute(cfg.Gateway.Addr())
+	return r.Do(stepLinkUp, func() error {
+		if err := a.cc.LinkSetUp(e.PeerIndex); err != nil {
+			return fmt.Errorf("overlay: set %s up: %w", e.IfName, err)
+		}
+		return nil
+	}, nil)
+}
+
+// bridgePort puts the host end on the bridge and brings it up.
+func (a *attachment) bridgePort(r *steps.Runner) error {
+	e, bridge := a.e, a.ov.Config.Bridge
+	return r.Do(stepBridgePort, func() error {
+		if err := a.oc.LinkSetMaster(e.HostIndex, a.br.Index); err != nil {
+			return fmt.Errorf("overlay: put %s on %s: %w", e.HostIf, bridge, err)
+		}
+		if err := a.oc.LinkSetUp(e.HostIndex); err != nil {
+			return fmt.Errorf("overlay: set %s up: %w", e.HostIf, err)
+		}
+		return nil
+	}, nil)
+}
+
+// route adds the container's default route via the gateway, protocol boot
+// as `ip route add` makes it (so the container reads back like the lab's).
+func (a *attachment) route(r *steps.Runner) error {
+	gw := a.ov.Config.Gateway.Addr()
+	route := rtnl.NewDefaultRoute(gw)
 	route.Protocol = rtnl.ProtoBoot
-	if err := cc.RouteAdd(route); err != nil {
-		return nil, fmt.Errorf("overlay: default route via %s in %s: %w", cfg.Gateway.Addr(), req.Name, err)
-	}
-	if err := n.attachStep(ctx, stepRoute); err != nil {
-		return nil, err
-	}
+	return r.Do(stepRoute, func() error {
+		if err := a.cc.RouteAdd(route); err != nil {
+			return fmt.Errorf("overlay: default route via %s in %s: %w", gw, a.e.Name, err)
+		}
+		return nil
+	}, nil)
+}
 
-	if err := n.saveEndpoint(&endpointState{Endpoint: *e, CreatedNetNS: createdNS}); err != nil {
-		return nil, err
-	}
-	undo.push("state of "+req.Name, func() error { return n.removeEndpointState(req.Name) })
-	if err := n.attachStep(ctx, stepState); err != nil {
-		return nil, err
-	}
+// save records the endpoint in the state directory.
+func (a *attachment) save(r *steps.Runner) error {
+	name := a.e.Name
+	return r.Do(stepState, func() error { return a.n.saveEndpoint(&endpointState{Endpoint: *a.e, CreatedNetNS: a.createdNS}) },
+		func() error { return a.n.removeEndpointState(name) })
+}
 
-	rec := e.Record()
-	_, lerr := n.reg.LookupMAC(ctx, rec.IP)
+// register records IP → MAC → VTEP in the registry; undone by removing
+// only the records this call created.
+func (a *attachment) register(r *steps.Runner) error {
+	ctx, reg, rec := a.ctx, a.n.reg, a.e.Record()
+	_, lerr := reg.LookupMAC(ctx, rec.IP)
 	ipExisted := lerr == nil
-	_, lerr = n.reg.LookupVTEP(ctx, rec.MAC)
+	_, lerr = reg.LookupVTEP(ctx, rec.MAC)
 	macExisted := lerr == nil
-	if err := n.reg.Register(ctx, rec); err != nil {
-		return nil, fmt.Errorf("overlay: register %s: %w", rec, err)
-	}
-	undo.push("registry records of "+req.Name, func() error {
-		// Remove only the records this call created.
-		r := rec
+	return r.Do(stepRegister, func() error {
+		if err := reg.Register(ctx, rec); err != nil {
+			return fmt.Errorf("overlay: register %s: %w", rec, err)
+		}
+		return nil
+	}, func() error {
+		own := rec
 		if ipExisted {
-			r.IP = netip.Addr{}
+			own.IP = netip.Addr{}
 		}
 		if macExisted {
-			r.VTEP = netip.Addr{}
+			own.VTEP = netip.Addr{}
 		}
-		return n.reg.Unregister(context.WithoutCancel(ctx), r)
+		return reg.Unregister(context.WithoutCancel(ctx), own)
 	})
-	if err := n.attachStep(ctx, stepRegister); err != nil {
-		return nil, err
+}
+
+// announce sends the container's gratuitous ARP, best effort: the endpoint
+// works without it, a little later.
+func (a *attachment) announce() {
+	e := a.e
+	if err := announce(a.cns, a.ctr.Index, e.MAC, e.IP.Addr()); err != nil {
+		a.n.log.Warn("gratuitous ARP not sent", "endpoint", e.Name, "err", err)
 	}
-	// Best effort: the endpoint works without it, a little later.
-	if err := announce(cns, ctr.Index, req.MAC, req.IP.Addr()); err != nil {
-		n.log.Warn("gratuitous ARP not sent", "endpoint", req.Name, "err", err)
-	}
-	n.log.Info("attached", "endpoint", req.Name, "ip", req.IP, "mac", req.MAC, "vtep", ov.VTEP,
+	a.n.log.Info("attached", "endpoint", e.Name, "ip", e.IP, "mac", e.MAC, "vtep", a.ov.VTEP,
 		"host_if", e.HostIf, "host_index", e.HostIndex, "peer_index", e.PeerIndex)
-	return e, nil
 }
 
 // checkAttachFree refuses a name already attached and an IP or MAC taken by
@@ -357,31 +486,4 @@ func (n *Node) checkNameFree(name string) error {
 		return err
 	}
 	return nil
-}
-
-// openContainerNetNS opens the container's namespace: req.NetNSPath, which
-// must exist, or req.Name in NetNSDir, created if missing (created says so).
-func (n *Node) openContainerNetNS(req AttachRequest) (ns *rtnl.NetNS, created bool, err error) {
-	if req.NetNSPath == "" {
-		return openOrCreateNetNS(n.netnsDir, req.Name)
-	}
-	ns, err = rtnl.OpenNetNS(req.NetNSPath)
-	if err != nil {
-		return nil, false, fmt.Errorf("overlay: container netns %s: %w", req.NetNSPath, err)
-	}
-	return ns, false, nil
-}
-
-// dialEndpoint opens an rtnetlink connection in e's container namespace; a
-// missing namespace is an error wrapping os.ErrNotExist.
-func (n *Node) dialEndpoint(e Endpoint) (*rtnl.Conn, error) {
-	if e.NetNS == "" {
-		return n.dial(e.Name)
-	}
-	ns, err := rtnl.OpenNetNS(e.NetNS)
-	if err != nil {
-		return nil, err
-	}
-	defer ns.Close()
-	return rtnl.Dial(&rtnl.Config{NetNS: ns})
 }

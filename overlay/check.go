@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/overlaynet/overlaynet/internal/links"
+
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
@@ -87,7 +89,7 @@ func (n *Node) Check(ctx context.Context, name string) (*Endpoint, []string, err
 // checkContainer checks the container side's MTU, address and default
 // route.
 func (n *Node) checkContainer(cc *rtnl.Conn, e Endpoint, cfg Config, problem func(string, ...any)) {
-	l, err := linkByName(cc, e.IfName)
+	l, err := links.Find(cc, e.IfName)
 	if err != nil || l == nil {
 		return // reported by endpointStatus
 	}

@@ -176,37 +176,44 @@ func TestCreateUnderlayChoice(t *testing.T) {
 // TestCreateRollback fails create after each of its steps: the netns,
 // bridge, address, vxlan and egress it made are removed (the ruleset lists
 // as before), and no state is written. Then, over a netns and bridge that
-// existed, only what create added goes.
+// existed, only what create added or changed goes.
 func TestCreateRollback(t *testing.T) {
 	nstest.RequireTools(t, "nft")
 	tn := newTestNode(t, "cr", testUnderlay, nil)
 	hostLinks := tn.links("")
 	ruleset := tn.ruleset(false)
 	cfg := egressConfig("192.0.2.2", &egress.Config{})
+	fresh := []string{stepOverlayNetNS, stepBridge, stepGateway, stepVxlan, stepUp, stepEgress, stepOverlayState}
+	// Over an existing netns and bridge (MTU 1500: create sets it).
+	existing := []string{stepBridgeMTU, stepGateway, stepVxlan, stepUp, stepEgress, stepOverlayState}
 	for _, pre := range []bool{false, true} {
+		all := fresh
 		if pre {
+			all = existing
 			ns, err := rtnl.CreateNetNS(tn.netnsDir, "overns")
 			if err != nil {
 				t.Fatal(err)
 			}
 			ns.Close()
-			runIn(t, tn.path("overns"), "ip", "link", "add", "br0", "mtu", "1450", "type", "bridge")
+			runIn(t, tn.path("overns"), "ip", "link", "add", "br0", "type", "bridge")
 		}
-		for _, step := range createSteps {
-			if pre && (step == "netns" || step == "bridge") {
-				continue // not created, so no step
-			}
+		for _, step := range all {
 			t.Run(fmt.Sprintf("existing=%v/%s", pre, step), func(t *testing.T) {
-				tn.node.createHook = func(s string) error {
+				var seen []string
+				tn.node.stepHook = func(s string) error {
+					seen = append(seen, s)
 					if s == step {
 						return errInjected
 					}
 					return nil
 				}
-				defer func() { tn.node.createHook = nil }()
+				defer func() { tn.node.stepHook = nil }()
 				_, err := tn.create(cfg)
 				if !errors.Is(err, errInjected) || strings.Contains(err.Error(), "rollback") {
 					t.Fatalf("create with a failure at %s: %v", step, err)
+				}
+				if want := all[:slices.Index(all, step)+1]; !slices.Equal(seen, want) {
+					t.Errorf("steps %v, want %v", seen, want)
 				}
 				if pre {
 					if got := tn.links("overns"); !slices.Equal(got, []string{"br0:bridge", "lo:"}) {
@@ -214,6 +221,9 @@ func TestCreateRollback(t *testing.T) {
 					}
 					if out := runIn(t, tn.path("overns"), "ip", "-4", "-o", "addr", "show", "dev", "br0"); out != "" {
 						t.Errorf("address left on br0: %s", out)
+					}
+					if br := ipLinkOf(t, tn.path("overns"), "br0"); br.MTU != 1500 {
+						t.Errorf("br0 MTU left at %d, was 1500", br.MTU)
 					}
 				} else if names := tn.netnsNames(); len(names) != 0 {
 					t.Errorf("netns left: %v", names)
@@ -230,10 +240,20 @@ func TestCreateRollback(t *testing.T) {
 			})
 		}
 	}
-	// And without the hook it succeeds, adopting the existing bridge.
-	tn.mustCreate(testConfig("192.0.2.2"))
+	// And without a failure it succeeds, adopting the existing bridge,
+	// through the steps tried above and no other.
+	var seen []string
+	tn.node.stepHook = func(s string) error { seen = append(seen, s); return nil }
+	tn.mustCreate(cfg)
+	tn.node.stepHook = nil
+	if !slices.Equal(seen, existing) {
+		t.Errorf("create's steps %v, want %v", seen, existing)
+	}
 	st, err := tn.status()
 	if err != nil || st.Created.Bridge || st.Created.NetNS || !st.Created.Vxlan || !st.Created.Address || len(st.Problems) != 0 {
 		t.Fatalf("status %+v, %v", st, err)
+	}
+	if err := tn.reset(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/overlaynet/overlaynet/internal/links"
 	"github.com/overlaynet/overlaynet/overlay/egress"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
@@ -97,7 +98,7 @@ func (n *Node) deleteHostVeth(overlayNetNS, hostIf string) error {
 		return err
 	}
 	defer c.Close()
-	l, err := linkByName(c, hostIf)
+	l, err := links.Find(c, hostIf)
 	if err != nil || l == nil {
 		return err
 	}
@@ -119,7 +120,7 @@ func (n *Node) deletePeer(e Endpoint) error {
 		return err
 	}
 	defer c.Close()
-	l, err := linkByName(c, e.IfName)
+	l, err := links.Find(c, e.IfName)
 	if err != nil || l == nil {
 		return err
 	}
@@ -201,8 +202,8 @@ func (n *Node) Reset(ctx context.Context) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
-	if err := os.Remove(n.overlayStatePath()); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("overlay: state: %w", err)
+	if err := n.removeOverlayState(); err != nil {
+		return err
 	}
 	os.Remove(filepath.Join(n.stateDir, endpointsDir)) // only if empty
 	n.removeLock()
@@ -244,18 +245,17 @@ func (n *Node) removeOverlay(ost *overlayState) error {
 	defer c.Close()
 	var errs []error
 	if ost.Created.Vxlan {
-		if err := deleteLinkByName(c, cfg.Vxlan); err != nil {
+		if err := links.Delete(c, cfg.Vxlan); err != nil {
 			errs = append(errs, fmt.Errorf("overlay: reset: delete %s: %w", cfg.Vxlan, err))
 		}
 	}
 	if ost.Created.Bridge {
-		if err := deleteLinkByName(c, cfg.Bridge); err != nil {
+		if err := links.Delete(c, cfg.Bridge); err != nil {
 			errs = append(errs, fmt.Errorf("overlay: reset: delete %s: %w", cfg.Bridge, err))
 		}
 	} else if ost.Created.Address {
-		if br, err := linkByName(c, cfg.Bridge); err == nil && br != nil {
-			err := c.AddressDelete(br.Index, cfg.Gateway)
-			if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+		if br, err := links.Find(c, cfg.Bridge); err == nil && br != nil {
+			if err := links.DeleteAddress(c, br.Index, cfg.Gateway); err != nil {
 				errs = append(errs, fmt.Errorf("overlay: reset: remove %s from %s: %w", cfg.Gateway, cfg.Bridge, err))
 			}
 		}

@@ -219,8 +219,8 @@ func TestEgressRollback(t *testing.T) {
 	before := tn.ruleset(false)
 	links := tn.links("")
 	fwd := forwarding(t, tn.hostPath())
-	tn.node.createHook = func(step string) error {
-		if step == "egress" {
+	tn.node.stepHook = func(step string) error {
+		if step == stepEgress {
 			return errors.New("injected")
 		}
 		return nil

@@ -27,9 +27,9 @@ func (n *Node) dialNft(overlayNetNS string) (*nft.Conn, error) {
 }
 
 // installAntispoof installs the anti-spoofing rules of e's port in the
-// overlay namespace ns (see overlay/guard).
-func installAntispoof(ns *rtnl.NetNS, e Endpoint) error {
-	c, err := nft.Dial(ns.Fd())
+// overlay namespace overlayNetNS (see overlay/guard).
+func (n *Node) installAntispoof(overlayNetNS string, e Endpoint) error {
+	c, err := n.dialNft(overlayNetNS)
 	if err != nil {
 		return err
 	}

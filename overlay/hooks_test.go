@@ -13,28 +13,21 @@ import (
 func TestStepHooksPerNode(t *testing.T) {
 	failing := NewNode(NodeOptions{StateDir: t.TempDir()})
 	other := NewNode(NodeOptions{StateDir: t.TempDir()})
-	failing.createHook = func(string) error { return errInjected }
-	failing.attachHook = func(string) error { return errInjected }
+	failing.stepHook = func(string) error { return errInjected }
+	nop := func() error { return nil }
 	var wg sync.WaitGroup
-	for _, step := range attachSteps {
-		wg.Go(func() {
-			if err := other.attachStep(t.Context(), step); err != nil {
-				t.Errorf("other node's attach step %s: %v", step, err)
-			}
-			if err := failing.attachStep(t.Context(), step); !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "attach step "+step) {
-				t.Errorf("failing node's attach step %s: %v", step, err)
-			}
-		})
-	}
-	for _, step := range createSteps {
-		wg.Go(func() {
-			if err := other.createStep(step); err != nil {
-				t.Errorf("other node's create step %s: %v", step, err)
-			}
-			if err := failing.createStep(step); !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "create step "+step) {
-				t.Errorf("failing node's create step %s: %v", step, err)
-			}
-		})
+	for _, op := range []string{"create", "attach"} {
+		for _, step := range []string{stepOverlayNetNS, stepBridge, stepVeth, stepRegister} {
+			wg.Go(func() {
+				if err := other.runner(t.Context(), op, other.log).Do(step, nop, nil); err != nil {
+					t.Errorf("other node's %s step %s: %v", op, step, err)
+				}
+				err := failing.runner(t.Context(), op, failing.log).Do(step, nop, nil)
+				if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "overlay: "+op+" step "+step) {
+					t.Errorf("failing node's %s step %s: %v", op, step, err)
+				}
+			})
+		}
 	}
 	wg.Wait()
 }

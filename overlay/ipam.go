@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/overlaynet/overlaynet/internal/steps"
 	"github.com/overlaynet/overlaynet/overlay/ipam"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
@@ -64,9 +65,10 @@ func (n *Node) allocator(ov Overlay) (*ipam.Allocator, error) {
 }
 
 // allocate gives req an address (the wanted one, or a free one) from the
-// node's allocator, and pushes its release onto undo. Without an allocator
-// an explicit address is left as it is, and none is an error.
-func (n *Node) allocate(ctx context.Context, ov Overlay, req *AttachRequest, undo *undoStack) error {
+// node's allocator, as step stepAllocate of r (undone by releasing it).
+// Without an allocator an explicit address is left as it is, and none is
+// an error.
+func (n *Node) allocate(ctx context.Context, r *steps.Runner, ov Overlay, req *AttachRequest) error {
 	a, err := n.allocator(ov)
 	if err != nil {
 		return err
@@ -81,16 +83,17 @@ func (n *Node) allocate(ctx context.Context, ov Overlay, req *AttachRequest, und
 	if req.IP.IsValid() {
 		want = req.IP.Addr()
 	}
-	p, err := a.Allocate(ctx, req.Name, want)
-	if err != nil {
+	return r.Do(stepAllocate, func() error {
+		p, err := a.Allocate(ctx, req.Name, want)
 		if errors.Is(err, ipam.ErrInUse) {
 			return fmt.Errorf("%w: %w", registry.ErrConflict, err)
 		}
-		return fmt.Errorf("overlay: allocate an address for %s: %w", req.Name, err)
-	}
-	undo.push("address "+p.Addr().String(), func() error { return a.Release(context.WithoutCancel(ctx), req.Name, p.Addr()) })
-	req.IP = p
-	return nil
+		if err != nil {
+			return fmt.Errorf("overlay: allocate an address for %s: %w", req.Name, err)
+		}
+		req.IP = p
+		return nil
+	}, func() error { return a.Release(context.WithoutCancel(ctx), req.Name, req.IP.Addr()) })
 }
 
 // release returns e's address to the node's allocator, if it has one.

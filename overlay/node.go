@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/overlaynet/overlaynet/internal/steps"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
@@ -48,11 +49,10 @@ type Node struct {
 	log      *slog.Logger
 	mu       sync.Mutex
 
-	// createHook and attachHook, when set (by tests), are called after each
-	// create or attach step; an error makes the operation fail there and
-	// roll back.
-	createHook func(step string) error
-	attachHook func(step string) error
+	// stepHook, when set (by tests), is called after each step of the
+	// node's operations (create, attach); an error makes the operation
+	// fail there and roll back.
+	stepHook steps.Hook
 	// dialer, when set (by tests), replaces dial: a fake kernel per
 	// namespace name.
 	dialer func(name string) (*rtnl.Conn, error)
@@ -93,10 +93,23 @@ var (
 	// ErrNoRegistry is returned by operations that need a Registry when
 	// NodeOptions.Registry is nil.
 	ErrNoRegistry = errors.New("overlay: no registry configured")
+	// ErrNetNSNotFound is wrapped by Attach (and CheckNetNS) when the
+	// container's network namespace path does not exist or is not a
+	// network namespace.
+	ErrNetNSNotFound = errors.New("overlay: no such container network namespace")
+	// ErrOwnNetNS is wrapped by Attach (and CheckNetNS) when the
+	// container's network namespace is the caller's own, the node's.
+	ErrOwnNetNS = errors.New("overlay: not a container's network namespace")
+	// ErrInterfaceExists is wrapped by Attach when the container already
+	// has an interface of the requested name.
+	ErrInterfaceExists = errors.New("overlay: interface name taken in the container")
 )
 
-// checkCtx returns ctx's error, if any, before a step begins.
-func checkCtx(ctx context.Context) error { return ctx.Err() }
+// runner returns the step runner of one operation of this node (op:
+// "create", "attach"), logging to log.
+func (n *Node) runner(ctx context.Context, op string, log *slog.Logger) *steps.Runner {
+	return steps.New(ctx, steps.Options{Op: "overlay: " + op, Log: log, Hook: n.stepHook})
+}
 
 // Overlay returns the overlay recorded in the state directory by Create
 // (without asking the kernel), or ErrNotCreated.
@@ -133,19 +146,4 @@ func (n *Node) Endpoints() ([]Endpoint, error) {
 		eps = append(eps, st.Endpoint)
 	}
 	return eps, err
-}
-
-// dial opens an rtnetlink connection in the named namespace name of this
-// node. The socket stays bound to the namespace; no handle on it is kept.
-// A missing namespace is an error wrapping os.ErrNotExist.
-func (n *Node) dial(name string) (*rtnl.Conn, error) {
-	if n.dialer != nil {
-		return n.dialer(name)
-	}
-	ns, err := rtnl.OpenNamedNetNS(n.netnsDir, name)
-	if err != nil {
-		return nil, err
-	}
-	defer ns.Close()
-	return rtnl.Dial(&rtnl.Config{NetNS: ns})
 }

@@ -36,28 +36,31 @@ func TestAttachRollback(t *testing.T) {
 	baseStore := storeFiles(t, tn.store)
 	baseState := tn.stateFiles()
 	baseRules := runIn(t, tn.path("overns"), "nft", "list", "ruleset")
+	all := []string{stepAllocate, stepNetNS, stepVeth, stepAntispoof, stepLoopback, stepAddress, stepLinkUp,
+		stepBridgePort, stepRoute, stepState, stepRegister}
 	for _, existing := range []bool{false, true} {
-		name := "newns"
+		name, steps := "newns", all
 		if existing {
-			name = "prens"
+			// No netns step: the namespace is there.
+			name, steps = "prens", slices.DeleteFunc(slices.Clone(all), func(s string) bool { return s == stepNetNS })
 		}
-		for _, step := range attachSteps {
+		for _, step := range steps {
 			t.Run(name+"/"+step, func(t *testing.T) {
 				var seen []string
-				tn.node.attachHook = func(s string) error {
+				tn.node.stepHook = func(s string) error {
 					seen = append(seen, s)
 					if s == step {
 						return errInjected
 					}
 					return nil
 				}
-				defer func() { tn.node.attachHook = nil }()
+				defer func() { tn.node.stepHook = nil }()
 				_, err := tn.attach(AttachRequest{Name: name, IP: netip.MustParsePrefix("198.51.100.2/24")})
 				if !errors.Is(err, errInjected) || strings.Contains(err.Error(), "rollback") {
 					t.Fatalf("attach with a failure at %s: %v", step, err)
 				}
-				if seen[len(seen)-1] != step {
-					t.Fatalf("steps run %v, want them to stop at %s", seen, step)
+				if want := steps[:slices.Index(steps, step)+1]; !slices.Equal(seen, want) {
+					t.Fatalf("steps run %v, want %v", seen, want)
 				}
 				wantNS := []string{"overns", "prens"}
 				if got := tn.netnsNames(); !slices.Equal(got, wantNS) {
@@ -81,8 +84,15 @@ func TestAttachRollback(t *testing.T) {
 			})
 		}
 	}
-	// The hook saw every step; with it gone, the same attach succeeds.
+	// Without a failure the same attach succeeds, through the steps tried
+	// above and no other.
+	var seen []string
+	tn.node.stepHook = func(s string) error { seen = append(seen, s); return nil }
 	tn.mustAttach(AttachRequest{Name: "newns", IP: netip.MustParsePrefix("198.51.100.2/24")})
+	tn.node.stepHook = nil
+	if !slices.Equal(seen, all) {
+		t.Errorf("attach's steps %v, want %v", seen, all)
+	}
 
 	// A failure at registration when the records already existed (same
 	// values) must not remove them.
@@ -92,14 +102,14 @@ func TestAttachRollback(t *testing.T) {
 	if err := tn2.store.Register(ctx, mine); err != nil {
 		t.Fatal(err)
 	}
-	tn2.node.attachHook = func(s string) error {
+	tn2.node.stepHook = func(s string) error {
 		if s == stepRegister {
 			return errInjected
 		}
 		return nil
 	}
 	_, err = tn2.attach(AttachRequest{Name: "c7", IP: netip.MustParsePrefix("198.51.100.7/24")})
-	tn2.node.attachHook = nil
+	tn2.node.stepHook = nil
 	if !errors.Is(err, errInjected) {
 		t.Fatalf("attach: %v", err)
 	}
@@ -141,7 +151,7 @@ func TestAttachRollbackKernelFailure(t *testing.T) {
 	// netns attach created itself: everything, the netns included, goes.
 	tn2 := newTestNode(t, "rg", testUnderlay, nil)
 	tn2.mustCreate(testConfig("192.0.2.2"))
-	tn2.node.attachHook = func(s string) error {
+	tn2.node.stepHook = func(s string) error {
 		if s == stepBridgePort {
 			// Occupy the default route just before attach adds its own.
 			runIn(t, tn2.path("late"), "ip", "route", "add", "default", "dev", "eth0")
@@ -149,7 +159,7 @@ func TestAttachRollbackKernelFailure(t *testing.T) {
 		return nil
 	}
 	_, err = tn2.attach(AttachRequest{Name: "late", IP: netip.MustParsePrefix("198.51.100.3/24")})
-	tn2.node.attachHook = nil
+	tn2.node.stepHook = nil
 	if err == nil {
 		t.Fatal("attach with a taken default route succeeded")
 	}

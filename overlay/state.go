@@ -94,6 +94,15 @@ func (n *Node) saveEndpoint(st *endpointState) error {
 	return writeJSON(n.endpointStatePath(st.Endpoint.Name), st)
 }
 
+// removeOverlayState removes overlay.json; a missing one is not an error.
+func (n *Node) removeOverlayState() error {
+	err := os.Remove(n.overlayStatePath())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("overlay: state: %w", err)
+	}
+	return nil
+}
+
 func (n *Node) removeEndpointState(name string) error {
 	err := os.Remove(n.endpointStatePath(name))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {

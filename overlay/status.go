@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/overlaynet/overlaynet/internal/links"
+
 	"github.com/overlaynet/overlaynet/overlay/egress"
 	"github.com/overlaynet/overlaynet/overlay/guard"
 	"github.com/overlaynet/overlaynet/overlay/ipam"
@@ -209,7 +211,7 @@ func (n *Node) endpointStatus(st *endpointState, byName map[string]*rtnl.LinkMes
 		return es
 	}
 	defer cc.Close()
-	p, err := linkByName(cc, e.IfName)
+	p, err := links.Find(cc, e.IfName)
 	switch {
 	case err != nil:
 		problem("container interface %s: %v", e.IfName, err)

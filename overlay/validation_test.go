@@ -3,9 +3,14 @@ package overlay
 import (
 	"errors"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/overlaynet/overlaynet/internal/nstest"
+	"github.com/overlaynet/overlaynet/rtnl"
 )
 
 // TestValidationCreatesNothing runs every invalid create and attach through
@@ -100,5 +105,77 @@ func TestValidationCreatesNothing(t *testing.T) {
 	}
 	if err := tn.detach("../x"); err == nil {
 		t.Errorf("detach of a bad name succeeded")
+	}
+}
+
+// TestAttachRefusesContainer: a container namespace that is missing, not a
+// network namespace or the node's own, and an interface name the
+// container has already, are refused with typed errors before anything is
+// made; the container is left as it was.
+func TestAttachRefusesContainer(t *testing.T) {
+	tn := newTestNode(t, "vc", testUnderlay, nil)
+	tn.mustCreate(testConfig("192.0.2.2"))
+	notNS := filepath.Join(t.TempDir(), "notns")
+	if err := os.WriteFile(notNS, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, busyName := nstest.NetNS(t, "vcb") // a runtime's namespace, with eth0
+	busy := filepath.Join(rtnl.DefaultNetNSDir, busyName)
+	runIn(t, busy, "ip", "link", "add", "eth0", "type", "bridge")
+	named, err := rtnl.CreateNetNS(tn.netnsDir, "named") // overlayd's, with eth0
+	if err != nil {
+		t.Fatal(err)
+	}
+	named.Close()
+	runIn(t, tn.path("named"), "ip", "link", "add", "eth0", "type", "bridge")
+	baseNS, baseLinks, baseState, baseStore := tn.netnsNames(), tn.links("overns"), tn.stateFiles(), storeFiles(t, tn.store)
+	for _, tc := range []struct {
+		name string
+		req  AttachRequest
+		is   error
+		want string
+	}{
+		{"missing path", AttachRequest{Name: "c1", NetNSPath: "/var/run/netns/ovt-no-such-ns"}, ErrNetNSNotFound, "ovt-no-such-ns"},
+		{"regular file", AttachRequest{Name: "c1", NetNSPath: notNS}, ErrNetNSNotFound, notNS + " is not a network namespace"},
+		{"mount namespace", AttachRequest{Name: "c1", NetNSPath: "/proc/self/ns/mnt"}, ErrNetNSNotFound, "is not a network namespace"},
+		{"the node's own", AttachRequest{Name: "c1", NetNSPath: filepath.Join(rtnl.DefaultNetNSDir, tn.hostName)}, ErrOwnNetNS, "own network namespace"},
+		{"interface taken (path)", AttachRequest{Name: "c1", NetNSPath: busy}, ErrInterfaceExists, "eth0 already exists in " + busy},
+		{"interface taken (named)", AttachRequest{Name: "named"}, ErrInterfaceExists, "eth0 already exists in " + tn.path("named")},
+		{"other interface taken", AttachRequest{Name: "c1", NetNSPath: busy, IfName: "lo"}, ErrInterfaceExists, "lo already exists"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.req.IP = netip.MustParsePrefix("198.51.100.3/24")
+			_, err := tn.attach(tc.req)
+			if !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("attach: %v, want an error wrapping %v containing %q", err, tc.is, tc.want)
+			}
+			if got := tn.netnsNames(); !slices.Equal(got, baseNS) {
+				t.Errorf("netns %v, want %v", got, baseNS)
+			}
+			if got := tn.links("overns"); !slices.Equal(got, baseLinks) {
+				t.Errorf("overlay links %v, want %v", got, baseLinks)
+			}
+			if got := tn.stateFiles(); !slices.Equal(got, baseState) {
+				t.Errorf("state %v, want %v", got, baseState)
+			}
+			if got := storeFiles(t, tn.store); !slices.Equal(got, baseStore) {
+				t.Errorf("store %v, want %v", got, baseStore)
+			}
+			for _, path := range []string{busy, tn.path("named")} {
+				if out := runIn(t, path, "ip", "-o", "link", "show", "dev", "eth0"); !strings.Contains(out, "eth0") {
+					t.Errorf("eth0 gone from %s", path)
+				}
+			}
+		})
+	}
+	// CheckNetNS refuses the same namespaces, and accepts a container's.
+	if err := CheckNetNS(notNS); !errors.Is(err, ErrNetNSNotFound) {
+		t.Errorf("CheckNetNS of a file: %v", err)
+	}
+	if err := tn.do(func() error { return CheckNetNS(filepath.Join(rtnl.DefaultNetNSDir, tn.hostName)) }); !errors.Is(err, ErrOwnNetNS) {
+		t.Errorf("CheckNetNS of the node's own: %v", err)
+	}
+	if err := tn.do(func() error { return CheckNetNS(busy) }); err != nil {
+		t.Errorf("CheckNetNS of a container's: %v", err)
 	}
 }
