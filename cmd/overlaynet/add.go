@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"net"
 	"os"
 	"time"
@@ -12,8 +11,6 @@ import (
 	current "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/overlay/ipam"
-	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
 // opTimeout bounds one plugin invocation.
@@ -33,9 +30,6 @@ func cmdAdd(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	if err := checkNetNS(args.Netns); err != nil {
-		return err
-	}
 	n, _, done, err := c.node(log)
 	if err != nil {
 		return err
@@ -44,9 +38,6 @@ func cmdAdd(args *skel.CmdArgs) error {
 	ov, err := n.Overlay()
 	if err != nil {
 		return cniError("this node", err)
-	}
-	if err := checkIfName(args.Netns, args.IfName); err != nil {
-		return err
 	}
 
 	var delegated bool
@@ -102,44 +93,4 @@ func result(c *netConf, ep *overlay.Endpoint, ov *overlay.Overlay) *current.Resu
 	})
 	res.Routes = append(res.Routes, &types.Route{Dst: net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)}, GW: gw})
 	return res
-}
-
-// checkNetNS refuses a CNI_NETNS that does not exist (code 3) or is the
-// plugin's own namespace (code 8).
-func checkNetNS(path string) error {
-	var st, self unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return newError(types.ErrUnknownContainer, "CNI_NETNS %s: %v", path, err)
-	}
-	ns, err := rtnl.OpenNetNS(path)
-	if err != nil {
-		return newError(types.ErrUnknownContainer, "CNI_NETNS %s is not a network namespace: %v", path, err)
-	}
-	ns.Close()
-	if err := unix.Stat("/proc/self/ns/net", &self); err == nil && st.Dev == self.Dev && st.Ino == self.Ino {
-		return newError(types.ErrInvalidNetNS, "CNI_NETNS %s is the plugin's own network namespace", path)
-	}
-	return nil
-}
-
-// checkIfName refuses an interface name that exists in the container.
-func checkIfName(path, ifname string) error {
-	ns, err := rtnl.OpenNetNS(path)
-	if err != nil {
-		return newError(types.ErrUnknownContainer, "CNI_NETNS %s: %v", path, err)
-	}
-	defer ns.Close()
-	c, err := rtnl.Dial(&rtnl.Config{NetNS: ns})
-	if err != nil {
-		return newError(types.ErrInternal, "netlink in %s: %v", path, err)
-	}
-	defer c.Close()
-	_, err = c.LinkByName(ifname)
-	switch {
-	case err == nil:
-		return newError(errInterfaceExists, "interface %s already exists in %s", ifname, path)
-	case errors.Is(err, unix.ENODEV):
-		return nil
-	}
-	return newError(types.ErrInternal, "interface %s in %s: %v", ifname, path, err)
 }

@@ -33,8 +33,8 @@ func cmdCheck(args *skel.CmdArgs) error {
 	log := c.logger(os.Stderr)
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	if err := checkNetNS(args.Netns); err != nil {
-		return err
+	if err := overlay.CheckNetNS(args.Netns); err != nil {
+		return cniError("CNI_NETNS "+args.Netns, err)
 	}
 	n, _, done, err := c.node(log)
 	if err != nil {

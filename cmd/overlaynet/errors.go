@@ -41,8 +41,12 @@ func cniError(msg string, err error) *types.Error {
 		code = errAddressTaken
 	case errors.Is(err, ipam.ErrExhausted):
 		code = errNoAddress
-	case errors.Is(err, overlay.ErrExists):
+	case errors.Is(err, overlay.ErrExists), errors.Is(err, overlay.ErrInterfaceExists):
 		code = errInterfaceExists
+	case errors.Is(err, overlay.ErrNetNSNotFound):
+		code = types.ErrUnknownContainer
+	case errors.Is(err, overlay.ErrOwnNetNS):
+		code = types.ErrInvalidNetNS
 	case errors.Is(err, etcdreg.ErrUnavailable):
 		code = types.ErrTryAgainLater
 	}

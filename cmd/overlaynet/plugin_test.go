@@ -188,6 +188,10 @@ func TestErrors(t *testing.T) {
 	os.WriteFile(filepath.Join(store, "fdb", "02:aa:00:00:00:10"), []byte("192.0.2.9\n"), 0o644)
 	busy := n.containerNS("busy")
 	in(t, busy, "ip", "link", "add", "eth0", "type", "bridge")
+	notNS := filepath.Join(t.TempDir(), "notns")
+	if err := os.WriteFile(notNS, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	conf := n.conf("1.0.0", nil)
 	add := func(mod func(*call)) call {
 		c := call{cmd: "ADD", containerID: "c1", netns: ns, ifname: "eth0", stdin: conf}
@@ -207,6 +211,7 @@ func TestErrors(t *testing.T) {
 		{"unknown cniVersion", n, add(func(c *call) { c.stdin = n.conf("9.9.9", nil) }), 1, "incompatible CNI versions"},
 		{"missing CNI_NETNS", n, add(func(c *call) { c.netns = "" }), 4, "CNI_NETNS"},
 		{"netns does not exist", n, add(func(c *call) { c.netns = "/var/run/netns/ovt-no-such-ns" }), 3, "ovt-no-such-ns"},
+		{"netns is not a network namespace", n, add(func(c *call) { c.netns = notNS }), 3, notNS + " is not a network namespace"},
 		{"address outside the subnet", n, add(func(c *call) { c.args = "IP=203.0.113.5" }), 102, "outside the overlay subnet 198.51.100.0/24"},
 		{"address is the gateway", n, add(func(c *call) { c.args = "IgnoreUnknown=1;IP=198.51.100.1" }), 102, "gateway"},
 		{"address taken", n, add(func(c *call) {
@@ -217,7 +222,7 @@ func TestErrors(t *testing.T) {
 		{"interface exists", n, add(func(c *call) { c.netns = busy }), 104, "eth0 already exists"},
 		{"bad blockBits", n, add(func(c *call) { c.stdin = n.conf("1.0.0", map[string]any{"blockBits": 40}) }), 7, "blockBits 40"},
 		{"unknown store scheme", n, add(func(c *call) { c.stdin = n.conf("1.0.0", map[string]any{"store": "zk://x"}) }), 7, "unknown scheme"},
-		{"own netns", n, add(func(c *call) { c.netns = "/var/run/netns/" + n.name }), 8, "plugin's own network namespace"},
+		{"own netns", n, add(func(c *call) { c.netns = "/var/run/netns/" + n.name }), 8, "own network namespace"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -355,6 +360,13 @@ func TestCheckFindsDifferences(t *testing.T) {
 	out := n.ok(call{cmd: "ADD", containerID: "c1", netns: ns, ifname: "eth0", stdin: conf})
 	check := call{cmd: "CHECK", containerID: "c1", netns: ns, ifname: "eth0", stdin: withPrev(t, conf, out)}
 	n.ok(check)
+	// A CNI_NETNS that is gone, or the plugin's own: the spec's codes.
+	gone := check
+	gone.netns = "/var/run/netns/ovt-no-such-ns"
+	n.fails(gone, 3, "ovt-no-such-ns")
+	own := check
+	own.netns = "/var/run/netns/" + n.name
+	n.fails(own, 8, "own network namespace")
 	// A prevResult that lies about the address.
 	lie := strings.Replace(out, "198.51.100.2/24", "198.51.100.3/24", 1)
 	e := n.fails(call{cmd: "CHECK", containerID: "c1", netns: ns, ifname: "eth0", stdin: withPrev(t, conf, lie)}, 107, "prevResult has address 198.51.100.3/24")
