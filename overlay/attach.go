@@ -122,20 +122,12 @@ func (a *attachment) netns(r *steps.Runner) error {
 	if a.cns != nil {
 		return nil
 	}
-	dir, name := a.n.netnsDir, a.req.Name
-	err := r.Do(stepNetNS, func() error {
-		ns, err := rtnl.CreateNetNS(dir, name)
-		if err != nil {
-			return fmt.Errorf("overlay: netns %s: %w", name, err)
-		}
-		r.CloseLater(ns.Close)
-		a.cns, a.createdNS = ns, true
-		return nil
-	}, func() error { return deleteNetNS(dir, name) })
+	ns, err := createNetNS(r, stepNetNS, a.n.netnsDir, a.req.Name)
 	if err != nil {
 		return err
 	}
-	a.n.log.Info("created container netns", "netns", name)
+	a.cns, a.createdNS = ns, true
+	a.n.log.Info("created container netns", "netns", a.req.Name)
 	return a.dialContainer(r)
 }
 

@@ -100,20 +100,12 @@ func (c *creation) netns(r *steps.Runner) error {
 	if c.ns != nil {
 		return nil
 	}
-	dir, name := c.n.netnsDir, c.cfg.OverlayNetNS
-	err := r.Do(stepOverlayNetNS, func() error {
-		ns, err := rtnl.CreateNetNS(dir, name)
-		if err != nil {
-			return fmt.Errorf("overlay: create overlay netns: %w", err)
-		}
-		r.CloseLater(ns.Close)
-		c.ns, c.created.NetNS = ns, true
-		return nil
-	}, func() error { return deleteNetNS(dir, name) })
+	ns, err := createNetNS(r, stepOverlayNetNS, c.n.netnsDir, c.cfg.OverlayNetNS)
 	if err != nil {
 		return err
 	}
-	c.n.log.Info("created overlay netns", "netns", name, "dir", dir)
+	c.ns, c.created.NetNS = ns, true
+	c.n.log.Info("created overlay netns", "netns", c.cfg.OverlayNetNS, "dir", c.n.netnsDir)
 	if c.oc, err = rtnl.Dial(&rtnl.Config{NetNS: c.ns}); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 
+	"github.com/overlaynet/overlaynet/internal/steps"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -51,6 +52,21 @@ func checkContainerNetNS(ns *rtnl.NetNS) error {
 		return fmt.Errorf("%w: %s is this process's own network namespace", ErrOwnNetNS, ns.Path())
 	}
 	return nil
+}
+
+// createNetNS creates the named namespace dir/name as step of r, undone by
+// deleting it; r closes the handle.
+func createNetNS(r *steps.Runner, step, dir, name string) (*rtnl.NetNS, error) {
+	var ns *rtnl.NetNS
+	err := r.Do(step, func() error {
+		var err error
+		if ns, err = rtnl.CreateNetNS(dir, name); err != nil {
+			return fmt.Errorf("overlay: create netns %s: %w", name, err)
+		}
+		r.CloseLater(ns.Close)
+		return nil
+	}, func() error { return deleteNetNS(dir, name) })
+	return ns, err
 }
 
 // deleteNetNS deletes the named namespace; a missing one is not an error.

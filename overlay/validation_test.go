@@ -67,10 +67,7 @@ func TestValidationCreatesNothing(t *testing.T) {
 
 	tn.mustCreate(testConfig("192.0.2.2"))
 	tn.mustAttach(AttachRequest{Name: "c1", IP: netip.MustParsePrefix("198.51.100.2/24")})
-	baseNS := tn.netnsNames()
-	baseLinks := tn.links("overns")
-	baseState := tn.stateFiles()
-	baseStore := storeFiles(t, tn.store)
+	base := tn.view()
 	var cases []badAttachCase
 	for _, c := range badAttachCases() {
 		if c.name != "no ip" { // allocates (TestAttachAllocates)
@@ -86,18 +83,7 @@ func TestValidationCreatesNothing(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("attach: %v, want an error containing %q", err, tc.want)
 			}
-			if got := tn.netnsNames(); !slices.Equal(got, baseNS) {
-				t.Errorf("netns %v, want %v", got, baseNS)
-			}
-			if got := tn.links("overns"); !slices.Equal(got, baseLinks) {
-				t.Errorf("overlay links %v, want %v", got, baseLinks)
-			}
-			if got := tn.stateFiles(); !slices.Equal(got, baseState) {
-				t.Errorf("state %v, want %v", got, baseState)
-			}
-			if got := storeFiles(t, tn.store); !slices.Equal(got, baseStore) {
-				t.Errorf("store %v, want %v", got, baseStore)
-			}
+			tn.sameView(t, base)
 		})
 	}
 	if err := tn.detach("nope"); !errors.Is(err, ErrUnknownEndpoint) {
@@ -128,7 +114,7 @@ func TestAttachRefusesContainer(t *testing.T) {
 	}
 	named.Close()
 	runIn(t, tn.path("named"), "ip", "link", "add", "eth0", "type", "bridge")
-	baseNS, baseLinks, baseState, baseStore := tn.netnsNames(), tn.links("overns"), tn.stateFiles(), storeFiles(t, tn.store)
+	base := tn.view()
 	for _, tc := range []struct {
 		name string
 		req  AttachRequest
@@ -149,18 +135,7 @@ func TestAttachRefusesContainer(t *testing.T) {
 			if !errors.Is(err, tc.is) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("attach: %v, want an error wrapping %v containing %q", err, tc.is, tc.want)
 			}
-			if got := tn.netnsNames(); !slices.Equal(got, baseNS) {
-				t.Errorf("netns %v, want %v", got, baseNS)
-			}
-			if got := tn.links("overns"); !slices.Equal(got, baseLinks) {
-				t.Errorf("overlay links %v, want %v", got, baseLinks)
-			}
-			if got := tn.stateFiles(); !slices.Equal(got, baseState) {
-				t.Errorf("state %v, want %v", got, baseState)
-			}
-			if got := storeFiles(t, tn.store); !slices.Equal(got, baseStore) {
-				t.Errorf("store %v, want %v", got, baseStore)
-			}
+			tn.sameView(t, base)
 			for _, path := range []string{busy, tn.path("named")} {
 				if out := runIn(t, path, "ip", "-o", "link", "show", "dev", "eth0"); !strings.Contains(out, "eth0") {
 					t.Errorf("eth0 gone from %s", path)
@@ -177,5 +152,27 @@ func TestAttachRefusesContainer(t *testing.T) {
 	}
 	if err := tn.do(func() error { return CheckNetNS(busy) }); err != nil {
 		t.Errorf("CheckNetNS of a container's: %v", err)
+	}
+}
+
+// nodeView is what a refused attach leaves as it was: the node's
+// namespaces, the overlay's links, the state and the store's records.
+type nodeView struct{ netns, links, state, store []string }
+
+func (tn *testNode) view() nodeView {
+	return nodeView{tn.netnsNames(), tn.links("overns"), tn.stateFiles(), storeFiles(tn.t, tn.store)}
+}
+
+// sameView reports in t how the node differs from base.
+func (tn *testNode) sameView(t *testing.T, base nodeView) {
+	t.Helper()
+	now := tn.view()
+	for _, d := range []struct {
+		what      string
+		got, want []string
+	}{{"netns", now.netns, base.netns}, {"overlay links", now.links, base.links}, {"state", now.state, base.state}, {"store", now.store, base.store}} {
+		if !slices.Equal(d.got, d.want) {
+			t.Errorf("%s %v, want %v", d.what, d.got, d.want)
+		}
 	}
 }

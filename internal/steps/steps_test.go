@@ -38,11 +38,10 @@ var (
 )
 
 // run makes steps a, b, c (the one named fail fails its do, the ones in
-// badUndo fail their undo) on a runner with a closer, and returns the
+// badUndo fail their undo) on a runner with two closers, recording the
+// calls in tr (also the journal, unless opt has one), and returns the
 // operation's error and what was called.
-func run(t *testing.T, opt Options, fail string, badUndo ...string) (error, []string) {
-	t.Helper()
-	tr := &trace{}
+func run(opt Options, tr *trace, fail string, badUndo ...string) (error, []string) {
 	if opt.Journal == nil {
 		opt.Journal = tr
 	}
@@ -94,7 +93,7 @@ func TestRunner(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var logBuf bytes.Buffer
 			opt := Options{Op: "pkg: op", Log: slog.New(slog.NewTextHandler(&logBuf, nil))}
-			err, calls := run(t, opt, tt.fail, tt.badUndo...)
+			err, calls := run(opt, &trace{}, tt.fail, tt.badUndo...)
 			if !slices.Equal(calls, tt.want) {
 				t.Errorf("calls\n%q\nwant\n%q", calls, tt.want)
 			}
@@ -137,7 +136,7 @@ func TestHook(t *testing.T) {
 		}
 		return nil
 	}
-	err, calls := run(t, Options{Op: "pkg: op", Hook: hook}, "")
+	err, calls := run(Options{Op: "pkg: op", Hook: hook}, &trace{}, "")
 	if !errors.Is(err, errHook) || err.Error() != "pkg: op step b: injected" {
 		t.Fatalf("error %v, want the hook's at step b", err)
 	}
@@ -206,26 +205,12 @@ func TestJournalFailure(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tr := &trace{}
-			err := func() (err error) {
-				r := New(context.Background(), Options{Op: "pkg: op", Journal: tt.j(tr)})
-				defer r.Finish(&err)
-				r.CloseLater(func() error { tr.add("close first"); return nil })
-				for _, name := range []string{"a", "b", "c"} {
-					do, undo := tr.step(name, nil, nil)
-					if err := r.Do(name, do, undo); err != nil {
-						return err
-					}
-					if name == "a" {
-						r.CloseLater(func() error { tr.add("close second"); return nil })
-					}
-				}
-				return nil
-			}()
+			err, calls := run(Options{Op: "pkg: op", Journal: tt.j(tr)}, tr, "")
 			if err == nil || err.Error() != tt.msg {
 				t.Errorf("error %v, want %q", err, tt.msg)
 			}
-			if !slices.Equal(tr.calls, tt.want) {
-				t.Errorf("calls\n%q\nwant\n%q", tr.calls, tt.want)
+			if !slices.Equal(calls, tt.want) {
+				t.Errorf("calls\n%q\nwant\n%q", calls, tt.want)
 			}
 		})
 	}
