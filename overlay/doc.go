@@ -13,7 +13,10 @@
 // (AttachRequest.NetNSPath, the CNI plugin cmd/overlaynet) and checked
 // against the kernel and the registry (Node.Check). Attach, Detach and
 // Reset hold a lock in the state directory, and the resolver daemon holds
-// LockDaemon's while it runs (DaemonRunning finds it).
+// LockDaemon's while it runs (DaemonRunning finds it). Create and Attach
+// are all or nothing: each checks everything it can before changing
+// anything, then makes its changes as named steps (internal/steps), undone
+// newest first when one fails.
 //
 // The process is expected to run in the node's "host" network namespace:
 // the vxlan device is created there (its UDP socket lives there) and moved

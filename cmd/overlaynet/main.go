@@ -29,10 +29,10 @@
 //
 // Errors are the spec's JSON error object on stdout, with the spec's codes
 // where one fits (1 incompatible version, 3 the container's netns does not
-// exist, 4 missing or bad environment variable, 6 undecodable config, 7
-// invalid config, 8 CNI_NETNS is the plugin's own namespace, 11 the
-// registry is unavailable: try again later, 50 STATUS: not ready, 999
-// internal), and these plugin-specific ones:
+// exist or is not a network namespace, 4 missing or bad environment
+// variable, 6 undecodable config, 7 invalid config, 8 CNI_NETNS is the
+// plugin's own namespace, 11 the registry is unavailable: try again later,
+// 50 STATUS: not ready, 999 internal), and these plugin-specific ones:
 //
 //	100  no overlay on this node (run `overlayd create`)
 //	101  the address is taken (by another container, here or on another node)
