@@ -136,7 +136,7 @@ func printStatus(out io.Writer, st *overlay.Status) error {
 	}
 	for _, p := range g.Ports {
 		var drops []string
-		for _, r := range guard.Reasons {
+		for _, r := range guard.Reasons() {
 			if v, ok := p.Drops[r]; ok {
 				drops = append(drops, fmt.Sprintf("%s %d", r, v))
 			}

@@ -1,6 +1,7 @@
 package guard
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -55,7 +56,9 @@ const (
 func (r Reason) String() string { return string(r) }
 
 // Reasons lists every reason, in a fixed order.
-var Reasons = []Reason{ReasonVTEP, ReasonSrcMAC, ReasonARPSender, ReasonSrcIP, ReasonEtherType}
+func Reasons() []Reason {
+	return []Reason{ReasonVTEP, ReasonSrcMAC, ReasonARPSender, ReasonSrcIP, ReasonEtherType}
+}
 
 // Port is a container port to guard: its host-side veth in the overlay
 // namespace and the MAC and IPv4 address it was attached with.
@@ -77,16 +80,16 @@ func (p Port) check() error {
 	return nil
 }
 
-// Ethertypes and header offsets the rules use.
-var (
-	etherIPv4 = []byte{0x08, 0x00}
-	etherARP  = []byte{0x08, 0x06}
+// Ethertypes the rules use.
+const (
+	etherIPv4 = 0x0800
+	etherARP  = 0x0806
 )
 
-func etherType(op expr.CmpOp, t []byte) []expr.Any {
+func etherType(op expr.CmpOp, t uint16) []expr.Any {
 	return []expr.Any{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 12, Len: 2},
-		&expr.Cmp{Op: op, Register: 1, Data: t},
+		&expr.Cmp{Op: op, Register: 1, Data: binary.BigEndian.AppendUint16(nil, t)},
 	}
 }
 

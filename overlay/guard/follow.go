@@ -3,8 +3,6 @@ package guard
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net/netip"
 	"sync/atomic"
@@ -81,28 +79,34 @@ type FollowStats struct {
 // every record, and the live nodes of a NodeLister. complete is false when
 // the registry could not be read whole: then only additions are safe.
 func Wanted(ctx context.Context, reg registry.Registry, local netip.Addr) (addrs []netip.Addr, complete bool, err error) {
-	seen := map[netip.Addr]bool{local: true}
-	addrs = append(addrs, local)
-	add := func(a netip.Addr) {
-		if a = a.Unmap(); a.IsValid() && a.Is4() == local.Is4() && !seen[a] {
-			seen[a] = true
-			addrs = append(addrs, a)
-		}
-	}
 	recs, lerr := reg.List(ctx)
-	for _, r := range recs {
-		add(r.VTEP)
+	vteps := make([]netip.Addr, len(recs))
+	for i, r := range recs {
+		vteps[i] = r.VTEP
 	}
+	var nodes []netip.Addr
 	var nerr error
 	if nl, ok := reg.(NodeLister); ok {
-		var nodes []netip.Addr
 		nodes, nerr = nl.NodeVTEPs(ctx)
-		for _, a := range nodes {
-			add(a)
-		}
 	}
 	err = errors.Join(lerr, nerr)
-	return addrs, err == nil, err
+	return wantedOf(local, vteps, nodes), err == nil, err
+}
+
+// wantedOf is local, the VTEPs with records and the live nodes, of local's
+// address family, each once.
+func wantedOf(local netip.Addr, vteps, nodes []netip.Addr) []netip.Addr {
+	out := []netip.Addr{local}
+	seen := map[netip.Addr]bool{local: true}
+	for _, l := range [][]netip.Addr{vteps, nodes} {
+		for _, a := range l {
+			if a = a.Unmap(); a.IsValid() && a.Is4() == local.Is4() && !seen[a] {
+				seen[a] = true
+				out = append(out, a)
+			}
+		}
+	}
+	return out
 }
 
 // Follow keeps the allowlist equal to Wanted until ctx ends. With a change
@@ -116,156 +120,201 @@ func Wanted(ctx context.Context, reg registry.Registry, local netip.Addr) (addrs
 // Resync. An update from an incomplete view only adds addresses. It
 // returns ctx's error.
 func Follow(ctx context.Context, cfg FollowConfig) error {
+	f := newFollower(cfg)
+	if f.counts == nil {
+		return f.pollLoop(ctx)
+	}
+	defer f.counts.follow(cfg.Local)()
+	return f.feedLoop(ctx)
+}
+
+// follower is one Follow: the allowlist, where its addresses come from, and
+// what it last learnt of the live nodes.
+type follower struct {
+	cfg FollowConfig // defaults filled in
+	al  *Allowlist
+	log *slog.Logger
+	st  *FollowStats
+	// With a feed: the records' VTEPs counted from it, either shared
+	// (FollowConfig.VTEPs, fed by Tee) or from the follower's own watch of
+	// FollowConfig.Feed (ownFeed). Nil without a feed.
+	counts  *FeedVTEPs
+	ownFeed bool
+	nodes   []netip.Addr // live nodes of a NodeLister, as last listed
+	nodesOK bool         // the last listing of the live nodes succeeded
+}
+
+func newFollower(cfg FollowConfig) *follower {
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultPoll
 	}
 	if cfg.Resync <= 0 {
 		cfg.Resync = DefaultResync
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	f := &follower{cfg: cfg, al: cfg.Allowlist, log: cfg.Logger, st: cfg.Stats, counts: cfg.VTEPs, nodesOK: true}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
 	}
-	st := cfg.Stats
-	if st == nil {
-		st = &FollowStats{}
+	if f.st == nil {
+		f.st = &FollowStats{}
 	}
-	al := cfg.Allowlist
-	// With a feed: the VTEPs counted from it, and the live nodes.
-	counts := cfg.VTEPs
-	ownFeed := counts == nil && cfg.Feed != nil
-	if ownFeed {
-		counts = NewFeedVTEPs()
+	if f.counts == nil && cfg.Feed != nil {
+		f.counts, f.ownFeed = NewFeedVTEPs(), true
 	}
-	if counts != nil {
-		defer counts.follow(cfg.Local)()
-	}
-	commit := func(why string, want []netip.Addr, complete bool) {
-		if !complete {
-			if al.cur != nil {
-				for x := range al.cur {
-					want = append(want, x)
-				}
-			} else {
-				have, herr := al.Addrs()
-				if herr != nil {
-					st.Errors.Add(1)
-					return
-				}
-				want = append(want, have...)
-			}
-		}
-		added, removed, err := al.Sync(want)
-		if err != nil {
-			st.Errors.Add(1)
-			log.Warn("VTEP allowlist update failed", "err", err)
-			return
-		}
-		if counts != nil {
-			counts.commit(al.cur)
-		}
-		if added+removed > 0 {
-			st.Updates.Add(1)
-			st.Added.Add(uint64(added))
-			st.Removed.Add(uint64(removed))
-			log.Info("VTEP allowlist updated", "added", added, "removed", removed, "why", why)
-		}
-		st.Size.Store(int64(len(al.cur)))
-	}
-	// update lists the registry (and its nodes) whole: stores without feed.
-	update := func(why string) {
-		want, complete, err := Wanted(ctx, cfg.Registry, cfg.Local)
-		if err != nil {
-			st.Errors.Add(1)
-			log.Warn("VTEP allowlist: registry incomplete; only adding addresses", "err", err)
-		}
-		commit(why, want, complete)
-	}
+	return f
+}
 
-	var nodes []netip.Addr // live nodes of a NodeLister, as last listed
-	nodesOK := true
-	listNodes := func() {
-		nl, ok := cfg.Registry.(NodeLister)
-		if !ok {
-			return
-		}
-		n, err := nl.NodeVTEPs(ctx)
-		if nodesOK = err == nil; err != nil {
-			st.Errors.Add(1)
-			log.Warn("VTEP allowlist: cannot list the live nodes; only adding addresses", "err", err)
-			return
-		}
-		nodes = n
-	}
-	fromFeed := func(why string) {
-		vteps, synced := counts.VTEPs()
-		commit(why, wantedOf(cfg.Local, vteps, nodes), synced && nodesOK)
-	}
-	var countsChanged <-chan struct{}
-	if counts != nil {
-		countsChanged = counts.Changed()
-		listNodes()
-		fromFeed("start")
-	} else {
-		update("start")
-	}
-	var changes <-chan registry.Change
-	watch := func() {
-		ch, err := cfg.Feed.Watch(ctx)
+// commit makes the allowlist hold want, or, from an incomplete view, want
+// and everything it holds (only additions are safe), and counts what
+// changed.
+func (f *follower) commit(why string, want []netip.Addr, complete bool) {
+	if !complete {
+		have, err := f.held()
 		if err != nil {
-			log.Warn("VTEP allowlist: cannot watch the registry yet", "err", err)
+			f.st.Errors.Add(1)
 			return
 		}
-		counts.Restart()
-		changes = ch
+		want = append(want, have...)
 	}
-	if ownFeed {
-		watch()
+	added, removed, err := f.al.Sync(want)
+	if err != nil {
+		f.st.Errors.Add(1)
+		f.log.Warn("VTEP allowlist update failed", "err", err)
+		return
 	}
-	stamper, _ := cfg.Registry.(Stamper)
-	var stamp string
-	if stamper != nil {
-		stamp, _ = stamper.Stamp()
+	if f.counts != nil {
+		f.counts.commit(f.al.cur)
 	}
-	var notices <-chan struct{}
-	if nt, ok := cfg.Registry.(Notifier); ok && counts == nil {
-		if ch, err := nt.Notify(ctx); err == nil {
-			notices = ch
-		} else {
-			log.Warn("VTEP allowlist: no change notices from the store; polling", "err", err)
-		}
+	if added+removed > 0 {
+		f.st.Updates.Add(1)
+		f.st.Added.Add(uint64(added))
+		f.st.Removed.Add(uint64(removed))
+		f.log.Info("VTEP allowlist updated", "added", added, "removed", removed, "why", why)
 	}
-	poll := time.NewTicker(cfg.Poll)
-	defer poll.Stop()
-	resync := time.NewTicker(cfg.Resync)
+	f.st.Size.Store(int64(len(f.al.cur)))
+}
+
+// held returns what the allowlist holds: what its last transaction left,
+// or, when that is not known (after a failure), what the kernel lists.
+func (f *follower) held() ([]netip.Addr, error) {
+	if f.al.cur == nil {
+		return f.al.Addrs()
+	}
+	have := make([]netip.Addr, 0, len(f.al.cur))
+	for x := range f.al.cur {
+		have = append(have, x)
+	}
+	return have, nil
+}
+
+// feedLoop follows a change feed: the VTEPs counted from it (Tee's, or the
+// follower's own watch, watched again every Poll while it is down) and the
+// live nodes, listed again every Resync.
+func (f *follower) feedLoop(ctx context.Context) error {
+	f.listNodes(ctx)
+	f.fromFeed("start")
+	var changes <-chan registry.Change
+	var rewatch <-chan time.Time
+	if f.ownFeed {
+		changes = f.watch(ctx)
+		t := time.NewTicker(f.cfg.Poll)
+		defer t.Stop()
+		rewatch = t.C
+	}
+	resync := time.NewTicker(f.cfg.Resync)
 	defer resync.Stop()
+	counted := f.counts.Changed()
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case c, ok := <-changes:
 			if !ok {
-				changes = nil
-				watch()
+				changes = f.watch(ctx)
 				continue
 			}
-			counts.Apply(c) // signals countsChanged when the VTEPs change
-		case <-countsChanged:
+			f.counts.Apply(c) // signals counted when the VTEPs change
+		case <-counted:
 			// Gather what else arrives at once into the same update. On the
 			// resolver's shared feed nothing waits: Tee holds a record with
 			// a new VTEP until this update has allowed it (the signal is
 			// only raised when the set of VTEPs changes, which is rare, so
 			// updates stay few).
-			if ownFeed {
+			if f.ownFeed {
 				for _, c := range drain(changes, 20*time.Millisecond) {
-					counts.Apply(c)
+					f.counts.Apply(c)
 				}
 			}
 			select {
-			case <-countsChanged:
+			case <-counted:
 			default:
 			}
-			fromFeed("registry change")
+			f.fromFeed("registry change")
+		case <-rewatch:
+			if changes == nil {
+				changes = f.watch(ctx)
+			}
+		case <-resync.C:
+			f.listNodes(ctx)
+			f.fromFeed("resync")
+		}
+	}
+}
+
+// watch starts the follower's own watch of the feed, counted from scratch;
+// nil if it cannot yet.
+func (f *follower) watch(ctx context.Context) <-chan registry.Change {
+	ch, err := f.cfg.Feed.Watch(ctx)
+	if err != nil {
+		f.log.Warn("VTEP allowlist: cannot watch the registry yet", "err", err)
+		return nil
+	}
+	f.counts.Restart()
+	return ch
+}
+
+// listNodes lists the live nodes of a NodeLister; on failure it keeps the
+// last list and marks the view incomplete.
+func (f *follower) listNodes(ctx context.Context) {
+	nl, ok := f.cfg.Registry.(NodeLister)
+	if !ok {
+		return
+	}
+	n, err := nl.NodeVTEPs(ctx)
+	if f.nodesOK = err == nil; err != nil {
+		f.st.Errors.Add(1)
+		f.log.Warn("VTEP allowlist: cannot list the live nodes; only adding addresses", "err", err)
+		return
+	}
+	f.nodes = n
+}
+
+// fromFeed commits the feed's VTEPs and the live nodes: complete once the
+// feed has delivered every record and the nodes were listed.
+func (f *follower) fromFeed(why string) {
+	vteps, synced := f.counts.VTEPs()
+	f.commit(why, wantedOf(f.cfg.Local, vteps, f.nodes), synced && f.nodesOK)
+}
+
+// pollLoop follows a registry without feed, listed whole: at start, when
+// its Notifier says it changed, at each Poll when its Stamper's stamp
+// changed (every Poll without a Stamper), and every Resync.
+func (f *follower) pollLoop(ctx context.Context) error {
+	stamper, _ := f.cfg.Registry.(Stamper)
+	var stamp string
+	if stamper != nil {
+		stamp, _ = stamper.Stamp() // before listing: a change meanwhile is seen at the next poll
+	}
+	f.listAll(ctx, "start")
+	notices := f.notices(ctx)
+	poll := time.NewTicker(f.cfg.Poll)
+	defer poll.Stop()
+	resync := time.NewTicker(f.cfg.Resync)
+	defer resync.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
 		case _, ok := <-notices:
 			if !ok {
 				notices = nil
@@ -274,46 +323,43 @@ func Follow(ctx context.Context, cfg FollowConfig) error {
 			if stamper != nil {
 				stamp, _ = stamper.Stamp()
 			}
-			update("store changed")
+			f.listAll(ctx, "store changed")
 		case <-poll.C:
-			switch {
-			case ownFeed && changes == nil:
-				watch()
-			case counts != nil:
-			case stamper != nil:
-				s, err := stamper.Stamp()
-				if err == nil && s != stamp {
-					stamp = s
-					update("store changed")
-				}
-			default:
-				update("poll")
+			if stamper == nil {
+				f.listAll(ctx, "poll")
+			} else if s, err := stamper.Stamp(); err == nil && s != stamp {
+				stamp = s
+				f.listAll(ctx, "store changed")
 			}
 		case <-resync.C:
-			if counts != nil {
-				listNodes()
-				fromFeed("resync")
-			} else {
-				update("resync")
-			}
+			f.listAll(ctx, "resync")
 		}
 	}
 }
 
-// wantedOf is local, the VTEPs with records and the live nodes, of local's
-// address family.
-func wantedOf(local netip.Addr, vteps, nodes []netip.Addr) []netip.Addr {
-	out := []netip.Addr{local}
-	seen := map[netip.Addr]bool{local: true}
-	for _, l := range [][]netip.Addr{vteps, nodes} {
-		for _, a := range l {
-			if a = a.Unmap(); a.IsValid() && a.Is4() == local.Is4() && !seen[a] {
-				seen[a] = true
-				out = append(out, a)
-			}
-		}
+// notices returns the store's change notices if it is a Notifier (nil
+// otherwise, or if it cannot give them: then it is polled).
+func (f *follower) notices(ctx context.Context) <-chan struct{} {
+	nt, ok := f.cfg.Registry.(Notifier)
+	if !ok {
+		return nil
 	}
-	return out
+	ch, err := nt.Notify(ctx)
+	if err != nil {
+		f.log.Warn("VTEP allowlist: no change notices from the store; polling", "err", err)
+		return nil
+	}
+	return ch
+}
+
+// listAll lists the registry (and its live nodes) whole and commits it.
+func (f *follower) listAll(ctx context.Context, why string) {
+	want, complete, err := Wanted(ctx, f.cfg.Registry, f.cfg.Local)
+	if err != nil {
+		f.st.Errors.Add(1)
+		f.log.Warn("VTEP allowlist: registry incomplete; only adding addresses", "err", err)
+	}
+	f.commit(why, want, complete)
 }
 
 // drain returns what ch delivers within d.
@@ -330,38 +376,6 @@ func drain(ch <-chan registry.Change, d time.Duration) []registry.Change {
 			out = append(out, c)
 		case <-t.C:
 			return out
-		}
-	}
-}
-
-// Collector returns a Prometheus text collector of the guard's drops by
-// reason (read from the rules' counters at each scrape), the allowlist's
-// size and its updates. Either allowlist or ports may be nil (off).
-func Collector(allowlist *Allowlist, ports func() ([]PortRules, error), st *FollowStats) func(io.Writer) {
-	return func(w io.Writer) {
-		drops := map[Reason]uint64{}
-		if allowlist != nil {
-			if p, _, err := allowlist.Drops(); err == nil {
-				drops[ReasonVTEP] = p
-			}
-		}
-		if ports != nil {
-			if ps, err := ports(); err == nil {
-				for _, p := range ps {
-					for r, v := range p.Drops {
-						drops[r] += v
-					}
-				}
-			}
-		}
-		fmt.Fprintf(w, "# HELP overlayd_guard_drops_total Packets dropped by the VTEP allowlist and the per-port anti-spoofing rules, by reason.\n# TYPE overlayd_guard_drops_total counter\n")
-		for _, r := range Reasons {
-			fmt.Fprintf(w, "overlayd_guard_drops_total{reason=%q} %d\n", r, drops[r])
-		}
-		if st != nil {
-			fmt.Fprintf(w, "# HELP overlayd_guard_allowlist_addresses Underlay addresses in the VTEP allowlist.\n# TYPE overlayd_guard_allowlist_addresses gauge\noverlayd_guard_allowlist_addresses %d\n", st.Size.Load())
-			fmt.Fprintf(w, "# HELP overlayd_guard_allowlist_updates_total Changes of the VTEP allowlist committed.\n# TYPE overlayd_guard_allowlist_updates_total counter\noverlayd_guard_allowlist_updates_total %d\n", st.Updates.Load())
-			fmt.Fprintf(w, "# HELP overlayd_guard_allowlist_errors_total Failed VTEP allowlist updates (registry or kernel).\n# TYPE overlayd_guard_allowlist_errors_total counter\noverlayd_guard_allowlist_errors_total %d\n", st.Errors.Load())
 		}
 	}
 }

@@ -403,25 +403,10 @@ func testFollowFeed(t *testing.T, shared bool) {
 			}
 		}()
 	}
-	go Follow(ctx, fc)
-	is := func(want ...string) bool {
-		got, _ := a.Addrs()
-		var s []string
-		for _, x := range got {
-			s = append(s, x.String())
-		}
-		return slices.Equal(s, want)
-	}
+	startFollow(t, fc)
 	wait := func(what string, want ...string) {
 		t.Helper()
-		deadline := time.Now().Add(3 * time.Second)
-		for !is(want...) {
-			if time.Now().After(deadline) {
-				got, _ := a.Addrs()
-				t.Fatalf("%s: allowlist %v, want %v", what, got, want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		awaitAllowlist(t, a, what, want...)
 	}
 	// The feed's first delivery, partial: nothing is removed yet.
 	reg.ch <- registry.Change{Kind: registry.ChangePut, Record: r1}

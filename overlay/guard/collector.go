@@ -1,0 +1,38 @@
+package guard
+
+import (
+	"fmt"
+	"io"
+)
+
+// Collector returns a Prometheus text collector of the guard's drops by
+// reason (read from the rules' counters at each scrape), the allowlist's
+// size and its updates. Either allowlist or ports may be nil (off).
+func Collector(allowlist *Allowlist, ports func() ([]PortRules, error), st *FollowStats) func(io.Writer) {
+	return func(w io.Writer) {
+		drops := map[Reason]uint64{}
+		if allowlist != nil {
+			if p, _, err := allowlist.Drops(); err == nil {
+				drops[ReasonVTEP] = p
+			}
+		}
+		if ports != nil {
+			if ps, err := ports(); err == nil {
+				for _, p := range ps {
+					for r, v := range p.Drops {
+						drops[r] += v
+					}
+				}
+			}
+		}
+		fmt.Fprintf(w, "# HELP overlayd_guard_drops_total Packets dropped by the VTEP allowlist and the per-port anti-spoofing rules, by reason.\n# TYPE overlayd_guard_drops_total counter\n")
+		for _, r := range Reasons() {
+			fmt.Fprintf(w, "overlayd_guard_drops_total{reason=%q} %d\n", r, drops[r])
+		}
+		if st != nil {
+			fmt.Fprintf(w, "# HELP overlayd_guard_allowlist_addresses Underlay addresses in the VTEP allowlist.\n# TYPE overlayd_guard_allowlist_addresses gauge\noverlayd_guard_allowlist_addresses %d\n", st.Size.Load())
+			fmt.Fprintf(w, "# HELP overlayd_guard_allowlist_updates_total Changes of the VTEP allowlist committed.\n# TYPE overlayd_guard_allowlist_updates_total counter\noverlayd_guard_allowlist_updates_total %d\n", st.Updates.Load())
+			fmt.Fprintf(w, "# HELP overlayd_guard_allowlist_errors_total Failed VTEP allowlist updates (registry or kernel).\n# TYPE overlayd_guard_allowlist_errors_total counter\noverlayd_guard_allowlist_errors_total %d\n", st.Errors.Load())
+		}
+	}
+}
