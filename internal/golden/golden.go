@@ -23,10 +23,8 @@ import (
 // OrderFile names the file that records a capture directory's byte order.
 const OrderFile = "BYTEORDER"
 
-// Host is the byte order of this machine.
-var Host = hostOrder()
-
-func hostOrder() binary.ByteOrder {
+// Host returns the byte order of this machine.
+func Host() binary.ByteOrder {
 	if binary.NativeEndian.Uint16([]byte{1, 0}) == 1 {
 		return binary.LittleEndian
 	}
@@ -60,7 +58,7 @@ func Order(dir string) (binary.ByteOrder, error) {
 // WriteOrder records the host's byte order in dir/BYTEORDER (after a
 // capture on this machine).
 func WriteOrder(dir string) error {
-	return os.WriteFile(filepath.Join(dir, OrderFile), []byte(Name(Host)+"\n"), 0o644)
+	return os.WriteFile(filepath.Join(dir, OrderFile), []byte(Name(Host())+"\n"), 0o644)
 }
 
 // ReadFile reads the capture at path and returns it in host byte order,
@@ -74,7 +72,7 @@ func ReadFile(path string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := Convert(raw, from, Host)
+	b, err := Convert(raw, from, Host())
 	if err != nil {
 		return nil, fmt.Errorf("golden: %s: %w", path, err)
 	}
@@ -193,7 +191,7 @@ func (s swapper) body(typ, flags uint16, b []byte, echoed bool) error {
 			rest = rest[min((n+3)&^3, len(rest)):]
 		}
 		if flags&flagAckTLVs != 0 {
-			return s.attrs(rest, errAttrs)
+			return s.attrs(rest, errAttrs())
 		}
 		return nil
 	case typ == nlmsgDone:
@@ -207,17 +205,17 @@ func (s swapper) body(typ, flags uint16, b []byte, echoed bool) error {
 		if err := fields(b, 1, 1, 1, 1, 4); err != nil {
 			return err
 		}
-		return s.attrs(b[8:], addrAttrs)
+		return s.attrs(b[8:], addrAttrs())
 	case typ >= 24 && typ <= 26: // RTM_*ROUTE: struct rtmsg
 		if err := fields(b, 1, 1, 1, 1, 1, 1, 1, 1, 4); err != nil {
 			return err
 		}
-		return s.attrs(b[12:], routeAttrs)
+		return s.attrs(b[12:], routeAttrs())
 	case typ >= 28 && typ <= 30: // RTM_*NEIGH: struct ndmsg
 		if err := fields(b, 1, 1, 2, 4, 2, 1, 1); err != nil {
 			return err
 		}
-		return s.attrs(b[12:], neighAttrs)
+		return s.attrs(b[12:], neighAttrs())
 	}
 	return fmt.Errorf("message type %d: not in the schema", typ)
 }
@@ -227,7 +225,7 @@ func (s swapper) link(b []byte) error {
 	if err := fields(b, 1, 1, 2, 4, 4, 4); err != nil {
 		return err
 	}
-	return s.attrs(b[16:], linkAttrs)
+	return s.attrs(b[16:], linkAttrs())
 }
 
 // attrs swaps the attributes in b, each payload as the schema says.

@@ -18,7 +18,7 @@ func TestConvertEveryCapture(t *testing.T) {
 		t.Fatalf("no captures in %s: %v", dir, err)
 	}
 	other := binary.ByteOrder(binary.BigEndian)
-	if Host == other {
+	if Host() == other {
 		other = binary.LittleEndian
 	}
 	for _, p := range files {
@@ -26,11 +26,11 @@ func TestConvertEveryCapture(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
-		host, err := Convert(raw, Host, Host)
+		host, err := Convert(raw, Host(), Host())
 		if err != nil || !bytes.Equal(host, raw) {
 			t.Fatalf("%s: converting to its own order changed it (%v)", p, err)
 		}
-		conv, err := Convert(raw, Host, other)
+		conv, err := Convert(raw, Host(), other)
 		if err != nil {
 			t.Fatalf("%s: %v", p, err)
 		}
@@ -40,7 +40,7 @@ func TestConvertEveryCapture(t *testing.T) {
 		if l := other.Uint32(conv); int(l) != len(raw) {
 			t.Errorf("%s: converted header length %d, want %d", p, l, len(raw))
 		}
-		back, err := Convert(conv, other, Host)
+		back, err := Convert(conv, other, Host())
 		if err != nil {
 			t.Fatalf("%s: back: %v", p, err)
 		}
@@ -59,10 +59,10 @@ func TestConvertNeighFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := binary.ByteOrder(binary.BigEndian)
-	if Host == other {
+	if Host() == other {
 		other = binary.LittleEndian
 	}
-	b, err := Convert(raw, Host, other)
+	b, err := Convert(raw, Host(), other)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,10 +103,10 @@ func TestConvertRefusesUnknown(t *testing.T) {
 	// Renumber the first attribute (after rtmsg) to an unassigned RTA type.
 	b := append([]byte(nil), raw...)
 	binary.NativeEndian.PutUint16(b[16+12+2:], 200)
-	if _, err := Convert(b, Host, binary.BigEndian); Host != binary.ByteOrder(binary.BigEndian) && err == nil {
+	if _, err := Convert(b, Host(), binary.BigEndian); Host() != binary.ByteOrder(binary.BigEndian) && err == nil {
 		t.Error("an unknown RTA attribute converted without error")
 	}
-	if _, err := Convert(b, Host, binary.LittleEndian); Host != binary.ByteOrder(binary.LittleEndian) && err == nil {
+	if _, err := Convert(b, Host(), binary.LittleEndian); Host() != binary.ByteOrder(binary.LittleEndian) && err == nil {
 		t.Error("an unknown RTA attribute converted without error")
 	}
 }
