@@ -159,7 +159,7 @@ func (t *targets) take(n int) netip.Addr {
 	if t.next+n > 1<<21 {
 		t.next = 0
 	}
-	a := missgen.AddrAt(missgen.FirstTarget, t.next)
+	a := missgen.AddrAt(missgen.FirstTarget(), t.next)
 	t.next += n
 	return a
 }
@@ -243,7 +243,7 @@ func TestVishvanandaSubscriptionEndsOnOverrun(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The subscriber is busy (nobody reads the channel) while a burst arrives.
-	if sent, err := g.ARP(missgen.FirstTarget, 5000); err != nil || sent != 5000 {
+	if sent, err := g.ARP(missgen.FirstTarget(), 5000); err != nil || sent != 5000 {
 		t.Fatalf("burst: sent %d: %v", sent, err)
 	}
 	received, closed := 0, false

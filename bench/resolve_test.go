@@ -39,7 +39,7 @@ var resolveSubnet = netip.MustParsePrefix("10.64.0.0/10")
 // resolveIP, resolveMAC and resolveVTEP are the registry record of the i-th
 // target: the i-th address the generator asks for, a locally administered
 // MAC numbering i, and one of 200 remote VTEPs in 192.0.2.0/24.
-func resolveIP(i int) netip.Addr { return missgen.AddrAt(missgen.FirstTarget, i) }
+func resolveIP(i int) netip.Addr { return missgen.AddrAt(missgen.FirstTarget(), i) }
 
 func resolveMAC(i int) ethaddr.MAC {
 	return ethaddr.MAC{0x02, 0x42, 0x0b, byte(i >> 16), byte(i >> 8), byte(i)}
@@ -52,7 +52,7 @@ func ipIndex(ip netip.Addr) (int, bool) {
 	if !ip.Is4() {
 		return 0, false
 	}
-	d := int64(binary.BigEndian.Uint32(ip.AsSlice())) - int64(binary.BigEndian.Uint32(missgen.FirstTarget.AsSlice()))
+	d := int64(binary.BigEndian.Uint32(ip.AsSlice())) - int64(binary.BigEndian.Uint32(missgen.FirstTarget().AsSlice()))
 	return int(d), d >= 0 && d < registryN
 }
 

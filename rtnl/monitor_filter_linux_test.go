@@ -85,10 +85,10 @@ func TestMonitorFilters(t *testing.T) {
 	runMonitor(t, mChanges, changes.handle)
 
 	g := lab.Generator(t)
-	if sent, err := g.ARP(missgen.FirstTarget, n); err != nil || sent != n {
+	if sent, err := g.ARP(missgen.FirstTarget(), n); err != nil || sent != n {
 		t.Fatalf("ARP: sent %d, %v", sent, err)
 	}
-	if sent, err := g.Unicast(missgen.FirstMAC, n); err != nil || sent != n {
+	if sent, err := g.Unicast(missgen.FirstMAC(), n); err != nil || sent != n {
 		t.Fatalf("Unicast: sent %d, %v", sent, err)
 	}
 	c := nstest.Dial(t, lab.Overlay)

@@ -97,10 +97,10 @@ func TestMonitorMissesAndNeighEvents(t *testing.T) {
 
 	const n = 5
 	g := lab.Generator(t)
-	if sent, err := g.ARP(missgen.FirstTarget, n); err != nil || sent != n {
+	if sent, err := g.ARP(missgen.FirstTarget(), n); err != nil || sent != n {
 		t.Fatalf("ARP: sent %d, %v", sent, err)
 	}
-	if sent, err := g.Unicast(missgen.FirstMAC, n); err != nil || sent != n {
+	if sent, err := g.Unicast(missgen.FirstMAC(), n); err != nil || sent != n {
 		t.Fatalf("Unicast: sent %d, %v", sent, err)
 	}
 	c := nstest.Dial(t, lab.Overlay)
@@ -134,12 +134,12 @@ func TestMonitorMissesAndNeighEvents(t *testing.T) {
 		}
 		switch ms.Kind {
 		case rtnl.MissL3:
-			if want := missgen.AddrAt(missgen.FirstTarget, l3); ms.IP != want || ms.VNI != 1<<24 || ms.HasMAC {
+			if want := missgen.AddrAt(missgen.FirstTarget(), l3); ms.IP != want || ms.VNI != 1<<24 || ms.HasMAC {
 				t.Errorf("L3 miss %d: %+v, want IP %v, VNI sentinel 16777216, no MAC", l3, ms, want)
 			}
 			l3++
 		case rtnl.MissL2:
-			if want := missgen.MACAt(missgen.FirstMAC, l2); ms.MAC != want || ms.IP.IsValid() || !ms.HasVNI || ms.VNI != 0 {
+			if want := missgen.MACAt(missgen.FirstMAC(), l2); ms.MAC != want || ms.IP.IsValid() || !ms.HasVNI || ms.VNI != 0 {
 				t.Errorf("L2 miss %d: %+v, want MAC %v, VNI 0, no IP", l2, ms, want)
 			}
 			l2++
@@ -348,13 +348,13 @@ func TestMonitorBurstNoLoss(t *testing.T) {
 	lab := missgen.NewLab(t)
 	m := newMonitor(t, rtnl.MonitorConfig{NetNS: lab.Overlay})
 	t.Logf("receive buffer: %d bytes", m.ReceiveBuffer())
-	mc := newMissCounter(missgen.FirstTarget, n)
+	mc := newMissCounter(missgen.FirstTarget(), n)
 	runMonitor(t, m, mc.handle)
 
 	g := lab.Generator(t)
 	before := missgen.Stats(t, lab.OverlayName, "veth1")
 	start := time.Now()
-	sent, err := g.ARP(missgen.FirstTarget, n)
+	sent, err := g.ARP(missgen.FirstTarget(), n)
 	genTime := time.Since(start)
 	if err != nil {
 		t.Fatalf("generator: sent %d: %v", sent, err)
@@ -390,11 +390,11 @@ func TestMonitorOverrunKeepsDelivering(t *testing.T) {
 	lab := missgen.NewLab(t)
 	m := newMonitor(t, rtnl.MonitorConfig{NetNS: lab.Overlay, ReceiveBuffer: 64 << 10})
 	g := lab.Generator(t)
-	if sent, err := g.ARP(missgen.FirstTarget, flood); err != nil || sent != flood {
+	if sent, err := g.ARP(missgen.FirstTarget(), flood); err != nil || sent != flood {
 		t.Fatalf("flood: sent %d: %v", sent, err)
 	}
 
-	second := missgen.AddrAt(missgen.FirstTarget, flood)
+	second := missgen.AddrAt(missgen.FirstTarget(), flood)
 	mc := newMissCounter(second, wave)
 	var firstOverrun, beforeOverrun, afterOverrun int
 	var mu sync.Mutex

@@ -12,16 +12,18 @@ import (
 
 // Addresses of a Lab. Targets come from 10.64.0.0/10 and the lab's MACs from
 // the locally administered 02:42:... range.
-var (
-	// ContainerMAC is the container's eth0 address, the source of every frame.
-	ContainerMAC = ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x02}
-	// ContainerIP is the container's address, the ARP sender.
-	ContainerIP = netip.MustParseAddr("10.64.0.2")
-	// FirstTarget is the first IP address ARP requests ask for.
-	FirstTarget = netip.MustParseAddr("10.65.0.1")
-	// FirstMAC is the first destination of unicast frames.
-	FirstMAC = ethaddr.MAC{0x02, 0x42, 0x0a, 0x41, 0x00, 0x01}
-)
+
+// ContainerMAC is the container's eth0 address, the source of every frame.
+func ContainerMAC() ethaddr.MAC { return ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x02} }
+
+// ContainerIP is the container's address, the ARP sender.
+func ContainerIP() netip.Addr { return netip.AddrFrom4([4]byte{10, 64, 0, 2}) }
+
+// FirstTarget is the first IP address ARP requests ask for.
+func FirstTarget() netip.Addr { return netip.AddrFrom4([4]byte{10, 65, 0, 1}) }
+
+// FirstMAC is the first destination of unicast frames.
+func FirstMAC() ethaddr.MAC { return ethaddr.MAC{0x02, 0x42, 0x0a, 0x41, 0x00, 0x01} }
 
 // Lab is a node's overlay in miniature: an overlay namespace with a bridge
 // br0 and a proxy vxlan1 (VNI 42, l2miss, l3miss, no learning) enslaved to
@@ -66,8 +68,8 @@ func NewLab(t testing.TB) *Lab {
 		nstest.Run(t, o, "ip", "link", "set", dev, "up")
 	}
 	c := l.ContainerName
-	nstest.Run(t, c, "ip", "link", "set", "eth0", "address", ContainerMAC.String())
-	nstest.Run(t, c, "ip", "addr", "add", ContainerIP.String()+"/10", "dev", "eth0")
+	nstest.Run(t, c, "ip", "link", "set", "eth0", "address", ContainerMAC().String())
+	nstest.Run(t, c, "ip", "addr", "add", ContainerIP().String()+"/10", "dev", "eth0")
 	nstest.Run(t, c, "ip", "link", "set", "eth0", "up")
 	l.VxlanIndex = Ifindex(t, o, "vxlan1")
 	l.BridgeIndex = Ifindex(t, o, "br0")
@@ -78,7 +80,7 @@ func NewLab(t testing.TB) *Lab {
 // Generator opens a Generator on the container's eth0, closed when t ends.
 func (l *Lab) Generator(t testing.TB) *Generator {
 	t.Helper()
-	g, err := New(l.Container, "eth0", ContainerMAC, ContainerIP)
+	g, err := New(l.Container, "eth0", ContainerMAC(), ContainerIP())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,11 +17,11 @@ import (
 )
 
 // burstRecord is the i-th record of the burst tests: the i-th address the
-// generator asks for (from missgen.FirstTarget), a MAC numbering i, one of
+// generator asks for (from missgen.FirstTarget()), a MAC numbering i, one of
 // 200 remote VTEPs.
 func burstRecord(i int) registry.Record {
 	return registry.Record{
-		IP:   missgen.AddrAt(missgen.FirstTarget, i),
+		IP:   missgen.AddrAt(missgen.FirstTarget(), i),
 		MAC:  ethaddr.MAC{0x02, 0x42, 0x0b, byte(i >> 16), byte(i >> 8), byte(i)},
 		VTEP: netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i%200)}),
 	}
@@ -107,7 +107,7 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 func kernelResolved(t *testing.T, lab *missgen.Lab, n int) (int, []bool) {
 	t.Helper()
 	c := nstest.Dial(t, lab.Overlay)
-	first := missgen.FirstTarget.As4()
+	first := missgen.FirstTarget().As4()
 	base := uint32(first[0])<<24 | uint32(first[1])<<16 | uint32(first[2])<<8 | uint32(first[3])
 	neigh, fdb := make([]bool, n), make([]bool, n)
 	err := c.NeighDump(rtnl.NeighFilter{Family: unix.AF_INET, Ifindex: lab.VxlanIndex}, func(m *rtnl.NeighMessage) error {
@@ -160,7 +160,7 @@ func TestResolverKernelBurst50k(t *testing.T) {
 	store := burstStore(t, n)
 	r := startBurstResolver(t, lab, store, DefaultMonitorConfig(lab.Overlay), nil)
 	g := lab.Generator(t)
-	if sent, err := g.ARP(missgen.FirstTarget, n); err != nil || sent != n {
+	if sent, err := g.ARP(missgen.FirstTarget(), n); err != nil || sent != n {
 		t.Fatalf("generator: sent %d of %d: %v", sent, n, err)
 	}
 	waitFor(t, 3*time.Minute, "50,000 resolutions", func() bool {
@@ -192,7 +192,7 @@ func TestResolverKernelBacklogAtStart(t *testing.T) {
 	store := burstStore(t, n)
 	g := lab.Generator(t)
 	r := startBurstResolverAfter(t, lab, store, DefaultMonitorConfig(lab.Overlay), nil, func() {
-		if sent, err := g.ARP(missgen.FirstTarget, n); err != nil || sent != n {
+		if sent, err := g.ARP(missgen.FirstTarget(), n); err != nil || sent != n {
 			t.Fatalf("generator: sent %d of %d: %v", sent, n, err)
 		}
 	})
@@ -257,7 +257,7 @@ func TestResolverKernelBackpressureTinyBuffer(t *testing.T) {
 			return false
 		})
 	}
-	if sent, err := g.ARP(missgen.FirstTarget, n); err != nil || sent != n {
+	if sent, err := g.ARP(missgen.FirstTarget(), n); err != nil || sent != n {
 		t.Fatalf("generator: sent %d of %d: %v", sent, n, err)
 	}
 	idle()
