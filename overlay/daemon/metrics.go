@@ -14,19 +14,23 @@ import (
 
 // metricsTimeouts bound every connection to the metrics server: a client
 // that sends slowly, reads slowly or idles cannot hold a connection (and its
-// goroutine and buffers) for long. A scrape is one small request and a
-// response of a few kilobytes.
-var metricsTimeouts = struct{ readHeader, read, write, idle time.Duration }{
-	readHeader: 5 * time.Second,
-	read:       10 * time.Second,
-	write:      10 * time.Second,
-	idle:       30 * time.Second,
+// goroutine and buffers) for long.
+type metricsTimeouts struct{ readHeader, read, write, idle time.Duration }
+
+// defaultMetricsTimeouts are the metrics server's: a scrape is one small
+// request and a response of a few kilobytes.
+func defaultMetricsTimeouts() metricsTimeouts {
+	return metricsTimeouts{readHeader: 5 * time.Second, read: 10 * time.Second, write: 10 * time.Second, idle: 30 * time.Second}
 }
 
 // ServeMetrics serves m in the Prometheus text format at
 // http://addr/metrics until stop is called; it returns the address it
 // listens on (addr with port 0 picks a free port).
 func ServeMetrics(addr string, m *resolver.Metrics, log *slog.Logger) (stop func(), bound string, err error) {
+	return serveMetrics(addr, m, log, defaultMetricsTimeouts())
+}
+
+func serveMetrics(addr string, m *resolver.Metrics, log *slog.Logger, to metricsTimeouts) (stop func(), bound string, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("--metrics: %w", err)
@@ -35,10 +39,10 @@ func ServeMetrics(addr string, m *resolver.Metrics, log *slog.Logger) (stop func
 	mux.Handle("/metrics", m)
 	srv := &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: metricsTimeouts.readHeader,
-		ReadTimeout:       metricsTimeouts.read,
-		WriteTimeout:      metricsTimeouts.write,
-		IdleTimeout:       metricsTimeouts.idle,
+		ReadHeaderTimeout: to.readHeader,
+		ReadTimeout:       to.read,
+		WriteTimeout:      to.write,
+		IdleTimeout:       to.idle,
 		MaxHeaderBytes:    8 << 10,
 	}
 	go func() {

@@ -17,14 +17,9 @@ import (
 // disconnected once the server's timeouts pass, instead of holding its
 // connection forever.
 func TestMetricsServerTimeouts(t *testing.T) {
-	saved := metricsTimeouts
-	t.Cleanup(func() { metricsTimeouts = saved })
-	metricsTimeouts.readHeader = 200 * time.Millisecond
-	metricsTimeouts.read = 300 * time.Millisecond
-	metricsTimeouts.write = 300 * time.Millisecond
-	metricsTimeouts.idle = 300 * time.Millisecond
-
-	stop, addr, err := ServeMetrics("127.0.0.1:0", &resolver.Metrics{}, slog.New(slog.DiscardHandler))
+	short := metricsTimeouts{readHeader: 200 * time.Millisecond, read: 300 * time.Millisecond,
+		write: 300 * time.Millisecond, idle: 300 * time.Millisecond}
+	stop, addr, err := serveMetrics("127.0.0.1:0", &resolver.Metrics{}, slog.New(slog.DiscardHandler), short)
 	if err != nil {
 		t.Fatal(err)
 	}
