@@ -99,7 +99,7 @@ func (f *createFlags) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&f.egress, "egress", true, "give containers a way out: node path, forwarding, masquerade (on by default)")
 	fs.BoolVar(&f.noEgress, "no-egress", false, "leave egress off (containers reach only the overlay)")
 	fs.StringVar(&f.egressDev, "egress-dev", "", "device traffic to the outside leaves by (default: the default route's device, else the underlay device)")
-	fs.StringVar(&f.egressLink, "egress-link", "", "link subnet of the node path, /16../30 (default: the first free /30 of "+egress.DefaultLinkRange.String()+")")
+	fs.StringVar(&f.egressLink, "egress-link", "", "link subnet of the node path, /16../30 (default: the first free /30 of "+egress.DefaultLinkRange().String()+")")
 	fs.BoolVar(&f.noHostAccept, "no-host-accept", false, "on a host whose forward policy is drop, refuse instead of adding the two accept rules for the overlay subnet")
 	fs.BoolVar(&f.noVTEPFilter, "no-vtep-filter", false, "no VTEP allowlist: VXLAN from any host reaching the port is accepted (exposes every container to injected frames)")
 	fs.BoolVar(&f.noAntispoof, "no-antispoof", false, "no per-port anti-spoofing: containers may forge MAC, IP and ARP (exposes containers to each other)")

@@ -17,10 +17,12 @@ const (
 )
 
 // DefaultLinkRange is where a link subnet is chosen when Config.LinkSubnet
-// is not set: the first /30 in it that collides with nothing on the node.
-// Link-local space: never routed beyond a link, so no underlay uses it for
-// its own networks.
-var DefaultLinkRange = netip.MustParsePrefix("169.254.100.0/24")
+// is not set, 169.254.100.0/24: the first /30 in it that collides with
+// nothing on the node. Link-local space: never routed beyond a link, so no
+// underlay uses it for its own networks.
+func DefaultLinkRange() netip.Prefix {
+	return netip.PrefixFrom(netip.AddrFrom4([4]byte{169, 254, 100, 0}), 24)
+}
 
 // Config is egress as `overlayd create` asks for it. Its zero value is
 // egress with every default.

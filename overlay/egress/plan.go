@@ -162,8 +162,8 @@ func chooseLink(p Params, want netip.Prefix, ignore int32) (netip.Prefix, error)
 	if want.IsValid() {
 		return want, checkLink(p, want, ignore)
 	}
-	a := DefaultLinkRange.Addr()
-	for DefaultLinkRange.Contains(a) {
+	a := DefaultLinkRange().Addr()
+	for DefaultLinkRange().Contains(a) {
 		cand := netip.PrefixFrom(a, 30)
 		if checkLink(p, cand, ignore) == nil {
 			return cand, nil
@@ -172,7 +172,7 @@ func chooseLink(p Params, want netip.Prefix, ignore int32) (netip.Prefix, error)
 			a = a.Next()
 		}
 	}
-	return netip.Prefix{}, fmt.Errorf("egress: every /30 of %s collides with an address or route of this node: give a link subnet", DefaultLinkRange)
+	return netip.Prefix{}, fmt.Errorf("egress: every /30 of %s collides with an address or route of this node: give a link subnet", DefaultLinkRange())
 }
 
 // checkLink refuses a link subnet that overlaps the overlay subnet, an
