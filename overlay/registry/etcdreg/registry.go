@@ -55,6 +55,10 @@ type Registry struct {
 	relists      atomic.Uint64
 	leaseUp      atomic.Bool
 	revoked      atomic.Bool
+
+	// listedHook, set by a test before Watch, runs after each listing has
+	// been delivered and before the watch from its revision starts.
+	listedHook func()
 }
 
 var _ registry.Registry = (*Registry)(nil)

@@ -81,17 +81,13 @@ type watcher struct {
 	cur *state // the keys as last seen
 }
 
-// testHookListed, when set by a test, runs after each listing has been
-// delivered and before the watch from its revision starts.
-var testHookListed func()
-
 func (w *watcher) run(s *state, rev int64) {
 	for {
 		if !w.resync(s, rev) {
 			return
 		}
-		if testHookListed != nil {
-			testHookListed()
+		if w.r.listedHook != nil {
+			w.r.listedHook()
 		}
 		w.follow(rev + 1)
 		if w.ctx.Err() != nil {

@@ -139,7 +139,7 @@ func TestWatchRelistAfterCompaction(t *testing.T) {
 	// Between the listing and the watch: changes, then a compaction past
 	// the listing's revision.
 	calls := 0
-	testHookListed = func() {
+	b.listedHook = func() {
 		calls++
 		if calls > 1 {
 			return
@@ -159,7 +159,6 @@ func TestWatchRelistAfterCompaction(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	t.Cleanup(func() { testHookListed = nil })
 
 	ch, err := b.Watch(ctx)
 	if err != nil {
