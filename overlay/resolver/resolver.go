@@ -300,7 +300,7 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		bucket:  newTokenBucket(cfg.LookupRate, cfg.LookupBurst, cfg.now),
 		queue:   make(chan queuedMiss, cfg.QueueLen),
 		kick:    make(chan struct{}, 1),
-		stopped: closedDone,
+		stopped: closedChan(),
 		listed:  make(chan struct{}),
 	}
 	r.prog = newProgrammer(k, &r.cfg, r.m, r.log)
@@ -525,7 +525,7 @@ func (r *Resolver) begin() (release func(), err error) {
 	return func() {
 		r.runMu.Lock()
 		r.running = false
-		r.stopped = closedDone
+		r.stopped = closedChan()
 		r.runMu.Unlock()
 		close(stopped)
 	}, nil

@@ -90,8 +90,13 @@ type lookupCtx struct {
 	stopped atomic.Bool
 }
 
-// closedDone is the Done channel of a lookupCtx whose call is over.
-var closedDone = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+// closedChan returns a closed channel: the Done channel of a lookupCtx
+// whose call is over, the stopped channel of a Resolver not running.
+func closedChan() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}
 
 // Deadline returns the earlier of the call's and the parent's deadlines.
 func (c *lookupCtx) Deadline() (time.Time, bool) {
@@ -105,7 +110,7 @@ func (c *lookupCtx) Deadline() (time.Time, bool) {
 func (c *lookupCtx) Done() <-chan struct{} {
 	c.once.Do(func() { c.timed, c.cancel = context.WithDeadline(c.Context, c.deadline) })
 	if c.timed == nil {
-		return closedDone // stop came first: the call is over, as after a cancel
+		return closedChan() // stop came first: the call is over, as after a cancel
 	}
 	return c.timed.Done()
 }
