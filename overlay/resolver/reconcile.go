@@ -162,116 +162,151 @@ func (r *Resolver) reconcile(ctx context.Context, fdb bool) (ReconcileStats, err
 		return st, err
 	}
 	if !fdb && r.unproven != nil {
-		// Not dumped by this pass: those adopt found, unless programmed
-		// since.
-		for mac, vtep := range r.unproven {
-			if _, ok := r.prog.trackedFDB(mac); !ok {
-				ke.unproven[mac] = vtep
-			}
-		}
-		r.unproven = nil
+		r.takeUnproven(ke)
 	}
 	st.Entries = len(ke.neigh) + len(ke.fdb)
 	st.Adopted = adopted
 	r.m.reconcileFixes[reconcileAdopted].Add(uint64(adopted))
 	r.table.forgetAll()
 
-	var src recordSource
-	if v := r.view(); v != nil {
-		// The feed's view is the registry: no listing. The known keys are
-		// the view's, plus what lookups find until the next pass.
-		r.known.replaceKeys(nil, nil)
-		src = viewSource{r, v}
-	} else {
-		done, ls, err := r.listRecords(ctx, &ke, &st, start)
-		if done || err != nil {
-			return st, err
-		}
-		src = ls
+	src, done, err := r.recordSource(ctx, &ke, &st, start)
+	if done || err != nil {
+		return st, err
 	}
 	r.adoptUnproven(ke, src, &st)
-	wantVTEP, wantMAC := src.vtep, src.mac
-
-	fix := &resolution{action: "reconciled", logInfo: true}
-	fdbPlanned := make(map[ethaddr.MAC]bool)
-	for k, have := range ke.neigh {
-		want, gone, err := wantMAC(k.ip.Addr())
-		switch {
-		case err != nil:
-			r.log.Warn("reconcile: keeping neighbour entry, its record is unusable", "ip", k.ip.Addr(), "mac", have, "err", err)
-		case gone:
-			fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: have, counted: true})
-			st.Removed++
-		case want == have:
-			// A container that moved to this node answers ARP itself: a proxy
-			// entry would make the bridge learn its MAC on the vxlan port.
-			if vtep, vgone, verr := wantVTEP(want); verr == nil && !vgone && r.isLocal(vtep) {
-				fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: have, counted: true})
-				st.Removed++
-			}
-		default:
-			vtep, vgone, verr := wantVTEP(want)
-			if verr != nil || vgone {
-				r.log.Warn("reconcile: IP moved to a MAC without a usable VTEP; removing its entry", "ip", k.ip.Addr(), "mac", want, "err", verr)
-				fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: have, counted: true})
-				st.Removed++
-				continue
-			}
-			if r.isLocal(vtep) {
-				fix.ops = append(fix.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: have, counted: true})
-				st.Removed++
-				continue
-			}
-			fix.ops = append(fix.ops, progOp{kind: opSetNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: want, counted: true})
-			st.Updated++
-			if ke.fdb[want] != vtep && !fdbPlanned[want] {
-				fix.ops = append(fix.ops, progOp{kind: opSetFDB, mac: want, vtep: vtep})
-				fdbPlanned[want] = true
-			}
-		}
-	}
-	for mac, have := range ke.fdb {
-		want, gone, err := wantVTEP(mac)
-		switch {
-		case err != nil:
-			r.log.Warn("reconcile: keeping FDB entry, its record is unusable", "mac", mac, "vtep", have, "err", err)
-		case gone || r.isLocal(want):
-			fix.ops = append(fix.ops, progOp{kind: opDelFDB, mac: mac, vtep: have, counted: true})
-			st.Removed++
-		case want != have && !fdbPlanned[mac]:
-			fix.ops = append(fix.ops, progOp{kind: opSetFDB, mac: mac, vtep: want, counted: true})
-			st.Updated++
-		}
-	}
-	if len(fix.ops) > 0 {
-		// A batch of the feed's size at a time, the programmer's lock
-		// released in between: misses and the feed are programmed between
-		// the chunks.
-		var errs []error
-		for ops := range slices.Chunk(fix.ops, r.prog.bulkMax) {
-			part := &resolution{action: fix.action, logInfo: true, ops: ops, current: src.current}
-			r.prog.apply([]*resolution{part})
-			for _, op := range part.ops {
-				switch {
-				case op.err != nil:
-					errs = append(errs, op.err)
-				case op.superseded && op.counted && (op.kind == opDelNeigh || op.kind == opDelFDB):
-					st.Removed--
-				case op.superseded && op.counted:
-					st.Updated--
-				}
-			}
-		}
-		if err := errors.Join(errs...); err != nil {
-			r.m.reconcileErrors.Add(1)
-			st.Took = time.Since(start)
-			return st, err
-		}
+	err = r.sendFixes(r.planFixes(ke, src, &st), src, &st)
+	st.Took = time.Since(start)
+	if err != nil {
+		r.m.reconcileErrors.Add(1)
+		return st, err
 	}
 	r.m.reconcileFixes[reconcileUpdated].Add(uint64(st.Updated))
 	r.m.reconcileFixes[reconcileRemoved].Add(uint64(st.Removed))
-	st.Took = time.Since(start)
 	return st, nil
+}
+
+// takeUnproven gives a pass that does not dump the FDB the entries adopt
+// could not show to be ours, unless programmed since: the pass decides
+// about them (adoptUnproven).
+func (r *Resolver) takeUnproven(ke kernelEntries) {
+	for mac, vtep := range r.unproven {
+		if _, ok := r.prog.trackedFDB(mac); !ok {
+			ke.unproven[mac] = vtep
+		}
+	}
+	r.unproven = nil
+}
+
+// fixPlan gathers the fixes of one pass, counted in st as they are planned.
+type fixPlan struct {
+	r         *Resolver
+	src       recordSource
+	kernelFDB map[ethaddr.MAC]netip.Addr // the FDB entries the pass found
+	st        *ReconcileStats
+	ops       []progOp
+	fdbSet    map[ethaddr.MAC]bool // FDB entries planned for a neighbour entry's new MAC
+}
+
+// planFixes returns the changes that bring the entries of ke in line with
+// src: a neighbour or FDB entry whose record changed is re-programmed, one
+// whose record is gone, or now at this node, is removed, one whose record
+// is unusable is kept.
+func (r *Resolver) planFixes(ke kernelEntries, src recordSource, st *ReconcileStats) []progOp {
+	p := &fixPlan{r: r, src: src, kernelFDB: ke.fdb, st: st, fdbSet: make(map[ethaddr.MAC]bool)}
+	for k, have := range ke.neigh {
+		p.neigh(k, have)
+	}
+	for mac, have := range ke.fdb {
+		p.fdb(mac, have)
+	}
+	return p.ops
+}
+
+// neigh plans the fix of the neighbour entry k -> have, if it needs one.
+func (p *fixPlan) neigh(k neighKey, have ethaddr.MAC) {
+	want, gone, err := p.src.mac(k.ip.Addr())
+	switch {
+	case err != nil:
+		p.r.log.Warn("reconcile: keeping neighbour entry, its record is unusable", "ip", k.ip.Addr(), "mac", have, "err", err)
+	case gone:
+		p.delNeigh(k, have)
+	case want == have:
+		// A container that moved to this node answers ARP itself: a proxy
+		// entry would make the bridge learn its MAC on the vxlan port.
+		if vtep, vgone, verr := p.src.vtep(want); verr == nil && !vgone && p.r.isLocal(vtep) {
+			p.delNeigh(k, have)
+		}
+	default:
+		p.moved(k, have, want)
+	}
+}
+
+// moved plans the fix of a neighbour entry whose IP now has another MAC,
+// want: the entry points at want, and want's FDB entry at its VTEP; or it
+// is removed when want has no usable VTEP or lives on this node.
+func (p *fixPlan) moved(k neighKey, have, want ethaddr.MAC) {
+	vtep, gone, err := p.src.vtep(want)
+	if err != nil || gone {
+		p.r.log.Warn("reconcile: IP moved to a MAC without a usable VTEP; removing its entry", "ip", k.ip.Addr(), "mac", want, "err", err)
+		p.delNeigh(k, have)
+		return
+	}
+	if p.r.isLocal(vtep) {
+		p.delNeigh(k, have)
+		return
+	}
+	p.ops = append(p.ops, progOp{kind: opSetNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: want, counted: true})
+	p.st.Updated++
+	if p.kernelFDB[want] != vtep && !p.fdbSet[want] {
+		p.ops = append(p.ops, progOp{kind: opSetFDB, mac: want, vtep: vtep})
+		p.fdbSet[want] = true
+	}
+}
+
+func (p *fixPlan) delNeigh(k neighKey, have ethaddr.MAC) {
+	p.ops = append(p.ops, progOp{kind: opDelNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: have, counted: true})
+	p.st.Removed++
+}
+
+// fdb plans the fix of the FDB entry mac -> have, if it needs one.
+func (p *fixPlan) fdb(mac ethaddr.MAC, have netip.Addr) {
+	want, gone, err := p.src.vtep(mac)
+	switch {
+	case err != nil:
+		p.r.log.Warn("reconcile: keeping FDB entry, its record is unusable", "mac", mac, "vtep", have, "err", err)
+	case gone || p.r.isLocal(want):
+		p.ops = append(p.ops, progOp{kind: opDelFDB, mac: mac, vtep: have, counted: true})
+		p.st.Removed++
+	case want != have && !p.fdbSet[mac]:
+		p.ops = append(p.ops, progOp{kind: opSetFDB, mac: mac, vtep: want, counted: true})
+		p.st.Updated++
+	}
+}
+
+// sendFixes sends the fixes a batch of the feed's size at a time, the
+// programmer's lock released in between: misses and the feed are
+// programmed between the chunks. A fix src no longer agrees with when its
+// turn comes is not sent, and no longer counted in st.
+func (r *Resolver) sendFixes(ops []progOp, src recordSource, st *ReconcileStats) error {
+	if len(ops) == 0 {
+		return nil
+	}
+	var errs []error
+	for chunk := range slices.Chunk(ops, r.prog.bulkMax) {
+		part := &resolution{action: "reconciled", logInfo: true, ops: chunk, current: src.current}
+		r.prog.apply([]*resolution{part})
+		for _, op := range part.ops {
+			switch {
+			case op.err != nil:
+				errs = append(errs, op.err)
+			case op.superseded && op.counted && (op.kind == opDelNeigh || op.kind == opDelFDB):
+				st.Removed--
+			case op.superseded && op.counted:
+				st.Updated--
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // isLocal says whether vtep is this node's: its containers are reached

@@ -115,6 +115,19 @@ func (s listSource) holdsMAC(mac ethaddr.MAC) bool {
 	return err == nil
 }
 
+// recordSource returns what a pass checks ke against: the feed's view once
+// it synced (no listing: the known keys are the view's, plus what lookups
+// find until the next pass), else a listing of the registry (see
+// listRecords; done: the pass has nothing more to do).
+func (r *Resolver) recordSource(ctx context.Context, ke *kernelEntries, st *ReconcileStats, start time.Time) (src recordSource, done bool, err error) {
+	if v := r.view(); v != nil {
+		r.known.replaceKeys(nil, nil)
+		return viewSource{r, v}, false, nil
+	}
+	done, ls, err := r.listRecords(ctx, ke, st, start)
+	return ls, done, err
+}
+
 // listRecords lists the registry for a pass that has no feed view to check
 // against, and makes the listing the known keys. done is true when the pass
 // has nothing more to do (no entries to check: the keys were all it needed).
