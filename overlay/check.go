@@ -43,19 +43,7 @@ func (n *Node) Check(ctx context.Context, name string) (*Endpoint, []string, err
 		if err != nil {
 			return nil, nil, fmt.Errorf("overlay: check: %w", err)
 		}
-		byName := map[string]*rtnl.LinkMessage{}
-		byIndex := map[int32]*rtnl.LinkMessage{}
-		for i := range links {
-			byName[links[i].Name] = &links[i]
-			byIndex[links[i].Index] = &links[i]
-		}
-		masterName := func(l *rtnl.LinkMessage) string {
-			if m := byIndex[l.Master]; m != nil && l.Master != 0 {
-				return m.Name
-			}
-			return ""
-		}
-		es := n.endpointStatus(st, byName, masterName, cfg.Bridge)
+		es := n.endpointStatus(st, newLinkIndex(links), cfg.Bridge)
 		problems = append(problems, es.Problems...)
 	}
 

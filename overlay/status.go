@@ -22,8 +22,8 @@ import (
 // namespace, veth pair with the peer ifindex the host end reports, IP, MAC)
 // and the vxlan's neighbour and FDB entries with their NUD states, plus the
 // address blocks the node holds and their use, as its state directory
-// records them (no store is read). What is missing or differs from the record is listed in Problems rather than
-// failing. Before Create it returns ErrNotCreated.
+// records them (no store is read). What is missing or differs from the
+// record is listed in Problems rather than failing. Before Create it returns ErrNotCreated.
 func (n *Node) Status(ctx context.Context) (*Status, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -53,47 +53,69 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-
 	links, err := oc.LinkList()
 	if err != nil {
 		return nil, fmt.Errorf("overlay: status: %w", err)
 	}
-	byIndex := map[int32]*rtnl.LinkMessage{}
-	byName := map[string]*rtnl.LinkMessage{}
+	li := newLinkIndex(links)
+	vxIndex := s.readDevices(oc, cfg, li)
+	for _, st := range eps {
+		s.Endpoints = append(s.Endpoints, n.endpointStatus(st, li, cfg.Bridge))
+	}
+	if vxIndex != 0 {
+		if err := s.readNeighbors(oc, vxIndex); err != nil {
+			return nil, err
+		}
+	}
+	if ost.Egress != nil {
+		if err := s.readEgress(oc, ost); err != nil {
+			return nil, err
+		}
+	}
+	if err := n.readGuard(s, ost.Overlay, eps); err != nil {
+		s.Problems = append(s.Problems, err.Error())
+	}
+	return s, nil
+}
+
+// linkIndex is the overlay namespace's links by index and by name.
+type linkIndex struct {
+	byIndex map[int32]*rtnl.LinkMessage
+	byName  map[string]*rtnl.LinkMessage
+}
+
+func newLinkIndex(links []rtnl.LinkMessage) linkIndex {
+	li := linkIndex{byIndex: make(map[int32]*rtnl.LinkMessage, len(links)), byName: make(map[string]*rtnl.LinkMessage, len(links))}
 	for i := range links {
-		byIndex[links[i].Index] = &links[i]
-		byName[links[i].Name] = &links[i]
+		li.byIndex[links[i].Index] = &links[i]
+		li.byName[links[i].Name] = &links[i]
 	}
-	masterName := func(l *rtnl.LinkMessage) string {
-		if l.Master == 0 {
-			return ""
-		}
-		if m := byIndex[l.Master]; m != nil {
-			return m.Name
-		}
-		return fmt.Sprintf("ifindex %d", l.Master)
+	return li
+}
+
+// masterName names l's master device ("" without one).
+func (li linkIndex) masterName(l *rtnl.LinkMessage) string {
+	if l.Master == 0 {
+		return ""
 	}
-	var vxIndex int32
+	if m := li.byIndex[l.Master]; m != nil {
+		return m.Name
+	}
+	return fmt.Sprintf("ifindex %d", l.Master)
+}
+
+// readDevices reads the overlay's bridge and vxlan into s, listing in
+// Problems what is missing or differs from cfg. It returns the vxlan's
+// ifindex (0 when there is no vxlan of that name).
+func (s *Status) readDevices(oc *rtnl.Conn, cfg Config, li linkIndex) (vxIndex int32) {
 	for _, d := range []struct{ name, kind string }{{cfg.Bridge, rtnl.KindBridge}, {cfg.Vxlan, rtnl.KindVxlan}} {
-		l := byName[d.name]
-		ds := DeviceStatus{Name: d.name, Kind: d.kind}
+		l := li.byName[d.name]
 		if l == nil {
-			ds.Missing = true
 			s.Problems = append(s.Problems, fmt.Sprintf("%s %s is missing", d.kind, d.name))
-			s.Devices = append(s.Devices, ds)
+			s.Devices = append(s.Devices, DeviceStatus{Name: d.name, Kind: d.kind, Missing: true})
 			continue
 		}
-		ds.Kind, ds.Index, ds.MTU, ds.Up, ds.Master, ds.MAC = l.Kind(), l.Index, l.MTU, l.Flags&rtnl.LinkUp != 0, masterName(l), l.Address
-		if addrs, err := oc.AddressList(unix.AF_INET, l.Index); err == nil {
-			for _, a := range addrs {
-				ds.Addresses = append(ds.Addresses, a.Prefix())
-			}
-		}
-		if l.Info != nil && l.Info.Vxlan != nil {
-			v := l.Info.Vxlan
-			ds.VNI, ds.Port, ds.Local, ds.Learning, ds.Proxy, ds.L2Miss, ds.L3Miss =
-				v.ID, v.Port, v.Local, v.Learning, v.Proxy, v.L2Miss, v.L3Miss
-		}
+		ds := readDevice(oc, l, li)
 		if ds.Kind != d.kind {
 			s.Problems = append(s.Problems, fmt.Sprintf("%s is a %q device, want %s", d.name, ds.Kind, d.kind))
 		} else if d.kind == rtnl.KindVxlan {
@@ -107,31 +129,41 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 		}
 		s.Devices = append(s.Devices, ds)
 	}
+	return vxIndex
+}
 
-	for _, st := range eps {
-		s.Endpoints = append(s.Endpoints, n.endpointStatus(st, byName, masterName, cfg.Bridge))
-	}
-	if vxIndex != 0 {
-		if err := s.readNeighbors(oc, vxIndex); err != nil {
-			return nil, err
+// readDevice is what the kernel says of the device l: its IPv4 addresses
+// and, for a vxlan, its settings.
+func readDevice(oc *rtnl.Conn, l *rtnl.LinkMessage, li linkIndex) DeviceStatus {
+	ds := DeviceStatus{Name: l.Name, Kind: l.Kind(), Index: l.Index, MTU: l.MTU, Up: l.Flags&rtnl.LinkUp != 0,
+		Master: li.masterName(l), MAC: l.Address}
+	if addrs, err := oc.AddressList(unix.AF_INET, l.Index); err == nil {
+		for _, a := range addrs {
+			ds.Addresses = append(ds.Addresses, a.Prefix())
 		}
 	}
-	if ost.Egress != nil {
-		host, err := rtnl.Dial(nil)
-		if err != nil {
-			return nil, err
-		}
-		defer host.Close()
-		s.Egress = egress.Read(egress.Params{Host: host, Overlay: oc, OverlayNetNS: cfg.OverlayNetNS,
-			Subnet: cfg.Subnet(), Bridge: cfg.Bridge, VTEP: ost.Overlay.VTEP, UnderlayDev: ost.Overlay.UnderlayDev}, ost.Egress)
-		for _, p := range s.Egress.Problems {
-			s.Problems = append(s.Problems, "egress: "+p)
-		}
+	if l.Info != nil && l.Info.Vxlan != nil {
+		v := l.Info.Vxlan
+		ds.VNI, ds.Port, ds.Local, ds.Learning, ds.Proxy, ds.L2Miss, ds.L3Miss =
+			v.ID, v.Port, v.Local, v.Learning, v.Proxy, v.L2Miss, v.L3Miss
 	}
-	if err := n.readGuard(s, ost.Overlay, eps); err != nil {
-		s.Problems = append(s.Problems, err.Error())
+	return ds
+}
+
+// readEgress reads the node's egress, as recorded in ost, into s.
+func (s *Status) readEgress(oc *rtnl.Conn, ost *overlayState) error {
+	cfg := ost.Overlay.Config
+	host, err := rtnl.Dial(nil)
+	if err != nil {
+		return err
 	}
-	return s, nil
+	defer host.Close()
+	s.Egress = egress.Read(egress.Params{Host: host, Overlay: oc, OverlayNetNS: cfg.OverlayNetNS,
+		Subnet: cfg.Subnet(), Bridge: cfg.Bridge, VTEP: ost.Overlay.VTEP, UnderlayDev: ost.Overlay.UnderlayDev}, ost.Egress)
+	for _, p := range s.Egress.Problems {
+		s.Problems = append(s.Problems, "egress: "+p)
+	}
+	return nil
 }
 
 // readGuard reads the allowlist (in the calling, "host", namespace) and
@@ -184,15 +216,14 @@ func (n *Node) readGuard(s *Status, ov Overlay, eps []*endpointState) error {
 }
 
 // endpointStatus compares a recorded endpoint with the kernel.
-func (n *Node) endpointStatus(st *endpointState, byName map[string]*rtnl.LinkMessage,
-	masterName func(*rtnl.LinkMessage) string, bridge string) EndpointStatus {
+func (n *Node) endpointStatus(st *endpointState, li linkIndex, bridge string) EndpointStatus {
 	e := st.Endpoint
 	es := EndpointStatus{Endpoint: e, CreatedNetNS: st.CreatedNetNS}
 	problem := func(format string, args ...any) { es.Problems = append(es.Problems, fmt.Sprintf(format, args...)) }
-	if h := byName[e.HostIf]; h == nil {
+	if h := li.byName[e.HostIf]; h == nil {
 		problem("host veth %s is missing", e.HostIf)
 	} else {
-		es.HostUp, es.HostMaster, es.KernelPeerIndex = h.Flags&rtnl.LinkUp != 0, masterName(h), h.Link
+		es.HostUp, es.HostMaster, es.KernelPeerIndex = h.Flags&rtnl.LinkUp != 0, li.masterName(h), h.Link
 		es.HostIndex = h.Index
 		if es.HostMaster != bridge {
 			problem("host veth %s is not on bridge %s", e.HostIf, bridge)
