@@ -57,14 +57,23 @@ func (m *Mem) Blocks(context.Context) (map[netip.Prefix]string, error) {
 }
 
 // Conformance tests s, an empty store (other tests' blocks would be seen by
-// Blocks).
+// Blocks): claims, releases and listing, then, if they pass, a race of
+// owners for the same blocks.
 func Conformance(t *testing.T, s ipam.BlockStore) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	if !t.Run("claim and release", func(t *testing.T) { claimRelease(ctx, t, s) }) {
+		return
+	}
+	t.Run("race", func(t *testing.T) { race(ctx, t, s) })
+}
+
+// claimRelease: a block is held by its first claimer, whom a claim tells;
+// only the holder releases it; Blocks lists the holders. It leaves s empty.
+func claimRelease(ctx context.Context, t *testing.T, s ipam.BlockStore) {
 	b1 := netip.MustParsePrefix("198.51.100.0/26")
 	b2 := netip.MustParsePrefix("198.51.100.64/26")
-
 	got, err := s.Blocks(ctx)
 	if err != nil || len(got) != 0 {
 		t.Fatalf("Blocks of an empty store: %v, %v", got, err)
@@ -103,54 +112,33 @@ func Conformance(t *testing.T, s ipam.BlockStore) {
 	if got, err := s.Blocks(ctx); err != nil || len(got) != 0 {
 		t.Fatalf("Blocks after releasing all: %v, %v", got, err)
 	}
+}
 
-	// The race: 8 owners claim the same 16 blocks at once; every block has
-	// exactly one holder, and each owner's view agrees with the store.
-	const owners, nblocks = 8, 16
-	blocks := make([]netip.Prefix, nblocks)
+// Owners and blocks of the race.
+const raceOwners, raceBlocks = 8, 16
+
+func raceOwner(o int) string { return fmt.Sprintf("192.0.2.%d", 10+o) }
+
+// race: raceOwners owners claim the same raceBlocks blocks at once; every
+// block has exactly one holder, and each owner's view agrees with the
+// store. The blocks are released at the end.
+func race(ctx context.Context, t *testing.T, s ipam.BlockStore) {
+	blocks := make([]netip.Prefix, raceBlocks)
 	for i := range blocks {
 		blocks[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 99, byte(i), 0}), 24)
 	}
-	won := make([]map[netip.Prefix]bool, owners)
-	var wg sync.WaitGroup
-	start := make(chan struct{})
-	errs := make(chan error, owners*nblocks)
-	for o := range owners {
-		won[o] = map[netip.Prefix]bool{}
-		owner := fmt.Sprintf("192.0.2.%d", 10+o)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			for _, b := range blocks {
-				h, err := s.ClaimBlock(ctx, b, owner)
-				if err != nil {
-					errs <- err
-					return
-				}
-				if h == owner {
-					won[o][b] = true
-				}
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("concurrent ClaimBlock: %v", err)
-	}
-	got, err = s.Blocks(ctx)
-	if err != nil || len(got) != nblocks {
-		t.Fatalf("Blocks after the race: %d blocks, %v; want %d", len(got), err, nblocks)
+	won := claimAtOnce(ctx, t, s, blocks)
+	got, err := s.Blocks(ctx)
+	if err != nil || len(got) != raceBlocks {
+		t.Fatalf("Blocks after the race: %d blocks, %v; want %d", len(got), err, raceBlocks)
 	}
 	for _, b := range blocks {
 		winners := 0
-		for o := range owners {
+		for o := range raceOwners {
 			if won[o][b] {
 				winners++
-				if want := fmt.Sprintf("192.0.2.%d", 10+o); got[b] != want {
-					t.Errorf("block %s: owner %s was told it won, the store says %s", b, want, got[b])
+				if got[b] != raceOwner(o) {
+					t.Errorf("block %s: owner %s was told it won, the store says %s", b, raceOwner(o), got[b])
 				}
 			}
 		}
@@ -163,4 +151,36 @@ func Conformance(t *testing.T, s ipam.BlockStore) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// claimAtOnce has every owner claim every block, all starting at once, and
+// returns, per owner, the blocks the store told it it holds.
+func claimAtOnce(ctx context.Context, t *testing.T, s ipam.BlockStore, blocks []netip.Prefix) []map[netip.Prefix]bool {
+	won := make([]map[netip.Prefix]bool, raceOwners)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make(chan error, raceOwners*len(blocks))
+	for o := range raceOwners {
+		won[o] = map[netip.Prefix]bool{}
+		wg.Go(func() {
+			<-start
+			for _, b := range blocks {
+				h, err := s.ClaimBlock(ctx, b, raceOwner(o))
+				if err != nil {
+					errs <- err
+					return
+				}
+				if h == raceOwner(o) {
+					won[o][b] = true
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("concurrent ClaimBlock: %v", err)
+	}
+	return won
 }
