@@ -64,6 +64,34 @@ func Sources(fset *token.FileSet, root string) ([]Source, error) {
 	return out, err
 }
 
+// PackageDirs lists, slash-separated and relative to root, the
+// directories under root holding a package (any non-test .go file, main
+// packages too), with the skips of Sources.
+func PackageDirs(root string) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return err
+		case d.IsDir() && path != root && skipDir(path, d.Name()):
+			return filepath.SkipDir
+		case d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go"):
+			return nil
+		}
+		rel, err := filepath.Rel(root, filepath.Dir(path))
+		if err != nil {
+			return err
+		}
+		if rel = filepath.ToSlash(rel); !seen[rel] {
+			seen[rel] = true
+			out = append(out, rel)
+		}
+		return nil
+	})
+	return out, err
+}
+
 func skipDir(path, name string) bool {
 	if name == "testdata" || name == "vendor" || strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") {
 		return true
