@@ -15,17 +15,20 @@ import (
 	"strings"
 )
 
-// Source is one parsed file of a library package.
+// Source is one parsed file of the module, tests aside.
 type Source struct {
 	Dir  string // slash-separated, relative to the module root ("overlay/guard")
 	Path string // the file, relative to the module root
 	File *ast.File
 }
 
-// Sources parses every .go file under root (positions name files relative
-// to root) that is neither a test
-// (_test.go) nor in a main package, skipping testdata, vendor, directories
-// whose names start with "." or "_", and nested modules (their own go.mod).
+// Main reports whether s is in a main package (a command).
+func (s Source) Main() bool { return s.File.Name.Name == "main" }
+
+// Sources parses every .go file under root but tests (_test.go), skipping
+// testdata, vendor, directories whose names start with "." or "_", and
+// nested modules (their own go.mod). Positions name files relative to
+// root.
 func Sources(fset *token.FileSet, root string) ([]Source, error) {
 	var out []Source
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -55,9 +58,6 @@ func Sources(fset *token.FileSet, root string) ([]Source, error) {
 		if err != nil {
 			return err
 		}
-		if f.Name.Name == "main" {
-			return nil
-		}
 		out = append(out, Source{Dir: pathDir(rel), Path: rel, File: f})
 		return nil
 	})
@@ -65,8 +65,8 @@ func Sources(fset *token.FileSet, root string) ([]Source, error) {
 }
 
 // PackageDirs lists, slash-separated and relative to root, the
-// directories under root holding a package (any non-test .go file, main
-// packages too), with the skips of Sources.
+// directories under root holding a package (any non-test .go file), with
+// the skips of Sources.
 func PackageDirs(root string) ([]string, error) {
 	seen := map[string]bool{}
 	var out []string
@@ -118,13 +118,16 @@ type Var struct {
 // ("overlay/guard.Reasons").
 func (v Var) Key() string { return v.Dir + "." + v.Name }
 
-// PackageVars lists the package-level variables of srcs except the two
-// kinds that are not state: interface assertions (`var _ I = (*T)(nil)`,
+// PackageVars lists the package-level variables of srcs outside main
+// packages, except the two kinds that are not state: interface assertions (`var _ I = (*T)(nil)`,
 // a blank name with a type) and sentinel errors (a name starting with Err
 // or err whose value is errors.New(...) or fmt.Errorf(...)).
 func PackageVars(fset *token.FileSet, srcs []Source) []Var {
 	var out []Var
 	for _, s := range srcs {
+		if s.Main() {
+			continue
+		}
 		for _, d := range s.File.Decls {
 			g, ok := d.(*ast.GenDecl)
 			if !ok || g.Tok != token.VAR {
