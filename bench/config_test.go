@@ -14,13 +14,14 @@ import (
 )
 
 // benchResolverConfig is the configuration `overlayd run` gives its
-// resolver with no flags (resolver.DefaultResolverConfig, which its flags
-// default to: cmd/overlayd's TestRunDefaultsAreTheLibrarys), wired to lab.
-func benchResolverConfig(conn *rtnl.Conn, lab *missgen.Lab, reg registry.Registry, log *slog.Logger) resolver.ResolverConfig {
-	cfg := resolver.DefaultResolverConfig()
-	cfg.Conn, cfg.Registry, cfg.Vxlan, cfg.Bridge, cfg.VNI, cfg.Port = conn, reg, lab.VxlanIndex, lab.BridgeIndex, 42, 4789
-	cfg.Subnet, cfg.LocalVTEP, cfg.Logger = resolveSubnet, netip.MustParseAddr("192.0.2.1"), log
-	return cfg
+// resolver with no flags (resolver.DefaultTuning, which its flags default
+// to: cmd/overlayd's TestRunDefaultsAreTheLibrarys), wired to lab.
+func benchResolverConfig(conn *rtnl.Conn, lab *missgen.Lab, reg registry.Registry, log *slog.Logger) resolver.Config {
+	return resolver.Config{
+		Conn: conn, Registry: reg, Vxlan: lab.VxlanIndex, Bridge: lab.BridgeIndex, VNI: 42, Port: 4789,
+		Subnet: resolveSubnet, LocalVTEP: netip.MustParseAddr("192.0.2.1"), Logger: log,
+		Tuning: resolver.DefaultTuning(),
+	}
 }
 
 // benchMonitorConfig is the monitor `overlayd run` opens with no flags.
@@ -38,24 +39,28 @@ func daemonLogHandler(w io.Writer) slog.Handler {
 // registry did not list that `overlayd run` allows with no flags: per
 // second, and at once.
 func benchScanBudget() (rate float64, burst int) {
-	def := resolver.DefaultResolverConfig()
+	def := resolver.DefaultTuning()
 	return def.LookupRate, def.LookupBurst
 }
 
 // TestBenchmarkConfigIsTheDaemons fails if the resolver the benchmarks
 // measure is configured otherwise than `overlayd run` with no flags: its
-// tunables must be resolver.DefaultResolverConfig's (the daemon's flag
-// defaults, checked by cmd/overlayd's TestRunDefaultsAreTheLibrarys), its
+// tuning must be resolver.DefaultTuning (the daemon's flag defaults,
+// checked by cmd/overlayd's TestRunDefaultsAreTheLibrarys), its wiring
+// the lab's socket, registry, devices and addresses and nothing more, its
 // monitor resolver.DefaultMonitorConfig's, its log level the default one.
 func TestBenchmarkConfigIsTheDaemons(t *testing.T) {
 	lab := &missgen.Lab{VxlanIndex: 7, BridgeIndex: 6}
 	got := benchResolverConfig(nil, lab, &memRegistry{}, slog.New(daemonLogHandler(io.Discard)))
+	if want := resolver.DefaultTuning(); !reflect.DeepEqual(got.Tuning, want) {
+		t.Errorf("benchmark resolver tuning differs from the daemon's:\n got %+v\nwant %+v", got.Tuning, want)
+	}
 	// The wiring (which socket, registry, devices, addresses) is the lab's;
-	// everything else must be the default.
+	// nothing else is set.
 	got.Conn, got.Registry, got.Vxlan, got.Bridge, got.VNI, got.Port = nil, nil, 0, 0, 0, 0
 	got.Subnet, got.LocalVTEP, got.Logger = netip.Prefix{}, netip.Addr{}, nil
-	if want := resolver.DefaultResolverConfig(); !reflect.DeepEqual(got, want) {
-		t.Errorf("benchmark resolver configuration differs from the daemon's:\n got %+v\nwant %+v", got, want)
+	if want := (resolver.Config{Tuning: resolver.DefaultTuning()}); !reflect.DeepEqual(got, want) {
+		t.Errorf("benchmark resolver wiring has more than the lab's:\n got %+v\nwant %+v", got, want)
 	}
 	if got, want := benchMonitorConfig(lab), resolver.DefaultMonitorConfig(nil); got != want {
 		t.Errorf("benchmark monitor %+v, want the daemon's %+v", got, want)

@@ -198,7 +198,7 @@ func startRtnlResolver(tb testing.TB, lab *missgen.Lab, reg benchRegistry) (func
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r, err := resolver.NewResolver(benchResolverConfig(conn, lab, reg.reg, slog.New(daemonLogHandler(io.Discard))))
+	r, err := resolver.New(benchResolverConfig(conn, lab, reg.reg, slog.New(daemonLogHandler(io.Discard))))
 	if err != nil {
 		mon.Close()
 		tb.Fatal(err)

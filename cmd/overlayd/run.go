@@ -112,11 +112,11 @@ type runOptions struct {
 	maxProact   int
 }
 
-// bind declares the flags, their defaults those of
-// resolver.DefaultResolverConfig and resolver.DefaultMonitorConfig: the
-// library holds the defaults, and TestRunDefaultsAreTheLibrarys checks it.
+// bind declares the flags, their defaults those of resolver.DefaultTuning
+// and resolver.DefaultMonitorConfig: the library holds the defaults, and
+// TestRunDefaultsAreTheLibrarys checks it.
 func (o *runOptions) bind(fs *flag.FlagSet) {
-	def := resolver.DefaultResolverConfig()
+	def := resolver.DefaultTuning()
 	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9477); empty: off")
 	fs.DurationVar(&o.reconcile, "reconcile", def.ReconcileInterval, "interval of the pass that checks programmed entries against the store")
 	fs.DurationVar(&o.negativeTTL, "negative-ttl", def.NegativeTTL, "how long an address unknown to the store is not looked up again")
@@ -128,13 +128,15 @@ func (o *runOptions) bind(fs *flag.FlagSet) {
 	fs.IntVar(&o.rcvbuf, "rcvbuf", resolver.DefaultMonitorConfig(nil).ReceiveBuffer, "netlink receive buffer for notifications, bytes (forced; the kernel doubles it)")
 }
 
-// resolverConfig is the library's default configuration with the flags'
-// values: the tunables of the resolver `overlayd run` starts.
-func (o *runOptions) resolverConfig() resolver.ResolverConfig {
-	cfg := resolver.DefaultResolverConfig()
-	cfg.Workers, cfg.LookupRate, cfg.NegativeTTL = o.workers, o.lookupRate, o.negativeTTL
-	cfg.BatchWindow, cfg.ReconcileInterval = o.batchWindow, o.reconcile
-	return cfg
+// tuning is the library's default tuning with the flags' values: the
+// tuning of the resolver `overlayd run` starts (--mode is checked).
+func (o *runOptions) tuning() resolver.Tuning {
+	t := resolver.DefaultTuning()
+	t.Workers, t.LookupRate, t.NegativeTTL = o.workers, o.lookupRate, o.negativeTTL
+	t.BatchWindow, t.ReconcileInterval = o.batchWindow, o.reconcile
+	t.Mode, _ = resolver.ParseMode(o.mode)
+	t.ProactiveMax = o.maxProact
+	return t
 }
 
 func (o *runOptions) check() error {
@@ -184,11 +186,9 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 	}
 	defer done()
 	setGC(log)
-	mode, _ := resolver.ParseMode(o.mode)
 	err = daemonlib.Run(ctx, daemonlib.Config{
-		Node: n, Store: e.global.store, Mode: mode, ProactiveMax: o.maxProact,
-		MetricsAddr: o.metrics, ReceiveBuffer: o.rcvbuf, Logger: log,
-		Resolver: o.resolverConfig(),
+		Node: n, Store: e.global.store, MetricsAddr: o.metrics, ReceiveBuffer: o.rcvbuf, Logger: log,
+		Resolver: o.tuning(),
 	})
 	if errors.Is(err, daemonlib.ErrNoFeed) {
 		return fmt.Errorf("%w: %w", errUsage, err)

@@ -232,8 +232,8 @@ func TestRunDefaultsAreTheLibrarys(t *testing.T) {
 	if err := o.check(); err != nil {
 		t.Fatalf("the default flags do not pass their own check: %v", err)
 	}
-	if got, want := o.resolverConfig(), resolver.DefaultResolverConfig(); !reflect.DeepEqual(got, want) {
-		t.Errorf("overlayd run's resolver configuration differs from resolver.DefaultResolverConfig():\n got %+v\nwant %+v", got, want)
+	if got, want := o.tuning(), resolver.DefaultTuning(); !reflect.DeepEqual(got, want) {
+		t.Errorf("overlayd run's resolver tuning differs from resolver.DefaultTuning():\n got %+v\nwant %+v", got, want)
 	}
 	if got, want := o.rcvbuf, resolver.DefaultMonitorConfig(nil).ReceiveBuffer; got != want {
 		t.Errorf("overlayd run's --rcvbuf defaults to %d, want resolver.DefaultMonitorConfig's %d", got, want)

@@ -23,26 +23,21 @@ type Config struct {
 	// Store is the registry URL: "dir:PATH", or "etcd://..." (see
 	// OpenStore). An etcd URL without vni= gets the overlay's VNI.
 	Store string
-	// Mode says how entries are programmed; resolver.ModeAuto is hybrid on a
-	// store with a change feed (etcd) and reactive otherwise. Proactive and
-	// hybrid on a store without a feed fail with ErrNoFeed.
-	Mode resolver.Mode
-	// ProactiveMax, if positive, is a budget of records programmed from
-	// the change feed (resolver.ResolverConfig.ProactiveMax); zero programs
-	// every remote record.
-	ProactiveMax int
 	// MetricsAddr, if set, is where the Prometheus metrics are served
 	// (http://MetricsAddr/metrics); port 0 picks one (Daemon.MetricsAddr).
 	MetricsAddr string
 	// ReceiveBuffer is the monitor's forced receive buffer in bytes
 	// (DefaultReceiveBuffer when zero).
 	ReceiveBuffer int
-	// Resolver tunes the resolver (Workers, LookupRate, NegativeTTL,
-	// BatchWindow, ReconcileInterval, ...; zero fields take the resolver's
-	// defaults). Its Conn, Registry, Vxlan, Bridge, VNI, Port, Subnet,
-	// LocalVTEP, Logger, Metrics, Feed, Mode and ProactiveMax are set by
-	// the daemon.
-	Resolver resolver.ResolverConfig
+	// Resolver tunes the resolver: its mode (resolver.ModeAuto is hybrid
+	// on a store with a change feed, etcd, and reactive otherwise;
+	// proactive and hybrid on a store without a feed fail with ErrNoFeed),
+	// its budget of proactive records, workers, rates, TTLs, reconcile
+	// interval, batches. Zero fields take the resolver's defaults
+	// (resolver.DefaultTuning is `overlayd run`'s). The daemon supplies the
+	// wiring itself: the kernel sockets, the store and its change feed, the
+	// devices, the subnet, this node's VTEP, the logger and the metrics.
+	Resolver resolver.Tuning
 	// Logger receives the daemon's and the resolver's logs; nil discards.
 	Logger *slog.Logger
 }
@@ -63,7 +58,6 @@ type Daemon struct {
 	topo        Topology
 	res         *resolver.Resolver
 	metrics     *resolver.Metrics
-	maxPro      int
 	node        *overlay.Node
 	url         string // the store's URL, with the overlay's VNI for etcd
 	store0      string // the store's URL as configured
@@ -128,8 +122,8 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 	feed, hasFeed := d.store.Registry.(registry.ChangeFeed)
 	if !hasFeed {
 		feed = nil
-		if cfg.Mode == resolver.ModeProactive || cfg.Mode == resolver.ModeHybrid {
-			return nil, fmt.Errorf("%w; --mode %s, and %s has none", ErrNoFeed, cfg.Mode, registry.RedactURL(cfg.Store))
+		if m := cfg.Resolver.Mode; m == resolver.ModeProactive || m == resolver.ModeHybrid {
+			return nil, fmt.Errorf("%w; --mode %s, and %s has none", ErrNoFeed, m, registry.RedactURL(cfg.Store))
 		}
 	}
 	oc := d.ov.Config
@@ -148,17 +142,19 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 	if d.store.lease != nil {
 		d.metrics.AddCollector(d.store.lease.collector())
 	}
-	d.maxPro = cfg.ProactiveMax
-	rc := cfg.Resolver
-	rc.Conn, rc.Registry, rc.Logger, rc.Metrics = d.k.conn, d.store, log, d.metrics
+	rc := resolver.Config{
+		Tuning:   cfg.Resolver,
+		Conn:     d.k.conn,
+		DumpConn: d.k.dump,
+		Registry: d.store,
+		Vxlan:    d.topo.Vxlan, Bridge: d.topo.Bridge, VNI: d.topo.VNI, Port: d.topo.Port,
+		Subnet: oc.Subnet(), LocalVTEP: d.ov.VTEP,
+		Logger: log, Metrics: d.metrics, Feed: feed,
+	}
 	if kl, ok := d.store.Registry.(resolver.KeyLister); ok {
 		// The resolver learns the keys from a cheap listing at start.
 		rc.Registry = keyedStore{d.store, kl}
 	}
-	rc.DumpConn = d.k.dump
-	rc.Vxlan, rc.Bridge, rc.VNI, rc.Port = d.topo.Vxlan, d.topo.Bridge, d.topo.VNI, d.topo.Port
-	rc.Subnet, rc.LocalVTEP = oc.Subnet(), d.ov.VTEP
-	rc.Feed, rc.Mode, rc.ProactiveMax = feed, cfg.Mode, d.maxPro
 	if feed != nil && d.k.guard && !oc.NoVTEPFilter {
 		// One watch of the registry for the resolver and the VTEP
 		// allowlist: the allowlist counts the records' VTEPs on the way.
@@ -168,7 +164,7 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 	if d.reconcile = rc.ReconcileInterval; d.reconcile == 0 {
 		d.reconcile = resolver.DefaultReconcileInterval
 	}
-	if d.res, err = resolver.NewResolver(rc); err != nil {
+	if d.res, err = resolver.New(rc); err != nil {
 		return nil, err
 	}
 	if cfg.MetricsAddr != "" {
@@ -197,7 +193,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}
 	oc := d.ov.Config
-	d.log.Info("overlayd running", "mode", d.res.Mode(), "proactive_max", d.maxPro, "netns", oc.OverlayNetNS, "vxlan", oc.Vxlan, "ifindex", d.topo.Vxlan,
+	d.log.Info("overlayd running", "mode", d.res.Mode(), "proactive_max", d.res.Tuning().ProactiveMax, "netns", oc.OverlayNetNS, "vxlan", oc.Vxlan, "ifindex", d.topo.Vxlan,
 		"vni", d.topo.VNI, "port", d.topo.Port, "subnet", oc.Subnet(), "vtep", d.ov.VTEP, "store", registry.RedactURL(d.store0),
 		"reconcile", d.reconcile, "rcvbuf", d.k.mon.ReceiveBuffer())
 	err := d.res.Serve(ctx, d.k.mon)

@@ -202,9 +202,9 @@ func TestDaemonResolvesMiss(t *testing.T) {
 	k := newFakeKernel()
 	logs := &logBuffer{}
 	d, err := open(t.Context(), Config{
-		Node: n, Store: "dir:" + storeDir, MetricsAddr: "127.0.0.1:0", ProactiveMax: 1500,
+		Node: n, Store: "dir:" + storeDir, MetricsAddr: "127.0.0.1:0",
 		Logger:   slog.New(slog.NewTextHandler(logs, nil)),
-		Resolver: resolver.ResolverConfig{ReconcileInterval: -1},
+		Resolver: resolver.Tuning{ReconcileInterval: -1, ProactiveMax: 1500},
 	}, k)
 	if err != nil {
 		t.Fatal(err)
@@ -292,7 +292,7 @@ func TestDaemonOpenFailures(t *testing.T) {
 		opened bool
 	}{
 		{name: "no overlay", node: overlay.NewNode(overlay.NodeOptions{StateDir: t.TempDir()}), is: overlay.ErrNotCreated},
-		{name: "hybrid on dir store", cfg: func(c *Config) { c.Mode = resolver.ModeHybrid }, is: ErrNoFeed, want: "--mode hybrid"},
+		{name: "hybrid on dir store", cfg: func(c *Config) { c.Resolver.Mode = resolver.ModeHybrid }, is: ErrNoFeed, want: "--mode hybrid"},
 		{name: "unknown store", cfg: func(c *Config) { c.Store = "nosuch://x" }, want: `unknown scheme "nosuch"`},
 		{name: "no vxlan", ns: func(f *fakeNamespace) { delete(f.links, "vxlan1") }, want: `vxlan "vxlan1" in netns overns`, opened: true},
 		{name: "not a vxlan", ns: func(f *fakeNamespace) { f.links["vxlan1"].Info = &rtnl.LinkInfo{Kind: "dummy"} }, want: "not a vxlan device", opened: true},

@@ -30,7 +30,7 @@ func TestREADMEMetrics(t *testing.T) {
 	if len(names) < 8 {
 		t.Fatalf("README names %d metrics, want the 8 of its metrics paragraph", len(names))
 	}
-	d, err := open(t.Context(), Config{Node: writeState(t), Store: "daemontest:", Mode: resolver.ModeHybrid}, newFakeKernel())
+	d, err := open(t.Context(), Config{Node: writeState(t), Store: "daemontest:", Resolver: resolver.Tuning{Mode: resolver.ModeHybrid}}, newFakeKernel())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,13 +52,13 @@ func burstStore(t *testing.T, n int) *dirstore.Store {
 // startBurstResolver runs a resolver configured as `overlayd run` with no
 // flags (mod may change it) on lab, fed by a monitor of mcfg, until the
 // test ends.
-func startBurstResolver(t *testing.T, lab *missgen.Lab, reg registry.Registry, mcfg rtnl.MonitorConfig, mod func(*ResolverConfig)) *Resolver {
+func startBurstResolver(t *testing.T, lab *missgen.Lab, reg registry.Registry, mcfg rtnl.MonitorConfig, mod func(*Config)) *Resolver {
 	return startBurstResolverAfter(t, lab, reg, mcfg, mod, nil)
 }
 
 // startBurstResolverAfter is startBurstResolver calling before, if not
 // nil, once the monitor is subscribed and before the resolver starts.
-func startBurstResolverAfter(t *testing.T, lab *missgen.Lab, reg registry.Registry, mcfg rtnl.MonitorConfig, mod func(*ResolverConfig), before func()) *Resolver {
+func startBurstResolverAfter(t *testing.T, lab *missgen.Lab, reg registry.Registry, mcfg rtnl.MonitorConfig, mod func(*Config), before func()) *Resolver {
 	t.Helper()
 	conn := nstest.Dial(t, lab.Overlay)
 	mon, err := rtnl.NewMonitor(mcfg)
@@ -69,13 +69,13 @@ func startBurstResolverAfter(t *testing.T, lab *missgen.Lab, reg registry.Regist
 	if before != nil {
 		before()
 	}
-	cfg := DefaultResolverConfig()
+	cfg := Config{Tuning: DefaultTuning()}
 	cfg.Conn, cfg.Registry, cfg.Vxlan, cfg.Bridge, cfg.VNI, cfg.Port = conn, reg, lab.VxlanIndex, lab.BridgeIndex, 42, 4789
 	cfg.Subnet, cfg.LocalVTEP = netip.MustParsePrefix("10.64.0.0/10"), netip.MustParseAddr("192.0.2.1")
 	if mod != nil {
 		mod(&cfg)
 	}
-	r, err := NewResolver(cfg)
+	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestResolverKernelBackpressureTinyBuffer(t *testing.T) {
 	store := burstStore(t, n)
 	mcfg := DefaultMonitorConfig(lab.Overlay)
 	mcfg.ReceiveBuffer = 16 << 10 // the kernel doubles it: some 40 notifications
-	r := startBurstResolver(t, lab, slowRegistry{store, 200 * time.Microsecond}, mcfg, func(c *ResolverConfig) {
+	r := startBurstResolver(t, lab, slowRegistry{store, 200 * time.Microsecond}, mcfg, func(c *Config) {
 		c.Workers, c.QueueLen = 1, 16
 	})
 	g := lab.Generator(t)

@@ -20,7 +20,7 @@ type Mode uint8
 
 // Modes of a Resolver.
 const (
-	// ModeAuto (the zero value) is ModeHybrid when ResolverConfig.Feed is
+	// ModeAuto (the zero value) is ModeHybrid when Config.Feed is
 	// set and ModeReactive otherwise.
 	ModeAuto Mode = iota
 	// ModeReactive programs entries only in answer to misses.
@@ -59,7 +59,7 @@ func ParseMode(s string) (Mode, error) {
 	if s == "" {
 		return ModeAuto, nil
 	}
-	return 0, fmt.Errorf("overlay: unknown mode %q (want reactive, proactive or hybrid)", s)
+	return 0, fmt.Errorf("resolver: unknown mode %q (want reactive, proactive or hybrid)", s)
 }
 
 // feedState is what the feed follower knows. Only the follower goroutine

@@ -33,12 +33,13 @@ func (lab *resolverLab) startFeedResolverIn(t *testing.T, f registry.ChangeFeed,
 		t.Fatal(err)
 	}
 	logs := &logBuffer{}
-	r, err := NewResolver(ResolverConfig{
+	r, err := New(Config{
 		Conn: lab.conn, Registry: lab.store, Vxlan: lab.vxlan, VNI: 42, Port: 4789,
 		Subnet:    subnet,
 		LocalVTEP: netip.MustParseAddr("192.0.2.2"),
-		Logger:    newTestLogger(logs), ReconcileInterval: -1,
-		Feed: f, Mode: mode, ProactiveMax: max,
+		Logger:    newTestLogger(logs),
+		Feed:      f,
+		Tuning:    Tuning{ReconcileInterval: -1, Mode: mode, ProactiveMax: max},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +127,10 @@ func TestResolverFeedProactive(t *testing.T) {
 // TestResolverModeNeedsFeed: proactive and hybrid need a change feed; the
 // zero mode picks hybrid with one and reactive without.
 func TestResolverModeNeedsFeed(t *testing.T) {
-	base := ResolverConfig{Registry: newFakeRegistry(), kernel: &fakeKernel{}, Vxlan: 3, Subnet: netip.MustParsePrefix("198.51.100.0/24")}
+	base := testConfig{
+		Config: Config{Registry: newFakeRegistry(), Vxlan: 3, Subnet: netip.MustParsePrefix("198.51.100.0/24")},
+		seams:  seams{kernel: &fakeKernel{}},
+	}
 	cases := []struct {
 		mode Mode
 		feed registry.ChangeFeed
@@ -144,7 +148,7 @@ func TestResolverModeNeedsFeed(t *testing.T) {
 	for _, c := range cases {
 		cfg := base
 		cfg.Mode, cfg.Feed = c.mode, c.feed
-		r, err := NewResolver(cfg)
+		r, err := newTest(cfg)
 		if (err == nil) != c.ok || (err == nil && r.Mode() != c.want) {
 			t.Errorf("mode %v feed %v: resolver %v, err %v; want mode %v ok %v", c.mode, c.feed != nil, r != nil, err, c.want, c.ok)
 		}

@@ -192,10 +192,10 @@ type opRef struct{ res, op int }
 // programmed in the same 3 s with 32 as with 128).
 const bulkBatchMax = 32
 
-func newProgrammer(k neighKernel, cfg *ResolverConfig, m *Metrics, log *slog.Logger) *programmer {
+func newProgrammer(k neighKernel, cfg *Config, now func() time.Time, m *Metrics, log *slog.Logger) *programmer {
 	p := &programmer{
 		k: k, vxlan: cfg.Vxlan, vni: cfg.VNI, port: cfg.Port, proto: cfg.Protocol,
-		window: cfg.BatchWindow, max: cfg.BatchMax, log: log, m: m, now: cfg.now,
+		window: cfg.BatchWindow, max: cfg.BatchMax, log: log, m: m, now: now,
 		pendingMax: 2 * cfg.BatchMax, bulkMax: min(cfg.BatchMax, bulkBatchMax),
 		// Sized for a queue's worth of resolutions, so that the first burst
 		// does not grow them step by step inside the batches' critical path.
@@ -429,7 +429,7 @@ func (p *programmer) encode(op *progOp) error {
 	case opDelFDB:
 		return p.batch.NeighDelete(rtnl.FDBEntry{Ifindex: p.vxlan, MAC: op.mac}.Message())
 	}
-	return fmt.Errorf("overlay: unknown kernel change %v", op.kind)
+	return fmt.Errorf("resolver: unknown kernel change %v", op.kind)
 }
 
 // report logs one resolution of a miss (debug) or its failure (warn), and

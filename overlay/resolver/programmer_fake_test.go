@@ -41,7 +41,7 @@ func TestProgrammerRequests(t *testing.T) {
 			defer conn.Close()
 			reg := newFakeRegistry()
 			reg.add("198.51.100.3", macN(3), "192.0.2.3")
-			r, logs := newTestResolver(t, reg, nil, func(c *ResolverConfig) { c.kernel = nil; c.Conn = conn })
+			r, logs := newTestResolver(t, reg, nil, func(c *testConfig) { c.kernel = nil; c.Conn = conn })
 			runResolver(t, r)
 			tr.Reset()
 			r.HandleMiss(l3("198.51.100.3"))

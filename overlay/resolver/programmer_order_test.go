@@ -51,7 +51,7 @@ func TestProgrammerMissesFirst(t *testing.T) {
 	if r.table.admit(key) != admitLookup {
 		t.Fatal("miss not admitted")
 	}
-	miss := newMissResolution(key, r.cfg.now())
+	miss := newMissResolution(key, r.seams.now())
 	miss.ops = append(miss.ops, progOp{kind: opSetFDB, mac: macN(200), vtep: netip.MustParseAddr("192.0.2.4")})
 	miss.table = r.table
 	p.submit(ctx, miss) // queued: a batch is in flight

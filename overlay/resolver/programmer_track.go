@@ -64,7 +64,7 @@ func (p *programmer) load(k neighKernel, fdb bool) (kernelEntries, error) {
 		return nil
 	})
 	if err != nil {
-		return ke, fmt.Errorf("overlay: dump neighbours: %w", err)
+		return ke, fmt.Errorf("resolver: dump neighbours: %w", err)
 	}
 	if !fdb {
 		return ke, nil
@@ -80,7 +80,7 @@ func (p *programmer) load(k neighKernel, fdb bool) (kernelEntries, error) {
 		return nil
 	})
 	if err != nil {
-		return ke, fmt.Errorf("overlay: dump vxlan FDB: %w", err)
+		return ke, fmt.Errorf("resolver: dump vxlan FDB: %w", err)
 	}
 	return ke, nil
 }

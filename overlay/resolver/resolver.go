@@ -15,14 +15,14 @@ import (
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
-// Resolver defaults (ResolverConfig fields left zero; DefaultResolverConfig
-// returns them all).
+// Resolver defaults (Tuning fields left zero; DefaultTuning returns them
+// all).
 const (
-	DefaultResolverWorkers = 4
-	// DefaultResolverQueue is the misses waiting for a worker. When it is
-	// full the receive loop waits (backpressure): the notifications wait in
-	// the monitor's socket (32 MiB, some 80,000 misses), none is dropped.
-	DefaultResolverQueue = 4096
+	DefaultWorkers = 4
+	// DefaultQueueLen is the misses waiting for a worker. When it is full
+	// the receive loop waits (backpressure): the notifications wait in the
+	// monitor's socket (32 MiB, some 80,000 misses), none is dropped.
+	DefaultQueueLen = 4096
 	// DefaultLookupRate and DefaultLookupBurst are the scan budget: registry
 	// lookups per second (and at once) for keys the registry did not list.
 	// Lookups for listed keys are not limited.
@@ -43,13 +43,12 @@ const (
 	DefaultLogLevel = slog.LevelInfo
 )
 
-// DefaultResolverConfig returns the resolver configuration `overlayd run`
-// uses with no flags: every tunable at its default. The caller fills in
-// Conn, Registry, Vxlan, Subnet and the rest of the wiring.
-func DefaultResolverConfig() ResolverConfig {
-	return ResolverConfig{
-		Workers:           DefaultResolverWorkers,
-		QueueLen:          DefaultResolverQueue,
+// DefaultTuning returns the tuning `overlayd run` gives its resolver with
+// no flags: every setting at its default.
+func DefaultTuning() Tuning {
+	return Tuning{
+		Workers:           DefaultWorkers,
+		QueueLen:          DefaultQueueLen,
 		LookupRate:        DefaultLookupRate,
 		LookupBurst:       DefaultLookupBurst,
 		NegativeTTL:       DefaultNegativeTTL,
@@ -71,9 +70,12 @@ func DefaultMonitorConfig(ns *rtnl.NetNS) rtnl.MonitorConfig {
 	return rtnl.MonitorConfig{NetNS: ns, ReceiveBuffer: rtnl.DefaultMonitorReceiveBuffer, MissesOnly: true}
 }
 
-// ResolverConfig configures a Resolver. Conn, Registry, Vxlan and Subnet are
-// required; the rest have defaults.
-type ResolverConfig struct {
+// Config is what a Resolver is given: the wiring it must be supplied (the
+// kernel, the registry, the overlay's devices and subnet, where it logs
+// and counts) and its Tuning. Conn, Registry, Vxlan and Subnet are
+// required; the rest of the wiring is optional, and the tuning has
+// defaults.
+type Config struct {
 	// Conn is a request socket in the overlay namespace, used to program
 	// entries and to dump them.
 	Conn *rtnl.Conn
@@ -111,7 +113,18 @@ type ResolverConfig struct {
 	// Metrics receives the counters; nil creates a private set (see
 	// Resolver.Metrics).
 	Metrics *Metrics
+	// Feed is the registry's change feed (see feed.go), followed in
+	// ModeProactive and ModeHybrid.
+	Feed registry.ChangeFeed
 
+	// Tuning is how the resolver works; its fields are Config's too.
+	Tuning
+}
+
+// Tuning is how a Resolver works, apart from what it is wired to: the
+// settings `overlayd run`'s flags change. Zero fields take the defaults
+// (DefaultTuning).
+type Tuning struct {
 	Workers  int // concurrent registry lookups (4)
 	QueueLen int // misses waiting for a worker (4096); when full, the receive loop waits
 	// LookupRate is the scan budget: registry lookups per second for keys
@@ -137,10 +150,6 @@ type ResolverConfig struct {
 	// Protocol is the NDA_PROTOCOL mark of our neighbour entries
 	// (ProtocolOverlayd).
 	Protocol uint8
-
-	// Feed is the registry's change feed (see feed.go), followed in
-	// ModeProactive and ModeHybrid.
-	Feed registry.ChangeFeed
 	// Mode says how entries are programmed; ModeAuto (zero) is ModeHybrid
 	// with a Feed and ModeReactive without. Proactive and hybrid need Feed.
 	Mode Mode
@@ -151,20 +160,24 @@ type ResolverConfig struct {
 	// record: the kernel does not bound them (PERMANENT neighbours and
 	// vxlan FDB entries are exempt from the neighbour table's gc_thresh3).
 	ProactiveMax int
-
-	now      func() time.Time // tests
-	kernel   neighKernel      // tests: replaces Conn
-	noInline bool             // tests: every miss goes to a worker
 }
 
-func (c *ResolverConfig) setDefaults() {
+// seams are what tests replace (export_test.go); the zero value is the
+// real thing.
+type seams struct {
+	now      func() time.Time // time.Now
+	kernel   neighKernel      // replaces Config.Conn
+	noInline bool             // every miss goes to a worker
+}
+
+func (c *Config) setDefaults() {
 	def := func(v *int, d int) {
 		if *v <= 0 {
 			*v = d
 		}
 	}
-	def(&c.Workers, DefaultResolverWorkers)
-	def(&c.QueueLen, DefaultResolverQueue)
+	def(&c.Workers, DefaultWorkers)
+	def(&c.QueueLen, DefaultQueueLen)
 	def(&c.LookupBurst, DefaultLookupBurst)
 	def(&c.NegativeMax, DefaultNegativeMax)
 	def(&c.BatchMax, DefaultBatchMax)
@@ -185,9 +198,6 @@ func (c *ResolverConfig) setDefaults() {
 	}
 	if c.ProactiveMax < 0 {
 		c.ProactiveMax = 0
-	}
-	if c.now == nil {
-		c.now = time.Now
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -223,7 +233,8 @@ func (c *ResolverConfig) setDefaults() {
 //     reconcile pass (and one after every monitor overrun) updates or
 //     removes them as the registry changes, and refreshes knownKeys.
 type Resolver struct {
-	cfg    ResolverConfig
+	cfg    Config
+	seams  seams
 	log    *slog.Logger
 	m      *Metrics
 	table  *missTable
@@ -259,19 +270,22 @@ type queuedMiss struct {
 	start time.Time
 }
 
-// NewResolver checks cfg and returns a resolver; Run starts it.
-func NewResolver(cfg ResolverConfig) (*Resolver, error) {
-	if cfg.Conn == nil && cfg.kernel == nil {
-		return nil, errors.New("overlay: resolver: no rtnl.Conn")
+// New checks cfg and returns a resolver; Run starts it.
+func New(cfg Config) (*Resolver, error) { return newResolver(cfg, seams{}) }
+
+// newResolver is New with the seams tests replace.
+func newResolver(cfg Config, sm seams) (*Resolver, error) {
+	if cfg.Conn == nil && sm.kernel == nil {
+		return nil, errors.New("resolver: no rtnl.Conn")
 	}
 	if cfg.Registry == nil {
-		return nil, errors.New("overlay: resolver: no registry")
+		return nil, errors.New("resolver: no registry")
 	}
 	if cfg.Vxlan <= 0 {
-		return nil, fmt.Errorf("overlay: resolver: bad vxlan ifindex %d", cfg.Vxlan)
+		return nil, fmt.Errorf("resolver: bad vxlan ifindex %d", cfg.Vxlan)
 	}
 	if !cfg.Subnet.IsValid() {
-		return nil, errors.New("overlay: resolver: no overlay subnet")
+		return nil, errors.New("resolver: no overlay subnet")
 	}
 	cfg.Subnet = cfg.Subnet.Masked()
 	if cfg.Mode == ModeAuto {
@@ -281,29 +295,33 @@ func NewResolver(cfg ResolverConfig) (*Resolver, error) {
 		}
 	}
 	if cfg.Mode > ModeHybrid {
-		return nil, fmt.Errorf("overlay: resolver: unknown mode %v", cfg.Mode)
+		return nil, fmt.Errorf("resolver: unknown mode %v", cfg.Mode)
 	}
 	if cfg.Mode != ModeReactive && cfg.Feed == nil {
-		return nil, fmt.Errorf("overlay: resolver: mode %v needs a registry with a change feed", cfg.Mode)
+		return nil, fmt.Errorf("resolver: mode %v needs a registry with a change feed", cfg.Mode)
 	}
 	cfg.setDefaults()
-	k := cfg.kernel
+	if sm.now == nil {
+		sm.now = time.Now
+	}
+	k := sm.kernel
 	if k == nil {
 		k = cfg.Conn
 	}
 	r := &Resolver{
 		cfg:     cfg,
+		seams:   sm,
 		log:     cfg.Logger,
 		m:       cfg.Metrics,
-		table:   newMissTable(cfg.NegativeTTL, cfg.NegativeMax, cfg.QueueLen+cfg.Workers, cfg.now),
+		table:   newMissTable(cfg.NegativeTTL, cfg.NegativeMax, cfg.QueueLen+cfg.Workers, sm.now),
 		known:   newKnownKeys(),
-		bucket:  newTokenBucket(cfg.LookupRate, cfg.LookupBurst, cfg.now),
+		bucket:  newTokenBucket(cfg.LookupRate, cfg.LookupBurst, sm.now),
 		queue:   make(chan queuedMiss, cfg.QueueLen),
 		kick:    make(chan struct{}, 1),
 		stopped: closedChan(),
 		listed:  make(chan struct{}),
 	}
-	r.prog = newProgrammer(k, &r.cfg, r.m, r.log)
+	r.prog = newProgrammer(k, &r.cfg, sm.now, r.m, r.log)
 	if cfg.DumpConn != nil {
 		r.prog.dump = cfg.DumpConn
 	}
@@ -319,6 +337,10 @@ func (r *Resolver) Metrics() *Metrics { return r.m }
 
 // Mode returns the resolver's effective mode (never ModeAuto).
 func (r *Resolver) Mode() Mode { return r.cfg.Mode }
+
+// Tuning returns the resolver's effective tuning: Config.Tuning with the
+// defaults filled in and the mode resolved.
+func (r *Resolver) Tuning() Tuning { return r.cfg.Tuning }
 
 // Entries lists the kernel entries the resolver programmed (or adopted) and
 // tracks.
@@ -404,7 +426,7 @@ func (r *Resolver) HandleMiss(m *rtnl.Miss) {
 		r.m.dropped[dropScanBudget].Add(1)
 		return
 	}
-	q := queuedMiss{key: key, start: r.cfg.now()}
+	q := queuedMiss{key: key, start: r.seams.now()}
 	if r.isolated() {
 		// Nothing else is pending: resolving it here saves the hand-off to
 		// a worker (a thread to wake), the one wait an idle miss would see.
@@ -443,7 +465,7 @@ const isolatedGap = time.Millisecond
 // miss is resolved on the receive loop's goroutine; the misses of a burst
 // go to the workers.
 func (r *Resolver) isolated() bool {
-	return !r.cfg.noInline && time.Now().UnixNano()-r.lastMiss.Load() > int64(isolatedGap) &&
+	return !r.seams.noInline && time.Now().UnixNano()-r.lastMiss.Load() > int64(isolatedGap) &&
 		len(r.queue) == 0 && r.busy.Load() == 0
 }
 
@@ -517,7 +539,7 @@ func (r *Resolver) begin() (release func(), err error) {
 	r.runMu.Lock()
 	defer r.runMu.Unlock()
 	if r.running {
-		return nil, errors.New("overlay: resolver already running")
+		return nil, errors.New("resolver: already running")
 	}
 	r.running = true
 	stopped := make(chan struct{})
@@ -660,7 +682,7 @@ func (r *Resolver) resolve(ctx context.Context, q queuedMiss) (*resolution, bool
 }
 
 // errBadRecord marks a registry answer we refuse to install.
-var errBadRecord = errors.New("overlay: bad registry record")
+var errBadRecord = errors.New("resolver: bad registry record")
 
 // unresolved counts and logs a failed lookup and says whether to cache the
 // key negatively (yes, unless the resolver is stopping).

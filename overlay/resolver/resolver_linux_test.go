@@ -69,12 +69,12 @@ func (lab *resolverLab) start(t *testing.T) (r *Resolver, stop func()) {
 	}
 	logs := &logBuffer{}
 	lab.logs = logs
-	r, err = NewResolver(ResolverConfig{
+	r, err = New(Config{
 		Conn: lab.conn, Registry: lab.store, Vxlan: lab.vxlan, VNI: 42, Port: 4789,
-		Subnet:            netip.MustParsePrefix("198.51.100.0/24"),
-		LocalVTEP:         netip.MustParseAddr("192.0.2.2"),
-		Logger:            newTestLogger(logs),
-		ReconcileInterval: -1, // passes are run by hand
+		Subnet:    netip.MustParsePrefix("198.51.100.0/24"),
+		LocalVTEP: netip.MustParseAddr("192.0.2.2"),
+		Logger:    newTestLogger(logs),
+		Tuning:    Tuning{ReconcileInterval: -1}, // passes are run by hand
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -240,24 +240,28 @@ func (k *fakeKernel) sizes() []int {
 
 const testVxlan = 7
 
-func newTestResolver(t *testing.T, reg registry.Registry, k neighKernel, mod func(*ResolverConfig)) (*Resolver, *logBuffer) {
+func newTestResolver(t *testing.T, reg registry.Registry, k neighKernel, mod func(*testConfig)) (*Resolver, *logBuffer) {
 	t.Helper()
 	logs := &logBuffer{}
-	cfg := ResolverConfig{
-		Registry: reg, Vxlan: testVxlan, Bridge: 3, VNI: 42, Port: 4789,
-		Subnet:            netip.MustParsePrefix("198.51.100.0/24"),
-		LocalVTEP:         netip.MustParseAddr("192.0.2.2"),
-		Logger:            newTestLogger(logs),
-		ReconcileInterval: -1,
-		kernel:            k,
-		// HandleMiss must not block on the tests' gated registries: the
-		// inline path has its own test (TestResolverIsolatedMissInline).
-		noInline: true,
+	cfg := testConfig{
+		Config: Config{
+			Registry: reg, Vxlan: testVxlan, Bridge: 3, VNI: 42, Port: 4789,
+			Subnet:    netip.MustParsePrefix("198.51.100.0/24"),
+			LocalVTEP: netip.MustParseAddr("192.0.2.2"),
+			Logger:    newTestLogger(logs),
+			Tuning:    Tuning{ReconcileInterval: -1},
+		},
+		seams: seams{
+			kernel: k,
+			// HandleMiss must not block on the tests' gated registries: the
+			// inline path has its own test (TestResolverIsolatedMissInline).
+			noInline: true,
+		},
 	}
 	if mod != nil {
 		mod(&cfg)
 	}
-	r, err := NewResolver(cfg)
+	r, err := newTest(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,7 +370,7 @@ func TestResolverNegativeCache(t *testing.T) {
 	clk := newFakeClock()
 	reg := newFakeRegistry()
 	k := &fakeKernel{}
-	r, _ := newTestResolver(t, reg, k, func(c *ResolverConfig) { c.now = clk.now; c.NegativeTTL = 3 * time.Second })
+	r, _ := newTestResolver(t, reg, k, func(c *testConfig) { c.now = clk.now; c.NegativeTTL = 3 * time.Second })
 	runResolver(t, r)
 
 	r.HandleMiss(l3("198.51.100.9"))
@@ -402,7 +406,7 @@ func TestResolverBatchesBursts(t *testing.T) {
 		reg.add(fmt.Sprintf("198.51.100.%d", i+2), ethaddr.MAC{2, 0x42, 0, 0, 1, byte(i)}, "192.0.2.3")
 	}
 	k := &fakeKernel{}
-	r, _ := newTestResolver(t, reg, k, func(c *ResolverConfig) {
+	r, _ := newTestResolver(t, reg, k, func(c *testConfig) {
 		c.BatchWindow = 200 * time.Millisecond
 		c.BatchMax = 100000
 		c.LookupRate = -1
@@ -430,7 +434,7 @@ func TestResolverBatchesBursts(t *testing.T) {
 		reg2.add(fmt.Sprintf("198.51.100.%d", i+2), ethaddr.MAC{2, 0x42, 0, 0, 2, byte(i)}, "192.0.2.3")
 	}
 	k2 := &fakeKernel{}
-	r2, _ := newTestResolver(t, reg2, k2, func(c *ResolverConfig) {
+	r2, _ := newTestResolver(t, reg2, k2, func(c *testConfig) {
 		c.BatchWindow = time.Hour
 		c.BatchMax = 10
 		c.LookupRate = -1
@@ -453,7 +457,7 @@ func TestResolverScanBudget(t *testing.T) {
 		reg.add(fmt.Sprintf("198.51.100.%d", i+2), macN(byte(i+2)), "192.0.2.3")
 	}
 	clk := newFakeClock()
-	r, _ := newTestResolver(t, reg, &fakeKernel{}, func(c *ResolverConfig) {
+	r, _ := newTestResolver(t, reg, &fakeKernel{}, func(c *testConfig) {
 		c.LookupRate = 20
 		c.LookupBurst = 2
 		c.now = clk.now
@@ -503,7 +507,7 @@ func TestResolverIsolatedMissInline(t *testing.T) {
 		reg.add(fmt.Sprintf("198.51.100.%d", i+2), macN(byte(i+2)), "192.0.2.3")
 	}
 	k := &fakeKernel{}
-	r, _ := newTestResolver(t, reg, k, func(c *ResolverConfig) { c.noInline = false })
+	r, _ := newTestResolver(t, reg, k, func(c *testConfig) { c.noInline = false })
 	runResolver(t, r)
 	time.Sleep(2 * isolatedGap)
 	r.HandleMiss(l3("198.51.100.2"))
@@ -543,7 +547,7 @@ func TestResolverBackpressure(t *testing.T) {
 	for i := range n {
 		reg.add(fmt.Sprintf("198.51.%d.%d", 100+i/250, i%250+1), ethaddr.MAC{2, 0x42, 0, 0, byte(i >> 8), byte(i)}, "192.0.2.3")
 	}
-	r, _ := newTestResolver(t, reg, &fakeKernel{}, func(c *ResolverConfig) {
+	r, _ := newTestResolver(t, reg, &fakeKernel{}, func(c *testConfig) {
 		c.QueueLen = 8
 		c.Workers = 2
 		c.Subnet = netip.MustParsePrefix("198.51.100.0/23")
@@ -619,13 +623,13 @@ func TestResolverFilters(t *testing.T) {
 
 func TestResolverSkipsBadRecords(t *testing.T) {
 	reg := newFakeRegistry()
-	reg.add("198.51.100.10", ethaddr.MAC{0x03, 0, 0, 0, 0, 1}, "192.0.2.3")        // multicast MAC
-	reg.add("198.51.100.11", macN(11), "2001:db8::3")                              // VTEP of the wrong family
-	reg.add("198.51.100.12", macN(12), "224.0.0.5")                                // multicast VTEP
-	reg.errs["ip:198.51.100.13"] = errors.New("overlay: dir store: malformed MAC") // unreadable
-	reg.add("198.51.100.14", macN(14), "")                                         // no VTEP
-	reg.add("198.51.100.15", macN(15), "192.0.2.2")                                // local container
-	reg.add("198.51.100.16", macN(16), "192.0.2.4")                                // good
+	reg.add("198.51.100.10", ethaddr.MAC{0x03, 0, 0, 0, 0, 1}, "192.0.2.3") // multicast MAC
+	reg.add("198.51.100.11", macN(11), "2001:db8::3")                       // VTEP of the wrong family
+	reg.add("198.51.100.12", macN(12), "224.0.0.5")                         // multicast VTEP
+	reg.errs["ip:198.51.100.13"] = errors.New("dirstore: malformed MAC")    // unreadable
+	reg.add("198.51.100.14", macN(14), "")                                  // no VTEP
+	reg.add("198.51.100.15", macN(15), "192.0.2.2")                         // local container
+	reg.add("198.51.100.16", macN(16), "192.0.2.4")                         // good
 	k := &fakeKernel{}
 	r, logs := newTestResolver(t, reg, k, nil)
 	runResolver(t, r)

@@ -27,7 +27,7 @@ func TestResolverAnswersFromView(t *testing.T) {
 	reg.add("198.51.100.4", macN(4), "192.0.2.4") // registered, not yet in the feed
 	feed := make(chanFeed, 4)
 	k := &fakeKernel{}
-	r, _ := newTestResolver(t, reg, k, func(c *ResolverConfig) {
+	r, _ := newTestResolver(t, reg, k, func(c *testConfig) {
 		c.Feed, c.Mode = feed, ModeHybrid
 		c.LookupRate, c.LookupBurst = 1e-9, 1 // one budgeted lookup, then none
 	})
@@ -90,7 +90,7 @@ func TestResolverListsWithoutView(t *testing.T) {
 // batch; a superseded fix is neither sent nor tracked.
 func TestReconcileFixesCheckedAgainstView(t *testing.T) {
 	k := &fakeKernel{}
-	r, _ := newTestResolver(t, newFakeRegistry(), k, func(c *ResolverConfig) { c.Feed, c.Mode = make(chanFeed), ModeHybrid })
+	r, _ := newTestResolver(t, newFakeRegistry(), k, func(c *testConfig) { c.Feed, c.Mode = make(chanFeed), ModeHybrid })
 	ip := netip.MustParseAddr("198.51.100.3")
 	vtep := netip.MustParseAddr("192.0.2.3")
 	r.feed.put(registry.Record{IP: ip, MAC: macN(3), VTEP: vtep})
