@@ -39,7 +39,7 @@ func TestAttachAllocates(t *testing.T) {
 				t.Fatalf("explicit address: %s", out)
 			}
 			r := n1.run("attach", "rose", "--ip", "198.51.100.64")
-			if r.code != 1 || !strings.Contains(r.stderr, "registry conflict") {
+			if r.code != 1 || !strings.Contains(r.stderr, "registry: conflict") {
 				t.Fatalf("explicit address of node 2's container: exit %d: %s", r.code, r.stderr)
 			}
 			st := n1.ok("status")

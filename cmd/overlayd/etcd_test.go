@@ -288,7 +288,7 @@ func TestEtcdConcurrentAttach(t *testing.T) {
 			t.Fatalf("round %d: no attach of %s succeeded: %+v", round, ip, res)
 		}
 		loser := 1 - winner
-		if r := res[loser]; r.code != 1 || !strings.Contains(r.stderr, "registry conflict") || !strings.Contains(r.stderr, ip) {
+		if r := res[loser]; r.code != 1 || !strings.Contains(r.stderr, "registry: conflict") || !strings.Contains(r.stderr, ip) {
 			t.Errorf("round %d: losing attach: exit %d, stderr %q; want exit 1 and a registry conflict naming %s", round, r.code, r.stderr, ip)
 		}
 		t.Logf("round %d: node %d won; node %d: %s", round, winner+1, loser+1, strings.TrimSpace(res[loser].stderr))

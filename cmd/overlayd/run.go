@@ -193,5 +193,29 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 	if errors.Is(err, daemonlib.ErrNoFeed) {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
-	return err
+	return runFlagError(err)
+}
+
+// runFlagError names the flag of the daemon setting err is about, if it
+// is about one: --store, --state-dir or --metrics.
+func runFlagError(err error) error {
+	var se *daemonlib.SettingError
+	if !errors.As(err, &se) {
+		return err
+	}
+	var flag string
+	switch se.Setting {
+	case daemonlib.SettingStore:
+		flag = "--store"
+	case daemonlib.SettingStateDir:
+		flag = "--state-dir"
+	case daemonlib.SettingMetricsAddr:
+		flag = "--metrics"
+	default:
+		return err
+	}
+	if se.Value != "" {
+		flag += " " + se.Value
+	}
+	return fmt.Errorf("%s: %w", flag, se.Err)
 }

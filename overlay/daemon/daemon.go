@@ -42,10 +42,6 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// ErrNoFeed is returned when a proactive or hybrid mode is asked of a store
-// that has no change feed (the directory store).
-var ErrNoFeed = errors.New("daemon: proactive and hybrid modes need a store with a change feed (etcd://...)")
-
 // DefaultReceiveBuffer is Config.ReceiveBuffer when zero.
 const DefaultReceiveBuffer = rtnl.DefaultMonitorReceiveBuffer
 
@@ -113,17 +109,17 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 	}
 	d.store0, d.url = cfg.Store, StoreURL(cfg.Store, cfg.Node.StateDir())
 	if d.store, err = OpenStore(ctx, d.url, cfg.Node, d.ov, log); err != nil {
-		return nil, fmt.Errorf("--store: %w", err)
+		return nil, &SettingError{Setting: SettingStore, Err: err}
 	}
 	// The state dir's overlay must be the one every node agreed on.
 	if err := overlay.PublishNetwork(ctx, d.store.Registry, d.ov.Config); err != nil {
-		return nil, fmt.Errorf("--state-dir %s: %w", cfg.Node.StateDir(), err)
+		return nil, &SettingError{Setting: SettingStateDir, Value: cfg.Node.StateDir(), Err: err}
 	}
 	feed, hasFeed := d.store.Registry.(registry.ChangeFeed)
 	if !hasFeed {
 		feed = nil
 		if m := cfg.Resolver.Mode; m == resolver.ModeProactive || m == resolver.ModeHybrid {
-			return nil, fmt.Errorf("%w; --mode %s, and %s has none", ErrNoFeed, m, registry.RedactURL(cfg.Store))
+			return nil, fmt.Errorf("%w; mode %s, and %s has none", ErrNoFeed, m, registry.RedactURL(cfg.Store))
 		}
 	}
 	oc := d.ov.Config
@@ -134,7 +130,7 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 		return nil, err
 	}
 	if d.topo.VNI != oc.VNI || d.topo.Port != oc.Port {
-		return nil, fmt.Errorf("vxlan %s in netns %s has VNI %d port %d, --state-dir %s records VNI %d port %d: run create again (or reset)",
+		return nil, fmt.Errorf("daemon: vxlan %s in netns %s has VNI %d port %d, the state directory %s records VNI %d port %d: run create again (or reset)",
 			oc.Vxlan, oc.OverlayNetNS, d.topo.VNI, d.topo.Port, cfg.Node.StateDir(), oc.VNI, oc.Port)
 	}
 	d.metrics = &resolver.Metrics{}

@@ -264,6 +264,21 @@ func TestDaemonResolvesMiss(t *testing.T) {
 	}
 }
 
+// publish records in the directory store at url the network of overlay vni
+// (the daemon's other settings).
+func publish(t *testing.T, url string, vni uint32) {
+	t.Helper()
+	st, err := dirstore.New(strings.TrimPrefix(url, "dir:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := overlay.DefaultConfig().Network()
+	n.VNI = vni
+	if err := st.PublishNetwork(t.Context(), n); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func scrape(t *testing.T, addr string) string {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
@@ -278,26 +293,30 @@ func scrape(t *testing.T, addr string) string {
 	return string(b)
 }
 
-// TestDaemonOpenFailures: each failure of New names its cause and leaves
-// nothing open.
+// TestDaemonOpenFailures: each failure of New names its cause (the
+// setting at fault, for a caller to name it as its user knows it) and
+// leaves nothing open.
 func TestDaemonOpenFailures(t *testing.T) {
-	storeURL := "dir:" + filepath.Join(t.TempDir(), "store")
 	tests := []struct {
-		name   string
-		node   *overlay.Node
-		cfg    func(*Config)
-		ns     func(*fakeNamespace)
-		want   string
-		is     error
-		opened bool
+		name    string
+		node    *overlay.Node
+		cfg     func(*Config)
+		ns      func(*fakeNamespace)
+		want    string
+		is      error
+		setting Setting
+		opened  bool
 	}{
 		{name: "no overlay", node: overlay.NewNode(overlay.NodeOptions{StateDir: t.TempDir()}), is: overlay.ErrNotCreated},
-		{name: "hybrid on dir store", cfg: func(c *Config) { c.Resolver.Mode = resolver.ModeHybrid }, is: ErrNoFeed, want: "--mode hybrid"},
-		{name: "unknown store", cfg: func(c *Config) { c.Store = "nosuch://x" }, want: `unknown scheme "nosuch"`},
-		{name: "no vxlan", ns: func(f *fakeNamespace) { delete(f.links, "vxlan1") }, want: `vxlan "vxlan1" in netns overns`, opened: true},
+		{name: "hybrid on dir store", cfg: func(c *Config) { c.Resolver.Mode = resolver.ModeHybrid }, is: ErrNoFeed, want: "mode hybrid"},
+		{name: "unknown store", cfg: func(c *Config) { c.Store = "nosuch://x" },
+			want: `daemon: store: registry: store URL "nosuch://x": unknown scheme "nosuch"`, setting: SettingStore},
+		{name: "store of another overlay", cfg: func(c *Config) { publish(t, c.Store, 43) }, is: registry.ErrConflict,
+			want: "daemon: state directory /", setting: SettingStateDir},
+		{name: "no vxlan", ns: func(f *fakeNamespace) { delete(f.links, "vxlan1") }, want: `daemon: vxlan "vxlan1" in netns overns`, opened: true},
 		{name: "not a vxlan", ns: func(f *fakeNamespace) { f.links["vxlan1"].Info = &rtnl.LinkInfo{Kind: "dummy"} }, want: "not a vxlan device", opened: true},
 		{name: "device VNI differs from the state", ns: func(f *fakeNamespace) { f.links["vxlan1"].Info.Vxlan.ID = 43 }, want: "has VNI 43 port 4789", opened: true},
-		{name: "metrics address", cfg: func(c *Config) { c.MetricsAddr = "256.0.0.1:0" }, want: "--metrics", opened: true},
+		{name: "metrics address", cfg: func(c *Config) { c.MetricsAddr = "256.0.0.1:0" }, want: "daemon: metrics address: listen", setting: SettingMetricsAddr, opened: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -305,7 +324,7 @@ func TestDaemonOpenFailures(t *testing.T) {
 			if n == nil {
 				n = writeState(t)
 			}
-			cfg := Config{Node: n, Store: storeURL}
+			cfg := Config{Node: n, Store: "dir:" + filepath.Join(t.TempDir(), "store")}
 			if tt.cfg != nil {
 				tt.cfg(&cfg)
 			}
@@ -320,6 +339,10 @@ func TestDaemonOpenFailures(t *testing.T) {
 			}
 			if (tt.is != nil && !errors.Is(err, tt.is)) || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err %v, want %v containing %q", err, tt.is, tt.want)
+			}
+			var se *SettingError
+			if errors.As(err, &se) != (tt.setting != 0) || (se != nil && se.Setting != tt.setting) {
+				t.Errorf("err %v: setting error %+v, want setting %v", err, se, tt.setting)
 			}
 			if (len(k.opened) > 0) != tt.opened || k.closed != tt.opened {
 				t.Errorf("namespace opened %v closed %v, want %v", k.opened, k.closed, tt.opened)

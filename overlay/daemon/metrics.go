@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -33,7 +32,7 @@ func ServeMetrics(addr string, m *resolver.Metrics, log *slog.Logger) (stop func
 func serveMetrics(addr string, m *resolver.Metrics, log *slog.Logger, to metricsTimeouts) (stop func(), bound string, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, "", fmt.Errorf("--metrics: %w", err)
+		return nil, "", &SettingError{Setting: SettingMetricsAddr, Err: err}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m)

@@ -104,7 +104,7 @@ func registerEndpoints(ctx context.Context, reg registry.Registry, n *overlay.No
 				log.Error("endpoint's address is registered elsewhere; not advertising it", "endpoint", ep.Name, "record", rec.String(), "err", err)
 				continue
 			}
-			return moved, fmt.Errorf("register endpoint %s: %w", ep.Name, err)
+			return moved, fmt.Errorf("daemon: register endpoint %s: %w", ep.Name, err)
 		}
 		moved++
 	}

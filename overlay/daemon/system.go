@@ -17,7 +17,7 @@ type systemKernel struct{}
 func (systemKernel) open(netnsDir, netns string, rcvbuf int) (kernelSide, error) {
 	ns, err := rtnl.OpenNamedNetNS(netnsDir, netns)
 	if err != nil {
-		return kernelSide{}, fmt.Errorf("overlay netns %q: %w", netns, err)
+		return kernelSide{}, fmt.Errorf("daemon: overlay netns %q: %w", netns, err)
 	}
 	conn, err := rtnl.Dial(&rtnl.Config{NetNS: ns})
 	if err != nil {

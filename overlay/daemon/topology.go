@@ -25,10 +25,10 @@ type Topology struct {
 func Discover(c *rtnl.Conn, cfg overlay.Config, log *slog.Logger) (Topology, error) {
 	vx, err := c.LinkByName(cfg.Vxlan)
 	if err != nil {
-		return Topology{}, fmt.Errorf("vxlan %q in netns %s: %w", cfg.Vxlan, cfg.OverlayNetNS, err)
+		return Topology{}, fmt.Errorf("daemon: vxlan %q in netns %s: %w", cfg.Vxlan, cfg.OverlayNetNS, err)
 	}
 	if vx.Info == nil || vx.Info.Vxlan == nil {
-		return Topology{}, fmt.Errorf("%s in netns %s is not a vxlan device (kind %q)", cfg.Vxlan, cfg.OverlayNetNS, vx.Kind())
+		return Topology{}, fmt.Errorf("daemon: %s in netns %s is not a vxlan device (kind %q)", cfg.Vxlan, cfg.OverlayNetNS, vx.Kind())
 	}
 	vi := vx.Info.Vxlan
 	if !vi.Proxy || !vi.L3Miss || !vi.L2Miss {

@@ -57,7 +57,7 @@ type NetworkMismatchError struct {
 // Error names each difference as "store FIELD: want W, have H".
 func (e *NetworkMismatchError) Error() string {
 	var b strings.Builder
-	b.WriteString("overlay: this node's overlay differs from the one every node agreed on in the store (nothing changed): ")
+	b.WriteString("registry: this node's overlay differs from the one every node agreed on in the store (nothing changed): ")
 	for i, d := range e.Diffs {
 		if i > 0 {
 			b.WriteString("; ")

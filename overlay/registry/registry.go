@@ -61,7 +61,7 @@ func (r Record) Validate() error {
 		return err
 	}
 	if !r.VTEP.IsValid() {
-		return errors.New("overlay: record has no VTEP")
+		return errors.New("registry: record has no VTEP")
 	}
 	if err := checkCanonical("VTEP", r.VTEP); err != nil {
 		return err
@@ -76,7 +76,7 @@ func (r Record) Validate() error {
 // text of the address: no slash, no dot-dot, one name per address.
 func CheckKeyIP(ip netip.Addr) error {
 	if !ip.IsValid() {
-		return errors.New("overlay: record has no IP")
+		return errors.New("registry: record has no IP")
 	}
 	return checkCanonical("IP", ip)
 }
@@ -84,9 +84,9 @@ func CheckKeyIP(ip netip.Addr) error {
 func checkCanonical(what string, ip netip.Addr) error {
 	switch {
 	case ip.Zone() != "":
-		return fmt.Errorf("overlay: %s %q has an IPv6 zone: not allowed in the registry", what, ip.String())
+		return fmt.Errorf("registry: %s %q has an IPv6 zone: not allowed in the registry", what, ip.String())
 	case ip.Is4In6():
-		return fmt.Errorf("overlay: %s %s is IPv4-mapped IPv6: use the IPv4 form %s", what, ip, ip.Unmap())
+		return fmt.Errorf("registry: %s %s is IPv4-mapped IPv6: use the IPv4 form %s", what, ip, ip.Unmap())
 	}
 	return nil
 }
@@ -94,10 +94,10 @@ func checkCanonical(what string, ip netip.Addr) error {
 // Registry errors.
 var (
 	// ErrNotFound is wrapped by lookups of a key that has no record.
-	ErrNotFound = errors.New("overlay: not found in registry")
+	ErrNotFound = errors.New("registry: not found")
 	// ErrConflict is wrapped by Register when the IP or MAC already belongs
 	// to someone else.
-	ErrConflict = errors.New("overlay: registry conflict")
+	ErrConflict = errors.New("registry: conflict")
 )
 
 // RegistryOpener opens a registry from its full URL ("etcd://host/prefix").
@@ -116,7 +116,7 @@ func RegisterScheme(scheme string, open RegistryOpener) {
 	schemesMu.Lock()
 	defer schemesMu.Unlock()
 	if _, dup := schemes[scheme]; dup || open == nil {
-		panic(fmt.Sprintf("overlay: registry scheme %q registered twice or with a nil opener", scheme))
+		panic(fmt.Sprintf("registry: scheme %q registered twice or with a nil opener", scheme))
 	}
 	schemes[scheme] = open
 }
@@ -128,10 +128,10 @@ func RegisterScheme(scheme string, open RegistryOpener) {
 func OpenRegistry(url string) (Registry, error) {
 	scheme, rest, ok := strings.Cut(url, ":")
 	if !ok {
-		return nil, fmt.Errorf("overlay: registry URL %q has no scheme (want dir:PATH)", RedactURL(url))
+		return nil, fmt.Errorf("registry: store URL %q has no scheme (want dir:PATH)", RedactURL(url))
 	}
 	if scheme == "dir" && rest == "" {
-		return nil, fmt.Errorf("overlay: registry URL %q has an empty path (want dir:PATH)", RedactURL(url))
+		return nil, fmt.Errorf("registry: store URL %q has an empty path (want dir:PATH)", RedactURL(url))
 	}
 	schemesMu.RLock()
 	open := schemes[scheme]
@@ -142,7 +142,7 @@ func OpenRegistry(url string) (Registry, error) {
 	schemesMu.RUnlock()
 	if open == nil {
 		sort.Strings(known)
-		return nil, fmt.Errorf("overlay: registry URL %q: unknown scheme %q (supported: %s)", RedactURL(url), scheme, strings.Join(known, ", "))
+		return nil, fmt.Errorf("registry: store URL %q: unknown scheme %q (supported: %s)", RedactURL(url), scheme, strings.Join(known, ", "))
 	}
 	return open(url)
 }

@@ -31,13 +31,13 @@ func (s *Store) ClaimBlock(ctx context.Context, b netip.Prefix, owner string) (s
 		return "", err
 	}
 	if b != b.Masked() || !b.IsValid() {
-		return "", fmt.Errorf("overlay: dir store: block %s is not a network prefix", b)
+		return "", fmt.Errorf("dirstore: block %s is not a network prefix", b)
 	}
 	if owner == "" || strings.ContainsAny(owner, "\n/") {
-		return "", fmt.Errorf("overlay: dir store: block owner %q is empty or not one line", owner)
+		return "", fmt.Errorf("dirstore: block owner %q is empty or not one line", owner)
 	}
 	if err := os.MkdirAll(filepath.Join(s.root, blocksDir), 0o755); err != nil {
-		return "", fmt.Errorf("overlay: dir store: %w", err)
+		return "", fmt.Errorf("dirstore: %w", err)
 	}
 	created, have, err := createExclusive(s.blockPath(b), owner)
 	if err != nil {
@@ -69,7 +69,7 @@ func (s *Store) Blocks(ctx context.Context) (map[netip.Prefix]string, error) {
 		return out, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("overlay: dir store: %w", err)
+		return nil, fmt.Errorf("dirstore: %w", err)
 	}
 	var errs []error
 	for _, e := range ents {
@@ -79,7 +79,7 @@ func (s *Store) Blocks(ctx context.Context) (map[netip.Prefix]string, error) {
 		path := filepath.Join(s.root, blocksDir, e.Name())
 		b, err := ipam.ParseBlockName(e.Name())
 		if err != nil {
-			errs = append(errs, fmt.Errorf("overlay: dir store: %s: %w", path, err))
+			errs = append(errs, fmt.Errorf("dirstore: %s: %w", path, err))
 			continue
 		}
 		owner, err := readValue(path)

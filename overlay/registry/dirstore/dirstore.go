@@ -41,11 +41,11 @@ const (
 // New opens (creating if needed) the store rooted at root.
 func New(root string) (*Store, error) {
 	if root == "" {
-		return nil, errors.New("overlay: dir store: empty root")
+		return nil, errors.New("dirstore: empty root")
 	}
 	for _, d := range []string{arpDir, fdbDir} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			return nil, fmt.Errorf("overlay: dir store: %w", err)
+			return nil, fmt.Errorf("dirstore: %w", err)
 		}
 	}
 	return &Store{root: root}, nil
@@ -86,7 +86,7 @@ func (s *Store) Stamp() (string, error) {
 	for _, d := range []string{arpDir, fdbDir} {
 		var st unix.Stat_t
 		if err := unix.Stat(filepath.Join(s.root, d), &st); err != nil {
-			return "", fmt.Errorf("overlay: dir store: %w", err)
+			return "", fmt.Errorf("dirstore: %w", err)
 		}
 		out += fmt.Sprintf("%d.%d/%d.%d ", st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
 	}
@@ -100,13 +100,13 @@ func (s *Store) Stamp() (string, error) {
 func (s *Store) Notify(ctx context.Context) (<-chan struct{}, error) {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
-		return nil, fmt.Errorf("overlay: dir store: inotify: %w", err)
+		return nil, fmt.Errorf("dirstore: inotify: %w", err)
 	}
 	for _, d := range []string{arpDir, fdbDir} {
 		const mask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_TO | unix.IN_MOVED_FROM | unix.IN_CLOSE_WRITE
 		if _, err := unix.InotifyAddWatch(fd, filepath.Join(s.root, d), mask); err != nil {
 			unix.Close(fd)
-			return nil, fmt.Errorf("overlay: dir store: inotify %s: %w", d, err)
+			return nil, fmt.Errorf("dirstore: inotify %s: %w", d, err)
 		}
 	}
 	f := os.NewFile(uintptr(fd), "inotify") // non-blocking: reads go through the poller, Close ends them
@@ -227,7 +227,7 @@ func (s *Store) List(ctx context.Context) ([]registry.Record, error) {
 	}
 	ents, err := os.ReadDir(filepath.Join(s.root, arpDir))
 	if err != nil {
-		return nil, fmt.Errorf("overlay: dir store: %w", err)
+		return nil, fmt.Errorf("dirstore: %w", err)
 	}
 	var (
 		recs []registry.Record
@@ -241,11 +241,11 @@ func (s *Store) List(ctx context.Context) ([]registry.Record, error) {
 		path := filepath.Join(s.root, arpDir, name)
 		ip, err := netip.ParseAddr(name)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("overlay: dir store: %s: file name is not an IP address", path))
+			errs = append(errs, fmt.Errorf("dirstore: %s: file name is not an IP address", path))
 			continue
 		}
 		if registry.CheckKeyIP(ip) != nil || ip.String() != name {
-			errs = append(errs, fmt.Errorf("overlay: dir store: %s: file name is not the canonical text of an IP address", path))
+			errs = append(errs, fmt.Errorf("dirstore: %s: file name is not the canonical text of an IP address", path))
 			continue
 		}
 		mac, err := readMAC(path)
@@ -287,17 +287,17 @@ func readValue(path string) (string, error) {
 	case errors.Is(err, unix.ENOENT):
 		return "", fmt.Errorf("%w: %s", registry.ErrNotFound, path)
 	case errors.Is(err, unix.ELOOP):
-		return "", fmt.Errorf("overlay: dir store: %s is a symbolic link: not a record (not followed)", path)
+		return "", fmt.Errorf("dirstore: %s is a symbolic link: not a record (not followed)", path)
 	case err != nil:
-		return "", fmt.Errorf("overlay: dir store: open %s: %w", path, err)
+		return "", fmt.Errorf("dirstore: open %s: %w", path, err)
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return "", fmt.Errorf("overlay: dir store: stat %s: %w", path, err)
+		return "", fmt.Errorf("dirstore: stat %s: %w", path, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return "", fmt.Errorf("overlay: dir store: %s is a %s, not a regular file: not a record", path, fileType(st.Mode))
+		return "", fmt.Errorf("dirstore: %s is a %s, not a regular file: not a record", path, fileType(st.Mode))
 	}
 	var buf [maxValueLen + 1]byte
 	n := 0
@@ -307,7 +307,7 @@ func readValue(path string) (string, error) {
 			continue
 		}
 		if err != nil {
-			return "", fmt.Errorf("overlay: dir store: read %s: %w", path, err)
+			return "", fmt.Errorf("dirstore: read %s: %w", path, err)
 		}
 		if m == 0 {
 			break
@@ -320,7 +320,7 @@ func readValue(path string) (string, error) {
 		}
 	}
 	if n > maxValueLen {
-		return "", fmt.Errorf("overlay: dir store: %s is longer than %d bytes: not a record", path, maxValueLen)
+		return "", fmt.Errorf("dirstore: %s is longer than %d bytes: not a record", path, maxValueLen)
 	}
 	s := string(buf[:n])
 	s = strings.TrimSuffix(s, "\n")
@@ -380,7 +380,7 @@ func readAddr(path string) (netip.Addr, error) {
 func parseMAC(path, v string) (ethaddr.MAC, error) {
 	m, err := ethaddr.Parse(v)
 	if err != nil {
-		return ethaddr.MAC{}, fmt.Errorf("overlay: dir store: %s: malformed MAC %s", path, quoteValue(v))
+		return ethaddr.MAC{}, fmt.Errorf("dirstore: %s: malformed MAC %s", path, quoteValue(v))
 	}
 	return m, nil
 }
@@ -388,7 +388,7 @@ func parseMAC(path, v string) (ethaddr.MAC, error) {
 func parseAddr(path, v string) (netip.Addr, error) {
 	a, err := netip.ParseAddr(v)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("overlay: dir store: %s: malformed IP address %s", path, quoteValue(v))
+		return netip.Addr{}, fmt.Errorf("dirstore: %s: malformed IP address %s", path, quoteValue(v))
 	}
 	return a, nil
 }
@@ -409,7 +409,7 @@ func createExclusive(path, value string) (created bool, have string, err error) 
 			return true, "", nil
 		}
 		if !errors.Is(err, fs.ErrExist) {
-			return false, "", fmt.Errorf("overlay: dir store: %w", err)
+			return false, "", fmt.Errorf("dirstore: %w", err)
 		}
 		have, err = readValue(path)
 		if errors.Is(err, registry.ErrNotFound) {
@@ -417,7 +417,7 @@ func createExclusive(path, value string) (created bool, have string, err error) 
 		}
 		return false, have, err
 	}
-	return false, "", fmt.Errorf("overlay: dir store: %s keeps appearing and vanishing", path)
+	return false, "", fmt.Errorf("dirstore: %s keeps appearing and vanishing", path)
 }
 
 // writeTemp writes value+"\n" to a fresh hidden file next to path, fsyncs
@@ -425,7 +425,7 @@ func createExclusive(path, value string) (created bool, have string, err error) 
 func writeTemp(path, value string) (string, error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return "", fmt.Errorf("overlay: dir store: %w", err)
+		return "", fmt.Errorf("dirstore: %w", err)
 	}
 	_, werr := f.WriteString(value + "\n")
 	if werr == nil {
@@ -436,7 +436,7 @@ func writeTemp(path, value string) (string, error) {
 	}
 	if werr != nil {
 		os.Remove(f.Name())
-		return "", fmt.Errorf("overlay: dir store: %w", werr)
+		return "", fmt.Errorf("dirstore: %w", werr)
 	}
 	return f.Name(), nil
 }
@@ -454,7 +454,7 @@ func removeIfHolds(path, value string) error {
 		return nil
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("overlay: dir store: %w", err)
+		return fmt.Errorf("dirstore: %w", err)
 	}
 	return nil
 }
@@ -478,12 +478,12 @@ func (s *Store) Keys(ctx context.Context) (ips []netip.Addr, macs []ethaddr.MAC,
 	names := func(dir string) ([]string, error) {
 		f, err := os.Open(filepath.Join(s.root, dir))
 		if err != nil {
-			return nil, fmt.Errorf("overlay: dir store: %w", err)
+			return nil, fmt.Errorf("dirstore: %w", err)
 		}
 		defer f.Close()
 		n, err := f.Readdirnames(-1)
 		if err != nil {
-			return nil, fmt.Errorf("overlay: dir store: %w", err)
+			return nil, fmt.Errorf("dirstore: %w", err)
 		}
 		return n, nil
 	}

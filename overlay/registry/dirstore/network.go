@@ -22,7 +22,7 @@ var _ registry.NetworkStore = (*Store)(nil)
 func (s *Store) PublishNetwork(ctx context.Context, n registry.Network) error {
 	b, err := json.Marshal(n)
 	if err != nil {
-		return fmt.Errorf("overlay: dir store: %w", err)
+		return fmt.Errorf("dirstore: %w", err)
 	}
 	path := filepath.Join(s.root, NetworkFile)
 	created, have, err := createExclusive(path, string(b))
@@ -50,7 +50,7 @@ func (s *Store) Network(ctx context.Context) (registry.Network, error) {
 func parseNetwork(path, v string) (registry.Network, error) {
 	var n registry.Network
 	if err := json.Unmarshal([]byte(v), &n); err != nil {
-		return registry.Network{}, fmt.Errorf("overlay: dir store: %s: malformed network config: %w", path, err)
+		return registry.Network{}, fmt.Errorf("dirstore: %s: malformed network config: %w", path, err)
 	}
 	return n, nil
 }
