@@ -17,6 +17,9 @@
 // are all or nothing: each checks everything it can before changing
 // anything, then makes its changes as named steps (internal/steps), undone
 // newest first when one fails.
+// StoreOptions gives registry.Open the overlay a node's state directory
+// records, so that every command of the node opens the store for its own
+// overlay.
 //
 // The process is expected to run in the node's "host" network namespace:
 // the vxlan device is created there (its UDP socket lives there) and moved

@@ -40,7 +40,7 @@ func (n *Node) Allocator() (*ipam.Allocator, error) {
 // allocator returns the allocator of ov, or nil if the registry does not
 // hold blocks.
 func (n *Node) allocator(ov Overlay) (*ipam.Allocator, error) {
-	bs, ok := n.reg.(ipam.BlockStore)
+	bs, ok := n.reg.(registry.BlockStore)
 	if !ok || n.reg == nil {
 		return nil, nil
 	}

@@ -81,7 +81,7 @@ func runAttach(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 		return fmt.Errorf("%w: --block-bits %d: want 1..32", errUsage, e.global.blockBits)
 	}
 
-	n, done, err := e.node(true)
+	n, done, err := e.node(ctx, true)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/overlay/egress"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
 func init() {
@@ -183,7 +184,7 @@ func runCreate(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 	}
 	// The store records the overlay's network (VNI, port, MTU, gateway):
 	// the first create publishes it, every other node must agree with it.
-	n, done, err := e.nodeWithStore(storeURLVNI(e.global.store, cfg.VNI))
+	n, done, err := e.openNode(ctx, &registry.Options{VNI: cfg.VNI})
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ func runDetach(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 	if err != nil {
 		return err
 	}
-	n, done, err := e.node(true)
+	n, done, err := e.node(ctx, true)
 	if err != nil {
 		return err
 	}

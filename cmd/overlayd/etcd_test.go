@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -424,8 +423,7 @@ func TestEtcdConcurrentAttachRace(t *testing.T) {
 }
 
 // TestRunModeUsage: bad --mode and --proactive-max values are usage errors,
-// as are proactive and hybrid on a store without a change feed; storeURL
-// adds the overlay's VNI to etcd URLs only.
+// as are proactive and hybrid on a store without a change feed.
 func TestRunModeUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"run", "--mode", "eager"},
@@ -437,24 +435,28 @@ func TestRunModeUsage(t *testing.T) {
 			t.Errorf("%q: exit %d, stderr %q; want 2 naming %s", args, code, stderr.String(), args[1])
 		}
 	}
-	cases := []struct{ in, want string }{
-		{"dir:/x", "dir:/x"},
-		{"etcd://h:1/p", "etcd://h:1/p?vni=77"},
-		{"etcd://h:1/p?ttl=3s", "etcd://h:1/p?ttl=3s&vni=77"},
-		{"etcds://h:1/p?vni=7", "etcds://h:1/p?vni=7"},
+}
+
+// TestEtcdOverlayVNI: on an etcd store whose URL names no vni, every
+// command of a node uses the keys of its own overlay: create those of the
+// VNI it is asked for, attach and the daemon those of the overlay the state
+// directory records; nothing is written under the default VNI.
+func TestEtcdOverlayVNI(t *testing.T) {
+	lab := newEtcdLabWith(t, 1, labOptions{create: []string{"--vni", "77"}})
+	lab.prefix = "/ovt/vni/77/"
+	n := lab.nodes[0]
+	n.ok("attach", "pink", "--ip", "198.51.100.2/24")
+	d := n.startDaemon()
+	if !waitFor(5*time.Second, func() bool { return lab.keys(t)["arp/198.51.100.2"].Lease != 0 }) {
+		t.Fatalf("the daemon did not move pink's record onto its lease under vni/77: %+v\n%s", lab.keys(t), d)
 	}
-	state := t.TempDir()
-	for _, c := range cases {
-		if got := storeURL(c.in, state); got != c.in {
-			t.Errorf("storeURL(%q) before create = %q, want it unchanged", c.in, got)
+	k := lab.keys(t)
+	for _, key := range []string{"config", "arp/198.51.100.2", "fdb/02:42:c6:33:64:02", "nodes/192.0.2.2"} {
+		if _, ok := k[key]; !ok {
+			t.Errorf("no %s under /ovt/vni/77/: %+v", key, k)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(state, "overlay.json"), []byte(`{"version":1,"overlay":{"config":{"vni":77}}}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range cases {
-		if got := storeURL(c.in, state); got != c.want {
-			t.Errorf("storeURL(%q) = %q, want %q", c.in, got, c.want)
-		}
+	if def, err := lab.srv.Keys("/ovt/vni/42/"); err != nil || len(def) != 0 {
+		t.Errorf("keys under the default VNI: %+v %v", def, err)
 	}
 }

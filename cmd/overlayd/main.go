@@ -19,6 +19,7 @@ import (
 
 	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/overlay/registry/stores"
 )
 
 // command is one overlayd subcommand. Each lives in its own file and adds
@@ -248,17 +249,20 @@ func (g *globalFlags) logger(w io.Writer) (*slog.Logger, error) {
 
 // node builds the overlay.Node the global flags describe, logging to the
 // command's standard error. With withRegistry it also opens the --store
-// registry (attach, detach and reset need it). done releases the registry.
-func (e *env) node(withRegistry bool) (n *overlay.Node, done func(), err error) {
-	store := ""
-	if withRegistry {
-		store = storeURL(e.global.store, e.global.stateDir)
+// registry, for the overlay the state directory records (attach, detach
+// and reset need it). done releases the registry.
+func (e *env) node(ctx context.Context, withRegistry bool) (n *overlay.Node, done func(), err error) {
+	if !withRegistry {
+		return e.openNode(ctx, nil)
 	}
-	return e.nodeWithStore(store)
+	return e.openNode(ctx, &registry.Options{})
 }
 
-// nodeWithStore is node with the registry at store ("": none).
-func (e *env) nodeWithStore(store string) (n *overlay.Node, done func(), err error) {
+// openNode is node with the --store registry opened with o (nil: no
+// registry): the shipped schemes, no lease (the records persist with no
+// daemon; the node's daemon moves them onto its lease), o.VNI the state
+// directory's overlay unless set (overlay.StoreOptions).
+func (e *env) openNode(ctx context.Context, o *registry.Options) (n *overlay.Node, done func(), err error) {
 	log, err := e.global.logger(e.stderr)
 	if err != nil {
 		return nil, nil, err
@@ -271,8 +275,10 @@ func (e *env) nodeWithStore(store string) (n *overlay.Node, done func(), err err
 	}
 	opts := overlay.NodeOptions{NetNSDir: e.global.netnsDir, StateDir: e.global.stateDir, Logger: log, BlockBits: e.global.blockBits}
 	done = func() {}
-	if store != "" {
-		reg, err := registry.OpenRegistry(store)
+	if o != nil {
+		so := overlay.StoreOptions(e.global.stateDir, *o)
+		so.Schemes, so.Logger = stores.Schemes(), log
+		reg, err := registry.Open(ctx, e.global.store, so)
 		if err != nil {
 			return nil, nil, fmt.Errorf("--store: %w", err)
 		}

@@ -33,7 +33,7 @@ func runReset(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 	if len(pos) > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
 	}
-	n, done, err := e.node(true)
+	n, done, err := e.node(ctx, true)
 	if err != nil {
 		return err
 	}

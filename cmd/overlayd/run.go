@@ -180,7 +180,7 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 	if err != nil {
 		return err
 	}
-	n, done, err := e.node(false)
+	n, done, err := e.node(ctx, false)
 	if err != nil {
 		return err
 	}

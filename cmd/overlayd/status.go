@@ -47,7 +47,7 @@ func runStatus(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 	if len(pos) > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
 	}
-	n, done, err := e.node(false)
+	n, done, err := e.node(ctx, false)
 	if err != nil {
 		return err
 	}

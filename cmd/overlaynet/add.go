@@ -30,7 +30,7 @@ func cmdAdd(args *skel.CmdArgs) error {
 	if err != nil {
 		return err
 	}
-	n, _, done, err := c.node(log)
+	n, _, done, err := c.node(ctx, log)
 	if err != nil {
 		return err
 	}

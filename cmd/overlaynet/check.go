@@ -36,7 +36,7 @@ func cmdCheck(args *skel.CmdArgs) error {
 	if err := overlay.CheckNetNS(args.Netns); err != nil {
 		return cniError("CNI_NETNS "+args.Netns, err)
 	}
-	n, _, done, err := c.node(log)
+	n, _, done, err := c.node(ctx, log)
 	if err != nil {
 		return err
 	}

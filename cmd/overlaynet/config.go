@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,17 +10,14 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"strings"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/version"
 	"github.com/overlaynet/overlaynet/overlay"
-	"github.com/overlaynet/overlaynet/overlay/daemon"
 	"github.com/overlaynet/overlaynet/overlay/ipam"
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	_ "github.com/overlaynet/overlaynet/overlay/registry/dirstore" // the dir: scheme
-	"github.com/overlaynet/overlaynet/overlay/registry/etcdreg"
+	"github.com/overlaynet/overlaynet/overlay/registry/stores"
 )
 
 // Defaults of the plugin's keys: overlayd's.
@@ -141,32 +139,24 @@ func endpointName(network, containerID, ifname string) string {
 // cniPrefix starts the name of every endpoint the plugin attaches.
 const cniPrefix = "cni-"
 
-// node opens the overlay node and registry the config names. done closes
-// the registry.
-func (c *netConf) node(log *slog.Logger) (n *overlay.Node, reg registry.Registry, done func(), err error) {
-	u := daemon.StoreURL(c.Store, c.StateDir)
-	reg, err = registry.OpenRegistry(u)
+// node opens the overlay node and registry the config names: the store
+// without a lease (the plugin's records persist with no daemon, as
+// overlayd attach's do), for the overlay the state directory records.
+// done closes the registry.
+func (c *netConf) node(ctx context.Context, log *slog.Logger) (n *overlay.Node, reg registry.Registry, done func(), err error) {
+	o := overlay.StoreOptions(c.StateDir, registry.Options{Schemes: stores.Schemes(), Logger: log})
+	reg, err = registry.Open(ctx, c.Store, o)
 	if err != nil {
 		code := errRegistry
-		if strings.Contains(err.Error(), "unknown scheme") || strings.Contains(err.Error(), "no scheme") {
+		switch {
+		case errors.Is(err, registry.ErrUnknownScheme), errors.Is(err, registry.ErrBadURL):
 			code = types.ErrInvalidNetworkConfig
-		}
-		if isUnavailable(err) {
+		case errors.Is(err, registry.ErrUnavailable):
 			code = types.ErrTryAgainLater
 		}
-		return nil, nil, nil, newError(code, "store %q: %v", c.Store, err)
+		return nil, nil, nil, newError(code, "store %q: %v", registry.RedactURL(c.Store), err)
 	}
 	n = overlay.NewNode(overlay.NodeOptions{NetNSDir: c.NetNSDir, StateDir: c.StateDir, Registry: reg,
 		Logger: log, BlockBits: c.BlockBits})
 	return n, reg, func() { reg.Close() }, nil
 }
-
-// The etcd schemes of "store", opened without a lease: the plugin's
-// records persist with no daemon, as overlayd attach's do.
-func init() {
-	for _, scheme := range []string{"etcd", "etcds"} {
-		registry.RegisterScheme(scheme, etcdreg.Opener(etcdreg.Options{NoLease: true}))
-	}
-}
-
-func isUnavailable(err error) bool { return errors.Is(err, etcdreg.ErrUnavailable) }

@@ -8,7 +8,6 @@ import (
 	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/overlay/ipam"
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	"github.com/overlaynet/overlaynet/overlay/registry/etcdreg"
 )
 
 // Plugin-specific error codes (the CNI spec reserves 100 and up for them).
@@ -47,7 +46,7 @@ func cniError(msg string, err error) *types.Error {
 		code = types.ErrUnknownContainer
 	case errors.Is(err, overlay.ErrOwnNetNS):
 		code = types.ErrInvalidNetNS
-	case errors.Is(err, etcdreg.ErrUnavailable):
+	case errors.Is(err, registry.ErrUnavailable):
 		code = types.ErrTryAgainLater
 	}
 	return types.NewError(code, fmt.Sprintf("overlaynet: %s: %v", msg, err), "")

@@ -23,7 +23,7 @@ func cmdGC(args *skel.CmdArgs) error {
 	log := c.logger(os.Stderr)
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	n, _, done, err := c.node(log)
+	n, _, done, err := c.node(ctx, log)
 	if err != nil {
 		return err
 	}

@@ -222,6 +222,11 @@ func TestErrors(t *testing.T) {
 		{"interface exists", n, add(func(c *call) { c.netns = busy }), 104, "eth0 already exists"},
 		{"bad blockBits", n, add(func(c *call) { c.stdin = n.conf("1.0.0", map[string]any{"blockBits": 40}) }), 7, "blockBits 40"},
 		{"unknown store scheme", n, add(func(c *call) { c.stdin = n.conf("1.0.0", map[string]any{"store": "zk://x"}) }), 7, "unknown scheme"},
+		{"store URL without a scheme", n, add(func(c *call) { c.stdin = n.conf("1.0.0", map[string]any{"store": "/var/lib/overlayd/store"}) }), 7, "no scheme"},
+		{"malformed etcd store URL", n, add(func(c *call) { c.stdin = n.conf("1.0.0", map[string]any{"store": "etcd://h:1/p?vni=x"}) }), 7, `vni "x"`},
+		{"store unreachable", n, add(func(c *call) {
+			c.stdin = n.conf("1.0.0", map[string]any{"store": "etcd://alice:s3cret@192.0.2.99:2379/nowhere?timeout=1s"})
+		}), 11, `store "etcd://alice:xxxxx@192.0.2.99:2379/nowhere?timeout=1s"`},
 		{"own netns", n, add(func(c *call) { c.netns = "/var/run/netns/" + n.name }), 8, "own network namespace"},
 	}
 	for _, tt := range tests {
@@ -230,6 +235,9 @@ func TestErrors(t *testing.T) {
 			before := tt.node.snapshot()
 			e := tt.node.fails(tt.call, tt.code, tt.msg)
 			t.Logf("code %d: %s", e.Code, e.Msg)
+			if strings.Contains(e.Msg+e.Details, "s3cret") {
+				t.Errorf("the store's password in the error: %s", e.Msg)
+			}
 			if after := tt.node.snapshot(); after != before {
 				t.Errorf("left behind:\nbefore: %s\nafter:  %s", before, after)
 			}

@@ -24,7 +24,7 @@ func cmdStatus(args *skel.CmdArgs) error {
 	log := c.logger(os.Stderr)
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	n, reg, done, err := c.node(log)
+	n, reg, done, err := c.node(ctx, log)
 	if err != nil {
 		return types.NewError(errNotReady, "overlaynet: not ready: registry: "+err.Error(), "")
 	}

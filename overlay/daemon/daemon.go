@@ -11,6 +11,7 @@ import (
 	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/overlay/guard"
 	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/overlay/registry/stores"
 	"github.com/overlaynet/overlaynet/overlay/resolver"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
@@ -20,9 +21,15 @@ type Config struct {
 	// Node is this node: its state directory records the overlay (Create
 	// must have run), its netns directory holds the overlay namespace.
 	Node *overlay.Node
-	// Store is the registry URL: "dir:PATH", or "etcd://..." (see
-	// OpenStore). An etcd URL without vni= gets the overlay's VNI.
+	// Store is the store's URL: "dir:PATH", or "etcd://..." (see
+	// registry.Open). A store that keeps several overlays apart (etcd) is
+	// opened for the overlay's VNI when the URL names none, and one that
+	// holds records on leases on this node's lease.
 	Store string
+	// Schemes are the store schemes Store may use
+	// (registry.Options.Schemes); nil means stores.Schemes(), the shipped
+	// ones.
+	Schemes map[string]registry.Opener
 	// MetricsAddr, if set, is where the Prometheus metrics are served
 	// (http://MetricsAddr/metrics); port 0 picks one (Daemon.MetricsAddr).
 	MetricsAddr string
@@ -47,16 +54,19 @@ const DefaultReceiveBuffer = rtnl.DefaultMonitorReceiveBuffer
 
 // Daemon is a node daemon, opened and ready to run.
 type Daemon struct {
-	log         *slog.Logger
-	ov          *overlay.Overlay
-	store       *Store
-	k           kernelSide
-	topo        Topology
-	res         *resolver.Resolver
-	metrics     *resolver.Metrics
-	node        *overlay.Node
-	url         string // the store's URL, with the overlay's VNI for etcd
-	store0      string // the store's URL as configured
+	log      *slog.Logger
+	ov       *overlay.Overlay
+	store    registry.Registry
+	lease    registry.Leaser // the store's lease (nil: none)
+	k        kernelSide
+	topo     Topology
+	res      *resolver.Resolver
+	metrics  *resolver.Metrics
+	node     *overlay.Node
+	storeURL string // the store's URL as configured
+	// adopt, on a store with leases, moves the records of local attaches
+	// made after the start onto the lease until ctx ends (adoptLocal).
+	adopt       func(ctx context.Context)
 	reconcile   time.Duration
 	metricsAddr string
 	stopMetrics func()
@@ -107,15 +117,23 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 	if d.unlock, err = overlay.LockDaemon(cfg.Node.StateDir()); err != nil {
 		return nil, err
 	}
-	d.store0, d.url = cfg.Store, StoreURL(cfg.Store, cfg.Node.StateDir())
-	if d.store, err = OpenStore(ctx, d.url, cfg.Node, d.ov, log); err != nil {
+	schemes := cfg.Schemes
+	if schemes == nil {
+		schemes = stores.Schemes()
+	}
+	d.storeURL = cfg.Store
+	if d.store, err = openStore(ctx, cfg.Store, schemes, cfg.Node, d.ov, log); err != nil {
 		return nil, &SettingError{Setting: SettingStore, Err: err}
 	}
+	if l, ok := d.store.(registry.Leaser); ok {
+		d.lease = l
+		d.adopt = func(ctx context.Context) { adoptLocal(ctx, d.store, l.Owned, d.node, d.ov.VTEP, adoptInterval, d.log) }
+	}
 	// The state dir's overlay must be the one every node agreed on.
-	if err := overlay.PublishNetwork(ctx, d.store.Registry, d.ov.Config); err != nil {
+	if err := overlay.PublishNetwork(ctx, d.store, d.ov.Config); err != nil {
 		return nil, &SettingError{Setting: SettingStateDir, Value: cfg.Node.StateDir(), Err: err}
 	}
-	feed, hasFeed := d.store.Registry.(registry.ChangeFeed)
+	feed, hasFeed := d.store.(registry.ChangeFeed)
 	if !hasFeed {
 		feed = nil
 		if m := cfg.Resolver.Mode; m == resolver.ModeProactive || m == resolver.ModeHybrid {
@@ -135,8 +153,8 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 	}
 	d.metrics = &resolver.Metrics{}
 	d.metrics.AddCollector(resolver.MonitorCollector(d.k.mon.Stats))
-	if d.store.lease != nil {
-		d.metrics.AddCollector(d.store.lease.collector())
+	if d.lease != nil {
+		d.metrics.AddCollector(leaseCollector(d.lease))
 	}
 	rc := resolver.Config{
 		Tuning:   cfg.Resolver,
@@ -146,10 +164,6 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 		Vxlan:    d.topo.Vxlan, Bridge: d.topo.Bridge, VNI: d.topo.VNI, Port: d.topo.Port,
 		Subnet: oc.Subnet(), LocalVTEP: d.ov.VTEP,
 		Logger: log, Metrics: d.metrics, Feed: feed,
-	}
-	if kl, ok := d.store.Registry.(resolver.KeyLister); ok {
-		// The resolver learns the keys from a cheap listing at start.
-		rc.Registry = keyedStore{d.store, kl}
 	}
 	if feed != nil && d.k.guard && !oc.NoVTEPFilter {
 		// One watch of the registry for the resolver and the VTEP
@@ -180,8 +194,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	if d.store.lease != nil {
-		wg.Go(func() { d.store.lease.adoptLocal(ctx, d.node, d.ov.VTEP, d.log) })
+	if d.adopt != nil {
+		wg.Go(func() { d.adopt(ctx) })
 	}
 	if d.k.guard {
 		if err := d.startGuard(ctx); err != nil {
@@ -190,7 +204,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	oc := d.ov.Config
 	d.log.Info("overlayd running", "mode", d.res.Mode(), "proactive_max", d.res.Tuning().ProactiveMax, "netns", oc.OverlayNetNS, "vxlan", oc.Vxlan, "ifindex", d.topo.Vxlan,
-		"vni", d.topo.VNI, "port", d.topo.Port, "subnet", oc.Subnet(), "vtep", d.ov.VTEP, "store", registry.RedactURL(d.store0),
+		"vni", d.topo.VNI, "port", d.topo.Port, "subnet", oc.Subnet(), "vtep", d.ov.VTEP, "store", registry.RedactURL(d.storeURL),
 		"reconcile", d.reconcile, "rcvbuf", d.k.mon.ReceiveBuffer())
 	err := d.res.Serve(ctx, d.k.mon)
 	st := d.metrics.Snapshot()
@@ -263,11 +277,4 @@ type monitor interface {
 // in unit tests.
 type kernelOpener interface {
 	open(netnsDir, netns string, rcvbuf int) (kernelSide, error)
-}
-
-// keyedStore is a Store whose registry lists its keys cheaply
-// (resolver.KeyLister), with that method visible to the resolver.
-type keyedStore struct {
-	*Store
-	resolver.KeyLister
 }

@@ -309,8 +309,8 @@ func TestDaemonOpenFailures(t *testing.T) {
 	}{
 		{name: "no overlay", node: overlay.NewNode(overlay.NodeOptions{StateDir: t.TempDir()}), is: overlay.ErrNotCreated},
 		{name: "hybrid on dir store", cfg: func(c *Config) { c.Resolver.Mode = resolver.ModeHybrid }, is: ErrNoFeed, want: "mode hybrid"},
-		{name: "unknown store", cfg: func(c *Config) { c.Store = "nosuch://x" },
-			want: `daemon: store: registry: store URL "nosuch://x": unknown scheme "nosuch"`, setting: SettingStore},
+		{name: "unknown store", cfg: func(c *Config) { c.Store = "nosuch://x" }, is: registry.ErrUnknownScheme,
+			want: `daemon: store: registry: unknown scheme "nosuch"`, setting: SettingStore},
 		{name: "store of another overlay", cfg: func(c *Config) { publish(t, c.Store, 43) }, is: registry.ErrConflict,
 			want: "daemon: state directory /", setting: SettingStateDir},
 		{name: "no vxlan", ns: func(f *fakeNamespace) { delete(f.links, "vxlan1") }, want: `daemon: vxlan "vxlan1" in netns overns`, opened: true},
@@ -372,16 +372,6 @@ func TestDiscoverWarnsWithoutMisses(t *testing.T) {
 	}
 }
 
-// slowLease is a leaseHolder whose adoption loop takes a while to stop.
-type slowLease struct{ stopped atomic.Bool }
-
-func (l *slowLease) adoptLocal(ctx context.Context, _ *overlay.Node, _ netip.Addr, _ *slog.Logger) {
-	<-ctx.Done()
-	time.Sleep(50 * time.Millisecond) // a Register in flight
-	l.stopped.Store(true)
-}
-func (l *slowLease) collector() func(io.Writer) { return func(io.Writer) {} }
-
 // TestDaemonRunWaitsForAdoption: Run returns only once the adoption of
 // local attaches stopped, so that Close never pulls the store from under a
 // Register in flight.
@@ -391,8 +381,12 @@ func TestDaemonRunWaitsForAdoption(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	l := &slowLease{}
-	d.store.lease = l
+	var stopped atomic.Bool
+	d.adopt = func(ctx context.Context) { // an adoption loop that takes a while to stop
+		<-ctx.Done()
+		time.Sleep(50 * time.Millisecond) // a Register in flight
+		stopped.Store(true)
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
@@ -401,7 +395,7 @@ func TestDaemonRunWaitsForAdoption(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if !l.stopped.Load() {
+	if !stopped.Load() {
 		t.Error("Run returned while the adoption loop was still running")
 	}
 }

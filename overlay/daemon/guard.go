@@ -45,13 +45,13 @@ func (d *Daemon) startGuard(ctx context.Context) error {
 		if al, err = guard.OpenAllowlist(host, d.topo.Port, d.ov.VTEP); err != nil {
 			return err
 		}
-		feed, _ := d.store.Registry.(registry.ChangeFeed) // nil without one
-		fc := guard.FollowConfig{Allowlist: al, Registry: d.store.Registry, Local: d.ov.VTEP,
+		feed, _ := d.store.(registry.ChangeFeed) // nil without one
+		fc := guard.FollowConfig{Allowlist: al, Registry: d.store, Local: d.ov.VTEP,
 			Resync: d.reconcile, Logger: log, Stats: &guard.FollowStats{}}
 		var want []netip.Addr
 		if feed == nil {
 			var werr error
-			if want, _, werr = guard.Wanted(ctx, d.store.Registry, d.ov.VTEP); werr != nil {
+			if want, _, werr = guard.Wanted(ctx, d.store, d.ov.VTEP); werr != nil {
 				log.Warn("VTEP allowlist: registry incomplete at start", "err", werr)
 			}
 		} else {
@@ -64,7 +64,7 @@ func (d *Daemon) startGuard(ctx context.Context) error {
 			} else {
 				fc.Feed = feed
 			}
-			want = initialFromFeedStore(ctx, al, d.store.Registry, d.ov.VTEP, log)
+			want = initialFromFeedStore(ctx, al, d.store, d.ov.VTEP, log)
 		}
 		if err := al.Ensure(want); err != nil {
 			return err
@@ -84,7 +84,7 @@ func (d *Daemon) startGuard(ctx context.Context) error {
 // removes what is gone).
 func initialFromFeedStore(ctx context.Context, al *guard.Allowlist, reg registry.Registry, local netip.Addr, log *slog.Logger) []netip.Addr {
 	want := []netip.Addr{local}
-	if nl, ok := reg.(guard.NodeLister); ok {
+	if nl, ok := reg.(registry.NodeLister); ok {
 		nodes, err := nl.NodeVTEPs(ctx)
 		if err != nil {
 			log.Warn("VTEP allowlist: cannot list the live nodes at start", "err", err)

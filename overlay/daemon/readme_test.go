@@ -2,26 +2,19 @@ package daemon
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/overlay/resolver"
 )
 
-// feedScheme registers, once, a registry scheme whose stores have a change
-// feed (leaseRegistry), for daemons in hybrid mode.
-var feedScheme sync.Once
-
 // TestREADMEMetrics: every metric the README names is exported by a
 // daemon in hybrid mode (a # TYPE line in its exposition).
 func TestREADMEMetrics(t *testing.T) {
-	feedScheme.Do(func() {
-		registry.RegisterScheme("daemontest", func(string) (registry.Registry, error) { return &leaseRegistry{}, nil })
-	})
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +23,13 @@ func TestREADMEMetrics(t *testing.T) {
 	if len(names) < 8 {
 		t.Fatalf("README names %d metrics, want the 8 of its metrics paragraph", len(names))
 	}
-	d, err := open(t.Context(), Config{Node: writeState(t), Store: "daemontest:", Resolver: resolver.Tuning{Mode: resolver.ModeHybrid}}, newFakeKernel())
+	// A store with a change feed (leaseRegistry), for a daemon in hybrid
+	// mode.
+	schemes := map[string]registry.Opener{"daemontest": func(context.Context, string, registry.Options) (registry.Registry, error) {
+		return &leaseRegistry{}, nil
+	}}
+	d, err := open(t.Context(), Config{Node: writeState(t), Store: "daemontest:", Schemes: schemes,
+		Resolver: resolver.Tuning{Mode: resolver.ModeHybrid}}, newFakeKernel())
 	if err != nil {
 		t.Fatal(err)
 	}

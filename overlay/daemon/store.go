@@ -7,84 +7,45 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"net/url"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	_ "github.com/overlaynet/overlaynet/overlay/registry/dirstore" // the dir: scheme
 )
 
-// IsEtcdStore reports whether store is an etcd URL.
-func IsEtcdStore(store string) bool {
-	return strings.HasPrefix(store, "etcd://") || strings.HasPrefix(store, "etcds://")
-}
-
-// StoreURL returns store with, for an etcd URL that names no vni, the VNI
-// of the overlay recorded in stateDir added, so that every command of a node
-// uses the keys of its own overlay. Other URLs, or no overlay yet, are
-// returned unchanged (etcd's default VNI then applies).
-func StoreURL(store, stateDir string) string {
-	if !IsEtcdStore(store) {
-		return store
-	}
-	ov, err := overlay.NewNode(overlay.NodeOptions{StateDir: stateDir}).Overlay()
+// openStore opens the store at url for the daemon of node n, whose overlay
+// is ov: registry.Open with schemes, for the overlay's VNI, on a lease (a
+// store that holds records on leases, etcd, keeps it alive until the store
+// is closed and advertises the node: a node whose daemon dies stops being
+// advertised one TTL later). On such a store (a registry.Leaser) the
+// records of this node's endpoints (read from the state directory) are
+// registered again, which moves them onto the lease; a record owned
+// elsewhere is reported and skipped.
+func openStore(ctx context.Context, url string, schemes map[string]registry.Opener, n *overlay.Node, ov *overlay.Overlay, log *slog.Logger) (registry.Registry, error) {
+	reg, err := registry.Open(ctx, url, registry.Options{
+		Schemes: schemes,
+		VNI:     ov.Config.VNI,
+		Logger:  log,
+		Lease: &registry.Lease{
+			VTEP: ov.VTEP,
+			Keep: func(owned []registry.Record) []registry.Record { return localEndpoints(n, owned) },
+		},
+	})
 	if err != nil {
-		return store
+		return nil, err
 	}
-	return StoreURLVNI(store, ov.Config.VNI)
-}
-
-// StoreURLVNI returns store with vni added if it is an etcd URL naming no
-// vni (create uses the VNI it is asked for: nothing is recorded yet).
-func StoreURLVNI(store string, vniNum uint32) string {
-	if !IsEtcdStore(store) {
-		return store
+	l, ok := reg.(registry.Leaser)
+	if !ok {
+		return reg, nil
 	}
-	base, query, _ := strings.Cut(store, "?")
-	if q, err := url.ParseQuery(query); err != nil || q.Has("vni") {
-		return store // a bad query is reported by the opener
+	moved, err := registerEndpoints(ctx, reg, n, log)
+	if err != nil {
+		reg.Close()
+		return nil, err
 	}
-	vni := "vni=" + strconv.FormatUint(uint64(vniNum), 10)
-	if query == "" {
-		return base + "?" + vni
-	}
-	return base + "?" + query + "&" + vni
-}
-
-// Store is the daemon's registry and, for a store that holds this node's
-// records on a lease (etcd), what the daemon does with the lease.
-type Store struct {
-	registry.Registry
-	lease leaseHolder // nil for stores without leases
-}
-
-// leaseHolder is what a store that holds this node's records on a lease adds
-// to the daemon: adopting later local attaches onto the lease, and metrics.
-type leaseHolder interface {
-	adoptLocal(ctx context.Context, n *overlay.Node, vtep netip.Addr, log *slog.Logger)
-	collector() func(io.Writer)
-}
-
-// OpenStore opens the registry at url (see StoreURL) for the daemon. An etcd
-// store gets a lease (kept alive until the store is closed: a node whose
-// daemon dies stops being advertised one TTL later) and the node key
-// nodes/<vtep>; the records of this node's endpoints (read from the state
-// directory) are registered again, which moves them onto the lease. A
-// record owned elsewhere is reported and skipped. Other stores are opened
-// with registry.OpenRegistry.
-func OpenStore(ctx context.Context, url string, n *overlay.Node, ov *overlay.Overlay, log *slog.Logger) (*Store, error) {
-	if !IsEtcdStore(url) {
-		reg, err := registry.OpenRegistry(url)
-		if err != nil {
-			return nil, err
-		}
-		return &Store{Registry: reg}, nil
-	}
-	return openEtcdStore(ctx, url, n, ov, log)
+	log.Info("store lease held", "lease", fmt.Sprintf("%x", l.Stats().LeaseID), "endpoints_registered", moved)
+	return reg, nil
 }
 
 // registerEndpoints registers the records of n's endpoints in reg again (on
@@ -177,5 +138,20 @@ func adoptLocal(ctx context.Context, reg registry.Registry, owned func() []regis
 			delete(failed, rec)
 			log.Debug("local record on this node's lease", "record", rec.String())
 		}
+	}
+}
+
+// leaseCollector exports the counters of a store's lease.
+func leaseCollector(l registry.Leaser) func(io.Writer) {
+	return func(w io.Writer) {
+		st := l.Stats()
+		up := 0
+		if st.LeaseUp {
+			up = 1
+		}
+		fmt.Fprintf(w, "# HELP overlayd_etcd_lease_up 1 while this node's records are held by a live lease.\n# TYPE overlayd_etcd_lease_up gauge\noverlayd_etcd_lease_up %d\n", up)
+		fmt.Fprintf(w, "# HELP overlayd_etcd_lease_lost_total etcd leases lost (expired, or etcd unreachable for the TTL).\n# TYPE overlayd_etcd_lease_lost_total counter\noverlayd_etcd_lease_lost_total %d\n", st.LeaseLost)
+		fmt.Fprintf(w, "# HELP overlayd_etcd_reregistered_total Records registered again under a new lease.\n# TYPE overlayd_etcd_reregistered_total counter\noverlayd_etcd_reregistered_total %d\n", st.Reregistered)
+		fmt.Fprintf(w, "# HELP overlayd_etcd_watch_relists_total Change feed listings after the first (compaction, broken watch).\n# TYPE overlayd_etcd_watch_relists_total counter\noverlayd_etcd_watch_relists_total %d\n", st.WatchRelists)
 	}
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -127,5 +129,57 @@ func TestLocalEndpoints(t *testing.T) {
 	unreadable := overlay.NewNode(overlay.NodeOptions{StateDir: dir})
 	if got := localEndpoints(unreadable, slices.Clone(owned)); !slices.Equal(got, owned) {
 		t.Errorf("localEndpoints with an unreadable state directory = %v, want every record %v", got, owned)
+	}
+}
+
+// leasedRegistry is a leaseRegistry that holds its records on a lease
+// (registry.Leaser).
+type leasedRegistry struct{ *leaseRegistry }
+
+func (r leasedRegistry) Owned() []registry.Record { return r.got() }
+func (r leasedRegistry) Stats() registry.LeaseStats {
+	return registry.LeaseStats{LeaseID: 0x2a, LeaseUp: true, LeaseLost: 3}
+}
+
+// TestOpenStoreLease: the daemon opens its store for the overlay's VNI on
+// this node's lease (its VTEP, and a Keep that checks the state
+// directory). On a store that holds records on leases it registers the
+// node's endpoints again, exports the lease's counters and adopts later
+// attaches; on one without, it does none of that.
+func TestOpenStoreLease(t *testing.T) {
+	a, gone := endpoint("a", "198.51.100.2/24", localVTEP), endpoint("gone", "198.51.100.3/24", localVTEP)
+	for _, leased := range []bool{true, false} {
+		plain := &leaseRegistry{}
+		var reg registry.Registry = plain
+		if leased {
+			reg = leasedRegistry{plain}
+		}
+		var got registry.Options
+		schemes := map[string]registry.Opener{"test": func(_ context.Context, _ string, o registry.Options) (registry.Registry, error) {
+			got = o
+			return reg, nil
+		}}
+		d, err := open(t.Context(), Config{Node: writeState(t, a), Store: "test:x", Schemes: schemes}, newFakeKernel())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		if got.VNI != 42 || got.Lease == nil || got.Lease.VTEP != localVTEP || got.Lease.Keep == nil {
+			t.Fatalf("store opened with %+v, want the overlay's VNI 42 on a lease of VTEP %s", got, localVTEP)
+		}
+		if kept := got.Lease.Keep([]registry.Record{a.Record(), gone.Record()}); !slices.Equal(kept, []registry.Record{a.Record()}) {
+			t.Errorf("Keep = %v, want the state directory's %v", kept, a.Record())
+		}
+		var b bytes.Buffer
+		if err := d.Metrics().WritePrometheus(&b); err != nil {
+			t.Fatal(err)
+		}
+		var want []registry.Record
+		if leased {
+			want = []registry.Record{a.Record()}
+		}
+		if !slices.Equal(plain.got(), want) || strings.Contains(b.String(), "overlayd_etcd_lease_lost_total 3") != leased || (d.adopt != nil) != leased {
+			t.Errorf("leased %v: registered %v, adoption %v, metrics:\n%s", leased, plain.got(), d.adopt != nil, b.String())
+		}
 	}
 }

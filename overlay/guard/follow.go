@@ -11,27 +11,6 @@ import (
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
-// NodeLister is implemented by registries that advertise live nodes apart
-// from their records (etcd's nodes/ keys, held by each node's lease): a
-// node with no container yet is allowed too.
-type NodeLister interface {
-	NodeVTEPs(ctx context.Context) ([]netip.Addr, error)
-}
-
-// Stamper is implemented by registries without a change feed that can
-// tell cheaply whether anything changed (the directory store: its
-// directories' modification times), so that they can be checked often.
-type Stamper interface {
-	Stamp() (string, error)
-}
-
-// Notifier is implemented by registries without a change feed that can
-// say at once when something changed on this machine (the directory store,
-// through inotify); Follow then updates without waiting for the next poll.
-type Notifier interface {
-	Notify(ctx context.Context) (<-chan struct{}, error)
-}
-
 // Defaults of FollowConfig.
 const (
 	DefaultPoll   = 250 * time.Millisecond
@@ -43,7 +22,7 @@ type FollowConfig struct {
 	// Allowlist is the node's allowlist (Ensure done).
 	Allowlist *Allowlist
 	// Registry is listed for the VTEPs of its records (and, if it is a
-	// NodeLister, its live nodes).
+	// registry.NodeLister, its live nodes).
 	Registry registry.Registry
 	// VTEPs, if set, are the records' VTEPs counted from a change feed
 	// another consumer watches (Tee): the allowlist follows them, and the
@@ -55,7 +34,8 @@ type FollowConfig struct {
 	// Local is this node's VTEP, always allowed.
 	Local netip.Addr
 	// Poll is how often a registry without feed is checked for changes
-	// (through Stamper if it is one, else listed); default DefaultPoll.
+	// (through registry.Stamper if it is one, else listed); default
+	// DefaultPoll.
 	Poll time.Duration
 	// Resync is the period of a full update whatever happened (with a
 	// feed: the live nodes listed again); default DefaultResync.
@@ -86,7 +66,7 @@ func Wanted(ctx context.Context, reg registry.Registry, local netip.Addr) (addrs
 	}
 	var nodes []netip.Addr
 	var nerr error
-	if nl, ok := reg.(NodeLister); ok {
+	if nl, ok := reg.(registry.NodeLister); ok {
 		nodes, nerr = nl.NodeVTEPs(ctx)
 	}
 	err = errors.Join(lerr, nerr)
@@ -276,7 +256,7 @@ func (f *follower) watch(ctx context.Context) <-chan registry.Change {
 // listNodes lists the live nodes of a NodeLister; on failure it keeps the
 // last list and marks the view incomplete.
 func (f *follower) listNodes(ctx context.Context) {
-	nl, ok := f.cfg.Registry.(NodeLister)
+	nl, ok := f.cfg.Registry.(registry.NodeLister)
 	if !ok {
 		return
 	}
@@ -300,7 +280,7 @@ func (f *follower) fromFeed(why string) {
 // its Notifier says it changed, at each Poll when its Stamper's stamp
 // changed (every Poll without a Stamper), and every Resync.
 func (f *follower) pollLoop(ctx context.Context) error {
-	stamper, _ := f.cfg.Registry.(Stamper)
+	stamper, _ := f.cfg.Registry.(registry.Stamper)
 	var stamp string
 	if stamper != nil {
 		stamp, _ = stamper.Stamp() // before listing: a change meanwhile is seen at the next poll
@@ -340,7 +320,7 @@ func (f *follower) pollLoop(ctx context.Context) error {
 // notices returns the store's change notices if it is a Notifier (nil
 // otherwise, or if it cannot give them: then it is polled).
 func (f *follower) notices(ctx context.Context) <-chan struct{} {
-	nt, ok := f.cfg.Registry.(Notifier)
+	nt, ok := f.cfg.Registry.(registry.Notifier)
 	if !ok {
 		return nil
 	}

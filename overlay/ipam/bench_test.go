@@ -9,6 +9,7 @@ import (
 
 	"github.com/overlaynet/overlaynet/overlay/ipam"
 	"github.com/overlaynet/overlaynet/overlay/ipam/ipamtest"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/overlay/registry/dirstore"
 )
 
@@ -22,7 +23,7 @@ func BenchmarkAllocateRelease(b *testing.B) {
 	for _, store := range []string{"dir", "mem"} {
 		for _, held := range []int{32, 0} {
 			b.Run(fmt.Sprintf("store=%s/held=%d", store, held), func(b *testing.B) {
-				var s ipam.BlockStore = ipamtest.NewMem()
+				var s registry.BlockStore = ipamtest.NewMem()
 				if store == "dir" {
 					d, err := dirstore.New(filepath.Join(b.TempDir(), "store"))
 					if err != nil {

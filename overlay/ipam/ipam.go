@@ -1,7 +1,7 @@
 // Package ipam hands out container addresses of an overlay subnet without
 // anyone picking them by hand. A node claims address blocks of the subnet
 // (DefaultBlockBits wide unless configured) in the shared registry, through
-// a BlockStore: the claim is atomic, so of two nodes claiming the same block
+// a registry.BlockStore: the claim is atomic, so of two nodes claiming the same block
 // exactly one wins. It then hands out addresses from its own blocks,
 // recording each allocation in its state directory, and claims another
 // block when its blocks are full. Addresses are released on detach (or a
@@ -27,27 +27,13 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+
+	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
 // DefaultBlockBits is the prefix length of a block when Config.BlockBits is
 // 0: 64 addresses, so a /24 subnet serves four nodes and a /16 1024.
 const DefaultBlockBits = 26
-
-// BlockStore is where a node claims blocks: the registry shared by the
-// nodes (the directory store and etcd implement it). Implementations are
-// safe for concurrent use by several processes and nodes.
-type BlockStore interface {
-	// ClaimBlock records owner as the holder of block unless someone holds
-	// it already, atomically: of two owners claiming one block at once
-	// exactly one wins. It returns the holder after the call: owner if the
-	// claim won or owner held the block already, else the other holder.
-	ClaimBlock(ctx context.Context, block netip.Prefix, owner string) (holder string, err error)
-	// ReleaseBlock removes block's claim if owner holds it; a block not
-	// held by owner is not an error.
-	ReleaseBlock(ctx context.Context, block netip.Prefix, owner string) error
-	// Blocks returns every claimed block with its holder.
-	Blocks(ctx context.Context) (map[netip.Prefix]string, error)
-}
 
 // Errors of an Allocator, wrapped with the details.
 var (
@@ -67,7 +53,7 @@ type Config struct {
 	Dir string
 	// Store is the shared registry the blocks are claimed in; without one
 	// the allocator can only report (Usage, Allocations).
-	Store BlockStore
+	Store registry.BlockStore
 	// Owner identifies this node in block claims (its VTEP address).
 	Owner string
 	// Gateway is the overlay's gateway with the subnet's prefix length

@@ -13,11 +13,12 @@ import (
 
 	"github.com/overlaynet/overlaynet/overlay/ipam"
 	"github.com/overlaynet/overlaynet/overlay/ipam/ipamtest"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
 var gw = netip.MustParsePrefix("198.51.100.1/24")
 
-func newAlloc(t *testing.T, s ipam.BlockStore, dir, owner string, bits int, inUse func(context.Context, netip.Addr) (bool, error)) *ipam.Allocator {
+func newAlloc(t *testing.T, s registry.BlockStore, dir, owner string, bits int, inUse func(context.Context, netip.Addr) (bool, error)) *ipam.Allocator {
 	t.Helper()
 	a, err := ipam.New(ipam.Config{Dir: dir, Store: s, Owner: owner, Gateway: gw, BlockBits: bits, InUse: inUse})
 	if err != nil {

@@ -1,9 +1,6 @@
 package registry
 
-import (
-	"context"
-	"strconv"
-)
+import "strconv"
 
 // ChangeKind says what happened to a registry record.
 type ChangeKind uint8
@@ -41,14 +38,4 @@ type Change struct {
 	Record Record
 	// Revision is the registry's revision of the change (0 if it has none).
 	Revision int64
-}
-
-// ChangeFeed is implemented by registries that can push their changes (the
-// etcd registry; the directory store cannot). Watch delivers a Put for every
-// record, ChangeSynced, then changes as they happen; after an interruption it
-// lists again and delivers the difference followed by ChangeSynced. The
-// channel is closed when ctx ends or the feed breaks for good; the consumer
-// must keep reading until then.
-type ChangeFeed interface {
-	Watch(ctx context.Context) (<-chan Change, error)
 }

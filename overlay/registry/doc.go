@@ -1,8 +1,37 @@
 // Package registry is the contract between the nodes of an overlay and the
 // store they share: Registry (which MAC holds an overlay IP, which VTEP holds
-// a MAC), Record, the neutral MAC type, the change feed of registries that
-// can push changes (ChangeFeed, Change, ChangeKind), the registry errors,
-// and OpenRegistry with the schemes implementations register (RegisterScheme).
-// Implementations live in subpackages: dirstore (dir:PATH) and etcdreg
-// (etcd:// and etcds://). It imports neither rtnl nor any implementation.
+// a MAC), Record, the overlay's Network, the change feed's Change, the
+// registry errors, the optional capabilities of a store, and Open, the one
+// way to open a store from its URL.
+//
+// # Opening a store
+//
+// Open(ctx, url, Options{...}) hands the URL to the Opener that
+// Options.Schemes has for its scheme; whoever links a store passes its
+// opener there (package stores: stores.Schemes() for dir, etcd and etcds).
+// There is no global table of schemes. Options say what differs between
+// callers: the overlay's VNI for stores keyed per overlay (Options.VNI,
+// overlay.StoreOptions), and whether this node's records are held on a
+// lease (Options.Lease: the node daemon) or persist (one-shot commands, the
+// CNI plugin). Errors wrap ErrBadURL, ErrUnknownScheme and ErrUnavailable
+// for callers to tell with errors.Is; none carries a URL's password
+// (RedactURL).
+//
+// # Capabilities
+//
+// Beyond Registry, a store may have optional capabilities, each an
+// interface of this package (capabilities.go), found by a type assertion:
+//
+//	capability     what it adds                                  dir   etcd
+//	ChangeFeed     pushes changes (Watch)                         -     yes
+//	NetworkStore   records the overlay's Network                 yes    yes
+//	BlockStore     address blocks claimed per node (ipam)        yes    yes
+//	KeyLister      lists its keys cheaper than its records       yes     -
+//	NodeLister     advertises live nodes (nodes/ on leases)        -    yes
+//	Stamper        a cheap stamp that changes with any record    yes     -
+//	Notifier       says at once when this machine changed it     yes     -
+//	Leaser         holds records on a lease (Owned, Stats)         -    yes
+//
+// dir is package dirstore (dir:PATH), etcd package etcdreg (etcd://,
+// etcds://). This package imports neither rtnl nor any implementation.
 package registry

@@ -8,23 +8,28 @@ import (
 
 // TestLayering checks the package layering of overlay/ with go list: no
 // cycle (go list fails on one), the registry contract and its
-// implementations free of rtnl and of node setup, the resolver free of node
-// setup and node setup free of the resolver, and the daemon (the wiring)
-// used by none of them.
+// implementations free of rtnl and of node setup, the shipped stores
+// (package stores) linked by none of them, the resolver free of node setup
+// and node setup free of the resolver, and the daemon (the wiring) used by
+// none of them nor by the CNI plugin.
 func TestLayering(t *testing.T) {
 	const mod = "github.com/overlaynet/overlaynet/"
 	tests := []struct {
 		pkg    string
 		forbid []string
 	}{
-		{"overlay/registry", []string{"rtnl", "overlay", "overlay/resolver", "overlay/registry/dirstore", "overlay/registry/etcdreg"}},
-		{"overlay/registry/dirstore", []string{"rtnl", "overlay", "overlay/resolver"}},
-		{"overlay/registry/etcdreg", []string{"rtnl", "overlay", "overlay/resolver"}},
-		{"overlay/resolver", []string{"overlay", "overlay/registry/dirstore", "overlay/registry/etcdreg"}},
-		{"overlay", []string{"overlay/resolver", "overlay/registry/etcdreg", "overlay/daemon"}},
+		{"overlay/registry", []string{"rtnl", "overlay", "overlay/resolver", "overlay/registry/dirstore", "overlay/registry/etcdreg", "overlay/registry/stores"}},
+		{"overlay/registry/dirstore", []string{"rtnl", "overlay", "overlay/resolver", "overlay/registry/stores"}},
+		{"overlay/registry/etcdreg", []string{"rtnl", "overlay", "overlay/resolver", "overlay/registry/stores"}},
+		{"overlay/registry/stores", []string{"rtnl", "overlay", "overlay/resolver", "overlay/daemon"}},
+		{"overlay/resolver", []string{"overlay", "overlay/registry/dirstore", "overlay/registry/etcdreg", "overlay/registry/stores"}},
+		{"overlay", []string{"overlay/resolver", "overlay/registry/etcdreg", "overlay/registry/stores", "overlay/daemon"}},
 		{"overlay/resolver", []string{"overlay/daemon"}},
 		{"overlay/registry/etcdreg", []string{"overlay/daemon"}},
 		{"overlay/guard", []string{"rtnl", "overlay", "overlay/resolver", "overlay/registry/dirstore", "overlay/registry/etcdreg", "overlay/daemon"}},
+		// The CNI plugin opens stores through registry.Open; the daemon is
+		// overlayd's.
+		{"cmd/overlaynet", []string{"overlay/daemon", "overlay/resolver"}},
 	}
 	for _, tt := range tests {
 		out, err := exec.Command("go", "list", "-deps", mod+tt.pkg).CombinedOutput()

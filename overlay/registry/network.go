@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -20,20 +19,6 @@ type Network struct {
 	MTU uint32 `json:"mtu"`
 	// Gateway is the bridge address and, by its prefix, the overlay subnet.
 	Gateway netip.Prefix `json:"gateway"`
-}
-
-// NetworkStore is implemented by registries that record the overlay's
-// Network (the directory store and the etcd registry).
-type NetworkStore interface {
-	// PublishNetwork records n as the overlay's network if none is recorded
-	// yet, atomically (of two nodes publishing at once, one wins). If one
-	// is, it must equal n: otherwise the error is a *NetworkMismatchError
-	// (wrapping ErrConflict) naming each differing setting, and nothing is
-	// changed.
-	PublishNetwork(ctx context.Context, n Network) error
-	// Network returns the recorded network, or an error wrapping
-	// ErrNotFound.
-	Network(ctx context.Context) (Network, error)
 }
 
 // NetworkDiff is one setting in which a node's network differs from the

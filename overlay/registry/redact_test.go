@@ -1,9 +1,6 @@
 package registry
 
-import (
-	"strings"
-	"testing"
-)
+import "testing"
 
 func TestRedactURL(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
@@ -18,17 +15,6 @@ func TestRedactURL(t *testing.T) {
 	} {
 		if got := RedactURL(tc.in); got != tc.want {
 			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
-// TestOpenRegistryRedacts: errors about a registry URL never carry its
-// password.
-func TestOpenRegistryRedacts(t *testing.T) {
-	for _, url := range []string{"nosuch://alice:s3cret@h/p"} {
-		_, err := OpenRegistry(url)
-		if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "alice:xxxxx@h") {
-			t.Errorf("OpenRegistry(%q) = %v, want an error with the password redacted", url, err)
 		}
 	}
 }

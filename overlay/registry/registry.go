@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sort"
-	"strings"
-	"sync"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
 )
@@ -98,83 +95,26 @@ var (
 	// ErrConflict is wrapped by Register when the IP or MAC already belongs
 	// to someone else.
 	ErrConflict = errors.New("registry: conflict")
+	// ErrUnavailable is wrapped by errors of requests the store did not
+	// answer (unreachable, no leader, timed out): its state is unknown, as
+	// opposed to ErrNotFound. Stores mark such errors with Unavailable.
+	ErrUnavailable = errors.New("registry: store unavailable")
 )
 
-// RegistryOpener opens a registry from its full URL ("etcd://host/prefix").
-type RegistryOpener func(url string) (Registry, error)
+// Unavailable returns err marked as ErrUnavailable: errors.Is(err,
+// ErrUnavailable) holds, its text is err's.
+func Unavailable(err error) error { return marked{err, ErrUnavailable} }
 
-var (
-	schemesMu sync.RWMutex
-	schemes   = map[string]RegistryOpener{}
-)
-
-// RegisterScheme makes OpenRegistry hand URLs of scheme (the part before the
-// first ':') to open. Packages providing registries call it from an init
-// function, so that importing them enables their scheme (dirstore: "dir",
-// etcdreg: "etcd" and "etcds"). Registering a scheme twice panics.
-func RegisterScheme(scheme string, open RegistryOpener) {
-	schemesMu.Lock()
-	defer schemesMu.Unlock()
-	if _, dup := schemes[scheme]; dup || open == nil {
-		panic(fmt.Sprintf("registry: scheme %q registered twice or with a nil opener", scheme))
-	}
-	schemes[scheme] = open
+// marked is an error that also matches a sentinel, without repeating the
+// sentinel's text.
+type marked struct {
+	err error
+	is  error
 }
 
-// OpenRegistry opens the registry at url ("dir:PATH", "etcd://..."). The
-// scheme must have been registered with RegisterScheme (by importing the
-// package implementing it); unknown ones are refused with an error listing
-// the known ones.
-func OpenRegistry(url string) (Registry, error) {
-	scheme, rest, ok := strings.Cut(url, ":")
-	if !ok {
-		return nil, fmt.Errorf("registry: store URL %q has no scheme (want dir:PATH)", RedactURL(url))
-	}
-	if scheme == "dir" && rest == "" {
-		return nil, fmt.Errorf("registry: store URL %q has an empty path (want dir:PATH)", RedactURL(url))
-	}
-	schemesMu.RLock()
-	open := schemes[scheme]
-	var known []string
-	for k := range schemes {
-		known = append(known, k)
-	}
-	schemesMu.RUnlock()
-	if open == nil {
-		sort.Strings(known)
-		return nil, fmt.Errorf("registry: store URL %q: unknown scheme %q (supported: %s)", RedactURL(url), scheme, strings.Join(known, ", "))
-	}
-	return open(url)
-}
-
-// redacted replaces a password in RedactURL.
-const redacted = "xxxxx"
-
-// RedactURL returns a registry URL fit for logs and errors: the password of
-// its user information (SCHEME://USER:PASS@HOST...) replaced by "xxxxx".
-// Everything from "://" to the last "@" before any "?" counts as user
-// information, so that a password holding an unescaped "/" or "@" is
-// hidden whole too (at worst, more than the password is hidden).
-func RedactURL(u string) string {
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return u
-	}
-	head, query, hasQuery := strings.Cut(rest, "?")
-	at := strings.LastIndex(head, "@")
-	if at < 0 {
-		return u
-	}
-	user, _, hasPass := strings.Cut(head[:at], ":")
-	if !hasPass {
-		return u
-	}
-	out := scheme + "://" + user + ":" + redacted + head[at:]
-	if hasQuery {
-		out += "?" + query
-	}
-	return out
-}
+func (m marked) Error() string        { return m.err.Error() }
+func (m marked) Unwrap() error        { return m.err }
+func (m marked) Is(target error) bool { return target == m.is }
 
 // ValidateMAC refuses MACs a container cannot use: all zeros, or multicast
 // (the group bit set, broadcast included).

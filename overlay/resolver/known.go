@@ -1,7 +1,6 @@
 package resolver
 
 import (
-	"context"
 	"net/netip"
 	"sync"
 
@@ -32,14 +31,6 @@ type knownKeys struct {
 	mu   sync.RWMutex
 	ips  map[registry.CompactAddr]struct{} // pointer-free: a listing's worth of keys
 	macs map[ethaddr.MAC]struct{}
-}
-
-// KeyLister is implemented by registries that can list the keys they hold
-// (IPs, MACs) more cheaply than their records (dirstore.Store.Keys). The
-// resolver then learns which keys are known from it at start, before it
-// handles its first miss, instead of waiting for a full listing.
-type KeyLister interface {
-	Keys(ctx context.Context) (ips []netip.Addr, macs []ethaddr.MAC, err error)
 }
 
 func newKnownKeys() *knownKeys {

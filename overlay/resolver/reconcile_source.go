@@ -134,7 +134,7 @@ func (r *Resolver) recordSource(ctx context.Context, ke *kernelEntries, st *Reco
 func (r *Resolver) listRecords(ctx context.Context, ke *kernelEntries, st *ReconcileStats, start time.Time) (done bool, src listSource, err error) {
 	nothingToCheck := st.Entries == 0 && len(ke.unproven) == 0
 	// A KeyLister gives the keys without reading every record.
-	if kl, ok := r.cfg.Registry.(KeyLister); ok && nothingToCheck {
+	if kl, ok := r.cfg.Registry.(registry.KeyLister); ok && nothingToCheck {
 		lctx, cancel := context.WithTimeout(ctx, max(r.cfg.LookupTimeout, listTimeout))
 		ips, macs, err := kl.Keys(lctx)
 		cancel()

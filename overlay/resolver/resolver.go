@@ -501,7 +501,7 @@ func (r *Resolver) classify(m *rtnl.Miss) (missKey, ignoreReason, bool) {
 // is one, so that misses need not wait for the first reconcile pass's full
 // listing.
 func (r *Resolver) listKeys(ctx context.Context) {
-	kl, ok := r.cfg.Registry.(KeyLister)
+	kl, ok := r.cfg.Registry.(registry.KeyLister)
 	if !ok {
 		return
 	}

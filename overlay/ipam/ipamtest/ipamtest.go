@@ -1,4 +1,4 @@
-// Package ipamtest holds what tests of ipam.BlockStore implementations
+// Package ipamtest holds what tests of registry.BlockStore implementations
 // share: an in-memory store, and the conformance test every store runs
 // (claims, releases, listing, and a race of owners claiming the same blocks
 // at once, in which exactly one wins each block).
@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/overlaynet/overlaynet/overlay/ipam"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
-// Mem is an in-memory ipam.BlockStore.
+// Mem is an in-memory registry.BlockStore.
 type Mem struct {
 	mu     sync.Mutex
 	blocks map[netip.Prefix]string
@@ -24,7 +24,7 @@ type Mem struct {
 // NewMem returns an empty in-memory store.
 func NewMem() *Mem { return &Mem{blocks: map[netip.Prefix]string{}} }
 
-// ClaimBlock implements ipam.BlockStore.
+// ClaimBlock implements registry.BlockStore.
 func (m *Mem) ClaimBlock(_ context.Context, b netip.Prefix, owner string) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -35,7 +35,7 @@ func (m *Mem) ClaimBlock(_ context.Context, b netip.Prefix, owner string) (strin
 	return owner, nil
 }
 
-// ReleaseBlock implements ipam.BlockStore.
+// ReleaseBlock implements registry.BlockStore.
 func (m *Mem) ReleaseBlock(_ context.Context, b netip.Prefix, owner string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -45,7 +45,7 @@ func (m *Mem) ReleaseBlock(_ context.Context, b netip.Prefix, owner string) erro
 	return nil
 }
 
-// Blocks implements ipam.BlockStore.
+// Blocks implements registry.BlockStore.
 func (m *Mem) Blocks(context.Context) (map[netip.Prefix]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -59,7 +59,7 @@ func (m *Mem) Blocks(context.Context) (map[netip.Prefix]string, error) {
 // Conformance tests s, an empty store (other tests' blocks would be seen by
 // Blocks): claims, releases and listing, then, if they pass, a race of
 // owners for the same blocks.
-func Conformance(t *testing.T, s ipam.BlockStore) {
+func Conformance(t *testing.T, s registry.BlockStore) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -71,7 +71,7 @@ func Conformance(t *testing.T, s ipam.BlockStore) {
 
 // claimRelease: a block is held by its first claimer, whom a claim tells;
 // only the holder releases it; Blocks lists the holders. It leaves s empty.
-func claimRelease(ctx context.Context, t *testing.T, s ipam.BlockStore) {
+func claimRelease(ctx context.Context, t *testing.T, s registry.BlockStore) {
 	b1 := netip.MustParsePrefix("198.51.100.0/26")
 	b2 := netip.MustParsePrefix("198.51.100.64/26")
 	got, err := s.Blocks(ctx)
@@ -122,7 +122,7 @@ func raceOwner(o int) string { return fmt.Sprintf("192.0.2.%d", 10+o) }
 // race: raceOwners owners claim the same raceBlocks blocks at once; every
 // block has exactly one holder, and each owner's view agrees with the
 // store. The blocks are released at the end.
-func race(ctx context.Context, t *testing.T, s ipam.BlockStore) {
+func race(ctx context.Context, t *testing.T, s registry.BlockStore) {
 	blocks := make([]netip.Prefix, raceBlocks)
 	for i := range blocks {
 		blocks[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 99, byte(i), 0}), 24)
@@ -155,7 +155,7 @@ func race(ctx context.Context, t *testing.T, s ipam.BlockStore) {
 
 // claimAtOnce has every owner claim every block, all starting at once, and
 // returns, per owner, the blocks the store told it it holds.
-func claimAtOnce(ctx context.Context, t *testing.T, s ipam.BlockStore, blocks []netip.Prefix) []map[netip.Prefix]bool {
+func claimAtOnce(ctx context.Context, t *testing.T, s registry.BlockStore, blocks []netip.Prefix) []map[netip.Prefix]bool {
 	won := make([]map[netip.Prefix]bool, raceOwners)
 	var wg sync.WaitGroup
 	start := make(chan struct{})

@@ -17,8 +17,6 @@ import (
 // <addr>-<bits> holds the claiming node's VTEP.
 const blocksDir = "blocks"
 
-var _ ipam.BlockStore = (*Store)(nil)
-
 func (s *Store) blockPath(b netip.Prefix) string {
 	return filepath.Join(s.root, blocksDir, ipam.BlockName(b))
 }

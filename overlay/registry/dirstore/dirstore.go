@@ -30,7 +30,15 @@ type Store struct {
 	root string
 }
 
-var _ registry.Registry = (*Store)(nil)
+// The capabilities of a Store (see package registry).
+var (
+	_ registry.Registry     = (*Store)(nil)
+	_ registry.NetworkStore = (*Store)(nil)
+	_ registry.BlockStore   = (*Store)(nil)
+	_ registry.KeyLister    = (*Store)(nil)
+	_ registry.Stamper      = (*Store)(nil)
+	_ registry.Notifier     = (*Store)(nil)
+)
 
 // Subdirectories of a Store root.
 const (
@@ -51,11 +59,15 @@ func New(root string) (*Store, error) {
 	return &Store{root: root}, nil
 }
 
-func init() {
-	registry.RegisterScheme("dir", func(url string) (registry.Registry, error) {
-		_, root, _ := strings.Cut(url, ":")
-		return New(root)
-	})
+// Opener is the registry.Opener of the "dir" scheme: dir:PATH opens
+// (creating it if needed) the store rooted at PATH. No option applies: the
+// directory holds one overlay, and records persist until unregistered.
+func Opener(_ context.Context, url string, _ registry.Options) (registry.Registry, error) {
+	root, ok := strings.CutPrefix(url, "dir:")
+	if !ok || root == "" {
+		return nil, registry.BadURL(fmt.Errorf("dirstore: store URL %q: want dir:PATH", registry.RedactURL(url)))
+	}
+	return New(root)
 }
 
 // Root returns the store's directory.

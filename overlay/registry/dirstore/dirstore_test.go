@@ -255,34 +255,22 @@ func TestDirStoreMalformed(t *testing.T) {
 	}
 }
 
-var testSchemeOnce sync.Once
-
-func TestOpenRegistry(t *testing.T) {
+// TestOpener: registry.Open with the dir scheme opens the store at the
+// URL's path; a URL without one wraps registry.ErrBadURL.
+func TestOpener(t *testing.T) {
 	dir := t.TempDir()
-	r, err := registry.OpenRegistry("dir:" + dir)
+	o := registry.Options{Schemes: map[string]registry.Opener{"dir": Opener}}
+	r, err := registry.Open(t.Context(), "dir:"+dir, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	if ds, ok := r.(*Store); !ok || ds.Root() != dir {
-		t.Fatalf("registry.OpenRegistry(dir:) = %T %v", r, r)
+		t.Fatalf("registry.Open(dir:) = %T %v", r, r)
 	}
-	testSchemeOnce.Do(func() { // registered once per test binary (-count > 1)
-		registry.RegisterScheme("testreg", func(url string) (registry.Registry, error) {
-			_, root, _ := strings.Cut(url, "://")
-			return New(root)
-		})
-	})
-	if r, err := registry.OpenRegistry("testreg://" + filepath.Join(dir, "via-scheme")); err != nil || r.(*Store).Root() != filepath.Join(dir, "via-scheme") {
-		t.Fatalf("registered scheme: %v, %v", r, err)
-	}
-	for _, tc := range []struct{ url, want string }{
-		{"nosuch://x", `unknown scheme "nosuch" (supported: dir, testreg)`},
-		{"/plain/path", "no scheme"},
-		{"dir:", "empty path"},
-	} {
-		if _, err := registry.OpenRegistry(tc.url); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("registry.OpenRegistry(%q) = %v, want an error containing %q", tc.url, err, tc.want)
+	for _, url := range []string{"dir:", "etcd://h/p"} {
+		if _, err := Opener(t.Context(), url, o); !errors.Is(err, registry.ErrBadURL) || !strings.Contains(err.Error(), "dirstore: store URL") {
+			t.Errorf("Opener(%q) = %v, want a bad URL", url, err)
 		}
 	}
 }

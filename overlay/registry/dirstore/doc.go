@@ -1,6 +1,8 @@
 // Package dirstore is the directory registry (the default, "dir:PATH"): one
 // value per file, ROOT/arp/<ip> → MAC and ROOT/fdb/<mac> → VTEP, published
 // atomically by hard-linking a fsynced temporary file into place, so that
-// concurrent writers on a shared filesystem need no locks. Importing it
-// registers the "dir" scheme with registry.OpenRegistry.
+// concurrent writers on a shared filesystem need no locks. Opener opens it
+// for registry.Open (package stores links it as the "dir" scheme). Its
+// capabilities beyond registry.Registry: NetworkStore, BlockStore,
+// KeyLister, Stamper and Notifier.
 package dirstore

@@ -13,8 +13,6 @@ import (
 // line of JSON, {"vni":42,"port":4789,"mtu":1450,"gateway":"198.51.100.1/24"}.
 const NetworkFile = "config"
 
-var _ registry.NetworkStore = (*Store)(nil)
-
 // PublishNetwork records n in ROOT/config if the file does not exist yet,
 // atomically as every record (a hard link of a complete, fsynced file: of
 // two nodes publishing at once, one wins); otherwise the recorded network

@@ -10,8 +10,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-var _ ipam.BlockStore = (*Registry)(nil)
-
 // blockKey is B/blocks/<addr>-<bits>; its value is the claiming node's VTEP.
 // Blocks are written without a lease: a node's blocks stay claimed while
 // its daemon restarts or is down, until the node is reset.

@@ -1,7 +1,9 @@
-// Package etcdreg is an registry.Registry in etcd v3, for clusters that
+// Package etcdreg is a registry.Registry in etcd v3, for clusters that
 // outgrow the directory store. It lives in its own package so that rtnl and
-// overlay never import the etcd client; cmd/overlayd hooks it into
-// `--store etcd://...`.
+// overlay never import the etcd client; Opener opens it for registry.Open
+// (package stores links it as the etcd and etcds schemes, and leaves it out
+// of a build with -tags noetcd). Its capabilities beyond registry.Registry:
+// ChangeFeed, NetworkStore, BlockStore, NodeLister and Leaser.
 //
 // # URL
 //
@@ -40,7 +42,7 @@
 // lease is lost (etcd unreachable for longer than the TTL, or the lease
 // expired), the registry grants a new one with backoff, registers its own
 // records and node key again under it, and revokes the old one; Stats
-// counts this.
+// counts this (registry.Leaser).
 //
 // # Transactions
 //
@@ -55,21 +57,22 @@
 // # Change feed
 //
 // Watch lists the overlay at one revision and watches from the next one,
-// turning key events into record-level changes (ChangePut, ChangeDelete)
-// with ChangeSynced after each complete listing; after a compaction
-// (ErrCompacted) or a broken watch it lists again and delivers the
-// difference.
+// turning key events into record-level changes (registry.ChangePut,
+// registry.ChangeDelete) with registry.ChangeSynced after each complete
+// listing; after a compaction (ErrCompacted) or a broken watch it lists
+// again and delivers the difference.
 //
-// # Hooking into registry.OpenRegistry
+// # Opening through registry.Open
 //
-// Opener(opts) adapts Open to registry.RegistryOpener, for the scheme table
-// of package registry, so that only the programs that want etcd import this
-// package.
+// Opener adapts Open to registry.Opener: registry.Options.Lease is the
+// lease (nil: NoLease, the records persist with no daemon, as `overlayd
+// attach` and the CNI plugin write them), registry.Options.VNI the overlay
+// when the URL names none.
 //
 // # Outage
 //
 // Requests are bounded by their context and Options.Timeout; requests etcd
-// did not answer fail with an error wrapping ErrUnavailable that names the
-// endpoints. The etcd client reconnects by itself; a watch resumes from the
+// did not answer fail with an error wrapping registry.ErrUnavailable that
+// names the endpoints. The etcd client reconnects by itself; a watch resumes from the
 // last revision it delivered.
 package etcdreg

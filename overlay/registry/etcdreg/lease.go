@@ -16,29 +16,12 @@ const (
 	maxBackoff = 5 * time.Second
 )
 
-// Stats are the registry's lease counters, for metrics.
-type Stats struct {
-	// LeaseID is the current lease (0 without a lease).
-	LeaseID int64
-	// LeaseUp is false from the moment the lease is lost until a new one
-	// holds this node's records again.
-	LeaseUp bool
-	// LeaseLost counts leases lost (expired, or not kept alive for the TTL
-	// because etcd was unreachable).
-	LeaseLost uint64
-	// Reregistered counts records registered again under a new lease.
-	Reregistered uint64
-	// WatchRelists counts the change feeds' listings after the first
-	// (after a compaction or a broken watch).
-	WatchRelists uint64
-}
-
-// Stats returns the lease counters.
-func (r *Registry) Stats() Stats {
+// Stats returns the lease counters (registry.Leaser).
+func (r *Registry) Stats() registry.LeaseStats {
 	r.mu.RLock()
 	id := r.lease
 	r.mu.RUnlock()
-	return Stats{
+	return registry.LeaseStats{
 		LeaseID:      int64(id),
 		LeaseUp:      r.opts.NoLease || r.leaseUp.Load(),
 		LeaseLost:    r.leaseLost.Load(),

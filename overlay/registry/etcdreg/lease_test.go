@@ -49,8 +49,8 @@ func TestLeaseExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expect(t, ch, ChangePut, r1)
-	expect(t, ch, ChangeSynced, registry.Record{})
+	expect(t, ch, registry.ChangePut, r1)
+	expect(t, ch, registry.ChangeSynced, registry.Record{})
 
 	lease := clientv3.LeaseID(a.Stats().LeaseID)
 	if err := a.Close(); err != nil {
@@ -63,7 +63,7 @@ func TestLeaseExpiry(t *testing.T) {
 	}
 	select {
 	case c := <-ch:
-		if c.Kind != ChangeDelete || c.Record != r1 {
+		if c.Kind != registry.ChangeDelete || c.Record != r1 {
 			t.Fatalf("change = %v %v, want the delete of %v", c.Kind, c.Record, r1)
 		}
 	case <-time.After(time.Until(closed.Add(ttl + leaseExpiryMargin))):
@@ -102,14 +102,14 @@ func TestOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expect(t, ch, ChangePut, r1)
-	expect(t, ch, ChangeSynced, registry.Record{})
+	expect(t, ch, registry.ChangePut, r1)
+	expect(t, ch, registry.ChangeSynced, registry.Record{})
 	old := a.Stats().LeaseID
 
 	s.Stop()
 
 	// Requests fail within the registry's timeout, or the caller's
-	// deadline if sooner, wrapping ErrUnavailable.
+	// deadline if sooner, wrapping registry.ErrUnavailable.
 	tests := []struct {
 		name string
 		ctx  time.Duration
@@ -127,8 +127,8 @@ func TestOutage(t *testing.T) {
 		err := tt.call(cctx)
 		took := time.Since(start)
 		cancel()
-		if !errors.Is(err, ErrUnavailable) || took > tt.max {
-			t.Errorf("%s during outage: %v after %v; want ErrUnavailable within %v", tt.name, err, took, tt.max)
+		if !errors.Is(err, registry.ErrUnavailable) || took > tt.max {
+			t.Errorf("%s during outage: %v after %v; want registry.ErrUnavailable within %v", tt.name, err, took, tt.max)
 		}
 		t.Logf("%s during outage: %v (%v)", tt.name, err, took.Round(time.Millisecond))
 	}
@@ -159,7 +159,7 @@ func TestOutage(t *testing.T) {
 	}
 	for {
 		c := next(t, ch)
-		if c.Kind == ChangePut && c.Record == r2 {
+		if c.Kind == registry.ChangePut && c.Record == r2 {
 			break
 		}
 		// The old lease may expire just before the records move: r1

@@ -14,8 +14,6 @@ import (
 
 // The overlay's network is stored as JSON in config, without a lease: it
 // outlives nodes.
-var _ registry.NetworkStore = (*Registry)(nil)
-
 // PublishNetwork records n as the overlay's configuration if none is
 // recorded yet. If one is, it must equal n: a node configured differently
 // from the rest gets a *registry.NetworkMismatchError (matching

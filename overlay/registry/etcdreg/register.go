@@ -200,7 +200,7 @@ func (r *Registry) awaitNewLease(ctx context.Context, old clientv3.LeaseID) erro
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			return unavailable{ctx.Err()}
+			return registry.Unavailable(ctx.Err())
 		case <-r.ctx.Done():
 			return errors.New("etcdreg: registry closed")
 		}

@@ -61,12 +61,15 @@ type Registry struct {
 	listedHook func()
 }
 
-var _ registry.Registry = (*Registry)(nil)
-
-// ErrUnavailable is wrapped by errors of requests that etcd did not answer
-// (unreachable, no leader, timed out): the registry's state is unknown, as
-// opposed to registry.ErrNotFound.
-var ErrUnavailable = errors.New("etcdreg: etcd unavailable")
+// The capabilities of a Registry (see package registry).
+var (
+	_ registry.Registry     = (*Registry)(nil)
+	_ registry.ChangeFeed   = (*Registry)(nil)
+	_ registry.NetworkStore = (*Registry)(nil)
+	_ registry.BlockStore   = (*Registry)(nil)
+	_ registry.NodeLister   = (*Registry)(nil)
+	_ registry.Leaser       = (*Registry)(nil)
+)
 
 // Open connects to the etcd cluster named by url,
 //
@@ -117,7 +120,7 @@ func Open(ctx context.Context, url string, opts Options) (*Registry, error) {
 	})
 	if err != nil {
 		// Refused, timed out or a failed TLS handshake: no usable etcd.
-		return nil, fmt.Errorf("etcdreg: connect to %s: %w", strings.Join(t.endpoints, ","), unavailable{err})
+		return nil, fmt.Errorf("etcdreg: connect to %s: %w", strings.Join(t.endpoints, ","), registry.Unavailable(err))
 	}
 	rctx, cancel := context.WithCancel(context.Background())
 	r := &Registry{
@@ -219,20 +222,13 @@ func (r *Registry) opCtx(ctx context.Context) (context.Context, context.CancelFu
 }
 
 // wrap turns a client error into a registry error naming the operation; an
-// unanswered request wraps ErrUnavailable.
+// unanswered request wraps registry.ErrUnavailable.
 func (r *Registry) wrap(op string, err error) error {
 	if isUnavailable(err) {
-		return fmt.Errorf("etcdreg: %s: etcd at %s unavailable: %w", op, r.endpoints, unavailable{err})
+		return fmt.Errorf("etcdreg: %s: etcd at %s unavailable: %w", op, r.endpoints, registry.Unavailable(err))
 	}
 	return fmt.Errorf("etcdreg: %s: %w", op, err)
 }
-
-// unavailable marks an error as ErrUnavailable without repeating its text.
-type unavailable struct{ err error }
-
-func (u unavailable) Error() string        { return u.err.Error() }
-func (u unavailable) Unwrap() error        { return u.err }
-func (u unavailable) Is(target error) bool { return target == ErrUnavailable }
 
 // LookupMAC returns the MAC in arp/<ip>. Lookups are serializable reads,
 // answered by the etcd member the client talks to without a round of

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/internal/etcdtest"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
 // pki is a throwaway CA with a server and a client certificate, as PEM files.
@@ -130,8 +131,8 @@ func TestTLS(t *testing.T) {
 			t.Errorf("%s: connected", tt.name)
 			continue
 		}
-		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), tt.why) {
-			t.Errorf("%s: %v; want ErrUnavailable saying %q", tt.name, err, tt.why)
+		if !errors.Is(err, registry.ErrUnavailable) || !strings.Contains(err.Error(), tt.why) {
+			t.Errorf("%s: %v; want registry.ErrUnavailable saying %q", tt.name, err, tt.why)
 		}
 		t.Logf("%s: %v", tt.name, err)
 	}

@@ -91,7 +91,7 @@ type target struct {
 // (etcds:// for TLS with the system's CAs) and merges opts into the result.
 func parseURL(raw string, opts Options) (*target, error) {
 	bad := func(format string, args ...any) error {
-		return fmt.Errorf("etcdreg: store URL %q: %s", registry.RedactURL(raw), fmt.Sprintf(format, args...))
+		return registry.BadURL(fmt.Errorf("etcdreg: store URL %q: %s", registry.RedactURL(raw), fmt.Sprintf(format, args...)))
 	}
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {

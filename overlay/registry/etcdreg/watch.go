@@ -13,33 +13,6 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// ChangeKind says what happened to a record (registry.ChangeKind, so that
-// *Registry satisfies registry.ChangeFeed).
-type ChangeKind = registry.ChangeKind
-
-// Kinds of Change (see registry.ChangeKind).
-const (
-	// ChangePut: the record is complete (arp/<ip> and the fdb/<mac> it
-	// points to both exist) and new or different.
-	ChangePut = registry.ChangePut
-	// ChangeDelete: the record, as last delivered, is gone (its arp key was
-	// deleted or now points elsewhere, or its fdb key was deleted or
-	// changed). A record that moves is delivered as a Delete of the old
-	// record followed by a Put of the new one.
-	ChangeDelete = registry.ChangeDelete
-	// ChangeSynced: the records delivered so far are the complete state at
-	// Revision. It follows the initial listing and every re-listing (after
-	// compaction or a broken watch); anything programmed from a record not
-	// delivered since the previous listing is stale.
-	ChangeSynced = registry.ChangeSynced
-)
-
-// Change is one event of the change feed (registry.Change; Revision is the
-// etcd revision at which the change happened).
-type Change = registry.Change
-
-var _ registry.ChangeFeed = (*Registry)(nil)
-
 // Watch returns the overlay's change feed: a ChangePut for every complete
 // record of an initial listing, ChangeSynced, and then the changes from the
 // revision of that listing on. If the watch falls behind a compaction or
@@ -47,7 +20,7 @@ var _ registry.ChangeFeed = (*Registry)(nil)
 // delivered (Deletes and Puts) and ChangeSynced. etcd being unreachable only
 // delays changes. The channel is closed when ctx is done or the registry
 // closed; the consumer must keep reading until then.
-func (r *Registry) Watch(ctx context.Context) (<-chan Change, error) {
+func (r *Registry) Watch(ctx context.Context) (<-chan registry.Change, error) {
 	s, rev, err := r.snapshot(ctx)
 	if err != nil {
 		return nil, err
@@ -55,7 +28,7 @@ func (r *Registry) Watch(ctx context.Context) (<-chan Change, error) {
 	for _, e := range s.errs {
 		r.log.Warn("etcd: skipping malformed record", "err", e)
 	}
-	out := make(chan Change, 64)
+	out := make(chan registry.Change, 64)
 	wctx, cancel := context.WithCancel(r.ctx)
 	stop := context.AfterFunc(ctx, cancel)
 	w := &watcher{r: r, ctx: wctx, out: out, cur: newState()}
@@ -77,7 +50,7 @@ func (r *Registry) Watch(ctx context.Context) (<-chan Change, error) {
 type watcher struct {
 	r   *Registry
 	ctx context.Context
-	out chan<- Change
+	out chan<- registry.Change
 	cur *state // the keys as last seen
 }
 
@@ -123,7 +96,7 @@ func (w *watcher) resync(s *state, rev int64) bool {
 	old = nil
 	s.errs = nil
 	w.cur = s
-	return w.deliver(ips, before, rev) && w.send(Change{Kind: ChangeSynced, Revision: rev})
+	return w.deliver(ips, before, rev) && w.send(registry.Change{Kind: registry.ChangeSynced, Revision: rev})
 }
 
 // relist lists again, with backoff while etcd is away.
@@ -244,12 +217,12 @@ func (w *watcher) deliver(ips []netip.Addr, before map[netip.Addr]registry.Recor
 			continue
 		}
 		if had {
-			if !w.send(Change{Kind: ChangeDelete, Record: prev, Revision: rev}) {
+			if !w.send(registry.Change{Kind: registry.ChangeDelete, Record: prev, Revision: rev}) {
 				return false
 			}
 		}
 		if has {
-			if !w.send(Change{Kind: ChangePut, Record: after, Revision: rev}) {
+			if !w.send(registry.Change{Kind: registry.ChangePut, Record: after, Revision: rev}) {
 				return false
 			}
 		}
@@ -257,7 +230,7 @@ func (w *watcher) deliver(ips []netip.Addr, before map[netip.Addr]registry.Recor
 	return true
 }
 
-func (w *watcher) send(c Change) bool {
+func (w *watcher) send(c registry.Change) bool {
 	select {
 	case w.out <- c:
 		return true

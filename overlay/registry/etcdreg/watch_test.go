@@ -10,7 +10,7 @@ import (
 )
 
 // next returns the feed's next change, failing after 10s.
-func next(t *testing.T, ch <-chan Change) Change {
+func next(t *testing.T, ch <-chan registry.Change) registry.Change {
 	t.Helper()
 	select {
 	case c, ok := <-ch:
@@ -25,7 +25,7 @@ func next(t *testing.T, ch <-chan Change) Change {
 }
 
 // expect checks the feed's next change.
-func expect(t *testing.T, ch <-chan Change, kind ChangeKind, r registry.Record) Change {
+func expect(t *testing.T, ch <-chan registry.Change, kind registry.ChangeKind, r registry.Record) registry.Change {
 	t.Helper()
 	c := next(t, ch)
 	if c.Kind != kind || c.Record != r {
@@ -53,47 +53,47 @@ func TestWatch(t *testing.T) {
 	wctx, stop := context.WithCancel(ctx)
 	ch, err := b.Watch(wctx)
 	must(err)
-	expect(t, ch, ChangePut, r1)
-	synced := expect(t, ch, ChangeSynced, registry.Record{})
+	expect(t, ch, registry.ChangePut, r1)
+	synced := expect(t, ch, registry.ChangeSynced, registry.Record{})
 
 	must(a.Register(ctx, r2))
-	c := expect(t, ch, ChangePut, r2)
+	c := expect(t, ch, registry.ChangePut, r2)
 	if c.Revision <= synced.Revision {
 		t.Errorf("put at revision %d, not after the listing's %d", c.Revision, synced.Revision)
 	}
 	must(a.Register(ctx, r1)) // same values, same lease: no change
 	must(a.Unregister(ctx, r1))
-	expect(t, ch, ChangeDelete, r1)
+	expect(t, ch, registry.ChangeDelete, r1)
 
 	// A container moves: detached on one node, attached on another.
 	must(a.Unregister(ctx, r2))
-	expect(t, ch, ChangeDelete, r2)
+	expect(t, ch, registry.ChangeDelete, r2)
 	must(b.Register(ctx, moved))
-	expect(t, ch, ChangePut, moved)
+	expect(t, ch, registry.ChangePut, moved)
 
 	// Its MAC's VTEP changes under it (a raw write): delete, then put.
 	kv := b.Client()
 	_, err = kv.Put(ctx, b.Prefix()+"fdb/"+moved.MAC.String(), "192.0.2.4")
 	must(err)
-	expect(t, ch, ChangeDelete, moved)
+	expect(t, ch, registry.ChangeDelete, moved)
 	moved4 := moved
 	moved4.VTEP = netip.MustParseAddr("192.0.2.4")
-	expect(t, ch, ChangePut, moved4)
+	expect(t, ch, registry.ChangePut, moved4)
 
 	// Two IPs share the MAC (a raw write): a VTEP change moves both.
 	_, err = kv.Put(ctx, b.Prefix()+"arp/198.51.100.5", moved.MAC.String())
 	must(err)
 	alias := moved4
 	alias.IP = netip.MustParseAddr("198.51.100.5")
-	expect(t, ch, ChangePut, alias)
+	expect(t, ch, registry.ChangePut, alias)
 	_, err = kv.Put(ctx, b.Prefix()+"fdb/"+moved.MAC.String(), "192.0.2.5")
 	must(err)
-	expect(t, ch, ChangeDelete, moved4)
+	expect(t, ch, registry.ChangeDelete, moved4)
 	moved4.VTEP = netip.MustParseAddr("192.0.2.5")
-	expect(t, ch, ChangePut, moved4)
-	expect(t, ch, ChangeDelete, alias)
+	expect(t, ch, registry.ChangePut, moved4)
+	expect(t, ch, registry.ChangeDelete, alias)
 	alias.VTEP = moved4.VTEP
-	expect(t, ch, ChangePut, alias)
+	expect(t, ch, registry.ChangePut, alias)
 
 	// Malformed values and foreign keys are skipped, never delivered.
 	_, err = kv.Put(ctx, b.Prefix()+"arp/198.51.100.9", "not-a-mac")
@@ -104,7 +104,7 @@ func TestWatch(t *testing.T) {
 	must(err)
 	r3 := rec("198.51.100.4", "02:42:c6:33:64:04", "192.0.2.2")
 	must(a.Register(ctx, r3))
-	expect(t, ch, ChangePut, r3)
+	expect(t, ch, registry.ChangePut, r3)
 
 	stop()
 	for range ch { // drains, then closes
@@ -112,7 +112,7 @@ func TestWatch(t *testing.T) {
 }
 
 func TestChangeKindString(t *testing.T) {
-	for k, want := range map[ChangeKind]string{ChangePut: "put", ChangeDelete: "delete", ChangeSynced: "synced", 9: "ChangeKind(9)"} {
+	for k, want := range map[registry.ChangeKind]string{registry.ChangePut: "put", registry.ChangeDelete: "delete", registry.ChangeSynced: "synced", 9: "ChangeKind(9)"} {
 		if k.String() != want {
 			t.Errorf("%d: %q, want %q", k, k.String(), want)
 		}
@@ -164,12 +164,12 @@ func TestWatchRelistAfterCompaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	expect(t, ch, ChangePut, r1)
-	expect(t, ch, ChangePut, r2)
-	first := expect(t, ch, ChangeSynced, registry.Record{})
-	expect(t, ch, ChangeDelete, r1)
-	expect(t, ch, ChangePut, r3)
-	second := expect(t, ch, ChangeSynced, registry.Record{})
+	expect(t, ch, registry.ChangePut, r1)
+	expect(t, ch, registry.ChangePut, r2)
+	first := expect(t, ch, registry.ChangeSynced, registry.Record{})
+	expect(t, ch, registry.ChangeDelete, r1)
+	expect(t, ch, registry.ChangePut, r3)
+	second := expect(t, ch, registry.ChangeSynced, registry.Record{})
 	if second.Revision <= first.Revision {
 		t.Errorf("re-listing at revision %d, not after %d", second.Revision, first.Revision)
 	}
@@ -180,5 +180,5 @@ func TestWatchRelistAfterCompaction(t *testing.T) {
 	if err := a.Unregister(ctx, r2); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, ch, ChangeDelete, r2)
+	expect(t, ch, registry.ChangeDelete, r2)
 }

@@ -1,0 +1,115 @@
+package registry
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/overlaynet/overlaynet/ethaddr"
+)
+
+// The optional capabilities of a store, beyond Registry. A caller asks for
+// one with a type assertion (reg.(registry.ChangeFeed)) and does without
+// when the store lacks it; every store asserts at compile time those it has
+// (var _ registry.ChangeFeed = (*Registry)(nil)). The package
+// documentation lists which store has which.
+
+// ChangeFeed is implemented by registries that can push their changes (the
+// etcd registry; the directory store cannot). Watch delivers a Put for every
+// record, ChangeSynced, then changes as they happen; after an interruption it
+// lists again and delivers the difference followed by ChangeSynced. The
+// channel is closed when ctx ends or the feed breaks for good; the consumer
+// must keep reading until then. The resolver follows it in its proactive
+// and hybrid modes, the guard's allowlist counts its VTEPs.
+type ChangeFeed interface {
+	Watch(ctx context.Context) (<-chan Change, error)
+}
+
+// NetworkStore is implemented by registries that record the overlay's
+// Network (the directory store and the etcd registry).
+type NetworkStore interface {
+	// PublishNetwork records n as the overlay's network if none is recorded
+	// yet, atomically (of two nodes publishing at once, one wins). If one
+	// is, it must equal n: otherwise the error is a *NetworkMismatchError
+	// (wrapping ErrConflict) naming each differing setting, and nothing is
+	// changed.
+	PublishNetwork(ctx context.Context, n Network) error
+	// Network returns the recorded network, or an error wrapping
+	// ErrNotFound.
+	Network(ctx context.Context) (Network, error)
+}
+
+// BlockStore is implemented by registries where nodes claim the address
+// blocks they allocate from (package ipam; the directory store and the
+// etcd registry). Implementations are safe for concurrent use by several
+// processes and nodes.
+type BlockStore interface {
+	// ClaimBlock records owner as the holder of block unless someone holds
+	// it already, atomically: of two owners claiming one block at once
+	// exactly one wins. It returns the holder after the call: owner if the
+	// claim won or owner held the block already, else the other holder.
+	ClaimBlock(ctx context.Context, block netip.Prefix, owner string) (holder string, err error)
+	// ReleaseBlock removes block's claim if owner holds it; a block not
+	// held by owner is not an error.
+	ReleaseBlock(ctx context.Context, block netip.Prefix, owner string) error
+	// Blocks returns every claimed block with its holder.
+	Blocks(ctx context.Context) (map[netip.Prefix]string, error)
+}
+
+// KeyLister is implemented by registries that can list the keys they hold
+// (IPs, MACs) more cheaply than their records (the directory store: file
+// names, no contents). The resolver then learns which keys are known from
+// it at start, before it handles its first miss, instead of waiting for a
+// full listing.
+type KeyLister interface {
+	Keys(ctx context.Context) (ips []netip.Addr, macs []ethaddr.MAC, err error)
+}
+
+// NodeLister is implemented by registries that advertise live nodes apart
+// from their records (etcd's nodes/ keys, held by each node's lease): the
+// guard's allowlist admits a node with no container yet too.
+type NodeLister interface {
+	NodeVTEPs(ctx context.Context) ([]netip.Addr, error)
+}
+
+// Stamper is implemented by registries without a change feed that can
+// tell cheaply whether anything changed (the directory store: its
+// directories' modification times), so that they can be checked often.
+type Stamper interface {
+	Stamp() (string, error)
+}
+
+// Notifier is implemented by registries without a change feed that can
+// say at once when something changed on this machine (the directory store,
+// through inotify); the guard's allowlist then follows without waiting for
+// the next poll.
+type Notifier interface {
+	Notify(ctx context.Context) (<-chan struct{}, error)
+}
+
+// Leaser is implemented by registries that hold the records they register
+// on a lease (Options.Lease; the etcd registry): the node daemon moves the
+// records of later attaches onto it and exports its counters.
+type Leaser interface {
+	// Owned returns the records registered through this registry, which
+	// its lease holds.
+	Owned() []Record
+	// Stats returns the lease's counters.
+	Stats() LeaseStats
+}
+
+// LeaseStats are a Leaser's counters, for metrics.
+type LeaseStats struct {
+	// LeaseID is the current lease (0 without a lease).
+	LeaseID int64
+	// LeaseUp is false from the moment the lease is lost until a new one
+	// holds this node's records again (true without a lease).
+	LeaseUp bool
+	// LeaseLost counts leases lost (expired, or not kept alive for the TTL
+	// because the store was unreachable).
+	LeaseLost uint64
+	// Reregistered counts records registered again under a new lease.
+	Reregistered uint64
+	// WatchRelists counts the change feeds' listings after the first
+	// (after a compaction or a broken watch).
+	WatchRelists uint64
+}
