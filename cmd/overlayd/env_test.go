@@ -72,7 +72,7 @@ func TestEnvironmentSettings(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("attach from the environment: exit %d: %s", r.code, r.stderr)
 	}
-	if !strings.Contains(r.stderr, `"level":"DEBUG"`) || !strings.Contains(r.stderr, `"msg":"attach step done"`) {
+	if !strings.Contains(r.stderr, `"level":"DEBUG"`) || !strings.Contains(r.stderr, `"op":"overlay: attach","step":"register"`) {
 		t.Errorf("OVERLAYD_LOG_LEVEL=debug OVERLAYD_LOG_JSON=1: stderr %q, want JSON debug lines", r.stderr)
 	}
 	if _, err := os.Stat(filepath.Join(storeDir, "arp", "198.51.100.2")); err != nil {

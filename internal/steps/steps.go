@@ -52,7 +52,7 @@ type Options struct {
 	// Op names the operation, with the package that runs it ("overlay:
 	// attach"): it begins the errors the Runner makes and is logged.
 	Op string
-	// Log receives each undo (nil discards).
+	// Log receives each step done (debug) and each undo (nil discards).
 	Log *slog.Logger
 	// Hook, if set, can make the operation fail right after any step.
 	Hook Hook
@@ -102,6 +102,7 @@ func (r *Runner) Do(name string, do, undo func() error) error {
 		return err
 	}
 	r.made = append(r.made, made{name, undo})
+	r.opt.Log.Debug("step done", "op", r.opt.Op, "step", name)
 	if j := r.opt.Journal; j != nil {
 		if err := j.Made(name); err != nil {
 			return fmt.Errorf("%s: record step %s made: %w", r.opt.Op, name, err)
