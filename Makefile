@@ -10,7 +10,7 @@ FUZZTIME ?= 10s
 BENCHCOUNT ?= 6
 BENCHSTAT  = $(shell $(GO) env GOPATH)/bin/benchstat
 
-.PHONY: all build install test test-race test-bigendian cross vet deps-check bench fuzz demo demo-etcd clean
+.PHONY: all build install test test-race test-bigendian cross vet deps-check bench fuzz demo demo-etcd kube-build clean
 
 all: build
 
@@ -118,6 +118,11 @@ fuzz:
 		$(GO) test ./rtnl -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME); \
 	done
 	@echo "== FuzzUdata ($(FUZZTIME))"; $(GO) test ./overlay/nft -run '^$$' -fuzz '^FuzzUdata$$' -fuzztime $(FUZZTIME)
+
+## kube-build: the Kubernetes components internal/kubetest runs, built once per machine into
+## $(OVERLAYNET_KUBE_CACHE) (default /var/cache/overlaynet/kube); scripts/setup.sh runs it
+kube-build:
+	./scripts/kube-build.sh
 
 ## demo: three simulated nodes, a daemon each, containers pinging across them; cleans up after itself (root)
 demo: build
