@@ -24,7 +24,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/overlaynet/overlaynet/rtnl"
+	"github.com/overlaynet/overlaynet/internal/nstest"
 )
 
 // Require returns the etcd binary ($ETCD_BIN or etcd in PATH). It skips the
@@ -176,19 +176,7 @@ func (s *Server) DialContext(ctx context.Context, network, addr string) (net.Con
 		var d net.Dialer
 		return d.DialContext(ctx, network, addr)
 	}
-	ns, err := rtnl.OpenNetNS(s.opts.NetNS)
-	if err != nil {
-		return nil, err
-	}
-	defer ns.Close()
-	var c net.Conn
-	err = ns.Do(func() error {
-		var d net.Dialer
-		var err error
-		c, err = d.DialContext(ctx, network, addr)
-		return err
-	})
-	return c, err
+	return nstest.DialContext(ctx, s.opts.NetNS, network, addr)
 }
 
 // Pid returns the process ID of the running etcd.

@@ -89,7 +89,7 @@ func TestKubeProxy(t *testing.T) {
 	pool.AppendCertsFromPEM(c.CA)
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return dialIn(ctx, n1.NetNSPath, network, addr)
+			return nstest.DialContext(ctx, n1.NetNSPath, network, addr)
 		},
 		TLSClientConfig:   &tls.Config{RootCAs: pool, ServerName: "kubernetes.default.svc"},
 		DisableKeepAlives: true,

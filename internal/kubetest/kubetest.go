@@ -335,24 +335,7 @@ func (c *Cluster) Node(name string) *Node {
 // DialContext connects from the control plane's network namespace (an
 // http.Transport's dialer reaching the API server, say).
 func (c *Cluster) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	return dialIn(ctx, c.NetNSPath, network, addr)
-}
-
-// dialIn connects from the network namespace at nsPath.
-func dialIn(ctx context.Context, nsPath, network, addr string) (net.Conn, error) {
-	ns, err := rtnl.OpenNetNS(nsPath)
-	if err != nil {
-		return nil, err
-	}
-	defer ns.Close()
-	var conn net.Conn
-	err = ns.Do(func() error {
-		var d net.Dialer
-		var err error
-		conn, err = d.DialContext(ctx, network, addr)
-		return err
-	})
-	return conn, err
+	return nstest.DialContext(ctx, c.NetNSPath, network, addr)
 }
 
 // Poll calls cond every 100 ms until it returns nil; after timeout it

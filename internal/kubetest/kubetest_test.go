@@ -568,3 +568,26 @@ func testDeleteNode(t *testing.T, c *Cluster) {
 	c.WaitNodesReady(t)
 	c.Kubectl(t, "rollout", "status", "daemonset/hostnet", "--timeout=60s")
 }
+
+// TestVersionIsGoMods: the lab's release is the one of the k8s.io modules
+// in go.mod (scripts/kube-build.sh builds that one), when go.mod has them.
+func TestVersionIsGoMods(t *testing.T) {
+	b, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		if len(f) >= 3 && f[0] == "require" {
+			f = f[1:]
+		}
+		if len(f) >= 2 && f[0] == "k8s.io/client-go" {
+			v := f[1]
+			if want := "v0." + strings.TrimPrefix(Version, "v1."); v != want {
+				t.Errorf("go.mod has k8s.io/client-go %s, the lab runs %s (want client-go %s)", v, Version, want)
+			}
+			return
+		}
+	}
+	t.Logf("go.mod has no k8s.io/client-go yet; the lab runs %s", Version)
+}

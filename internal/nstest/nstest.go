@@ -5,7 +5,9 @@ package nstest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -174,6 +176,24 @@ func Output(netns string, name string, args ...string) (string, error) {
 		return string(out), fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return string(out), nil
+}
+
+// DialContext connects to addr from the network namespace at path (as an
+// http.Transport's or a gRPC dialer, reaching a server that listens there).
+func DialContext(ctx context.Context, path, network, addr string) (net.Conn, error) {
+	ns, err := rtnl.OpenNetNS(path)
+	if err != nil {
+		return nil, err
+	}
+	defer ns.Close()
+	var c net.Conn
+	err = ns.Do(func() error {
+		var d net.Dialer
+		var err error
+		c, err = d.DialContext(ctx, network, addr)
+		return err
+	})
+	return c, err
 }
 
 // Dial opens an rtnl.Conn in ns and closes it when the test ends.
