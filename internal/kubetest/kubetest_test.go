@@ -221,6 +221,10 @@ func testRegistered(t *testing.T, c *Cluster) {
 	}
 }
 
+// hostNetDaemonSet runs on every node (tolerating every taint), in the
+// node's network namespace, with the node's /var/lib/overlayd and
+// /run/netns mounted as a node agent's manifest mounts them (the latter
+// HostToContainer, so that it sees pods' namespaces made after it started).
 const hostNetDaemonSet = `apiVersion: apps/v1
 kind: DaemonSet
 metadata: {name: hostnet, namespace: default}
@@ -236,7 +240,16 @@ spec:
       - name: c
         image: ` + BusyboxImage + `
         imagePullPolicy: Never
-        command: [sleep, infinity]
+        command: [sh, -c, 'echo "$NODE_NAME" > /state/written-by && exec sleep infinity']
+        env:
+        - name: NODE_NAME
+          valueFrom: {fieldRef: {fieldPath: spec.nodeName}}
+        volumeMounts:
+        - {name: state, mountPath: /state}
+        - {name: netns, mountPath: /host-netns, mountPropagation: HostToContainer}
+      volumes:
+      - {name: state, hostPath: {path: /var/lib/overlayd}}
+      - {name: netns, hostPath: {path: /run/netns}}
 `
 
 // podList is the part of a PodList the tests read.
@@ -276,6 +289,10 @@ func testHostNetworkDaemonSet(t *testing.T, c *Cluster) {
 		out := c.Kubectl(t, "exec", p.Metadata.Name, "--", "ip", "-4", "addr", "show", "dev", "eth0")
 		if !strings.Contains(out, n.IP.String()+"/24") {
 			t.Errorf("pod %s on %s: eth0 is not the node's:\n%s", p.Metadata.Name, n.Name, out)
+		}
+		// Its hostPath /var/lib/overlayd is the node's own.
+		if b, err := os.ReadFile(filepath.Join(n.StateDir, "written-by")); err != nil || string(b) != n.Name+"\n" {
+			t.Errorf("%s: /var/lib/overlayd/written-by: %q, %v; want the node's name", n.Name, b, err)
 		}
 	}
 	if len(onNode) != len(c.Nodes) {
@@ -455,6 +472,20 @@ func testNodeNamespaces(t *testing.T, c *Cluster) {
 		}
 		if want := len(pods.Items) - hostNet; len(podNetns) != want {
 			t.Errorf("%s: /run/netns holds %v, want one per pod with a network of its own (%d)", n.Name, podNetns, want)
+		}
+		if ready := strings.Fields(n.Crictl(t, "pods", "--state", "ready", "-q")); len(ready) != len(pods.Items) {
+			t.Errorf("%s: crictl lists %d ready pod sandboxes, the API server %d pods", n.Name, len(ready), len(pods.Items))
+		}
+		// The DaemonSet's pod sees them through its HostToContainer mount
+		// of /run/netns, though they were made after it started.
+		for _, pod := range pods.Items {
+			if pod.Status.PodIP != n.IP.String() {
+				continue
+			}
+			seen := strings.Fields(c.Kubectl(t, "exec", pod.Metadata.Name, "--", "ls", "/host-netns"))
+			if strings.Join(seen, " ") != strings.Join(podNetns, " ") {
+				t.Errorf("%s: pod %s sees %v in the node's /run/netns, want %v", n.Name, pod.Metadata.Name, seen, podNetns)
+			}
 		}
 		for key, want := range kernelTunables() {
 			if got := strings.TrimSpace(n.Run(t, "cat", "/proc/sys/"+key)); got != want {
