@@ -15,6 +15,10 @@ const (
 	// ChangeSynced: the records delivered so far are the registry's complete
 	// state at Revision (after the first listing and every re-listing).
 	ChangeSynced
+	// ChangeRejected: an entry that is no record was met (Change.Rejected
+	// says which and why: a key naming no address, a value that does not
+	// parse). It is not a record: nothing is put or deleted.
+	ChangeRejected
 )
 
 // String names k.
@@ -26,6 +30,8 @@ func (k ChangeKind) String() string {
 		return "delete"
 	case ChangeSynced:
 		return "synced"
+	case ChangeRejected:
+		return "rejected"
 	}
 	return "ChangeKind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -38,4 +44,6 @@ type Change struct {
 	Record Record
 	// Revision is the registry's revision of the change (0 if it has none).
 	Revision int64
+	// Rejected is the entry of a ChangeRejected.
+	Rejected Rejected
 }

@@ -27,7 +27,9 @@ type Registry interface {
 	// holds these values. Missing records are not an error.
 	Unregister(ctx context.Context, r Record) error
 	// List returns every complete record (an IP whose MAC has a VTEP), plus
-	// IP → MAC records without a VTEP (VTEP invalid).
+	// IP → MAC records without a VTEP (VTEP invalid). Entries that are no
+	// record are skipped (see RejectLister); the error says the store could
+	// not be listed whole, and comes with the records that could be read.
 	List(ctx context.Context) ([]Record, error)
 	// Close releases the store.
 	Close() error

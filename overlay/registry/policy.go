@@ -1,0 +1,249 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+
+	"github.com/overlaynet/overlaynet/ethaddr"
+)
+
+// Reason says why a record, or an entry of a store that should hold one, is
+// rejected: the record is skipped by every user of the node's records
+// (resolver, change feed, VTEP allowlist, reconcile, status).
+type Reason uint8
+
+// Reasons a record is rejected. Their text (String) is the reason label of
+// the overlayd_records_rejected_total metric.
+const (
+	// ReasonMalformed: a key or value that is not the text of an address
+	// (or a MAC) in its canonical form.
+	ReasonMalformed Reason = iota + 1
+	// ReasonOversized: a value longer than any record's (MaxValueLen).
+	ReasonOversized
+	// ReasonUnreadable: an entry that is not a value at all (in the
+	// directory store, a symbolic link, a directory, a FIFO...).
+	ReasonUnreadable
+	// ReasonVTEPFamily: a VTEP of another address family than the
+	// underlay's.
+	ReasonVTEPFamily
+	// ReasonVTEPLoopback: a loopback VTEP (127.0.0.0/8, ::1).
+	ReasonVTEPLoopback
+	// ReasonVTEPUnspecified: the VTEP 0.0.0.0 or ::.
+	ReasonVTEPUnspecified
+	// ReasonVTEPMulticast: a multicast VTEP.
+	ReasonVTEPMulticast
+	// ReasonVTEPBroadcast: the VTEP 255.255.255.255, or the broadcast
+	// address of the underlay subnet.
+	ReasonVTEPBroadcast
+	// ReasonVTEPInOverlay: a VTEP inside the overlay subnet (a container's
+	// address, not a node's).
+	ReasonVTEPInOverlay
+	// ReasonMACNotUnicast: a multicast (broadcast included) or all-zero MAC.
+	ReasonMACNotUnicast
+	// ReasonIPOutsideSubnet: an IP outside the overlay subnet.
+	ReasonIPOutsideSubnet
+	// ReasonIPNetwork: the overlay subnet's network address.
+	ReasonIPNetwork
+	// ReasonIPBroadcast: the overlay subnet's broadcast address.
+	ReasonIPBroadcast
+	// ReasonIPGateway: the overlay's gateway (the bridge's address on every
+	// node).
+	ReasonIPGateway
+
+	reasonEnd
+)
+
+// reasonNames are the reasons' texts, by value.
+func reasonNames() [reasonEnd]string {
+	return [reasonEnd]string{"", "malformed", "oversized", "unreadable", "vtep_family", "vtep_loopback", "vtep_unspecified",
+		"vtep_multicast", "vtep_broadcast", "vtep_in_overlay", "mac_not_unicast", "ip_outside_subnet", "ip_network",
+		"ip_broadcast", "ip_gateway"}
+}
+
+// String names r as the metric's reason label does ("vtep_loopback").
+func (r Reason) String() string {
+	if r > 0 && r < reasonEnd {
+		return reasonNames()[r]
+	}
+	return "Reason(" + strconv.Itoa(int(r)) + ")"
+}
+
+// Reasons returns every Reason, in order.
+func Reasons() []Reason {
+	out := make([]Reason, 0, reasonEnd-1)
+	for r := ReasonMalformed; r < reasonEnd; r++ {
+		out = append(out, r)
+	}
+	return out
+}
+
+// MaxValueLen bounds a record's value in a store: a MAC or an address and a
+// newline. A longer value is no record (ReasonOversized), and is not read on.
+const MaxValueLen = 128
+
+// ErrRejected is matched by a Rejected: a lookup's answer that is no record
+// a node may use.
+var ErrRejected = errors.New("registry: record rejected")
+
+// Rejected is an entry of a store that is no record a node may use: Key
+// names it, as the store lays records out ("arp/198.51.100.9",
+// "fdb/02:42:c6:33:64:09", "nodes/192.0.2.7"; the entry's name in the store
+// for one that names no address), Reason says why. It is the error of a
+// lookup that meets such an entry (it matches ErrRejected), and what stores
+// report of them beside a listing (RejectLister) or on their change feed
+// (ChangeRejected). Its text holds the key, bounded (LogKey), never the
+// value.
+type Rejected struct {
+	Key    string
+	Reason Reason
+}
+
+// Error says which key was rejected and why.
+func (r Rejected) Error() string {
+	return "registry: " + LogKey(r.Key) + ": rejected (" + r.Reason.String() + ")"
+}
+
+// Is makes a Rejected match ErrRejected.
+func (r Rejected) Is(target error) bool { return target == ErrRejected }
+
+// maxKeyText is how much of a key LogKey keeps.
+const maxKeyText = 64
+
+// LogKey returns key fit for a log line or an error: cut to 64 bytes, with
+// the length of what was cut said. A key of a store is whatever its writer
+// made it (an etcd key may be over a megabyte).
+func LogKey(key string) string {
+	if len(key) <= maxKeyText {
+		return key
+	}
+	return key[:maxKeyText] + "...(" + strconv.Itoa(len(key)) + " bytes)"
+}
+
+// Keys of a record's two halves, as both stores lay them out.
+func arpKey(ip netip.Addr) string    { return "arp/" + ip.String() }
+func fdbKey(m ethaddr.MAC) string    { return "fdb/" + m.String() }
+func nodeKey(vtep netip.Addr) string { return "nodes/" + vtep.String() }
+
+// Policy is what a record must be for a node to use it: the same for its
+// resolver, its change feed, its VTEP allowlist, its reconcile passes and
+// status. A record is two halves, as the stores keep them: arp/IP holding
+// a MAC (CheckARP) and fdb/MAC holding a VTEP (CheckFDB).
+//
+//   - the IP: inside the overlay subnet, and not its network address, its
+//     broadcast address or the gateway;
+//   - the MAC: unicast, not all zeros;
+//   - the VTEP: a unicast address of the underlay's family, not loopback,
+//     unspecified, multicast, 255.255.255.255 or the underlay subnet's
+//     broadcast address, and not inside the overlay subnet.
+//
+// The zero Policy checks only what needs no configuration (MAC, VTEP
+// unicast and IPv4).
+type Policy struct {
+	// Subnet is the overlay subnet (198.51.100.0/24); invalid: IPs are not
+	// checked against a subnet.
+	Subnet netip.Prefix
+	// Gateway is the overlay's gateway address, the bridge's on every node
+	// (198.51.100.1); invalid: none.
+	Gateway netip.Addr
+	// Underlay is this node's VTEP with the prefix length of its underlay
+	// subnet (192.0.2.2/24), or as a single address when that is not
+	// known. Every VTEP must be of its family (IPv4 when invalid); its
+	// subnet's broadcast address is refused.
+	Underlay netip.Prefix
+}
+
+// Check checks both halves of r. A record whose MAC has no VTEP yet
+// (r.VTEP invalid: arp/IP written, fdb/MAC not yet) is checked on its IP
+// and MAC only.
+func (p Policy) Check(r Record) (Reason, error) {
+	if why, err := p.CheckARP(r.IP, r.MAC); err != nil {
+		return why, err
+	}
+	if !r.VTEP.IsValid() {
+		return 0, nil
+	}
+	return p.CheckFDB(r.MAC, r.VTEP)
+}
+
+// CheckARP checks the half arp/ip holding mac.
+func (p Policy) CheckARP(ip netip.Addr, mac ethaddr.MAC) (Reason, error) {
+	if why, err := p.CheckIP(ip); err != nil {
+		return why, err
+	}
+	return p.CheckMAC(mac)
+}
+
+// CheckFDB checks the half fdb/mac holding vtep.
+func (p Policy) CheckFDB(mac ethaddr.MAC, vtep netip.Addr) (Reason, error) {
+	if why, err := p.CheckMAC(mac); err != nil {
+		return why, err
+	}
+	return p.CheckVTEP(vtep)
+}
+
+// CheckIP checks a container's IP.
+func (p Policy) CheckIP(ip netip.Addr) (Reason, error) {
+	if err := CheckKeyIP(ip); err != nil {
+		return ReasonMalformed, err
+	}
+	subnet := p.Subnet.Masked()
+	switch {
+	case ip == p.Gateway:
+		return ReasonIPGateway, fmt.Errorf("registry: IP %s is the overlay's gateway", ip)
+	case !subnet.IsValid():
+		return 0, nil
+	case !subnet.Contains(ip):
+		return ReasonIPOutsideSubnet, fmt.Errorf("registry: IP %s is outside the overlay subnet %s", ip, subnet)
+	case ip == subnet.Addr() && hasBroadcast(subnet):
+		return ReasonIPNetwork, fmt.Errorf("registry: IP %s is the overlay subnet's network address", ip)
+	case ip == broadcast(subnet) && hasBroadcast(subnet):
+		return ReasonIPBroadcast, fmt.Errorf("registry: IP %s is the overlay subnet's broadcast address", ip)
+	}
+	return 0, nil
+}
+
+// CheckMAC checks a container's MAC: unicast, not all zeros.
+func (p Policy) CheckMAC(m ethaddr.MAC) (Reason, error) {
+	if err := ValidateMAC(m); err != nil {
+		return ReasonMACNotUnicast, err
+	}
+	return 0, nil
+}
+
+// CheckVTEP checks a node's underlay address.
+func (p Policy) CheckVTEP(v netip.Addr) (Reason, error) {
+	want4 := !p.Underlay.IsValid() || p.Underlay.Addr().Is4()
+	switch {
+	case !v.IsValid() || v.Zone() != "" || v.Is4In6():
+		return ReasonMalformed, fmt.Errorf("registry: VTEP %q is not the canonical text of an address", v.String())
+	case v.Is4() != want4:
+		return ReasonVTEPFamily, fmt.Errorf("registry: VTEP %s is not of the underlay's address family", v)
+	case v.IsLoopback():
+		return ReasonVTEPLoopback, fmt.Errorf("registry: VTEP %s is a loopback address", v)
+	case v.IsUnspecified():
+		return ReasonVTEPUnspecified, fmt.Errorf("registry: VTEP %s is the unspecified address", v)
+	case v.IsMulticast():
+		return ReasonVTEPMulticast, fmt.Errorf("registry: VTEP %s is a multicast address", v)
+	case v == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return ReasonVTEPBroadcast, fmt.Errorf("registry: VTEP %s is the broadcast address", v)
+	case p.Underlay.IsValid() && hasBroadcast(p.Underlay) && v == broadcast(p.Underlay.Masked()):
+		return ReasonVTEPBroadcast, fmt.Errorf("registry: VTEP %s is the underlay subnet's broadcast address", v)
+	case p.Subnet.Masked().Contains(v):
+		return ReasonVTEPInOverlay, fmt.Errorf("registry: VTEP %s is inside the overlay subnet %s", v, p.Subnet.Masked())
+	}
+	return 0, nil
+}
+
+// hasBroadcast says whether an IPv4 subnet has network and broadcast
+// addresses apart from its hosts' (not /31, RFC 3021, nor /32).
+func hasBroadcast(p netip.Prefix) bool { return p.Addr().Is4() && p.Bits() <= 30 }
+
+// broadcast is the last address of an IPv4 subnet.
+func broadcast(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
