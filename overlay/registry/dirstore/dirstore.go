@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
@@ -23,8 +22,9 @@ import (
 // directory, fsynced, and then hard-linked into
 // place, which atomically creates it only if it does not exist yet; so
 // readers never see a partial value, and of two nodes registering the same IP
-// with different MACs exactly one wins. Reads tolerate a trailing newline and
-// reject malformed content with an error naming the file. ROOT/config holds
+// with different MACs exactly one wins. Reads tolerate a trailing newline; a
+// file that is no record (malformed, too long, not a regular file) is a
+// registry.Rejected, named by its key and never quoted. ROOT/config holds
 // the overlay's network (NetworkFile), written the same way.
 type Store struct {
 	root string
@@ -38,6 +38,7 @@ var (
 	_ registry.KeyLister    = (*Store)(nil)
 	_ registry.Stamper      = (*Store)(nil)
 	_ registry.Notifier     = (*Store)(nil)
+	_ registry.RejectLister = (*Store)(nil)
 )
 
 // Subdirectories of a Store root.
@@ -231,58 +232,85 @@ func (s *Store) Unregister(ctx context.Context, r registry.Record) error {
 }
 
 // List returns the records in ROOT/arp, sorted by IP, each with the VTEP of
-// its MAC if ROOT/fdb has one. Malformed or foreign files are skipped and
-// reported in the error, which comes with the records that could be read.
+// its MAC if ROOT/fdb has one (see ListRejected: the files that are no
+// record are skipped).
 func (s *Store) List(ctx context.Context) ([]registry.Record, error) {
+	recs, _, err := s.ListRejected(ctx)
+	return recs, err
+}
+
+// ListRejected returns the records in ROOT/arp, sorted by IP, each with the
+// VTEP of its MAC if ROOT/fdb has one, and the files that are no record:
+// a name that is not the canonical text of an address, a value that does
+// not parse or is too long, a symbolic link, a FIFO, a directory... The
+// error is for what stops a record being read at all (ROOT/arp unreadable,
+// an I/O error): the listing is then incomplete.
+func (s *Store) ListRejected(ctx context.Context) ([]registry.Record, []registry.Rejected, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ents, err := os.ReadDir(filepath.Join(s.root, arpDir))
 	if err != nil {
-		return nil, fmt.Errorf("dirstore: %w", err)
+		return nil, nil, fmt.Errorf("dirstore: %w", err)
 	}
-	var (
-		recs []registry.Record
-		errs []error
-	)
+	l := lister{s: s, vteps: make(map[ethaddr.MAC]netip.Addr)}
 	for _, e := range ents {
-		name := e.Name()
-		if strings.HasPrefix(name, ".") {
-			continue // a temporary file being written
+		if name := e.Name(); !strings.HasPrefix(name, ".") { // not a temporary file being written
+			l.arp(name)
 		}
-		path := filepath.Join(s.root, arpDir, name)
-		ip, err := netip.ParseAddr(name)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("dirstore: %s: file name is not an IP address", path))
-			continue
-		}
-		if registry.CheckKeyIP(ip) != nil || ip.String() != name {
-			errs = append(errs, fmt.Errorf("dirstore: %s: file name is not the canonical text of an IP address", path))
-			continue
-		}
-		mac, err := readMAC(path)
-		if errors.Is(err, registry.ErrNotFound) {
-			continue // removed meanwhile
-		}
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		r := registry.Record{IP: ip, MAC: mac}
-		vtep, err := readAddr(s.fdbPath(mac))
-		if err != nil && !errors.Is(err, registry.ErrNotFound) {
-			errs = append(errs, err)
-		}
-		r.VTEP = vtep
-		recs = append(recs, r)
 	}
-	sort.Slice(recs, func(i, j int) bool { return recs[i].IP.Less(recs[j].IP) })
-	return recs, errors.Join(errs...)
+	sort.Slice(l.recs, func(i, j int) bool { return l.recs[i].IP.Less(l.recs[j].IP) })
+	return l.recs, l.rejected, errors.Join(l.errs...)
 }
 
-// maxValueLen bounds a record file: a MAC or an IP address and a newline.
-// Anything longer is malformed, not read on.
-const maxValueLen = 128
+// lister is one listing of a Store.
+type lister struct {
+	s        *Store
+	recs     []registry.Record
+	rejected []registry.Rejected
+	errs     []error
+	vteps    map[ethaddr.MAC]netip.Addr // fdb files read, invalid when none
+}
+
+// arp lists ROOT/arp/name.
+func (l *lister) arp(name string) {
+	key := arpDir + "/" + name
+	ip, err := netip.ParseAddr(name)
+	if err != nil || registry.CheckKeyIP(ip) != nil || ip.String() != name {
+		l.rejected = append(l.rejected, registry.Rejected{Key: key, Reason: registry.ReasonMalformed})
+		return
+	}
+	mac, err := readMAC(filepath.Join(l.s.root, key))
+	if !l.note(err) {
+		return
+	}
+	r := registry.Record{IP: ip, MAC: mac}
+	vtep, ok := l.vteps[mac]
+	if !ok {
+		vtep, err = readAddr(l.s.fdbPath(mac))
+		l.note(err)
+		l.vteps[mac] = vtep
+	}
+	r.VTEP = vtep
+	l.recs = append(l.recs, r)
+}
+
+// note sorts a read's error: a file that is gone is skipped (removed
+// meanwhile), one that is no record rejected, anything else a failure. It
+// says whether the read succeeded.
+func (l *lister) note(err error) bool {
+	var rj registry.Rejected
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, registry.ErrNotFound):
+	case errors.As(err, &rj):
+		l.rejected = append(l.rejected, rj)
+	default:
+		l.errs = append(l.errs, err)
+	}
+	return false
+}
 
 // readValue reads a one-value file, without its trailing newline. It uses
 // plain syscalls rather than os.ReadFile: a lookup is on the resolver's path,
@@ -299,7 +327,7 @@ func readValue(path string) (string, error) {
 	case errors.Is(err, unix.ENOENT):
 		return "", fmt.Errorf("%w: %s", registry.ErrNotFound, path)
 	case errors.Is(err, unix.ELOOP):
-		return "", fmt.Errorf("dirstore: %s is a symbolic link: not a record (not followed)", path)
+		return "", notRecord(path, registry.ReasonUnreadable, "is a symbolic link (not followed)")
 	case err != nil:
 		return "", fmt.Errorf("dirstore: open %s: %w", path, err)
 	}
@@ -309,9 +337,9 @@ func readValue(path string) (string, error) {
 		return "", fmt.Errorf("dirstore: stat %s: %w", path, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return "", fmt.Errorf("dirstore: %s is a %s, not a regular file: not a record", path, fileType(st.Mode))
+		return "", notRecord(path, registry.ReasonUnreadable, "is a "+fileType(st.Mode)+", not a regular file")
 	}
-	var buf [maxValueLen + 1]byte
+	var buf [registry.MaxValueLen + 1]byte
 	n := 0
 	for n < len(buf) {
 		m, err := unix.Read(fd, buf[n:])
@@ -331,8 +359,8 @@ func readValue(path string) (string, error) {
 			break
 		}
 	}
-	if n > maxValueLen {
-		return "", fmt.Errorf("dirstore: %s is longer than %d bytes: not a record", path, maxValueLen)
+	if n > registry.MaxValueLen {
+		return "", notRecord(path, registry.ReasonOversized, fmt.Sprintf("is longer than %d bytes", registry.MaxValueLen))
 	}
 	s := string(buf[:n])
 	s = strings.TrimSuffix(s, "\n")
@@ -359,18 +387,12 @@ func fileType(mode uint32) string {
 	return fmt.Sprintf("file of type %#o", mode&unix.S_IFMT)
 }
 
-// maxQuoted is how much of a malformed value an error shows.
-const maxQuoted = 24
-
-// quoteValue quotes a value read from the store for an error message: cut
-// to maxQuoted bytes and escaped, so that a file that is not a record
-// (whatever it holds) never reaches the log whole, nor with raw control
-// characters.
-func quoteValue(v string) string {
-	if len(v) <= maxQuoted {
-		return strconv.Quote(v)
-	}
-	return strconv.Quote(v[:maxQuoted]) + fmt.Sprintf("... (%d bytes)", len(v))
+// notRecord is the error of a file that is no record: it names the file by
+// its key (arp/NAME, bounded) and says what it is, never what it holds, and
+// matches registry.ErrRejected (errors.As gives the registry.Rejected).
+func notRecord(path string, why registry.Reason, what string) error {
+	rj := registry.Rejected{Key: filepath.Base(filepath.Dir(path)) + "/" + filepath.Base(path), Reason: why}
+	return fmt.Errorf("dirstore: %s %s: not a record: %w", registry.LogKey(rj.Key), what, rj)
 }
 
 func readMAC(path string) (ethaddr.MAC, error) {
@@ -392,7 +414,7 @@ func readAddr(path string) (netip.Addr, error) {
 func parseMAC(path, v string) (ethaddr.MAC, error) {
 	m, err := ethaddr.Parse(v)
 	if err != nil {
-		return ethaddr.MAC{}, fmt.Errorf("dirstore: %s: malformed MAC %s", path, quoteValue(v))
+		return ethaddr.MAC{}, notRecord(path, registry.ReasonMalformed, "holds no MAC")
 	}
 	return m, nil
 }
@@ -400,7 +422,7 @@ func parseMAC(path, v string) (ethaddr.MAC, error) {
 func parseAddr(path, v string) (netip.Addr, error) {
 	a, err := netip.ParseAddr(v)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("dirstore: %s: malformed IP address %s", path, quoteValue(v))
+		return netip.Addr{}, notRecord(path, registry.ReasonMalformed, "holds no IP address")
 	}
 	return a, nil
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -215,43 +216,69 @@ func TestDirStoreMalformed(t *testing.T) {
 		t.Errorf("CRLF record: %s, %v", v, err)
 	}
 	write("arp/198.51.100.7", "02:42:c6:33:64:07\n"+strings.Repeat("x", 4096))
-	if _, err := s.LookupMAC(ctx, netip.MustParseAddr("198.51.100.7")); err == nil || errors.Is(err, registry.ErrNotFound) || !strings.Contains(err.Error(), "not a record") {
-		t.Errorf("oversized record: %v", err)
+	for _, tc := range []struct {
+		ip   string
+		want string
+		why  registry.Reason
+	}{
+		{"198.51.100.7", "arp/198.51.100.7 is longer than 128 bytes: not a record", registry.ReasonOversized},
+		{"198.51.100.4", "arp/198.51.100.4 holds no MAC: not a record", registry.ReasonMalformed},
+	} {
+		_, err := s.LookupMAC(ctx, netip.MustParseAddr(tc.ip))
+		var rj registry.Rejected
+		if !errors.As(err, &rj) || rj.Reason != tc.why || rj.Key != "arp/"+tc.ip || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "not a mac") {
+			t.Errorf("LookupMAC(%s) = %v; want a rejection %s of arp/%s saying %q, without the value", tc.ip, err, tc.why, tc.ip, tc.want)
+		}
 	}
-	_, err := s.LookupMAC(ctx, netip.MustParseAddr("198.51.100.4"))
-	if err == nil || errors.Is(err, registry.ErrNotFound) || !strings.Contains(err.Error(), `malformed MAC "not a mac"`) {
-		t.Errorf("malformed MAC: %v", err)
-	}
-	_, err = s.LookupVTEP(ctx, recordOf("198.51.100.5", "02:42:c6:33:64:05", "192.0.2.5").MAC)
-	if err == nil || !strings.Contains(err.Error(), `malformed IP address "192.0.2"`) {
+	_, err := s.LookupVTEP(ctx, recordOf("198.51.100.5", "02:42:c6:33:64:05", "192.0.2.5").MAC)
+	if !errors.Is(err, registry.ErrRejected) || !strings.Contains(err.Error(), "fdb/02:42:c6:33:64:05 holds no IP address") {
 		t.Errorf("malformed VTEP: %v", err)
 	}
 	// Registering over a malformed record fails clearly and changes nothing.
 	err = s.Register(ctx, recordOf("198.51.100.4", "02:42:c6:33:64:04", "192.0.2.2"))
-	if err == nil || !strings.Contains(err.Error(), "malformed MAC") {
+	if !errors.Is(err, registry.ErrRejected) || !strings.Contains(err.Error(), "holds no MAC") {
 		t.Errorf("register over malformed: %v", err)
 	}
-	list, err := s.List(ctx)
-	if err == nil || !strings.Contains(err.Error(), "garbage") || !strings.Contains(err.Error(), "not a mac") {
-		t.Errorf("List error = %v, want it to name the malformed files", err)
-	}
-	var ips []string
-	for _, r := range list {
-		ips = append(ips, r.IP.String())
-	}
-	if strings.Join(ips, " ") != "198.51.100.2 198.51.100.3 198.51.100.5" {
-		t.Errorf("List returned %v, want the readable records", ips)
-	}
-	// A FIFO with no writer would block a plain open: it is a malformed
-	// record, not a hung resolver.
+	// A FIFO with no writer would block a plain open: it is no record, not
+	// a hung resolver.
 	if err := unix.Mkfifo(filepath.Join(s.Root(), "arp/198.51.100.8"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.LookupMAC(ctx, netip.MustParseAddr("198.51.100.8")); err == nil || errors.Is(err, registry.ErrNotFound) || !strings.Contains(err.Error(), "is a FIFO, not a regular file") {
+	if _, err := s.LookupMAC(ctx, netip.MustParseAddr("198.51.100.8")); !errors.Is(err, registry.ErrRejected) || !strings.Contains(err.Error(), "is a FIFO, not a regular file") {
 		t.Errorf("FIFO record: %v", err)
 	}
-	if _, err := s.List(ctx); err == nil || !strings.Contains(err.Error(), "198.51.100.8") {
-		t.Errorf("List with a FIFO: %v, want an error naming it", err)
+	// A listing skips what is no record, and says why: it is complete.
+	list, rejected, err := s.ListRejected(ctx)
+	if err != nil {
+		t.Errorf("ListRejected error = %v, want none: files that are no record do not make a listing incomplete", err)
+	}
+	var ips []string
+	for _, r := range list {
+		ips = append(ips, r.IP.String()+"@"+r.VTEP.String())
+	}
+	if strings.Join(ips, " ") != "198.51.100.2@192.0.2.2 198.51.100.3@192.0.2.3 198.51.100.5@invalid IP" {
+		t.Errorf("ListRejected returned %v, want the readable records (198.51.100.5 without a VTEP)", ips)
+	}
+	slices.SortFunc(rejected, func(a, b registry.Rejected) int { return strings.Compare(a.Key, b.Key) })
+	want := []registry.Rejected{
+		{Key: "arp/198.51.100.4", Reason: registry.ReasonMalformed},
+		{Key: "arp/198.51.100.7", Reason: registry.ReasonOversized},
+		{Key: "arp/198.51.100.8", Reason: registry.ReasonUnreadable},
+		{Key: "arp/garbage", Reason: registry.ReasonMalformed},
+		{Key: "fdb/02:42:c6:33:64:05", Reason: registry.ReasonMalformed},
+	}
+	if !slices.Equal(rejected, want) {
+		t.Errorf("rejected %v, want %v", rejected, want)
+	}
+	if l2, err := s.List(ctx); err != nil || len(l2) != len(list) {
+		t.Errorf("List = %d records, %v; want ListRejected's %d, no error", len(l2), err, len(list))
+	}
+	// A failure to read the store is one.
+	if err := os.Rename(filepath.Join(s.Root(), "arp"), filepath.Join(s.Root(), "arp.gone")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.ListRejected(ctx); err == nil || errors.Is(err, registry.ErrRejected) {
+		t.Errorf("ListRejected without arp/: %v, want a failure", err)
 	}
 }
 

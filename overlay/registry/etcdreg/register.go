@@ -82,7 +82,7 @@ func (r *Registry) register(ctx context.Context, rec registry.Record, lease clie
 		arpKV := firstKV(resp.Responses[0])
 		fdbKV := firstKV(resp.Responses[1])
 		if arpKV != nil {
-			have, err := parseMAC(arp, arpKV.Value)
+			have, err := parseMAC("arp/"+rec.IP.String(), arpKV.Value)
 			if err != nil {
 				return err
 			}
@@ -91,7 +91,7 @@ func (r *Registry) register(ctx context.Context, rec registry.Record, lease clie
 			}
 		}
 		if fdbKV != nil {
-			have, err := parseAddr(fdb, fdbKV.Value)
+			have, err := parseAddr("fdb/"+rec.MAC.String(), fdbKV.Value)
 			if err != nil {
 				return err
 			}

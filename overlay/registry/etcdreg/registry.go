@@ -69,6 +69,7 @@ var (
 	_ registry.BlockStore   = (*Registry)(nil)
 	_ registry.NodeLister   = (*Registry)(nil)
 	_ registry.Leaser       = (*Registry)(nil)
+	_ registry.RejectLister = (*Registry)(nil)
 )
 
 // Open connects to the etcd cluster named by url,
@@ -237,23 +238,21 @@ func (r *Registry) wrap(op string, err error) error {
 // price of a member's lag (a record registered this instant may read as
 // missing, and is then resolved at the next miss or from the change feed).
 func (r *Registry) LookupMAC(ctx context.Context, ip netip.Addr) (ethaddr.MAC, error) {
-	key := r.arpKey(ip)
-	kv, err := r.get(ctx, "lookup "+ip.String(), key, clientv3.WithSerializable())
+	kv, err := r.get(ctx, "lookup "+ip.String(), r.arpKey(ip), clientv3.WithSerializable())
 	if err != nil {
 		return ethaddr.MAC{}, err
 	}
-	return parseMAC(key, kv.Value)
+	return parseMAC("arp/"+ip.String(), kv.Value)
 }
 
 // LookupVTEP returns the VTEP in fdb/<mac> (a serializable read, as
 // LookupMAC).
 func (r *Registry) LookupVTEP(ctx context.Context, mac ethaddr.MAC) (netip.Addr, error) {
-	key := r.fdbKey(mac)
-	kv, err := r.get(ctx, "lookup "+mac.String(), key, clientv3.WithSerializable())
+	kv, err := r.get(ctx, "lookup "+mac.String(), r.fdbKey(mac), clientv3.WithSerializable())
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	return parseAddr(key, kv.Value)
+	return parseAddr("fdb/"+mac.String(), kv.Value)
 }
 
 func (r *Registry) get(ctx context.Context, op, key string, opts ...clientv3.OpOption) (*mvccpb.KeyValue, error) {
@@ -269,14 +268,22 @@ func (r *Registry) get(ctx context.Context, op, key string, opts ...clientv3.OpO
 	return resp.Kvs[0], nil
 }
 
-// List returns the overlay's records at one revision, sorted by IP: each
-// arp/<ip> with the VTEP of its MAC (invalid if fdb/<mac> is missing).
-// Malformed values are skipped and reported in the error, which comes with
-// the records that could be read.
+// List returns the overlay's records at one revision, sorted by IP (see
+// ListRejected: keys and values that are no record are skipped).
 func (r *Registry) List(ctx context.Context) ([]registry.Record, error) {
+	recs, _, err := r.ListRejected(ctx)
+	return recs, err
+}
+
+// ListRejected returns the overlay's records at one revision, sorted by IP:
+// each arp/<ip> with the VTEP of its MAC (invalid if fdb/<mac> is missing),
+// and the arp/ and fdb/ keys that are no record (a key naming no address, a
+// value that does not parse or is too long). The error is etcd's: the
+// overlay could not be read.
+func (r *Registry) ListRejected(ctx context.Context) ([]registry.Record, []registry.Rejected, error) {
 	s, _, err := r.snapshot(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	recs := make([]registry.Record, 0, len(s.arp))
 	for ip, mac := range s.arp {
@@ -287,7 +294,7 @@ func (r *Registry) List(ctx context.Context) ([]registry.Record, error) {
 		recs = append(recs, rec)
 	}
 	slices.SortFunc(recs, func(a, b registry.Record) int { return a.IP.Compare(b.IP) })
-	return recs, errors.Join(s.errs...)
+	return recs, s.rejected, nil
 }
 
 // state is the overlay's ip→mac and mac→vtep maps at one revision. Its
@@ -298,7 +305,9 @@ type state struct {
 	arp  map[registry.CompactAddr]ethaddr.MAC
 	fdb  map[ethaddr.MAC]registry.CompactAddr
 	refs map[ethaddr.MAC]uint32 // how many arp keys hold each MAC
-	errs []error                // malformed keys or values, skipped
+	// rejected are the keys met since the state was listed (or since the
+	// watcher last delivered them) that are no record, skipped.
+	rejected []registry.Rejected
 }
 
 func newState() *state { return newStateSized(0) }
@@ -356,8 +365,10 @@ func (s *state) apply(base string, key, value []byte, del bool) (ip netip.Addr, 
 	switch {
 	case strings.HasPrefix(name, "arp/"):
 		a, err := netip.ParseAddr(name[len("arp/"):])
-		if err != nil {
-			s.errs = append(s.errs, fmt.Errorf("etcdreg: key %s does not name an IP address", key))
+		if err != nil || registry.CheckKeyIP(a) != nil || a.String() != name[len("arp/"):] {
+			if !del {
+				s.rejected = append(s.rejected, registry.Rejected{Key: name, Reason: registry.ReasonMalformed})
+			}
 			return
 		}
 		ca := registry.Compact(a)
@@ -368,9 +379,9 @@ func (s *state) apply(base string, key, value []byte, del bool) (ip netip.Addr, 
 			}
 		}
 		if !del {
-			m, err := parseMAC(string(key), value)
+			m, err := parseMAC(name, value)
 			if err != nil {
-				s.errs = append(s.errs, err)
+				s.reject(err)
 			} else {
 				s.arp[ca] = m
 				s.refs[m]++
@@ -379,15 +390,17 @@ func (s *state) apply(base string, key, value []byte, del bool) (ip netip.Addr, 
 		return a, ethaddr.MAC{}, 'a'
 	case strings.HasPrefix(name, "fdb/"):
 		m, err := ethaddr.Parse(name[len("fdb/"):])
-		if err != nil {
-			s.errs = append(s.errs, fmt.Errorf("etcdreg: key %s does not name a MAC address", key))
+		if err != nil || m.String() != name[len("fdb/"):] {
+			if !del {
+				s.rejected = append(s.rejected, registry.Rejected{Key: name, Reason: registry.ReasonMalformed})
+			}
 			return
 		}
 		delete(s.fdb, m)
 		if !del {
-			v, err := parseAddr(string(key), value)
+			v, err := parseAddr(name, value)
 			if err != nil {
-				s.errs = append(s.errs, err)
+				s.reject(err)
 			} else {
 				s.fdb[m] = registry.Compact(v)
 			}
@@ -415,20 +428,46 @@ func keyOf(base string, key []byte) (ip netip.Addr, mac ethaddr.MAC, kind byte) 
 	return ip, mac, 0
 }
 
-func parseMAC(key string, v []byte) (ethaddr.MAC, error) {
+// reject notes the value err refused (a registry.Rejected).
+func (s *state) reject(err error) {
+	var rj registry.Rejected
+	if errors.As(err, &rj) {
+		s.rejected = append(s.rejected, rj)
+	}
+}
+
+// parseMAC parses the value of the key name (arp/<ip>); a value that is
+// no MAC is a registry.Rejected, which never holds the value.
+func parseMAC(name string, v []byte) (ethaddr.MAC, error) {
+	if why := badValue(v); why != 0 {
+		return ethaddr.MAC{}, registry.Rejected{Key: name, Reason: why}
+	}
 	m, err := ethaddr.Parse(string(v))
-	if err != nil || m.IsZero() || m.IsMulticast() {
-		return ethaddr.MAC{}, fmt.Errorf("etcdreg: %s: malformed MAC %q", key, v)
+	if err != nil {
+		return ethaddr.MAC{}, registry.Rejected{Key: name, Reason: registry.ReasonMalformed}
 	}
 	return m, nil
 }
 
-func parseAddr(key string, v []byte) (netip.Addr, error) {
+// parseAddr parses the value of the key name (fdb/<mac>); a value that is
+// no address is a registry.Rejected, which never holds the value.
+func parseAddr(name string, v []byte) (netip.Addr, error) {
+	if why := badValue(v); why != 0 {
+		return netip.Addr{}, registry.Rejected{Key: name, Reason: why}
+	}
 	a, err := netip.ParseAddr(string(v))
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("etcdreg: %s: malformed IP address %q", key, v)
+		return netip.Addr{}, registry.Rejected{Key: name, Reason: registry.ReasonMalformed}
 	}
 	return a, nil
+}
+
+// badValue refuses a value longer than any record's before it is parsed.
+func badValue(v []byte) registry.Reason {
+	if len(v) > registry.MaxValueLen {
+		return registry.ReasonOversized
+	}
+	return 0
 }
 
 // ttlSeconds rounds d up to whole seconds, at least 1.

@@ -13,20 +13,19 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// Watch returns the overlay's change feed: a ChangePut for every complete
-// record of an initial listing, ChangeSynced, and then the changes from the
+// Watch returns the overlay's change feed: a registry.ChangePut for every complete
+// record of an initial listing, registry.ChangeSynced, and then the changes from the
 // revision of that listing on. If the watch falls behind a compaction or
 // breaks, the feed lists again, delivers the difference to what it had
-// delivered (Deletes and Puts) and ChangeSynced. etcd being unreachable only
+// delivered (Deletes and Puts) and registry.ChangeSynced. The arp/ and fdb/ keys that
+// are no record come as registry.ChangeRejected, each listing's and each
+// put's (see registry.Checker.Feed). etcd being unreachable only
 // delays changes. The channel is closed when ctx is done or the registry
 // closed; the consumer must keep reading until then.
 func (r *Registry) Watch(ctx context.Context) (<-chan registry.Change, error) {
 	s, rev, err := r.snapshot(ctx)
 	if err != nil {
 		return nil, err
-	}
-	for _, e := range s.errs {
-		r.log.Warn("etcd: skipping malformed record", "err", e)
 	}
 	out := make(chan registry.Change, 64)
 	wctx, cancel := context.WithCancel(r.ctx)
@@ -75,7 +74,7 @@ func (w *watcher) run(s *state, rev int64) {
 
 // resync replaces the keys by a listing s, delivers the difference between
 // the complete records of the old keys (what was delivered) and of s, then
-// ChangeSynced.
+// registry.ChangeSynced.
 func (w *watcher) resync(s *state, rev int64) bool {
 	old := w.cur
 	ips := make([]netip.Addr, 0, len(s.arp))
@@ -94,9 +93,8 @@ func (w *watcher) resync(s *state, rev int64) bool {
 		}
 	}
 	old = nil
-	s.errs = nil
 	w.cur = s
-	return w.deliver(ips, before, rev) && w.send(registry.Change{Kind: registry.ChangeSynced, Revision: rev})
+	return w.sendRejected(rev) && w.deliver(ips, before, rev) && w.send(registry.Change{Kind: registry.ChangeSynced, Revision: rev})
 }
 
 // relist lists again, with backoff while etcd is away.
@@ -105,9 +103,6 @@ func (w *watcher) relist() (*state, int64, bool) {
 	for {
 		s, rev, err := w.r.snapshot(w.ctx)
 		if err == nil {
-			for _, e := range s.errs {
-				w.r.log.Warn("etcd: skipping malformed record", "err", e)
-			}
 			w.r.relists.Add(1)
 			w.r.log.Info("etcd watch: listed again", "revision", rev, "records", len(s.arp))
 			return s, rev, true
@@ -143,11 +138,7 @@ func (w *watcher) follow(from int64) {
 		for _, ev := range resp.Events {
 			w.cur.apply(w.r.base, ev.Kv.Key, ev.Kv.Value, ev.Type == clientv3.EventTypeDelete)
 		}
-		for _, e := range w.cur.errs {
-			w.r.log.Warn("etcd: skipping malformed record", "err", e)
-		}
-		w.cur.errs = nil
-		if !w.deliver(ips, before, resp.Header.Revision) {
+		if !w.sendRejected(resp.Header.Revision) || !w.deliver(ips, before, resp.Header.Revision) {
 			return
 		}
 	}
@@ -227,6 +218,19 @@ func (w *watcher) deliver(ips []netip.Addr, before map[netip.Addr]registry.Recor
 			}
 		}
 	}
+	return true
+}
+
+// sendRejected delivers the keys that are no record met since the last
+// delivery, as ChangeRejected (they are not logged here: the consumer
+// counts them, see registry.Checker.Feed), and forgets them.
+func (w *watcher) sendRejected(rev int64) bool {
+	for _, rj := range w.cur.rejected {
+		if !w.send(registry.Change{Kind: registry.ChangeRejected, Rejected: rj, Revision: rev}) {
+			return false
+		}
+	}
+	w.cur.rejected = nil
 	return true
 }
 

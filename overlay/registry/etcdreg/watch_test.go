@@ -3,6 +3,7 @@ package etcdreg
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,13 +96,32 @@ func TestWatch(t *testing.T) {
 	alias.VTEP = moved4.VTEP
 	expect(t, ch, registry.ChangePut, alias)
 
-	// Malformed values and foreign keys are skipped, never delivered.
-	_, err = kv.Put(ctx, b.Prefix()+"arp/198.51.100.9", "not-a-mac")
-	must(err)
-	_, err = kv.Put(ctx, b.Prefix()+"arp/not-an-ip", "02:42:00:00:00:01")
-	must(err)
-	_, err = kv.Put(ctx, b.Prefix()+"fdb/02:42:00:00:00:09", "not-an-ip")
-	must(err)
+	// Malformed values and keys are delivered as rejected, never as
+	// records; foreign keys are not delivered at all.
+	for _, p := range []struct {
+		key, value string
+		why        registry.Reason
+	}{
+		{"arp/198.51.100.9", "not-a-mac", registry.ReasonMalformed},
+		{"arp/not-an-ip", "02:42:00:00:00:01", registry.ReasonMalformed},
+		{"fdb/02:42:00:00:00:09", "not-an-ip", registry.ReasonMalformed},
+		{"fdb/02:42:00:00:00:0a", strings.Repeat("9", 1000), registry.ReasonOversized},
+		{"foreign/x", "y", 0},
+	} {
+		_, err = kv.Put(ctx, b.Prefix()+p.key, p.value)
+		must(err)
+		if p.why == 0 {
+			continue
+		}
+		select {
+		case c := <-ch:
+			if c.Kind != registry.ChangeRejected || c.Rejected != (registry.Rejected{Key: p.key, Reason: p.why}) {
+				t.Errorf("after putting %s: %v %+v, want it rejected (%s)", p.key, c.Kind, c.Rejected, p.why)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("nothing delivered after putting %s", p.key)
+		}
+	}
 	r3 := rec("198.51.100.4", "02:42:c6:33:64:04", "192.0.2.2")
 	must(a.Register(ctx, r3))
 	expect(t, ch, registry.ChangePut, r3)
@@ -112,7 +132,7 @@ func TestWatch(t *testing.T) {
 }
 
 func TestChangeKindString(t *testing.T) {
-	for k, want := range map[registry.ChangeKind]string{registry.ChangePut: "put", registry.ChangeDelete: "delete", registry.ChangeSynced: "synced", 9: "ChangeKind(9)"} {
+	for k, want := range map[registry.ChangeKind]string{registry.ChangePut: "put", registry.ChangeDelete: "delete", registry.ChangeSynced: "synced", registry.ChangeRejected: "rejected", 9: "ChangeKind(9)"} {
 		if k.String() != want {
 			t.Errorf("%d: %q, want %q", k, k.String(), want)
 		}
