@@ -23,7 +23,9 @@ import (
 // and the vxlan's neighbour and FDB entries with their NUD states, plus the
 // address blocks the node holds and their use, as its state directory
 // records them (no store is read). What is missing or differs from the
-// record is listed in Problems rather than failing. Before Create it returns ErrNotCreated.
+// record is listed in Problems rather than failing, as are the entries and
+// allowlisted addresses no record the node may use would give
+// (RecordPolicy). Before Create it returns ErrNotCreated.
 func (n *Node) Status(ctx context.Context) (*Status, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -75,6 +77,7 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 	if err := n.readGuard(s, ost.Overlay, eps); err != nil {
 		s.Problems = append(s.Problems, err.Error())
 	}
+	s.rejectedEntries(n.RecordPolicy(ost.Overlay))
 	return s, nil
 }
 

@@ -34,7 +34,9 @@ port and flags, the VTEP and how it was chosen, each endpoint (container
 netns, veth pair with the peer ifindex the host end reports, IP, MAC), and the
 vxlan's neighbour (proxy ARP) and FDB entries with their NUD states. What is
 missing or differs from what create and attach recorded is listed under
-PROBLEMS (the exit status stays 0).`
+PROBLEMS (the exit status stays 0), as are entries and allowlisted addresses
+that no record run accepts would give (a gateway, broadcast or loopback
+address, a multicast MAC...).`
 
 func runStatus(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	var asJSON bool

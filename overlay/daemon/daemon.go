@@ -74,6 +74,9 @@ type Daemon struct {
 	// vteps counts the records' VTEPs from the resolver's change feed, for
 	// the VTEP allowlist (nil: no feed, or no allowlist).
 	vteps *guard.FeedVTEPs
+	// check judges every record the resolver, the feed and the allowlist
+	// meet, and counts and logs what it rejects.
+	check *registry.Checker
 }
 
 // Run opens the daemon described by cfg and runs it until ctx ends (nil) or
@@ -156,6 +159,15 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 	if d.lease != nil {
 		d.metrics.AddCollector(leaseCollector(d.lease))
 	}
+	if d.reconcile = cfg.Resolver.ReconcileInterval; d.reconcile == 0 {
+		d.reconcile = resolver.DefaultReconcileInterval
+	}
+	// One judge of records for the resolver, its feed and the allowlist.
+	d.check = registry.NewChecker(cfg.Node.RecordPolicy(*d.ov), log, d.reconcile)
+	d.metrics.AddCollector(d.check.WriteMetrics)
+	if feed != nil {
+		feed = d.check.Feed(feed)
+	}
 	rc := resolver.Config{
 		Tuning:   cfg.Resolver,
 		Conn:     d.k.conn,
@@ -163,16 +175,13 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 		Registry: d.store,
 		Vxlan:    d.topo.Vxlan, Bridge: d.topo.Bridge, VNI: d.topo.VNI, Port: d.topo.Port,
 		Subnet: oc.Subnet(), LocalVTEP: d.ov.VTEP,
-		Logger: log, Metrics: d.metrics, Feed: feed,
+		Logger: log, Metrics: d.metrics, Feed: feed, Checker: d.check,
 	}
 	if feed != nil && d.k.guard && !oc.NoVTEPFilter {
 		// One watch of the registry for the resolver and the VTEP
 		// allowlist: the allowlist counts the records' VTEPs on the way.
 		d.vteps = guard.NewFeedVTEPs()
 		rc.Feed = guard.Tee(feed, d.vteps)
-	}
-	if d.reconcile = rc.ReconcileInterval; d.reconcile == 0 {
-		d.reconcile = resolver.DefaultReconcileInterval
 	}
 	if d.res, err = resolver.New(rc); err != nil {
 		return nil, err

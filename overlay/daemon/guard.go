@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"slices"
 
 	"github.com/overlaynet/overlaynet/overlay/guard"
 	"github.com/overlaynet/overlaynet/overlay/nft"
@@ -47,11 +48,11 @@ func (d *Daemon) startGuard(ctx context.Context) error {
 		}
 		feed, _ := d.store.(registry.ChangeFeed) // nil without one
 		fc := guard.FollowConfig{Allowlist: al, Registry: d.store, Local: d.ov.VTEP,
-			Resync: d.reconcile, Logger: log, Stats: &guard.FollowStats{}}
+			Resync: d.reconcile, Logger: log, Stats: &guard.FollowStats{}, Checker: d.check}
 		var want []netip.Addr
 		if feed == nil {
 			var werr error
-			if want, _, werr = guard.Wanted(ctx, d.store, d.ov.VTEP); werr != nil {
+			if want, _, werr = guard.Wanted(ctx, d.store, d.check, d.ov.VTEP); werr != nil {
 				log.Warn("VTEP allowlist: registry incomplete at start", "err", werr)
 			}
 		} else {
@@ -64,7 +65,7 @@ func (d *Daemon) startGuard(ctx context.Context) error {
 			} else {
 				fc.Feed = feed
 			}
-			want = initialFromFeedStore(ctx, al, d.store, d.ov.VTEP, log)
+			want = initialFromFeedStore(ctx, al, d.store, d.check, d.ov.VTEP, log)
 		}
 		if err := al.Ensure(want); err != nil {
 			return err
@@ -81,15 +82,15 @@ func (d *Daemon) startGuard(ctx context.Context) error {
 // with before its feed delivered the records: this node, the live nodes
 // (etcd's nodes/ keys, O(nodes)) and what the set already holds (a restart
 // keeps allowing what it allowed; the feed's first complete delivery then
-// removes what is gone).
-func initialFromFeedStore(ctx context.Context, al *guard.Allowlist, reg registry.Registry, local netip.Addr, log *slog.Logger) []netip.Addr {
+// removes what is gone), each as check accepts it.
+func initialFromFeedStore(ctx context.Context, al *guard.Allowlist, reg registry.Registry, check *registry.Checker, local netip.Addr, log *slog.Logger) []netip.Addr {
 	want := []netip.Addr{local}
 	if nl, ok := reg.(registry.NodeLister); ok {
 		nodes, err := nl.NodeVTEPs(ctx)
 		if err != nil {
 			log.Warn("VTEP allowlist: cannot list the live nodes at start", "err", err)
 		}
-		want = append(want, nodes...)
+		want = append(want, slices.DeleteFunc(nodes, func(a netip.Addr) bool { return !check.AcceptNode(a) })...)
 	}
 	if ok, err := al.Installed(); err == nil && ok {
 		if have, err := al.Addrs(); err == nil {
@@ -98,7 +99,8 @@ func initialFromFeedStore(ctx context.Context, al *guard.Allowlist, reg registry
 	}
 	out := want[:0]
 	for _, a := range want {
-		if a = a.Unmap(); a.IsValid() && a.Is4() == local.Unmap().Is4() {
+		a = a.Unmap()
+		if _, err := check.Policy().CheckVTEP(a); a == local || (err == nil && a.Is4() == local.Unmap().Is4()) {
 			out = append(out, a)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,11 @@ type FollowConfig struct {
 	Feed registry.ChangeFeed
 	// Local is this node's VTEP, always allowed.
 	Local netip.Addr
+	// Checker judges the records' VTEPs and the live nodes: a rejected one
+	// is never allowed (and is counted and logged by it). The feeds are
+	// expected checked (Checker.Feed); Follow applies it to Feed itself.
+	// Nil: a checker of Local's family, logging to Logger.
+	Checker *registry.Checker
 	// Poll is how often a registry without feed is checked for changes
 	// (through registry.Stamper if it is one, else listed); default
 	// DefaultPoll.
@@ -56,10 +62,12 @@ type FollowStats struct {
 }
 
 // Wanted returns the addresses the registry allows: this node, the VTEP of
-// every record, and the live nodes of a NodeLister. complete is false when
-// the registry could not be read whole: then only additions are safe.
-func Wanted(ctx context.Context, reg registry.Registry, local netip.Addr) (addrs []netip.Addr, complete bool, err error) {
-	recs, lerr := reg.List(ctx)
+// every record check accepts, and the live nodes of a NodeLister it
+// accepts. complete is false when the registry could not be read whole
+// (a record check rejects does not make it incomplete): then only additions
+// are safe.
+func Wanted(ctx context.Context, reg registry.Registry, check *registry.Checker, local netip.Addr) (addrs []netip.Addr, complete bool, err error) {
+	recs, lerr := check.List(ctx, reg)
 	vteps := make([]netip.Addr, len(recs))
 	for i, r := range recs {
 		vteps[i] = r.VTEP
@@ -68,21 +76,24 @@ func Wanted(ctx context.Context, reg registry.Registry, local netip.Addr) (addrs
 	var nerr error
 	if nl, ok := reg.(registry.NodeLister); ok {
 		nodes, nerr = nl.NodeVTEPs(ctx)
+		nodes = slices.DeleteFunc(nodes, func(a netip.Addr) bool { return !check.AcceptNode(a) })
 	}
 	err = errors.Join(lerr, nerr)
-	return wantedOf(local, vteps, nodes), err == nil, err
+	return wantedOf(check.Policy(), local, vteps, nodes), err == nil, err
 }
 
 // wantedOf is local, the VTEPs with records and the live nodes, of local's
-// address family, each once.
-func wantedOf(local netip.Addr, vteps, nodes []netip.Addr) []netip.Addr {
+// address family and accepted by p, each once.
+func wantedOf(p registry.Policy, local netip.Addr, vteps, nodes []netip.Addr) []netip.Addr {
 	out := []netip.Addr{local}
 	seen := map[netip.Addr]bool{local: true}
 	for _, l := range [][]netip.Addr{vteps, nodes} {
 		for _, a := range l {
 			if a = a.Unmap(); a.IsValid() && a.Is4() == local.Is4() && !seen[a] {
 				seen[a] = true
-				out = append(out, a)
+				if _, err := p.CheckVTEP(a); err == nil {
+					out = append(out, a)
+				}
 			}
 		}
 	}
@@ -134,6 +145,13 @@ func newFollower(cfg FollowConfig) *follower {
 	f := &follower{cfg: cfg, al: cfg.Allowlist, log: cfg.Logger, st: cfg.Stats, counts: cfg.VTEPs, nodesOK: true}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
+	}
+	if f.cfg.Checker == nil {
+		p := registry.Policy{Underlay: netip.PrefixFrom(cfg.Local, cfg.Local.BitLen())}
+		f.cfg.Checker = registry.NewChecker(p, f.log, cfg.Resync)
+	}
+	if f.cfg.Feed != nil {
+		f.cfg.Feed = f.cfg.Checker.Feed(f.cfg.Feed)
 	}
 	if f.st == nil {
 		f.st = &FollowStats{}
@@ -266,14 +284,14 @@ func (f *follower) listNodes(ctx context.Context) {
 		f.log.Warn("VTEP allowlist: cannot list the live nodes; only adding addresses", "err", err)
 		return
 	}
-	f.nodes = n
+	f.nodes = slices.DeleteFunc(n, func(a netip.Addr) bool { return !f.cfg.Checker.AcceptNode(a) })
 }
 
 // fromFeed commits the feed's VTEPs and the live nodes: complete once the
 // feed has delivered every record and the nodes were listed.
 func (f *follower) fromFeed(why string) {
 	vteps, synced := f.counts.VTEPs()
-	f.commit(why, wantedOf(f.cfg.Local, vteps, f.nodes), synced && f.nodesOK)
+	f.commit(why, wantedOf(f.cfg.Checker.Policy(), f.cfg.Local, vteps, f.nodes), synced && f.nodesOK)
 }
 
 // pollLoop follows a registry without feed, listed whole: at start, when
@@ -334,7 +352,7 @@ func (f *follower) notices(ctx context.Context) <-chan struct{} {
 
 // listAll lists the registry (and its live nodes) whole and commits it.
 func (f *follower) listAll(ctx context.Context, why string) {
-	want, complete, err := Wanted(ctx, f.cfg.Registry, f.cfg.Local)
+	want, complete, err := Wanted(ctx, f.cfg.Registry, f.cfg.Checker, f.cfg.Local)
 	if err != nil {
 		f.st.Errors.Add(1)
 		f.log.Warn("VTEP allowlist: registry incomplete; only adding addresses", "err", err)

@@ -381,7 +381,7 @@ func testFollowFeed(t *testing.T, shared bool) {
 	}
 	r1, r2, r3 := rec("198.51.100.3", "192.0.2.3"), rec("198.51.100.4", "192.0.2.4"), rec("198.51.100.5", "192.0.2.4")
 	reg := &feedRegistry{recs: []registry.Record{r1, r2, r3}, ch: make(chan registry.Change, 16)}
-	want, _, _ := Wanted(t.Context(), reg, local)
+	want, _, _ := Wanted(t.Context(), reg, registry.NewChecker(registry.Policy{}, nil, 0), local)
 	if err := a.Ensure(want); err != nil {
 		t.Fatal(err)
 	}

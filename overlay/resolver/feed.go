@@ -215,8 +215,7 @@ func (r *Resolver) handleChange(ctx context.Context, c registry.Change) {
 		if f.fresh {
 			f.seen[registry.Compact(rec.IP)] = struct{}{}
 		}
-		if err := r.checkRecord(rec); err != nil {
-			r.log.Warn("change feed: skipping bad record", "record", rec.String(), "err", err)
+		if !r.check.Accept(rec) { // counted and logged by the checker
 			return
 		}
 		old, had := f.record(rec.IP)
@@ -243,6 +242,8 @@ func (r *Resolver) handleChange(ctx context.Context, c registry.Change) {
 		if old, ok := f.record(c.Record.IP); ok && old == c.Record {
 			r.forgetRecord(ctx, old, true)
 		}
+	case registry.ChangeRejected:
+		r.check.Reject(c.Rejected)
 	case registry.ChangeSynced:
 		if f.fresh {
 			for ip, w := range f.want {
@@ -268,17 +269,6 @@ func (r *Resolver) handleChange(ctx context.Context, c registry.Change) {
 	}
 	f.programmed.Store(int64(f.progCount()))
 	f.overflow.Store(int64(len(f.want) - f.progCount()))
-}
-
-// checkRecord refuses records the resolver would not install from a miss.
-func (r *Resolver) checkRecord(rec registry.Record) error {
-	if !r.cfg.Subnet.Contains(rec.IP) {
-		return fmt.Errorf("IP %s outside the overlay subnet %s", rec.IP, r.cfg.Subnet)
-	}
-	if err := registry.ValidateMAC(rec.MAC); err != nil {
-		return err
-	}
-	return r.checkVTEP(rec.VTEP)
 }
 
 // programRecord submits the neighbour and FDB entries of a remote record.

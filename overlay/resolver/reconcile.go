@@ -135,8 +135,10 @@ func (s ReconcileStats) Changed() int { return s.Adopted + s.Updated + s.Removed
 //     knownKeys);
 //  3. an entry whose record changed is re-programmed, one whose record is
 //     gone is removed; an FDB entry whose MAC now lives at this node's VTEP
-//     is removed. An entry whose record cannot be read or is malformed is
-//     left as is (and logged): a broken registry never tears down traffic.
+//     is removed. A record the checker rejects counts as gone (nothing
+//     programs it). An entry whose record cannot be read (the store fails)
+//     is left as is (and logged): a broken registry never tears down
+//     traffic.
 //
 // The changes go to the kernel in batches of the feed's size, programming of
 // misses and of the feed going on between them. The negative cache is cleared,

@@ -26,7 +26,7 @@ type recordSource interface {
 }
 
 // viewSource answers from the feed's view: no registry call. The view holds
-// only records that passed checkRecord.
+// only records the checker accepted.
 type viewSource struct {
 	r *Resolver
 	v *feedState
@@ -67,8 +67,10 @@ func (s viewSource) current(op *progOp) bool {
 	return true
 }
 
-// listSource answers from one listing of the registry; when the listing was
-// incomplete, keys it lacks are looked up one by one.
+// listSource answers from one listing of the registry, of the records the
+// checker accepted; when the listing was incomplete, keys it lacks are
+// looked up one by one. A record the checker rejects is gone: its entries
+// are removed, as they would never have been programmed.
 type listSource struct {
 	r          *Resolver
 	ctx        context.Context
@@ -79,13 +81,13 @@ type listSource struct {
 
 func (s listSource) mac(ip netip.Addr) (ethaddr.MAC, bool, error) {
 	if m, ok := s.byIP[ip]; ok {
-		return m, false, registry.ValidateMAC(m)
+		return m, false, nil
 	}
 	if !s.incomplete {
 		return ethaddr.MAC{}, true, nil
 	}
 	m, err := s.r.lookupMAC(s.ctx, ip)
-	if errors.Is(err, registry.ErrNotFound) {
+	if errors.Is(err, registry.ErrNotFound) || errors.Is(err, errBadRecord) {
 		return m, true, nil
 	}
 	return m, false, err
@@ -93,10 +95,10 @@ func (s listSource) mac(ip netip.Addr) (ethaddr.MAC, bool, error) {
 
 func (s listSource) vtep(mac ethaddr.MAC) (netip.Addr, bool, error) {
 	if v, ok := s.byMAC[mac]; ok {
-		return v, false, s.r.checkVTEP(v)
+		return v, false, nil
 	}
 	v, err := s.r.lookupVTEP(s.ctx, mac)
-	if errors.Is(err, registry.ErrNotFound) {
+	if errors.Is(err, registry.ErrNotFound) || errors.Is(err, errBadRecord) {
 		return v, true, nil
 	}
 	return v, false, err
@@ -151,7 +153,7 @@ func (r *Resolver) listRecords(ctx context.Context, ke *kernelEntries, st *Recon
 	// listTimeout, not the lookups' timeout.
 	lctx, cancel := context.WithTimeout(ctx, max(r.cfg.LookupTimeout, listTimeout))
 	t0 := time.Now()
-	recs, listErr := r.cfg.Registry.List(lctx)
+	recs, listErr := r.check.List(lctx, r.cfg.Registry)
 	r.m.lookup.observe(time.Since(t0))
 	cancel()
 	if listErr != nil && recs == nil {

@@ -106,6 +106,11 @@ type Config struct {
 	// containers, reached through the bridge, and get no FDB entry. Its
 	// family is also the family every VTEP must have (IPv4 when unset).
 	LocalVTEP netip.Addr
+	// Checker judges every record the resolver meets (misses, the feed,
+	// reconcile passes): a record it rejects is never programmed, and is
+	// counted and logged by it. Nil: a checker of Subnet and of LocalVTEP's
+	// family, logging to Logger.
+	Checker *registry.Checker
 	// Logger receives warnings, reconcile changes, a summary line per
 	// reconcile interval (info) and one line per miss and per resolution
 	// (debug); nil discards.
@@ -222,8 +227,9 @@ func (c *Config) setDefaults() {
 //   - Workers look the key up in the registry. An L3 miss for an IP becomes
 //     a PERMANENT neighbour entry IP → MAC and, in the same batch, the FDB
 //     entry MAC → VTEP; an L2 miss for a MAC becomes the FDB entry. Unknown
-//     keys and bad records are negatively cached for NegativeTTL; bad
-//     records are logged, never installed.
+//     keys and records the Checker rejects are negatively cached for
+//     NegativeTTL; rejected records are counted and logged by the Checker,
+//     never installed.
 //   - Opportunistic batching: a worker whose resolution is ready programs
 //     it at once if no batch is in flight; resolutions that become ready
 //     while one is go together in the next (up to BatchMax). Nothing waits
@@ -236,6 +242,7 @@ type Resolver struct {
 	cfg    Config
 	seams  seams
 	log    *slog.Logger
+	check  *registry.Checker
 	m      *Metrics
 	table  *missTable
 	known  *knownKeys
@@ -301,6 +308,13 @@ func newResolver(cfg Config, sm seams) (*Resolver, error) {
 		return nil, fmt.Errorf("resolver: mode %v needs a registry with a change feed", cfg.Mode)
 	}
 	cfg.setDefaults()
+	if cfg.Checker == nil {
+		p := registry.Policy{Subnet: cfg.Subnet}
+		if cfg.LocalVTEP.IsValid() {
+			p.Underlay = netip.PrefixFrom(cfg.LocalVTEP, cfg.LocalVTEP.BitLen())
+		}
+		cfg.Checker = registry.NewChecker(p, cfg.Logger, cfg.ReconcileInterval)
+	}
 	if sm.now == nil {
 		sm.now = time.Now
 	}
@@ -312,6 +326,7 @@ func newResolver(cfg Config, sm seams) (*Resolver, error) {
 		cfg:     cfg,
 		seams:   sm,
 		log:     cfg.Logger,
+		check:   cfg.Checker,
 		m:       cfg.Metrics,
 		table:   newMissTable(cfg.NegativeTTL, cfg.NegativeMax, cfg.QueueLen+cfg.Workers, sm.now),
 		known:   newKnownKeys(),
@@ -681,8 +696,9 @@ func (r *Resolver) resolve(ctx context.Context, q queuedMiss) (*resolution, bool
 	return res, false
 }
 
-// errBadRecord marks a registry answer we refuse to install.
-var errBadRecord = errors.New("resolver: bad registry record")
+// errBadRecord marks a registry answer the checker rejected: it is never
+// programmed.
+var errBadRecord = errors.New("resolver: record rejected")
 
 // unresolved counts and logs a failed lookup and says whether to cache the
 // key negatively (yes, unless the resolver is stopping).
@@ -697,8 +713,8 @@ func (r *Resolver) unresolved(ctx context.Context, k missKey, err error) bool {
 			r.log.Debug("miss unresolved: not in registry", "key", k.String(), "err", err)
 		}
 	case errors.Is(err, errBadRecord):
+		// Logged (bounded) by the checker that rejected it.
 		r.m.unresolved[unresolvedBadRecord].Add(1)
-		r.log.Warn("skipping bad registry record", "key", k.String(), "err", err)
 	default:
 		r.m.unresolved[unresolvedRegistryError].Add(1)
 		r.log.Warn("registry lookup failed", "key", k.String(), "err", err)

@@ -13,8 +13,8 @@ import (
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
-// lookupMAC asks the registry for ip's MAC, timed, and
-// checks the answer.
+// lookupMAC asks the registry for ip's MAC, timed, and checks the answer
+// (arp/ip): a rejected one is errBadRecord.
 func (r *Resolver) lookupMAC(ctx context.Context, ip netip.Addr) (ethaddr.MAC, error) {
 	var mac ethaddr.MAC
 	err := r.lookup(ctx, func(ctx context.Context) error {
@@ -23,16 +23,16 @@ func (r *Resolver) lookupMAC(ctx context.Context, ip netip.Addr) (ethaddr.MAC, e
 		return err
 	})
 	if err != nil {
-		return mac, err
+		return mac, r.rejected(err)
 	}
-	if err := registry.ValidateMAC(mac); err != nil {
-		return mac, fmt.Errorf("%w: IP %s: %w", errBadRecord, ip, err)
+	if !r.check.AcceptARP(ip, mac) {
+		return mac, fmt.Errorf("%w: arp/%s", errBadRecord, ip)
 	}
 	return mac, nil
 }
 
-// lookupVTEP asks the registry for mac's VTEP, timed, and
-// checks the answer.
+// lookupVTEP asks the registry for mac's VTEP, timed, and checks the answer
+// (fdb/mac): a rejected one is errBadRecord.
 func (r *Resolver) lookupVTEP(ctx context.Context, mac ethaddr.MAC) (netip.Addr, error) {
 	var vtep netip.Addr
 	err := r.lookup(ctx, func(ctx context.Context) error {
@@ -41,26 +41,25 @@ func (r *Resolver) lookupVTEP(ctx context.Context, mac ethaddr.MAC) (netip.Addr,
 		return err
 	})
 	if err != nil {
-		return vtep, err
+		return vtep, r.rejected(err)
 	}
-	if err := r.checkVTEP(vtep); err != nil {
-		return vtep, fmt.Errorf("%w: MAC %s: %w", errBadRecord, mac, err)
+	if !r.check.AcceptFDB(mac, vtep) {
+		return vtep, fmt.Errorf("%w: fdb/%s", errBadRecord, mac)
 	}
 	return vtep, nil
 }
 
-// checkVTEP refuses VTEPs the vxlan cannot use: wrong family, not unicast.
-func (r *Resolver) checkVTEP(v netip.Addr) error {
-	want4 := !r.cfg.LocalVTEP.IsValid() || r.cfg.LocalVTEP.Is4()
-	switch {
-	case !v.IsValid():
-		return errors.New("no VTEP address")
-	case v.Is4() != want4 || v.Is4In6():
-		return fmt.Errorf("VTEP %s is not in the underlay's address family", v)
-	case v.IsUnspecified() || v.IsMulticast() || v.IsLoopback() || v.IsLinkLocalMulticast():
-		return fmt.Errorf("VTEP %s is not a unicast address", v)
+// rejected turns a lookup's error that is a store's rejection of what it
+// holds (a registry.Rejected: a value that does not parse, too long...)
+// into errBadRecord, counted and logged by the checker; other errors are
+// returned as they are.
+func (r *Resolver) rejected(err error) error {
+	var rj registry.Rejected
+	if !errors.As(err, &rj) {
+		return err
 	}
-	return nil
+	r.check.Reject(rj)
+	return fmt.Errorf("%w: %s", errBadRecord, registry.LogKey(rj.Key))
 }
 
 // lookup runs one registry call with a timeout, recording its latency. It

@@ -621,27 +621,54 @@ func TestResolverFilters(t *testing.T) {
 	}
 }
 
+// TestResolverSkipsBadRecords: misses for the hostile records a member
+// node can write program nothing; each is counted by the checker under its
+// reason and logged with its key; an unreadable store is a registry error,
+// and the honest record is programmed.
 func TestResolverSkipsBadRecords(t *testing.T) {
 	reg := newFakeRegistry()
-	reg.add("198.51.100.10", ethaddr.MAC{0x03, 0, 0, 0, 0, 1}, "192.0.2.3") // multicast MAC
-	reg.add("198.51.100.11", macN(11), "2001:db8::3")                       // VTEP of the wrong family
-	reg.add("198.51.100.12", macN(12), "224.0.0.5")                         // multicast VTEP
-	reg.errs["ip:198.51.100.13"] = errors.New("dirstore: malformed MAC")    // unreadable
-	reg.add("198.51.100.14", macN(14), "")                                  // no VTEP
-	reg.add("198.51.100.15", macN(15), "192.0.2.2")                         // local container
-	reg.add("198.51.100.16", macN(16), "192.0.2.4")                         // good
+	hostile := []struct {
+		ip, vtep string
+		mac      ethaddr.MAC
+		why      registry.Reason
+	}{
+		{"198.51.100.10", "192.0.2.3", ethaddr.MAC{0x03, 0, 0, 0, 0, 1}, registry.ReasonMACNotUnicast},
+		{"198.51.100.11", "2001:db8::3", macN(11), registry.ReasonVTEPFamily},
+		{"198.51.100.12", "224.0.0.1", macN(12), registry.ReasonVTEPMulticast},
+		{"198.51.100.17", "127.0.0.1", macN(17), registry.ReasonVTEPLoopback},
+		{"198.51.100.18", "0.0.0.0", macN(18), registry.ReasonVTEPUnspecified},
+		{"198.51.100.19", "255.255.255.255", macN(19), registry.ReasonVTEPBroadcast},
+		{"198.51.100.20", "198.51.100.2", macN(20), registry.ReasonVTEPInOverlay},
+		{"198.51.100.0", "192.0.2.3", macN(21), registry.ReasonIPNetwork},
+		{"198.51.100.255", "192.0.2.3", macN(22), registry.ReasonIPBroadcast},
+		{"198.51.100.1", "192.0.2.3", macN(23), registry.ReasonIPGateway},
+	}
+	for _, h := range hostile {
+		reg.add(h.ip, h.mac, h.vtep)
+	}
+	reg.errs["ip:198.51.100.13"] = errors.New("dirstore: read arp/198.51.100.13: input/output error")            // unreadable store
+	reg.errs["ip:198.51.100.24"] = registry.Rejected{Key: "arp/198.51.100.24", Reason: registry.ReasonOversized} // no record
+	reg.add("198.51.100.14", macN(14), "")                                                                       // no VTEP
+	reg.add("198.51.100.15", macN(15), "192.0.2.2")                                                              // local container
+	reg.add("198.51.100.16", macN(16), "192.0.2.4")                                                              // good
+	check := registry.NewChecker(registry.Policy{Subnet: netip.MustParsePrefix("198.51.100.0/24"), Gateway: netip.MustParseAddr("198.51.100.1"),
+		Underlay: netip.MustParsePrefix("192.0.2.2/24")}, nil, time.Hour)
 	k := &fakeKernel{}
-	r, logs := newTestResolver(t, reg, k, nil)
+	r, logs := newTestResolver(t, reg, k, func(c *testConfig) { c.Checker = check })
 	runResolver(t, r)
-	for i := 10; i <= 16; i++ {
-		r.HandleMiss(l3(fmt.Sprintf("198.51.100.%d", i)))
+	misses := []string{"198.51.100.13", "198.51.100.14", "198.51.100.15", "198.51.100.16", "198.51.100.24"}
+	for _, h := range hostile {
+		misses = append(misses, h.ip)
+	}
+	for _, ip := range misses {
+		r.HandleMiss(l3(ip))
 	}
 	eventually(t, "all lookups to finish", func() bool {
 		in, _ := r.table.sizes()
 		return in == 0 && r.Metrics().Snapshot().Resolutions["l3miss"] == 1
 	})
 	s := r.Metrics().Snapshot()
-	want := map[string]uint64{"bad_record": 3, "registry_error": 1, "not_found": 1, "local": 1}
+	want := map[string]uint64{"bad_record": uint64(len(hostile)) + 1, "registry_error": 1, "not_found": 1, "local": 1}
 	for k, v := range want {
 		if s.Unresolved[k] != v {
 			t.Errorf("unresolved[%s] = %d, want %d", k, s.Unresolved[k], v)
@@ -656,8 +683,16 @@ func TestResolverSkipsBadRecords(t *testing.T) {
 			t.Errorf("bad record installed: %+v", e)
 		}
 	}
-	if !strings.Contains(logs.String(), "skipping bad registry record") {
-		t.Errorf("bad records not logged:\n%s", logs)
+	for _, h := range hostile { // met twice: by the first pass's listing, and by the miss
+		if check.Rejections(h.why) != 2 {
+			t.Errorf("%s: %d rejections counted, want 2", h.why, check.Rejections(h.why))
+		}
+	}
+	if check.Rejections(registry.ReasonOversized) != 1 {
+		t.Errorf("the store's rejection was not counted")
+	}
+	if strings.Contains(logs.String(), "record rejected") {
+		t.Errorf("the resolver logs rejections itself (the checker, with its own logger, does):\n%s", logs)
 	}
 }
 
