@@ -117,7 +117,7 @@ type runOptions struct {
 // TestRunDefaultsAreTheLibrarys checks it.
 func (o *runOptions) bind(fs *flag.FlagSet) {
 	def := resolver.DefaultTuning()
-	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9477); empty: off")
+	fs.StringVar(&o.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9477; an unspecified host such as :9477 serves every address of the node, containers included through egress, and is warned about); empty: off")
 	fs.DurationVar(&o.reconcile, "reconcile", def.ReconcileInterval, "interval of the pass that checks programmed entries against the store")
 	fs.DurationVar(&o.negativeTTL, "negative-ttl", def.NegativeTTL, "how long an address unknown to the store is not looked up again")
 	fs.Float64Var(&o.lookupRate, "lookup-rate", def.LookupRate, "scan budget: most store lookups per second for addresses (and MACs) the store did not list at the last reconcile pass; misses for listed ones are never limited")

@@ -191,6 +191,7 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 			return nil, err
 		}
 		log.Info("metrics", "url", "http://"+d.metricsAddr+"/metrics")
+		warnExposed(cfg.MetricsAddr, d.metricsAddr, d.ov, log)
 	}
 	return d, nil
 }

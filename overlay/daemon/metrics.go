@@ -6,8 +6,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/overlay/resolver"
 )
 
@@ -55,4 +59,46 @@ func serveMetrics(addr string, m *resolver.Metrics, log *slog.Logger, to metrics
 		srv.Shutdown(sctx)
 	}
 	return stop, ln.Addr().String(), nil
+}
+
+// maxExposedAddrs bounds the addresses warnExposed names.
+const maxExposedAddrs = 16
+
+// warnExposed warns when the metrics server listens on an unspecified
+// address (":PORT", "0.0.0.0:PORT", "[::]:PORT"): every address of this
+// node's network namespace serves them, to whoever reaches one, this
+// node's own containers included when the overlay has egress (their way out
+// leads to the node's addresses). It names those addresses, and how to keep
+// the metrics to the node.
+func warnExposed(asked, bound string, ov *overlay.Overlay, log *slog.Logger) {
+	host, port, err := net.SplitHostPort(asked)
+	if err != nil {
+		return
+	}
+	if host != "" {
+		if a, err := netip.ParseAddr(host); err != nil || !a.IsUnspecified() {
+			return
+		}
+	}
+	if _, p, err := net.SplitHostPort(bound); err == nil {
+		port = p
+	}
+	var addrs []string
+	if as, err := net.InterfaceAddrs(); err == nil {
+		for _, a := range as {
+			if len(addrs) == maxExposedAddrs {
+				addrs = append(addrs, "...("+strconv.Itoa(len(as))+" addresses)")
+				break
+			}
+			if pfx, err := netip.ParsePrefix(a.String()); err == nil {
+				addrs = append(addrs, pfx.Addr().String())
+			}
+		}
+	}
+	who := "any host that reaches one of these addresses"
+	if ov != nil && ov.Config.Egress != nil {
+		who += ", this node's containers included (egress leads them to the node's addresses)"
+	}
+	log.Warn("metrics are served on every address of this node's network namespace: listen on 127.0.0.1 to keep them to this node",
+		"listen", bound, "addresses", strings.Join(addrs, " "), "reachable_by", who, "instead", net.JoinHostPort("127.0.0.1", port))
 }

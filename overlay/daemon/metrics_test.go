@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/egress"
 	"github.com/overlaynet/overlaynet/overlay/resolver"
 )
 
@@ -53,6 +55,47 @@ func TestMetricsServerTimeouts(t *testing.T) {
 			}
 			if tc.answered && !strings.HasPrefix(string(got), "HTTP/1.1 200") {
 				t.Errorf("response %q, want a 200 before the close", got)
+			}
+		})
+	}
+}
+
+// TestWarnExposed: a metrics address with an unspecified host (":PORT",
+// "0.0.0.0:PORT", "[::]:PORT") is warned about, naming the addresses that
+// serve it, who reaches them (containers too with egress) and 127.0.0.1 as
+// the way to keep them local; a specific address is not.
+func TestWarnExposed(t *testing.T) {
+	withEgress := &overlay.Overlay{Config: overlay.Config{Egress: &egress.Config{}}}
+	for _, tc := range []struct {
+		addr   string
+		ov     *overlay.Overlay
+		warned bool
+	}{
+		{":9477", nil, true},
+		{"0.0.0.0:9477", withEgress, true},
+		{"[::]:9477", nil, true},
+		{"127.0.0.1:9477", withEgress, false},
+		{"192.0.2.2:9477", nil, false},
+		{"[::1]:9477", nil, false},
+	} {
+		t.Run(tc.addr, func(t *testing.T) {
+			var b strings.Builder
+			warnExposed(tc.addr, tc.addr, tc.ov, slog.New(slog.NewTextHandler(&b, nil)))
+			out := b.String()
+			if !tc.warned {
+				if out != "" {
+					t.Errorf("warned about %s:\n%s", tc.addr, out)
+				}
+				return
+			}
+			for _, want := range []string{"level=WARN", "every address of this node's network namespace", "addresses=\"",
+				"127.0.0.1", "instead=127.0.0.1:9477"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("warning lacks %q:\n%s", want, out)
+				}
+			}
+			if containers := strings.Contains(out, "containers included"); containers != (tc.ov != nil) {
+				t.Errorf("containers named: %v, want %v (egress):\n%s", containers, tc.ov != nil, out)
 			}
 		})
 	}
