@@ -113,3 +113,13 @@ type LeaseStats struct {
 	// (after a compaction or a broken watch).
 	WatchRelists uint64
 }
+
+// RejectLister is implemented by stores that tell, in a listing, the
+// entries that are no record (a value that does not parse, is too long or
+// is not a file; a key that names no address) apart from a failure to list:
+// ListRejected returns the records and those entries, and an error only
+// when the store could not be listed whole (the records are then those it
+// could read). List is ListRejected without the rejected entries.
+type RejectLister interface {
+	ListRejected(ctx context.Context) ([]Record, []Rejected, error)
+}

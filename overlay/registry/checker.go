@@ -13,16 +13,6 @@ import (
 	"github.com/overlaynet/overlaynet/ethaddr"
 )
 
-// RejectLister is implemented by stores that tell, in a listing, the
-// entries that are no record (a value that does not parse, is too long or
-// is not a file; a key that names no address) apart from a failure to list:
-// ListRejected returns the records and those entries, and an error only
-// when the store could not be listed whole (the records are then those it
-// could read). List is ListRejected without the rejected entries.
-type RejectLister interface {
-	ListRejected(ctx context.Context) ([]Record, []Rejected, error)
-}
-
 // DefaultLogInterval is a Checker's logging interval when none is given.
 const DefaultLogInterval = 10 * time.Second
 

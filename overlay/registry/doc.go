@@ -31,7 +31,19 @@
 //	Stamper        a cheap stamp that changes with any record    yes     -
 //	Notifier       says at once when this machine changed it     yes     -
 //	Leaser         holds records on a lease (Owned, Stats)         -    yes
+//	RejectLister   tells entries that are no record in a listing  yes    yes
 //
 // dir is package dirstore (dir:PATH), etcd package etcdreg (etcd://,
 // etcds://). This package imports neither rtnl nor any implementation.
+//
+// # Records a node may use
+//
+// A store is written by every member node, so a node checks what it reads:
+// Policy says what a record must be for the node to use it, and a Checker,
+// built once per node from its overlay, applies it for every user of the
+// records (resolver, change feed, VTEP allowlist, reconcile) and counts by
+// Reason and logs by key what it rejects. A store reports its entries that
+// are no record at all as Rejected, never their values: beside a listing
+// (RejectLister), on its feed (ChangeRejected) and as a lookup's error
+// (ErrRejected).
 package registry

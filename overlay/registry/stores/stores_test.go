@@ -114,6 +114,7 @@ func capabilityInterfaces(t *testing.T) map[string]reflect.Type {
 		"Stamper":      reflect.TypeFor[registry.Stamper](),
 		"Notifier":     reflect.TypeFor[registry.Notifier](),
 		"Leaser":       reflect.TypeFor[registry.Leaser](),
+		"RejectLister": reflect.TypeFor[registry.RejectLister](),
 	}
 	f, err := parser.ParseFile(token.NewFileSet(), "../capabilities.go", nil, 0)
 	if err != nil {
