@@ -3,6 +3,8 @@
 package main
 
 import (
+	"context"
+	"maps"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/overlaynet/overlaynet/internal/spoof"
 	"github.com/overlaynet/overlaynet/rtnl"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // TestEtcdLeaseExpiryAllowlist: on etcd, a node's address is in the other
@@ -101,4 +104,28 @@ func TestEtcdJoinAllowlist(t *testing.T) {
 			t.Errorf("%s dropped %d VXLAN packets", n.name, d)
 		}
 	}
+}
+
+// TestHostileWriterEtcd: the hostile writer's set planted in etcd (raw
+// puts, as a member node's credentials allow) while the daemons run in
+// hybrid mode, the allowlist fed by the change feed. See testHostileWriter.
+func TestHostileWriterEtcd(t *testing.T) {
+	lab := newEtcdLab(t, 3, "")
+	cli := lab.client(t)
+	put := func(t *testing.T, kv map[string]string) {
+		keys := slices.Sorted(maps.Keys(kv))
+		for chunk := range slices.Chunk(keys, 64) { // etcd's default limit is 128 operations
+			var ops []clientv3.Op
+			for _, k := range chunk {
+				ops = append(ops, clientv3.OpPut(lab.prefix+k, kv[k]))
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			_, err := cli.Txn(ctx).Then(ops...).Commit()
+			cancel()
+			if err != nil {
+				t.Fatalf("put the hostile keys: %v", err)
+			}
+		}
+	}
+	testHostileWriter(t, &hostileLab{n1: lab.nodes[0], n2: lab.nodes[1], n3: lab.nodes[2], put: put})
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"regexp"
@@ -389,4 +391,72 @@ func warm(t *testing.T, n *simNode, ctr, dst string) {
 		}
 	}
 	t.Fatalf("%s on %s -> %s: no reply in 3 pings: %v\n%s", ctr, n.name, dst, err, out)
+}
+
+// TestMetricsExposure: `run --metrics :PORT` serves the metrics on every
+// address of the node's namespace — a host of the underlay reaches them,
+// and so does a container of the node, at the node's underlay address
+// through egress — and the daemon warns so, naming those addresses and
+// 127.0.0.1:PORT instead; with 127.0.0.1:PORT neither reaches them and
+// nothing is warned. As the README says.
+func TestMetricsExposure(t *testing.T) {
+	l := newSecLab(t, "")
+	n := l.addNode()
+	n.ok("attach", "c1", "--ip", "198.51.100.2/24")
+	ctr := filepath.Join(n.dir, "c1")
+	stranger := filepath.Join(rtnl.DefaultNetNSDir, l.stranger)
+	d := n.startDaemon("--metrics", ":9478")
+	var warning string
+	for line := range strings.SplitSeq(d.String(), "\n") {
+		if strings.Contains(line, "metrics are served on every address") {
+			warning = line
+		}
+	}
+	for _, want := range []string{"level=WARN", "192.0.2.2", "169.254.100.1", "containers included", "instead=127.0.0.1:9478"} {
+		if !strings.Contains(warning, want) {
+			t.Errorf("the warning lacks %q: %q\n%s", want, warning, d)
+		}
+	}
+	for _, from := range []string{ctr, stranger} {
+		if m, err := scrapeIn(from, "192.0.2.2:9478"); err != nil || !strings.Contains(m, "overlayd_misses_total") {
+			t.Errorf("from %s, the metrics at 192.0.2.2:9478: %v, want them served", from, err)
+		}
+	}
+	d.stop(t)
+
+	d = n.startDaemon("--metrics", "127.0.0.1:9478")
+	if strings.Contains(d.String(), "metrics are served on every address") {
+		t.Errorf("warned with a loopback address:\n%s", d)
+	}
+	for _, from := range []string{ctr, stranger} {
+		if _, err := scrapeIn(from, "192.0.2.2:9478"); err == nil {
+			t.Errorf("from %s, the metrics at 192.0.2.2:9478 are served with --metrics 127.0.0.1:9478", from)
+		}
+	}
+	if m := n.scrape("127.0.0.1:9478"); !strings.Contains(m, "overlayd_misses_total") {
+		t.Errorf("the node does not reach its metrics at 127.0.0.1:9478:\n%s", m)
+	}
+}
+
+// scrapeIn fetches /metrics from addr inside the network namespace at
+// path (a plain TCP connection opened on a thread in it).
+func scrapeIn(path, addr string) (string, error) {
+	ns, err := rtnl.OpenNetNS(path)
+	if err != nil {
+		return "", err
+	}
+	defer ns.Close()
+	var conn net.Conn
+	if err := ns.Do(func() error {
+		var err error
+		conn, err = net.DialTimeout("tcp", addr, 2*time.Second)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+	body, err := io.ReadAll(conn)
+	return string(body), err
 }
