@@ -28,19 +28,23 @@ func (lab *resolverLab) startFeedResolver(t *testing.T, f registry.ChangeFeed, m
 // also returns the resolver's log.
 func (lab *resolverLab) startFeedResolverIn(t *testing.T, f registry.ChangeFeed, mode Mode, max int, subnet netip.Prefix) (*Resolver, *logBuffer) {
 	t.Helper()
+	return lab.serve(t, Config{Subnet: subnet, Feed: f, Tuning: Tuning{ReconcileInterval: -1, Mode: mode, ProactiveMax: max}})
+}
+
+// serve runs a resolver of cfg, given lab's socket, store and vxlan (VNI
+// 42, port 4789), this node's VTEP 192.0.2.2 and a log, on lab's real
+// vxlan fed by a real monitor, until the test ends; it returns the
+// resolver and its log.
+func (lab *resolverLab) serve(t *testing.T, cfg Config) (*Resolver, *logBuffer) {
+	t.Helper()
 	mon, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: lab.ns})
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := &logBuffer{}
-	r, err := New(Config{
-		Conn: lab.conn, Registry: lab.store, Vxlan: lab.vxlan, VNI: 42, Port: 4789,
-		Subnet:    subnet,
-		LocalVTEP: netip.MustParseAddr("192.0.2.2"),
-		Logger:    newTestLogger(logs),
-		Feed:      f,
-		Tuning:    Tuning{ReconcileInterval: -1, Mode: mode, ProactiveMax: max},
-	})
+	cfg.Conn, cfg.Registry, cfg.Vxlan, cfg.VNI, cfg.Port = lab.conn, lab.store, lab.vxlan, 42, 4789
+	cfg.LocalVTEP, cfg.Logger = netip.MustParseAddr("192.0.2.2"), newTestLogger(logs)
+	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,14 +1,12 @@
 package resolver
 
 import (
-	"context"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	"github.com/overlaynet/overlaynet/rtnl"
 )
 
 // hostileChecker is the checker of the resolver lab's overlay
@@ -22,30 +20,7 @@ func hostileChecker() *registry.Checker {
 // monitor, with the feed f (nil: reactive) until the test ends.
 func (lab *resolverLab) startChecked(t *testing.T, check *registry.Checker, f registry.ChangeFeed) *Resolver {
 	t.Helper()
-	mon, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: lab.ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &logBuffer{}
-	r, err := New(Config{
-		Conn: lab.conn, Registry: lab.store, Vxlan: lab.vxlan, VNI: 42, Port: 4789,
-		Subnet: netip.MustParsePrefix("198.51.100.0/24"), LocalVTEP: netip.MustParseAddr("192.0.2.2"),
-		Logger: newTestLogger(logs), Checker: check, Feed: f, Tuning: Tuning{ReconcileInterval: -1},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Serve(ctx, mon) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		mon.Close()
-		if t.Failed() {
-			t.Logf("resolver log:\n%s", logs)
-		}
-	})
+	r, _ := lab.serve(t, Config{Subnet: netip.MustParsePrefix("198.51.100.0/24"), Checker: check, Feed: f, Tuning: Tuning{ReconcileInterval: -1}})
 	return r
 }
 
