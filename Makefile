@@ -66,9 +66,19 @@ test-bigendian:
 	exit $$rc
 
 ## cross: every package built (static, -trimpath) for each of CROSS_ARCHS, and overlayd's size per
-## architecture as `make build` makes it, with the etcd client and with BUILDTAGS=noetcd
+## architecture as `make build` makes it, with the etcd client and with BUILDTAGS=noetcd; the
+## portable packages (PORTABLE_PKGS: rtnl, ethaddr, the registry, the resolver) built for each of
+## CROSS_OTHERS, and rtnl's tests vetted there (the codec and the fake kernel's tests compile
+## outside Linux; sockets and namespaces return rtnl.ErrNotSupported)
 CROSS_ARCHS ?= amd64 arm64 arm mips mipsle riscv64 ppc64le
+CROSS_OTHERS ?= darwin/amd64 windows/amd64
+PORTABLE_PKGS := ./rtnl/... ./ethaddr/... ./overlay/registry/ ./overlay/resolver/
 cross:
+	@set -e; for p in $(CROSS_OTHERS); do \
+		echo "cross: $$p ($(PORTABLE_PKGS))"; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath $(PORTABLE_PKGS); \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) vet ./rtnl/...; \
+	done
 	@set -e; mkdir -p bin/cross; sizes=""; \
 	for a in $(CROSS_ARCHS); do \
 		echo "cross: linux/$$a"; \
@@ -111,7 +121,7 @@ bench:
 	$(BENCHSTAT) -filter '.name:CrossNodeTCP' -col /filters bench.txt
 
 ## fuzz: every native fuzz target for FUZZTIME each (no panic, no out-of-range read)
-FUZZ_TARGETS := FuzzNeighMessage FuzzLinkMessage FuzzAddressMessage FuzzRouteMessage FuzzAck FuzzAttributeDecoder FuzzMessageIter FuzzClassify FuzzInetDevConf
+FUZZ_TARGETS := FuzzNeighMessage FuzzLinkMessage FuzzAddressMessage FuzzRouteMessage FuzzAck FuzzAttributeDecoder FuzzMessageIter FuzzClassify FuzzMonitorDatagram FuzzInetDevConf
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "== $$t ($(FUZZTIME))"; \

@@ -107,7 +107,7 @@ func (c *completion) resolved() int {
 func startCompletion(tb testing.TB, lab *missgen.Lab) (c *completion, stop func()) {
 	c = &completion{vxlan: lab.VxlanIndex, neigh: make([]int64, registryN), fdb: make([]int64, registryN),
 		completed: make(chan int, 16)}
-	m, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: lab.Overlay, ReceiveBuffer: monitorBuffer, ChangesOnly: true})
+	m, err := rtnl.DialMonitor(rtnl.MonitorConfig{NetNS: lab.Overlay, ReceiveBuffer: monitorBuffer, ChangesOnly: true})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -49,7 +49,7 @@ var consumers = []struct {
 
 // startRtnl runs rtnl's Monitor.
 func startRtnl(tb testing.TB, lab *missgen.Lab, c *liveCounter) func() {
-	m, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: lab.Overlay, ReceiveBuffer: monitorBuffer})
+	m, err := rtnl.DialMonitor(rtnl.MonitorConfig{NetNS: lab.Overlay, ReceiveBuffer: monitorBuffer})
 	if err != nil {
 		tb.Fatal(err)
 	}

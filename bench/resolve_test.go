@@ -194,7 +194,7 @@ var resolverImpls = []resolverImpl{
 // user space).
 func startRtnlResolver(tb testing.TB, lab *missgen.Lab, reg benchRegistry) (func(), func() (string, error)) {
 	conn := nstest.Dial(tb, lab.Overlay)
-	mon, err := rtnl.NewMonitor(benchMonitorConfig(lab))
+	mon, err := rtnl.DialMonitor(benchMonitorConfig(lab))
 	if err != nil {
 		tb.Fatal(err)
 	}

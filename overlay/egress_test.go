@@ -89,7 +89,7 @@ func (lab *egressLab) up(e *egress.Config) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.NeighReplace(rtnl.ARPEntry(vx.Index, o.IP.Addr(), o.MAC)); err != nil {
+		if err := c.NeighReplace(rtnl.ARPEntry{Ifindex: vx.Index, IP: o.IP.Addr(), MAC: o.MAC}.Message()); err != nil {
 			t.Fatal(err)
 		}
 		if err := c.NeighReplace(rtnl.FDBEntry{Ifindex: vx.Index, MAC: o.MAC, Dst: lab.vteps[1-i]}.Message()); err != nil {

@@ -150,7 +150,7 @@ func TestStatusFake(t *testing.T) {
 	fakeOverlay(t, fn, true)
 	remote := netip.MustParseAddr("198.51.100.9")
 	fn.ns["overns"].neigh = []*rtnl.NeighMessage{
-		rtnl.ARPEntry(4, remote, ethaddr.MAC{2, 0x42, 198, 51, 100, 9}),
+		rtnl.ARPEntry{Ifindex: 4, IP: remote, MAC: ethaddr.MAC{2, 0x42, 198, 51, 100, 9}}.Message(),
 		rtnl.FDBEntry{Ifindex: 4, MAC: ethaddr.MAC{2, 0x42, 198, 51, 100, 9}, Dst: netip.MustParseAddr("192.0.2.3"), Flags: rtnl.NeighFlagExtLearned}.Message(),
 	}
 	st, err := fn.Status(context.Background())

@@ -125,7 +125,7 @@ func TestAttachDetachStatusReset(t *testing.T) {
 	// Program a neighbour and an FDB entry the lab's way; status shows them.
 	oc := dialPath(t, tn.path("overns"))
 	remoteMAC := ethaddr.MAC(remote.MAC)
-	if err := oc.NeighReplace(rtnl.ARPEntry(vxs.Index, remote.IP, remoteMAC)); err != nil {
+	if err := oc.NeighReplace(rtnl.ARPEntry{Ifindex: vxs.Index, IP: remote.IP, MAC: remoteMAC}.Message()); err != nil {
 		t.Fatal(err)
 	}
 	if err := oc.NeighReplace(rtnl.FDBEntry{Ifindex: vxs.Index, MAC: remoteMAC, Dst: remote.VTEP}.Message()); err != nil {

@@ -58,7 +58,7 @@ func TestTwoNodes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.NeighReplace(rtnl.ARPEntry(vx.Index, ip, ethaddr.MAC(mac))); err != nil {
+		if err := c.NeighReplace(rtnl.ARPEntry{Ifindex: vx.Index, IP: ip, MAC: ethaddr.MAC(mac)}.Message()); err != nil {
 			t.Fatalf("neighbour entry: %v", err)
 		}
 		if err := c.NeighReplace(rtnl.FDBEntry{Ifindex: vx.Index, MAC: ethaddr.MAC(mac), Dst: vtep}.Message()); err != nil {

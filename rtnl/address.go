@@ -5,8 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+)
 
-	"golang.org/x/sys/unix"
+// Address attributes (IFA_*, include/uapi/linux/if_addr.h).
+const (
+	ifaAddress   = 1 // IFA_ADDRESS
+	ifaLocal     = 2 // IFA_LOCAL
+	ifaLabel     = 3 // IFA_LABEL
+	ifaBroadcast = 4 // IFA_BROADCAST
+	ifaCacheInfo = 6 // IFA_CACHEINFO
+	ifaFlags     = 8 // IFA_FLAGS
 )
 
 // Scope is an address or route scope (RT_SCOPE_*).
@@ -14,11 +22,11 @@ type Scope uint8
 
 // Scopes (RT_SCOPE_*).
 const (
-	ScopeUniverse Scope = unix.RT_SCOPE_UNIVERSE
-	ScopeSite     Scope = unix.RT_SCOPE_SITE
-	ScopeLink     Scope = unix.RT_SCOPE_LINK
-	ScopeHost     Scope = unix.RT_SCOPE_HOST
-	ScopeNowhere  Scope = unix.RT_SCOPE_NOWHERE
+	ScopeUniverse Scope = 0   // RT_SCOPE_UNIVERSE
+	ScopeSite     Scope = 200 // RT_SCOPE_SITE
+	ScopeLink     Scope = 253 // RT_SCOPE_LINK
+	ScopeHost     Scope = 254 // RT_SCOPE_HOST
+	ScopeNowhere  Scope = 255 // RT_SCOPE_NOWHERE
 )
 
 // String returns the scope as iproute2 names it ("global", "link", "host").
@@ -43,18 +51,18 @@ type AddrFlags uint32
 
 // Address flags (IFA_F_*).
 const (
-	AddrSecondary      AddrFlags = unix.IFA_F_SECONDARY
-	AddrNoDAD          AddrFlags = unix.IFA_F_NODAD
-	AddrOptimistic     AddrFlags = unix.IFA_F_OPTIMISTIC
-	AddrDADFailed      AddrFlags = unix.IFA_F_DADFAILED
-	AddrHomeAddress    AddrFlags = unix.IFA_F_HOMEADDRESS
-	AddrDeprecated     AddrFlags = unix.IFA_F_DEPRECATED
-	AddrTentative      AddrFlags = unix.IFA_F_TENTATIVE
-	AddrPermanent      AddrFlags = unix.IFA_F_PERMANENT
-	AddrManageTempAddr AddrFlags = unix.IFA_F_MANAGETEMPADDR
-	AddrNoPrefixRoute  AddrFlags = unix.IFA_F_NOPREFIXROUTE
-	AddrMcAutoJoin     AddrFlags = unix.IFA_F_MCAUTOJOIN
-	AddrStablePrivacy  AddrFlags = unix.IFA_F_STABLE_PRIVACY
+	AddrSecondary      AddrFlags = 0x1   // IFA_F_SECONDARY
+	AddrNoDAD          AddrFlags = 0x2   // IFA_F_NODAD
+	AddrOptimistic     AddrFlags = 0x4   // IFA_F_OPTIMISTIC
+	AddrDADFailed      AddrFlags = 0x8   // IFA_F_DADFAILED
+	AddrHomeAddress    AddrFlags = 0x10  // IFA_F_HOMEADDRESS
+	AddrDeprecated     AddrFlags = 0x20  // IFA_F_DEPRECATED
+	AddrTentative      AddrFlags = 0x40  // IFA_F_TENTATIVE
+	AddrPermanent      AddrFlags = 0x80  // IFA_F_PERMANENT
+	AddrManageTempAddr AddrFlags = 0x100 // IFA_F_MANAGETEMPADDR
+	AddrNoPrefixRoute  AddrFlags = 0x200 // IFA_F_NOPREFIXROUTE
+	AddrMcAutoJoin     AddrFlags = 0x400 // IFA_F_MCAUTOJOIN
+	AddrStablePrivacy  AddrFlags = 0x800 // IFA_F_STABLE_PRIVACY
 )
 
 var addrFlagNames = [...]string{
@@ -104,9 +112,9 @@ type AddressMessage struct {
 // no broadcast, global scope.
 func NewAddress(index int32, p netip.Prefix) *AddressMessage {
 	a := p.Addr().Unmap()
-	fam := uint8(unix.AF_INET)
+	fam := uint8(FamilyInet)
 	if a.Is6() {
-		fam = unix.AF_INET6
+		fam = FamilyInet6
 	}
 	return &AddressMessage{Family: fam, PrefixLen: uint8(p.Bits()), Index: index, Address: a, Local: a}
 }
@@ -124,9 +132,6 @@ func (m *AddressMessage) Prefix() netip.Prefix {
 	return netip.PrefixFrom(a, int(m.PrefixLen))
 }
 
-// ifaddrmsgLen is sizeof(struct ifaddrmsg).
-const ifaddrmsgLen = unix.SizeofIfAddrmsg
-
 // MarshalBinary encodes m as an ifaddrmsg followed by its attributes.
 func (m *AddressMessage) MarshalBinary() ([]byte, error) { return m.AppendBinary(nil) }
 
@@ -136,19 +141,19 @@ func (m *AddressMessage) AppendBinary(b []byte) ([]byte, error) {
 	b = binary.NativeEndian.AppendUint32(b, uint32(m.Index))
 	ae := NewAttributeEncoder(b)
 	if m.Address.IsValid() {
-		ae.Addr(unix.IFA_ADDRESS, m.Address)
+		ae.Addr(ifaAddress, m.Address)
 	}
 	if m.Local.IsValid() {
-		ae.Addr(unix.IFA_LOCAL, m.Local)
+		ae.Addr(ifaLocal, m.Local)
 	}
 	if m.Broadcast.IsValid() {
-		ae.Addr(unix.IFA_BROADCAST, m.Broadcast)
+		ae.Addr(ifaBroadcast, m.Broadcast)
 	}
 	if m.Label != "" {
-		if len(m.Label) >= unix.IFNAMSIZ {
-			return b[:len(b)-ifaddrmsgLen], fmt.Errorf("rtnl: address label %q longer than %d bytes", m.Label, unix.IFNAMSIZ-1)
+		if len(m.Label) >= ifNameSize {
+			return b[:len(b)-ifaddrmsgLen], fmt.Errorf("rtnl: address label %q longer than %d bytes", m.Label, ifNameSize-1)
 		}
-		ae.String(unix.IFA_LABEL, m.Label)
+		ae.String(ifaLabel, m.Label)
 	}
 	if m.CacheInfo != (AddrCacheInfo{}) {
 		var ci [16]byte
@@ -156,10 +161,10 @@ func (m *AddressMessage) AppendBinary(b []byte) ([]byte, error) {
 		binary.NativeEndian.PutUint32(ci[4:], m.CacheInfo.Valid)
 		binary.NativeEndian.PutUint32(ci[8:], m.CacheInfo.Created)
 		binary.NativeEndian.PutUint32(ci[12:], m.CacheInfo.Updated)
-		ae.Raw(unix.IFA_CACHEINFO, ci[:])
+		ae.Raw(ifaCacheInfo, ci[:])
 	}
 	if m.Flags > 0xff {
-		ae.Uint32(unix.IFA_FLAGS, uint32(m.Flags))
+		ae.Uint32(ifaFlags, uint32(m.Flags))
 	}
 	return ae.Bytes(), nil
 }
@@ -178,17 +183,17 @@ func (m *AddressMessage) UnmarshalBinary(b []byte) error {
 	ad := NewAttributeDecoder(b[ifaddrmsgLen:])
 	for ad.Next() {
 		switch ad.Type() {
-		case unix.IFA_ADDRESS:
+		case ifaAddress:
 			m.Address = ad.Addr()
-		case unix.IFA_LOCAL:
+		case ifaLocal:
 			m.Local = ad.Addr()
-		case unix.IFA_BROADCAST:
+		case ifaBroadcast:
 			m.Broadcast = ad.Addr()
-		case unix.IFA_LABEL:
+		case ifaLabel:
 			m.Label = ad.String()
-		case unix.IFA_FLAGS:
+		case ifaFlags:
 			m.Flags = AddrFlags(ad.Uint32())
-		case unix.IFA_CACHEINFO:
+		case ifaCacheInfo:
 			if ad.Len() != 16 {
 				ad.Fail(fmt.Errorf("rtnl: IFA_CACHEINFO has %d bytes, not 16", ad.Len()))
 				break

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
 func addressCodecCases() []struct {
@@ -20,13 +19,13 @@ func addressCodecCases() []struct {
 		{"empty", rtnl.AddressMessage{}},
 		{"ipv4 as ip addr add", *rtnl.NewAddress(3, netip.MustParsePrefix("198.51.100.1/24"))},
 		{"ipv4 full", rtnl.AddressMessage{
-			Family: unix.AF_INET, PrefixLen: 24, Flags: rtnl.AddrPermanent, Scope: rtnl.ScopeUniverse, Index: 3,
+			Family: rtnl.FamilyInet, PrefixLen: 24, Flags: rtnl.AddrPermanent, Scope: rtnl.ScopeUniverse, Index: 3,
 			Address: netip.MustParseAddr("198.51.100.1"), Local: netip.MustParseAddr("198.51.100.1"),
 			Broadcast: netip.MustParseAddr("198.51.100.255"), Label: "br0:gw",
 			CacheInfo: rtnl.AddrCacheInfo{Preferred: 0xffffffff, Valid: 0xffffffff, Created: 100, Updated: 200},
 		}},
 		{"ipv6 wide flags", rtnl.AddressMessage{
-			Family: unix.AF_INET6, PrefixLen: 64, Flags: rtnl.AddrPermanent | rtnl.AddrNoPrefixRoute | rtnl.AddrNoDAD,
+			Family: rtnl.FamilyInet6, PrefixLen: 64, Flags: rtnl.AddrPermanent | rtnl.AddrNoPrefixRoute | rtnl.AddrNoDAD,
 			Scope: rtnl.ScopeLink, Index: 9, Address: netip.MustParseAddr("fe80::42"),
 		}},
 	}
@@ -48,7 +47,7 @@ func TestAddressMessageRoundTrip(t *testing.T) {
 			}
 			for i := 0; i < len(b); i++ {
 				var m rtnl.AddressMessage
-				if err := m.UnmarshalBinary(b[:i]); i < unix.SizeofIfAddrmsg && err == nil {
+				if err := m.UnmarshalBinary(b[:i]); i < rtnl.SizeofIfAddrmsg && err == nil {
 					t.Errorf("%d bytes accepted", i)
 				}
 			}
@@ -58,14 +57,14 @@ func TestAddressMessageRoundTrip(t *testing.T) {
 
 func TestAddressMessageHelpers(t *testing.T) {
 	m := rtnl.NewAddress(5, netip.MustParsePrefix("198.51.100.2/24"))
-	want := rtnl.AddressMessage{Family: unix.AF_INET, PrefixLen: 24, Index: 5,
+	want := rtnl.AddressMessage{Family: rtnl.FamilyInet, PrefixLen: 24, Index: 5,
 		Address: netip.MustParseAddr("198.51.100.2"), Local: netip.MustParseAddr("198.51.100.2")}
 	if *m != want {
 		t.Errorf("NewAddress = %+v, want %+v", *m, want)
 	}
 	check(t, "Prefix", m.Prefix(), netip.MustParsePrefix("198.51.100.2/24"))
 	m6 := rtnl.NewAddress(5, netip.MustParsePrefix("2001:db8::2/64"))
-	check(t, "v6 family", m6.Family, unix.AF_INET6)
+	check(t, "v6 family", m6.Family, rtnl.FamilyInet6)
 	// The kernel reports IPv6 addresses in IFA_ADDRESS only.
 	v6 := rtnl.AddressMessage{PrefixLen: 64, Address: netip.MustParseAddr("2001:db8::2")}
 	check(t, "v6 Prefix", v6.Prefix(), netip.MustParsePrefix("2001:db8::2/64"))
@@ -76,9 +75,9 @@ func TestAddressMessageHelpers(t *testing.T) {
 		t.Error("16-byte label accepted")
 	}
 	bad := [][]byte{
-		catBytes(make([]byte, unix.SizeofIfAddrmsg), rawAttr(unix.IFA_ADDRESS, 7, 1, 2, 3, 0)),
-		catBytes(make([]byte, unix.SizeofIfAddrmsg), rawAttr(unix.IFA_CACHEINFO, 8, 1, 2, 3, 4)),
-		catBytes(make([]byte, unix.SizeofIfAddrmsg), rawAttr(unix.IFA_FLAGS, 6, 1, 2, 0, 0)),
+		catBytes(make([]byte, rtnl.SizeofIfAddrmsg), rawAttr(rtnl.IFA_ADDRESS, 7, 1, 2, 3, 0)),
+		catBytes(make([]byte, rtnl.SizeofIfAddrmsg), rawAttr(rtnl.IFA_CACHEINFO, 8, 1, 2, 3, 4)),
+		catBytes(make([]byte, rtnl.SizeofIfAddrmsg), rawAttr(rtnl.IFA_FLAGS, 6, 1, 2, 0, 0)),
 	}
 	for i, b := range bad {
 		var m rtnl.AddressMessage

@@ -23,7 +23,7 @@ const (
 //	ad := rtnl.NewAttributeDecoder(b)
 //	for ad.Next() {
 //		switch ad.Type() {
-//		case unix.NDA_VNI:
+//		case uint16(rtnl.NeighAttrVNI):
 //			vni = ad.Uint32()
 //		}
 //	}
@@ -192,8 +192,8 @@ func trimNUL(b []byte) []byte {
 // between Begin and End without intermediate buffers:
 //
 //	var ae rtnl.AttributeEncoder
-//	info := ae.Begin(unix.IFLA_LINKINFO)
-//	ae.String(unix.IFLA_INFO_KIND, "vxlan")
+//	info := ae.Begin(18) // IFLA_LINKINFO
+//	ae.String(1, "vxlan") // IFLA_INFO_KIND
 //	ae.End(info)
 type AttributeEncoder struct {
 	b []byte

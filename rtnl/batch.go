@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 // Batch collects requests to send together: Conn.ExecuteBatch packs as many
@@ -35,20 +33,37 @@ func (b *Batch) Add(typ, flags uint16, body []byte) {
 func (b *Batch) AddMessage(typ, flags uint16, m encoding.BinaryAppender) error {
 	off := b.begin(typ, flags)
 	var err error
-	if b.buf, err = m.AppendBinary(b.buf); err != nil {
+	b.buf, err = m.AppendBinary(b.buf)
+	return b.end(off, err)
+}
+
+// addNeigh appends a request whose payload is m's encoding. Unlike
+// AddMessage with m, it keeps m off the heap: a message built on the
+// caller's stack stays there.
+func (b *Batch) addNeigh(typ, flags uint16, m *NeighMessage) error {
+	off := b.begin(typ, flags)
+	var err error
+	b.buf, err = m.AppendBinary(b.buf)
+	return b.end(off, err)
+}
+
+func (b *Batch) begin(typ, flags uint16) int {
+	off := len(b.buf)
+	b.buf = AppendHeader(b.buf, Header{Type: typ, Flags: flags | FlagRequest | FlagAck})
+	b.reqs = append(b.reqs, batchReq{off: off, typ: typ})
+	return off
+}
+
+// end finishes the request begun at off, or takes it back if its payload
+// failed to encode.
+func (b *Batch) end(off int, err error) error {
+	if err != nil {
 		b.buf = b.buf[:off]
 		b.reqs = b.reqs[:len(b.reqs)-1]
 		return err
 	}
 	b.finish(off)
 	return nil
-}
-
-func (b *Batch) begin(typ, flags uint16) int {
-	off := len(b.buf)
-	b.buf = AppendHeader(b.buf, Header{Type: typ, Flags: flags | unix.NLM_F_REQUEST | unix.NLM_F_ACK})
-	b.reqs = append(b.reqs, batchReq{off: off, typ: typ})
-	return off
 }
 
 func (b *Batch) finish(off int) {
@@ -94,7 +109,7 @@ func (e *BatchError) Error() string {
 	return sb.String()
 }
 
-// Unwrap returns the failures' errors, so errors.Is(err, unix.EEXIST) holds
+// Unwrap returns the failures' errors, so errors.Is(err, syscall.EEXIST) holds
 // when any request failed with EEXIST.
 func (e *BatchError) Unwrap() []error {
 	errs := make([]error, len(e.Failures))
@@ -147,9 +162,9 @@ func (c *Conn) ExecuteBatch(b *Batch) error {
 		for i := start; i < end; i++ {
 			c.seq++
 			h := b.buf[b.reqs[i].off:]
-			flags := binary.NativeEndian.Uint16(h[6:]) &^ unix.NLM_F_ACK
+			flags := binary.NativeEndian.Uint16(h[6:]) &^ FlagAck
 			if i == end-1 {
-				flags |= unix.NLM_F_ACK
+				flags |= FlagAck
 			}
 			binary.NativeEndian.PutUint16(h[6:], flags)
 			binary.NativeEndian.PutUint32(h[8:], c.seq)
@@ -171,7 +186,7 @@ func (c *Conn) ExecuteBatch(b *Batch) error {
 			it := NewMessageIter(c.rbuf[:n])
 			for it.Next() {
 				m := it.Message()
-				if m.Header.Type != unix.NLMSG_ERROR {
+				if m.Header.Type != MsgError {
 					continue
 				}
 				rel := m.Header.Sequence - firstSeq // wraps safely

@@ -4,9 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-
-	"golang.org/x/sys/unix"
 )
+
+// iflaInetConf is IFLA_INET_CONF, the attribute of IFLA_AF_SPEC/AF_INET
+// that holds the IPv4 settings.
+const iflaInetConf = 1
 
 // DevConf names an IPv4 per-device setting (IPV4_DEVCONF_*, the files of
 // /proc/sys/net/ipv4/conf/DEV/), which golang.org/x/sys/unix does not
@@ -85,17 +87,17 @@ func DecodeInetDevConf(b []byte) (InetDevConf, error) {
 	}
 	ad := NewAttributeDecoder(b[ifinfomsgLen:])
 	for ad.Next() {
-		if ad.Type() != unix.IFLA_AF_SPEC {
+		if ad.Type() != iflaAFSpec {
 			continue
 		}
 		af := ad.Nest()
 		for af.Next() {
-			if af.Type() != unix.AF_INET {
+			if af.Type() != FamilyInet {
 				continue
 			}
 			in := af.Nest()
 			for in.Next() {
-				if in.Type() != unix.IFLA_INET_CONF {
+				if in.Type() != iflaInetConf {
 					continue
 				}
 				if in.Nested() {
@@ -164,14 +166,14 @@ func EncodeLinkInetConf(b []byte, index int32, vals ...DevConfValue) ([]byte, er
 			return b, fmt.Errorf("rtnl: IPv4 setting %d out of range 1..%d", v.Conf, maxDevConf)
 		}
 	}
-	b = append(b, unix.AF_UNSPEC, 0, 0, 0)
+	b = append(b, FamilyUnspec, 0, 0, 0)
 	b = binary.NativeEndian.AppendUint32(b, uint32(index))
 	b = binary.NativeEndian.AppendUint32(b, 0) // flags
 	b = binary.NativeEndian.AppendUint32(b, 0) // change
 	ae := NewAttributeEncoder(b)
-	spec := ae.Begin(unix.IFLA_AF_SPEC)
-	inet := ae.Begin(unix.AF_INET)
-	conf := ae.Begin(unix.IFLA_INET_CONF)
+	spec := ae.Begin(iflaAFSpec)
+	inet := ae.Begin(FamilyInet)
+	conf := ae.Begin(iflaInetConf)
 	for _, v := range vals {
 		ae.Uint32(uint16(v.Conf), v.Value)
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
 func TestEncodeLinkInetConf(t *testing.T) {
@@ -21,10 +20,10 @@ func TestEncodeLinkInetConf(t *testing.T) {
 	}
 	ne := func(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
 	want := catBytes(
-		[]byte{unix.AF_UNSPEC, 0, 0, 0}, ne(7), ne(0), ne(0), // ifinfomsg, index 7
-		rawAttr(unix.IFLA_AF_SPEC|unix.NLA_F_NESTED, 28), // IFLA_AF_SPEC, nested, 28 bytes
-		rawAttr(unix.AF_INET|unix.NLA_F_NESTED, 24),      // AF_INET, nested
-		rawAttr(unix.IFLA_INET_CONF|unix.NLA_F_NESTED, 20),
+		[]byte{rtnl.FamilyUnspec, 0, 0, 0}, ne(7), ne(0), ne(0), // ifinfomsg, index 7
+		rawAttr(rtnl.IFLA_AF_SPEC|rtnl.AttrNested, 28), // IFLA_AF_SPEC, nested, 28 bytes
+		rawAttr(rtnl.FamilyInet|rtnl.AttrNested, 24),   // AF_INET, nested
+		rawAttr(rtnl.IFLA_INET_CONF|rtnl.AttrNested, 20),
 		rawAttr(1, 8), ne(1), // forwarding = 1
 		rawAttr(8, 8), ne(2), // rp_filter = 2
 	)
@@ -77,9 +76,9 @@ func TestDecodeInetDevConf(t *testing.T) {
 	array := catBytes(ne(1), ne(0), ne(0), ne(1)) // forwarding 1, ..., accept_redirects 1
 	n := uint16(len(array))
 	kernel := catBytes(ifi,
-		rawAttr(unix.IFLA_MTU, 8, ne(1500)...),
-		rawAttr(unix.IFLA_AF_SPEC, 4+4+4+n+8,
-			catBytes(rawAttr(unix.AF_INET6, 8, 1, 2, 3, 4), rawAttr(unix.AF_INET, 8+n, rawAttr(unix.IFLA_INET_CONF, 4+n, array...)...))...))
+		rawAttr(rtnl.IFLA_MTU, 8, ne(1500)...),
+		rawAttr(rtnl.IFLA_AF_SPEC, 4+4+4+n+8,
+			catBytes(rawAttr(rtnl.FamilyInet6, 8, 1, 2, 3, 4), rawAttr(rtnl.FamilyInet, 8+n, rawAttr(rtnl.IFLA_INET_CONF, 4+n, array...)...))...))
 	for _, tc := range []struct {
 		name string
 		b    []byte
@@ -88,9 +87,9 @@ func TestDecodeInetDevConf(t *testing.T) {
 	}{
 		{"kernel array", kernel, []uint32{1, 0, 0, 1}, ""},
 		{"short", ifi[:8], nil, "shorter than struct ifinfomsg"},
-		{"no AF_SPEC", catBytes(ifi, rawAttr(unix.IFLA_MTU, 8, ne(1500)...)), nil, "no IPv4 device settings"},
-		{"odd array", catBytes(ifi, rawAttr(unix.IFLA_AF_SPEC, 4+4+4+3, catBytes(rawAttr(unix.AF_INET, 4+4+3, rawAttr(unix.IFLA_INET_CONF, 7, 1, 2, 3)...))...)), nil, "not a u32 array"},
-		{"nested setting 0", catBytes(ifi, rawAttr(unix.IFLA_AF_SPEC, 4+4+4+8, rawAttr(unix.AF_INET, 4+4+8, rawAttr(unix.IFLA_INET_CONF|unix.NLA_F_NESTED, 4+8, rawAttr(0, 8, ne(1)...)...)...)...)), nil, "out of range"},
+		{"no AF_SPEC", catBytes(ifi, rawAttr(rtnl.IFLA_MTU, 8, ne(1500)...)), nil, "no IPv4 device settings"},
+		{"odd array", catBytes(ifi, rawAttr(rtnl.IFLA_AF_SPEC, 4+4+4+3, catBytes(rawAttr(rtnl.FamilyInet, 4+4+3, rawAttr(rtnl.IFLA_INET_CONF, 7, 1, 2, 3)...))...)), nil, "not a u32 array"},
+		{"nested setting 0", catBytes(ifi, rawAttr(rtnl.IFLA_AF_SPEC, 4+4+4+8, rawAttr(rtnl.FamilyInet, 4+4+8, rawAttr(rtnl.IFLA_INET_CONF|rtnl.AttrNested, 4+8, rawAttr(0, 8, ne(1)...)...)...)...)), nil, "out of range"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := rtnl.DecodeInetDevConf(tc.b)

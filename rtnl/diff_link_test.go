@@ -13,7 +13,6 @@ import (
 	"github.com/mdlayher/netlink"
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
 // Links: the differential tests of diff_test.go for LinkMessage.
@@ -22,9 +21,9 @@ import (
 // (every flag sent explicitly).
 func oracleVxlanData(t *testing.T, v rtnl.VxlanInfo) []byte {
 	ae := netlink.NewAttributeEncoder()
-	ae.Uint32(unix.IFLA_VXLAN_ID, v.ID)
+	ae.Uint32(rtnl.IFLA_VXLAN_ID, v.ID)
 	if v.Port != 0 {
-		ae.Bytes(unix.IFLA_VXLAN_PORT, binary.BigEndian.AppendUint16(nil, v.Port))
+		ae.Bytes(rtnl.IFLA_VXLAN_PORT, binary.BigEndian.AppendUint16(nil, v.Port))
 	}
 	addr := func(t4, t6 uint16, a netip.Addr) {
 		if a.Is4() {
@@ -33,27 +32,27 @@ func oracleVxlanData(t *testing.T, v rtnl.VxlanInfo) []byte {
 			ae.Bytes(t6, a.AsSlice())
 		}
 	}
-	addr(unix.IFLA_VXLAN_LOCAL, unix.IFLA_VXLAN_LOCAL6, v.Local)
-	addr(unix.IFLA_VXLAN_GROUP, unix.IFLA_VXLAN_GROUP6, v.Group)
+	addr(rtnl.IFLA_VXLAN_LOCAL, rtnl.IFLA_VXLAN_LOCAL6, v.Local)
+	addr(rtnl.IFLA_VXLAN_GROUP, rtnl.IFLA_VXLAN_GROUP6, v.Group)
 	if v.Dev != 0 {
-		ae.Uint32(unix.IFLA_VXLAN_LINK, uint32(v.Dev))
+		ae.Uint32(rtnl.IFLA_VXLAN_LINK, uint32(v.Dev))
 	}
-	ae.Uint8(unix.IFLA_VXLAN_TTL, v.TTL)
-	ae.Uint8(unix.IFLA_VXLAN_TOS, v.TOS)
+	ae.Uint8(rtnl.IFLA_VXLAN_TTL, v.TTL)
+	ae.Uint8(rtnl.IFLA_VXLAN_TOS, v.TOS)
 	b2u := func(b bool) uint8 {
 		if b {
 			return 1
 		}
 		return 0
 	}
-	ae.Uint8(unix.IFLA_VXLAN_LEARNING, b2u(v.Learning))
-	ae.Uint8(unix.IFLA_VXLAN_PROXY, b2u(v.Proxy))
-	ae.Uint8(unix.IFLA_VXLAN_RSC, b2u(v.RSC))
-	ae.Uint8(unix.IFLA_VXLAN_L2MISS, b2u(v.L2Miss))
-	ae.Uint8(unix.IFLA_VXLAN_L3MISS, b2u(v.L3Miss))
-	ae.Uint32(unix.IFLA_VXLAN_AGEING, v.Ageing)
-	ae.Uint32(unix.IFLA_VXLAN_LIMIT, v.Limit)
-	ae.Bytes(unix.IFLA_VXLAN_PORT_RANGE, binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, v.PortLow), v.PortHigh))
+	ae.Uint8(rtnl.IFLA_VXLAN_LEARNING, b2u(v.Learning))
+	ae.Uint8(rtnl.IFLA_VXLAN_PROXY, b2u(v.Proxy))
+	ae.Uint8(rtnl.IFLA_VXLAN_RSC, b2u(v.RSC))
+	ae.Uint8(rtnl.IFLA_VXLAN_L2MISS, b2u(v.L2Miss))
+	ae.Uint8(rtnl.IFLA_VXLAN_L3MISS, b2u(v.L3Miss))
+	ae.Uint32(rtnl.IFLA_VXLAN_AGEING, v.Ageing)
+	ae.Uint32(rtnl.IFLA_VXLAN_LIMIT, v.Limit)
+	ae.Bytes(rtnl.IFLA_VXLAN_PORT_RANGE, binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint16(nil, v.PortLow), v.PortHigh))
 	b, err := ae.Encode()
 	if err != nil {
 		t.Fatalf("oracle vxlan encode: %v", err)
@@ -70,35 +69,35 @@ func oracleVxlanInfo(t *testing.T, b []byte) rtnl.VxlanInfo {
 	}
 	for ad.Next() {
 		switch ad.Type() {
-		case unix.IFLA_VXLAN_ID:
+		case rtnl.IFLA_VXLAN_ID:
 			v.ID = ad.Uint32()
-		case unix.IFLA_VXLAN_PORT:
+		case rtnl.IFLA_VXLAN_PORT:
 			v.Port = binary.BigEndian.Uint16(ad.Bytes())
-		case unix.IFLA_VXLAN_LOCAL, unix.IFLA_VXLAN_LOCAL6:
+		case rtnl.IFLA_VXLAN_LOCAL, rtnl.IFLA_VXLAN_LOCAL6:
 			v.Local = jsIP(ad.Bytes())
-		case unix.IFLA_VXLAN_GROUP, unix.IFLA_VXLAN_GROUP6:
+		case rtnl.IFLA_VXLAN_GROUP, rtnl.IFLA_VXLAN_GROUP6:
 			v.Group = jsIP(ad.Bytes())
-		case unix.IFLA_VXLAN_LINK:
+		case rtnl.IFLA_VXLAN_LINK:
 			v.Dev = int32(ad.Uint32())
-		case unix.IFLA_VXLAN_TTL:
+		case rtnl.IFLA_VXLAN_TTL:
 			v.TTL = ad.Uint8()
-		case unix.IFLA_VXLAN_TOS:
+		case rtnl.IFLA_VXLAN_TOS:
 			v.TOS = ad.Uint8()
-		case unix.IFLA_VXLAN_LEARNING:
+		case rtnl.IFLA_VXLAN_LEARNING:
 			v.Learning = ad.Uint8() != 0
-		case unix.IFLA_VXLAN_PROXY:
+		case rtnl.IFLA_VXLAN_PROXY:
 			v.Proxy = ad.Uint8() != 0
-		case unix.IFLA_VXLAN_RSC:
+		case rtnl.IFLA_VXLAN_RSC:
 			v.RSC = ad.Uint8() != 0
-		case unix.IFLA_VXLAN_L2MISS:
+		case rtnl.IFLA_VXLAN_L2MISS:
 			v.L2Miss = ad.Uint8() != 0
-		case unix.IFLA_VXLAN_L3MISS:
+		case rtnl.IFLA_VXLAN_L3MISS:
 			v.L3Miss = ad.Uint8() != 0
-		case unix.IFLA_VXLAN_AGEING:
+		case rtnl.IFLA_VXLAN_AGEING:
 			v.Ageing = ad.Uint32()
-		case unix.IFLA_VXLAN_LIMIT:
+		case rtnl.IFLA_VXLAN_LIMIT:
 			v.Limit = ad.Uint32()
-		case unix.IFLA_VXLAN_PORT_RANGE:
+		case rtnl.IFLA_VXLAN_PORT_RANGE:
 			v.PortLow = binary.BigEndian.Uint16(ad.Bytes()[0:2])
 			v.PortHigh = binary.BigEndian.Uint16(ad.Bytes()[2:4])
 		}
@@ -118,21 +117,21 @@ func oracleBridgeInfo(t *testing.T, b []byte) rtnl.BridgeInfo {
 	}
 	for ad.Next() {
 		switch ad.Type() {
-		case unix.IFLA_BR_FORWARD_DELAY:
+		case rtnl.IFLA_BR_FORWARD_DELAY:
 			br.ForwardDelay = ad.Uint32()
-		case unix.IFLA_BR_HELLO_TIME:
+		case rtnl.IFLA_BR_HELLO_TIME:
 			br.HelloTime = ad.Uint32()
-		case unix.IFLA_BR_MAX_AGE:
+		case rtnl.IFLA_BR_MAX_AGE:
 			br.MaxAge = ad.Uint32()
-		case unix.IFLA_BR_AGEING_TIME:
+		case rtnl.IFLA_BR_AGEING_TIME:
 			br.AgeingTime = ad.Uint32()
-		case unix.IFLA_BR_STP_STATE:
+		case rtnl.IFLA_BR_STP_STATE:
 			br.STPState = ad.Uint32()
-		case unix.IFLA_BR_PRIORITY:
+		case rtnl.IFLA_BR_PRIORITY:
 			br.Priority = ad.Uint16()
-		case unix.IFLA_BR_VLAN_FILTERING:
+		case rtnl.IFLA_BR_VLAN_FILTERING:
 			br.VlanFiltering = ad.Uint8() != 0
-		case unix.IFLA_BR_MCAST_SNOOPING:
+		case rtnl.IFLA_BR_MCAST_SNOOPING:
 			br.MulticastSnooping = ad.Uint8() != 0
 		}
 	}
@@ -242,7 +241,7 @@ func TestDiffLinkRtnlToJsimonetti(t *testing.T) {
 	veth := rtnl.NewVethPair("veth1", rtnl.LinkMessage{Name: "eth0", MTU: 1450, Address: goldenMAC("02:42:c6:33:64:02")})
 	veth.MTU = 1450
 	set := &rtnl.LinkMessage{Index: 4, Flags: rtnl.LinkUp, Change: rtnl.LinkUp, Master: 2, Alias: "ctn pink",
-		TxQLen: 0, Present: rtnl.LinkHasTxQLen, OperState: rtnl.OperUp, Link: 9, Type: unix.ARPHRD_ETHER}
+		TxQLen: 0, Present: rtnl.LinkHasTxQLen, OperState: rtnl.OperUp, Link: 9, Type: rtnl.ARPHRD_ETHER}
 	nomaster := &rtnl.LinkMessage{Index: 4, Present: rtnl.LinkHasMaster} // IFLA_MASTER 0 detaches
 	for _, tc := range []struct {
 		name string
@@ -279,9 +278,9 @@ func TestDiffLinkJsimonettiToRtnl(t *testing.T) {
 		t.Fatal(err)
 	}
 	brData := netlink.NewAttributeEncoder()
-	brData.Uint32(unix.IFLA_BR_STP_STATE, 0)
-	brData.Uint32(unix.IFLA_BR_FORWARD_DELAY, 200)
-	brData.Uint8(unix.IFLA_BR_MCAST_SNOOPING, 1)
+	brData.Uint32(rtnl.IFLA_BR_STP_STATE, 0)
+	brData.Uint32(rtnl.IFLA_BR_FORWARD_DELAY, 200)
+	brData.Uint8(rtnl.IFLA_BR_MCAST_SNOOPING, 1)
 	brBytes, err := brData.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -292,7 +291,7 @@ func TestDiffLinkJsimonettiToRtnl(t *testing.T) {
 		name string
 		m    rtnetlink.LinkMessage
 	}{
-		{"bridge", rtnetlink.LinkMessage{Type: unix.ARPHRD_ETHER, Attributes: &rtnetlink.LinkAttributes{
+		{"bridge", rtnetlink.LinkMessage{Type: rtnl.ARPHRD_ETHER, Attributes: &rtnetlink.LinkAttributes{
 			Name: "br0", MTU: 1500, Address: mac, Info: &rtnetlink.LinkInfo{Kind: "bridge", Data: brBytes}}}},
 		{"bridge no data", rtnetlink.LinkMessage{Attributes: &rtnetlink.LinkAttributes{
 			Name: "br1", Info: &rtnetlink.LinkInfo{Kind: "bridge"}}}},
@@ -300,7 +299,7 @@ func TestDiffLinkJsimonettiToRtnl(t *testing.T) {
 			Name: "vxlan1", Master: jsU32(2), Info: &rtnetlink.LinkInfo{Kind: "vxlan", Data: oracleVxlanData(t, vxlan)}}}},
 		{"veth", rtnetlink.LinkMessage{Attributes: &rtnetlink.LinkAttributes{
 			Name: "veth1", MTU: 1450, Info: &rtnetlink.LinkInfo{Kind: "veth", Data: vethBytes}}}},
-		{"set up", rtnetlink.LinkMessage{Index: 4, Flags: unix.IFF_UP, Change: unix.IFF_UP,
+		{"set up", rtnetlink.LinkMessage{Index: 4, Flags: rtnl.IFF_UP, Change: rtnl.IFF_UP,
 			Attributes: &rtnetlink.LinkAttributes{Type: 3, OperationalState: rtnetlink.OperStateUp,
 				Broadcast: net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}}}},
 	} {

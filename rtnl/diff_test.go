@@ -20,7 +20,6 @@ import (
 
 	"github.com/jsimonetti/rtnetlink"
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
 // jsIP converts jsimonetti's net.IP (nil for absent) to a netip.Addr.
@@ -71,15 +70,15 @@ func TestDiffNeighRtnlToJsimonetti(t *testing.T) {
 		name string
 		m    *rtnl.NeighMessage
 	}{
-		{"arp v4", rtnl.ARPEntry(3, netip.MustParseAddr("198.51.100.2"), mac)},
-		{"arp v6", rtnl.ARPEntry(3, netip.MustParseAddr("2001:db8::2"), mac)},
+		{"arp v4", rtnl.ARPEntry{Ifindex: 3, IP: netip.MustParseAddr("198.51.100.2"), MAC: mac}.Message()},
+		{"arp v6", rtnl.ARPEntry{Ifindex: 3, IP: netip.MustParseAddr("2001:db8::2"), MAC: mac}.Message()},
 		{"fdb no vxlan attrs", rtnl.FDBEntry{Ifindex: 3, MAC: mac, Dst: netip.MustParseAddr("192.0.2.3")}.Message()},
 		{"fdb via", fdbVia},
 		// jsimonetti drops NDA_VNI / NDA_PORT (skipped); the rest must survive.
 		{"fdb vni port", withVNI},
-		{"incomplete no lladdr", &rtnl.NeighMessage{Family: unix.AF_INET, Ifindex: 2, State: rtnl.NeighIncomplete,
-			Type: unix.RTN_UNICAST, Dst: netip.MustParseAddr("198.51.100.8")}},
-		{"router flags", &rtnl.NeighMessage{Family: unix.AF_INET6, Ifindex: 9, State: rtnl.NeighReachable,
+		{"incomplete no lladdr", &rtnl.NeighMessage{Family: rtnl.FamilyInet, Ifindex: 2, State: rtnl.NeighIncomplete,
+			Type: rtnl.RTN_UNICAST, Dst: netip.MustParseAddr("198.51.100.8")}},
+		{"router flags", &rtnl.NeighMessage{Family: rtnl.FamilyInet6, Ifindex: 9, State: rtnl.NeighReachable,
 			Flags: rtnl.NeighFlagRouter | rtnl.NeighFlagExtLearned, Dst: netip.MustParseAddr("fe80::1"),
 			LLAddr: mac.Bytes()}},
 	} {
@@ -103,13 +102,13 @@ func TestDiffNeighJsimonettiToRtnl(t *testing.T) {
 		name string
 		m    rtnetlink.NeighMessage
 	}{
-		{"arp v4", rtnetlink.NeighMessage{Family: unix.AF_INET, Index: 3, State: unix.NUD_PERMANENT, Type: unix.RTN_UNICAST,
+		{"arp v4", rtnetlink.NeighMessage{Family: rtnl.FamilyInet, Index: 3, State: rtnl.NUD_PERMANENT, Type: rtnl.RTN_UNICAST,
 			Attributes: &rtnetlink.NeighAttributes{Address: net.ParseIP("198.51.100.2").To4(), LLAddress: mac}}},
-		{"arp v6", rtnetlink.NeighMessage{Family: unix.AF_INET6, Index: 3, State: unix.NUD_REACHABLE, Flags: unix.NTF_ROUTER,
+		{"arp v6", rtnetlink.NeighMessage{Family: rtnl.FamilyInet6, Index: 3, State: rtnl.NUD_REACHABLE, Flags: rtnl.NTF_ROUTER,
 			Attributes: &rtnetlink.NeighAttributes{Address: net.ParseIP("2001:db8::2"), LLAddress: mac}}},
-		{"fdb", rtnetlink.NeighMessage{Family: unix.AF_BRIDGE, Index: 3, State: unix.NUD_PERMANENT, Flags: unix.NTF_SELF,
+		{"fdb", rtnetlink.NeighMessage{Family: rtnl.FamilyBridge, Index: 3, State: rtnl.NUD_PERMANENT, Flags: rtnl.NTF_SELF,
 			Attributes: &rtnetlink.NeighAttributes{Address: net.ParseIP("192.0.2.3").To4(), LLAddress: mac, IfIndex: 7}}},
-		{"delete request", rtnetlink.NeighMessage{Family: unix.AF_INET, Index: 12,
+		{"delete request", rtnetlink.NeighMessage{Family: rtnl.FamilyInet, Index: 12,
 			Attributes: &rtnetlink.NeighAttributes{Address: net.ParseIP("198.51.100.200").To4()}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -166,7 +165,7 @@ func TestDiffAddressRtnlToJsimonetti(t *testing.T) {
 	wide.Flags, wide.Scope = rtnl.AddrNoPrefixRoute|rtnl.AddrPermanent, rtnl.ScopeHost // > 0xff: IFA_FLAGS
 	life := rtnl.NewAddress(3, netip.MustParsePrefix("10.1.2.3/8"))
 	life.CacheInfo = rtnl.AddrCacheInfo{Preferred: 100, Valid: 200}
-	peer := &rtnl.AddressMessage{Family: unix.AF_INET, PrefixLen: 32, Index: 6,
+	peer := &rtnl.AddressMessage{Family: rtnl.FamilyInet, PrefixLen: 32, Index: 6,
 		Local: netip.MustParseAddr("10.0.0.1"), Address: netip.MustParseAddr("10.0.0.2")}
 	for _, tc := range []struct {
 		name string
@@ -191,13 +190,13 @@ func TestDiffAddressJsimonettiToRtnl(t *testing.T) {
 		name string
 		m    rtnetlink.AddressMessage
 	}{
-		{"v4", rtnetlink.AddressMessage{Family: unix.AF_INET, PrefixLength: 24, Index: 2, Flags: unix.IFA_F_PERMANENT,
+		{"v4", rtnetlink.AddressMessage{Family: rtnl.FamilyInet, PrefixLength: 24, Index: 2, Flags: rtnl.IFA_F_PERMANENT,
 			Attributes: &rtnetlink.AddressAttributes{Address: net.ParseIP("198.51.100.1").To4(), Local: net.ParseIP("198.51.100.1").To4(),
-				Broadcast: net.ParseIP("198.51.100.255").To4(), Label: "br0", Flags: unix.IFA_F_PERMANENT}}},
-		{"v6", rtnetlink.AddressMessage{Family: unix.AF_INET6, PrefixLength: 64, Index: 5, Scope: unix.RT_SCOPE_LINK,
-			Flags: unix.IFA_F_NODAD, Attributes: &rtnetlink.AddressAttributes{Address: net.ParseIP("fe80::42:c6ff:fe33:6402"),
-				Flags: unix.IFA_F_NODAD | unix.IFA_F_NOPREFIXROUTE}}},
-		{"v4 no local", rtnetlink.AddressMessage{Family: unix.AF_INET, PrefixLength: 16, Index: 9,
+				Broadcast: net.ParseIP("198.51.100.255").To4(), Label: "br0", Flags: rtnl.IFA_F_PERMANENT}}},
+		{"v6", rtnetlink.AddressMessage{Family: rtnl.FamilyInet6, PrefixLength: 64, Index: 5, Scope: rtnl.RT_SCOPE_LINK,
+			Flags: rtnl.IFA_F_NODAD, Attributes: &rtnetlink.AddressAttributes{Address: net.ParseIP("fe80::42:c6ff:fe33:6402"),
+				Flags: rtnl.IFA_F_NODAD | rtnl.IFA_F_NOPREFIXROUTE}}},
+		{"v4 no local", rtnetlink.AddressMessage{Family: rtnl.FamilyInet, PrefixLength: 16, Index: 9,
 			Attributes: &rtnetlink.AddressAttributes{Address: net.ParseIP("10.9.0.1").To4()}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

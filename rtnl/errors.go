@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-
-	"golang.org/x/sys/unix"
 )
 
 // Extended-ACK attributes (enum nlmsgerr_attrs).
@@ -20,13 +18,18 @@ const (
 // consistent view.
 var ErrDumpInterrupted = errors.New("rtnl: dump interrupted by a concurrent change (NLM_F_DUMP_INTR)")
 
+// ErrNotSupported is returned, on systems other than Linux, by what needs
+// the kernel: Dial, DialMonitor and the network-namespace functions. The
+// codec, NewConn and NewMonitor over a Transport work everywhere.
+var ErrNotSupported = errors.New("rtnl: netlink sockets and network namespaces need Linux")
+
 // OpError is an error the kernel returned for one request, or a socket error
-// met while performing it. It wraps the errno, so errors.Is(err, unix.EEXIST)
+// met while performing it. It wraps the errno, so errors.Is(err, syscall.EEXIST)
 // works, and carries the kernel's extended-ACK text where there is one.
 type OpError struct {
 	// Op names the request: "RTM_NEWNEIGH", "sendmsg", "recvmsg", ...
 	Op string
-	// Err is the underlying error, usually a unix.Errno.
+	// Err is the underlying error, usually a syscall.Errno.
 	Err error
 	// Message is the kernel's extended-ACK message (NLMSGERR_ATTR_MSG), if any.
 	Message string
@@ -67,7 +70,7 @@ func parseAck(h Header, data []byte) (origSeq uint32, err error) {
 	if code == 0 {
 		return orig.Sequence, nil
 	}
-	e := &OpError{Op: MessageTypeName(orig.Type), Err: unix.Errno(-code)}
+	e := &OpError{Op: MessageTypeName(orig.Type), Err: ErrnoFromLinux(uint32(-code))}
 	if code > 0 {
 		e.Err = fmt.Errorf("rtnl: kernel returned positive error code %d", code)
 	}

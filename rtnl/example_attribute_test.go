@@ -5,7 +5,6 @@ import (
 	"log"
 
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
 // Walk a nested attribute: IFLA_LINKINFO holds IFLA_INFO_KIND and
@@ -16,36 +15,36 @@ import (
 func ExampleAttributeDecoder_nested() {
 	// The attributes, encoded as the kernel sends them.
 	var ae rtnl.AttributeEncoder
-	ae.Uint32(unix.IFLA_MTU, 1450)
-	info := ae.Begin(unix.IFLA_LINKINFO)
-	ae.String(unix.IFLA_INFO_KIND, "vxlan")
-	data := ae.Begin(unix.IFLA_INFO_DATA)
-	ae.Uint32(unix.IFLA_VXLAN_ID, 42)
-	ae.Uint16BE(unix.IFLA_VXLAN_PORT, 4789) // network byte order, as the kernel wants it
-	ae.Flag(unix.IFLA_VXLAN_L3MISS, true)
+	ae.Uint32(rtnl.IFLA_MTU, 1450)
+	info := ae.Begin(rtnl.IFLA_LINKINFO)
+	ae.String(rtnl.IFLA_INFO_KIND, "vxlan")
+	data := ae.Begin(rtnl.IFLA_INFO_DATA)
+	ae.Uint32(rtnl.IFLA_VXLAN_ID, 42)
+	ae.Uint16BE(rtnl.IFLA_VXLAN_PORT, 4789) // network byte order, as the kernel wants it
+	ae.Flag(rtnl.IFLA_VXLAN_L3MISS, true)
 	ae.End(data)
 	ae.End(info)
 
 	ad := rtnl.NewAttributeDecoder(ae.Bytes())
 	for ad.Next() {
 		switch ad.Type() {
-		case unix.IFLA_MTU:
+		case rtnl.IFLA_MTU:
 			fmt.Println("mtu", ad.Uint32())
-		case unix.IFLA_LINKINFO:
+		case rtnl.IFLA_LINKINFO:
 			li := ad.Nest()
 			for li.Next() {
 				switch li.Type() {
-				case unix.IFLA_INFO_KIND:
+				case rtnl.IFLA_INFO_KIND:
 					fmt.Println("kind", li.String())
-				case unix.IFLA_INFO_DATA:
+				case rtnl.IFLA_INFO_DATA:
 					vx := li.Nest()
 					for vx.Next() {
 						switch vx.Type() {
-						case unix.IFLA_VXLAN_ID:
+						case rtnl.IFLA_VXLAN_ID:
 							fmt.Println("  id", vx.Uint32())
-						case unix.IFLA_VXLAN_PORT:
+						case rtnl.IFLA_VXLAN_PORT:
 							fmt.Println("  dstport", vx.Uint16BE())
-						case unix.IFLA_VXLAN_L3MISS:
+						case rtnl.IFLA_VXLAN_L3MISS:
 							fmt.Println("  l3miss", vx.Flag())
 						}
 					}

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"log"
 	"net/netip"
+	"syscall"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"github.com/overlaynet/overlaynet/rtnl/rtnltest"
-	"golang.org/x/sys/unix"
 )
 
 // Send many requests in one batch: ExecuteBatch packs them into as few
@@ -19,8 +19,8 @@ import (
 // fourth (it exists).
 func ExampleConn_ExecuteBatch() {
 	refuse := map[netip.Addr]error{
-		netip.MustParseAddr("198.51.100.3"): &rtnltest.Error{Errno: unix.ENODEV, Message: "No such device"},
-		netip.MustParseAddr("198.51.100.5"): unix.EEXIST,
+		netip.MustParseAddr("198.51.100.3"): &rtnltest.Error{Errno: syscall.ENODEV, Message: "No such device"},
+		netip.MustParseAddr("198.51.100.5"): syscall.EEXIST,
 	}
 	c, fake := rtnltest.Dial(func(req rtnltest.Request) ([]rtnltest.Message, error) {
 		var m rtnl.NeighMessage
@@ -34,7 +34,8 @@ func ExampleConn_ExecuteBatch() {
 	var b rtnl.Batch
 	for i := 2; i <= 5; i++ {
 		ip := netip.AddrFrom4([4]byte{198, 51, 100, byte(i)})
-		if err := b.NeighAdd(rtnl.ARPEntry(3, ip, ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, byte(i)})); err != nil {
+		if err := b.NeighAdd(rtnl.ARPEntry{Ifindex: 3,
+			IP: ip, MAC: ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, byte(i)}}.Message()); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -47,7 +48,7 @@ func ExampleConn_ExecuteBatch() {
 	for _, f := range be.Failures {
 		fmt.Printf("request %d: %v\n", f.Index, f.Err)
 	}
-	fmt.Println("any EEXIST:", errors.Is(err, unix.EEXIST))
+	fmt.Println("any EEXIST:", errors.Is(err, syscall.EEXIST))
 	fmt.Println("sendmsg calls:", fake.Datagrams())
 	// Output:
 	// 2 of 4 failed

@@ -11,33 +11,29 @@ import (
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"github.com/overlaynet/overlaynet/rtnl/rtnltest"
-	"golang.org/x/sys/unix"
 )
 
 // Read misses as a vxlan device with l2miss and l3miss raises them, here
 // from the fake kernel of package rtnltest, which delivers scripted
-// notifications: an L3 miss, a neighbour change (which MissesOnly drops, as
-// the socket filter does on a node), a receive-buffer overflow, an L2 miss.
-// On a node, set MonitorConfig.NetNS instead of Transport and run until
+// notifications: an L3 miss, a neighbour change (which MonitorMisses drops,
+// as the socket filter does on a node), a receive-buffer overflow, an L2
+// miss. On a node, DialMonitor opens the socket instead and Run runs until
 // interrupted (ExampleMonitor_namedNetNS).
 func ExampleMonitor() {
 	kernel := rtnltest.NewNotifier()
 	const vxlan1 = 3 // ifindex of the vxlan device
-	kernel.Notify(rtnltest.Reply(unix.RTM_GETNEIGH, &rtnl.NeighMessage{Family: unix.AF_INET,
+	kernel.Notify(rtnltest.Reply(rtnl.MsgGetNeigh, &rtnl.NeighMessage{Family: rtnl.FamilyInet,
 		Ifindex: vxlan1, State: rtnl.NeighStale, Dst: netip.MustParseAddr("198.51.100.9")}))
-	kernel.Notify(rtnltest.Reply(unix.RTM_NEWNEIGH, rtnl.ARPEntry(vxlan1,
-		netip.MustParseAddr("198.51.100.9"), ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x09})))
+	kernel.Notify(rtnltest.Reply(rtnl.MsgNewNeigh, rtnl.ARPEntry{Ifindex: vxlan1,
+		IP: netip.MustParseAddr("198.51.100.9"), MAC: ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x09}}.Message()))
 	kernel.Overrun()
-	kernel.Notify(rtnltest.Reply(unix.RTM_GETNEIGH, &rtnl.NeighMessage{Family: unix.AF_INET,
+	kernel.Notify(rtnltest.Reply(rtnl.MsgGetNeigh, &rtnl.NeighMessage{Family: rtnl.FamilyInet,
 		Ifindex: vxlan1, State: rtnl.NeighStale, LLAddr: []byte{0x02, 0x42, 0xc6, 0x33, 0x64, 0x07}}))
 	kernel.End() // Run returns nil once all is delivered
 
-	m, err := rtnl.NewMonitor(rtnl.MonitorConfig{Transport: kernel, MissesOnly: true})
-	if err != nil {
-		log.Fatal(err)
-	}
+	m := rtnl.NewMonitor(kernel, rtnl.MonitorMisses)
 	defer m.Close()
-	err = m.Run(context.Background(), func(ev *rtnl.Event) error {
+	err := m.Run(context.Background(), func(ev *rtnl.Event) error {
 		switch {
 		case ev.Kind == rtnl.EventOverrun:
 			// Notifications were lost: dump the tables again (Monitor.Resync).
@@ -71,7 +67,7 @@ func ExampleMonitor_namedNetNS() {
 		log.Fatal(err)
 	}
 	defer ns.Close()
-	m, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: ns, MissesOnly: true})
+	m, err := rtnl.DialMonitor(rtnl.MonitorConfig{NetNS: ns, MissesOnly: true})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -102,13 +98,13 @@ func ExampleMonitor_namedNetNS() {
 // allocate.
 func ExampleClassify() {
 	// The notification, built here as the kernel frames it (host byte order).
-	miss := &rtnl.NeighMessage{Family: unix.AF_INET, Ifindex: 3, State: rtnl.NeighStale,
+	miss := &rtnl.NeighMessage{Family: rtnl.FamilyInet, Ifindex: 3, State: rtnl.NeighStale,
 		Dst: netip.MustParseAddr("198.51.100.7")}
 	body, err := miss.MarshalBinary()
 	if err != nil {
 		log.Fatal(err)
 	}
-	msg := rtnl.AppendHeader(nil, rtnl.Header{Length: uint32(rtnl.HeaderLen + len(body)), Type: unix.RTM_GETNEIGH})
+	msg := rtnl.AppendHeader(nil, rtnl.Header{Length: uint32(rtnl.HeaderLen + len(body)), Type: rtnl.MsgGetNeigh})
 	msg = append(msg, body...)
 
 	var ev rtnl.Event

@@ -32,7 +32,8 @@ func ExampleDial_namedNetNS() {
 	}
 	mac := ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x02}
 	// ip neigh replace 198.51.100.2 lladdr 02:42:c6:33:64:02 dev vxlan1 nud permanent
-	if err := c.NeighReplace(rtnl.ARPEntry(vx.Index, netip.MustParseAddr("198.51.100.2"), mac)); err != nil {
+	if err := c.NeighReplace(rtnl.ARPEntry{Ifindex: vx.Index,
+		IP: netip.MustParseAddr("198.51.100.2"), MAC: mac}.Message()); err != nil {
 		log.Fatal(err)
 	}
 	// bridge fdb replace 02:42:c6:33:64:02 dev vxlan1 self dst 192.0.2.3 vni 42 port 4789
@@ -51,7 +52,8 @@ func ExampleConn_NeighReplace() {
 
 	const vxlan1 = 3 // ifindex of the vxlan device
 	mac := ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x02}
-	if err := c.NeighReplace(rtnl.ARPEntry(vxlan1, netip.MustParseAddr("198.51.100.2"), mac)); err != nil {
+	if err := c.NeighReplace(rtnl.ARPEntry{Ifindex: vxlan1,
+		IP: netip.MustParseAddr("198.51.100.2"), MAC: mac}.Message()); err != nil {
 		log.Fatal(err)
 	}
 	fdb := rtnl.FDBEntry{Ifindex: vxlan1, MAC: mac, Dst: netip.MustParseAddr("192.0.2.3"), VNI: 42, Port: rtnl.VxlanPort}

@@ -9,10 +9,10 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/overlaynet/overlaynet/internal/golden"
-	"golang.org/x/sys/unix"
 )
 
 // readKernelAck reads a captured NLMSG_ERROR message.
@@ -33,7 +33,7 @@ func readKernelAck(t testing.TB, name string) (Header, []byte, []byte) {
 // extended-ACK text, and a capped success ACK.
 func TestGoldenAck(t *testing.T) {
 	h, data, _ := readKernelAck(t, "ack_error")
-	if h.Type != unix.NLMSG_ERROR || h.Flags&flagAckTLVs == 0 || h.Flags&flagCapped != 0 {
+	if h.Type != MsgError || h.Flags&flagAckTLVs == 0 || h.Flags&flagCapped != 0 {
 		t.Fatalf("ack_error header %+v: want NLMSG_ERROR with NLM_F_ACK_TLVS, not capped", h)
 	}
 	seq, err := parseAck(h, data)
@@ -41,12 +41,12 @@ func TestGoldenAck(t *testing.T) {
 	if !errors.As(err, &oe) {
 		t.Fatalf("ack_error: got %v, want *OpError", err)
 	}
-	if seq != 1001 || oe.Op != "RTM_NEWLINK" || !errors.Is(err, unix.EOPNOTSUPP) || oe.Message != "Unknown device type" {
+	if seq != 1001 || oe.Op != "RTM_NEWLINK" || !errors.Is(err, syscall.EOPNOTSUPP) || oe.Message != "Unknown device type" {
 		t.Errorf("ack_error: seq %d, %+v; want seq 1001, RTM_NEWLINK, EOPNOTSUPP, \"Unknown device type\"", seq, oe)
 	}
 
 	h, data, _ = readKernelAck(t, "ack_ok")
-	if h.Type != unix.NLMSG_ERROR || h.Flags&flagCapped == 0 {
+	if h.Type != MsgError || h.Flags&flagCapped == 0 {
 		t.Fatalf("ack_ok header %+v: want a capped NLMSG_ERROR", h)
 	}
 	seq, err = parseAck(h, data)
@@ -81,13 +81,13 @@ func FuzzAck(f *testing.F) {
 		h, data, _ := readKernelAck(f, name)
 		f.Add(h.Flags, data)
 	}
-	orig := Header{Length: 24, Type: unix.RTM_NEWNEIGH, Flags: unix.NLM_F_REQUEST | unix.NLM_F_ACK, Sequence: 7}
+	orig := Header{Length: 24, Type: MsgNewNeigh, Flags: FlagRequest | FlagAck, Sequence: 7}
 	for _, c := range []struct {
 		code   int32
 		capped bool
 		msg    string
 	}{
-		{0, true, ""}, {-int32(unix.EEXIST), false, "exists"}, {-int32(unix.EINVAL), true, "bad"},
+		{0, true, ""}, {-17, false, "exists"}, {-22, true, "bad"}, // -EEXIST, -EINVAL
 		{5, false, ""}, {-1 << 31, false, "min"},
 	} {
 		fl, b := ackMessage(c.code, orig, make([]byte, 8), c.capped, c.msg)
@@ -98,7 +98,7 @@ func FuzzAck(f *testing.F) {
 	f.Add(uint16(flagAckTLVs), huge)
 
 	f.Fuzz(func(t *testing.T, flags uint16, data []byte) {
-		seq, err := parseAck(Header{Type: unix.NLMSG_ERROR, Flags: flags}, data)
+		seq, err := parseAck(Header{Type: MsgError, Flags: flags}, data)
 		if len(data) < 4+HeaderLen {
 			if err == nil {
 				t.Fatalf("a %d-byte error message parsed as a success", len(data))
@@ -120,7 +120,7 @@ func FuzzAck(f *testing.F) {
 			t.Fatalf("code %d gave %v, want *OpError", code, err)
 		case oe.Op == "":
 			t.Fatal("OpError without Op")
-		case code < 0 && code != -1<<31 && !errors.Is(err, unix.Errno(-code)):
+		case code < 0 && code != -1<<31 && !errors.Is(err, ErrnoFromLinux(uint32(-code))):
 			t.Fatalf("code %d: %v does not wrap errno %d", code, err, -code)
 		case oe.Message != "" && !strings.Contains(string(data), oe.Message):
 			t.Fatalf("extended-ACK text %q is not in the message", oe.Message)

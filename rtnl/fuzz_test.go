@@ -21,7 +21,6 @@ import (
 
 	"github.com/overlaynet/overlaynet/internal/golden"
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
 // seedKernel adds the payload (after the netlink header) of each named
@@ -93,7 +92,7 @@ func normNeigh(m rtnl.NeighMessage) rtnl.NeighMessage {
 func FuzzNeighMessage(f *testing.F) {
 	seedKernel(f, neighFiles...)
 	ndmsg := make([]byte, 12)
-	ndmsg[0] = unix.AF_INET
+	ndmsg[0] = rtnl.FamilyInet
 	f.Add([]byte{})
 	f.Add(ndmsg[:11])
 	f.Add(ndmsg)
@@ -151,16 +150,16 @@ func FuzzLinkMessage(f *testing.F) {
 		L3Miss: true, Local: netip.MustParseAddr("192.0.2.1"), PortLow: 1, PortHigh: 2})))
 	veth := rtnl.NewVethPair("veth1", rtnl.LinkMessage{Name: "eth0", MTU: 1450, NetNSFD: 5})
 	f.Add(fuzzMarshal(f, veth))
-	f.Add(catBytes(ifi, rawAttr(unix.IFLA_LINKINFO, 4)))                                                                 // empty LINKINFO
-	f.Add(catBytes(ifi, rawAttr(unix.IFLA_LINKINFO, 16, rawAttr(unix.IFLA_INFO_KIND, 10, 'v', 'e', 't', 'h', 0, 0)...))) // veth, no data
-	f.Add(catBytes(ifi, rawAttr(unix.IFLA_LINKINFO, 20, catBytes(rawAttr(unix.IFLA_INFO_KIND, 10, 'v', 'e', 't', 'h', 0, 0),
-		rawAttr(unix.IFLA_INFO_DATA, 4))...))) // veth, empty data
-	f.Add(catBytes(ifi, rawAttr(unix.IFLA_LINKINFO, 28, catBytes(rawAttr(unix.IFLA_INFO_KIND, 10, 'v', 'e', 't', 'h', 0, 0),
-		rawAttr(unix.IFLA_INFO_DATA, 12, rawAttr(1, 8, 0, 0, 0, 0)...))...))) // peer shorter than ifinfomsg
-	f.Add(catBytes(ifi, rawAttr(unix.IFLA_IFNAME, 24, []byte("a-name-longer-than-15\x00\x00\x00")...)))
-	f.Add(catBytes(ifi, rawAttr(unix.IFLA_MTU, 6, 1, 2)))           // short MTU
-	f.Add(catBytes(ifi, rawAttr(unix.IFLA_ADDRESS, 8, 1, 2, 3, 4))) // 4-byte address
-	f.Add(catBytes(ifi, rawAttr(unix.IFLA_MASTER, 8, ne32(0)...), rawAttr(unix.IFLA_LINK_NETNSID, 8, ne32(1)...)))
+	f.Add(catBytes(ifi, rawAttr(rtnl.IFLA_LINKINFO, 4)))                                                                 // empty LINKINFO
+	f.Add(catBytes(ifi, rawAttr(rtnl.IFLA_LINKINFO, 16, rawAttr(rtnl.IFLA_INFO_KIND, 10, 'v', 'e', 't', 'h', 0, 0)...))) // veth, no data
+	f.Add(catBytes(ifi, rawAttr(rtnl.IFLA_LINKINFO, 20, catBytes(rawAttr(rtnl.IFLA_INFO_KIND, 10, 'v', 'e', 't', 'h', 0, 0),
+		rawAttr(rtnl.IFLA_INFO_DATA, 4))...))) // veth, empty data
+	f.Add(catBytes(ifi, rawAttr(rtnl.IFLA_LINKINFO, 28, catBytes(rawAttr(rtnl.IFLA_INFO_KIND, 10, 'v', 'e', 't', 'h', 0, 0),
+		rawAttr(rtnl.IFLA_INFO_DATA, 12, rawAttr(1, 8, 0, 0, 0, 0)...))...))) // peer shorter than ifinfomsg
+	f.Add(catBytes(ifi, rawAttr(rtnl.IFLA_IFNAME, 24, []byte("a-name-longer-than-15\x00\x00\x00")...)))
+	f.Add(catBytes(ifi, rawAttr(rtnl.IFLA_MTU, 6, 1, 2)))           // short MTU
+	f.Add(catBytes(ifi, rawAttr(rtnl.IFLA_ADDRESS, 8, 1, 2, 3, 4))) // 4-byte address
+	f.Add(catBytes(ifi, rawAttr(rtnl.IFLA_MASTER, 8, ne32(0)...), rawAttr(rtnl.IFLA_LINK_NETNSID, 8, ne32(1)...)))
 
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m rtnl.LinkMessage
@@ -186,7 +185,7 @@ func FuzzLinkMessage(f *testing.F) {
 
 func FuzzAddressMessage(f *testing.F) {
 	seedKernel(f, "addr_v4")
-	ifa := catBytes([]byte{unix.AF_INET, 24, 0, 0}, ne32(2)) // ifaddrmsg, index 2
+	ifa := catBytes([]byte{rtnl.FamilyInet, 24, 0, 0}, ne32(2)) // ifaddrmsg, index 2
 	f.Add([]byte{})
 	f.Add(ifa[:7])
 	f.Add(ifa)
@@ -194,11 +193,11 @@ func FuzzAddressMessage(f *testing.F) {
 	v6.Flags = rtnl.AddrNoPrefixRoute | rtnl.AddrNoDAD
 	v6.CacheInfo = rtnl.AddrCacheInfo{Preferred: 10, Valid: 20}
 	f.Add(fuzzMarshal(f, v6))
-	f.Add(catBytes(ifa, rawAttr(unix.IFA_FLAGS, 8, 0x80, 0x02, 0, 0)))         // wide flags
-	f.Add(catBytes(ifa, rawAttr(unix.IFA_FLAGS, 6, 0x80, 0x02)))               // short IFA_FLAGS
-	f.Add(catBytes(ifa, rawAttr(unix.IFA_CACHEINFO, 12, make([]byte, 8)...)))  // short cache info
-	f.Add(catBytes(ifa, rawAttr(unix.IFA_ADDRESS, 9, 1, 2, 3, 4, 5, 0, 0, 0))) // 5-byte address
-	f.Add(catBytes(ifa, rawAttr(unix.IFA_LABEL, 4)))                           // empty label
+	f.Add(catBytes(ifa, rawAttr(rtnl.IFA_FLAGS, 8, 0x80, 0x02, 0, 0)))         // wide flags
+	f.Add(catBytes(ifa, rawAttr(rtnl.IFA_FLAGS, 6, 0x80, 0x02)))               // short IFA_FLAGS
+	f.Add(catBytes(ifa, rawAttr(rtnl.IFA_CACHEINFO, 12, make([]byte, 8)...)))  // short cache info
+	f.Add(catBytes(ifa, rawAttr(rtnl.IFA_ADDRESS, 9, 1, 2, 3, 4, 5, 0, 0, 0))) // 5-byte address
+	f.Add(catBytes(ifa, rawAttr(rtnl.IFA_LABEL, 4)))                           // empty label
 
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m rtnl.AddressMessage
@@ -210,7 +209,7 @@ func FuzzAddressMessage(f *testing.F) {
 		_ = m.Scope.String()
 		enc, err := m.MarshalBinary()
 		if err != nil {
-			if len(m.Label) < unix.IFNAMSIZ {
+			if len(m.Label) < rtnl.IFNAMSIZ {
 				t.Fatalf("re-encode of a decoded address failed: %v", err)
 			}
 			return
@@ -228,7 +227,7 @@ func FuzzAddressMessage(f *testing.F) {
 func FuzzRouteMessage(f *testing.F) {
 	seedKernel(f, "route_default")
 	rtm := make([]byte, 12)
-	rtm[0], rtm[4] = unix.AF_INET, unix.RT_TABLE_MAIN
+	rtm[0], rtm[4] = rtnl.FamilyInet, rtnl.RouteTableMain
 	f.Add([]byte{})
 	f.Add(rtm[:11])
 	f.Add(rtm)
@@ -236,9 +235,9 @@ func FuzzRouteMessage(f *testing.F) {
 	r.Table, r.Priority = 1000, 20
 	f.Add(fuzzMarshal(f, r))
 	f.Add(fuzzMarshal(f, rtnl.NewDeviceRoute(netip.MustParsePrefix("2001:db8::/32"), 4)))
-	f.Add(catBytes(rtm, rawAttr(unix.RTA_TABLE, 8, 5, 0, 0, 0))) // RTA_TABLE below 256, differs from rtm_table
-	f.Add(catBytes(rtm, rawAttr(unix.RTA_GATEWAY, 6, 1, 2)))     // short gateway
-	f.Add(catBytes(rtm, rawAttr(unix.RTA_MULTIPATH, 12, make([]byte, 8)...)))
+	f.Add(catBytes(rtm, rawAttr(rtnl.RTA_TABLE, 8, 5, 0, 0, 0))) // RTA_TABLE below 256, differs from rtm_table
+	f.Add(catBytes(rtm, rawAttr(rtnl.RTA_GATEWAY, 6, 1, 2)))     // short gateway
+	f.Add(catBytes(rtm, rawAttr(rtnl.RTA_MULTIPATH, 12, make([]byte, 8)...)))
 
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m rtnl.RouteMessage
@@ -403,7 +402,7 @@ func FuzzMessageIter(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(make([]byte, 15))
 	f.Add(make([]byte, 16))                                                       // length 0
-	f.Add(rtnl.AppendHeader(nil, rtnl.Header{Length: 17, Type: unix.NLMSG_DONE})) // length past the end
+	f.Add(rtnl.AppendHeader(nil, rtnl.Header{Length: 17, Type: rtnl.MsgDone}))    // length past the end
 	f.Add(append(rtnl.AppendHeader(nil, rtnl.Header{Length: 17, Type: 1}), 1))    // unpadded last message
 	f.Add(append(rtnl.AppendHeader(nil, rtnl.Header{Length: 16, Type: 3}), 1, 2)) // trailing bytes
 

@@ -13,7 +13,6 @@ import (
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/golden"
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
 // update regenerates golden files: it recaptures the kernel messages in
@@ -169,13 +168,13 @@ func dumpNeigh(h rtnl.Header, m *rtnl.NeighMessage) string {
 
 func goldenFamily(f uint8) string {
 	switch f {
-	case unix.AF_UNSPEC:
+	case rtnl.FamilyUnspec:
 		return "AF_UNSPEC"
-	case unix.AF_INET:
+	case rtnl.FamilyInet:
 		return "AF_INET"
-	case unix.AF_INET6:
+	case rtnl.FamilyInet6:
 		return "AF_INET6"
-	case unix.AF_BRIDGE:
+	case rtnl.FamilyBridge:
 		return "AF_BRIDGE"
 	}
 	return fmt.Sprint(f)
@@ -269,7 +268,7 @@ func checkAddress(t *testing.T, name string, h rtnl.Header, body []byte, w rtnl.
 	}
 	c := fieldChecker{t, name}
 	c.eq("nlmsg_type", rtnl.MessageTypeName(h.Type), "RTM_NEWADDR")
-	c.eq("nlmsg_flags has NLM_F_MULTI", h.Flags&unix.NLM_F_MULTI != 0, true)
+	c.eq("nlmsg_flags has NLM_F_MULTI", h.Flags&rtnl.FlagMulti != 0, true)
 	c.eq("family", m.Family, w.Family)
 	c.eq("prefixlen", m.PrefixLen, w.PrefixLen)
 	c.eq("flags", m.Flags.String(), w.Flags.String())
@@ -347,16 +346,16 @@ func dumpKernelMessage(h rtnl.Header, body []byte) (string, error) {
 		d func() string
 	)
 	switch h.Type {
-	case unix.RTM_NEWNEIGH, unix.RTM_DELNEIGH, unix.RTM_GETNEIGH:
+	case rtnl.MsgNewNeigh, rtnl.MsgDelNeigh, rtnl.MsgGetNeigh:
 		var n rtnl.NeighMessage
 		m, d = &n, func() string { return dumpNeigh(h, &n) }
-	case unix.RTM_NEWLINK:
+	case rtnl.MsgNewLink:
 		var l rtnl.LinkMessage
 		m, d = &l, func() string { return dumpLink(h, &l) }
-	case unix.RTM_NEWADDR:
+	case rtnl.MsgNewAddr:
 		var a rtnl.AddressMessage
 		m, d = &a, func() string { return dumpAddress(h, &a) }
-	case unix.RTM_NEWROUTE:
+	case rtnl.MsgNewRoute:
 		var r rtnl.RouteMessage
 		m, d = &r, func() string { return dumpRoute(h, &r) }
 	default:
@@ -373,42 +372,42 @@ var goldenCases = []struct {
 	name  string
 	check func(t *testing.T, name string, h rtnl.Header, body []byte) string
 }{
-	{"l3miss", neighCase(neighWant{unix.RTM_GETNEIGH, 0, rtnl.NeighMessage{
-		Family: unix.AF_INET, Ifindex: gIdxVxlan, State: rtnl.NeighStale, Type: unix.RTN_UNICAST,
+	{"l3miss", neighCase(neighWant{rtnl.MsgGetNeigh, 0, rtnl.NeighMessage{
+		Family: rtnl.FamilyInet, Ifindex: gIdxVxlan, State: rtnl.NeighStale, Type: rtnl.RTN_UNICAST,
 		Present: neighAttrSet(rtnl.NeighAttrLinkNetnsID, rtnl.NeighAttrDst, rtnl.NeighAttrVNI, rtnl.NeighAttrCacheInfo),
 		Dst:     netip.MustParseAddr("198.51.100.9"), VNI: 1 << 24, LinkNetnsID: 1,
 	}})},
-	{"l3miss_v6", neighCase(neighWant{unix.RTM_GETNEIGH, 0, rtnl.NeighMessage{
-		Family: unix.AF_INET6, Ifindex: gIdxVxlan, State: rtnl.NeighStale, Type: unix.RTN_UNICAST,
+	{"l3miss_v6", neighCase(neighWant{rtnl.MsgGetNeigh, 0, rtnl.NeighMessage{
+		Family: rtnl.FamilyInet6, Ifindex: gIdxVxlan, State: rtnl.NeighStale, Type: rtnl.RTN_UNICAST,
 		Present: neighAttrSet(rtnl.NeighAttrLinkNetnsID, rtnl.NeighAttrDst, rtnl.NeighAttrVNI, rtnl.NeighAttrCacheInfo),
 		Dst:     netip.MustParseAddr("fe80::42:c6ff:fe33:6409"), VNI: 1 << 24, LinkNetnsID: 1,
 	}})},
-	{"l2miss", neighCase(neighWant{unix.RTM_GETNEIGH, 0, rtnl.NeighMessage{
-		Family: unix.AF_INET, Ifindex: gIdxVxlan, State: rtnl.NeighStale, Type: unix.RTN_UNICAST,
+	{"l2miss", neighCase(neighWant{rtnl.MsgGetNeigh, 0, rtnl.NeighMessage{
+		Family: rtnl.FamilyInet, Ifindex: gIdxVxlan, State: rtnl.NeighStale, Type: rtnl.RTN_UNICAST,
 		Present: neighAttrSet(rtnl.NeighAttrLinkNetnsID, rtnl.NeighAttrLLAddr, rtnl.NeighAttrVNI, rtnl.NeighAttrCacheInfo),
 		LLAddr:  goldenMAC("02:42:c6:33:64:07").Bytes(), VNI: 0, LinkNetnsID: 1,
 	}})},
-	{"app_solicit", neighCase(neighWant{unix.RTM_GETNEIGH, unix.NLM_F_REQUEST, rtnl.NeighMessage{
-		Family: unix.AF_INET, Ifindex: gIdxBridge, State: rtnl.NeighIncomplete, Type: unix.RTN_UNICAST,
+	{"app_solicit", neighCase(neighWant{rtnl.MsgGetNeigh, rtnl.FlagRequest, rtnl.NeighMessage{
+		Family: rtnl.FamilyInet, Ifindex: gIdxBridge, State: rtnl.NeighIncomplete, Type: rtnl.RTN_UNICAST,
 		Present: neighAttrSet(rtnl.NeighAttrDst, rtnl.NeighAttrProbes, rtnl.NeighAttrCacheInfo),
 		Dst:     netip.MustParseAddr("198.51.100.8"), Probes: 3, // ucast_probes 3 already counted
 	}})},
-	{"app_solicit_probe", neighCase(neighWant{unix.RTM_GETNEIGH, unix.NLM_F_REQUEST, rtnl.NeighMessage{
-		Family: unix.AF_INET, Ifindex: gIdxBridge, State: rtnl.NeighProbe, Type: unix.RTN_UNICAST,
+	{"app_solicit_probe", neighCase(neighWant{rtnl.MsgGetNeigh, rtnl.FlagRequest, rtnl.NeighMessage{
+		Family: rtnl.FamilyInet, Ifindex: gIdxBridge, State: rtnl.NeighProbe, Type: rtnl.RTN_UNICAST,
 		Present: neighAttrSet(rtnl.NeighAttrDst, rtnl.NeighAttrLLAddr, rtnl.NeighAttrProbes, rtnl.NeighAttrCacheInfo),
 		Dst:     netip.MustParseAddr("198.51.100.6"), LLAddr: goldenMAC("02:42:c6:33:64:06").Bytes(), Probes: 0,
 	}})},
-	{"fdb_echo", neighCase(neighWant{unix.RTM_NEWNEIGH, 0, rtnl.NeighMessage{
+	{"fdb_echo", neighCase(neighWant{rtnl.MsgNewNeigh, 0, rtnl.NeighMessage{
 		// `bridge fdb add` asks for NOARP|PERMANENT (iproute2's default state).
-		Family: unix.AF_BRIDGE, Ifindex: gIdxVxlan, State: rtnl.NeighNoARP | rtnl.NeighPermanent, Flags: rtnl.NeighFlagSelf,
-		Type: unix.RTN_UNICAST,
+		Family: rtnl.FamilyBridge, Ifindex: gIdxVxlan, State: rtnl.NeighNoARP | rtnl.NeighPermanent, Flags: rtnl.NeighFlagSelf,
+		Type: rtnl.RTN_UNICAST,
 		Present: neighAttrSet(rtnl.NeighAttrLinkNetnsID, rtnl.NeighAttrLLAddr, rtnl.NeighAttrDst,
 			rtnl.NeighAttrPort, rtnl.NeighAttrVNI, rtnl.NeighAttrCacheInfo),
 		LLAddr: goldenMAC("02:42:c6:33:64:03").Bytes(), Dst: netip.MustParseAddr("192.0.2.3"),
 		Port: 4790, VNI: 43, LinkNetnsID: 1,
 	}})},
 	{"link_vxlan", linkCase(linkWant{flags: rtnl.LinkUp | rtnl.LinkBroadcast | rtnl.LinkMulticast, m: rtnl.LinkMessage{
-		Type: unix.ARPHRD_ETHER, Index: gIdxVxlan, Name: "vxlan1", MTU: 1500,
+		Type: rtnl.ARPHRD_ETHER, Index: gIdxVxlan, Name: "vxlan1", MTU: 1500,
 		Address: goldenMAC("02:42:c6:33:64:0a"), Broadcast: goldenMAC("ff:ff:ff:ff:ff:ff"),
 		// A device whose link netns differs from its own reports IFLA_LINK
 		// (its own index, `vxlan1@if3` in ip link) with IFLA_LINK_NETNSID.
@@ -420,7 +419,7 @@ var goldenCases = []struct {
 		}},
 	}})},
 	{"link_veth", linkCase(linkWant{flags: rtnl.LinkUp | rtnl.LinkBroadcast | rtnl.LinkMulticast | rtnl.LinkLowerUp, m: rtnl.LinkMessage{
-		Type: unix.ARPHRD_ETHER, Index: gIdxVeth, Name: "veth1", MTU: 1450,
+		Type: rtnl.ARPHRD_ETHER, Index: gIdxVeth, Name: "veth1", MTU: 1450,
 		Address: goldenMAC("02:42:c6:33:64:0b"), Broadcast: goldenMAC("ff:ff:ff:ff:ff:ff"),
 		Master: gIdxBridge, Link: gIdxCtnEth, LinkNetNSID: 2,
 		Present: rtnl.LinkHasMaster | rtnl.LinkHasLink | rtnl.LinkHasLinkNetNSID,
@@ -429,14 +428,14 @@ var goldenCases = []struct {
 	{"addr_v4", func(t *testing.T, name string, h rtnl.Header, body []byte) string {
 		a := netip.MustParseAddr("198.51.100.1")
 		return checkAddress(t, name, h, body, rtnl.AddressMessage{
-			Family: unix.AF_INET, PrefixLen: 24, Flags: rtnl.AddrPermanent, Scope: rtnl.ScopeUniverse,
+			Family: rtnl.FamilyInet, PrefixLen: 24, Flags: rtnl.AddrPermanent, Scope: rtnl.ScopeUniverse,
 			Index: gIdxBridge, Address: a, Local: a, Label: "br0",
 			CacheInfo: rtnl.AddrCacheInfo{Preferred: 0xffffffff, Valid: 0xffffffff},
 		})
 	}},
 	{"route_default", func(t *testing.T, name string, h rtnl.Header, body []byte) string {
 		return checkRoute(t, name, h, body, rtnl.RouteMessage{
-			Family: unix.AF_INET, Table: unix.RT_TABLE_MAIN, Protocol: rtnl.ProtoBoot,
+			Family: rtnl.FamilyInet, Table: rtnl.RouteTableMain, Protocol: rtnl.ProtoBoot,
 			Scope: rtnl.ScopeUniverse, Type: rtnl.RouteUnicast,
 			Gateway: netip.MustParseAddr("198.51.100.1"), OIF: gIdxCtnEth,
 		})

@@ -6,7 +6,26 @@ import (
 	"fmt"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
-	"golang.org/x/sys/unix"
+)
+
+// Link attributes (IFLA_*, include/uapi/linux/if_link.h).
+const (
+	iflaAddress     = 1  // IFLA_ADDRESS
+	iflaBroadcast   = 2  // IFLA_BROADCAST
+	iflaIfName      = 3  // IFLA_IFNAME
+	iflaMTU         = 4  // IFLA_MTU
+	iflaLink        = 5  // IFLA_LINK
+	iflaMaster      = 10 // IFLA_MASTER
+	iflaTxQLen      = 13 // IFLA_TXQLEN
+	iflaOperState   = 16 // IFLA_OPERSTATE
+	iflaLinkInfo    = 18 // IFLA_LINKINFO
+	iflaNetNSPID    = 19 // IFLA_NET_NS_PID
+	iflaIfAlias     = 20 // IFLA_IFALIAS
+	iflaAFSpec      = 26 // IFLA_AF_SPEC
+	iflaNetNSFD     = 28 // IFLA_NET_NS_FD
+	iflaLinkNetNSID = 37 // IFLA_LINK_NETNSID
+	iflaMinMTU      = 50 // IFLA_MIN_MTU
+	iflaMaxMTU      = 51 // IFLA_MAX_MTU
 )
 
 // LinkFlags are a link's IFF_* flags (ifi_flags, ifi_change).
@@ -14,25 +33,25 @@ type LinkFlags uint32
 
 // Link flags (IFF_*).
 const (
-	LinkUp           LinkFlags = unix.IFF_UP
-	LinkBroadcast    LinkFlags = unix.IFF_BROADCAST
-	LinkDebug        LinkFlags = unix.IFF_DEBUG
-	LinkLoopback     LinkFlags = unix.IFF_LOOPBACK
-	LinkPointToPoint LinkFlags = unix.IFF_POINTOPOINT
-	LinkNoTrailers   LinkFlags = unix.IFF_NOTRAILERS
-	LinkRunning      LinkFlags = unix.IFF_RUNNING
-	LinkNoARP        LinkFlags = unix.IFF_NOARP
-	LinkPromisc      LinkFlags = unix.IFF_PROMISC
-	LinkAllMulti     LinkFlags = unix.IFF_ALLMULTI
-	LinkMaster       LinkFlags = unix.IFF_MASTER
-	LinkSlave        LinkFlags = unix.IFF_SLAVE
-	LinkMulticast    LinkFlags = unix.IFF_MULTICAST
-	LinkPortSel      LinkFlags = unix.IFF_PORTSEL
-	LinkAutoMedia    LinkFlags = unix.IFF_AUTOMEDIA
-	LinkDynamic      LinkFlags = unix.IFF_DYNAMIC
-	LinkLowerUp      LinkFlags = unix.IFF_LOWER_UP
-	LinkDormant      LinkFlags = unix.IFF_DORMANT
-	LinkEcho         LinkFlags = unix.IFF_ECHO
+	LinkUp           LinkFlags = 0x1     // IFF_UP
+	LinkBroadcast    LinkFlags = 0x2     // IFF_BROADCAST
+	LinkDebug        LinkFlags = 0x4     // IFF_DEBUG
+	LinkLoopback     LinkFlags = 0x8     // IFF_LOOPBACK
+	LinkPointToPoint LinkFlags = 0x10    // IFF_POINTOPOINT
+	LinkNoTrailers   LinkFlags = 0x20    // IFF_NOTRAILERS
+	LinkRunning      LinkFlags = 0x40    // IFF_RUNNING
+	LinkNoARP        LinkFlags = 0x80    // IFF_NOARP
+	LinkPromisc      LinkFlags = 0x100   // IFF_PROMISC
+	LinkAllMulti     LinkFlags = 0x200   // IFF_ALLMULTI
+	LinkMaster       LinkFlags = 0x400   // IFF_MASTER
+	LinkSlave        LinkFlags = 0x800   // IFF_SLAVE
+	LinkMulticast    LinkFlags = 0x1000  // IFF_MULTICAST
+	LinkPortSel      LinkFlags = 0x2000  // IFF_PORTSEL
+	LinkAutoMedia    LinkFlags = 0x4000  // IFF_AUTOMEDIA
+	LinkDynamic      LinkFlags = 0x8000  // IFF_DYNAMIC
+	LinkLowerUp      LinkFlags = 0x10000 // IFF_LOWER_UP
+	LinkDormant      LinkFlags = 0x20000 // IFF_DORMANT
+	LinkEcho         LinkFlags = 0x40000 // IFF_ECHO
 )
 
 var linkFlagNames = [...]string{
@@ -154,9 +173,6 @@ func (m *LinkMessage) Kind() string {
 	return m.Info.Kind
 }
 
-// ifinfomsgLen is sizeof(struct ifinfomsg).
-const ifinfomsgLen = unix.SizeofIfInfomsg
-
 // MarshalBinary encodes m as an ifinfomsg followed by its attributes.
 func (m *LinkMessage) MarshalBinary() ([]byte, error) { return m.AppendBinary(nil) }
 
@@ -174,56 +190,56 @@ func (m *LinkMessage) AppendBinary(b []byte) ([]byte, error) {
 	return ae.Bytes(), nil
 }
 
-var errLinkNameLen = fmt.Errorf("rtnl: link name longer than %d bytes", unix.IFNAMSIZ-1)
+var errLinkNameLen = fmt.Errorf("rtnl: link name longer than %d bytes", ifNameSize-1)
 
 func (m *LinkMessage) encodeAttrs(ae *AttributeEncoder) error {
-	if len(m.Name) >= unix.IFNAMSIZ {
+	if len(m.Name) >= ifNameSize {
 		return fmt.Errorf("%w: %q", errLinkNameLen, m.Name)
 	}
 	if m.Name != "" {
-		ae.String(unix.IFLA_IFNAME, m.Name)
+		ae.String(iflaIfName, m.Name)
 	}
 	if m.Alias != "" {
-		ae.String(unix.IFLA_IFALIAS, m.Alias)
+		ae.String(iflaIfAlias, m.Alias)
 	}
 	if !m.Address.IsZero() {
-		ae.MAC(unix.IFLA_ADDRESS, m.Address)
+		ae.MAC(iflaAddress, m.Address)
 	}
 	if !m.Broadcast.IsZero() {
-		ae.MAC(unix.IFLA_BROADCAST, m.Broadcast)
+		ae.MAC(iflaBroadcast, m.Broadcast)
 	}
 	if m.MTU != 0 {
-		ae.Uint32(unix.IFLA_MTU, m.MTU)
+		ae.Uint32(iflaMTU, m.MTU)
 	}
 	if m.MinMTU != 0 {
-		ae.Uint32(unix.IFLA_MIN_MTU, m.MinMTU)
+		ae.Uint32(iflaMinMTU, m.MinMTU)
 	}
 	if m.MaxMTU != 0 {
-		ae.Uint32(unix.IFLA_MAX_MTU, m.MaxMTU)
+		ae.Uint32(iflaMaxMTU, m.MaxMTU)
 	}
 	if m.TxQLen != 0 || m.Present&LinkHasTxQLen != 0 {
-		ae.Uint32(unix.IFLA_TXQLEN, m.TxQLen)
+		ae.Uint32(iflaTxQLen, m.TxQLen)
 	}
 	if m.Link != 0 || m.Present&LinkHasLink != 0 {
-		ae.Int32(unix.IFLA_LINK, m.Link)
+		ae.Int32(iflaLink, m.Link)
 	}
 	if m.Master != 0 || m.Present&LinkHasMaster != 0 {
-		ae.Int32(unix.IFLA_MASTER, m.Master)
+		ae.Int32(iflaMaster, m.Master)
 	}
 	if m.OperState != 0 || m.Present&LinkHasOperState != 0 {
-		ae.Uint8(unix.IFLA_OPERSTATE, uint8(m.OperState))
+		ae.Uint8(iflaOperState, uint8(m.OperState))
 	}
 	if m.LinkNetNSID != 0 || m.Present&LinkHasLinkNetNSID != 0 {
-		ae.Int32(unix.IFLA_LINK_NETNSID, m.LinkNetNSID)
+		ae.Int32(iflaLinkNetNSID, m.LinkNetNSID)
 	}
 	if m.NetNSFD != 0 || m.Present&LinkHasNetNSFD != 0 {
 		if m.NetNSFD < 0 {
 			return fmt.Errorf("rtnl: link %q: negative netns descriptor %d", m.Name, m.NetNSFD)
 		}
-		ae.Uint32(unix.IFLA_NET_NS_FD, uint32(m.NetNSFD))
+		ae.Uint32(iflaNetNSFD, uint32(m.NetNSFD))
 	}
 	if m.NetNSPID != 0 {
-		ae.Uint32(unix.IFLA_NET_NS_PID, m.NetNSPID)
+		ae.Uint32(iflaNetNSPID, m.NetNSPID)
 	}
 	if m.Info != nil {
 		return m.Info.encode(ae)
@@ -249,45 +265,45 @@ func (m *LinkMessage) UnmarshalBinary(b []byte) error {
 	ad := NewAttributeDecoder(b[ifinfomsgLen:])
 	for ad.Next() {
 		switch ad.Type() {
-		case unix.IFLA_IFNAME:
+		case iflaIfName:
 			m.Name = ad.String()
-		case unix.IFLA_IFALIAS:
+		case iflaIfAlias:
 			m.Alias = ad.String()
-		case unix.IFLA_ADDRESS:
+		case iflaAddress:
 			if ad.Len() == len(ethaddr.MAC{}) {
 				m.Address = ad.MAC()
 			}
-		case unix.IFLA_BROADCAST:
+		case iflaBroadcast:
 			if ad.Len() == len(ethaddr.MAC{}) {
 				m.Broadcast = ad.MAC()
 			}
-		case unix.IFLA_MTU:
+		case iflaMTU:
 			m.MTU = ad.Uint32()
-		case unix.IFLA_MIN_MTU:
+		case iflaMinMTU:
 			m.MinMTU = ad.Uint32()
-		case unix.IFLA_MAX_MTU:
+		case iflaMaxMTU:
 			m.MaxMTU = ad.Uint32()
-		case unix.IFLA_TXQLEN:
+		case iflaTxQLen:
 			m.TxQLen = ad.Uint32()
 			m.Present |= LinkHasTxQLen
-		case unix.IFLA_LINK:
+		case iflaLink:
 			m.Link = ad.Int32()
 			m.Present |= LinkHasLink
-		case unix.IFLA_MASTER:
+		case iflaMaster:
 			m.Master = ad.Int32()
 			m.Present |= LinkHasMaster
-		case unix.IFLA_OPERSTATE:
+		case iflaOperState:
 			m.OperState = OperState(ad.Uint8())
 			m.Present |= LinkHasOperState
-		case unix.IFLA_LINK_NETNSID:
+		case iflaLinkNetNSID:
 			m.LinkNetNSID = ad.Int32()
 			m.Present |= LinkHasLinkNetNSID
-		case unix.IFLA_NET_NS_FD:
+		case iflaNetNSFD:
 			m.NetNSFD = int(ad.Uint32())
 			m.Present |= LinkHasNetNSFD
-		case unix.IFLA_NET_NS_PID:
+		case iflaNetNSPID:
 			m.NetNSPID = ad.Uint32()
-		case unix.IFLA_LINKINFO:
+		case iflaLinkInfo:
 			info := new(LinkInfo)
 			if err := info.decode(ad.Bytes()); err != nil {
 				ad.Fail(err)

@@ -4,8 +4,41 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+)
 
-	"golang.org/x/sys/unix"
+// Attributes of IFLA_LINKINFO (IFLA_INFO_*), of a bridge's IFLA_INFO_DATA
+// (IFLA_BR_*) and of a vxlan device's (IFLA_VXLAN_*).
+const (
+	iflaInfoKind      = 1 // IFLA_INFO_KIND
+	iflaInfoData      = 2 // IFLA_INFO_DATA
+	iflaInfoSlaveKind = 4 // IFLA_INFO_SLAVE_KIND
+
+	iflaBrForwardDelay  = 1  // IFLA_BR_FORWARD_DELAY
+	iflaBrHelloTime     = 2  // IFLA_BR_HELLO_TIME
+	iflaBrMaxAge        = 3  // IFLA_BR_MAX_AGE
+	iflaBrAgeingTime    = 4  // IFLA_BR_AGEING_TIME
+	iflaBrSTPState      = 5  // IFLA_BR_STP_STATE
+	iflaBrPriority      = 6  // IFLA_BR_PRIORITY
+	iflaBrVLANFiltering = 7  // IFLA_BR_VLAN_FILTERING
+	iflaBrMcastSnooping = 23 // IFLA_BR_MCAST_SNOOPING
+
+	iflaVxlanID        = 1  // IFLA_VXLAN_ID
+	iflaVxlanGroup     = 2  // IFLA_VXLAN_GROUP
+	iflaVxlanLink      = 3  // IFLA_VXLAN_LINK
+	iflaVxlanLocal     = 4  // IFLA_VXLAN_LOCAL
+	iflaVxlanTTL       = 5  // IFLA_VXLAN_TTL
+	iflaVxlanTOS       = 6  // IFLA_VXLAN_TOS
+	iflaVxlanLearning  = 7  // IFLA_VXLAN_LEARNING
+	iflaVxlanAgeing    = 8  // IFLA_VXLAN_AGEING
+	iflaVxlanLimit     = 9  // IFLA_VXLAN_LIMIT
+	iflaVxlanPortRange = 10 // IFLA_VXLAN_PORT_RANGE
+	iflaVxlanProxy     = 11 // IFLA_VXLAN_PROXY
+	iflaVxlanRSC       = 12 // IFLA_VXLAN_RSC
+	iflaVxlanL2Miss    = 13 // IFLA_VXLAN_L2MISS
+	iflaVxlanL3Miss    = 14 // IFLA_VXLAN_L3MISS
+	iflaVxlanPort      = 15 // IFLA_VXLAN_PORT
+	iflaVxlanGroup6    = 16 // IFLA_VXLAN_GROUP6
+	iflaVxlanLocal6    = 17 // IFLA_VXLAN_LOCAL6
 )
 
 // vethInfoPeer is VETH_INFO_PEER (include/uapi/linux/veth.h), missing from
@@ -90,26 +123,26 @@ type VxlanInfo struct {
 }
 
 func (li *LinkInfo) encode(ae *AttributeEncoder) error {
-	info := ae.Begin(unix.IFLA_LINKINFO)
+	info := ae.Begin(iflaLinkInfo)
 	if li.Kind != "" {
-		ae.String(unix.IFLA_INFO_KIND, li.Kind)
+		ae.String(iflaInfoKind, li.Kind)
 	}
 	if li.SlaveKind != "" {
-		ae.String(unix.IFLA_INFO_SLAVE_KIND, li.SlaveKind)
+		ae.String(iflaInfoSlaveKind, li.SlaveKind)
 	}
 	switch {
 	case li.Vxlan != nil:
-		d := ae.Begin(unix.IFLA_INFO_DATA)
+		d := ae.Begin(iflaInfoData)
 		if err := li.Vxlan.encode(ae); err != nil {
 			return err
 		}
 		ae.End(d)
 	case li.Bridge != nil:
-		d := ae.Begin(unix.IFLA_INFO_DATA)
+		d := ae.Begin(iflaInfoData)
 		li.Bridge.encode(ae)
 		ae.End(d)
 	case li.Peer != nil:
-		d := ae.Begin(unix.IFLA_INFO_DATA)
+		d := ae.Begin(iflaInfoData)
 		// The kernel reads VETH_INFO_PEER as an ifinfomsg followed by
 		// attributes, not as a nest; iproute2 sends it unflagged.
 		p := ae.BeginUnflagged(vethInfoPeer)
@@ -120,7 +153,7 @@ func (li *LinkInfo) encode(ae *AttributeEncoder) error {
 		ae.End(p)
 		ae.End(d)
 	case li.Data != nil:
-		ae.Raw(unix.IFLA_INFO_DATA|AttrNested, li.Data)
+		ae.Raw(iflaInfoData|AttrNested, li.Data)
 	}
 	ae.End(info)
 	return nil
@@ -131,11 +164,11 @@ func (li *LinkInfo) decode(b []byte) error {
 	ad := NewAttributeDecoder(b)
 	for ad.Next() {
 		switch ad.Type() {
-		case unix.IFLA_INFO_KIND:
+		case iflaInfoKind:
 			li.Kind = ad.String()
-		case unix.IFLA_INFO_SLAVE_KIND:
+		case iflaInfoSlaveKind:
 			li.SlaveKind = ad.String()
-		case unix.IFLA_INFO_DATA:
+		case iflaInfoData:
 			data = ad.Bytes()
 		}
 	}
@@ -177,58 +210,58 @@ func (v *VxlanInfo) encode(ae *AttributeEncoder) error {
 	if v.ID >= 1<<24 {
 		return fmt.Errorf("rtnl: vxlan VNI %d does not fit 24 bits", v.ID)
 	}
-	ae.Uint32(unix.IFLA_VXLAN_ID, v.ID)
+	ae.Uint32(iflaVxlanID, v.ID)
 	if v.Port != 0 {
-		ae.Uint16BE(unix.IFLA_VXLAN_PORT, v.Port)
+		ae.Uint16BE(iflaVxlanPort, v.Port)
 	}
 	if v.Local.IsValid() {
 		if v.Local.Is4() {
-			ae.Addr(unix.IFLA_VXLAN_LOCAL, v.Local)
+			ae.Addr(iflaVxlanLocal, v.Local)
 		} else {
-			ae.Addr(unix.IFLA_VXLAN_LOCAL6, v.Local)
+			ae.Addr(iflaVxlanLocal6, v.Local)
 		}
 	}
 	if v.Group.IsValid() {
 		if v.Group.Is4() {
-			ae.Addr(unix.IFLA_VXLAN_GROUP, v.Group)
+			ae.Addr(iflaVxlanGroup, v.Group)
 		} else {
-			ae.Addr(unix.IFLA_VXLAN_GROUP6, v.Group)
+			ae.Addr(iflaVxlanGroup6, v.Group)
 		}
 	}
 	if v.Dev != 0 {
-		ae.Int32(unix.IFLA_VXLAN_LINK, v.Dev)
+		ae.Int32(iflaVxlanLink, v.Dev)
 	}
 	if v.TTL != 0 {
-		ae.Uint8(unix.IFLA_VXLAN_TTL, v.TTL)
+		ae.Uint8(iflaVxlanTTL, v.TTL)
 	}
 	if v.TOS != 0 {
-		ae.Uint8(unix.IFLA_VXLAN_TOS, v.TOS)
+		ae.Uint8(iflaVxlanTOS, v.TOS)
 	}
-	ae.Flag(unix.IFLA_VXLAN_LEARNING, v.Learning)
+	ae.Flag(iflaVxlanLearning, v.Learning)
 	for _, f := range [...]struct {
 		typ uint16
 		on  bool
 	}{
-		{unix.IFLA_VXLAN_PROXY, v.Proxy},
-		{unix.IFLA_VXLAN_RSC, v.RSC},
-		{unix.IFLA_VXLAN_L2MISS, v.L2Miss},
-		{unix.IFLA_VXLAN_L3MISS, v.L3Miss},
+		{iflaVxlanProxy, v.Proxy},
+		{iflaVxlanRSC, v.RSC},
+		{iflaVxlanL2Miss, v.L2Miss},
+		{iflaVxlanL3Miss, v.L3Miss},
 	} {
 		if f.on {
 			ae.Flag(f.typ, true)
 		}
 	}
 	if v.Ageing != 0 {
-		ae.Uint32(unix.IFLA_VXLAN_AGEING, v.Ageing)
+		ae.Uint32(iflaVxlanAgeing, v.Ageing)
 	}
 	if v.Limit != 0 {
-		ae.Uint32(unix.IFLA_VXLAN_LIMIT, v.Limit)
+		ae.Uint32(iflaVxlanLimit, v.Limit)
 	}
 	if v.PortLow != 0 || v.PortHigh != 0 {
 		var r [4]byte
 		binary.BigEndian.PutUint16(r[0:2], v.PortLow)
 		binary.BigEndian.PutUint16(r[2:4], v.PortHigh)
-		ae.Raw(unix.IFLA_VXLAN_PORT_RANGE, r[:])
+		ae.Raw(iflaVxlanPortRange, r[:])
 	}
 	return nil
 }
@@ -237,35 +270,35 @@ func (v *VxlanInfo) decode(b []byte) error {
 	ad := NewAttributeDecoder(b)
 	for ad.Next() {
 		switch ad.Type() {
-		case unix.IFLA_VXLAN_ID:
+		case iflaVxlanID:
 			v.ID = ad.Uint32()
-		case unix.IFLA_VXLAN_PORT:
+		case iflaVxlanPort:
 			v.Port = ad.Uint16BE()
-		case unix.IFLA_VXLAN_LOCAL, unix.IFLA_VXLAN_LOCAL6:
+		case iflaVxlanLocal, iflaVxlanLocal6:
 			v.Local = ad.Addr()
-		case unix.IFLA_VXLAN_GROUP, unix.IFLA_VXLAN_GROUP6:
+		case iflaVxlanGroup, iflaVxlanGroup6:
 			v.Group = ad.Addr()
-		case unix.IFLA_VXLAN_LINK:
+		case iflaVxlanLink:
 			v.Dev = ad.Int32()
-		case unix.IFLA_VXLAN_TTL:
+		case iflaVxlanTTL:
 			v.TTL = ad.Uint8()
-		case unix.IFLA_VXLAN_TOS:
+		case iflaVxlanTOS:
 			v.TOS = ad.Uint8()
-		case unix.IFLA_VXLAN_LEARNING:
+		case iflaVxlanLearning:
 			v.Learning = ad.Flag()
-		case unix.IFLA_VXLAN_PROXY:
+		case iflaVxlanProxy:
 			v.Proxy = ad.Flag()
-		case unix.IFLA_VXLAN_RSC:
+		case iflaVxlanRSC:
 			v.RSC = ad.Flag()
-		case unix.IFLA_VXLAN_L2MISS:
+		case iflaVxlanL2Miss:
 			v.L2Miss = ad.Flag()
-		case unix.IFLA_VXLAN_L3MISS:
+		case iflaVxlanL3Miss:
 			v.L3Miss = ad.Flag()
-		case unix.IFLA_VXLAN_AGEING:
+		case iflaVxlanAgeing:
 			v.Ageing = ad.Uint32()
-		case unix.IFLA_VXLAN_LIMIT:
+		case iflaVxlanLimit:
 			v.Limit = ad.Uint32()
-		case unix.IFLA_VXLAN_PORT_RANGE:
+		case iflaVxlanPortRange:
 			if ad.Len() != 4 {
 				ad.Fail(fmt.Errorf("rtnl: IFLA_VXLAN_PORT_RANGE has %d bytes, not 4", ad.Len()))
 				break
@@ -285,24 +318,24 @@ func (br *BridgeInfo) encode(ae *AttributeEncoder) {
 		typ uint16
 		v   uint32
 	}{
-		{unix.IFLA_BR_FORWARD_DELAY, br.ForwardDelay},
-		{unix.IFLA_BR_HELLO_TIME, br.HelloTime},
-		{unix.IFLA_BR_MAX_AGE, br.MaxAge},
-		{unix.IFLA_BR_AGEING_TIME, br.AgeingTime},
-		{unix.IFLA_BR_STP_STATE, br.STPState},
+		{iflaBrForwardDelay, br.ForwardDelay},
+		{iflaBrHelloTime, br.HelloTime},
+		{iflaBrMaxAge, br.MaxAge},
+		{iflaBrAgeingTime, br.AgeingTime},
+		{iflaBrSTPState, br.STPState},
 	} {
 		if f.v != 0 {
 			ae.Uint32(f.typ, f.v)
 		}
 	}
 	if br.Priority != 0 {
-		ae.Uint16(unix.IFLA_BR_PRIORITY, br.Priority)
+		ae.Uint16(iflaBrPriority, br.Priority)
 	}
 	if br.VlanFiltering {
-		ae.Flag(unix.IFLA_BR_VLAN_FILTERING, true)
+		ae.Flag(iflaBrVLANFiltering, true)
 	}
 	if br.MulticastSnooping {
-		ae.Flag(unix.IFLA_BR_MCAST_SNOOPING, true)
+		ae.Flag(iflaBrMcastSnooping, true)
 	}
 }
 
@@ -310,21 +343,21 @@ func (br *BridgeInfo) decode(b []byte) error {
 	ad := NewAttributeDecoder(b)
 	for ad.Next() {
 		switch ad.Type() {
-		case unix.IFLA_BR_FORWARD_DELAY:
+		case iflaBrForwardDelay:
 			br.ForwardDelay = ad.Uint32()
-		case unix.IFLA_BR_HELLO_TIME:
+		case iflaBrHelloTime:
 			br.HelloTime = ad.Uint32()
-		case unix.IFLA_BR_MAX_AGE:
+		case iflaBrMaxAge:
 			br.MaxAge = ad.Uint32()
-		case unix.IFLA_BR_AGEING_TIME:
+		case iflaBrAgeingTime:
 			br.AgeingTime = ad.Uint32()
-		case unix.IFLA_BR_STP_STATE:
+		case iflaBrSTPState:
 			br.STPState = ad.Uint32()
-		case unix.IFLA_BR_PRIORITY:
+		case iflaBrPriority:
 			br.Priority = ad.Uint16()
-		case unix.IFLA_BR_VLAN_FILTERING:
+		case iflaBrVLANFiltering:
 			br.VlanFiltering = ad.Flag()
-		case unix.IFLA_BR_MCAST_SNOOPING:
+		case iflaBrMcastSnooping:
 			br.MulticastSnooping = ad.Flag()
 		}
 	}

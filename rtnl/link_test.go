@@ -9,7 +9,6 @@ import (
 
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
 func linkCodecCases() []struct {
@@ -94,13 +93,13 @@ func TestLinkMessageTruncatedNeverPanics(t *testing.T) {
 		for i := 0; i < len(b); i++ {
 			var m rtnl.LinkMessage
 			err := m.UnmarshalBinary(b[:i])
-			if i < unix.SizeofIfInfomsg && err == nil {
+			if i < rtnl.SizeofIfInfomsg && err == nil {
 				t.Errorf("%s: %d bytes accepted", tt.name, i)
 			}
 			// A cut inside the first attribute's header or payload is an error.
-			if i > unix.SizeofIfInfomsg && len(b) > unix.SizeofIfInfomsg+4 {
-				first := int(binary.NativeEndian.Uint16(b[unix.SizeofIfInfomsg:]))
-				if i < unix.SizeofIfInfomsg+first && err == nil {
+			if i > rtnl.SizeofIfInfomsg && len(b) > rtnl.SizeofIfInfomsg+4 {
+				first := int(binary.NativeEndian.Uint16(b[rtnl.SizeofIfInfomsg:]))
+				if i < rtnl.SizeofIfInfomsg+first && err == nil {
 					t.Errorf("%s: cut at %d inside the first attribute accepted", tt.name, i)
 				}
 			}
@@ -109,7 +108,7 @@ func TestLinkMessageTruncatedNeverPanics(t *testing.T) {
 }
 
 func TestLinkMessageRejectsMalformedAttributes(t *testing.T) {
-	hdr := make([]byte, unix.SizeofIfInfomsg)
+	hdr := make([]byte, rtnl.SizeofIfInfomsg)
 	build := func(f func(ae *rtnl.AttributeEncoder)) []byte {
 		ae := rtnl.NewAttributeEncoder(append([]byte{}, hdr...))
 		f(&ae)
@@ -119,38 +118,38 @@ func TestLinkMessageRejectsMalformedAttributes(t *testing.T) {
 		name string
 		b    []byte
 	}{
-		{"short MTU", build(func(ae *rtnl.AttributeEncoder) { ae.Raw(unix.IFLA_MTU, []byte{1, 2, 3}) })},
-		{"short master", build(func(ae *rtnl.AttributeEncoder) { ae.Uint16(unix.IFLA_MASTER, 1) })},
+		{"short MTU", build(func(ae *rtnl.AttributeEncoder) { ae.Raw(rtnl.IFLA_MTU, []byte{1, 2, 3}) })},
+		{"short master", build(func(ae *rtnl.AttributeEncoder) { ae.Uint16(rtnl.IFLA_MASTER, 1) })},
 		{"attribute longer than message", catBytes(hdr, rawAttr(3, 40, 'a'))},
-		{"bad nest in linkinfo", build(func(ae *rtnl.AttributeEncoder) { ae.Raw(unix.IFLA_LINKINFO, rawAttr(1, 99)) })},
+		{"bad nest in linkinfo", build(func(ae *rtnl.AttributeEncoder) { ae.Raw(rtnl.IFLA_LINKINFO, rawAttr(1, 99)) })},
 		{"short vxlan id", build(func(ae *rtnl.AttributeEncoder) {
-			li := ae.Begin(unix.IFLA_LINKINFO)
-			ae.String(unix.IFLA_INFO_KIND, "vxlan")
-			d := ae.Begin(unix.IFLA_INFO_DATA)
-			ae.Uint16(unix.IFLA_VXLAN_ID, 42)
+			li := ae.Begin(rtnl.IFLA_LINKINFO)
+			ae.String(rtnl.IFLA_INFO_KIND, "vxlan")
+			d := ae.Begin(rtnl.IFLA_INFO_DATA)
+			ae.Uint16(rtnl.IFLA_VXLAN_ID, 42)
 			ae.End(d)
 			ae.End(li)
 		})},
 		{"vxlan local of 5 bytes", build(func(ae *rtnl.AttributeEncoder) {
-			li := ae.Begin(unix.IFLA_LINKINFO)
-			ae.String(unix.IFLA_INFO_KIND, "vxlan")
-			d := ae.Begin(unix.IFLA_INFO_DATA)
-			ae.Raw(unix.IFLA_VXLAN_LOCAL, []byte{1, 2, 3, 4, 5})
+			li := ae.Begin(rtnl.IFLA_LINKINFO)
+			ae.String(rtnl.IFLA_INFO_KIND, "vxlan")
+			d := ae.Begin(rtnl.IFLA_INFO_DATA)
+			ae.Raw(rtnl.IFLA_VXLAN_LOCAL, []byte{1, 2, 3, 4, 5})
 			ae.End(d)
 			ae.End(li)
 		})},
 		{"vxlan port range of 2 bytes", build(func(ae *rtnl.AttributeEncoder) {
-			li := ae.Begin(unix.IFLA_LINKINFO)
-			ae.String(unix.IFLA_INFO_KIND, "vxlan")
-			d := ae.Begin(unix.IFLA_INFO_DATA)
-			ae.Raw(unix.IFLA_VXLAN_PORT_RANGE, []byte{1, 2})
+			li := ae.Begin(rtnl.IFLA_LINKINFO)
+			ae.String(rtnl.IFLA_INFO_KIND, "vxlan")
+			d := ae.Begin(rtnl.IFLA_INFO_DATA)
+			ae.Raw(rtnl.IFLA_VXLAN_PORT_RANGE, []byte{1, 2})
 			ae.End(d)
 			ae.End(li)
 		})},
 		{"veth peer shorter than ifinfomsg", build(func(ae *rtnl.AttributeEncoder) {
-			li := ae.Begin(unix.IFLA_LINKINFO)
-			ae.String(unix.IFLA_INFO_KIND, "veth")
-			d := ae.Begin(unix.IFLA_INFO_DATA)
+			li := ae.Begin(rtnl.IFLA_LINKINFO)
+			ae.String(rtnl.IFLA_INFO_KIND, "veth")
+			d := ae.Begin(rtnl.IFLA_INFO_DATA)
 			ae.Raw(1, []byte{1, 2, 3})
 			ae.End(d)
 			ae.End(li)
@@ -167,8 +166,8 @@ func TestLinkMessageRejectsMalformedAttributes(t *testing.T) {
 	// not errors: a dump must survive them.
 	var m rtnl.LinkMessage
 	b := build(func(ae *rtnl.AttributeEncoder) {
-		ae.Raw(unix.IFLA_ADDRESS, []byte{0, 0, 0, 0})
-		ae.String(unix.IFLA_IFNAME, "tunl0")
+		ae.Raw(rtnl.IFLA_ADDRESS, []byte{0, 0, 0, 0})
+		ae.String(rtnl.IFLA_IFNAME, "tunl0")
 	})
 	if err := m.UnmarshalBinary(b); err != nil || m.Name != "tunl0" || !m.Address.IsZero() {
 		t.Errorf("4-byte IFLA_ADDRESS: %v, %+v", err, m)
@@ -183,16 +182,16 @@ func TestLinkMessageEncodingLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := nestedPayload(t, b[unix.SizeofIfInfomsg:], unix.IFLA_LINKINFO, unix.IFLA_INFO_DATA)
+	data := nestedPayload(t, b[rtnl.SizeofIfInfomsg:], rtnl.IFLA_LINKINFO, rtnl.IFLA_INFO_DATA)
 	got := map[uint16][]byte{}
 	ad := rtnl.NewAttributeDecoder(data)
 	for ad.Next() {
 		got[ad.Type()] = ad.Bytes()
 	}
 	want := map[uint16][]byte{
-		unix.IFLA_VXLAN_ID:       binary.NativeEndian.AppendUint32(nil, 42),
-		unix.IFLA_VXLAN_PORT:     {0x12, 0xb5},
-		unix.IFLA_VXLAN_LEARNING: {0},
+		rtnl.IFLA_VXLAN_ID:       binary.NativeEndian.AppendUint32(nil, 42),
+		rtnl.IFLA_VXLAN_PORT:     {0x12, 0xb5},
+		rtnl.IFLA_VXLAN_LEARNING: {0},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("vxlan data = %v, want %v", got, want)
@@ -203,7 +202,7 @@ func TestLinkMessageEncodingLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	data = nestedPayload(t, b[unix.SizeofIfInfomsg:], unix.IFLA_LINKINFO, unix.IFLA_INFO_DATA)
+	data = nestedPayload(t, b[rtnl.SizeofIfInfomsg:], rtnl.IFLA_LINKINFO, rtnl.IFLA_INFO_DATA)
 	if typ := binary.NativeEndian.Uint16(data[2:4]); typ != 1 {
 		t.Fatalf("VETH_INFO_PEER type %#x, want 1 without NLA_F_NESTED", typ)
 	}

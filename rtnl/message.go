@@ -4,20 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-
-	"golang.org/x/sys/unix"
-)
-
-// HeaderLen is the size of a netlink message header (struct nlmsghdr).
-const HeaderLen = unix.SizeofNlMsghdr
-
-// Header flags not exported by golang.org/x/sys/unix.
-const (
-	flagCapped  = 0x100 // NLM_F_CAPPED: the error ACK carries no request payload
-	flagAckTLVs = 0x200 // NLM_F_ACK_TLVS: the ACK carries extended-ACK attributes
-	// FlagDumpFiltered (NLM_F_DUMP_FILTERED) marks dump replies the kernel
-	// filtered by the request's attributes (strict checking).
-	FlagDumpFiltered = 0x20
 )
 
 // Header is a netlink message header (struct nlmsghdr).
@@ -120,45 +106,45 @@ func (it *MessageIter) Err() error { return it.err }
 // type, as used in error messages ("RTM_NEWNEIGH").
 func MessageTypeName(t uint16) string {
 	switch t {
-	case unix.NLMSG_NOOP:
+	case MsgNoop:
 		return "NLMSG_NOOP"
-	case unix.NLMSG_ERROR:
+	case MsgError:
 		return "NLMSG_ERROR"
-	case unix.NLMSG_DONE:
+	case MsgDone:
 		return "NLMSG_DONE"
-	case unix.NLMSG_OVERRUN:
+	case MsgOverrun:
 		return "NLMSG_OVERRUN"
-	case unix.RTM_NEWLINK:
+	case MsgNewLink:
 		return "RTM_NEWLINK"
-	case unix.RTM_DELLINK:
+	case MsgDelLink:
 		return "RTM_DELLINK"
-	case unix.RTM_GETLINK:
+	case MsgGetLink:
 		return "RTM_GETLINK"
-	case unix.RTM_SETLINK:
+	case MsgSetLink:
 		return "RTM_SETLINK"
-	case unix.RTM_NEWADDR:
+	case MsgNewAddr:
 		return "RTM_NEWADDR"
-	case unix.RTM_DELADDR:
+	case MsgDelAddr:
 		return "RTM_DELADDR"
-	case unix.RTM_GETADDR:
+	case MsgGetAddr:
 		return "RTM_GETADDR"
-	case unix.RTM_NEWROUTE:
+	case MsgNewRoute:
 		return "RTM_NEWROUTE"
-	case unix.RTM_DELROUTE:
+	case MsgDelRoute:
 		return "RTM_DELROUTE"
-	case unix.RTM_GETROUTE:
+	case MsgGetRoute:
 		return "RTM_GETROUTE"
-	case unix.RTM_NEWNEIGH:
+	case MsgNewNeigh:
 		return "RTM_NEWNEIGH"
-	case unix.RTM_DELNEIGH:
+	case MsgDelNeigh:
 		return "RTM_DELNEIGH"
-	case unix.RTM_GETNEIGH:
+	case MsgGetNeigh:
 		return "RTM_GETNEIGH"
-	case unix.RTM_NEWNEIGHTBL:
+	case MsgNewNeighTable:
 		return "RTM_NEWNEIGHTBL"
-	case unix.RTM_GETNEIGHTBL:
+	case MsgGetNeighTable:
 		return "RTM_GETNEIGHTBL"
-	case unix.RTM_SETNEIGHTBL:
+	case MsgSetNeighTable:
 		return "RTM_SETNEIGHTBL"
 	}
 	return fmt.Sprintf("type %d", t)

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
-	"golang.org/x/sys/unix"
 )
 
 // MissKind says which kernel path asked userspace for an address.
@@ -158,7 +157,7 @@ var errMessageLength = errors.New("rtnl: message length does not fit its buffer"
 
 func classify(typ, flags uint16, pid uint32, data []byte, ev *Event) (ok bool, err error) {
 	switch typ {
-	case unix.RTM_GETNEIGH:
+	case MsgGetNeigh:
 		if err := decodeMiss(flags, data, &ev.Miss); err != nil {
 			return false, err
 		}
@@ -166,12 +165,12 @@ func classify(typ, flags uint16, pid uint32, data []byte, ev *Event) (ok bool, e
 			return false, nil
 		}
 		ev.Kind = EventMiss
-	case unix.RTM_NEWNEIGH, unix.RTM_DELNEIGH:
+	case MsgNewNeigh, MsgDelNeigh:
 		if err := ev.Neigh.UnmarshalBinary(data); err != nil {
 			return false, err
 		}
 		ev.Kind = EventNeighAdd
-		if typ == unix.RTM_DELNEIGH {
+		if typ == MsgDelNeigh {
 			ev.Kind = EventNeighDelete
 		}
 	default:
@@ -192,7 +191,7 @@ func decodeMiss(flags uint16, data []byte, m *Miss) error {
 		return errMissShort
 	}
 	m.Family = data[0]
-	if m.Family != unix.AF_INET && m.Family != unix.AF_INET6 {
+	if m.Family != FamilyInet && m.Family != FamilyInet6 {
 		return nil
 	}
 	m.Ifindex = int32(binary.NativeEndian.Uint32(data[4:8]))
@@ -249,7 +248,7 @@ func decodeMiss(flags uint16, data []byte, m *Miss) error {
 		return errMissBadAttr
 	}
 	switch {
-	case flags&unix.NLM_F_REQUEST != 0:
+	case flags&FlagRequest != 0:
 		if !hasDst {
 			return errMissNoDst
 		}

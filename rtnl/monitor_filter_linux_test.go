@@ -67,7 +67,7 @@ func (c *eventTally) done() bool {
 // a monitor has its marker, it has had (or had filtered out) everything
 // before it.
 func TestMonitorFilters(t *testing.T) {
-	if _, err := rtnl.NewMonitor(rtnl.MonitorConfig{MissesOnly: true, ChangesOnly: true}); err == nil {
+	if _, err := rtnl.DialMonitor(rtnl.MonitorConfig{MissesOnly: true, ChangesOnly: true}); err == nil {
 		t.Fatal("NewMonitor with MissesOnly and ChangesOnly: no error")
 	}
 	lab := missgen.NewLab(t)
@@ -93,7 +93,8 @@ func TestMonitorFilters(t *testing.T) {
 	}
 	c := nstest.Dial(t, lab.Overlay)
 	entries := []*rtnl.NeighMessage{
-		rtnl.ARPEntry(lab.VxlanIndex, netip.MustParseAddr("10.66.0.9"), ethaddr.MAC{0x02, 0x42, 0x0a, 0x42, 0x00, 0x09}),
+		rtnl.ARPEntry{Ifindex: lab.VxlanIndex,
+			IP: netip.MustParseAddr("10.66.0.9"), MAC: ethaddr.MAC{0x02, 0x42, 0x0a, 0x42, 0x00, 0x09}}.Message(),
 		rtnl.FDBEntry{Ifindex: lab.VxlanIndex, MAC: ethaddr.MAC{0x02, 0x42, 0x0a, 0x42, 0x00, 0x0a},
 			Dst: netip.MustParseAddr("192.0.2.77")}.Message(),
 	}

@@ -1,12 +1,13 @@
 package rtnl_test
 
 import (
+	"context"
 	"encoding/binary"
 	"testing"
 
 	"github.com/overlaynet/overlaynet/internal/golden"
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
+	"github.com/overlaynet/overlaynet/rtnl/rtnltest"
 )
 
 // FuzzClassify feeds arbitrary netlink messages to the classifier: it must
@@ -54,7 +55,7 @@ func FuzzClassify(f *testing.F) {
 		m := ev.Miss
 		switch m.Kind {
 		case rtnl.MissL3:
-			if !m.IP.IsValid() || h.Flags&unix.NLM_F_REQUEST != 0 {
+			if !m.IP.IsValid() || h.Flags&rtnl.FlagRequest != 0 {
 				t.Fatalf("L3 miss %+v with flags %#x", m, h.Flags)
 			}
 		case rtnl.MissL2:
@@ -62,13 +63,13 @@ func FuzzClassify(f *testing.F) {
 				t.Fatalf("L2 miss %+v", m)
 			}
 		case rtnl.MissAppSolicit:
-			if !m.IP.IsValid() || h.Flags&unix.NLM_F_REQUEST == 0 {
+			if !m.IP.IsValid() || h.Flags&rtnl.FlagRequest == 0 {
 				t.Fatalf("app_solicit %+v with flags %#x", m, h.Flags)
 			}
 		default:
 			t.Fatalf("miss of kind %v", m.Kind)
 		}
-		if m.Family != unix.AF_INET && m.Family != unix.AF_INET6 {
+		if m.Family != rtnl.FamilyInet && m.Family != rtnl.FamilyInet6 {
 			t.Fatalf("miss of family %d", m.Family)
 		}
 		// Where the general decoder accepts the same bytes, both agree.
@@ -81,6 +82,54 @@ func FuzzClassify(f *testing.F) {
 			n.Probes != m.Probes || n.VNI != m.VNI || n.Present.Has(rtnl.NeighAttrVNI) != m.HasVNI ||
 			n.LinkNetnsID != m.LinkNetnsID {
 			t.Fatalf("classifier %+v disagrees with NeighMessage %v", m, &n)
+		}
+	})
+}
+
+// FuzzMonitorDatagram feeds arbitrary datagrams to a Monitor over a
+// Transport, through the read loop and the per-datagram framing a socket's
+// datagrams go through, under each filter: Run must not panic, must end
+// with the stream, and must deliver only what the filter keeps, each event
+// counted once.
+func FuzzMonitorDatagram(f *testing.F) {
+	for _, name := range []string{"l3miss", "l2miss", "app_solicit", "fdb_echo"} {
+		raw, err := golden.Read(goldenDir, name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw, uint8(0))
+		f.Add(append(raw, raw...), uint8(1))
+	}
+	f.Fuzz(func(t *testing.T, d []byte, filter uint8) {
+		fl := rtnl.MonitorFilter(filter % 3)
+		kernel := rtnltest.NewNotifier()
+		kernel.Datagram(d)
+		kernel.End()
+		m := rtnl.NewMonitor(kernel, fl)
+		defer m.Close()
+		var events uint64
+		err := m.Run(context.Background(), func(ev *rtnl.Event) error {
+			events++
+			switch {
+			case fl == rtnl.MonitorMisses && ev.Kind != rtnl.EventMiss,
+				fl == rtnl.MonitorChanges && ev.Kind == rtnl.EventMiss:
+				t.Fatalf("filter %v delivered %v", fl, ev.Kind)
+			}
+			return nil
+		})
+		if len(d) > 4096 {
+			if err == nil {
+				t.Fatalf("a %d-byte datagram fit a 4096-byte buffer", len(d))
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		st := m.Stats()
+		if delivered := st.Misses() + st.NeighAdds + st.NeighDeletes; delivered != events || st.Messages < events ||
+			st.Datagrams > 1 || st.Messages > st.Ignored+st.DecodeErrors+events {
+			t.Fatalf("%d events, stats %+v", events, st)
 		}
 	})
 }

@@ -43,7 +43,7 @@ func runMonitor(t *testing.T, m *rtnl.Monitor, fn func(*rtnl.Event) error) (stop
 
 func newMonitor(t *testing.T, cfg rtnl.MonitorConfig) *rtnl.Monitor {
 	t.Helper()
-	m, err := rtnl.NewMonitor(cfg)
+	m, err := rtnl.DialMonitor(cfg)
 	if err != nil {
 		t.Fatalf("NewMonitor: %v", err)
 	}
@@ -106,7 +106,7 @@ func TestMonitorMissesAndNeighEvents(t *testing.T) {
 	c := nstest.Dial(t, lab.Overlay)
 	ip := netip.MustParseAddr("10.66.0.9")
 	mac := ethaddr.MAC{0x02, 0x42, 0x0a, 0x42, 0x00, 0x09}
-	entry := rtnl.ARPEntry(lab.VxlanIndex, ip, mac)
+	entry := rtnl.ARPEntry{Ifindex: lab.VxlanIndex, IP: ip, MAC: mac}.Message()
 	if err := c.NeighAdd(entry); err != nil {
 		t.Fatalf("NeighAdd: %v", err)
 	}
@@ -177,7 +177,7 @@ func TestMonitorResync(t *testing.T) {
 	c := nstest.Dial(t, lab.Overlay)
 	ip := netip.MustParseAddr("10.66.0.7")
 	mac := ethaddr.MAC{0x02, 0x42, 0x0a, 0x42, 0x00, 0x07}
-	if err := c.NeighAdd(rtnl.ARPEntry(lab.VxlanIndex, ip, mac)); err != nil {
+	if err := c.NeighAdd(rtnl.ARPEntry{Ifindex: lab.VxlanIndex, IP: ip, MAC: mac}.Message()); err != nil {
 		t.Fatal(err)
 	}
 	fdb := rtnl.FDBEntry{Ifindex: lab.VxlanIndex, MAC: mac, Dst: netip.MustParseAddr("192.0.2.7")}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
 // ndmsg builds a neighbour message payload: a 12-byte ndmsg and raw
@@ -38,26 +37,26 @@ func TestClassifyKernelMessages(t *testing.T) {
 		neighVNI uint32
 	}{
 		{file: "l3miss", kind: rtnl.EventMiss, miss: rtnl.Miss{
-			Kind: rtnl.MissL3, Family: unix.AF_INET, Ifindex: 3, State: rtnl.NeighStale,
+			Kind: rtnl.MissL3, Family: rtnl.FamilyInet, Ifindex: 3, State: rtnl.NeighStale,
 			IP: netip.MustParseAddr("198.51.100.9"), VNI: 1 << 24, HasVNI: true,
 			LinkNetnsID: 1, HasLinkNetnsID: true,
 		}},
 		{file: "l3miss_v6", kind: rtnl.EventMiss, miss: rtnl.Miss{
-			Kind: rtnl.MissL3, Family: unix.AF_INET6, Ifindex: 3, State: rtnl.NeighStale,
+			Kind: rtnl.MissL3, Family: rtnl.FamilyInet6, Ifindex: 3, State: rtnl.NeighStale,
 			IP: netip.MustParseAddr("fe80::42:c6ff:fe33:6409"), VNI: 1 << 24, HasVNI: true,
 			LinkNetnsID: 1, HasLinkNetnsID: true,
 		}},
 		{file: "l2miss", kind: rtnl.EventMiss, miss: rtnl.Miss{
-			Kind: rtnl.MissL2, Family: unix.AF_INET, Ifindex: 3, State: rtnl.NeighStale,
+			Kind: rtnl.MissL2, Family: rtnl.FamilyInet, Ifindex: 3, State: rtnl.NeighStale,
 			MAC: ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x07}, HasMAC: true, HasVNI: true,
 			LinkNetnsID: 1, HasLinkNetnsID: true,
 		}},
 		{file: "app_solicit", kind: rtnl.EventMiss, miss: rtnl.Miss{
-			Kind: rtnl.MissAppSolicit, Family: unix.AF_INET, Ifindex: 2, State: rtnl.NeighIncomplete,
+			Kind: rtnl.MissAppSolicit, Family: rtnl.FamilyInet, Ifindex: 2, State: rtnl.NeighIncomplete,
 			IP: netip.MustParseAddr("198.51.100.8"), Probes: 3,
 		}},
 		{file: "app_solicit_probe", kind: rtnl.EventMiss, miss: rtnl.Miss{
-			Kind: rtnl.MissAppSolicit, Family: unix.AF_INET, Ifindex: 2, State: rtnl.NeighProbe,
+			Kind: rtnl.MissAppSolicit, Family: rtnl.FamilyInet, Ifindex: 2, State: rtnl.NeighProbe,
 			IP: netip.MustParseAddr("198.51.100.6"), MAC: ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x06}, HasMAC: true,
 		}},
 		{file: "fdb_echo", kind: rtnl.EventNeighAdd,
@@ -89,7 +88,7 @@ func TestClassifyKernelMessages(t *testing.T) {
 				return
 			}
 			n := ev.Neigh
-			if n.Family != unix.AF_BRIDGE || n.Dst != tt.neighDst || n.LLAddr.String() != tt.neighMAC || n.VNI != tt.neighVNI {
+			if n.Family != rtnl.FamilyBridge || n.Dst != tt.neighDst || n.LLAddr.String() != tt.neighMAC || n.VNI != tt.neighVNI {
 				t.Errorf("neighbour %v: want AF_BRIDGE dst %v mac %s vni %d", &n, tt.neighDst, tt.neighMAC, tt.neighVNI)
 			}
 		})
@@ -99,8 +98,8 @@ func TestClassifyKernelMessages(t *testing.T) {
 func TestClassifySynthetic(t *testing.T) {
 	dst := []byte{198, 51, 100, 3}
 	mac := []byte{2, 0x42, 0xc6, 0x33, 0x64, 3}
-	get := rtnl.Header{Type: unix.RTM_GETNEIGH}
-	req := rtnl.Header{Type: unix.RTM_GETNEIGH, Flags: unix.NLM_F_REQUEST}
+	get := rtnl.Header{Type: rtnl.MsgGetNeigh}
+	req := rtnl.Header{Type: rtnl.MsgGetNeigh, Flags: rtnl.FlagRequest}
 	tests := []struct {
 		name    string
 		h       rtnl.Header
@@ -110,29 +109,29 @@ func TestClassifySynthetic(t *testing.T) {
 		kind    rtnl.EventKind
 		miss    rtnl.MissKind
 	}{
-		{"l3", get, ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttrDst, dst), true, false, rtnl.EventMiss, rtnl.MissL3},
-		{"l2", get, ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttrLLAddr, mac), true, false, rtnl.EventMiss, rtnl.MissL2},
-		{"app_solicit", req, ndmsg(unix.AF_INET, 5, 1, rtnl.NeighAttrDst, dst, rtnl.NeighAttrProbes, ne32(1)), true, false, rtnl.EventMiss, rtnl.MissAppSolicit},
-		{"unknown attribute skipped", get, ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttr(99), []byte{1}, rtnl.NeighAttrDst, dst), true, false, rtnl.EventMiss, rtnl.MissL3},
+		{"l3", get, ndmsg(rtnl.FamilyInet, 5, 4, rtnl.NeighAttrDst, dst), true, false, rtnl.EventMiss, rtnl.MissL3},
+		{"l2", get, ndmsg(rtnl.FamilyInet, 5, 4, rtnl.NeighAttrLLAddr, mac), true, false, rtnl.EventMiss, rtnl.MissL2},
+		{"app_solicit", req, ndmsg(rtnl.FamilyInet, 5, 1, rtnl.NeighAttrDst, dst, rtnl.NeighAttrProbes, ne32(1)), true, false, rtnl.EventMiss, rtnl.MissAppSolicit},
+		{"unknown attribute skipped", get, ndmsg(rtnl.FamilyInet, 5, 4, rtnl.NeighAttr(99), []byte{1}, rtnl.NeighAttrDst, dst), true, false, rtnl.EventMiss, rtnl.MissL3},
 		{"nested flag masked", get, func() []byte {
-			b := ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttrDst, dst)
+			b := ndmsg(rtnl.FamilyInet, 5, 4, rtnl.NeighAttrDst, dst)
 			typ := binary.NativeEndian.Uint16(b[14:]) // nla_type of the first attribute
-			binary.NativeEndian.PutUint16(b[14:], typ|unix.NLA_F_NESTED)
+			binary.NativeEndian.PutUint16(b[14:], typ|rtnl.AttrNested)
 			return b
 		}(), true, false, rtnl.EventMiss, rtnl.MissL3},
-		{"bridge family ignored", get, ndmsg(unix.AF_BRIDGE, 5, 4, rtnl.NeighAttrLLAddr, mac), false, false, 0, 0},
-		{"link message ignored", rtnl.Header{Type: unix.RTM_NEWLINK}, make([]byte, 16), false, false, 0, 0},
-		{"new neigh", rtnl.Header{Type: unix.RTM_NEWNEIGH}, ndmsg(unix.AF_INET, 5, 0x80, rtnl.NeighAttrDst, dst, rtnl.NeighAttrLLAddr, mac), true, false, rtnl.EventNeighAdd, 0},
-		{"del neigh", rtnl.Header{Type: unix.RTM_DELNEIGH}, ndmsg(unix.AF_INET, 5, 0x20, rtnl.NeighAttrDst, dst), true, false, rtnl.EventNeighDelete, 0},
+		{"bridge family ignored", get, ndmsg(rtnl.FamilyBridge, 5, 4, rtnl.NeighAttrLLAddr, mac), false, false, 0, 0},
+		{"link message ignored", rtnl.Header{Type: rtnl.MsgNewLink}, make([]byte, 16), false, false, 0, 0},
+		{"new neigh", rtnl.Header{Type: rtnl.MsgNewNeigh}, ndmsg(rtnl.FamilyInet, 5, 0x80, rtnl.NeighAttrDst, dst, rtnl.NeighAttrLLAddr, mac), true, false, rtnl.EventNeighAdd, 0},
+		{"del neigh", rtnl.Header{Type: rtnl.MsgDelNeigh}, ndmsg(rtnl.FamilyInet, 5, 0x20, rtnl.NeighAttrDst, dst), true, false, rtnl.EventNeighDelete, 0},
 		{"short", get, make([]byte, 11), false, true, 0, 0},
-		{"no address", get, ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttrVNI, ne32(42)), false, true, 0, 0},
-		{"app_solicit without dst", req, ndmsg(unix.AF_INET, 5, 1, rtnl.NeighAttrLLAddr, mac), false, true, 0, 0},
-		{"dst of 5 bytes", get, ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttrDst, []byte{1, 2, 3, 4, 5}), false, true, 0, 0},
-		{"lladdr of 8 bytes", get, ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttrLLAddr, make([]byte, 8)), false, true, 0, 0},
-		{"vni of 2 bytes", get, ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttrDst, dst, rtnl.NeighAttrVNI, []byte{1, 2}), false, true, 0, 0},
-		{"attribute overruns", get, catBytes(ndmsg(unix.AF_INET, 5, 4), rawAttr(1, 40, 1, 2, 3, 4)), false, true, 0, 0},
-		{"trailing bytes", get, append(ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttrDst, dst), 1, 2), false, true, 0, 0},
-		{"bad new neigh", rtnl.Header{Type: unix.RTM_NEWNEIGH}, make([]byte, 3), false, true, 0, 0},
+		{"no address", get, ndmsg(rtnl.FamilyInet, 5, 4, rtnl.NeighAttrVNI, ne32(42)), false, true, 0, 0},
+		{"app_solicit without dst", req, ndmsg(rtnl.FamilyInet, 5, 1, rtnl.NeighAttrLLAddr, mac), false, true, 0, 0},
+		{"dst of 5 bytes", get, ndmsg(rtnl.FamilyInet, 5, 4, rtnl.NeighAttrDst, []byte{1, 2, 3, 4, 5}), false, true, 0, 0},
+		{"lladdr of 8 bytes", get, ndmsg(rtnl.FamilyInet, 5, 4, rtnl.NeighAttrLLAddr, make([]byte, 8)), false, true, 0, 0},
+		{"vni of 2 bytes", get, ndmsg(rtnl.FamilyInet, 5, 4, rtnl.NeighAttrDst, dst, rtnl.NeighAttrVNI, []byte{1, 2}), false, true, 0, 0},
+		{"attribute overruns", get, catBytes(ndmsg(rtnl.FamilyInet, 5, 4), rawAttr(1, 40, 1, 2, 3, 4)), false, true, 0, 0},
+		{"trailing bytes", get, append(ndmsg(rtnl.FamilyInet, 5, 4, rtnl.NeighAttrDst, dst), 1, 2), false, true, 0, 0},
+		{"bad new neigh", rtnl.Header{Type: rtnl.MsgNewNeigh}, make([]byte, 3), false, true, 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -173,9 +172,9 @@ func TestClassifyDoesNotAllocate(t *testing.T) {
 		}
 	}
 	// Malformed misses are rejected without allocating either.
-	bad := ndmsg(unix.AF_INET, 5, 4, rtnl.NeighAttrDst, []byte{1, 2, 3})
+	bad := ndmsg(rtnl.FamilyInet, 5, 4, rtnl.NeighAttrDst, []byte{1, 2, 3})
 	var ev rtnl.Event
-	if a := testing.AllocsPerRun(100, func() { rtnl.ClassifyPayload(rtnl.Header{Type: unix.RTM_GETNEIGH}, bad, &ev) }); a != 0 {
+	if a := testing.AllocsPerRun(100, func() { rtnl.ClassifyPayload(rtnl.Header{Type: rtnl.MsgGetNeigh}, bad, &ev) }); a != 0 {
 		t.Errorf("malformed miss: %v allocations, want 0", a)
 	}
 }

@@ -2,17 +2,12 @@ package rtnl
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"io"
-	"slices"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
-// deadliner is what a Transport implements for Run to wake a blocked
-// Receive when its context ends.
+// deadliner is what a source implements for Run to wake a blocked read
+// when its context ends: a socket, or a Transport that has the method.
 type deadliner interface {
 	SetReadDeadline(time.Time) error
 }
@@ -35,51 +30,33 @@ func wakeOnDone(ctx context.Context, r deadliner) (undo func()) {
 	}
 }
 
-// newTransportMonitor returns a Monitor reading notifications from tr, one
-// datagram at a time, keeping only datagrams whose first message has one of
-// the types accept lists (all when nil): the socket filter's rule.
-func newTransportMonitor(tr Transport, accept []uint16) *Monitor {
-	m := &Monitor{
-		tr:     tr,
-		accept: accept,
-		hdrs:   make([]unix.Mmsghdr, 1),
-		names:  make([]unix.RawSockaddrNetlink, 1),
-		buf:    make([]byte, monitorSlot),
-	}
-	m.ev.Neigh.LLAddr = m.llbuf[:0]
-	return m
+// transportSource reads a Monitor's datagrams from a Transport, one per
+// Receive, and applies the filter a socket's BPF program applies in the
+// kernel.
+type transportSource struct {
+	tr     Transport
+	filter MonitorFilter
+	buf    []byte
+	d      [1]datagram
 }
 
-// runTransport is Run on a Transport: Receive in place of recvmmsg, the
-// same delivery.
-func (m *Monitor) runTransport(ctx context.Context, fn func(*Event) error) error {
-	if dl, ok := m.tr.(deadliner); ok {
-		defer wakeOnDone(ctx, dl)()
+var errTransportOverflow = errors.New("rtnl: transport returned more than the buffer")
+
+// receive returns the next datagram, or none when the filter dropped it
+// (Run then checks its context before reading on).
+func (s *transportSource) receive() ([]datagram, error) {
+	n, err := s.tr.Receive(s.buf)
+	if err != nil {
+		return nil, &OpError{Op: "receive", Err: err}
 	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n, err := m.tr.Receive(m.buf)
-		if err != nil {
-			if errors.Is(err, io.EOF) && !m.closed.Load() && ctx.Err() == nil {
-				return nil // the transport has no more
-			}
-			if done, err := m.readFailed(ctx, "receive", err, fn); done {
-				return err
-			}
-			continue
-		}
-		if n > len(m.buf) {
-			return &OpError{Op: "receive", Err: errors.New("transport returned more than the buffer")}
-		}
-		if m.accept != nil && (n < HeaderLen || !slices.Contains(m.accept, binary.NativeEndian.Uint16(m.buf[4:6]))) {
-			continue // the socket filter would have dropped it
-		}
-		m.syscalls.Add(1)
-		m.hdrs[0] = unix.Mmsghdr{Len: uint32(n)}
-		if err := m.deliver(1, fn); err != nil {
-			return err
-		}
+	if n < 0 || n > len(s.buf) {
+		return nil, &OpError{Op: "receive", Err: errTransportOverflow}
 	}
+	if !s.filter.keeps(s.buf[:n]) {
+		return s.d[:0], nil
+	}
+	s.d[0] = datagram{b: s.buf[:n]}
+	return s.d[:], nil
 }
+
+func (s *transportSource) Close() error { return s.tr.Close() }

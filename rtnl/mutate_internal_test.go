@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/overlaynet/overlaynet/internal/golden"
-	"golang.org/x/sys/unix"
 )
 
 // TestDecodersSurviveMutations feeds every decoder systematic mutations of
@@ -91,8 +90,8 @@ func decodeAll(b []byte) (err error) {
 	parseAck(h, body)
 	doneError(h.Type, Message{Header: h, Data: body})
 	// The attributes after the fixed struct of the message's family.
-	off := map[uint16]int{unix.RTM_NEWNEIGH: 12, unix.RTM_GETNEIGH: 12, unix.RTM_NEWLINK: 16,
-		unix.RTM_NEWADDR: 8, unix.RTM_NEWROUTE: 12, unix.NLMSG_ERROR: 4 + HeaderLen}[h.Type]
+	off := map[uint16]int{MsgNewNeigh: 12, MsgGetNeigh: 12, MsgNewLink: 16,
+		MsgNewAddr: 8, MsgNewRoute: 12, MsgError: 4 + HeaderLen}[h.Type]
 	if off <= len(body) {
 		walk(NewAttributeDecoder(body[off:]), 0)
 	}

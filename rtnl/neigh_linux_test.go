@@ -132,7 +132,7 @@ func TestNeighARPEntry(t *testing.T) {
 	l := newNeighLab(t, "na")
 	ip := netip.MustParseAddr("198.51.100.3")
 	mac := neighMustMAC(t, "02:42:c6:33:64:03")
-	if err := l.c.NeighAdd(rtnl.ARPEntry(l.vxlan, ip, mac)); err != nil {
+	if err := l.c.NeighAdd(rtnl.ARPEntry{Ifindex: l.vxlan, IP: ip, MAC: mac}.Message()); err != nil {
 		t.Fatalf("NeighAdd: %v", err)
 	}
 	got := neighIPShow(t, l.name, "vxlan1")
@@ -141,7 +141,7 @@ func TestNeighARPEntry(t *testing.T) {
 	}
 
 	// A duplicate fails with EEXIST, as an *OpError naming the request.
-	err := l.c.NeighAdd(rtnl.ARPEntry(l.vxlan, ip, mac))
+	err := l.c.NeighAdd(rtnl.ARPEntry{Ifindex: l.vxlan, IP: ip, MAC: mac}.Message())
 	var oe *rtnl.OpError
 	if !errors.Is(err, unix.EEXIST) || !errors.As(err, &oe) || oe.Op != "RTM_NEWNEIGH" {
 		t.Fatalf("duplicate NeighAdd: got %v, want an RTM_NEWNEIGH OpError with EEXIST", err)
@@ -158,7 +158,7 @@ func TestNeighARPEntry(t *testing.T) {
 
 	// Replace changes the lladdr of the existing entry.
 	mac2 := neighMustMAC(t, "02:42:c6:33:64:13")
-	if err := l.c.NeighReplace(rtnl.ARPEntry(l.vxlan, ip, mac2)); err != nil {
+	if err := l.c.NeighReplace(rtnl.ARPEntry{Ifindex: l.vxlan, IP: ip, MAC: mac2}.Message()); err != nil {
 		t.Fatalf("NeighReplace: %v", err)
 	}
 	if got := neighIPShow(t, l.name, "vxlan1"); len(got) != 1 || got[0].LLAddr != mac2.String() {
@@ -182,13 +182,13 @@ func TestNeighARPEntry(t *testing.T) {
 		t.Fatalf("NeighList on br0 = %v, %v; want only br0's own entries", list, err)
 	}
 
-	if err := l.c.NeighDelete(rtnl.ARPEntry(l.vxlan, ip, mac2)); err != nil {
+	if err := l.c.NeighDelete(rtnl.ARPEntry{Ifindex: l.vxlan, IP: ip, MAC: mac2}.Message()); err != nil {
 		t.Fatalf("NeighDelete: %v", err)
 	}
 	if got := neighIPShow(t, l.name, "vxlan1"); len(got) != 0 {
 		t.Fatalf("after delete: %+v", got)
 	}
-	if err := l.c.NeighDelete(rtnl.ARPEntry(l.vxlan, ip, mac2)); !errors.Is(err, unix.ENOENT) {
+	if err := l.c.NeighDelete(rtnl.ARPEntry{Ifindex: l.vxlan, IP: ip, MAC: mac2}.Message()); !errors.Is(err, unix.ENOENT) {
 		t.Fatalf("second delete: got %v, want ENOENT", err)
 	}
 }
@@ -407,7 +407,8 @@ func TestNeighBatchARP(t *testing.T) {
 		if i == 150 {
 			ip = netip.AddrFrom4([4]byte{198, 51, 100, 3}) // duplicate of #3
 		}
-		if err := b.NeighAdd(rtnl.ARPEntry(l.vxlan, ip, ethaddr.MAC{2, 0x42, 198, 51, 100, byte(i)})); err != nil {
+		if err := b.NeighAdd(rtnl.ARPEntry{Ifindex: l.vxlan,
+			IP: ip, MAC: ethaddr.MAC{2, 0x42, 198, 51, 100, byte(i)}}.Message()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -108,7 +108,7 @@ func (m *NeighMessage) String() string {
 		}
 	}
 	hasLL := m.Present.Has(NeighAttrLLAddr) || len(m.LLAddr) > 0
-	if m.Family == familyBridge {
+	if m.Family == FamilyBridge {
 		if hasLL {
 			sb.WriteString(m.LLAddr.String())
 		}
@@ -125,7 +125,7 @@ func (m *NeighMessage) String() string {
 	sep()
 	sb.WriteString("dev ")
 	sb.WriteString(strconv.Itoa(int(m.Ifindex)))
-	if m.Family == familyBridge && m.Dst.IsValid() {
+	if m.Family == FamilyBridge && m.Dst.IsValid() {
 		sb.WriteString(" dst ")
 		sb.WriteString(m.Dst.String())
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
 // neighAttr builds one attribute by hand, padded, for wire-level checks.
@@ -58,7 +57,7 @@ func TestNeighWireBytes(t *testing.T) {
 			return m
 		}(),
 		wire: bytes.Join([][]byte{
-			neighHeader(unix.AF_BRIDGE, 5, 0x80, 0x02, 0),
+			neighHeader(rtnl.FamilyBridge, 5, 0x80, 0x02, 0),
 			neighAttr(1, 192, 0, 2, 3),
 			neighAttr(2, 0x02, 0x42, 0xc6, 0x33, 0x64, 0x03),
 			neighAttr(6, 0x12, 0xb6), // NDA_PORT 4790, big-endian
@@ -71,7 +70,7 @@ func TestNeighWireBytes(t *testing.T) {
 		msg: rtnl.FDBEntry{Ifindex: 5, MAC: mac, Dst: netip.MustParseAddr("192.0.2.3"),
 			HasVNI: true, HasPort: true, State: rtnl.NeighReachable}.Message(),
 		wire: bytes.Join([][]byte{
-			neighHeader(unix.AF_BRIDGE, 5, 0x02, 0x02, 0),
+			neighHeader(rtnl.FamilyBridge, 5, 0x02, 0x02, 0),
 			neighAttr(1, 192, 0, 2, 3),
 			neighAttr(2, 0x02, 0x42, 0xc6, 0x33, 0x64, 0x03),
 			neighAttr(6, 0, 0),
@@ -79,25 +78,25 @@ func TestNeighWireBytes(t *testing.T) {
 		}, nil),
 	}, {
 		name: "arp entry",
-		msg:  rtnl.ARPEntry(9, netip.MustParseAddr("198.51.100.3"), mac),
+		msg:  rtnl.ARPEntry{Ifindex: 9, IP: netip.MustParseAddr("198.51.100.3"), MAC: mac}.Message(),
 		wire: bytes.Join([][]byte{
-			neighHeader(unix.AF_INET, 9, 0x80, 0, 0),
+			neighHeader(rtnl.FamilyInet, 9, 0x80, 0, 0),
 			neighAttr(1, 198, 51, 100, 3),
 			neighAttr(2, 0x02, 0x42, 0xc6, 0x33, 0x64, 0x03),
 		}, nil),
 	}, {
 		name: "nd entry from a v4-mapped address is ARP",
-		msg:  rtnl.ARPEntry(9, netip.MustParseAddr("::ffff:198.51.100.3"), mac),
+		msg:  rtnl.ARPEntry{Ifindex: 9, IP: netip.MustParseAddr("::ffff:198.51.100.3"), MAC: mac}.Message(),
 		wire: bytes.Join([][]byte{
-			neighHeader(unix.AF_INET, 9, 0x80, 0, 0),
+			neighHeader(rtnl.FamilyInet, 9, 0x80, 0, 0),
 			neighAttr(1, 198, 51, 100, 3),
 			neighAttr(2, 0x02, 0x42, 0xc6, 0x33, 0x64, 0x03),
 		}, nil),
 	}, {
 		name: "nd entry",
-		msg:  rtnl.ARPEntry(9, netip.MustParseAddr("2001:db8::3"), mac),
+		msg:  rtnl.ARPEntry{Ifindex: 9, IP: netip.MustParseAddr("2001:db8::3"), MAC: mac}.Message(),
 		wire: bytes.Join([][]byte{
-			neighHeader(unix.AF_INET6, 9, 0x80, 0, 0),
+			neighHeader(rtnl.FamilyInet6, 9, 0x80, 0, 0),
 			neighAttr(1, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3),
 			neighAttr(2, 0x02, 0x42, 0xc6, 0x33, 0x64, 0x03),
 		}, nil),
@@ -146,28 +145,28 @@ func TestNeighRoundTrip(t *testing.T) {
 		in      rtnl.NeighMessage
 		present []rtnl.NeighAttr
 	}{
-		{"arp", rtnl.NeighMessage{Family: unix.AF_INET, Ifindex: 4, State: rtnl.NeighPermanent, Type: unix.RTN_UNICAST,
+		{"arp", rtnl.NeighMessage{Family: rtnl.FamilyInet, Ifindex: 4, State: rtnl.NeighPermanent, Type: rtnl.RTN_UNICAST,
 			Dst: netip.MustParseAddr("198.51.100.7"), LLAddr: mac},
 			[]rtnl.NeighAttr{rtnl.NeighAttrDst, rtnl.NeighAttrLLAddr}},
-		{"ipv6 router", rtnl.NeighMessage{Family: unix.AF_INET6, Ifindex: 4, State: rtnl.NeighReachable, Flags: rtnl.NeighFlagRouter,
+		{"ipv6 router", rtnl.NeighMessage{Family: rtnl.FamilyInet6, Ifindex: 4, State: rtnl.NeighReachable, Flags: rtnl.NeighFlagRouter,
 			Dst: netip.MustParseAddr("2001:db8::7"), LLAddr: mac, Probes: 2, Protocol: 4, FlagsExt: 1},
 			[]rtnl.NeighAttr{rtnl.NeighAttrDst, rtnl.NeighAttrLLAddr, rtnl.NeighAttrProbes, rtnl.NeighAttrProtocol, rtnl.NeighAttrFlagsExt}},
-		{"fdb full", rtnl.NeighMessage{Family: unix.AF_BRIDGE, Ifindex: 6, State: rtnl.NeighPermanent, Flags: rtnl.NeighFlagSelf | rtnl.NeighFlagExtLearned,
+		{"fdb full", rtnl.NeighMessage{Family: rtnl.FamilyBridge, Ifindex: 6, State: rtnl.NeighPermanent, Flags: rtnl.NeighFlagSelf | rtnl.NeighFlagExtLearned,
 			Dst: netip.MustParseAddr("2001:db8::1:2"), LLAddr: mac, Port: 4789, VNI: 0xffffff, Via: 3, SrcVNI: 99, VLAN: 10, LinkNetnsID: -1},
 			[]rtnl.NeighAttr{rtnl.NeighAttrDst, rtnl.NeighAttrLLAddr, rtnl.NeighAttrVLAN, rtnl.NeighAttrPort, rtnl.NeighAttrVNI,
 				rtnl.NeighAttrIfindex, rtnl.NeighAttrLinkNetnsID, rtnl.NeighAttrSrcVNI}},
-		{"fdb bridge master", rtnl.NeighMessage{Family: unix.AF_BRIDGE, Ifindex: 6, State: rtnl.NeighReachable, Flags: rtnl.NeighFlagMaster,
+		{"fdb bridge master", rtnl.NeighMessage{Family: rtnl.FamilyBridge, Ifindex: 6, State: rtnl.NeighReachable, Flags: rtnl.NeighFlagMaster,
 			LLAddr: mac, Master: 2, VLAN: 1},
 			[]rtnl.NeighAttr{rtnl.NeighAttrLLAddr, rtnl.NeighAttrVLAN, rtnl.NeighAttrMaster}},
-		{"fdb nexthop", rtnl.NeighMessage{Family: unix.AF_BRIDGE, Ifindex: 6, State: rtnl.NeighPermanent, Flags: rtnl.NeighFlagSelf,
+		{"fdb nexthop", rtnl.NeighMessage{Family: rtnl.FamilyBridge, Ifindex: 6, State: rtnl.NeighPermanent, Flags: rtnl.NeighFlagSelf,
 			LLAddr: mac, NHID: 12},
 			[]rtnl.NeighAttr{rtnl.NeighAttrLLAddr, rtnl.NeighAttrNHID}},
-		{"explicit zero vni", rtnl.NeighMessage{Family: unix.AF_BRIDGE, Ifindex: 6, State: rtnl.NeighPermanent, LLAddr: mac, Present: zeroVNI},
+		{"explicit zero vni", rtnl.NeighMessage{Family: rtnl.FamilyBridge, Ifindex: 6, State: rtnl.NeighPermanent, LLAddr: mac, Present: zeroVNI},
 			[]rtnl.NeighAttr{rtnl.NeighAttrLLAddr, rtnl.NeighAttrVNI}},
-		{"empty lladdr of an addr_len 0 device", rtnl.NeighMessage{Family: unix.AF_INET, Ifindex: 8, State: rtnl.NeighNoARP,
+		{"empty lladdr of an addr_len 0 device", rtnl.NeighMessage{Family: rtnl.FamilyInet, Ifindex: 8, State: rtnl.NeighNoARP,
 			Dst: netip.MustParseAddr("10.1.2.3"), LLAddr: rtnl.HardwareAddr{}, Present: 1 << rtnl.NeighAttrLLAddr},
 			[]rtnl.NeighAttr{rtnl.NeighAttrDst, rtnl.NeighAttrLLAddr}},
-		{"header only", rtnl.NeighMessage{Family: unix.AF_INET, Ifindex: 1, State: rtnl.NeighFailed | rtnl.NeighNoARP}, nil},
+		{"header only", rtnl.NeighMessage{Family: rtnl.FamilyInet, Ifindex: 1, State: rtnl.NeighFailed | rtnl.NeighNoARP}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,7 +200,7 @@ func TestNeighRoundTrip(t *testing.T) {
 // neighMissL3 is a vxlan L3 miss as the kernel sends it.
 func neighMissL3() []byte {
 	return bytes.Join([][]byte{
-		neighHeader(unix.AF_INET, 7, 0x04, 0, 0),
+		neighHeader(rtnl.FamilyInet, 7, 0x04, 0, 0),
 		neighAttr(10, neighU32(0)...),
 		neighAttr(1, 198, 51, 100, 9),
 		neighAttr(7, neighU32(1<<24)...),
@@ -214,7 +213,7 @@ func TestNeighDecodeMiss(t *testing.T) {
 	if err := m.UnmarshalBinary(neighMissL3()); err != nil {
 		t.Fatal(err)
 	}
-	want := rtnl.NeighMessage{Family: unix.AF_INET, Ifindex: 7, State: rtnl.NeighStale,
+	want := rtnl.NeighMessage{Family: rtnl.FamilyInet, Ifindex: 7, State: rtnl.NeighStale,
 		Dst: netip.MustParseAddr("198.51.100.9"), VNI: 1 << 24,
 		CacheInfo: rtnl.NeighCacheInfo{Confirmed: 11, Used: 22, Updated: 33, RefCount: 4}}
 	for _, a := range []rtnl.NeighAttr{rtnl.NeighAttrLinkNetnsID, rtnl.NeighAttrDst, rtnl.NeighAttrVNI, rtnl.NeighAttrCacheInfo} {
@@ -236,7 +235,7 @@ func TestNeighDecodeMiss(t *testing.T) {
 
 	// An L2 miss: NDA_LLADDR, decoded into the storage the message already has.
 	l2 := bytes.Join([][]byte{
-		neighHeader(unix.AF_INET, 7, 0x04, 0, 0),
+		neighHeader(rtnl.FamilyInet, 7, 0x04, 0, 0),
 		neighAttr(2, 0x02, 0x42, 0xc6, 0x33, 0x64, 0x0a),
 		neighAttr(7, neighU32(0)...),
 		neighAttr(99, 1, 2, 3), // unknown: skipped
@@ -256,7 +255,7 @@ func TestNeighDecodeMiss(t *testing.T) {
 }
 
 func TestNeighDecodeErrors(t *testing.T) {
-	hdr := neighHeader(unix.AF_BRIDGE, 3, 0x80, 2, 0)
+	hdr := neighHeader(rtnl.FamilyBridge, 3, 0x80, 2, 0)
 	tests := []struct {
 		name string
 		b    []byte
@@ -289,11 +288,11 @@ func TestNeighDecodeErrors(t *testing.T) {
 }
 
 func TestNeighEncodeErrors(t *testing.T) {
-	m := rtnl.NeighMessage{Family: unix.AF_INET, LLAddr: make(rtnl.HardwareAddr, 33)}
+	m := rtnl.NeighMessage{Family: rtnl.FamilyInet, LLAddr: make(rtnl.HardwareAddr, 33)}
 	if _, err := m.MarshalBinary(); err == nil || !strings.Contains(err.Error(), "NDA_LLADDR") {
 		t.Fatalf("33-byte lladdr: got %v", err)
 	}
-	m = rtnl.NeighMessage{Family: unix.AF_INET}
+	m = rtnl.NeighMessage{Family: rtnl.FamilyInet}
 	m.Present.Set(rtnl.NeighAttrDst)
 	if _, err := m.MarshalBinary(); err == nil || !strings.Contains(err.Error(), "NDA_DST") {
 		t.Fatalf("present but invalid Dst: got %v", err)
@@ -316,7 +315,7 @@ func TestNeighStrings(t *testing.T) {
 		{rtnl.NeighAttrSet(1<<rtnl.NeighAttrDst | 1<<rtnl.NeighAttrPort).String(), "NDA_DST|NDA_PORT"},
 		{rtnl.FDBEntry{Ifindex: 4, MAC: ethaddr.MAC{2, 0, 0, 0, 0, 1}, Dst: netip.MustParseAddr("192.0.2.3"), VNI: 42}.Message().String(),
 			"02:00:00:00:00:01 dev 4 dst 192.0.2.3 vni 42 PERMANENT self"},
-		{rtnl.ARPEntry(4, netip.MustParseAddr("198.51.100.3"), ethaddr.MAC{2, 0, 0, 0, 0, 1}).String(),
+		{rtnl.ARPEntry{Ifindex: 4, IP: netip.MustParseAddr("198.51.100.3"), MAC: ethaddr.MAC{2, 0, 0, 0, 0, 1}}.Message().String(),
 			"198.51.100.3 lladdr 02:00:00:00:00:01 dev 4 PERMANENT"},
 	}
 	for _, tt := range tests {
@@ -328,7 +327,7 @@ func TestNeighStrings(t *testing.T) {
 
 func TestNeighUnmarshalDoesNotAllocate(t *testing.T) {
 	l2 := bytes.Join([][]byte{
-		neighHeader(unix.AF_INET6, 7, 0x04, 0, 0),
+		neighHeader(rtnl.FamilyInet6, 7, 0x04, 0, 0),
 		neighAttr(1, make([]byte, 16)...),
 		neighAttr(2, 0x02, 0x42, 0xc6, 0x33, 0x64, 0x0a),
 		neighAttr(7, neighU32(42)...),
@@ -358,7 +357,7 @@ func TestNeighTableParamsCodec(t *testing.T) {
 		neighAttr(5, binary.NativeEndian.AppendUint64(nil, 1500)...),
 	}, nil)
 	want := bytes.Join([][]byte{
-		{unix.AF_INET, 0, 0, 0},
+		{rtnl.FamilyInet, 0, 0, 0},
 		neighAttr(1, []byte("arp_cache\x00")...),
 		neighAttr(6|0x8000, parms...),
 	}, nil)
@@ -369,17 +368,17 @@ func TestNeighTableParamsCodec(t *testing.T) {
 	if err := back.UnmarshalBinary(b); err != nil {
 		t.Fatal(err)
 	}
-	p.Family = unix.AF_INET
+	p.Family = rtnl.FamilyInet
 	if !reflect.DeepEqual(back, p) {
 		t.Fatalf("round trip: got %+v, want %+v", back, p)
 	}
-	if _, err := (&rtnl.NeighTableParams{Family: unix.AF_BRIDGE}).MarshalBinary(); err == nil {
+	if _, err := (&rtnl.NeighTableParams{Family: rtnl.FamilyBridge}).MarshalBinary(); err == nil {
 		t.Fatal("AF_BRIDGE has no neighbour table, want an error")
 	}
 	if _, err := (&rtnl.NeighTableParams{RetransTime: new(-time.Second)}).MarshalBinary(); err == nil {
 		t.Fatal("negative duration: want an error")
 	}
-	b6, _ := (&rtnl.NeighTableParams{Family: unix.AF_INET6}).MarshalBinary()
+	b6, _ := (&rtnl.NeighTableParams{Family: rtnl.FamilyInet6}).MarshalBinary()
 	if !bytes.Contains(b6, []byte("ndisc_cache\x00")) {
 		t.Fatalf("AF_INET6 table name missing: % x", b6)
 	}
@@ -387,7 +386,7 @@ func TestNeighTableParamsCodec(t *testing.T) {
 
 func BenchmarkNeighUnmarshal(b *testing.B) {
 	msgs := [][]byte{neighMissL3(), bytes.Join([][]byte{
-		neighHeader(unix.AF_INET, 7, 0x04, 0, 0),
+		neighHeader(rtnl.FamilyInet, 7, 0x04, 0, 0),
 		neighAttr(2, 0x02, 0x42, 0xc6, 0x33, 0x64, 0x0a),
 		neighAttr(7, neighU32(42)...),
 		neighAttr(3, make([]byte, 16)...),

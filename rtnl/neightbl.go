@@ -58,9 +58,9 @@ type NeighTableParams struct {
 // neighTableName returns the kernel's name for the table of family.
 func neighTableName(family uint8) (string, error) {
 	switch family {
-	case 0, familyInet:
+	case 0, FamilyInet:
 		return "arp_cache", nil
-	case familyInet6:
+	case FamilyInet6:
 		return "ndisc_cache", nil
 	}
 	return "", fmt.Errorf("rtnl: no neighbour table for address family %d", family)
@@ -75,7 +75,7 @@ func (p *NeighTableParams) AppendBinary(b []byte) ([]byte, error) {
 	}
 	family := p.Family
 	if family == 0 {
-		family = familyInet
+		family = FamilyInet
 	}
 	ae := NewAttributeEncoder(append(b, family, 0, 0, 0))
 	ae.String(ndtaName, name)

@@ -5,8 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+)
 
-	"golang.org/x/sys/unix"
+// Route attributes (RTA_*, include/uapi/linux/rtnetlink.h).
+const (
+	rtaDst      = 1  // RTA_DST
+	rtaSrc      = 2  // RTA_SRC
+	rtaIIF      = 3  // RTA_IIF
+	rtaOIF      = 4  // RTA_OIF
+	rtaGateway  = 5  // RTA_GATEWAY
+	rtaPriority = 6  // RTA_PRIORITY
+	rtaPrefSrc  = 7  // RTA_PREFSRC
+	rtaTable    = 15 // RTA_TABLE
+)
+
+// Routing tables (RT_TABLE_*).
+const (
+	routeTableUnspec = 0 // RT_TABLE_UNSPEC
+	// RouteTableMain is the main table (RT_TABLE_MAIN), the one `ip route`
+	// shows.
+	RouteTableMain = 254
 )
 
 // RouteProtocol is the origin of a route (rtm_protocol, RTPROT_*).
@@ -14,12 +32,12 @@ type RouteProtocol uint8
 
 // Route protocols (RTPROT_*).
 const (
-	ProtoUnspec   RouteProtocol = unix.RTPROT_UNSPEC
-	ProtoRedirect RouteProtocol = unix.RTPROT_REDIRECT
-	ProtoKernel   RouteProtocol = unix.RTPROT_KERNEL
-	ProtoBoot     RouteProtocol = unix.RTPROT_BOOT
-	ProtoStatic   RouteProtocol = unix.RTPROT_STATIC
-	ProtoDHCP     RouteProtocol = unix.RTPROT_DHCP
+	ProtoUnspec   RouteProtocol = 0  // RTPROT_UNSPEC
+	ProtoRedirect RouteProtocol = 1  // RTPROT_REDIRECT
+	ProtoKernel   RouteProtocol = 2  // RTPROT_KERNEL
+	ProtoBoot     RouteProtocol = 3  // RTPROT_BOOT
+	ProtoStatic   RouteProtocol = 4  // RTPROT_STATIC
+	ProtoDHCP     RouteProtocol = 16 // RTPROT_DHCP
 )
 
 // String returns the protocol as iproute2 names it ("kernel", "static").
@@ -46,17 +64,17 @@ type RouteType uint8
 
 // Route types (RTN_*).
 const (
-	RouteUnspec      RouteType = unix.RTN_UNSPEC
-	RouteUnicast     RouteType = unix.RTN_UNICAST
-	RouteLocal       RouteType = unix.RTN_LOCAL
-	RouteBroadcast   RouteType = unix.RTN_BROADCAST
-	RouteAnycast     RouteType = unix.RTN_ANYCAST
-	RouteMulticast   RouteType = unix.RTN_MULTICAST
-	RouteBlackhole   RouteType = unix.RTN_BLACKHOLE
-	RouteUnreachable RouteType = unix.RTN_UNREACHABLE
-	RouteProhibit    RouteType = unix.RTN_PROHIBIT
-	RouteThrow       RouteType = unix.RTN_THROW
-	RouteNAT         RouteType = unix.RTN_NAT
+	RouteUnspec      RouteType = 0  // RTN_UNSPEC
+	RouteUnicast     RouteType = 1  // RTN_UNICAST
+	RouteLocal       RouteType = 2  // RTN_LOCAL
+	RouteBroadcast   RouteType = 3  // RTN_BROADCAST
+	RouteAnycast     RouteType = 4  // RTN_ANYCAST
+	RouteMulticast   RouteType = 5  // RTN_MULTICAST
+	RouteBlackhole   RouteType = 6  // RTN_BLACKHOLE
+	RouteUnreachable RouteType = 7  // RTN_UNREACHABLE
+	RouteProhibit    RouteType = 8  // RTN_PROHIBIT
+	RouteThrow       RouteType = 9  // RTN_THROW
+	RouteNAT         RouteType = 10 // RTN_NAT
 )
 
 var routeTypeNames = [...]string{
@@ -104,7 +122,7 @@ func (m *RouteMessage) Destination() netip.Prefix {
 	if m.Dst.IsValid() {
 		return netip.PrefixFrom(m.Dst, int(m.DstLen))
 	}
-	if m.Family == unix.AF_INET6 {
+	if m.Family == FamilyInet6 {
 		return netip.PrefixFrom(netip.IPv6Unspecified(), 0)
 	}
 	return netip.PrefixFrom(netip.IPv4Unspecified(), 0)
@@ -117,7 +135,7 @@ func (m *RouteMessage) Destination() netip.Prefix {
 // the default route of gw's family.
 func NewRoute(dst netip.Prefix, gw netip.Addr, oif int32) *RouteMessage {
 	m := &RouteMessage{
-		Protocol: ProtoStatic, Type: RouteUnicast, Table: unix.RT_TABLE_MAIN,
+		Protocol: ProtoStatic, Type: RouteUnicast, Table: RouteTableMain,
 		Gateway: gw.Unmap(), OIF: oif,
 	}
 	fam := gw.Unmap()
@@ -129,9 +147,9 @@ func NewRoute(dst netip.Prefix, gw netip.Addr, oif int32) *RouteMessage {
 			m.Dst = fam
 		}
 	}
-	m.Family = unix.AF_INET
+	m.Family = FamilyInet
 	if fam.Is6() {
-		m.Family = unix.AF_INET6
+		m.Family = FamilyInet6
 	}
 	if !gw.IsValid() {
 		m.Scope = ScopeLink
@@ -148,15 +166,12 @@ func NewDeviceRoute(dst netip.Prefix, oif int32) *RouteMessage {
 	return NewRoute(dst, netip.Addr{}, oif)
 }
 
-// rtmsgLen is sizeof(struct rtmsg).
-const rtmsgLen = unix.SizeofRtMsg
-
 // MarshalBinary encodes m as an rtmsg followed by its attributes.
 func (m *RouteMessage) MarshalBinary() ([]byte, error) { return m.AppendBinary(nil) }
 
 // AppendBinary appends the encoding of m to b.
 func (m *RouteMessage) AppendBinary(b []byte) ([]byte, error) {
-	table := uint8(unix.RT_TABLE_UNSPEC)
+	table := uint8(routeTableUnspec)
 	if m.Table < 256 {
 		table = uint8(m.Table)
 	}
@@ -167,23 +182,23 @@ func (m *RouteMessage) AppendBinary(b []byte) ([]byte, error) {
 		typ  uint16
 		addr netip.Addr
 	}{
-		{unix.RTA_DST, m.Dst}, {unix.RTA_SRC, m.Src}, {unix.RTA_GATEWAY, m.Gateway}, {unix.RTA_PREFSRC, m.PrefSrc},
+		{rtaDst, m.Dst}, {rtaSrc, m.Src}, {rtaGateway, m.Gateway}, {rtaPrefSrc, m.PrefSrc},
 	} {
 		if a.addr.IsValid() {
 			ae.Addr(a.typ, a.addr)
 		}
 	}
 	if m.OIF != 0 {
-		ae.Int32(unix.RTA_OIF, m.OIF)
+		ae.Int32(rtaOIF, m.OIF)
 	}
 	if m.IIF != 0 {
-		ae.Int32(unix.RTA_IIF, m.IIF)
+		ae.Int32(rtaIIF, m.IIF)
 	}
 	if m.Priority != 0 {
-		ae.Uint32(unix.RTA_PRIORITY, m.Priority)
+		ae.Uint32(rtaPriority, m.Priority)
 	}
 	if m.Table > 255 {
-		ae.Uint32(unix.RTA_TABLE, m.Table)
+		ae.Uint32(rtaTable, m.Table)
 	}
 	return ae.Bytes(), nil
 }
@@ -204,21 +219,21 @@ func (m *RouteMessage) UnmarshalBinary(b []byte) error {
 	ad := NewAttributeDecoder(b[rtmsgLen:])
 	for ad.Next() {
 		switch ad.Type() {
-		case unix.RTA_DST:
+		case rtaDst:
 			m.Dst = ad.Addr()
-		case unix.RTA_SRC:
+		case rtaSrc:
 			m.Src = ad.Addr()
-		case unix.RTA_GATEWAY:
+		case rtaGateway:
 			m.Gateway = ad.Addr()
-		case unix.RTA_PREFSRC:
+		case rtaPrefSrc:
 			m.PrefSrc = ad.Addr()
-		case unix.RTA_OIF:
+		case rtaOIF:
 			m.OIF = ad.Int32()
-		case unix.RTA_IIF:
+		case rtaIIF:
 			m.IIF = ad.Int32()
-		case unix.RTA_PRIORITY:
+		case rtaPriority:
 			m.Priority = ad.Uint32()
-		case unix.RTA_TABLE:
+		case rtaTable:
 			m.Table = ad.Uint32()
 		}
 	}

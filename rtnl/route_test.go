@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
 func TestRouteMessageRoundTrip(t *testing.T) {
@@ -19,8 +18,8 @@ func TestRouteMessageRoundTrip(t *testing.T) {
 		{"device route", *rtnl.NewDeviceRoute(netip.MustParsePrefix("203.0.113.0/24"), 4)},
 		{"v6 via", *rtnl.NewRoute(netip.MustParsePrefix("2001:db8:1::/48"), netip.MustParseAddr("2001:db8::1"), 2)},
 		{"big table and all attributes", rtnl.RouteMessage{
-			Family: unix.AF_INET, DstLen: 24, SrcLen: 8, TOS: 4, Protocol: rtnl.ProtoKernel, Scope: rtnl.ScopeLink,
-			Type: rtnl.RouteUnicast, Flags: unix.RTM_F_CLONED, Table: 1000,
+			Family: rtnl.FamilyInet, DstLen: 24, SrcLen: 8, TOS: 4, Protocol: rtnl.ProtoKernel, Scope: rtnl.ScopeLink,
+			Type: rtnl.RouteUnicast, Flags: rtnl.RTM_F_CLONED, Table: 1000,
 			Dst: netip.MustParseAddr("198.51.100.0"), Src: netip.MustParseAddr("10.0.0.0"),
 			Gateway: netip.MustParseAddr("192.0.2.1"), PrefSrc: netip.MustParseAddr("192.0.2.2"),
 			OIF: 3, IIF: 4, Priority: 100,
@@ -41,7 +40,7 @@ func TestRouteMessageRoundTrip(t *testing.T) {
 			}
 			for i := 0; i < len(b); i++ {
 				var m rtnl.RouteMessage
-				if err := m.UnmarshalBinary(b[:i]); i < unix.SizeofRtMsg && err == nil {
+				if err := m.UnmarshalBinary(b[:i]); i < rtnl.SizeofRtMsg && err == nil {
 					t.Errorf("%d bytes accepted", i)
 				}
 			}
@@ -58,18 +57,18 @@ func TestRouteHelpers(t *testing.T) {
 		dest netip.Prefix
 	}{{
 		"default", rtnl.NewDefaultRoute(gw),
-		rtnl.RouteMessage{Family: unix.AF_INET, Protocol: rtnl.ProtoStatic, Type: rtnl.RouteUnicast,
-			Table: unix.RT_TABLE_MAIN, Gateway: gw},
+		rtnl.RouteMessage{Family: rtnl.FamilyInet, Protocol: rtnl.ProtoStatic, Type: rtnl.RouteUnicast,
+			Table: rtnl.RouteTableMain, Gateway: gw},
 		netip.MustParsePrefix("0.0.0.0/0"),
 	}, {
 		"device", rtnl.NewDeviceRoute(netip.MustParsePrefix("203.0.113.7/24"), 4),
-		rtnl.RouteMessage{Family: unix.AF_INET, DstLen: 24, Protocol: rtnl.ProtoStatic, Type: rtnl.RouteUnicast,
-			Scope: rtnl.ScopeLink, Table: unix.RT_TABLE_MAIN, Dst: netip.MustParseAddr("203.0.113.0"), OIF: 4},
+		rtnl.RouteMessage{Family: rtnl.FamilyInet, DstLen: 24, Protocol: rtnl.ProtoStatic, Type: rtnl.RouteUnicast,
+			Scope: rtnl.ScopeLink, Table: rtnl.RouteTableMain, Dst: netip.MustParseAddr("203.0.113.0"), OIF: 4},
 		netip.MustParsePrefix("203.0.113.0/24"),
 	}, {
 		"v6 default", rtnl.NewDefaultRoute(netip.MustParseAddr("2001:db8::1")),
-		rtnl.RouteMessage{Family: unix.AF_INET6, Protocol: rtnl.ProtoStatic, Type: rtnl.RouteUnicast,
-			Table: unix.RT_TABLE_MAIN, Gateway: netip.MustParseAddr("2001:db8::1")},
+		rtnl.RouteMessage{Family: rtnl.FamilyInet6, Protocol: rtnl.ProtoStatic, Type: rtnl.RouteUnicast,
+			Table: rtnl.RouteTableMain, Gateway: netip.MustParseAddr("2001:db8::1")},
 		netip.MustParsePrefix("::/0"),
 	}}
 	for _, tt := range tests {
@@ -79,13 +78,13 @@ func TestRouteHelpers(t *testing.T) {
 		check(t, tt.name+" Destination", tt.got.Destination(), tt.dest)
 	}
 	// RTA_TABLE is sent only above 255; rtm_table carries the rest.
-	b, _ := (&rtnl.RouteMessage{Table: unix.RT_TABLE_MAIN}).MarshalBinary()
-	check(t, "rtm_table", b[4], unix.RT_TABLE_MAIN)
-	check(t, "no attributes", len(b), unix.SizeofRtMsg)
+	b, _ := (&rtnl.RouteMessage{Table: rtnl.RouteTableMain}).MarshalBinary()
+	check(t, "rtm_table", b[4], rtnl.RouteTableMain)
+	check(t, "no attributes", len(b), rtnl.SizeofRtMsg)
 	b, _ = (&rtnl.RouteMessage{Table: 300}).MarshalBinary()
-	check(t, "rtm_table for 300", b[4], unix.RT_TABLE_UNSPEC)
+	check(t, "rtm_table for 300", b[4], rtnl.RT_TABLE_UNSPEC)
 
-	bad := append(make([]byte, unix.SizeofRtMsg), 6, 0, unix.RTA_OIF, 0, 1, 2, 0, 0)
+	bad := append(make([]byte, rtnl.SizeofRtMsg), 6, 0, rtnl.RTA_OIF, 0, 1, 2, 0, 0)
 	var m rtnl.RouteMessage
 	if err := m.UnmarshalBinary(bad); err == nil {
 		t.Errorf("2-byte RTA_OIF accepted")

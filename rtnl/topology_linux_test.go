@@ -84,7 +84,7 @@ func TestNodeTopology(t *testing.T) {
 	}
 
 	// Static wiring of a remote container: ARP proxy entry and FDB entry.
-	if err := cO.NeighAdd(rtnl.ARPEntry(vxlan1.Index, remoteIP, remoteHW)); err != nil {
+	if err := cO.NeighAdd(rtnl.ARPEntry{Ifindex: vxlan1.Index, IP: remoteIP, MAC: remoteHW}.Message()); err != nil {
 		t.Fatalf("neighbour: %v", err)
 	}
 	fdb := rtnl.FDBEntry{Ifindex: vxlan1.Index, MAC: remoteHW, Dst: vtep, VNI: 42, Port: rtnl.VxlanPort}

@@ -153,7 +153,7 @@ func benchChurn(b *testing.B, etcdNice int, args ...string) {
 	// The listener: every neighbour and FDB change of the overlay namespace.
 	writes := &pendingSet{want: map[churnKey]time.Time{}}
 	missed := &pendingSet{want: map[churnKey]time.Time{}}
-	mon, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: ons, ChangesOnly: true})
+	mon, err := rtnl.DialMonitor(rtnl.MonitorConfig{NetNS: ons, ChangesOnly: true})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -78,7 +78,7 @@ func TestTwoNodeLab(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.NeighAdd(rtnl.ARPEntry(vx.Index, netip.MustParseAddr(ip), m)); err != nil {
+		if err := c.NeighAdd(rtnl.ARPEntry{Ifindex: vx.Index, IP: netip.MustParseAddr(ip), MAC: m}.Message()); err != nil {
 			t.Fatalf("neigh add %s on %s: %v", ip, n.name, err)
 		}
 		fdb := rtnl.FDBEntry{Ifindex: vx.Index, MAC: m, Dst: netip.MustParseAddr(vtep), VNI: 42, Port: 4789}

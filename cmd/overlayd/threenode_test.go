@@ -349,7 +349,7 @@ func (l *threeNodes) killAndRestart(src, dst ctr, ctrs []ctr, mover ctr) {
 		t.Fatal(err)
 	}
 	// Every deletion on the vxlan, seen by a monitor of our own.
-	mon, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: ns})
+	mon, err := rtnl.DialMonitor(rtnl.MonitorConfig{NetNS: ns})
 	if err != nil {
 		t.Fatal(err)
 	}

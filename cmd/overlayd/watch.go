@@ -88,7 +88,7 @@ func runWatch(ctx context.Context, e *env, fs *flag.FlagSet, args []string) erro
 		o.devIdx = l.Index
 		names.byIndex[l.Index] = linkName{l.Name, names.now()}
 	}
-	m, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: ns, ReceiveBuffer: o.rcvbuf})
+	m, err := rtnl.DialMonitor(rtnl.MonitorConfig{NetNS: ns, ReceiveBuffer: o.rcvbuf})
 	if err != nil {
 		return err
 	}

@@ -32,7 +32,7 @@ func (systemKernel) open(netnsDir, netns string, rcvbuf int) (kernelSide, error)
 		ns.Close()
 		return kernelSide{}, err
 	}
-	mon, err := rtnl.NewMonitor(monitorConfig(ns, rcvbuf))
+	mon, err := rtnl.DialMonitor(monitorConfig(ns, rcvbuf))
 	if err != nil {
 		dump.Close()
 		conn.Close()

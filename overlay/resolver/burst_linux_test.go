@@ -61,7 +61,7 @@ func startBurstResolver(t *testing.T, lab *missgen.Lab, reg registry.Registry, m
 func startBurstResolverAfter(t *testing.T, lab *missgen.Lab, reg registry.Registry, mcfg rtnl.MonitorConfig, mod func(*Config), before func()) *Resolver {
 	t.Helper()
 	conn := nstest.Dial(t, lab.Overlay)
-	mon, err := rtnl.NewMonitor(mcfg)
+	mon, err := rtnl.DialMonitor(mcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

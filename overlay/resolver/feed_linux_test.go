@@ -37,7 +37,7 @@ func (lab *resolverLab) startFeedResolverIn(t *testing.T, f registry.ChangeFeed,
 // resolver and its log.
 func (lab *resolverLab) serve(t *testing.T, cfg Config) (*Resolver, *logBuffer) {
 	t.Helper()
-	mon, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: lab.ns})
+	mon, err := rtnl.DialMonitor(rtnl.MonitorConfig{NetNS: lab.ns})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +277,7 @@ func TestReconcileAgainstView(t *testing.T) {
 
 	// a's entry is changed in the kernel (with our mark); b leaves the
 	// registry without the feed saying so.
-	wrong := rtnl.ARPEntry(lab.vxlan, a.IP, ethaddr.MAC{0x02, 0x42, 0xde, 0xad, 0, 1})
+	wrong := rtnl.ARPEntry{Ifindex: lab.vxlan, IP: a.IP, MAC: ethaddr.MAC{0x02, 0x42, 0xde, 0xad, 0, 1}}.Message()
 	wrong.Protocol = ProtocolOverlayd
 	if err := lab.conn.NeighReplace(wrong); err != nil {
 		t.Fatal(err)

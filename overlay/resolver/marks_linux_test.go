@@ -24,10 +24,10 @@ func TestProgrammerMarks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n := rtnl.ARPEntry(lab.vxlan, ours.IP, ethaddr.MAC(ours.MAC))
+	n := rtnl.ARPEntry{Ifindex: lab.vxlan, IP: ours.IP, MAC: ethaddr.MAC(ours.MAC)}.Message()
 	n.Protocol = ProtocolOverlayd
 	put(n)
-	put(rtnl.ARPEntry(lab.vxlan, theirs.IP, ethaddr.MAC(theirs.MAC))) // no protocol
+	put(rtnl.ARPEntry{Ifindex: lab.vxlan, IP: theirs.IP, MAC: ethaddr.MAC(theirs.MAC)}.Message()) // no protocol
 	f := rtnl.FDBEntry{Ifindex: lab.vxlan, MAC: ethaddr.MAC(ours.MAC), Dst: ours.VTEP, Flags: rtnl.NeighFlagExtLearned}.Message()
 	f.Protocol = ProtocolOverlayd
 	put(f)

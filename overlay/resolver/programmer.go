@@ -403,7 +403,7 @@ func (p *programmer) notify(res []*resolution) {
 func (p *programmer) encode(op *progOp) error {
 	switch op.kind {
 	case opSetNeigh:
-		// rtnl.ARPEntry(op.ifindex, op.ip, op.mac) with our protocol, built
+		// rtnl.ARPEntry{Ifindex: op.ifindex, IP: op.ip, MAC: op.mac}.Message() with our protocol, built
 		// in place: no allocation per request.
 		p.msg = rtnl.NeighMessage{Family: unix.AF_INET6, Ifindex: op.ifindex, State: rtnl.NeighPermanent,
 			Dst: op.ip.WithZone(""), Protocol: p.proto}
@@ -425,7 +425,7 @@ func (p *programmer) encode(op *progOp) error {
 		p.msg.LLAddr = p.mac[:]
 		return p.batch.NeighReplace(&p.msg)
 	case opDelNeigh:
-		return p.batch.NeighDelete(rtnl.ARPEntry(op.ifindex, op.ip, op.mac))
+		return p.batch.NeighDelete(rtnl.ARPEntry{Ifindex: op.ifindex, IP: op.ip, MAC: op.mac}.Message())
 	case opDelFDB:
 		return p.batch.NeighDelete(rtnl.FDBEntry{Ifindex: p.vxlan, MAC: op.mac}.Message())
 	}

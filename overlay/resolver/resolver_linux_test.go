@@ -63,7 +63,7 @@ func newResolverLab(t *testing.T) *resolverLab {
 // is called).
 func (lab *resolverLab) start(t *testing.T) (r *Resolver, stop func()) {
 	t.Helper()
-	mon, err := rtnl.NewMonitor(rtnl.MonitorConfig{NetNS: lab.ns})
+	mon, err := rtnl.DialMonitor(rtnl.MonitorConfig{NetNS: lab.ns})
 	if err != nil {
 		t.Fatal(err)
 	}

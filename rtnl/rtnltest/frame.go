@@ -4,10 +4,9 @@ import (
 	"encoding/binary"
 
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
-// Header flags of replies not exported by golang.org/x/sys/unix.
+// Header flags of error replies (rtnl keeps its own unexported).
 const (
 	flagCapped  = 0x100 // NLM_F_CAPPED
 	flagAckTLVs = 0x200 // NLM_F_ACK_TLVS
@@ -22,8 +21,9 @@ const (
 // frame builds the datagrams answering req, as the kernel does for a socket
 // with NETLINK_CAP_ACK and NETLINK_EXT_ACK set: the messages (NLM_F_MULTI in
 // a dump), then NLMSG_DONE for a dump, or an NLMSG_ERROR for a failure or a
-// request asking for an ACK. errno 0 means success.
-func frame(req Request, msgs []Message, errno unix.Errno, ext *Error) [][]byte {
+// request asking for an ACK. errno is the failure's Linux error number, 0
+// for success.
+func frame(req Request, msgs []Message, errno uint32, ext *Error) [][]byte {
 	dump := req.IsDump()
 	var out [][]byte
 	var cur []byte
@@ -37,30 +37,30 @@ func frame(req Request, msgs []Message, errno unix.Errno, ext *Error) [][]byte {
 	for _, m := range msgs {
 		flags := m.Flags
 		if dump {
-			flags |= unix.NLM_F_MULTI
+			flags |= rtnl.FlagMulti
 		}
 		add(message(req, m.Type, flags, m.Data))
 	}
 	switch {
 	case dump:
 		var body []byte
-		flags := uint16(unix.NLM_F_MULTI)
-		body = binary.NativeEndian.AppendUint32(body, uint32(-int32(errno)))
+		flags := uint16(rtnl.FlagMulti)
+		body = binary.NativeEndian.AppendUint32(body, -errno)
 		if errno != 0 && ext != nil && (ext.Message != "" || ext.Offset != 0) {
 			flags |= flagAckTLVs
 			body = appendTLVs(body, ext)
 		}
-		add(message(req, unix.NLMSG_DONE, flags, body))
-	case errno != 0 || req.Header.Flags&unix.NLM_F_ACK != 0:
+		add(message(req, rtnl.MsgDone, flags, body))
+	case errno != 0 || req.Header.Flags&rtnl.FlagAck != 0:
 		// CAP_ACK: the request's header only, never its payload.
 		flags := uint16(flagCapped)
-		body := binary.NativeEndian.AppendUint32(nil, uint32(-int32(errno)))
+		body := binary.NativeEndian.AppendUint32(nil, -errno)
 		body = rtnl.AppendHeader(body, req.Header)
 		if errno != 0 && ext != nil && (ext.Message != "" || ext.Offset != 0) {
 			flags |= flagAckTLVs
 			body = appendTLVs(body, ext)
 		}
-		add(message(req, unix.NLMSG_ERROR, flags, body))
+		add(message(req, rtnl.MsgError, flags, body))
 	}
 	if len(cur) > 0 {
 		out = append(out, cur)

@@ -28,7 +28,7 @@ func Script(hs ...Handler) Handler {
 	}
 }
 
-// Fail answers with the error err (a unix.Errno or an *Error) and no data.
+// Fail answers with the error err (a syscall.Errno or an *Error) and no data.
 func Fail(err error) Handler {
 	return func(Request) ([]Message, error) { return nil, err }
 }

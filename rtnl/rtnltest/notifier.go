@@ -4,13 +4,13 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
-// Notifier is a rtnl.Transport for a Monitor (rtnl.MonitorConfig.Transport):
+// Notifier is a rtnl.Transport for a Monitor (rtnl.NewMonitor):
 // it plays the kernel's side of the RTNLGRP_NEIGH group, delivering the
 // notifications a test scripts, in order, one datagram per Receive, and an
 // overrun (ENOBUFS, as recvmsg reports a receive-buffer overflow) where the
@@ -43,7 +43,7 @@ func (n *Notifier) changed() {
 
 // Notify scripts one datagram holding msgs, framed as the kernel frames a
 // notification (sequence 0, port id 0, the Message's type and flags), e.g.
-// Reply(unix.RTM_GETNEIGH, &miss). The kernel sends each neighbour
+// Reply(rtnl.MsgGetNeigh, &miss). The kernel sends each neighbour
 // notification alone: pass one Message unless a test wants a packed
 // datagram.
 func (n *Notifier) Notify(msgs ...Message) {
@@ -61,7 +61,7 @@ func (n *Notifier) Datagram(b []byte) {
 }
 
 // Overrun scripts a receive-buffer overflow: the Receive reaching it fails
-// with unix.ENOBUFS, which a Monitor delivers as rtnl.EventOverrun.
+// with syscall.ENOBUFS, which a Monitor delivers as rtnl.EventOverrun.
 func (n *Notifier) Overrun() { n.push(notification{}) }
 
 func (n *Notifier) push(x notification) {
@@ -93,7 +93,7 @@ func (n *Notifier) Pending() int {
 var errDeadline = errors.New("rtnltest: notifier read deadline exceeded")
 
 // Receive copies the next scripted datagram into b, or fails with
-// unix.ENOBUFS for a scripted overrun. It blocks while nothing is
+// syscall.ENOBUFS for a scripted overrun. It blocks while nothing is
 // scripted; it returns io.EOF after End, ErrClosed after Close, and an
 // error past the read deadline.
 func (n *Notifier) Receive(b []byte) (int, error) {
@@ -112,7 +112,7 @@ func (n *Notifier) Receive(b []byte) (int, error) {
 			n.queue = n.queue[1:]
 			n.mu.Unlock()
 			if x.b == nil {
-				return 0, unix.ENOBUFS
+				return 0, syscall.ENOBUFS
 			}
 			return copy(b, x.b), nil
 		case n.ended:

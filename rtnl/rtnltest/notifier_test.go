@@ -59,14 +59,14 @@ func TestNotifierMonitor(t *testing.T) {
 	fdb := "neigh_add dev 3 02:42:c6:33:64:03 192.0.2.3 port 4790 vni 43"
 	for _, tc := range []struct {
 		name string
-		cfg  rtnl.MonitorConfig
+		f    rtnl.MonitorFilter
 		want []string
 		// stats
 		misses, adds, ignored, bad uint64
 	}{
-		{"all", rtnl.MonitorConfig{}, []string{l3, fdb, "overrun", l2, l3v6, app}, 4, 1, 0, 1},
-		{"misses_only", rtnl.MonitorConfig{MissesOnly: true}, []string{l3, "overrun", l2, l3v6, app}, 4, 0, 0, 1},
-		{"changes_only", rtnl.MonitorConfig{ChangesOnly: true}, []string{fdb, "overrun"}, 0, 1, 0, 0},
+		{"all", rtnl.MonitorAll, []string{l3, fdb, "overrun", l2, l3v6, app}, 4, 1, 0, 1},
+		{"misses_only", rtnl.MonitorMisses, []string{l3, "overrun", l2, l3v6, app}, 4, 0, 0, 1},
+		{"changes_only", rtnl.MonitorChanges, []string{fdb, "overrun"}, 0, 1, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			kernel := rtnltest.NewNotifier()
@@ -80,12 +80,7 @@ func TestNotifierMonitor(t *testing.T) {
 			kernel.Datagram(bad[:len(bad)-8])
 			kernel.End()
 
-			cfg := tc.cfg
-			cfg.Transport = kernel
-			m, err := rtnl.NewMonitor(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := rtnl.NewMonitor(kernel, tc.f)
 			defer m.Close()
 			var got []string
 			if err := m.Run(context.Background(), func(ev *rtnl.Event) error {
@@ -115,10 +110,7 @@ func TestNotifierMonitor(t *testing.T) {
 // request socket, fails with a clear error.
 func TestNotifierMonitorStops(t *testing.T) {
 	kernel := rtnltest.NewNotifier()
-	m, err := rtnl.NewMonitor(rtnl.MonitorConfig{Transport: kernel})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := rtnl.NewMonitor(kernel, rtnl.MonitorAll)
 	defer m.Close()
 	noop := func(*rtnl.Event) error { return nil }
 	if err := m.Resync(rtnl.NeighFilter{}, func(*rtnl.NeighMessage) error { return nil }); err == nil || !strings.Contains(err.Error(), "Transport") {
@@ -142,7 +134,7 @@ func TestNotifierMonitorStops(t *testing.T) {
 	kernel.Datagram(capture(t, "l3miss"))
 	stop := errors.New("stop")
 	var got []string
-	err = m.Run(context.Background(), func(ev *rtnl.Event) error {
+	err := m.Run(context.Background(), func(ev *rtnl.Event) error {
 		got = append(got, eventLine(ev))
 		return stop
 	})

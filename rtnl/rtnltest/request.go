@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
 // Request is one request a Transport received.
@@ -22,7 +21,7 @@ func (r Request) Type() uint16 { return r.Header.Type }
 func (r Request) Flags() uint16 { return r.Header.Flags }
 
 // IsDump reports whether the request asks for a dump (NLM_F_DUMP).
-func (r Request) IsDump() bool { return r.Header.Flags&unix.NLM_F_DUMP == unix.NLM_F_DUMP }
+func (r Request) IsDump() bool { return r.Header.Flags&rtnl.FlagDump == rtnl.FlagDump }
 
 // Decode decodes the body into m (an *rtnl.NeighMessage, *rtnl.LinkMessage,
 // ...), naming the request in the error.
@@ -52,22 +51,22 @@ func FlagsString(typ, flags uint16) string {
 			flags &^= bit
 		}
 	}
-	take(unix.NLM_F_REQUEST, "REQUEST")
-	take(unix.NLM_F_MULTI, "MULTI")
-	take(unix.NLM_F_ACK, "ACK")
-	take(unix.NLM_F_ECHO, "ECHO")
-	take(unix.NLM_F_DUMP_INTR, "DUMP_INTR")
+	take(rtnl.FlagRequest, "REQUEST")
+	take(rtnl.FlagMulti, "MULTI")
+	take(rtnl.FlagAck, "ACK")
+	take(rtnl.FlagEcho, "ECHO")
+	take(rtnl.FlagDumpIntr, "DUMP_INTR")
 	take(rtnl.FlagDumpFiltered, "DUMP_FILTERED")
 	if isGet(typ) {
-		take(unix.NLM_F_DUMP, "DUMP")
-		take(unix.NLM_F_ROOT, "ROOT")
-		take(unix.NLM_F_MATCH, "MATCH")
-		take(unix.NLM_F_ATOMIC, "ATOMIC")
+		take(rtnl.FlagDump, "DUMP")
+		take(rtnl.FlagRoot, "ROOT")
+		take(rtnl.FlagMatch, "MATCH")
+		take(rtnl.FlagAtomic, "ATOMIC")
 	} else {
-		take(unix.NLM_F_REPLACE, "REPLACE")
-		take(unix.NLM_F_EXCL, "EXCL")
-		take(unix.NLM_F_CREATE, "CREATE")
-		take(unix.NLM_F_APPEND, "APPEND")
+		take(rtnl.FlagReplace, "REPLACE")
+		take(rtnl.FlagExcl, "EXCL")
+		take(rtnl.FlagCreate, "CREATE")
+		take(rtnl.FlagAppend, "APPEND")
 	}
 	if flags != 0 {
 		names = append(names, fmt.Sprintf("%#x", flags))
@@ -80,4 +79,7 @@ func FlagsString(typ, flags uint16) string {
 
 // isGet reports whether typ is an rtnetlink get request (RTM_GET*: the
 // third of each group of four types from RTM_BASE).
-func isGet(typ uint16) bool { return typ >= unix.RTM_BASE && typ%4 == 2 }
+func isGet(typ uint16) bool { return typ >= rtmBase && typ%4 == 2 }
+
+// rtmBase is RTM_BASE, the first rtnetlink message type.
+const rtmBase = rtnl.MsgNewLink

@@ -1,14 +1,14 @@
 // Package rtnltest is a fake rtnetlink kernel for unit tests of code built on
-// package rtnl. A Conn from Dial sends its requests to a Transport that
-// records each one (header and body, decoded enough to assert on) and
+// package rtnl, on any system. A Transport is what rtnl.NewConn runs a Conn
+// over in place of a NETLINK_ROUTE socket: it records each request (header and body, decoded enough to assert on) and
 // answers it through a Handler the test scripts: ACKs, errors with an errno
 // and an extended-ACK text, replies to a get, multi-part dumps ending in
 // NLMSG_DONE. The replies are framed as the kernel frames them for a Conn
-// (capped ACKs, ACK TLVs, NLM_F_MULTI), so Execute, Dump, Request and
-// ExecuteBatch (with its per-request failures) run unchanged, without a
-// socket and without privileges. A Notifier plays the kernel's side of a
-// Monitor (rtnl.MonitorConfig.Transport): it delivers scripted
-// notifications, captured or built, and overruns.
+// (capped ACKs, ACK TLVs, NLM_F_MULTI, Linux error numbers), so Execute,
+// Dump, Request and ExecuteBatch (with its per-request failures) run the
+// code they run on a socket, without a socket and without privileges. A
+// Notifier plays the kernel's side of a Monitor (rtnl.NewMonitor): it
+// delivers scripted notifications, captured or built, and overruns.
 //
 // It fakes the protocol, not the kernel's tables: what a request does is
 // whatever the Handler says. Tests that need the kernel's behaviour run
@@ -20,9 +20,9 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"syscall"
 
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
 // MaxDatagram is the size up to which the Transport packs the replies to one
@@ -36,9 +36,10 @@ const MaxDatagram = 32 << 10
 //
 //   - nil: success; the Transport ACKs the request if it asked for one, and
 //     ends a dump with NLMSG_DONE.
-//   - a unix.Errno or an *Error: the request failed; the Transport sends an
-//     NLMSG_ERROR (or, for a dump, an NLMSG_DONE) carrying that errno and
-//     the extended-ACK text, after the messages.
+//   - a syscall.Errno or an *Error: the request failed; the Transport sends an
+//     NLMSG_ERROR (or, for a dump, an NLMSG_DONE) carrying that errno's
+//     Linux number (rtnl.LinuxErrno) and the extended-ACK text, after the
+//     messages.
 //   - any other error: the transport itself fails, as a broken socket
 //     would: Send returns it and the request gets no reply.
 type Handler func(req Request) ([]Message, error)
@@ -64,9 +65,9 @@ func Reply(typ uint16, m interface {
 }
 
 // Error is a failure a Handler returns with the kernel's extended-ACK
-// details. A bare unix.Errno does the same without them.
+// details. A bare syscall.Errno does the same without them.
 type Error struct {
-	Errno   unix.Errno
+	Errno   syscall.Errno
 	Message string // NLMSGERR_ATTR_MSG, as the kernel's extended ACK
 	Offset  uint32 // NLMSGERR_ATTR_OFFS: offset of the bad attribute in the request; 0 means none
 }
@@ -94,6 +95,13 @@ var ErrNoReply = errors.New("rtnltest: receive with no reply queued (a socket wo
 // Receive one datagram at a time. It is safe for concurrent use (a test may
 // read Requests while a Conn runs).
 type Transport struct {
+	// ReceiveBuffer is the receive buffer the Transport reports to a Conn,
+	// as the kernel reports a socket's (twice what was asked for): a Conn's
+	// ExecuteBatch sends at most ReceiveBuffer/2048 requests per datagram.
+	// 0 means the default of Dial's socket, 2 × rtnl.DefaultReceiveBuffer.
+	// Set it before rtnl.NewConn, which reads it once.
+	ReceiveBuffer int
+
 	mu        sync.Mutex
 	h         Handler
 	reqs      []Request
@@ -114,21 +122,24 @@ func New(h Handler) *Transport {
 // Dial returns a Conn on a new Transport answering with h, and the
 // Transport, to read back the requests.
 func Dial(h Handler) (*rtnl.Conn, *Transport) {
-	return DialConfig(h, rtnl.Config{})
+	t := New(h)
+	return rtnl.NewConn(t), t
 }
 
-// DialConfig is Dial with a Config: its ReceiveBuffer bounds the requests
-// ExecuteBatch sends at once, as on a socket.
-func DialConfig(h Handler, cfg rtnl.Config) (*rtnl.Conn, *Transport) {
-	t := New(h)
-	cfg.Transport = t
-	c, err := rtnl.Dial(&cfg)
-	if err != nil {
-		// Dial on a Transport opens nothing and cannot fail.
-		panic("rtnltest: " + err.Error())
+// sendBuffer is the send buffer the Transport reports: the kernel's default
+// (net.core.wmem_default), as a socket has.
+const sendBuffer = 212992
+
+// Buffers reports the send buffer of a socket and ReceiveBuffer, for
+// rtnl.NewConn.
+func (t *Transport) Buffers() (send, receive int) {
+	if t.ReceiveBuffer == 0 {
+		return sendBuffer, 2 * rtnl.DefaultReceiveBuffer
 	}
-	return c, t
+	return sendBuffer, t.ReceiveBuffer
 }
+
+var _ rtnl.Transport = (*Transport)(nil)
 
 // Send records each request packed in b, calls the Handler for it and queues
 // the replies. It fails on a malformed datagram, when the Transport is
@@ -153,20 +164,9 @@ func (t *Transport) Send(b []byte) error {
 		t.reqs = append(t.reqs, req)
 		t.mu.Unlock()
 		msgs, err := h(req)
-		var (
-			errno unix.Errno
-			ext   *Error
-		)
-		switch {
-		case err == nil:
-		case errors.As(err, &ext):
-			errno = ext.Errno
-		case errors.As(err, &errno):
-		default:
+		errno, ext, err := linuxErrno(req, err)
+		if err != nil {
 			return err
-		}
-		if err != nil && errno == 0 {
-			return fmt.Errorf("rtnltest: handler for %v failed with errno 0", req)
 		}
 		replies := frame(req, msgs, errno, ext)
 		t.mu.Lock()
@@ -177,6 +177,30 @@ func (t *Transport) Send(b []byte) error {
 		return fmt.Errorf("rtnltest: malformed datagram: %w", err)
 	}
 	return nil
+}
+
+// linuxErrno returns the Linux error number of a Handler's error (0 for
+// none) and its extended-ACK details, or the error the Transport fails with:
+// a Handler error that is no errno, or an errno Linux has no number for.
+func linuxErrno(req Request, err error) (uint32, *Error, error) {
+	var (
+		errno syscall.Errno
+		ext   *Error
+	)
+	switch {
+	case err == nil:
+		return 0, nil, nil
+	case errors.As(err, &ext):
+		errno = ext.Errno
+	case errors.As(err, &errno):
+	default:
+		return 0, nil, err
+	}
+	n, ok := rtnl.LinuxErrno(errno)
+	if !ok {
+		return 0, nil, fmt.Errorf("rtnltest: handler for %v failed with errno %d, which Linux has no number for", req, errno)
+	}
+	return n, ext, nil
 }
 
 // Receive copies the next queued datagram into b. It returns ErrNoReply when

@@ -6,12 +6,12 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"github.com/overlaynet/overlaynet/rtnl/rtnltest"
-	"golang.org/x/sys/unix"
 )
 
 var (
@@ -24,7 +24,7 @@ var (
 func TestExecuteRecordsAndAcks(t *testing.T) {
 	c, tr := rtnltest.Dial(nil)
 	defer c.Close()
-	want := rtnl.ARPEntry(7, testIP, testMAC)
+	want := rtnl.ARPEntry{Ifindex: 7, IP: testIP, MAC: testMAC}.Message()
 	if err := c.NeighAdd(want); err != nil {
 		t.Fatalf("NeighAdd: %v", err)
 	}
@@ -33,10 +33,10 @@ func TestExecuteRecordsAndAcks(t *testing.T) {
 		t.Fatalf("recorded %d requests, want 1", len(reqs))
 	}
 	r := reqs[0]
-	if r.Type() != unix.RTM_NEWNEIGH {
+	if r.Type() != rtnl.MsgNewNeigh {
 		t.Errorf("type %s, want RTM_NEWNEIGH", rtnl.MessageTypeName(r.Type()))
 	}
-	if wantFlags := uint16(unix.NLM_F_REQUEST | unix.NLM_F_ACK | unix.NLM_F_CREATE | unix.NLM_F_EXCL); r.Flags() != wantFlags {
+	if wantFlags := uint16(rtnl.FlagRequest | rtnl.FlagAck | rtnl.FlagCreate | rtnl.FlagExcl); r.Flags() != wantFlags {
 		t.Errorf("flags %s, want %s", rtnltest.FlagsString(r.Type(), r.Flags()), rtnltest.FlagsString(r.Type(), wantFlags))
 	}
 	var got rtnl.NeighMessage
@@ -66,23 +66,23 @@ func TestExecuteErrors(t *testing.T) {
 	tests := []struct {
 		name       string
 		err        error
-		wantErrno  unix.Errno
+		wantErrno  syscall.Errno
 		wantMsg    string
 		wantOffset uint32
 		wantOp     string
 		wantBroken bool
 	}{
-		{name: "errno", err: unix.EEXIST, wantErrno: unix.EEXIST, wantOp: "RTM_NEWNEIGH"},
-		{name: "extended ack", err: &rtnltest.Error{Errno: unix.EINVAL, Message: "Invalid neighbor state", Offset: 24},
-			wantErrno: unix.EINVAL, wantMsg: "Invalid neighbor state", wantOffset: 24, wantOp: "RTM_NEWNEIGH"},
-		{name: "wrapped errno", err: fmt.Errorf("no such device: %w", unix.ENODEV), wantErrno: unix.ENODEV, wantOp: "RTM_NEWNEIGH"},
+		{name: "errno", err: syscall.EEXIST, wantErrno: syscall.EEXIST, wantOp: "RTM_NEWNEIGH"},
+		{name: "extended ack", err: &rtnltest.Error{Errno: syscall.EINVAL, Message: "Invalid neighbor state", Offset: 24},
+			wantErrno: syscall.EINVAL, wantMsg: "Invalid neighbor state", wantOffset: 24, wantOp: "RTM_NEWNEIGH"},
+		{name: "wrapped errno", err: fmt.Errorf("no such device: %w", syscall.ENODEV), wantErrno: syscall.ENODEV, wantOp: "RTM_NEWNEIGH"},
 		{name: "transport", err: broken, wantOp: "sendmsg", wantBroken: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c, tr := rtnltest.Dial(rtnltest.Fail(tt.err))
 			defer c.Close()
-			err := c.NeighAdd(rtnl.ARPEntry(7, testIP, testMAC))
+			err := c.NeighAdd(rtnl.ARPEntry{Ifindex: 7, IP: testIP, MAC: testMAC}.Message())
 			var oe *rtnl.OpError
 			if !errors.As(err, &oe) {
 				t.Fatalf("error %v (%T), want an *rtnl.OpError", err, err)
@@ -114,7 +114,7 @@ func neighReplies(n int) []rtnltest.Message {
 	msgs := make([]rtnltest.Message, n)
 	for i := range msgs {
 		ip := netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})
-		msgs[i] = rtnltest.Reply(unix.RTM_NEWNEIGH, rtnl.ARPEntry(3, ip, testMAC))
+		msgs[i] = rtnltest.Reply(rtnl.MsgNewNeigh, rtnl.ARPEntry{Ifindex: 3, IP: ip, MAC: testMAC}.Message())
 	}
 	return msgs
 }
@@ -131,8 +131,8 @@ func TestDump(t *testing.T) {
 	})
 	defer c.Close()
 	var got []netip.Addr
-	err := c.Dump(unix.RTM_GETNEIGH, make([]byte, 12), func(m rtnl.Message) error {
-		if m.Header.Flags&unix.NLM_F_MULTI == 0 {
+	err := c.Dump(rtnl.MsgGetNeigh, make([]byte, 12), func(m rtnl.Message) error {
+		if m.Header.Flags&rtnl.FlagMulti == 0 {
 			t.Errorf("dump reply without NLM_F_MULTI: %#x", m.Header.Flags)
 		}
 		var nm rtnl.NeighMessage
@@ -154,7 +154,7 @@ func TestDump(t *testing.T) {
 		}
 	}
 	reqs := tr.Requests()
-	if len(reqs) != 1 || !reqs[0].IsDump() || reqs[0].Flags()&unix.NLM_F_ACK != 0 {
+	if len(reqs) != 1 || !reqs[0].IsDump() || reqs[0].Flags()&rtnl.FlagAck != 0 {
 		t.Errorf("requests %v, want one dump without ACK", reqs)
 	}
 	if len(handled) != 1 {
@@ -170,7 +170,7 @@ func TestDump(t *testing.T) {
 // ErrDumpInterrupted with every entry delivered.
 func TestDumpOutcomes(t *testing.T) {
 	intr := neighReplies(3)
-	intr[1].Flags |= unix.NLM_F_DUMP_INTR
+	intr[1].Flags |= rtnl.FlagDumpIntr
 	tests := []struct {
 		name    string
 		h       rtnltest.Handler
@@ -181,10 +181,10 @@ func TestDumpOutcomes(t *testing.T) {
 		{"entries", rtnltest.Messages(neighReplies(3)...), 3, func(err error) bool { return err == nil }},
 		{"interrupted", rtnltest.Messages(intr...), 3, func(err error) bool { return errors.Is(err, rtnl.ErrDumpInterrupted) }},
 		{"error in done", func(rtnltest.Request) ([]rtnltest.Message, error) {
-			return neighReplies(2), &rtnltest.Error{Errno: unix.EINVAL, Message: "Invalid values in header for neighbor dump request"}
+			return neighReplies(2), &rtnltest.Error{Errno: syscall.EINVAL, Message: "Invalid values in header for neighbor dump request"}
 		}, 2, func(err error) bool {
 			var oe *rtnl.OpError
-			return errors.Is(err, unix.EINVAL) && errors.As(err, &oe) && oe.Op == "RTM_GETNEIGH" &&
+			return errors.Is(err, syscall.EINVAL) && errors.As(err, &oe) && oe.Op == "RTM_GETNEIGH" &&
 				oe.Message == "Invalid values in header for neighbor dump request"
 		}},
 	}
@@ -193,7 +193,7 @@ func TestDumpOutcomes(t *testing.T) {
 			c, _ := rtnltest.Dial(tt.h)
 			defer c.Close()
 			n := 0
-			err := c.Dump(unix.RTM_GETNEIGH, make([]byte, 12), func(rtnl.Message) error { n++; return nil })
+			err := c.Dump(rtnl.MsgGetNeigh, make([]byte, 12), func(rtnl.Message) error { n++; return nil })
 			if !tt.wantErr(err) {
 				t.Errorf("Dump: unexpected error %v", err)
 			}
@@ -213,9 +213,9 @@ func TestRequestGet(t *testing.T) {
 			return nil, err
 		}
 		if q.Name != link.Name {
-			return nil, &rtnltest.Error{Errno: unix.ENODEV, Message: "no such link " + q.Name}
+			return nil, &rtnltest.Error{Errno: syscall.ENODEV, Message: "no such link " + q.Name}
 		}
-		return []rtnltest.Message{rtnltest.Reply(unix.RTM_NEWLINK, link)}, nil
+		return []rtnltest.Message{rtnltest.Reply(rtnl.MsgNewLink, link)}, nil
 	})
 	defer c.Close()
 	got, err := c.LinkByName("vxlan1")
@@ -225,11 +225,11 @@ func TestRequestGet(t *testing.T) {
 	if got.Index != 5 || got.Name != "vxlan1" || got.MTU != 1450 {
 		t.Errorf("got link %d %q mtu %d", got.Index, got.Name, got.MTU)
 	}
-	if _, err := c.LinkByName("eth9"); !errors.Is(err, unix.ENODEV) {
+	if _, err := c.LinkByName("eth9"); !errors.Is(err, syscall.ENODEV) {
 		t.Errorf("LinkByName(eth9): %v, want ENODEV", err)
 	}
 	for _, r := range tr.Requests() {
-		if r.Type() != unix.RTM_GETLINK || r.Flags() != unix.NLM_F_REQUEST|unix.NLM_F_ACK {
+		if r.Type() != rtnl.MsgGetLink || r.Flags() != rtnl.FlagRequest|rtnl.FlagAck {
 			t.Errorf("request %v, want RTM_GETLINK REQUEST|ACK", r)
 		}
 	}
@@ -240,21 +240,24 @@ func TestRequestGet(t *testing.T) {
 // failures come back per request in a *rtnl.BatchError.
 func TestExecuteBatch(t *testing.T) {
 	const n = 10
-	fail := map[int]unix.Errno{3: unix.EEXIST, 4: unix.ENODEV, 9: unix.EINVAL}
+	fail := map[int]syscall.Errno{3: syscall.EEXIST, 4: syscall.ENODEV, 9: syscall.EINVAL}
 	i := 0
-	// ReceiveBuffer 4096, doubled to 8192: room for 4 error replies per sendmsg.
-	c, tr := rtnltest.DialConfig(func(req rtnltest.Request) ([]rtnltest.Message, error) {
+	// A receive buffer of 8192 bytes (a socket asked for 4096) has room for 4
+	// error replies per sendmsg.
+	tr := rtnltest.New(func(req rtnltest.Request) ([]rtnltest.Message, error) {
 		defer func() { i++ }()
 		if e, ok := fail[i]; ok {
 			return nil, e
 		}
 		return nil, nil
-	}, rtnl.Config{ReceiveBuffer: 4096})
+	})
+	tr.ReceiveBuffer = 8192
+	c := rtnl.NewConn(tr)
 	defer c.Close()
 	var b rtnl.Batch
 	for k := range n {
 		ip := netip.AddrFrom4([4]byte{10, 0, 0, byte(k)})
-		if err := b.NeighReplace(rtnl.ARPEntry(3, ip, testMAC)); err != nil {
+		if err := b.NeighReplace(rtnl.ARPEntry{Ifindex: 3, IP: ip, MAC: testMAC}.Message()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -273,7 +276,7 @@ func TestExecuteBatch(t *testing.T) {
 			t.Errorf("failure #%d: %v, want %v on RTM_NEWNEIGH", f.Index, f.Err, want)
 		}
 	}
-	if !errors.Is(err, unix.ENODEV) {
+	if !errors.Is(err, syscall.ENODEV) {
 		t.Errorf("errors.Is(BatchError, ENODEV) is false")
 	}
 	reqs := tr.Requests()
@@ -284,7 +287,7 @@ func TestExecuteBatch(t *testing.T) {
 	for k, r := range reqs {
 		dgs = append(dgs, r.Datagram)
 		last := k == n-1 || reqs[k+1].Datagram != r.Datagram
-		if gotAck := r.Flags()&unix.NLM_F_ACK != 0; gotAck != last {
+		if gotAck := r.Flags()&rtnl.FlagAck != 0; gotAck != last {
 			t.Errorf("request %d (%v): ACK %v, want %v", k, r, gotAck, last)
 		}
 		if r.Header.Sequence != reqs[0].Header.Sequence+uint32(k) {
@@ -298,7 +301,7 @@ func TestExecuteBatch(t *testing.T) {
 		t.Errorf("%d replies left unread", tr.Pending())
 	}
 	// The Conn goes on working after a partly failed batch.
-	if err := c.NeighDelete(rtnl.ARPEntry(3, testIP, testMAC)); err != nil {
+	if err := c.NeighDelete(rtnl.ARPEntry{Ifindex: 3, IP: testIP, MAC: testMAC}.Message()); err != nil {
 		t.Errorf("NeighDelete after the batch: %v", err)
 	}
 }
@@ -337,11 +340,11 @@ func TestFlagsString(t *testing.T) {
 		typ, flags uint16
 		want       string
 	}{
-		{unix.RTM_NEWNEIGH, unix.NLM_F_REQUEST | unix.NLM_F_ACK | unix.NLM_F_CREATE | unix.NLM_F_REPLACE, "REQUEST|ACK|REPLACE|CREATE"},
-		{unix.RTM_GETNEIGH, unix.NLM_F_REQUEST | unix.NLM_F_DUMP, "REQUEST|DUMP"},
-		{unix.RTM_GETLINK, unix.NLM_F_REQUEST | unix.NLM_F_ROOT, "REQUEST|ROOT"},
-		{unix.RTM_DELLINK, unix.NLM_F_REQUEST | 0x8000, "REQUEST|0x8000"},
-		{unix.RTM_NEWLINK, 0, "0"},
+		{rtnl.MsgNewNeigh, rtnl.FlagRequest | rtnl.FlagAck | rtnl.FlagCreate | rtnl.FlagReplace, "REQUEST|ACK|REPLACE|CREATE"},
+		{rtnl.MsgGetNeigh, rtnl.FlagRequest | rtnl.FlagDump, "REQUEST|DUMP"},
+		{rtnl.MsgGetLink, rtnl.FlagRequest | rtnl.FlagRoot, "REQUEST|ROOT"},
+		{rtnl.MsgDelLink, rtnl.FlagRequest | 0x8000, "REQUEST|0x8000"},
+		{rtnl.MsgNewLink, 0, "0"},
 	}
 	for _, tt := range tests {
 		if got := rtnltest.FlagsString(tt.typ, tt.flags); got != tt.want {

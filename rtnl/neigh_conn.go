@@ -3,8 +3,6 @@ package rtnl
 import (
 	"encoding/binary"
 	"fmt"
-
-	"golang.org/x/sys/unix"
 )
 
 // neighRequest encodes m on the stack (when it fits) and executes it.
@@ -19,15 +17,15 @@ func (c *Conn) neighRequest(typ, flags uint16, m *NeighMessage) error {
 
 // NeighAdd creates a neighbour or FDB entry (RTM_NEWNEIGH with
 // NLM_F_CREATE|NLM_F_EXCL, like `ip neigh add` / `bridge fdb add`). An
-// existing entry fails with an error matching unix.EEXIST.
+// existing entry fails with an error matching syscall.EEXIST.
 func (c *Conn) NeighAdd(m *NeighMessage) error {
-	return c.neighRequest(unix.RTM_NEWNEIGH, unix.NLM_F_CREATE|unix.NLM_F_EXCL, m)
+	return c.neighRequest(MsgNewNeigh, FlagCreate|FlagExcl, m)
 }
 
 // NeighReplace creates or replaces a neighbour or FDB entry (RTM_NEWNEIGH with
 // NLM_F_CREATE|NLM_F_REPLACE, like `ip neigh replace` / `bridge fdb replace`).
 func (c *Conn) NeighReplace(m *NeighMessage) error {
-	return c.neighRequest(unix.RTM_NEWNEIGH, unix.NLM_F_CREATE|unix.NLM_F_REPLACE, m)
+	return c.neighRequest(MsgNewNeigh, FlagCreate|FlagReplace, m)
 }
 
 // NeighAppend adds a remote to an FDB entry (RTM_NEWNEIGH with
@@ -36,34 +34,34 @@ func (c *Conn) NeighReplace(m *NeighMessage) error {
 // (flooding lists); for another MAC it creates a missing entry and leaves an
 // existing one as it is.
 func (c *Conn) NeighAppend(m *NeighMessage) error {
-	return c.neighRequest(unix.RTM_NEWNEIGH, unix.NLM_F_CREATE|unix.NLM_F_APPEND, m)
+	return c.neighRequest(MsgNewNeigh, FlagCreate|FlagAppend, m)
 }
 
 // NeighDelete deletes a neighbour or FDB entry (RTM_DELNEIGH, like
 // `ip neigh del` / `bridge fdb del`). For a vxlan FDB entry with several
 // remotes, NDA_DST (and NDA_PORT, NDA_VNI, NDA_IFINDEX) select the remote.
 func (c *Conn) NeighDelete(m *NeighMessage) error {
-	return c.neighRequest(unix.RTM_DELNEIGH, 0, m)
+	return c.neighRequest(MsgDelNeigh, 0, m)
 }
 
 // NeighAdd appends an RTM_NEWNEIGH NLM_F_CREATE|NLM_F_EXCL request for m.
 func (b *Batch) NeighAdd(m *NeighMessage) error {
-	return b.AddMessage(unix.RTM_NEWNEIGH, unix.NLM_F_CREATE|unix.NLM_F_EXCL, m)
+	return b.addNeigh(MsgNewNeigh, FlagCreate|FlagExcl, m)
 }
 
 // NeighReplace appends an RTM_NEWNEIGH NLM_F_CREATE|NLM_F_REPLACE request for m.
 func (b *Batch) NeighReplace(m *NeighMessage) error {
-	return b.AddMessage(unix.RTM_NEWNEIGH, unix.NLM_F_CREATE|unix.NLM_F_REPLACE, m)
+	return b.addNeigh(MsgNewNeigh, FlagCreate|FlagReplace, m)
 }
 
 // NeighAppend appends an RTM_NEWNEIGH NLM_F_CREATE|NLM_F_APPEND request for m.
 func (b *Batch) NeighAppend(m *NeighMessage) error {
-	return b.AddMessage(unix.RTM_NEWNEIGH, unix.NLM_F_CREATE|unix.NLM_F_APPEND, m)
+	return b.addNeigh(MsgNewNeigh, FlagCreate|FlagAppend, m)
 }
 
 // NeighDelete appends an RTM_DELNEIGH request for m.
 func (b *Batch) NeighDelete(m *NeighMessage) error {
-	return b.AddMessage(unix.RTM_DELNEIGH, 0, m)
+	return b.addNeigh(MsgDelNeigh, 0, m)
 }
 
 // NeighFilter selects the entries of a neighbour dump. Family picks the
@@ -108,8 +106,8 @@ func (c *Conn) NeighDump(f NeighFilter, fn func(*NeighMessage) error) error {
 	var m NeighMessage
 	var ll [neighMaxLLAddrLen]byte
 	m.LLAddr = ll[:0]
-	return c.Dump(unix.RTM_GETNEIGH, b, func(msg Message) error {
-		if msg.Header.Type != unix.RTM_NEWNEIGH {
+	return c.Dump(MsgGetNeigh, b, func(msg Message) error {
+		if msg.Header.Type != MsgNewNeigh {
 			return nil
 		}
 		if err := m.UnmarshalBinary(msg.Data); err != nil {

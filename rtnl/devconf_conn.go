@@ -1,6 +1,6 @@
 package rtnl
 
-import "golang.org/x/sys/unix"
+import "syscall"
 
 // LinkInetConf returns the IPv4 settings of device index (what
 // /proc/sys/net/ipv4/conf/DEV/ shows), read with RTM_GETLINK.
@@ -14,8 +14,8 @@ func (c *Conn) LinkInetConf(index int32) (InetDevConf, error) {
 		derr error
 		seen bool
 	)
-	err = c.Request(unix.RTM_GETLINK, 0, req, func(msg Message) error {
-		if msg.Header.Type != unix.RTM_NEWLINK || seen {
+	err = c.Request(MsgGetLink, 0, req, func(msg Message) error {
+		if msg.Header.Type != MsgNewLink || seen {
 			return nil
 		}
 		seen = true
@@ -26,7 +26,7 @@ func (c *Conn) LinkInetConf(index int32) (InetDevConf, error) {
 		return InetDevConf{}, err
 	}
 	if !seen {
-		return InetDevConf{}, &OpError{Op: "RTM_GETLINK", Err: unix.ENODEV}
+		return InetDevConf{}, &OpError{Op: "RTM_GETLINK", Err: syscall.ENODEV}
 	}
 	return out, derr
 }
@@ -41,5 +41,5 @@ func (c *Conn) LinkSetInetConf(index int32, vals ...DevConfValue) error {
 	if err != nil {
 		return err
 	}
-	return c.Execute(unix.RTM_NEWLINK, 0, b)
+	return c.Execute(MsgNewLink, 0, b)
 }

@@ -1,27 +1,23 @@
 package rtnl
 
-import (
-	"golang.org/x/sys/unix"
-)
-
 // RouteAdd adds the route m describes (RTM_NEWROUTE with NLM_F_CREATE|
-// NLM_F_EXCL). It fails with an error wrapping unix.EEXIST if the table has
+// NLM_F_EXCL). It fails with an error wrapping syscall.EEXIST if the table has
 // the route already.
 func (c *Conn) RouteAdd(m *RouteMessage) error {
-	return c.routeRequest(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_EXCL, m)
+	return c.routeRequest(MsgNewRoute, FlagCreate|FlagExcl, m)
 }
 
 // RouteReplace adds the route m describes, or replaces the route to the same
 // destination (RTM_NEWROUTE with NLM_F_CREATE|NLM_F_REPLACE).
 func (c *Conn) RouteReplace(m *RouteMessage) error {
-	return c.routeRequest(unix.RTM_NEWROUTE, unix.NLM_F_CREATE|unix.NLM_F_REPLACE, m)
+	return c.routeRequest(MsgNewRoute, FlagCreate|FlagReplace, m)
 }
 
 // RouteDelete deletes the route m describes (RTM_DELROUTE). The kernel
 // deletes the first route matching the fields m sets. It fails with an error
-// wrapping unix.ESRCH if none matches.
+// wrapping syscall.ESRCH if none matches.
 func (c *Conn) RouteDelete(m *RouteMessage) error {
-	return c.routeRequest(unix.RTM_DELROUTE, 0, m)
+	return c.routeRequest(MsgDelRoute, 0, m)
 }
 
 func (c *Conn) routeRequest(typ, flags uint16, m *RouteMessage) error {
@@ -34,7 +30,7 @@ func (c *Conn) routeRequest(typ, flags uint16, m *RouteMessage) error {
 
 // RouteFilter selects the routes RouteList returns. Zero fields select all.
 type RouteFilter struct {
-	Table    uint32        // only this table (unix.RT_TABLE_MAIN for `ip route`)
+	Table    uint32        // only this table (RouteTableMain for `ip route`)
 	OIF      int32         // only routes out of this link
 	Protocol RouteProtocol // only routes of this protocol
 	Type     RouteType     // only routes of this type
@@ -53,12 +49,12 @@ func (c *Conn) RouteList(family uint8, f RouteFilter) ([]RouteMessage, error) {
 		// Filter by RTA_TABLE too: the kernel reads the table filter from it
 		// when present, and iproute2 sends both.
 		ae := NewAttributeEncoder(body)
-		ae.Uint32(unix.RTA_TABLE, f.Table)
+		ae.Uint32(rtaTable, f.Table)
 		body = ae.Bytes()
 	}
 	var routes []RouteMessage
-	err = c.Dump(unix.RTM_GETROUTE, body, func(msg Message) error {
-		if msg.Header.Type != unix.RTM_NEWROUTE {
+	err = c.Dump(MsgGetRoute, body, func(msg Message) error {
+		if msg.Header.Type != MsgNewRoute {
 			return nil
 		}
 		var m RouteMessage

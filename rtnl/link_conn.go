@@ -2,17 +2,17 @@ package rtnl
 
 import (
 	"fmt"
+	"syscall"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
-	"golang.org/x/sys/unix"
 )
 
 // LinkAdd creates the link m describes (RTM_NEWLINK with NLM_F_CREATE|
-// NLM_F_EXCL). It fails with an error wrapping unix.EEXIST if a link of that
+// NLM_F_EXCL). It fails with an error wrapping syscall.EEXIST if a link of that
 // name exists. The kernel does not report the new ifindex: read it back with
 // LinkByName (in the namespace the link landed in).
 func (c *Conn) LinkAdd(m *LinkMessage) error {
-	return c.linkRequest(unix.RTM_NEWLINK, unix.NLM_F_CREATE|unix.NLM_F_EXCL, m)
+	return c.linkRequest(MsgNewLink, FlagCreate|FlagExcl, m)
 }
 
 // LinkSet changes an existing link, found by m.Index or else by m.Name
@@ -22,18 +22,18 @@ func (c *Conn) LinkSet(m *LinkMessage) error {
 	if m.Index == 0 && m.Name == "" {
 		return fmt.Errorf("rtnl: LinkSet needs an index or a name")
 	}
-	return c.linkRequest(unix.RTM_NEWLINK, 0, m)
+	return c.linkRequest(MsgNewLink, 0, m)
 }
 
 // LinkDelete deletes the link with ifindex index. Deleting one end of a veth
 // pair deletes both.
 func (c *Conn) LinkDelete(index int32) error {
-	return c.linkRequest(unix.RTM_DELLINK, 0, &LinkMessage{Index: index})
+	return c.linkRequest(MsgDelLink, 0, &LinkMessage{Index: index})
 }
 
 // LinkDeleteByName deletes the link named name.
 func (c *Conn) LinkDeleteByName(name string) error {
-	return c.linkRequest(unix.RTM_DELLINK, 0, &LinkMessage{Name: name})
+	return c.linkRequest(MsgDelLink, 0, &LinkMessage{Name: name})
 }
 
 func (c *Conn) linkRequest(typ, flags uint16, m *LinkMessage) error {
@@ -45,13 +45,13 @@ func (c *Conn) linkRequest(typ, flags uint16, m *LinkMessage) error {
 }
 
 // LinkGet returns the link with ifindex index. It fails with an error
-// wrapping unix.ENODEV if there is none.
+// wrapping syscall.ENODEV if there is none.
 func (c *Conn) LinkGet(index int32) (*LinkMessage, error) {
 	return c.linkGet(&LinkMessage{Index: index})
 }
 
 // LinkByName returns the link named name. It fails with an error wrapping
-// unix.ENODEV if there is none.
+// syscall.ENODEV if there is none.
 func (c *Conn) LinkByName(name string) (*LinkMessage, error) {
 	return c.linkGet(&LinkMessage{Name: name})
 }
@@ -62,8 +62,8 @@ func (c *Conn) linkGet(req *LinkMessage) (*LinkMessage, error) {
 		return nil, err
 	}
 	var out *LinkMessage
-	err = c.Request(unix.RTM_GETLINK, 0, body, func(msg Message) error {
-		if msg.Header.Type != unix.RTM_NEWLINK || out != nil {
+	err = c.Request(MsgGetLink, 0, body, func(msg Message) error {
+		if msg.Header.Type != MsgNewLink || out != nil {
 			return nil
 		}
 		out = new(LinkMessage)
@@ -73,7 +73,7 @@ func (c *Conn) linkGet(req *LinkMessage) (*LinkMessage, error) {
 		return nil, err
 	}
 	if out == nil {
-		return nil, &OpError{Op: "RTM_GETLINK", Err: unix.ENODEV}
+		return nil, &OpError{Op: "RTM_GETLINK", Err: syscall.ENODEV}
 	}
 	return out, nil
 }
@@ -81,8 +81,8 @@ func (c *Conn) linkGet(req *LinkMessage) (*LinkMessage, error) {
 // LinkList returns every link of the Conn's namespace.
 func (c *Conn) LinkList() ([]LinkMessage, error) {
 	var links []LinkMessage
-	err := c.Dump(unix.RTM_GETLINK, make([]byte, ifinfomsgLen), func(msg Message) error {
-		if msg.Header.Type != unix.RTM_NEWLINK {
+	err := c.Dump(MsgGetLink, make([]byte, ifinfomsgLen), func(msg Message) error {
+		if msg.Header.Type != MsgNewLink {
 			return nil
 		}
 		var m LinkMessage

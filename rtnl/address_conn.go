@@ -3,12 +3,10 @@ package rtnl
 import (
 	"fmt"
 	"net/netip"
-
-	"golang.org/x/sys/unix"
 )
 
 // AddressAdd adds address p (such as 198.51.100.1/24) to link index, as `ip
-// addr add` does. It fails with an error wrapping unix.EEXIST if the link
+// addr add` does. It fails with an error wrapping syscall.EEXIST if the link
 // already has it.
 func (c *Conn) AddressAdd(index int32, p netip.Prefix) error {
 	if !p.IsValid() {
@@ -20,7 +18,7 @@ func (c *Conn) AddressAdd(index int32, p netip.Prefix) error {
 // AddressAddMessage adds the address m describes (RTM_NEWADDR with
 // NLM_F_CREATE|NLM_F_EXCL).
 func (c *Conn) AddressAddMessage(m *AddressMessage) error {
-	return c.addrRequest(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_EXCL, m)
+	return c.addrRequest(MsgNewAddr, FlagCreate|FlagExcl, m)
 }
 
 // AddressReplace adds address p to link index, or updates it if present.
@@ -28,11 +26,11 @@ func (c *Conn) AddressReplace(index int32, p netip.Prefix) error {
 	if !p.IsValid() {
 		return fmt.Errorf("rtnl: invalid address prefix %v", p)
 	}
-	return c.addrRequest(unix.RTM_NEWADDR, unix.NLM_F_CREATE|unix.NLM_F_REPLACE, NewAddress(index, p))
+	return c.addrRequest(MsgNewAddr, FlagCreate|FlagReplace, NewAddress(index, p))
 }
 
 // AddressDelete removes address p from link index. It fails with an error
-// wrapping unix.EADDRNOTAVAIL if the link does not have it.
+// wrapping syscall.EADDRNOTAVAIL if the link does not have it.
 func (c *Conn) AddressDelete(index int32, p netip.Prefix) error {
 	if !p.IsValid() {
 		return fmt.Errorf("rtnl: invalid address prefix %v", p)
@@ -42,7 +40,7 @@ func (c *Conn) AddressDelete(index int32, p netip.Prefix) error {
 
 // AddressDeleteMessage removes the address m describes (RTM_DELADDR).
 func (c *Conn) AddressDeleteMessage(m *AddressMessage) error {
-	return c.addrRequest(unix.RTM_DELADDR, 0, m)
+	return c.addrRequest(MsgDelAddr, 0, m)
 }
 
 func (c *Conn) addrRequest(typ, flags uint16, m *AddressMessage) error {
@@ -62,8 +60,8 @@ func (c *Conn) AddressList(family uint8, index int32) ([]AddressMessage, error) 
 		return nil, err
 	}
 	var addrs []AddressMessage
-	err = c.Dump(unix.RTM_GETADDR, req, func(msg Message) error {
-		if msg.Header.Type != unix.RTM_NEWADDR {
+	err = c.Dump(MsgGetAddr, req, func(msg Message) error {
+		if msg.Header.Type != MsgNewAddr {
 			return nil
 		}
 		var m AddressMessage

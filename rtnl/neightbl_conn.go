@@ -2,8 +2,7 @@ package rtnl
 
 import (
 	"fmt"
-
-	"golang.org/x/sys/unix"
+	"syscall"
 )
 
 // SetNeighTable sets the neighbour-table parameters of one device in the
@@ -15,7 +14,7 @@ func (c *Conn) SetNeighTable(p NeighTableParams) error {
 	if err != nil {
 		return err
 	}
-	return c.Execute(unix.RTM_SETNEIGHTBL, 0, b)
+	return c.Execute(MsgSetNeighTable, 0, b)
 }
 
 // NeighTableList dumps the neighbour-table parameters of family (AF_INET,
@@ -24,8 +23,8 @@ func (c *Conn) SetNeighTable(p NeighTableParams) error {
 func (c *Conn) NeighTableList(family uint8) ([]NeighTableParams, error) {
 	req := [ndtmsgLen]byte{family}
 	var out []NeighTableParams
-	err := c.Dump(unix.RTM_GETNEIGHTBL, req[:], func(m Message) error {
-		if m.Header.Type != unix.RTM_NEWNEIGHTBL {
+	err := c.Dump(MsgGetNeighTable, req[:], func(m Message) error {
+		if m.Header.Type != MsgNewNeighTable {
 			return nil
 		}
 		var p NeighTableParams
@@ -42,7 +41,7 @@ func (c *Conn) NeighTableList(family uint8) ([]NeighTableParams, error) {
 // (0 means AF_INET).
 func (c *Conn) NeighTable(family uint8, ifindex int32) (NeighTableParams, error) {
 	if family == 0 {
-		family = familyInet
+		family = FamilyInet
 	}
 	all, err := c.NeighTableList(family)
 	if err != nil {
@@ -53,6 +52,6 @@ func (c *Conn) NeighTable(family uint8, ifindex int32) (NeighTableParams, error)
 			return p, nil
 		}
 	}
-	return NeighTableParams{}, &OpError{Op: "RTM_GETNEIGHTBL", Err: unix.ENOENT,
+	return NeighTableParams{}, &OpError{Op: "RTM_GETNEIGHTBL", Err: syscall.ENOENT,
 		Message: fmt.Sprintf("no parameters for device %d in family %d", ifindex, family)}
 }

@@ -1,0 +1,134 @@
+package rtnl_test
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+
+	"github.com/overlaynet/overlaynet/ethaddr"
+	"github.com/overlaynet/overlaynet/rtnl"
+	"github.com/overlaynet/overlaynet/rtnl/rtnltest"
+)
+
+var (
+	entryMAC = ethaddr.MAC{0x02, 0x42, 0xc6, 0x33, 0x64, 0x03}
+	entryARP = rtnl.ARPEntry{Ifindex: 9, IP: netip.MustParseAddr("198.51.100.3"), MAC: entryMAC,
+		Flags: rtnl.NeighFlagExtLearned, Protocol: 214}
+	entryFDB = rtnl.FDBEntry{Ifindex: 5, MAC: entryMAC, Dst: netip.MustParseAddr("192.0.2.3"),
+		VNI: 42, Port: 4789, HasVNI: true, HasPort: true, Flags: rtnl.NeighFlagExtLearned}
+)
+
+// TestEntryWireBytes: an ARPEntry's flags and protocol, and an FDBEntry's
+// rules (AF_BRIDGE, NTF_SELF added, PERMANENT by default), on the wire.
+func TestEntryWireBytes(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		msg  *rtnl.NeighMessage
+		wire []byte
+	}{{
+		name: "arp entry with flags and protocol",
+		msg:  entryARP.Message(),
+		wire: bytes.Join([][]byte{
+			neighHeader(rtnl.FamilyInet, 9, 0x80, 0x10, 0),
+			neighAttr(1, 198, 51, 100, 3),
+			neighAttr(2, 0x02, 0x42, 0xc6, 0x33, 0x64, 0x03),
+			neighAttr(12, 214),
+		}, nil),
+	}, {
+		name: "reachable nd entry",
+		msg: rtnl.ARPEntry{Ifindex: 9, IP: netip.MustParseAddr("fe80::3%br0"), MAC: entryMAC,
+			State: rtnl.NeighReachable}.Message(),
+		wire: bytes.Join([][]byte{
+			neighHeader(rtnl.FamilyInet6, 9, 0x02, 0, 0),
+			neighAttr(1, 0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3),
+			neighAttr(2, 0x02, 0x42, 0xc6, 0x33, 0x64, 0x03),
+		}, nil),
+	}, {
+		name: "extern_learn fdb entry",
+		msg:  entryFDB.Message(),
+		wire: bytes.Join([][]byte{
+			neighHeader(rtnl.FamilyBridge, 5, 0x80, 0x12, 0),
+			neighAttr(1, 192, 0, 2, 3),
+			neighAttr(2, 0x02, 0x42, 0xc6, 0x33, 0x64, 0x03),
+			neighAttr(6, 0x12, 0xb5),
+			neighAttr(7, neighU32(42)...),
+		}, nil),
+	}} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := tt.msg.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, tt.wire) {
+				t.Fatalf("encoding:\n got % x\nwant % x", got, tt.wire)
+			}
+		})
+	}
+}
+
+// TestBatchEntries: the Batch helpers send exactly the requests the general
+// methods send for the entry's Message, with the same types and flags.
+func TestBatchEntries(t *testing.T) {
+	del := rtnl.FDBEntry{Ifindex: 5, MAC: entryMAC}
+	for _, tt := range []struct {
+		name   string
+		helper func(b *rtnl.Batch) error
+		plain  func(b *rtnl.Batch) error
+	}{
+		{"NeighReplaceARP", func(b *rtnl.Batch) error { return b.NeighReplaceARP(entryARP) },
+			func(b *rtnl.Batch) error { return b.NeighReplace(entryARP.Message()) }},
+		{"NeighDeleteARP", func(b *rtnl.Batch) error { return b.NeighDeleteARP(entryARP) },
+			func(b *rtnl.Batch) error { return b.NeighDelete(entryARP.Message()) }},
+		{"NeighReplaceFDB", func(b *rtnl.Batch) error { return b.NeighReplaceFDB(entryFDB) },
+			func(b *rtnl.Batch) error { return b.NeighReplace(entryFDB.Message()) }},
+		{"NeighDeleteFDB", func(b *rtnl.Batch) error { return b.NeighDeleteFDB(del) },
+			func(b *rtnl.Batch) error { return b.NeighDelete(del.Message()) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var reqs [2][]rtnltest.Request
+			for i, add := range []func(*rtnl.Batch) error{tt.helper, tt.plain} {
+				c, tr := rtnltest.Dial(nil)
+				var b rtnl.Batch
+				if err := add(&b); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.ExecuteBatch(&b); err != nil {
+					t.Fatal(err)
+				}
+				reqs[i] = tr.Requests()
+			}
+			h, p := reqs[0], reqs[1]
+			if len(h) != 1 || len(p) != 1 {
+				t.Fatalf("%d and %d requests, want 1 each", len(h), len(p))
+			}
+			if h[0].Type() != p[0].Type() || h[0].Flags() != p[0].Flags() || !bytes.Equal(h[0].Body, p[0].Body) {
+				t.Errorf("helper sent %v % x\nthe Message path %v % x", h[0], h[0].Body, p[0], p[0].Body)
+			}
+		})
+	}
+}
+
+// TestBatchEntriesDoNotAllocate: once a Batch has grown, the entry helpers
+// encode in place, allocating nothing per entry.
+func TestBatchEntriesDoNotAllocate(t *testing.T) {
+	var b rtnl.Batch
+	ip := entryARP.IP
+	fill := func() {
+		b.Reset()
+		for i := range 25 {
+			a, f := entryARP, entryFDB
+			a.IP, a.MAC[5], f.MAC[5] = ip.Next(), byte(i), byte(i)
+			if b.NeighReplaceARP(a) != nil || b.NeighReplaceFDB(f) != nil ||
+				b.NeighDeleteARP(a) != nil || b.NeighDeleteFDB(f) != nil {
+				t.Fatal("an entry failed to encode")
+			}
+		}
+	}
+	fill() // grow the buffers once
+	if n := testing.AllocsPerRun(20, fill); n != 0 {
+		t.Fatalf("%v allocations per 100 entries, want 0", n)
+	}
+	if b.Len() != 100 {
+		t.Fatalf("Len = %d, want 100", b.Len())
+	}
+}

@@ -1,0 +1,186 @@
+package rtnl
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Socket options of SOL_NETLINK not all exported by golang.org/x/sys/unix.
+const (
+	solNetlink        = 270 // SOL_NETLINK
+	optAddMembership  = 1   // NETLINK_ADD_MEMBERSHIP
+	optNoENOBUFS      = 5   // NETLINK_NO_ENOBUFS
+	optListenAllNSID  = 8   // NETLINK_LISTEN_ALL_NSID
+	optCapAck         = 10  // NETLINK_CAP_ACK
+	optExtAck         = 11  // NETLINK_EXT_ACK
+	optGetStrictCheck = 12  // NETLINK_GET_STRICT_CHK
+)
+
+// Dial opens a NETLINK_ROUTE socket as cfg says (nil means the zero Config)
+// and returns a Conn over it: NewConn on the socket as a Transport.
+func Dial(cfg *Config) (*Conn, error) {
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	var s *socket
+	open := func() error {
+		var err error
+		s, err = openSocket(cfg)
+		return err
+	}
+	var err error
+	if cfg.NetNS != nil {
+		err = cfg.NetNS.Do(open)
+	} else {
+		err = open()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return NewConn(s), nil
+}
+
+// socket is a NETLINK_ROUTE request socket: the Transport Dial gives a Conn.
+// Its methods are called under the Conn's lock.
+type socket struct {
+	fd     int
+	pid    uint32
+	sndbuf int
+	rcvbuf int
+	// kernel is the destination of every request. Each socket has its own:
+	// Sendto writes its raw form into the Sockaddr, so one shared by
+	// sockets sending at once is a data race.
+	kernel unix.SockaddrNetlink
+	rh     recvHeader
+}
+
+// recvHeader is the recvmsg(2) state a socket reuses for every read.
+type recvHeader struct {
+	msg  unix.Msghdr
+	iov  unix.Iovec
+	from unix.RawSockaddrNetlink
+}
+
+var _ Transport = (*socket)(nil)
+
+func openSocket(cfg *Config) (*socket, error) {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, &OpError{Op: "socket", Err: err}
+	}
+	s := &socket{fd: fd}
+	if err := s.setup(cfg); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *socket) setup(cfg *Config) error {
+	if err := unix.Bind(s.fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return &OpError{Op: "bind", Err: err}
+	}
+	sa, err := unix.Getsockname(s.fd)
+	if err != nil {
+		return &OpError{Op: "getsockname", Err: err}
+	}
+	s.pid = sa.(*unix.SockaddrNetlink).Pid
+	for _, o := range []struct {
+		opt int
+		on  bool
+	}{{optExtAck, true}, {optCapAck, true}, {optGetStrictCheck, !cfg.DisableStrictCheck}} {
+		if !o.on {
+			continue
+		}
+		if err := unix.SetsockoptInt(s.fd, solNetlink, o.opt, 1); err != nil {
+			// Old kernels lack these; the socket still works without them.
+			if !errors.Is(err, unix.ENOPROTOOPT) {
+				return &OpError{Op: "setsockopt", Err: err}
+			}
+		}
+	}
+	if size := cfg.ReceiveBuffer; size >= 0 {
+		if size == 0 {
+			size = DefaultReceiveBuffer
+		}
+		if err := setReceiveBuffer(s.fd, size); err != nil {
+			return err
+		}
+	}
+	for _, g := range cfg.Groups {
+		if err := unix.SetsockoptInt(s.fd, solNetlink, optAddMembership, int(g)); err != nil {
+			return &OpError{Op: fmt.Sprintf("join group %d", g), Err: err}
+		}
+	}
+	if s.sndbuf, err = unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_SNDBUF); err != nil {
+		return &OpError{Op: "getsockopt", Err: err}
+	}
+	if s.rcvbuf, err = unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUF); err != nil {
+		return &OpError{Op: "getsockopt", Err: err}
+	}
+	return nil
+}
+
+// setReceiveBuffer sets a socket's receive buffer to size bytes, with
+// SO_RCVBUFFORCE where allowed (CAP_NET_ADMIN) and SO_RCVBUF otherwise (then
+// capped by net.core.rmem_max).
+func setReceiveBuffer(fd, size int) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, size); err == nil {
+		return nil
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, size); err != nil {
+		return &OpError{Op: "setsockopt SO_RCVBUF", Err: err}
+	}
+	return nil
+}
+
+// PortID returns the socket's netlink port id.
+func (s *socket) PortID() uint32 { return s.pid }
+
+// Buffers returns the socket's send and receive buffers as the kernel
+// reports them.
+func (s *socket) Buffers() (send, receive int) { return s.sndbuf, s.rcvbuf }
+
+// Close closes the socket.
+func (s *socket) Close() error { return unix.Close(s.fd) }
+
+// Send sends b to the kernel with one sendto(2).
+func (s *socket) Send(b []byte) error {
+	for {
+		s.kernel.Family = unix.AF_NETLINK
+		err := unix.Sendto(s.fd, b, 0, &s.kernel)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// Receive reads one datagram from the kernel into b, skipping datagrams from
+// other senders. It calls recvmsg(2) directly on the message header kept in
+// the socket, so reading a reply allocates nothing.
+func (s *socket) Receive(b []byte) (int, error) {
+	h := &s.rh
+	for {
+		h.iov.Base = &b[0]
+		h.iov.SetLen(len(b))
+		h.msg = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&h.from)), Namelen: unix.SizeofSockaddrNetlink, Iov: &h.iov}
+		h.msg.SetIovlen(1)
+		n, _, errno := unix.Syscall(unix.SYS_RECVMSG, uintptr(s.fd), uintptr(unsafe.Pointer(&h.msg)), 0)
+		if errno == unix.EINTR {
+			continue
+		}
+		if errno != 0 {
+			return 0, errno
+		}
+		if h.msg.Flags&unix.MSG_TRUNC != 0 {
+			return 0, fmt.Errorf("rtnl: datagram larger than %d bytes was truncated", len(b))
+		}
+		if h.from.Family != unix.AF_NETLINK || h.from.Pid != 0 {
+			continue // not from the kernel
+		}
+		return int(n), nil
+	}
+}
