@@ -19,20 +19,35 @@ import (
 // BatchMax.
 const programChunk = 512
 
+// programEntry is the i-th resolution as the resolver programs it: its
+// PERMANENT neighbour entry marked with the resolver's protocol, and its
+// PERMANENT extern_learn FDB entry carrying the VNI and port.
+type programEntry struct {
+	arp rtnl.ARPEntry
+	fdb rtnl.FDBEntry
+}
+
+// programEntries returns the resolveN resolutions for vxlan.
+func programEntries(vxlan int32) []programEntry {
+	out := make([]programEntry, resolveN)
+	for i := range out {
+		mac := resolveMAC(i)
+		out[i] = programEntry{
+			arp: rtnl.ARPEntry{Ifindex: vxlan, IP: resolveIP(i), MAC: mac, Protocol: 214},
+			fdb: rtnl.FDBEntry{Ifindex: vxlan, MAC: mac, Dst: resolveVTEP(i), VNI: 42, Port: 4789,
+				HasVNI: true, HasPort: true, Flags: rtnl.NeighFlagExtLearned},
+		}
+	}
+	return out
+}
+
 // programRequests encodes the resolveN resolutions for vxlan as rtnl
-// messages: for the i-th IP its PERMANENT neighbour entry, then its FDB
-// entry, as the resolver sends them.
+// messages: for the i-th IP its neighbour entry, then its FDB entry, as the
+// resolver sends them.
 func programRequests(vxlan int32) []*rtnl.NeighMessage {
 	out := make([]*rtnl.NeighMessage, 0, 2*resolveN)
-	for i := range resolveN {
-		mac := resolveMAC(i)
-		out = append(out, &rtnl.NeighMessage{Family: unix.AF_INET, Ifindex: vxlan, State: rtnl.NeighPermanent,
-			Dst: resolveIP(i), Protocol: 214, LLAddr: mac[:]})
-		fdb := &rtnl.NeighMessage{Family: unix.AF_BRIDGE, Ifindex: vxlan, State: rtnl.NeighPermanent,
-			Flags: rtnl.NeighFlagExtLearned | rtnl.NeighFlagSelf, Dst: resolveVTEP(i), VNI: 42, Port: 4789, LLAddr: mac[:]}
-		fdb.Present.Set(rtnl.NeighAttrVNI)
-		fdb.Present.Set(rtnl.NeighAttrPort)
-		out = append(out, fdb)
+	for _, e := range programEntries(vxlan) {
+		out = append(out, e.arp.Message(), e.fdb.Message())
 	}
 	return out
 }
@@ -42,16 +57,22 @@ var programImpls = []struct {
 	name string
 	run  func(tb testing.TB, lab *missgen.Lab, reqs []*rtnl.NeighMessage) func()
 }{
-	// rtnl.Conn.ExecuteBatch per 512 requests: one sendmsg, an ACK for the
-	// last request only (the kernel reports failures on its own).
-	{"rtnl-batch", func(tb testing.TB, lab *missgen.Lab, reqs []*rtnl.NeighMessage) func() {
+	// rtnl.Conn.ExecuteBatch per 512 requests, encoded from the entries in
+	// place as the resolver does (Batch.NeighReplaceARP/FDB): one sendmsg,
+	// an ACK for the last request only (the kernel reports failures on its
+	// own).
+	{"rtnl-batch", func(tb testing.TB, lab *missgen.Lab, _ []*rtnl.NeighMessage) func() {
 		c := nstest.Dial(tb, lab.Overlay)
+		entries := programEntries(lab.VxlanIndex)
 		var b rtnl.Batch
 		return func() {
-			for i := 0; i < len(reqs); i += programChunk {
+			for i := 0; i < len(entries); i += programChunk / 2 {
 				b.Reset()
-				for _, m := range reqs[i:min(i+programChunk, len(reqs))] {
-					if err := b.NeighReplace(m); err != nil {
+				for _, e := range entries[i:min(i+programChunk/2, len(entries))] {
+					if err := b.NeighReplaceARP(e.arp); err != nil {
+						tb.Fatal(err)
+					}
+					if err := b.NeighReplaceFDB(e.fdb); err != nil {
 						tb.Fatal(err)
 					}
 				}

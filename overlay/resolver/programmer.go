@@ -14,7 +14,6 @@ import (
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
 // ProtocolOverlayd is the NDA_PROTOCOL value (an RTPROT_* number outside
@@ -169,8 +168,6 @@ type programmer struct {
 	waiting atomic.Int32 // goroutines waiting for mu in lock (see yield)
 	batch   rtnl.Batch
 	index   []opRef
-	msg     rtnl.NeighMessage // encode's request, reused
-	mac     ethaddr.MAC       // msg's LLAddr, reused
 	neigh   map[neighKey]ethaddr.MAC
 	fdb     map[ethaddr.MAC]registry.CompactAddr
 
@@ -399,35 +396,21 @@ func (p *programmer) notify(res []*resolution) {
 	}
 }
 
-// encode appends op's request to the batch.
+// encode appends op's request to the batch, encoded in place by rtnl (no
+// allocation per request): neighbour entries PERMANENT with our protocol,
+// FDB entries PERMANENT extern_learn toward op's VTEP with the vxlan's VNI
+// and port.
 func (p *programmer) encode(op *progOp) error {
 	switch op.kind {
 	case opSetNeigh:
-		// rtnl.ARPEntry{Ifindex: op.ifindex, IP: op.ip, MAC: op.mac}.Message() with our protocol, built
-		// in place: no allocation per request.
-		p.msg = rtnl.NeighMessage{Family: unix.AF_INET6, Ifindex: op.ifindex, State: rtnl.NeighPermanent,
-			Dst: op.ip.WithZone(""), Protocol: p.proto}
-		if op.ip.Is4() || op.ip.Is4In6() {
-			p.msg.Family, p.msg.Dst = unix.AF_INET, op.ip.Unmap()
-		}
-		p.mac = op.mac
-		p.msg.LLAddr = p.mac[:]
-		return p.batch.NeighReplace(&p.msg)
+		return p.batch.NeighReplaceARP(rtnl.ARPEntry{Ifindex: op.ifindex, IP: op.ip, MAC: op.mac, Protocol: p.proto})
 	case opSetFDB:
-		// rtnl.FDBEntry{Ifindex: p.vxlan, MAC: op.mac, Dst: op.vtep, VNI:
-		// p.vni, Port: p.port, HasVNI: true, HasPort: true, Flags:
-		// rtnl.NeighFlagExtLearned}.Message(), built in place.
-		p.msg = rtnl.NeighMessage{Family: unix.AF_BRIDGE, Ifindex: p.vxlan, State: rtnl.NeighPermanent,
-			Flags: rtnl.NeighFlagExtLearned | rtnl.NeighFlagSelf, Dst: op.vtep, VNI: p.vni, Port: p.port}
-		p.msg.Present.Set(rtnl.NeighAttrVNI)
-		p.msg.Present.Set(rtnl.NeighAttrPort)
-		p.mac = op.mac
-		p.msg.LLAddr = p.mac[:]
-		return p.batch.NeighReplace(&p.msg)
+		return p.batch.NeighReplaceFDB(rtnl.FDBEntry{Ifindex: p.vxlan, MAC: op.mac, Dst: op.vtep,
+			VNI: p.vni, Port: p.port, HasVNI: true, HasPort: true, Flags: rtnl.NeighFlagExtLearned})
 	case opDelNeigh:
-		return p.batch.NeighDelete(rtnl.ARPEntry{Ifindex: op.ifindex, IP: op.ip, MAC: op.mac}.Message())
+		return p.batch.NeighDeleteARP(rtnl.ARPEntry{Ifindex: op.ifindex, IP: op.ip, MAC: op.mac})
 	case opDelFDB:
-		return p.batch.NeighDelete(rtnl.FDBEntry{Ifindex: p.vxlan, MAC: op.mac}.Message())
+		return p.batch.NeighDeleteFDB(rtnl.FDBEntry{Ifindex: p.vxlan, MAC: op.mac})
 	}
 	return fmt.Errorf("resolver: unknown kernel change %v", op.kind)
 }

@@ -3,12 +3,12 @@ package resolver
 import (
 	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"github.com/overlaynet/overlaynet/rtnl/rtnltest"
-	"golang.org/x/sys/unix"
 )
 
 // TestProgrammerRequests runs the resolver on an rtnl.Conn over the fake
@@ -25,15 +25,15 @@ func TestProgrammerRequests(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			handler := func(req rtnltest.Request) ([]rtnltest.Message, error) {
-				if req.Type() != unix.RTM_NEWNEIGH {
+				if req.Type() != rtnl.MsgNewNeigh {
 					return nil, nil // dumps of the adoption pass: empty
 				}
 				var m rtnl.NeighMessage
 				if err := req.Decode(&m); err != nil {
 					return nil, err
 				}
-				if failFDB && m.Family == unix.AF_BRIDGE {
-					return nil, &rtnltest.Error{Errno: unix.EINVAL, Message: "vxlan: bad remote"}
+				if failFDB && m.Family == rtnl.FamilyBridge {
+					return nil, &rtnltest.Error{Errno: syscall.EINVAL, Message: "vxlan: bad remote"}
 				}
 				return nil, nil
 			}
@@ -53,18 +53,18 @@ func TestProgrammerRequests(t *testing.T) {
 			var neigh, fdb []rtnl.NeighMessage
 			var datagrams []int
 			for _, req := range tr.Requests() {
-				if req.Type() != unix.RTM_NEWNEIGH {
+				if req.Type() != rtnl.MsgNewNeigh {
 					continue
 				}
 				var m rtnl.NeighMessage
 				if err := req.Decode(&m); err != nil {
 					t.Fatal(err)
 				}
-				if req.Flags()&(unix.NLM_F_REPLACE|unix.NLM_F_CREATE) != unix.NLM_F_REPLACE|unix.NLM_F_CREATE {
+				if req.Flags()&(rtnl.FlagReplace|rtnl.FlagCreate) != rtnl.FlagReplace|rtnl.FlagCreate {
 					t.Errorf("%v: want REPLACE|CREATE", req)
 				}
 				datagrams = append(datagrams, req.Datagram)
-				if m.Family == unix.AF_BRIDGE {
+				if m.Family == rtnl.FamilyBridge {
 					fdb = append(fdb, m)
 				} else {
 					neigh = append(neigh, m)

@@ -5,16 +5,16 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"syscall"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
 // track updates what we programmed after op was applied (or failed).
 func (p *programmer) track(op *progOp) {
-	if op.err != nil && (op.kind == opDelNeigh || op.kind == opDelFDB) && errors.Is(op.err, unix.ENOENT) {
+	if op.err != nil && (op.kind == opDelNeigh || op.kind == opDelFDB) && errors.Is(op.err, syscall.ENOENT) {
 		op.err = nil // already gone: the goal is reached
 	}
 	if op.err != nil {
@@ -56,7 +56,7 @@ type kernelEntries struct {
 // FDB entries (ke.fdb is nil without).
 func (p *programmer) load(k neighKernel, fdb bool) (kernelEntries, error) {
 	ke := kernelEntries{neigh: make(map[neighKey]ethaddr.MAC)}
-	err := k.NeighDump(rtnl.NeighFilter{Family: unix.AF_INET}, func(m *rtnl.NeighMessage) error {
+	err := k.NeighDump(rtnl.NeighFilter{Family: rtnl.FamilyInet}, func(m *rtnl.NeighMessage) error {
 		mac, ok := m.MAC()
 		if m.Protocol == p.proto && m.Present.Has(rtnl.NeighAttrProtocol) && ok && m.Dst.IsValid() {
 			ke.neigh[nkey(m.Ifindex, m.Dst)] = mac
@@ -70,7 +70,7 @@ func (p *programmer) load(k neighKernel, fdb bool) (kernelEntries, error) {
 		return ke, nil
 	}
 	ke.fdb = make(map[ethaddr.MAC]netip.Addr)
-	err = k.NeighDump(rtnl.NeighFilter{Family: unix.AF_BRIDGE, Ifindex: p.vxlan}, func(m *rtnl.NeighMessage) error {
+	err = k.NeighDump(rtnl.NeighFilter{Family: rtnl.FamilyBridge, Ifindex: p.vxlan}, func(m *rtnl.NeighMessage) error {
 		mac, ok := m.MAC()
 		if m.Ifindex == p.vxlan && ok && !mac.IsZero() && m.Dst.IsValid() &&
 			m.Flags&(rtnl.NeighFlagSelf|rtnl.NeighFlagExtLearned) == rtnl.NeighFlagSelf|rtnl.NeighFlagExtLearned &&

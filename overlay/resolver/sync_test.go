@@ -6,7 +6,6 @@ import (
 
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
 // dumpKernel is a dump socket whose neighbour dump lists entries and, in the
@@ -19,7 +18,7 @@ type dumpKernel struct {
 }
 
 func (k *dumpKernel) NeighDump(f rtnl.NeighFilter, fn func(*rtnl.NeighMessage) error) error {
-	if f.Family != unix.AF_INET {
+	if f.Family != rtnl.FamilyInet {
 		return nil
 	}
 	for ip, mac := range k.neigh {
@@ -27,7 +26,7 @@ func (k *dumpKernel) NeighDump(f rtnl.NeighFilter, fn func(*rtnl.NeighMessage) e
 			k.during()
 			k.during = nil
 		}
-		m := &rtnl.NeighMessage{Family: unix.AF_INET, Ifindex: testVxlan, Dst: ip, LLAddr: mac[:], Protocol: k.proto}
+		m := &rtnl.NeighMessage{Family: rtnl.FamilyInet, Ifindex: testVxlan, Dst: ip, LLAddr: mac[:], Protocol: k.proto}
 		m.Present |= 1 << rtnl.NeighAttrProtocol
 		if err := fn(m); err != nil {
 			return err
