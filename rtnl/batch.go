@@ -179,11 +179,10 @@ func (c *Conn) ExecuteBatch(b *Batch) error {
 		}
 		last := uint32(end - start - 1)
 		for acked := false; !acked; {
-			n, err := c.recv()
+			it, err := c.recv()
 			if err != nil {
 				return err
 			}
-			it := NewMessageIter(c.rbuf[:n])
 			for it.Next() {
 				m := it.Message()
 				if m.Header.Type != MsgError {

@@ -131,11 +131,10 @@ func (c *Conn) Request(typ, flags uint16, body []byte, fn func(Message) error) e
 		interrupted bool
 	)
 	for {
-		n, err := c.recv()
+		it, err := c.recv()
 		if err != nil {
 			return err
 		}
-		it := NewMessageIter(c.rbuf[:n])
 		for it.Next() {
 			m := it.Message()
 			if m.Header.Sequence != seq {
@@ -201,16 +200,16 @@ func (c *Conn) send(b []byte) error {
 	return nil
 }
 
-// recv reads one datagram from the Transport into c.rbuf. A socket drops
-// datagrams from senders other than the kernel and reads without
-// allocating.
-func (c *Conn) recv() (int, error) {
+// recv reads one datagram from the Transport into c.rbuf and returns an
+// iterator over its messages. A socket drops datagrams from senders other
+// than the kernel and reads without allocating.
+func (c *Conn) recv() (MessageIter, error) {
 	n, err := c.tr.Receive(c.rbuf)
 	if err != nil {
-		return 0, &OpError{Op: "recvmsg", Err: err}
+		return MessageIter{}, &OpError{Op: "recvmsg", Err: err}
 	}
 	if n < 0 || n > len(c.rbuf) {
-		return 0, &OpError{Op: "recvmsg", Err: fmt.Errorf("rtnl: transport returned %d bytes for a buffer of %d", n, len(c.rbuf))}
+		return MessageIter{}, &OpError{Op: "recvmsg", Err: fmt.Errorf("rtnl: transport returned %d bytes for a buffer of %d", n, len(c.rbuf))}
 	}
-	return n, nil
+	return NewMessageIter(c.rbuf[:n]), nil
 }

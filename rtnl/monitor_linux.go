@@ -25,12 +25,7 @@ func DialMonitor(cfg MonitorConfig) (*Monitor, error) {
 		fd, err = openMonitorSocket(cfg.ReceiveBuffer, filter)
 		return err
 	}
-	if cfg.NetNS != nil {
-		err = cfg.NetNS.Do(open)
-	} else {
-		err = open()
-	}
-	if err != nil {
+	if err := inNetNS(cfg.NetNS, open); err != nil {
 		return nil, err
 	}
 	s, err := newMonitorSocket(fd, cfg.BatchSize)

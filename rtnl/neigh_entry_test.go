@@ -18,54 +18,6 @@ var (
 		VNI: 42, Port: 4789, HasVNI: true, HasPort: true, Flags: rtnl.NeighFlagExtLearned}
 )
 
-// TestEntryWireBytes: an ARPEntry's flags and protocol, and an FDBEntry's
-// rules (AF_BRIDGE, NTF_SELF added, PERMANENT by default), on the wire.
-func TestEntryWireBytes(t *testing.T) {
-	for _, tt := range []struct {
-		name string
-		msg  *rtnl.NeighMessage
-		wire []byte
-	}{{
-		name: "arp entry with flags and protocol",
-		msg:  entryARP.Message(),
-		wire: bytes.Join([][]byte{
-			neighHeader(rtnl.FamilyInet, 9, 0x80, 0x10, 0),
-			neighAttr(1, 198, 51, 100, 3),
-			neighAttr(2, 0x02, 0x42, 0xc6, 0x33, 0x64, 0x03),
-			neighAttr(12, 214),
-		}, nil),
-	}, {
-		name: "reachable nd entry",
-		msg: rtnl.ARPEntry{Ifindex: 9, IP: netip.MustParseAddr("fe80::3%br0"), MAC: entryMAC,
-			State: rtnl.NeighReachable}.Message(),
-		wire: bytes.Join([][]byte{
-			neighHeader(rtnl.FamilyInet6, 9, 0x02, 0, 0),
-			neighAttr(1, 0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3),
-			neighAttr(2, 0x02, 0x42, 0xc6, 0x33, 0x64, 0x03),
-		}, nil),
-	}, {
-		name: "extern_learn fdb entry",
-		msg:  entryFDB.Message(),
-		wire: bytes.Join([][]byte{
-			neighHeader(rtnl.FamilyBridge, 5, 0x80, 0x12, 0),
-			neighAttr(1, 192, 0, 2, 3),
-			neighAttr(2, 0x02, 0x42, 0xc6, 0x33, 0x64, 0x03),
-			neighAttr(6, 0x12, 0xb5),
-			neighAttr(7, neighU32(42)...),
-		}, nil),
-	}} {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := tt.msg.MarshalBinary()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, tt.wire) {
-				t.Fatalf("encoding:\n got % x\nwant % x", got, tt.wire)
-			}
-		})
-	}
-}
-
 // TestBatchEntries: the Batch helpers send exactly the requests the general
 // methods send for the entry's Message, with the same types and flags.
 func TestBatchEntries(t *testing.T) {

@@ -93,6 +93,34 @@ func TestNeighWireBytes(t *testing.T) {
 			neighAttr(2, 0x02, 0x42, 0xc6, 0x33, 0x64, 0x03),
 		}, nil),
 	}, {
+		name: "arp entry with flags and protocol",
+		msg:  entryARP.Message(),
+		wire: bytes.Join([][]byte{
+			neighHeader(rtnl.FamilyInet, 9, 0x80, 0x10, 0),
+			neighAttr(1, 198, 51, 100, 3),
+			neighAttr(2, 0x02, 0x42, 0xc6, 0x33, 0x64, 0x03),
+			neighAttr(12, 214),
+		}, nil),
+	}, {
+		name: "reachable nd entry, zone dropped",
+		msg: rtnl.ARPEntry{Ifindex: 9, IP: netip.MustParseAddr("fe80::3%br0"), MAC: mac,
+			State: rtnl.NeighReachable}.Message(),
+		wire: bytes.Join([][]byte{
+			neighHeader(rtnl.FamilyInet6, 9, 0x02, 0, 0),
+			neighAttr(1, 0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3),
+			neighAttr(2, 0x02, 0x42, 0xc6, 0x33, 0x64, 0x03),
+		}, nil),
+	}, {
+		name: "extern_learn fdb entry",
+		msg:  entryFDB.Message(),
+		wire: bytes.Join([][]byte{
+			neighHeader(rtnl.FamilyBridge, 5, 0x80, 0x12, 0),
+			neighAttr(1, 192, 0, 2, 3),
+			neighAttr(2, 0x02, 0x42, 0xc6, 0x33, 0x64, 0x03),
+			neighAttr(6, 0x12, 0xb5),
+			neighAttr(7, neighU32(42)...),
+		}, nil),
+	}, {
 		name: "nd entry",
 		msg:  rtnl.ARPEntry{Ifindex: 9, IP: netip.MustParseAddr("2001:db8::3"), MAC: mac}.Message(),
 		wire: bytes.Join([][]byte{

@@ -68,6 +68,14 @@ func ListNetNS(dir string) ([]string, error) {
 	return names, nil
 }
 
+// inNetNS runs fn in ns (Do), or on the calling thread when ns is nil.
+func inNetNS(ns *NetNS, fn func() error) error {
+	if ns == nil {
+		return fn()
+	}
+	return ns.Do(fn)
+}
+
 func netnsDir(dir string) string {
 	if dir == "" {
 		return DefaultNetNSDir

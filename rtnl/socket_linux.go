@@ -31,13 +31,7 @@ func Dial(cfg *Config) (*Conn, error) {
 		s, err = openSocket(cfg)
 		return err
 	}
-	var err error
-	if cfg.NetNS != nil {
-		err = cfg.NetNS.Do(open)
-	} else {
-		err = open()
-	}
-	if err != nil {
+	if err := inNetNS(cfg.NetNS, open); err != nil {
 		return nil, err
 	}
 	return NewConn(s), nil
