@@ -435,9 +435,9 @@ func createExclusive(path, value string) (created bool, have string, err error) 
 	if err != nil {
 		return false, "", err
 	}
-	defer os.Remove(tmp)
+	defer tmp.close()
 	for range 3 {
-		err = os.Link(tmp, path)
+		err = tmp.link(path)
 		if err == nil {
 			syncDir(filepath.Dir(path))
 			return true, "", nil
@@ -452,27 +452,6 @@ func createExclusive(path, value string) (created bool, have string, err error) 
 		return false, have, err
 	}
 	return false, "", fmt.Errorf("dirstore: %s keeps appearing and vanishing", path)
-}
-
-// writeTemp writes value+"\n" to a fresh hidden file next to path, fsyncs
-// it and returns its name.
-func writeTemp(path, value string) (string, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return "", fmt.Errorf("dirstore: %w", err)
-	}
-	_, werr := f.WriteString(value + "\n")
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		os.Remove(f.Name())
-		return "", fmt.Errorf("dirstore: %w", werr)
-	}
-	return f.Name(), nil
 }
 
 // removeIfHolds removes path if it holds value; a missing file is fine.

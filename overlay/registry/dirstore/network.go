@@ -23,6 +23,7 @@ func (s *Store) PublishNetwork(ctx context.Context, n registry.Network) error {
 		return fmt.Errorf("dirstore: %w", err)
 	}
 	path := filepath.Join(s.root, NetworkFile)
+	sweepTempIn(s.root, StaleTemp) // a dead writer's, by the next one (best effort)
 	created, have, err := createExclusive(path, string(b))
 	if err != nil || created {
 		return err
