@@ -110,6 +110,64 @@ func (a *Allocator) ReleaseID(ctx context.Context, id string) ([]netip.Addr, err
 	return out, errors.Join(errs...)
 }
 
+// ReleaseEmpty gives back every block this node holds in the store with no
+// address allocated in it, and forgets local marks of blocks it does not
+// hold, and returns the blocks given back. A node holds only blocks it
+// uses (the last release gives a block back): an empty one is what an
+// allocation killed between claiming the block and recording its address
+// left.
+func (a *Allocator) ReleaseEmpty(ctx context.Context) ([]netip.Prefix, error) {
+	if a.cfg.Store == nil {
+		return nil, errNoStore
+	}
+	unlock, err := a.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	held, err := a.readAll()
+	if err != nil {
+		return nil, err
+	}
+	blocks, err := a.cfg.Store.Blocks(ctx)
+	if err != nil && len(blocks) == 0 {
+		return nil, fmt.Errorf("ipam: list blocks: %w", err)
+	}
+	used := func(b netip.Prefix) bool {
+		for ip := range held {
+			if b.Contains(ip) {
+				return true
+			}
+		}
+		return false
+	}
+	var out []netip.Prefix
+	var errs []error
+	mine := map[netip.Prefix]bool{}
+	for _, b := range a.own(blocks) {
+		mine[b] = true
+		if used(b) {
+			continue
+		}
+		if err := a.cfg.Store.ReleaseBlock(ctx, b, a.cfg.Owner); err != nil {
+			errs = append(errs, fmt.Errorf("ipam: release block %s: %w", b, err))
+			continue
+		}
+		a.unmarkBlock(b)
+		a.log.Info("released an address block with no allocation", "block", b, "owner", a.cfg.Owner)
+		out = append(out, b)
+	}
+	if err == nil {
+		marked, _ := a.markedBlocks()
+		for _, b := range marked {
+			if !mine[b] && !used(b) {
+				a.unmarkBlock(b)
+			}
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
 // Allocations returns this node's allocations, sorted by address.
 func (a *Allocator) Allocations() ([]Allocation, error) {
 	held, err := a.readAll()
