@@ -54,7 +54,12 @@ func (n *Node) Attach(ctx context.Context, req AttachRequest) (ep *Endpoint, err
 		return nil, err
 	}
 	defer unlock()
-	r := n.runner(ctx, "attach", n.log.With("endpoint", req.Name))
+	if err := n.tidyAttach(ctx, req.Name); err != nil {
+		return nil, err
+	}
+	j := n.newJournal(OpAttach, Endpoint{Name: req.Name, NetNS: req.NetNSPath, HostIf: HostIfName(req.Name)}, "",
+		stepAllocate, stepNetNS, stepState, stepRegister)
+	r := n.runner(ctx, "attach", j, n.log.With("endpoint", req.Name))
 	defer func() {
 		if err != nil {
 			n.log.Warn("attach failed, rolling back", "endpoint", req.Name, "err", err)
@@ -66,6 +71,8 @@ func (n *Node) Attach(ctx context.Context, req AttachRequest) (ep *Endpoint, err
 	if err != nil {
 		return nil, err
 	}
+	a.j = j
+	j.update(false, func(in *intent) { in.OverlayNetNS = a.ov.Config.OverlayNetNS })
 	for _, step := range []func(*steps.Runner) error{
 		a.allocate, a.netns, a.veth, a.antispoof, a.container, a.bridgePort, a.route, a.save, a.register,
 	} {
@@ -75,6 +82,20 @@ func (n *Node) Attach(ctx context.Context, req AttachRequest) (ep *Endpoint, err
 	}
 	a.announce()
 	return a.e, nil
+}
+
+// tidyAttach finishes or undoes a dead operation on name and removes what
+// of name nothing owns, before an attach of name (see tidy).
+func (n *Node) tidyAttach(ctx context.Context, name string) error {
+	if ValidateNetNSName(name) != nil || n.reg == nil {
+		return nil // planAttach says why
+	}
+	ost, err := n.loadOverlayState()
+	if err != nil {
+		return nil // planAttach says why
+	}
+	_, err = n.tidy(ctx, &ost.Overlay, name)
+	return err
 }
 
 // attachment is one Attach under way: the request, the overlay, and what
@@ -98,6 +119,8 @@ type attachment struct {
 	createdNS bool
 	// ctr is the container's interface, once made.
 	ctr *rtnl.LinkMessage
+	// j is the record of intent, told what undoing the steps needs.
+	j *journal
 }
 
 // allocate records the address as allocated (allocating one if req has
@@ -114,6 +137,7 @@ func (a *attachment) allocate(r *steps.Runner) error {
 	req := a.req
 	a.e = &Endpoint{Name: req.Name, NetNS: req.NetNSPath, ContainerID: req.ContainerID, Network: req.Network,
 		IP: req.IP, MAC: req.MAC, IfName: req.IfName, HostIf: HostIfName(req.Name), VTEP: a.ov.VTEP}
+	a.j.update(true, func(in *intent) { in.Endpoint = *a.e })
 	return nil
 }
 
@@ -122,7 +146,15 @@ func (a *attachment) netns(r *steps.Runner) error {
 	if a.cns != nil {
 		return nil
 	}
-	ns, err := createNetNS(r, stepNetNS, a.n.netnsDir, a.req.Name)
+	// The namespace's identity is recorded as soon as it exists: the undo
+	// of a killed attach deletes that namespace, never another.
+	ns, err := createNetNS(r, stepNetNS, a.n.netnsDir, a.req.Name, func(ns *rtnl.NetNS) error {
+		id, err := netnsIdentity(ns)
+		if err == nil {
+			a.j.update(false, func(in *intent) { in.NetNSID = id })
+		}
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -244,6 +276,7 @@ func (a *attachment) register(r *steps.Runner) error {
 	ipExisted := lerr == nil
 	_, lerr = reg.LookupVTEP(ctx, rec.MAC)
 	macExisted := lerr == nil
+	a.j.update(true, func(in *intent) { in.IPExisted, in.MACExisted = ipExisted, macExisted })
 	return r.Do(stepRegister, func() error {
 		if err := reg.Register(ctx, rec); err != nil {
 			return fmt.Errorf("overlay: register %s: %w", rec, err)

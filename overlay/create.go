@@ -3,6 +3,7 @@ package overlay
 import (
 	"context"
 	"fmt"
+	"os"
 
 	"github.com/overlaynet/overlaynet/internal/links"
 	"github.com/overlaynet/overlaynet/internal/steps"
@@ -44,9 +45,20 @@ const (
 // anything is created. On any other failure, what this call created is
 // removed again.
 func (n *Node) Create(ctx context.Context, cfg Config) (_ *Overlay, err error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	r := n.runner(ctx, "create", n.log)
+	// One create at a time per node, and none beside an attach: a create
+	// waiting here finds what the one before made, as existing parts.
+	unlock, madeDir, err := n.lockCreate()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	defer func() {
+		if err != nil && madeDir {
+			n.removeLock()
+			os.Remove(n.stateDir) // only if empty
+		}
+	}()
+	r := n.runner(ctx, "create", nil, n.log)
 	defer r.Finish(&err)
 	c, err := n.planCreate(ctx, r, cfg)
 	if err != nil {
@@ -100,7 +112,7 @@ func (c *creation) netns(r *steps.Runner) error {
 	if c.ns != nil {
 		return nil
 	}
-	ns, err := createNetNS(r, stepOverlayNetNS, c.n.netnsDir, c.cfg.OverlayNetNS)
+	ns, err := createNetNS(r, stepOverlayNetNS, c.n.netnsDir, c.cfg.OverlayNetNS, nil)
 	if err != nil {
 		return err
 	}

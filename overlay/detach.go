@@ -17,10 +17,14 @@ import (
 // Detach removes endpoint name: its veth pair, its container namespace if
 // Attach created it (a namespace that existed before Attach is kept, minus
 // the interface), its registry records (those that still hold its values)
-// and its state. An unknown name is an error wrapping ErrUnknownEndpoint.
-// Parts already gone are not an error; on a failure the state is kept, so
-// Detach can be retried.
-func (n *Node) Detach(ctx context.Context, name string) error {
+// and its state. An operation on name that died half-way is finished or
+// undone first: an attach killed half-way is undone (and Detach then
+// succeeds), and so is what of name nothing owns (a host veth, an address).
+// A name with nothing of it anywhere is an error wrapping
+// ErrUnknownEndpoint. Parts already gone are not an error; on a failure
+// the state is kept, so Detach can be retried. Detach records its intent
+// first: killed half-way, it is finished by whoever comes next.
+func (n *Node) Detach(ctx context.Context, name string) (err error) {
 	unlock, err := n.lock()
 	if err != nil {
 		return err
@@ -32,18 +36,32 @@ func (n *Node) Detach(ctx context.Context, name string) error {
 	if err := ValidateNetNSName(name); err != nil {
 		return err
 	}
-	st, err := n.loadEndpoint(name)
-	if err != nil {
-		return err
-	}
 	ost, err := n.loadOverlayState()
 	if err != nil && !errors.Is(err, ErrNotCreated) {
 		return err
 	}
 	var ov *Overlay
+	overlayNetNS := ""
 	if ost != nil {
-		ov = &ost.Overlay
+		ov, overlayNetNS = &ost.Overlay, ost.Overlay.Config.OverlayNetNS
 	}
+	leaks, err := n.tidy(ctx, ov, name)
+	if err != nil {
+		return err
+	}
+	st, err := n.loadEndpoint(name)
+	if errors.Is(err, ErrUnknownEndpoint) && len(leaks) > 0 {
+		n.log.Info("detached: removed what a half-made attach left", "endpoint", name, "removed", len(leaks))
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	j := n.newJournal(OpDetach, st.Endpoint, overlayNetNS)
+	if err := j.Intend(string(OpDetach)); err != nil {
+		return err
+	}
+	defer func() { j.End(nil) }() // a failed detach keeps the state for a retry, not its intent
 	return n.detach(ctx, ov, st)
 }
 
@@ -57,7 +75,7 @@ func (n *Node) detach(ctx context.Context, ov *Overlay, st *endpointState) error
 		overlayNetNS = ov.Config.OverlayNetNS
 	}
 	if overlayNetNS != "" {
-		if err := n.deleteHostVeth(overlayNetNS, e.HostIf); err != nil {
+		if _, err := n.deleteHostVeth(overlayNetNS, e.HostIf); err != nil {
 			errs = append(errs, fmt.Errorf("overlay: detach %s: delete %s: %w", e.Name, e.HostIf, err))
 		}
 		if err := n.removeAntispoof(overlayNetNS, e.HostIf); err != nil {
@@ -88,24 +106,28 @@ func (n *Node) detach(ctx context.Context, ov *Overlay, st *endpointState) error
 }
 
 // deleteHostVeth deletes the veth named hostIf in the overlay namespace, if
-// it is there and is a veth.
-func (n *Node) deleteHostVeth(overlayNetNS, hostIf string) error {
+// it is there and is a veth, reporting whether it did.
+func (n *Node) deleteHostVeth(overlayNetNS, hostIf string) (bool, error) {
 	c, err := n.dial(overlayNetNS)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer c.Close()
 	l, err := links.Find(c, hostIf)
 	if err != nil || l == nil {
-		return err
+		return false, err
 	}
 	if l.Kind() != rtnl.KindVeth {
-		return fmt.Errorf("overlay: %s is a %q device, not the veth attach created", hostIf, l.Kind())
+		return false, fmt.Errorf("overlay: %s is a %q device, not the veth attach created", hostIf, l.Kind())
 	}
-	return c.LinkDelete(l.Index)
+	err = c.LinkDelete(l.Index)
+	if errors.Is(err, unix.ENODEV) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // deletePeer deletes the container side of e in a namespace Attach did not
@@ -166,6 +188,14 @@ func (n *Node) Reset(ctx context.Context) error {
 		overlayNetNS = ost.Overlay.Config.OverlayNetNS
 		ov = &ost.Overlay
 	}
+	if n.reg != nil {
+		if _, err := n.recoverAll(ctx, ov); err != nil {
+			errs = append(errs, err)
+		}
+		if eps, err = n.listEndpoints(); err != nil { // a dead detach finished, a dead attach undone
+			errs = append(errs, err)
+		}
+	}
 	for _, st := range eps {
 		if err := n.detach(ctx, ov, st); err != nil {
 			errs = append(errs, err)
@@ -206,6 +236,7 @@ func (n *Node) Reset(ctx context.Context) error {
 		return err
 	}
 	os.Remove(filepath.Join(n.stateDir, endpointsDir)) // only if empty
+	os.Remove(filepath.Join(n.stateDir, intentsDir))
 	n.removeLock()
 	n.log.Info("reset done", "netns", overlayNetNS, "vtep", ost.Overlay.VTEP)
 	return nil

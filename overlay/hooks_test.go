@@ -19,10 +19,10 @@ func TestStepHooksPerNode(t *testing.T) {
 	for _, op := range []string{"create", "attach"} {
 		for _, step := range []string{stepOverlayNetNS, stepBridge, stepVeth, stepRegister} {
 			wg.Go(func() {
-				if err := other.runner(t.Context(), op, other.log).Do(step, nop, nil); err != nil {
+				if err := other.runner(t.Context(), op, nil, other.log).Do(step, nop, nil); err != nil {
 					t.Errorf("other node's %s step %s: %v", op, step, err)
 				}
-				err := failing.runner(t.Context(), op, failing.log).Do(step, nop, nil)
+				err := failing.runner(t.Context(), op, nil, failing.log).Do(step, nop, nil)
 				if !errors.Is(err, errInjected) || !strings.Contains(err.Error(), "overlay: "+op+" step "+step) {
 					t.Errorf("failing node's %s step %s: %v", op, step, err)
 				}

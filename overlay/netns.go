@@ -55,13 +55,20 @@ func checkContainerNetNS(ns *rtnl.NetNS) error {
 }
 
 // createNetNS creates the named namespace dir/name as step of r, undone by
-// deleting it; r closes the handle.
-func createNetNS(r *steps.Runner, step, dir, name string) (*rtnl.NetNS, error) {
+// deleting it; r closes the handle. made, if set, is called with the new
+// namespace within the step (its failure deletes the namespace again).
+func createNetNS(r *steps.Runner, step, dir, name string, made func(*rtnl.NetNS) error) (*rtnl.NetNS, error) {
 	var ns *rtnl.NetNS
 	err := r.Do(step, func() error {
 		var err error
 		if ns, err = rtnl.CreateNetNS(dir, name); err != nil {
 			return fmt.Errorf("overlay: create netns %s: %w", name, err)
+		}
+		if made != nil {
+			if err := made(ns); err != nil {
+				ns.Close()
+				return errors.Join(err, deleteNetNS(dir, name))
+			}
 		}
 		r.CloseLater(ns.Close)
 		return nil

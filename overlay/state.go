@@ -153,18 +153,24 @@ func readJSON(path string, v any) error {
 	return nil
 }
 
-// writeJSON writes v to path atomically: a temporary file in the same
-// directory, fsynced, then renamed over path.
-func writeJSON(path string, v any) error {
+// writeJSON writes v to path atomically and durably: a temporary file in
+// the same directory, fsynced, then renamed over path, and the directory
+// fsynced.
+func writeJSON(path string, v any) error { return writeJSONAtomic(path, v, true) }
+
+// writeJSONAtomic is writeJSON, without the fsyncs unless durable: still
+// atomic, which is all that a process killed needs (the page cache
+// outlives it); only a power loss may then lose the write.
+func writeJSONAtomic(path string, v any, durable bool) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("overlay: state: %w", err)
 	}
 	b = append(b, '\n')
-	return writeFileAtomic(path, b)
+	return writeFileAtomic(path, b, durable)
 }
 
-func writeFileAtomic(path string, data []byte) error {
+func writeFileAtomic(path string, data []byte, durable bool) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("overlay: state: %w", err)
@@ -174,7 +180,7 @@ func writeFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("overlay: state: %w", err)
 	}
 	_, werr := f.Write(data)
-	if werr == nil {
+	if werr == nil && durable {
 		werr = f.Sync()
 	}
 	if cerr := f.Close(); werr == nil {
@@ -187,7 +193,9 @@ func writeFileAtomic(path string, data []byte) error {
 		os.Remove(f.Name())
 		return fmt.Errorf("overlay: state: %w", werr)
 	}
-	syncDir(dir)
+	if durable {
+		syncDir(dir)
+	}
 	return nil
 }
 

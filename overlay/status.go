@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/overlaynet/overlaynet/internal/links"
 
@@ -42,8 +43,12 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 	if err != nil {
 		s.Problems = append(s.Problems, err.Error())
 	}
+	if err := n.halfMadeStatus(s); err != nil {
+		s.Problems = append(s.Problems, err.Error())
+	}
 	oc, err := n.dial(cfg.OverlayNetNS)
 	if err != nil {
+		s.Gone = true
 		s.Problems = append(s.Problems, fmt.Sprintf("overlay netns %s: %v", cfg.OverlayNetNS, err))
 		for _, st := range eps {
 			s.Endpoints = append(s.Endpoints, EndpointStatus{Endpoint: st.Endpoint, CreatedNetNS: st.CreatedNetNS,
@@ -114,6 +119,7 @@ func (s *Status) readDevices(oc *rtnl.Conn, cfg Config, li linkIndex) (vxIndex i
 	for _, d := range []struct{ name, kind string }{{cfg.Bridge, rtnl.KindBridge}, {cfg.Vxlan, rtnl.KindVxlan}} {
 		l := li.byName[d.name]
 		if l == nil {
+			s.Gone = true
 			s.Problems = append(s.Problems, fmt.Sprintf("%s %s is missing", d.kind, d.name))
 			s.Devices = append(s.Devices, DeviceStatus{Name: d.name, Kind: d.kind, Missing: true})
 			continue
@@ -167,6 +173,50 @@ func (s *Status) readEgress(oc *rtnl.Conn, ost *overlayState) error {
 		s.Problems = append(s.Problems, "egress: "+p)
 	}
 	return nil
+}
+
+// halfMadeStatus fills s.HalfMade from the records of intent, and lists
+// each one that is not under way among the problems.
+func (n *Node) halfMadeStatus(s *Status) error {
+	names, err := n.listIntents()
+	if err != nil {
+		return err
+	}
+	busy := n.busy()
+	var errs []error
+	for _, name := range names {
+		in, err := n.loadIntent(name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if in == nil {
+			continue
+		}
+		h := HalfMade{Name: name, Op: in.Op, IP: in.Endpoint.IP, MAC: in.Endpoint.MAC, PID: in.PID, Started: in.Started,
+			InProgress: busy && processAlive(in.PID), Steps: []string{}, Made: []string{}}
+		for _, st := range in.Steps {
+			h.Steps = append(h.Steps, st.Name)
+			if st.Made {
+				h.Made = append(h.Made, st.Name)
+			}
+		}
+		s.HalfMade = append(s.HalfMade, h)
+		if !h.InProgress {
+			s.Problems = append(s.Problems, fmt.Sprintf("endpoint %s: %s ended half-way (pid %d, steps %s; made %s): the next attach or detach of %s, or overlayd run, takes it back",
+				name, in.Op, in.PID, strings.Join(h.Steps, ","), strings.Join(h.Made, ","), name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// processAlive reports whether process pid exists.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := unix.Kill(pid, 0)
+	return err == nil || errors.Is(err, unix.EPERM)
 }
 
 // readGuard reads the allowlist (in the calling, "host", namespace) and

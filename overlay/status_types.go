@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/egress"
@@ -20,6 +21,11 @@ type Status struct {
 	Devices []DeviceStatus `json:"devices"`
 	// Endpoints are the attached containers with their kernel state.
 	Endpoints []EndpointStatus `json:"endpoints"`
+	// HalfMade are the endpoint operations that did not end: under way
+	// (InProgress), or killed half-way (or rolled back only in part), to be
+	// finished or undone by the next attach or detach of the name, CNI DEL
+	// or GC, or overlayd run.
+	HalfMade []HalfMade `json:"half_made,omitempty"`
 	// Neighbors are the vxlan's IPv4 neighbour (proxy ARP) entries.
 	Neighbors []NeighborEntry `json:"neighbors"`
 	// FDB are the vxlan's forwarding entries (MAC → remote VTEP, flag
@@ -36,6 +42,29 @@ type Status struct {
 	Guard GuardStatus `json:"guard"`
 	// Problems lists what is missing or differs from the recorded state.
 	Problems []string `json:"problems,omitempty"`
+	// Gone is true when the recorded overlay is not in the kernel: its
+	// namespace, bridge or vxlan is missing.
+	Gone bool `json:"gone,omitempty"`
+}
+
+// HalfMade is an endpoint operation that did not end, as its record of
+// intent says.
+type HalfMade struct {
+	// Name is the endpoint's name, Op the operation ("attach", "detach").
+	Name string    `json:"name"`
+	Op   Operation `json:"op"`
+	// Steps are the steps it set out to make, in order; Made those it
+	// recorded as made (the last step intended may be half-made).
+	Steps []string `json:"steps"`
+	Made  []string `json:"made"`
+	// IP and MAC are the endpoint's, once allocated.
+	IP  netip.Prefix `json:"ip,omitzero"`
+	MAC ethaddr.MAC  `json:"mac,omitzero"`
+	// PID is the process that ran it, Started when it began.
+	PID     int       `json:"pid"`
+	Started time.Time `json:"started"`
+	// InProgress is true while the operation still runs.
+	InProgress bool `json:"in_progress"`
 }
 
 // GuardStatus is what the kernel has of the overlay's protections (see
