@@ -71,6 +71,10 @@ type Daemon struct {
 	metricsAddr string
 	stopMetrics func()
 	unlock      func() // releases the daemon lock in the state dir
+	// sweeper is the node with the daemon's store, for the sweeps; leaks
+	// counts what they removed.
+	sweeper *overlay.Node
+	leaks   leakCounts
 	// vteps counts the records' VTEPs from the resolver's change feed, for
 	// the VTEP allowlist (nil: no feed, or no allowlist).
 	vteps *guard.FeedVTEPs
@@ -156,6 +160,8 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 	}
 	d.metrics = &resolver.Metrics{}
 	d.metrics.AddCollector(resolver.MonitorCollector(d.k.mon.Stats))
+	d.metrics.AddCollector(d.leaks.collector())
+	d.sweeper = cfg.Node.WithRegistry(d.store)
 	if d.lease != nil {
 		d.metrics.AddCollector(leaseCollector(d.lease))
 	}
@@ -200,10 +206,22 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 // leased store the adoption of later local attaches, until ctx ends (nil)
 // or the monitor fails. It returns once all of them stopped.
 func (d *Daemon) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer cancel()
+	defer cancel(nil)
+	// Operations of the node killed half-way, and what nothing owns, are
+	// taken back before serving, then on every reconcile interval, when the
+	// overlay is also checked to be still there.
+	if err := d.sweep(ctx, true, overlay.DefaultSweepWait); err != nil {
+		return err
+	}
+	wg.Go(func() {
+		if err := d.watchNode(ctx); err != nil {
+			d.log.Error("the overlay disappeared: stopping (run create again, then run)", "err", err)
+			cancel(err)
+		}
+	})
 	if d.adopt != nil {
 		wg.Go(func() { d.adopt(ctx) })
 	}
@@ -217,6 +235,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		"vni", d.topo.VNI, "port", d.topo.Port, "subnet", oc.Subnet(), "vtep", d.ov.VTEP, "store", registry.RedactURL(d.storeURL),
 		"reconcile", d.reconcile, "rcvbuf", d.k.mon.ReceiveBuffer())
 	err := d.res.Serve(ctx, d.k.mon)
+	if cause := context.Cause(ctx); errors.Is(cause, ErrOverlayGone) {
+		err = cause
+	}
 	st := d.metrics.Snapshot()
 	d.log.Info("overlayd stopped", "misses_l3", st.Misses["l3miss"], "misses_l2", st.Misses["l2miss"],
 		"resolved_l3", st.Resolutions["l3miss"], "resolved_l2", st.Resolutions["l2miss"], "overruns", st.Overruns)
@@ -268,6 +289,9 @@ type kernelSide struct {
 	// guard is true for the real kernel: the daemon installs the VTEP
 	// allowlist and anti-spoofing rules (see startGuard).
 	guard bool
+	// alive, if set, reports the overlay namespace gone from its path or
+	// replaced there.
+	alive func() error
 }
 
 func (k kernelSide) close() {

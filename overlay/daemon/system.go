@@ -5,6 +5,7 @@ import (
 
 	"github.com/overlaynet/overlaynet/overlay/resolver"
 	"github.com/overlaynet/overlaynet/rtnl"
+	"golang.org/x/sys/unix"
 )
 
 // systemKernel opens the real overlay namespace.
@@ -39,7 +40,15 @@ func (systemKernel) open(netnsDir, netns string, rcvbuf int) (kernelSide, error)
 		ns.Close()
 		return kernelSide{}, err
 	}
-	return kernelSide{conn: conn, dump: dump, mon: mon, guard: true, closeFn: func() {
+	alive, err := sameNetNS(ns)
+	if err != nil {
+		mon.Close()
+		dump.Close()
+		conn.Close()
+		ns.Close()
+		return kernelSide{}, err
+	}
+	return kernelSide{conn: conn, dump: dump, mon: mon, guard: true, alive: alive, closeFn: func() {
 		mon.Close()
 		dump.Close()
 		conn.Close()
@@ -55,4 +64,24 @@ func monitorConfig(ns *rtnl.NetNS, rcvbuf int) rtnl.MonitorConfig {
 		mc.ReceiveBuffer = rcvbuf
 	}
 	return mc
+}
+
+// sameNetNS returns a check that the namespace at ns's path is still ns:
+// not deleted (a reset), nor replaced by another (a new create).
+func sameNetNS(ns *rtnl.NetNS) (func() error, error) {
+	var was unix.Stat_t
+	if err := unix.Fstat(ns.Fd(), &was); err != nil {
+		return nil, fmt.Errorf("overlay netns %s: %w", ns.Path(), err)
+	}
+	path := ns.Path()
+	return func() error {
+		var now unix.Stat_t
+		if err := unix.Stat(path, &now); err != nil {
+			return fmt.Errorf("overlay netns %s: %w", path, err)
+		}
+		if now.Dev != was.Dev || now.Ino != was.Ino {
+			return fmt.Errorf("overlay netns %s is another namespace than the one the daemon opened", path)
+		}
+		return nil
+	}, nil
 }
