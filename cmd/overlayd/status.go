@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/overlay/egress"
@@ -32,11 +33,14 @@ const statusHelp = `
 Reads this node's overlay back from the kernel: the devices with their VNI,
 port and flags, the VTEP and how it was chosen, each endpoint (container
 netns, veth pair with the peer ifindex the host end reports, IP, MAC), and the
-vxlan's neighbour (proxy ARP) and FDB entries with their NUD states. What is
-missing or differs from what create and attach recorded is listed under
-PROBLEMS (the exit status stays 0), as are entries and allowlisted addresses
-that no record run accepts would give (a gateway, broadcast or loopback
-address, a multicast MAC...).`
+vxlan's neighbour (proxy ARP) and FDB entries with their NUD states, and the
+attaches and detaches that did not end (HALF-MADE: under way, or killed
+half-way, which the next attach or detach of the name, CNI DEL or GC, or
+'overlayd run' takes back). What is missing or differs from what create and
+attach recorded is listed under PROBLEMS, as are entries and allowlisted
+addresses that no record run accepts would give (a gateway, broadcast or
+loopback address, a multicast MAC...); the exit status is 0 unless the
+overlay itself (its namespace, bridge or vxlan) is gone.`
 
 func runStatus(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	var asJSON bool
@@ -61,9 +65,14 @@ func runStatus(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 	if asJSON {
 		enc := json.NewEncoder(e.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+		err = enc.Encode(st)
+	} else {
+		err = printStatus(e.stdout, st)
 	}
-	return printStatus(e.stdout, st)
+	if err == nil && st.Gone {
+		err = fmt.Errorf("the overlay recorded in %s is not in the kernel (see PROBLEMS): run create again, or reset", e.global.stateDir)
+	}
+	return err
 }
 
 // printStatus writes st as human-readable tables.
@@ -98,6 +107,8 @@ func printStatus(out io.Writer, st *overlay.Status) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s (%d)\t%d\t%d\thost %s, peer %s\t%s\n", ep.Name, cmp.Or(ep.NetNS, ep.Name), ep.IfName, ep.IP, ep.MAC,
 			ep.HostIf, ep.HostIndex, ep.PeerIndex, ep.KernelPeerIndex, upDown(ep.HostUp), upDown(ep.PeerUp), dash(ep.HostMaster))
 	}
+
+	printHalfMade(w, st.HalfMade)
 
 	fmt.Fprintf(w, "\nADDRESS BLOCK\tUSED\tSIZE\n")
 	if len(st.Blocks) == 0 {
@@ -278,4 +289,24 @@ func addrList(as []netip.Addr) string {
 		out[i] = a.String()
 	}
 	return strings.Join(out, ", ")
+}
+
+// printHalfMade lists the operations that did not end, if any.
+func printHalfMade(w io.Writer, hs []overlay.HalfMade) {
+	if len(hs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nHALF-MADE\tOP\tIP\tPID\tSTARTED\tSTATE\tSTEPS (MADE)\n")
+	for _, h := range hs {
+		state := "killed half-way"
+		if h.InProgress {
+			state = "in progress"
+		}
+		ip := "-"
+		if h.IP.IsValid() {
+			ip = h.IP.String()
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s (%s)\n", h.Name, h.Op, ip, h.PID, h.Started.Format(time.RFC3339),
+			state, strings.Join(h.Steps, ","), strings.Join(h.Made, ","))
+	}
 }

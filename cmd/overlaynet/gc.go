@@ -13,8 +13,10 @@ import (
 )
 
 // cmdGC detaches every attachment of this network that is not in
-// cni.dev/valid-attachments (releasing its address and records), and
-// releases addresses the plugin allocated that no attachment holds.
+// cni.dev/valid-attachments (releasing its address and records), releases
+// addresses the plugin allocated that no attachment holds, and sweeps the
+// node (overlay.Node.Sweep): operations killed half-way are taken back, and
+// what nothing owns is removed.
 func cmdGC(args *skel.CmdArgs) error {
 	c, err := loadConf(args)
 	if err != nil {
@@ -55,6 +57,17 @@ func cmdGC(args *skel.CmdArgs) error {
 	}
 	if err := n.ReleaseOrphans(ctx, cniPrefix); err != nil {
 		errs = append(errs, err)
+	}
+	// Operations of the node killed half-way, and what nothing owns.
+	leaks, err := n.Sweep(ctx, overlay.SweepOptions{Records: true})
+	switch {
+	case errors.Is(err, overlay.ErrBusy):
+		log.Info("GC: node busy, sweep left to overlayd run", "err", err)
+	case err != nil:
+		errs = append(errs, err)
+	}
+	if len(leaks) > 0 {
+		log.Info("GC: removed leftovers", "removed", len(leaks))
 	}
 	if c.IPAM.Type != "" {
 		if !delegateKnows(ctx, c, "1.1.0") {
