@@ -99,17 +99,6 @@ type SweepOptions struct {
 // lock for all of SweepOptions.Wait.
 var ErrBusy = errors.New("overlay: sweep: the node's operations held the state lock throughout")
 
-// tempSweeper is a store whose writes can leave temporary files behind
-// (the directory store, on a filesystem without O_TMPFILE).
-type tempSweeper interface {
-	SweepTemp(olderThan time.Duration) ([]string, error)
-}
-
-// keyLister is a store that lists its keys cheaply.
-type keyLister interface {
-	Keys(ctx context.Context) ([]netip.Addr, []ethaddr.MAC, error)
-}
-
 // Sweep finishes or undoes the node's operations that died half-way (every
 // record of intent), then removes what nothing owns: host veths ve-* in
 // the overlay namespace of no endpoint, the anti-spoofing rules of ports
@@ -143,7 +132,7 @@ func (n *Node) Sweep(ctx context.Context, opt SweepOptions) ([]Leak, error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	if ts, ok := n.reg.(tempSweeper); ok && opt.Records {
+	if ts, ok := n.reg.(registry.TempSweeper); ok && opt.Records {
 		age := opt.TempAge
 		if age == 0 {
 			age = DefaultTempAge
@@ -328,7 +317,7 @@ func (n *Node) recordCandidates(ctx context.Context, vtep netip.Addr) ([]registr
 			out = append(out, r)
 		}
 	}
-	kl, ok := n.reg.(keyLister)
+	kl, ok := n.reg.(registry.KeyLister)
 	if !ok {
 		return out, nil
 	}

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"net/netip"
+	"time"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
 )
@@ -122,4 +123,13 @@ type LeaseStats struct {
 // could read). List is ListRejected without the rejected entries.
 type RejectLister interface {
 	ListRejected(ctx context.Context) ([]Record, []Rejected, error)
+}
+
+// TempSweeper is implemented by registries whose writes can leave
+// temporary files behind when the writer is killed (the directory store,
+// on a filesystem without unnamed files: NFS): SweepTemp removes those
+// older than olderThan and returns their paths. The node daemon's sweeps
+// call it.
+type TempSweeper interface {
+	SweepTemp(olderThan time.Duration) ([]string, error)
 }

@@ -32,6 +32,7 @@
 //	Notifier       says at once when this machine changed it     yes     -
 //	Leaser         holds records on a lease (Owned, Stats)         -    yes
 //	RejectLister   tells entries that are no record in a listing  yes    yes
+//	TempSweeper    removes temporary files of killed writers     yes     -
 //
 // dir is package dirstore (dir:PATH), etcd package etcdreg (etcd://,
 // etcds://). This package imports neither rtnl nor any implementation.

@@ -9,8 +9,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"golang.org/x/sys/unix"
 )
+
+var _ registry.TempSweeper = (*Store)(nil)
 
 // StaleTemp is the age from which a writer's temporary file is stale: a
 // write takes milliseconds, so one this old is a dead writer's.

@@ -115,6 +115,7 @@ func capabilityInterfaces(t *testing.T) map[string]reflect.Type {
 		"Notifier":     reflect.TypeFor[registry.Notifier](),
 		"Leaser":       reflect.TypeFor[registry.Leaser](),
 		"RejectLister": reflect.TypeFor[registry.RejectLister](),
+		"TempSweeper":  reflect.TypeFor[registry.TempSweeper](),
 	}
 	f, err := parser.ParseFile(token.NewFileSet(), "../capabilities.go", nil, 0)
 	if err != nil {
