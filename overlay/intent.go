@@ -181,17 +181,14 @@ func (j *journal) Intend(step string) error {
 	return j.save(j.durableSteps[step])
 }
 
-// Made marks step made, written only if the record changed otherwise.
+// Made marks step made (for Status: the undo does not depend on it).
 func (j *journal) Made(step string) error {
 	for i := range j.rec.Steps {
 		if j.rec.Steps[i].Name == step {
 			j.rec.Steps[i].Made = true
 		}
 	}
-	if j.dirty {
-		return j.save(false)
-	}
-	return nil
+	return j.save(false)
 }
 
 // Undone notes a failed undo: the record then outlives the operation.

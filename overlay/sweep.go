@@ -346,7 +346,11 @@ func (n *Node) sweepRecords(ctx context.Context, cands []registry.Record, own *o
 			errs = append(errs, fmt.Errorf("overlay: sweep: unregister %s: %w", r, err))
 			continue
 		}
-		leaks = append(leaks, Leak{LeakRecord, r.String()})
+		what := r.String()
+		if !r.IP.IsValid() {
+			what = r.MAC.String() + " " + r.VTEP.String()
+		}
+		leaks = append(leaks, Leak{LeakRecord, what})
 	}
 	return leaks, errors.Join(errs...)
 }

@@ -20,7 +20,9 @@ const detachSynopsis = "detach NAME"
 const detachHelp = `
 Undoes attach NAME: deletes the veth pair, the container namespace if attach
 created it (an existing one is kept), the endpoint's state, and its IP -> MAC
-and MAC -> VTEP records in --store (only while they still hold its values).`
+and MAC -> VTEP records in --store (only while they still hold its values).
+An attach of NAME killed half-way is undone (and detach succeeds), a detach
+killed half-way finished.`
 
 func runDetach(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	setUsage(fs, detachSynopsis, detachHelp)

@@ -59,7 +59,17 @@ as overlayd_proactive_left_to_misses.
 
 It refuses to start when the overlay in --state-dir differs from the network
 recorded in --store (VNI, port, MTU, gateway; each difference is named) or
-from the vxlan device itself.
+from the vxlan device itself, and stops, exiting 1, when the overlay
+disappears while it runs (its namespace deleted or replaced, its vxlan or its
+state in --state-dir gone: a reset by hand).
+
+At start and every --reconcile interval it sweeps the node: attaches,
+detaches and CNI ADDs killed half-way are undone or finished, and what
+nothing owns is removed (ve-* veths and port rules of no endpoint, addresses
+and blocks allocated to none, --store records at this node's VTEP that no
+endpoint holds, checked at start and every 5 minutes, temporary files),
+never beside an operation under way. Each removal is logged and counted in
+overlayd_leaks_removed_total{kind}.
 
 On an etcd store the daemon holds a lease (?ttl=10s in the URL) and
 registers this node's endpoints (from --state-dir) again under it, as well

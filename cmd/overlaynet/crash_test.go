@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -58,8 +59,9 @@ func (n *node) pluginCmd(c call) *exec.Cmd {
 }
 
 // TestKilledAttachesLeaveNothing: 100 `overlayd attach` and 100 CNI ADDs,
-// each killed with SIGKILL at a random point 1-80 ms in, one after the
-// other (a node's attaches run one at a time: a kill lands in the
+// each killed with SIGKILL at a random point 1-80 ms in (or up to the
+// time a whole one takes here, if longer: every step is hit), one after
+// the other (a node's attaches run one at a time: a kill lands in the
 // operation itself, not in its wait for the node), leave what one pass of
 // `overlayd run` removes entirely: no veth, netns, address allocation,
 // address block, registry record, anti-spoofing rule, record of intent or
@@ -71,13 +73,19 @@ func TestKilledAttachesLeaveNothing(t *testing.T) {
 	n := newNode(t, "kill", "192.0.2.2", "", false)
 	n.mustOverlayd("create", "--local", n.vtep, "--gateway", "10.44.0.1/22")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 23))
-	runtimeNS := map[string]bool{}
+	runtimeNS := map[string]bool{filepath.Join(n.dir, "cprobe"): true}
 	conf := n.conf("1.0.0", nil)
+	// How long a whole attach and ADD take here: the kills span that.
+	begin := time.Now()
+	n.mustOverlayd("attach", "probe")
+	n.ok(call{cmd: "ADD", containerID: "probe", netns: n.containerNS("cprobe"), ifname: "eth0", stdin: conf})
+	span := max(80*time.Millisecond, time.Since(begin)*5/8)
+	killAt := func() time.Duration { return time.Millisecond + time.Duration(rng.Int64N(int64(span))) }
 	start := time.Now()
 	var killedAttach, killedAdd []int
 	for i := range kills {
 		name := fmt.Sprintf("k%d", i)
-		d := time.Duration(1+rng.IntN(80)) * time.Millisecond
+		d := killAt()
 		k, err := killed(t, n.overlaydCmd("attach", name), d)
 		if err != nil {
 			t.Fatalf("attach %s (not killed, %v in): %v", name, d, err)
@@ -88,7 +96,7 @@ func TestKilledAttachesLeaveNothing(t *testing.T) {
 		ns := n.containerNS(fmt.Sprintf("c%d", i))
 		runtimeNS[ns] = true
 		add := call{cmd: "ADD", containerID: fmt.Sprintf("ctr-%d", i), netns: ns, ifname: "eth0", stdin: conf}
-		d = time.Duration(1+rng.IntN(80)) * time.Millisecond
+		d = killAt()
 		if k, err = killed(t, n.pluginCmd(add), d); err != nil {
 			t.Fatalf("ADD %d (not killed, %v in): %v", i, d, err)
 		}
@@ -97,14 +105,22 @@ func TestKilledAttachesLeaveNothing(t *testing.T) {
 		}
 	}
 	left := n.leaks(runtimeNS)
-	t.Logf("%d attaches and %d ADDs killed (of %d each) in %v; they left %d leftovers, e.g. %q",
-		len(killedAttach), len(killedAdd), kills, time.Since(start).Round(time.Millisecond), len(left), left[:min(len(left), 8)])
-	if len(killedAttach) < kills/4 || len(killedAdd) < kills/4 {
-		t.Fatalf("only %d attaches and %d ADDs were killed before they ended: the kill points miss the operations", len(killedAttach), len(killedAdd))
+	kinds := map[string]int{}
+	for _, l := range left {
+		k, _, _ := strings.Cut(strings.TrimPrefix(strings.TrimPrefix(l, "record of "), "runtime "), " ")
+		kinds[k]++
+	}
+	t.Logf("%d attaches and %d ADDs killed (of %d each, at random in 1 ms..%v) in %v; they left %d leftovers %v",
+		len(killedAttach), len(killedAdd), kills, span.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), len(left), kinds)
+	if len(killedAttach) < kills/4 || len(killedAdd) < kills/4 || len(killedAttach) == kills || len(killedAdd) == kills {
+		t.Fatalf("%d attaches and %d ADDs were killed before they ended: the kill points miss the operations or their ends", len(killedAttach), len(killedAdd))
 	}
 
-	// One pass of the daemon: its start-up sweep runs before it serves.
+	// One pass of the daemon: its start-up sweep.
 	d := n.startDaemon()
+	if !waitLog(d, "start-up sweep done", 30*time.Second) {
+		t.Fatalf("overlayd run logged no start-up sweep:\n%s", d)
+	}
 	d.stop(t)
 	if left := n.leaks(runtimeNS); len(left) > 0 {
 		t.Errorf("after overlayd run, %d leftovers:\n%s\ndaemon log:\n%s", len(left), strings.Join(left, "\n"), d)
@@ -113,13 +129,21 @@ func TestKilledAttachesLeaveNothing(t *testing.T) {
 		t.Errorf("the daemon logged no leftover removed:\n%s", d)
 	}
 
-	// Every killed name attaches again.
+	// Every killed name attaches again (unless it was killed after its
+	// attach ended, before it exited: then it is attached).
+	attached := n.endpointsByNetNS()
 	for _, i := range killedAttach {
-		n.mustOverlayd("attach", fmt.Sprintf("k%d", i))
+		if name := fmt.Sprintf("k%d", i); !attached[filepath.Join(n.dir, name)] {
+			n.mustOverlayd("attach", name)
+		}
 	}
 	for _, i := range killedAdd {
-		n.ok(call{cmd: "ADD", containerID: fmt.Sprintf("ctr-%d", i), netns: filepath.Join(n.dir, fmt.Sprintf("c%d", i)), ifname: "eth0", stdin: conf})
+		if ns := filepath.Join(n.dir, fmt.Sprintf("c%d", i)); !attached[ns] {
+			n.ok(call{cmd: "ADD", containerID: fmt.Sprintf("ctr-%d", i), netns: ns, ifname: "eth0", stdin: conf})
+		}
 	}
+	n.mustOverlayd("detach", "probe")
+	n.ok(call{cmd: "DEL", containerID: "probe", netns: filepath.Join(n.dir, "cprobe"), ifname: "eth0", stdin: conf})
 	for i := range kills {
 		n.mustOverlayd("detach", fmt.Sprintf("k%d", i))
 		n.ok(call{cmd: "DEL", containerID: fmt.Sprintf("ctr-%d", i), netns: filepath.Join(n.dir, fmt.Sprintf("c%d", i)), ifname: "eth0", stdin: conf})
@@ -183,6 +207,30 @@ type stateEndpoint struct {
 		HostIf string `json:"host_if"`
 	} `json:"endpoint"`
 	CreatedNetNS bool `json:"created_netns"`
+}
+
+// waitLog waits until the daemon logged msg, for at most timeout.
+func waitLog(d *ovdaemon, msg string, timeout time.Duration) bool {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(d.String(), msg) {
+			return true
+		}
+	}
+	return false
+}
+
+// endpointsByNetNS returns the container namespaces of the endpoints in
+// the state directory (by path).
+func (n *node) endpointsByNetNS() map[string]bool {
+	out := map[string]bool{}
+	files, _ := filepath.Glob(filepath.Join(n.state, "endpoints", "*.json"))
+	for _, f := range files {
+		var st stateEndpoint
+		if b, err := os.ReadFile(f); err == nil && json.Unmarshal(b, &st) == nil {
+			out[cmp.Or(st.Endpoint.NetNS, filepath.Join(n.dir, st.Endpoint.Name))] = true
+		}
+	}
+	return out
 }
 
 // leaks lists what the node holds that no endpoint recorded in its state

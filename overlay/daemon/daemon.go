@@ -212,8 +212,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancel(nil)
 	// Operations of the node killed half-way, and what nothing owns, are
 	// taken back before serving, then on every reconcile interval, when the
-	// overlay is also checked to be still there.
-	if err := d.sweep(ctx, true, overlay.DefaultSweepWait); err != nil {
+	// overlay is also checked to be still there. The store's records, a
+	// listing of the whole store, are checked beside serving (watchNode).
+	if err := d.sweep(ctx, false, overlay.DefaultSweepWait); err != nil {
 		return err
 	}
 	wg.Go(func() {

@@ -41,6 +41,15 @@ func (c *leakCounts) collector() func(io.Writer) {
 	}
 }
 
+// total is the number of leftovers removed so far.
+func (c *leakCounts) total() uint64 {
+	var n uint64
+	for i := range c {
+		n += c[i].Load()
+	}
+	return n
+}
+
 // sweep runs one sweep of the node (see overlay.Node.Sweep) and counts
 // what it removed; a node busy throughout is left for the next pass.
 func (d *Daemon) sweep(ctx context.Context, records bool, wait time.Duration) error {
@@ -62,10 +71,15 @@ func (d *Daemon) sweep(ctx context.Context, records bool, wait time.Duration) er
 	return nil
 }
 
-// watchNode checks, every reconcile interval, that the overlay still
-// exists, and sweeps the node; it returns ErrOverlayGone when the overlay
-// disappeared, nil when ctx ends.
+// watchNode sweeps the node's store records at once, then checks, every
+// reconcile interval, that the overlay still exists, and sweeps the node;
+// it returns ErrOverlayGone when the overlay disappeared, nil when ctx
+// ends.
 func (d *Daemon) watchNode(ctx context.Context) error {
+	if err := d.sweep(ctx, true, overlay.DefaultSweepWait); err != nil {
+		return err
+	}
+	d.log.Info("start-up sweep done", "removed", d.leaks.total())
 	if d.reconcile <= 0 {
 		<-ctx.Done()
 		return nil
