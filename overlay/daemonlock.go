@@ -129,7 +129,7 @@ func lockHolder(path string) (int, error) {
 	if err := unix.Stat(path, &st); err != nil {
 		return 0, fmt.Errorf("overlay: daemon lock: %w", err)
 	}
-	id := fmt.Sprintf("%02x:%02x:%d", unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+	id := fmt.Sprintf("%02x:%02x:%d", unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev)), st.Ino)
 	b, err := os.ReadFile("/proc/locks")
 	if err != nil {
 		return 0, fmt.Errorf("overlay: daemon lock: %w", err)

@@ -213,7 +213,7 @@ func statNetNS(path string) (id netnsID, isNS bool, err error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return netnsID{}, false, fmt.Errorf("overlay: stat %s: %w", path, err)
 	}
-	return netnsID{Dev: st.Dev, Ino: st.Ino}, true, nil
+	return netnsID{Dev: uint64(st.Dev), Ino: uint64(st.Ino)}, true, nil
 }
 
 // netnsIdentity returns the identity of the open namespace ns.
@@ -222,7 +222,7 @@ func netnsIdentity(ns *rtnl.NetNS) (*netnsID, error) {
 	if err := unix.Fstat(ns.Fd(), &st); err != nil {
 		return nil, fmt.Errorf("overlay: stat netns %s: %w", ns.Path(), err)
 	}
-	return &netnsID{Dev: st.Dev, Ino: st.Ino}, nil
+	return &netnsID{Dev: uint64(st.Dev), Ino: uint64(st.Ino)}, nil
 }
 
 // unusedNetNS reports whether the namespace at path holds nothing but its

@@ -116,6 +116,20 @@ func TestKilledAttachesLeaveNothing(t *testing.T) {
 		t.Fatalf("%d attaches and %d ADDs were killed before they ended: the kill points miss the operations or their ends", len(killedAttach), len(killedAdd))
 	}
 
+	// status shows the operations killed half-way, in text and JSON.
+	var st struct {
+		HalfMade []struct {
+			Name       string `json:"name"`
+			InProgress bool   `json:"in_progress"`
+		} `json:"half_made"`
+	}
+	if err := json.Unmarshal([]byte(n.mustOverlayd("status", "--json")), &st); err != nil || len(st.HalfMade) == 0 || st.HalfMade[0].InProgress {
+		t.Errorf("status --json: half-made %+v, %v", st.HalfMade, err)
+	}
+	if out := n.mustOverlayd("status"); !strings.Contains(out, "HALF-MADE") || !strings.Contains(out, "killed half-way") {
+		t.Errorf("status does not show the half-made operations:\n%s", out)
+	}
+
 	// One pass of the daemon: its start-up sweep.
 	d := n.startDaemon()
 	if !waitLog(d, "start-up sweep done", 30*time.Second) {
