@@ -102,10 +102,7 @@ func TestAttachKilledAtEveryStep(t *testing.T) {
 		t.Fatal(err)
 	}
 	pre.Close()
-	baseLinks := tn.links("overns")
-	baseStore := storeFiles(t, tn.store)
-	baseState := tn.stateFiles()
-	baseRules := runIn(t, tn.path("overns"), "nft", "list", "ruleset")
+	base := tn.view()
 	all := []string{stepAllocate, stepNetNS, stepVeth, stepAntispoof, stepLoopback, stepAddress, stepLinkUp,
 		stepBridgePort, stepRoute, stepState, stepRegister}
 	for _, existing := range []bool{false, true} {
@@ -139,24 +136,7 @@ func TestAttachKilledAtEveryStep(t *testing.T) {
 						t.Fatalf("detach of a half-made attach: %v", err)
 					}
 				}
-				if got := tn.netnsNames(); !slices.Equal(got, []string{"overns", "prens"}) {
-					t.Errorf("netns left: %v", got)
-				}
-				if got := tn.links("overns"); !slices.Equal(got, baseLinks) {
-					t.Errorf("overlay links left: %v, want %v", got, baseLinks)
-				}
-				if got := tn.links("prens"); !slices.Equal(got, []string{"lo:"}) {
-					t.Errorf("links left in prens: %v", got)
-				}
-				if got := storeFiles(t, tn.store); !slices.Equal(got, baseStore) {
-					t.Errorf("store left: %v, want %v", got, baseStore)
-				}
-				if got := tn.stateFiles(); !slices.Equal(got, baseState) {
-					t.Errorf("state left: %v, want %v", got, baseState)
-				}
-				if got := runIn(t, tn.path("overns"), "nft", "list", "ruleset"); got != baseRules {
-					t.Errorf("nftables rules left in the overlay namespace:\n%s\nwant:\n%s", got, baseRules)
-				}
+				tn.sameView(t, base)
 			})
 		}
 	}

@@ -323,3 +323,4 @@ func recordOf(ip, mac, vtep string) registry.Record {
 	}
 	return registry.Record{IP: netip.MustParseAddr(ip), MAC: m, VTEP: netip.MustParseAddr(vtep)}
 }
+

@@ -155,12 +155,22 @@ func TestAttachRefusesContainer(t *testing.T) {
 	}
 }
 
-// nodeView is what a refused attach leaves as it was: the node's
-// namespaces, the overlay's links, the state and the store's records.
-type nodeView struct{ netns, links, state, store []string }
+// nodeView is what a refused, rolled back or undone attach leaves as it
+// was: the node's namespaces, the overlay's links and nftables rules, the
+// links of the namespace "prens" (if any: one that existed before the
+// attach), the state and the store's records.
+type nodeView struct {
+	netns, links, prensLinks, state, store []string
+	rules                                  string
+}
 
 func (tn *testNode) view() nodeView {
-	return nodeView{tn.netnsNames(), tn.links("overns"), tn.stateFiles(), storeFiles(tn.t, tn.store)}
+	v := nodeView{netns: tn.netnsNames(), links: tn.links("overns"), state: tn.stateFiles(), store: storeFiles(tn.t, tn.store),
+		rules: runIn(tn.t, tn.path("overns"), "nft", "list", "ruleset")}
+	if slices.Contains(v.netns, "prens") {
+		v.prensLinks = tn.links("prens")
+	}
+	return v
 }
 
 // sameView reports in t how the node differs from base.
@@ -170,9 +180,13 @@ func (tn *testNode) sameView(t *testing.T, base nodeView) {
 	for _, d := range []struct {
 		what      string
 		got, want []string
-	}{{"netns", now.netns, base.netns}, {"overlay links", now.links, base.links}, {"state", now.state, base.state}, {"store", now.store, base.store}} {
+	}{{"netns", now.netns, base.netns}, {"overlay links", now.links, base.links}, {"links in prens", now.prensLinks, base.prensLinks},
+		{"state", now.state, base.state}, {"store", now.store, base.store}} {
 		if !slices.Equal(d.got, d.want) {
 			t.Errorf("%s %v, want %v", d.what, d.got, d.want)
 		}
+	}
+	if now.rules != base.rules {
+		t.Errorf("nftables rules in the overlay namespace:\n%s\nwant:\n%s", now.rules, base.rules)
 	}
 }
