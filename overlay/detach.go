@@ -75,7 +75,7 @@ func (n *Node) detach(ctx context.Context, ov *Overlay, st *endpointState) error
 		overlayNetNS = ov.Config.OverlayNetNS
 	}
 	if overlayNetNS != "" {
-		if _, err := n.deleteHostVeth(overlayNetNS, e.HostIf); err != nil {
+		if _, err := n.deleteHostVeth(overlayNetNS, e.HostIf, true); err != nil {
 			errs = append(errs, fmt.Errorf("overlay: detach %s: delete %s: %w", e.Name, e.HostIf, err))
 		}
 		if err := n.removeAntispoof(overlayNetNS, e.HostIf); err != nil {
@@ -106,8 +106,10 @@ func (n *Node) detach(ctx context.Context, ov *Overlay, st *endpointState) error
 }
 
 // deleteHostVeth deletes the veth named hostIf in the overlay namespace, if
-// it is there and is a veth, reporting whether it did.
-func (n *Node) deleteHostVeth(overlayNetNS, hostIf string) (bool, error) {
+// it is there and is a veth, reporting whether it did. A device of that
+// name of another kind is an error if strict, else left alone: a sweep's
+// or an undo's is not to remove what attach did not make.
+func (n *Node) deleteHostVeth(overlayNetNS, hostIf string, strict bool) (bool, error) {
 	c, err := n.dial(overlayNetNS)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
@@ -121,6 +123,10 @@ func (n *Node) deleteHostVeth(overlayNetNS, hostIf string) (bool, error) {
 		return false, err
 	}
 	if l.Kind() != rtnl.KindVeth {
+		if !strict {
+			n.log.Warn("left alone: not the veth attach makes", "device", hostIf, "kind", l.Kind())
+			return false, nil
+		}
 		return false, fmt.Errorf("overlay: %s is a %q device, not the veth attach created", hostIf, l.Kind())
 	}
 	err = c.LinkDelete(l.Index)

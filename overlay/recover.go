@@ -71,7 +71,7 @@ func (n *Node) undoAttach(ctx context.Context, ov *Overlay, in *intent) ([]Leak,
 			err = n.removeAntispoof(in.OverlayNetNS, hostIf)
 		case stepVeth:
 			var deleted bool
-			if deleted, err = n.deleteHostVeth(in.OverlayNetNS, hostIf); deleted {
+			if deleted, err = n.deleteHostVeth(in.OverlayNetNS, hostIf, false); deleted {
 				leaks = append(leaks, Leak{LeakVeth, hostIf})
 			}
 		case stepNetNS:
@@ -278,7 +278,7 @@ func (n *Node) tidy(ctx context.Context, ov *Overlay, name string) ([]Leak, erro
 	}
 	var more []Leak
 	if hostIf := HostIfName(name); !own.hostIfs[hostIf] {
-		deleted, err := n.deleteHostVeth(ov.Config.OverlayNetNS, hostIf)
+		deleted, err := n.deleteHostVeth(ov.Config.OverlayNetNS, hostIf, false)
 		if err != nil {
 			return leaks, err
 		}
