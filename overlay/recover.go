@@ -80,17 +80,38 @@ func (n *Node) undoAttach(ctx context.Context, ov *Overlay, in *intent) ([]Leak,
 				leaks = append(leaks, Leak{LeakNetNS, filepath.Join(n.netnsDir, e.Name)})
 			}
 		case stepAllocate:
-			var ips []netip.Addr
-			ips, err = n.releaseID(ctx, ov, e.Name)
-			for _, ip := range ips {
-				leaks = append(leaks, Leak{LeakAllocation, ip.String() + "=" + e.Name})
-			}
+			var l []Leak
+			l, err = n.undoAllocate(ctx, ov, e.Name)
+			leaks = append(leaks, l...)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("step %s: %w", in.Steps[i].Name, err))
 		}
 	}
 	return leaks, errors.Join(errs...)
+}
+
+// undoAllocate releases the addresses of a dead attach of name, and the
+// blocks of this node left with none: one claimed by its allocation, which
+// was killed before recording its address, too.
+func (n *Node) undoAllocate(ctx context.Context, ov *Overlay, name string) ([]Leak, error) {
+	ips, err := n.releaseID(ctx, ov, name)
+	var leaks []Leak
+	for _, ip := range ips {
+		leaks = append(leaks, Leak{LeakAllocation, ip.String() + "=" + name})
+	}
+	if err != nil || ov == nil {
+		return leaks, err
+	}
+	a, err := n.allocator(*ov)
+	if err != nil || a == nil {
+		return leaks, err
+	}
+	blocks, err := a.ReleaseEmpty(ctx)
+	for _, b := range blocks {
+		leaks = append(leaks, Leak{LeakBlock, b.String()})
+	}
+	return leaks, err
 }
 
 // finishDetach detaches the endpoint of a dead detach, if its state is
