@@ -181,7 +181,9 @@ func TestSweepOwnedByNothing(t *testing.T) {
 	if err := oc.LinkAdd(rtnl.NewVethPair("ve-gone", rtnl.LinkMessage{Name: "gone-peer"})); err != nil {
 		t.Fatal(err)
 	}
-	if err := tn.do(func() error { return tn.node.installAntispoof("overns", Endpoint{HostIf: "ve-gone", MAC: ep.MAC, IP: ep.IP}) }); err != nil {
+	if err := tn.do(func() error {
+		return tn.node.installAntispoof("overns", Endpoint{HostIf: "ve-gone", MAC: ep.MAC, IP: ep.IP})
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(tn.stateDir, "ipam", "198.51.100.99"), []byte("gone\n"), 0o644); err != nil {

@@ -323,4 +323,3 @@ func recordOf(ip, mac, vtep string) registry.Record {
 	}
 	return registry.Record{IP: netip.MustParseAddr(ip), MAC: m, VTEP: netip.MustParseAddr(vtep)}
 }
-

@@ -156,7 +156,9 @@ func TestAttachRefusesContainer(t *testing.T) {
 }
 
 // nodeView is what a refused, rolled back or undone attach leaves as it
-// was: the node's namespaces, the overlay's links and nftables rules, the
+// was: the node's namespaces, the overlay's links and nftables rules
+// (stateless: a counter a packet of another container moved is no
+// leftover), the
 // links of the namespace "prens" (if any: one that existed before the
 // attach), the state and the store's records.
 type nodeView struct {
@@ -166,7 +168,7 @@ type nodeView struct {
 
 func (tn *testNode) view() nodeView {
 	v := nodeView{netns: tn.netnsNames(), links: tn.links("overns"), state: tn.stateFiles(), store: storeFiles(tn.t, tn.store),
-		rules: runIn(tn.t, tn.path("overns"), "nft", "list", "ruleset")}
+		rules: runIn(tn.t, tn.path("overns"), "nft", "-s", "list", "ruleset")}
 	if slices.Contains(v.netns, "prens") {
 		v.prensLinks = tn.links("prens")
 	}
