@@ -11,12 +11,17 @@
 // gets one from the node's address blocks in the registry (package ipam,
 // Node.Allocator); a container runtime's namespace is attached by path
 // (AttachRequest.NetNSPath, the CNI plugin cmd/overlaynet) and checked
-// against the kernel and the registry (Node.Check). Attach, Detach and
-// Reset hold a lock in the state directory, and the resolver daemon holds
-// LockDaemon's while it runs (DaemonRunning finds it). Create and Attach
-// are all or nothing: each checks everything it can before changing
-// anything, then makes its changes as named steps (internal/steps), undone
-// newest first when one fails.
+// against the kernel and the registry (Node.Check). Create, Attach, Detach,
+// Reset and Sweep hold a lock in the state directory, and the resolver
+// daemon holds LockDaemon's while it runs (DaemonRunning finds it,
+// StopDaemon stops it). Create and Attach are all or nothing: each checks
+// everything it can before changing anything, then makes its changes as
+// named steps (internal/steps), undone newest first when one fails. Attach
+// and Detach record each step before making it (a record of intent), so
+// that one killed half-way is undone or finished by whoever comes next: the
+// next Attach or Detach of the name, Reset, or Sweep, which also removes
+// what no endpoint owns (the daemon runs it; Status lists what is
+// half-made).
 // StoreOptions gives registry.Open the overlay a node's state directory
 // records, so that every command of the node opens the store for its own
 // overlay.

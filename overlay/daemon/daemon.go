@@ -214,7 +214,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// taken back before serving, then on every reconcile interval, when the
 	// overlay is also checked to be still there. The store's records, a
 	// listing of the whole store, are checked beside serving (watchNode).
-	if err := d.sweep(ctx, false, overlay.DefaultSweepWait); err != nil {
+	// The start-up sweep waits for the node's operations under way: a
+	// reset that stopped the previous daemon holds the lock until the
+	// overlay is gone, which this one then sees, before putting anything
+	// in place.
+	if err := d.sweep(ctx, false, startSweepWait); err != nil {
 		return err
 	}
 	wg.Go(func() {

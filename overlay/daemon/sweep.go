@@ -18,6 +18,10 @@ import (
 // feed): at start, then at most this often.
 const recordSweepInterval = 5 * time.Minute
 
+// startSweepWait is how long the start-up sweep waits for the node's
+// operations under way (a reset, a burst of CNI ADDs).
+const startSweepWait = time.Minute
+
 // sweepWait is how long a pass's sweep waits for the node's operations
 // under way (an attach, a CNI ADD) to leave it the state lock.
 const sweepWait = 2 * time.Second
