@@ -57,8 +57,7 @@ func (n *Node) Attach(ctx context.Context, req AttachRequest) (ep *Endpoint, err
 	if err := n.tidyAttach(ctx, req.Name); err != nil {
 		return nil, err
 	}
-	j := n.newJournal(OpAttach, Endpoint{Name: req.Name, NetNS: req.NetNSPath, HostIf: HostIfName(req.Name)}, "",
-		stepAllocate, stepNetNS, stepState, stepRegister)
+	j := n.newJournal(OpAttach, Endpoint{Name: req.Name, NetNS: req.NetNSPath, HostIf: HostIfName(req.Name)}, "")
 	r := n.runner(ctx, "attach", j, n.log.With("endpoint", req.Name))
 	defer func() {
 		if err != nil {
@@ -94,7 +93,7 @@ func (n *Node) tidyAttach(ctx context.Context, name string) error {
 	if err != nil {
 		return nil // planAttach says why
 	}
-	_, err = n.tidy(ctx, &ost.Overlay, name)
+	_, err = n.tidy(ctx, &ost.Overlay, name, false)
 	return err
 }
 
@@ -137,7 +136,7 @@ func (a *attachment) allocate(r *steps.Runner) error {
 	req := a.req
 	a.e = &Endpoint{Name: req.Name, NetNS: req.NetNSPath, ContainerID: req.ContainerID, Network: req.Network,
 		IP: req.IP, MAC: req.MAC, IfName: req.IfName, HostIf: HostIfName(req.Name), VTEP: a.ov.VTEP}
-	a.j.update(true, func(in *intent) { in.Endpoint = *a.e })
+	a.j.update(false, func(in *intent) { in.Endpoint = *a.e })
 	return nil
 }
 
@@ -276,7 +275,7 @@ func (a *attachment) register(r *steps.Runner) error {
 	ipExisted := lerr == nil
 	_, lerr = reg.LookupVTEP(ctx, rec.MAC)
 	macExisted := lerr == nil
-	a.j.update(true, func(in *intent) { in.IPExisted, in.MACExisted = ipExisted, macExisted })
+	a.j.update(false, func(in *intent) { in.IPExisted, in.MACExisted = ipExisted, macExisted })
 	return r.Do(stepRegister, func() error {
 		if err := reg.Register(ctx, rec); err != nil {
 			return fmt.Errorf("overlay: register %s: %w", rec, err)

@@ -45,7 +45,7 @@ func (n *Node) Detach(ctx context.Context, name string) (err error) {
 	if ost != nil {
 		ov, overlayNetNS = &ost.Overlay, ost.Overlay.Config.OverlayNetNS
 	}
-	leaks, err := n.tidy(ctx, ov, name)
+	leaks, err := n.tidy(ctx, ov, name, true)
 	if err != nil {
 		return err
 	}

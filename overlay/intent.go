@@ -128,12 +128,14 @@ func (n *Node) listIntents() ([]string, error) {
 // stays for whoever comes next).
 //
 // Every write is atomic (a rename): a process killed at any point leaves
-// the record as it was before or after the write. A write is also durable
-// (fsynced, with its directory) when it is the first, or records a step
-// whose effect outlives a power loss (durableSteps: an allocation, a file,
-// the endpoint's state, registry records) or something undoing those
-// needs: a step that only changes the kernel (a veth, an address, a
-// route, rules) leaves nothing to undo after a reboot.
+// the record as it was before or after the write, which is what recovery
+// from a kill needs (the page cache outlives the process). The first write
+// is also durable (fsynced, with its directory), as is the removal, and the
+// writes before durableSteps. A power loss may lose the others: it takes
+// the kernel's part of the operation with it (veth, addresses, routes,
+// rules, a namespace bound in /run), and what outlives it (an allocation,
+// store records) no endpoint owns unless the endpoint's state was written:
+// Sweep removes it.
 type journal struct {
 	n   *Node
 	rec *intent

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"os"
 	"path/filepath"
 
+	"github.com/overlaynet/overlaynet/internal/links"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
@@ -269,10 +271,11 @@ func unusedNetNS(path string) (bool, error) {
 // tidy makes endpoint name's slate clean for an attach or detach of it,
 // the caller holding the state lock: the state directory's temporary files
 // are removed, a dead operation on name is finished or undone, and, name
-// not being attached, what of it nothing owns is removed (its host veth in
-// the overlay namespace and its address allocations). It reports what it removed; a dead operation that cannot
-// be taken back is an error.
-func (n *Node) tidy(ctx context.Context, ov *Overlay, name string) ([]Leak, error) {
+// not being attached, what of it nothing owns is removed: its host veth in
+// the overlay namespace and, with allocations, its address allocations (an
+// attach leaves those to its allocation, and Sweep). It reports what it
+// removed; a dead operation that cannot be taken back is an error.
+func (n *Node) tidy(ctx context.Context, ov *Overlay, name string, allocations bool) ([]Leak, error) {
 	in, err := n.loadIntent(name)
 	if err != nil {
 		return nil, err
@@ -293,29 +296,42 @@ func (n *Node) tidy(ctx context.Context, ov *Overlay, name string) ([]Leak, erro
 	if _, err := n.loadEndpoint(name); !errors.Is(err, ErrUnknownEndpoint) || ov == nil {
 		return leaks, nil // attached (or unreadable: detach's to report)
 	}
-	own, err := n.owners()
-	if err != nil {
-		return leaks, err
-	}
-	var more []Leak
-	if hostIf := HostIfName(name); !own.hostIfs[hostIf] {
-		deleted, err := n.deleteHostVeth(ov.Config.OverlayNetNS, hostIf, false)
-		if err != nil {
-			return leaks, err
+	more, err := n.tidyHostVeth(ov.Config.OverlayNetNS, HostIfName(name))
+	if err == nil && allocations {
+		var ips []netip.Addr
+		ips, err = n.releaseID(ctx, ov, name)
+		for _, ip := range ips {
+			more = append(more, Leak{LeakAllocation, ip.String() + "=" + name})
 		}
-		if deleted {
-			more = append(more, Leak{LeakVeth, hostIf})
-			if err := n.removeAntispoof(ov.Config.OverlayNetNS, hostIf); err != nil {
-				return leaks, err
-			}
-		}
-	}
-	ips, err := n.releaseID(ctx, ov, name)
-	for _, ip := range ips {
-		more = append(more, Leak{LeakAllocation, ip.String() + "=" + name})
 	}
 	n.logLeaks(more)
 	return append(leaks, more...), err
+}
+
+// tidyHostVeth deletes the veth hostIf of the overlay namespace, and its
+// port's rules, if no endpoint owns it (another name's host veth may have
+// the same name: HostIfName shortens long names).
+func (n *Node) tidyHostVeth(overlayNetNS, hostIf string) ([]Leak, error) {
+	c, err := n.dial(overlayNetNS)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	l, err := links.Find(c, hostIf)
+	if err != nil || l == nil || l.Kind() != rtnl.KindVeth {
+		return nil, err // none, or not a veth: not attach's to remove
+	}
+	own, err := n.owners()
+	if err != nil || own.hostIfs[hostIf] {
+		return nil, err
+	}
+	if err := c.LinkDelete(l.Index); err != nil && !errors.Is(err, unix.ENODEV) {
+		return nil, err
+	}
+	return []Leak{{LeakVeth, hostIf}}, n.removeAntispoof(overlayNetNS, hostIf)
 }
 
 // owned is what the node's endpoints and operations hold: no sweep
