@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"net"
-	"os"
-	"time"
+	"net/netip"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -13,28 +11,19 @@ import (
 	"github.com/overlaynet/overlaynet/overlay/ipam"
 )
 
-// opTimeout bounds one plugin invocation.
-const opTimeout = 60 * time.Second
-
 // cmdAdd attaches CNI_NETNS to the overlay as CNI_IFNAME and prints the
 // result in the config's version.
 func cmdAdd(args *skel.CmdArgs) error {
-	c, err := loadConf(args)
+	var want netip.Addr
+	cl, err := begin(args, func(c *netConf) (err error) {
+		want, err = c.wantedIP(args.Args)
+		return err
+	})
 	if err != nil {
 		return err
 	}
-	log := c.logger(os.Stderr)
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	want, err := c.wantedIP(args.Args)
-	if err != nil {
-		return err
-	}
-	n, _, done, err := c.node(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer done()
+	defer cl.end()
+	c, log, ctx, n := cl.conf, cl.log, cl.ctx, cl.node
 	ov, err := n.Overlay()
 	if err != nil {
 		return cniError("this node", err)

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -19,28 +17,24 @@ import (
 // registry records) with prevResult and reports every difference in one
 // error (code 107, the differences in details).
 func cmdCheck(args *skel.CmdArgs) error {
-	c, err := loadConf(args)
+	var prev *current.Result
+	cl, err := begin(args, func(c *netConf) (err error) {
+		if c.PrevResult == nil {
+			return newError(types.ErrInvalidNetworkConfig, "CHECK needs prevResult (the result of ADD)")
+		}
+		if prev, err = current.NewResultFromResult(c.PrevResult); err != nil {
+			return newError(types.ErrDecodingFailure, "prevResult: %v", err)
+		}
+		if err := overlay.CheckNetNS(args.Netns); err != nil {
+			return cniError("CNI_NETNS "+args.Netns, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return err
 	}
-	if c.PrevResult == nil {
-		return newError(types.ErrInvalidNetworkConfig, "CHECK needs prevResult (the result of ADD)")
-	}
-	prev, err := current.NewResultFromResult(c.PrevResult)
-	if err != nil {
-		return newError(types.ErrDecodingFailure, "prevResult: %v", err)
-	}
-	log := c.logger(os.Stderr)
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	if err := overlay.CheckNetNS(args.Netns); err != nil {
-		return cniError("CNI_NETNS "+args.Netns, err)
-	}
-	n, _, done, err := c.node(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer done()
+	defer cl.end()
+	c, ctx, n := cl.conf, cl.ctx, cl.node
 	if c.IPAM.Type != "" {
 		if err := invoke.DelegateCheck(ctx, c.IPAM.Type, args.StdinData, nil); err != nil {
 			return newError(errDelegate, "IPAM plugin %s: CHECK: %v", c.IPAM.Type, err)

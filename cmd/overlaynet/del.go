@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"os"
 
 	"github.com/containernetworking/cni/pkg/invoke"
 	"github.com/containernetworking/cni/pkg/skel"
@@ -14,18 +12,12 @@ import (
 // address. It succeeds when there is nothing (left) to remove: DEL twice,
 // a netns already gone, an ADD that never ran or failed half-way.
 func cmdDel(args *skel.CmdArgs) error {
-	c, err := loadConf(args)
+	cl, err := begin(args, nil)
 	if err != nil {
 		return err
 	}
-	log := c.logger(os.Stderr)
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	n, _, done, err := c.node(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer done()
+	defer cl.end()
+	c, log, ctx, n := cl.conf, cl.log, cl.ctx, cl.node
 	name := endpointName(c.Name, args.ContainerID, args.IfName)
 	err = n.Detach(ctx, name)
 	switch {

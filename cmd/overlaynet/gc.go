@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -18,18 +16,12 @@ import (
 // node (overlay.Node.Sweep): operations killed half-way are taken back, and
 // what nothing owns is removed.
 func cmdGC(args *skel.CmdArgs) error {
-	c, err := loadConf(args)
+	cl, err := begin(args, nil)
 	if err != nil {
 		return err
 	}
-	log := c.logger(os.Stderr)
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	n, _, done, err := c.node(ctx, log)
-	if err != nil {
-		return err
-	}
-	defer done()
+	defer cl.end()
+	c, log, ctx, n := cl.conf, cl.log, cl.ctx, cl.node
 	if _, err := n.Overlay(); errors.Is(err, overlay.ErrNotCreated) {
 		return nil // nothing attached on this node
 	}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"os"
 	"strings"
 
 	"github.com/containernetworking/cni/pkg/invoke"
@@ -17,18 +15,15 @@ import (
 // with its devices, the registry answers and the resolver daemon (`overlayd
 // run`) is running; otherwise code 50 with the reasons.
 func cmdStatus(args *skel.CmdArgs) error {
-	c, err := loadConf(args)
+	cl, err := start(args)
 	if err != nil {
 		return err
 	}
-	log := c.logger(os.Stderr)
-	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-	defer cancel()
-	n, reg, done, err := c.node(ctx, log)
-	if err != nil {
+	defer cl.end()
+	if err := cl.open(); err != nil {
 		return types.NewError(errNotReady, "overlaynet: not ready: registry: "+err.Error(), "")
 	}
-	defer done()
+	c, log, ctx, n, reg := cl.conf, cl.log, cl.ctx, cl.node, cl.reg
 	var why []string
 	if _, err := n.Overlay(); err != nil {
 		return types.NewError(errNotReady, "overlaynet: not ready: "+err.Error(), "")
