@@ -37,9 +37,20 @@ func (n *Node) Allocator() (*ipam.Allocator, error) {
 	return a, err
 }
 
-// allocator returns the allocator of ov, or nil if the registry does not
-// hold blocks.
+// allocator returns the allocator of ov, or nil if the registry neither
+// holds blocks nor assigns them. A registry that assigns each node its
+// blocks (registry.AssignedBlocks: Kubernetes podCIDRs) is asked for them
+// at each allocation.
 func (n *Node) allocator(ov Overlay) (*ipam.Allocator, error) {
+	if ab, ok := n.reg.(registry.AssignedBlocks); ok && n.reg != nil {
+		return ipam.New(ipam.Config{
+			Dir:      filepath.Join(n.stateDir, ipamDir),
+			Owner:    ov.VTEP.String(),
+			Gateway:  ov.Config.Gateway,
+			Assigned: ab.AssignedBlocks,
+			Logger:   n.log,
+		})
+	}
 	bs, ok := n.reg.(registry.BlockStore)
 	if !ok || n.reg == nil {
 		return nil, nil

@@ -6,20 +6,15 @@ import (
 	"net/netip"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
 // DeriveMAC returns the MAC Docker gives an IPv4 address: 02:42 followed by
 // the four address bytes (198.51.100.2 → 02:42:c6:33:64:02). For any other
 // address it hashes the address into the same locally administered 02:42
-// range.
-func DeriveMAC(ip netip.Addr) ethaddr.MAC {
-	if ip.Is4() || ip.Is4In6() {
-		a := ip.Unmap().As4()
-		return ethaddr.MAC{0x02, 0x42, a[0], a[1], a[2], a[3]}
-	}
-	sum := sha256.Sum256(ip.AsSlice())
-	return ethaddr.MAC{0x02, 0x42, sum[0], sum[1], sum[2], sum[3]}
-}
+// range. It is registry.DeriveMAC: the stores that describe containers by
+// spans (Kubernetes) derive every container's MAC the same way.
+func DeriveMAC(ip netip.Addr) ethaddr.MAC { return registry.DeriveMAC(ip) }
 
 // hostIfPrefix starts the name of every host-side veth.
 const hostIfPrefix = "ve-"

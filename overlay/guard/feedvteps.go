@@ -9,12 +9,12 @@ import (
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
-// FeedVTEPs counts, per VTEP, the records a change feed delivered: the
-// allowlist's view of the records, O(nodes) in memory whatever the number
-// of records. It relies on the feed's contract: a changed record is
-// delivered as a Delete of the record as last delivered, then a Put of the
-// new one, so a Put adds one record to its VTEP and a Delete takes one
-// from its own. Fed either by Follow's own watch or by Tee, which shares
+// FeedVTEPs counts, per VTEP, the records (and spans) a change feed
+// delivered: the allowlist's view of the records, O(nodes) in memory
+// whatever the number of records. It relies on the feed's contract: a
+// changed record or span is delivered as a Delete of it as last
+// delivered, then a Put of the new one, so a Put adds one to its VTEP and
+// a Delete takes one from its own. Fed either by Follow's own watch or by Tee, which shares
 // the watch of another consumer (the resolver's) instead of holding a
 // second copy of every record.
 type FeedVTEPs struct {
@@ -118,7 +118,7 @@ func (v *FeedVTEPs) Restart() {
 // Apply counts one change of the feed; added says its VTEP is new (a Put
 // of the first record at it).
 func (v *FeedVTEPs) Apply(c registry.Change) (added bool) {
-	vt := c.Record.VTEP.Unmap()
+	vt := c.VTEP().Unmap()
 	v.mu.Lock()
 	changed := false
 	switch c.Kind {
@@ -190,7 +190,7 @@ func (t teeFeed) Watch(ctx context.Context) (<-chan registry.Change, error) {
 		defer close(out)
 		for c := range in {
 			if t.v.Apply(c) {
-				t.v.awaitAllowed(ctx, c.Record.VTEP.Unmap())
+				t.v.awaitAllowed(ctx, c.VTEP().Unmap())
 			}
 			select {
 			case out <- c:

@@ -20,7 +20,7 @@ func (a *Allocator) Allocate(ctx context.Context, id string, want netip.Addr) (n
 	if err := validID(id); err != nil {
 		return netip.Prefix{}, err
 	}
-	if a.cfg.Store == nil {
+	if a.cfg.Store == nil && a.cfg.Assigned == nil {
 		return netip.Prefix{}, errNoStore
 	}
 	unlock, err := a.lock()
@@ -31,6 +31,9 @@ func (a *Allocator) Allocate(ctx context.Context, id string, want netip.Addr) (n
 	held, err := a.readAll()
 	if err != nil {
 		return netip.Prefix{}, err
+	}
+	if a.cfg.Assigned != nil {
+		return a.allocateAssigned(ctx, id, want, held)
 	}
 	if want.IsValid() {
 		return a.allocateWanted(id, want, held)

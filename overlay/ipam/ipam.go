@@ -52,8 +52,14 @@ type Config struct {
 	// holding the allocation's ID) and its lock; typically STATE_DIR/ipam.
 	Dir string
 	// Store is the shared registry the blocks are claimed in; without one
-	// the allocator can only report (Usage, Allocations).
+	// (and without Assigned) the allocator can only report (Usage,
+	// Allocations).
 	Store registry.BlockStore
+	// Assigned, if set, returns the blocks assigned to this node by someone
+	// else (registry.AssignedBlocks: a Kubernetes Node's podCIDRs): the
+	// allocator hands out their addresses only, and claims and releases
+	// nothing in Store (see assigned.go).
+	Assigned func(ctx context.Context) ([]netip.Prefix, error)
 	// Owner identifies this node in block claims (its VTEP address).
 	Owner string
 	// Gateway is the overlay's gateway with the subnet's prefix length

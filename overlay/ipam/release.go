@@ -30,7 +30,7 @@ func (a *Allocator) Release(ctx context.Context, id string, ip netip.Addr) error
 // address of it is allocated any more, so that a node holds only blocks it
 // uses. The caller holds the lock.
 func (a *Allocator) releaseIfEmpty(ctx context.Context, ip netip.Addr) error {
-	if !ip.Is4() || !a.subnet.Contains(ip) {
+	if !ip.Is4() || !a.subnet.Contains(ip) || a.cfg.Assigned != nil {
 		return nil
 	}
 	b := netip.PrefixFrom(ip, a.bits).Masked()
@@ -190,6 +190,9 @@ func (a *Allocator) Usage() ([]BlockUsage, error) {
 	if err != nil {
 		return nil, err
 	}
+	if a.cfg.Assigned != nil {
+		return a.usageAssigned(held)
+	}
 	mine, err := a.markedBlocks()
 	if err != nil {
 		return nil, err
@@ -228,6 +231,9 @@ func (a *Allocator) ReleaseAll(ctx context.Context) error {
 		if err := a.release(id, ip); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if a.cfg.Assigned != nil {
+		return errors.Join(errs...) // nothing claimed
 	}
 	if a.cfg.Store == nil {
 		return errors.Join(append(errs, errNoStore)...)

@@ -15,12 +15,13 @@ import (
 // documentation lists which store has which.
 
 // ChangeFeed is implemented by registries that can push their changes (the
-// etcd registry; the directory store cannot). Watch delivers a Put for every
-// record, ChangeSynced, then changes as they happen; after an interruption it
-// lists again and delivers the difference followed by ChangeSynced. The
-// channel is closed when ctx ends or the feed breaks for good; the consumer
-// must keep reading until then. The resolver follows it in its proactive
-// and hybrid modes, the guard's allowlist counts its VTEPs.
+// etcd registry, the Kubernetes store; the directory store cannot). Watch
+// delivers a Put for every record (or span), ChangeSynced, then changes as
+// they happen; after an interruption it lists again and delivers the
+// difference followed by ChangeSynced. The channel is closed when ctx ends
+// or the feed breaks for good; the consumer must keep reading until then.
+// The resolver follows it in its proactive and hybrid modes, the guard's
+// allowlist counts its VTEPs.
 type ChangeFeed interface {
 	Watch(ctx context.Context) (<-chan Change, error)
 }
@@ -37,6 +38,32 @@ type NetworkStore interface {
 	// Network returns the recorded network, or an error wrapping
 	// ErrNotFound.
 	Network(ctx context.Context) (Network, error)
+}
+
+// AssignedBlocks is implemented by registries that assign each node the
+// address blocks its containers take their addresses from (the Kubernetes
+// store: the Node's spec.podCIDRs, set by kube-controller-manager), instead
+// of letting nodes claim blocks (BlockStore). The node allocates from these
+// only. When none is assigned, the error says so and names the fix.
+type AssignedBlocks interface {
+	AssignedBlocks(ctx context.Context) ([]netip.Prefix, error)
+}
+
+// Readier is implemented by registries that need time or outside
+// settings before they serve this node (the Kubernetes store: its Node
+// list synced, this node's Node annotated, a podCIDR assigned). Ready
+// returns nil once they do, else what is missing; the node daemon reports
+// it on /readyz.
+type Readier interface {
+	Ready() error
+}
+
+// Announcer is implemented by registries that tell the cluster when this
+// node's network is up (the Kubernetes store: the Node's
+// NetworkUnavailable condition set to False). The node daemon calls
+// Announce once it serves.
+type Announcer interface {
+	Announce(ctx context.Context) error
 }
 
 // BlockStore is implemented by registries where nodes claim the address

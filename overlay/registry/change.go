@@ -1,16 +1,20 @@
 package registry
 
-import "strconv"
+import (
+	"net/netip"
+	"strconv"
+)
 
 // ChangeKind says what happened to a registry record.
 type ChangeKind uint8
 
 // Kinds of Change.
 const (
-	// ChangePut: the record is complete and new or different.
+	// ChangePut: the record (or span) is complete and new or different.
 	ChangePut ChangeKind = iota + 1
-	// ChangeDelete: the record, as last delivered, is gone. A record that
-	// moves is delivered as a Delete of the old record, then a Put of the new.
+	// ChangeDelete: the record (or span), as last delivered, is gone. A
+	// record that moves is delivered as a Delete of the old record, then a
+	// Put of the new; so is a span whose VTEP changed.
 	ChangeDelete
 	// ChangeSynced: the records delivered so far are the registry's complete
 	// state at Revision (after the first listing and every re-listing).
@@ -36,14 +40,31 @@ func (k ChangeKind) String() string {
 	return "ChangeKind(" + strconv.Itoa(int(k)) + ")"
 }
 
-// Change is one event of a registry's change feed.
+// Change is one event of a registry's change feed: about one record, or
+// about a span (every container of a node's address block, see Span) when
+// the store describes containers by spans.
 type Change struct {
 	// Kind says what happened.
 	Kind ChangeKind
-	// Record is the record put or deleted (zero for ChangeSynced).
+	// Record is the record put or deleted (zero for ChangeSynced and for a
+	// span's change).
 	Record Record
+	// Span, when its Prefix is valid, is the span put or deleted instead
+	// of a record.
+	Span Span
 	// Revision is the registry's revision of the change (0 if it has none).
 	Revision int64
 	// Rejected is the entry of a ChangeRejected.
 	Rejected Rejected
+}
+
+// IsSpan says whether c is about a span rather than a record.
+func (c Change) IsSpan() bool { return c.Span.Prefix.IsValid() }
+
+// VTEP is the VTEP c is about: its span's, or its record's.
+func (c Change) VTEP() netip.Addr {
+	if c.IsSpan() {
+		return c.Span.VTEP
+	}
+	return c.Record.VTEP
 }

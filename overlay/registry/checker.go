@@ -94,6 +94,16 @@ func (c *Checker) AcceptNode(vtep netip.Addr) bool {
 	return err == nil
 }
 
+// AcceptSpan checks a span (Policy.CheckSpan); a rejected one is counted
+// and logged (key spans/PREFIX).
+func (c *Checker) AcceptSpan(s Span) bool {
+	why, err := c.policy.CheckSpan(s)
+	if err != nil {
+		c.Reject(Rejected{Key: spanKey(s), Reason: why})
+	}
+	return err == nil
+}
+
 // Reject counts and logs a rejected entry (one a store reported, or one
 // a check refused).
 func (c *Checker) Reject(r Rejected) {
@@ -187,9 +197,9 @@ func (c *Checker) List(ctx context.Context, reg Registry) ([]Record, error) {
 	return out, err
 }
 
-// Feed returns f with the policy applied: a Put of a record the policy
-// refuses is counted, logged and not passed on, nor is the Delete of such
-// a record (its Put never was); a ChangeRejected is counted, logged and not
+// Feed returns f with the policy applied: a Put of a record (or span) the
+// policy refuses is counted, logged and not passed on, nor is the Delete
+// of such a record (its Put never was); a ChangeRejected is counted, logged and not
 // passed on. The other changes pass unchanged and in order.
 func (c *Checker) Feed(f ChangeFeed) ChangeFeed { return checkedFeed{f, c} }
 
@@ -229,8 +239,15 @@ func (cf checkedFeed) pass(ch Change) bool {
 		cf.c.Reject(ch.Rejected)
 		return false
 	case ChangePut:
+		if ch.IsSpan() {
+			return cf.c.AcceptSpan(ch.Span)
+		}
 		return cf.c.Accept(ch.Record)
 	case ChangeDelete:
+		if ch.IsSpan() {
+			_, err := cf.c.policy.CheckSpan(ch.Span)
+			return err == nil
+		}
 		_, err := cf.c.policy.Check(ch.Record)
 		return err == nil
 	}

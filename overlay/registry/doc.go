@@ -22,20 +22,29 @@
 // Beyond Registry, a store may have optional capabilities, each an
 // interface of this package (capabilities.go), found by a type assertion:
 //
-//	capability     what it adds                                  dir   etcd
-//	ChangeFeed     pushes changes (Watch)                         -     yes
-//	NetworkStore   records the overlay's Network                 yes    yes
-//	BlockStore     address blocks claimed per node (ipam)        yes    yes
-//	KeyLister      lists its keys cheaper than its records       yes     -
-//	NodeLister     advertises live nodes (nodes/ on leases)        -    yes
-//	Stamper        a cheap stamp that changes with any record    yes     -
-//	Notifier       says at once when this machine changed it     yes     -
-//	Leaser         holds records on a lease (Owned, Stats)         -    yes
-//	RejectLister   tells entries that are no record in a listing  yes    yes
-//	TempSweeper    removes temporary files of killed writers     yes     -
+//	capability      what it adds                                  dir   etcd  kube  kubenode
+//	ChangeFeed      pushes changes (Watch)                         -     yes   yes   -
+//	NetworkStore    records the overlay's Network                 yes    yes   yes   yes
+//	BlockStore      address blocks claimed per node (ipam)        yes    yes   -     -
+//	AssignedBlocks  address blocks assigned to nodes (podCIDRs)    -     -    yes   yes
+//	KeyLister       lists its keys cheaper than its records       yes     -    -     -
+//	NodeLister      advertises live nodes (nodes/ on leases)        -    yes   -     -
+//	Stamper         a cheap stamp that changes with any record    yes     -    -     -
+//	Notifier        says at once when this machine changed it     yes     -    -     -
+//	Leaser          holds records on a lease (Owned, Stats)         -    yes   -     -
+//	RejectLister    tells entries that are no record in a listing  yes    yes   -     -
+//	TempSweeper     removes temporary files of killed writers     yes     -    -     -
+//	Readier         says when it serves this node                  -     -    yes   -
+//	Announcer       tells the cluster this node's network is up    -     -    yes   -
 //
 // dir is package dirstore (dir:PATH), etcd package etcdreg (etcd://,
-// etcds://). This package imports neither rtnl nor any implementation.
+// etcds://), kube package kubereg (kube:KUBECONFIG, the node daemon's, on
+// the Kubernetes API) and kubenode (kube: opened without a lease: the
+// node's other processes, reading what the daemon recorded in the state
+// directory). The Kubernetes store describes containers by spans (Span:
+// a node's podCIDR, every address a container with a derived MAC), not
+// one record each. This package imports neither rtnl nor any
+// implementation.
 //
 // # Records a node may use
 //

@@ -39,6 +39,14 @@ type Options struct {
 	// Logger receives the store's own events (lease lost and regained,
 	// change feed re-listed). Nil discards them.
 	Logger *slog.Logger
+	// StateDir is the node's state directory, for stores that keep there
+	// what the node daemon learnt for the node's other processes (the
+	// Kubernetes store: this node's podCIDR and VTEP, for the CNI plugin,
+	// which has no API credentials). overlay.StoreOptions sets it.
+	StateDir string
+	// NodeName is this node's name, for stores that know nodes by name
+	// (the Kubernetes store: its Node object). Empty: the host name.
+	NodeName string
 }
 
 // Lease is what a node holding its records on a lease (Options.Lease)

@@ -125,6 +125,7 @@ func LogKey(key string) string {
 func arpKey(ip netip.Addr) string    { return "arp/" + ip.String() }
 func fdbKey(m ethaddr.MAC) string    { return "fdb/" + m.String() }
 func nodeKey(vtep netip.Addr) string { return "nodes/" + vtep.String() }
+func spanKey(s Span) string          { return "spans/" + s.Prefix.String() }
 
 // Policy is what a record must be for a node to use it: the same for its
 // resolver, its change feed, its VTEP allowlist, its reconcile passes and
@@ -234,6 +235,19 @@ func (p Policy) CheckVTEP(v netip.Addr) (Reason, error) {
 		return ReasonVTEPInOverlay, fmt.Errorf("registry: VTEP %s is inside the overlay subnet %s", v, p.Subnet.Masked())
 	}
 	return 0, nil
+}
+
+// CheckSpan checks a span (a node's address block): a network prefix
+// inside the overlay subnet, at a VTEP CheckVTEP accepts. Its addresses are then every IP of the prefix
+// CheckIP accepts.
+func (p Policy) CheckSpan(s Span) (Reason, error) {
+	if err := s.Validate(); err != nil {
+		return ReasonMalformed, err
+	}
+	if subnet := p.Subnet.Masked(); subnet.IsValid() && (s.Prefix.Bits() < subnet.Bits() || !subnet.Contains(s.Prefix.Addr())) {
+		return ReasonIPOutsideSubnet, fmt.Errorf("registry: span %s of node %q is not inside the overlay subnet %s", s.Prefix, s.Node, subnet)
+	}
+	return p.CheckVTEP(s.VTEP)
 }
 
 // hasBroadcast says whether an IPv4 subnet has network and broadcast

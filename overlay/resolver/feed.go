@@ -79,6 +79,15 @@ type feedState struct {
 	macRefs map[ethaddr.MAC]macRef            // records of want per MAC
 	seen    map[registry.CompactAddr]struct{} // records delivered by a fresh watch, until its first Synced
 	fresh   bool
+	// spans are the view's spans (span.go), guarded by mu like want;
+	// seenSpans those a fresh watch delivered, dirty the prefixes whose
+	// entries fixSpans checks next (the follower only).
+	spans     *registry.Spans
+	seenSpans map[netip.Prefix]struct{}
+	dirty     []netip.Prefix
+	// policy is the checker's: an address of a span no container may have
+	// (the subnet's network, broadcast and gateway addresses) is no record.
+	policy registry.Policy
 	// budgetLogged: crossing the budget was logged (once per daemon).
 	budgetLogged bool
 
@@ -91,6 +100,8 @@ type feedState struct {
 	changes     [registry.ChangeSynced + 1]atomic.Uint64
 	ignored     atomic.Uint64 // misses ignored in proactive mode
 	restarts    atomic.Uint64
+	spanCount    atomic.Int64  // len(spans.byPrefix)
+	spansRefused atomic.Uint64 // spans not taken: bad, outside the subnet, overlapping
 }
 
 // wantRec is a record of want without its IP (the key): per-record state is
@@ -113,9 +124,9 @@ func (w wantRec) rec(ip registry.CompactAddr) registry.Record {
 	return registry.Record{IP: ip.Addr(), MAC: w.mac, VTEP: w.vtep.Addr()}
 }
 
-func newFeedState(mode Mode, max int) *feedState {
+func newFeedState(mode Mode, max int, policy registry.Policy) *feedState {
 	f := &feedState{mode: mode, max: max, want: make(map[registry.CompactAddr]wantRec), macRefs: make(map[ethaddr.MAC]macRef),
-		syncedCh: make(chan struct{}), watchFailed: make(chan struct{})}
+		spans: registry.NewSpans(), policy: policy, syncedCh: make(chan struct{}), watchFailed: make(chan struct{})}
 	if max > 0 {
 		f.prog = make(map[netip.Addr]struct{})
 	}
@@ -154,10 +165,11 @@ func (f *feedState) progCount() int {
 func (f *feedState) withinBudget() bool { return f.max == 0 || len(f.prog) < f.max }
 
 // wantMisses says whether the receive loop resolves misses: always in hybrid
-// mode; in proactive mode until the feed first synced and while records are
-// beyond the budget.
+// mode; in proactive mode until the feed first synced, while records are
+// beyond the budget, and while the view holds spans (their addresses are
+// programmed on misses only).
 func (f *feedState) wantMisses() bool {
-	return f.mode == ModeHybrid || !f.synced.Load() || f.overflow.Load() > 0
+	return f.mode == ModeHybrid || !f.synced.Load() || f.overflow.Load() > 0 || f.spanCount.Load() > 0
 }
 
 // followFeed runs the change feed until ctx ends, watching again with
@@ -182,24 +194,36 @@ func (r *Resolver) followFeed(ctx context.Context) {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		f.fresh, f.seen = true, make(map[registry.CompactAddr]struct{})
-	read:
-		for {
-			select {
-			case c, ok := <-ch:
-				if !ok {
-					break read
-				}
-				r.handleChange(ctx, c)
-			case <-ctx.Done(): // the feed closes its channel too
-				return
-			}
-		}
-		if ctx.Err() != nil {
+		f.fresh, f.seen, f.seenSpans = true, make(map[registry.CompactAddr]struct{}), make(map[netip.Prefix]struct{})
+		if !r.readFeed(ctx, ch) {
 			return
 		}
 		f.restarts.Add(1)
 		r.log.Warn("change feed ended; watching again")
+	}
+}
+
+// readFeed applies the changes of one watch until its channel closes
+// (true) or ctx ends (false). The entries of spans that changed are checked
+// spanSettle after the first change (fixSpans).
+func (r *Resolver) readFeed(ctx context.Context, ch <-chan registry.Change) bool {
+	var settle <-chan time.Time
+	for {
+		select {
+		case c, ok := <-ch:
+			if !ok {
+				return ctx.Err() == nil
+			}
+			r.handleChange(ctx, c)
+			if len(r.feed.dirty) > 0 && settle == nil {
+				settle = time.After(spanSettle)
+			}
+		case <-settle:
+			settle = nil
+			r.fixSpans(ctx)
+		case <-ctx.Done(): // the feed closes its channel too
+			return false
+		}
 	}
 }
 
@@ -208,6 +232,10 @@ func (r *Resolver) handleChange(ctx context.Context, c registry.Change) {
 	f := r.feed
 	if int(c.Kind) < len(f.changes) {
 		f.changes[c.Kind].Add(1)
+	}
+	if c.IsSpan() {
+		r.handleSpan(c)
+		return
 	}
 	switch c.Kind {
 	case registry.ChangePut:
@@ -251,6 +279,7 @@ func (r *Resolver) handleChange(ctx context.Context, c registry.Change) {
 					r.forgetRecord(ctx, w.rec(ip), true)
 				}
 			}
+			r.forgetUnseenSpans()
 			f.fresh, f.seen = false, nil
 		}
 		first := !f.synced.Swap(true)
@@ -258,7 +287,7 @@ func (r *Resolver) handleChange(ctx context.Context, c registry.Change) {
 			close(f.syncedCh)
 			r.markListed() // misses are answered from the view from now on
 		}
-		r.log.Info("change feed synced", "revision", c.Revision, "remote_records", len(f.want),
+		r.log.Info("change feed synced", "revision", c.Revision, "remote_records", len(f.want), "spans", f.spanCount.Load(),
 			"programmed", f.progCount(), "left_to_misses", len(f.want)-f.progCount(), "first", first)
 		if !first || r.m.reconciles.Load() > 0 {
 			// A pass checks the kernel against the new listing. At the
@@ -365,6 +394,8 @@ type FeedStats struct {
 	Syncs        uint64 // registry.ChangeSynced events
 	MissesIgnore uint64 // misses ignored (proactive mode, record programmed)
 	Restarts     uint64 // watches started again after the feed ended
+	Spans        int64  // spans in the view (nodes' address blocks)
+	SpansRefused uint64 // spans not taken: malformed, outside the subnet, overlapping another
 }
 
 // FeedStats returns the feed follower's counters (zero in reactive mode,
@@ -377,7 +408,7 @@ func (r *Resolver) FeedStats() FeedStats {
 	return FeedStats{Mode: f.mode, Synced: f.synced.Load(), Programmed: f.programmed.Load(),
 		LeftToMisses: f.overflow.Load(), Max: f.max, Puts: f.changes[registry.ChangePut].Load(),
 		Deletes: f.changes[registry.ChangeDelete].Load(), Syncs: f.changes[registry.ChangeSynced].Load(),
-		MissesIgnore: f.ignored.Load(), Restarts: f.restarts.Load()}
+		MissesIgnore: f.ignored.Load(), Restarts: f.restarts.Load(), Spans: f.spanCount.Load(), SpansRefused: f.spansRefused.Load()}
 }
 
 // feedCollector exports FeedStats in the Prometheus text format.
@@ -401,4 +432,7 @@ func (r *Resolver) feedCollector(w io.Writer) {
 	fmt.Fprintf(w, "overlayd_proactive_max %d\n", s.Max)
 	counter(w, "overlayd_feed_misses_ignored_total", "Misses not resolved because proactive mode programs their records.", s.MissesIgnore)
 	counter(w, "overlayd_feed_restarts_total", "Times the change feed ended and was watched again.", s.Restarts)
+	header(w, "overlayd_feed_spans", "gauge", "Spans in the change feed's view: nodes' address blocks (Kubernetes: podCIDRs), every address resolved on misses from memory.")
+	fmt.Fprintf(w, "overlayd_feed_spans %d\n", s.Spans)
+	counter(w, "overlayd_feed_spans_refused_total", "Spans of the change feed not taken: malformed, outside the overlay subnet, overlapping another node's.", s.SpansRefused)
 }

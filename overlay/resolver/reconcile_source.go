@@ -55,8 +55,8 @@ func (s viewSource) current(op *progOp) bool {
 		mac, vtep, ok := s.v.viewed(op.ip)
 		return ok && mac == op.mac && !s.r.isLocal(vtep)
 	case opDelNeigh:
-		_, _, ok := s.v.viewed(op.ip)
-		return !ok
+		_, vtep, ok := s.v.viewed(op.ip)
+		return !ok || s.r.isLocal(vtep)
 	case opSetFDB:
 		vtep, ok := s.v.viewedMAC(op.mac)
 		return ok && vtep == op.vtep

@@ -50,26 +50,36 @@ func (f *feedState) drop(rec registry.Record) {
 	f.mu.Unlock()
 }
 
-// viewed returns the view's record for ip (MAC and VTEP).
+// viewed returns the view's record for ip (MAC and VTEP): its record, else
+// the span holding it (span.go).
 func (f *feedState) viewed(ip netip.Addr) (ethaddr.MAC, netip.Addr, bool) {
 	f.mu.RLock()
 	w, ok := f.want[registry.Compact(ip)]
 	f.mu.RUnlock()
-	if !ok {
-		return ethaddr.MAC{}, netip.Addr{}, false
+	if ok {
+		return w.mac, w.vtep.Addr(), true
 	}
-	return w.mac, w.vtep.Addr(), true
+	if s, ok := f.spanOf(ip); ok {
+		if _, err := f.policy.CheckIP(ip); err == nil {
+			return registry.DeriveMAC(ip), s.VTEP, true
+		}
+	}
+	return ethaddr.MAC{}, netip.Addr{}, false
 }
 
-// viewedMAC returns the VTEP of mac's records in the view.
+// viewedMAC returns the VTEP of mac's records in the view, else of the
+// span holding the address mac is derived from.
 func (f *feedState) viewedMAC(mac ethaddr.MAC) (netip.Addr, bool) {
 	f.mu.RLock()
 	ref, ok := f.macRefs[mac]
 	f.mu.RUnlock()
-	if !ok {
-		return netip.Addr{}, false
+	if ok {
+		return ref.vtep.Addr(), true
 	}
-	return ref.vtep.Addr(), true
+	if s, ok := f.spanOfMAC(mac); ok {
+		return s.VTEP, true
+	}
+	return netip.Addr{}, false
 }
 
 // holds says whether the view has a record for k's key (its IP, or its MAC

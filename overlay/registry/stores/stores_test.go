@@ -14,6 +14,8 @@ import (
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/overlay/registry/dirstore"
 	"github.com/overlaynet/overlaynet/overlay/registry/etcdreg"
+	"github.com/overlaynet/overlaynet/overlay/registry/kubenode"
+	"github.com/overlaynet/overlaynet/overlay/registry/kubereg"
 )
 
 // TestSchemes: the shipped schemes, each opening its store through
@@ -25,7 +27,7 @@ func TestSchemes(t *testing.T) {
 		names = append(names, k)
 	}
 	slices.Sort(names)
-	if want := []string{"dir", "etcd", "etcds"}; !slices.Equal(names, want) {
+	if want := []string{"dir", "etcd", "etcds", "kube"}; !slices.Equal(names, want) {
 		t.Errorf("schemes %v, want %v", names, want)
 	}
 	dir := t.TempDir()
@@ -51,8 +53,10 @@ func TestSchemes(t *testing.T) {
 // storeTypes are the stores of the capability table in package registry's
 // documentation, by column.
 var storeTypes = map[string]reflect.Type{
-	"dir":  reflect.TypeFor[*dirstore.Store](),
-	"etcd": reflect.TypeFor[*etcdreg.Registry](),
+	"dir":      reflect.TypeFor[*dirstore.Store](),
+	"etcd":     reflect.TypeFor[*etcdreg.Registry](),
+	"kube":     reflect.TypeFor[*kubereg.Registry](),
+	"kubenode": reflect.TypeFor[*kubenode.Store](),
 }
 
 // TestCapabilityTable: package registry's documentation lists every
@@ -106,16 +110,19 @@ func TestCapabilityTable(t *testing.T) {
 // name, as types of package registry.
 func capabilityInterfaces(t *testing.T) map[string]reflect.Type {
 	known := map[string]reflect.Type{
-		"ChangeFeed":   reflect.TypeFor[registry.ChangeFeed](),
-		"NetworkStore": reflect.TypeFor[registry.NetworkStore](),
-		"BlockStore":   reflect.TypeFor[registry.BlockStore](),
-		"KeyLister":    reflect.TypeFor[registry.KeyLister](),
-		"NodeLister":   reflect.TypeFor[registry.NodeLister](),
-		"Stamper":      reflect.TypeFor[registry.Stamper](),
-		"Notifier":     reflect.TypeFor[registry.Notifier](),
-		"Leaser":       reflect.TypeFor[registry.Leaser](),
-		"RejectLister": reflect.TypeFor[registry.RejectLister](),
-		"TempSweeper":  reflect.TypeFor[registry.TempSweeper](),
+		"ChangeFeed":     reflect.TypeFor[registry.ChangeFeed](),
+		"NetworkStore":   reflect.TypeFor[registry.NetworkStore](),
+		"BlockStore":     reflect.TypeFor[registry.BlockStore](),
+		"KeyLister":      reflect.TypeFor[registry.KeyLister](),
+		"NodeLister":     reflect.TypeFor[registry.NodeLister](),
+		"Stamper":        reflect.TypeFor[registry.Stamper](),
+		"Notifier":       reflect.TypeFor[registry.Notifier](),
+		"Leaser":         reflect.TypeFor[registry.Leaser](),
+		"RejectLister":   reflect.TypeFor[registry.RejectLister](),
+		"TempSweeper":    reflect.TypeFor[registry.TempSweeper](),
+		"AssignedBlocks": reflect.TypeFor[registry.AssignedBlocks](),
+		"Readier":        reflect.TypeFor[registry.Readier](),
+		"Announcer":      reflect.TypeFor[registry.Announcer](),
 	}
 	f, err := parser.ParseFile(token.NewFileSet(), "../capabilities.go", nil, 0)
 	if err != nil {

@@ -1,0 +1,158 @@
+package kubereg
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/overlay/registry/kubenode"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// PublishNetwork checks n against the network every other Node is
+// annotated with (a *registry.NetworkMismatchError naming the first Node
+// that differs and each difference, and nothing is changed), then
+// annotates this node's Node with n and its VTEP (nodes/status, a merge
+// patch). From then on the feed carries only the spans of Nodes running n,
+// inside its subnet, and the node's state is recorded for kubenode.
+func (r *Registry) PublishNetwork(ctx context.Context, n registry.Network) error {
+	if !r.opts.VTEP.IsValid() {
+		return errors.New("kubereg: no VTEP to publish (the daemon opens the store with its lease VTEP)")
+	}
+	if err := r.checkNetwork(n); err != nil {
+		return err
+	}
+	nb, err := json.Marshal(n)
+	if err != nil {
+		return fmt.Errorf("kubereg: %w", err)
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{
+		AnnotationVTEP: r.opts.VTEP.String(), AnnotationNetwork: string(nb)}}})
+	if err != nil {
+		return fmt.Errorf("kubereg: %w", err)
+	}
+	if err := r.patchStatus(ctx, types.MergePatchType, patch); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.ours, r.published = n, true
+	r.recomputeLocked()
+	r.mu.Unlock()
+	r.log.Info("this node's Node annotated", "node", r.opts.NodeName, "vtep", r.opts.VTEP, "network", string(nb))
+	r.recordState()
+	return nil
+}
+
+// checkNetwork compares n with the network of every other Node annotated
+// with one (oldest first).
+func (r *Registry) checkNetwork(n registry.Network) error {
+	r.mu.RLock()
+	others := make([]nodeInfo, 0, len(r.nodes))
+	for name, ni := range r.nodes {
+		if name != r.opts.NodeName && ni.network != (registry.Network{}) && !ni.deleting {
+			others = append(others, ni)
+		}
+	}
+	r.mu.RUnlock()
+	slices.SortFunc(others, older)
+	for _, ni := range others {
+		if err := registry.CheckNetwork(n, ni.network); err != nil {
+			return fmt.Errorf("kubereg: Node %q runs another overlay (every node's daemon must have the same --vni, --port, --mtu and --gateway: the DaemonSet's ConfigMap): %w", ni.name, err)
+		}
+	}
+	return nil
+}
+
+// Network returns the network this node published, else that of the
+// oldest Node annotated with one (registry.ErrNotFound if none is).
+func (r *Registry) Network(context.Context) (registry.Network, error) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.published {
+		return r.ours, nil
+	}
+	var found *nodeInfo
+	for _, ni := range r.nodes {
+		if ni.network != (registry.Network{}) && (found == nil || older(ni, *found) < 0) {
+			found = &ni
+		}
+	}
+	if found == nil {
+		return registry.Network{}, fmt.Errorf("%w: no Node is annotated with %s", registry.ErrNotFound, AnnotationNetwork)
+	}
+	return found.network, nil
+}
+
+// Announce sets this node's NetworkUnavailable condition to False, reason
+// OverlaynetIsUp (nodes/status, a strategic merge patch by condition
+// type), as network plugins do once a node's network is up.
+func (r *Registry) Announce(ctx context.Context) error {
+	now := time.Now().UTC().Format(time.RFC3339)
+	patch, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": []map[string]string{{
+		"type": "NetworkUnavailable", "status": "False", "reason": "OverlaynetIsUp",
+		"message": "overlaynet's overlay is up on this node", "lastTransitionTime": now, "lastHeartbeatTime": now,
+	}}}})
+	if err != nil {
+		return fmt.Errorf("kubereg: %w", err)
+	}
+	return r.patchStatus(ctx, types.StrategicMergePatchType, patch)
+}
+
+// Ready returns nil once the registry serves this node: the Node list
+// synced, this node's annotations published and seen back in the list,
+// its span sound (a podCIDR inside the overlay's subnet, no conflict);
+// else what is missing, with the fix where there is one.
+func (r *Registry) Ready() error {
+	if !r.synced.Load() {
+		return errNotSynced
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	own, ok := r.nodes[r.opts.NodeName]
+	st := r.states[r.opts.NodeName]
+	switch {
+	case !ok:
+		return fmt.Errorf("kubereg: no Node named %q", r.opts.NodeName)
+	case !r.published:
+		return errors.New("kubereg: this node's annotations are not published yet")
+	case own.vtep != r.opts.VTEP || own.network != r.ours:
+		return errors.New("kubereg: this node's annotations have not come back in the Node list yet")
+	case st == NodeNoPodCIDR:
+		return kubenode.NoPodCIDR(own.name, r.ours.Gateway.Masked())
+	case st == NodeOutsideSubnet:
+		return fmt.Errorf("kubereg: this node's podCIDR %s is outside the overlay subnet %s: the overlay's --gateway prefix must hold kube-controller-manager's --cluster-cidr", own.span, r.ours.Gateway.Masked())
+	case st != NodeOK:
+		return fmt.Errorf("kubereg: this node's span is skipped (%s)", st)
+	}
+	return nil
+}
+
+// recordState records this node's state for package kubenode, once
+// published, when it differs from what was recorded last.
+func (r *Registry) recordState() {
+	if r.opts.StateDir == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	own, ok := r.nodes[r.opts.NodeName]
+	if !r.published || !ok {
+		return
+	}
+	st := kubenode.State{Node: own.name, VTEP: r.opts.VTEP, PodCIDRs: own.podCIDRs, Network: r.ours}
+	key := fmt.Sprint(st.Node, st.VTEP, st.PodCIDRs, st.Network)
+	if key == r.recorded {
+		return
+	}
+	st.Updated = time.Now().UTC().Truncate(time.Second)
+	if err := kubenode.Write(r.opts.StateDir, st); err != nil {
+		r.log.Error("cannot record this node's state for the CNI plugin", "err", err)
+		return
+	}
+	r.recorded = key
+	r.log.Info("recorded this node's state for the CNI plugin", "podcidrs", st.PodCIDRs, "vtep", st.VTEP)
+}
