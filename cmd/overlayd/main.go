@@ -52,6 +52,7 @@ type globalFlags struct {
 	netnsDir string // where named network namespaces live
 	stateDir string // what create remembers about this node
 	store    string // registry URL
+	nodeName string // this node's name in a store that names nodes (kube)
 	logLevel string
 	logJSON  bool
 	// blockBits is attach's --block-bits (0 elsewhere: the default).
@@ -64,7 +65,9 @@ func (g *globalFlags) bind(fs *flag.FlagSet) {
 	fs.StringVar(&g.stateDir, "state-dir", envOr("OVERLAYD_STATE_DIR", "/var/lib/overlayd"),
 		"directory where create records this node's overlay (env OVERLAYD_STATE_DIR)")
 	fs.StringVar(&g.store, "store", envOr("OVERLAYD_STORE", "dir:/var/lib/overlayd/store"),
-		"registry URL: dir:PATH or etcd://HOST:PORT[,HOST:PORT]/PREFIX[?ttl=10s&ca=...] (env OVERLAYD_STORE)")
+		"registry URL: dir:PATH, etcd://HOST:PORT[,HOST:PORT]/PREFIX[?ttl=10s&ca=...], or kube:KUBECONFIG (kube: in a pod: the Kubernetes API, run's; the state directory's record, the other commands') (env OVERLAYD_STORE)")
+	fs.StringVar(&g.nodeName, "node-name", envOr("NODE_NAME", ""),
+		"this node's name in a kube: store, its Node object (env NODE_NAME; default: the host name)")
 	// The default shown by --help comes from the environment: no password.
 	fs.Lookup("store").DefValue = registry.RedactURL(fs.Lookup("store").DefValue)
 	fs.StringVar(&g.logLevel, "log-level", envOr("OVERLAYD_LOG_LEVEL", "info"),

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
+	"github.com/overlaynet/overlaynet/overlay"
 	daemonlib "github.com/overlaynet/overlaynet/overlay/daemon"
 	"github.com/overlaynet/overlaynet/overlay/resolver"
 )
@@ -23,7 +25,7 @@ func init() {
 	})
 }
 
-const runSynopsis = "run [--mode hybrid|proactive|reactive] [--proactive-max N] [--metrics ADDR] [--reconcile 10s] [--negative-ttl 3s] [--lookup-rate 2000] [--workers 4] [--batch-window 0s] [--rcvbuf BYTES]"
+const runSynopsis = "run [--mode hybrid|proactive|reactive] [--proactive-max N] [--metrics ADDR] [--reconcile 10s] [--negative-ttl 3s] [--lookup-rate 2000] [--workers 4] [--batch-window 0s] [--rcvbuf BYTES] [--create [create's flags]] [--owner-daemonset NAMESPACE/NAME]"
 
 const runHelp = `
 Runs this node's miss resolver in the foreground until SIGINT or SIGTERM: it
@@ -87,6 +89,27 @@ stay in place while the daemon is stopped and are found unchanged by the next
 start; reset removes them. Drops are counted by reason in the metrics
 (overlayd_guard_drops_total).
 
+--create builds the overlay first, as 'overlayd create' with the same flags
+(--vni, --port, --mtu, --gateway, --local, ...) does: idempotent, so that one
+long-lived process a container runs both builds the overlay and serves it.
+
+In Kubernetes (--store kube:KUBECONFIG, or kube: in a pod: its service
+account), the store is the cluster's Node objects (one informer over Nodes):
+the daemon annotates its own Node (--node-name, NODE_NAME) with its VTEP and
+the overlay's network (nodes/status), refuses to run when another Node runs
+another overlay, answers every miss from the Nodes' podCIDRs in memory,
+records this node's podCIDR in --state-dir for the CNI plugin, and once
+ready (--metrics ADDR/readyz) sets the Node's NetworkUnavailable condition to
+False. --owner-daemonset NAMESPACE/NAME names the DaemonSet that runs it: when
+the daemon stops because that DaemonSet is being deleted (kubectl delete -f),
+it removes what the DaemonSet installed on this node (the overlay, its rules,
+the CNI plugin and conflist 'install-cni' recorded, the state) before it
+exits; a restart or an update leaves everything in place.
+
+The metrics server also answers /healthz (200 while the daemon serves) and
+/readyz (200 once the overlay is up, the store's feed synced and the store
+serves this node; 503 with the reason otherwise).
+
 Memory: the daemon's garbage collector runs at GOGC=25 unless the GOGC
 environment variable says otherwise (the Go default is 100): its heap is
 mostly the records it follows (100,000 remote endpoints: about 40 MiB live),
@@ -120,6 +143,8 @@ type runOptions struct {
 	rcvbuf      int
 	mode        string
 	maxProact   int
+	create      bool
+	owner       string
 }
 
 // bind declares the flags, their defaults those of resolver.DefaultTuning
@@ -136,6 +161,8 @@ func (o *runOptions) bind(fs *flag.FlagSet) {
 	fs.StringVar(&o.mode, "mode", "", "reactive, proactive or hybrid (default: hybrid when --store has a change feed, as etcd does; reactive otherwise)")
 	fs.IntVar(&o.maxProact, "proactive-max", 0, "budget: most records programmed from the change feed, the rest resolved on misses (0: none, every remote record is programmed)")
 	fs.IntVar(&o.rcvbuf, "rcvbuf", resolver.DefaultMonitorConfig(nil).ReceiveBuffer, "netlink receive buffer for notifications, bytes (forced; the kernel doubles it)")
+	fs.BoolVar(&o.create, "create", false, "build the overlay first, as create does with the same flags (idempotent): one process builds and serves it")
+	fs.StringVar(&o.owner, "owner-daemonset", "", "NAMESPACE/NAME of the DaemonSet running this daemon (kube: store): when it is deleted, remove what it installed on this node as the daemon stops")
 }
 
 // tuning is the library's default tuning with the flags' values: the
@@ -176,6 +203,8 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 	setUsage(fs, runSynopsis, runHelp)
 	var o runOptions
 	o.bind(fs)
+	var cf createFlags
+	cf.bind(fs)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -184,6 +213,10 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, pos)
 	}
 	if err := o.check(); err != nil {
+		return err
+	}
+	create, err := o.createConfig(fs, &cf)
+	if err != nil {
 		return err
 	}
 	log, err := e.global.logger(e.stderr)
@@ -196,14 +229,45 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 	}
 	defer done()
 	setGC(log)
+	owner, err := watchOwner(ctx, e, o.owner, log)
+	if err != nil {
+		return err
+	}
 	err = daemonlib.Run(ctx, daemonlib.Config{
 		Node: n, Store: e.global.store, MetricsAddr: o.metrics, ReceiveBuffer: o.rcvbuf, Logger: log,
-		Resolver: o.tuning(),
+		Resolver: o.tuning(), Create: create, NodeName: e.global.nodeName,
 	})
+	if owner != nil && ctx.Err() != nil && owner.deleted(log) {
+		return errors.Join(runFlagError(err), uninstall(e, log))
+	}
 	if errors.Is(err, daemonlib.ErrNoFeed) {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return runFlagError(err)
+}
+
+// createConfig returns the overlay --create builds (nil without --create);
+// create's flags without --create are a usage error.
+func (o *runOptions) createConfig(fs *flag.FlagSet, cf *createFlags) (*overlay.Config, error) {
+	if !o.create {
+		probe := flag.NewFlagSet("", flag.ContinueOnError)
+		new(createFlags).bind(probe)
+		var given []string
+		fs.Visit(func(f *flag.Flag) {
+			if probe.Lookup(f.Name) != nil {
+				given = append(given, "--"+f.Name)
+			}
+		})
+		if len(given) > 0 {
+			return nil, fmt.Errorf("%w: %s: create's flags need --create", errUsage, strings.Join(given, ", "))
+		}
+		return nil, nil
+	}
+	cfg, err := cf.config()
+	if err != nil {
+		return nil, err
+	}
+	return &cfg, nil
 }
 
 // runFlagError names the flag of the daemon setting err is about, if it

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay"
@@ -47,6 +48,14 @@ type Config struct {
 	Resolver resolver.Tuning
 	// Logger receives the daemon's and the resolver's logs; nil discards.
 	Logger *slog.Logger
+	// Create, if set, is the overlay New creates first, as `overlayd
+	// create` does (idempotent: the same settings change nothing): a node
+	// agent in a container runs one process that builds the overlay and
+	// serves it.
+	Create *overlay.Config
+	// NodeName is this node's name for stores that know nodes by name
+	// (the Kubernetes store's Node; empty: the host name).
+	NodeName string
 }
 
 // DefaultReceiveBuffer is Config.ReceiveBuffer when zero.
@@ -81,6 +90,10 @@ type Daemon struct {
 	// check judges every record the resolver, the feed and the allowlist
 	// meet, and counts and logs what it rejects.
 	check *registry.Checker
+	// running is set while Run serves (for /healthz); announced once the
+	// store was told the node's network is up.
+	running   atomic.Bool
+	announced atomic.Bool
 }
 
 // Run opens the daemon described by cfg and runs it until ctx ends (nil) or
@@ -117,6 +130,11 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 			d.Close()
 		}
 	}()
+	if cfg.Create != nil {
+		if _, err := cfg.Node.Create(ctx, *cfg.Create); err != nil {
+			return nil, err
+		}
+	}
 	if d.ov, err = cfg.Node.Overlay(); err != nil {
 		return nil, err
 	}
@@ -129,7 +147,7 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 		schemes = stores.Schemes()
 	}
 	d.storeURL = cfg.Store
-	if d.store, err = openStore(ctx, cfg.Store, schemes, cfg.Node, d.ov, log); err != nil {
+	if d.store, err = openStore(ctx, cfg.Store, schemes, cfg.NodeName, cfg.Node, d.ov, log); err != nil {
 		return nil, &SettingError{Setting: SettingStore, Err: err}
 	}
 	if l, ok := d.store.(registry.Leaser); ok {
@@ -141,6 +159,9 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 		return nil, &SettingError{Setting: SettingStateDir, Value: cfg.Node.StateDir(), Err: err}
 	}
 	feed, hasFeed := d.store.(registry.ChangeFeed)
+	if _, spans := d.store.(registry.AssignedBlocks); spans && cfg.Resolver.Mode == resolver.ModeReactive {
+		return nil, fmt.Errorf("%w: the containers of %s are the spans of its change feed (nodes' podCIDRs), which mode reactive does not follow: use hybrid (the default) or proactive", ErrNoFeed, registry.RedactURL(cfg.Store))
+	}
 	if !hasFeed {
 		feed = nil
 		if m := cfg.Resolver.Mode; m == resolver.ModeProactive || m == resolver.ModeHybrid {
@@ -193,10 +214,10 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 		return nil, err
 	}
 	if cfg.MetricsAddr != "" {
-		if d.stopMetrics, d.metricsAddr, err = ServeMetrics(cfg.MetricsAddr, d.metrics, log); err != nil {
+		if d.stopMetrics, d.metricsAddr, err = serveMetrics(cfg.MetricsAddr, d.metrics, log, defaultMetricsTimeouts(), d.healthHandlers()); err != nil {
 			return nil, err
 		}
-		log.Info("metrics", "url", "http://"+d.metricsAddr+"/metrics")
+		log.Info("metrics", "url", "http://"+d.metricsAddr+"/metrics", "health", "http://"+d.metricsAddr+"/healthz", "ready", "http://"+d.metricsAddr+"/readyz")
 		warnExposed(cfg.MetricsAddr, d.metricsAddr, d.ov, log)
 	}
 	return d, nil
@@ -235,6 +256,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	if an, ok := d.store.(registry.Announcer); ok {
+		wg.Go(func() { d.announce(ctx, an) })
+	}
+	d.running.Store(true)
+	defer d.running.Store(false)
 	oc := d.ov.Config
 	d.log.Info("overlayd running", "mode", d.res.Mode(), "proactive_max", d.res.Tuning().ProactiveMax, "netns", oc.OverlayNetNS, "vxlan", oc.Vxlan, "ifindex", d.topo.Vxlan,
 		"vni", d.topo.VNI, "port", d.topo.Port, "subnet", oc.Subnet(), "vtep", d.ov.VTEP, "store", registry.RedactURL(d.storeURL),

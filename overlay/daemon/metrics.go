@@ -30,16 +30,21 @@ func defaultMetricsTimeouts() metricsTimeouts {
 // http://addr/metrics until stop is called; it returns the address it
 // listens on (addr with port 0 picks a free port).
 func ServeMetrics(addr string, m *resolver.Metrics, log *slog.Logger) (stop func(), bound string, err error) {
-	return serveMetrics(addr, m, log, defaultMetricsTimeouts())
+	return serveMetrics(addr, m, log, defaultMetricsTimeouts(), nil)
 }
 
-func serveMetrics(addr string, m *resolver.Metrics, log *slog.Logger, to metricsTimeouts) (stop func(), bound string, err error) {
+// serveMetrics is ServeMetrics with the timeouts to and more handlers by
+// path (the daemon's /healthz and /readyz).
+func serveMetrics(addr string, m *resolver.Metrics, log *slog.Logger, to metricsTimeouts, more map[string]http.Handler) (stop func(), bound string, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", &SettingError{Setting: SettingMetricsAddr, Err: err}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m)
+	for path, h := range more {
+		mux.Handle(path, h)
+	}
 	srv := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: to.readHeader,

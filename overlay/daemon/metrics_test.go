@@ -21,7 +21,7 @@ import (
 func TestMetricsServerTimeouts(t *testing.T) {
 	short := metricsTimeouts{readHeader: 200 * time.Millisecond, read: 300 * time.Millisecond,
 		write: 300 * time.Millisecond, idle: 300 * time.Millisecond}
-	stop, addr, err := serveMetrics("127.0.0.1:0", &resolver.Metrics{}, slog.New(slog.DiscardHandler), short)
+	stop, addr, err := serveMetrics("127.0.0.1:0", &resolver.Metrics{}, slog.New(slog.DiscardHandler), short, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,19 +14,23 @@ import (
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
-// openStore opens the store at url for the daemon of node n, whose overlay
-// is ov: registry.Open with schemes, for the overlay's VNI, on a lease (a
+// openStore opens the store at url for the daemon of node n (named node,
+// for stores that know nodes by name), whose overlay is ov: registry.Open
+// with schemes, for the overlay's VNI and with n's state directory, on a
+// lease (a
 // store that holds records on leases, etcd, keeps it alive until the store
 // is closed and advertises the node: a node whose daemon dies stops being
 // advertised one TTL later). On such a store (a registry.Leaser) the
 // records of this node's endpoints (read from the state directory) are
 // registered again, which moves them onto the lease; a record owned
 // elsewhere is reported and skipped.
-func openStore(ctx context.Context, url string, schemes map[string]registry.Opener, n *overlay.Node, ov *overlay.Overlay, log *slog.Logger) (registry.Registry, error) {
+func openStore(ctx context.Context, url string, schemes map[string]registry.Opener, node string, n *overlay.Node, ov *overlay.Overlay, log *slog.Logger) (registry.Registry, error) {
 	reg, err := registry.Open(ctx, url, registry.Options{
-		Schemes: schemes,
-		VNI:     ov.Config.VNI,
-		Logger:  log,
+		Schemes:  schemes,
+		VNI:      ov.Config.VNI,
+		Logger:   log,
+		StateDir: n.StateDir(),
+		NodeName: node,
 		Lease: &registry.Lease{
 			VTEP: ov.VTEP,
 			Keep: func(owned []registry.Record) []registry.Record { return localEndpoints(n, owned) },
