@@ -10,16 +10,24 @@ FUZZTIME ?= 10s
 BENCHCOUNT ?= 6
 BENCHSTAT  = $(shell $(GO) env GOPATH)/bin/benchstat
 
-.PHONY: all build install test test-race test-bigendian cross vet deps-check bench fuzz demo demo-etcd kube-build clean
+.PHONY: all build image install test test-race test-bigendian cross vet deps-check bench fuzz demo demo-etcd kube-build clean
 
 all: build
 
-## build: a static overlayd and the CNI plugin overlaynet (CGO_ENABLED=0) in bin/; BUILDTAGS=noetcd leaves the etcd client out of overlayd
+## build: a static overlayd and the CNI plugin overlaynet (CGO_ENABLED=0) in bin/; BUILDTAGS=noetcd leaves the etcd
+## client out of overlayd, BUILDTAGS=nokube the Kubernetes client; the plugin never needs the Kubernetes client
+## (it reads what the daemon recorded): it is always built with nokube
 BUILDTAGS ?=
 build:
 	CGO_ENABLED=0 $(GO) build -tags '$(BUILDTAGS)' -trimpath -ldflags='-s -w' -o $(BIN) ./cmd/overlayd
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(PLUGIN) ./cmd/overlaynet
+	CGO_ENABLED=0 $(GO) build -tags 'nokube $(BUILDTAGS)' -trimpath -ldflags='-s -w' -o $(PLUGIN) ./cmd/overlaynet
 	@ls -l $(BIN) $(PLUGIN) | awk '{print "built", $$9 ":", $$5, "bytes"}'
+
+## image: the container image of the static binaries, an OCI archive that `ctr images import` and
+## `podman load` take (no container engine needed), for deploy/kubernetes/overlaynet.yaml
+IMAGE ?= docker.io/overlaynet/overlaynet:dev
+image: build
+	$(GO) run ./internal/mkimage -o bin/overlaynet-image.tar -name $(IMAGE) $(BIN) $(PLUGIN)
 
 ## install: overlayd to $(PREFIX)/bin, the CNI plugin to $(CNI_BIN_DIR) (DESTDIR for packaging)
 install: build

@@ -25,6 +25,7 @@ var bins = &testbin.Set{Pkgs: map[string]string{"overlayd": "."}}
 func TestMain(m *testing.M) {
 	code := m.Run()
 	bins.Remove()
+	kubeBins.Remove()
 	os.Exit(code)
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/overlaynet/overlaynet/overlay/ipam"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/overlay/resolver"
 	"github.com/overlaynet/overlaynet/rtnl"
@@ -74,12 +75,16 @@ func (d *Daemon) healthHandlers() map[string]http.Handler {
 
 // announce tells the store, once the daemon is ready, that this node's
 // network is up (the Kubernetes store: NetworkUnavailable False), retrying
-// with backoff until it succeeds or ctx ends.
+// with backoff until it succeeds or ctx ends. On a store that assigns the
+// node its blocks, the Service return path is put in place first.
 func (d *Daemon) announce(ctx context.Context, an registry.Announcer) {
 	backoff := 100 * time.Millisecond
 	logged := false
 	for {
 		err := d.Ready()
+		if err == nil {
+			err = d.serviceReturn(ctx)
+		}
 		if err == nil {
 			if err = an.Announce(ctx); err == nil {
 				d.announced.Store(true)
@@ -102,3 +107,23 @@ func (d *Daemon) announce(ctx context.Context, an registry.Announcer) {
 
 // Announced says whether the store was told this node's network is up.
 func (d *Daemon) Announced() bool { return d.announced.Load() }
+
+// serviceReturn puts the Service return path in place (overlay.Node's
+// ServiceReturn) when the store assigns this node its blocks and the
+// overlay has egress: the node address is the first of its blocks no
+// container gets (ipam.NodeAddress).
+func (d *Daemon) serviceReturn(ctx context.Context) error {
+	ab, ok := d.store.(registry.AssignedBlocks)
+	if !ok || d.ov.Config.Egress == nil {
+		return nil
+	}
+	blocks, err := ab.AssignedBlocks(ctx)
+	if err != nil {
+		return err
+	}
+	addr, err := ipam.NodeAddress(d.ov.Config.Gateway, blocks)
+	if err != nil {
+		return err
+	}
+	return d.node.ServiceReturn(addr)
+}

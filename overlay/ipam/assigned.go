@@ -60,22 +60,25 @@ func (a *Allocator) nodeAddress(blocks []netip.Prefix) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// NodeAddress returns, with assigned blocks, the node's own address on the
-// overlay: the first address of its blocks a container could have, which
-// no container gets (the node answers there for the traffic it forwards
-// back into the overlay, such as a Service's). Without assigned blocks it
-// returns an error.
-func (a *Allocator) NodeAddress(ctx context.Context) (netip.Addr, error) {
-	if a.cfg.Assigned == nil {
-		return netip.Addr{}, fmt.Errorf("ipam: node address: this node's blocks are claimed, not assigned")
-	}
-	blocks, err := a.assigned(ctx)
+// NodeAddress returns the node's own address on the overlay of gateway,
+// whose containers take their addresses from the assigned blocks: the
+// first address of its (IPv4) blocks a container could have, which no
+// container gets (the node is reached there over the overlay, for the
+// traffic it forwards back into it: a Service's). A block outside the
+// subnet is an error wrapping ErrOutside.
+func NodeAddress(gateway netip.Prefix, blocks []netip.Prefix) (netip.Addr, error) {
+	a, err := New(Config{Dir: "-", Owner: "-", Gateway: gateway,
+		Assigned: func(context.Context) ([]netip.Prefix, error) { return blocks, nil }})
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	ip, ok := a.nodeAddress(blocks)
+	own, err := a.assigned(context.Background())
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	ip, ok := a.nodeAddress(own)
 	if !ok {
-		return netip.Addr{}, fmt.Errorf("%w: blocks %v hold no address for the node", ErrExhausted, blocks)
+		return netip.Addr{}, fmt.Errorf("%w: blocks %v hold no address for the node", ErrExhausted, own)
 	}
 	return ip, nil
 }

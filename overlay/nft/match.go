@@ -1,6 +1,7 @@
 package nft
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 
@@ -143,3 +144,30 @@ func Concat(parts ...[]expr.Any) []expr.Any {
 
 // One wraps single expressions for Concat.
 func One(e ...expr.Any) []expr.Any { return e }
+
+// CtStatusDNAT matches packets of connections whose destination was
+// translated (`ct status dnat`): a Service's ClusterIP or NodePort, for
+// one.
+func CtStatusDNAT() []expr.Any {
+	const ipsDstNAT = 1 << 5 // IPS_DST_NAT, in the host's byte order as the kernel loads it
+	mask := make([]byte, 4)
+	binary.NativeEndian.PutUint32(mask, ipsDstNAT)
+	return []expr.Any{
+		&expr.Ct{Register: 1, Key: expr.CtKeySTATUS},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: make([]byte, 4)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+	}
+}
+
+// SNAT translates the source address to a (`snat ip to a`), an IPv4
+// address.
+func SNAT(a netip.Addr) ([]expr.Any, error) {
+	if !a.Is4() {
+		return nil, fmt.Errorf("nft: snat to %s: not an IPv4 address", a)
+	}
+	b := a.As4()
+	return []expr.Any{
+		&expr.Immediate{Register: 1, Data: b[:]},
+		&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, Specified: true},
+	}, nil
+}
