@@ -13,17 +13,18 @@ import (
 // ServiceReturn makes the way back of Service traffic on a node whose
 // containers take their addresses from assigned blocks (Kubernetes), with
 // addr the node's own overlay address (ipam.NodeAddress: in its podCIDR,
-// which every node resolves to it, with the MAC derived from it). A
-// container's packet to a ClusterIP leaves the overlay by the node path,
+// which every node resolves to this node, with the MAC derived from addr).
+// A container's packet to a ClusterIP leaves the overlay by the node path,
 // is translated by the node's rules (kube-proxy's) to a container and
 // comes back into the overlay; egress.EnsureServiceReturn translates its
 // source to addr, so that the reply comes back to this node's connection
-// tracking. For that reply to reach the node: in the overlay namespace, a
-// route addr/32 via the node path, the bridge's own (local) FDB entry for
-// addr's derived MAC (the frames of other nodes go up to the namespace),
-// and a proxy ARP entry for addr on the bridge (this node's containers
-// learn the bridge's MAC for it). Idempotent; reset takes it back with the
-// overlay namespace and egress's table. It needs egress.
+// tracking. For that reply to reach the node: the bridge takes addr's
+// derived MAC as its own (frames to it from other nodes go up to the
+// overlay namespace; the containers' gateway is the bridge, whatever its
+// MAC), a route addr/32 via the node path, and a proxy ARP entry for addr
+// on the bridge (this node's containers are answered the bridge's MAC).
+// Idempotent; reset takes it back with the overlay namespace and egress's
+// table. It needs egress.
 func (n *Node) ServiceReturn(addr netip.Addr) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -53,9 +54,10 @@ func (n *Node) ServiceReturn(addr netip.Addr) error {
 		return fmt.Errorf("overlay: route %s/32 via %s in %s: %w", addr, ost.Egress.HostAddr.Addr(), cfg.OverlayNetNS, err)
 	}
 	mac := registry.DeriveMAC(addr)
-	local := &rtnl.NeighMessage{Family: unix.AF_BRIDGE, Ifindex: br.Index, State: rtnl.NeighPermanent, Flags: rtnl.NeighFlagSelf, LLAddr: mac[:]}
-	if err := oc.NeighReplace(local); err != nil {
-		return fmt.Errorf("overlay: local FDB entry %s on %s: %w", mac, cfg.Bridge, err)
+	if br.Address != mac {
+		if err := oc.LinkSetAddress(br.Index, mac); err != nil {
+			return fmt.Errorf("overlay: set %s's MAC to %s: %w", cfg.Bridge, mac, err)
+		}
 	}
 	proxy := &rtnl.NeighMessage{Family: unix.AF_INET, Ifindex: br.Index, Flags: rtnl.NeighFlagProxy, Dst: addr}
 	if err := oc.NeighReplace(proxy); err != nil {

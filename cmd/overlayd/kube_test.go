@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -19,7 +20,9 @@ import (
 // plugin installed as its init container installs it. Every node turns
 // Ready with NetworkUnavailable False; pods made through the CRI get
 // addresses of their nodes' podCIDRs; every pod pings every other one on
-// its first try (one echo, answered) and its own node; a daemon killed
+// its first try (one echo, answered) and its own node; pods on two nodes,
+// and a node, reach a ClusterIP Service whose pod is on one of them through
+// kube-proxy (nftables mode); a daemon killed
 // (kill -9) and restarted loses no ping of a running exchange; a node
 // rebooted with another VTEP address is reprogrammed on its peers within
 // 2 s of its new annotation; a deleted Node's entries leave its peers within
@@ -57,6 +60,7 @@ func TestKubeOverlay(t *testing.T) {
 			t.Errorf("pod %s does not reach its node: %v", p.Name, failed)
 		}
 	}
+	t.Run("service", func(t *testing.T) { testKubeService(t, c, ps) })
 	t.Run("killRestart", func(t *testing.T) { testKubeKillRestart(t, c, daemons[1], ps) })
 	t.Run("newVTEP", func(t *testing.T) { testKubeNewVTEP(t, c, daemons[2]) })
 	t.Run("deleteNode", func(t *testing.T) { testKubeDeleteNode(t, c, c.Nodes[1]) })
@@ -191,17 +195,24 @@ func testKubeNewVTEP(t *testing.T, c *kubetest.Cluster, d *kubeDaemon) {
 		t.Logf("peers reprogrammed within %v of the new VTEP's annotation", d.Round(time.Millisecond))
 	}
 	waitReady(t, n, 30*time.Second)
-	c.Kubectl(t, "wait", "--for=condition=Ready", "pod", "-l", "app=kubeov", "--timeout=90s")
-	ps := pods(t, c, "default", "app%3Dkubeov")
+	// kubelet makes the pods' sandboxes again (their containers restart):
+	// their pods get addresses of the same podCIDR.
 	var fresh []netip.Addr
 	var others []podInfo
-	for _, p := range ps {
-		if p.Node == n.Name {
+	kubetest.Poll(t, 90*time.Second, n.Name+"'s pods running again", func() error {
+		fresh, others = nil, nil
+		for _, p := range pods(t, c, "default", "app%3Dkubeov") {
+			if p.Node != n.Name {
+				others = append(others, p)
+				continue
+			}
+			if !p.IP.IsValid() || p.Restarts == 0 || !p.Ready {
+				return fmt.Errorf("pod %s: address %v, %d restarts, ready %v", p.Name, p.IP, p.Restarts, p.Ready)
+			}
 			fresh = append(fresh, p.IP)
-		} else {
-			others = append(others, p)
 		}
-	}
+		return nil
+	})
 	if failed := pingAll(t, c, others, fresh); failed != nil {
 		t.Errorf("%s's pods after its reboot at %s, not reached on the first try:\n%s", n.Name, newIP, strings.Join(failed, "\n"))
 	}
@@ -235,4 +246,75 @@ func testKubeDeleteNode(t *testing.T, c *kubetest.Cluster, n *kubetest.Node) {
 	} else {
 		t.Logf("%s's entries left its peers within %v of kubectl delete node", n.Name, d.Round(time.Millisecond))
 	}
+}
+
+// webManifest is an HTTP server pod on a node and its ClusterIP Service.
+const webManifest = `apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: default, labels: {app: web}}
+spec:
+  nodeName: %s
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: httpd
+    image: ` + kubetest.BusyboxImage + `
+    imagePullPolicy: Never
+    command: [sh, -c, 'mkdir -p /www && echo "hello from $(hostname)" > /www/index.html && exec httpd -f -p 8080 -h /www']
+    readinessProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  selector: {app: web}
+  ports:
+  - {port: 80, targetPort: 8080}
+`
+
+// testKubeService: a ClusterIP Service whose pod is on node2 is reached,
+// through kube-proxy's rules in the nodes' namespaces, by a pod on node1
+// (its traffic leaves the overlay by node1's node path and comes back
+// translated: the reply returns to node1 over the overlay), by a pod on
+// node2 (the Service's pod on the same node), and by node1 itself.
+func testKubeService(t *testing.T, c *kubetest.Cluster, ps []podInfo) {
+	n1, n2 := c.Nodes[0], c.Nodes[1]
+	c.Apply(t, fmt.Sprintf(webManifest, n2.Name))
+	c.Kubectl(t, "wait", "--for=condition=Ready", "pod/web", "--timeout=60s")
+	ip := strings.TrimSpace(c.Kubectl(t, "get", "service", "web", "-o", "jsonpath={.spec.clusterIP}"))
+	const want = "hello from web"
+	var clients []podInfo
+	for _, node := range []*kubetest.Node{n1, n2} {
+		for _, p := range ps {
+			if p.Node == node.Name {
+				clients = append(clients, p)
+				break
+			}
+		}
+	}
+	for _, p := range clients {
+		kubetest.Poll(t, 30*time.Second, "pod "+p.Name+" on "+p.Node+" reaches http://"+ip, func() error {
+			out, err := c.KubectlWith(c.AdminKubeconfig, "exec", p.Name, "--", "timeout", "5", "wget", "-q", "-O", "-", "http://"+ip+"/")
+			if err != nil {
+				return err
+			}
+			if strings.TrimSpace(out) != want {
+				return fmt.Errorf("got %q", out)
+			}
+			return nil
+		})
+	}
+	kubetest.Poll(t, 30*time.Second, "node "+n1.Name+" reaches http://"+ip, func() error {
+		resp, err := nodeHTTP(n1).Get("http://" + ip + "/")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if strings.TrimSpace(string(b)) != want {
+			return fmt.Errorf("got %d %q", resp.StatusCode, b)
+		}
+		return nil
+	})
 }

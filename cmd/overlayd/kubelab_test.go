@@ -157,6 +157,8 @@ func installCNI(t testing.TB, n *kubetest.Node) {
 type podInfo struct {
 	Name, Node string
 	IP         netip.Addr
+	Restarts   int  // its first container's
+	Ready      bool // its first container's
 }
 
 // pods returns the pods of namespace ns matching the label selector.
@@ -169,7 +171,11 @@ func pods(t testing.TB, c *kubetest.Cluster, ns, selector string) []podInfo {
 				NodeName string `json:"nodeName"`
 			} `json:"spec"`
 			Status struct {
-				PodIP string `json:"podIP"`
+				PodIP      string `json:"podIP"`
+				Containers []struct {
+					Ready        bool `json:"ready"`
+					RestartCount int  `json:"restartCount"`
+				} `json:"containerStatuses"`
 			} `json:"status"`
 		} `json:"items"`
 	}
@@ -177,7 +183,11 @@ func pods(t testing.TB, c *kubetest.Cluster, ns, selector string) []podInfo {
 	var out []podInfo
 	for _, p := range list.Items {
 		ip, _ := netip.ParseAddr(p.Status.PodIP)
-		out = append(out, podInfo{Name: p.Metadata.Name, Node: p.Spec.NodeName, IP: ip})
+		pi := podInfo{Name: p.Metadata.Name, Node: p.Spec.NodeName, IP: ip}
+		if len(p.Status.Containers) > 0 {
+			pi.Restarts, pi.Ready = p.Status.Containers[0].RestartCount, p.Status.Containers[0].Ready
+		}
+		out = append(out, pi)
 	}
 	slices.SortFunc(out, func(a, b podInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out

@@ -168,6 +168,6 @@ func SNAT(a netip.Addr) ([]expr.Any, error) {
 	b := a.As4()
 	return []expr.Any{
 		&expr.Immediate{Register: 1, Data: b[:]},
-		&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1, Specified: true},
+		&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1},
 	}, nil
 }

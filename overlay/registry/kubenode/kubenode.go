@@ -43,6 +43,9 @@ type State struct {
 	PodCIDRs []netip.Prefix `json:"podCIDRs"`
 	// Network is the overlay's network the daemon runs.
 	Network registry.Network `json:"network"`
+	// Problem, when set, is why this node's pods cannot have addresses
+	// (its podCIDR or VTEP is an older Node's), for the CNI plugin's error.
+	Problem string `json:"problem,omitempty"`
 	// Updated is when the daemon wrote the file.
 	Updated time.Time `json:"updated"`
 }
@@ -242,8 +245,8 @@ func (s *Store) Network(context.Context) (registry.Network, error) {
 }
 
 // AssignedBlocks returns this node's podCIDRs, or why there are none: not
-// recorded yet, or no podCIDR (ErrNoPodCIDR, naming the fix); both
-// retryable (registry.ErrUnavailable).
+// recorded yet, no podCIDR (ErrNoPodCIDR, naming the fix), or the problem
+// the daemon recorded; each retryable (registry.ErrUnavailable).
 func (s *Store) AssignedBlocks(context.Context) ([]netip.Prefix, error) {
 	st, err := Read(s.dir)
 	if err != nil {
@@ -254,7 +257,10 @@ func (s *Store) AssignedBlocks(context.Context) ([]netip.Prefix, error) {
 
 // Blocks returns st's podCIDRs, or the error AssignedBlocks gives.
 func Blocks(st State) ([]netip.Prefix, error) {
-	if len(st.PodCIDRs) == 0 {
+	switch {
+	case st.Problem != "":
+		return nil, registry.Unavailable(fmt.Errorf("kubenode: node %q: %s", st.Node, st.Problem))
+	case len(st.PodCIDRs) == 0:
 		return nil, NoPodCIDR(st.Node, st.Network.Gateway.Masked())
 	}
 	return slices.Clone(st.PodCIDRs), nil

@@ -59,6 +59,7 @@ type Registry struct {
 	subs      map[*subscriber]struct{}    // the feeds
 	ours      registry.Network            // published by PublishNetwork
 	published bool                        // this node's annotations sent
+	announced bool                        // the node's network announced up
 	rev       int64                       // bumped at each change of the spans
 	recorded  string                      // the state last written for kubenode
 	synced    atomic.Bool                 // the first list is in

@@ -89,7 +89,8 @@ func (r *Registry) Network(context.Context) (registry.Network, error) {
 
 // Announce sets this node's NetworkUnavailable condition to False, reason
 // OverlaynetIsUp (nodes/status, a strategic merge patch by condition
-// type), as network plugins do once a node's network is up.
+// type), as network plugins do once a node's network is up; from then on
+// the CNI plugin gives pods addresses of the node's podCIDRs (recordState).
 func (r *Registry) Announce(ctx context.Context) error {
 	now := time.Now().UTC().Format(time.RFC3339)
 	patch, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": []map[string]string{{
@@ -99,7 +100,14 @@ func (r *Registry) Announce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kubereg: %w", err)
 	}
-	return r.patchStatus(ctx, types.StrategicMergePatchType, patch)
+	if err := r.patchStatus(ctx, types.StrategicMergePatchType, patch); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.announced = true
+	r.mu.Unlock()
+	r.recordState()
+	return nil
 }
 
 // Ready returns nil once the registry serves this node: the Node list
@@ -132,7 +140,11 @@ func (r *Registry) Ready() error {
 }
 
 // recordState records this node's state for package kubenode, once
-// published, when it differs from what was recorded last.
+// published, when it differs from what was recorded last: its podCIDRs
+// once the node's network is announced up (the CNI plugin gives pods
+// addresses from then on), or at once why pods cannot have any (no
+// podCIDR, one outside the subnet, one or a VTEP an older Node holds), so
+// that the plugin's error says it.
 func (r *Registry) recordState() {
 	if r.opts.StateDir == "" {
 		return
@@ -144,7 +156,16 @@ func (r *Registry) recordState() {
 		return
 	}
 	st := kubenode.State{Node: own.name, VTEP: r.opts.VTEP, PodCIDRs: own.podCIDRs, Network: r.ours}
-	key := fmt.Sprint(st.Node, st.VTEP, st.PodCIDRs, st.Network)
+	switch state := r.states[r.opts.NodeName]; state {
+	case NodeOK:
+		if !r.announced {
+			return
+		}
+	case NodeNoPodCIDR, NodeOutsideSubnet:
+	default:
+		st.Problem = fmt.Sprintf("its span is skipped (%s): see the daemon's log", state)
+	}
+	key := fmt.Sprint(st.Node, st.VTEP, st.PodCIDRs, st.Network, st.Problem)
 	if key == r.recorded {
 		return
 	}
@@ -154,5 +175,5 @@ func (r *Registry) recordState() {
 		return
 	}
 	r.recorded = key
-	r.log.Info("recorded this node's state for the CNI plugin", "podcidrs", st.PodCIDRs, "vtep", st.VTEP)
+	r.log.Info("recorded this node's state for the CNI plugin", "podcidrs", st.PodCIDRs, "vtep", st.VTEP, "problem", st.Problem)
 }
