@@ -252,6 +252,23 @@ func testUninstall(t *testing.T, c *kubetest.Cluster, before map[string]nodeFoot
 		}
 		return nil
 	})
+	// The runtime takes the pods off the network (CNI DEL) after the API
+	// forgot them (a grace period of 0), and kubelet's garbage collection
+	// removes their stopped sandboxes within a minute (containerd tears a
+	// sandbox's network down again when it removes it, which needs the
+	// plugin): the test removes them at once, as that collection would.
+	for _, n := range c.Nodes {
+		kubetest.Poll(t, 60*time.Second, "no pod on the network of "+n.Name, func() error {
+			out, _ := n.Output("ls", kubeStateDir+"/endpoints")
+			if strings.TrimSpace(out) != "" {
+				return fmt.Errorf("endpoints: %s", out)
+			}
+			return nil
+		})
+		for _, id := range strings.Fields(n.Crictl(t, "pods", "-q", "--state", "NotReady")) {
+			n.Crictl(t, "rmp", id)
+		}
+	}
 	c.Kubectl(t, "delete", "-f", filepath.Dir(kubeManifest), "--wait=true", "--timeout=120s")
 	for _, n := range c.Nodes {
 		kubetest.Poll(t, 60*time.Second, n.Name+" as before the apply", func() error {

@@ -84,26 +84,50 @@ func (w *ownerWatch) deleted(log *slog.Logger) bool {
 	return false
 }
 
-// uninstall removes from this node what the DaemonSet installed: the CNI
-// conflist and plugin install-cni recorded (first: the runtime gives no
-// more pods this network), the overlay with its endpoints, rules and
-// state (reset), the node's Kubernetes state, then overlaynet's
-// annotations on its Node (if the credentials still allow it).
+// endpointsGrace is how long an uninstall waits for the runtime to take
+// the pods being deleted off the network (CNI DEL) before it removes the
+// plugin: a pod whose sandbox the runtime stops after that fails its
+// teardown for want of the plugin.
+const endpointsGrace = 15 * time.Second
+
+// uninstall removes from this node what the DaemonSet installed, once the
+// pods being deleted with it are off the network (at most endpointsGrace;
+// those left are logged): the CNI conflist and plugin install-cni recorded
+// (the runtime gives no more pods this network), the overlay with its
+// endpoints, rules and state (reset), the node's Kubernetes state, then
+// overlaynet's annotations on its Node (if the credentials still allow
+// it).
 func uninstall(e *env, log *slog.Logger) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second+endpointsGrace)
 	defer cancel()
+	n, done, err := e.node(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer done()
+	deadline := time.Now().Add(endpointsGrace)
+	for {
+		eps, err := n.Endpoints()
+		if err != nil || len(eps) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			var names []string
+			for _, ep := range eps {
+				names = append(names, ep.ContainerID)
+			}
+			log.Warn("pods still on the network: removing it anyway (their sandboxes' teardown will fail: delete them before uninstalling)", "containers", names)
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	var errs []error
 	if err := removeInstalled(e.global.stateDir, log); err != nil {
 		errs = append(errs, fmt.Errorf("remove the CNI files: %w", err))
 	}
-	n, done, err := e.node(ctx, true)
-	if err != nil {
-		return errors.Join(append(errs, err)...)
-	}
 	if err := n.Reset(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("reset: %w", err))
 	}
-	done()
 	if err := kubenode.Remove(e.global.stateDir); err != nil {
 		errs = append(errs, err)
 	}
