@@ -24,10 +24,14 @@ build:
 	@ls -l $(BIN) $(PLUGIN) | awk '{print "built", $$9 ":", $$5, "bytes"}'
 
 ## image: the container image of the static binaries, an OCI archive that `ctr images import` and
-## `podman load` take (no container engine needed), for deploy/kubernetes/overlaynet.yaml
+## `podman load` take (no container engine needed), for deploy/kubernetes/overlaynet.yaml: overlayd
+## without the etcd client (a cluster's store is its API), the plugin without the Kubernetes client
 IMAGE ?= docker.io/overlaynet/overlaynet:dev
-image: build
-	$(GO) run ./internal/mkimage -o bin/overlaynet-image.tar -name $(IMAGE) $(BIN) $(PLUGIN)
+image:
+	@mkdir -p bin/image
+	CGO_ENABLED=0 $(GO) build -tags noetcd -trimpath -ldflags='-s -w' -o bin/image/overlayd ./cmd/overlayd
+	CGO_ENABLED=0 $(GO) build -tags nokube -trimpath -ldflags='-s -w' -o bin/image/overlaynet ./cmd/overlaynet
+	$(GO) run ./internal/mkimage -o bin/overlaynet-image.tar -name $(IMAGE) bin/image/overlayd bin/image/overlaynet
 
 ## install: overlayd to $(PREFIX)/bin, the CNI plugin to $(CNI_BIN_DIR) (DESTDIR for packaging)
 install: build

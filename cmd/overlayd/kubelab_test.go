@@ -27,8 +27,11 @@ import (
 // simulated nodes of internal/kubetest, pods, pings, the overlay's kernel
 // entries on a node.
 
-// kubeBins are overlayd and the CNI plugin, built as make build builds them.
-var kubeBins = &testbin.Set{Pkgs: map[string]string{"overlayd": ".", "overlaynet": "../overlaynet"}}
+// kubeBins are overlayd and the CNI plugin, built as make image builds them
+// (the image's overlayd without the etcd client, the plugin without the
+// Kubernetes client).
+var kubeBins = &testbin.Set{Pkgs: map[string]string{"overlayd": ".", "overlaynet": "../overlaynet"},
+	Tags: map[string]string{"overlayd": "noetcd", "overlaynet": "nokube"}}
 
 // The DaemonSet's settings, which the labs running overlayd directly use
 // too (deploy/kubernetes/overlaynet.yaml).

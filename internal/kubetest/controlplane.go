@@ -143,6 +143,9 @@ func (c *Cluster) startControlPlane(t testing.TB) error {
 		"--root-ca-file=" + c.CAFile,
 		"--cluster-signing-cert-file=" + c.CAFile, "--cluster-signing-key-file=" + d("ca.key"),
 	}
+	if c.opts.NoPodCIDRs {
+		kcm = append(kcm, "--allocate-node-cidrs=false")
+	}
 	if c.kcm, err = startProc("kube-controller-manager", d("kube-controller-manager.log"), c.inControlPlane(append(kcm, c.opts.ControllerManagerArgs...)...)); err != nil {
 		return err
 	}

@@ -79,6 +79,10 @@ type Options struct {
 	// ("cni plugin not initialized") until a network plugin installs a
 	// conflist in their /etc/cni/net.d.
 	BridgeCNI bool
+	// NoPodCIDRs runs the controller manager without podCIDR allocation
+	// (--allocate-node-cidrs=false): nodes register without one, as on a
+	// cluster set up without it, and Start does not wait for them.
+	NoPodCIDRs bool
 	// APIServerArgs, ControllerManagerArgs and KubeletArgs are more flags
 	// for those components (they come last and win).
 	APIServerArgs, ControllerManagerArgs, KubeletArgs []string

@@ -86,7 +86,7 @@ func (c *Cluster) waitNodesRegistered(timeout time.Duration) error {
 		for _, n := range c.Nodes {
 			if o, ok := objs[n.Name]; !ok {
 				missing = append(missing, n.Name+" (not registered)")
-			} else if o.Spec.PodCIDR == "" {
+			} else if o.Spec.PodCIDR == "" && !c.opts.NoPodCIDRs {
 				missing = append(missing, n.Name+" (no podCIDR)")
 			}
 		}

@@ -17,6 +17,9 @@ type Set struct {
 	// Pkgs maps each binary's name to its package, as go build takes it
 	// (relative to the test's directory).
 	Pkgs map[string]string
+	// Tags, by binary name, are build tags (go build -tags), as make
+	// builds that binary for its use.
+	Tags map[string]string
 
 	once sync.Once
 	dir  string
@@ -32,7 +35,7 @@ func (s *Set) Dir(tb testing.TB) string {
 			return
 		}
 		for name, pkg := range s.Pkgs {
-			cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(s.dir, name), pkg)
+			cmd := exec.Command("go", "build", "-tags", s.Tags[name], "-trimpath", "-ldflags=-s -w", "-o", filepath.Join(s.dir, name), pkg)
 			cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 			if out, err := cmd.CombinedOutput(); err != nil {
 				s.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)

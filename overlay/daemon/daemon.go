@@ -186,6 +186,9 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 	if d.lease != nil {
 		d.metrics.AddCollector(leaseCollector(d.lease))
 	}
+	if ex, ok := d.store.(registry.Exporter); ok {
+		d.metrics.AddCollector(ex.WriteMetrics)
+	}
 	if d.reconcile = cfg.Resolver.ReconcileInterval; d.reconcile == 0 {
 		d.reconcile = resolver.DefaultReconcileInterval
 	}

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"io"
 	"net/netip"
 	"time"
 
@@ -64,6 +65,14 @@ type Readier interface {
 // Announce once it serves.
 type Announcer interface {
 	Announce(ctx context.Context) error
+}
+
+// Exporter is implemented by registries with counters of their own, which
+// the node daemon exports with its metrics (the Kubernetes store: its
+// Nodes by state, the skipped ones by why).
+type Exporter interface {
+	// WriteMetrics writes the samples in the Prometheus text format.
+	WriteMetrics(w io.Writer)
 }
 
 // BlockStore is implemented by registries where nodes claim the address

@@ -36,6 +36,7 @@
 //	TempSweeper     removes temporary files of killed writers     yes     -    -     -
 //	Readier         says when it serves this node                  -     -    yes   -
 //	Announcer       tells the cluster this node's network is up    -     -    yes   -
+//	Exporter        counters of its own for the daemon's metrics   -     -    yes   -
 //
 // dir is package dirstore (dir:PATH), etcd package etcdreg (etcd://,
 // etcds://), kube package kubereg (kube:KUBECONFIG, the node daemon's, on

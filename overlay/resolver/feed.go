@@ -91,15 +91,15 @@ type feedState struct {
 	// budgetLogged: crossing the budget was logged (once per daemon).
 	budgetLogged bool
 
-	synced      atomic.Bool
-	syncedCh    chan struct{} // closed at the first ChangeSynced
-	watchFailed chan struct{} // closed when a watch first could not start
-	failOnce    sync.Once
-	programmed  atomic.Int64 // len(prog)
-	overflow    atomic.Int64 // remote records left to misses by the budget
-	changes     [registry.ChangeSynced + 1]atomic.Uint64
-	ignored     atomic.Uint64 // misses ignored in proactive mode
-	restarts    atomic.Uint64
+	synced       atomic.Bool
+	syncedCh     chan struct{} // closed at the first ChangeSynced
+	watchFailed  chan struct{} // closed when a watch first could not start
+	failOnce     sync.Once
+	programmed   atomic.Int64 // len(prog)
+	overflow     atomic.Int64 // remote records left to misses by the budget
+	changes      [registry.ChangeSynced + 1]atomic.Uint64
+	ignored      atomic.Uint64 // misses ignored in proactive mode
+	restarts     atomic.Uint64
 	spanCount    atomic.Int64  // len(spans.byPrefix)
 	spansRefused atomic.Uint64 // spans not taken: bad, outside the subnet, overlapping
 }

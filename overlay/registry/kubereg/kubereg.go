@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -76,6 +77,7 @@ var (
 	_ registry.AssignedBlocks = (*Registry)(nil)
 	_ registry.Readier        = (*Registry)(nil)
 	_ registry.Announcer      = (*Registry)(nil)
+	_ registry.Exporter       = (*Registry)(nil)
 )
 
 // Opener is the registry.Opener of the kube scheme for the node daemon
@@ -284,6 +286,16 @@ func (r *Registry) recomputeLocked() {
 func (r *Registry) Close() error {
 	r.stop()
 	return nil
+}
+
+// WriteMetrics writes overlayd_kube_nodes: the Nodes by state (ok: their
+// span is followed; else why it is skipped), in the Prometheus text format.
+func (r *Registry) WriteMetrics(w io.Writer) {
+	states := r.NodeStates()
+	fmt.Fprintf(w, "# HELP overlayd_kube_nodes Nodes by state: ok (the node's podCIDR is followed at its VTEP) or why it is skipped.\n# TYPE overlayd_kube_nodes gauge\n")
+	for st := range nodeStates {
+		fmt.Fprintf(w, "overlayd_kube_nodes{state=%q} %d\n", st.String(), states[st.String()])
+	}
 }
 
 // NodeStates returns how many Nodes are in each state (see NodeState), by

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
@@ -13,18 +12,23 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// PublishNetwork checks n against the network every other Node is
-// annotated with (a *registry.NetworkMismatchError naming the first Node
-// that differs and each difference, and nothing is changed), then
-// annotates this node's Node with n and its VTEP (nodes/status, a merge
-// patch). From then on the feed carries only the spans of Nodes running n,
-// inside its subnet, and the node's state is recorded for kubenode.
+// PublishNetwork checks n against the network the other Nodes agree on
+// (the one most of those annotated run: see agreed), and if it differs
+// returns a *registry.NetworkMismatchError naming each difference, and
+// changes nothing; else it annotates this node's Node with n and its VTEP
+// (nodes/status, a merge patch). From then on the feed carries only the
+// spans of Nodes running n, inside its subnet, and the node's state is
+// recorded for kubenode. A Node annotated with another network is then
+// skipped (and counted): one hostile or misconfigured Node cannot stop
+// the others.
 func (r *Registry) PublishNetwork(ctx context.Context, n registry.Network) error {
 	if !r.opts.VTEP.IsValid() {
 		return errors.New("kubereg: no VTEP to publish (the daemon opens the store with its lease VTEP)")
 	}
-	if err := r.checkNetwork(n); err != nil {
-		return err
+	if have, runs, total, ok := r.agreed(); ok {
+		if err := registry.CheckNetwork(n, have); err != nil {
+			return fmt.Errorf("kubereg: %d of the %d other annotated Nodes run another overlay (every node's daemon must have the same --vni, --port, --mtu and --gateway: the DaemonSet's ConfigMap): %w", runs, total, err)
+		}
 	}
 	nb, err := json.Marshal(n)
 	if err != nil {
@@ -47,44 +51,46 @@ func (r *Registry) PublishNetwork(ctx context.Context, n registry.Network) error
 	return nil
 }
 
-// checkNetwork compares n with the network of every other Node annotated
-// with one (oldest first).
-func (r *Registry) checkNetwork(n registry.Network) error {
-	r.mu.RLock()
-	others := make([]nodeInfo, 0, len(r.nodes))
-	for name, ni := range r.nodes {
-		if name != r.opts.NodeName && ni.network != (registry.Network{}) && !ni.deleting {
-			others = append(others, ni)
-		}
-	}
-	r.mu.RUnlock()
-	slices.SortFunc(others, older)
-	for _, ni := range others {
-		if err := registry.CheckNetwork(n, ni.network); err != nil {
-			return fmt.Errorf("kubereg: Node %q runs another overlay (every node's daemon must have the same --vni, --port, --mtu and --gateway: the DaemonSet's ConfigMap): %w", ni.name, err)
-		}
-	}
-	return nil
-}
-
-// Network returns the network this node published, else that of the
-// oldest Node annotated with one (registry.ErrNotFound if none is).
-func (r *Registry) Network(context.Context) (registry.Network, error) {
+// agreed returns the network the other Nodes agree on: the one most of
+// those annotated with one run (between as many, the oldest Node's), with
+// how many run it of how many annotated; ok is false when none is.
+func (r *Registry) agreed() (n registry.Network, runs, total int, ok bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	if r.published {
-		return r.ours, nil
-	}
-	var found *nodeInfo
-	for _, ni := range r.nodes {
-		if ni.network != (registry.Network{}) && (found == nil || older(ni, *found) < 0) {
-			found = &ni
+	count := map[registry.Network]int{}
+	oldest := map[registry.Network]nodeInfo{}
+	for name, ni := range r.nodes {
+		if name == r.opts.NodeName || ni.network == (registry.Network{}) || ni.deleting {
+			continue
+		}
+		total++
+		count[ni.network]++
+		if o, seen := oldest[ni.network]; !seen || older(ni, o) < 0 {
+			oldest[ni.network] = ni
 		}
 	}
-	if found == nil {
+	for net, c := range count {
+		if !ok || c > runs || (c == runs && older(oldest[net], oldest[n]) < 0) {
+			n, runs, ok = net, c, true
+		}
+	}
+	return n, runs, total, ok
+}
+
+// Network returns the network this node published, else the one the
+// Nodes agree on (agreed; registry.ErrNotFound if none is annotated).
+func (r *Registry) Network(context.Context) (registry.Network, error) {
+	r.mu.RLock()
+	published, ours := r.published, r.ours
+	r.mu.RUnlock()
+	if published {
+		return ours, nil
+	}
+	n, _, _, ok := r.agreed()
+	if !ok {
 		return registry.Network{}, fmt.Errorf("%w: no Node is annotated with %s", registry.ErrNotFound, AnnotationNetwork)
 	}
-	return found.network, nil
+	return n, nil
 }
 
 // Announce sets this node's NetworkUnavailable condition to False, reason

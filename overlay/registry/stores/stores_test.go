@@ -123,6 +123,7 @@ func capabilityInterfaces(t *testing.T) map[string]reflect.Type {
 		"AssignedBlocks": reflect.TypeFor[registry.AssignedBlocks](),
 		"Readier":        reflect.TypeFor[registry.Readier](),
 		"Announcer":      reflect.TypeFor[registry.Announcer](),
+		"Exporter":       reflect.TypeFor[registry.Exporter](),
 	}
 	f, err := parser.ParseFile(token.NewFileSet(), "../capabilities.go", nil, 0)
 	if err != nil {
