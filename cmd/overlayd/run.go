@@ -99,8 +99,8 @@ the daemon annotates its own Node (--node-name, NODE_NAME) with its VTEP and
 the overlay's network (nodes/status), refuses to run when another Node runs
 another overlay, answers every miss from the Nodes' podCIDRs in memory,
 records this node's podCIDR in --state-dir for the CNI plugin, and once
-ready (--metrics ADDR/readyz) sets the Node's NetworkUnavailable condition to
-False. --owner-daemonset NAMESPACE/NAME names the DaemonSet that runs it: when
+ready (--metrics ADDR/readyz) sets to False the Node's condition saying its
+network is not up. --owner-daemonset NAMESPACE/NAME names the DaemonSet that runs it: when
 the daemon stops because that DaemonSet is being deleted (kubectl delete -f),
 it removes what the DaemonSet installed on this node (the overlay, its rules,
 the CNI plugin and conflist 'install-cni' recorded, the state) before it

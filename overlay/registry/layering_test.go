@@ -21,6 +21,8 @@ func TestLayering(t *testing.T) {
 		{"overlay/registry", []string{"rtnl", "overlay", "overlay/resolver", "overlay/registry/dirstore", "overlay/registry/etcdreg", "overlay/registry/stores"}},
 		{"overlay/registry/dirstore", []string{"rtnl", "overlay", "overlay/resolver", "overlay/registry/stores"}},
 		{"overlay/registry/etcdreg", []string{"rtnl", "overlay", "overlay/resolver", "overlay/registry/stores"}},
+		{"overlay/registry/kubereg", []string{"rtnl", "overlay", "overlay/resolver", "overlay/registry/stores", "overlay/daemon"}},
+		{"overlay/registry/kubenode", []string{"rtnl", "overlay", "overlay/resolver", "overlay/registry/stores", "overlay/registry/kubereg"}},
 		{"overlay/registry/stores", []string{"rtnl", "overlay", "overlay/resolver", "overlay/daemon"}},
 		{"overlay/resolver", []string{"overlay", "overlay/registry/dirstore", "overlay/registry/etcdreg", "overlay/registry/stores"}},
 		{"overlay", []string{"overlay/resolver", "overlay/registry/etcdreg", "overlay/registry/stores", "overlay/daemon"}},
@@ -42,6 +44,32 @@ func TestLayering(t *testing.T) {
 				if d == mod+f {
 					t.Errorf("%s depends on %s", tt.pkg, f)
 				}
+			}
+		}
+	}
+}
+
+// TestKubernetesClientIsKuberegs: the Kubernetes client (k8s.io/...) is
+// linked by package kubereg alone: not by the registry contract, not by
+// the node's view (kubenode), and not by the CNI plugin or overlayd built
+// with -tags nokube.
+func TestKubernetesClientIsKuberegs(t *testing.T) {
+	const mod = "github.com/overlaynet/overlaynet/"
+	for _, tc := range []struct{ tags, pkg string }{
+		{"", "overlay/registry"},
+		{"", "overlay/registry/kubenode"},
+		{"", "overlay/resolver"},
+		{"nokube", "cmd/overlaynet"},
+		{"nokube", "cmd/overlayd"},
+	} {
+		out, err := exec.Command("go", "list", "-tags", tc.tags, "-deps", mod+tc.pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", tc.pkg, err, out)
+		}
+		for _, d := range strings.Fields(string(out)) {
+			if strings.HasPrefix(d, "k8s.io/") {
+				t.Errorf("%s (tags %q) links %s", tc.pkg, tc.tags, d)
+				break
 			}
 		}
 	}

@@ -1,0 +1,133 @@
+package kubereg
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/overlaynet/overlaynet/overlay/registry"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+const testNetwork = `{"vni":42,"port":4789,"mtu":1450,"gateway":"10.244.0.1/16"}`
+
+func ours() registry.Network {
+	return registry.Network{VNI: 42, Port: 4789, MTU: 1450, Gateway: netip.MustParsePrefix("10.244.0.1/16")}
+}
+
+// node is a Node as the API server would hand it, created at minute age.
+func node(name string, age int, vtep, network string, cidrs ...string) *corev1.Node {
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{},
+		CreationTimestamp: metav1.NewTime(time.Unix(1_000_000+int64(age)*60, 0))}}
+	if vtep != "-" {
+		n.Annotations[AnnotationVTEP] = vtep
+	}
+	if network != "-" {
+		n.Annotations[AnnotationNetwork] = network
+	}
+	if len(cidrs) > 0 {
+		n.Spec.PodCIDR, n.Spec.PodCIDRs = cidrs[0], cidrs
+	}
+	return n
+}
+
+// TestParseNode: what a Node holds on its own decides its state; hostile
+// or broken annotations and podCIDRs are named, never taken.
+func TestParseNode(t *testing.T) {
+	for _, tc := range []struct {
+		n    *corev1.Node
+		want NodeState
+	}{
+		{node("ok", 0, "192.0.2.10", testNetwork, "10.244.1.0/24"), NodeOK},
+		{node("dual", 0, "192.0.2.10", testNetwork, "fd00::/64", "10.244.1.0/24"), NodeOK},
+		{node("unannotated", 0, "-", "-", "10.244.1.0/24"), NodeNoVTEP},
+		{node("no-cidr", 0, "192.0.2.10", testNetwork), NodeNoPodCIDR},
+		{node("words", 0, "not-an-ip", testNetwork, "10.244.1.0/24"), NodeBadVTEP},
+		{node("multicast", 0, "224.0.0.1", testNetwork, "10.244.1.0/24"), NodeBadVTEP},
+		{node("loopback", 0, "127.0.0.1", testNetwork, "10.244.1.0/24"), NodeBadVTEP},
+		{node("v6", 0, "2001:db8::1", testNetwork, "10.244.1.0/24"), NodeBadVTEP},
+		{node("mapped", 0, "::ffff:192.0.2.10", testNetwork, "10.244.1.0/24"), NodeBadVTEP},
+		{node("long", 0, strings.Repeat("9", 4096), testNetwork, "10.244.1.0/24"), NodeBadVTEP},
+		{node("no-network", 0, "192.0.2.10", "-", "10.244.1.0/24"), NodeBadNetwork},
+		{node("bad-json", 0, "192.0.2.10", `{"vni":`, "10.244.1.0/24"), NodeBadNetwork},
+		{node("zero-vni", 0, "192.0.2.10", `{"vni":0,"port":4789,"gateway":"10.244.0.1/16"}`, "10.244.1.0/24"), NodeBadNetwork},
+		{node("host-bits", 0, "192.0.2.10", testNetwork, "10.244.1.7/24"), NodeBadPodCIDR},
+		{node("garbage-cidr", 0, "192.0.2.10", testNetwork, "ten"), NodeBadPodCIDR},
+		{node("v6-only", 0, "192.0.2.10", testNetwork, "fd00::/64"), NodeBadPodCIDR},
+	} {
+		if got := parseNode(tc.n).state; got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.n.Name, got, tc.want)
+		}
+	}
+	if ni := parseNode(node("dual", 0, "192.0.2.10", testNetwork, "fd00::/64", "10.244.1.0/24")); ni.span != netip.MustParsePrefix("10.244.1.0/24") || len(ni.podCIDRs) != 2 {
+		t.Errorf("dual-stack Node: span %v, podCIDRs %v; want the IPv4 one spanned, both kept", ni.span, ni.podCIDRs)
+	}
+}
+
+// TestEffective: of two Nodes claiming one podCIDR (or overlapping ones),
+// or one VTEP, the older keeps it; a Node of another network or outside
+// the subnet is skipped once this daemon's network is known; the others
+// are spans.
+func TestEffective(t *testing.T) {
+	other := strings.Replace(testNetwork, "42", "43", 1)
+	nodes := map[string]nodeInfo{}
+	for _, n := range []*corev1.Node{
+		node("a", 0, "192.0.2.10", testNetwork, "10.244.1.0/24"),
+		node("b", 1, "192.0.2.11", testNetwork, "10.244.2.0/24"),
+		node("same-cidr", 2, "192.0.2.12", testNetwork, "10.244.1.0/24"),
+		node("inside", 3, "192.0.2.13", testNetwork, "10.244.2.128/25"),
+		node("holding", 4, "192.0.2.14", testNetwork, "10.244.0.0/22"),
+		node("same-vtep", 5, "192.0.2.10", testNetwork, "10.244.9.0/24"),
+		node("other-net", 6, "192.0.2.16", other, "10.244.10.0/24"),
+		node("outside", 7, "192.0.2.17", testNetwork, "10.9.0.0/24"),
+		node("unannotated", 8, "-", "-", "10.244.11.0/24"),
+	} {
+		nodes[n.Name] = parseNode(n)
+	}
+	want := map[string]NodeState{"a": NodeOK, "b": NodeOK, "same-cidr": NodeOverlap, "inside": NodeOverlap, "holding": NodeOverlap,
+		"same-vtep": NodeVTEPConflict, "other-net": NodeNetworkMismatch, "outside": NodeOutsideSubnet, "unannotated": NodeNoVTEP}
+	states, spans := effective(nodes, ours())
+	for name, st := range want {
+		if states[name] != st {
+			t.Errorf("%s: %v, want %v", name, states[name], st)
+		}
+	}
+	if len(spans) != 2 || spans["a"].Prefix != netip.MustParsePrefix("10.244.1.0/24") || spans["b"].VTEP != netip.MustParseAddr("192.0.2.11") {
+		t.Errorf("spans %v, want a's and b's", spans)
+	}
+	// Before this daemon published its network, neither the network nor
+	// the subnet can be checked.
+	states, _ = effective(nodes, registry.Network{})
+	if states["other-net"] != NodeOK || states["outside"] != NodeOK {
+		t.Errorf("without a network of its own: other-net %v, outside %v; want both ok", states["other-net"], states["outside"])
+	}
+	// The older Node gone, the younger claimant of its podCIDR takes it.
+	delete(nodes, "a")
+	states, spans = effective(nodes, ours())
+	if states["same-cidr"] != NodeOK || spans["same-cidr"].Prefix != netip.MustParsePrefix("10.244.1.0/24") {
+		t.Errorf("after a's deletion: same-cidr %v, span %v; want it to hold 10.244.1.0/24", states["same-cidr"], spans["same-cidr"])
+	}
+}
+
+// TestStripNode: the informer keeps of a Node only what parseNode reads.
+func TestStripNode(t *testing.T) {
+	n := node("a", 0, "192.0.2.10", testNetwork, "10.244.1.0/24")
+	n.Annotations["other.example/big"] = strings.Repeat("x", 1000)
+	n.Labels = map[string]string{"k": "v"}
+	n.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}
+	n.Status.Images = []corev1.ContainerImage{{Names: []string{"busybox"}}}
+	n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.0.2.10"}}
+	out, err := stripNode(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := out.(*corev1.Node)
+	if len(s.Annotations) != 2 || s.Labels != nil || s.ManagedFields != nil || len(s.Status.Images) != 0 || len(s.Status.Addresses) != 0 {
+		t.Errorf("stripped Node keeps %+v", s)
+	}
+	if !parseNode(s).same(parseNode(n)) {
+		t.Errorf("stripped Node parses as %+v, the Node as %+v", parseNode(s), parseNode(n))
+	}
+}
