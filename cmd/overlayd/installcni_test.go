@@ -87,4 +87,3 @@ func TestInstallCNI(t *testing.T) {
 		t.Errorf("state dir holds %v, want nothing", got)
 	}
 }
-

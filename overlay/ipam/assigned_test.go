@@ -70,4 +70,3 @@ func TestAssigned(t *testing.T) {
 		t.Errorf("a block outside the subnet: %v, want ErrOutside", err)
 	}
 }
-
