@@ -49,6 +49,8 @@ deps-check:
 vet:
 	$(GO) vet ./...
 	$(GO) vet -tags noetcd ./...
+	$(GO) vet -tags nokube ./...
+	$(GO) vet -tags 'noetcd nokube' ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 
 ## test: everything (as root; CI=true makes privileged tests fail instead of skipping),
@@ -78,11 +80,13 @@ test-bigendian:
 	exit $$rc
 
 ## cross: every package built (static, -trimpath) for each of CROSS_ARCHS, and overlayd's size per
-## architecture as `make build` makes it, with the etcd client and with BUILDTAGS=noetcd; the
+## architecture as `make build` makes it: with the etcd and Kubernetes clients, without the etcd client
+## (BUILDTAGS=noetcd: make image's), without the Kubernetes client (nokube), and with neither; the
 ## portable packages (PORTABLE_PKGS: rtnl, ethaddr, the registry, the resolver) built for each of
 ## CROSS_OTHERS, and rtnl's tests vetted there (the codec and the fake kernel's tests compile
 ## outside Linux; sockets and namespaces return rtnl.ErrNotSupported)
 CROSS_ARCHS ?= amd64 arm64 arm mips mipsle riscv64 ppc64le
+CROSS_TAGS := full noetcd nokube noetcd,nokube
 CROSS_OTHERS ?= darwin/amd64 windows/amd64
 PORTABLE_PKGS := ./rtnl/... ./ethaddr/... ./overlay/registry/ ./overlay/resolver/
 cross:
@@ -95,12 +99,15 @@ cross:
 	for a in $(CROSS_ARCHS); do \
 		echo "cross: linux/$$a"; \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath ./...; \
-		CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags='-s -w' -o bin/cross/overlayd-$$a ./cmd/overlayd; \
-		CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -tags noetcd -trimpath -ldflags='-s -w' -o bin/cross/overlayd-noetcd-$$a ./cmd/overlayd; \
-		sizes="$$sizes$$a $$(stat -c %s bin/cross/overlayd-$$a) $$(stat -c %s bin/cross/overlayd-noetcd-$$a)\n"; \
+		line="$$a"; \
+		for tags in $(CROSS_TAGS); do \
+			CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -tags "$$(echo $$tags | sed 's/full//; s/,/ /')" -trimpath -ldflags='-s -w' -o bin/cross/overlayd-$$tags-$$a ./cmd/overlayd; \
+			line="$$line $$(stat -c %s bin/cross/overlayd-$$tags-$$a)"; \
+		done; \
+		sizes="$$sizes$$line\n"; \
 	done; \
-	printf "$$sizes" | awk 'BEGIN { printf "%-8s %18s %18s\n", "linux/", "overlayd (etcd)", "overlayd noetcd" } \
-		{ printf "%-8s %12d %5.1fM %12d %5.1fM\n", $$1, $$2, $$2/1048576, $$3, $$3/1048576 }'
+	printf "$$sizes" | awk 'BEGIN { printf "%-8s %12s %12s %12s %14s\n", "linux/", "full", "noetcd", "nokube", "noetcd nokube" } \
+		{ printf "%-8s %11.1fM %11.1fM %11.1fM %13.1fM\n", $$1, $$2/1048576, $$3/1048576, $$4/1048576, $$5/1048576 }'
 
 ## bench-scale: a node at scale on a real etcd (root; about 6 minutes): start-up with 10k and
 ## 100k remote endpoints (time, RSS, bytes per endpoint), churn of 1,000 changes/s on 100k

@@ -131,3 +131,34 @@ func TestStripNode(t *testing.T) {
 		t.Errorf("stripped Node parses as %+v, the Node as %+v", parseNode(s), parseNode(n))
 	}
 }
+
+// TestAgreed: the network to agree on is the one most other annotated
+// Nodes run (between as many, the oldest Node's); this node's own
+// annotation and Nodes being deleted do not count.
+func TestAgreed(t *testing.T) {
+	other := strings.Replace(testNetwork, "42", "43", 1)
+	r := &Registry{opts: Options{NodeName: "self"}, nodes: map[string]nodeInfo{}}
+	add := func(n *corev1.Node) { r.nodes[n.Name] = parseNode(n) }
+	if _, _, _, ok := r.agreed(); ok {
+		t.Errorf("a network agreed with no Node annotated")
+	}
+	add(node("self", 0, "192.0.2.1", other, "10.244.0.0/24"))
+	add(node("hostile", 9, "192.0.2.9", other, "10.244.9.0/24"))
+	add(node("old", 1, "192.0.2.2", testNetwork, "10.244.1.0/24"))
+	if n, runs, total, ok := r.agreed(); !ok || n != ours() || runs != 1 || total != 2 {
+		t.Errorf("agreed %v (%d of %d, %v), want the oldest's of a tie", n, runs, total, ok)
+	}
+	add(node("b", 2, "192.0.2.3", testNetwork, "10.244.2.0/24"))
+	gone := node("leaving", 3, "192.0.2.4", other, "10.244.3.0/24")
+	gone.DeletionTimestamp = &metav1.Time{Time: time.Unix(2_000_000, 0)}
+	add(gone)
+	add(node("c", 4, "192.0.2.5", other, "10.244.4.0/24"))
+	if n, runs, total, _ := r.agreed(); n != ours() || runs != 2 || total != 4 {
+		t.Errorf("agreed %v (%d of %d), want 42's, 2 of 4", n, runs, total)
+	}
+	add(node("d", 5, "192.0.2.6", other, "10.244.5.0/24"))
+	add(node("e", 6, "192.0.2.7", other, "10.244.6.0/24"))
+	if n, runs, _, _ := r.agreed(); n.VNI != 43 || runs != 4 {
+		t.Errorf("agreed %v (%d), want 43's, the majority's", n, runs)
+	}
+}
