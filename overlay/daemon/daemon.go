@@ -142,31 +142,9 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 	if d.unlock, err = overlay.LockDaemon(cfg.Node.StateDir()); err != nil {
 		return nil, err
 	}
-	schemes := cfg.Schemes
-	if schemes == nil {
-		schemes = stores.Schemes()
-	}
-	d.storeURL = cfg.Store
-	if d.store, err = openStore(ctx, cfg.Store, schemes, cfg.NodeName, cfg.Node, d.ov, log); err != nil {
-		return nil, &SettingError{Setting: SettingStore, Err: err}
-	}
-	if l, ok := d.store.(registry.Leaser); ok {
-		d.lease = l
-		d.adopt = func(ctx context.Context) { adoptLocal(ctx, d.store, l.Owned, d.node, d.ov.VTEP, adoptInterval, d.log) }
-	}
-	// The state dir's overlay must be the one every node agreed on.
-	if err := overlay.PublishNetwork(ctx, d.store, d.ov.Config); err != nil {
-		return nil, &SettingError{Setting: SettingStateDir, Value: cfg.Node.StateDir(), Err: err}
-	}
-	feed, hasFeed := d.store.(registry.ChangeFeed)
-	if _, spans := d.store.(registry.AssignedBlocks); spans && cfg.Resolver.Mode == resolver.ModeReactive {
-		return nil, fmt.Errorf("%w: the containers of %s are the spans of its change feed (nodes' podCIDRs), which mode reactive does not follow: use hybrid (the default) or proactive", ErrNoFeed, registry.RedactURL(cfg.Store))
-	}
-	if !hasFeed {
-		feed = nil
-		if m := cfg.Resolver.Mode; m == resolver.ModeProactive || m == resolver.ModeHybrid {
-			return nil, fmt.Errorf("%w; mode %s, and %s has none", ErrNoFeed, m, registry.RedactURL(cfg.Store))
-		}
+	feed, err := d.openRegistry(ctx, cfg)
+	if err != nil {
+		return nil, err
 	}
 	oc := d.ov.Config
 	if d.k, err = sys.open(cfg.Node.NetNSDir(), oc.OverlayNetNS, cfg.ReceiveBuffer); err != nil {
@@ -224,6 +202,41 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 		warnExposed(cfg.MetricsAddr, d.metricsAddr, d.ov, log)
 	}
 	return d, nil
+}
+
+// openRegistry opens cfg.Store for the daemon (see openStore), checks the
+// overlay against the network the store records, and returns the store's
+// change feed (nil without one), refusing a mode the store cannot serve.
+func (d *Daemon) openRegistry(ctx context.Context, cfg Config) (registry.ChangeFeed, error) {
+	log := d.log
+	var err error
+	schemes := cfg.Schemes
+	if schemes == nil {
+		schemes = stores.Schemes()
+	}
+	d.storeURL = cfg.Store
+	if d.store, err = openStore(ctx, cfg.Store, schemes, cfg.NodeName, cfg.Node, d.ov, log); err != nil {
+		return nil, &SettingError{Setting: SettingStore, Err: err}
+	}
+	if l, ok := d.store.(registry.Leaser); ok {
+		d.lease = l
+		d.adopt = func(ctx context.Context) { adoptLocal(ctx, d.store, l.Owned, d.node, d.ov.VTEP, adoptInterval, d.log) }
+	}
+	// The state dir's overlay must be the one every node agreed on.
+	if err := overlay.PublishNetwork(ctx, d.store, d.ov.Config); err != nil {
+		return nil, &SettingError{Setting: SettingStateDir, Value: cfg.Node.StateDir(), Err: err}
+	}
+	feed, hasFeed := d.store.(registry.ChangeFeed)
+	if _, spans := d.store.(registry.AssignedBlocks); spans && cfg.Resolver.Mode == resolver.ModeReactive {
+		return nil, fmt.Errorf("%w: the containers of %s are the spans of its change feed (nodes' podCIDRs), which mode reactive does not follow: use hybrid (the default) or proactive", ErrNoFeed, registry.RedactURL(cfg.Store))
+	}
+	if !hasFeed {
+		feed = nil
+		if m := cfg.Resolver.Mode; m == resolver.ModeProactive || m == resolver.ModeHybrid {
+			return nil, fmt.Errorf("%w; mode %s, and %s has none", ErrNoFeed, m, registry.RedactURL(cfg.Store))
+		}
+	}
+	return feed, nil
 }
 
 // Run runs the resolver, fed by the overlay namespace's monitor, and on a
