@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,13 +57,7 @@ func TestKubeDeploy(t *testing.T) {
 	c.Kubectl(t, "rollout", "status", "deployment/spread", "--timeout=120s")
 	ps := pods(t, c, "default", "app%3Dspread")
 	checkPodCIDRs(t, c, ps)
-	var ips []netip.Addr
-	for _, p := range ps {
-		ips = append(ips, p.IP)
-	}
-	if failed := pingAll(t, c, ps, ips); failed != nil {
-		t.Fatalf("pings not answered on the first try:\n%s", strings.Join(failed, "\n"))
-	}
+	pingEveryPair(t, c, ps)
 	checkDaemonUser(t, audit)
 	t.Run("containerKill", func(t *testing.T) { testContainerKill(t, c, ps) })
 	t.Run("uninstall", func(t *testing.T) { testUninstall(t, c, before) })

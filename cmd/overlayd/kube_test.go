@@ -47,13 +47,7 @@ func TestKubeOverlay(t *testing.T) {
 	c.Kubectl(t, "wait", "--for=condition=Ready", "pod", "-l", "app=kubeov", "--timeout=90s")
 	ps := pods(t, c, "default", "app%3Dkubeov")
 	checkPodCIDRs(t, c, ps)
-	var ips []netip.Addr
-	for _, p := range ps {
-		ips = append(ips, p.IP)
-	}
-	if failed := pingAll(t, c, ps, ips); failed != nil {
-		t.Fatalf("pings not answered on the first try:\n%s", strings.Join(failed, "\n"))
-	}
+	pingEveryPair(t, c, ps)
 	for _, p := range ps {
 		n := c.Node(p.Node)
 		if failed := pingAll(t, c, []podInfo{p}, []netip.Addr{n.IP}); failed != nil {

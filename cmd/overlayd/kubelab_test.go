@@ -18,9 +18,9 @@ import (
 
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/kubetest"
+	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/internal/testbin"
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	"github.com/overlaynet/overlaynet/rtnl"
 )
 
 // The Kubernetes labs' common parts: overlayd and the plugin on the
@@ -106,18 +106,7 @@ func (d *kubeDaemon) restart() {
 func nodeHTTP(n *kubetest.Node) *http.Client {
 	return &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			ns, err := rtnl.OpenNetNS(n.NetNSPath)
-			if err != nil {
-				return nil, err
-			}
-			defer ns.Close()
-			var c net.Conn
-			err = ns.Do(func() error {
-				var d net.Dialer
-				c, err = d.DialContext(ctx, network, addr)
-				return err
-			})
-			return c, err
+			return nstest.DialContext(ctx, n.NetNSPath, network, addr)
 		}}}
 }
 
@@ -210,6 +199,19 @@ spec:
     imagePullPolicy: Never
     command: [sleep, infinity]
 `, name, label, node, kubetest.BusyboxImage)
+}
+
+// pingEveryPair makes every pod of ps ping every other one once, each
+// answered on the first try.
+func pingEveryPair(t testing.TB, c *kubetest.Cluster, ps []podInfo) {
+	t.Helper()
+	var ips []netip.Addr
+	for _, p := range ps {
+		ips = append(ips, p.IP)
+	}
+	if failed := pingAll(t, c, ps, ips); failed != nil {
+		t.Fatalf("pings not answered on the first try:\n%s", strings.Join(failed, "\n"))
+	}
 }
 
 // pingAll makes every pod ping every target once (one echo request, which

@@ -129,17 +129,7 @@ func (a *Allocator) usageAssigned(held map[netip.Addr]string) ([]BlockUsage, err
 	node, _ := a.nodeAddress(blocks)
 	var out []BlockUsage
 	for _, b := range blocks {
-		u := BlockUsage{Block: b}
-		for ip := b.Addr(); b.Contains(ip); ip = ip.Next() {
-			if ip == node || a.reservedIn(b, ip) != "" {
-				continue
-			}
-			u.Size++
-			if _, ok := held[ip]; ok {
-				u.Used++
-			}
-		}
-		out = append(out, u)
+		out = append(out, blockUsage(b, held, func(ip netip.Addr) bool { return ip == node || a.reservedIn(b, ip) != "" }))
 	}
 	return out, nil
 }

@@ -199,19 +199,25 @@ func (a *Allocator) Usage() ([]BlockUsage, error) {
 	}
 	var out []BlockUsage
 	for _, b := range mine {
-		u := BlockUsage{Block: b}
-		for ip := b.Addr(); b.Contains(ip); ip = ip.Next() {
-			if a.reserved(ip) != "" {
-				continue
-			}
-			u.Size++
-			if _, ok := held[ip]; ok {
-				u.Used++
-			}
-		}
-		out = append(out, u)
+		out = append(out, blockUsage(b, held, func(ip netip.Addr) bool { return a.reserved(ip) != "" }))
 	}
 	return out, nil
+}
+
+// blockUsage counts the addresses of b that skip does not leave out, and
+// those of them held.
+func blockUsage(b netip.Prefix, held map[netip.Addr]string, skip func(netip.Addr) bool) BlockUsage {
+	u := BlockUsage{Block: b}
+	for ip := b.Addr(); b.Contains(ip); ip = ip.Next() {
+		if skip(ip) {
+			continue
+		}
+		u.Size++
+		if _, ok := held[ip]; ok {
+			u.Used++
+		}
+	}
+	return u
 }
 
 // ReleaseAll releases every allocation of this node and every block it
