@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -148,9 +149,7 @@ func uninstall(e *env, log *slog.Logger) error {
 // removeStateDir removes the state directory once reset emptied it (it is
 // left, logged, if anything else is there).
 func removeStateDir(dir string, log *slog.Logger) {
-	for _, f := range []string{"run.lock"} {
-		os.Remove(dir + "/" + f)
-	}
+	os.Remove(filepath.Join(dir, "run.lock"))
 	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
 		log.Info("the state directory stays", "dir", dir, "err", err)
 	}

@@ -131,10 +131,11 @@ func Open(ctx context.Context, o Options) (*Registry, error) {
 		return nil, err
 	}
 	r.mu.Lock()
-	r.recomputeLocked()
+	r.recomputeLocked(false)
 	_, own := r.nodes[o.NodeName]
-	n := len(r.nodes)
+	n, spans := len(r.nodes), len(r.spans)
 	r.mu.Unlock()
+	r.log.Info("Nodes followed", "nodes", n, "spans", spans, "skipped", n-spans)
 	if !own {
 		stop()
 		return nil, fmt.Errorf("kubereg: no Node named %q among the %d Nodes: the node name (--node-name, NODE_NAME; the DaemonSet passes spec.nodeName) must be this machine's Node", o.NodeName, n)
@@ -234,7 +235,7 @@ func (r *Registry) onNode(obj any, deleted bool) {
 		r.mu.Unlock()
 		return
 	}
-	r.recomputeLocked()
+	r.recomputeLocked(true)
 	r.mu.Unlock()
 	if n.Name == r.opts.NodeName {
 		r.recordState()
@@ -243,8 +244,9 @@ func (r *Registry) onNode(obj any, deleted bool) {
 
 // recomputeLocked decides the spans again and queues their changes to
 // every feed: the Deletes first, so that a span that moved is a Delete and
-// a Put. The caller holds mu.
-func (r *Registry) recomputeLocked() {
+// a Put; with logEach, each change is logged (not the first time: a line
+// per Node). The caller holds mu.
+func (r *Registry) recomputeLocked(logEach bool) {
 	states, spans := effective(r.nodes, r.ours)
 	var changes []registry.Change
 	for name, old := range r.spans {
@@ -278,7 +280,9 @@ func (r *Registry) recomputeLocked() {
 		sub.signal()
 	}
 	for _, c := range changes {
-		r.log.Info("node span "+c.Kind.String(), "node", c.Span.Node, "podcidr", c.Span.Prefix, "vtep", c.Span.VTEP)
+		if logEach {
+			r.log.Info("node span "+c.Kind.String(), "node", c.Span.Node, "podcidr", c.Span.Prefix, "vtep", c.Span.VTEP)
+		}
 	}
 }
 

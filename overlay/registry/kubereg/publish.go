@@ -44,7 +44,7 @@ func (r *Registry) PublishNetwork(ctx context.Context, n registry.Network) error
 	}
 	r.mu.Lock()
 	r.ours, r.published = n, true
-	r.recomputeLocked()
+	r.recomputeLocked(true)
 	r.mu.Unlock()
 	r.log.Info("this node's Node annotated", "node", r.opts.NodeName, "vtep", r.opts.VTEP, "network", string(nb))
 	r.recordState()
