@@ -53,6 +53,32 @@ func TestKubeNodes(t *testing.T) {
 	t.Run("outsideSubnet", func(t *testing.T) { testOutsideSubnet(t, c, d) })
 	t.Run("garbage", func(t *testing.T) { testGarbageNodes(t, c, n) })
 	t.Run("scale", func(t *testing.T) { testScaleNodes(t, c, d, audit) })
+	t.Run("networkMismatch", func(t *testing.T) { testNetworkMismatch(t, d) })
+}
+
+// testNetworkMismatch: a daemon configured with another MTU than the one
+// the other Nodes run refuses to start, naming the difference, and changes
+// nothing on its Node.
+func testNetworkMismatch(t *testing.T, d *kubeDaemon) {
+	n := d.n
+	d.p.Stop()
+	n.Run(t, filepath.Join(kubeBins.Dir(t), "overlayd"), "reset", "--store=kube:", "--state-dir="+kubeStateDir, "--netns-dir="+kubeNetNSDir)
+	d.args = append(d.args, "--mtu=1400")
+	d.restart()
+	select {
+	case <-d.p.Exited():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the daemon of another MTU still runs")
+	}
+	b, err := os.ReadFile(d.p.Log())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"other annotated Nodes run another overlay", "store MTU: want 1400, have 1450"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the daemon's log lacks %q:\n%s", want, b[max(0, len(b)-2000):])
+		}
+	}
 }
 
 // waitReadyz waits until n's daemon answers /readyz with code and a body

@@ -162,3 +162,35 @@ func TestAgreed(t *testing.T) {
 		t.Errorf("agreed %v (%d), want 43's, the majority's", n, runs)
 	}
 }
+
+// FuzzParseNode: whatever a Node's annotations and podCIDRs hold, parsing
+// them never panics, a sound Node has a unicast IPv4 VTEP, a network with
+// a VNI, a port and a gateway, and an IPv4 network prefix as its span, and
+// the stripped Node parses the same.
+func FuzzParseNode(f *testing.F) {
+	f.Add("192.0.2.10", testNetwork, "10.244.1.0/24", "fd00::/64")
+	f.Add("not-an-ip", `{"vni":`, "ten", "")
+	f.Add("::ffff:192.0.2.1", `{"vni":42,"port":1,"mtu":0,"gateway":"::1/1"}`, "10.244.1.7/24", "10.0.0.0/8")
+	f.Fuzz(func(t *testing.T, vtep, network, cidr1, cidr2 string) {
+		n := node("n", 0, vtep, network, cidr1, cidr2)
+		ni := parseNode(n)
+		if ni.state == NodeOK {
+			if !ni.vtep.Is4() || ni.vtep.IsMulticast() || ni.vtep.IsLoopback() || ni.vtep.IsUnspecified() {
+				t.Errorf("sound Node with VTEP %v (%q)", ni.vtep, vtep)
+			}
+			if ni.network.VNI == 0 || ni.network.Port == 0 || !ni.network.Gateway.IsValid() {
+				t.Errorf("sound Node with network %+v (%q)", ni.network, network)
+			}
+			if !ni.span.Addr().Is4() || ni.span != ni.span.Masked() {
+				t.Errorf("sound Node with span %v", ni.span)
+			}
+		}
+		stripped, err := stripNode(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := parseNode(stripped.(*corev1.Node)); !got.same(ni) {
+			t.Errorf("stripped %+v, whole %+v", got, ni)
+		}
+	})
+}
