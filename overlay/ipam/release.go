@@ -117,6 +117,9 @@ func (a *Allocator) ReleaseID(ctx context.Context, id string) ([]netip.Addr, err
 // allocation killed between claiming the block and recording its address
 // left.
 func (a *Allocator) ReleaseEmpty(ctx context.Context) ([]netip.Prefix, error) {
+	if a.cfg.Assigned != nil {
+		return nil, nil // nothing claimed: the blocks are assigned
+	}
 	if a.cfg.Store == nil {
 		return nil, errNoStore
 	}
