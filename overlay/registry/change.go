@@ -56,6 +56,13 @@ type Change struct {
 	Revision int64
 	// Rejected is the entry of a ChangeRejected.
 	Rejected Rejected
+	// Table, from a feed that keeps the registry's keys in memory (etcd),
+	// is that copy: at this change's revision or newer, kept up to date by
+	// the feed while it runs (the same on every change of one listing; a
+	// re-listing brings a new one). A consumer reads it as the records
+	// instead of keeping its own copy; nil from other feeds. Records the
+	// consumer's policy refuses are in it too (the feed does not judge).
+	Table *Table
 }
 
 // IsSpan says whether c is about a span rather than a record.

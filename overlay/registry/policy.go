@@ -168,6 +168,12 @@ func (p Policy) Check(r Record) (Reason, error) {
 	return p.CheckFDB(r.MAC, r.VTEP)
 }
 
+// Accepts says whether the policy accepts r (Check).
+func (p Policy) Accepts(r Record) bool {
+	_, err := p.Check(r)
+	return err == nil
+}
+
 // CheckARP checks the half arp/ip holding mac.
 func (p Policy) CheckARP(ip netip.Addr, mac ethaddr.MAC) (Reason, error) {
 	if why, err := p.CheckIP(ip); err != nil {

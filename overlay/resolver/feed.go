@@ -63,30 +63,41 @@ func ParseMode(s string) (Mode, error) {
 }
 
 // feedState is what the feed follower knows. Only the follower goroutine
-// writes the maps; want and macRefs are also read by misses and reconcile
-// passes (the feed's view of the registry, see view.go), under mu. The
-// counters are read by the receive loop and metrics.
+// writes its fields; the view (tab and spans) is also read by misses and
+// reconcile passes (see view.go). The counters are read by the receive
+// loop and metrics.
 type feedState struct {
 	mode Mode
 	max  int
-	// mu guards want and macRefs against the readers of the view; the
-	// follower, their only writer, reads them without it.
-	mu   sync.RWMutex
-	want map[registry.CompactAddr]wantRec // remote records in the feed
+	// tab is the view's records: the feed's own copy (registry.Change.Table)
+	// or, from a feed without one, a table the follower fills from the
+	// changes. It holds every record of the registry, this node's and those
+	// the policy refuses too: the view's readers skip those (view.go).
+	tab atomic.Pointer[registry.Table]
+	// next is the table of a fresh watch until its first Synced (tab stays
+	// the view meanwhile); fresh is true until then.
+	next  *registry.Table
+	fresh bool
+	// records counts the remote records of the view the follower handled
+	// (accepted, not this node's): every one is programmed without a
+	// budget.
+	records int
 	// prog holds those programmed proactively when there is a budget
-	// (max > 0); without one, every record of want is, and prog is nil.
-	prog    map[netip.Addr]struct{}
-	macRefs map[ethaddr.MAC]macRef            // records of want per MAC
-	seen    map[registry.CompactAddr]struct{} // records delivered by a fresh watch, until its first Synced
-	fresh   bool
-	// spans are the view's spans (span.go), guarded by mu like want;
-	// seenSpans those a fresh watch delivered, dirty the prefixes whose
-	// entries fixSpans checks next (the follower only).
+	// (max > 0); without one, every remote record is, and prog is nil.
+	prog map[netip.Addr]struct{}
+	// local is this node's VTEP: its records are not remote.
+	local netip.Addr
+	// mu guards spans against the readers of the view; the follower, their
+	// only writer, reads them without it. seenSpans are those a fresh watch
+	// delivered, dirty the prefixes whose entries fixSpans checks next (the
+	// follower only).
+	mu        sync.RWMutex
 	spans     *registry.Spans
 	seenSpans map[netip.Prefix]struct{}
 	dirty     []netip.Prefix
-	// policy is the checker's: an address of a span no container may have
-	// (the subnet's network, broadcast and gateway addresses) is no record.
+	// policy is the checker's: the view answers only records it accepts,
+	// and an address of a span no container may have (the subnet's
+	// network, broadcast and gateway addresses) is no record.
 	policy registry.Policy
 	// budgetLogged: crossing the budget was logged (once per daemon).
 	budgetLogged bool
@@ -95,7 +106,7 @@ type feedState struct {
 	syncedCh     chan struct{} // closed at the first ChangeSynced
 	watchFailed  chan struct{} // closed when a watch first could not start
 	failOnce     sync.Once
-	programmed   atomic.Int64 // len(prog)
+	programmed   atomic.Int64 // records programmed proactively
 	overflow     atomic.Int64 // remote records left to misses by the budget
 	changes      [registry.ChangeSynced + 1]atomic.Uint64
 	ignored      atomic.Uint64 // misses ignored in proactive mode
@@ -104,49 +115,19 @@ type feedState struct {
 	spansRefused atomic.Uint64 // spans not taken: bad, outside the subnet, overlapping
 }
 
-// wantRec is a record of want without its IP (the key): per-record state is
-// kept small and pointer-free, since a node may follow 100,000 remote
-// records.
-type wantRec struct {
-	mac  ethaddr.MAC
-	vtep registry.CompactAddr
-}
-
-// macRef is what want holds of a MAC: the VTEP of its latest record, and
-// how many records name it.
-type macRef struct {
-	vtep registry.CompactAddr
-	n    uint32
-}
-
-// rec is the record of want for ip.
-func (w wantRec) rec(ip registry.CompactAddr) registry.Record {
-	return registry.Record{IP: ip.Addr(), MAC: w.mac, VTEP: w.vtep.Addr()}
-}
-
-func newFeedState(mode Mode, max int, policy registry.Policy) *feedState {
-	f := &feedState{mode: mode, max: max, want: make(map[registry.CompactAddr]wantRec), macRefs: make(map[ethaddr.MAC]macRef),
-		spans: registry.NewSpans(), policy: policy, syncedCh: make(chan struct{}), watchFailed: make(chan struct{})}
+func newFeedState(mode Mode, max int, policy registry.Policy, local netip.Addr) *feedState {
+	f := &feedState{mode: mode, max: max, local: local, spans: registry.NewSpans(), policy: policy,
+		syncedCh: make(chan struct{}), watchFailed: make(chan struct{})}
 	if max > 0 {
 		f.prog = make(map[netip.Addr]struct{})
 	}
 	return f
 }
 
-// record returns the record of want for ip.
-func (f *feedState) record(ip netip.Addr) (registry.Record, bool) {
-	w, ok := f.want[registry.Compact(ip)]
-	if !ok {
-		return registry.Record{IP: ip}, false
-	}
-	return registry.Record{IP: ip, MAC: w.mac, VTEP: w.vtep.Addr()}, true
-}
-
-// isProg says whether ip's record is programmed proactively.
+// isProg says whether the remote record of ip is programmed proactively.
 func (f *feedState) isProg(ip netip.Addr) bool {
 	if f.prog == nil {
-		_, ok := f.want[registry.Compact(ip)]
-		return ok
+		return true
 	}
 	_, ok := f.prog[ip]
 	return ok
@@ -155,7 +136,7 @@ func (f *feedState) isProg(ip netip.Addr) bool {
 // progCount is the number of records programmed proactively.
 func (f *feedState) progCount() int {
 	if f.prog == nil {
-		return len(f.want)
+		return f.records
 	}
 	return len(f.prog)
 }
@@ -194,7 +175,7 @@ func (r *Resolver) followFeed(ctx context.Context) {
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		f.fresh, f.seen, f.seenSpans = true, make(map[registry.CompactAddr]struct{}), make(map[netip.Prefix]struct{})
+		f.fresh, f.next, f.seenSpans = true, nil, make(map[netip.Prefix]struct{})
 		if !r.readFeed(ctx, ch) {
 			return
 		}
@@ -239,65 +220,130 @@ func (r *Resolver) handleChange(ctx context.Context, c registry.Change) {
 	}
 	switch c.Kind {
 	case registry.ChangePut:
-		rec := c.Record
-		if f.fresh {
-			f.seen[registry.Compact(rec.IP)] = struct{}{}
-		}
-		if !r.check.Accept(rec) { // counted and logged by the checker
-			return
-		}
-		old, had := f.record(rec.IP)
-		if had && old == rec {
-			return
-		}
-		if had {
-			r.forgetRecord(ctx, old, false)
-		}
-		if r.cfg.LocalVTEP.IsValid() && rec.VTEP == r.cfg.LocalVTEP {
-			r.unprogramLocal(ctx, rec)
-			return
-		}
-		f.put(rec)
-		if f.withinBudget() {
-			r.programRecord(ctx, rec)
-		} else if !f.budgetLogged {
-			f.budgetLogged = true
-			r.log.Warn("proactive budget reached: further remote records are resolved on misses (logged once; see overlayd_proactive_left_to_misses)",
-				"proactive_max", f.max, "first_left_to_misses", rec.String())
-		}
+		r.putRecord(ctx, c)
 	case registry.ChangeDelete:
 		r.known.missing(missKey{kind: rtnl.MissL3, ip: c.Record.IP})
-		if old, ok := f.record(c.Record.IP); ok && old == c.Record {
-			r.forgetRecord(ctx, old, true)
+		t, own := f.table(c)
+		if own {
+			if old, ok := t.Record(c.Record.IP); !ok || old != c.Record {
+				break
+			}
+			t.DeleteRecord(c.Record)
 		}
+		r.forgetRecord(ctx, t, c.Record, true)
 	case registry.ChangeRejected:
 		r.check.Reject(c.Rejected)
 	case registry.ChangeSynced:
-		if f.fresh {
-			for ip, w := range f.want {
-				if _, ok := f.seen[ip]; !ok {
-					r.forgetRecord(ctx, w.rec(ip), true)
-				}
-			}
-			r.forgetUnseenSpans()
-			f.fresh, f.seen = false, nil
-		}
-		first := !f.synced.Swap(true)
-		if first {
-			close(f.syncedCh)
-			r.markListed() // misses are answered from the view from now on
-		}
-		r.log.Info("change feed synced", "revision", c.Revision, "remote_records", len(f.want), "spans", f.spanCount.Load(),
-			"programmed", f.progCount(), "left_to_misses", len(f.want)-f.progCount(), "first", first)
-		if !first || r.m.reconciles.Load() > 0 {
-			// A pass checks the kernel against the new listing. At the
-			// first sync none is needed unless a pass already ran without
-			// it: the first pass waits for it (awaitFeed).
-			r.Kick()
-		}
+		r.synced(ctx, c)
 	}
 	f.programmed.Store(int64(f.progCount()))
-	f.overflow.Store(int64(len(f.want) - f.progCount()))
+	f.overflow.Store(int64(f.records - f.progCount()))
+}
+
+// table returns the table c's record belongs to, and whether the follower
+// fills it (own: the feed has none of its own). The feed's table becomes
+// the view (a re-listing brings a new one), unless a fresh watch is being
+// listed: its table is the view from its Synced on.
+func (f *feedState) table(c registry.Change) (t *registry.Table, own bool) {
+	if c.Table != nil {
+		if f.fresh {
+			f.next = c.Table
+		} else if f.tab.Load() != c.Table {
+			f.tab.Store(c.Table)
+		}
+		return c.Table, false
+	}
+	if f.fresh {
+		if f.next == nil {
+			f.next = registry.NewTable(0)
+		}
+		return f.next, true
+	}
+	if f.tab.Load() == nil {
+		f.tab.Store(registry.NewTable(0))
+	}
+	return f.tab.Load(), true
+}
+
+// putRecord applies a Put of a record: programmed, unless the view had it
+// as it is (a fresh watch delivers every record again), it is this node's
+// (its entries are removed) or the budget is spent.
+func (r *Resolver) putRecord(ctx context.Context, c registry.Change) {
+	f := r.feed
+	rec := c.Record
+	if !r.check.Accept(rec) { // counted and logged by the checker
+		return
+	}
+	t, own := f.table(c)
+	var old registry.Record
+	var had bool
+	if own {
+		old, had = t.PutRecord(rec)
+	}
+	if v := f.tab.Load(); !had && f.fresh && v != nil {
+		old, had = v.Record(rec.IP)
+		had = had && f.policy.Accepts(old)
+	}
+	if had && old == rec {
+		return
+	}
+	if had {
+		r.forgetRecord(ctx, t, old, false)
+	}
+	if r.isLocal(rec.VTEP) {
+		r.unprogramLocal(ctx, rec)
+		return
+	}
+	f.records++
+	if f.withinBudget() {
+		r.programRecord(ctx, rec)
+	} else if !f.budgetLogged {
+		f.budgetLogged = true
+		r.log.Warn("proactive budget reached: further remote records are resolved on misses (logged once; see overlayd_proactive_left_to_misses)",
+			"proactive_max", f.max, "first_left_to_misses", rec.String())
+	}
+}
+
+// synced applies a ChangeSynced: the table of a fresh watch becomes the
+// view, and the records of the former view it lacks are forgotten.
+func (r *Resolver) synced(ctx context.Context, c registry.Change) {
+	f := r.feed
+	if f.fresh {
+		old, next := f.tab.Load(), f.next
+		if next == nil {
+			next = c.Table
+		}
+		if next == nil {
+			next = registry.NewTable(0)
+		}
+		f.tab.Store(next)
+		if old != nil && old != next {
+			var gone []registry.Record
+			for rec := range old.Records() {
+				if _, ok := next.Record(rec.IP); !ok && f.policy.Accepts(rec) {
+					gone = append(gone, rec)
+				}
+			}
+			for _, rec := range gone {
+				r.forgetRecord(ctx, next, rec, true)
+			}
+		}
+		r.forgetUnseenSpans()
+		f.fresh, f.next = false, nil
+	}
+	first := !f.synced.Swap(true)
+	if first {
+		close(f.syncedCh)
+		r.markListed() // misses are answered from the view from now on
+	}
+	r.log.Info("change feed synced", "revision", c.Revision, "remote_records", f.records, "spans", f.spanCount.Load(),
+		"programmed", f.progCount(), "left_to_misses", f.records-f.progCount(), "first", first)
+	if !first || r.m.reconciles.Load() > 0 {
+		// A pass checks the kernel against the new listing. At the
+		// first sync none is needed unless a pass already ran without
+		// it: the first pass waits for it (awaitFeed).
+		r.Kick()
+	}
 }
 
 // programRecord submits the neighbour and FDB entries of a remote record.
@@ -311,24 +357,28 @@ func (r *Resolver) programRecord(ctx context.Context, rec registry.Record) {
 	}})
 }
 
-// forgetRecord drops a remote record: its entries (proactive or
-// miss-driven) are removed, and with promote a record left to misses by the
-// cap takes its place.
-func (r *Resolver) forgetRecord(ctx context.Context, rec registry.Record, promote bool) {
+// forgetRecord drops a remote record that t no longer holds as it was: its
+// entries (proactive or miss-driven) are removed (its FDB entry once no
+// record of t names its MAC), and with promote a record left to misses by
+// the budget takes its place. This node's records have no entries.
+func (r *Resolver) forgetRecord(ctx context.Context, t *registry.Table, rec registry.Record, promote bool) {
 	f := r.feed
+	if r.isLocal(rec.VTEP) {
+		return
+	}
 	inProg := f.isProg(rec.IP)
-	f.drop(rec)
+	f.records--
 	delete(f.prog, rec.IP)
 	var ops []progOp
 	for _, dev := range []int32{r.cfg.Vxlan, r.cfg.Bridge} {
 		if dev == 0 {
 			continue
 		}
-		if mac, ok := r.prog.trackedNeigh(nkey(dev, rec.IP)); (ok && mac == rec.MAC) || (inProg && dev == r.cfg.Vxlan) {
+		if mac, ok := r.prog.trackedNeigh(dev, rec.IP); (ok && mac == rec.MAC) || (inProg && dev == r.cfg.Vxlan) {
 			ops = append(ops, progOp{kind: opDelNeigh, ifindex: dev, ip: rec.IP, mac: rec.MAC})
 		}
 	}
-	if _, named := f.macRefs[rec.MAC]; !named {
+	if t.Refs(rec.MAC) == 0 {
 		if vtep, ok := r.prog.trackedFDB(rec.MAC); (ok && vtep == rec.VTEP) || inProg {
 			ops = append(ops, progOp{kind: opDelFDB, mac: rec.MAC, vtep: rec.VTEP})
 		}
@@ -336,16 +386,26 @@ func (r *Resolver) forgetRecord(ctx context.Context, rec registry.Record, promot
 	if len(ops) > 0 {
 		r.prog.submit(ctx, &resolution{action: "removed from feed", ops: ops})
 	}
-	if !promote || f.max == 0 || len(f.want) <= len(f.prog) {
-		return
+	if promote && f.max > 0 && f.records > len(f.prog) {
+		r.promote(ctx, t)
 	}
-	for ip, w := range f.want {
-		if !f.withinBudget() {
+}
+
+// promote programs records of t left to misses by the budget, while the
+// budget allows.
+func (r *Resolver) promote(ctx context.Context, t *registry.Table) {
+	f := r.feed
+	var next []registry.Record
+	for rec := range t.Records() {
+		if len(f.prog)+len(next) >= f.max {
 			break
 		}
-		if rec := w.rec(ip); !f.isProg(rec.IP) {
-			r.programRecord(ctx, rec)
+		if !r.isLocal(rec.VTEP) && !f.isProg(rec.IP) && f.policy.Accepts(rec) {
+			next = append(next, rec)
 		}
+	}
+	for _, rec := range next {
+		r.programRecord(ctx, rec)
 	}
 }
 
@@ -354,7 +414,7 @@ func (r *Resolver) forgetRecord(ctx context.Context, rec registry.Record, promot
 func (r *Resolver) unprogramLocal(ctx context.Context, rec registry.Record) {
 	var ops []progOp
 	for _, dev := range []int32{r.cfg.Vxlan, r.cfg.Bridge} {
-		if mac, ok := r.prog.trackedNeigh(nkey(dev, rec.IP)); dev != 0 && ok {
+		if mac, ok := r.prog.trackedNeigh(dev, rec.IP); dev != 0 && ok {
 			ops = append(ops, progOp{kind: opDelNeigh, ifindex: dev, ip: rec.IP, mac: mac})
 		}
 	}
@@ -366,20 +426,19 @@ func (r *Resolver) unprogramLocal(ctx context.Context, rec registry.Record) {
 	}
 }
 
-// trackedNeigh returns the MAC of a neighbour entry we programmed.
-func (p *programmer) trackedNeigh(k neighKey) (ethaddr.MAC, bool) {
+// trackedNeigh returns the MAC of a neighbour entry we programmed: ip on
+// dev.
+func (p *programmer) trackedNeigh(dev int32, ip netip.Addr) (ethaddr.MAC, bool) {
 	p.lock()
 	defer p.mu.Unlock()
-	mac, ok := p.neigh[k]
-	return mac, ok
+	return p.neigh.get(nkey(dev, ip))
 }
 
 // trackedFDB returns the VTEP of an FDB entry we programmed.
 func (p *programmer) trackedFDB(mac ethaddr.MAC) (netip.Addr, bool) {
 	p.lock()
 	defer p.mu.Unlock()
-	v, ok := p.fdb[mac]
-	return v.Addr(), ok
+	return p.fdb.get(mac)
 }
 
 // FeedStats are the change feed follower's counters.

@@ -168,8 +168,8 @@ type programmer struct {
 	waiting atomic.Int32 // goroutines waiting for mu in lock (see yield)
 	batch   rtnl.Batch
 	index   []opRef
-	neigh   map[neighKey]ethaddr.MAC
-	fdb     map[ethaddr.MAC]registry.CompactAddr
+	neigh   neighTable
+	fdb     fdbTable
 
 	// dump, if set, is where sync dumps the kernel without holding mu;
 	// meanwhile track notes the keys it changes in touchedNeigh and
@@ -196,8 +196,8 @@ func newProgrammer(k neighKernel, cfg *Config, now func() time.Time, m *Metrics,
 		pendingMax: 2 * cfg.BatchMax, bulkMax: min(cfg.BatchMax, bulkBatchMax),
 		// Sized for a queue's worth of resolutions, so that the first burst
 		// does not grow them step by step inside the batches' critical path.
-		neigh: make(map[neighKey]ethaddr.MAC, cfg.QueueLen),
-		fdb:   make(map[ethaddr.MAC]registry.CompactAddr, cfg.QueueLen),
+		neigh: newNeighTable(cfg.Vxlan, cfg.QueueLen),
+		fdb:   fdbTable{m: make(map[ethaddr.MAC]uint32, cfg.QueueLen)},
 	}
 	p.qcond = sync.NewCond(&p.qmu)
 	return p
@@ -378,8 +378,8 @@ func (p *programmer) execute(res []*resolution) {
 			}
 		}
 	}
-	p.m.programmedNeigh.Store(int64(len(p.neigh)))
-	p.m.programmedFDB.Store(int64(len(p.fdb)))
+	p.m.programmedNeigh.Store(int64(p.neigh.len()))
+	p.m.programmedFDB.Store(int64(p.fdb.len()))
 	p.mu.Unlock()
 }
 

@@ -8,7 +8,6 @@ import (
 	"syscall"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
-	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -31,20 +30,21 @@ func (p *programmer) track(op *progOp) {
 	}
 	switch op.kind {
 	case opSetNeigh:
-		p.neigh[nkey(op.ifindex, op.ip)] = op.mac
+		p.neigh.set(nkey(op.ifindex, op.ip), op.mac)
 	case opSetFDB:
-		p.fdb[op.mac] = registry.Compact(op.vtep)
+		p.fdb.set(op.mac, op.vtep)
 	case opDelNeigh:
-		delete(p.neigh, nkey(op.ifindex, op.ip))
+		p.neigh.del(nkey(op.ifindex, op.ip))
 	case opDelFDB:
-		delete(p.fdb, op.mac)
+		p.fdb.del(op.mac)
 	}
 }
 
-// kernelEntries are the entries in the kernel carrying our marks.
+// kernelEntries are the entries in the kernel carrying our marks (compact:
+// a pass holds one of each per remote endpoint).
 type kernelEntries struct {
-	neigh map[neighKey]ethaddr.MAC
-	fdb   map[ethaddr.MAC]netip.Addr
+	neigh neighTable
+	fdb   fdbTable
 	// unproven are PERMANENT extern_learn FDB entries on the vxlan that
 	// nothing yet shows to be ours: another controller of the device (an
 	// EVPN daemon) programs entries with the same flags. See sync.
@@ -53,13 +53,13 @@ type kernelEntries struct {
 
 // load dumps, on k, the kernel's IPv4 neighbour entries marked with our
 // protocol (any device) and, with fdb, the vxlan's PERMANENT extern_learn
-// FDB entries (ke.fdb is nil without).
+// FDB entries (ke.fdb is empty without).
 func (p *programmer) load(k neighKernel, fdb bool) (kernelEntries, error) {
-	ke := kernelEntries{neigh: make(map[neighKey]ethaddr.MAC)}
+	ke := kernelEntries{neigh: newNeighTable(p.vxlan, p.neigh.len())}
 	err := k.NeighDump(rtnl.NeighFilter{Family: rtnl.FamilyInet}, func(m *rtnl.NeighMessage) error {
 		mac, ok := m.MAC()
 		if m.Protocol == p.proto && m.Present.Has(rtnl.NeighAttrProtocol) && ok && m.Dst.IsValid() {
-			ke.neigh[nkey(m.Ifindex, m.Dst)] = mac
+			ke.neigh.set(nkey(m.Ifindex, m.Dst), mac)
 		}
 		return nil
 	})
@@ -69,13 +69,12 @@ func (p *programmer) load(k neighKernel, fdb bool) (kernelEntries, error) {
 	if !fdb {
 		return ke, nil
 	}
-	ke.fdb = make(map[ethaddr.MAC]netip.Addr)
 	err = k.NeighDump(rtnl.NeighFilter{Family: rtnl.FamilyBridge, Ifindex: p.vxlan}, func(m *rtnl.NeighMessage) error {
 		mac, ok := m.MAC()
 		if m.Ifindex == p.vxlan && ok && !mac.IsZero() && m.Dst.IsValid() &&
 			m.Flags&(rtnl.NeighFlagSelf|rtnl.NeighFlagExtLearned) == rtnl.NeighFlagSelf|rtnl.NeighFlagExtLearned &&
 			m.State&rtnl.NeighPermanent != 0 {
-			ke.fdb[mac] = m.Dst
+			ke.fdb.set(mac, m.Dst)
 		}
 		return nil
 	})
@@ -110,111 +109,120 @@ func (p *programmer) load(k neighKernel, fdb bool) (kernelEntries, error) {
 func (p *programmer) sync(fdb bool) (kernelEntries, int, error) {
 	var ke kernelEntries
 	var err error
-	var tracked map[ethaddr.MAC]netip.Addr // without fdb: the tracked FDB, for ke
 	p.mu.Lock()
 	if p.dump == nil {
 		ke, err = p.load(p.k, fdb)
-		if !fdb {
-			tracked = make(map[ethaddr.MAC]netip.Addr, len(p.fdb))
-		}
 	} else {
 		p.touchedNeigh, p.touchedFDB = make(map[neighKey]struct{}), make(map[ethaddr.MAC]struct{})
-		n := len(p.fdb)
 		p.mu.Unlock()
-		if !fdb {
-			// Allocated without the lock: clearing a map of 100,000
-			// entries takes milliseconds.
-			tracked = make(map[ethaddr.MAC]netip.Addr, n)
-		}
 		ke, err = p.load(p.dump, fdb)
 		p.mu.Lock()
 	}
 	defer func() {
 		p.touchedNeigh, p.touchedFDB = nil, nil
-		p.m.programmedNeigh.Store(int64(len(p.neigh)))
-		p.m.programmedFDB.Store(int64(len(p.fdb)))
+		p.m.programmedNeigh.Store(int64(p.neigh.len()))
+		p.m.programmedFDB.Store(int64(p.fdb.len()))
 		p.mu.Unlock()
 	}()
 	if err != nil {
 		return ke, 0, err
 	}
-	adopted := 0
 	st := &stride{p: p}
+	adopted := p.syncNeigh(&ke, st)
+	if !fdb {
+		// Not dumped: the tracking stands, and is what the pass checks.
+		ke.unproven = make(map[ethaddr.MAC]netip.Addr)
+		ke.fdb = p.fdb.clone()
+		return ke, adopted, nil
+	}
+	adopted += p.syncFDB(&ke, st)
+	return ke, adopted, nil
+}
+
+// syncNeigh makes the neighbour tracking match the dump ke (see sync) and
+// returns how many entries it adopted. p.mu is held.
+func (p *programmer) syncNeigh(ke *kernelEntries, st *stride) int {
+	adopted := 0
 	// Kernel entries: touched ones take the tracking's value; the others
 	// are tracked as the kernel has them (adopted if new).
-	for k, mac := range ke.neigh {
+	for k, mac := range ke.neigh.all() {
 		st.step()
 		if _, touched := p.touchedNeigh[k]; touched {
-			if m, ok := p.neigh[k]; ok {
-				ke.neigh[k] = m
+			if m, ok := p.neigh.get(k); ok {
+				ke.neigh.set(k, m)
 			} else {
-				delete(ke.neigh, k)
+				ke.neigh.del(k)
 			}
 			continue
 		}
-		if _, ok := p.neigh[k]; !ok {
+		if !p.neigh.has(k) {
 			adopted++
 		}
-		p.neigh[k] = mac
+		p.neigh.set(k, mac)
 	}
-	forgetVanished(st, p.neigh, ke.neigh, p.touchedNeigh, func(m ethaddr.MAC) ethaddr.MAC { return m })
+	// Tracked entries the dump lacks are forgotten, unless programmed
+	// during the dump (touched): those join the kernel's.
+	for k, mac := range p.neigh.all() {
+		st.step()
+		if ke.neigh.has(k) {
+			continue
+		}
+		if _, ok := p.touchedNeigh[k]; ok {
+			ke.neigh.set(k, mac)
+			continue
+		}
+		p.neigh.del(k)
+	}
+	return adopted
+}
+
+// syncFDB makes the FDB tracking match the dump ke (see sync), moving the
+// entries nothing shows to be ours to ke.unproven, and returns how many
+// entries it adopted. p.mu is held.
+func (p *programmer) syncFDB(ke *kernelEntries, st *stride) int {
+	adopted := 0
 	var named map[ethaddr.MAC]bool // the MACs of our neighbour entries, built if needed
 	ke.unproven = make(map[ethaddr.MAC]netip.Addr)
-	for mac, vtep := range ke.fdb {
+	for mac, vtep := range ke.fdb.all() {
 		st.step()
 		if _, touched := p.touchedFDB[mac]; touched {
-			if v, ok := p.fdb[mac]; ok {
-				ke.fdb[mac] = v.Addr()
+			if v, ok := p.fdb.get(mac); ok {
+				ke.fdb.set(mac, v)
 			} else {
-				delete(ke.fdb, mac)
+				ke.fdb.del(mac)
 			}
 			continue
 		}
-		if _, ok := p.fdb[mac]; ok {
-			p.fdb[mac] = registry.Compact(vtep)
+		if p.fdb.has(mac) {
+			p.fdb.set(mac, vtep)
 			continue
 		}
 		if named == nil {
-			named = make(map[ethaddr.MAC]bool, len(ke.neigh))
-			for _, m := range ke.neigh {
+			named = make(map[ethaddr.MAC]bool, ke.neigh.len())
+			for _, m := range ke.neigh.all() {
 				named[m] = true
 			}
 		}
 		if !named[mac] {
 			ke.unproven[mac] = vtep
-			delete(ke.fdb, mac)
+			ke.fdb.del(mac)
 			continue
 		}
-		p.fdb[mac] = registry.Compact(vtep)
+		p.fdb.set(mac, vtep)
 		adopted++
 	}
-	if !fdb {
-		// Not dumped: the tracking stands, and is what the pass checks.
-		ke.fdb = tracked
-		for mac, vtep := range p.fdb {
-			st.step()
-			ke.fdb[mac] = vtep.Addr()
-		}
-		return ke, adopted, nil
-	}
-	forgetVanished(st, p.fdb, ke.fdb, p.touchedFDB, registry.CompactAddr.Addr)
-	return ke, adopted, nil
-}
-
-// forgetVanished forgets the tracked entries the dump (have) lacks, unless
-// they were programmed during the dump (touched): those join have.
-func forgetVanished[K comparable, T, H any](st *stride, tracked map[K]T, have map[K]H, touched map[K]struct{}, toHave func(T) H) {
-	for k, v := range tracked {
+	for mac, vtep := range p.fdb.all() {
 		st.step()
-		if _, ok := have[k]; ok {
+		if ke.fdb.has(mac) {
 			continue
 		}
-		if _, ok := touched[k]; ok {
-			have[k] = toHave(v)
+		if _, ok := p.touchedFDB[mac]; ok {
+			ke.fdb.set(mac, vtep)
 			continue
 		}
-		delete(tracked, k)
+		p.fdb.del(mac)
 	}
+	return adopted
 }
 
 // stride counts sync's steps and lets waiting batches go every syncStride
@@ -262,8 +270,8 @@ func (p *programmer) lock() {
 func (p *programmer) adoptFDB(mac ethaddr.MAC, vtep netip.Addr) {
 	p.lock()
 	defer p.mu.Unlock()
-	p.fdb[mac] = registry.Compact(vtep)
-	p.m.programmedFDB.Store(int64(len(p.fdb)))
+	p.fdb.set(mac, vtep)
+	p.m.programmedFDB.Store(int64(p.fdb.len()))
 }
 
 // ProgrammedEntry is one kernel entry the resolver programmed and tracks.
@@ -281,12 +289,12 @@ type ProgrammedEntry struct {
 func (p *programmer) entries() []ProgrammedEntry {
 	p.lock()
 	defer p.mu.Unlock()
-	out := make([]ProgrammedEntry, 0, len(p.neigh)+len(p.fdb))
-	for k, mac := range p.neigh {
+	out := make([]ProgrammedEntry, 0, p.neigh.len()+p.fdb.len())
+	for k, mac := range p.neigh.all() {
 		out = append(out, ProgrammedEntry{Table: "neigh", Ifindex: k.ifindex, IP: k.ip.Addr(), MAC: mac})
 	}
-	for mac, vtep := range p.fdb {
-		out = append(out, ProgrammedEntry{Table: "fdb", Ifindex: p.vxlan, MAC: mac, VTEP: vtep.Addr()})
+	for mac, vtep := range p.fdb.all() {
+		out = append(out, ProgrammedEntry{Table: "fdb", Ifindex: p.vxlan, MAC: mac, VTEP: vtep})
 	}
 	return out
 }

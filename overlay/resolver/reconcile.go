@@ -166,7 +166,7 @@ func (r *Resolver) reconcile(ctx context.Context, fdb bool) (ReconcileStats, err
 	if !fdb && r.unproven != nil {
 		r.takeUnproven(ke)
 	}
-	st.Entries = len(ke.neigh) + len(ke.fdb)
+	st.Entries = ke.neigh.len() + ke.fdb.len()
 	st.Adopted = adopted
 	r.m.reconcileFixes[reconcileAdopted].Add(uint64(adopted))
 	r.table.forgetAll()
@@ -175,7 +175,7 @@ func (r *Resolver) reconcile(ctx context.Context, fdb bool) (ReconcileStats, err
 	if done || err != nil {
 		return st, err
 	}
-	r.adoptUnproven(ke, src, &st)
+	r.adoptUnproven(&ke, src, &st)
 	err = r.sendFixes(r.planFixes(ke, src, &st), src, &st)
 	st.Took = time.Since(start)
 	if err != nil {
@@ -203,7 +203,7 @@ func (r *Resolver) takeUnproven(ke kernelEntries) {
 type fixPlan struct {
 	r         *Resolver
 	src       recordSource
-	kernelFDB map[ethaddr.MAC]netip.Addr // the FDB entries the pass found
+	kernelFDB *fdbTable // the FDB entries the pass found
 	st        *ReconcileStats
 	ops       []progOp
 	fdbSet    map[ethaddr.MAC]bool // FDB entries planned for a neighbour entry's new MAC
@@ -214,11 +214,11 @@ type fixPlan struct {
 // whose record is gone, or now at this node, is removed, one whose record
 // is unusable is kept.
 func (r *Resolver) planFixes(ke kernelEntries, src recordSource, st *ReconcileStats) []progOp {
-	p := &fixPlan{r: r, src: src, kernelFDB: ke.fdb, st: st, fdbSet: make(map[ethaddr.MAC]bool)}
-	for k, have := range ke.neigh {
+	p := &fixPlan{r: r, src: src, kernelFDB: &ke.fdb, st: st, fdbSet: make(map[ethaddr.MAC]bool)}
+	for k, have := range ke.neigh.all() {
 		p.neigh(k, have)
 	}
-	for mac, have := range ke.fdb {
+	for mac, have := range ke.fdb.all() {
 		p.fdb(mac, have)
 	}
 	return p.ops
@@ -259,7 +259,7 @@ func (p *fixPlan) moved(k neighKey, have, want ethaddr.MAC) {
 	}
 	p.ops = append(p.ops, progOp{kind: opSetNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: want, counted: true})
 	p.st.Updated++
-	if p.kernelFDB[want] != vtep && !p.fdbSet[want] {
+	if have, _ := p.kernelFDB.get(want); have != vtep && !p.fdbSet[want] {
 		p.ops = append(p.ops, progOp{kind: opSetFDB, mac: want, vtep: vtep})
 		p.fdbSet[want] = true
 	}
@@ -322,14 +322,14 @@ func (r *Resolver) isLocal(vtep netip.Addr) bool {
 // by an earlier run (an L2 miss, or the change feed, programs FDB entries
 // alone): it is adopted and reconciled like the others. The rest belong to
 // another controller of the vxlan and are never changed or removed.
-func (r *Resolver) adoptUnproven(ke kernelEntries, src recordSource, st *ReconcileStats) {
+func (r *Resolver) adoptUnproven(ke *kernelEntries, src recordSource, st *ReconcileStats) {
 	for mac, vtep := range ke.unproven {
 		if !src.holdsMAC(mac) {
 			st.Foreign++
 			continue
 		}
 		r.prog.adoptFDB(mac, vtep)
-		ke.fdb[mac] = vtep
+		ke.fdb.set(mac, vtep)
 		st.Adopted++
 		st.Entries++
 		r.m.reconcileFixes[reconcileAdopted].Add(1)

@@ -102,7 +102,7 @@ func TestPlanFixes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var st ReconcileStats
 			var got []string
-			for _, op := range r.planFixes(kernelEntries{neigh: tc.neigh, fdb: tc.fdb}, tc.src, &st) {
+			for _, op := range r.planFixes(kernelEntries{neigh: neighOf(tc.neigh), fdb: fdbOf(tc.fdb)}, tc.src, &st) {
 				got = append(got, opString(op))
 			}
 			slices.Sort(got)

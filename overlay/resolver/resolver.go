@@ -341,7 +341,7 @@ func newResolver(cfg Config, sm seams) (*Resolver, error) {
 		r.prog.dump = cfg.DumpConn
 	}
 	if cfg.Mode != ModeReactive {
-		r.feed = newFeedState(cfg.Mode, r.cfg.ProactiveMax, r.check.Policy())
+		r.feed = newFeedState(cfg.Mode, r.cfg.ProactiveMax, r.check.Policy(), r.cfg.LocalVTEP)
 		r.m.AddCollector(r.feedCollector)
 	}
 	return r, nil

@@ -127,7 +127,7 @@ func (r *Resolver) fixSpans(ctx context.Context) {
 		return false
 	}
 	ke := r.prog.trackedWhere(in)
-	if len(ke.neigh) == 0 && len(ke.fdb) == 0 {
+	if ke.neigh.len() == 0 && ke.fdb.len() == 0 {
 		return
 	}
 	var st ReconcileStats
@@ -136,7 +136,7 @@ func (r *Resolver) fixSpans(ctx context.Context) {
 	r.m.reconcileFixes[reconcileUpdated].Add(uint64(st.Updated))
 	r.m.reconcileFixes[reconcileRemoved].Add(uint64(st.Removed))
 	if err != nil || st.Changed() > 0 {
-		r.log.Info("entries of changed spans checked", "spans", len(dirty), "entries", len(ke.neigh)+len(ke.fdb),
+		r.log.Info("entries of changed spans checked", "spans", len(dirty), "entries", ke.neigh.len()+ke.fdb.len(),
 			"updated", st.Updated, "removed", st.Removed, "err", err)
 	}
 	if ctx.Err() == nil && err != nil {
@@ -149,15 +149,15 @@ func (r *Resolver) fixSpans(ctx context.Context) {
 func (p *programmer) trackedWhere(in func(netip.Addr) bool) kernelEntries {
 	p.lock()
 	defer p.mu.Unlock()
-	ke := kernelEntries{neigh: map[neighKey]ethaddr.MAC{}, fdb: map[ethaddr.MAC]netip.Addr{}}
-	for k, mac := range p.neigh {
+	var ke kernelEntries
+	for k, mac := range p.neigh.all() {
 		if in(k.ip.Addr()) {
-			ke.neigh[k] = mac
+			ke.neigh.set(k, mac)
 		}
 	}
-	for mac, vtep := range p.fdb {
+	for mac, vtep := range p.fdb.all() {
 		if ip, ok := registry.DerivedIP(mac); ok && in(ip) {
-			ke.fdb[mac] = vtep.Addr()
+			ke.fdb.set(mac, vtep)
 		}
 	}
 	return ke

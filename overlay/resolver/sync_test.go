@@ -61,7 +61,7 @@ func TestSyncDumpsWhileProgramming(t *testing.T) {
 		t.Fatal(err)
 	}
 	for a, want := range map[string]bool{"198.51.100.5": true, "198.51.100.6": true, "198.51.100.7": false} {
-		if _, got := p.trackedNeigh(nkey(testVxlan, ip(a))); got != want {
+		if _, got := p.trackedNeigh(testVxlan, ip(a)); got != want {
 			t.Errorf("%s tracked = %v, want %v", a, got, want)
 		}
 	}

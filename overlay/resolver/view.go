@@ -8,9 +8,10 @@ import (
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
-// The feed's view: in proactive and hybrid mode, the remote records the
-// change feed delivered (want, macRefs) are the resolver's copy of the
-// registry. Once the feed has synced:
+// The feed's view: in proactive and hybrid mode, the remote records of the
+// change feed (feedState.tab: the feed's own copy, registry.Change.Table,
+// read in place) are the resolver's copy of the registry. Once the feed has
+// synced:
 //
 //   - a miss for a record of the view is answered from it, with no registry
 //     call (a registry under write load answers in milliseconds; the view in
@@ -23,41 +24,19 @@ import (
 //     of listing the registry (a listing of 100,000 endpoints reads 200,000
 //     etcd keys, every pass).
 //
-// The view is exactly as fresh as the feed: the records of the registry at
-// the revision of the last change delivered.
-
-// put adds or replaces rec in the view (the follower only).
-func (f *feedState) put(rec registry.Record) {
-	f.mu.Lock()
-	f.want[registry.Compact(rec.IP)] = wantRec{mac: rec.MAC, vtep: registry.Compact(rec.VTEP)}
-	ref := f.macRefs[rec.MAC]
-	f.macRefs[rec.MAC] = macRef{vtep: registry.Compact(rec.VTEP), n: ref.n + 1}
-	f.mu.Unlock()
-}
-
-// drop removes rec from the view (the follower only).
-func (f *feedState) drop(rec registry.Record) {
-	f.mu.Lock()
-	delete(f.want, registry.Compact(rec.IP))
-	if ref, ok := f.macRefs[rec.MAC]; ok {
-		if ref.n <= 1 {
-			delete(f.macRefs, rec.MAC)
-		} else {
-			ref.n--
-			f.macRefs[rec.MAC] = ref
-		}
-	}
-	f.mu.Unlock()
-}
+// The view is as fresh as the feed's copy: the records of the registry at
+// the revision of the last change the feed read, which may be ahead of the
+// changes the follower has applied (those are programmed as they come). Its
+// remote records are those the policy accepts and that are not at this
+// node's VTEP: the others are skipped when it is read.
 
 // viewed returns the view's record for ip (MAC and VTEP): its record, else
 // the span holding it (span.go).
 func (f *feedState) viewed(ip netip.Addr) (ethaddr.MAC, netip.Addr, bool) {
-	f.mu.RLock()
-	w, ok := f.want[registry.Compact(ip)]
-	f.mu.RUnlock()
-	if ok {
-		return w.mac, w.vtep.Addr(), true
+	if t := f.tab.Load(); t != nil {
+		if rec, ok := t.Record(ip); ok && f.remote(rec) {
+			return rec.MAC, rec.VTEP, true
+		}
 	}
 	if s, ok := f.spanOf(ip); ok {
 		if _, err := f.policy.CheckIP(ip); err == nil {
@@ -67,14 +46,22 @@ func (f *feedState) viewed(ip netip.Addr) (ethaddr.MAC, netip.Addr, bool) {
 	return ethaddr.MAC{}, netip.Addr{}, false
 }
 
+// remote says whether rec is a remote record of the view: accepted by the
+// policy, not at this node's VTEP.
+func (f *feedState) remote(rec registry.Record) bool {
+	return (!f.local.IsValid() || rec.VTEP != f.local) && f.policy.Accepts(rec)
+}
+
 // viewedMAC returns the VTEP of mac's records in the view, else of the
 // span holding the address mac is derived from.
 func (f *feedState) viewedMAC(mac ethaddr.MAC) (netip.Addr, bool) {
-	f.mu.RLock()
-	ref, ok := f.macRefs[mac]
-	f.mu.RUnlock()
-	if ok {
-		return ref.vtep.Addr(), true
+	if t := f.tab.Load(); t != nil {
+		vtep, refs, ok := t.VTEP(mac)
+		if ok && refs > 0 && (!f.local.IsValid() || vtep != f.local) {
+			if _, err := f.policy.CheckFDB(mac, vtep); err == nil {
+				return vtep, true
+			}
+		}
 	}
 	if s, ok := f.spanOfMAC(mac); ok {
 		return s.VTEP, true

@@ -93,7 +93,8 @@ func TestReconcileFixesCheckedAgainstView(t *testing.T) {
 	r, _ := newTestResolver(t, newFakeRegistry(), k, func(c *testConfig) { c.Feed, c.Mode = make(chanFeed), ModeHybrid })
 	ip := netip.MustParseAddr("198.51.100.3")
 	vtep := netip.MustParseAddr("192.0.2.3")
-	r.feed.put(registry.Record{IP: ip, MAC: macN(3), VTEP: vtep})
+	view, _ := r.feed.table(registry.Change{})
+	view.PutRecord(registry.Record{IP: ip, MAC: macN(3), VTEP: vtep})
 	src := viewSource{r, r.feed}
 	cases := []struct {
 		op   progOp
@@ -125,7 +126,7 @@ func TestReconcileFixesCheckedAgainstView(t *testing.T) {
 	if got := k.sizes(); len(got) != 1 || got[0] != 1 {
 		t.Errorf("batches %v, want one of 1 request", got)
 	}
-	if _, ok := r.prog.trackedNeigh(nkey(testVxlan, ip)); ok {
+	if _, ok := r.prog.trackedNeigh(testVxlan, ip); ok {
 		t.Errorf("the superseded neighbour fix is tracked")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
@@ -285,26 +286,21 @@ func (r *Registry) ListRejected(ctx context.Context) ([]registry.Record, []regis
 	if err != nil {
 		return nil, nil, err
 	}
-	recs := make([]registry.Record, 0, len(s.arp))
-	for ip, mac := range s.arp {
-		rec := registry.Record{IP: ip.Addr(), MAC: mac}
-		if v, ok := s.fdb[mac]; ok {
-			rec.VTEP = v.Addr()
-		}
+	recs := make([]registry.Record, 0, s.tab.Len())
+	for ip, mac := range s.tab.ARP() {
+		rec := registry.Record{IP: ip, MAC: mac}
+		rec.VTEP, _, _ = s.tab.VTEP(mac)
 		recs = append(recs, rec)
 	}
 	slices.SortFunc(recs, func(a, b registry.Record) int { return a.IP.Compare(b.IP) })
 	return recs, s.rejected, nil
 }
 
-// state is the overlay's ip→mac and mac→vtep maps at one revision. Its
-// addresses are compact (a watcher keeps one state of every key of the
-// overlay: pointer-free maps are smaller and not scanned by the garbage
-// collector).
+// state is the overlay's arp/ and fdb/ keys at one revision, in a
+// registry.Table: the one copy of the records, which the watcher hands to
+// the feed's consumer (registry.Change.Table).
 type state struct {
-	arp  map[registry.CompactAddr]ethaddr.MAC
-	fdb  map[ethaddr.MAC]registry.CompactAddr
-	refs map[ethaddr.MAC]uint32 // how many arp keys hold each MAC
+	tab *registry.Table
 	// rejected are the keys met since the state was listed (or since the
 	// watcher last delivered them) that are no record, skipped.
 	rejected []registry.Rejected
@@ -313,10 +309,7 @@ type state struct {
 func newState() *state { return newStateSized(0) }
 
 // newStateSized returns a state with room for n records.
-func newStateSized(n int) *state {
-	return &state{arp: make(map[registry.CompactAddr]ethaddr.MAC, n), fdb: make(map[ethaddr.MAC]registry.CompactAddr, n),
-		refs: make(map[ethaddr.MAC]uint32, n)}
-}
+func newStateSized(n int) *state { return &state{tab: registry.NewTable(n)} }
 
 // listPage is how many keys one request of a listing reads: a listing of
 // the whole overlay at once would hold every key twice (the response and
@@ -358,7 +351,7 @@ func (r *Registry) snapshot(ctx context.Context) (*state, int64, error) {
 // apply records one put (or delete) of key in s; other keys are ignored. It
 // returns the IP or MAC the key names, for the watch's diffing.
 func (s *state) apply(base string, key, value []byte, del bool) (ip netip.Addr, mac ethaddr.MAC, kind byte) {
-	name, ok := strings.CutPrefix(string(key), base)
+	name, ok := cutBase(key, base)
 	if !ok {
 		return
 	}
@@ -367,53 +360,58 @@ func (s *state) apply(base string, key, value []byte, del bool) (ip netip.Addr, 
 		a, err := netip.ParseAddr(name[len("arp/"):])
 		if err != nil || registry.CheckKeyIP(a) != nil || a.String() != name[len("arp/"):] {
 			if !del {
-				s.rejected = append(s.rejected, registry.Rejected{Key: name, Reason: registry.ReasonMalformed})
+				s.rejected = append(s.rejected, registry.Rejected{Key: strings.Clone(name), Reason: registry.ReasonMalformed})
 			}
 			return
 		}
-		ca := registry.Compact(a)
-		if m, ok := s.arp[ca]; ok {
-			delete(s.arp, ca)
-			if s.refs[m]--; s.refs[m] == 0 {
-				delete(s.refs, m)
-			}
-		}
-		if !del {
-			m, err := parseMAC(name, value)
-			if err != nil {
-				s.reject(err)
-			} else {
-				s.arp[ca] = m
-				s.refs[m]++
-			}
+		if del {
+			s.tab.DeleteARP(a)
+		} else if m, err := parseMAC(name, value); err != nil {
+			s.tab.DeleteARP(a)
+			s.reject(err)
+		} else {
+			s.tab.SetARP(a, m)
 		}
 		return a, ethaddr.MAC{}, 'a'
 	case strings.HasPrefix(name, "fdb/"):
 		m, err := ethaddr.Parse(name[len("fdb/"):])
 		if err != nil || m.String() != name[len("fdb/"):] {
 			if !del {
-				s.rejected = append(s.rejected, registry.Rejected{Key: name, Reason: registry.ReasonMalformed})
+				s.rejected = append(s.rejected, registry.Rejected{Key: strings.Clone(name), Reason: registry.ReasonMalformed})
 			}
 			return
 		}
-		delete(s.fdb, m)
-		if !del {
-			v, err := parseAddr(name, value)
-			if err != nil {
-				s.reject(err)
-			} else {
-				s.fdb[m] = registry.Compact(v)
-			}
+		if del {
+			s.tab.DeleteFDB(m)
+		} else if v, err := parseAddr(name, value); err != nil {
+			s.tab.DeleteFDB(m)
+			s.reject(err)
+		} else {
+			s.tab.SetFDB(m, v)
 		}
 		return netip.Addr{}, m, 'f'
 	}
 	return
 }
 
+// cutBase returns key without the prefix base, as a string that shares
+// key's bytes (no copy per key of a listing: it must not outlive key), and
+// whether key has the prefix.
+func cutBase(key []byte, base string) (string, bool) {
+	if len(key) < len(base) || string(key[:len(base)]) != base {
+		return "", false
+	}
+	rest := key[len(base):]
+	if len(rest) == 0 {
+		return "", true
+	}
+	return unsafe.String(&rest[0], len(rest)), true
+}
+
 // keyOf returns the IP an arp/ key names (kind 'a') or the MAC an fdb/ key
 // names (kind 'f'); kind 0 for other or malformed keys.
 func keyOf(base string, key []byte) (ip netip.Addr, mac ethaddr.MAC, kind byte) {
-	name, ok := strings.CutPrefix(string(key), base)
+	name, ok := cutBase(key, base)
 	switch {
 	case !ok:
 	case strings.HasPrefix(name, "arp/"):
@@ -440,11 +438,11 @@ func (s *state) reject(err error) {
 // no MAC is a registry.Rejected, which never holds the value.
 func parseMAC(name string, v []byte) (ethaddr.MAC, error) {
 	if why := badValue(v); why != 0 {
-		return ethaddr.MAC{}, registry.Rejected{Key: name, Reason: why}
+		return ethaddr.MAC{}, registry.Rejected{Key: strings.Clone(name), Reason: why}
 	}
 	m, err := ethaddr.Parse(string(v))
 	if err != nil {
-		return ethaddr.MAC{}, registry.Rejected{Key: name, Reason: registry.ReasonMalformed}
+		return ethaddr.MAC{}, registry.Rejected{Key: strings.Clone(name), Reason: registry.ReasonMalformed}
 	}
 	return m, nil
 }
@@ -453,11 +451,11 @@ func parseMAC(name string, v []byte) (ethaddr.MAC, error) {
 // no address is a registry.Rejected, which never holds the value.
 func parseAddr(name string, v []byte) (netip.Addr, error) {
 	if why := badValue(v); why != 0 {
-		return netip.Addr{}, registry.Rejected{Key: name, Reason: why}
+		return netip.Addr{}, registry.Rejected{Key: strings.Clone(name), Reason: why}
 	}
 	a, err := netip.ParseAddr(string(v))
 	if err != nil {
-		return netip.Addr{}, registry.Rejected{Key: name, Reason: registry.ReasonMalformed}
+		return netip.Addr{}, registry.Rejected{Key: strings.Clone(name), Reason: registry.ReasonMalformed}
 	}
 	return a, nil
 }

@@ -77,16 +77,16 @@ func (w *watcher) run(s *state, rev int64) {
 // registry.ChangeSynced.
 func (w *watcher) resync(s *state, rev int64) bool {
 	old := w.cur
-	ips := make([]netip.Addr, 0, len(s.arp))
-	for ip := range s.arp {
-		ips = append(ips, ip.Addr())
+	ips := make([]netip.Addr, 0, s.tab.Len())
+	for ip := range s.tab.ARP() {
+		ips = append(ips, ip)
 	}
-	for ip := range old.arp {
-		if _, ok := s.arp[ip]; !ok {
-			ips = append(ips, ip.Addr())
+	for ip := range old.tab.ARP() {
+		if _, ok := s.tab.MAC(ip); !ok {
+			ips = append(ips, ip)
 		}
 	}
-	before := make(map[netip.Addr]registry.Record, len(old.arp))
+	before := make(map[netip.Addr]registry.Record, old.tab.Len())
 	for _, ip := range ips {
 		if rec, ok := old.complete(ip); ok {
 			before[ip] = rec
@@ -104,7 +104,7 @@ func (w *watcher) relist() (*state, int64, bool) {
 		s, rev, err := w.r.snapshot(w.ctx)
 		if err == nil {
 			w.r.relists.Add(1)
-			w.r.log.Info("etcd watch: listed again", "revision", rev, "records", len(s.arp))
+			w.r.log.Info("etcd watch: listed again", "revision", rev, "records", s.tab.Len())
 			return s, rev, true
 		}
 		w.r.log.Warn("etcd watch: cannot list again yet", "err", err)
@@ -165,7 +165,7 @@ func (w *watcher) affected(events []*clientv3.Event) ([]netip.Addr, map[netip.Ad
 		if rec, ok := w.cur.complete(ip); ok {
 			before[ip] = rec
 		}
-		if mac, ok := w.cur.arp[registry.Compact(ip)]; ok {
+		if mac, ok := w.cur.tab.MAC(ip); ok {
 			covered[mac]++
 		}
 	}
@@ -180,7 +180,7 @@ func (w *watcher) affected(events []*clientv3.Event) ([]netip.Addr, map[netip.Ad
 	}
 	var scan map[ethaddr.MAC]struct{}
 	for _, mac := range macs {
-		if w.cur.refs[mac] > covered[mac] {
+		if w.cur.tab.Refs(mac) > covered[mac] {
 			if scan == nil {
 				scan = make(map[ethaddr.MAC]struct{})
 			}
@@ -188,10 +188,14 @@ func (w *watcher) affected(events []*clientv3.Event) ([]netip.Addr, map[netip.Ad
 		}
 	}
 	if scan != nil {
-		for ip, mac := range w.cur.arp {
+		var named []netip.Addr
+		for ip, mac := range w.cur.tab.ARP() {
 			if _, ok := scan[mac]; ok {
-				note(ip.Addr())
+				named = append(named, ip)
 			}
+		}
+		for _, ip := range named {
+			note(ip)
 		}
 	}
 	return ips, before
@@ -234,7 +238,9 @@ func (w *watcher) sendRejected(rev int64) bool {
 	return true
 }
 
+// send delivers c with the keys it comes from (registry.Change.Table).
 func (w *watcher) send(c registry.Change) bool {
+	c.Table = w.cur.tab
 	select {
 	case w.out <- c:
 		return true
@@ -244,14 +250,4 @@ func (w *watcher) send(c registry.Change) bool {
 }
 
 // complete returns ip's record if its MAC has a VTEP.
-func (s *state) complete(ip netip.Addr) (registry.Record, bool) {
-	mac, ok := s.arp[registry.Compact(ip)]
-	if !ok {
-		return registry.Record{}, false
-	}
-	vtep, ok := s.fdb[mac]
-	if !ok {
-		return registry.Record{}, false
-	}
-	return registry.Record{IP: ip, MAC: mac, VTEP: vtep.Addr()}, true
-}
+func (s *state) complete(ip netip.Addr) (registry.Record, bool) { return s.tab.Record(ip) }
