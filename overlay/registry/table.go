@@ -41,7 +41,9 @@ type macEntry struct {
 func (e macEntry) vtepIndex() uint32 { return le32(e.vtep) }
 func (e macEntry) refCount() uint32  { return le32(e.refs) }
 
-func le32(b [4]byte) uint32 { return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24 }
+func le32(b [4]byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
 func put32(v uint32) [4]byte {
 	return [4]byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)}
 }
