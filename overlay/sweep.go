@@ -305,6 +305,15 @@ func (n *Node) sweepAllocations(ctx context.Context, ov *Overlay, own *owned) ([
 // records, and, if the store lists its keys, MAC → VTEP records with no IP
 // pointing at them (an unregister cut short).
 func (n *Node) recordCandidates(ctx context.Context, vtep netip.Addr) ([]registry.Record, error) {
+	if vl, ok := n.reg.(registry.VTEPLister); ok {
+		// Not the whole registry in memory (100,000 remote records read
+		// beside the daemon's own copy, at its start).
+		recs, err := vl.RecordsAt(ctx, vtep)
+		if err != nil {
+			return nil, fmt.Errorf("overlay: sweep: list the registry: %w", err)
+		}
+		return recs, nil
+	}
 	recs, err := n.reg.List(ctx)
 	if err != nil && len(recs) == 0 {
 		return nil, fmt.Errorf("overlay: sweep: list the registry: %w", err)

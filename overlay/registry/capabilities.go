@@ -101,6 +101,17 @@ type KeyLister interface {
 	Keys(ctx context.Context) (ips []netip.Addr, macs []ethaddr.MAC, err error)
 }
 
+// VTEPLister is implemented by registries that can list the records of
+// one VTEP without holding the whole registry in memory (etcd: its keys read
+// page by page, keeping only that VTEP's). The node's sweep looks for this
+// node's records so (a node's start-up otherwise reads every record twice:
+// its change feed's listing and the sweep's).
+type VTEPLister interface {
+	// RecordsAt returns the complete records at vtep, sorted by IP, at one
+	// revision of the store. Keys that are no record are skipped.
+	RecordsAt(ctx context.Context, vtep netip.Addr) ([]Record, error)
+}
+
 // NodeLister is implemented by registries that advertise live nodes apart
 // from their records (etcd's nodes/ keys, held by each node's lease): the
 // guard's allowlist admits a node with no container yet too.

@@ -29,6 +29,7 @@
 //	AssignedBlocks  address blocks assigned to nodes (podCIDRs)    -     -    yes   yes
 //	KeyLister       lists its keys cheaper than its records       yes     -    -     -
 //	NodeLister      advertises live nodes (nodes/ on leases)        -    yes   -     -
+//	VTEPLister      lists one VTEP's records, not all of them      -    yes   -     -
 //	Stamper         a cheap stamp that changes with any record    yes     -    -     -
 //	Notifier        says at once when this machine changed it     yes     -    -     -
 //	Leaser          holds records on a lease (Owned, Stats)         -    yes   -     -

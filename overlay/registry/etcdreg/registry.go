@@ -71,6 +71,7 @@ var (
 	_ registry.NodeLister   = (*Registry)(nil)
 	_ registry.Leaser       = (*Registry)(nil)
 	_ registry.RejectLister = (*Registry)(nil)
+	_ registry.VTEPLister   = (*Registry)(nil)
 )
 
 // Open connects to the etcd cluster named by url,
@@ -319,11 +320,30 @@ const listPage = 4096
 // snapshot reads the overlay's arp/ and fdb/ keys at one revision, in pages
 // of listPage keys (all at the revision of the first).
 func (r *Registry) snapshot(ctx context.Context) (*state, int64, error) {
+	var s *state
+	rev, err := r.pages(ctx, r.base, 0, func(resp *clientv3.GetResponse) {
+		if s == nil {
+			// Keys are arp/ and fdb/ pairs (plus config and nodes/).
+			s = newStateSized(int(resp.Count)/2 + 1)
+		}
+		for _, kv := range resp.Kvs {
+			s.apply(r.base, kv.Key, kv.Value, false)
+		}
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return s, rev, nil
+}
+
+// pages reads the keys under prefix at revision rev (0: the current one,
+// then that of the first page for the others) in pages of listPage keys,
+// handing each page to fn, and returns the revision read.
+func (r *Registry) pages(ctx context.Context, prefix string, rev int64, fn func(*clientv3.GetResponse)) (int64, error) {
 	octx, done := r.opCtx(ctx)
 	defer done()
-	end := clientv3.GetPrefixRangeEnd(r.base)
-	from, rev := r.base, int64(0)
-	var s *state
+	end := clientv3.GetPrefixRangeEnd(prefix)
+	from := prefix
 	for {
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage)}
 		if rev != 0 {
@@ -331,21 +351,49 @@ func (r *Registry) snapshot(ctx context.Context) (*state, int64, error) {
 		}
 		resp, err := r.cli.Get(octx, from, opts...)
 		if err != nil {
-			return nil, 0, r.wrap("list", err)
+			return 0, r.wrap("list", err)
 		}
-		if s == nil {
-			rev = resp.Header.Revision
-			// Keys are arp/ and fdb/ pairs (plus config and nodes/).
-			s = newStateSized(int(resp.Count)/2 + 1)
-		}
-		for _, kv := range resp.Kvs {
-			s.apply(r.base, kv.Key, kv.Value, false)
-		}
+		rev = resp.Header.Revision
+		fn(resp)
 		if !resp.More || len(resp.Kvs) == 0 {
-			return s, rev, nil
+			return rev, nil
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
+}
+
+// RecordsAt returns the complete records at vtep, sorted by IP, at one
+// revision: the fdb/ keys are read page by page keeping the MACs at vtep,
+// then the arp/ keys keeping the IPs of those MACs, so that memory grows
+// with vtep's records, not the overlay's (a node's sweep). Keys that are
+// no record are skipped (the change feed reports them).
+func (r *Registry) RecordsAt(ctx context.Context, vtep netip.Addr) ([]registry.Record, error) {
+	macs := make(map[ethaddr.MAC]bool)
+	rev, err := r.pages(ctx, r.base+"fdb/", 0, func(resp *clientv3.GetResponse) {
+		for _, kv := range resp.Kvs {
+			_, m, kind := keyOf(r.base, kv.Key)
+			if v, err := parseAddr("", kv.Value); kind == 'f' && err == nil && v == vtep && string(kv.Key) == r.fdbKey(m) {
+				macs[m] = true
+			}
+		}
+	})
+	if err != nil || len(macs) == 0 {
+		return nil, err
+	}
+	var recs []registry.Record
+	_, err = r.pages(ctx, r.base+"arp/", rev, func(resp *clientv3.GetResponse) {
+		for _, kv := range resp.Kvs {
+			ip, _, kind := keyOf(r.base, kv.Key)
+			if m, err := parseMAC("", kv.Value); kind == 'a' && err == nil && macs[m] && string(kv.Key) == r.arpKey(ip) && registry.CheckKeyIP(ip) == nil {
+				recs = append(recs, registry.Record{IP: ip, MAC: m, VTEP: vtep})
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(recs, func(a, b registry.Record) int { return a.IP.Compare(b.IP) })
+	return recs, nil
 }
 
 // apply records one put (or delete) of key in s; other keys are ignored. It
