@@ -351,10 +351,12 @@ func (r *Resolver) programRecord(ctx context.Context, rec registry.Record) {
 	if r.feed.prog != nil {
 		r.feed.prog[rec.IP] = struct{}{}
 	}
-	r.prog.submit(ctx, &resolution{action: "programmed from feed", ops: []progOp{
-		{kind: opSetNeigh, ifindex: r.cfg.Vxlan, ip: rec.IP, mac: rec.MAC},
-		{kind: opSetFDB, mac: rec.MAC, vtep: rec.VTEP},
-	}})
+	res := newFeedResolution("programmed from feed")
+	res.ops = append(res.ops, progOp{kind: opSetNeigh, ifindex: r.cfg.Vxlan, ip: rec.IP, mac: rec.MAC},
+		progOp{kind: opSetFDB, mac: rec.MAC, vtep: rec.VTEP})
+	if r.prog.submit(ctx, res) != nil {
+		res.release() // not taken: ctx ended
+	}
 }
 
 // forgetRecord drops a remote record that t no longer holds as it was: its

@@ -120,6 +120,16 @@ func newMissResolution(k missKey, start time.Time) *resolution {
 	return r
 }
 
+// newFeedResolution returns a resolution of the feed's change from the
+// pool (100,000 records at start: no garbage per record), ops to be
+// appended to its ops.
+func newFeedResolution(action string) *resolution {
+	r := missResolutions.Get().(*resolution)
+	r.action, r.pooled = action, true
+	r.ops = r.opsBuf[:0]
+	return r
+}
+
 // release returns a pooled resolution to the pool; others are left alone.
 func (r *resolution) release() {
 	if !r.pooled {

@@ -2,6 +2,7 @@ package etcdreg
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net/netip"
 	"slices"
@@ -77,6 +78,10 @@ func (w *watcher) run(s *state, rev int64) {
 // registry.ChangeSynced.
 func (w *watcher) resync(s *state, rev int64) bool {
 	old := w.cur
+	if old.tab.Len() == 0 {
+		w.cur = s
+		return w.sendRejected(rev) && w.deliverListing(rev) && w.send(registry.Change{Kind: registry.ChangeSynced, Revision: rev})
+	}
 	ips := make([]netip.Addr, 0, s.tab.Len())
 	for ip := range s.tab.ARP() {
 		ips = append(ips, ip)
@@ -95,6 +100,41 @@ func (w *watcher) resync(s *state, rev int64) bool {
 	old = nil
 	w.cur = s
 	return w.sendRejected(rev) && w.deliver(ips, before, rev) && w.send(registry.Change{Kind: registry.ChangeSynced, Revision: rev})
+}
+
+// deliverListing sends a Put of every complete record of cur, sorted by IP:
+// the difference to nothing delivered (a first listing). Its IPv4
+// addresses are sorted as 4-byte numbers, not in netip.Addr's 24 bytes
+// (100,000 of them while the listing is delivered and programmed).
+func (w *watcher) deliverListing(rev int64) bool {
+	var v4 []uint32
+	var v6 []netip.Addr
+	for ip := range w.cur.tab.ARP() {
+		if ip.Is4() {
+			v4 = append(v4, binary.BigEndian.Uint32(ip.AsSlice()))
+		} else {
+			v6 = append(v6, ip)
+		}
+	}
+	slices.Sort(v4)
+	slices.SortFunc(v6, netip.Addr.Compare)
+	put := func(ip netip.Addr) bool {
+		rec, ok := w.cur.complete(ip)
+		return !ok || w.send(registry.Change{Kind: registry.ChangePut, Record: rec, Revision: rev})
+	}
+	var b [4]byte
+	for _, a := range v4 {
+		binary.BigEndian.PutUint32(b[:], a)
+		if !put(netip.AddrFrom4(b)) {
+			return false
+		}
+	}
+	for _, ip := range v6 {
+		if !put(ip) {
+			return false
+		}
+	}
+	return true
 }
 
 // relist lists again, with backoff while etcd is away.
