@@ -3,6 +3,7 @@ package resolver
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"net/netip"
 	"runtime"
 	"syscall"
@@ -160,19 +161,7 @@ func (p *programmer) syncNeigh(ke *kernelEntries, st *stride) int {
 		}
 		p.neigh.set(k, mac)
 	}
-	// Tracked entries the dump lacks are forgotten, unless programmed
-	// during the dump (touched): those join the kernel's.
-	for k, mac := range p.neigh.all() {
-		st.step()
-		if ke.neigh.has(k) {
-			continue
-		}
-		if _, ok := p.touchedNeigh[k]; ok {
-			ke.neigh.set(k, mac)
-			continue
-		}
-		p.neigh.del(k)
-	}
+	forgetVanished(st, &p.neigh, &ke.neigh, p.touchedNeigh)
 	return adopted
 }
 
@@ -211,18 +200,32 @@ func (p *programmer) syncFDB(ke *kernelEntries, st *stride) int {
 		p.fdb.set(mac, vtep)
 		adopted++
 	}
-	for mac, vtep := range p.fdb.all() {
-		st.step()
-		if ke.fdb.has(mac) {
-			continue
-		}
-		if _, ok := p.touchedFDB[mac]; ok {
-			ke.fdb.set(mac, vtep)
-			continue
-		}
-		p.fdb.del(mac)
-	}
+	forgetVanished(st, &p.fdb, &ke.fdb, p.touchedFDB)
 	return adopted
+}
+
+// entryTable is a table of entries, neighTable or fdbTable.
+type entryTable[K comparable, V any] interface {
+	all() iter.Seq2[K, V]
+	has(K) bool
+	set(K, V)
+	del(K)
+}
+
+// forgetVanished forgets the tracked entries the dump (have) lacks, unless
+// they were programmed during the dump (touched): those join have.
+func forgetVanished[K comparable, V any](st *stride, tracked, have entryTable[K, V], touched map[K]struct{}) {
+	for k, v := range tracked.all() {
+		st.step()
+		if have.has(k) {
+			continue
+		}
+		if _, ok := touched[k]; ok {
+			have.set(k, v)
+			continue
+		}
+		tracked.del(k)
+	}
 }
 
 // stride counts sync's steps and lets waiting batches go every syncStride
