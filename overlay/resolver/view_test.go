@@ -130,3 +130,54 @@ func TestReconcileFixesCheckedAgainstView(t *testing.T) {
 		t.Errorf("the superseded neighbour fix is tracked")
 	}
 }
+
+// TestResolverViewIsFeedsTable: with a feed that hands its copy of the
+// records (registry.Change.Table), the view is that copy, read in place:
+// a record the feed's table holds is answered from it,
+// one the policy refuses or at this node's VTEP is not, and a Delete
+// removes the entries its Put programmed.
+func TestResolverViewIsFeedsTable(t *testing.T) {
+	reg := newFakeRegistry()
+	feed := make(chanFeed, 4)
+	k := &fakeKernel{}
+	r, _ := newTestResolver(t, reg, k, func(c *testConfig) { c.Feed, c.Mode = feed, ModeHybrid })
+	tab := registry.NewTable(0)
+	a := registry.Record{IP: netip.MustParseAddr("198.51.100.3"), MAC: macN(3), VTEP: netip.MustParseAddr("192.0.2.3")}
+	tab.SetRecord(a)
+	feed <- registry.Change{Kind: registry.ChangePut, Record: a, Table: tab}
+	feed <- registry.Change{Kind: registry.ChangeSynced, Table: tab}
+	runResolver(t, r)
+	requests := func() (n int) {
+		for _, b := range k.sizes() {
+			n += b
+		}
+		return n
+	}
+	eventually(t, "the feed's record programmed", func() bool { return requests() == 2 })
+
+	// Written to the feed's table, not delivered yet: the view has it.
+	b := registry.Record{IP: netip.MustParseAddr("198.51.100.5"), MAC: macN(5), VTEP: netip.MustParseAddr("192.0.2.5")}
+	tab.SetRecord(b)
+	if mac, vtep, ok := r.feed.viewed(b.IP); !ok || mac != b.MAC || vtep != b.VTEP {
+		t.Errorf("view of %s = %v %v %v; want the feed table's record", b.IP, mac, vtep, ok)
+	}
+	local := registry.Record{IP: netip.MustParseAddr("198.51.100.6"), MAC: macN(6), VTEP: r.cfg.LocalVTEP}
+	junk := registry.Record{IP: netip.MustParseAddr("198.51.100.7"), MAC: ethaddr.MAC{1, 2, 3, 4, 5, 6}, VTEP: netip.MustParseAddr("192.0.2.7")} // multicast MAC
+	tab.SetRecord(local)
+	tab.SetRecord(junk)
+	for _, rec := range []registry.Record{local, junk} {
+		if _, _, ok := r.feed.viewed(rec.IP); ok {
+			t.Errorf("the view answers %v", rec)
+		}
+		if _, ok := r.feed.viewedMAC(rec.MAC); ok {
+			t.Errorf("the view answers %v's MAC", rec)
+		}
+	}
+
+	tab.DeleteRecord(a)
+	feed <- registry.Change{Kind: registry.ChangeDelete, Record: a, Table: tab}
+	eventually(t, "the deleted record's entries removed", func() bool { return requests() == 4 })
+	if got := r.FeedStats().Programmed; got != 0 {
+		t.Errorf("programmed records %d after the delete, want 0", got)
+	}
+}
