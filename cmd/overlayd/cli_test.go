@@ -22,9 +22,14 @@ import (
 // build` does (static, stripped), removed by TestMain.
 var bins = &testbin.Set{Pkgs: map[string]string{"overlayd": "."}}
 
+// nokubeBins is overlayd built BUILDTAGS=nokube, for the scale
+// benchmarks' comparison of what the Kubernetes client costs.
+var nokubeBins = &testbin.Set{Pkgs: map[string]string{"overlayd": "."}, Tags: map[string]string{"overlayd": "nokube"}}
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	bins.Remove()
+	nokubeBins.Remove()
 	kubeBins.Remove()
 	os.Exit(code)
 }

@@ -112,7 +112,7 @@ serves this node; 503 with the reason otherwise).
 
 Memory: the daemon's garbage collector runs at GOGC=25 unless the GOGC
 environment variable says otherwise (the Go default is 100): its heap is
-mostly the records it follows (100,000 remote endpoints: about 40 MiB live),
+mostly the records it follows (100,000 remote endpoints: about 9 MiB live),
 which this keeps at about 1.25x instead of 2x for a small cost in CPU when
 records change. GOMEMLIMIT is honoured as usual.`
 

@@ -110,6 +110,7 @@ func (l *etcdLab) putRecords(tb testing.TB, cli *clientv3.Client, from, to int) 
 // procStat is what /proc says about a process.
 type procStat struct {
 	rss, hwm int64         // resident set now and at its peak, bytes
+	anon     int64         // of rss, the anonymous memory (heap, stacks); the rest is mostly the binary's pages
 	cpu      time.Duration // user + system CPU time
 }
 
@@ -131,6 +132,8 @@ func readProc(tb testing.TB, pid int) procStat {
 			st.rss = kb << 10
 		case "VmHWM":
 			st.hwm = kb << 10
+		case "RssAnon":
+			st.anon = kb << 10
 		}
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -258,7 +261,13 @@ func (n *simNode) kernelEntries(tb testing.TB) (neigh, fdb int) {
 // nsenter execs it) and returns it; it is killed at the end of the test.
 func (n *simNode) startMeasured(tb testing.TB, env []string, args ...string) *exec.Cmd {
 	tb.Helper()
-	argv := []string{"--net=" + filepath.Join(rtnl.DefaultNetNSDir, n.name), overlaydBinary(tb), "run",
+	return n.startMeasuredBin(tb, overlaydBinary(tb), env, args...)
+}
+
+// startMeasuredBin is startMeasured with the overlayd binary bin.
+func (n *simNode) startMeasuredBin(tb testing.TB, bin string, env []string, args ...string) *exec.Cmd {
+	tb.Helper()
+	argv := []string{"--net=" + filepath.Join(rtnl.DefaultNetNSDir, n.name), bin, "run",
 		"--netns-dir", n.dir, "--state-dir", n.state, "--store", n.store, "--log-level", "warn"}
 	cmd := exec.Command("nsenter", append(argv, args...)...)
 	cmd.Env = append(os.Environ(), env...)
@@ -319,7 +328,8 @@ func (n *simNode) waitProgrammed(tb testing.TB, cmd *exec.Cmd, addr string, want
 // etcd; `overlayd run` with defaults (hybrid mode) starts on a node with an
 // empty vxlan. One op is one start, until every endpoint's neighbour and
 // FDB entry is programmed (ns/op); the daemon's resident set then
-// (RSS-MiB), at its peak (peak-RSS-MiB), its CPU time, and the bytes of
+// (RSS-MiB; of it anonymous, anon-RSS-MiB: the rest is mostly the binary's
+// pages), at its peak (peak-RSS-MiB), its CPU time, and the bytes of
 // resident set per endpoint above an idle daemon's (B/endpoint). The kernel
 // holds the entries: its memory is not in the daemon's RSS.
 //
@@ -327,19 +337,30 @@ func (n *simNode) waitProgrammed(tb testing.TB, cmd *exec.Cmd, addr string, want
 func BenchmarkStartup10k(b *testing.B)  { benchStartup(b, 10_000) }
 func BenchmarkStartup100k(b *testing.B) { benchStartup(b, 100_000) }
 
+// BenchmarkStartup100kNoKube: BenchmarkStartup100k with overlayd built
+// BUILDTAGS=nokube, beside it: what the Kubernetes client costs a daemon on
+// etcd (its pages of the binary).
+func BenchmarkStartup100kNoKube(b *testing.B) {
+	benchStartupBin(b, filepath.Join(nokubeBins.Dir(b), "overlayd"), 100_000)
+}
+
 func benchStartup(b *testing.B, n int, env ...string) {
+	benchStartupBin(b, overlaydBinary(b), n, env...)
+}
+
+func benchStartupBin(b *testing.B, bin string, n int, env ...string) {
 	lab := newEtcdLabWith(b, 1, labOptions{create: []string{"--gateway", scaleGateway}, etcdArgs: benchEtcdArgs})
 	node := lab.nodes[0]
 	const metrics = "127.0.0.1:9477"
 	// An idle daemon: no remote endpoint.
-	idle := node.startMeasured(b, env, "--metrics", metrics)
+	idle := node.startMeasuredBin(b, bin, env, "--metrics", metrics)
 	node.waitProgrammed(b, idle, metrics, 0, 30*time.Second)
 	time.Sleep(500 * time.Millisecond)
 	base := readProc(b, idle.Process.Pid)
 	stopMeasured(b, idle)
 
 	lab.putRecords(b, lab.client(b), 0, n)
-	var rss, hwm, cpu, took float64
+	var rss, hwm, anon, cpu, took float64
 	b.ResetTimer()
 	for i := range b.N {
 		if i > 0 {
@@ -349,13 +370,14 @@ func benchStartup(b *testing.B, n int, env ...string) {
 			b.StartTimer()
 		}
 		start := time.Now()
-		d := node.startMeasured(b, env, "--metrics", metrics)
+		d := node.startMeasuredBin(b, bin, env, "--metrics", metrics)
 		done := node.waitProgrammed(b, d, metrics, n, 120*time.Second)
 		b.StopTimer()
 		took += done.Sub(start).Seconds()
 		st := readProc(b, d.Process.Pid)
 		rss += float64(st.rss)
 		hwm += float64(st.hwm)
+		anon += float64(st.anon)
 		cpu += st.cpu.Seconds()
 		stopMeasured(b, d)
 		if ne, fd := node.kernelEntries(b); ne != n || fd != n {
@@ -369,6 +391,8 @@ func benchStartup(b *testing.B, n int, env ...string) {
 	b.ReportMetric(rss/k/(1<<20), "RSS-MiB")
 	b.ReportMetric(hwm/k/(1<<20), "peak-RSS-MiB")
 	b.ReportMetric(float64(base.rss)/(1<<20), "idle-RSS-MiB")
+	b.ReportMetric(anon/k/(1<<20), "anon-RSS-MiB")
+	b.ReportMetric(float64(base.anon)/(1<<20), "idle-anon-MiB")
 	b.ReportMetric((rss/k-float64(base.rss))/float64(n), "B/endpoint")
 	b.ReportMetric((hwm/k-float64(base.hwm))/float64(n), "peak-B/endpoint")
 	b.ReportMetric(cpu/k, "CPU-s")
