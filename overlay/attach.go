@@ -2,8 +2,8 @@ package overlay
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net/netip"
 
 	"github.com/overlaynet/overlaynet/internal/links"
 	"github.com/overlaynet/overlaynet/internal/steps"
@@ -267,30 +267,41 @@ func (a *attachment) save(r *steps.Runner) error {
 		func() error { return a.n.removeEndpointState(name) })
 }
 
-// register records IP → MAC → VTEP in the registry; undone by removing
-// only the records this call created.
+// register records IP → MAC → VTEP in the registry, for each of the
+// endpoint's addresses; undone by removing only the records this call
+// created.
 func (a *attachment) register(r *steps.Runner) error {
-	ctx, reg, rec := a.ctx, a.n.reg, a.e.Record()
-	_, lerr := reg.LookupMAC(ctx, rec.IP)
-	ipExisted := lerr == nil
-	_, lerr = reg.LookupVTEP(ctx, rec.MAC)
-	macExisted := lerr == nil
-	a.j.update(false, func(in *intent) { in.IPExisted, in.MACExisted = ipExisted, macExisted })
+	ctx, reg, recs := a.ctx, a.n.reg, a.e.Records()
+	own := intent{Endpoint: *a.e}
+	for _, rec := range recs {
+		if _, lerr := reg.LookupMAC(ctx, rec.IP); lerr == nil {
+			if rec.IP.Is6() {
+				own.IP6Existed = true
+			} else {
+				own.IPExisted = true
+			}
+		}
+	}
+	_, lerr := reg.LookupVTEP(ctx, a.e.MAC)
+	own.MACExisted = lerr == nil
+	a.j.update(false, func(in *intent) {
+		in.IPExisted, in.IP6Existed, in.MACExisted = own.IPExisted, own.IP6Existed, own.MACExisted
+	})
+	undo := func() error {
+		var errs []error
+		for _, rec := range own.own() {
+			errs = append(errs, reg.Unregister(context.WithoutCancel(ctx), rec))
+		}
+		return errors.Join(errs...)
+	}
 	return r.Do(stepRegister, func() error {
-		if err := reg.Register(ctx, rec); err != nil {
-			return fmt.Errorf("overlay: register %s: %w", rec, err)
+		for _, rec := range recs {
+			if err := reg.Register(ctx, rec); err != nil {
+				return errors.Join(fmt.Errorf("overlay: register %s: %w", rec, err), undo())
+			}
 		}
 		return nil
-	}, func() error {
-		own := rec
-		if ipExisted {
-			own.IP = netip.Addr{}
-		}
-		if macExisted {
-			own.VTEP = netip.Addr{}
-		}
-		return reg.Unregister(context.WithoutCancel(ctx), own)
-	})
+	}, undo)
 }
 
 // announce sends the container's gratuitous ARP, best effort: the endpoint

@@ -60,7 +60,7 @@ func (n *Node) planAttach(ctx context.Context, r *steps.Runner, req AttachReques
 	}
 	// The overlay's network is agreed before anything is made (and
 	// published here if the store has none yet, as by an older create).
-	if err := PublishNetwork(ctx, n.reg, cfg); err != nil {
+	if err := PublishNetwork(ctx, n.reg, a.ov); err != nil {
 		return nil, err
 	}
 	return a, nil

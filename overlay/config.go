@@ -19,6 +19,16 @@ const (
 	// VXLANOverhead is what VXLAN over IPv4 adds to every frame: outer IPv4
 	// (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) headers.
 	VXLANOverhead = 50
+	// VXLANOverhead6 is what VXLAN over an IPv6 underlay adds: the outer
+	// IPv6 header is 40 bytes instead of 20.
+	VXLANOverhead6 = 70
+	// DefaultMTU is the overlay's MTU on an IPv4 underlay of MTU 1500,
+	// DefaultMTU6 on an IPv6 one: what Create takes when Config.MTU is 0.
+	DefaultMTU  = 1500 - VXLANOverhead
+	DefaultMTU6 = 1500 - VXLANOverhead6
+	// DefaultBlockBits6 is the prefix length of the IPv6 address blocks
+	// nodes claim when Config.BlockBits6 is 0: 256 addresses.
+	DefaultBlockBits6 = 120
 	// MaxIfNameLen is the longest interface name the kernel accepts
 	// (IFNAMSIZ - 1).
 	MaxIfNameLen = 15
@@ -35,12 +45,25 @@ type Config struct {
 	// Port is the UDP destination port of the vxlan device (default 4789).
 	Port uint16 `json:"port"`
 	// MTU of the vxlan device, the bridge and the container links (default
-	// 1450); 68 .. underlay MTU - 50.
+	// 1450); 68 .. underlay MTU - 50 (- 70 on an IPv6 underlay). Zero:
+	// DefaultMTU, or DefaultMTU6 on an IPv6 underlay, chosen by Create.
 	MTU uint32 `json:"mtu"`
-	// Gateway is the bridge's address and, by its prefix, the overlay
-	// subnet (default 198.51.100.1/24).
+	// Gateway is the bridge's IPv4 address and, by its prefix, the overlay
+	// subnet (default 198.51.100.1/24). Every overlay has one: IPv6-only
+	// overlays are not supported (Validate says why).
 	Gateway netip.Prefix `json:"gateway"`
-	// Local is the VTEP address (optional; exclusive with Dev).
+	// Gateway6, if valid, is the bridge's IPv6 address and, by its prefix,
+	// the overlay's IPv6 prefix (2001:db8:42::1/64): the overlay is then
+	// dual-stack, its containers get an address of each family. Invalid:
+	// IPv4 only (an overlay recorded before dual-stack reads so).
+	Gateway6 netip.Prefix `json:"gateway6,omitzero"`
+	// BlockBits6 is the prefix length of the IPv6 address blocks a node
+	// claims for allocation (0: DefaultBlockBits6 on a dual-stack
+	// overlay). It is part of the overlay's agreed network: every node
+	// uses the same. The IPv6 prefix must hold at least one block.
+	BlockBits6 int `json:"block_bits6,omitempty"`
+	// Local is the VTEP address, IPv4 or IPv6: its family is the
+	// underlay's (optional; exclusive with Dev).
 	Local netip.Addr `json:"local,omitzero"`
 	// Dev is the underlay device (optional; exclusive with Local).
 	Dev string `json:"dev,omitempty"`
@@ -84,6 +107,67 @@ func DefaultConfig() Config {
 // Subnet returns the overlay subnet (Gateway's prefix, masked).
 func (c Config) Subnet() netip.Prefix { return c.Gateway.Masked() }
 
+// Subnet6 returns the overlay's IPv6 prefix (Gateway6's, masked), invalid
+// on an IPv4-only overlay.
+func (c Config) Subnet6() netip.Prefix {
+	if !c.Gateway6.IsValid() {
+		return netip.Prefix{}
+	}
+	return c.Gateway6.Masked()
+}
+
+// DualStack says whether the overlay has an IPv6 prefix besides its IPv4
+// subnet.
+func (c Config) DualStack() bool { return c.Gateway6.IsValid() }
+
+// Families returns the address families of the overlay's containers:
+// IPv4, and IPv6 on a dual-stack overlay.
+func (c Config) Families() []Family {
+	if c.DualStack() {
+		return []Family{IPv4, IPv6}
+	}
+	return []Family{IPv4}
+}
+
+// Gateways returns the overlay's gateways: the IPv4 one, and the IPv6 one
+// on a dual-stack overlay.
+func (c Config) Gateways() []netip.Prefix {
+	if c.DualStack() {
+		return []netip.Prefix{c.Gateway, c.Gateway6}
+	}
+	return []netip.Prefix{c.Gateway}
+}
+
+// GatewayOf returns the overlay's gateway of family f, invalid if it has
+// none.
+func (c Config) GatewayOf(f Family) netip.Prefix {
+	if f == IPv6 {
+		return c.Gateway6
+	}
+	return c.Gateway
+}
+
+// EffectiveBlockBits6 is BlockBits6, or DefaultBlockBits6 when it is 0.
+func (c Config) EffectiveBlockBits6() int {
+	if c.BlockBits6 == 0 {
+		return DefaultBlockBits6
+	}
+	return c.BlockBits6
+}
+
+// Overhead returns what VXLAN adds to a frame on an underlay of vtep's
+// family: VXLANOverhead for IPv4, VXLANOverhead6 for IPv6.
+func Overhead(vtep netip.Addr) uint32 {
+	if vtep.IsValid() && !vtep.Unmap().Is4() {
+		return VXLANOverhead6
+	}
+	return VXLANOverhead
+}
+
+// DefaultMTUFor is the MTU Create gives an overlay whose Config.MTU is 0,
+// on an underlay of vtep's family: 1450 (IPv4) or 1430 (IPv6).
+func DefaultMTUFor(vtep netip.Addr) uint32 { return 1500 - Overhead(vtep) }
+
 // Validate checks c on its own (the underlay MTU is checked by Create),
 // naming the bad field and value in the error.
 func (c Config) Validate() error {
@@ -94,20 +178,28 @@ func (c Config) Validate() error {
 	if c.Port == 0 {
 		errs = append(errs, errors.New("overlay: port 0 is not a valid UDP port"))
 	}
-	if c.MTU < MinMTU {
+	switch {
+	case c.MTU == 0: // chosen by Create for the underlay's family
+	case c.MTU < MinMTU:
 		errs = append(errs, fmt.Errorf("overlay: MTU %d is below the IPv4 minimum %d", c.MTU, MinMTU))
-	} else if c.MTU > 65535-VXLANOverhead {
-		errs = append(errs, fmt.Errorf("overlay: MTU %d is above %d", c.MTU, 65535-VXLANOverhead))
+	case c.MTU > 65535-Overhead(c.Local):
+		errs = append(errs, fmt.Errorf("overlay: MTU %d is above %d", c.MTU, 65535-Overhead(c.Local)))
 	}
 	if err := validateGateway(c.Gateway); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, c.validateIPv6())
 	if c.Local.IsValid() && c.Dev != "" {
 		errs = append(errs, fmt.Errorf("overlay: local %s and dev %q are exclusive: give one", c.Local, c.Dev))
 	}
 	if c.Local.IsValid() {
-		if !c.Local.Is4() || c.Local.IsUnspecified() || c.Local.IsMulticast() || c.Local.IsLoopback() {
-			errs = append(errs, fmt.Errorf("overlay: local %s is not a unicast IPv4 VTEP address", c.Local))
+		if err := validateLocal(c.Local); err != nil {
+			errs = append(errs, err)
+		}
+		for _, s := range []netip.Prefix{c.Subnet(), c.Subnet6()} {
+			if s.IsValid() && s.Contains(c.Local.WithZone("")) {
+				errs = append(errs, fmt.Errorf("overlay: local %s is inside the overlay's prefix %s: a VTEP is an underlay address", c.Local, s))
+			}
 		}
 	}
 	if c.Dev != "" {
@@ -142,7 +234,10 @@ func validateGateway(p netip.Prefix) error {
 	switch {
 	case !p.IsValid():
 		return errors.New("overlay: gateway is not set (want an address with prefix, e.g. 198.51.100.1/24)")
-	case !p.Addr().Is4() || p.Addr().Is4In6():
+	case p.Addr().Is6() && !p.Addr().Is4In6():
+		return fmt.Errorf("overlay: gateway %s is not IPv4: an IPv6 gateway goes beside an IPv4 one (IPv6-only overlays are not supported: "+
+			"egress, the node path and the containers' derived MACs need IPv4)", p)
+	case !p.Addr().Is4():
 		return fmt.Errorf("overlay: gateway %s is not IPv4", p)
 	case p.Bits() < 1 || p.Bits() > 30:
 		return fmt.Errorf("overlay: gateway prefix /%d leaves no room for containers (want /1../30)", p.Bits())

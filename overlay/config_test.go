@@ -12,6 +12,17 @@ func TestConfigValidate(t *testing.T) {
 	if err := DefaultConfig().Validate(); err != nil {
 		t.Fatalf("default config: %v", err)
 	}
+	dual := DefaultConfig()
+	dual.Gateway6 = netip.MustParsePrefix("2001:db8:42::1/64")
+	dual.Local = netip.MustParseAddr("2001:db8::2")
+	dual.MTU = 0
+	if err := dual.Validate(); err != nil {
+		t.Fatalf("dual-stack config on an IPv6 underlay, MTU chosen by Create: %v", err)
+	}
+	dual.Gateway6, dual.BlockBits6 = netip.MustParsePrefix("2001:db8:42::1/124"), 124
+	if err := dual.Validate(); err != nil {
+		t.Fatalf("a /124 IPv6 prefix with /124 blocks: %v", err)
+	}
 	for _, tc := range []struct {
 		name string
 		edit func(*Config)
@@ -28,8 +39,29 @@ func TestConfigValidate(t *testing.T) {
 		{"gateway network", func(c *Config) { c.Gateway = netip.MustParsePrefix("198.51.100.0/24") }, "network address"},
 		{"gateway broadcast", func(c *Config) { c.Gateway = netip.MustParsePrefix("198.51.100.255/24") }, "broadcast address"},
 		{"local and dev", func(c *Config) { c.Local = netip.MustParseAddr("192.0.2.2"); c.Dev = "eth0" }, "exclusive"},
-		{"local multicast", func(c *Config) { c.Local = netip.MustParseAddr("239.1.1.1") }, "not a unicast IPv4"},
-		{"local v6", func(c *Config) { c.Local = netip.MustParseAddr("2001:db8::2") }, "not a unicast IPv4"},
+		{"local multicast", func(c *Config) { c.Local = netip.MustParseAddr("239.1.1.1") }, "not a unicast VTEP address"},
+		{"local v6 multicast", func(c *Config) { c.Local = netip.MustParseAddr("ff02::1") }, "not a unicast VTEP address"},
+		{"local v6 link-local", func(c *Config) { c.Local = netip.MustParseAddr("fe80::1") }, "link-local"},
+		{"local v6 zone", func(c *Config) { c.Local = netip.MustParseAddr("2001:db8::2%eth0") }, "without a zone"},
+		{"local v4-mapped", func(c *Config) { c.Local = netip.MustParseAddr("::ffff:192.0.2.2") }, "IPv4 in its IPv4 form"},
+		{"local in subnet", func(c *Config) { c.Local = netip.MustParseAddr("198.51.100.7") }, "inside the overlay's prefix"},
+		{"local in prefix6", func(c *Config) {
+			c.Gateway6 = netip.MustParsePrefix("2001:db8:42::1/64")
+			c.Local = netip.MustParseAddr("2001:db8:42::9")
+		}, "inside the overlay's prefix 2001:db8:42::/64"},
+		{"ipv6 only", func(c *Config) { c.Gateway = netip.MustParsePrefix("2001:db8:42::1/64") }, "IPv6-only overlays are not supported"},
+		{"gateway6 v4", func(c *Config) { c.Gateway6 = netip.MustParsePrefix("198.51.100.1/24") }, "not an IPv6 address"},
+		{"gateway6 /127", func(c *Config) { c.Gateway6 = netip.MustParsePrefix("2001:db8:42::1/127") }, "prefix /127 leaves no room"},
+		{"gateway6 link-local", func(c *Config) { c.Gateway6 = netip.MustParsePrefix("fe80::1/64") }, "link-local"},
+		{"gateway6 multicast", func(c *Config) { c.Gateway6 = netip.MustParsePrefix("ff05::1/64") }, "not a unicast"},
+		{"gateway6 anycast", func(c *Config) { c.Gateway6 = netip.MustParsePrefix("2001:db8:42::/64") }, "subnet-router anycast"},
+		{"gateway6 smaller than a block", func(c *Config) { c.Gateway6 = netip.MustParsePrefix("2001:db8:42::1/124") },
+			"IPv6 prefix 2001:db8:42::/124 (/124) is smaller than one address block (/120)"},
+		{"block bits6 without gateway6", func(c *Config) { c.BlockBits6 = 112 }, "without an IPv6 gateway"},
+		{"block bits6 out of range", func(c *Config) {
+			c.Gateway6 = netip.MustParsePrefix("2001:db8:42::1/64")
+			c.BlockBits6 = 129
+		}, "out of range"},
 		{"dev too long", func(c *Config) { c.Dev = "abcdefghijklmnop" }, "longer than the kernel's 15"},
 		{"netns slash", func(c *Config) { c.OverlayNetNS = "a/b" }, "'/'"},
 		{"netns dotdot", func(c *Config) { c.OverlayNetNS = "a..b" }, `".."`},

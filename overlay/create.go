@@ -190,7 +190,7 @@ func (c *creation) vxlan(r *steps.Runner) error {
 	if c.vx != nil {
 		return nil
 	}
-	m := rtnl.NewVxlan(cfg.Vxlan, vxlanInfo(cfg, c.devIndex))
+	m := rtnl.NewVxlan(cfg.Vxlan, vxlanInfo(c.ov, c.devIndex))
 	m.MTU = cfg.MTU
 	m.NetNSFD = c.ns.Fd()
 	m.Present |= rtnl.LinkHasNetNSFD
@@ -263,7 +263,7 @@ func (c *creation) publish(*steps.Runner) error {
 	if c.n.reg == nil {
 		return nil
 	}
-	return PublishNetwork(c.ctx, c.n.reg, c.cfg)
+	return PublishNetwork(c.ctx, c.n.reg, c.ov)
 }
 
 // save records the overlay, and what this and earlier creates made, in the
@@ -288,17 +288,23 @@ func (c *creation) save(r *steps.Runner) error {
 	})
 }
 
-// vxlanInfo is the vxlan device cfg asks for: proxy ARP and both miss
-// notifications on, so a resolver can answer from the registry. IFLA_VXLAN_
-// LOCAL is set only for cfg.Local and IFLA_VXLAN_LINK only for cfg.Dev; with
-// neither, the kernel picks the source by route, as in the lab.
-func vxlanInfo(cfg Config, devIndex int32) rtnl.VxlanInfo {
+// vxlanInfo is the vxlan device ov asks for: proxy ARP (and ND) and both
+// miss notifications on, so a resolver can answer from the registry.
+// IFLA_VXLAN_LOCAL is set for Config.Local and on an IPv6 underlay (the
+// device's socket is IPv6 only when its local or remote address is), and
+// IFLA_VXLAN_LINK only for Config.Dev; with neither, the kernel picks the
+// source by route, as in the lab.
+func vxlanInfo(ov Overlay, devIndex int32) rtnl.VxlanInfo {
+	cfg := ov.Config
 	info := rtnl.VxlanInfo{
 		ID: cfg.VNI, Port: cfg.Port, Learning: cfg.Learning,
 		Proxy: true, L2Miss: true, L3Miss: true,
 	}
-	if cfg.Local.IsValid() {
+	switch {
+	case cfg.Local.IsValid():
 		info.Local = cfg.Local
+	case ov.VTEP.IsValid() && FamilyOf(ov.VTEP) == IPv6:
+		info.Local = ov.VTEP
 	}
 	if cfg.Dev != "" {
 		info.Dev = devIndex

@@ -11,7 +11,6 @@ import (
 	"github.com/overlaynet/overlaynet/internal/links"
 	"github.com/overlaynet/overlaynet/internal/steps"
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
 // planCreate checks cfg against the recorded overlay, the registry's
@@ -26,11 +25,25 @@ func (n *Node) planCreate(ctx context.Context, r *steps.Runner, cfg Config) (*cr
 	if err != nil && !errors.Is(err, ErrNotCreated) {
 		return nil, err
 	}
+	c := &creation{n: n, ctx: ctx, prev: prev}
+	if c.host, err = rtnl.Dial(nil); err != nil {
+		return nil, err
+	}
+	r.CloseLater(c.host.Close)
+	// The underlay's family decides the default MTU and is part of the
+	// network every node agrees on: the underlay is found first.
+	if c.ov, c.devIndex, err = findUnderlay(c.host, cfg); err != nil {
+		return nil, err
+	}
+	if cfg.MTU == 0 {
+		cfg.MTU = DefaultMTUFor(c.ov.VTEP)
+	}
+	c.cfg, c.ov.Config = cfg, cfg
 	// Differences with the registry's network are reported with those of
 	// the state directory or the devices, all at once.
 	var storeMM []Mismatch
 	if n.reg != nil {
-		if storeMM, err = storeMismatches(ctx, n.reg, cfg.Network()); err != nil {
+		if storeMM, err = storeMismatches(ctx, n.reg, c.ov.Network()); err != nil {
 			return nil, err
 		}
 	}
@@ -38,14 +51,6 @@ func (n *Node) planCreate(ctx context.Context, r *steps.Runner, cfg Config) (*cr
 		if mm := diffConfig(cfg, prev.Overlay.Config); len(mm) > 0 {
 			return nil, &MismatchError{Mismatches: append(mm, storeMM...)}
 		}
-	}
-	c := &creation{n: n, ctx: ctx, cfg: cfg, prev: prev}
-	if c.host, err = rtnl.Dial(nil); err != nil {
-		return nil, err
-	}
-	r.CloseLater(c.host.Close)
-	if c.ov, c.devIndex, err = findUnderlay(c.host, cfg); err != nil {
-		return nil, err
 	}
 	if err := checkUnderlayMTU(c.ov); err != nil {
 		return nil, err
@@ -86,13 +91,13 @@ func (c *creation) inspect(r *steps.Runner) ([]Mismatch, error) {
 	if c.vx, err = links.Find(c.oc, cfg.Vxlan); err != nil {
 		return nil, fmt.Errorf("overlay: vxlan %s: %w", cfg.Vxlan, err)
 	}
-	return diffDevices(c.oc, cfg, c.br, c.vx, c.devIndex)
+	return diffDevices(c.oc, c.ov, c.br, c.vx, c.devIndex)
 }
 
 // hasAddress reports whether link index holds exactly p; the same address
 // with another prefix length is an error.
 func hasAddress(c *rtnl.Conn, index int32, p netip.Prefix) (bool, error) {
-	addrs, err := c.AddressList(unix.AF_INET, index)
+	addrs, err := c.AddressList(afOf(p.Addr()), index)
 	if err != nil {
 		return false, fmt.Errorf("overlay: list bridge addresses: %w", err)
 	}
@@ -118,6 +123,8 @@ func diffConfig(want, have Config) []Mismatch {
 	add("port", want.Port, have.Port)
 	add("MTU", want.MTU, have.MTU)
 	add("gateway", want.Gateway, have.Gateway)
+	add("IPv6 gateway", prefixOrNone(want.Gateway6), prefixOrNone(have.Gateway6))
+	add("IPv6 block bits", want.BlockBits6, have.BlockBits6)
 	add("local", addrString(want.Local), addrString(have.Local))
 	add("dev", strOrNone(want.Dev), strOrNone(have.Dev))
 	add("learning", want.Learning, have.Learning)
@@ -138,8 +145,9 @@ func diffConfig(want, have Config) []Mismatch {
 }
 
 // diffDevices compares the existing bridge and vxlan (either may be nil)
-// with cfg.
-func diffDevices(c *rtnl.Conn, cfg Config, br, vx *rtnl.LinkMessage, devIndex int32) ([]Mismatch, error) {
+// with ov's configuration.
+func diffDevices(c *rtnl.Conn, ov Overlay, br, vx *rtnl.LinkMessage, devIndex int32) ([]Mismatch, error) {
+	cfg := ov.Config
 	var mm []Mismatch
 	add := func(dev, field string, w, h any) {
 		ws, hs := fmt.Sprint(w), fmt.Sprint(h)
@@ -150,13 +158,15 @@ func diffDevices(c *rtnl.Conn, cfg Config, br, vx *rtnl.LinkMessage, devIndex in
 	if br != nil {
 		add(br.Name, "kind", rtnl.KindBridge, kindOf(br))
 		if br.Kind() == rtnl.KindBridge {
-			addrs, err := c.AddressList(unix.AF_INET, br.Index)
-			if err != nil {
-				return nil, fmt.Errorf("overlay: list bridge addresses: %w", err)
-			}
-			for _, a := range addrs {
-				if p := a.Prefix(); p.Addr() == cfg.Gateway.Addr() && p != cfg.Gateway {
-					add(br.Name, "address", cfg.Gateway, p)
+			for _, gw := range cfg.Gateways() {
+				addrs, err := c.AddressList(afOf(gw.Addr()), br.Index)
+				if err != nil {
+					return nil, fmt.Errorf("overlay: list bridge addresses: %w", err)
+				}
+				for _, a := range addrs {
+					if p := a.Prefix(); p.Addr() == gw.Addr() && p != gw {
+						add(br.Name, "address", gw, p)
+					}
 				}
 			}
 		}
@@ -164,7 +174,7 @@ func diffDevices(c *rtnl.Conn, cfg Config, br, vx *rtnl.LinkMessage, devIndex in
 	if vx != nil {
 		add(vx.Name, "kind", rtnl.KindVxlan, kindOf(vx))
 		if vx.Kind() == rtnl.KindVxlan && vx.Info.Vxlan != nil {
-			v := vx.Info.Vxlan
+			v, want := vx.Info.Vxlan, vxlanInfo(ov, devIndex)
 			add(vx.Name, "VNI", cfg.VNI, v.ID)
 			add(vx.Name, "port", cfg.Port, v.Port)
 			add(vx.Name, "MTU", cfg.MTU, vx.MTU)
@@ -172,8 +182,8 @@ func diffDevices(c *rtnl.Conn, cfg Config, br, vx *rtnl.LinkMessage, devIndex in
 			add(vx.Name, "l2miss", true, v.L2Miss)
 			add(vx.Name, "l3miss", true, v.L3Miss)
 			add(vx.Name, "learning", cfg.Learning, v.Learning)
-			if cfg.Local.IsValid() {
-				add(vx.Name, "local", cfg.Local, addrString(v.Local))
+			if want.Local.IsValid() {
+				add(vx.Name, "local", want.Local, addrString(v.Local))
 			}
 			if cfg.Dev != "" {
 				add(vx.Name, "dev (ifindex)", devIndex, v.Dev)
@@ -198,6 +208,13 @@ func addrString(a netip.Addr) string {
 		return "(none)"
 	}
 	return a.String()
+}
+
+func prefixOrNone(p netip.Prefix) string {
+	if !p.IsValid() {
+		return "(none)"
+	}
+	return p.String()
 }
 
 func prefixOrAuto(p netip.Prefix) string {

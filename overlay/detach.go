@@ -89,8 +89,10 @@ func (n *Node) detach(ctx context.Context, ov *Overlay, st *endpointState) error
 	} else if err := n.deletePeer(e); err != nil {
 		errs = append(errs, fmt.Errorf("overlay: detach %s: delete %s: %w", e.Name, e.IfName, err))
 	}
-	if err := n.reg.Unregister(ctx, e.Record()); err != nil {
-		errs = append(errs, fmt.Errorf("overlay: detach %s: unregister: %w", e.Name, err))
+	for _, rec := range e.Records() {
+		if err := n.reg.Unregister(ctx, rec); err != nil {
+			errs = append(errs, fmt.Errorf("overlay: detach %s: unregister %s: %w", e.Name, rec.IP, err))
+		}
 	}
 	if err := n.release(ctx, ov, e); err != nil {
 		errs = append(errs, fmt.Errorf("overlay: detach %s: release address: %w", e.Name, err))
@@ -101,7 +103,7 @@ func (n *Node) detach(ctx context.Context, ov *Overlay, st *endpointState) error
 	if err := n.removeEndpointState(e.Name); err != nil {
 		return err
 	}
-	n.log.Info("detached", "endpoint", e.Name, "ip", e.IP, "mac", e.MAC, "netns_deleted", st.CreatedNetNS)
+	n.log.Info("detached", "endpoint", e.Name, "ip", e.IP, "ip6", e.IP6, "mac", e.MAC, "netns_deleted", st.CreatedNetNS)
 	return nil
 }
 

@@ -208,8 +208,10 @@ func TestDetachFake(t *testing.T) {
 	}
 	fn := newFakeNode(t, store)
 	ep := fakeOverlay(t, fn, false)
-	if err := store.Register(context.Background(), ep.Record()); err != nil {
-		t.Fatal(err)
+	for _, rec := range ep.Records() {
+		if err := store.Register(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	fn.ns["overns"].delFail = &rtnltest.Error{Errno: unix.EPERM, Message: "not allowed"}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/internal/steps"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
 // intentsDir holds, in the state directory, one record of intent per
@@ -51,10 +53,32 @@ type intent struct {
 	// NetNSID identifies the container namespace Attach made (its nsfs
 	// device and inode), once made: only that namespace is deleted.
 	NetNSID *netnsID `json:"netns_id,omitempty"`
-	// IPExisted and MACExisted say the registry held the endpoint's IP and
-	// MAC records before Attach registered them: those are not removed.
+	// IPExisted, IP6Existed and MACExisted say the registry held the
+	// endpoint's IPv4, IPv6 and MAC records before Attach registered them:
+	// those are not removed.
 	IPExisted  bool `json:"ip_existed,omitempty"`
+	IP6Existed bool `json:"ip6_existed,omitempty"`
 	MACExisted bool `json:"mac_existed,omitempty"`
+}
+
+// own returns the parts of the endpoint's records that its attach made:
+// each record without its IP if the IP's record existed before, without
+// its VTEP if the MAC's did.
+func (in *intent) own() []registry.Record {
+	recs := in.Endpoint.Records()
+	for i := range recs {
+		existed := in.IPExisted
+		if recs[i].IP.Is6() {
+			existed = in.IP6Existed
+		}
+		if existed {
+			recs[i].IP = netip.Addr{}
+		}
+		if in.MACExisted {
+			recs[i].VTEP = netip.Addr{}
+		}
+	}
+	return recs
 }
 
 // intentStep is one step of an intent.

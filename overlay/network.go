@@ -9,9 +9,15 @@ import (
 )
 
 // Network returns the overlay-wide settings of c, those every node of the
-// overlay must share.
+// overlay must share. The underlay's family is known from c only with
+// Local: Overlay.Network has it from the VTEP Create chose.
 func (c Config) Network() registry.Network {
-	return registry.Network{VNI: c.VNI, Port: c.Port, MTU: c.MTU, Gateway: c.Gateway}
+	n := registry.Network{VNI: c.VNI, Port: c.Port, MTU: c.MTU, Gateway: c.Gateway}
+	if c.DualStack() {
+		n.Gateway6, n.BlockBits6 = c.Gateway6, c.EffectiveBlockBits6()
+	}
+	n.Underlay6 = c.Local.IsValid() && FamilyOf(c.Local) == IPv6
+	return n
 }
 
 // StoreDevice is the Mismatch.Device of a difference with the network
@@ -40,17 +46,17 @@ func storeMismatches(ctx context.Context, reg registry.Registry, n registry.Netw
 	return mm, nil
 }
 
-// PublishNetwork records the network of c in reg if reg records networks
-// (registry.NetworkStore) and none is recorded yet; a recorded network that
-// differs is a *registry.NetworkMismatchError naming each difference
-// (matching registry.ErrConflict). Registries without networks accept
-// anything.
-func PublishNetwork(ctx context.Context, reg registry.Registry, c Config) error {
+// PublishNetwork records the network of ov (Overlay.Network) in reg if reg
+// records networks (registry.NetworkStore) and none is recorded yet; a
+// recorded network that differs is a *registry.NetworkMismatchError naming
+// each difference (matching registry.ErrConflict). Registries without
+// networks accept anything.
+func PublishNetwork(ctx context.Context, reg registry.Registry, ov Overlay) error {
 	ns, ok := reg.(registry.NetworkStore)
 	if !ok {
 		return nil
 	}
-	if err := ns.PublishNetwork(ctx, c.Network()); err != nil {
+	if err := ns.PublishNetwork(ctx, ov.Network()); err != nil {
 		var mm *registry.NetworkMismatchError
 		if errors.As(err, &mm) {
 			return err

@@ -11,13 +11,17 @@ import (
 
 // RecordPolicy is what a record of ov must be for this node to use it
 // (registry.Policy): an IP of the overlay subnet other than its network,
-// broadcast and gateway addresses, a unicast MAC, and a VTEP of the
+// broadcast and gateway addresses (or of its IPv6 prefix, other than its
+// subnet-router anycast and gateway addresses), a unicast MAC, and a VTEP of the
 // underlay's family that is a unicast address outside the overlay subnet,
 // not the broadcast address of the underlay subnet the VTEP sits in. That
 // subnet is read from the calling ("host") namespace's addresses; when the
 // VTEP is none of them, it is taken alone.
 func (n *Node) RecordPolicy(ov Overlay) registry.Policy {
 	p := registry.Policy{Subnet: ov.Config.Subnet(), Gateway: ov.Config.Gateway.Addr()}
+	if ov.Config.DualStack() {
+		p.Subnet6, p.Gateway6 = ov.Config.Subnet6(), ov.Config.Gateway6.Addr()
+	}
 	if ov.VTEP.IsValid() {
 		p.Underlay = netip.PrefixFrom(ov.VTEP, ov.VTEP.BitLen())
 	}

@@ -62,7 +62,9 @@ func (n *Node) undoAttach(ctx context.Context, ov *Overlay, in *intent) ([]Leak,
 		case stepRegister:
 			var removed bool
 			if removed, err = n.unregisterOwn(ctx, in); removed {
-				leaks = append(leaks, Leak{LeakRecord, e.Record().String()})
+				for _, rec := range e.Records() {
+					leaks = append(leaks, Leak{LeakRecord, rec.String()})
+				}
 			}
 		case stepState:
 			var removed bool
@@ -138,29 +140,20 @@ func (n *Node) unregisterOwn(ctx context.Context, in *intent) (bool, error) {
 	if n.reg == nil {
 		return false, ErrNoRegistry
 	}
-	own := in.Endpoint.Record()
-	if !own.IP.IsValid() {
-		return false, nil
-	}
-	if in.IPExisted {
-		own.IP = netip.Addr{}
-	}
-	if in.MACExisted {
-		own.VTEP = netip.Addr{}
-	}
 	present := false
-	if own.IP.IsValid() {
-		mac, err := n.reg.LookupMAC(ctx, own.IP)
-		present = err == nil && mac == own.MAC
+	var errs []error
+	for _, own := range in.own() {
+		if own.IP.IsValid() {
+			mac, err := n.reg.LookupMAC(ctx, own.IP)
+			present = present || err == nil && mac == own.MAC
+		}
+		if own.VTEP.IsValid() {
+			vtep, err := n.reg.LookupVTEP(ctx, own.MAC)
+			present = present || err == nil && vtep == own.VTEP
+		}
+		errs = append(errs, n.reg.Unregister(ctx, own))
 	}
-	if own.VTEP.IsValid() {
-		vtep, err := n.reg.LookupVTEP(ctx, own.MAC)
-		present = present || err == nil && vtep == own.VTEP
-	}
-	if err := n.reg.Unregister(ctx, own); err != nil {
-		return false, err
-	}
-	return present, nil
+	return present, errors.Join(errs...)
 }
 
 // removeEndpointStateOf removes name's endpoint state, reporting whether
@@ -353,8 +346,8 @@ func (n *Node) owners() (*owned, error) {
 		if e.HostIf != "" {
 			o.hostIfs[e.HostIf] = true
 		}
-		if e.IP.IsValid() {
-			o.ips[e.IP.Addr()] = true
+		for _, p := range e.Addrs() {
+			o.ips[p.Addr()] = true
 		}
 		if !e.MAC.IsZero() {
 			o.macs[e.MAC.String()] = true

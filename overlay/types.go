@@ -104,18 +104,28 @@ type AttachRequest struct {
 	// any; they are recorded with the endpoint.
 	ContainerID string `json:"container_id,omitempty"`
 	Network     string `json:"network,omitempty"`
-	// IP is the container's address with the overlay's prefix length, e.g.
-	// 198.51.100.2/24: inside the overlay subnet, not the gateway, not the
-	// network or broadcast address. Invalid (zero) means: allocate one
+	// IP is the container's IPv4 address with the overlay's prefix length,
+	// e.g. 198.51.100.2/24: inside the overlay subnet, not the gateway, not
+	// the network or broadcast address. Invalid (zero) means: allocate one
 	// from this node's address blocks (a registry that holds blocks is
 	// needed); an explicit address is recorded as allocated if the
 	// registry holds blocks, so that it is not handed out twice.
 	IP netip.Prefix `json:"ip"`
-	// Addr is the container's address without a prefix length: it takes the
-	// overlay subnet's, as if IP had been given with it. Set IP or Addr, not
-	// both.
+	// Addr is the container's IPv4 address without a prefix length: it
+	// takes the overlay subnet's, as if IP had been given with it. Set IP
+	// or Addr, not both.
 	Addr netip.Addr `json:"addr,omitzero"`
-	// MAC of the container's interface; zero means DeriveMAC(IP.Addr()).
+	// IP6 and Addr6 are the container's IPv6 address on a dual-stack
+	// overlay, as IP and Addr are its IPv4 one: inside the overlay's IPv6
+	// prefix (with its length), not the gateway or the prefix's
+	// subnet-router anycast address, without a zone. Invalid: allocated.
+	IP6   netip.Prefix `json:"ip6,omitzero"`
+	Addr6 netip.Addr   `json:"addr6,omitzero"`
+	// Only, if set (IPv4 or IPv6), gives the container an address of that
+	// family alone; zero gives it one of each family the overlay has.
+	Only Family `json:"only,omitempty"`
+	// MAC of the container's interface; zero means DeriveMAC of its IPv4
+	// address (of its IPv6 one when it has none).
 	MAC ethaddr.MAC `json:"mac"`
 	// IfName is the container's interface name (default "eth0").
 	IfName string `json:"ifname"`
@@ -135,8 +145,13 @@ type Endpoint struct {
 	// ContainerID and Network identify a runtime's attachment (CNI).
 	ContainerID string `json:"container_id,omitempty"`
 	Network     string `json:"network,omitempty"`
-	// IP is the container's address and prefix.
+	// IP is the container's IPv4 address and prefix; invalid for a
+	// container given an IPv6 address only.
 	IP netip.Prefix `json:"ip"`
+	// IP6 is the container's IPv6 address and prefix on a dual-stack
+	// overlay; invalid for a container given an IPv4 address only (and on
+	// an IPv4 overlay).
+	IP6 netip.Prefix `json:"ip6,omitzero"`
 	// MAC is the container interface's MAC.
 	MAC ethaddr.MAC `json:"mac"`
 	// IfName is the container interface's name.
@@ -152,7 +167,38 @@ type Endpoint struct {
 	VTEP netip.Addr `json:"vtep"`
 }
 
-// Record returns the registry record of e.
-func (e *Endpoint) Record() registry.Record {
-	return registry.Record{IP: e.IP.Addr(), MAC: e.MAC, VTEP: e.VTEP}
+// Addrs returns the container's addresses: its IPv4 one, then its IPv6
+// one, each if it has it.
+func (e *Endpoint) Addrs() []netip.Prefix {
+	out := make([]netip.Prefix, 0, 2)
+	for _, p := range []netip.Prefix{e.IP, e.IP6} {
+		if p.IsValid() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Records returns the registry records of e, one per address (IPv4 first),
+// all of its MAC at its VTEP.
+func (e *Endpoint) Records() []registry.Record {
+	out := make([]registry.Record, 0, 2)
+	for _, p := range e.Addrs() {
+		out = append(out, registry.Record{IP: p.Addr(), MAC: e.MAC, VTEP: e.VTEP})
+	}
+	return out
+}
+
+// Has says whether ip is one of e's addresses.
+func (e *Endpoint) Has(ip netip.Addr) bool {
+	return ip.IsValid() && (e.IP.IsValid() && e.IP.Addr() == ip || e.IP6.IsValid() && e.IP6.Addr() == ip)
+}
+
+// Network returns the overlay-wide settings of ov, those every node of the
+// overlay must share: its configuration's (Config.Network) with the family
+// of its underlay, which its VTEP says.
+func (ov Overlay) Network() registry.Network {
+	n := ov.Config.Network()
+	n.Underlay6 = ov.VTEP.IsValid() && FamilyOf(ov.VTEP) == IPv6
+	return n
 }

@@ -79,8 +79,12 @@ func runStatus(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 func printStatus(out io.Writer, st *overlay.Status) error {
 	c, ov := st.Overlay.Config, st.Overlay
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	gws := c.Gateway.String()
+	if c.DualStack() {
+		gws += fmt.Sprintf(" and %s (IPv6 blocks /%d)", c.Gateway6, c.EffectiveBlockBits6())
+	}
 	fmt.Fprintf(w, "OVERLAY\tnetns %s, VNI %d, port %d, MTU %d, gateway %s, learning %s\n",
-		c.OverlayNetNS, c.VNI, c.Port, c.MTU, c.Gateway, onOff(c.Learning))
+		c.OverlayNetNS, c.VNI, c.Port, c.MTU, gws, onOff(c.Learning))
 	fmt.Fprintf(w, "VTEP\t%s, chosen by %s; underlay %s MTU %d\n", ov.VTEP, ov.VTEPSource, ov.UnderlayDev, ov.UnderlayMTU)
 	fmt.Fprintf(w, "CREATED\t%s\n", created(st.Created))
 
@@ -104,7 +108,7 @@ func printStatus(out io.Writer, st *overlay.Status) error {
 		fmt.Fprintf(w, "(none)\n")
 	}
 	for _, ep := range st.Endpoints {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s (%d)\t%d\t%d\thost %s, peer %s\t%s\n", ep.Name, cmp.Or(ep.NetNS, ep.Name), ep.IfName, ep.IP, ep.MAC,
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s (%d)\t%d\t%d\thost %s, peer %s\t%s\n", ep.Name, cmp.Or(ep.NetNS, ep.Name), ep.IfName, endpointIPs(ep.Endpoint), ep.MAC,
 			ep.HostIf, ep.HostIndex, ep.PeerIndex, ep.KernelPeerIndex, upDown(ep.HostUp), upDown(ep.PeerUp), dash(ep.HostMaster))
 	}
 
@@ -309,4 +313,16 @@ func printHalfMade(w io.Writer, hs []overlay.HalfMade) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s (%s)\n", h.Name, h.Op, ip, h.PID, h.Started.Format(time.RFC3339),
 			state, strings.Join(h.Steps, ","), strings.Join(h.Made, ","))
 	}
+}
+
+// endpointIPs is the endpoint's addresses, space-separated.
+func endpointIPs(e overlay.Endpoint) string {
+	var b strings.Builder
+	for i, p := range e.Addrs() {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(p.String())
+	}
+	return cmp.Or(b.String(), "-")
 }

@@ -337,7 +337,7 @@ func TestAttachRollbackCLI(t *testing.T) {
 func TestCreateVTEPChoiceCLI(t *testing.T) {
 	n := newUnderlayNode(t, "vc")
 	snap := n.snapshot()
-	n.expectFailure(t, snap, []string{"create"}, "no default IPv4 route on this node to choose the VTEP from")
+	n.expectFailure(t, snap, []string{"create"}, "no default IPv4 or IPv6 route on this node to choose the VTEP from")
 
 	n.ip("route", "add", "default", "via", "192.0.2.1", "dev", "u0")
 	out := n.ok("create")

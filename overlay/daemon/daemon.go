@@ -223,7 +223,7 @@ func (d *Daemon) openRegistry(ctx context.Context, cfg Config) (registry.ChangeF
 		d.adopt = func(ctx context.Context) { adoptLocal(ctx, d.store, l.Owned, d.node, d.ov.VTEP, adoptInterval, d.log) }
 	}
 	// The state dir's overlay must be the one every node agreed on.
-	if err := overlay.PublishNetwork(ctx, d.store, d.ov.Config); err != nil {
+	if err := overlay.PublishNetwork(ctx, d.store, *d.ov); err != nil {
 		return nil, &SettingError{Setting: SettingStateDir, Value: cfg.Node.StateDir(), Err: err}
 	}
 	feed, hasFeed := d.store.(registry.ChangeFeed)

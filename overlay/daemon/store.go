@@ -63,15 +63,16 @@ func registerEndpoints(ctx context.Context, reg registry.Registry, n *overlay.No
 	}
 	moved := 0
 	for _, ep := range eps {
-		rec := ep.Record()
-		if err := reg.Register(ctx, rec); err != nil {
-			if errors.Is(err, registry.ErrConflict) {
-				log.Error("endpoint's address is registered elsewhere; not advertising it", "endpoint", ep.Name, "record", rec.String(), "err", err)
-				continue
+		for _, rec := range ep.Records() {
+			if err := reg.Register(ctx, rec); err != nil {
+				if errors.Is(err, registry.ErrConflict) {
+					log.Error("endpoint's address is registered elsewhere; not advertising it", "endpoint", ep.Name, "record", rec.String(), "err", err)
+					continue
+				}
+				return moved, fmt.Errorf("daemon: register endpoint %s: %w", ep.Name, err)
 			}
-			return moved, fmt.Errorf("daemon: register endpoint %s: %w", ep.Name, err)
+			moved++
 		}
-		moved++
 	}
 	return moved, nil
 }
@@ -85,7 +86,9 @@ func localEndpoints(n *overlay.Node, recs []registry.Record) []registry.Record {
 	}
 	local := make(map[registry.Record]bool, len(eps))
 	for _, ep := range eps {
-		local[ep.Record()] = true
+		for _, rec := range ep.Records() {
+			local[rec] = true
+		}
 	}
 	return slices.DeleteFunc(recs, func(rec registry.Record) bool { return !local[rec] })
 }
@@ -128,21 +131,28 @@ func adoptLocal(ctx context.Context, reg registry.Registry, owned func() []regis
 			have[rec] = true
 		}
 		for _, ep := range eps {
-			rec := ep.Record()
-			if have[rec] || rec.VTEP != vtep {
-				continue
+			for _, rec := range ep.Records() {
+				adoptRecord(ctx, reg, rec, have, failed, vtep, log)
 			}
-			if err := reg.Register(ctx, rec); err != nil {
-				if !failed[rec] && ctx.Err() == nil {
-					log.Warn("cannot move a local record onto this node's lease", "record", rec.String(), "err", err)
-				}
-				failed[rec] = true
-				continue
-			}
-			delete(failed, rec)
-			log.Debug("local record on this node's lease", "record", rec.String())
 		}
 	}
+}
+
+// adoptRecord registers rec again unless the lease holds it (have) or it is
+// another VTEP's, noting in failed whether it could not (logged once).
+func adoptRecord(ctx context.Context, reg registry.Registry, rec registry.Record, have, failed map[registry.Record]bool, vtep netip.Addr, log *slog.Logger) {
+	if have[rec] || rec.VTEP != vtep {
+		return
+	}
+	if err := reg.Register(ctx, rec); err != nil {
+		if !failed[rec] && ctx.Err() == nil {
+			log.Warn("cannot move a local record onto this node's lease", "record", rec.String(), "err", err)
+		}
+		failed[rec] = true
+		return
+	}
+	delete(failed, rec)
+	log.Debug("local record on this node's lease", "record", rec.String())
 }
 
 // leaseCollector exports the counters of a store's lease.

@@ -72,7 +72,7 @@ func TestRegisterEndpoints(t *testing.T) {
 
 	reg := &leaseRegistry{fail: map[netip.Addr]error{b.IP.Addr(): fmt.Errorf("%w: taken", registry.ErrConflict)}}
 	moved, err := registerEndpoints(t.Context(), reg, n, log)
-	if err != nil || moved != 2 || !slices.Equal(reg.got(), []registry.Record{a.Record(), c.Record()}) {
+	if err != nil || moved != 2 || !slices.Equal(reg.got(), []registry.Record{a.Records()[0], c.Records()[0]}) {
 		t.Errorf("registerEndpoints = %d, %v; registered %v", moved, err, reg.got())
 	}
 
@@ -92,7 +92,7 @@ func TestAdoptLocal(t *testing.T) {
 	elsewhere := endpoint("elsewhere", "198.51.100.4/24", netip.MustParseAddr("192.0.2.3"))
 	n := writeState(t, mine, held, elsewhere)
 	reg := &leaseRegistry{}
-	owned := func() []registry.Record { return append(reg.got(), held.Record()) }
+	owned := func() []registry.Record { return append(reg.got(), held.Records()[0]) }
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() {
@@ -103,8 +103,8 @@ func TestAdoptLocal(t *testing.T) {
 	time.Sleep(50 * time.Millisecond) // more rounds: nothing more to move
 	cancel()
 	<-done
-	if got := reg.got(); !slices.Equal(got, []registry.Record{mine.Record()}) {
-		t.Errorf("registered %v, want only %v, once", got, mine.Record())
+	if got := reg.got(); !slices.Equal(got, []registry.Record{mine.Records()[0]}) {
+		t.Errorf("registered %v, want only %v, once", got, mine.Records()[0])
 	}
 }
 
@@ -114,12 +114,12 @@ func TestAdoptLocal(t *testing.T) {
 func TestLocalEndpoints(t *testing.T) {
 	a, b := endpoint("a", "198.51.100.2/24", localVTEP), endpoint("b", "198.51.100.3/24", localVTEP)
 	g := endpoint("gone", "198.51.100.4/24", localVTEP)
-	gone := g.Record()
-	moved := a.Record()
+	gone := g.Records()[0]
+	moved := a.Records()[0]
 	moved.VTEP = netip.MustParseAddr("192.0.2.99")
 	n := writeState(t, a, b)
-	owned := []registry.Record{a.Record(), gone, b.Record(), moved}
-	if got, want := localEndpoints(n, slices.Clone(owned)), []registry.Record{a.Record(), b.Record()}; !slices.Equal(got, want) {
+	owned := []registry.Record{a.Records()[0], gone, b.Records()[0], moved}
+	if got, want := localEndpoints(n, slices.Clone(owned)), []registry.Record{a.Records()[0], b.Records()[0]}; !slices.Equal(got, want) {
 		t.Errorf("localEndpoints = %v, want %v", got, want)
 	}
 	dir := t.TempDir()
@@ -167,8 +167,8 @@ func TestOpenStoreLease(t *testing.T) {
 		if got.VNI != 42 || got.Lease == nil || got.Lease.VTEP != localVTEP || got.Lease.Keep == nil {
 			t.Fatalf("store opened with %+v, want the overlay's VNI 42 on a lease of VTEP %s", got, localVTEP)
 		}
-		if kept := got.Lease.Keep([]registry.Record{a.Record(), gone.Record()}); !slices.Equal(kept, []registry.Record{a.Record()}) {
-			t.Errorf("Keep = %v, want the state directory's %v", kept, a.Record())
+		if kept := got.Lease.Keep([]registry.Record{a.Records()[0], gone.Records()[0]}); !slices.Equal(kept, []registry.Record{a.Records()[0]}) {
+			t.Errorf("Keep = %v, want the state directory's %v", kept, a.Records()[0])
 		}
 		var b bytes.Buffer
 		if err := d.Metrics().WritePrometheus(&b); err != nil {
@@ -176,7 +176,7 @@ func TestOpenStoreLease(t *testing.T) {
 		}
 		var want []registry.Record
 		if leased {
-			want = []registry.Record{a.Record()}
+			want = []registry.Record{a.Records()[0]}
 		}
 		if !slices.Equal(plain.got(), want) || strings.Contains(b.String(), "overlayd_etcd_lease_lost_total 3") != leased || (d.adopt != nil) != leased {
 			t.Errorf("leased %v: registered %v, adoption %v, metrics:\n%s", leased, plain.got(), d.adopt != nil, b.String())

@@ -19,12 +19,31 @@ type Network struct {
 	MTU uint32 `json:"mtu"`
 	// Gateway is the bridge address and, by its prefix, the overlay subnet.
 	Gateway netip.Prefix `json:"gateway"`
+	// Gateway6 is the bridge's IPv6 address and, by its prefix, the
+	// overlay's IPv6 prefix; invalid for an IPv4-only overlay (a network
+	// recorded before dual-stack reads so).
+	Gateway6 netip.Prefix `json:"gateway6,omitzero"`
+	// BlockBits6 is the prefix length of the IPv6 address blocks nodes
+	// claim; 0 without Gateway6.
+	BlockBits6 int `json:"block_bits6,omitempty"`
+	// Underlay6 says the underlay is IPv6: every VTEP is an IPv6 address.
+	// False (and a network recorded before IPv6 underlays): IPv4.
+	Underlay6 bool `json:"underlay6,omitempty"`
+}
+
+// UnderlayFamily names the underlay's address family: "IPv4" or "IPv6".
+func (n Network) UnderlayFamily() string {
+	if n.Underlay6 {
+		return "IPv6"
+	}
+	return "IPv4"
 }
 
 // NetworkDiff is one setting in which a node's network differs from the
 // recorded one.
 type NetworkDiff struct {
-	// Field names the setting: "VNI", "port", "MTU" or "gateway".
+	// Field names the setting: "VNI", "port", "MTU", "gateway",
+	// "IPv6 gateway", "IPv6 block bits" or "underlay".
 	Field string `json:"field"`
 	// Want is the node's value.
 	Want string `json:"want"`
@@ -69,6 +88,9 @@ func DiffNetwork(want, have Network) []NetworkDiff {
 	add("port", want.Port, have.Port)
 	add("MTU", want.MTU, have.MTU)
 	add("gateway", want.Gateway, have.Gateway)
+	add("IPv6 gateway", prefixOrNone(want.Gateway6), prefixOrNone(have.Gateway6))
+	add("IPv6 block bits", want.BlockBits6, have.BlockBits6)
+	add("underlay", want.UnderlayFamily(), have.UnderlayFamily())
 	return dd
 }
 
@@ -79,4 +101,11 @@ func CheckNetwork(want, have Network) error {
 		return &NetworkMismatchError{Diffs: dd}
 	}
 	return nil
+}
+
+func prefixOrNone(p netip.Prefix) string {
+	if !p.IsValid() {
+		return "(none)"
+	}
+	return p.String()
 }

@@ -51,6 +51,9 @@ const (
 	// ReasonIPGateway: the overlay's gateway (the bridge's address on every
 	// node).
 	ReasonIPGateway
+	// ReasonVTEPLinkLocal: an IPv6 link-local VTEP (fe80::/10), which an
+	// FDB entry cannot reach without naming a device.
+	ReasonVTEPLinkLocal
 
 	reasonEnd
 )
@@ -59,7 +62,7 @@ const (
 func reasonNames() [reasonEnd]string {
 	return [reasonEnd]string{"", "malformed", "oversized", "unreadable", "vtep_family", "vtep_loopback", "vtep_unspecified",
 		"vtep_multicast", "vtep_broadcast", "vtep_in_overlay", "mac_not_unicast", "ip_outside_subnet", "ip_network",
-		"ip_broadcast", "ip_gateway"}
+		"ip_broadcast", "ip_gateway", "vtep_link_local"}
 }
 
 // String names r as the metric's reason label does ("vtep_loopback").
@@ -133,11 +136,14 @@ func spanKey(s Span) string          { return "spans/" + s.Prefix.String() }
 // a MAC (CheckARP) and fdb/MAC holding a VTEP (CheckFDB).
 //
 //   - the IP: inside the overlay subnet, and not its network address, its
-//     broadcast address or the gateway;
+//     broadcast address or the gateway; an IPv6 IP inside the overlay's
+//     IPv6 prefix, and not its subnet-router anycast address (the prefix's
+//     first) or the IPv6 gateway;
 //   - the MAC: unicast, not all zeros;
 //   - the VTEP: a unicast address of the underlay's family, not loopback,
 //     unspecified, multicast, 255.255.255.255 or the underlay subnet's
-//     broadcast address, and not inside the overlay subnet.
+//     broadcast address, and not inside the overlay subnet or its IPv6
+//     prefix.
 //
 // The zero Policy checks only what needs no configuration (MAC, VTEP
 // unicast and IPv4).
@@ -148,6 +154,14 @@ type Policy struct {
 	// Gateway is the overlay's gateway address, the bridge's on every node
 	// (198.51.100.1); invalid: none.
 	Gateway netip.Addr
+	// Subnet6 is the overlay's IPv6 prefix (2001:db8:42::/64) on a
+	// dual-stack overlay. Invalid: an IPv6 IP is outside the overlay when
+	// Subnet is valid (an IPv4 overlay), not checked against a prefix when
+	// neither is.
+	Subnet6 netip.Prefix
+	// Gateway6 is the overlay's IPv6 gateway address (2001:db8:42::1);
+	// invalid: none.
+	Gateway6 netip.Addr
 	// Underlay is this node's VTEP with the prefix length of its underlay
 	// subnet (192.0.2.2/24), or as a single address when that is not
 	// known. Every VTEP must be of its family (IPv4 when invalid); its
@@ -195,6 +209,9 @@ func (p Policy) CheckIP(ip netip.Addr) (Reason, error) {
 	if err := CheckKeyIP(ip); err != nil {
 		return ReasonMalformed, err
 	}
+	if ip.Is6() {
+		return p.checkIP6(ip)
+	}
 	subnet := p.Subnet.Masked()
 	switch {
 	case ip == p.Gateway:
@@ -207,6 +224,25 @@ func (p Policy) CheckIP(ip netip.Addr) (Reason, error) {
 		return ReasonIPNetwork, fmt.Errorf("registry: IP %s is the overlay subnet's network address", ip)
 	case ip == broadcast(subnet) && hasBroadcast(subnet):
 		return ReasonIPBroadcast, fmt.Errorf("registry: IP %s is the overlay subnet's broadcast address", ip)
+	}
+	return 0, nil
+}
+
+// checkIP6 checks a container's IPv6 address against the overlay's IPv6
+// prefix.
+func (p Policy) checkIP6(ip netip.Addr) (Reason, error) {
+	prefix := p.Subnet6.Masked()
+	switch {
+	case ip == p.Gateway6:
+		return ReasonIPGateway, fmt.Errorf("registry: IP %s is the overlay's IPv6 gateway", ip)
+	case !prefix.IsValid() && p.Subnet.IsValid():
+		return ReasonIPOutsideSubnet, fmt.Errorf("registry: IP %s is IPv6 and the overlay has no IPv6 prefix", ip)
+	case !prefix.IsValid():
+		return 0, nil
+	case !prefix.Contains(ip):
+		return ReasonIPOutsideSubnet, fmt.Errorf("registry: IP %s is outside the overlay's IPv6 prefix %s", ip, prefix)
+	case ip == prefix.Addr():
+		return ReasonIPNetwork, fmt.Errorf("registry: IP %s is the overlay prefix's subnet-router anycast address", ip)
 	}
 	return 0, nil
 }
@@ -239,6 +275,10 @@ func (p Policy) CheckVTEP(v netip.Addr) (Reason, error) {
 		return ReasonVTEPBroadcast, fmt.Errorf("registry: VTEP %s is the underlay subnet's broadcast address", v)
 	case p.Subnet.Masked().Contains(v):
 		return ReasonVTEPInOverlay, fmt.Errorf("registry: VTEP %s is inside the overlay subnet %s", v, p.Subnet.Masked())
+	case p.Subnet6.Masked().Contains(v):
+		return ReasonVTEPInOverlay, fmt.Errorf("registry: VTEP %s is inside the overlay's IPv6 prefix %s", v, p.Subnet6.Masked())
+	case v.Is6() && v.IsLinkLocalUnicast():
+		return ReasonVTEPLinkLocal, fmt.Errorf("registry: VTEP %s is IPv6 link-local: no node's underlay address", v)
 	}
 	return 0, nil
 }

@@ -81,6 +81,49 @@ func TestPolicy(t *testing.T) {
 	}
 }
 
+// TestPolicyIPv6: a dual-stack overlay on an IPv6 underlay: IPv6 records
+// in its prefix pass, the prefix's subnet-router anycast address, the IPv6
+// gateway, addresses outside the prefix and IPv6 VTEPs that no node can
+// have are refused; IPv4 VTEPs are of the wrong family. An IPv4 overlay
+// refuses IPv6 records.
+func TestPolicyIPv6(t *testing.T) {
+	const mac, vtep, ip = "02:42:c6:33:64:05", "2001:db8::3", "2001:db8:42::5"
+	p := Policy{Subnet: netip.MustParsePrefix("198.51.100.0/24"), Gateway: netip.MustParseAddr("198.51.100.1"),
+		Subnet6: netip.MustParsePrefix("2001:db8:42::/64"), Gateway6: netip.MustParseAddr("2001:db8:42::1"),
+		Underlay: netip.MustParsePrefix("2001:db8::2/64")}
+	cases := []struct {
+		name         string
+		ip, mac, vtp string
+		want         Reason
+	}{
+		{"honest", ip, mac, vtep, 0},
+		{"honest IPv4 IP", "198.51.100.5", mac, vtep, 0},
+		{"honest, high host", "2001:db8:42::ffff:ffff:ffff:fffe", mac, vtep, 0},
+		{"anycast", "2001:db8:42::", mac, vtep, ReasonIPNetwork},
+		{"gateway", "2001:db8:42::1", mac, vtep, ReasonIPGateway},
+		{"outside", "2001:db8:43::5", mac, vtep, ReasonIPOutsideSubnet},
+		{"link-local IP", "fe80::5", mac, vtep, ReasonIPOutsideSubnet},
+		{"VTEP IPv4", ip, mac, "192.0.2.3", ReasonVTEPFamily},
+		{"VTEP loopback", ip, mac, "::1", ReasonVTEPLoopback},
+		{"VTEP unspecified", ip, mac, "::", ReasonVTEPUnspecified},
+		{"VTEP multicast", ip, mac, "ff02::1", ReasonVTEPMulticast},
+		{"VTEP link-local", ip, mac, "fe80::3", ReasonVTEPLinkLocal},
+		{"VTEP a container", ip, mac, "2001:db8:42::9", ReasonVTEPInOverlay},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := Record{IP: netip.MustParseAddr(c.ip), MAC: mustMAC(c.mac), VTEP: netip.MustParseAddr(c.vtp)}
+			why, err := p.Check(r)
+			if why != c.want || (err == nil) != (c.want == 0) {
+				t.Errorf("Check(%v) = %v, %v; want %v", r, why, err, c.want)
+			}
+		})
+	}
+	if why, err := testPolicy().CheckIP(netip.MustParseAddr(ip)); why != ReasonIPOutsideSubnet {
+		t.Errorf("IPv4 overlay, IPv6 IP: %v, %v; want %v", why, err, ReasonIPOutsideSubnet)
+	}
+}
+
 func TestReasonString(t *testing.T) {
 	seen := map[string]bool{}
 	for _, r := range Reasons() {
@@ -90,7 +133,7 @@ func TestReasonString(t *testing.T) {
 		}
 		seen[s] = true
 	}
-	if len(seen) != 14 || Reason(0).String() != "Reason(0)" || ReasonIPGateway.String() != "ip_gateway" {
+	if len(seen) != 15 || Reason(0).String() != "Reason(0)" || ReasonIPGateway.String() != "ip_gateway" {
 		t.Errorf("reasons %v", seen)
 	}
 }

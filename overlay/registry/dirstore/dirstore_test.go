@@ -325,3 +325,45 @@ func storeFiles(t *testing.T, s *Store) []string {
 	sort.Strings(out)
 	return out
 }
+
+// TestDirStoreDualStack: a dual-stack container is two records, one per
+// address, of one MAC at one VTEP: arp/<IPv6> beside arp/<IPv4>, both
+// listed and looked up; on an IPv6 underlay the VTEP is an IPv6 address.
+func TestDirStoreDualStack(t *testing.T) {
+	ctx := context.Background()
+	s := newTestStore(t)
+	v4 := recordOf("198.51.100.2", "02:42:c6:33:64:02", "2001:db8::2")
+	v6 := recordOf("2001:db8:42::2", "02:42:c6:33:64:02", "2001:db8::2")
+	for _, r := range []registry.Record{v4, v6} {
+		if err := s.Register(ctx, r); err != nil {
+			t.Fatalf("register %v: %v", r, err)
+		}
+	}
+	for path, want := range map[string]string{
+		"arp/198.51.100.2":      "02:42:c6:33:64:02\n",
+		"arp/2001:db8:42::2":    "02:42:c6:33:64:02\n",
+		"fdb/02:42:c6:33:64:02": "2001:db8::2\n",
+	} {
+		if b, err := os.ReadFile(filepath.Join(s.Root(), path)); err != nil || string(b) != want {
+			t.Errorf("%s = %q, %v; want %q", path, b, err, want)
+		}
+	}
+	if list, err := s.List(ctx); err != nil || len(list) != 2 || list[0] != v4 || list[1] != v6 {
+		t.Fatalf("List = %v, %v; want [%v %v]", list, err, v4, v6)
+	}
+	if mac, err := s.LookupMAC(ctx, v6.IP); err != nil || mac != v6.MAC {
+		t.Errorf("LookupMAC(%s) = %s, %v", v6.IP, mac, err)
+	}
+	// Another container's MAC for the IPv6 address is a conflict.
+	if err := s.Register(ctx, recordOf("2001:db8:42::2", "02:42:c6:33:64:03", "2001:db8::3")); !errors.Is(err, registry.ErrConflict) {
+		t.Errorf("IPv6 address of another MAC: %v, want ErrConflict", err)
+	}
+	// The non-canonical text of an IPv6 address is no record.
+	if err := os.WriteFile(filepath.Join(s.Root(), "arp", "2001:0db8:42::9"), []byte("02:42:c6:33:64:09\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	recs, rejected, err := s.ListRejected(ctx)
+	if err != nil || len(recs) != 2 || len(rejected) != 1 || rejected[0].Reason != registry.ReasonMalformed {
+		t.Errorf("ListRejected with a non-canonical IPv6 name: %v %v %v", recs, rejected, err)
+	}
+}

@@ -202,3 +202,51 @@ func TestWatchRelistAfterCompaction(t *testing.T) {
 	}
 	expect(t, ch, registry.ChangeDelete, r2)
 }
+
+// TestWatchDualStack: a dual-stack container on an IPv6 underlay is two
+// records of one MAC, registered one after the other under the node's
+// lease: the feed delivers each, listed or watched; unregistering both
+// deletes both, and the lease's records are both.
+func TestWatchDualStack(t *testing.T) {
+	s := startEtcd(t)
+	a := s.open(t, "d", Options{})
+	b := s.open(t, "d", Options{NoLease: true})
+	ctx := ctxT(t, 30*time.Second)
+	v4 := rec("198.51.100.2", "02:42:c6:33:64:02", "2001:db8::2")
+	v6 := rec("2001:db8:42::2", "02:42:c6:33:64:02", "2001:db8::2")
+	w4 := rec("198.51.100.3", "02:42:c6:33:64:03", "2001:db8::3")
+	w6 := rec("2001:db8:42::3", "02:42:c6:33:64:03", "2001:db8::3")
+	for _, r := range []registry.Record{v4, v6} {
+		if err := a.Register(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	ch, err := b.Watch(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expect(t, ch, registry.ChangePut, v4)
+	expect(t, ch, registry.ChangePut, v6)
+	expect(t, ch, registry.ChangeSynced, registry.Record{})
+	for _, r := range []registry.Record{w4, w6} {
+		if err := a.Register(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, ch, registry.ChangePut, r)
+	}
+	if owned := a.Owned(); len(owned) != 4 {
+		t.Errorf("the lease holds %v, want the four records", owned)
+	}
+	for _, r := range []registry.Record{w4, w6} {
+		if err := a.Unregister(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect(t, ch, registry.ChangeDelete, w4)
+	expect(t, ch, registry.ChangeDelete, w6)
+	if mac, err := b.LookupMAC(ctx, v6.IP); err != nil || mac != v6.MAC {
+		t.Errorf("LookupMAC(%s) = %s, %v", v6.IP, mac, err)
+	}
+}
