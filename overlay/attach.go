@@ -135,7 +135,7 @@ func (a *attachment) allocate(r *steps.Runner) error {
 	}
 	req := a.req
 	a.e = &Endpoint{Name: req.Name, NetNS: req.NetNSPath, ContainerID: req.ContainerID, Network: req.Network,
-		IP: req.IP, MAC: req.MAC, IfName: req.IfName, HostIf: HostIfName(req.Name), VTEP: a.ov.VTEP}
+		IP: req.IP, IP6: req.IP6, MAC: req.MAC, IfName: req.IfName, HostIf: HostIfName(req.Name), VTEP: a.ov.VTEP}
 	a.j.update(false, func(in *intent) { in.Endpoint = *a.e })
 	return nil
 }
@@ -215,12 +215,7 @@ func (a *attachment) container(r *steps.Runner) error {
 	if err != nil {
 		return err
 	}
-	err = r.Do(stepAddress, func() error {
-		if err := a.cc.AddressAdd(e.PeerIndex, e.IP); err != nil {
-			return fmt.Errorf("overlay: add %s to %s: %w", e.IP, e.IfName, err)
-		}
-		return nil
-	}, nil)
+	err = r.Do(stepAddress, func() error { return a.addresses() }, nil)
 	if err != nil {
 		return err
 	}
@@ -232,10 +227,39 @@ func (a *attachment) container(r *steps.Runner) error {
 	}, nil)
 }
 
+// addresses gives the container's interface its addresses. With an IPv6
+// one, the interface makes no link-local address (addrgenmode none: no DAD
+// probe, no router solicitation on the overlay) and the address is usable
+// at once (nodad: the registry keeps the overlay's addresses unique).
+func (a *attachment) addresses() error {
+	e := a.e
+	if e.IP6.IsValid() {
+		if err := a.cc.LinkSetAddrGenMode(e.PeerIndex, rtnl.AddrGenNone); err != nil {
+			return fmt.Errorf("overlay: %s addrgenmode none in %s: %w", e.IfName, e.Name, err)
+		}
+	}
+	for _, p := range e.Addrs() {
+		m := rtnl.NewAddress(e.PeerIndex, p)
+		v6 := FamilyOf(p.Addr()) == IPv6
+		if v6 {
+			m.Flags |= rtnl.AddrNoDAD
+		}
+		if err := a.cc.AddressAddMessage(m); err != nil {
+			return fmt.Errorf("overlay: add %s to %s: %w%s", p, e.IfName, err, ipv6Hint(v6, err, e.IfName, e.Name))
+		}
+	}
+	return nil
+}
+
 // bridgePort puts the host end on the bridge and brings it up.
 func (a *attachment) bridgePort(r *steps.Runner) error {
 	e, bridge := a.e, a.ov.Config.Bridge
 	return r.Do(stepBridgePort, func() error {
+		if a.ov.Config.DualStack() {
+			if err := a.oc.LinkSetAddrGenMode(e.HostIndex, rtnl.AddrGenNone); err != nil {
+				return fmt.Errorf("overlay: %s addrgenmode none: %w", e.HostIf, err)
+			}
+		}
 		if err := a.oc.LinkSetMaster(e.HostIndex, a.br.Index); err != nil {
 			return fmt.Errorf("overlay: put %s on %s: %w", e.HostIf, bridge, err)
 		}
@@ -246,15 +270,18 @@ func (a *attachment) bridgePort(r *steps.Runner) error {
 	}, nil)
 }
 
-// route adds the container's default route via the gateway, protocol boot
-// as `ip route add` makes it (so the container reads back like the lab's).
+// route adds the container's default routes via the gateways of the
+// families it has an address of, protocol boot as `ip route add` makes
+// them (so the container reads back like the lab's).
 func (a *attachment) route(r *steps.Runner) error {
-	gw := a.ov.Config.Gateway.Addr()
-	route := rtnl.NewDefaultRoute(gw)
-	route.Protocol = rtnl.ProtoBoot
 	return r.Do(stepRoute, func() error {
-		if err := a.cc.RouteAdd(route); err != nil {
-			return fmt.Errorf("overlay: default route via %s in %s: %w", gw, a.e.Name, err)
+		for _, p := range a.e.Addrs() {
+			gw := a.ov.Config.GatewayOf(FamilyOf(p.Addr())).Addr()
+			route := rtnl.NewDefaultRoute(gw)
+			route.Protocol = rtnl.ProtoBoot
+			if err := a.cc.RouteAdd(route); err != nil {
+				return fmt.Errorf("overlay: default route via %s in %s: %w", gw, a.e.Name, err)
+			}
 		}
 		return nil
 	}, nil)
@@ -305,12 +332,15 @@ func (a *attachment) register(r *steps.Runner) error {
 }
 
 // announce sends the container's gratuitous ARP, best effort: the endpoint
-// works without it, a little later.
+// works without it, a little later. A container with an IPv6 address only
+// sends none (the bridge learns its MAC from its first frame).
 func (a *attachment) announce() {
 	e := a.e
-	if err := announce(a.cns, a.ctr.Index, e.MAC, e.IP.Addr()); err != nil {
-		a.n.log.Warn("gratuitous ARP not sent", "endpoint", e.Name, "err", err)
+	if e.IP.IsValid() {
+		if err := announce(a.cns, a.ctr.Index, e.MAC, e.IP.Addr()); err != nil {
+			a.n.log.Warn("gratuitous ARP not sent", "endpoint", e.Name, "err", err)
+		}
 	}
-	a.n.log.Info("attached", "endpoint", e.Name, "ip", e.IP, "mac", e.MAC, "vtep", a.ov.VTEP,
+	a.n.log.Info("attached", "endpoint", e.Name, "ip", e.IP, "ip6", e.IP6, "mac", e.MAC, "vtep", a.ov.VTEP,
 		"host_if", e.HostIf, "host_index", e.HostIndex, "peer_index", e.PeerIndex)
 }

@@ -109,6 +109,56 @@ func TestValidateAttachRequest(t *testing.T) {
 	}
 }
 
+// TestValidateAttachRequestIPv6: on a dual-stack overlay a request gives
+// an address of each family or of the one it asks for; its IPv6 address is
+// checked against the IPv6 prefix; on an IPv4 overlay an IPv6 address is
+// refused. An IPv6-only container's MAC derives from its IPv6 address.
+func TestValidateAttachRequestIPv6(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Gateway6 = netip.MustParsePrefix("2001:db8:42::1/64")
+	ok := AttachRequest{Name: "pinkns", IP: netip.MustParsePrefix("198.51.100.2/24"), IP6: netip.MustParsePrefix("2001:db8:42::2/64")}
+	r := ok
+	if err := validateAttach(cfg, &r); err != nil || r.MAC.String() != "02:42:c6:33:64:02" {
+		t.Fatalf("valid dual-stack request: %v (MAC %s)", err, r.MAC)
+	}
+	only6 := AttachRequest{Name: "skyns", IP6: netip.MustParsePrefix("2001:db8:42::3/64"), Only: IPv6}
+	if err := validateAttach(cfg, &only6); err != nil || only6.MAC != DeriveMAC(only6.IP6.Addr()) {
+		t.Fatalf("valid IPv6-only request: %v (MAC %s)", err, only6.MAC)
+	}
+	for _, tc := range []badAttachCase{
+		{"no ip6", func(r *AttachRequest) { r.IP6 = netip.Prefix{} }, "no IP given (want an IPv6 address"},
+		{"ip6 outside", func(r *AttachRequest) { r.IP6 = netip.MustParsePrefix("2001:db8:43::2/64") }, "outside the overlay's IPv6 prefix 2001:db8:42::/64"},
+		{"ip6 other length", func(r *AttachRequest) { r.IP6 = netip.MustParsePrefix("2001:db8:42::2/80") }, "has prefix /80"},
+		{"ip6 gateway", func(r *AttachRequest) { r.IP6 = netip.MustParsePrefix("2001:db8:42::1/64") }, "IPv6 gateway's address"},
+		{"ip6 anycast", func(r *AttachRequest) { r.IP6 = netip.MustParsePrefix("2001:db8:42::/64") }, "subnet-router anycast"},
+		{"ip6 is v4", func(r *AttachRequest) { r.IP6 = netip.MustParsePrefix("198.51.100.9/24") }, "not IPv6"},
+		{"ip6 link-local", func(r *AttachRequest) { r.IP6 = netip.MustParsePrefix("fe80::2/64") }, "outside the overlay's IPv6 prefix"},
+		{"only v4 with v6", func(r *AttachRequest) { r.Only = IPv4 }, "IPv4 address only"},
+		{"only unknown", func(r *AttachRequest) { r.Only = 5 }, "unknown"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := ok
+			tc.edit(&r)
+			if err := validateAttach(cfg, &r); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("validateAttach = %v, want an error containing %q", err, tc.want)
+			}
+		})
+	}
+	v4 := DefaultConfig()
+	r = ok
+	if err := validateAttach(v4, &r); err == nil || !strings.Contains(err.Error(), "the overlay has no IPv6 prefix") {
+		t.Errorf("IPv6 address on an IPv4 overlay: %v", err)
+	}
+	r = AttachRequest{Name: "x", Addr6: netip.MustParseAddr("2001:db8:42::5%eth0")}
+	if err := r.takeAddrs(cfg); err == nil || !strings.Contains(err.Error(), "has a zone") {
+		t.Errorf("zone: %v", err)
+	}
+	r = AttachRequest{Name: "x", Addr6: netip.MustParseAddr("2001:db8:42::5")}
+	if err := r.takeAddrs(cfg); err != nil || r.IP6.String() != "2001:db8:42::5/64" {
+		t.Errorf("bare IPv6 address: %v, %s", err, r.IP6)
+	}
+}
+
 // badAttachCase is an invalid attach request (an edit of a valid one) and
 // what its error must say.
 type badAttachCase struct {

@@ -2,8 +2,10 @@ package overlay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"syscall"
 
 	"github.com/overlaynet/overlaynet/internal/links"
 	"github.com/overlaynet/overlaynet/internal/steps"
@@ -18,6 +20,7 @@ const (
 	stepBridge       = "bridge"     // the bridge
 	stepBridgeMTU    = "bridge-mtu" // an existing bridge's MTU set
 	stepGateway      = "gateway"    // the gateway address on the bridge
+	stepGateway6     = "gateway6"   // the IPv6 gateway address on the bridge
 	stepVxlan        = "vxlan"      // the vxlan device, made in the overlay namespace
 	stepUp           = "up"         // the vxlan on the bridge, both up
 	stepEgress       = "egress"     // egress.Setup
@@ -165,22 +168,52 @@ func (c *creation) bridge(r *steps.Runner) error {
 	}, func() error { return c.oc.LinkSetMTU(index, old) })
 }
 
-// gateway puts the gateway address on the bridge, unless it is there.
+// gateway puts the gateway addresses on the bridge, each unless it is
+// there: the IPv4 one, and on a dual-stack overlay the IPv6 one, usable at
+// once (nodad: the gateway is the overlay's, no container may have it).
 func (c *creation) gateway(r *steps.Runner) error {
 	cfg := c.cfg
 	index := c.br.Index
-	has, err := hasAddress(c.oc, index, cfg.Gateway)
-	if err != nil || has {
-		return err
-	}
-	return r.Do(stepGateway, func() error {
-		if err := c.oc.AddressAdd(index, cfg.Gateway); err != nil {
-			return fmt.Errorf("overlay: add %s to bridge %s: %w", cfg.Gateway, cfg.Bridge, err)
+	for _, gw := range cfg.Gateways() {
+		has, err := hasAddress(c.oc, index, gw)
+		if err != nil {
+			return err
 		}
-		c.created.Address = true
-		c.n.log.Info("added gateway address", "bridge", cfg.Bridge, "address", cfg.Gateway)
-		return nil
-	}, func() error { return links.DeleteAddress(c.oc, index, cfg.Gateway) })
+		if has {
+			continue
+		}
+		v6 := FamilyOf(gw.Addr()) == IPv6
+		step := stepGateway
+		m := rtnl.NewAddress(index, gw)
+		if v6 {
+			step, m.Flags = stepGateway6, m.Flags|rtnl.AddrNoDAD
+		}
+		err = r.Do(step, func() error {
+			if err := c.oc.AddressAddMessage(m); err != nil {
+				return fmt.Errorf("overlay: add %s to bridge %s: %w%s", gw, cfg.Bridge, err, ipv6Hint(v6, err, cfg.Bridge, cfg.OverlayNetNS))
+			}
+			if v6 {
+				c.created.Address6 = true
+			} else {
+				c.created.Address = true
+			}
+			c.n.log.Info("added gateway address", "bridge", cfg.Bridge, "address", gw)
+			return nil
+		}, func() error { return links.DeleteAddress(c.oc, index, gw) })
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ipv6Hint explains an IPv6 address the kernel refused because IPv6 is
+// disabled on the device (EACCES).
+func ipv6Hint(v6 bool, err error, dev, netns string) string {
+	if !v6 || !errors.Is(err, syscall.EACCES) {
+		return ""
+	}
+	return fmt.Sprintf(" (IPv6 is disabled on %s: net.ipv6.conf.%s.disable_ipv6 is 1 in netns %s, or net.ipv6.conf.default.disable_ipv6 was when it was made)", dev, dev, netns)
 }
 
 // vxlan makes the vxlan device, unless it exists: in the calling
@@ -222,6 +255,13 @@ func (c *creation) up(r *steps.Runner) error {
 		}
 		for _, l := range []*rtnl.LinkMessage{c.br, c.vx} {
 			if l.Flags&rtnl.LinkUp == 0 {
+				// No IPv6 link-local address, so no DAD probe or router
+				// solicitation of the overlay's own devices on the overlay.
+				if c.cfg.DualStack() {
+					if err := c.oc.LinkSetAddrGenMode(l.Index, rtnl.AddrGenNone); err != nil {
+						return fmt.Errorf("overlay: %s addrgenmode none: %w", l.Name, err)
+					}
+				}
 				if err := c.oc.LinkSetUp(l.Index); err != nil {
 					return fmt.Errorf("overlay: set %s up: %w", l.Name, err)
 				}
@@ -279,6 +319,7 @@ func (c *creation) save(r *steps.Runner) error {
 		st.Created.Bridge = st.Created.Bridge || prev.Created.Bridge
 		st.Created.Vxlan = st.Created.Vxlan || prev.Created.Vxlan
 		st.Created.Address = st.Created.Address || prev.Created.Address
+		st.Created.Address6 = st.Created.Address6 || prev.Created.Address6
 	}
 	return r.Do(stepOverlayState, func() error { return c.n.saveOverlayState(st) }, func() error {
 		if c.prev != nil {

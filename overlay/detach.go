@@ -292,10 +292,13 @@ func (n *Node) removeOverlay(ost *overlayState) error {
 		if err := links.Delete(c, cfg.Bridge); err != nil {
 			errs = append(errs, fmt.Errorf("overlay: reset: delete %s: %w", cfg.Bridge, err))
 		}
-	} else if ost.Created.Address {
-		if br, err := links.Find(c, cfg.Bridge); err == nil && br != nil {
-			if err := links.DeleteAddress(c, br.Index, cfg.Gateway); err != nil {
-				errs = append(errs, fmt.Errorf("overlay: reset: remove %s from %s: %w", cfg.Gateway, cfg.Bridge, err))
+	} else if br, err := links.Find(c, cfg.Bridge); err == nil && br != nil {
+		for _, gw := range []netip.Prefix{cfg.Gateway, cfg.Gateway6} {
+			if made := ost.Created.Address && gw == cfg.Gateway || ost.Created.Address6 && gw == cfg.Gateway6; !made || !gw.IsValid() {
+				continue
+			}
+			if err := links.DeleteAddress(c, br.Index, gw); err != nil {
+				errs = append(errs, fmt.Errorf("overlay: reset: remove %s from %s: %w", gw, cfg.Bridge, err))
 			}
 		}
 	}

@@ -13,7 +13,14 @@ import (
 
 // guardPort is the anti-spoofing description of e's port.
 func guardPort(e Endpoint) guard.Port {
-	return guard.Port{HostIf: e.HostIf, MAC: [6]byte(e.MAC), IP: e.IP.Addr()}
+	p := guard.Port{HostIf: e.HostIf, MAC: [6]byte(e.MAC)}
+	if e.IP.IsValid() {
+		p.IP = e.IP.Addr()
+	}
+	if e.IP6.IsValid() {
+		p.IP6 = e.IP6.Addr()
+	}
+	return p
 }
 
 // dialNft opens nftables in the overlay namespace overlayNetNS.

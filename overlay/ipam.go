@@ -37,16 +37,23 @@ func (n *Node) Allocator() (*ipam.Allocator, error) {
 	return a, err
 }
 
-// allocator returns the allocator of ov, or nil if the registry neither
-// holds blocks nor assigns them. A registry that assigns each node its
-// blocks (registry.AssignedBlocks: Kubernetes podCIDRs) is asked for them
-// at each allocation.
-func (n *Node) allocator(ov Overlay) (*ipam.Allocator, error) {
+// allocator returns the IPv4 allocator of ov, or nil if the registry
+// neither holds blocks nor assigns them.
+func (n *Node) allocator(ov Overlay) (*ipam.Allocator, error) { return n.allocatorOf(ov, IPv4) }
+
+// allocatorOf returns the allocator of ov's prefix of family f, or nil if
+// the registry neither holds blocks nor assigns them: blocks of
+// NodeOptions.BlockBits for IPv4, of the overlay's IPv6 block size for
+// IPv6, sharing one allocation directory. A registry that assigns each
+// node its blocks (registry.AssignedBlocks: Kubernetes podCIDRs) is asked
+// for them at each allocation, each family's allocator taking the blocks
+// of its family.
+func (n *Node) allocatorOf(ov Overlay, f Family) (*ipam.Allocator, error) {
 	if ab, ok := n.reg.(registry.AssignedBlocks); ok && n.reg != nil {
 		return ipam.New(ipam.Config{
 			Dir:      filepath.Join(n.stateDir, ipamDir),
 			Owner:    ov.VTEP.String(),
-			Gateway:  ov.Config.Gateway,
+			Gateway:  ov.Config.GatewayOf(f),
 			Assigned: ab.AssignedBlocks,
 			Logger:   n.log,
 		})
@@ -55,12 +62,16 @@ func (n *Node) allocator(ov Overlay) (*ipam.Allocator, error) {
 	if !ok || n.reg == nil {
 		return nil, nil
 	}
+	gw, bits := ov.Config.Gateway, n.blockBits
+	if f == IPv6 {
+		gw, bits = ov.Config.Gateway6, ov.Config.EffectiveBlockBits6()
+	}
 	return ipam.New(ipam.Config{
 		Dir:       filepath.Join(n.stateDir, ipamDir),
 		Store:     bs,
 		Owner:     ov.VTEP.String(),
-		Gateway:   ov.Config.Gateway,
-		BlockBits: n.blockBits,
+		Gateway:   gw,
+		BlockBits: bits,
 		InUse: func(ctx context.Context, ip netip.Addr) (bool, error) {
 			_, err := n.reg.LookupMAC(ctx, ip)
 			switch {
@@ -75,60 +86,105 @@ func (n *Node) allocator(ov Overlay) (*ipam.Allocator, error) {
 	})
 }
 
-// allocate gives req an address (the wanted one, or a free one) from the
-// node's allocator, as step stepAllocate of r (undone by releasing it).
-// Without an allocator an explicit address is left as it is, and none is
-// an error.
-func (n *Node) allocate(ctx context.Context, r *steps.Runner, ov Overlay, req *AttachRequest) error {
-	a, err := n.allocator(ov)
-	if err != nil {
-		return err
-	}
-	if a == nil {
-		if !req.IP.IsValid() {
-			return ErrNoBlocks
+// allocators returns the allocator of each of ov's families (IPv4 first),
+// or none if the registry does not hold blocks.
+func (n *Node) allocators(ov Overlay) ([]*ipam.Allocator, error) {
+	var out []*ipam.Allocator
+	for _, f := range ov.Config.Families() {
+		a, err := n.allocatorOf(ov, f)
+		if err != nil || a == nil {
+			return nil, err
 		}
-		return nil
+		out = append(out, a)
 	}
-	var want netip.Addr
-	if req.IP.IsValid() {
-		want = req.IP.Addr()
-	}
-	return r.Do(stepAllocate, func() error {
-		p, err := a.Allocate(ctx, req.Name, want)
-		if errors.Is(err, ipam.ErrInUse) {
-			return fmt.Errorf("%w: %w", registry.ErrConflict, err)
-		}
-		if err != nil {
-			return fmt.Errorf("overlay: allocate an address for %s: %w", req.Name, err)
-		}
-		req.IP = p
-		return nil
-	}, func() error { return a.Release(context.WithoutCancel(ctx), req.Name, req.IP.Addr()) })
+	return out, nil
 }
 
-// release returns e's address to the node's allocator, if it has one.
+// allocate gives req an address of each family it is to have (the wanted
+// one, or a free one) from the node's allocators, as step stepAllocate of
+// r (undone by releasing them). Without an allocator an explicit address
+// is left as it is, and none is an error.
+func (n *Node) allocate(ctx context.Context, r *steps.Runner, ov Overlay, req *AttachRequest) error {
+	var made []netip.Prefix // released by the undo
+	var as []*ipam.Allocator
+	undo := func() error {
+		var errs []error
+		for i, p := range made {
+			errs = append(errs, as[i].Release(context.WithoutCancel(ctx), req.Name, p.Addr()))
+		}
+		return errors.Join(errs...)
+	}
+	return r.Do(stepAllocate, func() error {
+		for _, f := range req.families(ov.Config) {
+			a, err := n.allocatorOf(ov, f)
+			if err != nil {
+				return errors.Join(err, undo())
+			}
+			p := req.ipOf(f)
+			if a == nil {
+				if !p.IsValid() {
+					return errors.Join(ErrNoBlocks, undo())
+				}
+				continue
+			}
+			if p, err = allocateOne(ctx, a, req.Name, p); err != nil {
+				return errors.Join(err, undo())
+			}
+			made, as = append(made, p), append(as, a)
+			req.setIP(f, p)
+		}
+		return nil
+	}, undo)
+}
+
+// allocateOne allocates want (or, invalid, a free address) to name from a.
+func allocateOne(ctx context.Context, a *ipam.Allocator, name string, want netip.Prefix) (netip.Prefix, error) {
+	var addr netip.Addr
+	if want.IsValid() {
+		addr = want.Addr()
+	}
+	p, err := a.Allocate(ctx, name, addr)
+	if errors.Is(err, ipam.ErrInUse) {
+		return p, fmt.Errorf("%w: %w", registry.ErrConflict, err)
+	}
+	if err != nil {
+		return p, fmt.Errorf("overlay: allocate an %s address for %s: %w", FamilyOf(a.Subnet().Addr()), name, err)
+	}
+	return p, nil
+}
+
+// release returns e's addresses to the node's allocators, if it has them.
 func (n *Node) release(ctx context.Context, ov *Overlay, e Endpoint) error {
 	if ov == nil {
 		return nil
 	}
-	a, err := n.allocator(*ov)
-	if err != nil || a == nil {
-		return err
+	var errs []error
+	for _, p := range e.Addrs() {
+		f := FamilyOf(p.Addr())
+		if f == IPv6 && !ov.Config.DualStack() {
+			continue
+		}
+		a, err := n.allocatorOf(*ov, f)
+		if err != nil || a == nil {
+			return err
+		}
+		errs = append(errs, a.Release(ctx, e.Name, p.Addr()))
 	}
-	return a.Release(ctx, e.Name, e.IP.Addr())
+	return errors.Join(errs...)
 }
 
 // releaseAll releases every allocation and block of ov's node (Reset).
 func (n *Node) releaseAll(ctx context.Context, ov Overlay) error {
-	a, err := n.allocator(ov)
-	if err != nil || a == nil {
+	as, err := n.allocators(ov)
+	if err != nil || len(as) == 0 {
 		return err
 	}
-	if err := a.ReleaseAll(ctx); err != nil {
-		return err
+	for _, a := range as {
+		if err := a.ReleaseAll(ctx); err != nil {
+			return err
+		}
 	}
-	return a.Remove()
+	return as[0].Remove()
 }
 
 // ReleaseOrphans releases, under the node's lock, every address allocated
@@ -146,8 +202,8 @@ func (n *Node) ReleaseOrphans(ctx context.Context, prefix string) error {
 	if err != nil {
 		return err
 	}
-	a, err := n.allocator(ost.Overlay)
-	if err != nil || a == nil {
+	as, err := n.allocators(ost.Overlay)
+	if err != nil || len(as) == 0 {
 		return err
 	}
 	eps, err := n.listEndpoints()
@@ -158,20 +214,22 @@ func (n *Node) ReleaseOrphans(ctx context.Context, prefix string) error {
 	for _, st := range eps {
 		attached[st.Endpoint.Name] = true
 	}
-	allocs, err := a.Allocations()
-	if err != nil {
-		return err
-	}
 	var errs []error
-	for _, al := range allocs {
-		if !strings.HasPrefix(al.ID, prefix) || attached[al.ID] {
-			continue
+	for _, a := range as {
+		allocs, err := a.Allocations()
+		if err != nil {
+			return err
 		}
-		if err := a.Release(ctx, al.ID, al.IP); err != nil {
-			errs = append(errs, err)
-			continue
+		for _, al := range allocs {
+			if !strings.HasPrefix(al.ID, prefix) || attached[al.ID] {
+				continue
+			}
+			if err := a.Release(ctx, al.ID, al.IP); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			n.log.Info("released an address no endpoint holds", "ip", al.IP, "id", al.ID)
 		}
-		n.log.Info("released an address no endpoint holds", "ip", al.IP, "id", al.ID)
 	}
 	return errors.Join(errs...)
 }

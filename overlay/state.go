@@ -39,8 +39,10 @@ type Creation struct {
 	Bridge bool `json:"bridge"`
 	// Vxlan is true if Create made the vxlan device.
 	Vxlan bool `json:"vxlan"`
-	// Address is true if Create put the gateway address on the bridge.
-	Address bool `json:"address"`
+	// Address is true if Create put the gateway address on the bridge,
+	// Address6 if it put the IPv6 gateway address there.
+	Address  bool `json:"address"`
+	Address6 bool `json:"address6,omitempty"`
 }
 
 // endpointState is what StateDir/endpoints/<name>.json holds.

@@ -90,7 +90,7 @@ func TestTwoNodes(t *testing.T) {
 }
 
 // joinUnderlay connects two nodes' host netns with a veth pair "ul0" and
-// gives each end an address.
+// gives each end an address (an IPv6 one usable at once: nodad).
 func joinUnderlay(t *testing.T, a, b *testNode, pa, pb netip.Prefix) {
 	t.Helper()
 	ca, cb := nstest.Dial(t, a.host), nstest.Dial(t, b.host)
@@ -106,7 +106,11 @@ func joinUnderlay(t *testing.T, a, b *testNode, pa, pb netip.Prefix) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := x.c.AddressAdd(l.Index, x.p); err != nil {
+		m := rtnl.NewAddress(l.Index, x.p)
+		if x.p.Addr().Is6() {
+			m.Flags |= rtnl.AddrNoDAD
+		}
+		if err := x.c.AddressAddMessage(m); err != nil {
 			t.Fatal(err)
 		}
 		if err := x.c.LinkSetUp(l.Index); err != nil {

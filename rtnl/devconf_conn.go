@@ -43,3 +43,16 @@ func (c *Conn) LinkSetInetConf(index int32, vals ...DevConfValue) error {
 	}
 	return c.Execute(MsgNewLink, 0, b)
 }
+
+// LinkSetAddrGenMode sets the IPv6 address generation mode of device index
+// (RTM_NEWLINK with IFLA_AF_SPEC/AF_INET6/IFLA_INET6_ADDR_GEN_MODE, `ip
+// link set DEV addrgenmode MODE`). The kernel refuses it (EAFNOSUPPORT)
+// for a device without IPv6.
+func (c *Conn) LinkSetAddrGenMode(index int32, mode AddrGenMode) error {
+	var buf [64]byte
+	b, err := EncodeLinkAddrGenMode(buf[:0], index, mode)
+	if err != nil {
+		return err
+	}
+	return c.Execute(MsgNewLink, 0, b)
+}

@@ -65,3 +65,39 @@ func TestLinkInetConf(t *testing.T) {
 		t.Error("reading a missing device succeeded")
 	}
 }
+
+// TestLinkSetAddrGenMode: a device set to addrgenmode none before it comes
+// up gets no IPv6 link-local address (and so sends no DAD probe), as
+// iproute2 reads it back; its peer, left alone, gets one.
+func TestLinkSetAddrGenMode(t *testing.T) {
+	ns, name := nstest.NetNS(t, "agm")
+	c := nstest.Dial(t, ns)
+	if err := c.LinkAdd(rtnl.NewVethPair("ag0", rtnl.LinkMessage{Name: "ag1"})); err != nil {
+		t.Fatal(err)
+	}
+	a, err := c.LinkByName("ag0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.LinkByName("ag1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.LinkSetAddrGenMode(a.Index, rtnl.AddrGenNone); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []*rtnl.LinkMessage{a, b} {
+		if err := c.LinkSetUp(l.Index); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out := nstest.Run(t, name, "ip", "-d", "link", "show", "ag0"); !strings.Contains(out, "addrgenmode none") {
+		t.Errorf("ag0 not addrgenmode none:\n%s", out)
+	}
+	if out := nstest.Run(t, name, "ip", "-6", "addr", "show", "dev", "ag0"); strings.Contains(out, "fe80:") {
+		t.Errorf("ag0 has a link-local address:\n%s", out)
+	}
+	if out := nstest.Run(t, name, "ip", "-6", "addr", "show", "dev", "ag1"); !strings.Contains(out, "fe80:") {
+		t.Errorf("ag1, left alone, has no link-local address (is IPv6 on?):\n%s", out)
+	}
+}

@@ -137,3 +137,32 @@ func FuzzInetDevConf(f *testing.F) {
 		}
 	})
 }
+
+func TestEncodeLinkAddrGenMode(t *testing.T) {
+	b, err := rtnl.EncodeLinkAddrGenMode(nil, 9, rtnl.AddrGenNone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ne := func(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
+	want := catBytes(
+		[]byte{rtnl.FamilyUnspec, 0, 0, 0}, ne(9), ne(0), ne(0), // ifinfomsg, index 9
+		rawAttr(rtnl.IFLA_AF_SPEC|rtnl.AttrNested, 16), // IFLA_AF_SPEC, nested
+		rawAttr(rtnl.FamilyInet6|rtnl.AttrNested, 12),  // AF_INET6, nested
+		rawAttr(8, 5), []byte{1, 0, 0, 0}, // IFLA_INET6_ADDR_GEN_MODE = none, padded
+	)
+	if !bytes.Equal(b, want) {
+		t.Fatalf("encoding:\n got % x\nwant % x", b, want)
+	}
+	for _, c := range []struct {
+		index int32
+		mode  rtnl.AddrGenMode
+		want  string
+	}{{0, rtnl.AddrGenNone, "device index"}, {3, 4, "unknown addrgenmode(4)"}} {
+		if _, err := rtnl.EncodeLinkAddrGenMode(nil, c.index, c.mode); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("EncodeLinkAddrGenMode(%d, %d) = %v, want %q", c.index, c.mode, err, c.want)
+		}
+	}
+	if rtnl.AddrGenNone.String() != "none" || rtnl.AddrGenEUI64.String() != "eui64" {
+		t.Errorf("names %s %s", rtnl.AddrGenNone, rtnl.AddrGenEUI64)
+	}
+}

@@ -48,8 +48,8 @@ const (
 	ReasonVTEP      Reason = "vtep_not_allowed" // VXLAN from an address not in the allowlist
 	ReasonSrcMAC    Reason = "src_mac"          // frame from a port with another source MAC
 	ReasonARPSender Reason = "arp_sender"       // ARP with another sender MAC or address
-	ReasonSrcIP     Reason = "src_ip"           // IPv4 with another source address
-	ReasonEtherType Reason = "ethertype"        // neither IPv4 nor ARP (IPv6, VLAN tags, ...)
+	ReasonSrcIP     Reason = "src_ip"           // IPv4 or IPv6 with another source address
+	ReasonEtherType Reason = "ethertype"        // neither IPv4 nor ARP, nor IPv6 for a port with an IPv6 address (VLAN tags, ...)
 )
 
 // String returns the reason's label.
@@ -61,19 +61,25 @@ func Reasons() []Reason {
 }
 
 // Port is a container port to guard: its host-side veth in the overlay
-// namespace and the MAC and IPv4 address it was attached with.
+// namespace and the MAC and addresses it was attached with: IPv4 (IP), and
+// on a dual-stack overlay IPv6 (IP6); either may be invalid, not both.
 type Port struct {
 	HostIf string
 	MAC    [6]byte
 	IP     netip.Addr
+	IP6    netip.Addr
 }
 
 func (p Port) check() error {
 	switch {
 	case p.HostIf == "" || len(p.HostIf) > unix.IFNAMSIZ-1:
 		return fmt.Errorf("guard: port %q: bad interface name", p.HostIf)
-	case !p.IP.Is4():
+	case p.IP.IsValid() && !p.IP.Is4():
 		return fmt.Errorf("guard: port %s: %s is not an IPv4 address", p.HostIf, p.IP)
+	case p.IP6.IsValid() && (!p.IP6.Is6() || p.IP6.Is4In6() || p.IP6.Zone() != ""):
+		return fmt.Errorf("guard: port %s: %s is not an IPv6 address", p.HostIf, p.IP6)
+	case !p.IP.IsValid() && !p.IP6.IsValid():
+		return fmt.Errorf("guard: port %s: no address", p.HostIf)
 	case p.MAC == [6]byte{}:
 		return fmt.Errorf("guard: port %s: no MAC", p.HostIf)
 	}
@@ -84,6 +90,7 @@ func (p Port) check() error {
 const (
 	etherIPv4 = 0x0800
 	etherARP  = 0x0806
+	etherIPv6 = 0x86dd
 )
 
 func etherType(op expr.CmpOp, t uint16) []expr.Any {
@@ -119,8 +126,30 @@ func dispatch(hostIf string) nft.Rule {
 	return nft.Rule{Tag: hostIf, Exprs: nft.Concat(nft.IIFName(hostIf, false), nft.One(nft.Jump(portChain(hostIf).Name)))}
 }
 
-// portRules are the rules of p's chain, in order.
+// portRules are the rules of p's chain, in order: those of its IPv4
+// address, of its IPv6 address, and the ethertype rule, which lets through
+// ARP and IPv4 for a port with an IPv4 address and IPv6 for one with an
+// IPv6 address.
 func portRules(p Port) []nft.Rule {
+	var rules []nft.Rule
+	allowed := []uint16{}
+	if p.IP.IsValid() {
+		rules = append(rules, ipv4Rules(p)...)
+		allowed = append(allowed, etherIPv4, etherARP)
+	}
+	if p.IP6.IsValid() {
+		rules = append(rules, ipv6Rules(p)...)
+		allowed = append(allowed, etherIPv6)
+	}
+	var ether []expr.Any
+	for _, t := range allowed {
+		ether = append(ether, etherType(expr.CmpOpNeq, t)...)
+	}
+	return append(rules, nft.Rule{Tag: portTag(p.HostIf, ReasonEtherType), Exprs: nft.Concat(ether, dropCounted())})
+}
+
+// ipv4Rules are the rules of p's IPv4 address.
+func ipv4Rules(p Port) []nft.Rule {
 	ip := p.IP.As4()
 	zero := []byte{0, 0, 0, 0}
 	mac := p.MAC[:]
@@ -134,8 +163,23 @@ func portRules(p Port) []nft.Rule {
 			etherType(expr.CmpOpEq, etherARP), netField(14, 4, expr.CmpOpNeq, ip[:]), netField(14, 4, expr.CmpOpNeq, zero), dropCounted())},
 		{Tag: portTag(p.HostIf, ReasonSrcIP), Exprs: nft.Concat(
 			etherType(expr.CmpOpEq, etherIPv4), netField(12, 4, expr.CmpOpNeq, ip[:]), dropCounted())},
-		{Tag: portTag(p.HostIf, ReasonEtherType), Exprs: nft.Concat(
-			etherType(expr.CmpOpNeq, etherIPv4), etherType(expr.CmpOpNeq, etherARP), dropCounted())},
+	}
+}
+
+// ipv6Rules are the rules of p's IPv6 address: its packets carry it as
+// their source (offset 8), or the unspecified address :: towards a
+// multicast group (the container's MLD reports: it has no link-local
+// address). The IPv6 guard proper (Neighbor Advertisements for others'
+// addresses, Router Advertisements, redirects, DHCPv6 replies) is not
+// here: this is the source check alone.
+func ipv6Rules(p Port) []nft.Rule {
+	ip := p.IP6.As16()
+	var zero [16]byte
+	return []nft.Rule{
+		{Tag: portTag(p.HostIf, ReasonSrcIP) + " ip6", Exprs: nft.Concat(
+			etherType(expr.CmpOpEq, etherIPv6), netField(8, 16, expr.CmpOpNeq, ip[:]), netField(8, 16, expr.CmpOpNeq, zero[:]), dropCounted())},
+		{Tag: portTag(p.HostIf, ReasonSrcIP) + " ip6 unspecified", Exprs: nft.Concat(
+			etherType(expr.CmpOpEq, etherIPv6), netField(8, 16, expr.CmpOpEq, zero[:]), netField(24, 1, expr.CmpOpNeq, []byte{0xff}), dropCounted())},
 	}
 }
 

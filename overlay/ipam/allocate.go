@@ -130,17 +130,19 @@ func (a *Allocator) own(blocks map[netip.Prefix]string) []netip.Prefix {
 	return out
 }
 
-// allBlocks yields the subnet's blocks in address order.
+// allBlocks yields the subnet's blocks in address order (an IPv6 prefix
+// has more than can be counted: the caller stops early).
 func (a *Allocator) allBlocks() func(yield func(netip.Prefix) bool) {
 	return func(yield func(netip.Prefix) bool) {
-		n := uint64(1) << (a.bits - a.subnet.Bits())
-		base := addrToUint(a.subnet.Addr())
-		step := uint64(1) << (32 - a.bits)
-		for i := range n {
-			b := netip.PrefixFrom(uintToAddr(uint32(uint64(base)+i*step)), a.bits)
+		for b := netip.PrefixFrom(a.subnet.Addr(), a.bits); b.IsValid() && a.subnet.Contains(b.Addr()); {
 			if !yield(b) {
 				return
 			}
+			next := lastAddr(b).Next()
+			if !next.IsValid() {
+				return // the end of the address space
+			}
+			b = netip.PrefixFrom(next, a.bits)
 		}
 	}
 }

@@ -23,8 +23,8 @@ func (a *Allocator) assigned(ctx context.Context) ([]netip.Prefix, error) {
 	}
 	var out []netip.Prefix
 	for _, b := range all {
-		if !b.Addr().Is4() {
-			continue // another family's (an IPv6 podCIDR of a dual-stack cluster)
+		if b.Addr().Is4() != a.subnet.Addr().Is4() {
+			continue // another family's (the other podCIDR of a dual-stack cluster)
 		}
 		if b.Bits() < a.subnet.Bits() || !a.subnet.Contains(b.Addr()) {
 			return nil, fmt.Errorf("%w: block %s assigned to this node is outside the overlay subnet %s (the overlay's gateway prefix must hold the range the blocks are cut from)", ErrOutside, b, a.subnet)
@@ -32,7 +32,7 @@ func (a *Allocator) assigned(ctx context.Context) ([]netip.Prefix, error) {
 		out = append(out, b.Masked())
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%w: no IPv4 block among those assigned to this node %v", ErrExhausted, all)
+		return nil, fmt.Errorf("%w: no %s block among those assigned to this node %v", ErrExhausted, familyName(a.subnet.Addr()), all)
 	}
 	return out, nil
 }
@@ -132,4 +132,12 @@ func (a *Allocator) usageAssigned(held map[netip.Addr]string) ([]BlockUsage, err
 		out = append(out, blockUsage(b, held, func(ip netip.Addr) bool { return ip == node || a.reservedIn(b, ip) != "" }))
 	}
 	return out, nil
+}
+
+// familyName is "IPv4" or "IPv6", a's family.
+func familyName(a netip.Addr) string {
+	if a.Is4() {
+		return "IPv4"
+	}
+	return "IPv6"
 }

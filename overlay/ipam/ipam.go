@@ -1,6 +1,7 @@
 // Package ipam hands out container addresses of an overlay subnet without
 // anyone picking them by hand. A node claims address blocks of the subnet
-// (DefaultBlockBits wide unless configured) in the shared registry, through
+// (DefaultBlockBits wide unless configured, DefaultBlockBits6 for an IPv6
+// prefix) in the shared registry, through
 // a registry.BlockStore: the claim is atomic, so of two nodes claiming the same block
 // exactly one wins. It then hands out addresses from its own blocks,
 // recording each allocation in its state directory, and claims another
@@ -17,6 +18,13 @@
 // Allocations of one node are serialised by a lock file in the allocation
 // directory (flock), so parallel processes on a node (a runtime calling the
 // CNI plugin for many containers at once) never hand out one address twice.
+//
+// An Allocator serves one prefix, IPv4 or IPv6 alike: a dual-stack overlay
+// has one per family, sharing the allocation directory (allocations are
+// named by address, blocks by address and length, and each allocator sees
+// only those of its own prefix) and its lock. An IPv6 prefix has no
+// broadcast address; its first address, the subnet-router anycast
+// address, is reserved as an IPv4 subnet's network address is.
 package ipam
 
 import (
@@ -34,6 +42,10 @@ import (
 // DefaultBlockBits is the prefix length of a block when Config.BlockBits is
 // 0: 64 addresses, so a /24 subnet serves four nodes and a /16 1024.
 const DefaultBlockBits = 26
+
+// DefaultBlockBits6 is the prefix length of a block of an IPv6 prefix when
+// Config.BlockBits is 0: 256 addresses.
+const DefaultBlockBits6 = 120
 
 // Errors of an Allocator, wrapped with the details.
 var (
@@ -63,11 +75,13 @@ type Config struct {
 	// Owner identifies this node in block claims (its VTEP address).
 	Owner string
 	// Gateway is the overlay's gateway with the subnet's prefix length
-	// (198.51.100.1/24): the subnet to allocate from, minus the gateway.
+	// (198.51.100.1/24, or 2001:db8:42::1/64 for an IPv6 prefix): the
+	// subnet to allocate from, minus the gateway.
 	Gateway netip.Prefix
-	// BlockBits is the prefix length of a block (0: DefaultBlockBits; a
-	// value shorter than the subnet's makes the whole subnet one block).
-	// Every node of an overlay must use the same value.
+	// BlockBits is the prefix length of a block (0: DefaultBlockBits, or
+	// DefaultBlockBits6 for an IPv6 prefix; a value shorter than the
+	// subnet's makes the whole subnet one block). Every node of an overlay
+	// must use the same value.
 	BlockBits int
 	// InUse, if set, reports whether an address is registered in the
 	// registry (by a container of any node); such addresses are skipped.
@@ -110,11 +124,17 @@ func New(cfg Config) (*Allocator, error) {
 	if cfg.Owner == "" || strings.ContainsAny(cfg.Owner, "\n/") {
 		errs = append(errs, fmt.Errorf("ipam: owner %q is empty or contains a newline or '/'", cfg.Owner))
 	}
-	if !cfg.Gateway.IsValid() || !cfg.Gateway.Addr().Is4() || cfg.Gateway.Bits() > 30 {
-		errs = append(errs, fmt.Errorf("ipam: gateway %s is not an IPv4 address with a prefix of /30 or shorter", cfg.Gateway))
+	gw := cfg.Gateway
+	switch {
+	case !gw.IsValid() || gw.Addr().Is4In6() || gw.Addr().Zone() != "":
+		errs = append(errs, fmt.Errorf("ipam: gateway %s is not an IPv4 or IPv6 address with a prefix", gw))
+	case gw.Addr().Is4() && gw.Bits() > 30:
+		errs = append(errs, fmt.Errorf("ipam: gateway %s is not an IPv4 address with a prefix of /30 or shorter", gw))
+	case gw.Addr().Is6() && gw.Bits() > 126:
+		errs = append(errs, fmt.Errorf("ipam: gateway %s is not an IPv6 address with a prefix of /126 or shorter", gw))
 	}
-	if cfg.BlockBits < 0 || cfg.BlockBits > 32 {
-		errs = append(errs, fmt.Errorf("ipam: block size /%d out of range /0../32", cfg.BlockBits))
+	if cfg.BlockBits < 0 || cfg.BlockBits > gw.Addr().BitLen() {
+		errs = append(errs, fmt.Errorf("ipam: block size /%d out of range /0../%d", cfg.BlockBits, gw.Addr().BitLen()))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -122,6 +142,9 @@ func New(cfg Config) (*Allocator, error) {
 	a := &Allocator{cfg: cfg, subnet: cfg.Gateway.Masked(), bits: cfg.BlockBits, log: cfg.Logger}
 	if a.bits == 0 {
 		a.bits = DefaultBlockBits
+		if gw.Addr().Is6() {
+			a.bits = DefaultBlockBits6
+		}
 	}
 	a.bits = max(a.bits, a.subnet.Bits())
 	if a.log == nil {
@@ -142,11 +165,13 @@ func (a *Allocator) reserved(ip netip.Addr) string { return reserved(a.cfg.Gatew
 func reserved(gateway netip.Prefix, ip netip.Addr) string {
 	subnet := gateway.Masked()
 	switch {
-	case !ip.Is4() || !subnet.Contains(ip):
+	case ip.Is4() != subnet.Addr().Is4() || !subnet.Contains(ip):
 		return "is outside the overlay subnet " + subnet.String()
+	case ip == subnet.Addr() && ip.Is6():
+		return "is the prefix's subnet-router anycast address"
 	case ip == subnet.Addr():
 		return "is the subnet's network address"
-	case ip == lastAddr(subnet):
+	case ip == lastAddr(subnet) && ip.Is4():
 		return "is the subnet's broadcast address"
 	case ip == gateway.Addr():
 		return "is the gateway's address"
@@ -155,8 +180,9 @@ func reserved(gateway netip.Prefix, ip netip.Addr) string {
 }
 
 // CheckAddress refuses, with an error wrapping ErrOutside, an address that
-// no container can have in the overlay of gateway (198.51.100.1/24):
-// outside its subnet, or its network, broadcast or gateway address.
+// no container can have in the overlay of gateway (198.51.100.1/24, or
+// 2001:db8:42::1/64): outside its subnet, or its network (subnet-router
+// anycast), broadcast or gateway address.
 func CheckAddress(gateway netip.Prefix, ip netip.Addr) error {
 	if why := reserved(gateway, ip); why != "" {
 		return fmt.Errorf("%w: %s %s", ErrOutside, ip, why)
@@ -164,17 +190,20 @@ func CheckAddress(gateway netip.Prefix, ip netip.Addr) error {
 	return nil
 }
 
-func addrToUint(a netip.Addr) uint32 {
-	b := a.As4()
-	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-}
-
-func uintToAddr(v uint32) netip.Addr {
-	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
-}
-
+// lastAddr is the last address of p, of either family.
 func lastAddr(p netip.Prefix) netip.Addr {
-	return uintToAddr(addrToUint(p.Masked().Addr()) | (uint32(1)<<(32-p.Bits()) - 1))
+	a := p.Masked().Addr()
+	b := a.As16()
+	host := a.BitLen() - p.Bits() // host bits, counted from the end
+	for i := 15; i >= 0 && host > 0; i-- {
+		n := min(host, 8)
+		b[i] |= byte(1<<n - 1)
+		host -= n
+	}
+	if a.Is4() {
+		return netip.AddrFrom4([4]byte(b[12:]))
+	}
+	return netip.AddrFrom16(b)
 }
 
 func sortPrefixes(ps []netip.Prefix) {

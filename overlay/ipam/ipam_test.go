@@ -40,7 +40,9 @@ func TestNewRefuses(t *testing.T) {
 		{"no owner", ipam.Config{Dir: "/x", Store: s, Gateway: gw}, "owner"},
 		{"owner with slash", ipam.Config{Dir: "/x", Store: s, Owner: "a/b", Gateway: gw}, "owner"},
 		{"no gateway", ipam.Config{Dir: "/x", Store: s, Owner: "a"}, "gateway"},
-		{"ipv6", ipam.Config{Dir: "/x", Store: s, Owner: "a", Gateway: netip.MustParsePrefix("2001:db8::1/64")}, "gateway"},
+		{"ipv6 /127", ipam.Config{Dir: "/x", Store: s, Owner: "a", Gateway: netip.MustParsePrefix("2001:db8::1/127")}, "gateway"},
+		{"ipv4-mapped", ipam.Config{Dir: "/x", Store: s, Owner: "a", Gateway: netip.MustParsePrefix("::ffff:10.0.0.1/120")}, "gateway"},
+		{"ipv6 block /129", ipam.Config{Dir: "/x", Store: s, Owner: "a", Gateway: netip.MustParsePrefix("2001:db8::1/64"), BlockBits: 129}, "block size"},
 		{"/31", ipam.Config{Dir: "/x", Store: s, Owner: "a", Gateway: netip.MustParsePrefix("10.0.0.1/31")}, "gateway"},
 		{"block /33", ipam.Config{Dir: "/x", Store: s, Owner: "a", Gateway: gw, BlockBits: 33}, "block size"},
 	}
@@ -291,14 +293,14 @@ func TestTwoNodesAllocating(t *testing.T) {
 }
 
 func TestBlockName(t *testing.T) {
-	for _, s := range []string{"198.51.100.64/26", "10.0.0.0/8", "0.0.0.0/0"} {
+	for _, s := range []string{"198.51.100.64/26", "10.0.0.0/8", "0.0.0.0/0", "2001:db8:42::100/120", "::/0"} {
 		p := netip.MustParsePrefix(s)
 		got, err := ipam.ParseBlockName(ipam.BlockName(p))
 		if err != nil || got != p {
 			t.Errorf("round trip of %s: %v, %v", s, got, err)
 		}
 	}
-	for _, bad := range []string{"", "198.51.100.64", "198.51.100.65-26", "x-26", "198.51.100.64-40"} {
+	for _, bad := range []string{"", "198.51.100.64", "198.51.100.65-26", "x-26", "198.51.100.64-40", "2001:db8:42::101-120", "2001:db8::-129"} {
 		if _, err := ipam.ParseBlockName(bad); err == nil {
 			t.Errorf("ParseBlockName(%q) accepted", bad)
 		}
@@ -316,4 +318,127 @@ func FuzzParseBlockName(f *testing.F) {
 			}
 		}
 	})
+}
+
+var gw6 = netip.MustParsePrefix("2001:db8:42::1/64")
+
+// TestAllocateIPv6: an allocator of an IPv6 prefix claims /120 blocks by
+// default and hands out their addresses in order, skipping the prefix's
+// subnet-router anycast address (::) and the gateway (::1); the last
+// address of a block is handed out (no broadcast). An explicit address is
+// honoured unless reserved or outside the prefix.
+func TestAllocateIPv6(t *testing.T) {
+	ctx := context.Background()
+	s := ipamtest.NewMem()
+	a, err := ipam.New(ipam.Config{Dir: t.TempDir(), Store: s, Owner: "2001:db8::2", Gateway: gw6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.BlockBits() != ipam.DefaultBlockBits6 || a.Subnet() != netip.MustParsePrefix("2001:db8:42::/64") {
+		t.Fatalf("blocks /%d of %s", a.BlockBits(), a.Subnet())
+	}
+	var got []netip.Prefix
+	for i := range 255 {
+		p, err := a.Allocate(ctx, fmt.Sprintf("c%d", i), netip.Addr{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, p)
+	}
+	if got[0].String() != "2001:db8:42::2/64" || got[253].String() != "2001:db8:42::ff/64" || got[254].String() != "2001:db8:42::100/64" {
+		t.Errorf("allocations %v ... %v %v; want ::2 ... ::ff from the first block, then ::100", got[0], got[253], got[254])
+	}
+	usage, err := a.Usage()
+	want := []ipam.BlockUsage{{Block: netip.MustParsePrefix("2001:db8:42::/120"), Size: 254, Used: 254},
+		{Block: netip.MustParsePrefix("2001:db8:42::100/120"), Size: 256, Used: 1}}
+	if err != nil || fmt.Sprint(usage) != fmt.Sprint(want) {
+		t.Errorf("Usage = %v, %v; want %v", usage, err, want)
+	}
+	for _, c := range []struct{ ip, want string }{
+		{"2001:db8:42::", "subnet-router anycast"},
+		{"2001:db8:42::1", "gateway"},
+		{"2001:db8:43::5", "outside"},
+		{"198.51.100.5", "outside"},
+	} {
+		if _, err := a.Allocate(ctx, "x", netip.MustParseAddr(c.ip)); !errors.Is(err, ipam.ErrOutside) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Allocate(%s) = %v, want ErrOutside (%s)", c.ip, err, c.want)
+		}
+	}
+	if p, err := a.Allocate(ctx, "far", netip.MustParseAddr("2001:db8:42::ffff:ffff:ffff:ffff")); err != nil || p.Bits() != 64 {
+		t.Errorf("the prefix's last address: %v, %v", p, err)
+	}
+	if err := ipam.CheckAddress(gw6, netip.MustParseAddr("2001:db8:42::")); !errors.Is(err, ipam.ErrOutside) {
+		t.Errorf("CheckAddress(anycast) = %v", err)
+	}
+	// The last release of a block gives it back.
+	if err := a.Release(ctx, "c254", got[254].Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if blocks, _ := s.Blocks(ctx); len(blocks) != 1 {
+		t.Errorf("blocks after releasing the second block's only address: %v", blocks)
+	}
+}
+
+// TestDualStackAllocators: an IPv4 and an IPv6 allocator sharing one
+// allocation directory each see, use and give back only their own
+// allocations and blocks; the directory goes once both are empty.
+func TestDualStackAllocators(t *testing.T) {
+	ctx := context.Background()
+	s := ipamtest.NewMem()
+	dir := filepath.Join(t.TempDir(), "ipam")
+	a4 := newAlloc(t, s, dir, "192.0.2.2", 0, nil)
+	a6, err := ipam.New(ipam.Config{Dir: dir, Store: s, Owner: "192.0.2.2", Gateway: gw6, BlockBits: 112})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p4, err := a4.Allocate(ctx, "pink", netip.Addr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p6, err := a6.Allocate(ctx, "pink", netip.Addr{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p4.String() != "198.51.100.2/24" || p6.String() != "2001:db8:42::2/64" {
+		t.Fatalf("allocated %s and %s", p4, p6)
+	}
+	for _, c := range []struct {
+		a    *ipam.Allocator
+		want string
+	}{{a4, "[{198.51.100.2 pink}]"}, {a6, "[{2001:db8:42::2 pink}]"}} {
+		if al, err := c.a.Allocations(); err != nil || fmt.Sprint(al) != c.want {
+			t.Errorf("Allocations of %s = %v, %v; want %s", c.a.Subnet(), al, err, c.want)
+		}
+		if u, err := c.a.Usage(); err != nil || len(u) != 1 || u[0].Used != 1 {
+			t.Errorf("Usage of %s = %v, %v", c.a.Subnet(), u, err)
+		}
+	}
+	// ReleaseEmpty of one family leaves the other's marks and blocks alone.
+	if out, err := a4.ReleaseEmpty(ctx); err != nil || len(out) != 0 {
+		t.Fatalf("ReleaseEmpty: %v, %v", out, err)
+	}
+	if u, _ := a6.Usage(); len(u) != 1 {
+		t.Errorf("IPv6 blocks after the IPv4 ReleaseEmpty: %v", u)
+	}
+	if got, err := a4.ReleaseID(ctx, "pink"); err != nil || fmt.Sprint(got) != "[198.51.100.2]" {
+		t.Errorf("IPv4 ReleaseID = %v, %v", got, err)
+	}
+	if err := a4.Remove(); err == nil {
+		t.Errorf("Remove with an IPv6 allocation left succeeded")
+	}
+	if err := a6.ReleaseAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a4.ReleaseAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if blocks, _ := s.Blocks(ctx); len(blocks) != 0 {
+		t.Errorf("blocks left: %v", blocks)
+	}
+	if err := a4.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("allocation directory left: %v", err)
+	}
 }

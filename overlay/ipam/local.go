@@ -12,8 +12,21 @@ import (
 	"github.com/overlaynet/overlaynet/internal/filelock"
 )
 
-// readAll reads the allocation directory: address → ID.
+// readAll reads the allocations of this allocator's subnet from the
+// allocation directory: address → ID.
 func (a *Allocator) readAll() (map[netip.Addr]string, error) {
+	held, err := a.readDir()
+	for ip := range held {
+		if !a.subnet.Contains(ip) {
+			delete(held, ip)
+		}
+	}
+	return held, err
+}
+
+// readDir reads every allocation of the allocation directory, of any
+// subnet (the other family's of a dual-stack overlay): address → ID.
+func (a *Allocator) readDir() (map[netip.Addr]string, error) {
 	ents, err := os.ReadDir(a.cfg.Dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[netip.Addr]string{}, nil
@@ -68,7 +81,8 @@ func (a *Allocator) unmarkBlock(b netip.Prefix) {
 	os.Remove(filepath.Join(a.cfg.Dir, blocksSub, BlockName(b)))
 }
 
-// markedBlocks returns the blocks recorded locally, sorted.
+// markedBlocks returns the blocks of this allocator's subnet recorded
+// locally, sorted.
 func (a *Allocator) markedBlocks() ([]netip.Prefix, error) {
 	ents, err := os.ReadDir(filepath.Join(a.cfg.Dir, blocksSub))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -79,7 +93,7 @@ func (a *Allocator) markedBlocks() ([]netip.Prefix, error) {
 	}
 	var out []netip.Prefix
 	for _, e := range ents {
-		if b, err := ParseBlockName(e.Name()); err == nil {
+		if b, err := ParseBlockName(e.Name()); err == nil && a.subnet.Overlaps(b) {
 			out = append(out, b)
 		}
 	}

@@ -30,7 +30,7 @@ func (a *Allocator) Release(ctx context.Context, id string, ip netip.Addr) error
 // address of it is allocated any more, so that a node holds only blocks it
 // uses. The caller holds the lock.
 func (a *Allocator) releaseIfEmpty(ctx context.Context, ip netip.Addr) error {
-	if !ip.Is4() || !a.subnet.Contains(ip) || a.cfg.Assigned != nil {
+	if !a.subnet.Contains(ip) || a.cfg.Assigned != nil {
 		return nil
 	}
 	b := netip.PrefixFrom(ip, a.bits).Masked()
@@ -262,10 +262,11 @@ func (a *Allocator) ReleaseAll(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Remove deletes the allocation directory if it holds no allocation (after
-// ReleaseAll), lock file included.
+// Remove deletes the allocation directory if it holds no allocation of any
+// subnet (after ReleaseAll, of every allocator sharing it), lock file
+// included.
 func (a *Allocator) Remove() error {
-	held, err := a.readAll()
+	held, err := a.readDir()
 	if err != nil {
 		return err
 	}

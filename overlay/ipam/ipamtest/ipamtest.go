@@ -74,6 +74,7 @@ func Conformance(t *testing.T, s registry.BlockStore) {
 func claimRelease(ctx context.Context, t *testing.T, s registry.BlockStore) {
 	b1 := netip.MustParsePrefix("198.51.100.0/26")
 	b2 := netip.MustParsePrefix("198.51.100.64/26")
+	b3 := netip.MustParsePrefix("2001:db8:42::100/120") // a dual-stack overlay's IPv6 block
 	got, err := s.Blocks(ctx)
 	if err != nil || len(got) != 0 {
 		t.Fatalf("Blocks of an empty store: %v, %v", got, err)
@@ -89,8 +90,10 @@ func claimRelease(ctx context.Context, t *testing.T, s registry.BlockStore) {
 	claim(b1, "192.0.2.2", "192.0.2.2") // again: still ours
 	claim(b1, "192.0.2.3", "192.0.2.2") // someone else's
 	claim(b2, "192.0.2.3", "192.0.2.3")
+	claim(b3, "2001:db8::2", "2001:db8::2") // a node on an IPv6 underlay
+	claim(b3, "2001:db8::3", "2001:db8::2")
 	got, err = s.Blocks(ctx)
-	want := map[netip.Prefix]string{b1: "192.0.2.2", b2: "192.0.2.3"}
+	want := map[netip.Prefix]string{b1: "192.0.2.2", b2: "192.0.2.3", b3: "2001:db8::2"}
 	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("Blocks = %v, %v; want %v", got, err, want)
 	}
@@ -104,7 +107,7 @@ func claimRelease(ctx context.Context, t *testing.T, s registry.BlockStore) {
 	for _, c := range []struct {
 		b     netip.Prefix
 		owner string
-	}{{b1, "192.0.2.2"}, {b2, "192.0.2.3"}, {b2, "192.0.2.3"}} {
+	}{{b1, "192.0.2.2"}, {b2, "192.0.2.3"}, {b2, "192.0.2.3"}, {b3, "2001:db8::2"}} {
 		if err := s.ReleaseBlock(ctx, c.b, c.owner); err != nil {
 			t.Fatalf("ReleaseBlock(%s, %s): %v", c.b, c.owner, err)
 		}
