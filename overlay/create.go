@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"syscall"
 
@@ -107,6 +108,9 @@ type creation struct {
 	created Creation
 	// egressState is what egress.Setup made, nil without egress.
 	egressState *egress.State
+	// egressSrc is the node's source towards its containers: its VTEP, or
+	// on an IPv6 underlay an IPv4 address of the underlay device.
+	egressSrc netip.Addr
 }
 
 // netns makes the overlay namespace, with its loopback up, unless it
@@ -282,7 +286,7 @@ func (c *creation) egress(r *steps.Runner) error {
 		prev = c.prev.Egress
 	}
 	p := egress.Params{Host: c.host, Overlay: c.oc, OverlayNS: c.ns, OverlayNetNS: cfg.OverlayNetNS,
-		Subnet: cfg.Subnet(), Bridge: cfg.Bridge, VTEP: c.ov.VTEP, UnderlayDev: c.ov.UnderlayDev, Log: c.n.log}
+		Subnet: cfg.Subnet(), Bridge: cfg.Bridge, VTEP: c.egressSrc, UnderlayDev: c.ov.UnderlayDev, Log: c.n.log}
 	var undo func() error
 	return r.Do(stepEgress, func() error {
 		st, u, err := egress.Setup(p, *cfg.Egress, prev)

@@ -11,6 +11,7 @@ import (
 	"github.com/overlaynet/overlaynet/internal/links"
 	"github.com/overlaynet/overlaynet/internal/steps"
 	"github.com/overlaynet/overlaynet/rtnl"
+	"golang.org/x/sys/unix"
 )
 
 // planCreate checks cfg against the recorded overlay, the registry's
@@ -55,6 +56,9 @@ func (n *Node) planCreate(ctx context.Context, r *steps.Runner, cfg Config) (*cr
 	if err := checkUnderlayMTU(c.ov); err != nil {
 		return nil, err
 	}
+	if c.egressSrc, err = egressSource(c.host, c.ov, c.devIndex); err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -66,6 +70,25 @@ func (n *Node) planCreate(ctx context.Context, r *steps.Runner, cfg Config) (*cr
 		return nil, &MismatchError{Mismatches: mm}
 	}
 	return c, nil
+}
+
+// egressSource is the node's source address towards its containers over
+// the egress path (IPv4): its VTEP, or on an IPv6 underlay the underlay
+// device's first global IPv4 address (egress is IPv4). Without egress, none.
+func egressSource(host *rtnl.Conn, ov Overlay, devIndex int32) (netip.Addr, error) {
+	if ov.Config.Egress == nil || FamilyOf(ov.VTEP) == IPv4 {
+		return ov.VTEP, nil
+	}
+	link, err := host.LinkGet(devIndex)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("overlay: underlay device: %w", err)
+	}
+	a, err := firstGlobal(host, link, unix.AF_INET)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("overlay: egress on the IPv6 underlay %s needs an IPv4 address there too, "+
+			"the node's source towards its containers (egress is IPv4): add one, or create with no egress", ov.UnderlayDev)
+	}
+	return a, nil
 }
 
 // inspect opens the overlay namespace, if it exists, finds its bridge and

@@ -107,15 +107,19 @@ func (n *Node) undoAllocate(ctx context.Context, ov *Overlay, name string) ([]Le
 	if err != nil || ov == nil {
 		return leaks, err
 	}
-	a, err := n.allocator(*ov)
-	if err != nil || a == nil {
+	as, err := n.allocators(*ov)
+	if err != nil {
 		return leaks, err
 	}
-	blocks, err := a.ReleaseEmpty(ctx)
-	for _, b := range blocks {
-		leaks = append(leaks, Leak{LeakBlock, b.String()})
+	var errs []error
+	for _, a := range as {
+		blocks, err := a.ReleaseEmpty(ctx)
+		for _, b := range blocks {
+			leaks = append(leaks, Leak{LeakBlock, b.String()})
+		}
+		errs = append(errs, err)
 	}
-	return leaks, err
+	return leaks, errors.Join(errs...)
 }
 
 // finishDetach detaches the endpoint of a dead detach, if its state is
@@ -171,11 +175,17 @@ func (n *Node) releaseID(ctx context.Context, ov *Overlay, id string) ([]netip.A
 	if ov == nil || n.reg == nil {
 		return nil, nil
 	}
-	a, err := n.allocator(*ov)
-	if err != nil || a == nil {
+	as, err := n.allocators(*ov)
+	if err != nil {
 		return nil, err
 	}
-	return a.ReleaseID(ctx, id)
+	var out []netip.Addr
+	var errs []error
+	for _, a := range as {
+		ips, err := a.ReleaseID(ctx, id)
+		out, errs = append(out, ips...), append(errs, err)
+	}
+	return out, errors.Join(errs...)
 }
 
 // deleteCreatedNetNS deletes the container namespace name that a dead

@@ -142,13 +142,19 @@ func (s *Status) readDevices(oc *rtnl.Conn, cfg Config, li linkIndex) (vxIndex i
 }
 
 // readDevice is what the kernel says of the device l: its IPv4 addresses
-// and, for a vxlan, its settings.
+// and global IPv6 ones and, for a vxlan, its settings.
 func readDevice(oc *rtnl.Conn, l *rtnl.LinkMessage, li linkIndex) DeviceStatus {
 	ds := DeviceStatus{Name: l.Name, Kind: l.Kind(), Index: l.Index, MTU: l.MTU, Up: l.Flags&rtnl.LinkUp != 0,
 		Master: li.masterName(l), MAC: l.Address}
-	if addrs, err := oc.AddressList(unix.AF_INET, l.Index); err == nil {
+	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		addrs, err := oc.AddressList(family, l.Index)
+		if err != nil {
+			continue
+		}
 		for _, a := range addrs {
-			ds.Addresses = append(ds.Addresses, a.Prefix())
+			if family == unix.AF_INET || a.Scope == rtnl.ScopeUniverse {
+				ds.Addresses = append(ds.Addresses, a.Prefix())
+			}
 		}
 	}
 	if l.Info != nil && l.Info.Vxlan != nil {
@@ -318,17 +324,20 @@ func (n *Node) endpointStatus(st *endpointState, li linkIndex, bridge string) En
 }
 
 // readNeighbors fills Neighbors and FDB with the vxlan's entries: its ARP
-// entries and its own (NTF_SELF) forwarding entries, not the bridge's.
+// and IPv6 neighbour entries and its own (NTF_SELF) forwarding entries, not
+// the bridge's.
 func (s *Status) readNeighbors(c *rtnl.Conn, vxIndex int32) error {
-	err := c.NeighDump(rtnl.NeighFilter{Family: unix.AF_INET, Ifindex: vxIndex}, func(m *rtnl.NeighMessage) error {
-		mac, _ := m.MAC()
-		s.Neighbors = append(s.Neighbors, NeighborEntry{IP: m.Dst, MAC: mac, State: m.State.String()})
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("overlay: status: neighbours: %w", err)
+	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		err := c.NeighDump(rtnl.NeighFilter{Family: family, Ifindex: vxIndex}, func(m *rtnl.NeighMessage) error {
+			mac, _ := m.MAC()
+			s.Neighbors = append(s.Neighbors, NeighborEntry{IP: m.Dst, MAC: mac, State: m.State.String()})
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("overlay: status: neighbours: %w", err)
+		}
 	}
-	err = c.NeighDump(rtnl.NeighFilter{Family: unix.AF_BRIDGE, Ifindex: vxIndex}, func(m *rtnl.NeighMessage) error {
+	err := c.NeighDump(rtnl.NeighFilter{Family: unix.AF_BRIDGE, Ifindex: vxIndex}, func(m *rtnl.NeighMessage) error {
 		if m.Flags&rtnl.NeighFlagSelf == 0 {
 			return nil // the bridge's own (learned) entry for the vxlan port, not the vxlan's
 		}
@@ -344,13 +353,24 @@ func (s *Status) readNeighbors(c *rtnl.Conn, vxIndex int32) error {
 }
 
 // blockStatus fills s.Blocks from the node's allocation directory (no
-// store is read).
+// store is read), IPv4 blocks first.
 func (n *Node) blockStatus(s *Status) error {
-	a, err := ipam.New(ipam.Config{Dir: filepath.Join(n.stateDir, ipamDir), Owner: s.Overlay.VTEP.String(),
-		Gateway: s.Overlay.Config.Gateway, BlockBits: n.blockBits})
-	if err != nil {
-		return err
+	cfg := s.Overlay.Config
+	for _, f := range cfg.Families() {
+		bits := n.blockBits
+		if f == IPv6 {
+			bits = cfg.EffectiveBlockBits6()
+		}
+		a, err := ipam.New(ipam.Config{Dir: filepath.Join(n.stateDir, ipamDir), Owner: s.Overlay.VTEP.String(),
+			Gateway: cfg.GatewayOf(f), BlockBits: bits})
+		if err != nil {
+			return err
+		}
+		u, err := a.Usage()
+		if err != nil {
+			return err
+		}
+		s.Blocks = append(s.Blocks, u...)
 	}
-	s.Blocks, err = a.Usage()
-	return err
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/guard"
+	"github.com/overlaynet/overlaynet/overlay/ipam"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
@@ -274,10 +275,21 @@ func (n *Node) sweepPorts(ost *overlayState, own *owned) ([]Leak, error) {
 // sweepAllocations releases the addresses allocated to no endpoint (an
 // allocation cut short has no owner at all) and the blocks holding none.
 func (n *Node) sweepAllocations(ctx context.Context, ov *Overlay, own *owned) ([]Leak, error) {
-	a, err := n.allocator(*ov)
-	if err != nil || a == nil {
+	as, err := n.allocators(*ov)
+	if err != nil {
 		return nil, err
 	}
+	var leaks []Leak
+	var errs []error
+	for _, a := range as {
+		l, err := sweepAllocator(ctx, a, own)
+		leaks, errs = append(leaks, l...), append(errs, err)
+	}
+	return leaks, errors.Join(errs...)
+}
+
+// sweepAllocator is sweepAllocations for the allocator of one family.
+func sweepAllocator(ctx context.Context, a *ipam.Allocator, own *owned) ([]Leak, error) {
 	allocs, err := a.Allocations()
 	if err != nil {
 		return nil, err

@@ -182,7 +182,7 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 		DumpConn: d.k.dump,
 		Registry: d.store,
 		Vxlan:    d.topo.Vxlan, Bridge: d.topo.Bridge, VNI: d.topo.VNI, Port: d.topo.Port,
-		Subnet: oc.Subnet(), LocalVTEP: d.ov.VTEP,
+		Subnet: oc.Subnet(), Subnet6: oc.Subnet6(), LocalVTEP: d.ov.VTEP,
 		Logger: log, Metrics: d.metrics, Feed: feed, Checker: d.check,
 	}
 	if feed != nil && d.k.guard && !oc.NoVTEPFilter {
@@ -279,7 +279,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer d.running.Store(false)
 	oc := d.ov.Config
 	d.log.Info("overlayd running", "mode", d.res.Mode(), "proactive_max", d.res.Tuning().ProactiveMax, "netns", oc.OverlayNetNS, "vxlan", oc.Vxlan, "ifindex", d.topo.Vxlan,
-		"vni", d.topo.VNI, "port", d.topo.Port, "subnet", oc.Subnet(), "vtep", d.ov.VTEP, "store", registry.RedactURL(d.storeURL),
+		"vni", d.topo.VNI, "port", d.topo.Port, "subnet", oc.Subnet(), "subnet6", oc.Subnet6(), "vtep", d.ov.VTEP, "store", registry.RedactURL(d.storeURL),
 		"reconcile", d.reconcile, "rcvbuf", d.k.mon.ReceiveBuffer())
 	err := d.res.Serve(ctx, d.k.mon)
 	if cause := context.Cause(ctx); errors.Is(cause, ErrOverlayGone) {

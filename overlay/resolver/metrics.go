@@ -26,6 +26,8 @@ type Metrics struct {
 	negativeHits    atomic.Uint64
 	dropped         [dropReasons]atomic.Uint64
 	resolutions     [4]atomic.Uint64 // by rtnl.MissKind
+	familyMisses    [2]atomic.Uint64 // L3 misses and app_solicits, by missKey.family
+	familyResolved  [2]atomic.Uint64 // their resolutions, by missKey.family
 	unresolved      [unresolvedReasons]atomic.Uint64
 	badRecords      atomic.Uint64
 	overruns        atomic.Uint64
@@ -49,28 +51,34 @@ type Metrics struct {
 type ignoreReason uint8
 
 const (
-	ignoreOtherDevice ignoreReason = iota // not this overlay's vxlan (or bridge)
-	ignoreOutsideSubnet
-	ignoreNoise // IPv6 link-local, DAD (unspecified), multicast or zero addresses
+	ignoreOtherDevice   ignoreReason = iota // not this overlay's vxlan (or bridge)
+	ignoreOutsideSubnet                     // outside the overlay subnet (or its IPv6 prefix)
+	ignoreNoise                             // DAD (unspecified), loopback or zero addresses and MACs
+	ignoreLinkLocal                         // link-local addresses: IPv6 fe80::/10 (a DAD probe, a link-local neighbour), IPv4 169.254/16
+	ignoreMulticast                         // multicast addresses (IPv6 ff00::/8, IPv4 224/4) and MACs
 	ignoreReasons
 )
 
-var ignoreReasonNames = [ignoreReasons]string{"other_device", "outside_subnet", "noise"}
+var ignoreReasonNames = [ignoreReasons]string{"other_device", "outside_subnet", "noise", "link_local", "multicast"}
 
 // dropReason says why a miss the resolver accepted was not looked up. A
 // dropped miss is raised again by the kernel on the sender's retry.
 type dropReason uint8
 
 const (
-	// dropScanBudget: the key is not one the registry listed, and the budget
-	// of lookups for such keys (LookupRate, LookupBurst) is spent: a scan.
+	// dropScanBudget: the key (an IPv4 address or a MAC) is not one the
+	// registry listed, and the budget of lookups for such keys (LookupRate,
+	// LookupBurst) is spent: a scan.
 	dropScanBudget dropReason = iota
+	// dropScanBudget6: the same for an IPv6 address, whose budget is its
+	// own (dropScanBudget + missKey.family).
+	dropScanBudget6
 	// dropStopped: the resolver was not running and its queue was full.
 	dropStopped
 	dropReasons
 )
 
-var dropReasonNames = [dropReasons]string{"scan_budget", "stopped"}
+var dropReasonNames = [dropReasons]string{"scan_budget", "scan_budget_ipv6", "stopped"}
 
 // unresolvedReason says why a lookup did not lead to an entry.
 type unresolvedReason uint8
@@ -154,10 +162,15 @@ func (m *Metrics) WritePrometheus(out io.Writer) error {
 	counter(w, "overlayd_misses_coalesced_total", "Misses joined to a lookup already in flight for the same key.", m.coalesced.Load())
 	counter(w, "overlayd_misses_answered_from_feed_total", "Misses answered from the change feed's view of the registry, with no registry lookup.", m.viewAnswers.Load())
 	counter(w, "overlayd_negative_cache_hits_total", "Misses answered by the negative cache (key recently unknown).", m.negativeHits.Load())
-	family(w, "overlayd_misses_dropped_total", "counter", "Misses not looked up, by reason: scan_budget (a key the registry did not list, beyond the lookup budget), stopped (the resolver was not running). The kernel raises them again on the sender's retry.",
+	family(w, "overlayd_misses_dropped_total", "counter", "Misses not looked up, by reason: scan_budget (an IPv4 address or MAC the registry did not list, beyond the lookup budget), scan_budget_ipv6 (the same for an IPv6 address, whose budget is its own), stopped (the resolver was not running). The kernel raises them again on the sender's retry.",
 		"reason", dropReasonNames[:], func(i int) uint64 { return m.dropped[i].Load() })
 	family(w, "overlayd_resolutions_total", "counter", "Misses resolved and programmed, by kind.",
 		"kind", kindNames, func(i int) uint64 { return m.resolutions[kinds[i]].Load() })
+	families := []string{"ipv4", "ipv6"}
+	family(w, "overlayd_address_misses_total", "counter", "L3 misses and app_solicit requests of this overlay (link-local, multicast and outside addresses not counted), by the address's family.",
+		"family", families, func(i int) uint64 { return m.familyMisses[i].Load() })
+	family(w, "overlayd_address_resolutions_total", "counter", "L3 misses and app_solicit requests resolved and programmed, by the address's family.",
+		"family", families, func(i int) uint64 { return m.familyResolved[i].Load() })
 	family(w, "overlayd_unresolved_total", "counter", "Lookups that programmed nothing, by reason.",
 		"reason", unresolvedReasonNames[:], func(i int) uint64 { return m.unresolved[i].Load() })
 	counter(w, "overlayd_overruns_total", "Monitor overruns (ENOBUFS) the resolver resynced after.", m.overruns.Load())
@@ -217,6 +230,8 @@ func (h *histogram) write(w io.Writer, name, help string) {
 // output.
 type MetricsSnapshot struct {
 	Misses, Resolutions      map[string]uint64 // by miss kind
+	FamilyMisses             [2]uint64         // L3 misses and app_solicits of this overlay: IPv4, IPv6
+	FamilyResolutions        [2]uint64         // their resolutions: IPv4, IPv6
 	Ignored, Unresolved      map[string]uint64 // by reason
 	Coalesced, NegativeHits  uint64
 	FromFeed                 uint64            // misses answered from the feed's view
@@ -249,6 +264,9 @@ func (m *Metrics) Snapshot() MetricsSnapshot {
 	}
 	for i, n := range ignoreReasonNames {
 		s.Ignored[n] = m.ignored[i].Load()
+	}
+	for i := range m.familyMisses {
+		s.FamilyMisses[i], s.FamilyResolutions[i] = m.familyMisses[i].Load(), m.familyResolved[i].Load()
 	}
 	for i, n := range unresolvedReasonNames {
 		s.Unresolved[n] = m.unresolved[i].Load()

@@ -471,6 +471,9 @@ func (p *programmer) report(r *resolution, now time.Time) {
 		if !failed {
 			p.m.missToEntry.observe(d)
 			p.m.resolutions[r.key.kind].Add(1)
+			if r.key.kind != rtnl.MissL2 {
+				p.m.familyResolved[r.key.family()].Add(1)
+			}
 		}
 	}
 	if !p.log.Enabled(context.Background(), level) {

@@ -52,25 +52,27 @@ type kernelEntries struct {
 	unproven map[ethaddr.MAC]netip.Addr
 }
 
-// load dumps, on k, the kernel's IPv4 neighbour entries marked with our
-// protocol (any device) and, with fdb, the vxlan's PERMANENT extern_learn
-// FDB entries (ke.fdb is empty without).
+// load dumps, on k, the kernel's IPv4 and IPv6 neighbour entries marked
+// with our protocol (any device) and, with fdb, the vxlan's PERMANENT
+// extern_learn FDB entries (ke.fdb is empty without).
 func (p *programmer) load(k neighKernel, fdb bool) (kernelEntries, error) {
 	ke := kernelEntries{neigh: newNeighTable(p.vxlan, p.neigh.len())}
-	err := k.NeighDump(rtnl.NeighFilter{Family: rtnl.FamilyInet}, func(m *rtnl.NeighMessage) error {
-		mac, ok := m.MAC()
-		if m.Protocol == p.proto && m.Present.Has(rtnl.NeighAttrProtocol) && ok && m.Dst.IsValid() {
-			ke.neigh.set(nkey(m.Ifindex, m.Dst), mac)
+	for _, family := range []uint8{rtnl.FamilyInet, rtnl.FamilyInet6} {
+		err := k.NeighDump(rtnl.NeighFilter{Family: family}, func(m *rtnl.NeighMessage) error {
+			mac, ok := m.MAC()
+			if m.Protocol == p.proto && m.Present.Has(rtnl.NeighAttrProtocol) && ok && m.Dst.IsValid() {
+				ke.neigh.set(nkey(m.Ifindex, m.Dst), mac)
+			}
+			return nil
+		})
+		if err != nil {
+			return ke, fmt.Errorf("resolver: dump neighbours: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return ke, fmt.Errorf("resolver: dump neighbours: %w", err)
 	}
 	if !fdb {
 		return ke, nil
 	}
-	err = k.NeighDump(rtnl.NeighFilter{Family: rtnl.FamilyBridge, Ifindex: p.vxlan}, func(m *rtnl.NeighMessage) error {
+	err := k.NeighDump(rtnl.NeighFilter{Family: rtnl.FamilyBridge, Ifindex: p.vxlan}, func(m *rtnl.NeighMessage) error {
 		mac, ok := m.MAC()
 		if m.Ifindex == p.vxlan && ok && !mac.IsZero() && m.Dst.IsValid() &&
 			m.Flags&(rtnl.NeighFlagSelf|rtnl.NeighFlagExtLearned) == rtnl.NeighFlagSelf|rtnl.NeighFlagExtLearned &&

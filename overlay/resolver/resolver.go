@@ -102,6 +102,10 @@ type Config struct {
 	// Subnet is the overlay subnet; misses for other addresses (IPv6
 	// link-local, DAD, ...) are ignored.
 	Subnet netip.Prefix
+	// Subnet6 is the overlay's IPv6 prefix on a dual-stack overlay; IPv6
+	// misses for other addresses, and every IPv6 miss when it is invalid,
+	// are ignored.
+	Subnet6 netip.Prefix
 	// LocalVTEP is this node's VTEP, if known: records at it are local
 	// containers, reached through the bridge, and get no FDB entry. Its
 	// family is also the family every VTEP must have (IPv4 when unset).
@@ -135,11 +139,13 @@ type Tuning struct {
 	// LookupRate is the scan budget: registry lookups per second for keys
 	// the registry did not list (2000; < 0 means unlimited). Misses for such
 	// keys beyond it are dropped and counted; lookups for listed keys are
-	// not limited (see knownKeys).
+	// not limited (see knownKeys). IPv6 addresses have a budget of their
+	// own, of the same size, apart from IPv4 addresses' and MACs': a scan
+	// of one family does not starve the other.
 	LookupRate  float64
-	LookupBurst int           // scan-budget lookups allowed at once above the rate (256)
+	LookupBurst int           // scan-budget lookups allowed at once above the rate (256), per family
 	NegativeTTL time.Duration // how long an unknown key is not looked up again (3 s)
-	NegativeMax int           // keys the negative cache holds at most (65536)
+	NegativeMax int           // keys the negative cache holds at most (65536), per family
 	// BatchWindow, if positive, is how long a batch waits for more changes
 	// before it goes to the kernel (a tuning option). 0 (the default) or
 	// negative: no waiting; a batch holds what became ready while the
@@ -246,7 +252,7 @@ type Resolver struct {
 	m      *Metrics
 	table  *missTable
 	known  *knownKeys
-	bucket *tokenBucket
+	bucket [2]*tokenBucket // the scan budget, by missKey.family
 	prog   *programmer
 	feed   *feedState // nil in reactive mode
 	queue  chan queuedMiss
@@ -295,6 +301,12 @@ func newResolver(cfg Config, sm seams) (*Resolver, error) {
 		return nil, errors.New("resolver: no overlay subnet")
 	}
 	cfg.Subnet = cfg.Subnet.Masked()
+	if cfg.Subnet6.IsValid() {
+		if !cfg.Subnet6.Addr().Is6() || cfg.Subnet6.Addr().Is4In6() {
+			return nil, fmt.Errorf("resolver: IPv6 prefix %s is not IPv6", cfg.Subnet6)
+		}
+		cfg.Subnet6 = cfg.Subnet6.Masked()
+	}
 	if cfg.Mode == ModeAuto {
 		cfg.Mode = ModeReactive
 		if cfg.Feed != nil {
@@ -309,7 +321,7 @@ func newResolver(cfg Config, sm seams) (*Resolver, error) {
 	}
 	cfg.setDefaults()
 	if cfg.Checker == nil {
-		p := registry.Policy{Subnet: cfg.Subnet}
+		p := registry.Policy{Subnet: cfg.Subnet, Subnet6: cfg.Subnet6}
 		if cfg.LocalVTEP.IsValid() {
 			p.Underlay = netip.PrefixFrom(cfg.LocalVTEP, cfg.LocalVTEP.BitLen())
 		}
@@ -323,14 +335,15 @@ func newResolver(cfg Config, sm seams) (*Resolver, error) {
 		k = cfg.Conn
 	}
 	r := &Resolver{
-		cfg:     cfg,
-		seams:   sm,
-		log:     cfg.Logger,
-		check:   cfg.Checker,
-		m:       cfg.Metrics,
-		table:   newMissTable(cfg.NegativeTTL, cfg.NegativeMax, cfg.QueueLen+cfg.Workers, sm.now),
-		known:   newKnownKeys(),
-		bucket:  newTokenBucket(cfg.LookupRate, cfg.LookupBurst, sm.now),
+		cfg:   cfg,
+		seams: sm,
+		log:   cfg.Logger,
+		check: cfg.Checker,
+		m:     cfg.Metrics,
+		table: newMissTable(cfg.NegativeTTL, cfg.NegativeMax, cfg.QueueLen+cfg.Workers, sm.now),
+		known: newKnownKeys(),
+		bucket: [2]*tokenBucket{newTokenBucket(cfg.LookupRate, cfg.LookupBurst, sm.now),
+			newTokenBucket(cfg.LookupRate, cfg.LookupBurst, sm.now)},
 		queue:   make(chan queuedMiss, cfg.QueueLen),
 		kick:    make(chan struct{}, 1),
 		stopped: closedChan(),
@@ -413,6 +426,9 @@ func (r *Resolver) HandleMiss(m *rtnl.Miss) {
 		r.m.ignored[why].Add(1)
 		return
 	}
+	if key.kind != rtnl.MissL2 {
+		r.m.familyMisses[key.family()].Add(1)
+	}
 	if r.feed != nil && !r.feed.wantMisses() { // proactive mode: the feed programs it
 		r.feed.ignored.Add(1)
 		return
@@ -436,9 +452,9 @@ func (r *Resolver) HandleMiss(m *rtnl.Miss) {
 		case <-stopped:
 		}
 	}
-	if !r.isKnown(key) && !r.bucket.take() {
+	if !r.isKnown(key) && !r.bucket[key.family()].take() {
 		r.table.done(key, false)
-		r.m.dropped[dropScanBudget].Add(1)
+		r.m.dropped[dropScanBudget+dropReason(key.family())].Add(1)
 		return
 	}
 	q := queuedMiss{key: key, start: r.seams.now()}
@@ -492,8 +508,11 @@ func (r *Resolver) classify(m *rtnl.Miss) (missKey, ignoreReason, bool) {
 		if m.Ifindex != r.cfg.Vxlan {
 			return missKey{}, ignoreOtherDevice, false
 		}
-		if !m.HasMAC || m.MAC.IsZero() || m.MAC.IsMulticast() {
+		switch {
+		case !m.HasMAC || m.MAC.IsZero():
 			return missKey{}, ignoreNoise, false
+		case m.MAC.IsMulticast():
+			return missKey{}, ignoreMulticast, false
 		}
 		return missKey{kind: rtnl.MissL2, mac: m.MAC}, 0, true
 	case rtnl.MissL3, rtnl.MissAppSolicit:
@@ -501,10 +520,14 @@ func (r *Resolver) classify(m *rtnl.Miss) (missKey, ignoreReason, bool) {
 			return missKey{}, ignoreOtherDevice, false
 		}
 		ip := m.IP.Unmap()
-		if !ip.IsValid() || ip.IsUnspecified() || ip.IsLinkLocalUnicast() || ip.IsMulticast() || ip.IsLoopback() {
+		switch {
+		case !ip.IsValid() || ip.IsUnspecified() || ip.IsLoopback():
 			return missKey{}, ignoreNoise, false
-		}
-		if !r.cfg.Subnet.Contains(ip) {
+		case ip.IsLinkLocalUnicast():
+			return missKey{}, ignoreLinkLocal, false
+		case ip.IsMulticast():
+			return missKey{}, ignoreMulticast, false
+		case ip.Is6() && !r.cfg.Subnet6.Contains(ip), ip.Is4() && !r.cfg.Subnet.Contains(ip):
 			return missKey{}, ignoreOutsideSubnet, false
 		}
 		return missKey{kind: m.Kind, ifindex: m.Ifindex, ip: ip}, 0, true

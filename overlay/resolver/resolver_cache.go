@@ -19,6 +19,16 @@ type missKey struct {
 	mac     ethaddr.MAC
 }
 
+// family is the index of k's address family in the resolver's per-family
+// budgets and negative caches: 1 for an IPv6 address, 0 for an IPv4 one
+// and for a MAC (an L2 miss).
+func (k missKey) family() int {
+	if k.kind != rtnl.MissL2 && k.ip.Is6() {
+		return 1
+	}
+	return 0
+}
+
 func (k missKey) String() string {
 	if k.kind == rtnl.MissL2 {
 		return k.kind.String() + " " + k.mac.String()
@@ -29,15 +39,17 @@ func (k missKey) String() string {
 // missTable is the resolver's front door, used by the receive loop: it
 // coalesces misses for a key whose lookup is in flight and remembers keys the
 // registry does not know (negative cache) for a TTL. Memory is bounded: the
-// negative cache holds at most max keys (expired ones are swept first, then
-// the oldest half goes).
+// negative cache holds at most max keys of each family (IPv4 addresses and
+// MACs; IPv6 addresses), so that a sweep of one family's addresses does
+// not push the other's out (expired ones are swept first, then the oldest
+// half goes).
 type missTable struct {
 	mu       sync.Mutex
 	now      func() time.Time
 	ttl      time.Duration
 	max      int
 	inflight map[missKey]struct{}
-	negative map[missKey]time.Time // key → expiry
+	negative [2]map[missKey]time.Time // by missKey.family: key → expiry
 }
 
 // newMissTable returns a table for up to inflight lookups at once (the
@@ -49,7 +61,7 @@ func newMissTable(ttl time.Duration, max, inflight int, now func() time.Time) *m
 		ttl:      ttl,
 		max:      max,
 		inflight: make(map[missKey]struct{}, inflight),
-		negative: make(map[missKey]time.Time),
+		negative: [2]map[missKey]time.Time{make(map[missKey]time.Time), make(map[missKey]time.Time)},
 	}
 }
 
@@ -70,11 +82,12 @@ func (t *missTable) admit(k missKey) admitResult {
 	if _, ok := t.inflight[k]; ok {
 		return admitCoalesced
 	}
-	if exp, ok := t.negative[k]; ok {
+	neg := t.negative[k.family()]
+	if exp, ok := neg[k]; ok {
 		if t.now().Before(exp) {
 			return admitNegative
 		}
-		delete(t.negative, k)
+		delete(neg, k)
 	}
 	t.inflight[k] = struct{}{}
 	return admitLookup
@@ -88,35 +101,36 @@ func (t *missTable) done(k missKey, negative bool) {
 	if !negative || t.ttl <= 0 {
 		return
 	}
-	if len(t.negative) >= t.max {
-		t.shrinkLocked()
+	neg := t.negative[k.family()]
+	if len(neg) >= t.max {
+		t.shrinkLocked(neg)
 	}
-	t.negative[k] = t.now().Add(t.ttl)
+	neg[k] = t.now().Add(t.ttl)
 }
 
-// shrinkLocked drops expired entries, and if that is not enough, the half
-// that expires first.
-func (t *missTable) shrinkLocked() {
+// shrinkLocked drops neg's expired entries, and if that is not enough, the
+// half that expires first.
+func (t *missTable) shrinkLocked(neg map[missKey]time.Time) {
 	now := t.now()
-	for k, exp := range t.negative {
+	for k, exp := range neg {
 		if !now.Before(exp) {
-			delete(t.negative, k)
+			delete(neg, k)
 		}
 	}
-	if len(t.negative) < t.max {
+	if len(neg) < t.max {
 		return
 	}
 	cut := now.Add(t.ttl / 2)
-	for k, exp := range t.negative {
+	for k, exp := range neg {
 		if exp.Before(cut) {
-			delete(t.negative, k)
+			delete(neg, k)
 		}
 	}
-	for k := range t.negative { // all expire late: drop arbitrary ones
-		if len(t.negative) < t.max/2+1 {
+	for k := range neg { // all expire late: drop arbitrary ones
+		if len(neg) < t.max/2+1 {
 			break
 		}
-		delete(t.negative, k)
+		delete(neg, k)
 	}
 }
 
@@ -124,7 +138,9 @@ func (t *missTable) shrinkLocked() {
 // unknown may now be known.
 func (t *missTable) forgetAll() {
 	t.mu.Lock()
-	clear(t.negative)
+	for _, neg := range t.negative {
+		clear(neg)
+	}
 	t.mu.Unlock()
 }
 
@@ -132,7 +148,7 @@ func (t *missTable) forgetAll() {
 func (t *missTable) sizes() (inflight, negative int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return len(t.inflight), len(t.negative)
+	return len(t.inflight), len(t.negative[0]) + len(t.negative[1])
 }
 
 // tokenBucket is the scan budget: rate tokens per second, at most burst

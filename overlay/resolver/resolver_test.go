@@ -594,19 +594,27 @@ func TestResolverFilters(t *testing.T) {
 		{"l3 v4-mapped in subnet", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr("::ffff:198.51.100.3")}, ""},
 		{"l3 other device", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: 99, IP: netip.MustParseAddr("198.51.100.3")}, "other_device"},
 		{"l3 outside subnet", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr("203.0.113.3")}, "outside_subnet"},
-		{"ipv6 link-local", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr("fe80::1")}, "noise"},
+		{"ipv6 link-local", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr("fe80::1")}, "link_local"},
+		{"ipv4 link-local", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr("169.254.1.1")}, "link_local"},
 		{"ipv6 DAD", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr("::")}, "noise"},
-		{"ipv6 multicast", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr("ff02::1:ff00:1")}, "noise"},
+		{"ipv6 multicast", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr("ff02::1:ff00:1")}, "multicast"},
+		{"ipv4 multicast", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr("224.0.0.251")}, "multicast"},
+		{"ipv6 in prefix", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr("2001:db8:42::5")}, ""},
+		{"ipv6 app_solicit in prefix", rtnl.Miss{Kind: rtnl.MissAppSolicit, Ifindex: 3, IP: netip.MustParseAddr("2001:db8:42::5")}, ""},
 		{"ipv6 global", rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr("2001:db8::1")}, "outside_subnet"},
 		{"l2 unicast", rtnl.Miss{Kind: rtnl.MissL2, Ifindex: testVxlan, MAC: mac, HasMAC: true}, ""},
 		{"l2 right vni", rtnl.Miss{Kind: rtnl.MissL2, Ifindex: testVxlan, MAC: mac, HasMAC: true, VNI: 42, HasVNI: true}, ""},
 		{"l2 vni 0 (as the kernel sends it)", rtnl.Miss{Kind: rtnl.MissL2, Ifindex: testVxlan, MAC: mac, HasMAC: true, VNI: 0, HasVNI: true}, ""},
-		{"l2 multicast", rtnl.Miss{Kind: rtnl.MissL2, Ifindex: testVxlan, MAC: ethaddr.MAC{0x33, 0x33, 0, 0, 0, 1}, HasMAC: true}, "noise"},
+		{"l2 multicast", rtnl.Miss{Kind: rtnl.MissL2, Ifindex: testVxlan, MAC: ethaddr.MAC{0x33, 0x33, 0, 0, 0, 1}, HasMAC: true}, "multicast"},
 		{"l2 other device", rtnl.Miss{Kind: rtnl.MissL2, Ifindex: 1, MAC: mac, HasMAC: true}, "other_device"},
 		{"app_solicit on bridge", rtnl.Miss{Kind: rtnl.MissAppSolicit, Ifindex: 3, IP: netip.MustParseAddr("198.51.100.3")}, ""},
 		{"app_solicit elsewhere", rtnl.Miss{Kind: rtnl.MissAppSolicit, Ifindex: 4, IP: netip.MustParseAddr("198.51.100.3")}, "other_device"},
 	}
-	r, _ := newTestResolver(t, newFakeRegistry(), &fakeKernel{}, nil)
+	r, _ := newTestResolver(t, newFakeRegistry(), &fakeKernel{}, func(c *testConfig) { c.Subnet6 = netip.MustParsePrefix("2001:db8:42::/64") })
+	v4only, _ := newTestResolver(t, newFakeRegistry(), &fakeKernel{}, nil)
+	if _, why, ok := v4only.classify(&rtnl.Miss{Kind: rtnl.MissL3, Ifindex: testVxlan, IP: netip.MustParseAddr("2001:db8:42::5")}); ok || why != ignoreOutsideSubnet {
+		t.Errorf("IPv4-only resolver accepts an IPv6 miss (%v)", why)
+	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, why, ok := r.classify(&c.miss)
