@@ -48,7 +48,7 @@ func (c *completion) handle(ev *rtnl.Event) error {
 	var ok bool
 	var stamp []int64
 	switch n.Family {
-	case unix.AF_INET:
+	case unix.AF_INET, unix.AF_INET6:
 		if i, ok = ipIndex(n.Dst); !ok {
 			return nil
 		}

@@ -17,11 +17,15 @@ import (
 // resolver with no flags (resolver.DefaultTuning, which its flags default
 // to: cmd/overlayd's TestRunDefaultsAreTheLibrarys), wired to lab.
 func benchResolverConfig(conn *rtnl.Conn, lab *missgen.Lab, reg registry.Registry, log *slog.Logger) resolver.Config {
-	return resolver.Config{
+	cfg := resolver.Config{
 		Conn: conn, Registry: reg, Vxlan: lab.VxlanIndex, Bridge: lab.BridgeIndex, VNI: 42, Port: 4789,
 		Subnet: resolveSubnet, LocalVTEP: netip.MustParseAddr("192.0.2.1"), Logger: log,
 		Tuning: resolver.DefaultTuning(),
 	}
+	if lab.IPv6 { // a dual-stack lab: the overlay's IPv6 prefix too
+		cfg.Subnet6 = missgen.Prefix6()
+	}
+	return cfg
 }
 
 // benchMonitorConfig is the monitor `overlayd run` opens with no flags.
@@ -50,7 +54,7 @@ func benchScanBudget() (rate float64, burst int) {
 // the lab's socket, registry, devices and addresses and nothing more, its
 // monitor resolver.DefaultMonitorConfig's, its log level the default one.
 func TestBenchmarkConfigIsTheDaemons(t *testing.T) {
-	lab := &missgen.Lab{VxlanIndex: 7, BridgeIndex: 6}
+	lab := &missgen.Lab{VxlanIndex: 7, BridgeIndex: 6, IPv6: true}
 	got := benchResolverConfig(nil, lab, &memRegistry{}, slog.New(daemonLogHandler(io.Discard)))
 	if want := resolver.DefaultTuning(); !reflect.DeepEqual(got.Tuning, want) {
 		t.Errorf("benchmark resolver tuning differs from the daemon's:\n got %+v\nwant %+v", got.Tuning, want)
@@ -58,7 +62,7 @@ func TestBenchmarkConfigIsTheDaemons(t *testing.T) {
 	// The wiring (which socket, registry, devices, addresses) is the lab's;
 	// nothing else is set.
 	got.Conn, got.Registry, got.Vxlan, got.Bridge, got.VNI, got.Port = nil, nil, 0, 0, 0, 0
-	got.Subnet, got.LocalVTEP, got.Logger = netip.Prefix{}, netip.Addr{}, nil
+	got.Subnet, got.Subnet6, got.LocalVTEP, got.Logger = netip.Prefix{}, netip.Prefix{}, netip.Addr{}, nil
 	if want := (resolver.Config{Tuning: resolver.DefaultTuning()}); !reflect.DeepEqual(got, want) {
 		t.Errorf("benchmark resolver wiring has more than the lab's:\n got %+v\nwant %+v", got, want)
 	}

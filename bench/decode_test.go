@@ -89,7 +89,7 @@ func mac6(hw net.HardwareAddr) ethaddr.MAC {
 
 // missKinds are the captured kernel messages, one per file in
 // testdata/kernel (nlmsghdr included).
-var missKinds = []string{"l3miss", "l2miss", "app_solicit", "fdb_echo"}
+var missKinds = []string{"l3miss", "l3miss_v6", "l2miss", "app_solicit", "fdb_echo"}
 
 func readKernel(tb testing.TB, kind string) []byte {
 	tb.Helper()

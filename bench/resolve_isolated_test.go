@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/overlaynet/overlaynet/internal/missgen"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 )
 
@@ -66,8 +65,15 @@ func BenchmarkResolveIsolated(b *testing.B) {
 }
 
 func benchIsolated(b *testing.B, impl resolverImpl, reg benchRegistry) {
-	lab := missgen.NewLab(b)
-	g := lab.Generator(b)
+	p99 := benchIsolatedOf(b, impl, reg, familyLegacy)
+	isolatedP99.Store(reg.name+"/"+impl.name, p99)
+}
+
+// benchIsolatedOf is benchIsolated with the misses of fam; it returns the
+// p99.
+func benchIsolatedOf(b *testing.B, impl resolverImpl, reg benchRegistry, fam missFamily) time.Duration {
+	lab := fam.lab(b)
+	g := fam.generator(b, lab)
 	r, run := startImpl(b, lab, impl, reg)
 	c := r.c
 	run()
@@ -80,7 +86,7 @@ func benchIsolated(b *testing.B, impl resolverImpl, reg benchRegistry) {
 			b.Fatalf("more than %d misses: use -benchtime Nx with N <= %d", registryN, registryN)
 		}
 		t0 := time.Now()
-		if n, err := g.ARP(resolveIP(i), 1); err != nil || n != 1 {
+		if n, err := fam.send(g, i, 1); err != nil || n != 1 {
 			b.Fatalf("generator: %v", err)
 		}
 		select {
@@ -89,7 +95,7 @@ func benchIsolated(b *testing.B, impl resolverImpl, reg benchRegistry) {
 				b.Fatalf("%s: IP #%d resolved while waiting for #%d", impl.name, got, i)
 			}
 		case <-time.After(2 * time.Second):
-			b.Fatalf("%s: miss #%d (%s) not resolved within 2s", impl.name, i, resolveIP(i))
+			b.Fatalf("%s: miss #%d (%s) not resolved within 2s", impl.name, i, fam.ip(i))
 		}
 		lat = append(lat, time.Duration(max(c.neigh[i], c.fdb[i])-t0.UnixNano()))
 		i++
@@ -102,10 +108,10 @@ func benchIsolated(b *testing.B, impl resolverImpl, reg benchRegistry) {
 	}
 	slices.Sort(lat)
 	p99 := percentile(lat, 0.99)
-	isolatedP99.Store(reg.name+"/"+impl.name, p99)
 	b.ReportMetric(float64(sum.Nanoseconds())/float64(len(lat)), "ns/op")
 	b.ReportMetric(float64(percentile(lat, 0.50).Nanoseconds())/1e3, "p50-us")
 	b.ReportMetric(float64(p99.Nanoseconds())/1e3, "p99-us")
-	b.Logf("%s on %s: %d misses, p50 %v, p99 %v, max %v", impl.name, reg.name, len(lat),
+	b.Logf("%s on %s (%s): %d misses, p50 %v, p99 %v, max %v", impl.name, reg.name, fam.name, len(lat),
 		percentile(lat, 0.5), p99, fmt.Sprint(lat[len(lat)-1]))
+	return p99
 }

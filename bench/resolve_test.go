@@ -47,10 +47,20 @@ func resolveMAC(i int) ethaddr.MAC {
 
 func resolveVTEP(i int) netip.Addr { return netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i%200)}) }
 
-// ipIndex and macIndex invert resolveIP and resolveMAC.
+// resolveIP6 is the IPv6 address of the i-th target of a dual-stack lab:
+// the i-th address the generator's Neighbor Solicitations ask for. Its
+// record has the MAC and VTEP of resolveIP(i)'s (a dual-stack container).
+func resolveIP6(i int) netip.Addr { return missgen.AddrAt(missgen.FirstTarget6(), i) }
+
+// ipIndex and macIndex invert resolveIP (and resolveIP6) and resolveMAC.
 func ipIndex(ip netip.Addr) (int, bool) {
-	if !ip.Is4() {
-		return 0, false
+	if ip.Is6() {
+		a, f := ip.As16(), missgen.FirstTarget6().As16()
+		if [8]byte(a[:8]) != [8]byte(f[:8]) {
+			return 0, false
+		}
+		d := int64(binary.BigEndian.Uint64(a[8:]) - binary.BigEndian.Uint64(f[8:]))
+		return int(d), d >= 0 && d < registryN
 	}
 	d := int64(binary.BigEndian.Uint32(ip.AsSlice())) - int64(binary.BigEndian.Uint32(missgen.FirstTarget().AsSlice()))
 	return int(d), d >= 0 && d < registryN
@@ -125,8 +135,10 @@ func resolveRegistries(tb testing.TB) []benchRegistry {
 // TestMain removes the shared registry after the run.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if p := sharedRegistries.path; p != "" {
-		os.RemoveAll(p)
+	for _, p := range []string{sharedRegistries.path, dualCleanup} {
+		if p != "" {
+			os.RemoveAll(p)
+		}
 	}
 	os.Exit(code)
 }
@@ -262,19 +274,19 @@ const (
 	loadBacklog
 )
 
-// resolveRound raises n L3 misses for distinct registered IPs in a fresh
-// lab with impl and waits until every IP is resolved, or until none was for
+// resolveRoundOf raises n L3 misses of fam for distinct registered IPs in
+// a fresh lab with impl and waits until every IP is resolved, or until none was for
 // resolveIdle. The timer runs only around the sending (live) or the
 // resolver's start (backlog) and the waiting.
-func resolveRound(b *testing.B, impl resolverImpl, reg benchRegistry, load resolveLoad, n int) roundResult {
+func resolveRoundOf(b *testing.B, impl resolverImpl, reg benchRegistry, load resolveLoad, n int, fam missFamily) roundResult {
 	b.StopTimer()
-	lab := missgen.NewLab(b)
-	g := lab.Generator(b)
+	lab := fam.lab(b)
+	g := fam.generator(b, lab)
 	r, run := startImpl(b, lab, impl, reg)
 	c := r.c
 
-	// One sendmmsg (256 ARP requests) at a time, each IP stamped with the
-	// start of its call.
+	// One sendmmsg (256 ARP requests or solicitations) at a time, each IP
+	// stamped with the start of its call.
 	send := func(sent []int64) {
 		const chunk = 256
 		for i := 0; i < n; i += chunk {
@@ -283,7 +295,7 @@ func resolveRound(b *testing.B, impl resolverImpl, reg benchRegistry, load resol
 			for j := range k {
 				sent[i+j] = now
 			}
-			if m, err := g.ARP(resolveIP(i), k); err != nil || m != k {
+			if m, err := fam.send(g, i, k); err != nil || m != k {
 				b.Fatalf("generator: sent %d of %d: %v", m, k, err)
 			}
 		}
@@ -344,8 +356,8 @@ func resolveRound(b *testing.B, impl resolverImpl, reg benchRegistry, load resol
 		res.elapsed = time.Duration(last - sent[0])
 	}
 	if load == loadLive {
-		b.Logf("%s: %d ARP requests sent (the last %v after the first), %d resolved (the last after %v)",
-			impl.name, n, time.Duration(lastSent-sent[0]).Round(time.Millisecond), res.resolved, res.elapsed.Round(time.Millisecond))
+		b.Logf("%s: %d %s sent (the last %v after the first), %d resolved (the last after %v)",
+			impl.name, n, fam.what(), time.Duration(lastSent-sent[0]).Round(time.Millisecond), res.resolved, res.elapsed.Round(time.Millisecond))
 	} else {
 		b.Logf("%s: %d misses queued before its start, %d resolved (the last %v after its start)",
 			impl.name, n, res.resolved, res.elapsed.Round(time.Millisecond))
@@ -439,11 +451,18 @@ func benchResolveLoads(b *testing.B, load resolveLoad) {
 }
 
 func benchResolve(b *testing.B, impl resolverImpl, reg benchRegistry, load resolveLoad, n int) {
+	perSec := benchResolveOf(b, impl, reg, load, n, familyLegacy)
+	resolveThroughput.Store(fmt.Sprint(load, n, reg.name, impl.name), perSec)
+}
+
+// benchResolveOf is benchResolve with the misses of fam; it returns the
+// resolved/s.
+func benchResolveOf(b *testing.B, impl resolverImpl, reg benchRegistry, load resolveLoad, n int, fam missFamily) float64 {
 	var resolved int
 	var elapsed, cpu time.Duration
 	var lat []time.Duration
 	for range b.N {
-		r := resolveRound(b, impl, reg, load, n)
+		r := resolveRoundOf(b, impl, reg, load, n, fam)
 		resolved += r.resolved
 		elapsed += r.elapsed
 		cpu += r.cpu
@@ -454,7 +473,6 @@ func benchResolve(b *testing.B, impl resolverImpl, reg benchRegistry, load resol
 	if elapsed > 0 {
 		perSec = float64(resolved) / elapsed.Seconds()
 	}
-	resolveThroughput.Store(fmt.Sprint(load, n, reg.name, impl.name), perSec)
 	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(b.N), "ns/op")
 	b.ReportMetric(perSec, "resolved/s")
 	b.ReportMetric(float64(percentile(lat, 0.50).Microseconds()), "p50-us")
@@ -463,4 +481,5 @@ func benchResolve(b *testing.B, impl resolverImpl, reg benchRegistry, load resol
 	if resolved > 0 {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(resolved), "cpu-us/ip")
 	}
+	return perSec
 }

@@ -329,6 +329,9 @@ func (n *Node) endpointStatus(st *endpointState, li linkIndex, bridge string) En
 func (s *Status) readNeighbors(c *rtnl.Conn, vxIndex int32) error {
 	for _, family := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		err := c.NeighDump(rtnl.NeighFilter{Family: family, Ifindex: vxIndex}, func(m *rtnl.NeighMessage) error {
+			if m.Dst.IsMulticast() {
+				return nil // the kernel's own mapping of a group the device joined (ff02::1, MLD's ff02::16)
+			}
 			mac, _ := m.MAC()
 			s.Neighbors = append(s.Neighbors, NeighborEntry{IP: m.Dst, MAC: mac, State: m.State.String()})
 			return nil

@@ -151,7 +151,7 @@ func TestClassifySynthetic(t *testing.T) {
 }
 
 func TestClassifyDoesNotAllocate(t *testing.T) {
-	for _, name := range []string{"l3miss", "l2miss", "app_solicit", "fdb_echo"} {
+	for _, name := range []string{"l3miss", "l3miss_v6", "l2miss", "app_solicit", "fdb_echo"} {
 		h, body, _ := readKernelMessage(t, name)
 		var ev rtnl.Event
 		rtnl.ClassifyPayload(h, body, &ev) // first decode sizes Neigh.LLAddr
@@ -164,7 +164,7 @@ func TestClassifyDoesNotAllocate(t *testing.T) {
 			t.Errorf("%s: %v allocations per Classify, want 0", name, allocs)
 		}
 	}
-	for _, name := range []string{"l3miss", "l2miss", "app_solicit"} {
+	for _, name := range []string{"l3miss", "l3miss_v6", "l2miss", "app_solicit"} {
 		_, _, raw := readKernelMessage(t, name)
 		var ev rtnl.Event
 		if a := testing.AllocsPerRun(1000, func() { rtnl.Classify(raw, &ev) }); a != 0 {

@@ -8,8 +8,9 @@ import (
 
 // ARPEntry describes a neighbour entry mapping an IP address to a MAC on a
 // device, as `ip neigh replace IP lladdr MAC dev DEV nud permanent` programs
-// it: family AF_INET for an IPv4 (or IPv4-mapped) address, AF_INET6
-// otherwise, NDA_DST and NDA_LLADDR. Batch.NeighReplaceARP and
+// it, for either family (one encoder for ARP and IPv6 neighbour discovery
+// entries): family AF_INET for an IPv4 (or IPv4-mapped) address with a
+// 4-byte NDA_DST, AF_INET6 with a 16-byte one otherwise, and NDA_LLADDR. Batch.NeighReplaceARP and
 // Batch.NeighDeleteARP encode it without allocating; Message builds the
 // NeighMessage for a Conn.
 type ARPEntry struct {

@@ -84,3 +84,61 @@ func TestBatchEntriesDoNotAllocate(t *testing.T) {
 		t.Fatalf("Len = %d, want 100", b.Len())
 	}
 }
+
+// TestIPv6Entries: an ARPEntry of an IPv6 address is an AF_INET6
+// neighbour with a 16-byte NDA_DST (one encoder for both families), an
+// IPv4-mapped one an AF_INET neighbour; an FDBEntry's IPv6 VTEP is a
+// 16-byte NDA_DST; both encode in place without allocating.
+func TestIPv6Entries(t *testing.T) {
+	nd := entryARP
+	nd.IP = netip.MustParseAddr("2001:db8:42::3")
+	m := nd.Message()
+	if m.Family != rtnl.FamilyInet6 || m.Dst != nd.IP || m.State != rtnl.NeighPermanent || m.Protocol != 214 {
+		t.Fatalf("IPv6 entry: %+v", m)
+	}
+	mapped := entryARP
+	mapped.IP = netip.MustParseAddr("::ffff:198.51.100.3")
+	if m := mapped.Message(); m.Family != rtnl.FamilyInet || !m.Dst.Is4() {
+		t.Fatalf("IPv4-mapped entry: %+v", m)
+	}
+	fdb6 := entryFDB
+	fdb6.Dst = netip.MustParseAddr("2001:db8::3")
+	var b rtnl.Batch
+	if err := b.NeighReplaceARP(nd); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.NeighReplaceFDB(fdb6); err != nil {
+		t.Fatal(err)
+	}
+	c, tr := rtnltest.Dial(nil)
+	if err := c.ExecuteBatch(&b); err != nil {
+		t.Fatal(err)
+	}
+	reqs := tr.Requests()
+	var got [2]rtnl.NeighMessage
+	for i := range got {
+		if err := got[i].UnmarshalBinary(reqs[i].Body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got[0].Family != rtnl.FamilyInet6 || got[0].Dst != nd.IP || !bytes.Contains(reqs[0].Body, nd.IP.AsSlice()) {
+		t.Errorf("neighbour sent: %+v", got[0])
+	}
+	if got[1].Family != rtnl.FamilyBridge || got[1].Dst != fdb6.Dst || !bytes.Contains(reqs[1].Body, fdb6.Dst.AsSlice()) {
+		t.Errorf("FDB entry sent: %+v", got[1])
+	}
+	fill := func() {
+		b.Reset()
+		for i := range 25 {
+			a, f := nd, fdb6
+			a.MAC[5], f.MAC[5] = byte(i), byte(i)
+			if b.NeighReplaceARP(a) != nil || b.NeighReplaceFDB(f) != nil {
+				t.Fatal("an entry failed to encode")
+			}
+		}
+	}
+	fill()
+	if n := testing.AllocsPerRun(20, fill); n != 0 {
+		t.Fatalf("%v allocations per 50 IPv6 entries, want 0", n)
+	}
+}

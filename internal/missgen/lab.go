@@ -25,11 +25,23 @@ func FirstTarget() netip.Addr { return netip.AddrFrom4([4]byte{10, 65, 0, 1}) }
 // FirstMAC is the first destination of unicast frames.
 func FirstMAC() ethaddr.MAC { return ethaddr.MAC{0x02, 0x42, 0x0a, 0x41, 0x00, 0x01} }
 
+// Prefix6 is the IPv6 prefix of a dual-stack Lab (NewDualLab).
+func Prefix6() netip.Prefix { return netip.MustParsePrefix("2001:db8:40::/64") }
+
+// ContainerIP6 is the container's IPv6 address in a dual-stack Lab, the
+// Neighbor Solicitations' source.
+func ContainerIP6() netip.Addr { return netip.MustParseAddr("2001:db8:40::2") }
+
+// FirstTarget6 is the first IPv6 address Neighbor Solicitations ask for.
+func FirstTarget6() netip.Addr { return netip.MustParseAddr("2001:db8:40::1:1") }
+
 // Lab is a node's overlay in miniature: an overlay namespace with a bridge
 // br0 and a proxy vxlan1 (VNI 42, l2miss, l3miss, no learning) enslaved to
 // it, and a container namespace whose eth0 is wired to the bridge by a veth
-// (veth1 on the bridge side). IPv6 is off in both, so no DAD or router
-// solicitation raises stray misses.
+// (veth1 on the bridge side). IPv6 is off in both (NewLab), so no DAD or
+// router solicitation raises stray misses; or on, as a dual-stack overlay
+// has it (NewDualLab): every device addrgenmode none (no link-local
+// address, no DAD), the container's eth0 with ContainerIP6 too (nodad).
 type Lab struct {
 	Overlay     *rtnl.NetNS
 	OverlayName string
@@ -39,16 +51,26 @@ type Lab struct {
 	VxlanIndex    int32 // ifindex of vxlan1 in the overlay namespace
 	BridgeIndex   int32 // ifindex of br0
 	VethIndex     int32 // ifindex of veth1 (the bridge port facing the container)
+	// IPv6 says the lab is dual-stack (NewDualLab).
+	IPv6 bool
 }
 
 // NewLab builds a Lab in two throwaway namespaces deleted when t ends.
-func NewLab(t testing.TB) *Lab {
+func NewLab(t testing.TB) *Lab { return newLab(t, false) }
+
+// NewDualLab builds a dual-stack Lab: IPv6 on, no link-local addresses,
+// the container at ContainerIP6 (in Prefix6) beside ContainerIP.
+func NewDualLab(t testing.TB) *Lab { return newLab(t, true) }
+
+func newLab(t testing.TB, ipv6 bool) *Lab {
 	t.Helper()
-	l := &Lab{}
+	l := &Lab{IPv6: ipv6}
 	l.Overlay, l.OverlayName = nstest.NetNS(t, "mo")
 	l.Container, l.ContainerName = nstest.NetNS(t, "mc")
-	for _, ns := range []string{l.OverlayName, l.ContainerName} {
-		nstest.Run(t, ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+	if !ipv6 {
+		for _, ns := range []string{l.OverlayName, l.ContainerName} {
+			nstest.Run(t, ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
+		}
 	}
 	// Where br_netfilter is loaded (Docker loads it), every new namespace
 	// starts with bridge-nf-call-{arp,ip,ip6}tables=1 and bridged frames
@@ -65,11 +87,18 @@ func NewLab(t testing.TB) *Lab {
 	nstest.Run(t, o, "ip", "link", "set", "vxlan1", "master", "br0")
 	nstest.Run(t, o, "ip", "link", "set", "veth1", "master", "br0")
 	for _, dev := range []string{"br0", "vxlan1", "veth1"} {
+		if ipv6 {
+			nstest.Run(t, o, "ip", "link", "set", dev, "addrgenmode", "none")
+		}
 		nstest.Run(t, o, "ip", "link", "set", dev, "up")
 	}
 	c := l.ContainerName
 	nstest.Run(t, c, "ip", "link", "set", "eth0", "address", ContainerMAC().String())
 	nstest.Run(t, c, "ip", "addr", "add", ContainerIP().String()+"/10", "dev", "eth0")
+	if ipv6 {
+		nstest.Run(t, c, "ip", "link", "set", "eth0", "addrgenmode", "none")
+		nstest.Run(t, c, "ip", "addr", "add", netip.PrefixFrom(ContainerIP6(), 64).String(), "dev", "eth0", "nodad")
+	}
 	nstest.Run(t, c, "ip", "link", "set", "eth0", "up")
 	l.VxlanIndex = Ifindex(t, o, "vxlan1")
 	l.BridgeIndex = Ifindex(t, o, "br0")
@@ -81,6 +110,21 @@ func NewLab(t testing.TB) *Lab {
 func (l *Lab) Generator(t testing.TB) *Generator {
 	t.Helper()
 	g, err := New(l.Container, "eth0", ContainerMAC(), ContainerIP())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+// Generator6 opens a Generator on the container's eth0 sending Neighbor
+// Solicitations from ContainerIP6 (a dual-stack Lab), closed when t ends.
+func (l *Lab) Generator6(t testing.TB) *Generator {
+	t.Helper()
+	if !l.IPv6 {
+		t.Fatal("missgen: Generator6 of a Lab without IPv6 (use NewDualLab)")
+	}
+	g, err := New(l.Container, "eth0", ContainerMAC(), ContainerIP6())
 	if err != nil {
 		t.Fatal(err)
 	}

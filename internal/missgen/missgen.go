@@ -1,9 +1,11 @@
 // Package missgen raises vxlan miss notifications on demand, for tests and
 // benchmarks: it sends raw Ethernet frames (ARP requests for distinct IPv4
-// addresses, unicast frames to distinct MACs) from a container's namespace
-// into an overlay bridge, with AF_PACKET and sendmmsg. Each ARP request that
-// reaches a proxy vxlan with l3miss and finds no neighbour entry raises one
-// L3 miss; each unicast frame that finds no FDB entry raises one L2 miss.
+// addresses, IPv6 Neighbor Solicitations for distinct IPv6 addresses,
+// unicast frames to distinct MACs) from a container's namespace into an
+// overlay bridge, with AF_PACKET and sendmmsg. Each ARP request or
+// Neighbor Solicitation that reaches a proxy vxlan with l3miss and finds no
+// neighbour entry raises one L3 miss (AF_INET, or AF_INET6 with a 16-byte
+// NDA_DST); each unicast frame that finds no FDB entry raises one L2 miss.
 package missgen
 
 import (
@@ -22,6 +24,7 @@ import (
 const (
 	batch     = 256    // frames per sendmmsg
 	frameLen  = 60     // minimum Ethernet frame without FCS
+	slotLen   = 128    // room for one frame in the send buffer (a solicitation is nsLen)
 	etherTest = 0x88b5 // IEEE local experimental EtherType: no stack parses it
 )
 
@@ -38,7 +41,8 @@ type Generator struct {
 
 // New opens an AF_PACKET socket on device dev in ns (nil: the calling
 // thread's namespace). Frames carry src as their source MAC and srcIP as
-// the ARP sender address.
+// the ARP sender address (IPv4: ARP) or the Neighbor Solicitations' source
+// (IPv6: NS).
 func New(ns *rtnl.NetNS, dev string, src ethaddr.MAC, srcIP netip.Addr) (*Generator, error) {
 	var fd int
 	open := func() error {
@@ -66,18 +70,18 @@ func New(ns *rtnl.NetNS, dev string, src ethaddr.MAC, srcIP netip.Addr) (*Genera
 	if err != nil {
 		return nil, err
 	}
-	if !srcIP.Is4() {
+	if !srcIP.IsValid() || srcIP.Is4In6() || srcIP.Zone() != "" {
 		unix.Close(fd)
-		return nil, fmt.Errorf("missgen: ARP sender %v is not IPv4", srcIP)
+		return nil, fmt.Errorf("missgen: sender address %v is neither IPv4 nor IPv6", srcIP)
 	}
 	g := &Generator{
 		fd: fd, src: src, srcIP: srcIP,
-		buf:  make([]byte, batch*frameLen),
+		buf:  make([]byte, batch*slotLen),
 		iovs: make([]unix.Iovec, batch),
 		hdrs: make([]unix.Mmsghdr, batch),
 	}
 	for i := range g.hdrs {
-		g.iovs[i].Base = &g.buf[i*frameLen]
+		g.iovs[i].Base = &g.buf[i*slotLen]
 		g.iovs[i].SetLen(frameLen)
 		g.hdrs[i].Hdr.Iov = &g.iovs[i]
 		g.hdrs[i].Hdr.SetIovlen(1)
@@ -94,13 +98,35 @@ func (g *Generator) ARP(first netip.Addr, n int) (int, error) {
 	if !first.Is4() {
 		return 0, fmt.Errorf("missgen: ARP target %v is not IPv4", first)
 	}
+	if !g.srcIP.Is4() {
+		return 0, fmt.Errorf("missgen: ARP sender %v is not IPv4", g.srcIP)
+	}
 	base := binary.BigEndian.Uint32(first.AsSlice())
 	src := g.srcIP.As4()
-	return g.send(n, func(f []byte, i int) {
-		clear(f)
+	return g.send(n, func(f []byte, i int) int {
+		clear(f[:frameLen])
 		var target [4]byte
 		binary.BigEndian.PutUint32(target[:], base+uint32(i))
 		arp.PutRequest(f, g.src, src, target)
+		return frameLen
+	})
+}
+
+// NS sends n IPv6 Neighbor Solicitations asking for first, first+1, ...,
+// first+n-1 (the address as a 128-bit number, its last 64 bits counting),
+// each to its target's solicited-node multicast group as a host sends it,
+// and returns how many the kernel accepted. The generator's address must be
+// IPv6.
+func (g *Generator) NS(first netip.Addr, n int) (int, error) {
+	if !first.Is6() || first.Is4In6() {
+		return 0, fmt.Errorf("missgen: solicitation target %v is not IPv6", first)
+	}
+	if !g.srcIP.Is6() {
+		return 0, fmt.Errorf("missgen: solicitation source %v is not IPv6", g.srcIP)
+	}
+	src := g.srcIP.As16()
+	return g.send(n, func(f []byte, i int) int {
+		return putNS(f, g.src, src, AddrAt(first, i).As16())
 	})
 }
 
@@ -110,12 +136,13 @@ func (g *Generator) Unicast(first ethaddr.MAC, n int) (int, error) {
 	var b [8]byte
 	copy(b[2:], first[:])
 	base := binary.BigEndian.Uint64(b[:])
-	return g.send(n, func(f []byte, i int) {
-		clear(f)
+	return g.send(n, func(f []byte, i int) int {
+		clear(f[:frameLen])
 		binary.BigEndian.PutUint64(b[:], base+uint64(i))
 		copy(f[0:6], b[2:])
 		copy(f[6:12], g.src[:])
 		binary.BigEndian.PutUint16(f[12:14], etherTest)
+		return frameLen
 	})
 }
 
@@ -127,19 +154,27 @@ func MACAt(first ethaddr.MAC, i int) ethaddr.MAC {
 	return ethaddr.MAC(b[2:])
 }
 
-// AddrAt returns first+i, the i-th address ARP asks for.
+// AddrAt returns first+i, the i-th address ARP (IPv4) or NS (IPv6) asks
+// for; for IPv6 the last 64 bits count.
 func AddrAt(first netip.Addr, i int) netip.Addr {
+	if first.Is6() {
+		b := first.As16()
+		binary.BigEndian.PutUint64(b[8:], binary.BigEndian.Uint64(b[8:])+uint64(i))
+		return netip.AddrFrom16(b)
+	}
 	var b [4]byte
 	binary.BigEndian.PutUint32(b[:], binary.BigEndian.Uint32(first.AsSlice())+uint32(i))
 	return netip.AddrFrom4(b)
 }
 
-func (g *Generator) send(n int, fill func(f []byte, i int)) (int, error) {
+// send sends n frames, fill writing the i-th into f and returning its
+// length.
+func (g *Generator) send(n int, fill func(f []byte, i int) int) (int, error) {
 	sent := 0
 	for sent < n {
 		k := min(n-sent, batch)
 		for j := range k {
-			fill(g.buf[j*frameLen:(j+1)*frameLen], sent+j)
+			g.iovs[j].SetLen(fill(g.buf[j*slotLen:(j+1)*slotLen], sent+j))
 		}
 		off := 0
 		for off < k {
