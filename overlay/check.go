@@ -108,7 +108,7 @@ func checkContainerAddress(cc *rtnl.Conn, l *rtnl.LinkMessage, p netip.Prefix, p
 		return
 	}
 	for _, a := range addrs {
-		if netip.PrefixFrom(a.Local, int(a.PrefixLen)) == p {
+		if a.Prefix() == p {
 			return
 		}
 	}

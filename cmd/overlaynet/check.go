@@ -79,36 +79,43 @@ func comparePrev(prev *current.Result, ep *overlay.Endpoint, ov *overlay.Overlay
 	if idx < 0 {
 		problems = append(problems, fmt.Sprintf("prevResult has no interface %s in %s", args.IfName, args.Netns))
 	}
-	gw := ov.Config.Gateway.Addr()
-	foundIP := false
+	for _, p := range ep.Addrs() {
+		problems = append(problems, comparePrevAddr(prev, idx, p, ov)...)
+	}
+	return problems
+}
+
+// comparePrevAddr lists how prevResult's address and default route of p's
+// family (on interface idx) differ from the container's p.
+func comparePrevAddr(prev *current.Result, idx int, p netip.Prefix, ov *overlay.Overlay) []string {
+	var problems []string
+	v6 := p.Addr().Is6()
+	gw := ov.Config.GatewayOf(overlay.FamilyOf(p.Addr())).Addr()
+	found := false
 	for _, ipc := range prev.IPs {
 		ones, _ := ipc.Address.Mask.Size()
 		a, _ := netip.AddrFromSlice(ipc.Address.IP)
-		p := netip.PrefixFrom(a.Unmap(), ones)
-		if ipc.Interface != nil && *ipc.Interface != idx {
+		q := netip.PrefixFrom(a.Unmap(), ones)
+		if ipc.Interface != nil && *ipc.Interface != idx || a.Unmap().Is6() != v6 {
 			continue
 		}
-		if p == ep.IP {
-			foundIP = true
+		if q == p {
+			found = true
 			if g, _ := netip.AddrFromSlice(ipc.Gateway); g.Unmap() != gw {
-				problems = append(problems, fmt.Sprintf("prevResult gives %s gateway %v, the overlay's is %s", p, ipc.Gateway, gw))
+				problems = append(problems, fmt.Sprintf("prevResult gives %s gateway %v, the overlay's is %s", q, ipc.Gateway, gw))
 			}
-		} else if a.Unmap().Is4() {
-			problems = append(problems, fmt.Sprintf("prevResult has address %s, the container has %s", p, ep.IP))
+		} else {
+			problems = append(problems, fmt.Sprintf("prevResult has address %s, the container has %s", q, p))
 		}
 	}
-	if !foundIP {
-		problems = append(problems, fmt.Sprintf("prevResult lacks the container's address %s", ep.IP))
+	if !found {
+		problems = append(problems, fmt.Sprintf("prevResult lacks the container's address %s", p))
 	}
-	foundRoute := false
 	for _, r := range prev.Routes {
 		ones, _ := r.Dst.Mask.Size()
-		if g, _ := netip.AddrFromSlice(r.GW); ones == 0 && r.Dst.IP.To4() != nil && g.Unmap() == gw {
-			foundRoute = true
+		if g, _ := netip.AddrFromSlice(r.GW); ones == 0 && (r.Dst.IP.To4() == nil) == v6 && g.Unmap() == gw {
+			return problems
 		}
 	}
-	if !foundRoute {
-		problems = append(problems, fmt.Sprintf("prevResult lacks the default route via %s", gw))
-	}
-	return problems
+	return append(problems, fmt.Sprintf("prevResult lacks the default route via %s", gw))
 }

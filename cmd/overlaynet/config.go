@@ -35,6 +35,10 @@ type netConf struct {
 	NetNSDir  string `json:"netnsDir,omitempty"`
 	BlockBits int    `json:"blockBits,omitempty"`
 	LogLevel  string `json:"logLevel,omitempty"`
+	// Family, "ipv4" or "ipv6", gives containers an address of that
+	// family only on a dual-stack overlay; empty: one of each family the
+	// overlay has.
+	Family string `json:"family,omitempty"`
 
 	RuntimeConfig struct {
 		IPs []string `json:"ips,omitempty"`
@@ -81,8 +85,33 @@ func loadConf(args *skel.CmdArgs) (*netConf, error) {
 		return nil, newError(types.ErrInvalidNetworkConfig, "blockBits %d: want 1..32 (0: %d)", c.BlockBits, ipam.DefaultBlockBits)
 	case lvl.UnmarshalText([]byte(c.LogLevel)) != nil:
 		return nil, newError(types.ErrInvalidNetworkConfig, "logLevel %q: want debug, info, warn or error", c.LogLevel)
+	case c.Family != "" && c.Family != "ipv4" && c.Family != "ipv6":
+		return nil, newError(types.ErrInvalidNetworkConfig, "family %q: want ipv4 or ipv6 (or none: every family of the overlay)", c.Family)
 	}
 	return c, nil
+}
+
+// only is the family the config gives containers alone, 0 for every family
+// of the overlay.
+func (c *netConf) only() overlay.Family {
+	switch c.Family {
+	case "ipv4":
+		return overlay.IPv4
+	case "ipv6":
+		return overlay.IPv6
+	}
+	return 0
+}
+
+// wanted is the addresses asked for: at most one per family.
+type wanted struct{ v4, v6 netip.Addr }
+
+// of returns the address of family f.
+func (w wanted) of(f overlay.Family) netip.Addr {
+	if f == overlay.IPv6 {
+		return w.v6
+	}
+	return w.v4
 }
 
 // logger logs to stderr at the config's level.
@@ -92,15 +121,16 @@ func (c *netConf) logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})).With("plugin", "overlaynet", "network", c.Name)
 }
 
-// wantedIP is the address asked for, if any: CNI_ARGS IP=, args.cni.ips or
-// runtimeConfig.ips (the "ips" capability); more than one IPv4 address is
-// refused.
-func (c *netConf) wantedIP(cniArgs string) (netip.Addr, error) {
+// wantedIPs are the addresses asked for, if any: CNI_ARGS IP=, args.cni.ips
+// or runtimeConfig.ips (the "ips" capability), at most one per family (an
+// IPv4 one, and an IPv6 one for a dual-stack overlay). Two different
+// addresses of one family, and an IPv6 zone, are refused.
+func (c *netConf) wantedIPs(cniArgs string) (wanted, error) {
 	var asked []string
 	if cniArgs != "" {
 		var a ipArgs
 		if err := types.LoadArgs(cniArgs, &a); err != nil {
-			return netip.Addr{}, newError(types.ErrInvalidEnvironmentVariables, "CNI_ARGS %q: %v", cniArgs, err)
+			return wanted{}, newError(types.ErrInvalidEnvironmentVariables, "CNI_ARGS %q: %v", cniArgs, err)
 		}
 		if a.IP != nil {
 			asked = append(asked, a.IP.String())
@@ -108,24 +138,28 @@ func (c *netConf) wantedIP(cniArgs string) (netip.Addr, error) {
 	}
 	asked = append(asked, c.Args.CNI.IPs...)
 	asked = append(asked, c.RuntimeConfig.IPs...)
-	var want netip.Addr
+	var w wanted
 	for _, s := range asked {
 		var a netip.Addr
 		if p, err := netip.ParsePrefix(s); err == nil {
 			a = p.Addr()
 		} else if a, err = netip.ParseAddr(s); err != nil {
-			return netip.Addr{}, newError(types.ErrInvalidNetworkConfig, "requested IP %q is not an address", s)
+			return wanted{}, newError(types.ErrInvalidNetworkConfig, "requested IP %q is not an address", s)
+		}
+		if a.Zone() != "" {
+			return wanted{}, newError(errAddressOutside, "requested IP %s has a zone: the overlay is one link, give the address alone", a)
 		}
 		a = a.Unmap()
-		if !a.Is4() {
-			return netip.Addr{}, newError(errAddressOutside, "requested IP %s is not IPv4 (the overlay is IPv4)", a)
+		have := &w.v4
+		if a.Is6() {
+			have = &w.v6
 		}
-		if want.IsValid() && want != a {
-			return netip.Addr{}, newError(types.ErrInvalidNetworkConfig, "two addresses requested (%s and %s); the overlay gives one", want, a)
+		if have.IsValid() && *have != a {
+			return wanted{}, newError(types.ErrInvalidNetworkConfig, "two addresses requested of one family (%s and %s); the overlay gives one per family", *have, a)
 		}
-		want = a
+		*have = a
 	}
-	return want, nil
+	return w, nil
 }
 
 // endpointName is the endpoint of attachment (network, container, ifname)

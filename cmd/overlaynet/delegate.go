@@ -14,28 +14,56 @@ import (
 	"github.com/overlaynet/overlaynet/overlay"
 )
 
-// delegateAdd asks the config's IPAM plugin for an address and returns the
-// first IPv4 one inside the overlay subnet; anything else is released again
-// and refused (code 106).
-func delegateAdd(ctx context.Context, c *netConf, args *skel.CmdArgs, ov *overlay.Overlay) (netip.Addr, error) {
+// delegateAdd asks the config's IPAM plugin for addresses and returns the
+// first IPv4 one inside the overlay subnet and, on a dual-stack overlay,
+// the first IPv6 one inside its IPv6 prefix (host-local with a range of
+// each: two ranges); without one of each family the container is to have,
+// they are released again and refused (code 106).
+func delegateAdd(ctx context.Context, c *netConf, args *skel.CmdArgs, ov *overlay.Overlay) (wanted, error) {
 	r, err := invoke.DelegateAdd(ctx, c.IPAM.Type, args.StdinData, nil)
 	if err != nil {
-		return netip.Addr{}, newError(errDelegate, "IPAM plugin %s: %v", c.IPAM.Type, err)
+		return wanted{}, newError(errDelegate, "IPAM plugin %s: %v", c.IPAM.Type, err)
 	}
 	res, err := current.NewResultFromResult(r)
 	if err != nil {
 		undoDelegate(ctx, true, c, args, nil)
-		return netip.Addr{}, newError(errDelegate, "IPAM plugin %s: result: %v", c.IPAM.Type, err)
+		return wanted{}, newError(errDelegate, "IPAM plugin %s: result: %v", c.IPAM.Type, err)
 	}
-	subnet := ov.Config.Subnet()
+	var w wanted
 	for _, ipc := range res.IPs {
 		a, ok := netip.AddrFromSlice(ipc.Address.IP)
-		if ok && a.Unmap().Is4() && subnet.Contains(a.Unmap()) {
-			return a.Unmap(), nil
+		a = a.Unmap()
+		switch {
+		case !ok:
+		case a.Is4() && !w.v4.IsValid() && ov.Config.Subnet().Contains(a):
+			w.v4 = a
+		case a.Is6() && !w.v6.IsValid() && ov.Config.DualStack() && ov.Config.Subnet6().Contains(a):
+			w.v6 = a
 		}
 	}
-	undoDelegate(ctx, true, c, args, nil)
-	return netip.Addr{}, newError(errDelegate, "IPAM plugin %s gave no IPv4 address in the overlay subnet %s (got %v)", c.IPAM.Type, subnet, res.IPs)
+	fams := ov.Config.Families()
+	if only := c.only(); only != 0 {
+		fams = []overlay.Family{only}
+	}
+	for _, f := range []overlay.Family{overlay.IPv4, overlay.IPv6} {
+		if !slices.Contains(fams, f) {
+			if f == overlay.IPv4 {
+				w.v4 = netip.Addr{}
+			} else {
+				w.v6 = netip.Addr{}
+			}
+			continue
+		}
+		if !w.of(f).IsValid() {
+			undoDelegate(ctx, true, c, args, nil)
+			where := "the overlay subnet"
+			if f == overlay.IPv6 {
+				where = "the overlay's IPv6 prefix"
+			}
+			return wanted{}, newError(errDelegate, "IPAM plugin %s gave no %s address in %s %s (got %v)", c.IPAM.Type, f, where, ov.Config.GatewayOf(f).Masked(), res.IPs)
+		}
+	}
+	return w, nil
 }
 
 // undoDelegate releases the delegated IPAM's address after a failed ADD.

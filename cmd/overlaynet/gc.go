@@ -45,7 +45,7 @@ func cmdGC(args *skel.CmdArgs) error {
 			errs = append(errs, err)
 			continue
 		}
-		log.Info("GC: detached", "container", ep.ContainerID, "ifname", ep.IfName, "ip", ep.IP)
+		log.Info("GC: detached", "container", ep.ContainerID, "ifname", ep.IfName, "ip", ep.IP, "ip6", ep.IP6)
 	}
 	if err := n.ReleaseOrphans(ctx, cniPrefix); err != nil {
 		errs = append(errs, err)
