@@ -79,12 +79,8 @@ func runStatus(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 func printStatus(out io.Writer, st *overlay.Status) error {
 	c, ov := st.Overlay.Config, st.Overlay
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	gws := c.Gateway.String()
-	if c.DualStack() {
-		gws += fmt.Sprintf(" and %s (IPv6 blocks /%d)", c.Gateway6, c.EffectiveBlockBits6())
-	}
 	fmt.Fprintf(w, "OVERLAY\tnetns %s, VNI %d, port %d, MTU %d, gateway %s, learning %s\n",
-		c.OverlayNetNS, c.VNI, c.Port, c.MTU, gws, onOff(c.Learning))
+		c.OverlayNetNS, c.VNI, c.Port, c.MTU, gateways(c), onOff(c.Learning))
 	fmt.Fprintf(w, "VTEP\t%s, chosen by %s; underlay %s MTU %d\n", ov.VTEP, ov.VTEPSource, ov.UnderlayDev, ov.UnderlayMTU)
 	fmt.Fprintf(w, "CREATED\t%s\n", created(st.Created))
 
@@ -313,6 +309,15 @@ func printHalfMade(w io.Writer, hs []overlay.HalfMade) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s (%s)\n", h.Name, h.Op, ip, h.PID, h.Started.Format(time.RFC3339),
 			state, strings.Join(h.Steps, ","), strings.Join(h.Made, ","))
 	}
+}
+
+// gateways is c's gateway, and its IPv6 one with its block size on a
+// dual-stack overlay.
+func gateways(c overlay.Config) string {
+	if c.DualStack() {
+		return fmt.Sprintf("%s and %s (IPv6 blocks /%d)", c.Gateway, c.Gateway6, c.EffectiveBlockBits6())
+	}
+	return c.Gateway.String()
 }
 
 // endpointIPs is the endpoint's addresses, space-separated.
