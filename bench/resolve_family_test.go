@@ -1,10 +1,8 @@
 package bench
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -12,7 +10,6 @@ import (
 	"github.com/overlaynet/overlaynet/internal/missgen"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	"github.com/overlaynet/overlaynet/overlay/registry/dirstore"
 )
 
 // missFamily is how a benchmark raises its L3 misses: ARP requests in an
@@ -90,35 +87,10 @@ func dualRegistries(tb testing.TB) []benchRegistry {
 	tb.Helper()
 	s := &sharedDualRegistries
 	s.once.Do(func() {
-		dir, err := os.MkdirTemp("/dev/shm", "ovt-dual-")
-		if err != nil {
-			dir, err = os.MkdirTemp("", "ovt-dual-")
-		}
-		if err != nil {
-			s.err = err
-			return
-		}
-		dualCleanup = dir
-		reg, err := dirstore.New(dir)
-		if err != nil {
-			s.err = err
-			return
-		}
-		ctx := context.Background()
-		for i := range dualN {
-			for _, ip := range []netip.Addr{resolveIP(i), resolveIP6(i)} {
-				if err := reg.Register(ctx, registry.Record{IP: ip, MAC: resolveMAC(i), VTEP: resolveVTEP(i)}); err != nil {
-					s.err = err
-					return
-				}
-			}
-		}
-		mem, err := newMemRegistry(reg)
-		if err != nil {
-			s.err = err
-			return
-		}
-		s.regs = []benchRegistry{{"dir", reg, dir}, {"mem", mem, dir}}
+		s.regs, dualCleanup, s.err = buildRegistries("ovt-dual-", dualN, func(i int) []registry.Record {
+			return []registry.Record{{IP: resolveIP(i), MAC: resolveMAC(i), VTEP: resolveVTEP(i)},
+				{IP: resolveIP6(i), MAC: resolveMAC(i), VTEP: resolveVTEP(i)}}
+		})
 	})
 	if s.err != nil {
 		tb.Fatalf("dual-stack benchmark registry: %v", s.err)

@@ -98,38 +98,45 @@ func resolveRegistries(tb testing.TB) []benchRegistry {
 	tb.Helper()
 	s := &sharedRegistries
 	s.once.Do(func() {
-		dir, err := os.MkdirTemp("/dev/shm", "ovt-resolve-")
-		if err != nil {
-			dir, err = os.MkdirTemp("", "ovt-resolve-")
-		}
-		if err != nil {
-			s.err = err
-			return
-		}
-		s.path = dir
-		reg, err := dirstore.New(dir)
-		if err != nil {
-			s.err = err
-			return
-		}
-		ctx := context.Background()
-		for i := range registryN {
-			if err := reg.Register(ctx, registry.Record{IP: resolveIP(i), MAC: ethaddr.MAC(resolveMAC(i)), VTEP: resolveVTEP(i)}); err != nil {
-				s.err = err
-				return
-			}
-		}
-		mem, err := newMemRegistry(reg)
-		if err != nil {
-			s.err = err
-			return
-		}
-		s.regs = []benchRegistry{{"dir", reg, dir}, {"mem", mem, dir}}
+		s.regs, s.path, s.err = buildRegistries("ovt-resolve-", registryN, func(i int) []registry.Record {
+			return []registry.Record{{IP: resolveIP(i), MAC: resolveMAC(i), VTEP: resolveVTEP(i)}}
+		})
 	})
 	if s.err != nil {
 		tb.Fatalf("benchmark registry: %v", s.err)
 	}
 	return s.regs
+}
+
+// buildRegistries writes the records of targets 0..n-1 to a DirStore in a
+// new directory named after pattern, on tmpfs when the machine has /dev/shm
+// (the store fsyncs every file), and returns it (dir) and its in-memory
+// copy (mem), and the directory.
+func buildRegistries(pattern string, n int, records func(i int) []registry.Record) ([]benchRegistry, string, error) {
+	dir, err := os.MkdirTemp("/dev/shm", pattern)
+	if err != nil {
+		dir, err = os.MkdirTemp("", pattern)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	reg, err := dirstore.New(dir)
+	if err != nil {
+		return nil, dir, err
+	}
+	ctx := context.Background()
+	for i := range n {
+		for _, r := range records(i) {
+			if err := reg.Register(ctx, r); err != nil {
+				return nil, dir, err
+			}
+		}
+	}
+	mem, err := newMemRegistry(reg)
+	if err != nil {
+		return nil, dir, err
+	}
+	return []benchRegistry{{"dir", reg, dir}, {"mem", mem, dir}}, dir, nil
 }
 
 // TestMain removes the shared registry after the run.

@@ -43,7 +43,8 @@ Running create again with the same settings changes nothing. A device, a
 recorded overlay or the store's network with other settings is an error that
 lists each difference; nothing is destroyed (run reset first to rebuild).
 
---gateway is given once per address family: an IPv4 one (the overlay's
+--gateway is given once per address family (a family given again replaces
+the earlier value, as any flag given twice): an IPv4 one (the overlay's
 subnet; the default 198.51.100.1/24 when none is given) and, for a
 dual-stack overlay, an IPv6 one beside it (--gateway 198.51.100.1/24
 --gateway 2001:db8:42::1/64): containers then get an address of each family.

@@ -262,7 +262,7 @@ func TestDualStackBadInput(t *testing.T) {
 		{[]string{"attach", "c1", "--ip", "2001:db8:42::5%eth0"}, "zone is not allowed"},
 		{[]string{"attach", "c1", "--ip", "2001:db8:42::/64"}, "subnet-router anycast"},
 		{[]string{"attach", "c1", "--ip", "2001:db8:42::1/64"}, "IPv6 gateway's address"},
-		{[]string{"attach", "c1", "--ip", "2001:db8:42::5/64", "--ip", "2001:db8:42::6/64"}, "given twice for IPv6"},
+		{[]string{"attach", "c1", "--ip", "2001:db8:42::5/64", "--ip", "2001:db8:43::6/64"}, "IP 2001:db8:43::6 is outside"}, // the last of a family wins
 		{[]string{"attach", "c1", "--only", "ipv4", "--ip", "2001:db8:42::5/64"}, "IPv4 address only"},
 	} {
 		n.expectFailure(t, snap, c.args, c.want)

@@ -27,7 +27,8 @@ type perFamily struct {
 
 // splitFamilies parses the values of --name (vals), one per address family:
 // each an address with prefix, or also a bare address if bare. A family
-// given twice, an IPv6 zone and an IPv4-mapped IPv6 address are refused.
+// given again replaces the earlier value, as a flag given twice does; an
+// IPv6 zone and an IPv4-mapped IPv6 address are refused.
 func splitFamilies(name string, vals []string, bare bool, example string) (perFamily, error) {
 	var pf perFamily
 	for _, s := range vals {
@@ -48,19 +49,16 @@ func splitFamilies(name string, vals []string, bare bool, example string) (perFa
 		case a.Is4In6():
 			return pf, fmt.Errorf("%w: --%s %q: an IPv4-mapped IPv6 address: give IPv4 addresses in their IPv4 form", errUsage, name, s)
 		}
-		f := overlay.FamilyOf(a)
-		if f == overlay.IPv4 && (pf.v4.IsValid() || pf.a4.IsValid()) || f == overlay.IPv6 && (pf.v6.IsValid() || pf.a6.IsValid()) {
-			return pf, fmt.Errorf("%w: --%s given twice for %s (once per address family)", errUsage, name, f)
-		}
-		switch {
-		case f == overlay.IPv4 && p.IsValid():
-			pf.v4 = p
-		case f == overlay.IPv4:
-			pf.a4 = a
-		case p.IsValid():
-			pf.v6 = p
-		default:
-			pf.a6 = a
+		if overlay.FamilyOf(a) == overlay.IPv4 {
+			pf.v4, pf.a4 = p, netip.Addr{}
+			if !p.IsValid() {
+				pf.a4 = a
+			}
+		} else {
+			pf.v6, pf.a6 = p, netip.Addr{}
+			if !p.IsValid() {
+				pf.a6 = a
+			}
 		}
 	}
 	return pf, nil

@@ -9,12 +9,15 @@ import (
 	"github.com/overlaynet/overlaynet/internal/nstest"
 )
 
-// newDualNode is newNode with a dual-stack overlay: its IPv6 gateway
-// 2001:db8:42::1/64 beside the default IPv4 one.
+// dualGateways are create's flags of a dual-stack overlay: its IPv6
+// gateway 2001:db8:42::1/64 beside the default IPv4 one.
+var dualGateways = []string{"--gateway", "198.51.100.1/24", "--gateway", "2001:db8:42::1/64"}
+
+// newDualNode is newNode with a dual-stack overlay.
 func newDualNode(t *testing.T, tag string) *node {
 	t.Helper()
 	n := newNode(t, tag, "192.0.2.2", "", false)
-	n.mustOverlayd("create", "--local", n.vtep, "--gateway", "198.51.100.1/24", "--gateway", "2001:db8:42::1/64")
+	n.mustOverlayd(append([]string{"create", "--local", n.vtep}, dualGateways...)...)
 	return n
 }
 
@@ -142,21 +145,6 @@ func TestDualStackDelegated(t *testing.T) {
 	nstest.Run(t, n.name, "true") // the node is still there
 }
 
-// newDualPair is newPair with a dual-stack overlay on both nodes.
-func newDualPair(t *testing.T, tag, store string) (*node, *node) {
-	t.Helper()
-	n1 := newNode(t, tag+"a", "", store, false)
-	n2 := newNode(t, tag+"b", "", store, false)
-	n1.vtep, n2.vtep = "192.0.2.2", "192.0.2.3"
-	nstest.Run(t, n1.name, "ip", "link", "add", "u0", "type", "veth", "peer", "name", "u0", "netns", n2.name)
-	for _, n := range []*node{n1, n2} {
-		nstest.Run(t, n.name, "ip", "addr", "add", n.vtep+"/24", "dev", "u0")
-		nstest.Run(t, n.name, "ip", "link", "set", "u0", "up")
-		n.mustOverlayd("create", "--local", n.vtep, "--gateway", "198.51.100.1/24", "--gateway", "2001:db8:42::1/64")
-	}
-	return n1, n2
-}
-
 // TestPodmanDualStack: podman 4.3 (CNI backend) starts containers on two
 // nodes of a dual-stack overlay: each gets an IPv4 and an IPv6 address
 // (podman reports both), and a container on node 2 reaches one on node 1
@@ -166,7 +154,7 @@ func TestPodmanDualStack(t *testing.T) {
 	requirePodman(t)
 	requirePlugins(t)
 	store := "dir:" + t.TempDir()
-	n1, n2 := newDualPair(t, "pds", store)
+	n1, n2 := newPair(t, "pds", store, dualGateways...)
 	netName := n1.name + "-net"
 	rootfs := busyboxRootfs(t)
 	before1, before2 := n1.snapshot(), n2.snapshot()

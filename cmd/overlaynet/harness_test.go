@@ -95,8 +95,9 @@ func newNode(t *testing.T, tag, vtep, store string, create bool) *node {
 }
 
 // newPair is two nodes on one store, 192.0.2.2 and 192.0.2.3, joined by a
-// veth pair (u0 on both sides), each with its overlay created.
-func newPair(t *testing.T, tag, store string) (*node, *node) {
+// veth pair (u0 on both sides), each with its overlay created (create
+// --local VTEP, then createArgs).
+func newPair(t *testing.T, tag, store string, createArgs ...string) (*node, *node) {
 	t.Helper()
 	n1 := newNode(t, tag+"a", "", store, false)
 	n2 := newNode(t, tag+"b", "", store, false)
@@ -105,7 +106,7 @@ func newPair(t *testing.T, tag, store string) (*node, *node) {
 	for _, n := range []*node{n1, n2} {
 		nstest.Run(t, n.name, "ip", "addr", "add", n.vtep+"/24", "dev", "u0")
 		nstest.Run(t, n.name, "ip", "link", "set", "u0", "up")
-		n.mustOverlayd("create", "--local", n.vtep)
+		n.mustOverlayd(append([]string{"create", "--local", n.vtep}, createArgs...)...)
 	}
 	return n1, n2
 }
