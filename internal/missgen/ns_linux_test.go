@@ -68,12 +68,14 @@ func TestNS(t *testing.T) {
 		}
 	}
 
+	// br0 joins the address's solicited-node group from a work queue,
+	// after the address is added: the solicitation is sent until taken.
 	nstest.Run(t, lab.OverlayName, "ip", "addr", "add", "2001:db8:40::1/64", "dev", "br0", "nodad")
-	if n, err := g.NS(missgen.Prefix6().Addr().Next(), 1); err != nil || n != 1 {
-		t.Fatalf("NS for br0's address: %d, %v", n, err)
-	}
 	var out string
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if n, err := g.NS(missgen.Prefix6().Addr().Next(), 1); err != nil || n != 1 {
+			t.Fatalf("NS for br0's address: %d, %v", n, err)
+		}
 		out = nstest.Run(t, lab.OverlayName, "ip", "-6", "neigh", "show", "dev", "br0")
 		if strings.Contains(out, missgen.ContainerIP6().String()+" lladdr "+missgen.ContainerMAC().String()) {
 			return
