@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -89,16 +88,6 @@ func (l *etcdLab) keys(t testing.TB) map[string]etcdtest.KV {
 		out[strings.TrimPrefix(k, l.prefix)] = v
 	}
 	return out
-}
-
-// remoteEntries reports whether n's vxlan has the PERMANENT neighbour entry
-// ip -> mac and the FDB entry mac -> vtep, both programmed by overlayd.
-func remoteEntries(n *simNode, ip, mac, vtep string) (neigh, fdb bool) {
-	nout, _ := n.in("overns", "ip", "neigh", "show", "dev", "vxlan1", "to", ip)
-	fout, _ := n.in("overns", "bridge", "fdb", "show", "dev", "vxlan1")
-	neigh = strings.Contains(nout, ip+" lladdr "+mac+" PERMANENT proto 214")
-	fdb = regexp.MustCompile(regexp.QuoteMeta(mac) + ` dst ` + regexp.QuoteMeta(vtep) + ` .*self extern_learn permanent`).MatchString(fout)
-	return neigh, fdb
 }
 
 // missLines returns the daemon's debug lines of misses for ip or mac.

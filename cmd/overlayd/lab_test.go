@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -183,4 +184,14 @@ func waitFor(d time.Duration, cond func() bool) bool {
 func pingOnce(n *simNode, ctr, dst string) (string, error) {
 	out, err := exec.Command("nsenter", "--net="+filepath.Join(n.dir, ctr), "ping", "-c1", "-W1", dst).CombinedOutput()
 	return string(out), err
+}
+
+// remoteEntries reports whether n's vxlan has the PERMANENT neighbour entry
+// ip -> mac and the FDB entry mac -> vtep, both programmed by overlayd.
+func remoteEntries(n *simNode, ip, mac, vtep string) (neigh, fdb bool) {
+	nout, _ := n.in("overns", "ip", "neigh", "show", "dev", "vxlan1", "to", ip)
+	fout, _ := n.in("overns", "bridge", "fdb", "show", "dev", "vxlan1")
+	neigh = strings.Contains(nout, ip+" lladdr "+mac+" PERMANENT proto 214")
+	fdb = regexp.MustCompile(regexp.QuoteMeta(mac) + ` dst ` + regexp.QuoteMeta(vtep) + ` .*self extern_learn permanent`).MatchString(fout)
+	return neigh, fdb
 }
