@@ -26,6 +26,12 @@
 // records, so that every command of the node opens the store for its own
 // overlay.
 //
+// An overlay is IPv4, or dual-stack with Config.Gateway6 (family.go): its
+// containers then have an address of each family (Endpoint.IP6, a registry
+// record per address), usable at once (no duplicate address detection, no
+// link-local address on the overlay's devices), and its underlay may be
+// IPv6 (the VTEP's family, agreed by every node in Network).
+//
 // The process is expected to run in the node's "host" network namespace:
 // the vxlan device is created there (its UDP socket lives there) and moved
 // into the overlay namespace, as `ip link add dev vxlan1 netns overns type
