@@ -147,7 +147,8 @@ func diffConfig(want, have Config) []Mismatch {
 	add("MTU", want.MTU, have.MTU)
 	add("gateway", want.Gateway, have.Gateway)
 	add("IPv6 gateway", prefixOrNone(want.Gateway6), prefixOrNone(have.Gateway6))
-	add("IPv6 block bits", want.BlockBits6, have.BlockBits6)
+	add("IPv6 block bits", want.Network().BlockBits6, have.Network().BlockBits6) // 0 and 120 are one
+
 	add("local", addrString(want.Local), addrString(have.Local))
 	add("dev", strOrNone(want.Dev), strOrNone(have.Dev))
 	add("learning", want.Learning, have.Learning)

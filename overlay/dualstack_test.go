@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -126,5 +127,38 @@ func programFromRegistry(t *testing.T, ctx context.Context, tn *testNode, ep *En
 	}
 	if err := c.NeighReplace(rtnl.FDBEntry{Ifindex: vx.Index, MAC: ep.MAC, Dst: vtep}.Message()); err != nil {
 		t.Fatalf("fdb entry: %v", err)
+	}
+}
+
+// TestDualStackCreateAgain: create of a dual-stack overlay again changes
+// nothing (the default IPv6 block size given or not alike); another IPv6
+// gateway or none is a mismatch naming it; reset removes both gateway
+// addresses of a bridge create did not make.
+func TestDualStackCreateAgain(t *testing.T) {
+	tn := newTestNode(t, "dca", netip.MustParsePrefix("2001:db8::2/64"), nil)
+	cfg := testConfig("2001:db8::2")
+	cfg.Gateway6, cfg.MTU = netip.MustParsePrefix("2001:db8:42::1/64"), 0
+	tn.mustCreate(cfg)
+	again := cfg
+	again.BlockBits6 = DefaultBlockBits6
+	if _, err := tn.create(again); err != nil {
+		t.Fatalf("create again with the default block size given: %v", err)
+	}
+	for _, c := range []struct {
+		gw6  string
+		want string
+	}{{"2001:db8:43::1/64", "state IPv6 gateway: want 2001:db8:43::1/64, have 2001:db8:42::1/64"}, {"", "state IPv6 gateway: want (none)"}} {
+		other := cfg
+		other.Gateway6 = netip.Prefix{}
+		if c.gw6 != "" {
+			other.Gateway6 = netip.MustParsePrefix(c.gw6)
+		}
+		var mm *MismatchError
+		if _, err := tn.create(other); !errors.As(err, &mm) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("create with IPv6 gateway %q: %v, want a mismatch saying %q", c.gw6, err, c.want)
+		}
+	}
+	if err := tn.reset(); err != nil {
+		t.Fatal(err)
 	}
 }
