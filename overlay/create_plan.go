@@ -40,6 +40,9 @@ func (n *Node) planCreate(ctx context.Context, r *steps.Runner, cfg Config) (*cr
 		cfg.MTU = DefaultMTUFor(c.ov.VTEP)
 	}
 	c.cfg, c.ov.Config = cfg, cfg
+	if err := CheckSpansFamily(n.reg, c.ov); err != nil {
+		return nil, err
+	}
 	// Differences with the registry's network are reported with those of
 	// the state directory or the devices, all at once.
 	var storeMM []Mismatch

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+
+	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
 // Family is an address family of the overlay's containers (and of its
@@ -90,6 +92,29 @@ func validateLocal(a netip.Addr) error {
 		return fmt.Errorf("overlay: local %s is not a unicast VTEP address", a)
 	case a.Is6() && a.IsLinkLocalUnicast():
 		return fmt.Errorf("overlay: local %s is IPv6 link-local: a VTEP needs a global or unique local address", a)
+	}
+	return nil
+}
+
+// ErrSpansIPv4Only is returned for a dual-stack overlay or an IPv6
+// underlay on a store of spans (see CheckSpansFamily).
+var ErrSpansIPv4Only = errors.New("overlay: the store describes containers by IPv4 spans (Kubernetes podCIDRs) at IPv4 VTEPs")
+
+// CheckSpansFamily refuses what a store of spans (registry.AssignedBlocks:
+// the Kubernetes store, a Node's podCIDRs) cannot carry: its containers are
+// the addresses of each node's IPv4 podCIDR, with MACs derived from them,
+// at IPv4 VTEPs (a Node's IPv6 podCIDR is ignored). An IPv6 prefix or an
+// IPv6 underlay would leave containers no other node finds. Other stores
+// are not checked.
+func CheckSpansFamily(reg registry.Registry, ov Overlay) error {
+	if _, spans := reg.(registry.AssignedBlocks); !spans {
+		return nil
+	}
+	switch {
+	case ov.Config.Gateway6.IsValid():
+		return fmt.Errorf("%w: IPv6 gateway %s refused: create the overlay with an IPv4 gateway only (dual-stack needs the directory or etcd store)", ErrSpansIPv4Only, ov.Config.Gateway6)
+	case ov.VTEP.IsValid() && FamilyOf(ov.VTEP) == IPv6:
+		return fmt.Errorf("%w: IPv6 VTEP %s refused: give the node an IPv4 underlay address (--local)", ErrSpansIPv4Only, ov.VTEP)
 	}
 	return nil
 }

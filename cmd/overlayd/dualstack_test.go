@@ -248,7 +248,8 @@ func checkDualStackNode(t *testing.T, l *dualLab, u6 bool, counted string) {
 // prefix's subnet-router anycast and gateway addresses; an IPv4 overlay
 // refuses an IPv6 address; create refuses an IPv6 prefix smaller than an
 // address block, an IPv6 gateway alone, and an IPv6 VTEP on an overlay whose
-// store records an IPv4 underlay (and the converse).
+// store records an IPv4 underlay (and the converse), and on the Kubernetes
+// store (IPv4 spans at IPv4 VTEPs) an IPv6 gateway or an IPv6 VTEP.
 func TestDualStackBadInput(t *testing.T) {
 	ctl := underlaySwitch(t)
 	l := newDualLab(t, false, "", ctl)
@@ -288,6 +289,11 @@ func TestDualStackBadInput(t *testing.T) {
 		{[]string{"create", "--local", "192.0.2.9"}, "store IPv6 gateway: want (none), have 2001:db8:42::1/64"},
 		{[]string{"create", "--local", "192.0.2.9", "--gateway", "198.51.100.1/24", "--gateway", "2001:db8:42::1/64", "--block-bits6", "112"},
 			"store IPv6 block bits: want 112, have 120"},
+		// The Kubernetes store's containers are IPv4 spans at IPv4 VTEPs.
+		{[]string{"create", "--store", "kube:", "--local", "192.0.2.9", "--gateway", "198.51.100.1/24", "--gateway", dualGateway6},
+			"IPv6 gateway 2001:db8:42::1/64 refused: create the overlay with an IPv4 gateway only"},
+		{[]string{"create", "--store", "kube:", "--local", "2001:db8::9", "--gateway", "198.51.100.1/24"},
+			"IPv6 VTEP 2001:db8::9 refused"},
 	} {
 		other.expectFailure(t, osnap, c.args, c.want)
 	}

@@ -227,6 +227,9 @@ func (d *Daemon) openRegistry(ctx context.Context, cfg Config) (registry.ChangeF
 		return nil, &SettingError{Setting: SettingStateDir, Value: cfg.Node.StateDir(), Err: err}
 	}
 	feed, hasFeed := d.store.(registry.ChangeFeed)
+	if err := overlay.CheckSpansFamily(d.store, *d.ov); err != nil {
+		return nil, &SettingError{Setting: SettingStore, Err: err}
+	}
 	if _, spans := d.store.(registry.AssignedBlocks); spans && cfg.Resolver.Mode == resolver.ModeReactive {
 		return nil, fmt.Errorf("%w: the containers of %s are the spans of its change feed (nodes' podCIDRs), which mode reactive does not follow: use hybrid (the default) or proactive", ErrNoFeed, registry.RedactURL(cfg.Store))
 	}
