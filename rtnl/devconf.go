@@ -82,8 +82,24 @@ var ErrNoInetConf = errors.New("rtnl: link message has no IPv4 device settings (
 // kernel's array of u32 and, when flagged nested, as the attributes a
 // request carries (EncodeLinkInetConf). It never panics.
 func DecodeInetDevConf(b []byte) (InetDevConf, error) {
+	conf, found, err := afConf(b, FamilyInet, iflaInetConf)
+	switch {
+	case err != nil:
+		return InetDevConf{}, err
+	case !found:
+		return InetDevConf{}, ErrNoInetConf
+	case conf.Nested():
+		return decodeInetConfAttrs(conf.Nest())
+	}
+	values, err := u32Array("IFLA_INET_CONF", conf.Bytes())
+	return InetDevConf{Values: values}, err
+}
+
+// afConf finds attribute typ of family's IFLA_AF_SPEC entry in a link
+// message body; found is false when the body has none.
+func afConf(b []byte, family, typ uint16) (_ AttributeDecoder, found bool, _ error) {
 	if len(b) < ifinfomsgLen {
-		return InetDevConf{}, errShortIfinfomsg
+		return AttributeDecoder{}, false, errShortIfinfomsg
 	}
 	ad := NewAttributeDecoder(b[ifinfomsgLen:])
 	for ad.Next() {
@@ -92,39 +108,47 @@ func DecodeInetDevConf(b []byte) (InetDevConf, error) {
 		}
 		af := ad.Nest()
 		for af.Next() {
-			if af.Type() != FamilyInet {
+			if af.Type() != family {
 				continue
 			}
 			in := af.Nest()
 			for in.Next() {
-				if in.Type() != iflaInetConf {
-					continue
+				if in.Type() == typ {
+					return in, true, nil
 				}
-				if in.Nested() {
-					return decodeInetConfAttrs(in.Nest())
-				}
-				data := in.Bytes()
-				if len(data)%4 != 0 {
-					return InetDevConf{}, fmt.Errorf("rtnl: IFLA_INET_CONF of %d bytes is not a u32 array", len(data))
-				}
-				c := InetDevConf{Values: make([]uint32, len(data)/4)}
-				for i := range c.Values {
-					c.Values[i] = binary.NativeEndian.Uint32(data[4*i:])
-				}
-				return c, nil
 			}
 			if err := in.Err(); err != nil {
-				return InetDevConf{}, fmt.Errorf("rtnl: AF_INET: %w", err)
+				return AttributeDecoder{}, false, fmt.Errorf("rtnl: %s: %w", familyName(family), err)
 			}
 		}
 		if err := af.Err(); err != nil {
-			return InetDevConf{}, fmt.Errorf("rtnl: IFLA_AF_SPEC: %w", err)
+			return AttributeDecoder{}, false, fmt.Errorf("rtnl: IFLA_AF_SPEC: %w", err)
 		}
 	}
 	if err := ad.Err(); err != nil {
-		return InetDevConf{}, fmt.Errorf("rtnl: link: %w", err)
+		return AttributeDecoder{}, false, fmt.Errorf("rtnl: link: %w", err)
 	}
-	return InetDevConf{}, ErrNoInetConf
+	return AttributeDecoder{}, false, nil
+}
+
+func familyName(f uint16) string {
+	if f == FamilyInet6 {
+		return "AF_INET6"
+	}
+	return "AF_INET"
+}
+
+// u32Array reads the kernel's array of native-endian u32 (name is the
+// attribute, for the error).
+func u32Array(name string, data []byte) ([]uint32, error) {
+	if len(data)%4 != 0 {
+		return nil, fmt.Errorf("rtnl: %s of %d bytes is not a u32 array", name, len(data))
+	}
+	out := make([]uint32, len(data)/4)
+	for i := range out {
+		out[i] = binary.NativeEndian.Uint32(data[4*i:])
+	}
+	return out, nil
 }
 
 // maxDevConf bounds the settings a request may name (the kernel's

@@ -5,28 +5,40 @@ import "syscall"
 // LinkInetConf returns the IPv4 settings of device index (what
 // /proc/sys/net/ipv4/conf/DEV/ shows), read with RTM_GETLINK.
 func (c *Conn) LinkInetConf(index int32) (InetDevConf, error) {
-	req, err := (&LinkMessage{Index: index}).MarshalBinary()
-	if err != nil {
-		return InetDevConf{}, err
-	}
+	return linkConf(c, index, DecodeInetDevConf)
+}
+
+// LinkInet6Conf returns the IPv6 settings of device index (what
+// /proc/sys/net/ipv6/conf/DEV/ shows), read with RTM_GETLINK. The kernel
+// has no netlink request that changes them (see DecodeInet6DevConf).
+func (c *Conn) LinkInet6Conf(index int32) (Inet6DevConf, error) {
+	return linkConf(c, index, DecodeInet6DevConf)
+}
+
+// linkConf asks for device index and decodes the reply's settings.
+func linkConf[T any](c *Conn, index int32, decode func([]byte) (T, error)) (T, error) {
 	var (
-		out  InetDevConf
+		out  T
 		derr error
 		seen bool
 	)
+	req, err := (&LinkMessage{Index: index}).MarshalBinary()
+	if err != nil {
+		return out, err
+	}
 	err = c.Request(MsgGetLink, 0, req, func(msg Message) error {
 		if msg.Header.Type != MsgNewLink || seen {
 			return nil
 		}
 		seen = true
-		out, derr = DecodeInetDevConf(msg.Data)
+		out, derr = decode(msg.Data)
 		return nil
 	})
 	if err != nil {
-		return InetDevConf{}, err
+		return out, err
 	}
 	if !seen {
-		return InetDevConf{}, &OpError{Op: "RTM_GETLINK", Err: syscall.ENODEV}
+		return out, &OpError{Op: "RTM_GETLINK", Err: syscall.ENODEV}
 	}
 	return out, derr
 }

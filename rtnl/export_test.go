@@ -38,6 +38,7 @@ const (
 	IFLA_BR_VLAN_FILTERING = iflaBrVLANFiltering
 	IFLA_IFNAME            = iflaIfName
 	IFLA_INET_CONF         = iflaInetConf
+	IFLA_INET6_CONF        = iflaInet6Conf
 	IFLA_INFO_DATA         = iflaInfoData
 	IFLA_INFO_KIND         = iflaInfoKind
 	IFLA_LINKINFO          = iflaLinkInfo
