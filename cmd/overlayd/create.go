@@ -78,9 +78,12 @@ the VTEP allowlist ('run' accepts VXLAN on the overlay's port only from the
 underlay addresses of the store's nodes; --no-vtep-filter: any host that
 reaches the port can put frames on the overlay, to any container, with any
 source) and per-port anti-spoofing ('attach' lets a container send only with
-its own MAC, IPv4 source and ARP sender, no other ethertype such as IPv6;
---no-antispoof: a container can forge another's MAC, IP or ARP replies,
-locally and across nodes). create puts back the anti-spoofing rules of
+its own MAC, IPv4 source and ARP sender, and on a dual-stack overlay its own
+IPv6 source (or the link-local address of its MAC), Neighbor Advertisements
+for its own addresses only, no Router Advertisement, redirect or DHCPv6
+server message; no other ethertype; --no-antispoof: a container can forge
+another's MAC, IP, ARP or Neighbor Discovery replies, locally and across
+nodes). create puts back the anti-spoofing rules of
 endpoints already attached, after a reboot or a flushed ruleset.`
 
 // createFlags are the flags of overlayd create.

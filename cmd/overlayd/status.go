@@ -145,7 +145,7 @@ func printStatus(out io.Writer, st *overlay.Status) error {
 		fmt.Fprintf(w, "ALLOWLIST\t%s (%d dropped)\n", addrList(g.Allowlist), g.VTEPDrops)
 	}
 	if len(g.Ports) > 0 {
-		fmt.Fprintf(w, "\nGUARDED PORT\tRULES\tDROPS\n")
+		fmt.Fprintf(w, "\nGUARDED PORT\tRULES\tFAMILIES\tDROPS\n")
 	}
 	for _, p := range g.Ports {
 		var drops []string
@@ -154,7 +154,16 @@ func printStatus(out io.Writer, st *overlay.Status) error {
 				drops = append(drops, fmt.Sprintf("%s %d", r, v))
 			}
 		}
-		fmt.Fprintf(w, "%s\t%d\t%s\n", p.HostIf, p.Rules, strings.Join(drops, ", "))
+		var fams []string
+		for _, f := range []struct {
+			on   bool
+			name string
+		}{{p.IPv4, "IPv4"}, {p.IPv6, "IPv6"}} {
+			if f.on {
+				fams = append(fams, f.name)
+			}
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", p.HostIf, p.Rules, cmp.Or(strings.Join(fams, ", "), "-"), strings.Join(drops, ", "))
 	}
 	if err := w.Flush(); err != nil {
 		return err

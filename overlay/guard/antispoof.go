@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/google/nftables/expr"
@@ -50,6 +51,12 @@ const (
 	ReasonARPSender Reason = "arp_sender"       // ARP with another sender MAC or address
 	ReasonSrcIP     Reason = "src_ip"           // IPv4 or IPv6 with another source address
 	ReasonEtherType Reason = "ethertype"        // neither IPv4 nor ARP, nor IPv6 for a port with an IPv6 address (VLAN tags, ...)
+	// The IPv6 guard's (antispoof6.go).
+	ReasonNDTarget     Reason = "nd_target"     // Neighbor Advertisement, or duplicate address probe, for an address not the port's
+	ReasonNDLLAddr     Reason = "nd_lladdr"     // Neighbor Solicitation or Advertisement naming another MAC, or with more than one option
+	ReasonRouterAdvert Reason = "router_advert" // Router Advertisement from a container (RA guard)
+	ReasonRedirect     Reason = "redirect"      // ICMPv6 redirect from a container
+	ReasonDHCP6Server  Reason = "dhcp6_server"  // DHCPv6 server or relay message (UDP source port 547) from a container
 )
 
 // String returns the reason's label.
@@ -57,7 +64,8 @@ func (r Reason) String() string { return string(r) }
 
 // Reasons lists every reason, in a fixed order.
 func Reasons() []Reason {
-	return []Reason{ReasonVTEP, ReasonSrcMAC, ReasonARPSender, ReasonSrcIP, ReasonEtherType}
+	return []Reason{ReasonVTEP, ReasonSrcMAC, ReasonARPSender, ReasonSrcIP, ReasonEtherType,
+		ReasonNDTarget, ReasonNDLLAddr, ReasonRouterAdvert, ReasonRedirect, ReasonDHCP6Server}
 }
 
 // Port is a container port to guard: its host-side veth in the overlay
@@ -101,10 +109,7 @@ func etherType(op expr.CmpOp, t uint16) []expr.Any {
 }
 
 func netField(offset, n uint32, op expr.CmpOp, v []byte) []expr.Any {
-	return []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: n},
-		&expr.Cmp{Op: op, Register: 1, Data: v},
-	}
+	return field(expr.PayloadBaseNetworkHeader, offset, n, op, v)
 }
 
 func dropCounted() []expr.Any { return nft.One(nft.Counter(), nft.Drop()) }
@@ -163,23 +168,6 @@ func ipv4Rules(p Port) []nft.Rule {
 			etherType(expr.CmpOpEq, etherARP), netField(14, 4, expr.CmpOpNeq, ip[:]), netField(14, 4, expr.CmpOpNeq, zero), dropCounted())},
 		{Tag: portTag(p.HostIf, ReasonSrcIP), Exprs: nft.Concat(
 			etherType(expr.CmpOpEq, etherIPv4), netField(12, 4, expr.CmpOpNeq, ip[:]), dropCounted())},
-	}
-}
-
-// ipv6Rules are the rules of p's IPv6 address: its packets carry it as
-// their source (offset 8), or the unspecified address :: towards a
-// multicast group (the container's MLD reports: it has no link-local
-// address). The IPv6 guard proper (Neighbor Advertisements for others'
-// addresses, Router Advertisements, redirects, DHCPv6 replies) is not
-// here: this is the source check alone.
-func ipv6Rules(p Port) []nft.Rule {
-	ip := p.IP6.As16()
-	var zero [16]byte
-	return []nft.Rule{
-		{Tag: portTag(p.HostIf, ReasonSrcIP) + " ip6", Exprs: nft.Concat(
-			etherType(expr.CmpOpEq, etherIPv6), netField(8, 16, expr.CmpOpNeq, ip[:]), netField(8, 16, expr.CmpOpNeq, zero[:]), dropCounted())},
-		{Tag: portTag(p.HostIf, ReasonSrcIP) + " ip6 unspecified", Exprs: nft.Concat(
-			etherType(expr.CmpOpEq, etherIPv6), netField(8, 16, expr.CmpOpEq, zero[:]), netField(24, 1, expr.CmpOpNeq, []byte{0xff}), dropCounted())},
 	}
 }
 
@@ -281,6 +269,11 @@ type PortRules struct {
 	// Dispatched is true when the port's source MAC rule is in place and
 	// the base chains send its frames through its rules.
 	Dispatched bool `json:"dispatched"`
+	// IPv4 and IPv6 say which families' rules the port's chain holds (a
+	// port with an address of that family); the other family's frames
+	// are dropped as an ethertype.
+	IPv4 bool `json:"ipv4"`
+	IPv6 bool `json:"ipv6"`
 }
 
 // Ports lists the guarded ports of the overlay namespace's table, with
@@ -332,6 +325,10 @@ func Ports(c *nft.Conn) ([]PortRules, error) {
 		pr := PortRules{HostIf: hostIf, Drops: map[Reason]uint64{}}
 		count(&pr, rules)
 		count(&pr, base[macChain().Name])
+		holds := func(tag string) bool {
+			return slices.ContainsFunc(rules, func(r nft.RuleInfo) bool { return r.Tag == tag })
+		}
+		pr.IPv4, pr.IPv6 = holds(portTag(hostIf, ReasonSrcIP)), holds(portTag(hostIf, ReasonSrcIP)+" ip6")
 		pr.Dispatched = has(macChain().Name, portTag(hostIf, ReasonSrcMAC)) && has(fwdChain().Name, hostIf) && has(inChain().Name, hostIf)
 		out = append(out, pr)
 	}

@@ -17,8 +17,12 @@
 //     locally or to the vxlan) dispatching each container port by name to
 //     a chain of its own, "port-HOSTIF", whose rules drop and count, by
 //     reason, frames with another source MAC, ARP with another sender
-//     MAC or address, IPv4 with another source address, and any other
-//     ethertype.
+//     MAC or address, IPv4 with another source address, any other
+//     ethertype, and for a port with an IPv6 address the IPv6 guard
+//     (antispoof6.go): another IPv6 source, Neighbor Advertisements or
+//     duplicate address probes for another's address, Neighbor Discovery
+//     naming another MAC, Router Advertisements, redirects and DHCPv6
+//     server messages.
 //
 // Anti-spoofing is in the bridge family rather than on a netdev ingress
 // hook of each veth: rules match the port by name, so they do not depend on
@@ -30,7 +34,9 @@
 // Sensible exceptions, documented for the user: ARP probes (sender address
 // 0.0.0.0, RFC 5227 duplicate address detection) pass; DHCP does not (a
 // container's address is given by attach, a DHCP client's 0.0.0.0 source is
-// dropped); IPv6, including link-local and its duplicate address detection,
-// is dropped at the port — the overlay is IPv4 only, so a container has no
-// IPv6 peer on it, and an unfiltered link-local address could be forged.
+// dropped); IPv6 is dropped at the port of a container without an IPv6
+// address (an IPv4 overlay's). A container with one may also send from the
+// link-local address its MAC gives (attach makes none, but it names the
+// port alone), and from :: as ICMPv6 to a multicast group (MLD reports,
+// duplicate address probes of its own addresses).
 package guard
