@@ -23,12 +23,28 @@ func IPv4() []expr.Any {
 	}
 }
 
+// IPv6 restricts an inet-family rule to IPv6 packets (`meta nfproto
+// ipv6`), as IPv4 does to IPv4 packets.
+func IPv6() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.NFPROTO_IPV6}},
+	}
+}
+
 // SrcPrefix matches IPv4 source addresses in p (`ip saddr p`, or `ip
 // saddr != p` with not).
 func SrcPrefix(p netip.Prefix, not bool) ([]expr.Any, error) { return prefixMatch(12, p, not) }
 
 // DstPrefix matches IPv4 destination addresses in p.
 func DstPrefix(p netip.Prefix, not bool) ([]expr.Any, error) { return prefixMatch(16, p, not) }
+
+// SrcPrefix6 matches IPv6 source addresses in p (`ip6 saddr p`, as
+// ip6tables-nft encodes `-s p`).
+func SrcPrefix6(p netip.Prefix, not bool) ([]expr.Any, error) { return prefixMatch6(8, p, not) }
+
+// DstPrefix6 matches IPv6 destination addresses in p.
+func DstPrefix6(p netip.Prefix, not bool) ([]expr.Any, error) { return prefixMatch6(24, p, not) }
 
 // prefixMatch loads the address at offset of the IPv4 header and compares
 // it with p as iptables-nft does: a whole-byte prefix compares only its
@@ -37,8 +53,23 @@ func prefixMatch(offset uint32, p netip.Prefix, not bool) ([]expr.Any, error) {
 	if !p.IsValid() || !p.Addr().Is4() {
 		return nil, fmt.Errorf("nft: %s is not an IPv4 prefix", p)
 	}
-	p = p.Masked()
-	a := p.Addr().As4()
+	a := p.Masked().Addr().As4()
+	return addrMatch(offset, a[:], p, not)
+}
+
+// prefixMatch6 is prefixMatch for the IPv6 header (ip6tables-nft's
+// encoding).
+func prefixMatch6(offset uint32, p netip.Prefix, not bool) ([]expr.Any, error) {
+	if !p.IsValid() || !p.Addr().Is6() || p.Addr().Is4In6() || p.Addr().Zone() != "" {
+		return nil, fmt.Errorf("nft: %s is not an IPv6 prefix", p)
+	}
+	a := p.Masked().Addr().As16()
+	return addrMatch(offset, a[:], p, not)
+}
+
+// addrMatch compares the address at offset of the network header, len(a)
+// bytes, with a, the bytes of p's masked address.
+func addrMatch(offset uint32, a []byte, p netip.Prefix, not bool) ([]expr.Any, error) {
 	op := expr.CmpOpEq
 	if not {
 		op = expr.CmpOpNeq
@@ -54,17 +85,28 @@ func prefixMatch(offset uint32, p netip.Prefix, not bool) ([]expr.Any, error) {
 			&expr.Cmp{Op: op, Register: 1, Data: a[:n]},
 		}, nil
 	}
-	mask := netipMask(bits)
+	n := uint32(len(a))
 	return []expr.Any{
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: 4},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: mask, Xor: make([]byte, 4)},
-		&expr.Cmp{Op: op, Register: 1, Data: a[:]},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: offset, Len: n},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: n, Mask: mask(bits, len(a)), Xor: make([]byte, n)},
+		&expr.Cmp{Op: op, Register: 1, Data: a},
 	}, nil
 }
 
-func netipMask(bits int) []byte {
-	m := uint32(0xffffffff) << (32 - bits)
-	return []byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}
+// mask is a netmask of bits ones in n bytes.
+func mask(bits, n int) []byte {
+	m := make([]byte, n)
+	for i := range m {
+		switch {
+		case bits >= 8:
+			m[i] = 0xff
+			bits -= 8
+		case bits > 0:
+			m[i] = byte(0xff << (8 - bits))
+			bits = 0
+		}
+	}
+	return m
 }
 
 // OIFName matches the output interface by name (`oifname "name"`, or `!=`

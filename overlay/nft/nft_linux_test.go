@@ -489,6 +489,57 @@ func TestIptablesCompatible(t *testing.T) {
 	}
 }
 
+// TestIp6tablesCompatible: IPv6 accept rules in ip6tables-nft's filter
+// FORWARD chain are encoded as ip6tables-nft encodes `-s P -j ACCEPT`
+// (whole bytes compared, or 16 bytes through a mask), so ip6tables lists
+// them; SrcPrefix6 refuses IPv4, zoned and /0 prefixes.
+func TestIp6tablesCompatible(t *testing.T) {
+	ns, c := testNS(t)
+	nstest.Run(t, ns, "ip6tables-nft", "-P", "FORWARD", "DROP")
+	before := ruleset(t, ns)
+	fwd := nft.Chain{Table: nft.Table{Family: nft.FamilyIPv6, Name: "filter"}, Name: "FORWARD"}
+	for _, p := range []string{"2001:db8:42::/64", "2001:db8:40::/60", "2001:db8:42::7/128"} {
+		pfx := netip.MustParsePrefix(p)
+		src, _ := nft.SrcPrefix6(pfx, false)
+		dst, _ := nft.DstPrefix6(pfx, false)
+		if _, err := c.EnsureRules(fwd, []nft.Rule{
+			{Tag: "overlaynet src " + p, Exprs: nft.Concat(src, nft.One(nft.Counter(), nft.Accept()))},
+			{Tag: "overlaynet dst " + p, Exprs: nft.Concat(dst, nft.One(nft.Counter(), nft.Accept()))},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for i, flag := range []string{"-s", "-d"} {
+			nstest.Run(t, ns, "ip6tables-nft", "-A", "FORWARD", flag, p, "-j", "ACCEPT")
+			rs, err := c.Rules(fwd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ours, theirs := rs[len(rs)-3+i], rs[len(rs)-1]
+			if !sameExprs(t, ours.Exprs, theirs.Exprs) {
+				t.Errorf("%s %s: ours %#v, ip6tables-nft's %#v", flag, p, ours.Exprs, theirs.Exprs)
+			}
+			nstest.Run(t, ns, "ip6tables-nft", "-D", "FORWARD", flag, p, "-j", "ACCEPT")
+		}
+	}
+	out := nstest.Run(t, ns, "ip6tables-nft", "-S", "FORWARD")
+	for _, want := range []string{"-A FORWARD -s 2001:db8:42::/64 ", "-A FORWARD -d 2001:db8:40::/60 ", "-A FORWARD -s 2001:db8:42::7/128 "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("ip6tables-nft -S lacks %q:\n%s", want, out)
+		}
+	}
+	if n, err := c.DeleteTagged(fwd, nft.TagPrefix("overlaynet ")); err != nil || n != 6 {
+		t.Fatalf("DeleteTagged: %d, %v", n, err)
+	}
+	if after := ruleset(t, ns); after != before {
+		t.Errorf("ruleset changed:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	for _, p := range []string{"198.51.100.0/24", "::ffff:198.51.100.0/120", "::/0"} {
+		if _, err := nft.SrcPrefix6(netip.MustParsePrefix(p), false); err == nil {
+			t.Errorf("SrcPrefix6 accepted %s", p)
+		}
+	}
+}
+
 // sameExprs compares expressions by their encoding, counters zeroed.
 func sameExprs(t *testing.T, a, b []expr.Any) bool {
 	t.Helper()
