@@ -226,6 +226,9 @@ func (c Config) Validate() error {
 		if p := c.Egress.LinkSubnet; p.IsValid() && c.Gateway.IsValid() && p.Overlaps(c.Subnet()) {
 			errs = append(errs, fmt.Errorf("overlay: egress link subnet %s overlaps the overlay subnet %s", p, c.Subnet()))
 		}
+		if m := c.Egress.Mode6; m != "" && !c.DualStack() {
+			errs = append(errs, fmt.Errorf("overlay: IPv6 egress %s needs an IPv6 gateway (the overlay is IPv4 only)", m))
+		}
 	}
 	return errors.Join(errs...)
 }

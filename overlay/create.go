@@ -275,6 +275,14 @@ func (c *creation) up(r *steps.Runner) error {
 	}, nil)
 }
 
+// vtep6 is a if it is an IPv6 VTEP, else invalid.
+func vtep6(a netip.Addr) netip.Addr {
+	if FamilyOf(a) != IPv6 {
+		return netip.Addr{}
+	}
+	return a
+}
+
 // egress sets up egress (egress.Setup), if cfg asks for it.
 func (c *creation) egress(r *steps.Runner) error {
 	cfg := c.cfg
@@ -286,7 +294,7 @@ func (c *creation) egress(r *steps.Runner) error {
 		prev = c.prev.Egress
 	}
 	p := egress.Params{Host: c.host, Overlay: c.oc, OverlayNS: c.ns, OverlayNetNS: cfg.OverlayNetNS,
-		Subnet: cfg.Subnet(), Bridge: cfg.Bridge, VTEP: c.egressSrc, UnderlayDev: c.ov.UnderlayDev, Log: c.n.log}
+		Subnet: cfg.Subnet(), Subnet6: cfg.Subnet6(), Bridge: cfg.Bridge, VTEP: c.egressSrc, VTEP6: vtep6(c.ov.VTEP), UnderlayDev: c.ov.UnderlayDev, Log: c.n.log}
 	var undo func() error
 	return r.Do(stepEgress, func() error {
 		st, u, err := egress.Setup(p, *cfg.Egress, prev)

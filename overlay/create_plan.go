@@ -165,6 +165,9 @@ func diffConfig(want, have Config) []Mismatch {
 		add("egress no-host-accept", w.NoHostAccept, h.NoHostAccept)
 		add("egress host interface", strOrNone(w.HostIf), strOrNone(h.HostIf))
 		add("egress overlay interface", strOrNone(w.OverlayIf), strOrNone(h.OverlayIf))
+		if want.DualStack() || have.DualStack() {
+			add("egress IPv6", w.Mode6.OrDefault(), h.Mode6.OrDefault())
+		}
 	}
 	add("no-vtep-filter", want.NoVTEPFilter, have.NoVTEPFilter)
 	add("no-antispoof", want.NoAntispoof, have.NoAntispoof)

@@ -258,7 +258,7 @@ func (n *Node) removeEgress(ost *overlayState) error {
 	}
 	defer host.Close()
 	cfg := ost.Overlay.Config
-	p := egress.Params{Host: host, OverlayNetNS: cfg.OverlayNetNS, Subnet: cfg.Subnet(), Bridge: cfg.Bridge,
+	p := egress.Params{Host: host, OverlayNetNS: cfg.OverlayNetNS, Subnet: cfg.Subnet(), Subnet6: cfg.Subnet6(), Bridge: cfg.Bridge,
 		VTEP: ost.Overlay.VTEP, UnderlayDev: ost.Overlay.UnderlayDev, Log: n.log}
 	oc, err := n.dial(cfg.OverlayNetNS)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -267,6 +267,12 @@ func (n *Node) removeEgress(ost *overlayState) error {
 	if err == nil {
 		defer oc.Close()
 		p.Overlay = oc
+		ns, err := rtnl.OpenNamedNetNS(n.netnsDir, cfg.OverlayNetNS)
+		if err != nil {
+			return err
+		}
+		defer ns.Close()
+		p.OverlayNS = ns
 	}
 	return egress.Teardown(p, ost.Egress)
 }

@@ -174,7 +174,7 @@ func (s *Status) readEgress(oc *rtnl.Conn, ost *overlayState) error {
 	}
 	defer host.Close()
 	s.Egress = egress.Read(egress.Params{Host: host, Overlay: oc, OverlayNetNS: cfg.OverlayNetNS,
-		Subnet: cfg.Subnet(), Bridge: cfg.Bridge, VTEP: ost.Overlay.VTEP, UnderlayDev: ost.Overlay.UnderlayDev}, ost.Egress)
+		Subnet: cfg.Subnet(), Subnet6: cfg.Subnet6(), Bridge: cfg.Bridge, VTEP: ost.Overlay.VTEP, UnderlayDev: ost.Overlay.UnderlayDev}, ost.Egress)
 	for _, p := range s.Egress.Problems {
 		s.Problems = append(s.Problems, "egress: "+p)
 	}

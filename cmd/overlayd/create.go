@@ -24,7 +24,7 @@ func init() {
 
 const createSynopsis = "create [--vni 42] [--port 4789] [--mtu 1450] [--gateway 198.51.100.1/24 [--gateway 2001:db8:42::1/64 [--block-bits6 120]]] " +
 	"[--local VTEP_IP | --dev UNDERLAY_IF] [--learning] [--overlay-netns overns] [--bridge br0] [--vxlan vxlan1] " +
-	"[--no-egress | --egress-dev IF --egress-link PREFIX --no-host-accept] " +
+	"[--no-egress | --egress-dev IF --egress-link PREFIX --no-host-accept --egress6 masquerade|route|none] " +
 	"[--no-vtep-filter] [--no-antispoof]"
 
 const createHelp = `
@@ -73,6 +73,16 @@ and "-d SUBNET -j ACCEPT", commented "overlaynet-egress accept ..."; with
 --no-host-accept it refuses instead, naming the chain and the rules it lacks.
 reset removes exactly these and puts each forwarding value back.
 
+On a dual-stack overlay the node path carries IPv6 too (link-local fe80::1
+on overlay0, fe80::2 on egress0, routes via them), with IPv6 forwarding per
+device (force_forwarding, Linux 6.17 and later; the kernel takes it only in
+/proc/sys, where create writes it and reset puts the value back), and by
+--egress6: masquerade (the default: NAT66 to the node's IPv6 address on the
+IPv6 egress device, which works without anything outside the node knowing
+the overlay's prefix), route (no NAT: for a network that routes the overlay's
+IPv6 prefix to its nodes) or none. Accept rules go to ip6 forward chains
+with policy drop ("ip6tables -P FORWARD DROP") as to IPv4's.
+
 Two protections are on unless turned off here (for the life of the overlay):
 the VTEP allowlist ('run' accepts VXLAN on the overlay's port only from the
 underlay addresses of the store's nodes; --no-vtep-filter: any host that
@@ -98,6 +108,7 @@ type createFlags struct {
 	egress, noEgress   bool
 	egressDev          string
 	egressLink         string
+	egress6            string
 	noHostAccept       bool
 	noVTEPFilter       bool
 	noAntispoof        bool
@@ -121,6 +132,7 @@ func (f *createFlags) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&f.noEgress, "no-egress", false, "leave egress off (containers reach only the overlay)")
 	fs.StringVar(&f.egressDev, "egress-dev", "", "device traffic to the outside leaves by (default: the default route's device, else the underlay device)")
 	fs.StringVar(&f.egressLink, "egress-link", "", "link subnet of the node path, /16../30 (default: the first free /30 of "+egress.DefaultLinkRange().String()+")")
+	fs.StringVar(&f.egress6, "egress6", "", "IPv6 egress of a dual-stack overlay: masquerade (to the node's IPv6 address), route (the containers' own addresses, for a network that routes the overlay's IPv6 prefix to its nodes) or none (default masquerade)")
 	fs.BoolVar(&f.noHostAccept, "no-host-accept", false, "on a host whose forward policy is drop, refuse instead of adding the two accept rules for the overlay subnet")
 	fs.BoolVar(&f.noVTEPFilter, "no-vtep-filter", false, "no VTEP allowlist: VXLAN from any host reaching the port is accepted (exposes every container to injected frames)")
 	fs.BoolVar(&f.noAntispoof, "no-antispoof", false, "no per-port anti-spoofing: containers may forge MAC, IP and ARP (exposes containers to each other)")
@@ -164,18 +176,8 @@ func (f *createFlags) config() (overlay.Config, error) {
 	if f.local != "" && f.dev != "" {
 		errs = append(errs, errors.New("--local and --dev are exclusive: give one"))
 	}
-	if f.egress && !f.noEgress {
-		e := &egress.Config{Dev: f.egressDev, NoHostAccept: f.noHostAccept}
-		if f.egressLink != "" {
-			p, err := netip.ParsePrefix(f.egressLink)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("--egress-link %q: want an IPv4 prefix, e.g. 169.254.100.0/30", f.egressLink))
-			}
-			e.LinkSubnet = p
-		}
-		cfg.Egress = e
-	} else if f.egressDev != "" || f.egressLink != "" || f.noHostAccept {
-		errs = append(errs, errors.New("--egress-dev, --egress-link and --no-host-accept need egress (drop --no-egress)"))
+	if err := f.egressConfig(&cfg); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return cfg, fmt.Errorf("%w: %w", errUsage, errors.Join(errs...))
@@ -184,6 +186,39 @@ func (f *createFlags) config() (overlay.Config, error) {
 		return cfg, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return cfg, nil
+}
+
+// egressConfig sets cfg's egress from --egress, --no-egress, --egress-dev,
+// --egress-link, --no-host-accept and --egress6 (cfg's gateways already
+// set).
+func (f *createFlags) egressConfig(cfg *overlay.Config) error {
+	if !f.egress || f.noEgress {
+		if f.egressDev != "" || f.egressLink != "" || f.noHostAccept || f.egress6 != "" {
+			return errors.New("--egress-dev, --egress-link, --no-host-accept and --egress6 need egress (drop --no-egress)")
+		}
+		return nil
+	}
+	var errs []error
+	e := &egress.Config{Dev: f.egressDev, NoHostAccept: f.noHostAccept}
+	if f.egressLink != "" {
+		p, err := netip.ParsePrefix(f.egressLink)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--egress-link %q: want an IPv4 prefix, e.g. 169.254.100.0/30", f.egressLink))
+		}
+		e.LinkSubnet = p
+	}
+	if f.egress6 != "" {
+		m, err := egress.ParseMode6(f.egress6)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("--egress6 %q: want masquerade, route or none", f.egress6))
+		case !cfg.DualStack():
+			errs = append(errs, fmt.Errorf("--egress6 %s needs an IPv6 --gateway (the overlay is IPv4 only)", f.egress6))
+		}
+		e.Mode6 = m
+	}
+	cfg.Egress = e
+	return errors.Join(errs...)
 }
 
 // gatewayConfig sets cfg's gateways from --gateway (once per family; the

@@ -193,6 +193,14 @@ func printEgress(w io.Writer, e *egress.Status) {
 	}
 	fmt.Fprintf(w, "\nEGRESS\tnode path %s (%s) <-> %s (%s) on %s, out by %s\n",
 		e.HostIf, e.HostAddr.Addr(), e.OverlayIf, e.OverlayAddr.Addr(), e.Link, e.Dev)
+	if x := e.IPv6; x != nil {
+		src := "the kernel's choice"
+		if x.Src.IsValid() {
+			src = x.Src.String()
+		}
+		fmt.Fprintf(w, "EGRESS IPv6	%s: node path %s (%s) <-> %s (%s), out by %s, node source %s\n",
+			x.Mode, e.HostIf, x.HostAddr.Addr(), e.OverlayIf, x.OverlayAddr.Addr(), x.Dev, src)
+	}
 	fmt.Fprintf(w, "\nROUTE\tNETNS\tSTATE\n")
 	for _, r := range e.Routes {
 		state := "present"
@@ -201,7 +209,7 @@ func printEgress(w io.Writer, e *egress.Status) {
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\n", r.Route, r.NetNS, state)
 	}
-	fmt.Fprintf(w, "\nFORWARDING on\tNETNS\tVALUE\tSET BY EGRESS\n")
+	fmt.Fprintf(w, "\nFORWARDING on\tNETNS\tSETTING\tVALUE\tSET BY EGRESS\n")
 	for _, f := range e.Forwarding {
 		v := strconv.FormatInt(f.Value, 10)
 		if f.Value < 0 {
@@ -211,7 +219,7 @@ func printEgress(w io.Writer, e *egress.Status) {
 		if f.SetByEgress {
 			by = fmt.Sprintf("yes (reset puts back %d)", f.Was)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", f.Dev, f.NetNS, v, by)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", f.Dev, f.NetNS, f.Setting, v, by)
 	}
 	fmt.Fprintf(w, "\nRULE\tCHAIN\tHANDLE\tPACKETS\tBYTES\n")
 	for _, r := range e.Rules {

@@ -43,6 +43,48 @@ type Config struct {
 	// namespace).
 	HostIf    string `json:"host_if,omitempty"`
 	OverlayIf string `json:"overlay_if,omitempty"`
+	// Mode6 is egress for a dual-stack overlay's IPv6 prefix
+	// (Params.Subnet6); empty: Mode6Masquerade. Without an IPv6 prefix it
+	// must be empty.
+	Mode6 Mode6 `json:"mode6,omitempty"`
+}
+
+// Mode6 is what egress does for the containers' IPv6 traffic.
+type Mode6 string
+
+// IPv6 egress modes.
+const (
+	// Mode6Masquerade masquerades IPv6 leaving the node to its IPv6
+	// address (NAT66), as IPv4 is: it works wherever the node has IPv6,
+	// without anything outside the node knowing the overlay's prefix.
+	Mode6Masquerade Mode6 = "masquerade"
+	// Mode6Route forwards the containers' IPv6 unchanged: for a network
+	// that routes the overlay's prefix to its nodes (replies come back to
+	// any node of the overlay, which reaches the container over it).
+	Mode6Route Mode6 = "route"
+	// Mode6None gives IPv6 no way out: no IPv6 on the node path, no IPv6
+	// forwarding.
+	Mode6None Mode6 = "none"
+)
+
+// String returns the mode's name ("masquerade" for the empty default).
+func (m Mode6) String() string { return string(m.OrDefault()) }
+
+// OrDefault returns m, or Mode6Masquerade for the empty mode.
+func (m Mode6) OrDefault() Mode6 {
+	if m == "" {
+		return Mode6Masquerade
+	}
+	return m
+}
+
+// ParseMode6 parses "masquerade", "route" or "none".
+func ParseMode6(s string) (Mode6, error) {
+	switch m := Mode6(s); m {
+	case Mode6Masquerade, Mode6Route, Mode6None:
+		return m, nil
+	}
+	return "", fmt.Errorf("egress: IPv6 egress %q: want masquerade, route or none", s)
 }
 
 // withDefaults fills the names.
@@ -77,6 +119,11 @@ func (c Config) Validate() error {
 		}
 		if err := validIfName(f.name); err != nil {
 			errs = append(errs, fmt.Errorf("egress: %s %q: %w", f.field, f.name, err))
+		}
+	}
+	if c.Mode6 != "" {
+		if _, err := ParseMode6(string(c.Mode6)); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	d := c.withDefaults()
@@ -115,3 +162,11 @@ func hostEnd(link netip.Prefix) netip.Prefix {
 func overlayEnd(link netip.Prefix) netip.Prefix {
 	return netip.PrefixFrom(link.Masked().Addr().Next().Next(), link.Bits())
 }
+
+// The node path's IPv6 addresses: link-local, fe80::1 at the node end and
+// fe80::2 at the overlay end. Link-local addresses belong to their link
+// alone, so no address or route of the node can collide with them (IPv4's
+// link subnet is chosen among free ones), and routes go via them as via a
+// router's.
+func hostEnd6() netip.Prefix    { return netip.MustParsePrefix("fe80::1/64") }
+func overlayEnd6() netip.Prefix { return netip.MustParsePrefix("fe80::2/64") }

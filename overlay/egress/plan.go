@@ -63,6 +63,9 @@ func plan(r *steps.Runner, p Params, cfg Config, prev *State) (*setup, error) {
 	if err := s.lookPath(prev); err != nil {
 		return nil, err
 	}
+	if err := s.plan6(prev); err != nil {
+		return nil, err
+	}
 	if s.nc, err = nft.Dial(-1); err != nil {
 		return nil, fmt.Errorf("egress: %w", err)
 	}
@@ -70,13 +73,24 @@ func plan(r *steps.Runner, p Params, cfg Config, prev *State) (*setup, error) {
 	if s.drops, err = dropForwardChains(s.nc); err != nil {
 		return nil, fmt.Errorf("egress: %w", err)
 	}
+	// An ip6 chain concerns IPv6 egress alone.
+	s.drops = slices.DeleteFunc(s.drops, func(ch nft.Chain) bool { return ch.Table.Family == nft.FamilyIPv6 && s.st.IPv6 == nil })
 	if cfg.NoHostAccept {
-		if err := refuseDrops(s.nc, s.drops, p.Subnet); err != nil {
+		if err := refuseDrops(s.nc, s.drops, p.Subnet, s.subnet6()); err != nil {
 			return nil, err
 		}
 		s.drops = nil
 	}
 	return s, nil
+}
+
+// subnet6 is the IPv6 prefix egress serves: the overlay's, if the path
+// carries IPv6.
+func (s *setup) subnet6() netip.Prefix {
+	if s.st.IPv6 == nil {
+		return netip.Prefix{}
+	}
+	return s.p.Subnet6.Masked()
 }
 
 // lookPath finds the node path's ends (refusing devices of those names that
@@ -132,16 +146,9 @@ func egressDev(p Params, cfg Config, prev *State) (string, error) {
 	if prev != nil && prev.Dev != "" {
 		return prev.Dev, nil
 	}
-	routes, err := p.Host.RouteList(unix.AF_INET, rtnl.RouteFilter{Table: unix.RT_TABLE_MAIN})
+	def, err := defaultRoute(p.Host, unix.AF_INET)
 	if err != nil {
-		return "", fmt.Errorf("egress: list host routes: %w", err)
-	}
-	var def *rtnl.RouteMessage
-	for i := range routes {
-		r := &routes[i]
-		if r.DstLen == 0 && r.OIF != 0 && (def == nil || r.Priority < def.Priority) {
-			def = r
-		}
+		return "", err
 	}
 	if def != nil {
 		l, err := p.Host.LinkGet(def.OIF)
@@ -245,21 +252,22 @@ func checkRoutes(p Params, st *State) error {
 }
 
 // refuseDrops fails, naming every chain and rule missing, if a forward
-// chain with policy drop lacks an accept rule for the subnet either way.
-func refuseDrops(nc *nft.Conn, drops []nft.Chain, subnet netip.Prefix) error {
+// chain with policy drop lacks an accept rule for the subnet, or the IPv6
+// prefix subnet6 (if valid), either way.
+func refuseDrops(nc *nft.Conn, drops []nft.Chain, subnet, subnet6 netip.Prefix) error {
 	var missing []string
 	for _, ch := range drops {
 		rules, err := nc.Rules(ch)
 		if err != nil {
 			return fmt.Errorf("egress: %w", err)
 		}
-		want, err := acceptRules(ch.Table.Family, subnet)
+		want, err := acceptRules(ch.Table.Family, subnet, subnet6)
 		if err != nil {
 			return err
 		}
-		for i, w := range want {
-			if !hasRule(ch.Table.Family, rules, w) {
-				missing = append(missing, fmt.Sprintf("%q in chain %s", iptablesEquivalent(ch, subnet, i), ch))
+		for _, w := range want {
+			if !hasRule(ch.Table.Family, rules, w.Rule) {
+				missing = append(missing, fmt.Sprintf("%q in chain %s", iptablesEquivalent(ch, w), ch))
 			}
 		}
 	}

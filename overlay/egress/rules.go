@@ -12,6 +12,7 @@ import (
 // Rule tags: the nft comments of egress's rules.
 const (
 	masqTag         = "overlaynet-egress masquerade"
+	masq6Tag        = "overlaynet-egress masquerade ipv6"
 	acceptTagPrefix = "overlaynet-egress accept "
 )
 
@@ -36,48 +37,102 @@ func masqRule(subnet netip.Prefix, dev string) (nft.Rule, error) {
 		nft.One(nft.Counter(), nft.Masquerade()))}, nil
 }
 
-// acceptRules are the flannel-style accept rules for subnet in a host
-// forward chain of family f: from the subnet, and to it.
-func acceptRules(f nft.Family, subnet netip.Prefix) ([]nft.Rule, error) {
-	src, err := nft.SrcPrefix(subnet, false)
+// masqRule6 masquerades IPv6 packets from the prefix subnet6 to anything
+// outside it leaving by dev (NAT66, to the address the kernel picks on
+// dev for the destination).
+func masqRule6(subnet6 netip.Prefix, dev string) (nft.Rule, error) {
+	src, err := nft.SrcPrefix6(subnet6, false)
 	if err != nil {
-		return nil, err
+		return nft.Rule{}, err
 	}
-	dst, err := nft.DstPrefix(subnet, false)
+	dst, err := nft.DstPrefix6(subnet6, true)
 	if err != nil {
-		return nil, err
+		return nft.Rule{}, err
 	}
-	var pre []expr.Any
-	if f == nft.FamilyINet {
-		pre = nft.IPv4()
+	return nft.Rule{Tag: masq6Tag, Exprs: nft.Concat(nft.IPv6(), src, dst, nft.OIFName(dev, false),
+		nft.One(nft.Counter(), nft.Masquerade()))}, nil
+}
+
+// acceptRule is one flannel-style accept rule, with what it accepts.
+type acceptRule struct {
+	nft.Rule
+	prefix netip.Prefix
+	to     bool // destination (else source) in prefix
+}
+
+// acceptRules are the flannel-style accept rules in a host forward chain
+// of family f: from the subnet and to it, and the same for the IPv6 prefix
+// subnet6 if valid; an ip chain gets IPv4's, an ip6 chain IPv6's, an inet
+// chain both (each restricted to its family).
+func acceptRules(f nft.Family, subnet, subnet6 netip.Prefix) ([]acceptRule, error) {
+	var out []acceptRule
+	type family struct {
+		prefix   netip.Prefix
+		nfproto  []expr.Any
+		familyOK bool
 	}
-	return []nft.Rule{
-		{Tag: acceptTagPrefix + "from " + subnet.String(), Exprs: nft.Concat(pre, src, nft.One(nft.Counter(), nft.Accept()))},
-		{Tag: acceptTagPrefix + "to " + subnet.String(), Exprs: nft.Concat(pre, dst, nft.One(nft.Counter(), nft.Accept()))},
-	}, nil
+	for _, fam := range []family{
+		{subnet, nft.IPv4(), f == nft.FamilyIPv4 || f == nft.FamilyINet},
+		{subnet6, nft.IPv6(), f == nft.FamilyIPv6 || f == nft.FamilyINet},
+	} {
+		if !fam.familyOK || !fam.prefix.IsValid() {
+			continue
+		}
+		var pre []expr.Any
+		if f == nft.FamilyINet {
+			pre = fam.nfproto
+		}
+		for _, to := range []bool{false, true} {
+			m, err := prefixMatch(fam.prefix, to)
+			if err != nil {
+				return nil, err
+			}
+			word := "from "
+			if to {
+				word = "to "
+			}
+			out = append(out, acceptRule{Rule: nft.Rule{Tag: acceptTagPrefix + word + fam.prefix.Masked().String(),
+				Exprs: nft.Concat(pre, m, nft.One(nft.Counter(), nft.Accept()))}, prefix: fam.prefix.Masked(), to: to})
+		}
+	}
+	return out, nil
+}
+
+// prefixMatch matches p as the source, or the destination with to, in p's
+// family.
+func prefixMatch(p netip.Prefix, to bool) ([]expr.Any, error) {
+	switch {
+	case p.Addr().Is4() && to:
+		return nft.DstPrefix(p, false)
+	case p.Addr().Is4():
+		return nft.SrcPrefix(p, false)
+	case to:
+		return nft.DstPrefix6(p, false)
+	}
+	return nft.SrcPrefix6(p, false)
 }
 
 // iptablesEquivalent says what an operator adds by hand in place of r.
-func iptablesEquivalent(ch nft.Chain, subnet netip.Prefix, i int) string {
-	flag := "-s"
-	if i == 1 {
-		flag = "-d"
+func iptablesEquivalent(ch nft.Chain, r acceptRule) string {
+	flag, word, ipt, nftFam := "-s", "saddr", "iptables", "ip"
+	if r.to {
+		flag, word = "-d", "daddr"
 	}
-	if ch.Table.Family == nft.FamilyIPv4 && ch.Table.Name == "filter" {
-		return fmt.Sprintf("iptables -A %s %s %s -j ACCEPT", ch.Name, flag, subnet)
+	if r.prefix.Addr().Is6() {
+		ipt, nftFam = "ip6tables", "ip6"
 	}
-	word := "saddr"
-	if i == 1 {
-		word = "daddr"
+	if (ch.Table.Family == nft.FamilyIPv4 || ch.Table.Family == nft.FamilyIPv6) && ch.Table.Name == "filter" {
+		return fmt.Sprintf("%s -A %s %s %s -j ACCEPT", ipt, ch.Name, flag, r.prefix)
 	}
-	return fmt.Sprintf("nft add rule %s %s %s ip %s %s accept", ch.Table.Family, ch.Table.Name, ch.Name, word, subnet)
+	return fmt.Sprintf("nft add rule %s %s %s %s %s %s accept", ch.Table.Family, ch.Table.Name, ch.Name, nftFam, word, r.prefix)
 }
 
 // dropForwardChains lists the base chains at the forward hook whose policy
-// is drop, in the ip and inet families, outside overlaynet's own tables.
+// is drop, in the ip, ip6 and inet families, outside overlaynet's own
+// tables.
 func dropForwardChains(c *nft.Conn) ([]nft.Chain, error) {
 	var out []nft.Chain
-	for _, f := range []nft.Family{nft.FamilyIPv4, nft.FamilyINet} {
+	for _, f := range []nft.Family{nft.FamilyIPv4, nft.FamilyIPv6, nft.FamilyINet} {
 		chains, err := c.ChainsOfFamily(f)
 		if err != nil {
 			return nil, err

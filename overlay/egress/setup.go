@@ -55,7 +55,7 @@ func Setup(p Params, cfg Config, prev *State) (st *State, undo func() error, err
 	}
 	st = s.st
 	s.log.Info("egress ready", "dev", st.Dev, "link", st.Link, "host_if", st.HostIf, "overlay_if", st.OverlayIf,
-		"host_accept_chains", len(st.HostAccept))
+		"host_accept_chains", len(st.HostAccept), "ipv6", st.IPv6 != nil)
 	return st, r.Rollback, nil
 }
 
@@ -72,6 +72,9 @@ func (s *setup) veth(r *steps.Runner) error {
 			return fmt.Errorf("egress: create node path %s <-> %s: %w", st.HostIf, st.OverlayIf, err)
 		}
 		st.CreatedVeth = true
+		if st.IPv6 != nil {
+			return s.noLinkLocal()
+		}
 		return nil
 	}, func() error { return links.Delete(p.Host, st.HostIf) })
 	if err != nil {
@@ -87,8 +90,27 @@ func (s *setup) veth(r *steps.Runner) error {
 	return nil
 }
 
-// addresses gives both ends their address in the link subnet, and brings
-// them up.
+// noLinkLocal keeps the path's ends, still down, from making link-local
+// addresses of their own (and their duplicate address detection and router
+// solicitations): they get the path's.
+func (s *setup) noLinkLocal() error {
+	for _, e := range []struct {
+		c    *rtnl.Conn
+		name string
+	}{{s.p.Host, s.st.HostIf}, {s.p.Overlay, s.st.OverlayIf}} {
+		l, err := e.c.LinkByName(e.name)
+		if err == nil {
+			err = e.c.LinkSetAddrGenMode(l.Index, rtnl.AddrGenNone)
+		}
+		if err != nil {
+			return fmt.Errorf("egress: %s addrgenmode none: %w", e.name, err)
+		}
+	}
+	return nil
+}
+
+// addresses gives both ends their address in the link subnet (and their
+// link-local IPv6 one), and brings them up.
 func (s *setup) addresses(r *steps.Runner) error {
 	ends := []struct {
 		step string
@@ -100,6 +122,9 @@ func (s *setup) addresses(r *steps.Runner) error {
 		if err := ensureAddress(r, e.step, e.c, e.l, e.addr); err != nil {
 			return err
 		}
+	}
+	if err := s.addresses6(r); err != nil {
+		return err
 	}
 	if s.hostVeth.Flags&s.ovVeth.Flags&rtnl.LinkUp != 0 {
 		return nil
@@ -114,9 +139,14 @@ func (s *setup) addresses(r *steps.Runner) error {
 	}, nil)
 }
 
-// ensureAddress adds p to l as step, unless it is there.
+// ensureAddress adds p to l as step, unless it is there (an IPv6 one
+// without duplicate address detection).
 func ensureAddress(r *steps.Runner, step string, c *rtnl.Conn, l *rtnl.LinkMessage, p netip.Prefix) error {
-	addrs, err := c.AddressList(unix.AF_INET, l.Index)
+	m := rtnl.NewAddress(l.Index, p)
+	if p.Addr().Is6() {
+		m.Flags |= rtnl.AddrNoDAD
+	}
+	addrs, err := c.AddressList(m.Family, l.Index)
 	if err != nil {
 		return fmt.Errorf("egress: addresses of %s: %w", l.Name, err)
 	}
@@ -126,7 +156,7 @@ func ensureAddress(r *steps.Runner, step string, c *rtnl.Conn, l *rtnl.LinkMessa
 		}
 	}
 	return r.Do(step, func() error {
-		if err := c.AddressAdd(l.Index, p); err != nil {
+		if err := c.AddressAddMessage(m); err != nil {
 			return fmt.Errorf("egress: add %s to %s: %w", p, l.Name, err)
 		}
 		return nil
@@ -147,7 +177,7 @@ func (s *setup) routes(r *steps.Runner) error {
 	if err := addRoute(r, stepSubnetRoute, p.Host, back); err != nil {
 		return fmt.Errorf("egress: route %s via %s src %s: %w", p.Subnet, st.OverlayAddr.Addr(), p.VTEP, err)
 	}
-	return nil
+	return s.routes6(r)
 }
 
 // addRoute adds m as step; a route that exists (checkRoutes showed it is
@@ -173,72 +203,6 @@ func addRoute(r *steps.Runner, step string, c *rtnl.Conn, m *rtnl.RouteMessage) 
 	})
 }
 
-// forwardingPlace is a device whose forwarding the path needs, and the
-// connection to its namespace.
-type forwardingPlace struct {
-	c     *rtnl.Conn
-	netns string
-	dev   string
-}
-
-// forwardingPlaces lists where the path needs forwarding: packets from
-// containers arrive on the bridge (overlay) and HostIf (host); replies and
-// the node's own packets arrive on OverlayIf (overlay) and the egress
-// device (host). Setup turns it on there and Status reads it back.
-func forwardingPlaces(p Params, st *State) []forwardingPlace {
-	return []forwardingPlace{
-		{p.Overlay, p.OverlayNetNS, p.Bridge},
-		{p.Overlay, p.OverlayNetNS, st.OverlayIf},
-		{p.Host, HostNetNS, st.HostIf},
-		{p.Host, HostNetNS, st.Dev},
-	}
-}
-
-// forwarding turns forwarding on where the path needs it
-// (forwardingPlaces), one step per device, recording the values it changed.
-func (s *setup) forwarding(r *steps.Runner) error {
-	for _, f := range forwardingPlaces(s.p, s.st) {
-		l, err := f.c.LinkByName(f.dev)
-		if err != nil {
-			return fmt.Errorf("egress: forwarding on %s: %w", f.dev, err)
-		}
-		conf, err := f.c.LinkInetConf(l.Index)
-		if err != nil {
-			return fmt.Errorf("egress: forwarding on %s: %w", f.dev, err)
-		}
-		was, ok := conf.Get(rtnl.DevConfForwarding)
-		if !ok {
-			return fmt.Errorf("egress: %s reports no forwarding setting", f.dev)
-		}
-		if was == 1 {
-			continue
-		}
-		set := func(v uint32) error {
-			return f.c.LinkSetInetConf(l.Index, rtnl.DevConfValue{Conf: rtnl.DevConfForwarding, Value: v})
-		}
-		err = r.Do(stepForwarding+" "+f.dev, func() error {
-			if err := set(1); err != nil {
-				return fmt.Errorf("egress: turn forwarding on for %s: %w", f.dev, err)
-			}
-			return nil
-		}, func() error {
-			if err := set(was); !errors.Is(err, unix.ENODEV) {
-				return err
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		rec := ForwardingChange{NetNS: f.netns, Dev: f.dev, Was: was}
-		if !slices.ContainsFunc(s.st.Forwarding, func(x ForwardingChange) bool { return x.NetNS == rec.NetNS && x.Dev == rec.Dev }) {
-			s.st.Forwarding = append(s.st.Forwarding, rec)
-		}
-		s.log.Info("turned forwarding on", "netns", f.netns, "dev", f.dev, "was", was)
-	}
-	return nil
-}
-
 // masquerade makes table inet overlaynet-egress with its nat chain (unless
 // it exists), then the masquerade rule in it.
 func (s *setup) masquerade(r *steps.Runner) error {
@@ -250,6 +214,14 @@ func (s *setup) masquerade(r *steps.Runner) error {
 	rule, err := masqRule(s.p.Subnet, s.st.Dev)
 	if err != nil {
 		return err
+	}
+	rules := []nft.Rule{rule}
+	if st6 := s.st.IPv6; st6 != nil && st6.Mode == Mode6Masquerade {
+		rule6, err := masqRule6(s.p.Subnet6, st6.Dev)
+		if err != nil {
+			return err
+		}
+		rules = append(rules, rule6)
 	}
 	addTable := func() error {
 		b := s.nc.Begin()
@@ -275,12 +247,12 @@ func (s *setup) masquerade(r *steps.Runner) error {
 		return err
 	}
 	return r.Do(stepMasquerade, func() error {
-		added, err := s.nc.EnsureRules(postrouting(), []nft.Rule{rule})
+		added, err := s.nc.EnsureRules(postrouting(), rules)
 		if err != nil {
 			return fmt.Errorf("egress: masquerade rule: %w", err)
 		}
 		if added > 0 {
-			s.log.Info("added masquerade rule", "table", t, "subnet", s.p.Subnet, "dev", s.st.Dev)
+			s.log.Info("added masquerade rules", "table", t, "subnet", s.p.Subnet, "dev", s.st.Dev, "rules", added)
 		}
 		return nil
 	}, nil)
@@ -290,13 +262,14 @@ func (s *setup) masquerade(r *steps.Runner) error {
 // chain with policy drop, one step per chain.
 func (s *setup) accept(r *steps.Runner) error {
 	for _, ch := range s.drops {
-		rules, err := acceptRules(ch.Table.Family, s.p.Subnet)
+		accepts, err := acceptRules(ch.Table.Family, s.p.Subnet, s.subnet6())
 		if err != nil {
 			return err
 		}
 		var tags []string
-		for _, rule := range rules {
-			tags = append(tags, rule.Tag)
+		var rules []nft.Rule
+		for _, a := range accepts {
+			tags, rules = append(tags, a.Tag), append(rules, a.Rule)
 		}
 		added := 0
 		err = r.Do(stepAccept+" "+ch.String(), func() error {
@@ -319,7 +292,7 @@ func (s *setup) accept(r *steps.Runner) error {
 			return err
 		}
 		if added > 0 {
-			s.log.Info("added accept rules to a host forward chain with policy drop", "chain", ch, "subnet", s.p.Subnet)
+			s.log.Info("added accept rules to a host forward chain with policy drop", "chain", ch, "subnet", s.p.Subnet, "prefix6", s.subnet6())
 		}
 		rec := HostRules{Family: ch.Table.Family, Table: ch.Table.Name, Chain: ch.Name, Tags: tags}
 		if !slices.ContainsFunc(s.st.HostAccept, func(h HostRules) bool { return h.chain().String() == ch.String() }) {

@@ -25,9 +25,15 @@ type Params struct {
 	// Subnet is the overlay subnet; Bridge the bridge holding its gateway.
 	Subnet netip.Prefix
 	Bridge string
+	// Subnet6 is the overlay's IPv6 prefix on a dual-stack overlay
+	// (invalid: IPv4 only, no IPv6 egress).
+	Subnet6 netip.Prefix
 	// VTEP is the node's underlay address (the source of the node's route
 	// to the overlay), UnderlayDev its device.
 	VTEP        netip.Addr
+	// VTEP6 is the node's VTEP on an IPv6 underlay (invalid on an IPv4
+	// one): the source of the node's route to the IPv6 prefix.
+	VTEP6 netip.Addr
 	UnderlayDev string
 	// Log receives progress; nil discards it.
 	Log *slog.Logger
@@ -64,6 +70,25 @@ type State struct {
 	CreatedTable bool `json:"created_table"`
 	// HostAccept lists the accept rules Setup added to host forward chains.
 	HostAccept []HostRules `json:"host_accept,omitempty"`
+	// IPv6 is the node path's IPv6 half, on a dual-stack overlay whose
+	// IPv6 egress is not Mode6None (nil: none).
+	IPv6 *State6 `json:"ipv6,omitempty"`
+}
+
+// State6 is what Setup made for IPv6.
+type State6 struct {
+	// Mode is Mode6Masquerade or Mode6Route.
+	Mode Mode6 `json:"mode"`
+	// Dev is the device IPv6 leaves by: Config.Dev, else the device of
+	// the node's IPv6 default route, else IPv4's egress device.
+	Dev string `json:"dev"`
+	// HostAddr and OverlayAddr are the path's link-local addresses.
+	HostAddr    netip.Prefix `json:"host_addr"`
+	OverlayAddr netip.Prefix `json:"overlay_addr"`
+	// Src is the node's address its packets to the containers come from:
+	// its VTEP on an IPv6 underlay, else the first global IPv6 address of
+	// Dev (invalid: the kernel's choice, the node having none then).
+	Src netip.Addr `json:"src,omitzero"`
 }
 
 // ForwardingChange is one device whose forwarding Setup turned on.
@@ -73,6 +98,9 @@ type ForwardingChange struct {
 	Dev   string `json:"dev"`
 	// Was is the value before Setup changed it (Teardown's target).
 	Was uint32 `json:"was"`
+	// IPv6 says the setting is the device's IPv6 force_forwarding (else
+	// its IPv4 forwarding).
+	IPv6 bool `json:"ipv6,omitempty"`
 }
 
 // HostRules are tagged accept rules in a host chain egress does not own.
@@ -103,6 +131,9 @@ type Status struct {
 	// Rules are egress's nftables rules: the masquerade rule and the host
 	// accept rules, with their counters.
 	Rules []RuleStatus `json:"rules"`
+	// IPv6 is the node path's IPv6 half, as State recorded it (nil:
+	// none).
+	IPv6 *State6 `json:"ipv6,omitempty"`
 	// Problems lists what is missing or differs.
 	Problems []string `json:"problems,omitempty"`
 }
@@ -118,6 +149,8 @@ type RouteStatus struct {
 type ForwardingStatus struct {
 	NetNS string `json:"netns"`
 	Dev   string `json:"dev"`
+	// Setting is "forwarding" (IPv4) or "ipv6 force_forwarding".
+	Setting string `json:"setting"`
 	// Value is the current value (-1 if the device is missing).
 	Value int64 `json:"value"`
 	// SetByEgress says Setup turned it on; Was is then the value Teardown

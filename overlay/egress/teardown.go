@@ -9,15 +9,15 @@ import (
 
 	"github.com/overlaynet/overlaynet/internal/links"
 	"github.com/overlaynet/overlaynet/overlay/nft"
-	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
 
 // Teardown removes what st records, and only that: the accept rules by
 // their tags, egress's table, the forwarding values (put back to what they
-// were where the device still exists) and the veth pair with its addresses
-// and routes. It goes on past failures and returns them all. Running it
-// again finds nothing to do.
+// were where the device still exists; IPv6's in the overlay namespace need
+// p.OverlayNS) and the veth pair with its addresses and routes. It goes on
+// past failures and returns them all. Running it again finds nothing to
+// do.
 func Teardown(p Params, st *State) error {
 	if st == nil {
 		return nil
@@ -50,25 +50,25 @@ func Teardown(p Params, st *State) error {
 		errs = append(errs, err)
 	}
 	for _, f := range st.Forwarding {
-		c := p.Host
+		place := forwardingPlace{c: p.Host, netns: f.NetNS, dev: f.Dev, ipv6: f.IPv6}
 		if f.NetNS != HostNetNS {
-			c = p.Overlay
+			place.c, place.ns = p.Overlay, p.OverlayNS
 		}
-		if c == nil {
+		if place.c == nil || f.NetNS != HostNetNS && f.IPv6 && place.ns == nil {
 			continue // the namespace is gone, and the device with it
 		}
-		l, err := c.LinkByName(f.Dev)
+		l, err := place.c.LinkByName(f.Dev)
 		if errors.Is(err, unix.ENODEV) {
 			continue
 		}
 		if err == nil {
-			err = c.LinkSetInetConf(l.Index, rtnl.DevConfValue{Conf: rtnl.DevConfForwarding, Value: f.Was})
+			err = place.set(l.Index, f.Was)
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("egress: teardown: put forwarding of %s back to %d: %w", f.Dev, f.Was, err))
+			errs = append(errs, fmt.Errorf("egress: teardown: put %s of %s back to %d: %w", place.setting(), f.Dev, f.Was, err))
 			continue
 		}
-		log.Info("put forwarding back", "netns", f.NetNS, "dev", f.Dev, "value", f.Was)
+		log.Info("put forwarding back", "netns", f.NetNS, "dev", f.Dev, "setting", place.setting(), "value", f.Was)
 	}
 	if st.CreatedVeth {
 		if err := links.Delete(p.Host, st.HostIf); err != nil {
