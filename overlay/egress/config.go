@@ -167,6 +167,12 @@ func overlayEnd(link netip.Prefix) netip.Prefix {
 // fe80::2 at the overlay end. Link-local addresses belong to their link
 // alone, so no address or route of the node can collide with them (IPv4's
 // link subnet is chosen among free ones), and routes go via them as via a
-// router's.
+// router's. The bridge gets fe80::3: the overlay namespace solicits the
+// address of a packet it forwards into the overlay from a link-local
+// address of the bridge, and sends no solicitation without one (the
+// bridge has none of its own: no duplicate address detection on the
+// overlay). Every node's bridge has it, as each has the gateway address;
+// neither leaves the node (the vxlan answers solicitations itself).
 func hostEnd6() netip.Prefix    { return netip.MustParsePrefix("fe80::1/64") }
 func overlayEnd6() netip.Prefix { return netip.MustParsePrefix("fe80::2/64") }
+func bridgeAddr6() netip.Prefix { return netip.MustParsePrefix("fe80::3/64") }

@@ -14,6 +14,7 @@ import (
 const (
 	stepHostAddress6    = "host-address6"    // fe80::1 on the node end
 	stepOverlayAddress6 = "overlay-address6" // fe80::2 on the overlay end
+	stepBridgeAddress6  = "bridge-address6"  // fe80::3 on the bridge
 	stepDefaultRoute6   = "default-route6"   // the overlay namespace's IPv6 default route, via fe80::1
 	stepSubnetRoute6    = "subnet-route6"    // the node's route to the IPv6 prefix, via fe80::2
 	stepForwarding6     = "forwarding6"      // "forwarding6 DEV": IPv6 force_forwarding turned on on DEV
@@ -34,7 +35,10 @@ func (s *setup) plan6(prev *State) error {
 	case !p.Subnet6.Addr().Is6() || p.Subnet6.Addr().Is4In6():
 		return fmt.Errorf("egress: overlay prefix %s is not IPv6", p.Subnet6)
 	}
-	st6 := &State6{Mode: cfg.Mode6.OrDefault(), HostAddr: hostEnd6(), OverlayAddr: overlayEnd6()}
+	st6 := &State6{Mode: cfg.Mode6.OrDefault(), HostAddr: hostEnd6(), OverlayAddr: overlayEnd6(), BridgeAddr: bridgeAddr6()}
+	if prev != nil && prev.IPv6 != nil {
+		st6.CreatedBridgeAddr = prev.IPv6.CreatedBridgeAddr
+	}
 	var err error
 	if st6.Dev, err = egressDev6(p, cfg, prev, s.st.Dev); err != nil {
 		return err
@@ -142,17 +146,27 @@ func checkRoutes6(p Params, st *State) error {
 	return nil
 }
 
-// addresses6 gives both ends their link-local address (no duplicate
-// address detection: the link has these two ends alone).
+// addresses6 gives both ends, and the bridge, their link-local address
+// (no duplicate address detection: the path has these two ends alone,
+// and the bridge's does not leave the node).
 func (s *setup) addresses6(r *steps.Runner) error {
 	st6 := s.st.IPv6
 	if st6 == nil {
 		return nil
 	}
-	if err := ensureAddress(r, stepHostAddress6, s.p.Host, s.hostVeth, st6.HostAddr); err != nil {
+	if _, err := ensureAddress(r, stepHostAddress6, s.p.Host, s.hostVeth, st6.HostAddr); err != nil {
 		return err
 	}
-	return ensureAddress(r, stepOverlayAddress6, s.p.Overlay, s.ovVeth, st6.OverlayAddr)
+	if _, err := ensureAddress(r, stepOverlayAddress6, s.p.Overlay, s.ovVeth, st6.OverlayAddr); err != nil {
+		return err
+	}
+	br, err := s.p.Overlay.LinkByName(s.p.Bridge)
+	if err != nil {
+		return fmt.Errorf("egress: bridge %s: %w", s.p.Bridge, err)
+	}
+	added, err := ensureAddress(r, stepBridgeAddress6, s.p.Overlay, br, st6.BridgeAddr)
+	st6.CreatedBridgeAddr = st6.CreatedBridgeAddr || added
+	return err
 }
 
 // routes6 adds the overlay's IPv6 default route via the node end and the

@@ -61,7 +61,7 @@ func TestSetupRollback6(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"veth", "host-address", "overlay-address", "host-address6", "overlay-address6", "up",
+	want := []string{"veth", "host-address", "overlay-address", "host-address6", "overlay-address6", "bridge-address6", "up",
 		"default-route", "subnet-route", "default-route6", "subnet-route6",
 		"forwarding br0", "forwarding egress0", "forwarding overlay0", "forwarding ul0",
 		"forwarding6 br0", "forwarding6 egress0", "forwarding6 overlay0", "forwarding6 ul0",
@@ -69,12 +69,14 @@ func TestSetupRollback6(t *testing.T) {
 	if !slices.Equal(all, want) {
 		t.Errorf("steps %q, want %q", all, want)
 	}
-	if st.IPv6 == nil || st.IPv6.Mode != Mode6Masquerade || st.IPv6.Dev != "ul0" || st.IPv6.Src != netip.MustParseAddr("2001:db8::2") || len(st.Forwarding) != 8 {
+	if st.IPv6 == nil || st.IPv6.Mode != Mode6Masquerade || st.IPv6.Dev != "ul0" || st.IPv6.Src != netip.MustParseAddr("2001:db8::2") ||
+		!st.IPv6.CreatedBridgeAddr || len(st.Forwarding) != 8 {
 		t.Fatalf("state %+v, IPv6 %+v", st, st.IPv6)
 	}
 	made := n.snapshot6()
 	for _, w := range []string{
 		"default via fe80::1 dev egress0", "2001:db8:42::/64 via fe80::2 dev overlay0 proto static src 2001:db8::2",
+		"br0    inet6 fe80::3/64 scope link nodad",
 		"/proc/sys/net/ipv6/conf/ul0/force_forwarding:1", "/proc/sys/net/ipv6/conf/br0/force_forwarding:1",
 		`ip6 saddr 2001:db8:42::/64 ip6 daddr != 2001:db8:42::/64 oifname "ul0" counter packets 0 bytes 0 masquerade comment "overlaynet-egress masquerade ipv6"`,
 		`ip6 saddr 2001:db8:42::/64 counter packets 0 bytes 0 accept comment "overlaynet-egress accept from 2001:db8:42::/64"`,

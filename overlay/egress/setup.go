@@ -119,7 +119,7 @@ func (s *setup) addresses(r *steps.Runner) error {
 		addr netip.Prefix
 	}{{stepHostAddress, s.p.Host, s.hostVeth, s.st.HostAddr}, {stepOverlayAddress, s.p.Overlay, s.ovVeth, s.st.OverlayAddr}}
 	for _, e := range ends {
-		if err := ensureAddress(r, e.step, e.c, e.l, e.addr); err != nil {
+		if _, err := ensureAddress(r, e.step, e.c, e.l, e.addr); err != nil {
 			return err
 		}
 	}
@@ -140,27 +140,28 @@ func (s *setup) addresses(r *steps.Runner) error {
 }
 
 // ensureAddress adds p to l as step, unless it is there (an IPv6 one
-// without duplicate address detection).
-func ensureAddress(r *steps.Runner, step string, c *rtnl.Conn, l *rtnl.LinkMessage, p netip.Prefix) error {
+// without duplicate address detection); added says it added it.
+func ensureAddress(r *steps.Runner, step string, c *rtnl.Conn, l *rtnl.LinkMessage, p netip.Prefix) (added bool, err error) {
 	m := rtnl.NewAddress(l.Index, p)
 	if p.Addr().Is6() {
 		m.Flags |= rtnl.AddrNoDAD
 	}
 	addrs, err := c.AddressList(m.Family, l.Index)
 	if err != nil {
-		return fmt.Errorf("egress: addresses of %s: %w", l.Name, err)
+		return false, fmt.Errorf("egress: addresses of %s: %w", l.Name, err)
 	}
 	for _, a := range addrs {
 		if a.Prefix() == p {
-			return nil
+			return false, nil
 		}
 	}
-	return r.Do(step, func() error {
+	err = r.Do(step, func() error {
 		if err := c.AddressAddMessage(m); err != nil {
 			return fmt.Errorf("egress: add %s to %s: %w", p, l.Name, err)
 		}
 		return nil
 	}, func() error { return links.DeleteAddress(c, l.Index, p) })
+	return err == nil, err
 }
 
 // routes adds the overlay's default route via the node end and the node's

@@ -85,6 +85,11 @@ type State6 struct {
 	// HostAddr and OverlayAddr are the path's link-local addresses.
 	HostAddr    netip.Prefix `json:"host_addr"`
 	OverlayAddr netip.Prefix `json:"overlay_addr"`
+	// BridgeAddr is the bridge's link-local address, the source of the
+	// overlay namespace's solicitations for the packets it forwards;
+	// CreatedBridgeAddr says Setup added it (Teardown removes it).
+	BridgeAddr        netip.Prefix `json:"bridge_addr"`
+	CreatedBridgeAddr bool         `json:"created_bridge_addr,omitempty"`
 	// Src is the node's address its packets to the containers come from:
 	// its VTEP on an IPv6 underlay, else the first global IPv6 address of
 	// Dev (invalid: the kernel's choice, the node having none then).

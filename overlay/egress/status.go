@@ -2,6 +2,7 @@ package egress
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 
 	"github.com/overlaynet/overlaynet/overlay/nft"
@@ -20,6 +21,9 @@ func Read(p Params, st *State) *Status {
 		if !r.Present {
 			problem("route missing in %s: %s", r.NetNS, r.Route)
 		}
+	}
+	if st6 := st.IPv6; st6 != nil && !hasAddress(p.Overlay, p.Bridge, st6.BridgeAddr) {
+		problem("address missing in %s: %s on %s", p.OverlayNetNS, st6.BridgeAddr, p.Bridge)
 	}
 	for _, f := range forwardingPlaces(p, st) {
 		fs := ForwardingStatus{NetNS: f.netns, Dev: f.dev, Setting: f.setting(), Value: -1}
@@ -124,4 +128,16 @@ func hasRoute(c *rtnl.Conn, af uint8, dev string, match func(rtnl.RouteMessage) 
 		return false
 	}
 	return slices.ContainsFunc(routes, match)
+}
+
+func hasAddress(c *rtnl.Conn, dev string, a netip.Prefix) bool {
+	if c == nil {
+		return false
+	}
+	l, err := c.LinkByName(dev)
+	if err != nil {
+		return false
+	}
+	addrs, err := c.AddressList(unix.AF_INET6, l.Index)
+	return err == nil && slices.ContainsFunc(addrs, func(m rtnl.AddressMessage) bool { return m.Prefix() == a })
 }

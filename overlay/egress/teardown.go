@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"slices"
 
 	"github.com/overlaynet/overlaynet/internal/links"
@@ -70,6 +71,13 @@ func Teardown(p Params, st *State) error {
 		}
 		log.Info("put forwarding back", "netns", f.NetNS, "dev", f.Dev, "setting", place.setting(), "value", f.Was)
 	}
+	if st6 := st.IPv6; st6 != nil && st6.CreatedBridgeAddr && p.Overlay != nil {
+		if err := removeBridgeAddr(p, st6.BridgeAddr); err != nil {
+			errs = append(errs, fmt.Errorf("egress: teardown: %w", err))
+		} else {
+			log.Info("removed the bridge's link-local address", "bridge", p.Bridge, "address", st6.BridgeAddr)
+		}
+	}
 	if st.CreatedVeth {
 		if err := links.Delete(p.Host, st.HostIf); err != nil {
 			errs = append(errs, fmt.Errorf("egress: teardown: delete %s: %w", st.HostIf, err))
@@ -78,4 +86,17 @@ func Teardown(p Params, st *State) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// removeBridgeAddr deletes a from the bridge (gone with it: nothing to
+// do).
+func removeBridgeAddr(p Params, a netip.Prefix) error {
+	br, err := p.Overlay.LinkByName(p.Bridge)
+	if errors.Is(err, unix.ENODEV) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return links.DeleteAddress(p.Overlay, br.Index, a)
 }
