@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -85,5 +86,79 @@ func TestEgressCLI(t *testing.T) {
 	}
 	if got := nft(); got != before {
 		t.Errorf("--no-egress changed the ruleset:\n%s", got)
+	}
+}
+
+// TestEgressIPv6CLI: on a dual-stack overlay create gives the node path
+// IPv6 (NAT66 by default) and status shows it: the IPv6 line, the IPv6
+// routes, each device's force_forwarding, the NAT66 rule (text and
+// --json), and a container's port guarded for both families; --egress6
+// route and none are taken; --egress6 on an IPv4 overlay, an unknown mode
+// or with --no-egress is a usage error that changes nothing; reset leaves
+// the ruleset and every IPv6 setting byte-identical.
+func TestEgressIPv6CLI(t *testing.T) {
+	nstest.RequireTools(t, "nft")
+	n := newUnderlayNode(t, "e6")
+	nstest.Run(t, n.name, "ip", "addr", "add", "2001:db8::2/64", "dev", "u0", "nodad")
+	nft := func() string { return nstest.Run(t, n.name, "nft", "list", "ruleset") }
+	conf := func() string {
+		return nstest.Run(t, n.name, "sh", "-c", "grep -s . /proc/sys/net/ipv6/conf/*/* /proc/sys/net/ipv4/conf/*/forwarding || true")
+	}
+	before, confBefore, snap := nft(), conf(), n.snapshot()
+	dual := []string{"create", "--local", "192.0.2.2", "--gateway", "198.51.100.1/24", "--gateway", "2001:db8:42::1/64"}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"create", "--local", "192.0.2.2", "--egress6", "route"}, "--egress6 route needs an IPv6 --gateway"},
+		{append(slices.Clone(dual), "--egress6", "nat"), `--egress6 "nat": want masquerade, route or none`},
+		{append(slices.Clone(dual), "--no-egress", "--egress6", "none"), "need egress (drop --no-egress)"},
+	} {
+		n.expectFailure(t, snap, c.args, c.want)
+	}
+	n.ok(dual...)
+	n.ok("attach", "c1")
+	text := n.ok("status")
+	words := strings.Join(strings.Fields(text), " ") // the columns' widths aside
+	for _, want := range []string{
+		"EGRESS IPv6 masquerade: node path overlay0 (fe80::1) <-> egress0 (fe80::2), out by u0, node source 2001:db8::2",
+		"2001:db8:42::/64 via fe80::2 dev overlay0 src 2001:db8::2 (host) present",
+		"default via fe80::1 dev egress0 overns present",
+		"u0 (host) ipv6 force_forwarding 1 yes (reset puts back 0)",
+		"br0 overns ipv6 force_forwarding 1 yes (reset puts back 0)",
+		"overlaynet-egress masquerade ipv6 inet overlaynet-egress postrouting",
+		"ve-c1 16 IPv4, IPv6 src_mac 0, arp_sender 0, src_ip 0, ethertype 0, nd_target 0, nd_lladdr 0, router_advert 0, redirect 0, dhcp6_server 0",
+	} {
+		if !strings.Contains(words, want) {
+			t.Errorf("status lacks %q:\n%s", want, text)
+		}
+	}
+	var st overlay.Status
+	if err := json.Unmarshal([]byte(n.ok("status", "--json")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if e := st.Egress; e == nil || e.IPv6 == nil || e.IPv6.Mode != "masquerade" || len(e.Forwarding) != 8 || len(e.Rules) != 2 || len(st.Problems) != 0 ||
+		len(st.Guard.Ports) != 1 || !st.Guard.Ports[0].IPv6 {
+		t.Fatalf("status --json egress %+v, guard %+v, problems %q", st.Egress, st.Guard, st.Problems)
+	}
+	n.expectFailure(t, n.snapshot(), append(slices.Clone(dual), "--egress6", "route"), "state egress IPv6: want route, have masquerade")
+	n.ok("detach", "c1")
+	n.ok("reset")
+	if got := nft(); got != before {
+		t.Errorf("ruleset after reset:\n%s\nbefore:\n%s", got, before)
+	}
+	if got := conf(); got != confBefore {
+		t.Errorf("settings after reset:\n%s\nbefore:\n%s", got, confBefore)
+	}
+	for _, mode := range []string{"route", "none"} {
+		n.ok(append(slices.Clone(dual), "--egress6", mode)...)
+		text := n.ok("status")
+		if strings.Contains(text, "EGRESS IPv6") != (mode == "route") || strings.Contains(text, "masquerade ipv6") {
+			t.Errorf("status with --egress6 %s:\n%s", mode, text)
+		}
+		n.ok("reset")
+	}
+	if got := nft(); got != before {
+		t.Errorf("ruleset after the resets:\n%s", got)
 	}
 }
