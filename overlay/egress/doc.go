@@ -30,6 +30,16 @@
 //     with Config.NoHostAccept set, Setup instead refuses, naming each such
 //     chain and the rules it lacks, unless the operator added them.
 //
+// On a dual-stack overlay (Params.Subnet6) the path carries IPv6 too,
+// unless Config.Mode6 is Mode6None: link-local ends (fe80::1, fe80::2) and
+// the bridge's fe80::3, the overlay namespace's IPv6 default route and the
+// node's route to the prefix via them, IPv6 forwarding per device where
+// IPv4's is (force_forwarding, read over netlink, written in /proc/sys:
+// the kernel takes no IPv6 device setting over netlink), NAT66 beside the
+// IPv4 masquerade rule (Mode6Masquerade, the default; Mode6Route forwards
+// the containers' own addresses), and accept rules in ip6 and inet forward
+// chains with policy drop (as ip6tables-nft encodes them).
+//
 // Nothing else is touched: Teardown removes exactly the rules by their tags,
 // the table, the veth pair (and with it its addresses and routes) and the
 // forwarding values it recorded. A host whose forward policy is drop in

@@ -54,15 +54,25 @@ func (s *setup) plan6(prev *State) error {
 	if err != nil {
 		return fmt.Errorf("egress: IPv6 settings of %s: %w", st6.Dev, err)
 	}
-	if _, ok := conf.Get(rtnl.DevConf6ForceForwarding); !ok {
-		return fmt.Errorf("egress: IPv6 egress needs per-device IPv6 forwarding (net.ipv6.conf.DEV.%s, Linux 6.17 and later), "+
-			"which this kernel lacks: turn the overlay's IPv6 egress off (mode none)", rtnl.DevConf6ForceForwarding)
+	if err := perDeviceForwarding6(conf); err != nil {
+		return err
 	}
 	if st6.Src, err = nodeSrc6(p, l.Index); err != nil {
 		return err
 	}
 	s.st.IPv6 = st6
 	return checkRoutes6(p, s.st)
+}
+
+// perDeviceForwarding6 refuses a kernel whose device settings conf (as
+// it reports them) lack force_forwarding: IPv6 forwarding would take the
+// namespace-wide switch, which makes every device a router.
+func perDeviceForwarding6(conf rtnl.Inet6DevConf) error {
+	if _, ok := conf.Get(rtnl.DevConf6ForceForwarding); !ok {
+		return fmt.Errorf("egress: IPv6 egress needs per-device IPv6 forwarding (net.ipv6.conf.DEV.%s, Linux 6.17 and later), "+
+			"which this kernel lacks: turn the overlay's IPv6 egress off (mode none)", rtnl.DevConf6ForceForwarding)
+	}
+	return nil
 }
 
 // egressDev6 returns the device IPv6 leaves by: cfg.Dev, the recorded

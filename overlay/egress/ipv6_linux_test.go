@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/overlaynet/overlaynet/internal/nstest"
+	"github.com/overlaynet/overlaynet/rtnl"
 )
 
 // newNode6 is newNode on a dual-stack overlay: the underlay device has an
@@ -182,5 +183,25 @@ func TestSetupModes6(t *testing.T) {
 	}
 	if got := n.snapshot6(); got != before {
 		t.Errorf("refused Setups changed:\n%s\nbefore:\n%s", got, before)
+	}
+}
+
+// TestPerDeviceForwarding6: a kernel that reports fewer IPv6 device
+// settings than force_forwarding's index (before Linux 6.17) is refused,
+// naming the setting and the way out; this machine's kernel has it.
+func TestPerDeviceForwarding6(t *testing.T) {
+	old := rtnl.Inet6DevConf{Values: make([]uint32, rtnl.DevConf6ForceForwarding)}
+	if err := perDeviceForwarding6(old); err == nil || !strings.Contains(err.Error(), "net.ipv6.conf.DEV.force_forwarding, Linux 6.17 and later") ||
+		!strings.Contains(err.Error(), "mode none") {
+		t.Errorf("older kernel: %v", err)
+	}
+	n := newNode6(t)
+	l, err := n.p.Host.LinkByName("ul0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf, err := n.p.Host.LinkInet6Conf(l.Index)
+	if err != nil || perDeviceForwarding6(conf) != nil {
+		t.Errorf("this kernel: %v, %v", err, perDeviceForwarding6(conf))
 	}
 }

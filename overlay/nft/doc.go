@@ -26,9 +26,9 @@
 //
 // How the features use it:
 //   - egress (overlay/egress): table inet overlaynet-egress with a nat
-//     postrouting chain holding the masquerade rule for the overlay subnet;
-//     on a host whose forward policy is drop, tagged accept rules in that
-//     host chain.
+//     postrouting chain holding the masquerade rule for the overlay subnet
+//     (and NAT66 for its IPv6 prefix); on a host whose forward policy is
+//     drop, tagged accept rules in that host chain (ip, ip6 or inet).
 //   - guard (overlay/guard): its own tables; a named set of allowed VTEP
 //     addresses whose
 //     elements are added and deleted in place (AddElements,
