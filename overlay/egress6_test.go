@@ -43,14 +43,19 @@ func egressConfig6(vtep string, e *egress.Config) Config {
 	return cfg
 }
 
-// up6 creates dual-stack overlays with egress e on the nodes, attaches a
-// container on each (both families) and programs each node with the other
-// node's container, both addresses, from the registry.
-func (lab *egressLab) up6(e *egress.Config) {
+// up6 creates dual-stack overlays with egress e on the nodes (over an IPv6
+// underlay with underlay6), attaches a container on each (both families)
+// and programs each node with the other node's container, both addresses,
+// from the registry.
+func (lab *egressLab) up6(e *egress.Config, underlay6 ...bool) {
 	t := lab.t
 	t.Helper()
 	for i, tn := range lab.nodes {
-		tn.mustCreate(egressConfig6(egressVTEPs[i], e))
+		cfg := egressConfig6(egressVTEPs[i], e)
+		if len(underlay6) > 0 && underlay6[0] {
+			cfg.Local, cfg.MTU = egressNode6[i], 0
+		}
+		tn.mustCreate(cfg)
 		lab.eps = append(lab.eps, tn.mustAttach(AttachRequest{Name: "ctn", IP: lab.ctnIPs[i]}))
 	}
 	for i, tn := range lab.nodes {
@@ -157,26 +162,36 @@ func conf6(t *testing.T, path string) string {
 	return runIn(t, path, "sh", "-c", "grep -s . /proc/sys/net/ipv6/conf/*/* /proc/sys/net/ipv4/conf/*/forwarding || true")
 }
 
-// TestEgressIPv6: dual-stack containers on two nodes reach an IPv6 host
-// outside the overlay (ping, TCP) seen as their node's IPv6 address
-// (NAT66), and each other unmasqueraded; each node reaches its own
+// TestEgressIPv6: dual-stack containers on two nodes, over an IPv4 and
+// over an IPv6 underlay, reach an IPv6 host outside the overlay (ping,
+// TCP) seen as their node's IPv6 address (NAT66; over the IPv6 underlay,
+// the VTEP), and each other unmasqueraded; each node reaches its own
 // container over IPv6; status shows the IPv6 routes, the IPv6 forwarding
 // values and the NAT66 rule with its counter; create again changes no
 // rule; reset leaves the ruleset byte-identical and every IPv4 forwarding
 // and IPv6 setting of the node as it was.
 func TestEgressIPv6(t *testing.T) {
+	for _, u := range []string{"ipv4 underlay", "ipv6 underlay"} {
+		t.Run(u, func(t *testing.T) { testEgressIPv6(t, u == "ipv6 underlay") })
+	}
+}
+
+func testEgressIPv6(t *testing.T, underlay6 bool) {
 	lab := newEgressLab6(t, nil)
 	rules, confs := make([]string, 2), make([]string, 2)
 	for i, tn := range lab.nodes {
 		rules[i], confs[i] = tn.ruleset(false), conf6(t, tn.hostPath())
 	}
-	lab.up6(&egress.Config{})
+	lab.up6(&egress.Config{}, underlay6)
 	lab.check()
 	lab.check6(func(i int) netip.Addr { return egressNode6[i] })
 	for i, tn := range lab.nodes {
 		st, err := tn.status()
 		if err != nil {
 			t.Fatal(err)
+		}
+		if underlay6 != (FamilyOf(st.Overlay.VTEP) == IPv6) {
+			t.Fatalf("node %d VTEP %s", i+1, st.Overlay.VTEP)
 		}
 		e := st.Egress
 		if e == nil || len(st.Problems) != 0 || e.IPv6 == nil || e.IPv6.Mode != egress.Mode6Masquerade || e.IPv6.Dev != "ul0" || e.IPv6.Src != egressNode6[i] {
@@ -204,7 +219,11 @@ func TestEgressIPv6(t *testing.T) {
 			t.Errorf("node %d host settings:\n%s", i+1, host)
 		}
 		mid := tn.ruleset(false)
-		tn.mustCreate(egressConfig6(egressVTEPs[i], &egress.Config{}))
+		cfg := egressConfig6(egressVTEPs[i], &egress.Config{})
+		if underlay6 {
+			cfg.Local, cfg.MTU = egressNode6[i], 0
+		}
+		tn.mustCreate(cfg)
 		if again := tn.ruleset(false); again != mid {
 			t.Errorf("node %d: a second create changed the ruleset:\n%s\n---\n%s", i+1, mid, again)
 		}

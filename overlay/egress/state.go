@@ -30,10 +30,10 @@ type Params struct {
 	Subnet6 netip.Prefix
 	// VTEP is the node's underlay address (the source of the node's route
 	// to the overlay), UnderlayDev its device.
-	VTEP        netip.Addr
+	VTEP netip.Addr
 	// VTEP6 is the node's VTEP on an IPv6 underlay (invalid on an IPv4
 	// one): the source of the node's route to the IPv6 prefix.
-	VTEP6 netip.Addr
+	VTEP6       netip.Addr
 	UnderlayDev string
 	// Log receives progress; nil discards it.
 	Log *slog.Logger
