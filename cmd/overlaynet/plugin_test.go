@@ -502,7 +502,7 @@ func TestParallelAddsExhausted(t *testing.T) {
 	st := n.mustOverlayd("status")
 	// Each endpoint shows twice: its row, and its guarded port (the ADD
 	// installed its anti-spoofing rules).
-	if strings.Contains(st, "PROBLEMS") || strings.Count(st, "ve-cni-") != 2*29 || len(regexp.MustCompile(`ve-cni-\w+\s+5\s+src_mac`).FindAllString(st, -1)) != 29 {
+	if strings.Contains(st, "PROBLEMS") || strings.Count(st, "ve-cni-") != 2*29 || len(regexp.MustCompile(`ve-cni-\w+\s+5\s+IPv4\s+src_mac`).FindAllString(st, -1)) != 29 {
 		t.Errorf("status after the ADDs:\n%s", st)
 	}
 	store := strings.TrimPrefix(n.store, "dir:")
