@@ -135,36 +135,7 @@ func printStatus(out io.Writer, st *overlay.Status) error {
 			numOr(uint64(f.Port), "(device's)"), f.State, dash(f.Flags))
 	}
 	printEgress(w, st.Egress)
-	g := st.Guard
-	fmt.Fprintf(w, "\nGUARD\tVTEP allowlist %s, anti-spoofing %s\n", onOff(g.VTEPFilter), onOff(g.Antispoof))
-	switch {
-	case !g.VTEPFilter:
-	case !g.AllowlistInstalled:
-		fmt.Fprintf(w, "ALLOWLIST\tnot installed ('overlayd run' installs it)\n")
-	default:
-		fmt.Fprintf(w, "ALLOWLIST\t%s (%d dropped)\n", addrList(g.Allowlist), g.VTEPDrops)
-	}
-	if len(g.Ports) > 0 {
-		fmt.Fprintf(w, "\nGUARDED PORT\tRULES\tFAMILIES\tDROPS\n")
-	}
-	for _, p := range g.Ports {
-		var drops []string
-		for _, r := range guard.Reasons() {
-			if v, ok := p.Drops[r]; ok {
-				drops = append(drops, fmt.Sprintf("%s %d", r, v))
-			}
-		}
-		var fams []string
-		for _, f := range []struct {
-			on   bool
-			name string
-		}{{p.IPv4, "IPv4"}, {p.IPv6, "IPv6"}} {
-			if f.on {
-				fams = append(fams, f.name)
-			}
-		}
-		fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", p.HostIf, p.Rules, cmp.Or(strings.Join(fams, ", "), "-"), strings.Join(drops, ", "))
-	}
+	printGuard(w, st.Guard)
 	if err := w.Flush(); err != nil {
 		return err
 	}
@@ -183,6 +154,44 @@ func printStatus(out io.Writer, st *overlay.Status) error {
 		}
 	}
 	return nil
+}
+
+// printGuard writes the allowlist and each guarded port: its rules, the
+// families they guard and its drops by reason.
+func printGuard(w io.Writer, g overlay.GuardStatus) {
+	fmt.Fprintf(w, "\nGUARD\tVTEP allowlist %s, anti-spoofing %s\n", onOff(g.VTEPFilter), onOff(g.Antispoof))
+	switch {
+	case !g.VTEPFilter:
+	case !g.AllowlistInstalled:
+		fmt.Fprintf(w, "ALLOWLIST\tnot installed ('overlayd run' installs it)\n")
+	default:
+		fmt.Fprintf(w, "ALLOWLIST\t%s (%d dropped)\n", addrList(g.Allowlist), g.VTEPDrops)
+	}
+	if len(g.Ports) > 0 {
+		fmt.Fprintf(w, "\nGUARDED PORT\tRULES\tFAMILIES\tDROPS\n")
+	}
+	for _, p := range g.Ports {
+		var drops []string
+		for _, r := range guard.Reasons() {
+			if v, ok := p.Drops[r]; ok {
+				drops = append(drops, fmt.Sprintf("%s %d", r, v))
+			}
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\n", p.HostIf, p.Rules, portFamilies(p), strings.Join(drops, ", "))
+	}
+}
+
+// portFamilies names the families p's rules guard ("IPv4, IPv6"; "-":
+// none).
+func portFamilies(p guard.PortRules) string {
+	var fams []string
+	if p.IPv4 {
+		fams = append(fams, "IPv4")
+	}
+	if p.IPv6 {
+		fams = append(fams, "IPv6")
+	}
+	return cmp.Or(strings.Join(fams, ", "), "-")
 }
 
 // printEgress writes the node path, the forwarding it set and its rules.
