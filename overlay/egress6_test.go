@@ -3,14 +3,11 @@ package overlay
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay/egress"
@@ -63,57 +60,6 @@ func (lab *egressLab) up6(e *egress.Config, underlay6 ...bool) {
 	}
 }
 
-// listen6 is listen over TCP/IPv6.
-func listen6(t *testing.T, ns *rtnl.NetNS, addr netip.Addr) (netip.AddrPort, <-chan netip.Addr) {
-	t.Helper()
-	var ln net.Listener
-	if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp6", netip.AddrPortFrom(addr, 0).String()); return err }); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	seen := make(chan netip.Addr, 16)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			seen <- c.RemoteAddr().(*net.TCPAddr).AddrPort().Addr()
-			io.WriteString(c, "hello\n")
-			c.Close()
-		}
-	}()
-	return ln.Addr().(*net.TCPAddr).AddrPort(), seen
-}
-
-// dialFrom6 is dialFrom over TCP/IPv6.
-func dialFrom6(t *testing.T, ns *rtnl.NetNS, dst netip.AddrPort, seen <-chan netip.Addr) netip.Addr {
-	t.Helper()
-	err := ns.Do(func() error {
-		c, err := net.DialTimeout("tcp6", dst.String(), 5*time.Second)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
-		b, err := io.ReadAll(c)
-		if err != nil || string(b) != "hello\n" {
-			return errors.Join(err, errors.New("no greeting: "+string(b)))
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("TCP to %s: %v", dst, err)
-	}
-	select {
-	case a := <-seen:
-		return a
-	case <-time.After(5 * time.Second):
-		t.Fatalf("server at %s saw no client", dst)
-	}
-	return netip.Addr{}
-}
-
 func ping6(t *testing.T, path string, dst netip.Addr) {
 	t.Helper()
 	out, err := outputIn(path, "ping", "-6", "-c1", "-W3", dst.String())
@@ -129,17 +75,17 @@ func ping6(t *testing.T, path string, dst netip.Addr) {
 func (lab *egressLab) check6(outsideSees func(i int) netip.Addr) {
 	t := lab.t
 	t.Helper()
-	srv, seen := listen6(t, lab.outside, outside6)
+	srv, seen := listen(t, lab.outside, "tcp6", netip.AddrPortFrom(outside6, 0).String())
 	for i, tn := range lab.nodes {
 		ping6(t, tn.path("ctn"), outside6)
-		if src, want := dialFrom6(t, openPath(t, tn.path("ctn")), srv, seen), outsideSees(i); src != want {
+		if src, want := dialFrom(t, openPath(t, tn.path("ctn")), srv, seen), outsideSees(i); src != want {
 			t.Errorf("outside saw container %d as %s, want %s", i+1, src, want)
 		}
 	}
 	c1, c2 := lab.eps[0].IP6.Addr(), lab.eps[1].IP6.Addr()
-	peer, peerSeen := listen6(t, openPath(t, lab.nodes[1].path("ctn")), c2)
+	peer, peerSeen := listen(t, openPath(t, lab.nodes[1].path("ctn")), "tcp6", netip.AddrPortFrom(c2, 0).String())
 	ping6(t, lab.nodes[0].path("ctn"), c2)
-	if src := dialFrom6(t, openPath(t, lab.nodes[0].path("ctn")), peer, peerSeen); src != c1 {
+	if src := dialFrom(t, openPath(t, lab.nodes[0].path("ctn")), peer, peerSeen); src != c1 {
 		t.Errorf("container 2 saw container 1 as %s, want %s (not masqueraded)", src, c1)
 	}
 	for i, tn := range lab.nodes {
@@ -147,9 +93,9 @@ func (lab *egressLab) check6(outsideSees func(i int) netip.Addr) {
 		// The overlay namespace solicits the container afresh (from the
 		// bridge's link-local address) for the node's packets.
 		runIn(t, tn.path("overns"), "ip", "-6", "neigh", "flush", "dev", "br0")
-		ctnSrv, ctnSeen := listen6(t, openPath(t, tn.path("ctn")), ip6)
+		ctnSrv, ctnSeen := listen(t, openPath(t, tn.path("ctn")), "tcp6", netip.AddrPortFrom(ip6, 0).String())
 		ping6(t, tn.hostPath(), ip6)
-		if src := dialFrom6(t, tn.host, ctnSrv, ctnSeen); src != egressNode6[i] {
+		if src := dialFrom(t, tn.host, ctnSrv, ctnSeen); src != egressNode6[i] {
 			t.Errorf("container %d saw its node as %s, want %s", i+1, src, egressNode6[i])
 		}
 	}

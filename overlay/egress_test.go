@@ -98,12 +98,12 @@ func (lab *egressLab) up(e *egress.Config) {
 	}
 }
 
-// listen starts a TCP server in ns on addr that reports each client's
-// source address and closes the connection.
-func listen(t *testing.T, ns *rtnl.NetNS, addr string) (netip.AddrPort, <-chan netip.Addr) {
+// listen starts a TCP server ("tcp4" or "tcp6": network) in ns on addr
+// that reports each client's source address and closes the connection.
+func listen(t *testing.T, ns *rtnl.NetNS, network, addr string) (netip.AddrPort, <-chan netip.Addr) {
 	t.Helper()
 	var ln net.Listener
-	if err := ns.Do(func() (err error) { ln, err = net.Listen("tcp4", addr); return err }); err != nil {
+	if err := ns.Do(func() (err error) { ln, err = net.Listen(network, addr); return err }); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
@@ -126,8 +126,12 @@ func listen(t *testing.T, ns *rtnl.NetNS, addr string) (netip.AddrPort, <-chan n
 // source address the server saw.
 func dialFrom(t *testing.T, ns *rtnl.NetNS, dst netip.AddrPort, seen <-chan netip.Addr) netip.Addr {
 	t.Helper()
+	network := "tcp4"
+	if dst.Addr().Is6() {
+		network = "tcp6"
+	}
 	err := ns.Do(func() error {
-		c, err := net.DialTimeout("tcp4", dst.String(), 5*time.Second)
+		c, err := net.DialTimeout(network, dst.String(), 5*time.Second)
 		if err != nil {
 			return err
 		}
@@ -175,7 +179,7 @@ func ping(t *testing.T, path, dst string) {
 func (lab *egressLab) check() {
 	t := lab.t
 	t.Helper()
-	srv, seen := listen(t, lab.outside, lab.outAddr.String()+":0")
+	srv, seen := listen(t, lab.outside, "tcp4", lab.outAddr.String()+":0")
 	for i, tn := range lab.nodes {
 		ctn := tn.path("ctn")
 		ping(t, ctn, lab.outAddr.String())
@@ -184,14 +188,14 @@ func (lab *egressLab) check() {
 		}
 	}
 	// Container to container: the receiver sees the sender's own address.
-	peer, peerSeen := listen(t, openPath(t, lab.nodes[1].path("ctn")), lab.ctnIPs[1].Addr().String()+":0")
+	peer, peerSeen := listen(t, openPath(t, lab.nodes[1].path("ctn")), "tcp4", lab.ctnIPs[1].Addr().String()+":0")
 	ping(t, lab.nodes[0].path("ctn"), lab.ctnIPs[1].Addr().String())
 	if src := dialFrom(t, openPath(t, lab.nodes[0].path("ctn")), peer, peerSeen); src != lab.ctnIPs[0].Addr() {
 		t.Errorf("container 2 saw container 1 as %s, want %s (not masqueraded)", src, lab.ctnIPs[0].Addr())
 	}
 	// The node reaches its own container, from its underlay address.
 	for i, tn := range lab.nodes {
-		ctnSrv, ctnSeen := listen(t, openPath(t, tn.path("ctn")), lab.ctnIPs[i].Addr().String()+":0")
+		ctnSrv, ctnSeen := listen(t, openPath(t, tn.path("ctn")), "tcp4", lab.ctnIPs[i].Addr().String()+":0")
 		ping(t, filepath.Join(rtnl.DefaultNetNSDir, tn.hostName), lab.ctnIPs[i].Addr().String())
 		if src := dialFrom(t, tn.host, ctnSrv, ctnSeen); src != lab.vteps[i] {
 			t.Errorf("container %d saw its node as %s, want %s", i+1, src, lab.vteps[i])

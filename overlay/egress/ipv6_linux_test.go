@@ -1,7 +1,6 @@
 package egress
 
 import (
-	"errors"
 	"net/netip"
 	"slices"
 	"strings"
@@ -101,23 +100,7 @@ func TestSetupRollback6(t *testing.T) {
 	if got := n.snapshot6(); got != before {
 		t.Errorf("after teardown:\n%s\nbefore:\n%s", got, before)
 	}
-	for _, s := range all {
-		t.Run(s, func(t *testing.T) {
-			n.p.hook = func(x string) error {
-				if x == s {
-					return errors.New("injected")
-				}
-				return nil
-			}
-			defer func() { n.p.hook = nil }()
-			if _, _, err := n.setup(Config{}, nil); err == nil || !strings.Contains(err.Error(), "egress: setup step "+s+": injected") {
-				t.Fatalf("Setup failing at %s: %v", s, err)
-			}
-			if got := n.snapshot6(); got != before {
-				t.Errorf("after a failure at %s:\n%s\nbefore:\n%s", s, got, before)
-			}
-		})
-	}
+	n.failEach(t, all, n.snapshot6, before)
 }
 
 // TestSetupModes6: route mode adds no NAT66 rule; none leaves IPv6 alone

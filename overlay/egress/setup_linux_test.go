@@ -95,24 +95,7 @@ func TestSetupRollback(t *testing.T) {
 	if !slices.Equal(all, want) {
 		t.Errorf("steps %q, want %q", all, want)
 	}
-	for _, s := range all {
-		t.Run(s, func(t *testing.T) {
-			n.p.hook = func(x string) error {
-				if x == s {
-					return errors.New("injected")
-				}
-				return nil
-			}
-			defer func() { n.p.hook = nil }()
-			st, undo, err := n.setup(Config{}, nil)
-			if err == nil || !strings.Contains(err.Error(), "egress: setup step "+s+": injected") || st != nil || undo != nil {
-				t.Fatalf("Setup failing at %s: %v, %v", s, err, st)
-			}
-			if got := n.snapshot(); got != before {
-				t.Errorf("after a failure at %s:\n%s\nbefore:\n%s", s, got, before)
-			}
-		})
-	}
+	n.failEach(t, all, n.snapshot, before)
 	// The undo Setup hands back takes back what that call made, and no more.
 	st, undo, err := n.setup(Config{}, nil)
 	if err != nil {
@@ -304,5 +287,29 @@ func TestEgressDevChoice(t *testing.T) {
 	}
 	if err := n.teardown(st); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// failEach makes Setup fail after each of steps in turn: every time it
+// reports the step, hands back no state, and leaves snapshot as before.
+func (n *node) failEach(t *testing.T, steps []string, snapshot func() string, before string) {
+	t.Helper()
+	for _, s := range steps {
+		t.Run(s, func(t *testing.T) {
+			n.p.hook = func(x string) error {
+				if x == s {
+					return errors.New("injected")
+				}
+				return nil
+			}
+			defer func() { n.p.hook = nil }()
+			st, undo, err := n.setup(Config{}, nil)
+			if err == nil || !strings.Contains(err.Error(), "egress: setup step "+s+": injected") || st != nil || undo != nil {
+				t.Fatalf("Setup failing at %s: %v, %v", s, err, st)
+			}
+			if got := snapshot(); got != before {
+				t.Errorf("after a failure at %s:\n%s\nbefore:\n%s", s, got, before)
+			}
+		})
 	}
 }
