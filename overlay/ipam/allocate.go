@@ -159,12 +159,17 @@ func overlapsClaimed(b netip.Prefix, blocks map[netip.Prefix]string) bool {
 }
 
 // record writes the allocation of ip to id; the caller holds the lock.
+// The allocation appears whole or not at all: its owner is written to
+// recordTemp, which is then linked to the address's name (failing if the
+// name is taken), so that a writer killed half-way leaves no allocation of
+// no one, only recordTemp (removed by the next holder of the lock).
 func (a *Allocator) record(id string, ip netip.Addr) (netip.Prefix, error) {
 	path := filepath.Join(a.cfg.Dir, ip.String())
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if errors.Is(err, fs.ErrExist) {
+	if _, err := os.Lstat(path); err == nil {
 		return netip.Prefix{}, fmt.Errorf("%w: %s is allocated on this node", ErrInUse, ip)
 	}
+	tmp := filepath.Join(a.cfg.Dir, recordTemp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("ipam: %w", err)
 	}
@@ -175,8 +180,14 @@ func (a *Allocator) record(id string, ip netip.Addr) (netip.Prefix, error) {
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
 	}
+	if werr == nil {
+		werr = os.Link(tmp, path)
+	}
+	os.Remove(tmp)
+	if errors.Is(werr, fs.ErrExist) {
+		return netip.Prefix{}, fmt.Errorf("%w: %s is allocated on this node", ErrInUse, ip)
+	}
 	if werr != nil {
-		os.Remove(path)
 		return netip.Prefix{}, fmt.Errorf("ipam: record %s: %w", ip, werr)
 	}
 	a.log.Debug("allocated", "ip", ip, "id", id)

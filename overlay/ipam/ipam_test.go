@@ -442,3 +442,66 @@ func TestDualStackAllocators(t *testing.T) {
 		t.Errorf("allocation directory left: %v", err)
 	}
 }
+
+// TestRecordKilledWriter: an allocation is written whole or not at all. A
+// writer killed half-way leaves only its temporary file (.record.tmp), no
+// allocation of no one: it is not listed, the next holder of the lock (an
+// allocation, a release) removes it, every allocation file names its
+// owner, and Remove leaves no directory.
+func TestRecordKilledWriter(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "ipam")
+	a := newAlloc(t, ipamtest.NewMem(), dir, "192.0.2.2", 0, nil)
+	if _, err := a.Allocate(ctx, "pink", netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	temp := filepath.Join(dir, ".record.tmp")
+	if err := os.WriteFile(temp, []byte("gho"), 0o644); err != nil { // a killed writer's
+		t.Fatal(err)
+	}
+	if _, err := a.Allocate(ctx, "sky", netip.Addr{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(temp); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temporary file left after an allocation: %v", err)
+	}
+	allocs, err := a.Allocations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(allocs) != "[{198.51.100.2 pink} {198.51.100.3 sky}]" {
+		t.Errorf("allocations %v, want pink's and sky's", allocs)
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if ip, err := netip.ParseAddr(e.Name()); err == nil {
+			if b, _ := os.ReadFile(filepath.Join(dir, e.Name())); strings.TrimSpace(string(b)) == "" {
+				t.Errorf("allocation %s has no owner", ip)
+			}
+		}
+	}
+	if _, err := a.Allocate(ctx, "red", netip.MustParseAddr("198.51.100.3")); !errors.Is(err, ipam.ErrInUse) {
+		t.Errorf("allocating sky's address to red: %v, want ErrInUse", err)
+	}
+	if err := os.WriteFile(temp, []byte("gho"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ReleaseID(ctx, "nobody"); err != nil { // a DEL after a killed ADD
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(temp); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("temporary file left after a release: %v", err)
+	}
+	if err := os.WriteFile(temp, []byte("gho"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ReleaseAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Remove(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("allocation directory left: %v", err)
+	}
+}

@@ -54,6 +54,11 @@ func (a *Allocator) readDir() (map[netip.Addr]string, error) {
 
 const lockFile = ".lock"
 
+// recordTemp is where an allocation is written before it is linked to its
+// address's name (see record); the lock serialises its writers, and the
+// next holder of the lock removes a killed writer's.
+const recordTemp = ".record.tmp"
+
 // blocksSub mirrors, in the allocation directory, the blocks this node
 // holds in the store: one empty file per block, named as in the store.
 const blocksSub = "blocks"
@@ -102,7 +107,9 @@ func (a *Allocator) markedBlocks() ([]netip.Prefix, error) {
 }
 
 // lock takes the node-wide allocation lock (flock on Dir/.lock), creating
-// Dir if needed, and returns its release.
+// Dir if needed, and returns its release. A recordTemp found then is a
+// killed writer's (its writer held the lock): it is removed, so that the
+// next operation of any kind (a DEL after a killed ADD) leaves none.
 func (a *Allocator) lock() (func(), error) {
 	if err := os.MkdirAll(a.cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("ipam: %w", err)
@@ -110,6 +117,10 @@ func (a *Allocator) lock() (func(), error) {
 	release, err := filelock.Exclusive(filepath.Join(a.cfg.Dir, lockFile))
 	if err != nil {
 		return nil, fmt.Errorf("ipam: lock: %w", err)
+	}
+	if err := os.Remove(filepath.Join(a.cfg.Dir, recordTemp)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		release()
+		return nil, fmt.Errorf("ipam: a killed writer's %s: %w", recordTemp, err)
 	}
 	return release, nil
 }

@@ -263,8 +263,8 @@ func (a *Allocator) ReleaseAll(ctx context.Context) error {
 }
 
 // Remove deletes the allocation directory if it holds no allocation of any
-// subnet (after ReleaseAll, of every allocator sharing it), lock file
-// included.
+// subnet (after ReleaseAll, of every allocator sharing it), lock file and
+// a killed writer's recordTemp included.
 func (a *Allocator) Remove() error {
 	held, err := a.readDir()
 	if err != nil {
@@ -275,6 +275,9 @@ func (a *Allocator) Remove() error {
 	}
 	if err := os.Remove(filepath.Join(a.cfg.Dir, blocksSub)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("ipam: %w (blocks still marked)", err)
+	}
+	if err := os.Remove(filepath.Join(a.cfg.Dir, recordTemp)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("ipam: %w", err)
 	}
 	if err := os.Remove(filepath.Join(a.cfg.Dir, lockFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("ipam: %w", err)
