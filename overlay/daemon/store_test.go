@@ -18,6 +18,7 @@ import (
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/overlay/registry/kubenode"
 )
 
 // leaseRegistry records Register calls and delivers a scripted change feed.
@@ -181,5 +182,41 @@ func TestOpenStoreLease(t *testing.T) {
 		if !slices.Equal(plain.got(), want) || strings.Contains(b.String(), "overlayd_etcd_lease_lost_total 3") != leased || (d.adopt != nil) != leased {
 			t.Errorf("leased %v: registered %v, adoption %v, metrics:\n%s", leased, plain.got(), d.adopt != nil, b.String())
 		}
+	}
+}
+
+// TestOpenRefusesIPv6OnSpans: the daemon refuses to serve a dual-stack
+// overlay, or one on an IPv6 underlay, from a store of spans (the
+// Kubernetes store: IPv4 podCIDRs at IPv4 VTEPs), naming the setting.
+func TestOpenRefusesIPv6OnSpans(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		gw6  string
+		vtep netip.Addr
+	}{
+		{"dual-stack", "2001:db8:42::1/64", localVTEP},
+		{"ipv6 underlay", "", netip.MustParseAddr("2001:db8::2")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := overlay.DefaultConfig()
+			if c.gw6 != "" {
+				cfg.Gateway6 = netip.MustParsePrefix(c.gw6)
+			}
+			ov := overlay.Overlay{Config: cfg, VTEP: c.vtep, VTEPSource: "--local", UnderlayDev: "eth1", UnderlayMTU: 1500}
+			writeJSON(t, filepath.Join(dir, "overlay.json"), map[string]any{"version": 1, "overlay": ov})
+			node := overlay.NewNode(overlay.NodeOptions{StateDir: dir, NetNSDir: "/nonexistent/netns"})
+			schemes := map[string]registry.Opener{"kube": func(context.Context, string, registry.Options) (registry.Registry, error) {
+				return kubenode.New(t.TempDir()), nil
+			}}
+			d, err := open(t.Context(), Config{Node: node, Store: "kube:", Schemes: schemes}, newFakeKernel())
+			if err == nil {
+				d.Close()
+			}
+			var se *SettingError
+			if !errors.Is(err, overlay.ErrSpansIPv4Only) || !errors.As(err, &se) || se.Setting != SettingStore {
+				t.Fatalf("open = %v, want the store setting refused with ErrSpansIPv4Only", err)
+			}
+		})
 	}
 }
