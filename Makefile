@@ -148,6 +148,7 @@ fuzz:
 	done
 	@echo "== FuzzUdata ($(FUZZTIME))"; $(GO) test ./overlay/nft -run '^$$' -fuzz '^FuzzUdata$$' -fuzztime $(FUZZTIME)
 	@echo "== FuzzParseNode ($(FUZZTIME))"; $(GO) test ./overlay/registry/kubereg -run '^$$' -fuzz '^FuzzParseNode$$' -fuzztime $(FUZZTIME)
+	@echo "== FuzzTarget ($(FUZZTIME))"; $(GO) test ./overlay/wake -run '^$$' -fuzz '^FuzzTarget$$' -fuzztime $(FUZZTIME)
 
 ## kube-build: the Kubernetes components internal/kubetest runs, built once per machine into
 ## $(OVERLAYNET_KUBE_CACHE) (default /var/cache/overlaynet/kube); scripts/setup.sh runs it

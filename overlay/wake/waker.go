@@ -1,0 +1,198 @@
+package wake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync/atomic"
+	"time"
+)
+
+// Link is where a Waker reads captured requests and sends them again: the
+// packet socket Open returns on Linux, or a fake in tests.
+type Link interface {
+	// Receive copies the next captured frame into b and returns its length
+	// (a frame longer than b is cut to len(b) and reported whole, as
+	// recv(2) with MSG_TRUNC does). With wait false it returns 0 and no
+	// error at once when no frame is queued; with wait true it waits for
+	// one, until the link is closed (an error).
+	Receive(b []byte, wait bool) (int, error)
+	// Send transmits frame to the device the link captures on.
+	Send(frame []byte) error
+	// Close releases the link, waking a waiting Receive.
+	Close() error
+}
+
+// overflowCounter is a Link that counts the frames its kernel buffer could
+// not hold (the packet socket's PACKET_STATISTICS drops), since the last
+// call.
+type overflowCounter interface {
+	Overflowed() (uint64, error)
+}
+
+// drainMax is how many queued frames Answer reads itself at most before it
+// looks its target up: the request that raised the miss is queued before
+// the miss is raised, and usually read by Run long before; under a flood of
+// requests Answer does not read the flood.
+const drainMax = 8
+
+// Waker answers the requests waiting for the entries the resolver programs
+// (see the package doc). Its methods are safe for concurrent use.
+type Waker struct {
+	link     Link
+	table    *Table
+	log      *slog.Logger
+	now      func() time.Time
+	captured atomic.Uint64
+	answered atomic.Uint64
+	sendErrs atomic.Uint64
+	ignored  atomic.Uint64 // frames the filter let through that are no request
+}
+
+// Config is a Waker's table and logger; zero fields take the defaults.
+type Config struct {
+	TableSize int           // targets held at most (DefaultTableSize)
+	TTL       time.Duration // a request's life (DefaultTTL)
+	Logger    *slog.Logger  // nil discards
+}
+
+// New returns a Waker on link; Run reads it.
+func New(link Link, cfg Config) *Waker {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Waker{link: link, table: NewTable(cfg.TableSize, cfg.TTL), log: log, now: time.Now}
+}
+
+// Run reads captured requests into the table until ctx ends (nil) or the
+// link fails.
+func (w *Waker) Run(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { w.link.Close() })
+	defer stop()
+	var b [MaxFrame + 1]byte
+	for {
+		n, err := w.link.Receive(b[:], true)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("wake: receive: %w", err)
+		}
+		w.keep(b[:min(n, len(b))])
+	}
+}
+
+// keep puts one captured frame in the table; b holds at most MaxFrame+1
+// of its bytes (a longer frame is cut to that and counted as oversize).
+func (w *Waker) keep(b []byte) {
+	target, ok := Target(b)
+	if !ok {
+		w.ignored.Add(1)
+		return
+	}
+	w.captured.Add(1)
+	w.table.Put(target, b, w.now())
+}
+
+// Answer sends again the request waiting for ip, if one was captured
+// within the TTL and not answered yet: the kernel answers it from the
+// entry just programmed. Call it only once ip's neighbour entry is in the
+// kernel, for a miss: it first reads the requests captured but not read by
+// Run yet (up to drainMax), since the one that raised the miss may be among
+// them. It does not wait for anything but the send.
+func (w *Waker) Answer(ip netip.Addr) {
+	var b [MaxFrame + 1]byte
+	for range drainMax {
+		n, err := w.link.Receive(b[:], false)
+		if err != nil || n == 0 {
+			break
+		}
+		w.keep(b[:min(n, len(b))])
+	}
+	w.send(ip, b[:MaxFrame])
+}
+
+// AnswerHeld is Answer without the reading: for entries programmed with no
+// miss waiting (from the change feed, by a reconcile pass), many at a
+// time, where a request may have been captured meanwhile.
+func (w *Waker) AnswerHeld(ip netip.Addr) {
+	var b [MaxFrame]byte
+	w.send(ip, b[:])
+}
+
+// send sends the request held for ip, if any, using b as its buffer.
+func (w *Waker) send(ip netip.Addr, b []byte) {
+	n := w.table.Take(ip.Unmap(), w.now(), b)
+	if n == 0 {
+		return
+	}
+	if err := w.link.Send(b[:n]); err != nil {
+		if w.sendErrs.Add(1) == 1 || w.log.Enabled(context.Background(), slog.LevelDebug) {
+			w.log.Warn("wake: request not sent again", "target", ip, "err", err)
+		}
+		return
+	}
+	w.answered.Add(1)
+}
+
+// Stats are a Waker's counters.
+type Stats struct {
+	Captured uint64 // requests captured (kept in the table, or oversize)
+	Answered uint64 // requests sent again once their entry was programmed
+	// Expired are requests nothing programmed an entry for within the TTL:
+	// the kernel answered them from an entry already there, or their miss
+	// was not resolved (an address the registry does not hold).
+	Expired    uint64
+	Dropped    map[string]uint64 // by reason: superseded, evicted, oversize, overflow
+	SendErrors uint64
+}
+
+// Stats returns the counters.
+func (w *Waker) Stats() Stats {
+	if oc, ok := w.link.(overflowCounter); ok {
+		if n, err := oc.Overflowed(); err == nil && n > 0 {
+			w.table.overflowed(n)
+		}
+	}
+	expired, dropped := w.table.counts(w.now())
+	s := Stats{Captured: w.captured.Load(), Answered: w.answered.Load(), Expired: expired,
+		Dropped: make(map[string]uint64, dropReasons), SendErrors: w.sendErrs.Load()}
+	for r := range dropReasons {
+		s.Dropped[r.String()] = dropped[r]
+	}
+	return s
+}
+
+// Collector returns a function writing w's counters in the Prometheus text
+// format (for resolver.Metrics.AddCollector). w may be nil (no capture):
+// the counters are then written as zeros.
+func Collector(w *Waker) func(io.Writer) {
+	return func(out io.Writer) {
+		s := Stats{Dropped: map[string]uint64{}}
+		if w != nil {
+			s = w.Stats()
+		}
+		counter(out, "overlayd_requests_captured_total", "ARP requests and neighbour solicitations from local ports captured on their way to the vxlan device.", s.Captured)
+		counter(out, "overlayd_requests_answered_total", "Captured requests sent to the vxlan device again once the resolver programmed their target's entry: the kernel answered them at once.", s.Answered)
+		counter(out, "overlayd_requests_expired_total", "Captured requests no entry was programmed for within their TTL (the kernel answered them from an entry already there, or their target is unknown).", s.Expired)
+		fmt.Fprintf(out, "# HELP %s %s\n# TYPE %s counter\n", "overlayd_requests_dropped_total",
+			"Captured requests not kept until answered or expired, by reason: superseded (a newer one for the same target), evicted (the table was full), oversize, overflow (the capture socket's buffer was full).",
+			"overlayd_requests_dropped_total")
+		for r := range dropReasons {
+			fmt.Fprintf(out, "overlayd_requests_dropped_total{reason=%q} %d\n", r.String(), s.Dropped[r.String()])
+		}
+		counter(out, "overlayd_requests_send_errors_total", "Captured requests whose sending again failed.", s.SendErrors)
+	}
+}
+
+func counter(w io.Writer, name, help string, v uint64) {
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+}
+
+// ErrNotSupported is Open's error where the platform has no packet
+// sockets.
+var ErrNotSupported = errors.New("wake: packet capture is not supported on this platform")
