@@ -186,8 +186,8 @@ for i in 1 2 3; do
 	echo "  node$i: daemon pid ${DAEMONS[i - 1]} running"
 done
 
-echo "== every container pings every other one (ping -c1 -W2, up to 3 tries; a first reply takes ~1 s: the ARP
-   request that raised the miss is consumed, the kernel's retry 1 s later is answered)"
+echo "== every container pings every other one (ping -c1 -W2, up to 3 tries; a first reply takes milliseconds: each
+   daemon answers the miss and has the vxlan answer the very ARP request that raised it)"
 mkdir "$WORK/ping"
 total=0
 for src in "${CTRS[@]}"; do
@@ -267,7 +267,7 @@ for i in 1 2 3; do
 	echo "  node$i:"
 	nsenter --net="/var/run/netns/${NODES[i]}" bash -c \
 		'exec 3<>/dev/tcp/${0%:*}/${0#*:} && printf "GET /metrics HTTP/1.0\r\nHost: demo\r\n\r\n" >&3 && cat <&3' "$METRICS" 2>/dev/null |
-		grep -E '^overlayd_(misses_total|resolutions_total|negative_cache_hits_total|overruns_total|programmed_entries|miss_to_entry_seconds_count)' |
+		grep -E '^overlayd_(misses_total|resolutions_total|negative_cache_hits_total|overruns_total|programmed_entries|miss_to_entry_seconds_count|requests_captured_total|requests_answered_total)' |
 		sed 's/^/    /' || echo "    (metrics unavailable)"
 done
 

@@ -75,7 +75,7 @@ func TestAttachAllocates(t *testing.T) {
 
 // newDirLab is two nodes (192.0.2.2, 192.0.2.3, joined by a veth) on one
 // directory store, each with its overlay created.
-func newDirLab(t *testing.T) []*simNode {
+func newDirLab(t testing.TB) []*simNode {
 	t.Helper()
 	store := "dir:" + t.TempDir()
 	n1 := newSimNode(t, "d1", store)

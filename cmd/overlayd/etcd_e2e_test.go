@@ -16,24 +16,6 @@ import (
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
-// firstRTT matches the round-trip time of a ping reply.
-var firstRTT = regexp.MustCompile(`time=([0-9.]+) ms`)
-
-// pingRTT sends one echo request from c (on n) to ip, waiting wait seconds,
-// and returns the reply's round-trip time.
-func pingRTT(n *simNode, c ctr, ip, wait string) (time.Duration, error) {
-	out, err := n.in(c.name, "ping", "-n", "-c1", "-W"+wait, ip)
-	if err != nil {
-		return 0, err
-	}
-	m := firstRTT.FindStringSubmatch(out)
-	if m == nil {
-		return 0, fmt.Errorf("no round-trip time in %q", out)
-	}
-	ms, err := strconv.ParseFloat(m[1], 64)
-	return time.Duration(ms * float64(time.Millisecond)), err
-}
-
 // alive reports whether the daemon has not exited (without consuming its
 // exit status, which stop still needs).
 func (d *daemon) alive() (bool, error) {

@@ -26,3 +26,6 @@ func newEtcdAllocateLab(t *testing.T) (n1, n2 *simNode, keys func() []string) {
 		return out
 	}
 }
+
+// newEtcdPair returns two nodes on one etcd, each with its overlay created.
+func newEtcdPair(tb testing.TB) []*simNode { return newEtcdLabWith(tb, 2, labOptions{}).nodes }

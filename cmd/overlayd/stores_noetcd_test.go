@@ -11,3 +11,8 @@ func newEtcdAllocateLab(t *testing.T) (n1, n2 *simNode, keys func() []string) {
 	t.Fatal("this build has no etcd store")
 	return nil, nil, nil
 }
+
+func newEtcdPair(tb testing.TB) []*simNode {
+	tb.Fatal("this build has no etcd store")
+	return nil
+}

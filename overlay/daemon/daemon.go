@@ -14,6 +14,7 @@ import (
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/overlay/registry/stores"
 	"github.com/overlaynet/overlaynet/overlay/resolver"
+	"github.com/overlaynet/overlaynet/overlay/wake"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -94,6 +95,10 @@ type Daemon struct {
 	// store was told the node's network is up.
 	running   atomic.Bool
 	announced atomic.Bool
+	// waker answers the request that raised a miss once it is resolved
+	// (nil: no capture, on a fake kernel or if it could not be opened).
+	waker     *wake.Waker
+	closeWake func()
 }
 
 // Run opens the daemon described by cfg and runs it until ctx ends (nil) or
@@ -161,6 +166,7 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 	d.metrics.AddCollector(resolver.MonitorCollector(d.k.mon.Stats))
 	d.metrics.AddCollector(d.leaks.collector())
 	d.sweeper = cfg.Node.WithRegistry(d.store)
+	d.openWaker(cfg.Resolver.NegativeTTL)
 	if d.lease != nil {
 		d.metrics.AddCollector(leaseCollector(d.lease))
 	}
@@ -183,7 +189,7 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 		Registry: d.store,
 		Vxlan:    d.topo.Vxlan, Bridge: d.topo.Bridge, VNI: d.topo.VNI, Port: d.topo.Port,
 		Subnet: oc.Subnet(), Subnet6: oc.Subnet6(), LocalVTEP: d.ov.VTEP,
-		Logger: log, Metrics: d.metrics, Feed: feed, Checker: d.check,
+		Logger: log, Metrics: d.metrics, Feed: feed, Checker: d.check, Answerer: d.answerer(),
 	}
 	if feed != nil && d.k.guard && !oc.NoVTEPFilter {
 		// One watch of the registry for the resolver and the VTEP
@@ -242,9 +248,40 @@ func (d *Daemon) openRegistry(ctx context.Context, cfg Config) (registry.ChangeF
 	return feed, nil
 }
 
-// Run runs the resolver, fed by the overlay namespace's monitor, and on a
-// leased store the adoption of later local attaches, until ctx ends (nil)
-// or the monitor fails. It returns once all of them stopped.
+// openWaker opens the capture of the requests sent to the vxlan device, if
+// the kernel side has one, for the waker whose requests live ttl (the
+// negative-cache TTL; the default when zero), and exports its counters
+// (zeros without one). Without it (it could not be opened: logged) a
+// container whose request raised a miss gets its answer at its retransmit.
+func (d *Daemon) openWaker(ttl time.Duration) {
+	defer func() { d.metrics.AddCollector(wake.Collector(d.waker)) }()
+	if d.k.capture == nil {
+		return
+	}
+	link, err := d.k.capture(d.topo.Vxlan)
+	if err != nil {
+		d.log.Warn("no capture of the requests that raise misses: they are answered at their retransmit", "err", err)
+		return
+	}
+	if ttl <= 0 {
+		ttl = resolver.DefaultNegativeTTL
+	}
+	d.waker = wake.New(link, wake.Config{TTL: ttl, Logger: d.log})
+	d.closeWake = func() { link.Close() }
+}
+
+// answerer is the resolver's Answerer: the waker, or none.
+func (d *Daemon) answerer() resolver.Answerer {
+	if d.waker == nil {
+		return nil
+	}
+	return d.waker
+}
+
+// Run runs the resolver, fed by the overlay namespace's monitor, the
+// capture of the requests that raise misses, and on a leased store the
+// adoption of later local attaches, until ctx ends (nil) or the monitor
+// fails. It returns once all of them stopped.
 func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	var wg sync.WaitGroup
@@ -269,6 +306,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	})
 	if d.adopt != nil {
 		wg.Go(func() { d.adopt(ctx) })
+	}
+	if d.waker != nil {
+		wg.Go(func() {
+			if err := d.waker.Run(ctx); err != nil {
+				d.log.Warn("capture of requests failed: they are answered at their retransmit", "err", err)
+			}
+		})
 	}
 	if d.k.guard {
 		if err := d.startGuard(ctx); err != nil {
@@ -314,6 +358,10 @@ func (d *Daemon) Close() error {
 		d.stopMetrics()
 		d.stopMetrics = nil
 	}
+	if d.closeWake != nil {
+		d.closeWake()
+		d.closeWake = nil
+	}
 	d.k.close()
 	d.k = kernelSide{}
 	defer func() {
@@ -336,6 +384,9 @@ type kernelSide struct {
 	dump    *rtnl.Conn // reconcile's dumps (nil: conn)
 	mon     monitor
 	closeFn func()
+	// capture, if set, opens the capture of the requests transmitted to
+	// the vxlan device with the given ifindex (see package wake).
+	capture func(vxlan int32) (wake.Link, error)
 	// guard is true for the real kernel: the daemon installs the VTEP
 	// allowlist and anti-spoofing rules (see startGuard).
 	guard bool

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/overlaynet/overlaynet/overlay/resolver"
+	"github.com/overlaynet/overlaynet/overlay/wake"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -12,7 +13,8 @@ import (
 type systemKernel struct{}
 
 // open opens the named namespace netns in netnsDir, two request sockets
-// (programming; the reconcile's dumps) and a misses-only monitor in it. The
+// (programming; the reconcile's dumps) and a misses-only monitor in it, and
+// the means to open the capture of requests there once the vxlan is known. The
 // monitor's socket filter drops, in the kernel, the echoes of the entries
 // the resolver programs (two per resolved address).
 func (systemKernel) open(netnsDir, netns string, rcvbuf int) (kernelSide, error) {
@@ -48,7 +50,8 @@ func (systemKernel) open(netnsDir, netns string, rcvbuf int) (kernelSide, error)
 		ns.Close()
 		return kernelSide{}, err
 	}
-	return kernelSide{conn: conn, dump: dump, mon: mon, guard: true, alive: alive, closeFn: func() {
+	capture := func(vxlan int32) (wake.Link, error) { return wake.Open(ns, vxlan) }
+	return kernelSide{conn: conn, dump: dump, mon: mon, guard: true, alive: alive, capture: capture, closeFn: func() {
 		mon.Close()
 		dump.Close()
 		conn.Close()

@@ -161,6 +161,7 @@ type programmer struct {
 	log    *slog.Logger
 	m      *Metrics
 	now    func() time.Time
+	answer Answerer // nil: none
 
 	qmu     sync.Mutex    // guards urgent, pending, spare, sending
 	qcond   *sync.Cond    // signalled when urgent or pending shrinks
@@ -202,7 +203,7 @@ const bulkBatchMax = 32
 func newProgrammer(k neighKernel, cfg *Config, now func() time.Time, m *Metrics, log *slog.Logger) *programmer {
 	p := &programmer{
 		k: k, vxlan: cfg.Vxlan, vni: cfg.VNI, port: cfg.Port, proto: cfg.Protocol,
-		window: cfg.BatchWindow, max: cfg.BatchMax, log: log, m: m, now: now,
+		window: cfg.BatchWindow, max: cfg.BatchMax, log: log, m: m, now: now, answer: cfg.Answerer,
 		pendingMax: 2 * cfg.BatchMax, bulkMax: min(cfg.BatchMax, bulkBatchMax),
 		// Sized for a queue's worth of resolutions, so that the first burst
 		// does not grow them step by step inside the batches' critical path.
@@ -393,11 +394,23 @@ func (p *programmer) execute(res []*resolution) {
 	p.mu.Unlock()
 }
 
-// notify is the rest of apply once res is executed: it logs and counts each
-// resolution, ends its lookup and recycles it.
+// notify is the rest of apply once res is executed: it answers the
+// requests waiting for the neighbour entries now in (Answerer), logs and
+// counts each resolution, ends its lookup and recycles it.
 func (p *programmer) notify(res []*resolution) {
 	now := p.now()
 	for _, r := range res {
+		if p.answer != nil {
+			for j := range r.ops {
+				if op := &r.ops[j]; op.kind == opSetNeigh && op.err == nil && !op.superseded && op.ifindex == p.vxlan {
+					if r.table != nil { // a miss's
+						p.answer.Answer(op.ip)
+					} else {
+						p.answer.AnswerHeld(op.ip)
+					}
+				}
+			}
+		}
 		p.report(r, now)
 		if r.table != nil {
 			r.table.done(r.key, false)

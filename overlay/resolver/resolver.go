@@ -125,6 +125,11 @@ type Config struct {
 	// Feed is the registry's change feed (see feed.go), followed in
 	// ModeProactive and ModeHybrid.
 	Feed registry.ChangeFeed
+	// Answerer, if set, is told of every neighbour entry the resolver
+	// programmed on the vxlan device (for a miss, from the feed or by a
+	// reconcile pass), once it is in the kernel: the request waiting for
+	// it is answered now (package wake).
+	Answerer Answerer
 
 	// Tuning is how the resolver works; its fields are Config's too.
 	Tuning
@@ -171,6 +176,20 @@ type Tuning struct {
 	// record: the kernel does not bound them (PERMANENT neighbours and
 	// vxlan FDB entries are exempt from the neighbour table's gc_thresh3).
 	ProactiveMax int
+}
+
+// Answerer answers the request waiting for an address whose neighbour
+// entry was just programmed (a *wake.Waker). Neither method may wait: they
+// are called on the goroutine that programmed the entry, which may be the
+// receive loop.
+type Answerer interface {
+	// Answer is called for a miss's entry: the request that raised the
+	// miss may not have been read from the capture yet.
+	Answer(ip netip.Addr)
+	// AnswerHeld is called for an entry the feed or a reconcile pass
+	// programmed (many at a time, and no miss waiting): only a request
+	// already read is answered.
+	AnswerHeld(ip netip.Addr)
 }
 
 // seams are what tests replace (export_test.go); the zero value is the

@@ -8,7 +8,7 @@
 // (Open, Linux) sees each request as the bridge transmits it to the device
 // (PACKET_OUTGOING: it comes from a local port), a classic BPF filter in the
 // kernel keeping nothing else, and a small Table holds the latest request
-// per target address for a few seconds. When the resolver has programmed
+// of each sender per target address for a few seconds. When the resolver has programmed
 // the target's neighbour entry it calls Answer, which sends that request to
 // the device once more: the vxlan proxy then answers it from the new entry
 // (arp_reduce, neigh_reduce), as it answers any request for an address it

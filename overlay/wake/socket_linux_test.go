@@ -115,7 +115,9 @@ func TestAnswerWakesTheRequester(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { ping.Process.Kill(); ping.Wait() })
-			if !waitFor(time.Second, func() bool { return w.table.Len() == 1 }) {
+			// (A first request can be lost while the bridge port comes up:
+			// the retransmit, a second later, is captured then.)
+			if !waitFor(3*time.Second, func() bool { return w.table.Len() == 1 }) {
 				t.Fatalf("the container's request was not captured: %+v", w.Stats())
 			}
 			nstest.Run(t, l.overlayName, "ip", "neigh", "replace", l.target.String(), "lladdr", remoteMAC.String(),

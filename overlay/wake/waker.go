@@ -98,12 +98,13 @@ func (w *Waker) keep(b []byte) {
 	w.table.Put(target, b, w.now())
 }
 
-// Answer sends again the request waiting for ip, if one was captured
-// within the TTL and not answered yet: the kernel answers it from the
-// entry just programmed. Call it only once ip's neighbour entry is in the
-// kernel, for a miss: it first reads the requests captured but not read by
-// Run yet (up to drainMax), since the one that raised the miss may be among
-// them. It does not wait for anything but the send.
+// Answer sends again the requests waiting for ip (the latest of each
+// sender), if any were captured within the TTL and not answered yet: the
+// kernel answers them from the entry just programmed. Call it only once
+// ip's neighbour entry is in the kernel, for a miss: it first reads the
+// requests captured but not read by Run yet (up to drainMax), since the one
+// that raised the miss may be among them. It does not wait for anything
+// but the sends.
 func (w *Waker) Answer(ip netip.Addr) {
 	var b [MaxFrame + 1]byte
 	for range drainMax {
@@ -113,30 +114,26 @@ func (w *Waker) Answer(ip netip.Addr) {
 		}
 		w.keep(b[:min(n, len(b))])
 	}
-	w.send(ip, b[:MaxFrame])
+	w.send(ip)
 }
 
 // AnswerHeld is Answer without the reading: for entries programmed with no
 // miss waiting (from the change feed, by a reconcile pass), many at a
 // time, where a request may have been captured meanwhile.
-func (w *Waker) AnswerHeld(ip netip.Addr) {
-	var b [MaxFrame]byte
-	w.send(ip, b[:])
-}
+func (w *Waker) AnswerHeld(ip netip.Addr) { w.send(ip) }
 
-// send sends the request held for ip, if any, using b as its buffer.
-func (w *Waker) send(ip netip.Addr, b []byte) {
-	n := w.table.Take(ip.Unmap(), w.now(), b)
-	if n == 0 {
-		return
-	}
-	if err := w.link.Send(b[:n]); err != nil {
-		if w.sendErrs.Add(1) == 1 || w.log.Enabled(context.Background(), slog.LevelDebug) {
-			w.log.Warn("wake: request not sent again", "target", ip, "err", err)
+// send sends the requests held for ip, if any (under the table's lock: a
+// send does not wait).
+func (w *Waker) send(ip netip.Addr) {
+	w.table.Take(ip.Unmap(), w.now(), func(frame []byte) {
+		if err := w.link.Send(frame); err != nil {
+			if w.sendErrs.Add(1) == 1 || w.log.Enabled(context.Background(), slog.LevelDebug) {
+				w.log.Warn("wake: request not sent again", "target", ip, "err", err)
+			}
+			return
 		}
-		return
-	}
-	w.answered.Add(1)
+		w.answered.Add(1)
+	})
 }
 
 // Stats are a Waker's counters.
