@@ -120,20 +120,22 @@ bench-scale:
 	$(GO) test -run '^$$' -bench 'Startup' -benchtime 1x -count 3 -timeout 30m ./cmd/overlayd/ | tee bench-scale.txt
 	$(GO) test -run '^$$' -bench 'Churn' -benchtime 1x -count 2 -timeout 30m ./cmd/overlayd/ | tee -a bench-scale.txt
 
-## bench: benchmarks side by side with the peers, benchstat tables (root; a few minutes)
+## bench: benchmarks side by side with the peers, benchstat tables (root; a few minutes; gcc for the floor)
 ## The resolver benchmarks build the resolver exactly as `overlayd run` with no flags
 ## (bench.TestBenchmarkConfigIsTheDaemons); RESOLVECOUNT rounds each.
 RESOLVECOUNT ?= 4
 bench:
 	$(GO) test -run '^$$' -bench 'DecodeMiss|Monitor|RegistryLookup' -benchmem -count $(BENCHCOUNT) -benchtime 300ms -timeout 60m ./bench/ | tee bench.txt
 	$(GO) test -run '^$$' -bench 'Program' -benchmem -count $(BENCHCOUNT) -benchtime 1x -timeout 60m ./bench/ | tee -a bench.txt
-	$(GO) test -run '^$$' -bench 'ResolveIsolated' -benchmem -count $(RESOLVECOUNT) -benchtime 300x -timeout 60m ./bench/ | tee -a bench.txt
+	$(GO) test -run '^$$' -bench 'ResolveIsolated' -benchmem -count $(RESOLVECOUNT) -benchtime 500x -timeout 60m ./bench/ | tee -a bench.txt
+	$(GO) test -run '^$$' -bench 'FirstContact' -count $(RESOLVECOUNT) -benchtime 16x -timeout 60m ./cmd/overlayd/ | tee -a bench.txt
 	$(GO) test -run '^$$' -bench 'Resolve$$|ResolveBacklog|ResolveScan' -benchmem -count $(RESOLVECOUNT) -benchtime 1x -timeout 60m ./bench/ | tee -a bench.txt
 	$(GO) test -run '^$$' -bench 'CrossNodeTCP|AllowlistUpdate' -benchmem -count $(BENCHCOUNT) -timeout 60m ./bench/ | tee -a bench.txt
 	@test -x $(BENCHSTAT) || $(GO) install golang.org/x/perf/cmd/benchstat@latest
-	$(BENCHSTAT) -filter '-.name:/^(Resolve|Program|CrossNodeTCP)/' bench.txt
+	$(BENCHSTAT) -filter '-.name:/^(Resolve|Program|CrossNodeTCP|FirstContact)/' bench.txt
 	$(BENCHSTAT) -filter '.name:Program' -col /impl bench.txt
 	$(BENCHSTAT) -filter '.name:ResolveIsolated' -col /impl bench.txt
+	$(BENCHSTAT) -filter '.name:FirstContact' -col /store bench.txt
 	$(BENCHSTAT) -filter '.name:Resolve' -col /impl bench.txt
 	$(BENCHSTAT) -filter '.name:ResolveBacklog' -col /impl bench.txt
 	$(BENCHSTAT) -filter '.name:ResolveScan' -col /impl bench.txt

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/overlaynet/overlaynet/internal/missgen"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -103,11 +102,12 @@ func (c *completion) resolved() int {
 	return c.done
 }
 
-// startCompletion runs a completion watcher on lab until stop.
-func startCompletion(tb testing.TB, lab *missgen.Lab) (c *completion, stop func()) {
-	c = &completion{vxlan: lab.VxlanIndex, neigh: make([]int64, registryN), fdb: make([]int64, registryN),
+// startCompletion runs a completion watcher on the vxlan device with
+// ifindex vxlan in the overlay namespace ns until stop.
+func startCompletion(tb testing.TB, ns *rtnl.NetNS, vxlan int32) (c *completion, stop func()) {
+	c = &completion{vxlan: vxlan, neigh: make([]int64, registryN), fdb: make([]int64, registryN),
 		completed: make(chan int, 16)}
-	m, err := rtnl.DialMonitor(rtnl.MonitorConfig{NetNS: lab.Overlay, ReceiveBuffer: monitorBuffer, ChangesOnly: true})
+	m, err := rtnl.DialMonitor(rtnl.MonitorConfig{NetNS: ns, ReceiveBuffer: monitorBuffer, ChangesOnly: true})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -11,10 +11,14 @@
 //	                                   a resolver needs
 //	BenchmarkMonitor/<impl>            misses raised in a throwaway namespace
 //	                                   and consumed live (root)
-//	BenchmarkResolveIsolated/registry=<dir|mem>/impl=<rtnl|vishvananda|python>
-//	                                   misses one at a time, frame sent to
-//	                                   both entries present: p50, p99 (root;
-//	                                   -benchtime Nx, N misses)
+//	BenchmarkResolveIsolated/gap=<5ms|20ms>/impl=<floor|overlayd|libnetwork|python>
+//	                                   misses one at a time, each
+//	                                   implementation in a process of its own
+//	                                   (overlayd: the shipped binary) on a node
+//	                                   made with the shipped binary, measured
+//	                                   from the benchmark's: frame sent to both
+//	                                   entries present, p50, p99, CPU per miss
+//	                                   (root; -benchtime Nx, N misses)
 //	BenchmarkResolve[Backlog]/n=<10000|50000>/registry=<dir|mem>/impl=<rtnl|vishvananda>
 //	                                   bursts of distinct-IP misses, each sent
 //	                                   once, resolved end to end: resolved/s,
@@ -25,10 +29,13 @@
 //	                                   misses: registry lookups the scan
 //	                                   causes, legitimate p99 (-benchtime 1x)
 //
-// impl=rtnl is the resolver exactly as `overlayd run` builds it with no
-// flags (TestBenchmarkConfigIsTheDaemons). Its monitor drops the echoes of
-// its own entries with a kernel socket filter; the peers receive them and
-// skip them in user space, as libnetwork and the lab did.
+// In the burst and scan benchmarks, impl=rtnl is the resolver exactly as
+// `overlayd run` builds it with no flags (TestBenchmarkConfigIsTheDaemons),
+// in the benchmark's process beside the libnetwork-way peer; the isolated
+// benchmark runs `overlayd run` itself. rtnl's monitor drops the echoes of
+// its own entries with a kernel socket filter (so does the C floor); the
+// peers receive them and skip them in user space, as libnetwork and the lab
+// did.
 //
 // Run them with `make bench` (benchstat -col /impl compares the
 // implementations).

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -105,9 +106,10 @@ var dualCleanup string
 // familyP99 keeps each family's p99 of the latest BenchmarkResolveIsolatedFamily run.
 var familyP99 sync.Map
 
-// BenchmarkResolveIsolatedFamily is BenchmarkResolveIsolated for both
-// address families of a dual-stack overlay, side by side in one run: the
-// rtnl resolver (`overlayd run`'s defaults) on a dual-stack lab, misses one
+// BenchmarkResolveIsolatedFamily measures isolated misses for both
+// address families of a dual-stack overlay, side by side in one run, in
+// the benchmark's process (BenchmarkResolveIsolated runs the shipped
+// binary, IPv4 only): the rtnl resolver (`overlayd run`'s defaults) on a dual-stack lab, misses one
 // at a time, an op one ARP request (family=ipv4) or one Neighbor
 // Solicitation (family=ipv6) for a registered address of a dual-stack
 // target, timed from the frame leaving the container to the neighbour
@@ -122,7 +124,7 @@ func BenchmarkResolveIsolatedFamily(b *testing.B) {
 				if b.N > dualN {
 					b.Fatalf("-benchtime %dx: at most %d", b.N, dualN)
 				}
-				familyP99.Store(reg.name+"/"+fam.name, benchIsolatedOf(b, isolatedImpls[0], reg, fam))
+				familyP99.Store(reg.name+"/"+fam.name, benchIsolatedOf(b, resolverImpls[0], reg, fam))
 			})
 		}
 		v4, ok4 := familyP99.Load(reg.name + "/ipv4")
@@ -131,6 +133,59 @@ func BenchmarkResolveIsolatedFamily(b *testing.B) {
 			b.Logf("registry=%s: p99 ipv6 / ipv4 = %.2f", reg.name, float64(v6.(time.Duration))/float64(v4.(time.Duration)))
 		}
 	}
+}
+
+// familyGap is the pause between a resolution and the next miss in
+// BenchmarkResolveIsolatedFamily: the resolver is idle when each miss
+// arrives.
+const familyGap = 5 * time.Millisecond
+
+// benchIsolatedOf raises the misses of fam one at a time on impl, run in
+// the benchmark's process on reg, each familyGap after the previous one is
+// resolved; it reports their latencies and returns the p99.
+func benchIsolatedOf(b *testing.B, impl resolverImpl, reg benchRegistry, fam missFamily) time.Duration {
+	lab := fam.lab(b)
+	g := fam.generator(b, lab)
+	r, run := startImpl(b, lab, impl, reg)
+	c := r.c
+	run()
+	time.Sleep(50 * time.Millisecond) // past the start-up's own work
+
+	var lat []time.Duration
+	i := 0
+	for b.Loop() {
+		if i >= registryN {
+			b.Fatalf("more than %d misses: use -benchtime Nx with N <= %d", registryN, registryN)
+		}
+		t0 := time.Now()
+		if n, err := fam.send(g, i, 1); err != nil || n != 1 {
+			b.Fatalf("generator: %v", err)
+		}
+		select {
+		case got := <-c.completed:
+			if got != i {
+				b.Fatalf("%s: IP #%d resolved while waiting for #%d", impl.name, got, i)
+			}
+		case <-time.After(2 * time.Second):
+			b.Fatalf("%s: miss #%d (%s) not resolved within 2s", impl.name, i, fam.ip(i))
+		}
+		lat = append(lat, time.Duration(max(c.neigh[i], c.fdb[i])-t0.UnixNano()))
+		i++
+		time.Sleep(familyGap)
+	}
+	r.finish(b)
+	var sum time.Duration
+	for _, d := range lat {
+		sum += d
+	}
+	slices.Sort(lat)
+	p99 := percentile(lat, 0.99)
+	b.ReportMetric(float64(sum.Nanoseconds())/float64(len(lat)), "ns/op")
+	b.ReportMetric(float64(percentile(lat, 0.50).Nanoseconds())/1e3, "p50-us")
+	b.ReportMetric(float64(p99.Nanoseconds())/1e3, "p99-us")
+	b.Logf("%s on %s (%s): %d misses, p50 %v, p99 %v, max %v", impl.name, reg.name, fam.name, len(lat),
+		percentile(lat, 0.5), p99, fmt.Sprint(lat[len(lat)-1]))
+	return p99
 }
 
 // BenchmarkResolveFamily is BenchmarkResolve (a live burst, each address

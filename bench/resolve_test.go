@@ -139,14 +139,16 @@ func buildRegistries(pattern string, n int, records func(i int) []registry.Recor
 	return []benchRegistry{{"dir", reg, dir}, {"mem", mem, dir}}, dir, nil
 }
 
-// TestMain removes the shared registry after the run.
+// TestMain removes the shared registries, the commands and the floor
+// resolver after the run.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, p := range []string{sharedRegistries.path, dualCleanup} {
+	for _, p := range []string{sharedRegistries.path, dualCleanup, isolatedStore.path, floorBuild.dir} {
 		if p != "" {
 			os.RemoveAll(p)
 		}
 	}
+	bins.Remove()
 	os.Exit(code)
 }
 
@@ -174,7 +176,7 @@ type implRun struct {
 // startImpl starts a completion watcher on lab and impl on reg; run starts
 // the implementation's work.
 func startImpl(b *testing.B, lab *missgen.Lab, impl resolverImpl, reg benchRegistry) (r *implRun, run func()) {
-	c, stopWatch := startCompletion(b, lab)
+	c, stopWatch := startCompletion(b, lab.Overlay, lab.VxlanIndex)
 	r = &implRun{name: impl.name, c: c, stopWatch: sync.OnceFunc(stopWatch)}
 	b.Cleanup(r.stopWatch)
 	run, stop := impl.start(b, lab, reg)
