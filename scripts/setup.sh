@@ -20,7 +20,7 @@ command -v runc >/dev/null    || need+=(runc)          # podman's runtime here (
 # The benchmarks' Python peer (the old lab's arpd) runs on Debian's interpreter and pyroute2.
 /usr/bin/python3 -c 'import pyroute2' 2>/dev/null || need+=(python3-pyroute2)
 command -v qemu-s390x-static >/dev/null || need+=(qemu-user-static) # make test-bigendian runs rtnl's tests on s390x
-command -v gcc >/dev/null     || need+=(gcc libc6-dev)  # make test-race: the race detector needs cgo
+command -v gcc >/dev/null     || need+=(gcc libc6-dev)  # make test-race: the race detector needs cgo; make bench: the C floor
 command -v containerd >/dev/null || need+=(containerd)  # CRI runtime of the Kubernetes tests' simulated nodes
 command -v openssl >/dev/null || need+=(openssl)        # the Kubernetes tests' service-account and serving keys
 command -v wireguard-go >/dev/null || need+=(wireguard-go) # userspace WireGuard (this kernel may lack the module)
