@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
@@ -18,7 +19,10 @@ type answerLog struct {
 	miss, held []netip.Addr
 }
 
-func (a *answerLog) Answer(ip netip.Addr) {
+func (a *answerLog) Answer(ip netip.Addr, since time.Time) {
+	if since.IsZero() || time.Since(since) > time.Minute {
+		panic("Answer without the miss's time")
+	}
 	a.mu.Lock()
 	a.miss = append(a.miss, ip)
 	a.mu.Unlock()

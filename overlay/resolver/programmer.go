@@ -404,7 +404,7 @@ func (p *programmer) notify(res []*resolution) {
 			for j := range r.ops {
 				if op := &r.ops[j]; op.kind == opSetNeigh && op.err == nil && !op.superseded && op.ifindex == p.vxlan {
 					if r.table != nil { // a miss's
-						p.answer.Answer(op.ip)
+						p.answer.Answer(op.ip, r.start)
 					} else {
 						p.answer.AnswerHeld(op.ip)
 					}

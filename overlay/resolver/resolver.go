@@ -183,9 +183,10 @@ type Tuning struct {
 // are called on the goroutine that programmed the entry, which may be the
 // receive loop.
 type Answerer interface {
-	// Answer is called for a miss's entry: the request that raised the
-	// miss may not have been read from the capture yet.
-	Answer(ip netip.Addr)
+	// Answer is called for a miss's entry, with when the miss was read:
+	// the request that raised the miss was sent before, and may not have
+	// been read from the capture yet.
+	Answer(ip netip.Addr, since time.Time)
 	// AnswerHeld is called for an entry the feed or a reconcile pass
 	// programmed (many at a time, and no miss waiting): only a request
 	// already read is answered.

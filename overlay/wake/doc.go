@@ -5,12 +5,15 @@
 //
 // The vxlan proxy consumes the request that raised the miss and answers
 // nothing. A Waker keeps a copy: a packet socket bound to the vxlan device
-// (Open, Linux) sees each request as the bridge transmits it to the device
-// (PACKET_OUTGOING: it comes from a local port), a classic BPF filter in the
-// kernel keeping nothing else, and a small Table holds the latest request
-// of each sender per target address for a few seconds. When the resolver has programmed
-// the target's neighbour entry it calls Answer, which sends that request to
-// the device once more: the vxlan proxy then answers it from the new entry
+// (Open, Linux) receives each request as the bridge transmits it to the
+// device (PACKET_OUTGOING: it comes from a local port), a classic BPF
+// filter in the kernel keeping nothing else. The requests wait in the
+// socket's buffer, waking no thread, until a resolved miss reads them (the
+// request that raised it is among the last queued) or Run does, once a
+// second; a small Table then holds the latest request of each sender per
+// target address for a few seconds. When the resolver has programmed the
+// target's neighbour entry it calls Answer, which sends those requests to
+// the device once more: the vxlan proxy answers them from the new entry
 // (arp_reduce, neigh_reduce), as it answers any request for an address it
 // knows — the kernel's own reply, nothing forged, and none for an address
 // that has no entry. Each captured request is sent again at most once.

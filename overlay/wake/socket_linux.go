@@ -12,17 +12,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// captureBuffer is the capture socket's receive buffer (forced): requests
+// wait there until read, a second at most when no miss reads them (about a
+// thousand requests a second before the kernel drops any).
+const captureBuffer = 1 << 20
+
 // socket is the Link Open returns: an AF_PACKET socket bound to one
-// device, reading through the runtime poller.
+// device. It is a blocking socket outside the runtime poller (every call
+// passes MSG_DONTWAIT): a queued request wakes no thread.
 type socket struct {
 	file *os.File
 	rc   syscall.RawConn
+	hdrs [batch]unix.Mmsghdr // Receive's; a Waker reads under its lock
+	iovs [batch]unix.Iovec
 }
 
 // Open opens the capture of the device with ifindex in network namespace
-// ns (nil: the calling thread's): a non-blocking AF_PACKET socket that
-// receives, through requestFilter attached before it is bound to the device
-// (so that no frame gets past unfiltered), the ARP requests and Neighbor
+// ns (nil: the calling thread's): an AF_PACKET socket that receives,
+// through requestFilter attached before it is bound to the device (so that
+// no frame gets past unfiltered), the ARP requests and Neighbor
 // Solicitations the device transmits, and sends frames to it.
 func Open(ns *rtnl.NetNS, ifindex int32) (Link, error) {
 	var fd int
@@ -40,7 +48,7 @@ func Open(ns *rtnl.NetNS, ifindex int32) (Link, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := os.NewFile(uintptr(fd), "wake-capture")
+	f := os.NewFile(uintptr(fd), "wake-capture") // blocking: not in the poller
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
@@ -52,9 +60,13 @@ func Open(ns *rtnl.NetNS, ifindex int32) (Link, error) {
 // openSocket opens, filters and binds the packet socket.
 func openSocket(ifindex int32) (int, error) {
 	// Protocol 0: the socket receives nothing until bound with a protocol.
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, fmt.Errorf("wake: packet socket: %w", err)
+	}
+	fail := func(what string, err error) (int, error) {
+		unix.Close(fd)
+		return -1, fmt.Errorf("wake: %s: %w", what, err)
 	}
 	prog := requestFilter()
 	filter := make([]unix.SockFilter, len(prog))
@@ -63,13 +75,16 @@ func openSocket(ifindex int32) (int, error) {
 	}
 	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
 	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("wake: attach socket filter: %w", err)
+		return fail("attach socket filter", err)
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, captureBuffer); err != nil {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, captureBuffer); err != nil {
+			return fail("receive buffer", err)
+		}
 	}
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: int(ifindex)}
 	if err := unix.Bind(fd, sa); err != nil {
-		unix.Close(fd)
-		return -1, fmt.Errorf("wake: bind to ifindex %d: %w", ifindex, err)
+		return fail(fmt.Sprintf("bind to ifindex %d", ifindex), err)
 	}
 	return fd, nil
 }
@@ -82,47 +97,50 @@ func htons(v uint16) uint16 {
 	return binary.NativeEndian.Uint16(b[:])
 }
 
-// Receive reads one frame (see Link). A waiting Receive parks in the
-// runtime poller, holding the descriptor's read lock; one that does not
-// wait reads beside it (Control, no read lock): a datagram socket hands
-// each frame to one reader.
-func (s *socket) Receive(b []byte, wait bool) (int, error) {
+// Receive reads the queued frames with one recvmmsg (see Link). Not safe
+// for concurrent use.
+func (s *socket) Receive(bufs [][]byte, lens []int) (int, error) {
+	k := min(len(bufs), len(lens), batch)
+	if k == 0 {
+		return 0, nil
+	}
+	for i := range k {
+		s.iovs[i].Base = &bufs[i][0]
+		s.iovs[i].SetLen(len(bufs[i]))
+		s.hdrs[i] = unix.Mmsghdr{}
+		s.hdrs[i].Hdr.Iov = &s.iovs[i]
+		s.hdrs[i].Hdr.SetIovlen(1)
+	}
 	var n int
 	var rerr error
-	read := func(fd uintptr) bool {
+	err := s.rc.Control(func(fd uintptr) {
 		for {
-			r, _, errno := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)),
+			// MSG_TRUNC: each length is the frame's, also when cut.
+			r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])), uintptr(k),
 				unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
 			switch errno {
 			case 0:
 				n = int(r)
-				return true
 			case unix.EINTR:
 				continue
 			case unix.EAGAIN:
-				return !wait
+			default:
+				rerr = errno
 			}
-			rerr = errno
-			return true
+			return
 		}
+	})
+	for i := range n {
+		lens[i] = int(s.hdrs[i].Len)
 	}
-	var err error
-	if wait {
-		err = s.rc.Read(read)
-	} else {
-		err = s.rc.Control(func(fd uintptr) { read(fd) })
-	}
-	if err == nil {
-		err = rerr
-	}
-	return n, err
+	return n, errors.Join(err, rerr)
 }
 
 // Send transmits frame to the device, without waiting for room in the
 // socket's send buffer.
 func (s *socket) Send(frame []byte) error {
 	var serr error
-	err := s.rc.Write(func(fd uintptr) bool {
+	err := s.rc.Control(func(fd uintptr) {
 		for {
 			_, _, errno := unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&frame[0])), uintptr(len(frame)),
 				unix.MSG_DONTWAIT, 0, 0)
@@ -132,7 +150,7 @@ func (s *socket) Send(frame []byte) error {
 			if errno != 0 {
 				serr = errno
 			}
-			return true
+			return
 		}
 	})
 	return errors.Join(err, serr)
@@ -154,5 +172,5 @@ func (s *socket) Overflowed() (uint64, error) {
 	return drops, errors.Join(err, serr)
 }
 
-// Close closes the socket, waking a waiting Receive.
+// Close closes the socket (once calls in progress are over).
 func (s *socket) Close() error { return s.file.Close() }

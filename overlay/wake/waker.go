@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -14,15 +15,14 @@ import (
 // Link is where a Waker reads captured requests and sends them again: the
 // packet socket Open returns on Linux, or a fake in tests.
 type Link interface {
-	// Receive copies the next captured frame into b and returns its length
-	// (a frame longer than b is cut to len(b) and reported whole, as
-	// recv(2) with MSG_TRUNC does). With wait false it returns 0 and no
-	// error at once when no frame is queued; with wait true it waits for
-	// one, until the link is closed (an error).
-	Receive(b []byte, wait bool) (int, error)
-	// Send transmits frame to the device the link captures on.
+	// Receive reads the frames queued now, without waiting: the i-th into
+	// bufs[i] (cut to its length) and its full length into lens[i]. It
+	// returns how many it read; 0 and no error when none is queued.
+	Receive(bufs [][]byte, lens []int) (int, error)
+	// Send transmits frame to the device the link captures on, without
+	// waiting.
 	Send(frame []byte) error
-	// Close releases the link, waking a waiting Receive.
+	// Close releases the link.
 	Close() error
 }
 
@@ -33,11 +33,19 @@ type overflowCounter interface {
 	Overflowed() (uint64, error)
 }
 
-// drainMax is how many queued frames Answer reads itself at most before it
-// looks its target up: the request that raised the miss is queued before
-// the miss is raised, and usually read by Run long before; under a flood of
-// requests Answer does not read the flood.
-const drainMax = 8
+// Reading defaults.
+const (
+	// DrainInterval is how often Run reads what the capture queued when no
+	// miss did: the socket's buffer holds requests until read, so that a
+	// miss reads them itself, with no thread woken per request.
+	DrainInterval = time.Second
+	// batch is how many frames one read takes (recvmmsg).
+	batch = 64
+	// answerBatches bounds the reading a miss's Answer does: the request
+	// that raised the miss is queued before the miss, among the last read;
+	// under a flood of requests Answer does not read the whole flood.
+	answerBatches = 4
+)
 
 // Waker answers the requests waiting for the entries the resolver programs
 // (see the package doc). Its methods are safe for concurrent use.
@@ -50,40 +58,75 @@ type Waker struct {
 	answered atomic.Uint64
 	sendErrs atomic.Uint64
 	ignored  atomic.Uint64 // frames the filter let through that are no request
+
+	readMu sync.Mutex // guards bufs, lens, readErrs; held while reading
+	bufs   [][]byte
+	lens   []int
+	// readUpTo is when the latest completed read started (UnixNano): every
+	// frame queued before it has been read.
+	readUpTo atomic.Int64
+	readErrs uint64
 }
 
 // Config is a Waker's table and logger; zero fields take the defaults.
 type Config struct {
-	TableSize int           // targets held at most (DefaultTableSize)
-	TTL       time.Duration // a request's life (DefaultTTL)
+	TableSize int           // requests held at most (DefaultTableSize)
+	TTL       time.Duration // a request's life from its reading (DefaultTTL)
 	Logger    *slog.Logger  // nil discards
 }
 
-// New returns a Waker on link; Run reads it.
+// New returns a Waker on link; Run reads it now and then.
 func New(link Link, cfg Config) *Waker {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Waker{link: link, table: NewTable(cfg.TableSize, cfg.TTL), log: log, now: time.Now}
+	w := &Waker{link: link, table: NewTable(cfg.TableSize, cfg.TTL), log: log, now: time.Now,
+		bufs: make([][]byte, batch), lens: make([]int, batch)}
+	for i := range w.bufs {
+		w.bufs[i] = make([]byte, MaxFrame+1) // one more: a longer frame shows as oversize
+	}
+	return w
 }
 
-// Run reads captured requests into the table until ctx ends (nil) or the
-// link fails.
+// Run reads the captured requests every DrainInterval, until ctx ends; then
+// it closes the link and returns nil.
 func (w *Waker) Run(ctx context.Context) error {
-	stop := context.AfterFunc(ctx, func() { w.link.Close() })
-	defer stop()
-	var b [MaxFrame + 1]byte
+	t := time.NewTicker(DrainInterval)
+	defer t.Stop()
+	defer w.link.Close()
 	for {
-		n, err := w.link.Receive(b[:], true)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("wake: receive: %w", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			w.read(0)
 		}
-		w.keep(b[:min(n, len(b))])
 	}
+}
+
+// read reads the queued requests into the table, up to batches reads (0:
+// until none is queued).
+func (w *Waker) read(batches int) {
+	w.readMu.Lock()
+	defer w.readMu.Unlock()
+	start := w.now().UnixNano()
+	for i := 0; batches == 0 || i < batches; i++ {
+		n, err := w.link.Receive(w.bufs, w.lens)
+		if err != nil {
+			if w.readErrs++; w.readErrs == 1 {
+				w.log.Warn("wake: reading captured requests failed", "err", err)
+			}
+			return
+		}
+		for j := range n {
+			w.keep(w.bufs[j][:min(w.lens[j], len(w.bufs[j]))])
+		}
+		if n < len(w.bufs) {
+			break // the queue is empty
+		}
+	}
+	w.readUpTo.Store(start)
 }
 
 // keep puts one captured frame in the table; b holds at most MaxFrame+1
@@ -101,25 +144,21 @@ func (w *Waker) keep(b []byte) {
 // Answer sends again the requests waiting for ip (the latest of each
 // sender), if any were captured within the TTL and not answered yet: the
 // kernel answers them from the entry just programmed. Call it only once
-// ip's neighbour entry is in the kernel, for a miss: it first reads the
-// requests captured but not read by Run yet (up to drainMax), since the one
-// that raised the miss may be among them. It does not wait for anything
-// but the sends.
-func (w *Waker) Answer(ip netip.Addr) {
-	var b [MaxFrame + 1]byte
-	for range drainMax {
-		n, err := w.link.Receive(b[:], false)
-		if err != nil || n == 0 {
-			break
-		}
-		w.keep(b[:min(n, len(b))])
+// ip's neighbour entry is in the kernel, for a miss read at since: the
+// request that raised it was queued before, so Answer first reads what was
+// queued, unless a read that started after since has completed (in a burst
+// one read serves many misses). It does not wait for anything but that
+// read and the sends.
+func (w *Waker) Answer(ip netip.Addr, since time.Time) {
+	if w.readUpTo.Load() <= since.UnixNano() {
+		w.read(answerBatches)
 	}
 	w.send(ip)
 }
 
 // AnswerHeld is Answer without the reading: for entries programmed with no
-// miss waiting (from the change feed, by a reconcile pass), many at a
-// time, where a request may have been captured meanwhile.
+// miss waiting (from the change feed, by a reconcile pass), many at a time;
+// a request read meanwhile is answered.
 func (w *Waker) AnswerHeld(ip netip.Addr) { w.send(ip) }
 
 // send sends the requests held for ip, if any (under the table's lock: a
@@ -177,7 +216,7 @@ func Collector(w *Waker) func(io.Writer) {
 		counter(out, "overlayd_requests_answered_total", "Captured requests sent to the vxlan device again once the resolver programmed their target's entry: the kernel answered them at once.", s.Answered)
 		counter(out, "overlayd_requests_expired_total", "Captured requests no entry was programmed for within their TTL (the kernel answered them from an entry already there, or their target is unknown).", s.Expired)
 		fmt.Fprintf(out, "# HELP %s %s\n# TYPE %s counter\n", "overlayd_requests_dropped_total",
-			"Captured requests not kept until answered or expired, by reason: superseded (a newer one for the same target), evicted (the table was full), oversize, overflow (the capture socket's buffer was full).",
+			"Captured requests not kept until answered or expired, by reason: superseded (a newer one of the same sender, or of a fifth sender, for the same target), evicted (the table was full), oversize, overflow (the capture socket's buffer was full).",
 			"overlayd_requests_dropped_total")
 		for r := range dropReasons {
 			fmt.Fprintf(out, "overlayd_requests_dropped_total{reason=%q} %d\n", r.String(), s.Dropped[r.String()])

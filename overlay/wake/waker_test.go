@@ -14,41 +14,35 @@ import (
 // fakeLink queues frames for Receive and records what is sent.
 type fakeLink struct {
 	mu     sync.Mutex
-	cond   *sync.Cond
 	queue  [][]byte
 	sent   [][]byte
 	closed bool
 }
 
-func newFakeLink() *fakeLink {
-	l := &fakeLink{}
-	l.cond = sync.NewCond(&l.mu)
-	return l
-}
+func newFakeLink() *fakeLink { return &fakeLink{} }
 
 func (l *fakeLink) capture(f []byte) {
 	l.mu.Lock()
 	l.queue = append(l.queue, f)
-	l.cond.Broadcast()
 	l.mu.Unlock()
 }
 
-func (l *fakeLink) Receive(b []byte, wait bool) (int, error) {
+func (l *fakeLink) Receive(bufs [][]byte, lens []int) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for len(l.queue) == 0 {
-		if l.closed {
-			return 0, errors.New("closed")
-		}
-		if !wait {
-			return 0, nil
-		}
-		l.cond.Wait()
+	if l.closed {
+		return 0, errors.New("closed")
 	}
-	f := l.queue[0]
-	l.queue = l.queue[1:]
-	copy(b, f)
-	return len(f), nil
+	n := 0
+	for n < len(bufs) && len(l.queue) > 0 {
+		lens[n] = copy(bufs[n], l.queue[0])
+		if len(l.queue[0]) > lens[n] {
+			lens[n] = len(l.queue[0])
+		}
+		l.queue = l.queue[1:]
+		n++
+	}
+	return n, nil
 }
 
 func (l *fakeLink) Send(f []byte) error {
@@ -61,7 +55,6 @@ func (l *fakeLink) Send(f []byte) error {
 func (l *fakeLink) Close() error {
 	l.mu.Lock()
 	l.closed = true
-	l.cond.Broadcast()
 	l.mu.Unlock()
 	return nil
 }
@@ -72,45 +65,70 @@ func (l *fakeLink) sentFrames() [][]byte {
 	return l.sent
 }
 
-// TestWakerAnswersOnce: a request captured but not read by Run yet is
-// read by Answer itself and sent back once; an address never requested,
-// and a second Answer, send nothing; frames that are no request are
-// ignored.
+// TestWakerAnswersOnce: a request queued but not read yet is read by a
+// miss's Answer itself and sent back once; an address never requested, and
+// a second Answer, send nothing; frames that are no request are ignored; a
+// read that started after the miss spares Answer its own; AnswerHeld sends
+// only what was read.
 func TestWakerAnswersOnce(t *testing.T) {
 	l := newFakeLink()
 	w := New(l, Config{})
-	a, b := netip.MustParseAddr("10.65.0.1"), netip.MustParseAddr("fd00::7")
+	a, b, c := netip.MustParseAddr("10.65.0.1"), netip.MustParseAddr("fd00::7"), netip.MustParseAddr("10.65.0.3")
 	l.capture(arpRequest(a))
 	l.capture([]byte("not a request at all"))
-	w.Answer(netip.MustParseAddr("10.65.0.9"))
-	w.Answer(a)
-	w.Answer(a)
+	w.Answer(netip.MustParseAddr("10.65.0.9"), time.Now())
+	w.Answer(a, time.Now())
+	w.Answer(a, time.Now())
 	if s := l.sentFrames(); len(s) != 1 || !bytes.Equal(s[0], arpRequest(a)) {
 		t.Fatalf("sent %x, want the request for %s once", s, a)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- w.Run(ctx) }()
-	l.capture(neighborSolicitation(b))
-	deadline := time.Now().Add(5 * time.Second)
-	for w.Stats().Captured < 2 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
+
+	l.capture(arpRequest(c))
+	w.AnswerHeld(c) // not read yet: nothing to answer
+	since := time.Now().Add(-time.Hour)
+	w.read(0)
+	l.capture(neighborSolicitation(b)) // queued after the read
+	w.Answer(netip.AddrFrom16(b.As16()), since)
+	if len(l.sentFrames()) != 1 {
+		t.Fatalf("sent %d frames; a read after the miss must spare Answer its own (the request was read before)", len(l.sentFrames()))
 	}
-	w.Answer(netip.AddrFrom16(b.As16()))
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("Run after cancel: %v", err)
-	}
+	w.Answer(netip.AddrFrom16(b.As16()), time.Now()) // a miss newer than the last read: Answer reads
+	w.AnswerHeld(c)
 	s := w.Stats()
-	if s.Captured != 2 || s.Answered != 2 || w.ignored.Load() != 1 || len(l.sentFrames()) != 2 {
-		t.Errorf("stats %+v ignored %d sent %d; want 2 captured, 2 answered, 1 ignored", s, w.ignored.Load(), len(l.sentFrames()))
+	if s.Captured != 3 || s.Answered != 3 || w.ignored.Load() != 1 || len(l.sentFrames()) != 3 {
+		t.Errorf("stats %+v ignored %d sent %d; want 3 captured, 3 answered, 1 ignored", s, w.ignored.Load(), len(l.sentFrames()))
 	}
 	var out strings.Builder
 	Collector(w)(&out)
-	for _, want := range []string{"overlayd_requests_captured_total 2\n", "overlayd_requests_answered_total 2\n",
+	for _, want := range []string{"overlayd_requests_captured_total 3\n", "overlayd_requests_answered_total 3\n",
 		`overlayd_requests_dropped_total{reason="evicted"} 0`, "# TYPE overlayd_requests_expired_total counter"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("exposition lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestWakerRun: Run reads what was captured within DrainInterval, returns
+// nil when its context ends, and closes the link.
+func TestWakerRun(t *testing.T) {
+	l := newFakeLink()
+	w := New(l, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	l.capture(arpRequest(netip.MustParseAddr("10.65.0.1")))
+	for deadline := time.Now().Add(DrainInterval + time.Second); w.Stats().Captured == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing read %v after the capture", DrainInterval+time.Second)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.closed {
+		t.Error("link not closed")
 	}
 }
