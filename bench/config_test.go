@@ -10,6 +10,7 @@ import (
 	"github.com/overlaynet/overlaynet/internal/missgen"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/overlay/resolver"
+	"github.com/overlaynet/overlaynet/overlay/wake"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -26,6 +27,18 @@ func benchResolverConfig(conn *rtnl.Conn, lab *missgen.Lab, reg registry.Registr
 		cfg.Subnet6 = missgen.Prefix6()
 	}
 	return cfg
+}
+
+// benchWaker is the capture of requests `overlayd run` answers misses'
+// requesters with, on lab's vxlan (package wake; its requests live the
+// negative-cache TTL); its link is closed when tb ends.
+func benchWaker(tb testing.TB, lab *missgen.Lab) *wake.Waker {
+	link, err := wake.Open(lab.Overlay, lab.VxlanIndex)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { link.Close() })
+	return wake.New(link, wake.Config{TTL: resolver.DefaultTuning().NegativeTTL})
 }
 
 // benchMonitorConfig is the monitor `overlayd run` opens with no flags.

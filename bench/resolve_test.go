@@ -207,7 +207,9 @@ var resolverImpls = []resolverImpl{
 }
 
 // startRtnlResolver runs resolver.Resolver the way `overlayd run` with no
-// flags does: benchResolverConfig is the daemon's configuration (defaults,
+// flags does, with the capture of the requests that raise misses as the
+// daemon wires it (benchWaker): benchResolverConfig is the daemon's
+// configuration (defaults,
 // logger and level included; TestBenchmarkConfigIsTheDaemons checks it),
 // fed by an rtnl.Monitor configured as the daemon's (32 MiB forced receive
 // buffer, MissesOnly: a kernel socket filter drops the RTM_NEWNEIGH/DELNEIGH
@@ -219,7 +221,10 @@ func startRtnlResolver(tb testing.TB, lab *missgen.Lab, reg benchRegistry) (func
 	if err != nil {
 		tb.Fatal(err)
 	}
-	r, err := resolver.New(benchResolverConfig(conn, lab, reg.reg, slog.New(daemonLogHandler(io.Discard))))
+	w := benchWaker(tb, lab)
+	rc := benchResolverConfig(conn, lab, reg.reg, slog.New(daemonLogHandler(io.Discard)))
+	rc.Answerer = w
+	r, err := resolver.New(rc)
 	if err != nil {
 		mon.Close()
 		tb.Fatal(err)
@@ -229,6 +234,7 @@ func startRtnlResolver(tb testing.TB, lab *missgen.Lab, reg benchRegistry) (func
 	started := false
 	run := func() {
 		started = true
+		go w.Run(ctx)
 		go func() { served <- r.Serve(ctx, mon) }()
 		for deadline := time.Now().Add(10 * time.Second); r.Metrics().Snapshot().Reconciles < 1; {
 			if time.Now().After(deadline) {
