@@ -82,13 +82,13 @@ test-bigendian:
 ## cross: every package built (static, -trimpath) for each of CROSS_ARCHS, and overlayd's size per
 ## architecture as `make build` makes it: with the etcd and Kubernetes clients, without the etcd client
 ## (BUILDTAGS=noetcd: make image's), without the Kubernetes client (nokube), and with neither; the
-## portable packages (PORTABLE_PKGS: rtnl, ethaddr, the registry, the resolver) built for each of
+## portable packages (PORTABLE_PKGS: rtnl, ethaddr, the registry, the resolver, wake) built for each of
 ## CROSS_OTHERS, and rtnl's tests vetted there (the codec and the fake kernel's tests compile
 ## outside Linux; sockets and namespaces return rtnl.ErrNotSupported)
 CROSS_ARCHS ?= amd64 arm64 arm mips mipsle riscv64 ppc64le
 CROSS_TAGS := full noetcd nokube noetcd,nokube
 CROSS_OTHERS ?= darwin/amd64 windows/amd64
-PORTABLE_PKGS := ./rtnl/... ./ethaddr/... ./overlay/registry/ ./overlay/resolver/
+PORTABLE_PKGS := ./rtnl/... ./ethaddr/... ./overlay/registry/ ./overlay/resolver/ ./overlay/wake/
 cross:
 	@set -e; for p in $(CROSS_OTHERS); do \
 		echo "cross: $$p ($(PORTABLE_PKGS))"; \
