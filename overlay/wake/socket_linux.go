@@ -28,24 +28,17 @@ type socket struct {
 }
 
 // Open opens the capture of the device with ifindex in network namespace
-// ns (nil: the calling thread's): an AF_PACKET socket that receives,
-// through requestFilter attached before it is bound to the device (so that
-// no frame gets past unfiltered), the ARP requests and Neighbor
-// Solicitations the device transmits, and sends frames to it.
+// ns: an AF_PACKET socket that receives, through requestFilter attached
+// before it is bound to the device (so that no frame gets past
+// unfiltered), the ARP requests and Neighbor Solicitations the device
+// transmits, and sends frames to it.
 func Open(ns *rtnl.NetNS, ifindex int32) (Link, error) {
 	var fd int
-	open := func() error {
+	if err := ns.Do(func() error {
 		var err error
 		fd, err = openSocket(ifindex)
 		return err
-	}
-	var err error
-	if ns != nil {
-		err = ns.Do(open)
-	} else {
-		err = open()
-	}
-	if err != nil {
+	}); err != nil {
 		return nil, err
 	}
 	f := os.NewFile(uintptr(fd), "wake-capture") // blocking: not in the poller

@@ -2,7 +2,6 @@ package wake
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -11,11 +10,10 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
-	"github.com/overlaynet/overlaynet/internal/arp"
 	"github.com/overlaynet/overlaynet/internal/missgen"
 	"github.com/overlaynet/overlaynet/internal/nstest"
+	"github.com/overlaynet/overlaynet/internal/spoof"
 	"github.com/overlaynet/overlaynet/rtnl"
-	"golang.org/x/sys/unix"
 )
 
 // remoteMAC is the MAC the tests' remote target has.
@@ -154,26 +152,6 @@ func TestAnswerWakesTheRequester(t *testing.T) {
 	}
 }
 
-// sendFrame sends one raw Ethernet frame out of eth0 in ns.
-func sendFrame(t *testing.T, ns *rtnl.NetNS, frame []byte) {
-	t.Helper()
-	err := ns.Do(func() error {
-		ifi, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		return unix.Sendto(fd, frame, 0, &unix.SockaddrLinklayer{Ifindex: ifi.Index})
-	})
-	if err != nil {
-		t.Fatalf("send a frame: %v", err)
-	}
-}
-
 // TestFilterKeepsRequestsOnly: frames a container sends that are no
 // request (an ARP reply, an IPv4 broadcast, a frame of another EtherType)
 // are dropped by the socket filter, in the kernel: Target never sees them.
@@ -192,10 +170,10 @@ func TestFilterKeepsRequestsOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	nstest.Output(l.containerName, "ping", "-b", "-c1", "-W1", "10.127.255.255") // an IPv4 broadcast, no reply
-	reply := make([]byte, 60)
-	arp.PutRequest(reply, missgen.ContainerMAC(), missgen.ContainerIP().As4(), l.target.As4())
-	reply[21] = 2 // ARP opcode: reply
-	sendFrame(t, l.container, reply)
+	reply := spoof.ARPReply(missgen.ContainerMAC(), missgen.ContainerIP(), remoteMAC, l.target)
+	if err := spoof.SendFrame(l.container.Path(), "eth0", reply); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := g.ARP(l.target, 1); err != nil {
 		t.Fatal(err)
 	}
