@@ -2,10 +2,12 @@ package bench
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,40 +47,55 @@ var isolatedImpls = []isolatedImpl{
 	{"python", startPythonProc},
 }
 
-// isolatedStore is the directory store (on tmpfs when the machine has
-// /dev/shm) of isolatedN records, written once per process.
-var isolatedStore struct {
-	once sync.Once
-	path string
-	err  error
+// isolatedStores are the isolated benchmark's directory stores (on tmpfs
+// when the machine has /dev/shm), one per implementation, each of the same
+// isolatedN records (their nodes attach their container at the same
+// address), written once per process.
+var isolatedStores struct {
+	once  sync.Once
+	paths []string
+	err   error
 }
 
-// isolatedStorePath returns the isolated benchmark's store.
-func isolatedStorePath(tb testing.TB) string {
+// isolatedStorePaths returns the stores, one per implementation.
+func isolatedStorePaths(tb testing.TB) []string {
 	tb.Helper()
-	s := &isolatedStore
+	s := &isolatedStores
 	s.once.Do(func() {
-		if s.path, s.err = os.MkdirTemp("/dev/shm", "ovt-isolated-"); s.err != nil {
-			s.path, s.err = os.MkdirTemp("", "ovt-isolated-")
-		}
-		if s.err != nil {
-			return
-		}
-		var reg *dirstore.Store
-		if reg, s.err = dirstore.New(s.path); s.err != nil {
-			return
-		}
-		for i := range isolatedN {
-			rec := registry.Record{IP: resolveIP(i), MAC: ethaddr.MAC(resolveMAC(i)), VTEP: resolveVTEP(i)}
-			if s.err = reg.Register(context.Background(), rec); s.err != nil {
+		for range isolatedImpls {
+			var path string
+			if path, s.err = newIsolatedStore(); s.err != nil {
 				return
 			}
+			s.paths = append(s.paths, path)
 		}
 	})
 	if s.err != nil {
 		tb.Fatalf("isolated benchmark store: %v", s.err)
 	}
-	return s.path
+	return s.paths
+}
+
+// newIsolatedStore writes a directory store of isolatedN records.
+func newIsolatedStore() (string, error) {
+	path, err := os.MkdirTemp("/dev/shm", "ovt-isolated-")
+	if err != nil {
+		path, err = os.MkdirTemp("", "ovt-isolated-")
+	}
+	if err != nil {
+		return "", err
+	}
+	reg, err := dirstore.New(path)
+	if err != nil {
+		return path, err
+	}
+	for i := range isolatedN {
+		rec := registry.Record{IP: resolveIP(i), MAC: ethaddr.MAC(resolveMAC(i)), VTEP: resolveVTEP(i)}
+		if err := reg.Register(context.Background(), rec); err != nil {
+			return path, err
+		}
+	}
+	return path, nil
 }
 
 // startOverlaydProc runs the shipped daemon as an operator does: `overlayd
@@ -118,11 +135,18 @@ var isolatedP99 sync.Map
 // shipped binary (`overlayd create`, `overlayd attach`), measured from the
 // benchmark's process: an op is one ARP request for a registered IP the
 // resolver has not seen, sent from the container (missgen) once the
-// previous miss is resolved and a gap has passed; its latency runs from
-// just before the send to both the neighbour entry and the FDB entry being
-// in the kernel, as a separate RTNLGRP_NEIGH watcher sees them (and checks
-// them). Run it with -benchtime Nx (N < 1000 misses per run); a miss not
-// resolved within 2 s fails it.
+// previous miss is resolved; its latency runs from just before the send to
+// both the neighbour entry and the FDB entry being in the kernel, as a
+// separate RTNLGRP_NEIGH watcher sees them (and checks them), and the next
+// miss is raised a gap later. The implementations run side by side, each
+// on a node of its own, and take turns in blocks of isolatedBlock misses,
+// so that all meet the same machine (a shared machine's load changes by
+// the second: one implementation measured after another would meet
+// another load) while each runs as if alone during its block.
+// A sub-benchmark reports its implementation's share of such a round: the
+// first to run starts the round, the others take their share. Run it with
+// -benchtime Nx (N < 1000 misses per round); a miss not resolved within 2 s
+// fails it.
 //
 //	ns/op      mean latency
 //	p50-us     median latency
@@ -135,16 +159,20 @@ var isolatedP99 sync.Map
 // write; testdata/floor.c), overlayd (the shipped `overlayd run`, no flags:
 // the directory store, reactive), libnetwork (libnetworkd: libnetwork's
 // way on vishvananda/netlink), python (the lab's arpd on pyroute2). All
-// but the floor read the same directory store of 1,000 records (tmpfs)
-// per miss; the floor is first, so that benchstat -col /impl gives every
-// figure as a ratio to it.
+// but the floor read a directory store of 1,000 records (tmpfs) per miss;
+// the floor is first, so that benchstat -col /impl gives every figure as a
+// ratio to it.
 func BenchmarkResolveIsolated(b *testing.B) {
 	nstest.RequireRoot(b)
 	nstest.RequireTools(b, "nsenter", "gcc")
+	requirePython(b)
 	for _, gap := range isolatedGaps {
 		for _, impl := range isolatedImpls {
 			b.Run(fmt.Sprintf("gap=%v/impl=%s", gap, impl.name), func(b *testing.B) {
-				benchIsolated(b, impl, gap)
+				r := nextIsolatedRun(b, impl.name, gap)
+				for b.Loop() { // the misses were raised in the round
+				}
+				reportIsolated(b, impl.name, gap, r.lat, r.cpu)
 			})
 		}
 		f, ok := isolatedP99.Load(fmt.Sprint(gap, "floor"))
@@ -157,52 +185,128 @@ func BenchmarkResolveIsolated(b *testing.B) {
 	}
 }
 
-func benchIsolated(b *testing.B, impl isolatedImpl, gap time.Duration) {
-	n := newBenchNode(b, isolatedStorePath(b))
-	c, stopWatch := startCompletion(b, n.Overlay, n.Vxlan)
-	b.Cleanup(stopWatch)
-	g, err := missgen.New(n.Container, "eth0", missgen.ContainerMAC(), missgen.ContainerIP())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer g.Close()
-	p := impl.start(b, n)
-	warmUp(b, p, g, c)
-	time.Sleep(50 * time.Millisecond) // past the warm-up's own work
+// isolatedRun is one implementation's share of a round.
+type isolatedRun struct {
+	lat []time.Duration
+	cpu time.Duration
+}
 
-	var lat []time.Duration
-	cpu0 := p.cpu(b)
-	i := 0
-	for b.Loop() {
-		if i >= isolatedN-1 {
-			b.Fatalf("more than %d misses: use -benchtime Nx with N < %d", isolatedN-1, isolatedN)
+// isolatedRounds are the rounds run so far, per gap, and how many of them
+// each implementation has reported.
+var isolatedRounds struct {
+	mu     sync.Mutex
+	rounds map[time.Duration][]map[string]isolatedRun
+	taken  map[string]int
+}
+
+// nextIsolatedRun returns the next round impl has not reported at gap,
+// running a new round of every implementation when there is none.
+func nextIsolatedRun(b *testing.B, impl string, gap time.Duration) isolatedRun {
+	rs := &isolatedRounds
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.rounds == nil {
+		rs.rounds, rs.taken = map[time.Duration][]map[string]isolatedRun{}, map[string]int{}
+	}
+	key := fmt.Sprint(gap, impl)
+	k := rs.taken[key]
+	if k == len(rs.rounds[gap]) {
+		rs.rounds[gap] = append(rs.rounds[gap], runIsolatedRound(b, gap, isolatedMisses(b)))
+	}
+	rs.taken[key] = k + 1
+	return rs.rounds[gap][k][impl]
+}
+
+// isolatedMisses is N of -benchtime Nx: the misses of a round.
+func isolatedMisses(b *testing.B) int {
+	bt := flag.Lookup("test.benchtime").Value.String()
+	n, err := strconv.Atoi(strings.TrimSuffix(bt, "x"))
+	if !strings.HasSuffix(bt, "x") || err != nil || n < 1 || n >= isolatedN {
+		b.Fatalf("-benchtime %s: run BenchmarkResolveIsolated with -benchtime Nx, 0 < N < %d", bt, isolatedN)
+	}
+	return n
+}
+
+// isolatedBlock is how many misses in a row an implementation gets before
+// the next one takes its turn: a block is over within a second or two, so
+// that all meet the same load, and long enough that each runs as it would
+// alone (the others idle meanwhile, leaving the caches to it).
+const isolatedBlock = 50
+
+// isolatedLane is one implementation running on its node, with its
+// watcher and its container's generator.
+type isolatedLane struct {
+	name string
+	c    *completion
+	g    *missgen.Generator
+	p    *proc
+	stop func()
+	cpu0 time.Duration
+	lat  []time.Duration
+}
+
+// runIsolatedRound starts every implementation on a node of its own and
+// raises n misses on each, gap apart, in turns of isolatedBlock misses.
+func runIsolatedRound(b *testing.B, gap time.Duration, n int) map[string]isolatedRun {
+	stores := isolatedStorePaths(b)
+	var lanes []*isolatedLane
+	for k, impl := range isolatedImpls {
+		node := newBenchNode(b, stores[k])
+		c, stopWatch := startCompletion(b, node.Overlay, node.Vxlan)
+		b.Cleanup(stopWatch)
+		g, err := missgen.New(node.Container, "eth0", missgen.ContainerMAC(), missgen.ContainerIP())
+		if err != nil {
+			b.Fatal(err)
 		}
-		t0 := time.Now()
-		if n, err := g.ARP(resolveIP(i), 1); err != nil || n != 1 {
-			b.Fatalf("generator: %v", err)
-		}
-		select {
-		case got := <-c.completed:
-			if got != i {
-				b.Fatalf("%s: IP #%d resolved while waiting for #%d", impl.name, got, i)
+		b.Cleanup(func() { g.Close() })
+		l := &isolatedLane{name: impl.name, c: c, g: g, p: impl.start(b, node), stop: stopWatch}
+		warmUp(b, l.p, g, c)
+		lanes = append(lanes, l)
+	}
+	time.Sleep(50 * time.Millisecond) // past the warm-ups' own work
+	for _, l := range lanes {
+		l.cpu0 = l.p.cpu(b)
+	}
+	for blk := 0; blk < n; blk += isolatedBlock {
+		for k := range lanes {
+			l := lanes[(blk/isolatedBlock+k)%len(lanes)]
+			for i := blk; i < min(blk+isolatedBlock, n); i++ {
+				l.miss(b, i)
+				time.Sleep(gap)
 			}
-		case <-time.After(2 * time.Second):
-			p.alive(b)
-			b.Fatalf("%s: miss #%d (%s) not resolved within 2s", impl.name, i, resolveIP(i))
 		}
-		lat = append(lat, time.Duration(max(c.neigh[i], c.fdb[i])-t0.UnixNano()))
-		i++
-		time.Sleep(gap)
 	}
-	cpu := p.cpu(b) - cpu0
-	if err := p.stop(); err != nil {
-		b.Fatal(err)
+	out := map[string]isolatedRun{}
+	for _, l := range lanes {
+		cpu := l.p.cpu(b) - l.cpu0
+		if err := l.p.stop(); err != nil {
+			b.Fatal(err)
+		}
+		l.stop()
+		if len(l.c.wrong) > 0 {
+			b.Fatalf("%s programmed wrong entries: %v", l.name, l.c.wrong)
+		}
+		out[l.name] = isolatedRun{lat: l.lat, cpu: cpu}
 	}
-	stopWatch()
-	if len(c.wrong) > 0 {
-		b.Fatalf("%s programmed wrong entries: %v", impl.name, c.wrong)
+	return out
+}
+
+// miss raises miss i on l and waits for its entries.
+func (l *isolatedLane) miss(b *testing.B, i int) {
+	t0 := time.Now()
+	if n, err := l.g.ARP(resolveIP(i), 1); err != nil || n != 1 {
+		b.Fatalf("generator: %v", err)
 	}
-	reportIsolated(b, impl.name, gap, lat, cpu)
+	select {
+	case got := <-l.c.completed:
+		if got != i {
+			b.Fatalf("%s: IP #%d resolved while waiting for #%d", l.name, got, i)
+		}
+	case <-time.After(2 * time.Second):
+		l.p.alive(b)
+		b.Fatalf("%s: miss #%d (%s) not resolved within 2s", l.name, i, resolveIP(i))
+	}
+	l.lat = append(l.lat, time.Duration(max(l.c.neigh[i], l.c.fdb[i])-t0.UnixNano()))
 }
 
 // warmUp raises the warm-up miss (the store's last record) every 100 ms
@@ -229,13 +333,14 @@ func warmUp(b *testing.B, p *proc, g *missgen.Generator, c *completion) {
 	}
 }
 
-// reportIsolated reports the latencies lat and the CPU time cpu of one run.
+// reportIsolated reports the latencies lat and the CPU time cpu of one
+// implementation's share of a round.
 func reportIsolated(b *testing.B, name string, gap time.Duration, lat []time.Duration, cpu time.Duration) {
 	var sum time.Duration
 	for _, d := range lat {
 		sum += d
 	}
-	slices.Sort(lat)
+	lat = slices.Sorted(slices.Values(lat))
 	p99 := percentile(lat, 0.99)
 	isolatedP99.Store(fmt.Sprint(gap, name), p99)
 	b.ReportMetric(float64(sum.Nanoseconds())/float64(len(lat)), "ns/op")

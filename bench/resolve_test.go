@@ -143,7 +143,7 @@ func buildRegistries(pattern string, n int, records func(i int) []registry.Recor
 // resolver after the run.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, p := range []string{sharedRegistries.path, dualCleanup, isolatedStore.path, floorBuild.dir} {
+	for _, p := range append([]string{sharedRegistries.path, dualCleanup, floorBuild.dir}, isolatedStores.paths...) {
 		if p != "" {
 			os.RemoveAll(p)
 		}
