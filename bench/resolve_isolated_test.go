@@ -151,8 +151,8 @@ var isolatedP99 sync.Map
 //	ns/op      mean latency
 //	p50-us     median latency
 //	p99-us     99th percentile
-//	cpu-us/op  the implementation's CPU time (all its threads) per miss,
-//	           its idle wake-ups in the gaps included
+//	cpu-us/op  the implementation's CPU time (all its threads) during its
+//	           turns, per miss: its idle wake-ups in its gaps included
 //
 // Sub-benchmarks: gap=5ms|20ms (see isolatedGaps); impl=floor (a minimal C
 // resolver: one blocking read, the answer computed from the IP, one netlink
@@ -241,7 +241,7 @@ type isolatedLane struct {
 	g    *missgen.Generator
 	p    *proc
 	stop func()
-	cpu0 time.Duration
+	cpu  time.Duration // during its turns
 	lat  []time.Duration
 }
 
@@ -264,21 +264,19 @@ func runIsolatedRound(b *testing.B, gap time.Duration, n int) map[string]isolate
 		lanes = append(lanes, l)
 	}
 	time.Sleep(50 * time.Millisecond) // past the warm-ups' own work
-	for _, l := range lanes {
-		l.cpu0 = l.p.cpu(b)
-	}
 	for blk := 0; blk < n; blk += isolatedBlock {
 		for k := range lanes {
 			l := lanes[(blk/isolatedBlock+k)%len(lanes)]
+			cpu0 := l.p.cpu(b)
 			for i := blk; i < min(blk+isolatedBlock, n); i++ {
 				l.miss(b, i)
 				time.Sleep(gap)
 			}
+			l.cpu += l.p.cpu(b) - cpu0
 		}
 	}
 	out := map[string]isolatedRun{}
 	for _, l := range lanes {
-		cpu := l.p.cpu(b) - l.cpu0
 		if err := l.p.stop(); err != nil {
 			b.Fatal(err)
 		}
@@ -286,7 +284,7 @@ func runIsolatedRound(b *testing.B, gap time.Duration, n int) map[string]isolate
 		if len(l.c.wrong) > 0 {
 			b.Fatalf("%s programmed wrong entries: %v", l.name, l.c.wrong)
 		}
-		out[l.name] = isolatedRun{lat: l.lat, cpu: cpu}
+		out[l.name] = isolatedRun{lat: l.lat, cpu: l.cpu}
 	}
 	return out
 }
