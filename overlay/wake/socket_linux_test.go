@@ -70,6 +70,20 @@ func openWaker(t *testing.T, l *familyLab) *Waker {
 	return New(link, Config{})
 }
 
+// waitForwarding waits until the bridge port veth1 of the lab forwards: a
+// port comes up when the kernel's link watcher gets to it, up to a second
+// after its carrier, and drops frames until then.
+func waitForwarding(t *testing.T, l *familyLab) {
+	t.Helper()
+	var out string
+	if !waitFor(3*time.Second, func() bool {
+		out, _ = nstest.Output(l.overlayName, "bridge", "link", "show", "dev", "veth1")
+		return strings.Contains(out, "state forwarding")
+	}) {
+		t.Fatalf("bridge port veth1 not forwarding after 3 s: %s", out)
+	}
+}
+
 // startWaker is openWaker running until the test ends (it reads on its own
 // once a second).
 func startWaker(t *testing.T, l *familyLab) *Waker {
@@ -114,6 +128,7 @@ func TestAnswerWakesTheRequester(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			l := c.lab(t)
+			waitForwarding(t, l)
 			w := openWaker(t, l)
 			ping := exec.Command("ip", append([]string{"netns", "exec", l.containerName}, append(c.ping, l.target.String())...)...)
 			if err := ping.Start(); err != nil {
@@ -160,6 +175,7 @@ func TestAnswerWakesTheRequester(t *testing.T) {
 func TestFilterKeepsRequestsOnly(t *testing.T) {
 	nstest.RequireRoot(t)
 	l := ipv4Lab(t)
+	waitForwarding(t, l)
 	w := startWaker(t, l)
 	g, err := missgen.New(l.container, "eth0", missgen.ContainerMAC(), missgen.ContainerIP())
 	if err != nil {
