@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -458,8 +459,10 @@ flowed:
 // TestDemoScript runs scripts/demo.sh (what `make demo` runs) to the end;
 // again interrupted by SIGTERM once its daemons run; and with a binary whose
 // `run` resolves nothing. It checks the exit status (0; 143 when terminated;
-// 1 when pings fail) and that nothing is left behind: no namespace, mount or
-// file.
+// 1 when pings fail), that a complete demo's 30 pings were each answered on
+// their first try within firstContactBound (the requester answered at once,
+// not at its ARP retransmit), and that nothing is left behind: no namespace,
+// mount or file.
 func TestDemoScript(t *testing.T) {
 	nstest.RequireRoot(t)
 	noDaemon := filepath.Join(t.TempDir(), "overlayd")
@@ -521,6 +524,9 @@ func TestDemoScript(t *testing.T) {
 					t.Errorf("demo output lacks %q", want)
 				}
 			}
+			if c.code == 0 && c.interrupt == "" {
+				checkDemoFirstTries(t, out.String())
+			}
 			tag := fmt.Sprintf("ovdemo%d", cmd.Process.Pid)
 			if ns := nstest.Run(t, "", "ip", "netns", "list"); strings.Contains(ns, tag) {
 				t.Errorf("demo left namespaces behind:\n%s", ns)
@@ -532,5 +538,24 @@ func TestDemoScript(t *testing.T) {
 				t.Errorf("demo left files in its TMPDIR: %v", ents)
 			}
 		})
+	}
+}
+
+// demoPing is a line of the demo's ping matrix: "... ok, try N, rtt X ms".
+var demoPing = regexp.MustCompile(`-> .* ok, try (\d+), rtt ([0-9.]+) ms`)
+
+// checkDemoFirstTries checks that the demo's 30 pings were all answered on
+// their first try, each within firstContactBound.
+func checkDemoFirstTries(t *testing.T, out string) {
+	t.Helper()
+	pings := demoPing.FindAllStringSubmatch(out, -1)
+	if len(pings) != 30 {
+		t.Errorf("demo printed %d answered pings with their round trip, want 30", len(pings))
+	}
+	for _, m := range pings {
+		rtt, err := strconv.ParseFloat(m[2], 64)
+		if m[1] != "1" || err != nil || time.Duration(rtt*float64(time.Millisecond)) > firstContactBound {
+			t.Errorf("demo ping %q: want the first try, within %v", m[0], firstContactBound)
+		}
 	}
 }
