@@ -114,6 +114,43 @@ func TestFirstContact(t *testing.T) {
 	}
 }
 
+// TestFirstContactIPv6 is TestFirstContact for ping -6 on a dual-stack
+// overlay over the directory store (reactive): each pair attached while the
+// daemons run and pinged at once over IPv6 is answered on its first try,
+// under firstContactBound. The vxlan proxy consumes the Neighbor
+// Solicitation that raised the miss as it does an ARP request; the daemon
+// has it answer that very solicitation (package wake), one per pair on each
+// node, where the container used to wait for its retransmit.
+func TestFirstContactIPv6(t *testing.T) {
+	l := newDualLab(t, false, "", underlaySwitch(t))
+	for _, n := range l.nodes[:2] {
+		l.ds = append(l.ds, n.startDaemon("--metrics", "127.0.0.1:9477"))
+	}
+	var rtts []time.Duration
+	for i := range firstContactPairs {
+		a, b := l.attach(0, fmt.Sprintf("a%d", i)), l.attach(1, fmt.Sprintf("b%d", i))
+		rtt, err := pingRTT(l.nodes[0], ctr{0, a.name, a.ip}, b.ip6, "1")
+		if err != nil {
+			l.logs()
+			t.Fatalf("first ping -6 %v -> %v not answered on its first try: %v", a, b, err)
+		}
+		if rtt > firstContactBound {
+			t.Errorf("first ping -6 %v -> %v: %v, want under %v", a, b, rtt, firstContactBound)
+		}
+		rtts = append(rtts, rtt)
+	}
+	slices.Sort(rtts)
+	t.Logf("first contact over IPv6, %d fresh pairs: p50 %v, max %v", len(rtts), rtts[len(rtts)/2], rtts[len(rtts)-1])
+	for i, n := range l.nodes[:2] {
+		m := n.scrape("127.0.0.1:9477")
+		want := fmt.Sprintf("overlayd_requests_answered_total %d\n", firstContactPairs)
+		if !strings.Contains(m, want) {
+			t.Errorf("node %d: metrics lack %q (one solicitation answered per pair: of the echo or of its reply):\n%s",
+				i+1, strings.TrimSpace(want), grepLines(m, "overlayd_requests_"))
+		}
+	}
+}
+
 // BenchmarkFirstContact measures the first ping between containers on two
 // nodes, each node running the shipped `overlayd run` with no flags: an op
 // is one fresh pair's first echo, its round trip as ping reports it (the
