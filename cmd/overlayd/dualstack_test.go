@@ -23,7 +23,7 @@ const dualGateway6 = "2001:db8:42::1/64"
 // way to etcd) and, on an IPv6 underlay, 2001:db8::N/64 (nodad), which is
 // then its VTEP.
 type dualLab struct {
-	t     *testing.T
+	t     testing.TB
 	nodes []*simNode
 	vteps []string
 	ctl   string // the underlay switch's netns
@@ -34,7 +34,7 @@ type dualLab struct {
 // families, --local the VTEP) on store (a dir: or etcd URL; "" for a
 // directory store shared by the three), after setup has run in the switch's
 // netns (etcd started there, say).
-func newDualLab(t *testing.T, underlay6 bool, store string, ctl string) *dualLab {
+func newDualLab(t testing.TB, underlay6 bool, store string, ctl string) *dualLab {
 	t.Helper()
 	if store == "" {
 		store = "dir:" + t.TempDir()
@@ -61,7 +61,7 @@ func newDualLab(t *testing.T, underlay6 bool, store string, ctl string) *dualLab
 
 // underlaySwitch makes the netns of the underlay switch: a bridge "ul"
 // with a fixed MAC holding 192.0.2.1/24.
-func underlaySwitch(t *testing.T) string {
+func underlaySwitch(t testing.TB) string {
 	t.Helper()
 	_, ctl := nstest.NetNS(t, "dsw")
 	nstest.Run(t, ctl, "ip", "link", "add", "ul", "address", "02:00:c0:00:02:01", "type", "bridge")

@@ -192,3 +192,34 @@ func BenchmarkFirstContact(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFirstContactIPv6 is BenchmarkFirstContact's store=dir for
+// ping -6 on a dual-stack overlay (reactive): an op is one fresh pair's
+// first IPv6 echo, the Neighbor Solicitations' misses on both nodes
+// included. Run it with -benchtime Nx (N fresh pairs).
+func BenchmarkFirstContactIPv6(b *testing.B) {
+	l := newDualLab(b, false, "", underlaySwitch(b))
+	for _, n := range l.nodes[:2] {
+		l.ds = append(l.ds, n.startDaemon())
+	}
+	var pairs [][2]dualCtr
+	for i := range b.N {
+		pairs = append(pairs, [2]dualCtr{l.attach(0, fmt.Sprintf("a%d", i)), l.attach(1, fmt.Sprintf("b%d", i))})
+	}
+	var rtts []time.Duration
+	var sum time.Duration
+	b.ResetTimer()
+	for _, p := range pairs {
+		rtt, err := pingRTT(l.nodes[0], ctr{0, p[0].name, p[0].ip}, p[1].ip6, "2")
+		if err != nil {
+			b.Fatalf("first ping -6 %v -> %v: %v", p[0], p[1], err)
+		}
+		rtts = append(rtts, rtt)
+		sum += rtt
+	}
+	b.StopTimer()
+	slices.Sort(rtts)
+	b.ReportMetric(float64(sum.Nanoseconds())/float64(b.N), "ns/op")
+	b.ReportMetric(float64(rtts[len(rtts)/2].Microseconds())/1e3, "p50-ms")
+	b.ReportMetric(float64(rtts[len(rtts)-1].Microseconds())/1e3, "max-ms")
+}
