@@ -180,3 +180,37 @@ type RejectLister interface {
 type TempSweeper interface {
 	SweepTemp(olderThan time.Duration) ([]string, error)
 }
+
+// MemberStore is implemented by registries that keep the member records of
+// an encrypted overlay (the directory store and the etcd registry): each
+// node's tunnel address, claimed atomically, and its WireGuard public key
+// and endpoint. They persist until the node's reset removes them; whether a
+// member is a peer now is the VTEP allowlist's call (its records, its live
+// node).
+type MemberStore interface {
+	// ClaimMember records m under members/<m.VTEP> if no member is there
+	// yet, or replaces the member there if it has m's owner, atomically:
+	// of two nodes claiming one tunnel address at once exactly one wins.
+	// A member of another owner there is an error wrapping ErrConflict,
+	// and nothing is changed.
+	ClaimMember(ctx context.Context, m Member) error
+	// RemoveMember removes members/<vtep> if owner holds it; a missing or
+	// other owner's member is not an error.
+	RemoveMember(ctx context.Context, vtep netip.Addr, owner string) error
+	// Members returns every member record, and the entries under members/
+	// that are no member (Rejected); the error says the store could not be
+	// listed whole (the members are then those it could read).
+	Members(ctx context.Context) ([]Member, []Rejected, error)
+}
+
+// MemberWatcher is implemented by registries with a change feed that can
+// also say when a member record or a live node changed (etcd: a watch of
+// members/ and nodes/): the node daemon then updates its WireGuard peers at
+// once rather than at its next resync. Stores without a feed say it through
+// their Notifier and Stamper (the directory store: members/ is watched with
+// the records).
+type MemberWatcher interface {
+	// WatchMembers delivers a value soon after a change, coalescing bursts,
+	// until ctx ends (then the channel is closed).
+	WatchMembers(ctx context.Context) (<-chan struct{}, error)
+}

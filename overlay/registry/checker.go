@@ -104,6 +104,34 @@ func (c *Checker) AcceptSpan(s Span) bool {
 	return err == nil
 }
 
+// AcceptMember checks a member record (Policy.CheckMember); a rejected one
+// is counted and logged.
+func (c *Checker) AcceptMember(m Member) bool {
+	why, err := c.policy.CheckMember(m)
+	if err != nil {
+		c.Reject(Rejected{Key: memberKey(m.VTEP), Reason: why})
+	}
+	return err == nil
+}
+
+// Members lists the member records of ms and returns those the policy
+// accepts; entries that are no member and members the policy refuses are
+// counted and logged, never an error. The error is the store's failure to
+// list them whole.
+func (c *Checker) Members(ctx context.Context, ms MemberStore) ([]Member, error) {
+	mm, rej, err := ms.Members(ctx)
+	for _, r := range rej {
+		c.Reject(r)
+	}
+	out := mm[:0]
+	for _, m := range mm {
+		if c.AcceptMember(m) {
+			out = append(out, m)
+		}
+	}
+	return out, err
+}
+
 // Reject counts and logs a rejected entry (one a store reported, or one
 // a check refused).
 func (c *Checker) Reject(r Rejected) {

@@ -29,6 +29,12 @@ type Network struct {
 	// Underlay6 says the underlay is IPv6: every VTEP is an IPv6 address.
 	// False (and a network recorded before IPv6 underlays): IPv4.
 	Underlay6 bool `json:"underlay6,omitempty"`
+	// Encrypt says that nodes reach each other only through WireGuard:
+	// VXLAN runs between the nodes' tunnel addresses, inside it.
+	Encrypt bool `json:"encrypt,omitempty"`
+	// Tunnel is the subnet of the nodes' tunnel addresses (their VTEPs)
+	// with Encrypt; invalid without.
+	Tunnel netip.Prefix `json:"tunnel,omitzero"`
 }
 
 // UnderlayFamily names the underlay's address family: "IPv4" or "IPv6".
@@ -43,7 +49,8 @@ func (n Network) UnderlayFamily() string {
 // recorded one.
 type NetworkDiff struct {
 	// Field names the setting: "VNI", "port", "MTU", "gateway",
-	// "IPv6 gateway", "IPv6 block bits" or "underlay".
+	// "IPv6 gateway", "IPv6 block bits", "underlay", "encrypt" or
+	// "tunnel subnet".
 	Field string `json:"field"`
 	// Want is the node's value.
 	Want string `json:"want"`
@@ -91,6 +98,8 @@ func DiffNetwork(want, have Network) []NetworkDiff {
 	add("IPv6 gateway", prefixOrNone(want.Gateway6), prefixOrNone(have.Gateway6))
 	add("IPv6 block bits", want.BlockBits6, have.BlockBits6)
 	add("underlay", want.UnderlayFamily(), have.UnderlayFamily())
+	add("encrypt", want.Encrypt, have.Encrypt)
+	add("tunnel subnet", prefixOrNone(want.Tunnel), prefixOrNone(have.Tunnel))
 	return dd
 }
 

@@ -54,6 +54,13 @@ const (
 	// ReasonVTEPLinkLocal: an IPv6 link-local VTEP (fe80::/10), which an
 	// FDB entry cannot reach without naming a device.
 	ReasonVTEPLinkLocal
+	// ReasonVTEPOutsideTunnel: in an encrypted overlay, a VTEP outside the
+	// tunnel subnet (VXLAN runs between tunnel addresses only).
+	ReasonVTEPOutsideTunnel
+	// ReasonEndpoint: a member's WireGuard endpoint that is no unicast
+	// underlay address (another family, loopback, unspecified, multicast,
+	// broadcast, or inside the overlay or tunnel subnet).
+	ReasonEndpoint
 
 	reasonEnd
 )
@@ -62,7 +69,7 @@ const (
 func reasonNames() [reasonEnd]string {
 	return [reasonEnd]string{"", "malformed", "oversized", "unreadable", "vtep_family", "vtep_loopback", "vtep_unspecified",
 		"vtep_multicast", "vtep_broadcast", "vtep_in_overlay", "mac_not_unicast", "ip_outside_subnet", "ip_network",
-		"ip_broadcast", "ip_gateway", "vtep_link_local"}
+		"ip_broadcast", "ip_gateway", "vtep_link_local", "vtep_outside_tunnel", "endpoint"}
 }
 
 // String names r as the metric's reason label does ("vtep_loopback").
@@ -165,8 +172,17 @@ type Policy struct {
 	// Underlay is this node's VTEP with the prefix length of its underlay
 	// subnet (192.0.2.2/24), or as a single address when that is not
 	// known. Every VTEP must be of its family (IPv4 when invalid); its
-	// subnet's broadcast address is refused.
+	// subnet's broadcast address is refused. In an encrypted overlay the
+	// VTEPs are tunnel addresses: Underlay is then the tunnel subnet.
 	Underlay netip.Prefix
+	// Tunnel, in an encrypted overlay, is the tunnel subnet: every VTEP
+	// must be inside it. Invalid: no such check.
+	Tunnel netip.Prefix
+	// Endpoints, in an encrypted overlay, is this node's underlay address
+	// with its subnet's prefix length (or alone): members' WireGuard
+	// endpoints must be of its family, and not its subnet's broadcast
+	// address.
+	Endpoints netip.Prefix
 }
 
 // Check checks both halves of r. A record whose MAC has no VTEP yet
@@ -279,6 +295,41 @@ func (p Policy) CheckVTEP(v netip.Addr) (Reason, error) {
 		return ReasonVTEPInOverlay, fmt.Errorf("registry: VTEP %s is inside the overlay's IPv6 prefix %s", v, p.Subnet6.Masked())
 	case v.Is6() && v.IsLinkLocalUnicast():
 		return ReasonVTEPLinkLocal, fmt.Errorf("registry: VTEP %s is IPv6 link-local: no node's underlay address", v)
+	case p.Tunnel.IsValid() && !p.Tunnel.Masked().Contains(v):
+		return ReasonVTEPOutsideTunnel, fmt.Errorf("registry: VTEP %s is outside the tunnel subnet %s", v, p.Tunnel.Masked())
+	}
+	return 0, nil
+}
+
+// CheckMember checks a member record (Member.Validate): its VTEP as
+// CheckVTEP does, and its endpoint: a unicast address of the underlay's
+// family (Endpoints'), not loopback, unspecified, multicast, the broadcast
+// address, nor inside the overlay's subnets or the tunnel subnet.
+func (p Policy) CheckMember(m Member) (Reason, error) {
+	if err := m.Validate(); err != nil {
+		return ReasonMalformed, err
+	}
+	if why, err := p.CheckVTEP(m.VTEP); err != nil {
+		return why, err
+	}
+	e := m.Endpoint.Addr()
+	want4 := !p.Endpoints.IsValid() || p.Endpoints.Addr().Is4()
+	bad := func(what string) (Reason, error) {
+		return ReasonEndpoint, fmt.Errorf("registry: member %s: endpoint %s %s", m.VTEP, m.Endpoint, what)
+	}
+	switch {
+	case e.Is4() != want4:
+		return bad("is not of the underlay's address family")
+	case e.IsLoopback(), e.IsUnspecified(), e.IsMulticast(), e == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return bad("is not a unicast address")
+	case p.Endpoints.IsValid() && hasBroadcast(p.Endpoints) && e == broadcast(p.Endpoints.Masked()):
+		return bad("is the underlay subnet's broadcast address")
+	case p.Subnet.Masked().Contains(e):
+		return bad("is inside the overlay subnet")
+	case p.Subnet6.Masked().Contains(e):
+		return bad("is inside the overlay's IPv6 prefix")
+	case p.Tunnel.Masked().Contains(e):
+		return bad("is inside the tunnel subnet")
 	}
 	return 0, nil
 }

@@ -91,14 +91,17 @@ func (s *Store) arpPath(ip netip.Addr) (string, error) {
 func (s *Store) fdbPath(m ethaddr.MAC) string { return filepath.Join(s.root, fdbDir, m.String()) }
 
 // Stamp returns a value that changes whenever a record file is created or
-// removed: the modification times of ROOT/arp and ROOT/fdb (a rewritten
+// removed: the modification times of ROOT/arp, ROOT/fdb and ROOT/members (a rewritten
 // record is a new file, linked into place). One stat per directory, cheap
 // enough to poll; on NFS it is as fresh as the client's attribute cache.
 func (s *Store) Stamp() (string, error) {
 	var out string
-	for _, d := range []string{arpDir, fdbDir} {
+	for _, d := range []string{arpDir, fdbDir, membersDir} {
 		var st unix.Stat_t
 		if err := unix.Stat(filepath.Join(s.root, d), &st); err != nil {
+			if d == membersDir && errors.Is(err, unix.ENOENT) {
+				continue // no member yet: an overlay without encryption
+			}
 			return "", fmt.Errorf("dirstore: %w", err)
 		}
 		out += fmt.Sprintf("%d.%d/%d.%d ", st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec)
@@ -107,7 +110,7 @@ func (s *Store) Stamp() (string, error) {
 }
 
 // Notify delivers a value on the returned channel soon after a record file
-// is created or removed in ROOT/arp or ROOT/fdb by any process of this
+// is created or removed in ROOT/arp, ROOT/fdb or ROOT/members (if there) by any process of this
 // machine (inotify), coalescing bursts, until ctx ends. Changes made by
 // other machines of an NFS share are not seen: poll Stamp for those.
 func (s *Store) Notify(ctx context.Context) (<-chan struct{}, error) {
@@ -115,9 +118,12 @@ func (s *Store) Notify(ctx context.Context) (<-chan struct{}, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dirstore: inotify: %w", err)
 	}
-	for _, d := range []string{arpDir, fdbDir} {
+	for _, d := range []string{arpDir, fdbDir, membersDir} {
 		const mask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_TO | unix.IN_MOVED_FROM | unix.IN_CLOSE_WRITE
 		if _, err := unix.InotifyAddWatch(fd, filepath.Join(s.root, d), mask); err != nil {
+			if d == membersDir && errors.Is(err, unix.ENOENT) {
+				continue // no member yet: an overlay without encryption
+			}
 			unix.Close(fd)
 			return nil, fmt.Errorf("dirstore: inotify %s: %w", d, err)
 		}
@@ -321,7 +327,11 @@ func (l *lister) note(err error) bool {
 // on anyone's behalf), and anything but a regular file is refused (a FIFO
 // is opened without blocking and then refused; device nodes need root to
 // make).
-func readValue(path string) (string, error) {
+func readValue(path string) (string, error) { return readValueMax(path, registry.MaxValueLen) }
+
+// readValueMax is readValue for values of up to max bytes (at most
+// registry.MaxMemberLen).
+func readValueMax(path string, max int) (string, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_NOCTTY, 0)
 	switch {
 	case errors.Is(err, unix.ENOENT):
@@ -339,7 +349,8 @@ func readValue(path string) (string, error) {
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return "", notRecord(path, registry.ReasonUnreadable, "is a "+fileType(st.Mode)+", not a regular file")
 	}
-	var buf [registry.MaxValueLen + 1]byte
+	var arr [registry.MaxMemberLen + 1]byte
+	buf := arr[:min(max, registry.MaxMemberLen)+1]
 	n := 0
 	for n < len(buf) {
 		m, err := unix.Read(fd, buf[n:])
@@ -359,8 +370,8 @@ func readValue(path string) (string, error) {
 			break
 		}
 	}
-	if n > registry.MaxValueLen {
-		return "", notRecord(path, registry.ReasonOversized, fmt.Sprintf("is longer than %d bytes", registry.MaxValueLen))
+	if n > len(buf)-1 {
+		return "", notRecord(path, registry.ReasonOversized, fmt.Sprintf("is longer than %d bytes", len(buf)-1))
 	}
 	s := string(buf[:n])
 	s = strings.TrimSuffix(s, "\n")
@@ -431,6 +442,11 @@ func parseAddr(path, v string) (netip.Addr, error) {
 // exists. It reports whether it created the file and, if not, the value the
 // file holds.
 func createExclusive(path, value string) (created bool, have string, err error) {
+	return createExclusiveMax(path, value, registry.MaxValueLen)
+}
+
+// createExclusiveMax is createExclusive for values of up to max bytes.
+func createExclusiveMax(path, value string, max int) (created bool, have string, err error) {
 	tmp, err := writeTemp(path, value)
 	if err != nil {
 		return false, "", err
@@ -445,7 +461,7 @@ func createExclusive(path, value string) (created bool, have string, err error) 
 		if !errors.Is(err, fs.ErrExist) {
 			return false, "", fmt.Errorf("dirstore: %w", err)
 		}
-		have, err = readValue(path)
+		have, err = readValueMax(path, max)
 		if errors.Is(err, registry.ErrNotFound) {
 			continue // removed between link and read: try again
 		}

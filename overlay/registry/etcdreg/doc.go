@@ -3,7 +3,8 @@
 // overlay never import the etcd client; Opener opens it for registry.Open
 // (package stores links it as the etcd and etcds schemes, and leaves it out
 // of a build with -tags noetcd). Its capabilities beyond registry.Registry:
-// ChangeFeed, NetworkStore, BlockStore, NodeLister and Leaser.
+// ChangeFeed, NetworkStore, BlockStore, NodeLister, Leaser, MemberStore and
+// MemberWatcher.
 //
 // # URL
 //
@@ -26,6 +27,7 @@
 //	B/nodes/<vtep>    {"vtep":"192.0.2.2","hostname":"n1","since":"..."}             node's lease
 //	B/arp/<ip>        02:42:c6:33:64:02     (the dir store's arp/<ip>)             node's lease
 //	B/fdb/<mac>       192.0.2.2             (the dir store's fdb/<mac>)            node's lease
+//	B/members/<vtep>  {"vtep":...,"owner":...,"endpoint":...,"public_key":...}     none (encrypted overlays)
 //
 // IPs are in netip.Addr's text form, MACs lower-case with colons, values
 // without a newline. config is written once (PublishNetwork) and checked by

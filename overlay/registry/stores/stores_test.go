@@ -125,6 +125,8 @@ func capabilityInterfaces(t *testing.T) map[string]reflect.Type {
 		"Readier":        reflect.TypeFor[registry.Readier](),
 		"Announcer":      reflect.TypeFor[registry.Announcer](),
 		"Exporter":       reflect.TypeFor[registry.Exporter](),
+		"MemberStore":    reflect.TypeFor[registry.MemberStore](),
+		"MemberWatcher":  reflect.TypeFor[registry.MemberWatcher](),
 	}
 	f, err := parser.ParseFile(token.NewFileSet(), "../capabilities.go", nil, 0)
 	if err != nil {
