@@ -37,6 +37,11 @@ type Config struct {
 	ReceiveBuffer int
 	// DisableStrictCheck turns off NETLINK_GET_STRICT_CHK.
 	DisableStrictCheck bool
+	// Protocol is the socket's netlink protocol: 0 means NETLINK_ROUTE;
+	// NETLINK_GENERIC (16) opens a generic netlink socket, over which a
+	// Conn's Request speaks a family's messages (the framing, ACKs and
+	// dumps are netlink's).
+	Protocol int
 }
 
 // Conn speaks rtnetlink over a Transport: a NETLINK_ROUTE socket (Dial) or

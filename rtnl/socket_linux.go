@@ -19,7 +19,7 @@ const (
 	optGetStrictCheck = 12  // NETLINK_GET_STRICT_CHK
 )
 
-// Dial opens a NETLINK_ROUTE socket as cfg says (nil means the zero Config)
+// Dial opens a NETLINK_ROUTE socket (or cfg.Protocol's) as cfg says (nil means the zero Config)
 // and returns a Conn over it: NewConn on the socket as a Transport.
 func Dial(cfg *Config) (*Conn, error) {
 	if cfg == nil {
@@ -61,7 +61,11 @@ type recvHeader struct {
 var _ Transport = (*socket)(nil)
 
 func openSocket(cfg *Config) (*socket, error) {
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
+	proto := cfg.Protocol
+	if proto == 0 {
+		proto = unix.NETLINK_ROUTE
+	}
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
 		return nil, &OpError{Op: "socket", Err: err}
 	}

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -106,4 +108,26 @@ func isPath(f *os.File, path string) (bool, error) {
 		return false, fmt.Errorf("stat %s: %w", path, err)
 	}
 	return held.Dev == now.Dev && held.Ino == now.Ino, nil
+}
+
+// Holder returns the pid of the process holding an exclusive flock on the
+// file at path, as the kernel's lock table (/proc/locks: "1: FLOCK
+// ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF") says; 0 if none does.
+func Holder(path string) (int, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, fmt.Errorf("lock %s: %w", path, err)
+	}
+	id := fmt.Sprintf("%02x:%02x:%d", unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev)), st.Ino)
+	b, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return 0, fmt.Errorf("lock %s: %w", path, err)
+	}
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) >= 6 && f[1] == "FLOCK" && f[3] == "WRITE" && f[5] == id {
+			return strconv.Atoi(f[4])
+		}
+	}
+	return 0, nil
 }
