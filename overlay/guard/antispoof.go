@@ -46,11 +46,16 @@ type Reason string
 
 // Reasons, as rule tags and metric labels.
 const (
-	ReasonVTEP      Reason = "vtep_not_allowed" // VXLAN from an address not in the allowlist
-	ReasonSrcMAC    Reason = "src_mac"          // frame from a port with another source MAC
-	ReasonARPSender Reason = "arp_sender"       // ARP with another sender MAC or address
-	ReasonSrcIP     Reason = "src_ip"           // IPv4 or IPv6 with another source address
-	ReasonEtherType Reason = "ethertype"        // neither IPv4 nor ARP, nor IPv6 for a port with an IPv6 address (VLAN tags, ...)
+	ReasonVTEP Reason = "vtep_not_allowed" // VXLAN from an address not in the allowlist
+	// VXLAN that did not come through the WireGuard device (encrypted
+	// overlays: every VTEP is inside the tunnel)
+	ReasonOutsideTunnel Reason = "vxlan_outside_tunnel"
+	// WireGuard from an address that is no peer's endpoint
+	ReasonWireGuard Reason = "wireguard_not_allowed"
+	ReasonSrcMAC    Reason = "src_mac"    // frame from a port with another source MAC
+	ReasonARPSender Reason = "arp_sender" // ARP with another sender MAC or address
+	ReasonSrcIP     Reason = "src_ip"     // IPv4 or IPv6 with another source address
+	ReasonEtherType Reason = "ethertype"  // neither IPv4 nor ARP, nor IPv6 for a port with an IPv6 address (VLAN tags, ...)
 	// The IPv6 guard's (antispoof6.go).
 	ReasonNDTarget     Reason = "nd_target"     // Neighbor Advertisement, or duplicate address probe, for an address not the port's
 	ReasonNDLLAddr     Reason = "nd_lladdr"     // Neighbor Solicitation or Advertisement naming another MAC, or with more than one option
@@ -64,7 +69,7 @@ func (r Reason) String() string { return string(r) }
 
 // Reasons lists every reason, in a fixed order.
 func Reasons() []Reason {
-	return []Reason{ReasonVTEP, ReasonSrcMAC, ReasonARPSender, ReasonSrcIP, ReasonEtherType,
+	return []Reason{ReasonVTEP, ReasonOutsideTunnel, ReasonWireGuard, ReasonSrcMAC, ReasonARPSender, ReasonSrcIP, ReasonEtherType,
 		ReasonNDTarget, ReasonNDLLAddr, ReasonRouterAdvert, ReasonRedirect, ReasonDHCP6Server}
 }
 

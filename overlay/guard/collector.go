@@ -12,8 +12,10 @@ func Collector(allowlist *Allowlist, ports func() ([]PortRules, error), st *Foll
 	return func(w io.Writer) {
 		drops := map[Reason]uint64{}
 		if allowlist != nil {
-			if p, _, err := allowlist.Drops(); err == nil {
-				drops[ReasonVTEP] = p
+			if by, err := allowlist.DropsBy(); err == nil {
+				for r, c := range by {
+					drops[r] = c.Packets
+				}
 			}
 		}
 		if ports != nil {

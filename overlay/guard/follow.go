@@ -50,6 +50,27 @@ type FollowConfig struct {
 	Logger *slog.Logger
 	// Stats, if set, is updated as Follow works.
 	Stats *FollowStats
+	// Members, if set, follows an encrypted overlay's member records
+	// along: see MemberFollow.
+	Members *MemberFollow
+}
+
+// MemberFollow has Follow keep an encrypted overlay's WireGuard peers in
+// line with the allowlist: after each update of the allowlist (before a
+// record held by Tee goes on), whenever the store says its members changed
+// (a MemberWatcher; a store without feed, at each of its listings) and
+// every Resync, Apply gets the member records (as the Checker accepts
+// them) whose VTEP the allowlist holds, this node's own left out, and
+// whether that view is complete (from an incomplete one only additions are
+// safe).
+type MemberFollow struct {
+	// Store holds the member records.
+	Store registry.MemberStore
+	// Watcher, if set, says when members or live nodes changed (etcd).
+	Watcher registry.MemberWatcher
+	// Apply makes the peers those members. It is called from Follow's
+	// goroutine, one call at a time.
+	Apply func(members []registry.Member, complete bool)
 }
 
 // FollowStats counts what Follow did.
@@ -133,6 +154,12 @@ type follower struct {
 	ownFeed bool
 	nodes   []netip.Addr // live nodes of a NodeLister, as last listed
 	nodesOK bool         // the last listing of the live nodes succeeded
+	// With MemberFollow: the member records as last listed, whether that
+	// listing succeeded, and whether the allowlist's last commit came from
+	// a complete view.
+	members   []registry.Member
+	membersOK bool
+	complete  bool
 }
 
 func newFollower(cfg FollowConfig) *follower {
@@ -180,6 +207,8 @@ func (f *follower) commit(why string, want []netip.Addr, complete bool) {
 		f.log.Warn("VTEP allowlist update failed", "err", err)
 		return
 	}
+	f.complete = complete
+	f.applyMembers()
 	if f.counts != nil {
 		f.counts.commit(f.al.cur)
 	}
@@ -210,6 +239,7 @@ func (f *follower) held() ([]netip.Addr, error) {
 // live nodes, listed again every Resync.
 func (f *follower) feedLoop(ctx context.Context) error {
 	f.listNodes(ctx)
+	f.listMembers(ctx)
 	f.fromFeed("start")
 	var changes <-chan registry.Change
 	var rewatch <-chan time.Time
@@ -222,10 +252,19 @@ func (f *follower) feedLoop(ctx context.Context) error {
 	resync := time.NewTicker(f.cfg.Resync)
 	defer resync.Stop()
 	counted := f.counts.Changed()
+	memberChanges := f.watchMembers(ctx)
 	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case _, ok := <-memberChanges:
+			if !ok {
+				memberChanges = nil
+				continue
+			}
+			f.listNodes(ctx)
+			f.listMembers(ctx)
+			f.fromFeed("members or live nodes changed")
 		case c, ok := <-changes:
 			if !ok {
 				changes = f.watch(ctx)
@@ -254,6 +293,7 @@ func (f *follower) feedLoop(ctx context.Context) error {
 			}
 		case <-resync.C:
 			f.listNodes(ctx)
+			f.listMembers(ctx)
 			f.fromFeed("resync")
 		}
 	}
@@ -350,8 +390,10 @@ func (f *follower) notices(ctx context.Context) <-chan struct{} {
 	return ch
 }
 
-// listAll lists the registry (and its live nodes) whole and commits it.
+// listAll lists the registry (and its live nodes, and members) whole and
+// commits it.
 func (f *follower) listAll(ctx context.Context, why string) {
+	f.listMembers(ctx)
 	want, complete, err := Wanted(ctx, f.cfg.Registry, f.cfg.Checker, f.cfg.Local)
 	if err != nil {
 		f.st.Errors.Add(1)
@@ -376,4 +418,53 @@ func drain(ch <-chan registry.Change, d time.Duration) []registry.Change {
 			return out
 		}
 	}
+}
+
+// watchMembers returns the store's member changes, with a MemberFollow
+// whose store says them (nil otherwise).
+func (f *follower) watchMembers(ctx context.Context) <-chan struct{} {
+	m := f.cfg.Members
+	if m == nil || m.Watcher == nil {
+		return nil
+	}
+	ch, err := m.Watcher.WatchMembers(ctx)
+	if err != nil {
+		f.log.Warn("WireGuard peers: cannot watch the members; following them at each resync", "err", err)
+		return nil
+	}
+	return ch
+}
+
+// listMembers lists the member records, with a MemberFollow; on failure
+// it keeps the last list and marks the view incomplete.
+func (f *follower) listMembers(ctx context.Context) {
+	m := f.cfg.Members
+	if m == nil {
+		return
+	}
+	mm, err := f.cfg.Checker.Members(ctx, m.Store)
+	if f.membersOK = err == nil; err != nil {
+		f.st.Errors.Add(1)
+		f.log.Warn("WireGuard peers: cannot list the members; only adding peers", "err", err)
+		if len(mm) == 0 {
+			return // keep what was listed last
+		}
+	}
+	f.members = mm
+}
+
+// applyMembers hands the members whose VTEP the allowlist holds to
+// MemberFollow.Apply.
+func (f *follower) applyMembers() {
+	m := f.cfg.Members
+	if m == nil {
+		return
+	}
+	peers := make([]registry.Member, 0, len(f.members))
+	for _, mb := range f.members {
+		if mb.VTEP != f.cfg.Local && f.al.cur[mb.VTEP] {
+			peers = append(peers, mb)
+		}
+	}
+	m.Apply(peers, f.complete && f.membersOK)
 }
