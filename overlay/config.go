@@ -87,6 +87,9 @@ type Config struct {
 	// frames with another container's MAC or IP address, and forge ARP
 	// replies, locally and across nodes.
 	NoAntispoof bool `json:"no_antispoof,omitempty"`
+	// Encrypt, when set, carries the overlay between nodes inside
+	// WireGuard (see EncryptConfig). Nil: VXLAN on the underlay, in clear.
+	Encrypt *EncryptConfig `json:"encrypt,omitempty"`
 }
 
 // DefaultConfig returns the default overlay: VNI 42, port 4789, MTU 1450,
@@ -218,6 +221,9 @@ func (c Config) Validate() error {
 	}
 	if c.Bridge != "" && c.Bridge == c.Vxlan {
 		errs = append(errs, fmt.Errorf("overlay: bridge and vxlan are both named %q", c.Bridge))
+	}
+	if c.Encrypt != nil {
+		errs = append(errs, c.Encrypt.validate(c)...)
 	}
 	if c.Egress != nil {
 		if err := c.Egress.Validate(); err != nil {

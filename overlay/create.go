@@ -11,6 +11,7 @@ import (
 	"github.com/overlaynet/overlaynet/internal/links"
 	"github.com/overlaynet/overlaynet/internal/steps"
 	"github.com/overlaynet/overlaynet/overlay/egress"
+	"github.com/overlaynet/overlaynet/overlay/wireguard"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -69,7 +70,7 @@ func (n *Node) Create(ctx context.Context, cfg Config) (_ *Overlay, err error) {
 		return nil, err
 	}
 	for _, step := range []func(*steps.Runner) error{
-		c.netns, c.bridge, c.gateway, c.vxlan, c.up, c.egress, c.publish, c.save,
+		c.netns, c.bridge, c.gateway, c.tunnel, c.vxlan, c.up, c.egress, c.publish, c.save,
 	} {
 		if err := step(r); err != nil {
 			return nil, err
@@ -111,6 +112,10 @@ type creation struct {
 	// egressSrc is the node's source towards its containers: its VTEP, or
 	// on an IPv6 underlay an IPv4 address of the underlay device.
 	egressSrc netip.Addr
+	// tun is an encrypted overlay's tunnel being made (nil without), key
+	// the node's private key.
+	tun *Tunnel
+	key wireguard.PrivateKey
 }
 
 // netns makes the overlay namespace, with its loopback up, unless it
@@ -294,7 +299,7 @@ func (c *creation) egress(r *steps.Runner) error {
 		prev = c.prev.Egress
 	}
 	p := egress.Params{Host: c.host, Overlay: c.oc, OverlayNS: c.ns, OverlayNetNS: cfg.OverlayNetNS,
-		Subnet: cfg.Subnet(), Subnet6: cfg.Subnet6(), Bridge: cfg.Bridge, VTEP: c.egressSrc, VTEP6: vtep6(c.ov.VTEP), UnderlayDev: c.ov.UnderlayDev, Log: c.n.log}
+		Subnet: cfg.Subnet(), Subnet6: cfg.Subnet6(), Bridge: cfg.Bridge, VTEP: c.egressSrc, VTEP6: vtep6(c.ov.Underlay()), UnderlayDev: c.ov.UnderlayDev, Log: c.n.log}
 	var undo func() error
 	return r.Do(stepEgress, func() error {
 		st, u, err := egress.Setup(p, *cfg.Egress, prev)
@@ -346,7 +351,9 @@ func (c *creation) save(r *steps.Runner) error {
 // IFLA_VXLAN_LOCAL is set for Config.Local and on an IPv6 underlay (the
 // device's socket is IPv6 only when its local or remote address is), and
 // IFLA_VXLAN_LINK only for Config.Dev; with neither, the kernel picks the
-// source by route, as in the lab.
+// source by route, as in the lab. In an encrypted overlay the local address
+// is the tunnel address (ov.VTEP, when known) and there is no underlay
+// device: VXLAN is routed through the WireGuard device.
 func vxlanInfo(ov Overlay, devIndex int32) rtnl.VxlanInfo {
 	cfg := ov.Config
 	info := rtnl.VxlanInfo{
@@ -354,6 +361,9 @@ func vxlanInfo(ov Overlay, devIndex int32) rtnl.VxlanInfo {
 		Proxy: true, L2Miss: true, L3Miss: true,
 	}
 	switch {
+	case cfg.Encrypt != nil:
+		info.Local = ov.VTEP
+		return info
 	case cfg.Local.IsValid():
 		info.Local = cfg.Local
 	case ov.VTEP.IsValid() && FamilyOf(ov.VTEP) == IPv6:

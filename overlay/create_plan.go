@@ -10,6 +10,7 @@ import (
 
 	"github.com/overlaynet/overlaynet/internal/links"
 	"github.com/overlaynet/overlaynet/internal/steps"
+	"github.com/overlaynet/overlaynet/overlay/wireguard"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -56,7 +57,11 @@ func (n *Node) planCreate(ctx context.Context, r *steps.Runner, cfg Config) (*cr
 			return nil, &MismatchError{Mismatches: append(mm, storeMM...)}
 		}
 	}
-	if err := checkUnderlayMTU(c.ov); err != nil {
+	if cfg.Encrypt != nil {
+		if err := c.planTunnel(); err != nil {
+			return nil, err
+		}
+	} else if err := checkUnderlayMTU(c.ov); err != nil {
 		return nil, err
 	}
 	if c.egressSrc, err = egressSource(c.host, c.ov, c.devIndex); err != nil {
@@ -79,8 +84,9 @@ func (n *Node) planCreate(ctx context.Context, r *steps.Runner, cfg Config) (*cr
 // the egress path (IPv4): its VTEP, or on an IPv6 underlay the underlay
 // device's first global IPv4 address (egress is IPv4). Without egress, none.
 func egressSource(host *rtnl.Conn, ov Overlay, devIndex int32) (netip.Addr, error) {
-	if ov.Config.Egress == nil || FamilyOf(ov.VTEP) == IPv4 {
-		return ov.VTEP, nil
+	under := ov.Underlay() // an encrypted overlay's VTEP is its tunnel address
+	if ov.Config.Egress == nil || FamilyOf(under) == IPv4 {
+		return under, nil
 	}
 	link, err := host.LinkGet(devIndex)
 	if err != nil {
@@ -171,6 +177,13 @@ func diffConfig(want, have Config) []Mismatch {
 	}
 	add("no-vtep-filter", want.NoVTEPFilter, have.NoVTEPFilter)
 	add("no-antispoof", want.NoAntispoof, have.NoAntispoof)
+	add("encrypt", want.Encrypt != nil, have.Encrypt != nil)
+	if w, h := want.Encrypt, have.Encrypt; w != nil && h != nil {
+		add("tunnel subnet", w.Tunnel, h.Tunnel)
+		add("WireGuard port", w.Port, h.Port)
+		add("WireGuard device", strOrNone(w.Device), strOrNone(h.Device))
+		add("WireGuard provider", providerOrAuto(w.Provider), providerOrAuto(h.Provider))
+	}
 	return mm
 }
 
@@ -215,7 +228,7 @@ func diffDevices(c *rtnl.Conn, ov Overlay, br, vx *rtnl.LinkMessage, devIndex in
 			if want.Local.IsValid() {
 				add(vx.Name, "local", want.Local, addrString(v.Local))
 			}
-			if cfg.Dev != "" {
+			if cfg.Dev != "" && cfg.Encrypt == nil {
 				add(vx.Name, "dev (ifindex)", devIndex, v.Dev)
 			}
 		}
@@ -259,4 +272,11 @@ func strOrNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+func providerOrAuto(p wireguard.Provider) string {
+	if p == 0 {
+		return "(chosen)"
+	}
+	return p.String()
 }

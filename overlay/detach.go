@@ -167,7 +167,8 @@ func (n *Node) deletePeer(e Endpoint) error {
 // Reset removes everything overlayd created on this node, and only that:
 // every recorded endpoint (as Detach does), then the vxlan, the bridge (or
 // just the gateway address, on a bridge that existed before) and the overlay
-// namespace as far as Create made them, then this node's registry records
+// namespace as far as Create made them, an encrypted overlay's WireGuard
+// device, member record and keys, then this node's registry records
 // (every record whose VTEP is this node's), then the state. Without a
 // recorded overlay it only removes leftover endpoints. It goes on past
 // failures and returns them all; the state of what could not be removed is
@@ -211,6 +212,9 @@ func (n *Node) Reset(ctx context.Context) error {
 	}
 	if ost == nil {
 		n.log.Info("reset: no overlay recorded", "state_dir", n.stateDir)
+		if err := n.removeTunnel(ctx); err != nil { // a create that died half-way
+			errs = append(errs, err)
+		}
 		return errors.Join(errs...)
 	}
 	if ost.Egress != nil {
@@ -227,6 +231,9 @@ func (n *Node) Reset(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if err := n.removeOverlay(ost); err != nil {
+		errs = append(errs, err)
+	}
+	if err := n.removeTunnel(ctx); err != nil {
 		errs = append(errs, err)
 	}
 	if n.reg != nil && ost.Overlay.VTEP.IsValid() {
@@ -259,7 +266,7 @@ func (n *Node) removeEgress(ost *overlayState) error {
 	defer host.Close()
 	cfg := ost.Overlay.Config
 	p := egress.Params{Host: host, OverlayNetNS: cfg.OverlayNetNS, Subnet: cfg.Subnet(), Subnet6: cfg.Subnet6(), Bridge: cfg.Bridge,
-		VTEP: ost.Overlay.VTEP, UnderlayDev: ost.Overlay.UnderlayDev, Log: n.log}
+		VTEP: ost.Overlay.Underlay(), UnderlayDev: ost.Overlay.UnderlayDev, Log: n.log}
 	oc, err := n.dial(cfg.OverlayNetNS)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

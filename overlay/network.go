@@ -17,6 +17,9 @@ func (c Config) Network() registry.Network {
 		n.Gateway6, n.BlockBits6 = c.Gateway6, c.EffectiveBlockBits6()
 	}
 	n.Underlay6 = c.Local.IsValid() && FamilyOf(c.Local) == IPv6
+	if c.Encrypt != nil {
+		n.Encrypt, n.Tunnel = true, c.Encrypt.Tunnel
+	}
 	return n
 }
 

@@ -36,6 +36,10 @@ type NodeOptions struct {
 	// claims for allocation (0: ipam.DefaultBlockBits). Every node of an
 	// overlay must use the same.
 	BlockBits int
+	// WireGuardCommand is the command line of an encrypted overlay's
+	// userspace WireGuard device process, before its flags (empty: this
+	// program's `wireguard` command, os.Executable()).
+	WireGuardCommand []string
 }
 
 // Node sets up and tears down one node's overlay. Its methods must be called
@@ -58,11 +62,14 @@ type Node struct {
 	dialer func(name string) (*rtnl.Conn, error)
 	// blockBits is NodeOptions.BlockBits.
 	blockBits int
+	// wgCmd is NodeOptions.WireGuardCommand.
+	wgCmd []string
 }
 
 // NewNode returns a Node using opts, with defaults filled in.
 func NewNode(opts NodeOptions) *Node {
-	n := &Node{netnsDir: opts.NetNSDir, stateDir: opts.StateDir, reg: opts.Registry, log: opts.Logger, blockBits: opts.BlockBits}
+	n := &Node{netnsDir: opts.NetNSDir, stateDir: opts.StateDir, reg: opts.Registry, log: opts.Logger, blockBits: opts.BlockBits,
+		wgCmd: opts.WireGuardCommand}
 	if n.netnsDir == "" {
 		n.netnsDir = rtnl.DefaultNetNSDir
 	}

@@ -17,20 +17,31 @@ import (
 // not the broadcast address of the underlay subnet the VTEP sits in. That
 // subnet is read from the calling ("host") namespace's addresses; when the
 // VTEP is none of them, it is taken alone.
+//
+// In an encrypted overlay the VTEPs are tunnel addresses: they must be
+// inside the tunnel subnet (Policy.Underlay and Policy.Tunnel are that
+// subnet), and the members' WireGuard endpoints of the underlay's family
+// (Policy.Endpoints, the underlay subnet read the same way).
 func (n *Node) RecordPolicy(ov Overlay) registry.Policy {
 	p := registry.Policy{Subnet: ov.Config.Subnet(), Gateway: ov.Config.Gateway.Addr()}
 	if ov.Config.DualStack() {
 		p.Subnet6, p.Gateway6 = ov.Config.Subnet6(), ov.Config.Gateway6.Addr()
 	}
-	if ov.VTEP.IsValid() {
-		p.Underlay = netip.PrefixFrom(ov.VTEP, ov.VTEP.BitLen())
+	under := ov.Underlay()
+	var underlay netip.Prefix
+	if under.IsValid() {
+		underlay = netip.PrefixFrom(under, under.BitLen())
+		if n.dialer == nil { // a fake kernel (unit tests) has no host namespace to read
+			if pfx, err := underlayPrefix(under); err == nil && pfx.IsValid() {
+				underlay = pfx
+			}
+		}
 	}
-	if n.dialer != nil || !ov.VTEP.IsValid() {
-		return p // a fake kernel (unit tests) has no host namespace to read
+	if e := ov.Config.Encrypt; e != nil {
+		p.Underlay, p.Tunnel, p.Endpoints = e.Tunnel, e.Tunnel, underlay
+		return p
 	}
-	if pfx, err := underlayPrefix(ov.VTEP); err == nil && pfx.IsValid() {
-		p.Underlay = pfx
-	}
+	p.Underlay = underlay
 	return p
 }
 

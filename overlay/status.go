@@ -82,6 +82,9 @@ func (n *Node) Status(ctx context.Context) (*Status, error) {
 	if err := n.readGuard(s, ost.Overlay, eps); err != nil {
 		s.Problems = append(s.Problems, err.Error())
 	}
+	if ost.Overlay.Tunnel != nil {
+		n.readTunnel(s, ost.Overlay)
+	}
 	s.rejectedEntries(n.RecordPolicy(ost.Overlay))
 	return s, nil
 }
@@ -174,7 +177,7 @@ func (s *Status) readEgress(oc *rtnl.Conn, ost *overlayState) error {
 	}
 	defer host.Close()
 	s.Egress = egress.Read(egress.Params{Host: host, Overlay: oc, OverlayNetNS: cfg.OverlayNetNS,
-		Subnet: cfg.Subnet(), Subnet6: cfg.Subnet6(), Bridge: cfg.Bridge, VTEP: ost.Overlay.VTEP, UnderlayDev: ost.Overlay.UnderlayDev}, ost.Egress)
+		Subnet: cfg.Subnet(), Subnet6: cfg.Subnet6(), Bridge: cfg.Bridge, VTEP: ost.Overlay.Underlay(), UnderlayDev: ost.Overlay.UnderlayDev}, ost.Egress)
 	for _, p := range s.Egress.Problems {
 		s.Problems = append(s.Problems, "egress: "+p)
 	}
@@ -247,7 +250,7 @@ func (n *Node) readGuard(s *Status, ov Overlay, eps []*endpointState) error {
 			if g.Allowlist, err = a.Addrs(); err != nil {
 				return err
 			}
-			if g.VTEPDrops, _, err = a.Drops(); err != nil {
+			if err := readGuardDrops(g, a, ov); err != nil {
 				return err
 			}
 		}

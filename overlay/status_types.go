@@ -8,6 +8,7 @@ import (
 	"github.com/overlaynet/overlaynet/overlay/egress"
 	"github.com/overlaynet/overlaynet/overlay/guard"
 	"github.com/overlaynet/overlaynet/overlay/ipam"
+	"github.com/overlaynet/overlaynet/overlay/wireguard"
 )
 
 // Status is a read-back of a node's overlay from the kernel, next to what
@@ -40,6 +41,9 @@ type Status struct {
 	Egress *egress.Status `json:"egress,omitempty"`
 	// Guard is the VTEP allowlist and the per-port anti-spoofing rules.
 	Guard GuardStatus `json:"guard"`
+	// Tunnel is an encrypted overlay's WireGuard device as its provider
+	// reports it (nil without encryption).
+	Tunnel *TunnelStatus `json:"tunnel,omitempty"`
 	// Problems lists what is missing or differs from the recorded state.
 	Problems []string `json:"problems,omitempty"`
 	// Gone is true when the recorded overlay is not in the kernel: its
@@ -82,6 +86,14 @@ type GuardStatus struct {
 	Allowlist []netip.Addr `json:"allowlist"`
 	// VTEPDrops counts the VXLAN packets dropped for coming from elsewhere.
 	VTEPDrops uint64 `json:"vtep_drops"`
+	// OutsideTunnelDrops counts, in an encrypted overlay, the VXLAN
+	// packets dropped for not coming through the WireGuard device.
+	OutsideTunnelDrops uint64 `json:"outside_tunnel_drops,omitempty"`
+	// WireGuardPeers are, in an encrypted overlay, the underlay addresses
+	// WireGuard is accepted from (the peers' endpoints), and
+	// WireGuardDrops what came from elsewhere.
+	WireGuardPeers []netip.Addr `json:"wireguard_peers,omitempty"`
+	WireGuardDrops uint64       `json:"wireguard_drops,omitempty"`
 	// Ports are the container ports with anti-spoofing rules, and their
 	// drops by reason.
 	Ports []guard.PortRules `json:"ports"`
@@ -156,4 +168,29 @@ type FDBEntry struct {
 	State string `json:"state"`
 	// Flags are the NTF_* flags ("self", "master", "extern_learn", ...).
 	Flags string `json:"flags,omitempty"`
+}
+
+// TunnelStatus is an encrypted overlay's WireGuard device.
+type TunnelStatus struct {
+	// Tunnel is the tunnel as Create recorded it.
+	Tunnel
+	// Running says the device answers (for userspace, its process holds
+	// its lock: Pid).
+	Running bool `json:"running"`
+	Pid     int  `json:"pid,omitempty"`
+	// ListenPort is the device's UDP port.
+	ListenPort uint16 `json:"listen_port,omitempty"`
+	// DeviceKey is the public key of the device's private key (the
+	// recorded PublicKey, unless a rekey is half-made).
+	DeviceKey wireguard.Key `json:"device_key,omitzero"`
+	// RekeyHalfMade is true when a rekey died between its steps (the
+	// next rekey, the daemon or a sweep takes it back).
+	RekeyHalfMade bool `json:"rekey_half_made,omitempty"`
+	// Peers are the device's peers: endpoint, allowed IPs, last
+	// handshake, bytes in and out.
+	Peers []wireguard.Peer `json:"peers"`
+	// Rejected counts what a userspace device rejected since its process
+	// started: handshakes that did not authenticate, packets from sources
+	// a peer may not use.
+	Rejected wireguard.Counters `json:"rejected"`
 }

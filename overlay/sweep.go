@@ -416,7 +416,8 @@ func (n *Node) logLeaks(leaks []Leak) {
 // WithRegistry returns a Node of the same directories, options and logger
 // as n, with reg as its registry (the daemon opens its own store).
 func (n *Node) WithRegistry(reg registry.Registry) *Node {
-	m := NewNode(NodeOptions{NetNSDir: n.netnsDir, StateDir: n.stateDir, Registry: reg, Logger: n.log, BlockBits: n.blockBits})
+	m := NewNode(NodeOptions{NetNSDir: n.netnsDir, StateDir: n.stateDir, Registry: reg, Logger: n.log, BlockBits: n.blockBits,
+		WireGuardCommand: n.wgCmd})
 	m.stepHook, m.dialer = n.stepHook, n.dialer
 	return m
 }

@@ -22,8 +22,24 @@ type Overlay struct {
 	// UnderlayDev is the underlay device (in the host namespace).
 	UnderlayDev string `json:"underlay_dev"`
 	// UnderlayMTU is the underlay device's MTU; Config.MTU must not exceed
-	// UnderlayMTU - VXLANOverhead.
+	// UnderlayMTU - VXLANOverhead (less WireGuard's too when encrypted).
 	UnderlayMTU uint32 `json:"underlay_mtu"`
+	// UnderlayAddr, in an encrypted overlay, is this node's underlay
+	// address (its WireGuard endpoint's), chosen as VTEPSource says; VTEP
+	// is then its tunnel address. Invalid otherwise: VTEP is the underlay
+	// address.
+	UnderlayAddr netip.Addr `json:"underlay_addr,omitzero"`
+	// Tunnel is an encrypted overlay's WireGuard side (nil without).
+	Tunnel *Tunnel `json:"tunnel,omitempty"`
+}
+
+// Underlay returns this node's underlay address: UnderlayAddr in an
+// encrypted overlay, else the VTEP.
+func (ov *Overlay) Underlay() netip.Addr {
+	if ov.UnderlayAddr.IsValid() {
+		return ov.UnderlayAddr
+	}
+	return ov.VTEP
 }
 
 // Mismatch is one setting that differs between what Create was asked for
@@ -199,6 +215,7 @@ func (e *Endpoint) Has(ip netip.Addr) bool {
 // of its underlay, which its VTEP says.
 func (ov Overlay) Network() registry.Network {
 	n := ov.Config.Network()
-	n.Underlay6 = ov.VTEP.IsValid() && FamilyOf(ov.VTEP) == IPv6
+	u := ov.Underlay() // an encrypted overlay's VTEP is its tunnel address
+	n.Underlay6 = u.IsValid() && FamilyOf(u) == IPv6
 	return n
 }
