@@ -39,6 +39,9 @@ func (n *Node) planCreate(ctx context.Context, r *steps.Runner, cfg Config) (*cr
 	}
 	if cfg.MTU == 0 {
 		cfg.MTU = DefaultMTUFor(c.ov.VTEP)
+		if cfg.Encrypt != nil { // inside WireGuard: 1390 on an IPv4 underlay
+			_, cfg.MTU = tunnelMTUs(1500, c.ov.VTEP, cfg.Encrypt.Tunnel)
+		}
 	}
 	c.cfg, c.ov.Config = cfg, cfg
 	if err := CheckSpansFamily(n.reg, c.ov); err != nil {

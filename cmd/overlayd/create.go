@@ -25,7 +25,8 @@ func init() {
 const createSynopsis = "create [--vni 42] [--port 4789] [--mtu 1450] [--gateway 198.51.100.1/24 [--gateway 2001:db8:42::1/64 [--block-bits6 120]]] " +
 	"[--local VTEP_IP | --dev UNDERLAY_IF] [--learning] [--overlay-netns overns] [--bridge br0] [--vxlan vxlan1] " +
 	"[--no-egress | --egress-dev IF --egress-link PREFIX --no-host-accept --egress6 masquerade|route|none] " +
-	"[--no-vtep-filter] [--no-antispoof]"
+	"[--no-vtep-filter] [--no-antispoof] " +
+	"[--encrypt [--tunnel-subnet 169.254.32.0/19] [--wg-port 51820] [--wg-device NAME] [--wg-provider kernel|userspace]]"
 
 const createHelp = `
 Builds this node's overlay: the overlay network namespace (--overlay-netns, in
@@ -94,7 +95,23 @@ for its own addresses only, no Router Advertisement, redirect or DHCPv6
 server message; no other ethertype; --no-antispoof: a container can forge
 another's MAC, IP, ARP or Neighbor Discovery replies, locally and across
 nodes). create puts back the anti-spoofing rules of
-endpoints already attached, after a reboot or a flushed ruleset.`
+endpoints already attached, after a reboot or a flushed ruleset.
+
+--encrypt carries the overlay between nodes inside WireGuard, the same on
+every node (part of the agreed network, with the tunnel subnet): a WireGuard
+device on the underlay (--wg-device, by default "owg" and 8 hex digits of
+--state-dir hashed: unique per machine, as userspace WireGuard's UAPI socket
+/var/run/wireguard/NAME.sock must be), its key made once in
+--state-dir/wireguard (mode 0600), a tunnel address of --tunnel-subnet
+claimed in --store with the public key and endpoint (underlay address and
+--wg-port), and the vxlan between tunnel addresses inside it. The kernel's
+WireGuard is used where it has one, else userspace WireGuard in a process of
+its own ('overlayd wireguard', started here; 'run' starts it again if it
+dies); --wg-provider forces one. The MTU then defaults to 1390 (1500 less
+WireGuard's 60 and VXLAN's 50 bytes; 20 less on an IPv6 underlay), and a
+larger one is refused. 'run' keeps the peers in line with the nodes that
+come and go, 'rekey' changes the key, 'reset' removes device, key and
+member record.`
 
 // createFlags are the flags of overlayd create.
 type createFlags struct {
@@ -112,6 +129,11 @@ type createFlags struct {
 	noHostAccept       bool
 	noVTEPFilter       bool
 	noAntispoof        bool
+	encrypt            bool
+	tunnelSubnet       string
+	wgPort             uint64
+	wgDevice           string
+	wgProvider         string
 }
 
 func (f *createFlags) bind(fs *flag.FlagSet) {
@@ -136,6 +158,11 @@ func (f *createFlags) bind(fs *flag.FlagSet) {
 	fs.BoolVar(&f.noHostAccept, "no-host-accept", false, "on a host whose forward policy is drop, refuse instead of adding the two accept rules for the overlay subnet")
 	fs.BoolVar(&f.noVTEPFilter, "no-vtep-filter", false, "no VTEP allowlist: VXLAN from any host reaching the port is accepted (exposes every container to injected frames)")
 	fs.BoolVar(&f.noAntispoof, "no-antispoof", false, "no per-port anti-spoofing: containers may forge MAC, IP and ARP (exposes containers to each other)")
+	fs.BoolVar(&f.encrypt, "encrypt", false, fmt.Sprintf("carry the overlay between nodes inside WireGuard (every node must agree; MTU default then %d)", overlay.DefaultEncryptedMTU))
+	fs.StringVar(&f.tunnelSubnet, "tunnel-subnet", overlay.DefaultTunnelSubnet().String(), "with --encrypt: subnet of the nodes' tunnel addresses (their VTEPs), the same on every node")
+	fs.Uint64Var(&f.wgPort, "wg-port", overlay.DefaultWireGuardPort, "with --encrypt: this node's WireGuard UDP port")
+	fs.StringVar(&f.wgDevice, "wg-device", "", "with --encrypt: name of the WireGuard device (default: owg + 8 hex digits of --state-dir hashed)")
+	fs.StringVar(&f.wgProvider, "wg-provider", "", "with --encrypt: kernel or userspace (default: the kernel's WireGuard where it has one, else userspace)")
 }
 
 // config turns the flags into a validated overlay.Config.
@@ -179,6 +206,7 @@ func (f *createFlags) config() (overlay.Config, error) {
 	if err := f.egressConfig(&cfg); err != nil {
 		errs = append(errs, err)
 	}
+	errs = append(errs, f.encryptConfig(&cfg)...)
 	if len(errs) > 0 {
 		return cfg, fmt.Errorf("%w: %w", errUsage, errors.Join(errs...))
 	}
@@ -243,6 +271,36 @@ func (f *createFlags) gatewayConfig(cfg *overlay.Config) error {
 	return nil
 }
 
+// encryptConfig sets cfg.Encrypt from the flags (nil without --encrypt);
+// create then chooses the MTU both layers leave when --mtu is not given.
+func (f *createFlags) encryptConfig(cfg *overlay.Config) []error {
+	if !f.encrypt {
+		if f.wgDevice != "" || f.wgProvider != "" {
+			return []error{errors.New("--wg-device and --wg-provider need --encrypt")}
+		}
+		return nil
+	}
+	var errs []error
+	e := &overlay.EncryptConfig{Device: f.wgDevice}
+	t, err := netip.ParsePrefix(f.tunnelSubnet)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--tunnel-subnet %q: want a prefix, e.g. %s", f.tunnelSubnet, overlay.DefaultTunnelSubnet()))
+	}
+	e.Tunnel = t
+	if f.wgPort == 0 || f.wgPort > 65535 {
+		errs = append(errs, fmt.Errorf("--wg-port %d: out of range 1..65535", f.wgPort))
+	} else {
+		e.Port = uint16(f.wgPort)
+	}
+	if f.wgProvider != "" {
+		if err := e.Provider.UnmarshalText([]byte(f.wgProvider)); err != nil {
+			errs = append(errs, fmt.Errorf("--wg-provider %q: want kernel or userspace", f.wgProvider))
+		}
+	}
+	cfg.Encrypt = e
+	return errs
+}
+
 func runCreate(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error {
 	var f createFlags
 	f.bind(fs)
@@ -282,7 +340,13 @@ func printOverlay(w io.Writer, ov *overlay.Overlay) {
 	}
 	fmt.Fprintf(w, "overlay ready in netns %s: bridge %s %s, vxlan %s VNI %d port %d MTU %d learning %v\n",
 		c.OverlayNetNS, c.Bridge, gws, c.Vxlan, c.VNI, c.Port, c.MTU, c.Learning)
-	fmt.Fprintf(w, "VTEP %s (%s), underlay %s MTU %d\n", ov.VTEP, ov.VTEPSource, ov.UnderlayDev, ov.UnderlayMTU)
+	if t := ov.Tunnel; t != nil {
+		fmt.Fprintf(w, "encrypted: WireGuard device %s (%s), tunnel address %s, endpoint %s, public key %s, MTU %d\n",
+			t.Device, t.Provider, t.Address, t.Endpoint, t.PublicKey, t.MTU)
+		fmt.Fprintf(w, "VTEP %s (tunnel address); underlay %s (%s) on %s MTU %d\n", ov.VTEP, ov.UnderlayAddr, ov.VTEPSource, ov.UnderlayDev, ov.UnderlayMTU)
+	} else {
+		fmt.Fprintf(w, "VTEP %s (%s), underlay %s MTU %d\n", ov.VTEP, ov.VTEPSource, ov.UnderlayDev, ov.UnderlayMTU)
+	}
 	if c.Egress != nil {
 		fmt.Fprintf(w, "egress on: node path, forwarding and masquerade (status shows them)\n")
 	} else {

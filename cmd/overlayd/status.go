@@ -135,6 +135,7 @@ func printStatus(out io.Writer, st *overlay.Status) error {
 			numOr(uint64(f.Port), "(device's)"), f.State, dash(f.Flags))
 	}
 	printEgress(w, st.Egress)
+	printTunnel(w, st)
 	printGuard(w, st.Guard)
 	if err := w.Flush(); err != nil {
 		return err
@@ -356,4 +357,40 @@ func endpointIPs(e overlay.Endpoint) string {
 		b.WriteString(p.String())
 	}
 	return cmp.Or(b.String(), "-")
+}
+
+// printTunnel writes an encrypted overlay's WireGuard device: provider,
+// key, each peer's endpoint, last handshake and bytes, what it rejected.
+func printTunnel(w io.Writer, st *overlay.Status) {
+	ts := st.Tunnel
+	if ts == nil {
+		fmt.Fprintf(w, "\nENCRYPTION\toff\n")
+		return
+	}
+	state := "running"
+	if !ts.Running {
+		state = "NOT RUNNING"
+	}
+	pid := ""
+	if ts.Pid != 0 {
+		pid = fmt.Sprintf(" pid %d", ts.Pid)
+	}
+	fmt.Fprintf(w, "\nENCRYPTION\tWireGuard device %s, %s provider%s, %s; tunnel address %s, endpoint %s, port %d, MTU %d\n",
+		ts.Device, ts.Provider, pid, state, ts.Address, ts.Endpoint, ts.ListenPort, ts.MTU)
+	fmt.Fprintf(w, "PUBLIC KEY\t%s\n", ts.PublicKey)
+	fmt.Fprintf(w, "REJECTED\thandshakes %d, sources %d\n", ts.Rejected.InvalidHandshakes, ts.Rejected.InvalidSource)
+	g := st.Guard
+	fmt.Fprintf(w, "WIREGUARD FROM\t%s (%d dropped); VXLAN from outside the tunnel: %d dropped\n",
+		addrList(g.WireGuardPeers), g.WireGuardDrops, g.OutsideTunnelDrops)
+	fmt.Fprintf(w, "\nPEER\tENDPOINT\tALLOWED IPS\tLAST HANDSHAKE\tRX BYTES\tTX BYTES\n")
+	if len(ts.Peers) == 0 {
+		fmt.Fprintf(w, "(none)\n")
+	}
+	for _, p := range ts.Peers {
+		hs := "never"
+		if !p.LastHandshake.IsZero() {
+			hs = time.Since(p.LastHandshake).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\n", p.PublicKey, p.Endpoint, prefixes(p.AllowedIPs), hs, p.RxBytes, p.TxBytes)
+	}
 }

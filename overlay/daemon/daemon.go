@@ -99,6 +99,8 @@ type Daemon struct {
 	// (nil: no capture, on a fake kernel or if it could not be opened).
 	waker     *wake.Waker
 	closeWake func()
+	// tun is an encrypted overlay's WireGuard side (nil without).
+	tun *tunnel
 }
 
 // Run opens the daemon described by cfg and runs it until ctx ends (nil) or
@@ -179,6 +181,15 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 	// One judge of records for the resolver, its feed and the allowlist.
 	d.check = registry.NewChecker(cfg.Node.RecordPolicy(*d.ov), log, d.reconcile)
 	d.metrics.AddCollector(d.check.WriteMetrics)
+	if t := d.ov.Tunnel; t != nil {
+		if _, ok := d.store.(registry.MemberStore); !ok {
+			return nil, &SettingError{Setting: SettingStore, Value: registry.RedactURL(cfg.Store),
+				Err: fmt.Errorf("daemon: the overlay is encrypted and %s keeps no member records", registry.RedactURL(cfg.Store))}
+		}
+		d.tun = newTunnel(cfg.Node.WithRegistry(d.store), *t, log)
+		d.metrics.AddCollector(d.tun.writeMetrics)
+		d.metrics.AddCollector(d.tun.writeBytes)
+	}
 	if feed != nil {
 		feed = d.check.Feed(feed)
 	}
@@ -297,6 +308,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// in place.
 	if err := d.sweep(ctx, false, startSweepWait); err != nil {
 		return err
+	}
+	if d.tun != nil {
+		// The WireGuard device, as create made it (started again if its
+		// process died while no daemon ran), supervised from now on.
+		wait, err := d.tun.supervise(ctx)
+		if err != nil {
+			return err
+		}
+		defer wait()
 	}
 	wg.Go(func() {
 		if err := d.watchNode(ctx); err != nil {

@@ -49,6 +49,11 @@ func (d *Daemon) startGuard(ctx context.Context) error {
 		feed, _ := d.store.(registry.ChangeFeed) // nil without one
 		fc := guard.FollowConfig{Allowlist: al, Registry: d.store, Local: d.ov.VTEP,
 			Resync: d.reconcile, Logger: log, Stats: &guard.FollowStats{}, Checker: d.check}
+		if d.tun != nil {
+			if err := d.followMembers(al, &fc); err != nil {
+				return err
+			}
+		}
 		var want []netip.Addr
 		if feed == nil {
 			var werr error
@@ -105,4 +110,21 @@ func initialFromFeedStore(ctx context.Context, al *guard.Allowlist, reg registry
 		}
 	}
 	return out
+}
+
+// followMembers makes al an encrypted overlay's (VXLAN only through the
+// WireGuard device, WireGuard only from the peers) and has the follower
+// keep the device's peers in line with it.
+func (d *Daemon) followMembers(al *guard.Allowlist, fc *guard.FollowConfig) error {
+	t, e := d.ov.Tunnel, d.ov.Config.Encrypt
+	if err := al.Tunnel(t.Device, e.Port, d.ov.Underlay()); err != nil {
+		return err
+	}
+	d.tun.al = al
+	mf := &guard.MemberFollow{Store: d.store.(registry.MemberStore), Apply: d.tun.apply}
+	if w, ok := d.store.(registry.MemberWatcher); ok {
+		mf.Watcher = w
+	}
+	fc.Members = mf
+	return nil
 }

@@ -1,0 +1,235 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/overlaynet/overlaynet/overlay"
+	"github.com/overlaynet/overlaynet/overlay/guard"
+	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/overlay/wireguard"
+)
+
+// tunnel is the daemon's side of an encrypted overlay: it supervises the
+// WireGuard device (a userspace process killed is started again and
+// configured as before, peers included) and keeps its peers, and the
+// allowlist's set of their endpoints, in line with the members the
+// allowlist's follower hands it.
+type tunnel struct {
+	node *overlay.Node
+	t    overlay.Tunnel
+	log  *slog.Logger
+	al   *guard.Allowlist // set once the allowlist is open
+
+	mu      sync.Mutex
+	applied map[wireguard.Key]netip.AddrPort // endpoints last set per peer
+	members []registry.Member                // as last applied
+	ready   bool                             // members holds a first view
+
+	peers    atomic.Int64
+	restarts atomic.Uint64
+	added    atomic.Uint64
+	updated  atomic.Uint64
+	removed  atomic.Uint64
+	errors   atomic.Uint64
+}
+
+func newTunnel(node *overlay.Node, t overlay.Tunnel, log *slog.Logger) *tunnel {
+	return &tunnel{node: node, t: t, log: log, applied: map[wireguard.Key]netip.AddrPort{}}
+}
+
+// supervise brings the device up (EnsureTunnel) and, for a userspace
+// device, watches its process until ctx ends: when it exits (killed, its
+// TUN deleted) the device is made again at once and given its peers
+// again. The first EnsureTunnel's error is returned; later ones are logged
+// and retried every second.
+func (tu *tunnel) supervise(ctx context.Context) (wait func(), err error) {
+	td, err := tu.node.EnsureTunnel(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if td.Made {
+		tu.restarts.Add(1)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			exited := td.Exited
+			if exited == nil && td.Pid != 0 {
+				var err error
+				if exited, err = wireguard.WatchProcess(ctx, td.Pid); err != nil {
+					exited = closed() // gone already
+				}
+			}
+			if exited == nil {
+				return // the kernel's device: nothing to watch
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-exited:
+			}
+			if ctx.Err() != nil {
+				return
+			}
+			tu.log.Warn("WireGuard device process exited: starting it again", "device", tu.t.Device, "pid", td.Pid)
+			td = tu.restart(ctx)
+		}
+	}()
+	return func() { <-done }, nil
+}
+
+// restart makes the device again until it is up or ctx ends, then gives it
+// its peers again.
+func (tu *tunnel) restart(ctx context.Context) overlay.TunnelDevice {
+	for {
+		td, err := tu.node.EnsureTunnel(ctx)
+		if err == nil {
+			tu.restarts.Add(1)
+			tu.reapply()
+			return td
+		}
+		tu.errors.Add(1)
+		tu.log.Error("WireGuard device not up again yet", "device", tu.t.Device, "err", err)
+		select {
+		case <-ctx.Done():
+			return overlay.TunnelDevice{}
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func closed() <-chan struct{} {
+	ch := make(chan struct{})
+	close(ch)
+	return ch
+}
+
+// reapply gives the device the peers last applied (after it was made
+// again: it has none).
+func (tu *tunnel) reapply() {
+	tu.mu.Lock()
+	members, ready := tu.members, tu.ready
+	tu.mu.Unlock()
+	if ready {
+		tu.apply(members, false)
+	}
+}
+
+// apply makes the device's peers, and the allowlist's set of their
+// endpoints, the members' (guard.MemberFollow.Apply): from an incomplete
+// view only additions.
+func (tu *tunnel) apply(members []registry.Member, complete bool) {
+	tu.mu.Lock()
+	defer tu.mu.Unlock()
+	tu.members, tu.ready = members, true
+	wants := make([]wireguard.Want, 0, len(members))
+	addrs := make([]netip.Addr, 0, len(members))
+	for _, m := range members {
+		w, err := wireguard.WantOf(m)
+		if err != nil {
+			continue // the checker let no such member through
+		}
+		wants = append(wants, w)
+		addrs = append(addrs, m.Endpoint.Addr())
+	}
+	if tu.al != nil {
+		if _, _, err := tu.al.SyncPeers(addrs, complete); err != nil {
+			tu.errors.Add(1)
+			tu.log.Warn("WireGuard peers' allowlist update failed", "err", err)
+		}
+	}
+	if err := tu.configure(wants, complete); err != nil {
+		tu.errors.Add(1)
+		tu.log.Warn("WireGuard peers update failed", "device", tu.t.Device, "err", err)
+	}
+}
+
+// configure plans and applies the wanted peers on the device.
+func (tu *tunnel) configure(wants []wireguard.Want, complete bool) error {
+	c, err := clientOf(tu.t.Provider)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	d, err := c.Device(tu.t.Device)
+	if err != nil {
+		return err
+	}
+	cfg, ch := wireguard.Plan(d, wants, complete, tu.applied)
+	if !cfg.IsEmpty() {
+		if err := c.Configure(tu.t.Device, cfg); err != nil {
+			clear(tu.applied) // unknown now: endpoints are set again next time
+			return err
+		}
+		tu.log.Info("WireGuard peers updated", "device", tu.t.Device, "added", ch.Added, "updated", ch.Updated,
+			"removed", ch.Removed, "peers", len(d.Peers)+ch.Added-ch.Removed, "complete", complete)
+	}
+	tu.added.Add(uint64(ch.Added))
+	tu.updated.Add(uint64(ch.Updated))
+	tu.removed.Add(uint64(ch.Removed))
+	tu.peers.Store(int64(len(d.Peers) + ch.Added - ch.Removed))
+	return nil
+}
+
+func clientOf(p wireguard.Provider) (wireguard.Client, error) {
+	if p == wireguard.ProviderKernel {
+		return wireguard.DialKernel()
+	}
+	return &wireguard.UAPI{}, nil
+}
+
+// writeMetrics writes the tunnel's metrics: peers, their changes, device
+// restarts, failed updates, bytes in and out, and what a userspace
+// device rejected.
+func (tu *tunnel) writeMetrics(w io.Writer) {
+	fmt.Fprintf(w, "# HELP overlayd_wireguard_peers WireGuard peers on this node's device.\n# TYPE overlayd_wireguard_peers gauge\noverlayd_wireguard_peers %d\n", tu.peers.Load())
+	fmt.Fprintf(w, "# HELP overlayd_wireguard_peer_changes_total WireGuard peers added, updated and removed.\n# TYPE overlayd_wireguard_peer_changes_total counter\n")
+	for _, c := range []struct {
+		n string
+		v uint64
+	}{{"added", tu.added.Load()}, {"updated", tu.updated.Load()}, {"removed", tu.removed.Load()}} {
+		fmt.Fprintf(w, "overlayd_wireguard_peer_changes_total{change=%q} %d\n", c.n, c.v)
+	}
+	fmt.Fprintf(w, "# HELP overlayd_wireguard_device_starts_total WireGuard devices made by the daemon (at start, and after its process exited).\n# TYPE overlayd_wireguard_device_starts_total counter\noverlayd_wireguard_device_starts_total %d\n", tu.restarts.Load())
+	fmt.Fprintf(w, "# HELP overlayd_wireguard_errors_total Failed updates of the WireGuard device or its peers' allowlist.\n# TYPE overlayd_wireguard_errors_total counter\noverlayd_wireguard_errors_total %d\n", tu.errors.Load())
+	if c, err := wireguard.ReadCounters(tu.node.StateDir() + "/wireguard"); err == nil && tu.t.Provider == wireguard.ProviderUserspace {
+		fmt.Fprintf(w, "# HELP overlayd_wireguard_rejected_total What the userspace WireGuard device rejected since its process started, by reason.\n# TYPE overlayd_wireguard_rejected_total counter\n")
+		fmt.Fprintf(w, "overlayd_wireguard_rejected_total{reason=\"handshake\"} %d\noverlayd_wireguard_rejected_total{reason=\"source\"} %d\n", c.InvalidHandshakes, c.InvalidSource)
+	}
+}
+
+// bytes are the device's bytes in and out over its peers, for metrics.
+func (tu *tunnel) bytes() (rx, tx uint64, err error) {
+	c, err := clientOf(tu.t.Provider)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	d, err := c.Device(tu.t.Device)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, p := range d.Peers {
+		rx += p.RxBytes
+		tx += p.TxBytes
+	}
+	return rx, tx, nil
+}
+
+// writeBytes writes overlayd_wireguard_bytes_total{direction}.
+func (tu *tunnel) writeBytes(w io.Writer) {
+	rx, tx, err := tu.bytes()
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(w, "# HELP overlayd_wireguard_bytes_total Bytes received from and sent to the WireGuard peers (as their device counts them).\n# TYPE overlayd_wireguard_bytes_total counter\n")
+	fmt.Fprintf(w, "overlayd_wireguard_bytes_total{direction=\"rx\"} %d\noverlayd_wireguard_bytes_total{direction=\"tx\"} %d\n", rx, tx)
+}
