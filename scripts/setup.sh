@@ -13,6 +13,7 @@ command -v git >/dev/null     || need+=(git)
 command -v nft >/dev/null     || need+=(nftables)      # nft tests read rulesets back with `nft -j list ruleset`
 command -v iptables-nft >/dev/null || need+=(iptables) # egress tests set FORWARD policy DROP as Docker does
 command -v etcd >/dev/null    || need+=(etcd-server)   # etcd registry tests start their own etcd on free ports
+command -v tcpdump >/dev/null || need+=(tcpdump)       # encryption tests capture the underlay: WireGuard only
 command -v podman >/dev/null  || need+=(podman)        # the CNI plugin's end-to-end test under a real runtime
 command -v runc >/dev/null    || need+=(runc)          # podman's runtime here (crun refuses mixed cgroup layouts)
 [ -x /usr/lib/cni/tuning ]    || need+=(containernetworking-plugins) # tuning (chaining) and host-local (delegated IPAM)

@@ -37,6 +37,7 @@ const (
 	wgPeerPublicKey  = 1 // WGPEER_A_PUBLIC_KEY [32]
 	wgPeerFlags      = 3 // WGPEER_A_FLAGS u32
 	wgPeerEndpoint   = 4 // WGPEER_A_ENDPOINT sockaddr_in/in6
+	wgPeerKeepalive  = 5 // WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL u16
 	wgPeerHandshake  = 6 // WGPEER_A_LAST_HANDSHAKE_TIME __kernel_timespec
 	wgPeerRxBytes    = 7 // WGPEER_A_RX_BYTES u64
 	wgPeerTxBytes    = 8 // WGPEER_A_TX_BYTES u64
@@ -194,6 +195,9 @@ func encodePeer(ae *rtnl.AttributeEncoder, index uint16, p PeerConfig) {
 		if p.Endpoint.IsValid() {
 			ae.Raw(wgPeerEndpoint, sockaddr(p.Endpoint))
 		}
+		if p.Keepalive > 0 {
+			ae.Uint16(wgPeerKeepalive, uint16(p.Keepalive/time.Second))
+		}
 		if len(p.AllowedIPs) > 0 {
 			ips := ae.Begin(wgPeerAllowedIPs)
 			for j, a := range p.AllowedIPs {
@@ -316,6 +320,8 @@ func decodePeer(ad rtnl.AttributeDecoder) (Peer, error) {
 					p.LastHandshake = time.Unix(sec, nsec)
 				}
 			}
+		case wgPeerKeepalive:
+			p.Keepalive = time.Duration(ad.Uint16()) * time.Second
 		case wgPeerRxBytes:
 			p.RxBytes = ad.Uint64()
 		case wgPeerTxBytes:

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
@@ -35,6 +36,13 @@ func WantOf(m registry.Member) (Want, error) {
 	}
 	return w, nil
 }
+
+// Keepalive is the persistent keepalive Plan gives every peer: set on a
+// new peer it sends a keepalive at once, so the handshake is made when the
+// peer is added, before any container needs it (and again by a device
+// made anew, whose peers still hold sessions it forgot); afterwards it
+// keeps the sessions up (a 32-byte packet per peer per 25 s when idle).
+const Keepalive = 25 * time.Second
 
 // Changes counts what a Plan changes.
 type Changes struct {
@@ -84,7 +92,7 @@ func (ch *Changes) add(c *Config, have *Peer, k Key, ep netip.AddrPort, ips []ne
 	last, known := applied[k]
 	applied[k] = ep
 	if have == nil {
-		c.Peers = append(c.Peers, PeerConfig{PublicKey: k, Endpoint: ep, ReplaceAllowedIPs: true, AllowedIPs: ips})
+		c.Peers = append(c.Peers, PeerConfig{PublicKey: k, Endpoint: ep, ReplaceAllowedIPs: true, AllowedIPs: ips, Keepalive: Keepalive})
 		ch.Added++
 		return
 	}
@@ -95,7 +103,10 @@ func (ch *Changes) add(c *Config, have *Peer, k Key, ep netip.AddrPort, ips []ne
 	if !samePrefixes(have.AllowedIPs, ips) {
 		pc.ReplaceAllowedIPs, pc.AllowedIPs = true, ips
 	}
-	if pc.Endpoint.IsValid() || pc.ReplaceAllowedIPs {
+	if have.Keepalive != Keepalive {
+		pc.Keepalive = Keepalive
+	}
+	if pc.Endpoint.IsValid() || pc.ReplaceAllowedIPs || pc.Keepalive > 0 {
 		c.Peers = append(c.Peers, pc)
 		ch.Updated++
 	}

@@ -36,6 +36,8 @@ type Peer struct {
 	// peer.
 	RxBytes uint64 `json:"rx_bytes"`
 	TxBytes uint64 `json:"tx_bytes"`
+	// Keepalive is the persistent keepalive interval (0: off).
+	Keepalive time.Duration `json:"keepalive,omitzero"`
 }
 
 // Peer returns the peer of d with public key k, or nil.
@@ -80,6 +82,10 @@ type PeerConfig struct {
 	ReplaceAllowedIPs bool
 	// AllowedIPs are the inner addresses of the peer.
 	AllowedIPs []netip.Prefix
+	// Keepalive, if positive, sets the persistent keepalive interval
+	// (whole seconds; setting it on a device that is up sends a keepalive
+	// at once, which starts a handshake).
+	Keepalive time.Duration
 }
 
 // Client reads and configures the WireGuard devices of one provider.

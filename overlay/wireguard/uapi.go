@@ -113,6 +113,9 @@ func encodeUAPISet(c Config) string {
 		if p.Endpoint.IsValid() {
 			b.WriteString("endpoint=" + p.Endpoint.String() + "\n")
 		}
+		if p.Keepalive > 0 {
+			b.WriteString("persistent_keepalive_interval=" + strconv.Itoa(int(p.Keepalive/time.Second)) + "\n")
+		}
 		if p.ReplaceAllowedIPs {
 			b.WriteString("replace_allowed_ips=true\n")
 		}
@@ -215,6 +218,10 @@ func parseUAPIField(d *Device, p *Peer, key, value string, hsSec, hsNsec *int64)
 		p.RxBytes, err = strconv.ParseUint(value, 10, 64)
 	case key == "tx_bytes":
 		p.TxBytes, err = strconv.ParseUint(value, 10, 64)
+	case key == "persistent_keepalive_interval":
+		var v uint64
+		v, err = strconv.ParseUint(value, 10, 16)
+		p.Keepalive = time.Duration(v) * time.Second
 	}
 	return err
 }
