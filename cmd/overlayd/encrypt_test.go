@@ -336,7 +336,7 @@ func TestEncryptRekey(t *testing.T) {
 	newKey := l.status(1).Tunnel.PublicKey.String()
 	t.Logf("%s; %d of %d echoes every 100 ms", strings.TrimSpace(out), got, count)
 	if got < count-1 {
-		t.Errorf("%d of %d echoes across the rekey:\n%s", got, count, flow.out.String())
+		t.Errorf("%d of %d echoes across the rekey:\n%s\nnode 1 daemon:\n%s\nnode 2 daemon:\n%s", got, count, flow.out.String(), l.ds[0], l.ds[1])
 	}
 	if newKey == old || !strings.Contains(out, newKey) {
 		t.Fatalf("rekey: key %s before, %s after; output %q", old, newKey, out)

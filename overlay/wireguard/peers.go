@@ -64,10 +64,14 @@ func Plan(dev *Device, want []Want, complete bool, applied map[Key]netip.AddrPor
 	for _, w := range want {
 		keep[w.Key] = true
 		ips := []netip.Prefix{netip.PrefixFrom(w.VTEP, w.VTEP.BitLen())}
-		ch.add(&c, dev.Peer(w.Key), w.Key, w.Endpoint, ips, applied)
+		ch.add(&c, dev.Peer(w.Key), w.Key, w.Endpoint, ips, Keepalive, applied)
 		if !w.Next.IsZero() {
+			// No keepalive yet: a handshake with the next key before the
+			// member switches to it fails, and its retry would come 5 s
+			// later; the keepalive set when the member's address moves to
+			// it starts the handshake then.
 			keep[w.Next] = true
-			ch.add(&c, dev.Peer(w.Next), w.Next, w.Endpoint, nil, applied)
+			ch.add(&c, dev.Peer(w.Next), w.Next, w.Endpoint, nil, 0, applied)
 		}
 	}
 	for k := range applied {
@@ -87,12 +91,13 @@ func Plan(dev *Device, want []Want, complete bool, applied map[Key]netip.AddrPor
 	return c, ch
 }
 
-// add plans peer k (have: as the device holds it, nil if it does not).
-func (ch *Changes) add(c *Config, have *Peer, k Key, ep netip.AddrPort, ips []netip.Prefix, applied map[Key]netip.AddrPort) {
+// add plans peer k (have: as the device holds it, nil if it does not),
+// with the persistent keepalive ka (0: none set).
+func (ch *Changes) add(c *Config, have *Peer, k Key, ep netip.AddrPort, ips []netip.Prefix, ka time.Duration, applied map[Key]netip.AddrPort) {
 	last, known := applied[k]
 	applied[k] = ep
 	if have == nil {
-		c.Peers = append(c.Peers, PeerConfig{PublicKey: k, Endpoint: ep, ReplaceAllowedIPs: true, AllowedIPs: ips, Keepalive: Keepalive})
+		c.Peers = append(c.Peers, PeerConfig{PublicKey: k, Endpoint: ep, ReplaceAllowedIPs: true, AllowedIPs: ips, Keepalive: ka})
 		ch.Added++
 		return
 	}
@@ -103,8 +108,8 @@ func (ch *Changes) add(c *Config, have *Peer, k Key, ep netip.AddrPort, ips []ne
 	if !samePrefixes(have.AllowedIPs, ips) {
 		pc.ReplaceAllowedIPs, pc.AllowedIPs = true, ips
 	}
-	if have.Keepalive != Keepalive {
-		pc.Keepalive = Keepalive
+	if ka > 0 && have.Keepalive != ka {
+		pc.Keepalive = ka
 	}
 	if pc.Endpoint.IsValid() || pc.ReplaceAllowedIPs || pc.Keepalive > 0 {
 		c.Peers = append(c.Peers, pc)
