@@ -24,12 +24,17 @@ import (
 // kills itself right after a step (crashChild).
 const crashChildEnv = "OVERLAY_TEST_CRASH_CHILD"
 
-// crashJob is what the child is to do.
+// crashJob is what the child is to do: an attach, or with Create a
+// create of that configuration.
 type crashJob struct {
 	Host, NetNSDir, StateDir, Store, Name, IP, KillAfter string
+	Create                                               *Config
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(wgDeviceEnv) == "1" { // first: a crash child's device process inherits its job
+		os.Exit(wgDeviceChild())
+	}
 	if job := os.Getenv(crashChildEnv); job != "" {
 		os.Exit(crashChild(job))
 	}
@@ -50,7 +55,7 @@ func crashChild(job string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	n := NewNode(NodeOptions{NetNSDir: j.NetNSDir, StateDir: j.StateDir, Registry: store})
+	n := NewNode(NodeOptions{NetNSDir: j.NetNSDir, StateDir: j.StateDir, Registry: store, WireGuardCommand: wgTestCommand()})
 	n.stepHook = func(step string) error {
 		if step == j.KillAfter {
 			unix.Kill(os.Getpid(), unix.SIGKILL)
@@ -64,10 +69,14 @@ func crashChild(job string) int {
 		return 2
 	}
 	err = host.Do(func() error {
+		if j.Create != nil {
+			_, err := n.Create(context.Background(), *j.Create)
+			return err
+		}
 		_, err := n.Attach(context.Background(), AttachRequest{Name: j.Name, IP: netip.MustParsePrefix(j.IP)})
 		return err
 	})
-	fmt.Fprintf(os.Stderr, "attach ended before step %s: %v\n", j.KillAfter, err)
+	fmt.Fprintf(os.Stderr, "operation ended before step %s: %v\n", j.KillAfter, err)
 	return 1
 }
 

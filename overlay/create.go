@@ -63,7 +63,7 @@ func (n *Node) Create(ctx context.Context, cfg Config) (_ *Overlay, err error) {
 			os.Remove(n.stateDir) // only if empty
 		}
 	}()
-	r := n.runner(ctx, "create", nil, n.log)
+	r := n.runner(ctx, "create", n.newCreateJournal(cfg), n.log)
 	defer r.Finish(&err)
 	c, err := n.planCreate(ctx, r, cfg)
 	if err != nil {
@@ -112,6 +112,9 @@ type creation struct {
 	// egressSrc is the node's source towards its containers: its VTEP, or
 	// on an IPv6 underlay an IPv4 address of the underlay device.
 	egressSrc netip.Addr
+	// dead is what a create killed before it recorded the overlay set out
+	// to make (createFile): this create finishes its job.
+	dead Creation
 	// tun is an encrypted overlay's tunnel being made (nil without), key
 	// the node's private key.
 	tun *Tunnel
@@ -327,6 +330,10 @@ func (c *creation) publish(*steps.Runner) error {
 // state directory; undone by putting the earlier record back.
 func (c *creation) save(r *steps.Runner) error {
 	st := &overlayState{Overlay: c.ov, Created: c.created, Egress: c.egressState}
+	st.Created.NetNS = st.Created.NetNS || c.dead.NetNS
+	st.Created.Bridge = st.Created.Bridge || c.dead.Bridge
+	st.Created.Vxlan = st.Created.Vxlan || c.dead.Vxlan
+	st.Created.Address = st.Created.Address || c.dead.Address
 	if prev := c.prev; prev != nil {
 		if prev.Overlay.VTEP != c.ov.VTEP {
 			c.n.log.Warn("VTEP changed since the last create: endpoints attached before stay registered at the old one until re-attached",

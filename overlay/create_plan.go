@@ -60,6 +60,9 @@ func (n *Node) planCreate(ctx context.Context, r *steps.Runner, cfg Config) (*cr
 			return nil, &MismatchError{Mismatches: append(mm, storeMM...)}
 		}
 	}
+	if err := c.adoptDead(); err != nil {
+		return nil, err
+	}
 	if cfg.Encrypt != nil {
 		if err := c.planTunnel(); err != nil {
 			return nil, err
@@ -81,6 +84,24 @@ func (n *Node) planCreate(ctx context.Context, r *steps.Runner, cfg Config) (*cr
 		return nil, &MismatchError{Mismatches: mm}
 	}
 	return c, nil
+}
+
+// adoptDead reads the record of a create killed before it recorded the
+// overlay (createFile): this create finishes its job, if it builds the
+// same namespace and devices.
+func (c *creation) adoptDead() error {
+	dead, err := c.n.loadCreateRecord()
+	if err != nil || dead == nil {
+		return err
+	}
+	d, cfg := dead.Config, c.cfg
+	if d.OverlayNetNS != cfg.OverlayNetNS || d.Bridge != cfg.Bridge || d.Vxlan != cfg.Vxlan || d.Gateway != cfg.Gateway {
+		return fmt.Errorf("overlay: a create killed half-way (pid %d) was building netns %s (bridge %s %s, vxlan %s): run reset first, or create it again as it was",
+			dead.PID, d.OverlayNetNS, d.Bridge, d.Gateway, d.Vxlan)
+	}
+	c.dead = dead.created()
+	c.n.log.Info("finishing what a create killed half-way began", "steps", dead.Intended, "pid", dead.PID)
+	return nil
 }
 
 // egressSource is the node's source address towards its containers over

@@ -210,12 +210,27 @@ func (n *Node) Reset(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	dead, err := n.loadCreateRecord()
+	if err != nil {
+		errs = append(errs, err)
+	}
 	if ost == nil {
 		n.log.Info("reset: no overlay recorded", "state_dir", n.stateDir)
+		if dead != nil {
+			if err := n.undoDeadCreate(dead); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if err := n.removeTunnel(ctx); err != nil { // a create that died half-way
 			errs = append(errs, err)
 		}
 		return errors.Join(errs...)
+	}
+	if dead != nil { // a create again, killed: what it made counts as overlayd's
+		d := dead.created()
+		ost.Created.NetNS, ost.Created.Bridge = ost.Created.NetNS || d.NetNS, ost.Created.Bridge || d.Bridge
+		ost.Created.Vxlan, ost.Created.Address = ost.Created.Vxlan || d.Vxlan, ost.Created.Address || d.Address
+		os.Remove(filepath.Join(n.stateDir, createFile))
 	}
 	if ost.Egress != nil {
 		if err := n.removeEgress(ost); err != nil {

@@ -115,12 +115,8 @@ var (
 // runner returns the step runner of one operation of this node (op:
 // "create", "attach"), logging to log, with j (if not nil) keeping its
 // record of intent.
-func (n *Node) runner(ctx context.Context, op string, j *journal, log *slog.Logger) *steps.Runner {
-	opt := steps.Options{Op: "overlay: " + op, Log: log, Hook: n.stepHook}
-	if j != nil {
-		opt.Journal = j
-	}
-	return steps.New(ctx, opt)
+func (n *Node) runner(ctx context.Context, op string, j steps.Journal, log *slog.Logger) *steps.Runner {
+	return steps.New(ctx, steps.Options{Op: "overlay: " + op, Log: log, Hook: n.stepHook, Journal: j})
 }
 
 // Overlay returns the overlay recorded in the state directory by Create
