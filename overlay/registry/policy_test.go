@@ -133,7 +133,7 @@ func TestReasonString(t *testing.T) {
 		}
 		seen[s] = true
 	}
-	if len(seen) != 15 || Reason(0).String() != "Reason(0)" || ReasonIPGateway.String() != "ip_gateway" {
+	if len(seen) != 17 || Reason(0).String() != "Reason(0)" || ReasonIPGateway.String() != "ip_gateway" {
 		t.Errorf("reasons %v", seen)
 	}
 }
