@@ -131,8 +131,9 @@ bench:
 	$(GO) test -run '^$$' -bench 'FirstContact' -count $(RESOLVECOUNT) -benchtime 16x -timeout 60m ./cmd/overlayd/ | tee -a bench.txt
 	$(GO) test -run '^$$' -bench 'Resolve$$|ResolveBacklog|ResolveScan' -benchmem -count $(RESOLVECOUNT) -benchtime 1x -timeout 60m ./bench/ | tee -a bench.txt
 	$(GO) test -run '^$$' -bench 'CrossNodeTCP|AllowlistUpdate' -benchmem -count $(BENCHCOUNT) -timeout 60m ./bench/ | tee -a bench.txt
+	$(GO) test -run '^$$' -bench 'Encrypt' -benchmem -count $(BENCHCOUNT) -benchtime 2s -timeout 60m ./bench/ | tee -a bench.txt
 	@test -x $(BENCHSTAT) || $(GO) install golang.org/x/perf/cmd/benchstat@latest
-	$(BENCHSTAT) -filter '-.name:/^(Resolve|Program|CrossNodeTCP|FirstContact)/' bench.txt
+	$(BENCHSTAT) -filter '-.name:/^(Resolve|Program|CrossNodeTCP|FirstContact|Encrypt)/' bench.txt
 	$(BENCHSTAT) -filter '.name:Program' -col /impl bench.txt
 	$(BENCHSTAT) -filter '.name:ResolveIsolated' -col /impl bench.txt
 	$(BENCHSTAT) -filter '.name:FirstContact' -col /store bench.txt
@@ -141,6 +142,7 @@ bench:
 	$(BENCHSTAT) -filter '.name:ResolveBacklog' -col /impl bench.txt
 	$(BENCHSTAT) -filter '.name:ResolveScan' -col /impl bench.txt
 	$(BENCHSTAT) -filter '.name:CrossNodeTCP' -col /filters bench.txt
+	$(BENCHSTAT) -filter '.name:/^Encrypt/' -col /encrypt bench.txt
 
 ## fuzz: every native fuzz target for FUZZTIME each (no panic, no out-of-range read)
 FUZZ_TARGETS := FuzzNeighMessage FuzzLinkMessage FuzzAddressMessage FuzzRouteMessage FuzzAck FuzzAttributeDecoder FuzzMessageIter FuzzClassify FuzzMonitorDatagram FuzzInetDevConf FuzzInet6DevConf
@@ -152,6 +154,9 @@ fuzz:
 	@echo "== FuzzUdata ($(FUZZTIME))"; $(GO) test ./overlay/nft -run '^$$' -fuzz '^FuzzUdata$$' -fuzztime $(FUZZTIME)
 	@echo "== FuzzParseNode ($(FUZZTIME))"; $(GO) test ./overlay/registry/kubereg -run '^$$' -fuzz '^FuzzParseNode$$' -fuzztime $(FUZZTIME)
 	@echo "== FuzzTarget ($(FUZZTIME))"; $(GO) test ./overlay/wake -run '^$$' -fuzz '^FuzzTarget$$' -fuzztime $(FUZZTIME)
+	@set -e; for t in FuzzUAPIGet FuzzGenlDevice; do \
+		echo "== $$t ($(FUZZTIME))"; $(GO) test ./overlay/wireguard -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME); \
+	done
 
 ## kube-build: the Kubernetes components internal/kubetest runs, built once per machine into
 ## $(OVERLAYNET_KUBE_CACHE) (default /var/cache/overlaynet/kube); scripts/setup.sh runs it

@@ -187,9 +187,8 @@ func open(ctx context.Context, cfg Config, sys kernelOpener) (_ *Daemon, err err
 				Err: fmt.Errorf("daemon: the overlay is encrypted and %s keeps no member records", registry.RedactURL(cfg.Store))}
 		}
 		d.tun = newTunnel(cfg.Node.WithRegistry(d.store), *t, log)
-		d.metrics.AddCollector(d.tun.writeMetrics)
-		d.metrics.AddCollector(d.tun.writeBytes)
 	}
+	d.metrics.AddCollector(d.tun.writeMetrics) // zeros without encryption
 	if feed != nil {
 		feed = d.check.Feed(feed)
 	}

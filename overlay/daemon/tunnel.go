@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -188,22 +189,29 @@ func clientOf(p wireguard.Provider) (wireguard.Client, error) {
 
 // writeMetrics writes the tunnel's metrics: peers, their changes, device
 // restarts, failed updates, bytes in and out, and what a userspace
-// device rejected.
+// device rejected. A node without encryption (tu nil) exports them as
+// zeros.
 func (tu *tunnel) writeMetrics(w io.Writer) {
-	fmt.Fprintf(w, "# HELP overlayd_wireguard_peers WireGuard peers on this node's device.\n# TYPE overlayd_wireguard_peers gauge\noverlayd_wireguard_peers %d\n", tu.peers.Load())
+	var peers int64
+	var added, updated, removed, starts, errs, rx, tx uint64
+	var rej wireguard.Counters
+	if tu != nil {
+		peers, starts, errs = tu.peers.Load(), tu.restarts.Load(), tu.errors.Load()
+		added, updated, removed = tu.added.Load(), tu.updated.Load(), tu.removed.Load()
+		rx, tx, _ = tu.bytes()
+		if tu.t.Provider == wireguard.ProviderUserspace {
+			rej, _ = wireguard.ReadCounters(filepath.Join(tu.node.StateDir(), "wireguard"))
+		}
+	}
+	fmt.Fprintf(w, "# HELP overlayd_wireguard_peers WireGuard peers on this node's device.\n# TYPE overlayd_wireguard_peers gauge\noverlayd_wireguard_peers %d\n", peers)
 	fmt.Fprintf(w, "# HELP overlayd_wireguard_peer_changes_total WireGuard peers added, updated and removed.\n# TYPE overlayd_wireguard_peer_changes_total counter\n")
-	for _, c := range []struct {
-		n string
-		v uint64
-	}{{"added", tu.added.Load()}, {"updated", tu.updated.Load()}, {"removed", tu.removed.Load()}} {
-		fmt.Fprintf(w, "overlayd_wireguard_peer_changes_total{change=%q} %d\n", c.n, c.v)
-	}
-	fmt.Fprintf(w, "# HELP overlayd_wireguard_device_starts_total WireGuard devices made by the daemon (at start, and after its process exited).\n# TYPE overlayd_wireguard_device_starts_total counter\noverlayd_wireguard_device_starts_total %d\n", tu.restarts.Load())
-	fmt.Fprintf(w, "# HELP overlayd_wireguard_errors_total Failed updates of the WireGuard device or its peers' allowlist.\n# TYPE overlayd_wireguard_errors_total counter\noverlayd_wireguard_errors_total %d\n", tu.errors.Load())
-	if c, err := wireguard.ReadCounters(tu.node.StateDir() + "/wireguard"); err == nil && tu.t.Provider == wireguard.ProviderUserspace {
-		fmt.Fprintf(w, "# HELP overlayd_wireguard_rejected_total What the userspace WireGuard device rejected since its process started, by reason.\n# TYPE overlayd_wireguard_rejected_total counter\n")
-		fmt.Fprintf(w, "overlayd_wireguard_rejected_total{reason=\"handshake\"} %d\noverlayd_wireguard_rejected_total{reason=\"source\"} %d\n", c.InvalidHandshakes, c.InvalidSource)
-	}
+	fmt.Fprintf(w, "overlayd_wireguard_peer_changes_total{change=\"added\"} %d\noverlayd_wireguard_peer_changes_total{change=\"updated\"} %d\noverlayd_wireguard_peer_changes_total{change=\"removed\"} %d\n", added, updated, removed)
+	fmt.Fprintf(w, "# HELP overlayd_wireguard_device_starts_total WireGuard devices made by the daemon (at start, and after its process exited).\n# TYPE overlayd_wireguard_device_starts_total counter\noverlayd_wireguard_device_starts_total %d\n", starts)
+	fmt.Fprintf(w, "# HELP overlayd_wireguard_errors_total Failed updates of the WireGuard device or its peers' allowlist.\n# TYPE overlayd_wireguard_errors_total counter\noverlayd_wireguard_errors_total %d\n", errs)
+	fmt.Fprintf(w, "# HELP overlayd_wireguard_bytes_total Bytes received from and sent to the WireGuard peers (as their device counts them).\n# TYPE overlayd_wireguard_bytes_total counter\n")
+	fmt.Fprintf(w, "overlayd_wireguard_bytes_total{direction=\"rx\"} %d\noverlayd_wireguard_bytes_total{direction=\"tx\"} %d\n", rx, tx)
+	fmt.Fprintf(w, "# HELP overlayd_wireguard_rejected_total What the userspace WireGuard device rejected since its process started, by reason.\n# TYPE overlayd_wireguard_rejected_total counter\n")
+	fmt.Fprintf(w, "overlayd_wireguard_rejected_total{reason=\"handshake\"} %d\noverlayd_wireguard_rejected_total{reason=\"source\"} %d\n", rej.InvalidHandshakes, rej.InvalidSource)
 }
 
 // bytes are the device's bytes in and out over its peers, for metrics.
@@ -222,14 +230,4 @@ func (tu *tunnel) bytes() (rx, tx uint64, err error) {
 		tx += p.TxBytes
 	}
 	return rx, tx, nil
-}
-
-// writeBytes writes overlayd_wireguard_bytes_total{direction}.
-func (tu *tunnel) writeBytes(w io.Writer) {
-	rx, tx, err := tu.bytes()
-	if err != nil {
-		return
-	}
-	fmt.Fprintf(w, "# HELP overlayd_wireguard_bytes_total Bytes received from and sent to the WireGuard peers (as their device counts them).\n# TYPE overlayd_wireguard_bytes_total counter\n")
-	fmt.Fprintf(w, "overlayd_wireguard_bytes_total{direction=\"rx\"} %d\noverlayd_wireguard_bytes_total{direction=\"tx\"} %d\n", rx, tx)
 }
