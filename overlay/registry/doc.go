@@ -38,8 +38,8 @@
 //	Readier         says when it serves this node                  -     -    yes   -
 //	Announcer       tells the cluster this node's network is up    -     -    yes   -
 //	Exporter        counters of its own for the daemon's metrics   -     -    yes   -
-//	MemberStore     member records of an encrypted overlay        yes    yes   -     -
-//	MemberWatcher   says when members or live nodes changed         -    yes   -     -
+//	MemberStore     member records of an encrypted overlay        yes    yes   yes   -
+//	MemberWatcher   says when members or live nodes changed         -    yes   yes   -
 //
 // dir is package dirstore (dir:PATH), etcd package etcdreg (etcd://,
 // etcds://), kube package kubereg (kube:KUBECONFIG, the node daemon's, on

@@ -13,6 +13,10 @@
 //     annotations of its own Node (AnnotationVTEP, AnnotationNetwork),
 //     through the nodes/status subresource (PublishNetwork), after checking
 //     the network against every other node's: nodes cannot disagree;
+//   - in an encrypted overlay, the daemon also annotates its Node with its
+//     member record (AnnotationMember: tunnel address, WireGuard public key
+//     and endpoint; ClaimMember), the peers follow the Nodes' (Members,
+//     WatchMembers; the older Node keeps a tunnel address two claim);
 //   - once up, it sets the Node's NetworkUnavailable condition to False
 //     (Announce);
 //   - it records what the node's processes without API credentials need

@@ -66,6 +66,8 @@ type Registry struct {
 	synced    atomic.Bool                 // the first list is in
 	lastErr   atomic.Pointer[errorHolder] // the informer's last list/watch error
 	stats     [nodeStates]int             // nodes by state, for metrics
+	// memberSubs are the member watchers (WatchMembers).
+	memberSubs map[chan struct{}]struct{}
 }
 
 type errorHolder struct{ err error }
@@ -222,6 +224,7 @@ func (r *Registry) onNode(obj any, deleted bool) {
 	ni := parseNode(n)
 	r.mu.Lock()
 	old, had := r.nodes[n.Name]
+	r.signalMembersLocked(old, had, ni, deleted)
 	switch {
 	case deleted:
 		delete(r.nodes, n.Name)

@@ -66,13 +66,18 @@ type nodeInfo struct {
 	span     netip.Prefix   // the IPv4 podCIDR its span covers
 	state    NodeState      // of what it holds on its own (NodeOK if sound)
 	deleting bool
+	// member is its member annotation (AnnotationMember) when hasMember;
+	// badMember: it has one that is no member.
+	member               registry.Member
+	hasMember, badMember bool
 }
 
 // same says whether a and b contribute the same (the rest of a Node
 // changes all the time: heartbeats).
 func (a nodeInfo) same(b nodeInfo) bool {
 	return a.name == b.name && a.created.Equal(b.created) && a.vtep == b.vtep && a.network == b.network &&
-		slices.Equal(a.podCIDRs, b.podCIDRs) && a.span == b.span && a.state == b.state && a.deleting == b.deleting
+		slices.Equal(a.podCIDRs, b.podCIDRs) && a.span == b.span && a.state == b.state && a.deleting == b.deleting &&
+		a.member == b.member && a.hasMember == b.hasMember && a.badMember == b.badMember
 }
 
 // parseNode reads what overlaynet uses of a Node.
@@ -96,10 +101,16 @@ func parseNode(n *corev1.Node) nodeInfo {
 	}
 	vtepText, hasVTEP := n.Annotations[AnnotationVTEP]
 	netText, hasNet := n.Annotations[AnnotationNetwork]
+	memberText, hasMember := n.Annotations[AnnotationMember]
+	ni.member, ni.hasMember, ni.badMember = parseMember(memberText, hasMember)
+	var tunnel netip.Prefix // an encrypted overlay's VTEPs are tunnel addresses, link-local ones too
+	if hasNet && validNetwork(netText, &ni.network) && ni.network.Encrypt {
+		tunnel = ni.network.Tunnel
+	}
 	switch {
 	case !hasVTEP:
 		ni.state = NodeNoVTEP
-	case !validVTEP(vtepText, &ni.vtep):
+	case !validVTEP(vtepText, tunnel, &ni.vtep):
 		ni.state = NodeBadVTEP
 	case !hasNet || !validNetwork(netText, &ni.network):
 		ni.state = NodeBadNetwork
@@ -111,13 +122,17 @@ func parseNode(n *corev1.Node) nodeInfo {
 	return ni
 }
 
-// validVTEP parses a VTEP annotation into v: a unicast IPv4 address.
-func validVTEP(s string, v *netip.Addr) bool {
+// validVTEP parses a VTEP annotation into v: a unicast IPv4 address, not
+// link-local unless it is inside tunnel (an encrypted overlay's).
+func validVTEP(s string, tunnel netip.Prefix, v *netip.Addr) bool {
 	if len(s) > maxAnnotation {
 		return false
 	}
 	a, err := netip.ParseAddr(s)
-	if err != nil || !a.Is4() || a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() || a.IsLinkLocalUnicast() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+	if err != nil || !a.Is4() || a.IsUnspecified() || a.IsMulticast() || a.IsLoopback() || a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return false
+	}
+	if a.IsLinkLocalUnicast() && !tunnel.Contains(a) {
 		return false
 	}
 	*v = a
