@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/overlaynet/overlaynet/internal/nstest"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/overlay/wireguard"
 	"github.com/overlaynet/overlaynet/overlay/wireguard/userspace"
 )
@@ -169,5 +170,67 @@ func TestCreateEncryptedRefusals(t *testing.T) {
 		if left := tn.encryptedLeftovers(); len(left) > 0 {
 			t.Errorf("a refused create left %v", left)
 		}
+	}
+}
+
+// TestRekeyKilledHalfWay: a rekey that died with its next key published
+// but the device not switched is undone by EnsureTunnel (what the daemon
+// runs at start); one that died after the switch is finished: the member
+// record, the key file and the state then hold the new key. And a second
+// node whose WireGuard device would take over the first's UAPI socket is
+// refused.
+func TestRekeyKilledHalfWay(t *testing.T) {
+	ctx := context.Background()
+	tn := newTestNode(t, "rk", testUnderlay, nil)
+	tn.node = NewNode(NodeOptions{NetNSDir: tn.netnsDir, StateDir: tn.stateDir, Registry: tn.store, Logger: nodeTestLogger(t), WireGuardCommand: wgTestCommand()})
+	ov := tn.mustCreate(encryptedTestConfig("192.0.2.2"))
+	t0 := ov.Tunnel
+	member := func() registry.Member {
+		mm, _, err := tn.store.Members(ctx)
+		if err != nil || len(mm) != 1 {
+			t.Fatalf("members %+v, %v", mm, err)
+		}
+		return mm[0]
+	}
+	// Died before the switch.
+	nk, _ := wireguard.GenerateKey()
+	if err := wireguard.WriteKeyFile(filepath.Join(tn.stateDir, "wireguard", nextKeyFile), nk); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.store.ClaimMember(ctx, t0.member(nk.PublicKey())); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := tn.status(); st == nil || st.Tunnel == nil || !st.Tunnel.RekeyHalfMade {
+		t.Fatalf("status does not show the half-made rekey: %+v", st)
+	}
+	if err := tn.do(func() error { _, err := tn.node.EnsureTunnel(ctx); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if m := member(); m.NextKey != "" || m.PublicKey != t0.PublicKey.String() || fileExists(filepath.Join(tn.stateDir, "wireguard", nextKeyFile)) {
+		t.Fatalf("a rekey killed before the switch was not undone: %+v", m)
+	}
+	// Died after the switch.
+	nk, _ = wireguard.GenerateKey()
+	if err := wireguard.WriteKeyFile(filepath.Join(tn.stateDir, "wireguard", nextKeyFile), nk); err != nil {
+		t.Fatal(err)
+	}
+	if err := (&wireguard.UAPI{}).Configure(t0.Device, wireguard.Config{PrivateKey: &nk}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.do(func() error { _, err := tn.node.EnsureTunnel(ctx); return err }); err != nil {
+		t.Fatal(err)
+	}
+	k, err := wireguard.ReadKeyFile(filepath.Join(tn.stateDir, "wireguard", privateKeyFile))
+	st, _ := tn.status()
+	if m := member(); err != nil || !k.Equal(nk) || m.PublicKey != nk.PublicKey().String() || m.NextKey != "" || st == nil || st.Tunnel.PublicKey != nk.PublicKey() {
+		t.Fatalf("a rekey killed after the switch was not finished: member %+v, key file %v", m, err)
+	}
+
+	other := newTestNode(t, "rk", testUnderlay, tn.store)
+	other.node = NewNode(NodeOptions{NetNSDir: other.netnsDir, StateDir: other.stateDir, Registry: other.store, Logger: nodeTestLogger(t), WireGuardCommand: wgTestCommand()})
+	cfg := encryptedTestConfig("192.0.2.2")
+	cfg.Encrypt.Device = t0.Device
+	if _, err := other.create(cfg); err == nil || !strings.Contains(err.Error(), "another WireGuard device of this machine is named "+t0.Device) {
+		t.Errorf("a device name whose UAPI socket answers: %v", err)
 	}
 }
