@@ -71,6 +71,13 @@ func newEncLab(t *testing.T, n int, store string) *encLab {
 // addNode makes node i (192.0.2.<i+2>) with its container, created but
 // no daemon yet.
 func (l *encLab) addNode(i int) *simNode {
+	nd := l.createNode(i)
+	nd.ok("attach", l.ctrName(i), "--ip", l.ctrIP(i)+"/24")
+	return nd
+}
+
+// createNode makes node i on the switch and runs create --encrypt on it.
+func (l *encLab) createNode(i int) *simNode {
 	t := l.t
 	nd := newSimNode(t, fmt.Sprintf("w%d", i+1), l.store)
 	port := fmt.Sprintf("p%d", i+1)
@@ -79,7 +86,6 @@ func (l *encLab) addNode(i int) *simNode {
 	nd.ip("addr", "add", l.underlay(i)+"/24", "dev", "u0")
 	nd.ip("link", "set", "u0", "up")
 	nd.ok(append([]string{"create", "--local", l.underlay(i), "--no-egress"}, encryptFlags...)...)
-	nd.ok("attach", l.ctrName(i), "--ip", l.ctrIP(i)+"/24")
 	l.nodes = append(l.nodes, nd)
 	l.ds = append(l.ds, nil)
 	return nd

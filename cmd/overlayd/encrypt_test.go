@@ -207,15 +207,7 @@ func TestEncryptLeaveJoin(t *testing.T) {
 // of the attach.
 func (l *encLab) join(i int, bound time.Duration) {
 	t := l.t
-	nd := newSimNode(t, fmt.Sprintf("w%d", i+1), l.store)
-	port := fmt.Sprintf("p%d", i+1)
-	nd.ip("link", "add", "u0", "type", "veth", "peer", "name", port, "netns", l.ctl)
-	nstest.Run(t, l.ctl, "ip", "link", "set", port, "master", "ul", "up")
-	nd.ip("addr", "add", l.underlay(i)+"/24", "dev", "u0")
-	nd.ip("link", "set", "u0", "up")
-	nd.ok(append([]string{"create", "--local", l.underlay(i), "--no-egress"}, encryptFlags...)...)
-	l.nodes = append(l.nodes, nd)
-	l.ds = append(l.ds, nil)
+	nd := l.createNode(i)
 	l.start(i)
 	key := l.status(i).Tunnel.PublicKey
 	nd.ok("attach", l.ctrName(i), "--ip", l.ctrIP(i)+"/24")
