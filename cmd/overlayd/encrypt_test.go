@@ -4,7 +4,6 @@ package main
 
 import (
 	"crypto/rand"
-	"fmt"
 	"net/netip"
 	"path/filepath"
 	"regexp"
