@@ -21,7 +21,19 @@
 // that one killed half-way is undone or finished by whoever comes next: the
 // next Attach or Detach of the name, Reset, or Sweep, which also removes
 // what no endpoint owns (the daemon runs it; Status lists what is
-// half-made).
+// half-made); Create records itself too (creating.json), so that a create
+// killed before it recorded the overlay is finished by the next Create or
+// undone by Reset.
+//
+// With Config.Encrypt the overlay runs inside WireGuard (package
+// wireguard): Create makes the node's key once, claims its tunnel address
+// in the store with its member record (registry.MemberStore) and brings
+// the WireGuard device up (the kernel's, or a userspace process it starts);
+// the vxlan runs between tunnel addresses, which are then the VTEPs.
+// EnsureTunnel brings the device back as recorded (the daemon runs it at
+// start and whenever the device process exits), Rekey replaces the key,
+// Reset removes device, member record and keys.
+//
 // StoreOptions gives registry.Open the overlay a node's state directory
 // records, so that every command of the node opens the store for its own
 // overlay.
