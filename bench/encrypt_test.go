@@ -203,7 +203,7 @@ func BenchmarkEncryptTCP(b *testing.B) {
 				b.Fatalf("received %d bytes, sent %d", n, int64(b.N)*int64(len(buf)))
 			}
 			gb := float64(b.N) * float64(len(buf)) / 1e9
-			b.ReportMetric((cpuTime(lab.pids) - cpu0).Seconds()/gb, "cpu-s/GB")
+			b.ReportMetric((cpuTime(lab.pids)-cpu0).Seconds()/gb, "cpu-s/GB")
 		})
 	}
 }

@@ -45,11 +45,11 @@ type Tunnel struct {
 
 // Files of the node's WireGuard directory, STATE_DIR/wireguard.
 const (
-	wireguardDir  = "wireguard"
-	tunnelFile    = "tunnel.json"
+	wireguardDir   = "wireguard"
+	tunnelFile     = "tunnel.json"
 	privateKeyFile = "private.key"
-	nextKeyFile   = "next.key"
-	ownerFile     = "owner"
+	nextKeyFile    = "next.key"
+	ownerFile      = "owner"
 )
 
 func (n *Node) wireguardDir() string { return filepath.Join(n.stateDir, wireguardDir) }
