@@ -28,10 +28,11 @@ type tunnel struct {
 	log  *slog.Logger
 	al   *guard.Allowlist // set once the allowlist is open
 
-	mu      sync.Mutex
-	applied map[wireguard.Key]netip.AddrPort // endpoints last set per peer
-	members []registry.Member                // as last applied
-	ready   bool                             // members holds a first view
+	mu       sync.Mutex
+	applied  map[wireguard.Key]netip.AddrPort // endpoints last set per peer
+	members  []registry.Member                // as last applied
+	ready    bool                             // members holds a first view
+	complete bool                             // members was a complete view
 
 	peers    atomic.Int64
 	restarts atomic.Uint64
@@ -58,7 +59,11 @@ func (tu *tunnel) supervise(ctx context.Context) (wait func(), err error) {
 	if td.Made {
 		tu.restarts.Add(1)
 	}
-	done := make(chan struct{})
+	done, follow := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(follow)
+		tu.followRekeys(ctx)
+	}()
 	go func() {
 		defer close(done)
 		for ctx.Err() == nil {
@@ -84,7 +89,7 @@ func (tu *tunnel) supervise(ctx context.Context) (wait func(), err error) {
 			td = tu.restart(ctx)
 		}
 	}()
-	return func() { <-done }, nil
+	return func() { <-done; <-follow }, nil
 }
 
 // restart makes the device again until it is up or ctx ends, then gives it
@@ -104,6 +109,41 @@ func (tu *tunnel) restart(ctx context.Context) overlay.TunnelDevice {
 			return overlay.TunnelDevice{}
 		case <-time.After(time.Second):
 		}
+	}
+}
+
+// rekeyPoll is how often the daemon looks at the device for a handshake
+// with a member's next key while one is pending.
+const rekeyPoll = 50 * time.Millisecond
+
+// followRekeys, while a member has a next key, looks at the device every
+// rekeyPoll: a handshake with that key means the member switched, and its
+// tunnel address moves to the new key at once (wireguard.Switched), before
+// the store's change arrives. Until ctx ends.
+func (tu *tunnel) followRekeys(ctx context.Context) {
+	t := time.NewTicker(rekeyPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		tu.mu.Lock()
+		var wants []wireguard.Want
+		pending := false
+		for _, m := range tu.members {
+			if w, err := wireguard.WantOf(m); err == nil {
+				wants = append(wants, w)
+				pending = pending || !w.Next.IsZero()
+			}
+		}
+		if pending {
+			if err := tu.configure(wants, tu.complete); err != nil {
+				tu.log.Debug("WireGuard rekey follow", "err", err)
+			}
+		}
+		tu.mu.Unlock()
 	}
 }
 
@@ -130,7 +170,7 @@ func (tu *tunnel) reapply() {
 func (tu *tunnel) apply(members []registry.Member, complete bool) {
 	tu.mu.Lock()
 	defer tu.mu.Unlock()
-	tu.members, tu.ready = members, true
+	tu.members, tu.ready, tu.complete = members, true, complete
 	wants := make([]wireguard.Want, 0, len(members))
 	addrs := make([]netip.Addr, 0, len(members))
 	for _, m := range members {
@@ -164,7 +204,7 @@ func (tu *tunnel) configure(wants []wireguard.Want, complete bool) error {
 	if err != nil {
 		return err
 	}
-	cfg, ch := wireguard.Plan(d, wants, complete, tu.applied)
+	cfg, ch := wireguard.Plan(d, wireguard.Switched(d, wants), complete, tu.applied)
 	if !cfg.IsEmpty() {
 		if err := c.Configure(tu.t.Device, cfg); err != nil {
 			clear(tu.applied) // unknown now: endpoints are set again next time

@@ -44,6 +44,24 @@ func WantOf(m registry.Member) (Want, error) {
 // keeps the sessions up (a 32-byte packet per peer per 25 s when idle).
 const Keepalive = 25 * time.Second
 
+// Switched returns wants with each member whose next key has made a
+// handshake on dev already counted as switched to it (its next key as its
+// key): a member that rekeys starts using the new key before the store
+// says so, and this node moves its tunnel address as soon as the first
+// handshake shows it, not after the store's change reaches it.
+func Switched(dev *Device, wants []Want) []Want {
+	out := slices.Clone(wants)
+	for i, w := range out {
+		if w.Next.IsZero() {
+			continue
+		}
+		if p := dev.Peer(w.Next); p != nil && !p.LastHandshake.IsZero() {
+			out[i].Key, out[i].Next = w.Next, Key{}
+		}
+	}
+	return out
+}
+
 // Changes counts what a Plan changes.
 type Changes struct {
 	Added, Updated, Removed int

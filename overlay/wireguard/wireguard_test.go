@@ -418,3 +418,18 @@ func TestPlan(t *testing.T) {
 		})
 	}
 }
+
+// TestSwitched: a member's next key counts as its key once it made a
+// handshake, not before.
+func TestSwitched(t *testing.T) {
+	vt := netip.MustParseAddr("10.99.2.3")
+	want := []Want{{Key: keyA, Next: keyB, VTEP: vt}, {Key: keyC, VTEP: netip.MustParseAddr("10.99.2.4")}}
+	before := &Device{Peers: []Peer{{PublicKey: keyA}, {PublicKey: keyB}, {PublicKey: keyC}}}
+	if got := Switched(before, want); got[0].Key != keyA || got[0].Next != keyB {
+		t.Errorf("switched before a handshake with the next key: %+v", got[0])
+	}
+	after := &Device{Peers: []Peer{{PublicKey: keyA}, {PublicKey: keyB, LastHandshake: time.Now()}, {PublicKey: keyC}}}
+	if got := Switched(after, want); got[0].Key != keyB || !got[0].Next.IsZero() || got[1] != want[1] || want[0].Key != keyA {
+		t.Errorf("after a handshake with the next key: %+v (want unchanged: %+v)", got, want)
+	}
+}
