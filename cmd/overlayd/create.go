@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strings"
 
 	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/overlay/egress"
@@ -111,7 +112,8 @@ dies); --wg-provider forces one. The MTU then defaults to 1390 (1500 less
 WireGuard's 60 and VXLAN's 50 bytes; 20 less on an IPv6 underlay), and a
 larger one is refused. 'run' keeps the peers in line with the nodes that
 come and go, 'rekey' changes the key, 'reset' removes device, key and
-member record.`
+member record. A kube: store does not carry an encrypted overlay yet:
+--encrypt with one is refused.`
 
 // createFlags are the flags of overlayd create.
 type createFlags struct {
@@ -271,6 +273,18 @@ func (f *createFlags) gatewayConfig(cfg *overlay.Config) error {
 	return nil
 }
 
+// encryptStore refuses an encrypted overlay on a kube: store: create (and
+// run --create) see the Kubernetes store as the node's recorded view
+// (package kubenode), where no tunnel address can be claimed, and a
+// userspace WireGuard process started in the DaemonSet's pod would go
+// with its container, cutting traffic at every restart.
+func encryptStore(store string, cfg *overlay.Config) error {
+	if cfg == nil || cfg.Encrypt == nil || !strings.HasPrefix(store, "kube:") {
+		return nil
+	}
+	return fmt.Errorf("%w: --encrypt with --store %s: an encrypted overlay is not supported on the Kubernetes store (kube:) yet; use dir: or etcd://", errUsage, registry.RedactURL(store))
+}
+
 // encryptConfig sets cfg.Encrypt from the flags (nil without --encrypt);
 // create then chooses the MTU both layers leave when --mtu is not given.
 func (f *createFlags) encryptConfig(cfg *overlay.Config) []error {
@@ -314,6 +328,9 @@ func runCreate(ctx context.Context, e *env, fs *flag.FlagSet, args []string) err
 	}
 	cfg, err := f.config()
 	if err != nil {
+		return err
+	}
+	if err := encryptStore(e.global.store, &cfg); err != nil {
 		return err
 	}
 	// The store records the overlay's network (VNI, port, MTU, gateway):

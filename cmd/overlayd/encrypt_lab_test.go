@@ -78,6 +78,13 @@ func (l *encLab) addNode(i int) *simNode {
 
 // createNode makes node i on the switch and runs create --encrypt on it.
 func (l *encLab) createNode(i int) *simNode {
+	nd := l.plugNode(i)
+	nd.ok(append([]string{"create", "--local", l.underlay(i), "--no-egress"}, encryptFlags...)...)
+	return nd
+}
+
+// plugNode makes node i on the switch, with nothing created.
+func (l *encLab) plugNode(i int) *simNode {
 	t := l.t
 	nd := newSimNode(t, fmt.Sprintf("w%d", i+1), l.store)
 	port := fmt.Sprintf("p%d", i+1)
@@ -85,7 +92,6 @@ func (l *encLab) createNode(i int) *simNode {
 	nstest.Run(t, l.ctl, "ip", "link", "set", port, "master", "ul", "up")
 	nd.ip("addr", "add", l.underlay(i)+"/24", "dev", "u0")
 	nd.ip("link", "set", "u0", "up")
-	nd.ok(append([]string{"create", "--local", l.underlay(i), "--no-egress"}, encryptFlags...)...)
 	l.nodes = append(l.nodes, nd)
 	l.ds = append(l.ds, nil)
 	return nd

@@ -3,8 +3,10 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -342,6 +344,48 @@ func TestEncryptDisagree(t *testing.T) {
 			t.Errorf("the refused create changed the node:\nbefore %s\nafter %s", before, after)
 		}
 		nstest.Run(t, l.ctl, "ip", "link", "del", "pd")
+	}
+}
+
+// TestEncryptRunCreate: run --create --encrypt (one process builds the
+// overlay and serves it) claims the node's tunnel address in the store
+// like create does: its container reaches one of a node made by create.
+func TestEncryptRunCreate(t *testing.T) {
+	l := newEncLab(t, 1, "dir")
+	l.start(0)
+	nd := l.plugNode(1)
+	l.ds[1] = nd.startDaemon(append([]string{"--reconcile", "2s", "--create", "--local", l.underlay(1), "--no-egress"}, encryptFlags...)...)
+	if !waitFor(10*time.Second, func() bool { return nd.run("status").code == 0 }) {
+		t.Fatalf("run --create --encrypt made no overlay:\n%s", l.ds[1])
+	}
+	nd.ok("attach", l.ctrName(1), "--ip", l.ctrIP(1)+"/24")
+	l.reachAll()
+	if st := l.status(1); !netip.MustParsePrefix(tunnelSubnet).Contains(st.Tunnel.Address.Addr()) {
+		t.Errorf("node 2's tunnel address %s is outside %s", st.Tunnel.Address, tunnelSubnet)
+	}
+}
+
+// TestEncryptKubeRefused: --encrypt on a kube: store (create, run
+// --create) is a usage error naming both, and makes nothing.
+func TestEncryptKubeRefused(t *testing.T) {
+	for _, args := range [][]string{
+		{"create", "--encrypt"},
+		{"run", "--create", "--encrypt"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			state, netns := t.TempDir(), t.TempDir()
+			argv := append(args, "--store", "kube:"+filepath.Join(t.TempDir(), "kubeconfig"), "--state-dir", state, "--netns-dir", netns, "--local", "192.0.2.2")
+			var stdout, stderr bytes.Buffer
+			code := runMain(t.Context(), argv, &stdout, &stderr)
+			if code != 2 || !strings.Contains(stderr.String(), "--encrypt") || !strings.Contains(stderr.String(), "kube:") {
+				t.Errorf("%q: exit %d, stderr %q; want 2 naming --encrypt and kube:", argv, code, stderr.String())
+			}
+			for _, dir := range []string{state, netns} {
+				if ents, _ := os.ReadDir(dir); len(ents) > 0 {
+					t.Errorf("the refused %s left %d entries in %s", args[0], len(ents), dir)
+				}
+			}
+		})
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/overlaynet/overlaynet/overlay"
 	daemonlib "github.com/overlaynet/overlaynet/overlay/daemon"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/overlay/resolver"
 )
 
@@ -219,11 +220,19 @@ func runRun(ctx context.Context, e *env, fs *flag.FlagSet, args []string) error 
 	if err != nil {
 		return err
 	}
+	if err := encryptStore(e.global.store, create); err != nil {
+		return err
+	}
 	log, err := e.global.logger(e.stderr)
 	if err != nil {
 		return err
 	}
-	n, done, err := e.node(ctx, false)
+	// An encrypted create claims its tunnel address in the store.
+	var so *registry.Options
+	if create != nil && create.Encrypt != nil {
+		so = &registry.Options{VNI: create.VNI}
+	}
+	n, done, err := e.openNode(ctx, so)
 	if err != nil {
 		return err
 	}
