@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
+	"github.com/overlaynet/overlaynet/overlay/egress"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -185,5 +186,53 @@ func badAttachCases() []badAttachCase {
 		{"name too long", func(r *AttachRequest) { r.Name = strings.Repeat("c", 256) }, "longer than the kernel's 255"},
 		{"name empty", func(r *AttachRequest) { r.Name = "" }, "empty netns name"},
 		{"ifname too long", func(r *AttachRequest) { r.IfName = "eth0123456789012" }, "ifname name"},
+	}
+}
+
+// TestEncryptConfigValidate: each refusal of an encrypted overlay's
+// settings names its problem; the defaults pass.
+func TestEncryptConfigValidate(t *testing.T) {
+	encrypted := func() Config {
+		c := DefaultConfig()
+		c.MTU = DefaultEncryptedMTU
+		c.Encrypt = &EncryptConfig{Tunnel: DefaultTunnelSubnet(), Port: DefaultWireGuardPort}
+		return c
+	}
+	if c := encrypted(); c.Validate() != nil {
+		t.Fatalf("default encrypted config: %v", c.Validate())
+	}
+	tunnel := func(s string) func(*Config) {
+		return func(c *Config) { c.Encrypt.Tunnel = netip.MustParsePrefix(s) }
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		want string
+	}{
+		{"no tunnel", func(c *Config) { c.Encrypt.Tunnel = netip.Prefix{} }, "no tunnel subnet"},
+		{"not masked", tunnel("10.99.0.1/16"), "is not a network prefix (10.99.0.0/16)"},
+		{"too small", tunnel("10.99.0.0/31"), "leaves no room for nodes"},
+		{"too small v6", tunnel("fd00::/127"), "leaves no room for nodes"},
+		{"multicast", tunnel("239.1.0.0/16"), "is not unicast"},
+		{"loopback", tunnel("127.1.0.0/16"), "is not unicast"},
+		{"overlay subnet", tunnel("198.51.100.0/25"), "overlaps the overlay subnet"},
+		{"egress link", func(c *Config) {
+			c.Egress = &egress.Config{LinkSubnet: netip.MustParsePrefix("169.254.100.0/30")}
+			c.Encrypt.Tunnel = netip.MustParsePrefix("169.254.100.0/24")
+		}, "overlaps the egress link subnet"},
+		{"port 0", func(c *Config) { c.Encrypt.Port = 0 }, "port 0 is not a valid"},
+		{"vxlan port", func(c *Config) { c.Encrypt.Port = c.Port }, "is the VXLAN port"},
+		{"device name", func(c *Config) { c.Encrypt.Device = "owg/1" }, "WireGuard device"},
+		{"no vtep filter", func(c *Config) { c.NoVTEPFilter = true }, "needs the VTEP allowlist"},
+		{"local inside", func(c *Config) { c.Local = netip.MustParseAddr("169.254.33.2") }, "inside the tunnel subnet"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := encrypted()
+			tc.edit(&cfg)
+			err := cfg.Validate()
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "overlay: ") {
+				t.Fatalf("Validate() = %v, want an error containing %q", err, tc.want)
+			}
+		})
 	}
 }
