@@ -216,6 +216,11 @@ func TestEncryptConfigValidate(t *testing.T) {
 		{"multicast", tunnel("239.1.0.0/16"), "is not unicast"},
 		{"loopback", tunnel("127.1.0.0/16"), "is not unicast"},
 		{"overlay subnet", tunnel("198.51.100.0/25"), "overlaps the overlay subnet"},
+		{"link-local v6", tunnel("fe80::/64"), "is IPv6 link-local"},
+		{"overlay prefix v6", func(c *Config) {
+			c.Gateway6 = netip.MustParsePrefix("2001:db8:42::1/64")
+			c.Encrypt.Tunnel = netip.MustParsePrefix("2001:db8:42::/96")
+		}, "overlaps the overlay's IPv6 prefix"},
 		{"egress link", func(c *Config) {
 			c.Egress = &egress.Config{LinkSubnet: netip.MustParsePrefix("169.254.100.0/30")}
 			c.Encrypt.Tunnel = netip.MustParsePrefix("169.254.100.0/24")

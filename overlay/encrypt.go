@@ -67,6 +67,10 @@ func DefaultWireGuardDevice(stateDir string) string {
 	return "owg" + hex.EncodeToString(sum[:4])
 }
 
+// linkLocal6 is IPv6's link-local prefix, which VTEPs stay out of
+// (registry.ReasonVTEPLinkLocal).
+func linkLocal6() netip.Prefix { return netip.MustParsePrefix("fe80::/10") }
+
 // validate checks e within c.
 func (e *EncryptConfig) validate(c Config) []error {
 	var errs []error
@@ -80,8 +84,12 @@ func (e *EncryptConfig) validate(c Config) []error {
 		errs = append(errs, fmt.Errorf("overlay: encrypt: tunnel subnet %s leaves no room for nodes", t))
 	case t.Addr().IsMulticast() || t.Addr().IsLoopback() || t.Addr().Is4In6():
 		errs = append(errs, fmt.Errorf("overlay: encrypt: tunnel subnet %s is not unicast", t))
+	case t.Overlaps(linkLocal6()):
+		errs = append(errs, fmt.Errorf("overlay: encrypt: tunnel subnet %s is IPv6 link-local: a VTEP there is no address an FDB entry reaches without naming a device", t))
 	case c.Gateway.IsValid() && t.Overlaps(c.Subnet()):
 		errs = append(errs, fmt.Errorf("overlay: encrypt: tunnel subnet %s overlaps the overlay subnet %s", t, c.Subnet()))
+	case c.DualStack() && t.Overlaps(c.Subnet6()):
+		errs = append(errs, fmt.Errorf("overlay: encrypt: tunnel subnet %s overlaps the overlay's IPv6 prefix %s", t, c.Subnet6()))
 	case c.Egress != nil && c.Egress.LinkSubnet.IsValid() && t.Overlaps(c.Egress.LinkSubnet):
 		errs = append(errs, fmt.Errorf("overlay: encrypt: tunnel subnet %s overlaps the egress link subnet %s", t, c.Egress.LinkSubnet))
 	}
