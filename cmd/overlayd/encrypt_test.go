@@ -160,8 +160,9 @@ func TestEncryptDeviceKill(t *testing.T) {
 // lease TTL + 2 s (etcd: its daemon killed, its lease of 3 s expiring;
 // directory store: reset, 2 s), and a node that joins has a handshake with
 // every node within 1 s of its first attach, and is reachable within 1 s
-// on etcd (hybrid mode: entries programmed from the feed), within 3 s on
-// the directory store (reactive: two ARP retries).
+// of it on both stores (etcd: hybrid mode programs the entries from the
+// feed; the directory store: the miss's requester is answered as soon as
+// its entry is in).
 func TestEncryptLeaveJoin(t *testing.T) {
 	for _, store := range []string{"dir", "etcd"} {
 		t.Run(store, func(t *testing.T) {
@@ -190,14 +191,7 @@ func TestEncryptLeaveJoin(t *testing.T) {
 					t.Logf("node %d removed the departed peer %v after it left (bound %v)", i+1, took.Round(time.Millisecond), bound)
 				}
 			}
-			// The directory store has no change feed: a first contact
-			// waits for misses, each costing the ARP request it consumed
-			// (the sender's retry comes 1 s later, on both sides).
-			joinBound := time.Second
-			if store == "dir" {
-				joinBound = 3 * time.Second
-			}
-			l.join(3, joinBound)
+			l.join(3, time.Second)
 		})
 	}
 }
