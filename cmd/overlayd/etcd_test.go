@@ -131,7 +131,7 @@ func TestEtcdFirstPing(t *testing.T) {
 				t.Fatalf("entries not programmed from the feed within 5s\nnode 1:\n%s\nnode 2:\n%s\nnode 1 daemon:\n%s\nnode 2 daemon:\n%s",
 					n1.mustIn("overns", "ip", "neigh"), n2.mustIn("overns", "ip", "neigh"), d1, d2)
 			}
-			if !strings.Contains(d1.String(), "msg=\"programmed from feed\"") {
+			if !waitFor(2*time.Second, func() bool { return strings.Contains(d1.String(), "msg=\"programmed from feed\"") }) { // the line follows the entries
 				t.Errorf("node 1 daemon logged no feed programming:\n%s", d1)
 			}
 			// The first ping, with a one-second wait, gets its reply.

@@ -167,9 +167,11 @@ func TestRunResolvesAcrossNodes(t *testing.T) {
 		t.Fatalf("ping pink -> sky through the daemons: %v\n%s\nnode 1 daemon:\n%s\nnode 2 daemon:\n%s", err, out, d1, d2)
 	}
 	// Both daemons resolved: node 1 the L3 miss for sky, node 2 the one for
-	// pink (the reply's ARP), each with neighbour + FDB in one batch.
+	// pink (the reply's ARP), each with neighbour + FDB in one batch. The
+	// requester is answered as soon as the entry is in, so the ping may
+	// return before the daemon has written its line: wait for it.
 	for i, d := range []*daemon{d1, d2} {
-		if !strings.Contains(d.String(), "msg=resolved") {
+		if !waitFor(2*time.Second, func() bool { return strings.Contains(d.String(), "msg=resolved") }) {
 			t.Errorf("node %d daemon logged no resolution:\n%s", i+1, d)
 		}
 	}

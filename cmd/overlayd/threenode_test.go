@@ -211,7 +211,9 @@ func TestThreeNodeExercise(t *testing.T) {
 	}
 	l.checkWiring(ctrs, func(int, ctr) bool { return true })
 	for i, d := range l.ds {
-		if n := strings.Count(d.String(), "msg=resolved"); n < 4 {
+		resolved := func() int { return strings.Count(d.String(), "msg=resolved") }
+		waitFor(2*time.Second, func() bool { return resolved() >= 4 }) // a ping may return before its line is written
+		if n := resolved(); n < 4 {
 			t.Errorf("node%d daemon logged %d resolutions, want >= 4 (one per remote IP)", i+1, n)
 		}
 	}
