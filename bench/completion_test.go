@@ -21,6 +21,7 @@ import (
 type completion struct {
 	vxlan      int32
 	neigh, fdb []int64 // UnixNano of arrival, 0 while absent
+	neigh6     []bool  // the neighbour entry stamped in neigh is IPv6
 	mu         sync.Mutex
 	done       int // IPs with both entries
 	wrong      []string
@@ -75,6 +76,9 @@ func (c *completion) handle(ev *rtnl.Event) error {
 		return nil
 	}
 	stamp[i] = now
+	if n.Family == unix.AF_INET6 {
+		c.neigh6[i] = true
+	}
 	if c.neigh[i] != 0 && c.fdb[i] != 0 {
 		c.mu.Lock()
 		c.done++
@@ -106,7 +110,7 @@ func (c *completion) resolved() int {
 // ifindex vxlan in the overlay namespace ns until stop.
 func startCompletion(tb testing.TB, ns *rtnl.NetNS, vxlan int32) (c *completion, stop func()) {
 	c = &completion{vxlan: vxlan, neigh: make([]int64, registryN), fdb: make([]int64, registryN),
-		completed: make(chan int, 16)}
+		neigh6: make([]bool, registryN), completed: make(chan int, 16)}
 	m, err := rtnl.DialMonitor(rtnl.MonitorConfig{NetNS: ns, ReceiveBuffer: monitorBuffer, ChangesOnly: true})
 	if err != nil {
 		tb.Fatal(err)

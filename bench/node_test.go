@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -63,8 +64,12 @@ func floorBinary(tb testing.TB) string {
 // device u0 at 192.0.2.2/24, `overlayd create` with the missgen lab's
 // overlay subnet (gateway 10.64.0.1/10) and one container attached
 // (`overlayd attach`, the missgen lab's MAC and address), its own netns and
-// state directories, on the directory store at store. Everything goes when
-// the benchmark ends (`overlayd reset`, the namespaces deleted).
+// state directories, on the directory store at store. A dual-stack node
+// (newDualBenchNode) has the missgen dual-stack lab's IPv6 prefix too
+// (gateway 2001:db8:40::1/64, the container at missgen.ContainerIP6) and
+// u0 an IPv6 address, 2001:db8::2/64, for IPv6 egress (create's default).
+// Everything goes when the benchmark ends (`overlayd reset`, the namespaces
+// deleted).
 type benchNode struct {
 	tb        testing.TB
 	netns     string // the node's netns, in rtnl.DefaultNetNSDir
@@ -79,6 +84,18 @@ type benchNode struct {
 // newBenchNode makes a benchNode on the directory store at store.
 func newBenchNode(tb testing.TB, store string) *benchNode {
 	tb.Helper()
+	return makeBenchNode(tb, store, false)
+}
+
+// newDualBenchNode makes a dual-stack benchNode on the directory store at
+// store.
+func newDualBenchNode(tb testing.TB, store string) *benchNode {
+	tb.Helper()
+	return makeBenchNode(tb, store, true)
+}
+
+func makeBenchNode(tb testing.TB, store string, dual bool) *benchNode {
+	tb.Helper()
 	nstest.RequireRoot(tb)
 	_, name := nstest.NetNS(tb, "bn")
 	base := tb.TempDir()
@@ -88,8 +105,16 @@ func newBenchNode(tb testing.TB, store string) *benchNode {
 	nstest.Run(tb, name, "ip", "addr", "add", "192.0.2.2/24", "dev", "u0")
 	nstest.Run(tb, name, "ip", "link", "set", "u0", "up")
 	nstest.Run(tb, name, "ip", "link", "set", "u1", "up")
-	n.overlayd("create", "--local", "192.0.2.2", "--gateway", "10.64.0.1/10")
-	n.overlayd("attach", "c1", "--ip", missgen.ContainerIP().String()+"/10", "--mac", missgen.ContainerMAC().String())
+	create := []string{"--local", "192.0.2.2", "--gateway", "10.64.0.1/10"}
+	attach := []string{"c1", "--ip", missgen.ContainerIP().String() + "/10", "--mac", missgen.ContainerMAC().String()}
+	if dual {
+		nstest.Run(tb, name, "ip", "addr", "add", "2001:db8::2/64", "dev", "u0", "nodad")
+		p6 := missgen.Prefix6()
+		create = append(create, "--gateway", netip.PrefixFrom(p6.Addr().Next(), p6.Bits()).String())
+		attach = append(attach, "--ip", netip.PrefixFrom(missgen.ContainerIP6(), p6.Bits()).String())
+	}
+	n.overlayd("create", create...)
+	n.overlayd("attach", attach...)
 	var err error
 	if n.Overlay, err = rtnl.OpenNamedNetNS(n.dir, "overns"); err != nil {
 		tb.Fatal(err)

@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"net/netip"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -88,10 +87,7 @@ func dualRegistries(tb testing.TB) []benchRegistry {
 	tb.Helper()
 	s := &sharedDualRegistries
 	s.once.Do(func() {
-		s.regs, dualCleanup, s.err = buildRegistries("ovt-dual-", dualN, func(i int) []registry.Record {
-			return []registry.Record{{IP: resolveIP(i), MAC: resolveMAC(i), VTEP: resolveVTEP(i)},
-				{IP: resolveIP6(i), MAC: resolveMAC(i), VTEP: resolveVTEP(i)}}
-		})
+		s.regs, dualCleanup, s.err = buildRegistries("ovt-dual-", dualN, dualRecords)
 	})
 	if s.err != nil {
 		tb.Fatalf("dual-stack benchmark registry: %v", s.err)
@@ -99,93 +95,82 @@ func dualRegistries(tb testing.TB) []benchRegistry {
 	return s.regs
 }
 
+// dualRecords are the records of dual-stack target i: resolveIP(i) and
+// resolveIP6(i), both of resolveMAC(i) at resolveVTEP(i).
+func dualRecords(i int) []registry.Record {
+	return []registry.Record{{IP: resolveIP(i), MAC: resolveMAC(i), VTEP: resolveVTEP(i)},
+		{IP: resolveIP6(i), MAC: resolveMAC(i), VTEP: resolveVTEP(i)}}
+}
+
 // dualCleanup is the directory of the dual-stack registry, removed by
 // TestMain.
 var dualCleanup string
 
-// familyP99 keeps each family's p99 of the latest BenchmarkResolveIsolatedFamily run.
-var familyP99 sync.Map
-
-// BenchmarkResolveIsolatedFamily measures isolated misses for both
-// address families of a dual-stack overlay, side by side in one run, in
-// the benchmark's process (BenchmarkResolveIsolated runs the shipped
-// binary, IPv4 only): the rtnl resolver (`overlayd run`'s defaults) on a dual-stack lab, misses one
-// at a time, an op one ARP request (family=ipv4) or one Neighbor
-// Solicitation (family=ipv6) for a registered address of a dual-stack
-// target, timed from the frame leaving the container to the neighbour
-// entry (an IPv6 one for IPv6) and the FDB entry in the kernel. Run it
-// with -benchtime Nx (N <= 10000). It logs the IPv6/IPv4 ratio of the
-// p99s.
+// BenchmarkResolveIsolatedFamily is BenchmarkResolveIsolated for the two
+// address families of a dual-stack overlay: the shipped `overlayd run`
+// (no flags: the directory store, reactive) in a process of its own on a
+// dual-stack node made with the shipped binary (`overlayd create` with an
+// IPv4 and an IPv6 gateway, `overlayd attach` giving the container both
+// addresses), measured from the benchmark's process. An op is one miss,
+// raised from the container once the previous one is resolved: an ARP
+// request (family=ipv4) or an IPv6 Neighbor Solicitation (family=ipv6) for
+// a registered address of a dual-stack target the daemon has not seen,
+// timed from the send to both the neighbour entry (of that family) and the
+// FDB entry being in the kernel; the next miss is raised a gap later. The
+// store holds 2 x isolatedN dual-stack targets (an IPv4 and an IPv6 record
+// of one MAC each); IPv4 misses ask for the first isolatedN, IPv6 misses for
+// the others, so that each miss of either family finds neither entry in
+// the kernel. The two families take turns in blocks of isolatedBlock misses
+// within one round on the one daemon, so that both meet the same machine
+// load. Its metrics are BenchmarkResolveIsolated's (ns/op, p50-us, p99-us,
+// cpu-us/op: the daemon's CPU time during the family's turns, per miss);
+// benchstat -col /family gives IPv6's as a ratio to IPv4's. Run it with
+// -benchtime Nx (N < 1000 misses per family and round).
 func BenchmarkResolveIsolatedFamily(b *testing.B) {
 	nstest.RequireRoot(b)
-	for _, reg := range dualRegistries(b) {
-		for _, fam := range []missFamily{familyIPv4, familyIPv6} {
-			b.Run("registry="+reg.name+"/family="+fam.name, func(b *testing.B) {
-				if b.N > dualN {
-					b.Fatalf("-benchtime %dx: at most %d", b.N, dualN)
+	nstest.RequireTools(b, "nsenter")
+	fams := []missFamily{familyIPv4, familyIPv6}
+	for _, gap := range isolatedGaps {
+		for _, fam := range fams {
+			b.Run(fmt.Sprintf("gap=%v/family=%s", gap, fam.name), func(b *testing.B) {
+				r := familyRounds.next(b, fam.name, gap)
+				for b.Loop() { // the misses were raised in the round
 				}
-				familyP99.Store(reg.name+"/"+fam.name, benchIsolatedOf(b, resolverImpls[0], reg, fam))
+				reportIsolated(b, fam.name, gap, r.lat, r.cpu)
 			})
 		}
-		v4, ok4 := familyP99.Load(reg.name + "/ipv4")
-		v6, ok6 := familyP99.Load(reg.name + "/ipv6")
+		v4, ok4 := isolatedP99.Load(fmt.Sprint(gap, familyIPv4.name))
+		v6, ok6 := isolatedP99.Load(fmt.Sprint(gap, familyIPv6.name))
 		if ok4 && ok6 && v4.(time.Duration) > 0 {
-			b.Logf("registry=%s: p99 ipv6 / ipv4 = %.2f", reg.name, float64(v6.(time.Duration))/float64(v4.(time.Duration)))
+			b.Logf("gap=%v: p99 ipv6 / ipv4 = %.2f", gap, float64(v6.(time.Duration))/float64(v4.(time.Duration)))
 		}
 	}
 }
 
-// familyGap is the pause between a resolution and the next miss in
-// BenchmarkResolveIsolatedFamily: the resolver is idle when each miss
-// arrives.
-const familyGap = 5 * time.Millisecond
+// familyRounds are BenchmarkResolveIsolatedFamily's.
+var familyRounds = &isolatedRounds{run: runFamilyRound}
 
-// benchIsolatedOf raises the misses of fam one at a time on impl, run in
-// the benchmark's process on reg, each familyGap after the previous one is
-// resolved; it reports their latencies and returns the p99.
-func benchIsolatedOf(b *testing.B, impl resolverImpl, reg benchRegistry, fam missFamily) time.Duration {
-	lab := fam.lab(b)
-	g := fam.generator(b, lab)
-	r, run := startImpl(b, lab, impl, reg)
-	c := r.c
-	run()
-	time.Sleep(50 * time.Millisecond) // past the start-up's own work
-
-	var lat []time.Duration
-	i := 0
-	for b.Loop() {
-		if i >= registryN {
-			b.Fatalf("more than %d misses: use -benchtime Nx with N <= %d", registryN, registryN)
-		}
-		t0 := time.Now()
-		if n, err := fam.send(g, i, 1); err != nil || n != 1 {
-			b.Fatalf("generator: %v", err)
-		}
-		select {
-		case got := <-c.completed:
-			if got != i {
-				b.Fatalf("%s: IP #%d resolved while waiting for #%d", impl.name, got, i)
-			}
-		case <-time.After(2 * time.Second):
-			b.Fatalf("%s: miss #%d (%s) not resolved within 2s", impl.name, i, fam.ip(i))
-		}
-		lat = append(lat, time.Duration(max(c.neigh[i], c.fdb[i])-t0.UnixNano()))
-		i++
-		time.Sleep(familyGap)
+// runFamilyRound starts `overlayd run` on a dual-stack node and raises n
+// IPv4 and n IPv6 misses on it, gap apart, the families taking turns in
+// blocks of isolatedBlock misses.
+func runFamilyRound(b *testing.B, gap time.Duration, n int) map[string]isolatedRun {
+	node := newDualBenchNode(b, isolatedStore(b, "dual-stack", 2*isolatedN, dualRecords))
+	c, stopWatch := startCompletion(b, node.Overlay, node.Vxlan)
+	b.Cleanup(stopWatch)
+	p := startOverlaydProc(b, node)
+	lanes := []*isolatedLane{
+		{name: familyIPv4.name, fam: familyIPv4, c: c, p: p, g: containerGenerator(b, node, missgen.ContainerIP())},
+		{name: familyIPv6.name, fam: familyIPv6, first: isolatedN, c: c, p: p, g: containerGenerator(b, node, missgen.ContainerIP6())},
 	}
-	r.finish(b)
-	var sum time.Duration
-	for _, d := range lat {
-		sum += d
+	for _, l := range lanes {
+		l.warmUp(b)
 	}
-	slices.Sort(lat)
-	p99 := percentile(lat, 0.99)
-	b.ReportMetric(float64(sum.Nanoseconds())/float64(len(lat)), "ns/op")
-	b.ReportMetric(float64(percentile(lat, 0.50).Nanoseconds())/1e3, "p50-us")
-	b.ReportMetric(float64(p99.Nanoseconds())/1e3, "p99-us")
-	b.Logf("%s on %s (%s): %d misses, p50 %v, p99 %v, max %v", impl.name, reg.name, fam.name, len(lat),
-		percentile(lat, 0.5), p99, fmt.Sprint(lat[len(lat)-1]))
-	return p99
+	takeTurns(b, lanes, gap, n)
+	if err := p.stop(); err != nil {
+		b.Fatal(err)
+	}
+	stopWatch()
+	return laneRuns(b, lanes)
 }
 
 // BenchmarkResolveFamily is BenchmarkResolve (a live burst, each address

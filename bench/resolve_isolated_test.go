@@ -1,10 +1,9 @@
 package bench
 
 import (
-	"context"
 	"flag"
 	"fmt"
-	"os"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,11 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/missgen"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	"github.com/overlaynet/overlaynet/overlay/registry/dirstore"
 )
 
 // isolatedN is how many records the isolated benchmark's store holds: a
@@ -47,55 +44,41 @@ var isolatedImpls = []isolatedImpl{
 	{"python", startPythonProc},
 }
 
-// isolatedStores are the isolated benchmark's directory stores (on tmpfs
-// when the machine has /dev/shm), one per implementation, each of the same
-// isolatedN records (their nodes attach their container at the same
-// address), written once per process.
+// isolatedStores are the isolated benchmarks' directory stores (newStore),
+// by name: one per implementation of
+// BenchmarkResolveIsolated, each of the same isolatedN records (their nodes
+// attach their container at the same address), and the dual-stack one of
+// BenchmarkResolveIsolatedFamily; each written once per process and
+// removed by TestMain.
 var isolatedStores struct {
-	once  sync.Once
-	paths []string
-	err   error
+	mu    sync.Mutex
+	paths map[string]string
 }
 
-// isolatedStorePaths returns the stores, one per implementation.
-func isolatedStorePaths(tb testing.TB) []string {
+// isolatedStore returns the store called name, writing the records of
+// targets 0..n-1 to it on first use.
+func isolatedStore(tb testing.TB, name string, n int, records func(i int) []registry.Record) string {
 	tb.Helper()
 	s := &isolatedStores
-	s.once.Do(func() {
-		for range isolatedImpls {
-			var path string
-			if path, s.err = newIsolatedStore(); s.err != nil {
-				return
-			}
-			s.paths = append(s.paths, path)
-		}
-	})
-	if s.err != nil {
-		tb.Fatalf("isolated benchmark store: %v", s.err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p, ok := s.paths[name]; ok {
+		return p
 	}
-	return s.paths
+	p, err := newStore("ovt-isolated-", n, records)
+	if err != nil {
+		tb.Fatalf("isolated benchmark store %s: %v", name, err)
+	}
+	if s.paths == nil {
+		s.paths = map[string]string{}
+	}
+	s.paths[name] = p
+	return p
 }
 
-// newIsolatedStore writes a directory store of isolatedN records.
-func newIsolatedStore() (string, error) {
-	path, err := os.MkdirTemp("/dev/shm", "ovt-isolated-")
-	if err != nil {
-		path, err = os.MkdirTemp("", "ovt-isolated-")
-	}
-	if err != nil {
-		return "", err
-	}
-	reg, err := dirstore.New(path)
-	if err != nil {
-		return path, err
-	}
-	for i := range isolatedN {
-		rec := registry.Record{IP: resolveIP(i), MAC: ethaddr.MAC(resolveMAC(i)), VTEP: resolveVTEP(i)}
-		if err := reg.Register(context.Background(), rec); err != nil {
-			return path, err
-		}
-	}
-	return path, nil
+// ipv4Records is the record of target i of an IPv4 overlay.
+func ipv4Records(i int) []registry.Record {
+	return []registry.Record{{IP: resolveIP(i), MAC: resolveMAC(i), VTEP: resolveVTEP(i)}}
 }
 
 // startOverlaydProc runs the shipped daemon as an operator does: `overlayd
@@ -169,7 +152,7 @@ func BenchmarkResolveIsolated(b *testing.B) {
 	for _, gap := range isolatedGaps {
 		for _, impl := range isolatedImpls {
 			b.Run(fmt.Sprintf("gap=%v/impl=%s", gap, impl.name), func(b *testing.B) {
-				r := nextIsolatedRun(b, impl.name, gap)
+				r := implRounds.next(b, impl.name, gap)
 				for b.Loop() { // the misses were raised in the round
 				}
 				reportIsolated(b, impl.name, gap, r.lat, r.cpu)
@@ -185,36 +168,42 @@ func BenchmarkResolveIsolated(b *testing.B) {
 	}
 }
 
-// isolatedRun is one implementation's share of a round.
+// isolatedRun is one lane's share of a round: an implementation's
+// (BenchmarkResolveIsolated) or an address family's
+// (BenchmarkResolveIsolatedFamily).
 type isolatedRun struct {
 	lat []time.Duration
 	cpu time.Duration
 }
 
-// isolatedRounds are the rounds run so far, per gap, and how many of them
-// each implementation has reported.
-var isolatedRounds struct {
+// isolatedRounds are the rounds of a benchmark whose sub-benchmarks each
+// report one lane of a round: the rounds run so far, per gap, and how many
+// of them each lane has reported.
+type isolatedRounds struct {
 	mu     sync.Mutex
+	run    func(b *testing.B, gap time.Duration, n int) map[string]isolatedRun
 	rounds map[time.Duration][]map[string]isolatedRun
 	taken  map[string]int
 }
 
-// nextIsolatedRun returns the next round impl has not reported at gap,
-// running a new round of every implementation when there is none.
-func nextIsolatedRun(b *testing.B, impl string, gap time.Duration) isolatedRun {
-	rs := &isolatedRounds
+// implRounds are BenchmarkResolveIsolated's.
+var implRounds = &isolatedRounds{run: runIsolatedRound}
+
+// next returns the next round lane has not reported at gap, running a new
+// round of every lane when there is none.
+func (rs *isolatedRounds) next(b *testing.B, lane string, gap time.Duration) isolatedRun {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rs.rounds == nil {
 		rs.rounds, rs.taken = map[time.Duration][]map[string]isolatedRun{}, map[string]int{}
 	}
-	key := fmt.Sprint(gap, impl)
+	key := fmt.Sprint(gap, lane)
 	k := rs.taken[key]
 	if k == len(rs.rounds[gap]) {
-		rs.rounds[gap] = append(rs.rounds[gap], runIsolatedRound(b, gap, isolatedMisses(b)))
+		rs.rounds[gap] = append(rs.rounds[gap], rs.run(b, gap, isolatedMisses(b)))
 	}
 	rs.taken[key] = k + 1
-	return rs.rounds[gap][k][impl]
+	return rs.rounds[gap][k][lane]
 }
 
 // isolatedMisses is N of -benchtime Nx: the misses of a round.
@@ -222,7 +211,7 @@ func isolatedMisses(b *testing.B) int {
 	bt := flag.Lookup("test.benchtime").Value.String()
 	n, err := strconv.Atoi(strings.TrimSuffix(bt, "x"))
 	if !strings.HasSuffix(bt, "x") || err != nil || n < 1 || n >= isolatedN {
-		b.Fatalf("-benchtime %s: run BenchmarkResolveIsolated with -benchtime Nx, 0 < N < %d", bt, isolatedN)
+		b.Fatalf("-benchtime %s: run %s with -benchtime Nx, 0 < N < %d", bt, b.Name(), isolatedN)
 	}
 	return n
 }
@@ -234,35 +223,60 @@ func isolatedMisses(b *testing.B) int {
 const isolatedBlock = 50
 
 // isolatedLane is one implementation running on its node, with its
-// watcher and its container's generator.
+// watcher and its container's generator, raising misses of one family
+// (familyLegacy: ARP requests on an IPv4 overlay) for targets first,
+// first+1, ... (its miss i asks for target first+i).
 type isolatedLane struct {
-	name string
-	c    *completion
-	g    *missgen.Generator
-	p    *proc
-	stop func()
-	cpu  time.Duration // during its turns
-	lat  []time.Duration
+	name  string
+	fam   missFamily
+	first int
+	c     *completion
+	g     *missgen.Generator
+	p     *proc
+	cpu   time.Duration // p's, during the lane's turns
+	lat   []time.Duration
 }
 
 // runIsolatedRound starts every implementation on a node of its own and
 // raises n misses on each, gap apart, in turns of isolatedBlock misses.
 func runIsolatedRound(b *testing.B, gap time.Duration, n int) map[string]isolatedRun {
-	stores := isolatedStorePaths(b)
 	var lanes []*isolatedLane
-	for k, impl := range isolatedImpls {
-		node := newBenchNode(b, stores[k])
+	var stops []func()
+	for _, impl := range isolatedImpls {
+		node := newBenchNode(b, isolatedStore(b, impl.name, isolatedN, ipv4Records))
 		c, stopWatch := startCompletion(b, node.Overlay, node.Vxlan)
 		b.Cleanup(stopWatch)
-		g, err := missgen.New(node.Container, "eth0", missgen.ContainerMAC(), missgen.ContainerIP())
-		if err != nil {
+		l := &isolatedLane{name: impl.name, fam: familyLegacy, c: c, g: containerGenerator(b, node, missgen.ContainerIP()),
+			p: impl.start(b, node)}
+		l.warmUp(b)
+		lanes = append(lanes, l)
+		stops = append(stops, stopWatch)
+	}
+	takeTurns(b, lanes, gap, n)
+	for k, l := range lanes {
+		if err := l.p.stop(); err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { g.Close() })
-		l := &isolatedLane{name: impl.name, c: c, g: g, p: impl.start(b, node), stop: stopWatch}
-		warmUp(b, l.p, g, c)
-		lanes = append(lanes, l)
+		stops[k]()
 	}
+	return laneRuns(b, lanes)
+}
+
+// containerGenerator opens a generator on the node's container's eth0,
+// sending from src (its IPv4 or its IPv6 address), closed when b ends.
+func containerGenerator(b *testing.B, node *benchNode, src netip.Addr) *missgen.Generator {
+	g, err := missgen.New(node.Container, "eth0", missgen.ContainerMAC(), src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { g.Close() })
+	return g
+}
+
+// takeTurns raises n misses on each lane, gap apart, the lanes taking turns
+// in blocks of isolatedBlock misses (who starts rotates), and adds each
+// lane's process's CPU time during its turns to the lane.
+func takeTurns(b *testing.B, lanes []*isolatedLane, gap time.Duration, n int) {
 	time.Sleep(50 * time.Millisecond) // past the warm-ups' own work
 	for blk := 0; blk < n; blk += isolatedBlock {
 		for k := range lanes {
@@ -275,12 +289,13 @@ func runIsolatedRound(b *testing.B, gap time.Duration, n int) map[string]isolate
 			l.cpu += l.p.cpu(b) - cpu0
 		}
 	}
+}
+
+// laneRuns checks the lanes' entries (their watchers stopped) and returns
+// their shares of the round by name.
+func laneRuns(b *testing.B, lanes []*isolatedLane) map[string]isolatedRun {
 	out := map[string]isolatedRun{}
 	for _, l := range lanes {
-		if err := l.p.stop(); err != nil {
-			b.Fatal(err)
-		}
-		l.stop()
 		if len(l.c.wrong) > 0 {
 			b.Fatalf("%s programmed wrong entries: %v", l.name, l.c.wrong)
 		}
@@ -289,44 +304,49 @@ func runIsolatedRound(b *testing.B, gap time.Duration, n int) map[string]isolate
 	return out
 }
 
-// miss raises miss i on l and waits for its entries.
+// miss raises the lane's miss i and waits for its entries.
 func (l *isolatedLane) miss(b *testing.B, i int) {
+	t := l.first + i
 	t0 := time.Now()
-	if n, err := l.g.ARP(resolveIP(i), 1); err != nil || n != 1 {
+	if n, err := l.fam.send(l.g, t, 1); err != nil || n != 1 {
 		b.Fatalf("generator: %v", err)
 	}
 	select {
 	case got := <-l.c.completed:
-		if got != i {
-			b.Fatalf("%s: IP #%d resolved while waiting for #%d", l.name, got, i)
+		if got != t {
+			b.Fatalf("%s: target #%d resolved while waiting for #%d", l.name, got, t)
+		}
+		if l.c.neigh6[t] != l.fam.v6 {
+			b.Fatalf("%s: target #%d resolved by a neighbour entry of the other family", l.name, t)
 		}
 	case <-time.After(2 * time.Second):
 		l.p.alive(b)
-		b.Fatalf("%s: miss #%d (%s) not resolved within 2s", l.name, i, resolveIP(i))
+		b.Fatalf("%s: miss #%d (%s) not resolved within 2s", l.name, i, l.fam.ip(t))
 	}
-	l.lat = append(l.lat, time.Duration(max(l.c.neigh[i], l.c.fdb[i])-t0.UnixNano()))
+	l.lat = append(l.lat, time.Duration(max(l.c.neigh[t], l.c.fdb[t])-t0.UnixNano()))
 }
 
-// warmUp raises the warm-up miss (the store's last record) every 100 ms
-// until p has resolved it: p is then subscribed, has read its store if it
-// does so at start, and serves.
-func warmUp(b *testing.B, p *proc, g *missgen.Generator, c *completion) {
+// warmUp raises the lane's warm-up miss (its last target, first +
+// isolatedN - 1) every 100 ms until its process has resolved it: the
+// process is then subscribed, has read its store if it does so at start,
+// and serves.
+func (l *isolatedLane) warmUp(b *testing.B) {
 	b.Helper()
-	warm := isolatedN - 1
+	warm := l.first + isolatedN - 1
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		if _, err := g.ARP(resolveIP(warm), 1); err != nil {
+		if _, err := l.fam.send(l.g, warm, 1); err != nil {
 			b.Fatalf("generator: %v", err)
 		}
 		select {
-		case got := <-c.completed:
+		case got := <-l.c.completed:
 			if got == warm {
 				return
 			}
 		case <-time.After(100 * time.Millisecond):
 		}
-		p.alive(b)
+		l.p.alive(b)
 		if time.Now().After(deadline) {
-			b.Fatalf("%s: the warm-up miss not resolved within 30 s\n%s", p.name, p.stderr.String())
+			b.Fatalf("%s: the warm-up miss (%s) not resolved within 30 s\n%s", l.name, l.fam.ip(warm), l.p.stderr.String())
 		}
 	}
 }

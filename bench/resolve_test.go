@@ -98,9 +98,7 @@ func resolveRegistries(tb testing.TB) []benchRegistry {
 	tb.Helper()
 	s := &sharedRegistries
 	s.once.Do(func() {
-		s.regs, s.path, s.err = buildRegistries("ovt-resolve-", registryN, func(i int) []registry.Record {
-			return []registry.Record{{IP: resolveIP(i), MAC: resolveMAC(i), VTEP: resolveVTEP(i)}}
-		})
+		s.regs, s.path, s.err = buildRegistries("ovt-resolve-", registryN, ipv4Records)
 	})
 	if s.err != nil {
 		tb.Fatalf("benchmark registry: %v", s.err)
@@ -108,29 +106,17 @@ func resolveRegistries(tb testing.TB) []benchRegistry {
 	return s.regs
 }
 
-// buildRegistries writes the records of targets 0..n-1 to a DirStore in a
-// new directory named after pattern, on tmpfs when the machine has /dev/shm
-// (the store fsyncs every file), and returns it (dir) and its in-memory
-// copy (mem), and the directory.
+// buildRegistries writes the records of targets 0..n-1 to a DirStore
+// (newStore) and returns it (dir) and its in-memory copy (mem), and the
+// directory.
 func buildRegistries(pattern string, n int, records func(i int) []registry.Record) ([]benchRegistry, string, error) {
-	dir, err := os.MkdirTemp("/dev/shm", pattern)
-	if err != nil {
-		dir, err = os.MkdirTemp("", pattern)
-	}
+	dir, err := newStore(pattern, n, records)
 	if err != nil {
 		return nil, "", err
 	}
 	reg, err := dirstore.New(dir)
 	if err != nil {
 		return nil, dir, err
-	}
-	ctx := context.Background()
-	for i := range n {
-		for _, r := range records(i) {
-			if err := reg.Register(ctx, r); err != nil {
-				return nil, dir, err
-			}
-		}
 	}
 	mem, err := newMemRegistry(reg)
 	if err != nil {
@@ -139,11 +125,48 @@ func buildRegistries(pattern string, n int, records func(i int) []registry.Recor
 	return []benchRegistry{{"dir", reg, dir}, {"mem", mem, dir}}, dir, nil
 }
 
+// newStore writes the records of targets 0..n-1 to a DirStore in a new
+// directory named after pattern, on tmpfs when the machine has /dev/shm
+// (the store fsyncs every file); on failure it removes what it wrote.
+func newStore(pattern string, n int, records func(i int) []registry.Record) (string, error) {
+	dir, err := os.MkdirTemp("/dev/shm", pattern)
+	if err != nil {
+		dir, err = os.MkdirTemp("", pattern)
+	}
+	if err != nil {
+		return "", err
+	}
+	if err := writeRecords(dir, n, records); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
+}
+
+func writeRecords(dir string, n int, records func(i int) []registry.Record) error {
+	reg, err := dirstore.New(dir)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		for _, rec := range records(i) {
+			if err := reg.Register(context.Background(), rec); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // TestMain removes the shared registries, the commands and the floor
 // resolver after the run.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, p := range append([]string{sharedRegistries.path, dualCleanup, floorBuild.dir}, isolatedStores.paths...) {
+	paths := []string{sharedRegistries.path, dualCleanup, floorBuild.dir}
+	for _, p := range isolatedStores.paths {
+		paths = append(paths, p)
+	}
+	for _, p := range paths {
 		if p != "" {
 			os.RemoveAll(p)
 		}
