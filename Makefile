@@ -136,6 +136,7 @@ bench:
 	$(BENCHSTAT) -filter '-.name:/^(Resolve|Program|CrossNodeTCP|FirstContact|Encrypt)/' bench.txt
 	$(BENCHSTAT) -filter '.name:Program' -col /impl bench.txt
 	$(BENCHSTAT) -filter '.name:ResolveIsolated' -col /impl bench.txt
+	$(BENCHSTAT) -filter '.name:ResolveIsolatedFamily' -col /family bench.txt
 	$(BENCHSTAT) -filter '.name:FirstContact' -col /store bench.txt
 	$(BENCHSTAT) -filter '.name:FirstContactIPv6' bench.txt
 	$(BENCHSTAT) -filter '.name:Resolve' -col /impl bench.txt

@@ -19,6 +19,10 @@
 //	                                   from the benchmark's: frame sent to both
 //	                                   entries present, p50, p99, CPU per miss
 //	                                   (root; -benchtime Nx, N misses)
+//	BenchmarkResolveIsolatedFamily/gap=<5ms|20ms>/family=<ipv4|ipv6>
+//	                                   the same for `overlayd run` on a
+//	                                   dual-stack node: ARP requests and IPv6
+//	                                   Neighbor Solicitations taking turns
 //	BenchmarkResolve[Backlog]/n=<10000|50000>/registry=<dir|mem>/impl=<rtnl|vishvananda>
 //	                                   bursts of distinct-IP misses, each sent
 //	                                   once, resolved end to end: resolved/s,
@@ -32,7 +36,7 @@
 // In the burst and scan benchmarks, impl=rtnl is the resolver exactly as
 // `overlayd run` builds it with no flags (TestBenchmarkConfigIsTheDaemons),
 // in the benchmark's process beside the libnetwork-way peer; the isolated
-// benchmark runs `overlayd run` itself. rtnl's monitor drops the echoes of
+// benchmarks run `overlayd run` itself. rtnl's monitor drops the echoes of
 // its own entries with a kernel socket filter (so does the C floor); the
 // peers receive them and skip them in user space, as libnetwork and the lab
 // did.
