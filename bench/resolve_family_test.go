@@ -129,22 +129,7 @@ var dualCleanup string
 func BenchmarkResolveIsolatedFamily(b *testing.B) {
 	nstest.RequireRoot(b)
 	nstest.RequireTools(b, "nsenter")
-	fams := []missFamily{familyIPv4, familyIPv6}
-	for _, gap := range isolatedGaps {
-		for _, fam := range fams {
-			b.Run(fmt.Sprintf("gap=%v/family=%s", gap, fam.name), func(b *testing.B) {
-				r := familyRounds.next(b, fam.name, gap)
-				for b.Loop() { // the misses were raised in the round
-				}
-				reportIsolated(b, fam.name, gap, r.lat, r.cpu)
-			})
-		}
-		v4, ok4 := isolatedP99.Load(fmt.Sprint(gap, familyIPv4.name))
-		v6, ok6 := isolatedP99.Load(fmt.Sprint(gap, familyIPv6.name))
-		if ok4 && ok6 && v4.(time.Duration) > 0 {
-			b.Logf("gap=%v: p99 ipv6 / ipv4 = %.2f", gap, float64(v6.(time.Duration))/float64(v4.(time.Duration)))
-		}
-	}
+	benchRounds(b, familyRounds, "family", []string{familyIPv4.name, familyIPv6.name})
 }
 
 // familyRounds are BenchmarkResolveIsolatedFamily's.

@@ -109,8 +109,8 @@ func startFloorProc(tb testing.TB, n *benchNode) *proc {
 		strconv.Itoa(int(n.Vxlan)), missgen.FirstTarget().String(), strconv.Itoa(isolatedN))
 }
 
-// isolatedP99 keeps each implementation's p99 of the latest run, for the
-// ratios BenchmarkResolveIsolated logs.
+// isolatedP99 keeps each lane's p99 of the latest run, for the ratios
+// benchRounds logs.
 var isolatedP99 sync.Map
 
 // BenchmarkResolveIsolated measures the latency of misses one at a time,
@@ -149,20 +149,31 @@ func BenchmarkResolveIsolated(b *testing.B) {
 	nstest.RequireRoot(b)
 	nstest.RequireTools(b, "nsenter", "gcc")
 	requirePython(b)
+	var names []string
+	for _, impl := range isolatedImpls {
+		names = append(names, impl.name)
+	}
+	benchRounds(b, implRounds, "impl", names)
+}
+
+// benchRounds runs a sub-benchmark gap=GAP/KEY=LANE for every gap of
+// isolatedGaps and every lane, each reporting its lane's share of the next
+// of rs's rounds, and logs every lane's p99 as a ratio to the first's.
+func benchRounds(b *testing.B, rs *isolatedRounds, key string, lanes []string) {
 	for _, gap := range isolatedGaps {
-		for _, impl := range isolatedImpls {
-			b.Run(fmt.Sprintf("gap=%v/impl=%s", gap, impl.name), func(b *testing.B) {
-				r := implRounds.next(b, impl.name, gap)
+		for _, lane := range lanes {
+			b.Run(fmt.Sprintf("gap=%v/%s=%s", gap, key, lane), func(b *testing.B) {
+				r := rs.next(b, lane, gap)
 				for b.Loop() { // the misses were raised in the round
 				}
-				reportIsolated(b, impl.name, gap, r.lat, r.cpu)
+				reportIsolated(b, lane, gap, r.lat, r.cpu)
 			})
 		}
-		f, ok := isolatedP99.Load(fmt.Sprint(gap, "floor"))
-		for _, impl := range isolatedImpls[1:] {
-			p, okP := isolatedP99.Load(fmt.Sprint(gap, impl.name))
-			if ok && okP && f.(time.Duration) > 0 {
-				b.Logf("gap=%v: p99 %s / floor = %.2fx", gap, impl.name, float64(p.(time.Duration))/float64(f.(time.Duration)))
+		first, ok := isolatedP99.Load(fmt.Sprint(gap, lanes[0]))
+		for _, lane := range lanes[1:] {
+			p, okP := isolatedP99.Load(fmt.Sprint(gap, lane))
+			if ok && okP && first.(time.Duration) > 0 {
+				b.Logf("gap=%v: p99 %s / %s = %.2fx", gap, lane, lanes[0], float64(p.(time.Duration))/float64(first.(time.Duration)))
 			}
 		}
 	}
