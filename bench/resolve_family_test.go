@@ -137,8 +137,8 @@ var familyRounds = &isolatedRounds{run: runFamilyRound}
 
 // runFamilyRound starts `overlayd run` on a dual-stack node and raises n
 // IPv4 and n IPv6 misses on it, gap apart, the families taking turns in
-// blocks of isolatedBlock misses.
-func runFamilyRound(b *testing.B, gap time.Duration, n int) map[string]isolatedRun {
+// blocks of isolatedBlock misses (takeTurns: round says which starts).
+func runFamilyRound(b *testing.B, gap time.Duration, n, round int) map[string]isolatedRun {
 	node := newDualBenchNode(b, isolatedStore(b, "dual-stack", 2*isolatedN, dualRecords))
 	c, stopWatch := startCompletion(b, node.Overlay, node.Vxlan)
 	b.Cleanup(stopWatch)
@@ -150,7 +150,7 @@ func runFamilyRound(b *testing.B, gap time.Duration, n int) map[string]isolatedR
 	for _, l := range lanes {
 		l.warmUp(b)
 	}
-	takeTurns(b, lanes, gap, n)
+	takeTurns(b, lanes, gap, n, round)
 	if err := p.stop(); err != nil {
 		b.Fatal(err)
 	}

@@ -192,7 +192,7 @@ type isolatedRun struct {
 // of them each lane has reported.
 type isolatedRounds struct {
 	mu     sync.Mutex
-	run    func(b *testing.B, gap time.Duration, n int) map[string]isolatedRun
+	run    func(b *testing.B, gap time.Duration, n, round int) map[string]isolatedRun
 	rounds map[time.Duration][]map[string]isolatedRun
 	taken  map[string]int
 }
@@ -211,7 +211,7 @@ func (rs *isolatedRounds) next(b *testing.B, lane string, gap time.Duration) iso
 	key := fmt.Sprint(gap, lane)
 	k := rs.taken[key]
 	if k == len(rs.rounds[gap]) {
-		rs.rounds[gap] = append(rs.rounds[gap], rs.run(b, gap, isolatedMisses(b)))
+		rs.rounds[gap] = append(rs.rounds[gap], rs.run(b, gap, isolatedMisses(b), k))
 	}
 	rs.taken[key] = k + 1
 	return rs.rounds[gap][k][lane]
@@ -249,8 +249,9 @@ type isolatedLane struct {
 }
 
 // runIsolatedRound starts every implementation on a node of its own and
-// raises n misses on each, gap apart, in turns of isolatedBlock misses.
-func runIsolatedRound(b *testing.B, gap time.Duration, n int) map[string]isolatedRun {
+// raises n misses on each, gap apart, in turns of isolatedBlock misses
+// (takeTurns: round says who starts).
+func runIsolatedRound(b *testing.B, gap time.Duration, n, round int) map[string]isolatedRun {
 	var lanes []*isolatedLane
 	var stops []func()
 	for _, impl := range isolatedImpls {
@@ -263,7 +264,7 @@ func runIsolatedRound(b *testing.B, gap time.Duration, n int) map[string]isolate
 		lanes = append(lanes, l)
 		stops = append(stops, stopWatch)
 	}
-	takeTurns(b, lanes, gap, n)
+	takeTurns(b, lanes, gap, n, round)
 	for k, l := range lanes {
 		if err := l.p.stop(); err != nil {
 			b.Fatal(err)
@@ -285,13 +286,17 @@ func containerGenerator(b *testing.B, node *benchNode, src netip.Addr) *missgen.
 }
 
 // takeTurns raises n misses on each lane, gap apart, the lanes taking turns
-// in blocks of isolatedBlock misses (who starts rotates), and adds each
-// lane's process's CPU time during its turns to the lane.
-func takeTurns(b *testing.B, lanes []*isolatedLane, gap time.Duration, n int) {
+// in blocks of isolatedBlock misses, and adds each lane's process's CPU
+// time during its turns to the lane. Who starts rotates from block to block
+// and from round to round (lane round%len(lanes) starts the round's first
+// block): a process's periodic work (overlayd's reconcile pass every 10 s
+// from its start) falls at the same moment of every round, so that with
+// one schedule it would fall in the same lane's turns every round.
+func takeTurns(b *testing.B, lanes []*isolatedLane, gap time.Duration, n, round int) {
 	time.Sleep(50 * time.Millisecond) // past the warm-ups' own work
 	for blk := 0; blk < n; blk += isolatedBlock {
 		for k := range lanes {
-			l := lanes[(blk/isolatedBlock+k)%len(lanes)]
+			l := lanes[(round+blk/isolatedBlock+k)%len(lanes)]
 			cpu0 := l.p.cpu(b)
 			for i := blk; i < min(blk+isolatedBlock, n); i++ {
 				l.miss(b, i)
