@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
@@ -23,23 +22,20 @@ const UserAgent = "overlayd"
 
 // newClient returns a REST client of the core API group (v1) for the
 // kubeconfig file at path, or the in-cluster service account when path is
-// empty: protobuf where the server speaks it (Nodes decode faster and
-// smaller), a user agent naming the node.
+// empty: JSON decoded into nodeObject (what overlaynet reads of a Node),
+// a user agent naming the node.
 func newClient(path, node string) (*rest.RESTClient, error) {
 	cfg, err := restConfig(path)
 	if err != nil {
 		return nil, err
 	}
 	cfg.UserAgent = UserAgent + " (node " + node + ")"
-	scheme := runtime.NewScheme()
-	if err := corev1.AddToScheme(scheme); err != nil {
-		return nil, fmt.Errorf("kubereg: %w", err)
-	}
-	cfg.GroupVersion = &corev1.SchemeGroupVersion
+	gv := coreV1()
+	cfg.GroupVersion = &gv
 	cfg.APIPath = "/api"
-	cfg.ContentType = runtime.ContentTypeProtobuf
-	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
-	cfg.NegotiatedSerializer = serializer.NewCodecFactory(scheme).WithoutConversion()
+	cfg.ContentType = runtime.ContentTypeJSON
+	cfg.AcceptContentTypes = runtime.ContentTypeJSON
+	cfg.NegotiatedSerializer = serializer.NewCodecFactory(newScheme()).WithoutConversion()
 	rc, err := rest.RESTClientFor(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubereg: %w", err)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/rest"
@@ -148,7 +147,7 @@ func Open(ctx context.Context, o Options) (*Registry, error) {
 // startInformer runs the informer over Nodes and waits for its first list.
 func (r *Registry) startInformer(ctx context.Context) error {
 	lw := cache.NewListWatchFromClient(r.rc, "nodes", metav1.NamespaceAll, fields.Everything())
-	inf := cache.NewSharedIndexInformer(lw, &corev1.Node{}, 0, cache.Indexers{})
+	inf := cache.NewSharedIndexInformer(lw, &nodeObject{}, 0, cache.Indexers{})
 	if err := inf.SetTransform(stripNode); err != nil {
 		return fmt.Errorf("kubereg: %w", err)
 	}
@@ -217,7 +216,7 @@ func (r *Registry) onNode(obj any, deleted bool) {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj, deleted = d.Obj, true
 	}
-	n, ok := obj.(*corev1.Node)
+	n, ok := obj.(*nodeObject)
 	if !ok {
 		return
 	}

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	corev1 "k8s.io/api/core/v1"
 )
 
 const encNetwork = `{"vni":42,"port":4789,"mtu":1390,"gateway":"10.244.0.1/16","encrypt":true,"tunnel":"169.254.32.0/19"}`
@@ -35,7 +34,7 @@ func TestKubeMembers(t *testing.T) {
 	d := node("d", 3, "169.254.34.13", testNetwork, "10.244.4.0/24") // link-local without encryption
 	r := &Registry{nodes: map[string]nodeInfo{}}
 	r.synced.Store(true)
-	for _, n := range []*corev1.Node{a, b, c, d} {
+	for _, n := range []*nodeObject{a, b, c, d} {
 		ni := parseNode(n)
 		r.nodes[ni.name] = ni
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -81,7 +80,7 @@ func (a nodeInfo) same(b nodeInfo) bool {
 }
 
 // parseNode reads what overlaynet uses of a Node.
-func parseNode(n *corev1.Node) nodeInfo {
+func parseNode(n *nodeObject) nodeInfo {
 	ni := nodeInfo{name: n.Name, created: n.CreationTimestamp.Time, deleting: n.DeletionTimestamp != nil}
 	cidrs := n.Spec.PodCIDRs
 	if len(cidrs) == 0 && n.Spec.PodCIDR != "" {
@@ -206,13 +205,14 @@ func effective(nodes map[string]nodeInfo, ours registry.Network) (map[string]Nod
 
 // stripNode is the informer's transform: it keeps of a Node only what
 // parseNode reads (and what the informer needs), so that the cache of
-// thousands of Nodes holds no status, images or managed fields.
+// thousands of Nodes holds no labels, other annotations or managed fields
+// (nodeObject decodes no status at all).
 func stripNode(obj any) (any, error) {
-	n, ok := obj.(*corev1.Node)
+	n, ok := obj.(*nodeObject)
 	if !ok {
 		return obj, nil
 	}
-	out := &corev1.Node{ObjectMeta: metav1.ObjectMeta{
+	out := &nodeObject{ObjectMeta: metav1.ObjectMeta{
 		Name: n.Name, UID: n.UID, ResourceVersion: n.ResourceVersion,
 		CreationTimestamp: n.CreationTimestamp, DeletionTimestamp: n.DeletionTimestamp,
 	}}
