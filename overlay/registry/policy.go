@@ -289,9 +289,9 @@ func (p Policy) CheckVTEP(v netip.Addr) (Reason, error) {
 		return ReasonVTEPBroadcast, fmt.Errorf("registry: VTEP %s is the broadcast address", v)
 	case p.Underlay.IsValid() && hasBroadcast(p.Underlay) && v == broadcast(p.Underlay.Masked()):
 		return ReasonVTEPBroadcast, fmt.Errorf("registry: VTEP %s is the underlay subnet's broadcast address", v)
-	case p.Subnet.Masked().Contains(v):
+	case holds(p.Subnet, v):
 		return ReasonVTEPInOverlay, fmt.Errorf("registry: VTEP %s is inside the overlay subnet %s", v, p.Subnet.Masked())
-	case p.Subnet6.Masked().Contains(v):
+	case holds(p.Subnet6, v):
 		return ReasonVTEPInOverlay, fmt.Errorf("registry: VTEP %s is inside the overlay's IPv6 prefix %s", v, p.Subnet6.Masked())
 	case v.Is6() && v.IsLinkLocalUnicast():
 		return ReasonVTEPLinkLocal, fmt.Errorf("registry: VTEP %s is IPv6 link-local: no node's underlay address", v)
@@ -324,11 +324,11 @@ func (p Policy) CheckMember(m Member) (Reason, error) {
 		return bad("is not a unicast address")
 	case p.Endpoints.IsValid() && hasBroadcast(p.Endpoints) && e == broadcast(p.Endpoints.Masked()):
 		return bad("is the underlay subnet's broadcast address")
-	case p.Subnet.Masked().Contains(e):
+	case holds(p.Subnet, e):
 		return bad("is inside the overlay subnet")
-	case p.Subnet6.Masked().Contains(e):
+	case holds(p.Subnet6, e):
 		return bad("is inside the overlay's IPv6 prefix")
-	case p.Tunnel.Masked().Contains(e):
+	case holds(p.Tunnel, e):
 		return bad("is inside the tunnel subnet")
 	}
 	return 0, nil
@@ -357,4 +357,10 @@ func broadcast(p netip.Prefix) netip.Addr {
 	host := uint32(1)<<(32-p.Bits()) - 1
 	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) | host
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
+}
+
+// holds says whether the network of prefix p (unset: none) holds a,
+// allocating nothing (an unset prefix's Masked builds an error).
+func holds(p netip.Prefix, a netip.Addr) bool {
+	return p.IsValid() && p.Masked().Contains(a)
 }

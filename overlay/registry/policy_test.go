@@ -137,3 +137,23 @@ func TestReasonString(t *testing.T) {
 		t.Errorf("reasons %v", seen)
 	}
 }
+
+// TestPolicyAcceptsWithoutAllocating: accepting a sound record's FDB half
+// allocates nothing, whichever prefixes the policy leaves unset (the
+// resolver checks every record of its view this way, 100,000 per
+// reconcile pass).
+func TestPolicyAcceptsWithoutAllocating(t *testing.T) {
+	mac, vtep := mustMAC("02:42:c6:33:64:05"), netip.MustParseAddr("192.0.2.3")
+	for _, p := range []Policy{
+		{},
+		{Subnet: netip.MustParsePrefix("198.51.100.0/24")},
+		{Subnet: netip.MustParsePrefix("198.51.100.0/24"), Subnet6: netip.MustParsePrefix("fd00:42::/64")},
+	} {
+		if _, err := p.CheckFDB(mac, vtep); err != nil {
+			t.Fatalf("%+v: %v", p, err)
+		}
+		if n := testing.AllocsPerRun(100, func() { _, _ = p.CheckFDB(mac, vtep) }); n != 0 {
+			t.Errorf("policy %+v: CheckFDB allocates %v times per call", p, n)
+		}
+	}
+}
