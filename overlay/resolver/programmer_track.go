@@ -46,6 +46,11 @@ func (p *programmer) track(op *progOp) {
 type kernelEntries struct {
 	neigh neighTable
 	fdb   fdbTable
+	// fdbTracked: the FDB was not dumped, and the entries to check are the
+	// programmer's tracking, read in place (programmer.eachFDB) instead of
+	// a copy of it (fdb is empty): 100,000 endpoints' FDB entries are not
+	// copied every pass.
+	fdbTracked bool
 	// unproven are PERMANENT extern_learn FDB entries on the vxlan that
 	// nothing yet shows to be ours: another controller of the device (an
 	// EVPN daemon) programs entries with the same flags. See sync.
@@ -133,9 +138,10 @@ func (p *programmer) sync(fdb bool) (kernelEntries, int, error) {
 	st := &stride{p: p}
 	adopted := p.syncNeigh(&ke, st)
 	if !fdb {
-		// Not dumped: the tracking stands, and is what the pass checks.
+		// Not dumped: the tracking stands, and is what the pass checks,
+		// in place.
 		ke.unproven = make(map[ethaddr.MAC]netip.Addr)
-		ke.fdb = p.fdb.clone()
+		ke.fdbTracked = true
 		return ke, adopted, nil
 	}
 	adopted += p.syncFDB(&ke, st)
@@ -252,7 +258,16 @@ const syncStride = 1024
 // holds mu throughout, as for the dump. A plain unlock and lock would not
 // do: the mutex lets sync take it again before a woken waiter runs.
 func (p *programmer) yield() {
-	if p.touchedNeigh == nil || p.waiting.Load() == 0 {
+	if p.touchedNeigh == nil {
+		return
+	}
+	p.letWaitersGo()
+}
+
+// letWaitersGo releases mu (held) while batches or lookups wait for it,
+// and takes it again.
+func (p *programmer) letWaitersGo() {
+	if p.waiting.Load() == 0 {
 		return
 	}
 	p.mu.Unlock()
@@ -268,6 +283,37 @@ func (p *programmer) lock() {
 	p.waiting.Add(1)
 	p.mu.Lock()
 	p.waiting.Add(-1)
+}
+
+// eachFDB calls fn with every tracked FDB entry, in place: under mu,
+// released every syncStride entries while batches or lookups wait (an
+// entry programmed or removed meanwhile may or may not be seen; a pass's
+// fixes are checked again before they are sent). fn must not call into
+// the programmer.
+func (p *programmer) eachFDB(fn func(ethaddr.MAC, netip.Addr)) {
+	p.lock()
+	defer p.mu.Unlock()
+	n := 0
+	for mac, vtep := range p.fdb.all() {
+		fn(mac, vtep)
+		if n++; n%syncStride == 0 {
+			p.letWaitersGo()
+		}
+	}
+}
+
+// fdbCopy returns a copy of the FDB tracking.
+func (p *programmer) fdbCopy() fdbTable {
+	p.lock()
+	defer p.mu.Unlock()
+	return p.fdb.clone()
+}
+
+// fdbLen returns how many FDB entries are tracked.
+func (p *programmer) fdbLen() int {
+	p.lock()
+	defer p.mu.Unlock()
+	return p.fdb.len()
 }
 
 // adoptFDB tracks the kernel's FDB entry mac → vtep as ours (an unproven

@@ -167,6 +167,9 @@ func (r *Resolver) reconcile(ctx context.Context, fdb bool) (ReconcileStats, err
 		r.takeUnproven(ke)
 	}
 	st.Entries = ke.neigh.len() + ke.fdb.len()
+	if ke.fdbTracked {
+		st.Entries += r.prog.fdbLen()
+	}
 	st.Adopted = adopted
 	r.m.reconcileFixes[reconcileAdopted].Add(uint64(adopted))
 	r.table.forgetAll()
@@ -174,6 +177,11 @@ func (r *Resolver) reconcile(ctx context.Context, fdb bool) (ReconcileStats, err
 	src, done, err := r.recordSource(ctx, &ke, &st, start)
 	if done || err != nil {
 		return st, err
+	}
+	if _, view := src.(viewSource); ke.fdbTracked && !view {
+		// A listing's source may look keys up in the registry: not
+		// under the programmer's lock, so the tracking is copied.
+		ke.fdb, ke.fdbTracked = r.prog.fdbCopy(), false
 	}
 	r.adoptUnproven(&ke, src, &st)
 	err = r.sendFixes(r.planFixes(ke, src, &st), src, &st)
@@ -203,7 +211,7 @@ func (r *Resolver) takeUnproven(ke kernelEntries) {
 type fixPlan struct {
 	r         *Resolver
 	src       recordSource
-	kernelFDB *fdbTable // the FDB entries the pass found
+	kernelFDB func(ethaddr.MAC) (netip.Addr, bool) // the FDB entries the pass found
 	st        *ReconcileStats
 	ops       []progOp
 	fdbSet    map[ethaddr.MAC]bool // FDB entries planned for a neighbour entry's new MAC
@@ -212,11 +220,20 @@ type fixPlan struct {
 // planFixes returns the changes that bring the entries of ke in line with
 // src: a neighbour or FDB entry whose record changed is re-programmed, one
 // whose record is gone, or now at this node, is removed, one whose record
-// is unusable is kept.
+// is unusable is kept. With ke.fdbTracked, the FDB entries are the
+// tracking's, read in place (src is then the view: its answers take no
+// registry call).
 func (r *Resolver) planFixes(ke kernelEntries, src recordSource, st *ReconcileStats) []progOp {
-	p := &fixPlan{r: r, src: src, kernelFDB: &ke.fdb, st: st, fdbSet: make(map[ethaddr.MAC]bool)}
+	p := &fixPlan{r: r, src: src, kernelFDB: ke.fdb.get, st: st, fdbSet: make(map[ethaddr.MAC]bool)}
+	if ke.fdbTracked {
+		p.kernelFDB = r.prog.trackedFDB
+	}
 	for k, have := range ke.neigh.all() {
 		p.neigh(k, have)
+	}
+	if ke.fdbTracked {
+		r.prog.eachFDB(p.fdb)
+		return p.ops
 	}
 	for mac, have := range ke.fdb.all() {
 		p.fdb(mac, have)
@@ -259,7 +276,7 @@ func (p *fixPlan) moved(k neighKey, have, want ethaddr.MAC) {
 	}
 	p.ops = append(p.ops, progOp{kind: opSetNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: want, counted: true})
 	p.st.Updated++
-	if have, _ := p.kernelFDB.get(want); have != vtep && !p.fdbSet[want] {
+	if have, _ := p.kernelFDB(want); have != vtep && !p.fdbSet[want] {
 		p.ops = append(p.ops, progOp{kind: opSetFDB, mac: want, vtep: vtep})
 		p.fdbSet[want] = true
 	}
@@ -329,7 +346,9 @@ func (r *Resolver) adoptUnproven(ke *kernelEntries, src recordSource, st *Reconc
 			continue
 		}
 		r.prog.adoptFDB(mac, vtep)
-		ke.fdb.set(mac, vtep)
+		if !ke.fdbTracked {
+			ke.fdb.set(mac, vtep)
+		}
 		st.Adopted++
 		st.Entries++
 		r.m.reconcileFixes[reconcileAdopted].Add(1)

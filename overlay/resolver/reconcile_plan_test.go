@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"testing"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 )
 
 // mapSource is a recordSource of fixed records; bad keys are unusable.
@@ -148,3 +150,58 @@ func TestSendFixes(t *testing.T) {
 }
 
 var _ recordSource = mapSource{}
+
+// TestReconcileReadsFDBTrackingInPlace: a pass that does not dump the FDB
+// checks the tracked FDB entries against the view in place, not in a copy:
+// the entry whose record moved to another VTEP is updated, the one whose
+// record is gone removed, and the pass allocates less than half of what
+// a copy of the tracking (20,000 entries) takes.
+func TestReconcileReadsFDBTrackingInPlace(t *testing.T) {
+	const n = 20_000
+	k := &fakeKernel{}
+	r, _ := newTestResolver(t, newFakeRegistry(), k, func(c *testConfig) { c.Feed, c.Mode = make(chanFeed), ModeHybrid })
+	view, _ := r.feed.table(registry.Change{})
+	vtepA, vtepB := netip.MustParseAddr("192.0.2.3"), netip.MustParseAddr("192.0.2.4")
+	mac := func(i int) ethaddr.MAC { return ethaddr.MAC{0x02, 0x43, 10, 1, byte(i >> 8), byte(i)} }
+	for i := range n {
+		if i != n-1 { // the last one's record is gone
+			view.PutRecord(registry.Record{IP: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}), MAC: mac(i), VTEP: vtepA})
+		}
+		tracked := vtepA
+		if i == 0 { // programmed before its record moved to vtepA
+			tracked = vtepB
+		}
+		r.prog.fdb.set(mac(i), tracked)
+	}
+	r.feed.synced.Store(true)
+	if v, ok := r.feed.viewedMAC(mac(1)); !ok || v != vtepA {
+		t.Fatalf("the view holds %v %v for a record put in it", v, ok)
+	}
+
+	var m0, m1, m2 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	_ = r.prog.fdbCopy()
+	runtime.ReadMemStats(&m1)
+	copyBytes := m1.TotalAlloc - m0.TotalAlloc
+	st, err := r.reconcile(t.Context(), false)
+	runtime.ReadMemStats(&m2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if passBytes := m2.TotalAlloc - m1.TotalAlloc; passBytes >= copyBytes/2 {
+		t.Errorf("the pass allocated %d bytes; a copy of the FDB tracking takes %d", passBytes, copyBytes)
+	}
+	if st.Entries != n || st.Updated != 1 || st.Removed != 1 {
+		t.Errorf("pass: %d entries, %d updated, %d removed; want %d, 1, 1", st.Entries, st.Updated, st.Removed, n)
+	}
+	if v, ok := r.prog.trackedFDB(mac(0)); !ok || v != vtepA {
+		t.Errorf("moved entry tracked at %v %v, want %v", v, ok, vtepA)
+	}
+	if _, ok := r.prog.trackedFDB(mac(n - 1)); ok {
+		t.Errorf("the entry of a gone record is still tracked")
+	}
+	if got := k.sizes(); len(got) != 1 || got[0] != 2 {
+		t.Errorf("batches %v, want one of 2 requests", got)
+	}
+}
