@@ -113,7 +113,7 @@ serves this node; 503 with the reason otherwise).
 
 Memory: the daemon's garbage collector runs at GOGC=10 unless the GOGC
 environment variable says otherwise (the Go default is 100): its heap is
-mostly the records it follows (100,000 remote endpoints: about 10 MiB live),
+mostly the records it follows (100,000 remote endpoints: 9-10 MB live),
 in maps the collector does not scan, which this keeps at about 1.1x instead
 of 2x for a small cost in CPU when records change. GOMEMLIMIT is honoured as
 usual.`
