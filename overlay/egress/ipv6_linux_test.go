@@ -128,7 +128,7 @@ func TestSetupModes6(t *testing.T) {
 		t.Fatal(err)
 	}
 	out = n.snapshot6()
-	if st.IPv6 != nil || len(st.Forwarding) != 4 || len(st.HostAccept) != 0 || strings.Contains(out, "fe80::1") || strings.Contains(out, "force_forwarding:1") {
+	if st.IPv6 != nil || len(st.Forwarding) != 4 || len(st.HostAccept) != 0 || strings.Contains(out, "inet6 fe80::1/") || strings.Contains(out, "force_forwarding:1") {
 		t.Errorf("mode none: %+v\n%s", st, out)
 	}
 	if err := n.teardown(st); err != nil {
