@@ -38,13 +38,13 @@ install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/overlayd
 	install -D -m 0755 $(PLUGIN) $(DESTDIR)$(CNI_BIN_DIR)/overlaynet
 
-## deps-check: rtnl/ may import only the standard library, golang.org/x/sys and ethaddr/ (standard library only)
+## deps-check: rtnl/ may import only the standard library and golang.org/x/sys; ethaddr/ only the standard library
 deps-check:
-	@bad=$$($(GO) list -deps ./rtnl/... | grep '\.' | grep -v -e '^vendor/' -e '^golang.org/x/sys/' -e '^github.com/overlaynet/overlaynet/rtnl' -e '^github.com/overlaynet/overlaynet/ethaddr$$' || true); \
-	if [ -n "$$bad" ]; then echo "rtnl imports outside std, x/sys and ethaddr:"; echo "$$bad"; exit 1; fi; \
+	@bad=$$($(GO) list -deps ./rtnl/... | grep '\.' | grep -v -e '^vendor/' -e '^golang.org/x/sys/' -e '^github.com/overlaynet/overlaynet/rtnl' || true); \
+	if [ -n "$$bad" ]; then echo "rtnl imports outside std and x/sys:"; echo "$$bad"; exit 1; fi; \
 	bad=$$($(GO) list -deps ./ethaddr | grep '\.' | grep -v '^github.com/overlaynet/overlaynet/ethaddr$$' || true); \
 	if [ -n "$$bad" ]; then echo "ethaddr imports outside std:"; echo "$$bad"; exit 1; fi; \
-	echo "deps-check: rtnl imports only std, golang.org/x/sys and ethaddr (std only)"
+	echo "deps-check: rtnl imports only std and golang.org/x/sys; ethaddr only std"
 
 vet:
 	$(GO) vet ./...

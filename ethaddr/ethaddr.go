@@ -1,7 +1,8 @@
 // Package ethaddr owns the Ethernet (EUI-48) address type shared by the
-// netlink layer (rtnl), the registries and the guard: a 6-byte value type,
-// so that decoding one never allocates, with its text form. It imports only
-// the standard library.
+// registries, the resolver and the guard: a 6-byte value type, so that
+// decoding one never allocates, with its text form. The netlink layer (rtnl)
+// speaks [6]byte, which MAC is assignable to and from, so that rtnl depends on
+// nothing of ours. It imports only the standard library.
 package ethaddr
 
 import (

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/links"
 
 	"github.com/overlaynet/overlaynet/overlay/egress"
@@ -316,7 +317,7 @@ func (n *Node) endpointStatus(st *endpointState, li linkIndex, bridge string) En
 			problem("container interface %s is down", e.IfName)
 		}
 		if p.Address != e.MAC {
-			problem("container interface %s has MAC %s, want %s", e.IfName, p.Address, e.MAC)
+			problem("container interface %s has MAC %s, want %s", e.IfName, ethaddr.MAC(p.Address), e.MAC)
 		}
 		if es.KernelPeerIndex != 0 && es.KernelPeerIndex != p.Index {
 			problem("host veth peer is ifindex %d, container interface is %d", es.KernelPeerIndex, p.Index)

@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-
-	"github.com/overlaynet/overlaynet/ethaddr"
 )
 
 // Attribute type flags carried in the high bits of nla_type.
@@ -166,11 +164,11 @@ func (ad *AttributeDecoder) Addr() netip.Addr {
 }
 
 // MAC decodes the current attribute as a 6-byte Ethernet address.
-func (ad *AttributeDecoder) MAC() ethaddr.MAC {
+func (ad *AttributeDecoder) MAC() [6]byte {
 	if !ad.sized(6) {
-		return ethaddr.MAC{}
+		return [6]byte{}
 	}
-	return ethaddr.MAC(ad.data)
+	return [6]byte(ad.data)
 }
 
 // Nest returns a decoder over the current attribute's payload, for nested
@@ -290,7 +288,7 @@ func (ae *AttributeEncoder) Addr(typ uint16, a netip.Addr) {
 }
 
 // MAC appends a 6-byte hardware address attribute.
-func (ae *AttributeEncoder) MAC(typ uint16, m ethaddr.MAC) { ae.Raw(typ, m[:]) }
+func (ae *AttributeEncoder) MAC(typ uint16, m [6]byte) { ae.Raw(typ, m[:]) }
 
 // Begin starts a nested attribute (flagged NLA_F_NESTED) and returns a mark
 // to pass to End.

@@ -71,7 +71,7 @@ func TestAttributeDecoderRoundTrip(t *testing.T) {
 		case 8:
 			check(t, "v6", ad.Addr(), netip.MustParseAddr("2001:db8::1"))
 		case 9:
-			check(t, "mac", ad.MAC().String(), "02:42:c6:33:64:03")
+			check(t, "mac", ethaddr.MAC(ad.MAC()).String(), "02:42:c6:33:64:03")
 		case 10:
 			if !ad.Nested() {
 				t.Errorf("attribute 10 not flagged nested")

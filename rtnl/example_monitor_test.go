@@ -41,7 +41,7 @@ func ExampleMonitor() {
 		case ev.Miss.Kind == rtnl.MissL3:
 			fmt.Printf("dev %d: who has %v?\n", ev.Miss.Ifindex, ev.Miss.IP)
 		case ev.Miss.Kind == rtnl.MissL2:
-			fmt.Printf("dev %d: where is %v?\n", ev.Miss.Ifindex, ev.Miss.MAC)
+			fmt.Printf("dev %d: where is %v?\n", ev.Miss.Ifindex, rtnl.HardwareAddr(ev.Miss.MAC[:]))
 		}
 		return nil // ev is reused: copy what must outlive the callback
 	})
@@ -83,7 +83,7 @@ func ExampleMonitor_namedNetNS() {
 		case ev.Miss.Kind == rtnl.MissL3:
 			fmt.Printf("dev %d: who has %v?\n", ev.Miss.Ifindex, ev.Miss.IP)
 		case ev.Miss.Kind == rtnl.MissL2:
-			fmt.Printf("dev %d: where is %v?\n", ev.Miss.Ifindex, ev.Miss.MAC)
+			fmt.Printf("dev %d: where is %v?\n", ev.Miss.Ifindex, rtnl.HardwareAddr(ev.Miss.MAC[:]))
 		}
 		return nil // ev is reused: copy what must outlive the callback
 	})

@@ -2,7 +2,9 @@ package rtnl
 
 // HardwareAddr is a link-layer address of any length (NDA_LLADDR). It is
 // rtnl's own type, like net.HardwareAddr, so that rtnl does not import net.
-// Six-byte addresses decode to ethaddr.MAC.
+// Six-byte addresses decode to [6]byte, which ethaddr.MAC (the product's Ethernet
+// address type) is assignable to and from: rtnl imports nothing but the
+// standard library and golang.org/x/sys.
 type HardwareAddr []byte
 
 // String formats a as colon-separated lowercase hex bytes.

@@ -4,8 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-
-	"github.com/overlaynet/overlaynet/ethaddr"
 )
 
 // Link attributes (IFLA_*, include/uapi/linux/if_link.h).
@@ -138,17 +136,17 @@ type LinkMessage struct {
 	// encoding, those to send even when their field is zero. See LinkHas.
 	Present LinkHas
 
-	Name      string      // IFLA_IFNAME
-	Alias     string      // IFLA_IFALIAS
-	Address   ethaddr.MAC // IFLA_ADDRESS; decoded only when 6 bytes long
-	Broadcast ethaddr.MAC // IFLA_BROADCAST; decoded only when 6 bytes long
-	MTU       uint32      // IFLA_MTU
-	MinMTU    uint32      // IFLA_MIN_MTU (reported by the kernel)
-	MaxMTU    uint32      // IFLA_MAX_MTU (reported by the kernel)
-	TxQLen    uint32      // IFLA_TXQLEN
-	Link      int32       // IFLA_LINK: the lower or peer device (a veth's peer ifindex)
-	Master    int32       // IFLA_MASTER: ifindex of the bridge the link is enslaved to
-	OperState OperState   // IFLA_OPERSTATE
+	Name      string    // IFLA_IFNAME
+	Alias     string    // IFLA_IFALIAS
+	Address   [6]byte   // IFLA_ADDRESS; decoded only when 6 bytes long
+	Broadcast [6]byte   // IFLA_BROADCAST; decoded only when 6 bytes long
+	MTU       uint32    // IFLA_MTU
+	MinMTU    uint32    // IFLA_MIN_MTU (reported by the kernel)
+	MaxMTU    uint32    // IFLA_MAX_MTU (reported by the kernel)
+	TxQLen    uint32    // IFLA_TXQLEN
+	Link      int32     // IFLA_LINK: the lower or peer device (a veth's peer ifindex)
+	Master    int32     // IFLA_MASTER: ifindex of the bridge the link is enslaved to
+	OperState OperState // IFLA_OPERSTATE
 
 	// LinkNetNSID is IFLA_LINK_NETNSID: the id, in this link's namespace, of
 	// the namespace where Link lives (a veth peer or a vxlan's socket elsewhere).
@@ -202,10 +200,10 @@ func (m *LinkMessage) encodeAttrs(ae *AttributeEncoder) error {
 	if m.Alias != "" {
 		ae.String(iflaIfAlias, m.Alias)
 	}
-	if !m.Address.IsZero() {
+	if m.Address != [6]byte{} {
 		ae.MAC(iflaAddress, m.Address)
 	}
-	if !m.Broadcast.IsZero() {
+	if m.Broadcast != [6]byte{} {
 		ae.MAC(iflaBroadcast, m.Broadcast)
 	}
 	if m.MTU != 0 {
@@ -270,11 +268,11 @@ func (m *LinkMessage) UnmarshalBinary(b []byte) error {
 		case iflaIfAlias:
 			m.Alias = ad.String()
 		case iflaAddress:
-			if ad.Len() == len(ethaddr.MAC{}) {
+			if ad.Len() == len([6]byte{}) {
 				m.Address = ad.MAC()
 			}
 		case iflaBroadcast:
-			if ad.Len() == len(ethaddr.MAC{}) {
+			if ad.Len() == len([6]byte{}) {
 				m.Broadcast = ad.MAC()
 			}
 		case iflaMTU:

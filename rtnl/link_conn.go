@@ -3,8 +3,6 @@ package rtnl
 import (
 	"fmt"
 	"syscall"
-
-	"github.com/overlaynet/overlaynet/ethaddr"
 )
 
 // LinkAdd creates the link m describes (RTM_NEWLINK with NLM_F_CREATE|
@@ -117,8 +115,8 @@ func (c *Conn) LinkSetMTU(index int32, mtu uint32) error {
 }
 
 // LinkSetAddress sets the link's hardware address.
-func (c *Conn) LinkSetAddress(index int32, mac ethaddr.MAC) error {
-	if mac.IsZero() {
+func (c *Conn) LinkSetAddress(index int32, mac [6]byte) error {
+	if mac == [6]byte{} {
 		return fmt.Errorf("rtnl: link %d: zero MAC address", index)
 	}
 	return c.LinkSet(&LinkMessage{Index: index, Address: mac})

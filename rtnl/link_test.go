@@ -169,7 +169,7 @@ func TestLinkMessageRejectsMalformedAttributes(t *testing.T) {
 		ae.Raw(rtnl.IFLA_ADDRESS, []byte{0, 0, 0, 0})
 		ae.String(rtnl.IFLA_IFNAME, "tunl0")
 	})
-	if err := m.UnmarshalBinary(b); err != nil || m.Name != "tunl0" || !m.Address.IsZero() {
+	if err := m.UnmarshalBinary(b); err != nil || m.Name != "tunl0" || m.Address != [6]byte{} {
 		t.Errorf("4-byte IFLA_ADDRESS: %v, %+v", err, m)
 	}
 }

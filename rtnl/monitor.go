@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-
-	"github.com/overlaynet/overlaynet/ethaddr"
 )
 
 // MissKind says which kernel path asked userspace for an address.
@@ -46,12 +44,12 @@ func (k MissKind) String() string {
 // never allocates.
 type Miss struct {
 	Kind    MissKind
-	Family  uint8       // ndm_family: AF_INET or AF_INET6
-	Ifindex int32       // the vxlan device (or the neighbour's device for app_solicit)
-	State   NeighState  // NUD_STALE for vxlan misses; INCOMPLETE or PROBE for app_solicit
-	IP      netip.Addr  // NDA_DST: the address asked for (L3, app_solicit); invalid for L2
-	MAC     ethaddr.MAC // NDA_LLADDR: the MAC asked for (L2), old MAC (app_solicit in PROBE)
-	HasMAC  bool        // NDA_LLADDR was present with 6 bytes
+	Family  uint8      // ndm_family: AF_INET or AF_INET6
+	Ifindex int32      // the vxlan device (or the neighbour's device for app_solicit)
+	State   NeighState // NUD_STALE for vxlan misses; INCOMPLETE or PROBE for app_solicit
+	IP      netip.Addr // NDA_DST: the address asked for (L3, app_solicit); invalid for L2
+	MAC     [6]byte    // NDA_LLADDR: the MAC asked for (L2), old MAC (app_solicit in PROBE)
+	HasMAC  bool       // NDA_LLADDR was present with 6 bytes
 	// VNI is NDA_VNI as the kernel reports it, HasVNI whether it did. It is
 	// not the device's VNI: an L3 miss carries 16777216 (VXLAN_N_VID, "no
 	// VNI"), an L2 miss 0 (left out when the device's own VNI is 0).
@@ -221,7 +219,7 @@ func decodeMiss(flags uint16, data []byte, m *Miss) error {
 			if len(p) != 6 {
 				return errMissBadLL
 			}
-			m.MAC, m.HasMAC = ethaddr.MAC(p), true
+			m.MAC, m.HasMAC = [6]byte(p), true
 		case NeighAttrVNI:
 			if len(p) != 4 {
 				return errMissBadU32

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-
-	"github.com/overlaynet/overlaynet/ethaddr"
 )
 
 // NeighState is a neighbour's state: a set of NUD_* bits (ndm_state).
@@ -129,11 +127,11 @@ type NeighMessage struct {
 }
 
 // MAC returns LLAddr as a MAC when it holds exactly 6 bytes.
-func (m *NeighMessage) MAC() (ethaddr.MAC, bool) {
+func (m *NeighMessage) MAC() ([6]byte, bool) {
 	if len(m.LLAddr) != 6 {
-		return ethaddr.MAC{}, false
+		return [6]byte{}, false
 	}
-	return ethaddr.MAC(m.LLAddr), true
+	return [6]byte(m.LLAddr), true
 }
 
 // MarshalBinary encodes the ndmsg and its attributes.

@@ -2,8 +2,6 @@ package rtnl
 
 import (
 	"net/netip"
-
-	"github.com/overlaynet/overlaynet/ethaddr"
 )
 
 // ARPEntry describes a neighbour entry mapping an IP address to a MAC on a
@@ -14,12 +12,12 @@ import (
 // Batch.NeighDeleteARP encode it without allocating; Message builds the
 // NeighMessage for a Conn.
 type ARPEntry struct {
-	Ifindex  int32       // the device
-	IP       netip.Addr  // the neighbour's address (its zone is dropped)
-	MAC      ethaddr.MAC // its link-layer address
-	State    NeighState  // 0 means NeighPermanent
-	Flags    NeighFlags  // NTF_* flags, e.g. NeighFlagExtLearned
-	Protocol uint8       // NDA_PROTOCOL, the entry's owner; 0 is not sent
+	Ifindex  int32      // the device
+	IP       netip.Addr // the neighbour's address (its zone is dropped)
+	MAC      [6]byte    // its link-layer address
+	State    NeighState // 0 means NeighPermanent
+	Flags    NeighFlags // NTF_* flags, e.g. NeighFlagExtLearned
+	Protocol uint8      // NDA_PROTOCOL, the entry's owner; 0 is not sent
 }
 
 // neigh returns e's message. Its LLAddr aliases e.MAC: e must outlive it.
@@ -48,9 +46,9 @@ func (e ARPEntry) Message() *NeighMessage {
 // Batch.NeighReplaceFDB and Batch.NeighDeleteFDB encode it without
 // allocating; Message builds the NeighMessage for a Conn.
 type FDBEntry struct {
-	Ifindex int32       // the vxlan device
-	MAC     ethaddr.MAC // the inner (container) MAC; all zeros is the default entry
-	Dst     netip.Addr  // the remote VTEP; same family as the vxlan's remote or local
+	Ifindex int32      // the vxlan device
+	MAC     [6]byte    // the inner (container) MAC; all zeros is the default entry
+	Dst     netip.Addr // the remote VTEP; same family as the vxlan's remote or local
 	// VNI is the remote VNI; 0 means the device's own VNI (not sent) unless
 	// HasVNI is set.
 	VNI uint32

@@ -321,7 +321,7 @@ func TestNeighBatchFDB(t *testing.T) {
 	}
 	for i := range n {
 		e := entry(i)
-		if g := fdb[e.MAC.String()]; g.Dst != e.Dst.String() || g.State != "permanent" {
+		if g := fdb[ethaddr.MAC(e.MAC).String()]; g.Dst != e.Dst.String() || g.State != "permanent" {
 			t.Fatalf("entry %d: %+v, want dst %v permanent", i, g, e.Dst)
 		}
 	}
@@ -379,7 +379,7 @@ func TestNeighBatchFDB(t *testing.T) {
 	if len(fdb) != n+99 {
 		t.Fatalf("after the second batch: %d self entries, want %d", len(fdb), n+99)
 	}
-	if _, ok := fdb[entry(n+bad).MAC.String()]; ok {
+	if _, ok := fdb[ethaddr.MAC(entry(n+bad).MAC).String()]; ok {
 		t.Fatalf("the bad entry was applied")
 	}
 

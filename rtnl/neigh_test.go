@@ -274,7 +274,7 @@ func TestNeighDecodeMiss(t *testing.T) {
 		t.Fatal(err)
 	}
 	mac, ok := m.MAC()
-	if !ok || mac.String() != "02:42:c6:33:64:0a" || &m.LLAddr[0] != &store[:1][0] {
+	if !ok || ethaddr.MAC(mac).String() != "02:42:c6:33:64:0a" || &m.LLAddr[0] != &store[:1][0] {
 		t.Fatalf("LLAddr %v (ok %v) not decoded into the given storage", m.LLAddr, ok)
 	}
 	if !m.Present.Has(rtnl.NeighAttrVNI) || m.VNI != 0 || m.Dst.IsValid() || m.CacheInfo != (rtnl.NeighCacheInfo{}) {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/internal/etcdtest"
 	"github.com/overlaynet/overlaynet/internal/nstest"
 	"github.com/overlaynet/overlaynet/overlay"
@@ -317,14 +318,14 @@ func (l *threeNodes) marked(c *rtnl.Conn, vx int32) map[string]uint32 {
 	out := map[string]uint32{}
 	err := c.NeighDump(rtnl.NeighFilter{Family: unix.AF_INET}, func(m *rtnl.NeighMessage) error {
 		if mac, ok := m.MAC(); ok && m.Ifindex == vx && m.Protocol == resolver.ProtocolOverlayd {
-			out["neigh "+m.Dst.String()+" "+mac.String()] = m.CacheInfo.Updated
+			out["neigh "+m.Dst.String()+" "+ethaddr.MAC(mac).String()] = m.CacheInfo.Updated
 		}
 		return nil
 	})
 	if err == nil {
 		err = c.NeighDump(rtnl.NeighFilter{Family: unix.AF_BRIDGE, Ifindex: vx}, func(m *rtnl.NeighMessage) error {
 			if mac, ok := m.MAC(); ok && m.Ifindex == vx && m.Dst.IsValid() && m.Flags&rtnl.NeighFlagExtLearned != 0 {
-				out["fdb "+mac.String()+" "+m.Dst.String()] = m.CacheInfo.Updated
+				out["fdb "+ethaddr.MAC(mac).String()+" "+m.Dst.String()] = m.CacheInfo.Updated
 			}
 			return nil
 		})

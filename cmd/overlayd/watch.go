@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -155,7 +156,7 @@ func (o *watchOptions) print(stdout, stderr io.Writer, names *linkNames, ev *rtn
 				r.IP = m.IP.String()
 			}
 			if m.HasMAC {
-				r.MAC = m.MAC.String()
+				r.MAC = ethaddr.MAC(m.MAC).String()
 			}
 			if m.Kind == rtnl.MissAppSolicit {
 				r.Probes = &m.Probes

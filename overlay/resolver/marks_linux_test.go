@@ -43,7 +43,7 @@ func TestProgrammerMarks(t *testing.T) {
 				return nil
 			}
 			mac, _ := m.MAC()
-			key := m.Dst.String() + " " + mac.String()
+			key := m.Dst.String() + " " + ethaddr.MAC(mac).String()
 			protoOf[key] = m.Present.Has(rtnl.NeighAttrProtocol) && m.Protocol == ProtocolOverlayd
 			return nil
 		})

@@ -79,7 +79,7 @@ func (p *programmer) load(k neighKernel, fdb bool) (kernelEntries, error) {
 	}
 	err := k.NeighDump(rtnl.NeighFilter{Family: rtnl.FamilyBridge, Ifindex: p.vxlan}, func(m *rtnl.NeighMessage) error {
 		mac, ok := m.MAC()
-		if m.Ifindex == p.vxlan && ok && !mac.IsZero() && m.Dst.IsValid() &&
+		if m.Ifindex == p.vxlan && ok && !ethaddr.MAC(mac).IsZero() && m.Dst.IsValid() &&
 			m.Flags&(rtnl.NeighFlagSelf|rtnl.NeighFlagExtLearned) == rtnl.NeighFlagSelf|rtnl.NeighFlagExtLearned &&
 			m.State&rtnl.NeighPermanent != 0 {
 			ke.fdb.set(mac, m.Dst)

@@ -440,7 +440,7 @@ func (r *Resolver) HandleMiss(m *rtnl.Miss) {
 	}
 	key, why, ok := r.classify(m)
 	if r.log.Enabled(context.Background(), slog.LevelDebug) {
-		r.log.Debug("miss", "kind", m.Kind.String(), "dev", m.Ifindex, "ip", m.IP, "mac", m.MAC, "accepted", ok)
+		r.log.Debug("miss", "kind", m.Kind.String(), "dev", m.Ifindex, "ip", m.IP, "mac", ethaddr.MAC(m.MAC), "accepted", ok)
 	}
 	if !ok {
 		r.m.ignored[why].Add(1)
@@ -529,9 +529,9 @@ func (r *Resolver) classify(m *rtnl.Miss) (missKey, ignoreReason, bool) {
 			return missKey{}, ignoreOtherDevice, false
 		}
 		switch {
-		case !m.HasMAC || m.MAC.IsZero():
+		case !m.HasMAC || ethaddr.MAC(m.MAC).IsZero():
 			return missKey{}, ignoreNoise, false
-		case m.MAC.IsMulticast():
+		case ethaddr.MAC(m.MAC).IsMulticast():
 			return missKey{}, ignoreMulticast, false
 		}
 		return missKey{kind: rtnl.MissL2, mac: m.MAC}, 0, true

@@ -34,7 +34,7 @@ func eventLine(ev *rtnl.Event) string {
 		m := ev.Miss
 		switch m.Kind {
 		case rtnl.MissL2:
-			return fmt.Sprintf("%v dev %d %v vni %d", m.Kind, m.Ifindex, m.MAC, m.VNI)
+			return fmt.Sprintf("%v dev %d %v vni %d", m.Kind, m.Ifindex, ethaddr.MAC(m.MAC), m.VNI)
 		case rtnl.MissAppSolicit:
 			return fmt.Sprintf("%v dev %d %v probes %d", m.Kind, m.Ifindex, m.IP, m.Probes)
 		}
