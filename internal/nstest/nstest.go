@@ -136,8 +136,13 @@ func NetNS(t testing.TB, tag string) (*rtnl.NetNS, string) {
 	t.Helper()
 	RequireRoot(t)
 	name := UniqueName(tag)
+	SweepStale()
+	if err := ownNetNS(name); err != nil {
+		t.Fatalf("netns %s: %v", name, err)
+	}
 	ns, err := rtnl.CreateNetNS("", name)
 	if err != nil {
+		disown(name)
 		t.Fatalf("create netns %s: %v", name, err)
 	}
 	t.Cleanup(func() {
@@ -145,6 +150,7 @@ func NetNS(t testing.TB, tag string) (*rtnl.NetNS, string) {
 		if err := rtnl.DeleteNetNS("", name); err != nil {
 			t.Errorf("delete netns %s: %v", name, err)
 		}
+		disown(name)
 	})
 	Run(t, name, "ip", "link", "set", "lo", "up")
 	return ns, name
