@@ -367,7 +367,7 @@ func (l *threeNodes) killAndRestart(src, dst ctr, ctrs []ctr, mover ctr) {
 			if ev.Kind == rtnl.EventNeighDelete && ev.Neigh.Ifindex == vx.Index {
 				mac, _ := ev.Neigh.MAC()
 				mu.Lock()
-				deleted = append(deleted, fmt.Sprintf("family %d %v %v", ev.Neigh.Family, ev.Neigh.Dst, mac))
+				deleted = append(deleted, fmt.Sprintf("family %d %v %v", ev.Neigh.Family, ev.Neigh.Dst, ethaddr.MAC(mac)))
 				mu.Unlock()
 			}
 			return nil

@@ -171,7 +171,7 @@ func (o *watchOptions) print(stdout, stderr io.Writer, names *linkNames, ev *rtn
 		case rtnl.MissL3:
 			_, err = fmt.Fprintf(stdout, "L3 miss on %s: who has %s?\n", dev, m.IP)
 		case rtnl.MissL2:
-			_, err = fmt.Fprintf(stdout, "L2 miss on %s: who has %s?\n", dev, m.MAC)
+			_, err = fmt.Fprintf(stdout, "L2 miss on %s: who has %s?\n", dev, ethaddr.MAC(m.MAC))
 		case rtnl.MissAppSolicit:
 			_, err = fmt.Fprintf(stdout, "app_solicit on %s: who has %s? (probes %d)\n", dev, m.IP, m.Probes)
 		}
