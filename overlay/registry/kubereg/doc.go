@@ -1,7 +1,8 @@
 // Package kubereg is the Kubernetes store of the node daemon (kube:KUBECONFIG,
 // or kube: for the in-cluster service account): the cluster's Node objects
-// are the registry, followed by one informer (list and watch of Nodes,
-// nothing else). Nothing is written per container:
+// are the registry, followed by one list and watch of Nodes (nothing else,
+// through the package's own client, internal/kubeapi: no client-go). Nothing
+// is written per container:
 //
 //   - a node's containers take their addresses from its podCIDR (set by
 //     kube-controller-manager's --allocate-node-cidrs), and their MACs are
@@ -29,7 +30,7 @@
 // already. The others are skipped and counted by reason (NodeStates,
 // Collector): a hostile or broken Node programs nothing anywhere.
 //
-// The API requests it makes: the informer's list and watch of Nodes, and
+// The API requests it makes: the list and watch of Nodes, and
 // two patches of its own Node's status at start. None per container, none
 // per miss, none at idle beyond the watch. RBAC: nodes get, list, watch;
 // nodes/status patch.

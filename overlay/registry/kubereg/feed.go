@@ -8,7 +8,7 @@ import (
 
 // subscriber is one change feed (Watch): the changes queued for it, under
 // the registry's mu, moved to its channel by its own goroutine, so that
-// the informer never waits for a consumer and every feed sees the changes
+// the watch of Nodes never waits for a consumer and every feed sees the changes
 // in order.
 type subscriber struct {
 	queue []registry.Change // guarded by the registry's mu
@@ -26,8 +26,8 @@ func (s *subscriber) signal() {
 // Watch returns the spans of the sound Nodes (a Put each, then
 // ChangeSynced), then their changes as Nodes come, go and change: a Node
 // deleted is a Delete of its span, a Node whose VTEP or podCIDR changed a
-// Delete and a Put. The informer keeps its own watch and lists again after
-// an interruption, delivering the difference: this feed never breaks. The
+// Delete and a Put. The watch of Nodes resumes after an interruption, and
+// lists them again when it must, delivering the difference: this feed never breaks. The
 // channel is closed when ctx ends or the registry is closed.
 func (r *Registry) Watch(ctx context.Context) (<-chan registry.Change, error) {
 	if !r.synced.Load() {

@@ -14,10 +14,7 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/cache"
+	"github.com/overlaynet/overlaynet/overlay/registry/kubereg/internal/kubeapi"
 )
 
 // DefaultSyncTimeout bounds how long Open waits for the first complete
@@ -47,8 +44,8 @@ type Options struct {
 type Registry struct {
 	opts Options
 	log  *slog.Logger
-	rc   *rest.RESTClient
-	stop context.CancelFunc // ends the informer and the feeds
+	kc   *kubeapi.Client
+	stop context.CancelFunc // ends the watch of Nodes and the feeds
 	done context.Context    // ended by Close
 
 	mu        sync.RWMutex
@@ -63,7 +60,8 @@ type Registry struct {
 	rev       int64                       // bumped at each change of the spans
 	recorded  string                      // the state last written for kubenode
 	synced    atomic.Bool                 // the first list is in
-	lastErr   atomic.Pointer[errorHolder] // the informer's last list/watch error
+	listed    atomic.Bool                 // the watch of Nodes delivered its first list
+	lastErr   atomic.Pointer[errorHolder] // the last failed list or watch of Nodes
 	stats     [nodeStates]int             // nodes by state, for metrics
 	// memberSubs are the member watchers (WatchMembers).
 	memberSubs map[chan struct{}]struct{}
@@ -102,7 +100,7 @@ func Opener(ctx context.Context, url string, o registry.Options) (registry.Regis
 	return r, nil
 }
 
-// Open connects to the API server, starts the informer over Nodes and
+// Open connects to the API server, starts the list and watch of Nodes and
 // returns once it has listed them all (bounded by ctx and SyncTimeout,
 // logging its progress) and found this node's Node.
 func Open(ctx context.Context, o Options) (*Registry, error) {
@@ -120,14 +118,14 @@ func Open(ctx context.Context, o Options) (*Registry, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	rc, err := newClient(o.Kubeconfig, o.NodeName)
+	kc, err := newClient(o.Kubeconfig, o.NodeName)
 	if err != nil {
 		return nil, err
 	}
 	done, stop := context.WithCancel(context.Background())
-	r := &Registry{opts: o, log: log.With("store", "kube"), rc: rc, stop: stop, done: done,
+	r := &Registry{opts: o, log: log.With("store", "kube"), kc: kc, stop: stop, done: done,
 		nodes: map[string]nodeInfo{}, spans: map[string]registry.Span{}, index: registry.NewSpans(), subs: map[*subscriber]struct{}{}}
-	if err := r.startInformer(ctx); err != nil {
+	if err := r.startWatch(ctx); err != nil {
 		stop()
 		return nil, err
 	}
@@ -144,34 +142,24 @@ func Open(ctx context.Context, o Options) (*Registry, error) {
 	return r, nil
 }
 
-// startInformer runs the informer over Nodes and waits for its first list.
-func (r *Registry) startInformer(ctx context.Context) error {
-	lw := cache.NewListWatchFromClient(r.rc, "nodes", metav1.NamespaceAll, fields.Everything())
-	inf := cache.NewSharedIndexInformer(lw, &nodeObject{}, 0, cache.Indexers{})
-	if err := inf.SetTransform(stripNode); err != nil {
-		return fmt.Errorf("kubereg: %w", err)
-	}
-	if err := inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
-		r.lastErr.Store(&errorHolder{err})
-		r.log.Warn("listing or watching Nodes failed; retrying", "err", err)
-	}); err != nil {
-		return fmt.Errorf("kubereg: %w", err)
-	}
-	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { r.onNode(obj, false) },
-		UpdateFunc: func(_, obj any) { r.onNode(obj, false) },
-		DeleteFunc: func(obj any) { r.onNode(obj, true) },
+// startWatch runs the list and watch of Nodes and waits for its first
+// list.
+func (r *Registry) startWatch(ctx context.Context) error {
+	go r.kc.WatchNodes(r.done, kubeapi.NodeHandler{
+		Event:  r.onNode,
+		Synced: func() { r.listed.Store(true) },
+		Error: func(err error) {
+			r.lastErr.Store(&errorHolder{err})
+			r.log.Warn("listing or watching Nodes failed; retrying", "err", err)
+		},
+		Relist: func(err error) { r.log.Info("the watch of Nodes is too old; listing them again", "err", err) },
 	})
-	if err != nil {
-		return fmt.Errorf("kubereg: %w", err)
-	}
-	go inf.RunWithContext(r.done)
-	return r.awaitSync(ctx, reg.HasSynced)
+	return r.awaitSync(ctx, r.listed.Load)
 }
 
 // awaitSync waits until synced reports the first list handled, logging
 // progress every few seconds; it fails after SyncTimeout with the
-// informer's last error.
+// last error of the list.
 func (r *Registry) awaitSync(ctx context.Context, synced func() bool) error {
 	began := time.Now()
 	deadline := time.NewTimer(r.opts.SyncTimeout)
@@ -210,16 +198,9 @@ func (r *Registry) lastErrText() string {
 	return ""
 }
 
-// onNode takes one event of the informer: the Node parsed, and once the
-// first list is in, the spans recomputed and their changes delivered.
-func (r *Registry) onNode(obj any, deleted bool) {
-	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj, deleted = d.Obj, true
-	}
-	n, ok := obj.(*nodeObject)
-	if !ok {
-		return
-	}
+// onNode takes one event of the watch of Nodes: the Node parsed, and once
+// the first list is in, the spans recomputed and their changes delivered.
+func (r *Registry) onNode(n *nodeObject, deleted bool) {
 	ni := parseNode(n)
 	r.mu.Lock()
 	old, had := r.nodes[n.Name]
@@ -288,7 +269,7 @@ func (r *Registry) recomputeLocked(logEach bool) {
 	}
 }
 
-// Close stops the informer and ends the change feeds.
+// Close stops the watch of Nodes and ends the change feeds.
 func (r *Registry) Close() error {
 	r.stop()
 	return nil

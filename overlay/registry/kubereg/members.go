@@ -8,7 +8,7 @@ import (
 	"slices"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	"k8s.io/apimachinery/pkg/types"
+	"github.com/overlaynet/overlaynet/overlay/registry/kubereg/internal/kubeapi"
 )
 
 // AnnotationMember is an encrypted overlay's member record of the node: its
@@ -67,7 +67,7 @@ func (r *Registry) annotate(ctx context.Context, value *string) error {
 	if err != nil {
 		return fmt.Errorf("kubereg: %w", err)
 	}
-	return r.patchStatus(ctx, types.MergePatchType, patch)
+	return r.patchStatus(ctx, kubeapi.MergePatch, patch)
 }
 
 // RemoveMember removes this node's member annotation if it holds vtep and

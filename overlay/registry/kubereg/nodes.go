@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // The annotations overlaynet puts on a Node (its own daemon, through the
@@ -81,7 +80,7 @@ func (a nodeInfo) same(b nodeInfo) bool {
 
 // parseNode reads what overlaynet uses of a Node.
 func parseNode(n *nodeObject) nodeInfo {
-	ni := nodeInfo{name: n.Name, created: n.CreationTimestamp.Time, deleting: n.DeletionTimestamp != nil}
+	ni := nodeInfo{name: n.Name, created: n.CreationTimestamp, deleting: n.DeletionTimestamp != nil}
 	cidrs := n.Spec.PodCIDRs
 	if len(cidrs) == 0 && n.Spec.PodCIDR != "" {
 		cidrs = []string{n.Spec.PodCIDR}
@@ -201,29 +200,4 @@ func effective(nodes map[string]nodeInfo, ours registry.Network) (map[string]Nod
 		}
 	}
 	return states, spans
-}
-
-// stripNode is the informer's transform: it keeps of a Node only what
-// parseNode reads (and what the informer needs), so that the cache of
-// thousands of Nodes holds no labels, other annotations or managed fields
-// (nodeObject decodes no status at all).
-func stripNode(obj any) (any, error) {
-	n, ok := obj.(*nodeObject)
-	if !ok {
-		return obj, nil
-	}
-	out := &nodeObject{ObjectMeta: metav1.ObjectMeta{
-		Name: n.Name, UID: n.UID, ResourceVersion: n.ResourceVersion,
-		CreationTimestamp: n.CreationTimestamp, DeletionTimestamp: n.DeletionTimestamp,
-	}}
-	for k, v := range n.Annotations {
-		if strings.HasPrefix(k, annotationPrefix) {
-			if out.Annotations == nil {
-				out.Annotations = map[string]string{}
-			}
-			out.Annotations[k] = v
-		}
-	}
-	out.Spec.PodCIDR, out.Spec.PodCIDRs = n.Spec.PodCIDR, n.Spec.PodCIDRs
-	return out, nil
 }

@@ -1,13 +1,14 @@
 package kubereg
 
 import (
+	"encoding/json"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"github.com/overlaynet/overlaynet/overlay/registry/kubereg/internal/kubeapi"
 )
 
 const testNetwork = `{"vni":42,"port":4789,"mtu":1450,"gateway":"10.244.0.1/16"}`
@@ -18,8 +19,8 @@ func ours() registry.Network {
 
 // node is a Node as the API server would hand it, created at minute age.
 func node(name string, age int, vtep, network string, cidrs ...string) *nodeObject {
-	n := &nodeObject{ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{},
-		CreationTimestamp: metav1.NewTime(time.Unix(1_000_000+int64(age)*60, 0))}}
+	n := &nodeObject{ObjectMeta: kubeapi.ObjectMeta{Name: name, Annotations: map[string]string{},
+		CreationTimestamp: time.Unix(1_000_000+int64(age)*60, 0)}}
 	if vtep != "-" {
 		n.Annotations[AnnotationVTEP] = vtep
 	}
@@ -110,25 +111,6 @@ func TestEffective(t *testing.T) {
 	}
 }
 
-// TestStripNode: the informer keeps of a Node only what parseNode reads.
-func TestStripNode(t *testing.T) {
-	n := node("a", 0, "192.0.2.10", testNetwork, "10.244.1.0/24")
-	n.Annotations["other.example/big"] = strings.Repeat("x", 1000)
-	n.Labels = map[string]string{"k": "v"}
-	n.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "kubelet"}}
-	out, err := stripNode(n)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := out.(*nodeObject)
-	if len(s.Annotations) != 2 || s.Labels != nil || s.ManagedFields != nil {
-		t.Errorf("stripped Node keeps %+v", s)
-	}
-	if !parseNode(s).same(parseNode(n)) {
-		t.Errorf("stripped Node parses as %+v, the Node as %+v", parseNode(s), parseNode(n))
-	}
-}
-
 // TestAgreed: the network to agree on is the one most other annotated
 // Nodes run (between as many, the oldest Node's); this node's own
 // annotation and Nodes being deleted do not count.
@@ -147,7 +129,7 @@ func TestAgreed(t *testing.T) {
 	}
 	add(node("b", 2, "192.0.2.3", testNetwork, "10.244.2.0/24"))
 	gone := node("leaving", 3, "192.0.2.4", other, "10.244.3.0/24")
-	gone.DeletionTimestamp = &metav1.Time{Time: time.Unix(2_000_000, 0)}
+	gone.DeletionTimestamp = new(time.Unix(2_000_000, 0))
 	add(gone)
 	add(node("c", 4, "192.0.2.5", other, "10.244.4.0/24"))
 	if n, runs, total, _ := r.agreed(); n != ours() || runs != 2 || total != 4 {
@@ -163,7 +145,7 @@ func TestAgreed(t *testing.T) {
 // FuzzParseNode: whatever a Node's annotations and podCIDRs hold, parsing
 // them never panics, a sound Node has a unicast IPv4 VTEP, a network with
 // a VNI, a port and a gateway, and an IPv4 network prefix as its span, and
-// the stripped Node parses the same.
+// the Node sent as JSON and decoded parses the same.
 func FuzzParseNode(f *testing.F) {
 	f.Add("192.0.2.10", testNetwork, "10.244.1.0/24", "fd00::/64")
 	f.Add("not-an-ip", `{"vni":`, "ten", "")
@@ -182,12 +164,16 @@ func FuzzParseNode(f *testing.F) {
 				t.Errorf("sound Node with span %v", ni.span)
 			}
 		}
-		stripped, err := stripNode(n)
+		b, err := json.Marshal(n)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := parseNode(stripped.(*nodeObject)); !got.same(ni) {
-			t.Errorf("stripped %+v, whole %+v", got, ni)
+		var decoded nodeObject
+		if err := json.Unmarshal(b, &decoded); err != nil {
+			t.Fatalf("decode %s: %v", b, err)
+		}
+		if got := parseNode(&decoded); !got.same(ni) {
+			t.Errorf("decoded %+v, sent %+v", got, ni)
 		}
 	})
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/overlay/registry/kubenode"
-	"k8s.io/apimachinery/pkg/types"
+	"github.com/overlaynet/overlaynet/overlay/registry/kubereg/internal/kubeapi"
 )
 
 // PublishNetwork checks n against the network the other Nodes agree on
@@ -39,7 +39,7 @@ func (r *Registry) PublishNetwork(ctx context.Context, n registry.Network) error
 	if err != nil {
 		return fmt.Errorf("kubereg: %w", err)
 	}
-	if err := r.patchStatus(ctx, types.MergePatchType, patch); err != nil {
+	if err := r.patchStatus(ctx, kubeapi.MergePatch, patch); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -106,7 +106,7 @@ func (r *Registry) Announce(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kubereg: %w", err)
 	}
-	if err := r.patchStatus(ctx, types.StrategicMergePatchType, patch); err != nil {
+	if err := r.patchStatus(ctx, kubeapi.StrategicMergePatch, patch); err != nil {
 		return err
 	}
 	r.mu.Lock()
