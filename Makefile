@@ -38,13 +38,19 @@ install: build
 	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/overlayd
 	install -D -m 0755 $(PLUGIN) $(DESTDIR)$(CNI_BIN_DIR)/overlaynet
 
-## deps-check: rtnl/ may import only the standard library and golang.org/x/sys; ethaddr/ only the standard library
+## deps-check: rtnl/ may import only the standard library and golang.org/x/sys; ethaddr/ only the standard library;
+## overlayd and the CNI plugin (any tags) link no package of the Kubernetes project's modules (k8s.io/, sigs.k8s.io/):
+## the Kubernetes client is kubereg's own
 deps-check:
 	@bad=$$($(GO) list -deps ./rtnl/... | grep '\.' | grep -v -e '^vendor/' -e '^golang.org/x/sys/' -e '^github.com/overlaynet/overlaynet/rtnl' || true); \
 	if [ -n "$$bad" ]; then echo "rtnl imports outside std and x/sys:"; echo "$$bad"; exit 1; fi; \
 	bad=$$($(GO) list -deps ./ethaddr | grep '\.' | grep -v '^github.com/overlaynet/overlaynet/ethaddr$$' || true); \
 	if [ -n "$$bad" ]; then echo "ethaddr imports outside std:"; echo "$$bad"; exit 1; fi; \
-	echo "deps-check: rtnl imports only std and golang.org/x/sys; ethaddr only std"
+	for tags in '' noetcd nokube; do \
+		bad=$$($(GO) list -tags "$$tags" -deps ./cmd/overlayd ./cmd/overlaynet | grep -e '^k8s\.io/' -e '^sigs\.k8s\.io/' || true); \
+		if [ -n "$$bad" ]; then echo "overlayd or overlaynet (tags '$$tags') link Kubernetes modules:"; echo "$$bad"; exit 1; fi; \
+	done; \
+	echo "deps-check: rtnl imports only std and golang.org/x/sys; ethaddr only std; overlayd and overlaynet no k8s.io or sigs.k8s.io package"
 
 vet:
 	$(GO) vet ./...
@@ -154,6 +160,7 @@ fuzz:
 	done
 	@echo "== FuzzUdata ($(FUZZTIME))"; $(GO) test ./overlay/nft -run '^$$' -fuzz '^FuzzUdata$$' -fuzztime $(FUZZTIME)
 	@echo "== FuzzParseNode ($(FUZZTIME))"; $(GO) test ./overlay/registry/kubereg -run '^$$' -fuzz '^FuzzParseNode$$' -fuzztime $(FUZZTIME)
+	@echo "== FuzzDecodeEvent ($(FUZZTIME))"; $(GO) test ./overlay/registry/kubereg/internal/kubeapi -run '^$$' -fuzz '^FuzzDecodeEvent$$' -fuzztime $(FUZZTIME)
 	@echo "== FuzzTarget ($(FUZZTIME))"; $(GO) test ./overlay/wake -run '^$$' -fuzz '^FuzzTarget$$' -fuzztime $(FUZZTIME)
 	@set -e; for t in FuzzUAPIGet FuzzGenlDevice; do \
 		echo "== $$t ($(FUZZTIME))"; $(GO) test ./overlay/wireguard -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME); \

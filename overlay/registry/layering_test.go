@@ -49,16 +49,20 @@ func TestLayering(t *testing.T) {
 	}
 }
 
-// TestKubernetesClientIsKuberegs: the Kubernetes client (k8s.io/...) is
-// linked by package kubereg alone: not by the registry contract, not by
-// the node's view (kubenode), and not by the CNI plugin or overlayd built
-// with -tags nokube.
+// TestKubernetesClientIsKuberegs: the Kubernetes client is kubereg's own
+// (kubereg/internal/kubeapi): no binary links a package of the Kubernetes
+// project's modules (k8s.io/..., sigs.k8s.io/...: client-go, apimachinery,
+// their YAML), with the default tags or without the client (nokube), and
+// neither the registry contract nor the node's view (kubenode) links
+// kubereg's client. make deps-check checks the binaries too.
 func TestKubernetesClientIsKuberegs(t *testing.T) {
 	const mod = "github.com/overlaynet/overlaynet/"
 	for _, tc := range []struct{ tags, pkg string }{
 		{"", "overlay/registry"},
 		{"", "overlay/registry/kubenode"},
 		{"", "overlay/resolver"},
+		{"", "cmd/overlaynet"},
+		{"", "cmd/overlayd"},
 		{"nokube", "cmd/overlaynet"},
 		{"nokube", "cmd/overlayd"},
 	} {
@@ -66,8 +70,9 @@ func TestKubernetesClientIsKuberegs(t *testing.T) {
 		if err != nil {
 			t.Fatalf("go list -deps %s: %v\n%s", tc.pkg, err, out)
 		}
+		client := tc.tags == "" && strings.HasPrefix(tc.pkg, "cmd/") // the binaries with the client
 		for _, d := range strings.Fields(string(out)) {
-			if strings.HasPrefix(d, "k8s.io/") {
+			if strings.HasPrefix(d, "k8s.io/") || strings.HasPrefix(d, "sigs.k8s.io/") || (d == mod+"overlay/registry/kubereg/internal/kubeapi" && !client) {
 				t.Errorf("%s (tags %q) links %s", tc.pkg, tc.tags, d)
 				break
 			}
