@@ -226,6 +226,9 @@ func TestWatchNodesContinueExpired(t *testing.T) {
 	if len(lists) != 5 || lists[2].query.Has("continue") {
 		t.Errorf("%d list requests, want 5 (page 1, an expired page 2, pages 1 to 3)", len(lists))
 	}
+	if errs := r.errors(); len(errs) != 0 {
+		t.Errorf("errors %v: the list should start over at once", errs)
+	}
 	r.mu.Lock()
 	got := slices.Clone(r.events)
 	r.mu.Unlock()
