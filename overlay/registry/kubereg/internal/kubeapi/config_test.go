@@ -262,3 +262,22 @@ func TestTokenFileRotates(t *testing.T) {
 		t.Errorf("tokens sent %q, want %q", got, want)
 	}
 }
+
+// TestBasicAuth: a kubeconfig user's username and password are sent as
+// basic authentication.
+func TestBasicAuth(t *testing.T) {
+	f := newFakeAPI(t)
+	u, _ := url.Parse(f.srv.URL)
+	c, err := New(Config{Server: u, Insecure: true, Username: "admin", Password: "pw"}, "ua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var page nodeList
+	if err := c.Get(t.Context(), NodesPath, nil, &page); err != nil {
+		t.Fatal(err)
+	}
+	r := f.requestsOf(NodesPath, false)
+	if want := "Basic " + base64.StdEncoding.EncodeToString([]byte("admin:pw")); len(r) != 1 || r[0].auth != want {
+		t.Errorf("requests %+v, want authorization %q", r, want)
+	}
+}
