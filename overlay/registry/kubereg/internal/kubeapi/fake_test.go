@@ -24,8 +24,8 @@ type fakeAPI struct {
 	mu       sync.Mutex
 	nodes    map[string]Node
 	rv       int
-	history  []fakeEvent  // every change, in order
-	oldest   int          // watches from below it are 410 (compacted)
+	history  []fakeEvent   // every change, in order
+	oldest   int           // watches from below it are 410 (compacted)
 	changed  chan struct{} // closed at each change
 	drop     chan struct{} // closed to break the watches
 	requests []fakeRequest
