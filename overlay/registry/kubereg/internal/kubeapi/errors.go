@@ -20,6 +20,7 @@ type StatusError struct {
 	Message string
 }
 
+// Error says the request, the code, the reason and the message.
 func (e *StatusError) Error() string {
 	s := fmt.Sprintf("kubeapi: %s %s: %d %s", e.Method, e.Path, e.Code, e.Reason)
 	if e.Message != "" {

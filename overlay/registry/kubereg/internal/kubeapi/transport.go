@@ -23,7 +23,7 @@ func transport(cfg Config) *http.Transport {
 		TLSClientConfig: &tls.Config{
 			MinVersion:         tls.VersionTLS12,
 			RootCAs:            cfg.RootCAs,
-			InsecureSkipVerify: cfg.Insecure, //nolint:gosec // the kubeconfig's insecure-skip-tls-verify
+			InsecureSkipVerify: cfg.Insecure, // the kubeconfig's insecure-skip-tls-verify
 			ServerName:         cfg.ServerName,
 			Certificates:       cfg.Certificates,
 		},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"net/url"
 	"strconv"
 	"time"
@@ -137,7 +138,7 @@ func (r *reflector) watch(ctx context.Context) (up bool, err error) {
 	wctx, cancel := context.WithTimeout(ctx, time.Duration(timeout)*time.Second+time.Minute)
 	defer cancel()
 	began := time.Now()
-	resp, err := r.c.do(wctx, "GET", NodesPath, q, "", nil)
+	resp, err := r.c.do(wctx, http.MethodGet, NodesPath, q, "", nil)
 	if err != nil {
 		return false, err
 	}
