@@ -95,7 +95,7 @@ start; reset removes them. Drops are counted by reason in the metrics
 long-lived process a container runs both builds the overlay and serves it.
 
 In Kubernetes (--store kube:KUBECONFIG, or kube: in a pod: its service
-account), the store is the cluster's Node objects (one informer over Nodes):
+account), the store is the cluster's Node objects (one list and watch of Nodes):
 the daemon annotates its own Node (--node-name, NODE_NAME) with its VTEP and
 the overlay's network (nodes/status), refuses to run when another Node runs
 another overlay, answers every miss from the Nodes' podCIDRs in memory,
