@@ -178,7 +178,8 @@ func (s *monitorSocket) recvmmsg(fd uintptr) bool {
 		s.hdrs[i].Len = 0
 	}
 	for {
-		n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])),
+		// A raw call (see socket): MSG_DONTWAIT never waits.
+		n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])),
 			uintptr(len(s.hdrs)), unix.MSG_DONTWAIT, 0, 0)
 		switch errno {
 		case 0:
