@@ -19,7 +19,11 @@ const captureBuffer = 1 << 20
 
 // socket is the Link Open returns: an AF_PACKET socket bound to one
 // device. It is a blocking socket outside the runtime poller (every call
-// passes MSG_DONTWAIT): a queued request wakes no thread.
+// passes MSG_DONTWAIT): a queued request wakes no thread. Its reads and
+// sends are raw calls (unix.RawSyscall6, outside the runtime's syscall
+// bookkeeping): they never wait, and on the path of a miss (Answer) an
+// ordinary call would wake the runtime's monitor thread after an idle
+// period (see package rtnl's socket).
 type socket struct {
 	file *os.File
 	rc   syscall.RawConn
@@ -108,8 +112,9 @@ func (s *socket) Receive(bufs [][]byte, lens []int) (int, error) {
 	var rerr error
 	err := s.rc.Control(func(fd uintptr) {
 		for {
-			// MSG_TRUNC: each length is the frame's, also when cut.
-			r, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])), uintptr(k),
+			// MSG_TRUNC: each length is the frame's, also when cut. A raw
+			// call (see socket).
+			r, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])), uintptr(k),
 				unix.MSG_DONTWAIT|unix.MSG_TRUNC, 0, 0)
 			switch errno {
 			case 0:
@@ -135,7 +140,8 @@ func (s *socket) Send(frame []byte) error {
 	var serr error
 	err := s.rc.Control(func(fd uintptr) {
 		for {
-			_, _, errno := unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&frame[0])), uintptr(len(frame)),
+			// A raw call (see socket).
+			_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&frame[0])), uintptr(len(frame)),
 				unix.MSG_DONTWAIT, 0, 0)
 			if errno == unix.EINTR {
 				continue
