@@ -27,7 +27,8 @@ import (
 // registry.Rejected, named by its key and never quoted. ROOT/config holds
 // the overlay's network (NetworkFile), written the same way.
 type Store struct {
-	root string
+	root  string
+	calls fileCalls // for lookups and listings: raw on a local filesystem
 }
 
 // The capabilities of a Store (see package registry).
@@ -57,7 +58,7 @@ func New(root string) (*Store, error) {
 			return nil, fmt.Errorf("dirstore: %w", err)
 		}
 	}
-	return &Store{root: root}, nil
+	return &Store{root: root, calls: callsFor(root)}, nil
 }
 
 // Opener is the registry.Opener of the "dir" scheme: dir:PATH opens
@@ -156,7 +157,7 @@ func (s *Store) LookupMAC(ctx context.Context, ip netip.Addr) (ethaddr.MAC, erro
 	if err != nil {
 		return ethaddr.MAC{}, err
 	}
-	return readMAC(path)
+	return s.readMAC(path)
 }
 
 // LookupVTEP returns the VTEP recorded in ROOT/fdb/<mac>.
@@ -164,7 +165,7 @@ func (s *Store) LookupVTEP(ctx context.Context, mac ethaddr.MAC) (netip.Addr, er
 	if err := ctx.Err(); err != nil {
 		return netip.Addr{}, err
 	}
-	return readAddr(s.fdbPath(mac))
+	return s.readAddr(s.fdbPath(mac))
 }
 
 // Register records r (see Registry.Register). The IP record is created first;
@@ -286,14 +287,14 @@ func (l *lister) arp(name string) {
 		l.rejected = append(l.rejected, registry.Rejected{Key: key, Reason: registry.ReasonMalformed})
 		return
 	}
-	mac, err := readMAC(filepath.Join(l.s.root, key))
+	mac, err := l.s.readMAC(filepath.Join(l.s.root, key))
 	if !l.note(err) {
 		return
 	}
 	r := registry.Record{IP: ip, MAC: mac}
 	vtep, ok := l.vteps[mac]
 	if !ok {
-		vtep, err = readAddr(l.s.fdbPath(mac))
+		vtep, err = l.s.readAddr(l.s.fdbPath(mac))
 		l.note(err)
 		l.vteps[mac] = vtep
 	}
@@ -318,108 +319,12 @@ func (l *lister) note(err error) bool {
 	return false
 }
 
-// readValue reads a one-value file, without its trailing newline. It uses
-// plain syscalls rather than os.ReadFile: a lookup is on the resolver's path,
-// and os.File's poller registration costs more than the read itself.
-//
-// The store is read as root from a directory others may write to: a symlink
-// is not followed (O_NOFOLLOW: a link to a root-only file must not be read
-// on anyone's behalf), and anything but a regular file is refused (a FIFO
-// is opened without blocking and then refused; device nodes need root to
-// make).
-func readValue(path string) (string, error) { return readValueMax(path, registry.MaxValueLen) }
-
-// readValueMax is readValue for values of up to max bytes (at most
-// registry.MaxMemberLen).
-func readValueMax(path string, max int) (string, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_NOCTTY, 0)
-	switch {
-	case errors.Is(err, unix.ENOENT):
-		return "", fmt.Errorf("%w: %s", registry.ErrNotFound, path)
-	case errors.Is(err, unix.ELOOP):
-		return "", notRecord(path, registry.ReasonUnreadable, "is a symbolic link (not followed)")
-	case err != nil:
-		return "", fmt.Errorf("dirstore: open %s: %w", path, err)
-	}
-	defer unix.Close(fd)
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return "", fmt.Errorf("dirstore: stat %s: %w", path, err)
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return "", notRecord(path, registry.ReasonUnreadable, "is a "+fileType(st.Mode)+", not a regular file")
-	}
-	var arr [registry.MaxMemberLen + 1]byte
-	buf := arr[:min(max, registry.MaxMemberLen)+1]
-	n := 0
-	for n < len(buf) {
-		m, err := unix.Read(fd, buf[n:])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return "", fmt.Errorf("dirstore: read %s: %w", path, err)
-		}
-		if m == 0 {
-			break
-		}
-		n += m
-		if n < len(buf) && buf[n-1] == '\n' {
-			// A short read of a regular file ends at its end, and a record
-			// is one line: the read that would return 0 is not needed.
-			break
-		}
-	}
-	if n > len(buf)-1 {
-		return "", notRecord(path, registry.ReasonOversized, fmt.Sprintf("is longer than %d bytes", len(buf)-1))
-	}
-	s := string(buf[:n])
-	s = strings.TrimSuffix(s, "\n")
-	s = strings.TrimSuffix(s, "\r")
-	return s, nil
-}
-
-// fileType names the type in a stat mode, for errors.
-func fileType(mode uint32) string {
-	switch mode & unix.S_IFMT {
-	case unix.S_IFDIR:
-		return "directory"
-	case unix.S_IFIFO:
-		return "FIFO"
-	case unix.S_IFSOCK:
-		return "socket"
-	case unix.S_IFCHR:
-		return "character device"
-	case unix.S_IFBLK:
-		return "block device"
-	case unix.S_IFLNK:
-		return "symbolic link"
-	}
-	return fmt.Sprintf("file of type %#o", mode&unix.S_IFMT)
-}
-
 // notRecord is the error of a file that is no record: it names the file by
 // its key (arp/NAME, bounded) and says what it is, never what it holds, and
 // matches registry.ErrRejected (errors.As gives the registry.Rejected).
 func notRecord(path string, why registry.Reason, what string) error {
 	rj := registry.Rejected{Key: filepath.Base(filepath.Dir(path)) + "/" + filepath.Base(path), Reason: why}
 	return fmt.Errorf("dirstore: %s %s: not a record: %w", registry.LogKey(rj.Key), what, rj)
-}
-
-func readMAC(path string) (ethaddr.MAC, error) {
-	v, err := readValue(path)
-	if err != nil {
-		return ethaddr.MAC{}, err
-	}
-	return parseMAC(path, v)
-}
-
-func readAddr(path string) (netip.Addr, error) {
-	v, err := readValue(path)
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	return parseAddr(path, v)
 }
 
 func parseMAC(path, v string) (ethaddr.MAC, error) {

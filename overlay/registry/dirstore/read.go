@@ -1,0 +1,236 @@
+package dirstore
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"unsafe"
+
+	"github.com/overlaynet/overlaynet/ethaddr"
+	"github.com/overlaynet/overlaynet/overlay/registry"
+	"golang.org/x/sys/unix"
+)
+
+// fileCalls are the system calls a Store reads its records with.
+type fileCalls uint8
+
+const (
+	// ordinaryCalls go through the runtime's syscall bookkeeping, which
+	// gives the calling thread's processor to other goroutines while a
+	// call waits: the calls of a store on a network or user-space
+	// filesystem (NFS, FUSE...), where a call may wait on a server for as
+	// long as it is down.
+	ordinaryCalls fileCalls = iota
+	// rawCalls are made with unix.RawSyscall, outside that bookkeeping:
+	// the calls of a store on a local filesystem (tmpfs, ext4, xfs...),
+	// which return in microseconds (a cold read waits for the local disk).
+	// A lookup is on the path of a miss, and the first ordinary call after
+	// the daemon was idle wakes the runtime's monitor thread (sysmon), one
+	// more thread to schedule beside the miss's own (see package rtnl's
+	// socket).
+	rawCalls
+)
+
+func (c fileCalls) String() string {
+	switch c {
+	case ordinaryCalls:
+		return "ordinary"
+	case rawCalls:
+		return "raw"
+	}
+	return fmt.Sprintf("fileCalls(%d)", uint8(c))
+}
+
+// localFilesystems are the filesystems, by statfs magic number, whose
+// calls never wait on anything but memory or a local disk.
+var localFilesystems = [...]uint32{
+	unix.TMPFS_MAGIC, unix.RAMFS_MAGIC, unix.EXT4_SUPER_MAGIC, // ext2 and ext3 too
+	unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC, unix.F2FS_SUPER_MAGIC,
+}
+
+// callsFor returns the calls a store rooted at root reads with: raw ones
+// on a local filesystem, ordinary ones elsewhere, when statfs fails, and on
+// an architecture without a raw fstat (fstatTrap).
+func callsFor(root string) fileCalls {
+	var st unix.Statfs_t
+	if err := unix.Statfs(root, &st); err != nil || fstatTrap == 0 {
+		return ordinaryCalls
+	}
+	for _, m := range localFilesystems {
+		if uint32(st.Type) == m {
+			return rawCalls
+		}
+	}
+	return ordinaryCalls
+}
+
+// syscall6 makes one call the c way.
+func (c fileCalls) syscall6(trap, a1, a2, a3, a4, a5, a6 uintptr) (uintptr, unix.Errno) {
+	var r uintptr
+	var errno unix.Errno
+	if c == rawCalls {
+		r, _, errno = unix.RawSyscall6(trap, a1, a2, a3, a4, a5, a6)
+	} else {
+		r, _, errno = unix.Syscall6(trap, a1, a2, a3, a4, a5, a6)
+	}
+	return r, errno
+}
+
+// pathMax is the room for a record's path on the stack: a longer one is
+// copied to the heap.
+const pathMax = 256
+
+// open opens path read-only without following a symbolic link and
+// without blocking on a FIFO.
+func (c fileCalls) open(path string) (int, error) {
+	var buf [pathMax]byte
+	var p *byte
+	if len(path) < len(buf) && strings.IndexByte(path, 0) < 0 {
+		copy(buf[:], path)
+		p = &buf[0] // NUL-terminated: buf is zeroed
+	} else {
+		var err error
+		if p, err = unix.BytePtrFromString(path); err != nil {
+			return -1, err
+		}
+	}
+	cwd := unix.AT_FDCWD
+	for {
+		fd, errno := c.syscall6(unix.SYS_OPENAT, uintptr(cwd), uintptr(unsafe.Pointer(p)),
+			unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_LARGEFILE, 0, 0, 0)
+		switch errno {
+		case 0:
+			return int(fd), nil
+		case unix.EINTR:
+			continue
+		}
+		return -1, errno
+	}
+}
+
+func (c fileCalls) fstat(fd int, st *unix.Stat_t) error {
+	if c != rawCalls {
+		return unix.Fstat(fd, st)
+	}
+	if _, errno := c.syscall6(fstatTrap, uintptr(fd), uintptr(unsafe.Pointer(st)), 0, 0, 0, 0); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+func (c fileCalls) read(fd int, b []byte) (int, error) {
+	n, errno := c.syscall6(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+func (c fileCalls) close(fd int) { c.syscall6(unix.SYS_CLOSE, uintptr(fd), 0, 0, 0, 0, 0) }
+
+// readValue reads a one-value file, without its trailing newline, with
+// ordinary calls (see readValueMaxWith).
+func readValue(path string) (string, error) { return readValueMax(path, registry.MaxValueLen) }
+
+// readValueMax is readValue for values of up to max bytes (at most
+// registry.MaxMemberLen).
+func readValueMax(path string, max int) (string, error) {
+	return readValueMaxWith(ordinaryCalls, path, max)
+}
+
+// readValueMaxWith reads a one-value file of up to max bytes (at most
+// registry.MaxMemberLen), without its trailing newline, with the calls c.
+// It uses plain syscalls (open, fstat, read, close) rather than
+// os.ReadFile: a lookup is on the resolver's path, and os.File's poller
+// registration costs more than the read itself.
+//
+// The store is read as root from a directory others may write to: a symlink
+// is not followed (O_NOFOLLOW: a link to a root-only file must not be read
+// on anyone's behalf), and anything but a regular file is refused (a FIFO
+// is opened without blocking and then refused; device nodes need root to
+// make).
+func readValueMaxWith(c fileCalls, path string, max int) (string, error) {
+	fd, err := c.open(path)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return "", fmt.Errorf("%w: %s", registry.ErrNotFound, path)
+	case errors.Is(err, unix.ELOOP):
+		return "", notRecord(path, registry.ReasonUnreadable, "is a symbolic link (not followed)")
+	case err != nil:
+		return "", fmt.Errorf("dirstore: open %s: %w", path, err)
+	}
+	defer c.close(fd)
+	var st unix.Stat_t
+	if err := c.fstat(fd, &st); err != nil {
+		return "", fmt.Errorf("dirstore: stat %s: %w", path, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return "", notRecord(path, registry.ReasonUnreadable, "is a "+fileType(st.Mode)+", not a regular file")
+	}
+	var arr [registry.MaxMemberLen + 1]byte
+	buf := arr[:min(max, registry.MaxMemberLen)+1]
+	n := 0
+	for n < len(buf) {
+		m, err := c.read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return "", fmt.Errorf("dirstore: read %s: %w", path, err)
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+		if n < len(buf) && buf[n-1] == '\n' {
+			// A short read of a regular file ends at its end, and a record
+			// is one line: the read that would return 0 is not needed.
+			break
+		}
+	}
+	if n > len(buf)-1 {
+		return "", notRecord(path, registry.ReasonOversized, fmt.Sprintf("is longer than %d bytes", len(buf)-1))
+	}
+	s := string(buf[:n])
+	s = strings.TrimSuffix(s, "\n")
+	s = strings.TrimSuffix(s, "\r")
+	return s, nil
+}
+
+// fileType names the type in a stat mode, for errors.
+func fileType(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return "directory"
+	case unix.S_IFIFO:
+		return "FIFO"
+	case unix.S_IFSOCK:
+		return "socket"
+	case unix.S_IFCHR:
+		return "character device"
+	case unix.S_IFBLK:
+		return "block device"
+	case unix.S_IFLNK:
+		return "symbolic link"
+	}
+	return fmt.Sprintf("file of type %#o", mode&unix.S_IFMT)
+}
+
+// readMAC reads the MAC a record file holds, with s's calls.
+func (s *Store) readMAC(path string) (ethaddr.MAC, error) {
+	v, err := readValueMaxWith(s.calls, path, registry.MaxValueLen)
+	if err != nil {
+		return ethaddr.MAC{}, err
+	}
+	return parseMAC(path, v)
+}
+
+// readAddr reads the address a record file holds, with s's calls.
+func (s *Store) readAddr(path string) (netip.Addr, error) {
+	v, err := readValueMaxWith(s.calls, path, registry.MaxValueLen)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return parseAddr(path, v)
+}
