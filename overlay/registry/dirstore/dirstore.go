@@ -153,11 +153,12 @@ func (s *Store) LookupMAC(ctx context.Context, ip netip.Addr) (ethaddr.MAC, erro
 	if err := ctx.Err(); err != nil {
 		return ethaddr.MAC{}, err
 	}
-	path, err := s.arpPath(ip)
+	var buf [pathMax]byte
+	p, err := s.arpPathTo(buf[:0], ip)
 	if err != nil {
 		return ethaddr.MAC{}, err
 	}
-	return s.readMAC(path)
+	return s.readMAC(p)
 }
 
 // LookupVTEP returns the VTEP recorded in ROOT/fdb/<mac>.
@@ -165,7 +166,8 @@ func (s *Store) LookupVTEP(ctx context.Context, mac ethaddr.MAC) (netip.Addr, er
 	if err := ctx.Err(); err != nil {
 		return netip.Addr{}, err
 	}
-	return s.readAddr(s.fdbPath(mac))
+	var buf [pathMax]byte
+	return s.readAddr(s.fdbPathTo(buf[:0], mac))
 }
 
 // Register records r (see Registry.Register). The IP record is created first;
@@ -277,6 +279,7 @@ type lister struct {
 	rejected []registry.Rejected
 	errs     []error
 	vteps    map[ethaddr.MAC]netip.Addr // fdb files read, invalid when none
+	path     []byte                     // the path of the record read
 }
 
 // arp lists ROOT/arp/name.
@@ -287,14 +290,16 @@ func (l *lister) arp(name string) {
 		l.rejected = append(l.rejected, registry.Rejected{Key: key, Reason: registry.ReasonMalformed})
 		return
 	}
-	mac, err := l.s.readMAC(filepath.Join(l.s.root, key))
+	l.path, _ = l.s.arpPathTo(l.path[:0], ip) // checked above
+	mac, err := l.s.readMAC(l.path)
 	if !l.note(err) {
 		return
 	}
 	r := registry.Record{IP: ip, MAC: mac}
 	vtep, ok := l.vteps[mac]
 	if !ok {
-		vtep, err = l.s.readAddr(l.s.fdbPath(mac))
+		l.path = l.s.fdbPathTo(l.path[:0], mac)
+		vtep, err = l.s.readAddr(l.path)
 		l.note(err)
 		l.vteps[mac] = vtep
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"unsafe"
 
@@ -81,19 +82,18 @@ func (c fileCalls) syscall6(trap, a1, a2, a3, a4, a5, a6 uintptr) (uintptr, unix
 // copied to the heap.
 const pathMax = 256
 
-// open opens path read-only without following a symbolic link and
-// without blocking on a FIFO.
-func (c fileCalls) open(path string) (int, error) {
+// open opens path (no NUL byte) read-only without following a symbolic
+// link and without blocking on a FIFO.
+func (c fileCalls) open(path []byte) (int, error) {
 	var buf [pathMax]byte
 	var p *byte
-	if len(path) < len(buf) && strings.IndexByte(path, 0) < 0 {
+	if len(path) < len(buf) {
 		copy(buf[:], path)
 		p = &buf[0] // NUL-terminated: buf is zeroed
 	} else {
-		var err error
-		if p, err = unix.BytePtrFromString(path); err != nil {
-			return -1, err
-		}
+		z := make([]byte, len(path)+1)
+		copy(z, path)
+		p = &z[0]
 	}
 	cwd := unix.AT_FDCWD
 	for {
@@ -151,22 +151,33 @@ func readValueMax(path string, max int) (string, error) {
 // is opened without blocking and then refused; device nodes need root to
 // make).
 func readValueMaxWith(c fileCalls, path string, max int) (string, error) {
-	fd, err := c.open(path)
-	switch {
-	case errors.Is(err, unix.ENOENT):
-		return "", fmt.Errorf("%w: %s", registry.ErrNotFound, path)
-	case errors.Is(err, unix.ELOOP):
-		return "", notRecord(path, registry.ReasonUnreadable, "is a symbolic link (not followed)")
-	case err != nil:
+	if strings.IndexByte(path, 0) >= 0 {
+		return "", fmt.Errorf("dirstore: open %q: %w", path, unix.EINVAL)
+	}
+	return readRecord(c, []byte(path), max)
+}
+
+// readRecord is readValueMaxWith of a path (without a NUL byte) given as
+// bytes: a lookup builds it on its stack. Errors name it cleaned.
+func readRecord(c fileCalls, p []byte, max int) (string, error) {
+	fd, err := c.open(p)
+	if err != nil {
+		path := filepath.Clean(string(p))
+		switch {
+		case errors.Is(err, unix.ENOENT):
+			return "", fmt.Errorf("%w: %s", registry.ErrNotFound, path)
+		case errors.Is(err, unix.ELOOP):
+			return "", notRecord(path, registry.ReasonUnreadable, "is a symbolic link (not followed)")
+		}
 		return "", fmt.Errorf("dirstore: open %s: %w", path, err)
 	}
 	defer c.close(fd)
 	var st unix.Stat_t
 	if err := c.fstat(fd, &st); err != nil {
-		return "", fmt.Errorf("dirstore: stat %s: %w", path, err)
+		return "", fmt.Errorf("dirstore: stat %s: %w", filepath.Clean(string(p)), err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return "", notRecord(path, registry.ReasonUnreadable, "is a "+fileType(st.Mode)+", not a regular file")
+		return "", notRecord(filepath.Clean(string(p)), registry.ReasonUnreadable, "is a "+fileType(st.Mode)+", not a regular file")
 	}
 	var arr [registry.MaxMemberLen + 1]byte
 	buf := arr[:min(max, registry.MaxMemberLen)+1]
@@ -177,7 +188,7 @@ func readValueMaxWith(c fileCalls, path string, max int) (string, error) {
 			continue
 		}
 		if err != nil {
-			return "", fmt.Errorf("dirstore: read %s: %w", path, err)
+			return "", fmt.Errorf("dirstore: read %s: %w", filepath.Clean(string(p)), err)
 		}
 		if m == 0 {
 			break
@@ -190,7 +201,7 @@ func readValueMaxWith(c fileCalls, path string, max int) (string, error) {
 		}
 	}
 	if n > len(buf)-1 {
-		return "", notRecord(path, registry.ReasonOversized, fmt.Sprintf("is longer than %d bytes", len(buf)-1))
+		return "", notRecord(filepath.Clean(string(p)), registry.ReasonOversized, fmt.Sprintf("is longer than %d bytes", len(buf)-1))
 	}
 	s := string(buf[:n])
 	s = strings.TrimSuffix(s, "\n")
@@ -217,20 +228,42 @@ func fileType(mode uint32) string {
 	return fmt.Sprintf("file of type %#o", mode&unix.S_IFMT)
 }
 
-// readMAC reads the MAC a record file holds, with s's calls.
-func (s *Store) readMAC(path string) (ethaddr.MAC, error) {
-	v, err := readValueMaxWith(s.calls, path, registry.MaxValueLen)
+// readMAC reads the MAC the record file at p holds, with s's calls.
+func (s *Store) readMAC(p []byte) (ethaddr.MAC, error) {
+	v, err := readRecord(s.calls, p, registry.MaxValueLen)
 	if err != nil {
 		return ethaddr.MAC{}, err
 	}
-	return parseMAC(path, v)
+	if m, err := ethaddr.Parse(v); err == nil {
+		return m, nil // the path's text only for an error
+	}
+	return parseMAC(filepath.Clean(string(p)), v)
 }
 
-// readAddr reads the address a record file holds, with s's calls.
-func (s *Store) readAddr(path string) (netip.Addr, error) {
-	v, err := readValueMaxWith(s.calls, path, registry.MaxValueLen)
+// readAddr reads the address the record file at p holds, with s's calls.
+func (s *Store) readAddr(p []byte) (netip.Addr, error) {
+	v, err := readRecord(s.calls, p, registry.MaxValueLen)
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	return parseAddr(path, v)
+	if a, err := netip.ParseAddr(v); err == nil {
+		return a, nil // the path's text only for an error
+	}
+	return parseAddr(filepath.Clean(string(p)), v)
+}
+
+// arpPathTo appends the path of ip's record to b (see arpPath).
+func (s *Store) arpPathTo(b []byte, ip netip.Addr) ([]byte, error) {
+	if err := registry.CheckKeyIP(ip); err != nil {
+		return b, err
+	}
+	b = append(append(b, s.root...), "/"+arpDir+"/"...)
+	return ip.AppendTo(b), nil
+}
+
+// fdbPathTo appends the path of m's record to b (see fdbPath).
+func (s *Store) fdbPathTo(b []byte, m ethaddr.MAC) []byte {
+	b = append(append(b, s.root...), "/"+fdbDir+"/"...)
+	b, _ = m.AppendText(b)
+	return b
 }

@@ -3,6 +3,7 @@ package dirstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -118,5 +119,42 @@ func TestCallsFor(t *testing.T) {
 	}
 	if vtep, err := s.LookupVTEP(context.Background(), rec.MAC); err != nil || vtep != rec.VTEP {
 		t.Errorf("LookupVTEP = %s, %v; want %s", vtep, err, rec.VTEP)
+	}
+}
+
+// BenchmarkLookup is a miss's two reads, warm: LookupMAC then LookupVTEP
+// of one of 1,000 records.
+func BenchmarkLookup(b *testing.B) {
+	dir := b.TempDir()
+	if d, err := os.MkdirTemp("/dev/shm", "ovt-lookup-"); err == nil { // tmpfs, as the isolated benchmark's store
+		dir = d
+		b.Cleanup(func() { os.RemoveAll(d) })
+	}
+	s, err := New(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	var recs []registry.Record
+	for i := range 1000 {
+		r := registry.Record{IP: netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}),
+			MAC: mustMAC(fmt.Sprintf("02:42:0a:01:%02x:%02x", i>>8, i&0xff)), VTEP: netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i%200)})}
+		if err := s.Register(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		r := recs[i%len(recs)]
+		i++
+		mac, err := s.LookupMAC(ctx, r.IP)
+		if err != nil || mac != r.MAC {
+			b.Fatalf("LookupMAC(%s) = %s, %v", r.IP, mac, err)
+		}
+		if vtep, err := s.LookupVTEP(ctx, mac); err != nil || vtep != r.VTEP {
+			b.Fatalf("LookupVTEP(%s) = %s, %v", mac, vtep, err)
+		}
 	}
 }
