@@ -273,6 +273,31 @@ func (p *proc) stop() error {
 	return p.stopErr
 }
 
+// switches returns the context switches (voluntary and not) the process's
+// threads have made so far, from /proc/PID/task/*/status; like cpu, threads
+// that exited are not counted.
+func (p *proc) switches(tb testing.TB) int64 {
+	tb.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", p.cmd.Process.Pid))
+	if err != nil || len(tasks) == 0 {
+		tb.Fatalf("%s: no threads in /proc: %v", p.name, err)
+	}
+	var sum int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue // a thread that just exited
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
+				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				sum += n
+			}
+		}
+	}
+	return sum
+}
+
 // cpu returns the CPU time the process's threads have used so far, from
 // /proc/PID/task/*/schedstat (nanoseconds; /proc/PID/stat counts in 10 ms
 // ticks). Threads that exited are not counted: the Go runtime keeps its

@@ -136,6 +136,10 @@ var isolatedP99 sync.Map
 //	p99-us     99th percentile
 //	cpu-us/op  the implementation's CPU time (all its threads) during its
 //	           turns, per miss: its idle wake-ups in its gaps included
+//	ctxsw/op   its threads' context switches during its turns, per miss:
+//	           1 when one thread reads, answers and waits for the next miss
+//	           alone; every other thread woken on the way (a hand-off, the
+//	           Go runtime's sysmon) and every preemption adds to it
 //
 // Sub-benchmarks: gap=5ms|20ms (see isolatedGaps); impl=floor (a minimal C
 // resolver: one blocking read, the answer computed from the IP, one netlink
@@ -166,7 +170,7 @@ func benchRounds(b *testing.B, rs *isolatedRounds, key string, lanes []string) {
 				r := rs.next(b, lane, gap)
 				for b.Loop() { // the misses were raised in the round
 				}
-				reportIsolated(b, lane, gap, r.lat, r.cpu)
+				reportIsolated(b, lane, gap, r)
 			})
 		}
 		first, ok := isolatedP99.Load(fmt.Sprint(gap, lanes[0]))
@@ -185,6 +189,7 @@ func benchRounds(b *testing.B, rs *isolatedRounds, key string, lanes []string) {
 type isolatedRun struct {
 	lat []time.Duration
 	cpu time.Duration
+	sw  int64 // context switches
 }
 
 // isolatedRounds are the rounds of a benchmark whose sub-benchmarks each
@@ -245,6 +250,7 @@ type isolatedLane struct {
 	g     *missgen.Generator
 	p     *proc
 	cpu   time.Duration // p's, during the lane's turns
+	sw    int64         // p's threads' context switches, during the lane's turns
 	lat   []time.Duration
 }
 
@@ -287,7 +293,7 @@ func containerGenerator(b *testing.B, node *benchNode, src netip.Addr) *missgen.
 
 // takeTurns raises n misses on each lane, gap apart, the lanes taking turns
 // in blocks of isolatedBlock misses, and adds each lane's process's CPU
-// time during its turns to the lane. Who starts rotates from block to block
+// time and its threads' context switches during its turns to the lane. Who starts rotates from block to block
 // and from round to round (lane round%len(lanes) starts the round's first
 // block): a process's periodic work (overlayd's reconcile pass every 10 s
 // from its start) falls at the same moment of every round, so that with
@@ -297,12 +303,13 @@ func takeTurns(b *testing.B, lanes []*isolatedLane, gap time.Duration, n, round 
 	for blk := 0; blk < n; blk += isolatedBlock {
 		for k := range lanes {
 			l := lanes[(round+blk/isolatedBlock+k)%len(lanes)]
-			cpu0 := l.p.cpu(b)
+			cpu0, sw0 := l.p.cpu(b), l.p.switches(b)
 			for i := blk; i < min(blk+isolatedBlock, n); i++ {
 				l.miss(b, i)
 				time.Sleep(gap)
 			}
 			l.cpu += l.p.cpu(b) - cpu0
+			l.sw += l.p.switches(b) - sw0
 		}
 	}
 }
@@ -315,7 +322,7 @@ func laneRuns(b *testing.B, lanes []*isolatedLane) map[string]isolatedRun {
 		if len(l.c.wrong) > 0 {
 			b.Fatalf("%s programmed wrong entries: %v", l.name, l.c.wrong)
 		}
-		out[l.name] = isolatedRun{lat: l.lat, cpu: l.cpu}
+		out[l.name] = isolatedRun{lat: l.lat, cpu: l.cpu, sw: l.sw}
 	}
 	return out
 }
@@ -367,9 +374,10 @@ func (l *isolatedLane) warmUp(b *testing.B) {
 	}
 }
 
-// reportIsolated reports the latencies lat and the CPU time cpu of one
-// implementation's share of a round.
-func reportIsolated(b *testing.B, name string, gap time.Duration, lat []time.Duration, cpu time.Duration) {
+// reportIsolated reports the latencies, the CPU time and the context
+// switches of one implementation's share of a round.
+func reportIsolated(b *testing.B, name string, gap time.Duration, r isolatedRun) {
+	lat, cpu := r.lat, r.cpu
 	var sum time.Duration
 	for _, d := range lat {
 		sum += d
@@ -381,6 +389,7 @@ func reportIsolated(b *testing.B, name string, gap time.Duration, lat []time.Dur
 	b.ReportMetric(float64(percentile(lat, 0.50).Nanoseconds())/1e3, "p50-us")
 	b.ReportMetric(float64(p99.Nanoseconds())/1e3, "p99-us")
 	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(len(lat)), "cpu-us/op")
+	b.ReportMetric(float64(r.sw)/float64(len(lat)), "ctxsw/op")
 	b.Logf("%s, gap %v: %d misses, p50 %v, p99 %v, max %v, CPU %v", name, gap, len(lat),
 		percentile(lat, 0.5), p99, lat[len(lat)-1], cpu)
 }
