@@ -48,8 +48,10 @@ func Dial(cfg *Config) (*Conn, error) {
 // then runs every 20 µs for a millisecond: for a daemon answering an
 // isolated miss, one more thread to schedule (on a 2-core node it preempted
 // the miss's own thread in a third of the misses) for calls that return in
-// microseconds. A call that may wait stays ordinary, so that the runtime
-// gives its processor to other goroutines meanwhile.
+// microseconds. A call that may wait or last long (a large batch) stays
+// ordinary, so that the runtime gives its processor to other goroutines
+// meanwhile: a raw call holds it, and the garbage collector's
+// stop-the-world waits for the call to return.
 type socket struct {
 	fd     int
 	pid    uint32
@@ -155,16 +157,28 @@ func (s *socket) Buffers() (send, receive int) { return s.sndbuf, s.rcvbuf }
 // Close closes the socket.
 func (s *socket) Close() error { return unix.Close(s.fd) }
 
-// Send sends b to the kernel with one sendto(2), a raw call (see socket):
-// the kernel handles the requests inside the call.
+// rawSendMax is the largest send made as a raw call: a few requests (a
+// miss's neighbour and FDB entries are some 120 bytes), which the kernel
+// handles in tens of microseconds. A larger batch (up to hundreds of
+// changes, milliseconds of the kernel's time) is an ordinary call: the
+// runtime can then give the processor to other goroutines and stop the
+// world for the garbage collector meanwhile.
+const rawSendMax = 512
+
+// Send sends b to the kernel with one sendto(2), in which the kernel
+// handles the requests: a raw call (see socket) up to rawSendMax bytes.
 func (s *socket) Send(b []byte) error {
 	var p unsafe.Pointer
 	if len(b) > 0 {
 		p = unsafe.Pointer(&b[0])
 	}
 	s.kernel.Family = unix.AF_NETLINK
+	call := unix.RawSyscall6
+	if len(b) > rawSendMax {
+		call = unix.Syscall6
+	}
 	for {
-		_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(p), uintptr(len(b)),
+		_, _, errno := call(unix.SYS_SENDTO, uintptr(s.fd), uintptr(p), uintptr(len(b)),
 			0, uintptr(unsafe.Pointer(&s.kernel)), unix.SizeofSockaddrNetlink)
 		switch errno {
 		case 0:
@@ -180,9 +194,9 @@ func (s *socket) Send(b []byte) error {
 // other senders. It calls recvmsg(2) directly on the message header kept in
 // the socket, so reading a reply allocates nothing: first without waiting,
 // as a raw call (see socket: the kernel queues a request's replies
-// before its sendto returns, and the next part of a dump inside the
-// recvmsg that read the previous one), and only when nothing is queued
-// again as an ordinary, waiting call.
+// before its sendto returns, and makes the next part of a dump, at most
+// one buffer's worth, inside the recvmsg that read the previous one), and
+// only when nothing is queued again as an ordinary, waiting call.
 func (s *socket) Receive(b []byte) (int, error) {
 	h := &s.rh
 	for {
