@@ -274,37 +274,39 @@ func (p *proc) stop() error {
 }
 
 // switches returns the context switches (voluntary and not) the process's
-// threads have made so far, from /proc/PID/task/*/status; like cpu, threads
-// that exited are not counted.
+// threads have made so far, from /proc/PID/task/*/status.
 func (p *proc) switches(tb testing.TB) int64 {
-	tb.Helper()
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", p.cmd.Process.Pid))
-	if err != nil || len(tasks) == 0 {
-		tb.Fatalf("%s: no threads in /proc: %v", p.name, err)
-	}
-	var sum int64
-	for _, t := range tasks {
-		b, err := os.ReadFile(t)
-		if err != nil {
-			continue // a thread that just exited
-		}
-		for _, line := range strings.Split(string(b), "\n") {
+	return p.threadSum(tb, "status", func(b string) (sum int64) {
+		for _, line := range strings.Split(b, "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
 				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 				sum += n
 			}
 		}
-	}
-	return sum
+		return sum
+	})
 }
 
 // cpu returns the CPU time the process's threads have used so far, from
 // /proc/PID/task/*/schedstat (nanoseconds; /proc/PID/stat counts in 10 ms
-// ticks). Threads that exited are not counted: the Go runtime keeps its
-// threads, Python and the C floor have one.
+// ticks).
 func (p *proc) cpu(tb testing.TB) time.Duration {
+	return time.Duration(p.threadSum(tb, "schedstat", func(b string) int64 {
+		f := strings.Fields(b)
+		if len(f) == 0 {
+			return 0
+		}
+		ns, _ := strconv.ParseInt(f[0], 10, 64)
+		return ns
+	}))
+}
+
+// threadSum adds up what value reads from each of the process's threads'
+// /proc/PID/task/TID/file. Threads that exited are not counted: the Go
+// runtime keeps its threads, Python and the C floor have one.
+func (p *proc) threadSum(tb testing.TB, file string, value func(string) int64) int64 {
 	tb.Helper()
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", p.cmd.Process.Pid))
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/%s", p.cmd.Process.Pid, file))
 	if err != nil || len(tasks) == 0 {
 		tb.Fatalf("%s: no threads in /proc: %v", p.name, err)
 	}
@@ -314,11 +316,7 @@ func (p *proc) cpu(tb testing.TB) time.Duration {
 		if err != nil {
 			continue // a thread that just exited
 		}
-		f := strings.Fields(string(b))
-		if len(f) > 0 {
-			ns, _ := strconv.ParseInt(f[0], 10, 64)
-			sum += ns
-		}
+		sum += value(string(b))
 	}
-	return time.Duration(sum)
+	return sum
 }
