@@ -43,11 +43,15 @@ func (c fileCalls) String() string {
 	return fmt.Sprintf("fileCalls(%d)", uint8(c))
 }
 
-// localFilesystems are the filesystems, by statfs magic number, whose
-// calls never wait on anything but memory or a local disk.
-var localFilesystems = [...]uint32{
-	unix.TMPFS_MAGIC, unix.RAMFS_MAGIC, unix.EXT4_SUPER_MAGIC, // ext2 and ext3 too
-	unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC, unix.F2FS_SUPER_MAGIC,
+// localFilesystem says whether a filesystem, by its statfs magic number,
+// is one whose calls never wait on anything but memory or a local disk.
+func localFilesystem(magic uint32) bool {
+	switch magic {
+	case unix.TMPFS_MAGIC, unix.RAMFS_MAGIC, unix.EXT4_SUPER_MAGIC, // ext2 and ext3 too
+		unix.XFS_SUPER_MAGIC, unix.BTRFS_SUPER_MAGIC, unix.F2FS_SUPER_MAGIC:
+		return true
+	}
+	return false
 }
 
 // callsFor returns the calls a store rooted at root reads with: raw ones
@@ -58,10 +62,8 @@ func callsFor(root string) fileCalls {
 	if err := unix.Statfs(root, &st); err != nil || fstatTrap == 0 {
 		return ordinaryCalls
 	}
-	for _, m := range localFilesystems {
-		if uint32(st.Type) == m {
-			return rawCalls
-		}
+	if localFilesystem(uint32(st.Type)) {
+		return rawCalls
 	}
 	return ordinaryCalls
 }
