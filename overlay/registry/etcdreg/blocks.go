@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/overlaynet/overlaynet/overlay/ipam"
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/overlaynet/overlaynet/overlay/registry/etcdreg/internal/etcdv3"
 )
 
 // blockKey is B/blocks/<addr>-<bits>; its value is the claiming node's VTEP.
@@ -28,8 +28,8 @@ func (r *Registry) ClaimBlock(ctx context.Context, b netip.Prefix, owner string)
 	octx, done := r.opCtx(ctx)
 	defer done()
 	k := r.blockKey(b)
-	resp, err := r.cli.Txn(octx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
-		Then(clientv3.OpPut(k, owner)).Else(clientv3.OpGet(k)).Commit()
+	resp, err := r.cli.Txn(octx).If(etcdv3.Compare(etcdv3.CreateRevision(k), "=", 0)).
+		Then(etcdv3.OpPut(k, owner)).Else(etcdv3.OpGet(k)).Commit()
 	if err != nil {
 		return "", r.wrap("claim block "+b.String(), err)
 	}
@@ -49,8 +49,8 @@ func (r *Registry) ReleaseBlock(ctx context.Context, b netip.Prefix, owner strin
 	octx, done := r.opCtx(ctx)
 	defer done()
 	k := r.blockKey(b)
-	_, err := r.cli.Txn(octx).If(clientv3.Compare(clientv3.Value(k), "=", owner)).
-		Then(clientv3.OpDelete(k)).Commit()
+	_, err := r.cli.Txn(octx).If(etcdv3.Compare(etcdv3.Value(k), "=", owner)).
+		Then(etcdv3.OpDelete(k)).Commit()
 	if err != nil {
 		return r.wrap("release block "+b.String(), err)
 	}
@@ -63,7 +63,7 @@ func (r *Registry) Blocks(ctx context.Context) (map[netip.Prefix]string, error) 
 	octx, done := r.opCtx(ctx)
 	defer done()
 	prefix := r.base + "blocks/"
-	resp, err := r.cli.Get(octx, prefix, clientv3.WithPrefix())
+	resp, err := r.cli.Get(octx, prefix, etcdv3.WithPrefix())
 	if err != nil {
 		return nil, r.wrap("list blocks", err)
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/overlaynet/overlaynet/overlay/registry/etcdreg/internal/etcdv3"
 )
 
 // Backoff between attempts to grant a new lease while etcd is away.
@@ -32,7 +32,7 @@ func (r *Registry) Stats() registry.LeaseStats {
 
 // keepLease keeps id alive until Close; when the lease is lost it grants a
 // new one and moves this node's records to it.
-func (r *Registry) keepLease(id clientv3.LeaseID) {
+func (r *Registry) keepLease(id etcdv3.LeaseID) {
 	defer r.wg.Done()
 	for {
 		why := r.holdLease(id)
@@ -51,7 +51,7 @@ func (r *Registry) keepLease(id clientv3.LeaseID) {
 }
 
 // holdLease runs KeepAlive on id and returns why it stopped.
-func (r *Registry) holdLease(id clientv3.LeaseID) string {
+func (r *Registry) holdLease(id etcdv3.LeaseID) string {
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
 	ch, err := r.cli.KeepAlive(ctx, id)
@@ -80,7 +80,7 @@ func (r *Registry) holdLease(id clientv3.LeaseID) string {
 // renewLease grants a new lease, with backoff while etcd is away, and
 // registers the owned records and the node key under it; then it revokes
 // old. It returns the new lease, or 0 once the registry is closed.
-func (r *Registry) renewLease(old clientv3.LeaseID) clientv3.LeaseID {
+func (r *Registry) renewLease(old etcdv3.LeaseID) etcdv3.LeaseID {
 	backoff := minBackoff
 	for attempt := 1; ; attempt++ {
 		if id, err := r.tryRenew(old); err == nil {
@@ -101,7 +101,7 @@ func (r *Registry) renewLease(old clientv3.LeaseID) clientv3.LeaseID {
 }
 
 // tryRenew is one attempt of renewLease.
-func (r *Registry) tryRenew(old clientv3.LeaseID) (clientv3.LeaseID, error) {
+func (r *Registry) tryRenew(old etcdv3.LeaseID) (etcdv3.LeaseID, error) {
 	ctx, done := r.opCtx(r.ctx)
 	g, err := r.cli.Grant(ctx, ttlSeconds(r.opts.TTL))
 	done()

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/overlaynet/overlaynet/overlay/registry/etcdreg/internal/etcdv3"
 )
 
 // waitFor polls cond every 50ms until it holds or d passes.
@@ -52,7 +52,7 @@ func TestLeaseExpiry(t *testing.T) {
 	expect(t, ch, registry.ChangePut, r1)
 	expect(t, ch, registry.ChangeSynced, registry.Record{})
 
-	lease := clientv3.LeaseID(a.Stats().LeaseID)
+	lease := etcdv3.LeaseID(a.Stats().LeaseID)
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestOutage(t *testing.T) {
 			t.Errorf("%s after recovery: %+v, want it under lease %x", k, kv.Kvs, st.LeaseID)
 		}
 	}
-	if ttl, err := b.Client().TimeToLive(ctx, clientv3.LeaseID(old)); err != nil || ttl.TTL != -1 {
+	if ttl, err := b.Client().TimeToLive(ctx, etcdv3.LeaseID(old)); err != nil || ttl.TTL != -1 {
 		t.Errorf("old lease after recovery: %+v, %v; want revoked", ttl, err)
 	}
 	// Registering works again, and the watcher sees it.
@@ -186,7 +186,7 @@ func TestLeaseLostUnderneath(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := a.Stats().LeaseID
-	if _, err := a.Client().Revoke(ctx, clientv3.LeaseID(old)); err != nil {
+	if _, err := a.Client().Revoke(ctx, etcdv3.LeaseID(old)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.LookupMAC(ctx, r1.IP); !errors.Is(err, registry.ErrNotFound) {
@@ -230,7 +230,7 @@ func TestLeaseLostKeep(t *testing.T) {
 		}
 	}
 	old := a.Stats().LeaseID
-	if _, err := a.Client().Revoke(ctx, clientv3.LeaseID(old)); err != nil {
+	if _, err := a.Client().Revoke(ctx, etcdv3.LeaseID(old)); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Register(ctx, r3); err != nil {

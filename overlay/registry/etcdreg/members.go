@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/overlaynet/overlaynet/overlay/registry/etcdreg/internal/etcdv3"
 )
 
 // The member capabilities of a Registry (see package registry).
@@ -32,9 +32,9 @@ func (r *Registry) ClaimMember(ctx context.Context, m registry.Member) error {
 	octx, done := r.opCtx(ctx)
 	defer done()
 	k := r.memberKey(m.VTEP)
-	cmp := clientv3.Compare(clientv3.CreateRevision(k), "=", 0)
+	cmp := etcdv3.Compare(etcdv3.CreateRevision(k), "=", 0)
 	for range maxTxnAttempts {
-		resp, err := r.cli.Txn(octx).If(cmp).Then(clientv3.OpPut(k, value)).Else(clientv3.OpGet(k)).Commit()
+		resp, err := r.cli.Txn(octx).If(cmp).Then(etcdv3.OpPut(k, value)).Else(etcdv3.OpGet(k)).Commit()
 		if err != nil {
 			return r.wrap("claim member "+m.VTEP.String(), err)
 		}
@@ -43,7 +43,7 @@ func (r *Registry) ClaimMember(ctx context.Context, m registry.Member) error {
 		}
 		kv := firstKV(resp.Responses[0])
 		if kv == nil {
-			cmp = clientv3.Compare(clientv3.CreateRevision(k), "=", 0) // removed meanwhile
+			cmp = etcdv3.Compare(etcdv3.CreateRevision(k), "=", 0) // removed meanwhile
 			continue
 		}
 		held, err := registry.ParseMember(m.VTEP, kv.Value)
@@ -56,7 +56,7 @@ func (r *Registry) ClaimMember(ctx context.Context, m registry.Member) error {
 		if string(kv.Value) == value {
 			return nil
 		}
-		cmp = clientv3.Compare(clientv3.ModRevision(k), "=", kv.ModRevision)
+		cmp = etcdv3.Compare(etcdv3.ModRevision(k), "=", kv.ModRevision)
 	}
 	return fmt.Errorf("etcdreg: claim member %s: %s keeps changing under concurrent writers", m.VTEP, k)
 }
@@ -77,8 +77,8 @@ func (r *Registry) RemoveMember(ctx context.Context, vtep netip.Addr, owner stri
 	}
 	octx, done := r.opCtx(ctx)
 	defer done()
-	_, err = r.cli.Txn(octx).If(clientv3.Compare(clientv3.ModRevision(k), "=", kv.ModRevision)).
-		Then(clientv3.OpDelete(k)).Commit()
+	_, err = r.cli.Txn(octx).If(etcdv3.Compare(etcdv3.ModRevision(k), "=", kv.ModRevision)).
+		Then(etcdv3.OpDelete(k)).Commit()
 	if err != nil {
 		return r.wrap("remove member "+vtep.String(), err)
 	}
@@ -92,7 +92,7 @@ func (r *Registry) Members(ctx context.Context) ([]registry.Member, []registry.R
 	octx, done := r.opCtx(ctx)
 	defer done()
 	prefix := r.base + "members/"
-	resp, err := r.cli.Get(octx, prefix, clientv3.WithPrefix())
+	resp, err := r.cli.Get(octx, prefix, etcdv3.WithPrefix())
 	if err != nil {
 		return nil, nil, r.wrap("list members", err)
 	}
@@ -138,13 +138,13 @@ func (r *Registry) WatchMembers(ctx context.Context) (<-chan struct{}, error) {
 		defer r.wg.Done()
 		defer close(ch)
 		for ctx.Err() == nil && r.ctx.Err() == nil {
-			wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+			wctx, cancel := context.WithCancel(etcdv3.WithRequireLeader(ctx))
 			stop := context.AfterFunc(r.ctx, cancel)
-			members := r.cli.Watch(wctx, r.base+"members/", clientv3.WithPrefix())
-			nodes := r.cli.Watch(wctx, r.base+"nodes/", clientv3.WithPrefix())
+			members := r.cli.Watch(wctx, r.base+"members/", etcdv3.WithPrefix())
+			nodes := r.cli.Watch(wctx, r.base+"nodes/", etcdv3.WithPrefix())
 		watching:
 			for {
-				var resp clientv3.WatchResponse
+				var resp etcdv3.WatchResponse
 				var ok bool
 				select {
 				case resp, ok = <-members:

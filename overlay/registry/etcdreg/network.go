@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/overlaynet/overlaynet/overlay/registry/etcdreg/internal/etcdv3"
 )
 
 // The overlay's network is stored as JSON in config, without a lease: it
@@ -32,8 +32,8 @@ func (r *Registry) PublishNetwork(ctx context.Context, n registry.Network) error
 	octx, done := r.opCtx(ctx)
 	defer done()
 	k := r.configKey()
-	resp, err := r.cli.Txn(octx).If(clientv3.Compare(clientv3.CreateRevision(k), "=", 0)).
-		Then(clientv3.OpPut(k, string(b))).Else(clientv3.OpGet(k)).Commit()
+	resp, err := r.cli.Txn(octx).If(etcdv3.Compare(etcdv3.CreateRevision(k), "=", 0)).
+		Then(etcdv3.OpPut(k, string(b))).Else(etcdv3.OpGet(k)).Commit()
 	if err != nil {
 		return r.wrap("publish network", err)
 	}
@@ -77,7 +77,7 @@ type Node struct {
 }
 
 // putNode advertises Options.NodeVTEP under lease (nothing if unset).
-func (r *Registry) putNode(ctx context.Context, lease clientv3.LeaseID) error {
+func (r *Registry) putNode(ctx context.Context, lease etcdv3.LeaseID) error {
 	if !r.opts.NodeVTEP.IsValid() {
 		return nil
 	}
@@ -87,7 +87,7 @@ func (r *Registry) putNode(ctx context.Context, lease clientv3.LeaseID) error {
 	}
 	octx, done := r.opCtx(ctx)
 	defer done()
-	if _, err := r.cli.Put(octx, r.nodeKey(r.opts.NodeVTEP), string(b), clientv3.WithLease(lease)); err != nil {
+	if _, err := r.cli.Put(octx, r.nodeKey(r.opts.NodeVTEP), string(b), etcdv3.WithLease(lease)); err != nil {
 		return r.wrapLease("advertise node "+r.opts.NodeVTEP.String(), err)
 	}
 	return nil
@@ -97,7 +97,7 @@ func (r *Registry) putNode(ctx context.Context, lease clientv3.LeaseID) error {
 func (r *Registry) Nodes(ctx context.Context) ([]Node, error) {
 	octx, done := r.opCtx(ctx)
 	defer done()
-	resp, err := r.cli.Get(octx, r.base+"nodes/", clientv3.WithPrefix())
+	resp, err := r.cli.Get(octx, r.base+"nodes/", etcdv3.WithPrefix())
 	if err != nil {
 		return nil, r.wrap("list nodes", err)
 	}

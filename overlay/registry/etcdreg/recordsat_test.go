@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/overlaynet/overlaynet/overlay/registry/etcdreg/internal/etcdv3"
 )
 
 // TestRecordsAt: RecordsAt returns exactly the complete records of one VTEP,
@@ -19,9 +19,9 @@ func TestRecordsAt(t *testing.T) {
 	a := s.open(t, "at", Options{NoLease: true})
 	ctx := ctxT(t, 60*time.Second)
 	vtepA, vtepB := netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("192.0.2.11")
-	var ops []clientv3.Op
+	var ops []etcdv3.Op
 	put := func(k, v string) {
-		ops = append(ops, clientv3.OpPut(a.Prefix()+k, v))
+		ops = append(ops, etcdv3.OpPut(a.Prefix()+k, v))
 		if len(ops) == 64 {
 			if _, err := a.Client().Txn(ctx).Then(ops...).Commit(); err != nil {
 				t.Fatal(err)

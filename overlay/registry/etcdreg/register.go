@@ -7,12 +7,7 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/mvccpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"github.com/overlaynet/overlaynet/overlay/registry/etcdreg/internal/etcdv3"
 )
 
 // maxTxnAttempts bounds the optimistic retries of Register when other
@@ -44,7 +39,7 @@ func (r *Registry) Register(ctx context.Context, rec registry.Record) error {
 			r.ownMu.Unlock()
 		}
 		r.mu.RUnlock()
-		if !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		if !errors.Is(err, etcdv3.ErrLeaseNotFound) {
 			return err
 		}
 		// The lease expired (an outage longer than the TTL): have the
@@ -56,23 +51,23 @@ func (r *Registry) Register(ctx context.Context, rec registry.Record) error {
 }
 
 // register writes rec under lease (see Register). The caller holds r.mu.
-func (r *Registry) register(ctx context.Context, rec registry.Record, lease clientv3.LeaseID) error {
+func (r *Registry) register(ctx context.Context, rec registry.Record, lease etcdv3.LeaseID) error {
 	octx, done := r.opCtx(ctx)
 	defer done()
 	op := "register " + rec.IP.String()
 	arp, fdb := r.arpKey(rec.IP), r.fdbKey(rec.MAC)
 	mac, vtep := rec.MAC.String(), rec.VTEP.String()
-	puts := []clientv3.Op{
-		clientv3.OpPut(arp, mac, clientv3.WithLease(lease)),
-		clientv3.OpPut(fdb, vtep, clientv3.WithLease(lease)),
+	puts := []etcdv3.Op{
+		etcdv3.OpPut(arp, mac, etcdv3.WithLease(lease)),
+		etcdv3.OpPut(fdb, vtep, etcdv3.WithLease(lease)),
 	}
-	cmps := []clientv3.Cmp{
-		clientv3.Compare(clientv3.CreateRevision(arp), "=", 0),
-		clientv3.Compare(clientv3.CreateRevision(fdb), "=", 0),
+	cmps := []etcdv3.Cmp{
+		etcdv3.Compare(etcdv3.CreateRevision(arp), "=", 0),
+		etcdv3.Compare(etcdv3.CreateRevision(fdb), "=", 0),
 	}
 	for range maxTxnAttempts {
 		resp, err := r.cli.Txn(octx).If(cmps...).Then(puts...).
-			Else(clientv3.OpGet(arp), clientv3.OpGet(fdb)).Commit()
+			Else(etcdv3.OpGet(arp), etcdv3.OpGet(fdb)).Commit()
 		if err != nil {
 			return r.wrapLease(op, err)
 		}
@@ -99,25 +94,25 @@ func (r *Registry) register(ctx context.Context, rec registry.Record, lease clie
 				return fmt.Errorf("%w: MAC %s is registered at VTEP %s, not %s", registry.ErrConflict, rec.MAC, have, rec.VTEP)
 			}
 		}
-		if arpKV != nil && fdbKV != nil && clientv3.LeaseID(arpKV.Lease) == lease && clientv3.LeaseID(fdbKV.Lease) == lease {
+		if arpKV != nil && fdbKV != nil && etcdv3.LeaseID(arpKV.Lease) == lease && etcdv3.LeaseID(fdbKV.Lease) == lease {
 			return nil // already ours
 		}
 		// Same values (or absent): write them under our lease, provided
 		// nobody changed either key since we read it.
-		cmps = []clientv3.Cmp{sameAs(arp, arpKV), sameAs(fdb, fdbKV)}
+		cmps = []etcdv3.Cmp{sameAs(arp, arpKV), sameAs(fdb, fdbKV)}
 	}
 	return fmt.Errorf("etcdreg: %s: %s and %s keep changing under concurrent writers", op, arp, fdb)
 }
 
 // sameAs compares key with what was read: unchanged, or still absent.
-func sameAs(key string, kv *mvccpb.KeyValue) clientv3.Cmp {
+func sameAs(key string, kv *etcdv3.KeyValue) etcdv3.Cmp {
 	if kv == nil {
-		return clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
+		return etcdv3.Compare(etcdv3.CreateRevision(key), "=", 0)
 	}
-	return clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)
+	return etcdv3.Compare(etcdv3.ModRevision(key), "=", kv.ModRevision)
 }
 
-func firstKV(r *pb.ResponseOp) *mvccpb.KeyValue {
+func firstKV(r *etcdv3.ResponseOp) *etcdv3.KeyValue {
 	if rr := r.GetResponseRange(); rr != nil && len(rr.Kvs) > 0 {
 		return rr.Kvs[0]
 	}
@@ -137,18 +132,18 @@ func (r *Registry) Unregister(ctx context.Context, rec registry.Record) error {
 	r.ownMu.Unlock()
 	octx, done := r.opCtx(ctx)
 	defer done()
-	var ops []clientv3.Op
+	var ops []etcdv3.Op
 	if rec.IP.IsValid() {
 		k := r.arpKey(rec.IP)
-		ops = append(ops, clientv3.OpTxn(
-			[]clientv3.Cmp{clientv3.Compare(clientv3.Value(k), "=", rec.MAC.String())},
-			[]clientv3.Op{clientv3.OpDelete(k)}, nil))
+		ops = append(ops, etcdv3.OpTxn(
+			[]etcdv3.Cmp{etcdv3.Compare(etcdv3.Value(k), "=", rec.MAC.String())},
+			[]etcdv3.Op{etcdv3.OpDelete(k)}, nil))
 	}
 	if rec.VTEP.IsValid() {
 		k := r.fdbKey(rec.MAC)
-		ops = append(ops, clientv3.OpTxn(
-			[]clientv3.Cmp{clientv3.Compare(clientv3.Value(k), "=", rec.VTEP.String())},
-			[]clientv3.Op{clientv3.OpDelete(k)}, nil))
+		ops = append(ops, etcdv3.OpTxn(
+			[]etcdv3.Cmp{etcdv3.Compare(etcdv3.Value(k), "=", rec.VTEP.String())},
+			[]etcdv3.Op{etcdv3.OpDelete(k)}, nil))
 	}
 	if len(ops) == 0 {
 		return nil
@@ -173,7 +168,7 @@ func (r *Registry) Owned() []registry.Record {
 
 // wrapLease is wrap, except that an expired lease stays recognisable.
 func (r *Registry) wrapLease(op string, err error) error {
-	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+	if errors.Is(err, etcdv3.ErrLeaseNotFound) {
 		return err
 	}
 	return r.wrap(op, err)
@@ -181,7 +176,7 @@ func (r *Registry) wrapLease(op string, err error) error {
 
 // awaitNewLease kicks the lease keeper and waits until the lease is no
 // longer old.
-func (r *Registry) awaitNewLease(ctx context.Context, old clientv3.LeaseID) error {
+func (r *Registry) awaitNewLease(ctx context.Context, old etcdv3.LeaseID) error {
 	select {
 	case r.kick <- struct{}{}:
 	default:
@@ -208,15 +203,4 @@ func (r *Registry) awaitNewLease(ctx context.Context, old clientv3.LeaseID) erro
 }
 
 // isUnavailable reports whether err means etcd did not answer.
-func isUnavailable(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, rpctypes.ErrNoLeader) ||
-		errors.Is(err, rpctypes.ErrTimeout) || errors.Is(err, rpctypes.ErrTimeoutDueToLeaderFail) ||
-		errors.Is(err, rpctypes.ErrTimeoutDueToConnectionLost) {
-		return true
-	}
-	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded:
-		return true
-	}
-	return false
-}
+func isUnavailable(err error) bool { return etcdv3.IsUnavailable(err) }

@@ -17,17 +17,13 @@ import (
 
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	"go.etcd.io/etcd/api/v3/mvccpb"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
+	"github.com/overlaynet/overlaynet/overlay/registry/etcdreg/internal/etcdv3"
 )
 
 // Registry is an registry.Registry in etcd v3. It is safe for concurrent use.
 // See the package documentation for the key layout and the lease.
 type Registry struct {
-	cli       *clientv3.Client
+	cli       *etcdv3.Client
 	endpoints string // for error messages
 	base      string // PREFIX/vni/VNI/
 	opts      Options
@@ -46,7 +42,7 @@ type Registry struct {
 	// records to a new lease, so no record is written under a lease that is
 	// about to be revoked.
 	mu    sync.RWMutex
-	lease clientv3.LeaseID // 0 with NoLease
+	lease etcdv3.LeaseID // 0 with NoLease
 
 	ownMu sync.Mutex // guards own
 	own   map[netip.Addr]registry.Record
@@ -99,27 +95,14 @@ func Open(ctx context.Context, url string, opts Options) (*Registry, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:            t.endpoints,
-		DialTimeout:          o.Timeout,
-		DialKeepAliveTime:    o.Timeout,
-		DialKeepAliveTimeout: o.Timeout,
-		TLS:                  tlsc,
-		Username:             o.Username,
-		Password:             o.Password,
-		Logger:               zap.NewNop(),
-		DialOptions: []grpc.DialOption{
-			// Reconnect quickly after an outage (gRPC's default backoff
-			// grows to two minutes).
-			grpc.WithConnectParams(grpc.ConnectParams{
-				Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
-				MinConnectTimeout: o.Timeout,
-			}),
-			// Open waits (up to Timeout) for the first connection and says
-			// why it failed (refused, TLS handshake, ...) rather than only
-			// "deadline exceeded". Deprecated in gRPC but kept through 1.x.
-			grpc.WithReturnConnectionError(), //nolint:staticcheck
-		},
+	cli, err := etcdv3.New(ctx, etcdv3.Config{
+		Endpoints:        t.endpoints,
+		DialTimeout:      o.Timeout,
+		KeepAliveTime:    o.Timeout,
+		KeepAliveTimeout: o.Timeout,
+		TLS:              tlsc,
+		Username:         o.Username,
+		Password:         o.Password,
 	})
 	if err != nil {
 		// Refused, timed out or a failed TLS handshake: no usable etcd.
@@ -211,7 +194,7 @@ func (r *Registry) Revoke(ctx context.Context) error {
 func (r *Registry) Prefix() string { return r.base }
 
 // Client returns the underlying etcd client (for tools and tests).
-func (r *Registry) Client() *clientv3.Client { return r.cli }
+func (r *Registry) Client() *etcdv3.Client { return r.cli }
 
 // Keys of the layout (see the package documentation).
 func (r *Registry) arpKey(ip netip.Addr) string { return r.base + "arp/" + ip.String() }
@@ -240,7 +223,7 @@ func (r *Registry) wrap(op string, err error) error {
 // price of a member's lag (a record registered this instant may read as
 // missing, and is then resolved at the next miss or from the change feed).
 func (r *Registry) LookupMAC(ctx context.Context, ip netip.Addr) (ethaddr.MAC, error) {
-	kv, err := r.get(ctx, "lookup "+ip.String(), r.arpKey(ip), clientv3.WithSerializable())
+	kv, err := r.get(ctx, "lookup "+ip.String(), r.arpKey(ip), etcdv3.WithSerializable())
 	if err != nil {
 		return ethaddr.MAC{}, err
 	}
@@ -250,14 +233,14 @@ func (r *Registry) LookupMAC(ctx context.Context, ip netip.Addr) (ethaddr.MAC, e
 // LookupVTEP returns the VTEP in fdb/<mac> (a serializable read, as
 // LookupMAC).
 func (r *Registry) LookupVTEP(ctx context.Context, mac ethaddr.MAC) (netip.Addr, error) {
-	kv, err := r.get(ctx, "lookup "+mac.String(), r.fdbKey(mac), clientv3.WithSerializable())
+	kv, err := r.get(ctx, "lookup "+mac.String(), r.fdbKey(mac), etcdv3.WithSerializable())
 	if err != nil {
 		return netip.Addr{}, err
 	}
 	return parseAddr("fdb/"+mac.String(), kv.Value)
 }
 
-func (r *Registry) get(ctx context.Context, op, key string, opts ...clientv3.OpOption) (*mvccpb.KeyValue, error) {
+func (r *Registry) get(ctx context.Context, op, key string, opts ...etcdv3.OpOption) (*etcdv3.KeyValue, error) {
 	octx, done := r.opCtx(ctx)
 	defer done()
 	resp, err := r.cli.Get(octx, key, opts...)
@@ -321,7 +304,7 @@ const listPage = 4096
 // of listPage keys (all at the revision of the first).
 func (r *Registry) snapshot(ctx context.Context) (*state, int64, error) {
 	var s *state
-	rev, err := r.pages(ctx, r.base, 0, func(resp *clientv3.GetResponse) {
+	rev, err := r.pages(ctx, r.base, 0, func(resp *etcdv3.GetResponse) {
 		if s == nil {
 			// Keys are arp/ and fdb/ pairs (plus config and nodes/).
 			s = newStateSized(int(resp.Count)/2 + 1)
@@ -339,15 +322,15 @@ func (r *Registry) snapshot(ctx context.Context) (*state, int64, error) {
 // pages reads the keys under prefix at revision rev (0: the current one,
 // then that of the first page for the others) in pages of listPage keys,
 // handing each page to fn, and returns the revision read.
-func (r *Registry) pages(ctx context.Context, prefix string, rev int64, fn func(*clientv3.GetResponse)) (int64, error) {
+func (r *Registry) pages(ctx context.Context, prefix string, rev int64, fn func(*etcdv3.GetResponse)) (int64, error) {
 	octx, done := r.opCtx(ctx)
 	defer done()
-	end := clientv3.GetPrefixRangeEnd(prefix)
+	end := etcdv3.GetPrefixRangeEnd(prefix)
 	from := prefix
 	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(listPage)}
+		opts := []etcdv3.OpOption{etcdv3.WithRange(end), etcdv3.WithLimit(listPage)}
 		if rev != 0 {
-			opts = append(opts, clientv3.WithRev(rev))
+			opts = append(opts, etcdv3.WithRev(rev))
 		}
 		resp, err := r.cli.Get(octx, from, opts...)
 		if err != nil {
@@ -369,7 +352,7 @@ func (r *Registry) pages(ctx context.Context, prefix string, rev int64, fn func(
 // no record are skipped (the change feed reports them).
 func (r *Registry) RecordsAt(ctx context.Context, vtep netip.Addr) ([]registry.Record, error) {
 	macs := make(map[ethaddr.MAC]bool)
-	rev, err := r.pages(ctx, r.base+"fdb/", 0, func(resp *clientv3.GetResponse) {
+	rev, err := r.pages(ctx, r.base+"fdb/", 0, func(resp *etcdv3.GetResponse) {
 		for _, kv := range resp.Kvs {
 			_, m, kind := keyOf(r.base, kv.Key)
 			if v, err := parseAddr("", kv.Value); kind == 'f' && err == nil && v == vtep && string(kv.Key) == r.fdbKey(m) {
@@ -381,7 +364,7 @@ func (r *Registry) RecordsAt(ctx context.Context, vtep netip.Addr) ([]registry.R
 		return nil, err
 	}
 	var recs []registry.Record
-	_, err = r.pages(ctx, r.base+"arp/", rev, func(resp *clientv3.GetResponse) {
+	_, err = r.pages(ctx, r.base+"arp/", rev, func(resp *etcdv3.GetResponse) {
 		for _, kv := range resp.Kvs {
 			ip, _, kind := keyOf(r.base, kv.Key)
 			if m, err := parseMAC("", kv.Value); kind == 'a' && err == nil && macs[m] && string(kv.Key) == r.arpKey(ip) && registry.CheckKeyIP(ip) == nil {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/overlaynet/overlaynet/overlay/registry/etcdreg/internal/etcdv3"
 )
 
 func rec(ip, mac, vtep string) registry.Record {
@@ -34,7 +34,7 @@ func ctxT(t *testing.T, d time.Duration) context.Context {
 }
 
 // getKV reads one raw key through r's client.
-func getKV(t *testing.T, r *Registry, key string) *clientv3.GetResponse {
+func getKV(t *testing.T, r *Registry, key string) *etcdv3.GetResponse {
 	t.Helper()
 	resp, err := r.Client().Get(ctxT(t, 3*time.Second), key)
 	if err != nil {
@@ -64,7 +64,7 @@ func TestRegistryRoundTrip(t *testing.T) {
 	}
 	// The raw layout, read back through the other client.
 	kv := getKV(t, b, "/rt/vni/42/arp/198.51.100.2")
-	if len(kv.Kvs) != 1 || string(kv.Kvs[0].Value) != "02:42:c6:33:64:02" || clientv3.LeaseID(kv.Kvs[0].Lease) != clientv3.LeaseID(a.Stats().LeaseID) {
+	if len(kv.Kvs) != 1 || string(kv.Kvs[0].Value) != "02:42:c6:33:64:02" || etcdv3.LeaseID(kv.Kvs[0].Lease) != etcdv3.LeaseID(a.Stats().LeaseID) {
 		t.Fatalf("arp key: %+v, want MAC under lease %x", kv.Kvs, a.Stats().LeaseID)
 	}
 	kv = getKV(t, b, "/rt/vni/42/fdb/02:42:c6:33:64:02")

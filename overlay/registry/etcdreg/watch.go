@@ -10,8 +10,7 @@ import (
 
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"github.com/overlaynet/overlaynet/overlay/registry/etcdreg/internal/etcdv3"
 )
 
 // Watch returns the overlay's change feed: a registry.ChangePut for every complete
@@ -160,10 +159,10 @@ func (w *watcher) relist() (*state, int64, bool) {
 // follow applies watch events from revision from on until the watch ends
 // (compaction, cancellation or a broken watch).
 func (w *watcher) follow(from int64) {
-	wch := w.r.cli.Watch(w.ctx, w.r.base, clientv3.WithPrefix(), clientv3.WithRev(from))
+	wch := w.r.cli.Watch(w.ctx, w.r.base, etcdv3.WithPrefix(), etcdv3.WithRev(from))
 	for resp := range wch {
 		if err := resp.Err(); err != nil {
-			if resp.CompactRevision != 0 || errors.Is(err, rpctypes.ErrCompacted) {
+			if resp.CompactRevision != 0 || errors.Is(err, etcdv3.ErrCompacted) {
 				w.r.log.Info("etcd watch: revision compacted; listing again", "from", from, "compacted", resp.CompactRevision)
 			} else if w.ctx.Err() == nil {
 				w.r.log.Warn("etcd watch broken; listing again", "err", err)
@@ -176,7 +175,7 @@ func (w *watcher) follow(from int64) {
 		// record before it.
 		ips, before := w.affected(resp.Events)
 		for _, ev := range resp.Events {
-			w.cur.apply(w.r.base, ev.Kv.Key, ev.Kv.Value, ev.Type == clientv3.EventTypeDelete)
+			w.cur.apply(w.r.base, ev.Kv.Key, ev.Kv.Value, ev.Type == etcdv3.EventTypeDelete)
 		}
 		if !w.sendRejected(resp.Header.Revision) || !w.deliver(ips, before, resp.Header.Revision) {
 			return
@@ -190,7 +189,7 @@ func (w *watcher) follow(from int64) {
 // named by arp events of the same response too (Register, Unregister and a
 // lease's expiry change both keys at once): cur is scanned, once per
 // response, only for MACs some IP holds without one.
-func (w *watcher) affected(events []*clientv3.Event) ([]netip.Addr, map[netip.Addr]registry.Record) {
+func (w *watcher) affected(events []*etcdv3.Event) ([]netip.Addr, map[netip.Addr]registry.Record) {
 	before := make(map[netip.Addr]registry.Record)
 	seen := make(map[netip.Addr]struct{})
 	var ips []netip.Addr
