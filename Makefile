@@ -39,18 +39,19 @@ install: build
 	install -D -m 0755 $(PLUGIN) $(DESTDIR)$(CNI_BIN_DIR)/overlaynet
 
 ## deps-check: rtnl/ may import only the standard library and golang.org/x/sys; ethaddr/ only the standard library;
-## overlayd and the CNI plugin (any tags) link no package of the Kubernetes project's modules (k8s.io/, sigs.k8s.io/):
-## the Kubernetes client is kubereg's own
+## overlayd and the CNI plugin (any tags) link no package of the Kubernetes project's modules (k8s.io/, sigs.k8s.io/),
+## nor gRPC, the protobuf runtime, zap or go.etcd.io: the Kubernetes and etcd clients are kubereg's and etcdreg's own
 deps-check:
 	@bad=$$($(GO) list -deps ./rtnl/... | grep '\.' | grep -v -e '^vendor/' -e '^golang.org/x/sys/' -e '^github.com/overlaynet/overlaynet/rtnl' || true); \
 	if [ -n "$$bad" ]; then echo "rtnl imports outside std and x/sys:"; echo "$$bad"; exit 1; fi; \
 	bad=$$($(GO) list -deps ./ethaddr | grep '\.' | grep -v '^github.com/overlaynet/overlaynet/ethaddr$$' || true); \
 	if [ -n "$$bad" ]; then echo "ethaddr imports outside std:"; echo "$$bad"; exit 1; fi; \
 	for tags in '' noetcd nokube; do \
-		bad=$$($(GO) list -tags "$$tags" -deps ./cmd/overlayd ./cmd/overlaynet | grep -e '^k8s\.io/' -e '^sigs\.k8s\.io/' || true); \
-		if [ -n "$$bad" ]; then echo "overlayd or overlaynet (tags '$$tags') link Kubernetes modules:"; echo "$$bad"; exit 1; fi; \
+		bad=$$($(GO) list -tags "$$tags" -deps ./cmd/overlayd ./cmd/overlaynet | grep -e '^k8s\.io/' -e '^sigs\.k8s\.io/' \
+			-e '^go\.etcd\.io/' -e '^google\.golang\.org/grpc' -e '^google\.golang\.org/protobuf' -e '^go\.uber\.org/zap' || true); \
+		if [ -n "$$bad" ]; then echo "overlayd or overlaynet (tags '$$tags') link Kubernetes or etcd project modules:"; echo "$$bad"; exit 1; fi; \
 	done; \
-	echo "deps-check: rtnl imports only std and golang.org/x/sys; ethaddr only std; overlayd and overlaynet no k8s.io or sigs.k8s.io package"
+	echo "deps-check: rtnl imports only std and golang.org/x/sys; ethaddr only std; overlayd and overlaynet no k8s.io, sigs.k8s.io, gRPC, protobuf, zap or go.etcd.io package"
 
 vet:
 	$(GO) vet ./...
