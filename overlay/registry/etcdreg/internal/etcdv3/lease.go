@@ -42,22 +42,9 @@ func (c *Client) Grant(ctx context.Context, ttl int64) (*LeaseGrantResponse, err
 	if err != nil {
 		return nil, err
 	}
-	r := &LeaseGrantResponse{Header: &ResponseHeader{}}
-	err = decodeFields(b, func(f *field) error {
-		switch f.num {
-		case 1:
-			return headerField(f, &r.Header)
-		case 2:
-			r.ID = LeaseID(f.int64())
-		case 3:
-			r.TTL = f.int64()
-		case 4:
-			r.Error = string(f.bytes())
-		}
-		return nil
-	})
+	r, err := decodeGrantResponse(b)
 	if err != nil {
-		return nil, fmt.Errorf("etcdv3: LeaseGrantResponse: %w", err)
+		return nil, err
 	}
 	if r.Error != "" {
 		return nil, fmt.Errorf("etcdv3: grant lease: %s", r.Error)
@@ -85,8 +72,33 @@ func (c *Client) TimeToLive(ctx context.Context, id LeaseID) (*LeaseTimeToLiveRe
 	if err != nil {
 		return nil, err
 	}
+	return decodeTimeToLiveResponse(b)
+}
+
+func decodeGrantResponse(b []byte) (*LeaseGrantResponse, error) {
+	r := &LeaseGrantResponse{Header: &ResponseHeader{}}
+	err := decodeFields(b, func(f *field) error {
+		switch f.num {
+		case 1:
+			return headerField(f, &r.Header)
+		case 2:
+			r.ID = LeaseID(f.int64())
+		case 3:
+			r.TTL = f.int64()
+		case 4:
+			r.Error = string(f.bytes())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcdv3: LeaseGrantResponse: %w", err)
+	}
+	return r, nil
+}
+
+func decodeTimeToLiveResponse(b []byte) (*LeaseTimeToLiveResponse, error) {
 	r := &LeaseTimeToLiveResponse{Header: &ResponseHeader{}}
-	err = decodeFields(b, func(f *field) error {
+	err := decodeFields(b, func(f *field) error {
 		switch f.num {
 		case 1:
 			return headerField(f, &r.Header)

@@ -124,12 +124,7 @@ func (c *Client) watch(ctx context.Context, op *Op, ch chan<- WatchResponse) {
 // response delivered. It returns nil when the watch ended (the ending
 // response delivered), or the error that broke the stream.
 func (c *Client) watchStream(ctx context.Context, ep string, op *Op, next *int64, ch chan<- WatchResponse) error {
-	create := appendMessage(nil, 1, func(b []byte) []byte {
-		b = appendBytes(b, 1, op.key)
-		b = appendBytes(b, 2, op.end)
-		return appendInt(b, 3, *next)
-	})
-	s, err := c.tr.open(ctx, ep, methodWatch, c.metadata(ctx), create)
+	s, err := c.tr.open(ctx, ep, methodWatch, c.metadata(ctx), op.appendWatchCreate(nil, *next))
 	if err != nil {
 		return err
 	}
@@ -163,6 +158,16 @@ func (c *Client) watchStream(ctx context.Context, ep string, op *Op, next *int64
 		}
 		*next = wr.Events[len(wr.Events)-1].Kv.ModRevision + 1
 	}
+}
+
+// appendWatchCreate encodes a WatchRequest creating a watch of op's keys
+// from revision start.
+func (op *Op) appendWatchCreate(b []byte, start int64) []byte {
+	return appendMessage(b, 1, func(b []byte) []byte {
+		b = appendBytes(b, 1, op.key)
+		b = appendBytes(b, 2, op.end)
+		return appendInt(b, 3, start)
+	})
 }
 
 func (c *Client) deliver(ctx context.Context, ch chan<- WatchResponse, wr WatchResponse) bool {
