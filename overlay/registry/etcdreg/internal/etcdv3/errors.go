@@ -31,20 +31,20 @@ const (
 	Unauthenticated    Code = 16
 )
 
-var codeNames = [...]string{"OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
-	"AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange",
-	"Unimplemented", "Internal", "Unavailable", "DataLoss", "Unauthenticated"}
-
 func (c Code) String() string {
-	if int(c) < len(codeNames) {
-		return codeNames[c]
+	names := [...]string{"OK", "Canceled", "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
+		"AlreadyExists", "PermissionDenied", "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange",
+		"Unimplemented", "Internal", "Unavailable", "DataLoss", "Unauthenticated"}
+	if int(c) < len(names) {
+		return names[c]
 	}
 	return "Code(" + strconv.FormatUint(uint64(c), 10) + ")"
 }
 
-// Error is a status etcd answered a call with. Two Errors are the same
-// error (errors.Is) when their messages are: etcd tells its errors apart by
-// message ("etcdserver: mvcc: required revision has been compacted").
+// Error is a status etcd answered a call with. It is the same error
+// (errors.Is) as one of the sentinels below with its message: etcd tells
+// its errors apart by message ("etcdserver: mvcc: required revision has
+// been compacted").
 type Error struct {
 	Code    Code
 	Message string
@@ -54,24 +54,27 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("etcdv3: %s: %s", e.Code, e.Message)
 }
 
-// Is reports whether target is an *Error with e's message.
+// Is reports whether target is an error with e's message.
 func (e *Error) Is(target error) bool {
-	t, ok := target.(*Error)
-	return ok && t.Message == e.Message
+	if t, ok := target.(*Error); ok {
+		return t.Message == e.Message
+	}
+	return target != nil && target.Error() == e.Message
 }
 
-// The etcd errors etcdreg tells apart (etcd's api/v3rpc/rpctypes).
+// The etcd errors etcdreg tells apart (etcd's api/v3rpc/rpctypes), each
+// the message of an Error.
 var (
-	ErrCompacted                  = &Error{OutOfRange, "etcdserver: mvcc: required revision has been compacted"}
-	ErrFutureRev                  = &Error{OutOfRange, "etcdserver: mvcc: required revision is a future revision"}
-	ErrLeaseNotFound              = &Error{NotFound, "etcdserver: requested lease not found"}
-	ErrNoLeader                   = &Error{Unavailable, "etcdserver: no leader"}
-	ErrTimeout                    = &Error{Unavailable, "etcdserver: request timed out"}
-	ErrTimeoutDueToLeaderFail     = &Error{Unavailable, "etcdserver: request timed out, possibly due to previous leader failure"}
-	ErrTimeoutDueToConnectionLost = &Error{Unavailable, "etcdserver: request timed out, possibly due to connection lost"}
-	ErrInvalidAuthToken           = &Error{Unauthenticated, "etcdserver: invalid auth token"}
-	ErrAuthOldRevision            = &Error{InvalidArgument, "etcdserver: revision of auth store is old"}
-	ErrAuthFailed                 = &Error{InvalidArgument, "etcdserver: authentication failed, invalid user ID or password"}
+	ErrCompacted                  = errors.New("etcdserver: mvcc: required revision has been compacted")
+	ErrFutureRev                  = errors.New("etcdserver: mvcc: required revision is a future revision")
+	ErrLeaseNotFound              = errors.New("etcdserver: requested lease not found")
+	ErrNoLeader                   = errors.New("etcdserver: no leader")
+	ErrTimeout                    = errors.New("etcdserver: request timed out")
+	ErrTimeoutDueToLeaderFail     = errors.New("etcdserver: request timed out, possibly due to previous leader failure")
+	ErrTimeoutDueToConnectionLost = errors.New("etcdserver: request timed out, possibly due to connection lost")
+	ErrInvalidAuthToken           = errors.New("etcdserver: invalid auth token")
+	ErrAuthOldRevision            = errors.New("etcdserver: revision of auth store is old")
+	ErrAuthFailed                 = errors.New("etcdserver: authentication failed, invalid user ID or password")
 )
 
 // ErrClosed is returned by calls on a closed Client.
@@ -107,7 +110,8 @@ func IsUnavailable(err error) bool {
 	var ce *ConnError
 	var se *Error
 	switch {
-	case errors.As(err, &ce), errors.Is(err, context.DeadlineExceeded):
+	case errors.As(err, &ce), errors.Is(err, context.DeadlineExceeded), errors.Is(err, ErrNoLeader),
+		errors.Is(err, ErrTimeout), errors.Is(err, ErrTimeoutDueToLeaderFail), errors.Is(err, ErrTimeoutDueToConnectionLost):
 		return true
 	case errors.As(err, &se):
 		return se.Code == Unavailable || se.Code == DeadlineExceeded

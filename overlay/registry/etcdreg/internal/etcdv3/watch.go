@@ -51,7 +51,7 @@ func (wr *WatchResponse) Err() error {
 		return wr.closeErr
 	case wr.CompactRevision != 0:
 		return ErrCompacted
-	case wr.Canceled && wr.cancelReason == ErrNoLeader.Message:
+	case wr.Canceled && wr.cancelReason == ErrNoLeader.Error():
 		return ErrNoLeader
 	case wr.Canceled && wr.cancelReason != "":
 		return &Error{Canceled, wr.cancelReason}
@@ -140,8 +140,8 @@ func (c *Client) watchStream(ctx context.Context, ep string, op *Op, next *int64
 		}
 		switch {
 		case wr.Canceled || wr.CompactRevision != 0:
-			if wr.cancelReason == ErrNoLeader.Message {
-				return ErrNoLeader
+			if wr.cancelReason == ErrNoLeader.Error() {
+				return &Error{Unavailable, wr.cancelReason} // resumed, unless WithRequireLeader
 			}
 			c.deliver(ctx, ch, *wr)
 			return nil
