@@ -166,6 +166,9 @@ fuzz:
 	@set -e; for t in FuzzUAPIGet FuzzGenlDevice; do \
 		echo "== $$t ($(FUZZTIME))"; $(GO) test ./overlay/wireguard -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME); \
 	done
+	@set -e; for t in FuzzRangeResponse FuzzTxnResponse FuzzWatchResponse FuzzGrantResponse FuzzTimeToLiveResponse FuzzKeepAliveResponse FuzzAuthenticateResponse FuzzMessage; do \
+		echo "== $$t ($(FUZZTIME))"; $(GO) test ./overlay/registry/etcdreg/internal/etcdv3 -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME); \
+	done
 
 ## kube-build: the Kubernetes components internal/kubetest runs, built once per machine into
 ## $(OVERLAYNET_KUBE_CACHE) (default /var/cache/overlaynet/kube); scripts/setup.sh runs it

@@ -23,13 +23,13 @@ func (c *Client) authenticate(ctx context.Context) error {
 
 func decodeAuthenticateResponse(b []byte) (string, error) {
 	var tok string
-	err := decodeFields(b, func(f *field) error {
-		if f.num == 2 {
-			tok = string(f.bytes())
+	d := decoder{b: b}
+	for d.next() {
+		if d.num == 2 {
+			tok = string(d.bytes())
 		}
-		return nil
-	})
-	if err != nil {
+	}
+	if err := d.err(); err != nil {
 		return "", fmt.Errorf("etcdv3: AuthenticateResponse: %w", err)
 	}
 	return tok, nil

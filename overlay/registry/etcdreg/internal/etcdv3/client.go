@@ -80,8 +80,13 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Username != "" {
 		err = c.authenticate(cctx)
 	} else {
-		// Any answer proves the connection; Status needs no permission.
+		// Any answer proves the connection (Status needs no permission;
+		// a refusal is an answer too).
 		_, err = c.call(cctx, methodStatus, nil, callOpts{idempotent: true})
+		var se *Error
+		if errors.As(err, &se) && !IsUnavailable(err) {
+			err = nil
+		}
 	}
 	if err != nil {
 		c.Close()

@@ -77,20 +77,20 @@ func (c *Client) TimeToLive(ctx context.Context, id LeaseID) (*LeaseTimeToLiveRe
 
 func decodeGrantResponse(b []byte) (*LeaseGrantResponse, error) {
 	r := &LeaseGrantResponse{Header: &ResponseHeader{}}
-	err := decodeFields(b, func(f *field) error {
-		switch f.num {
+	d := decoder{b: b}
+	for d.next() {
+		switch d.num {
 		case 1:
-			return headerField(f, &r.Header)
+			r.Header = d.header()
 		case 2:
-			r.ID = LeaseID(f.int64())
+			r.ID = LeaseID(d.int64())
 		case 3:
-			r.TTL = f.int64()
+			r.TTL = d.int64()
 		case 4:
-			r.Error = string(f.bytes())
+			r.Error = string(d.bytes())
 		}
-		return nil
-	})
-	if err != nil {
+	}
+	if err := d.err(); err != nil {
 		return nil, fmt.Errorf("etcdv3: LeaseGrantResponse: %w", err)
 	}
 	return r, nil
@@ -98,20 +98,20 @@ func decodeGrantResponse(b []byte) (*LeaseGrantResponse, error) {
 
 func decodeTimeToLiveResponse(b []byte) (*LeaseTimeToLiveResponse, error) {
 	r := &LeaseTimeToLiveResponse{Header: &ResponseHeader{}}
-	err := decodeFields(b, func(f *field) error {
-		switch f.num {
+	d := decoder{b: b}
+	for d.next() {
+		switch d.num {
 		case 1:
-			return headerField(f, &r.Header)
+			r.Header = d.header()
 		case 2:
-			r.ID = LeaseID(f.int64())
+			r.ID = LeaseID(d.int64())
 		case 3:
-			r.TTL = f.int64()
+			r.TTL = d.int64()
 		case 4:
-			r.GrantedTTL = f.int64()
+			r.GrantedTTL = d.int64()
 		}
-		return nil
-	})
-	if err != nil {
+	}
+	if err := d.err(); err != nil {
 		return nil, fmt.Errorf("etcdv3: LeaseTimeToLiveResponse: %w", err)
 	}
 	return r, nil
@@ -119,18 +119,18 @@ func decodeTimeToLiveResponse(b []byte) (*LeaseTimeToLiveResponse, error) {
 
 func decodeKeepAliveResponse(b []byte) (*LeaseKeepAliveResponse, error) {
 	r := &LeaseKeepAliveResponse{Header: &ResponseHeader{}}
-	err := decodeFields(b, func(f *field) error {
-		switch f.num {
+	d := decoder{b: b}
+	for d.next() {
+		switch d.num {
 		case 1:
-			return headerField(f, &r.Header)
+			r.Header = d.header()
 		case 2:
-			r.ID = LeaseID(f.int64())
+			r.ID = LeaseID(d.int64())
 		case 3:
-			r.TTL = f.int64()
+			r.TTL = d.int64()
 		}
-		return nil
-	})
-	if err != nil {
+	}
+	if err := d.err(); err != nil {
 		return nil, fmt.Errorf("etcdv3: LeaseKeepAliveResponse: %w", err)
 	}
 	return r, nil

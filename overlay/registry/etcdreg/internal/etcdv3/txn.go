@@ -219,43 +219,40 @@ func decodeTxnResponse(b []byte, depth int) (*TxnResponse, error) {
 		return nil, fmt.Errorf("transactions nested over %d deep", maxTxnDepth)
 	}
 	r := &TxnResponse{Header: &ResponseHeader{}}
-	err := decodeFields(b, func(f *field) error {
-		switch f.num {
+	d := decoder{b: b}
+	for d.next() {
+		switch d.num {
 		case 1:
-			return headerField(f, &r.Header)
+			r.Header = d.header()
 		case 2:
-			r.Succeeded = f.bool()
+			r.Succeeded = d.bool()
 		case 3:
-			return f.message(func(b []byte) error {
-				op, err := decodeResponseOp(b, depth)
-				r.Responses = append(r.Responses, op)
-				return err
-			})
+			op, err := decodeResponseOp(d.bytes(), depth)
+			d.check(err)
+			r.Responses = append(r.Responses, op)
 		}
-		return nil
-	})
-	return r, err
+	}
+	return r, d.err()
 }
 
 func decodeResponseOp(b []byte, depth int) (*ResponseOp, error) {
 	op := &ResponseOp{}
-	err := decodeFields(b, func(f *field) error {
+	d := decoder{b: b}
+	for d.next() {
 		var err error
-		switch f.num {
+		switch d.num {
 		case 1:
-			err = f.message(func(b []byte) (err error) { op.Range, err = decodeRangeResponse(b); return err })
+			op.Range, err = decodeRangeResponse(d.bytes())
 		case 2:
-			err = f.message(func(b []byte) error {
-				h, err := decodeHeaderOnly(b)
-				op.Put = &PutResponse{Header: h}
-				return err
-			})
+			var h *ResponseHeader
+			h, err = decodeHeaderOnly(d.bytes())
+			op.Put = &PutResponse{Header: h}
 		case 3:
-			err = f.message(func(b []byte) (err error) { op.Delete, err = decodeDeleteResponse(b); return err })
+			op.Delete, err = decodeDeleteResponse(d.bytes())
 		case 4:
-			err = f.message(func(b []byte) (err error) { op.Txn, err = decodeTxnResponse(b, depth+1); return err })
+			op.Txn, err = decodeTxnResponse(d.bytes(), depth+1)
 		}
-		return err
-	})
-	return op, err
+		d.check(err)
+	}
+	return op, d.err()
 }

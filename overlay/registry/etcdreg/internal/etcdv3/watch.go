@@ -181,38 +181,32 @@ func (c *Client) deliver(ctx context.Context, ch chan<- WatchResponse, wr WatchR
 
 func decodeWatchResponse(b []byte) (*WatchResponse, error) {
 	wr := &WatchResponse{}
-	err := decodeFields(b, func(f *field) error {
-		switch f.num {
+	d := decoder{b: b}
+	for d.next() {
+		switch d.num {
 		case 1:
-			return f.message(func(b []byte) error {
-				h, err := decodeHeader(b)
-				if h != nil {
-					wr.Header = *h
-				}
-				return err
-			})
+			if h := d.header(); h != nil {
+				wr.Header = *h
+			}
 		case 3:
-			wr.Created = f.bool()
+			wr.Created = d.bool()
 		case 4:
-			wr.Canceled = f.bool()
+			wr.Canceled = d.bool()
 		case 5:
-			wr.CompactRevision = f.int64()
+			wr.CompactRevision = d.int64()
 		case 6:
-			wr.cancelReason = string(f.bytes())
+			wr.cancelReason = string(d.bytes())
 		case 7:
-			if f.bool() {
-				return errors.New("fragmented response not asked for")
+			if d.bool() {
+				d.check(errors.New("fragmented response not asked for"))
 			}
 		case 11:
-			return f.message(func(b []byte) error {
-				ev, err := decodeEvent(b)
-				wr.Events = append(wr.Events, ev)
-				return err
-			})
+			ev, err := decodeEvent(d.bytes())
+			d.check(err)
+			wr.Events = append(wr.Events, ev)
 		}
-		return nil
-	})
-	if err != nil {
+	}
+	if err := d.err(); err != nil {
 		return nil, fmt.Errorf("etcdv3: WatchResponse: %w", err)
 	}
 	return wr, nil
@@ -220,17 +214,17 @@ func decodeWatchResponse(b []byte) (*WatchResponse, error) {
 
 func decodeEvent(b []byte) (*Event, error) {
 	ev := &Event{Kv: &KeyValue{}}
-	err := decodeFields(b, func(f *field) error {
-		switch f.num {
+	d := decoder{b: b}
+	for d.next() {
+		switch d.num {
 		case 1:
-			ev.Type = EventType(f.int64())
+			ev.Type = EventType(d.int64())
 		case 2:
-			return f.message(func(b []byte) (err error) { ev.Kv, err = decodeKeyValue(b); return err })
+			d.check(decodeKeyValue(d.bytes(), ev.Kv))
 		}
-		return nil
-	})
-	if err == nil && ev.Type != EventTypePut && ev.Type != EventTypeDelete {
-		err = fmt.Errorf("unknown event type %d", ev.Type)
 	}
-	return ev, err
+	if d.err() == nil && ev.Type != EventTypePut && ev.Type != EventTypeDelete {
+		d.check(fmt.Errorf("unknown event type %d", ev.Type))
+	}
+	return ev, d.err()
 }

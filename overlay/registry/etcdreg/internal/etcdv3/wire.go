@@ -88,92 +88,124 @@ func appendMessage(b []byte, num int, enc func([]byte) []byte) []byte {
 	return append(appendVarint(appendTag(b, num, wireBytes), uint64(len(inner))), inner...)
 }
 
-// field is one decoded field. Its accessors check the wire type: a field of
-// a known number with the wrong type makes the message invalid.
-type field struct {
+// decoder reads a message's fields in order:
+//
+//	d := decoder{b: msg}
+//	for d.next() {
+//		switch d.num {
+//		case 1:
+//			x = d.int64()
+//		}
+//	}
+//	return d.err()
+//
+// Fields the loop does not read are skipped. The accessors check the wire
+// type: a field of a known number with the wrong type makes the message
+// invalid. Byte fields share the message's memory. A decoder lives on its
+// caller's stack: decoding allocates only what it returns.
+type decoder struct {
+	b   []byte
 	num int
 	wt  wireType
 	u   uint64 // varint value
-	b   []byte // length-delimited value, a slice of the message
-	bad bool
+	v   []byte // length-delimited value
+	e   error
 }
 
-func (f *field) want(w wireType) bool {
-	if f.wt != w {
-		f.bad = true
+// next reads the next field; false at the end or at an error.
+func (d *decoder) next() bool {
+	if d.e != nil || len(d.b) == 0 {
+		return false
+	}
+	tag, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		return d.fail(errTruncated)
+	}
+	d.b = d.b[n:]
+	d.num, d.wt, d.v = int(tag>>3), wireType(tag&7), nil
+	if tag>>3 == 0 || tag>>3 > 1<<29-1 {
+		return d.fail(fmt.Errorf("etcdv3: protobuf: bad field number %d", tag>>3))
+	}
+	switch d.wt {
+	case wireVarint:
+		if d.u, n = binary.Uvarint(d.b); n <= 0 {
+			return d.fail(errTruncated)
+		}
+		d.b = d.b[n:]
+	case wireFixed64, wireFixed32:
+		size := 8
+		if d.wt == wireFixed32 {
+			size = 4
+		}
+		if len(d.b) < size {
+			return d.fail(errTruncated)
+		}
+		d.b = d.b[size:]
+	case wireBytes:
+		l, n := binary.Uvarint(d.b)
+		if n <= 0 || l > uint64(len(d.b)-n) {
+			return d.fail(errTruncated)
+		}
+		d.v = d.b[n : n+int(l) : n+int(l)]
+		d.b = d.b[n+int(l):]
+	default:
+		return d.fail(fmt.Errorf("etcdv3: protobuf: field %d: unsupported %s", d.num, d.wt))
+	}
+	return true
+}
+
+func (d *decoder) fail(err error) bool {
+	if d.e == nil {
+		d.e = err
+	}
+	return false
+}
+
+func (d *decoder) err() error { return d.e }
+
+func (d *decoder) want(w wireType) bool {
+	if d.wt != w {
+		d.fail(fmt.Errorf("etcdv3: protobuf: field %d has the wrong type (%s)", d.num, d.wt))
+		d.b = nil
 		return false
 	}
 	return true
 }
 
-func (f *field) int64() int64 {
-	if !f.want(wireVarint) {
+func (d *decoder) int64() int64 {
+	if !d.want(wireVarint) {
 		return 0
 	}
-	return int64(f.u)
+	return int64(d.u)
 }
 
-func (f *field) bool() bool { return f.int64() != 0 }
+func (d *decoder) bool() bool { return d.int64() != 0 }
 
-func (f *field) bytes() []byte {
-	if !f.want(wireBytes) {
+// bytes returns a length-delimited field (a nested message's encoding).
+func (d *decoder) bytes() []byte {
+	if !d.want(wireBytes) {
 		return nil
 	}
-	return f.b
+	return d.v
 }
 
-// message decodes a nested message with dec.
-func (f *field) message(dec func([]byte) error) error {
-	if !f.want(wireBytes) {
-		return nil
+// check records err, a nested message's, as the message's.
+func (d *decoder) check(err error) {
+	if err != nil {
+		d.fail(err)
+		d.b = nil
 	}
-	return dec(f.b)
 }
 
-// decodeFields calls fn for each field of the message b, in order; fields
-// fn does not know it ignores. Byte fields share b's memory.
-func decodeFields(b []byte, fn func(f *field) error) error {
-	for len(b) > 0 {
-		tag, n := binary.Uvarint(b)
-		if n <= 0 {
-			return errTruncated
-		}
-		b = b[n:]
-		f := field{num: int(tag >> 3), wt: wireType(tag & 7)}
-		if tag>>3 == 0 || tag>>3 > 1<<29-1 {
-			return fmt.Errorf("etcdv3: protobuf: bad field number %d", tag>>3)
-		}
-		switch f.wt {
-		case wireVarint:
-			if f.u, n = binary.Uvarint(b); n <= 0 {
-				return errTruncated
-			}
-			b = b[n:]
-		case wireFixed64, wireFixed32:
-			size := 8
-			if f.wt == wireFixed32 {
-				size = 4
-			}
-			if len(b) < size {
-				return errTruncated
-			}
-			b = b[size:]
-		case wireBytes:
-			l, n := binary.Uvarint(b)
-			if n <= 0 || l > uint64(len(b)-n) {
-				return errTruncated
-			}
-			f.b = b[n : n+int(l) : n+int(l)]
-			b = b[n+int(l):]
-		default:
-			return fmt.Errorf("etcdv3: protobuf: field %d: unsupported %s", f.num, f.wt)
-		}
-		if err := fn(&f); err != nil {
-			return err
-		}
-		if f.bad {
-			return fmt.Errorf("etcdv3: protobuf: field %d has the wrong type (%s)", f.num, f.wt)
+// count returns how many fields num the message b holds (to size a
+// repeated field's slice before decoding it).
+func count(b []byte, num int) int {
+	n := 0
+	d := decoder{b: b}
+	for d.next() {
+		if d.num == num {
+			n++
 		}
 	}
-	return nil
+	return n
 }
