@@ -140,6 +140,9 @@ func (c *Client) call(ctx context.Context, method string, req []byte, o callOpts
 			}
 			continue
 		case !retryable(err, o.idempotent):
+			if IsUnavailable(err) {
+				c.tr.failed(ep) // this member cannot serve (no leader): the next call tries another
+			}
 			return nil, err
 		}
 		last = err

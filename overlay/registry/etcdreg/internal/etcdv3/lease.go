@@ -76,64 +76,63 @@ func (c *Client) TimeToLive(ctx context.Context, id LeaseID) (*LeaseTimeToLiveRe
 }
 
 func decodeGrantResponse(b []byte) (*LeaseGrantResponse, error) {
-	r := &LeaseGrantResponse{Header: &ResponseHeader{}}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.num {
-		case 1:
-			r.Header = d.header()
-		case 2:
-			r.ID = LeaseID(d.int64())
-		case 3:
-			r.TTL = d.int64()
-		case 4:
-			r.Error = string(d.bytes())
-		}
+	l, err := decodeLease(b, "LeaseGrantResponse")
+	if err != nil {
+		return nil, err
 	}
-	if err := d.err(); err != nil {
-		return nil, fmt.Errorf("etcdv3: LeaseGrantResponse: %w", err)
-	}
-	return r, nil
+	return &LeaseGrantResponse{Header: l.header, ID: l.id, TTL: l.ttl, Error: l.errText}, nil
 }
 
 func decodeTimeToLiveResponse(b []byte) (*LeaseTimeToLiveResponse, error) {
-	r := &LeaseTimeToLiveResponse{Header: &ResponseHeader{}}
-	d := decoder{b: b}
-	for d.next() {
-		switch d.num {
-		case 1:
-			r.Header = d.header()
-		case 2:
-			r.ID = LeaseID(d.int64())
-		case 3:
-			r.TTL = d.int64()
-		case 4:
-			r.GrantedTTL = d.int64()
-		}
+	l, err := decodeLease(b, "LeaseTimeToLiveResponse")
+	if err != nil {
+		return nil, err
 	}
-	if err := d.err(); err != nil {
-		return nil, fmt.Errorf("etcdv3: LeaseTimeToLiveResponse: %w", err)
-	}
-	return r, nil
+	return &LeaseTimeToLiveResponse{Header: l.header, ID: l.id, TTL: l.ttl, GrantedTTL: l.granted}, nil
 }
 
 func decodeKeepAliveResponse(b []byte) (*LeaseKeepAliveResponse, error) {
-	r := &LeaseKeepAliveResponse{Header: &ResponseHeader{}}
+	l, err := decodeLease(b, "LeaseKeepAliveResponse")
+	if err != nil {
+		return nil, err
+	}
+	return &LeaseKeepAliveResponse{Header: l.header, ID: l.id, TTL: l.ttl}, nil
+}
+
+// leaseFields are the fields the lease responses share: header, ID and
+// TTL (1 to 3), and the fourth of two of them (LeaseGrantResponse's error
+// text, LeaseTimeToLiveResponse's granted TTL).
+type leaseFields struct {
+	header  *ResponseHeader
+	id      LeaseID
+	ttl     int64
+	granted int64
+	errText string
+}
+
+func decodeLease(b []byte, what string) (leaseFields, error) {
+	l := leaseFields{header: &ResponseHeader{}}
 	d := decoder{b: b}
 	for d.next() {
 		switch d.num {
 		case 1:
-			r.Header = d.header()
+			l.header = d.header()
 		case 2:
-			r.ID = LeaseID(d.int64())
+			l.id = LeaseID(d.int64())
 		case 3:
-			r.TTL = d.int64()
+			l.ttl = d.int64()
+		case 4:
+			if d.wt == wireBytes {
+				l.errText = string(d.bytes())
+			} else {
+				l.granted = d.int64()
+			}
 		}
 	}
 	if err := d.err(); err != nil {
-		return nil, fmt.Errorf("etcdv3: LeaseKeepAliveResponse: %w", err)
+		return l, fmt.Errorf("etcdv3: %s: %w", what, err)
 	}
-	return r, nil
+	return l, nil
 }
 
 // KeepAlive keeps the lease id alive until ctx ends or the client closes,
