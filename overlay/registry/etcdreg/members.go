@@ -123,10 +123,21 @@ func (r *Registry) Members(ctx context.Context) ([]registry.Member, []registry.R
 const memberRewatch = 500 * time.Millisecond
 
 // WatchMembers signals every change under members/ and nodes/ (a member
-// claimed, rekeyed or removed; a node's lease granted or expired),
-// coalescing bursts, until ctx ends. A broken watch is watched again.
+// claimed, rekeyed or removed; a node's lease granted or expired) made
+// after it returns, coalescing bursts, until ctx ends: the first watch
+// starts after the store's revision when it was called, so that a change
+// made before the watch is in place is not lost. A broken watch is watched
+// again, and signalled, since something may have changed meanwhile.
 func (r *Registry) WatchMembers(ctx context.Context) (<-chan struct{}, error) {
 	ch := make(chan struct{}, 1)
+	var from int64 // where etcd cannot say its revision: now, and signalled
+	octx, done := r.opCtx(ctx)
+	if resp, err := r.cli.Get(octx, r.base+"members/", etcdv3.WithLimit(1)); err == nil {
+		from = resp.Header.Revision + 1
+	} else {
+		ch <- struct{}{}
+	}
+	done()
 	signal := func() {
 		select {
 		case ch <- struct{}{}:
@@ -140,8 +151,9 @@ func (r *Registry) WatchMembers(ctx context.Context) (<-chan struct{}, error) {
 		for ctx.Err() == nil && r.ctx.Err() == nil {
 			wctx, cancel := context.WithCancel(etcdv3.WithRequireLeader(ctx))
 			stop := context.AfterFunc(r.ctx, cancel)
-			members := r.cli.Watch(wctx, r.base+"members/", etcdv3.WithPrefix())
-			nodes := r.cli.Watch(wctx, r.base+"nodes/", etcdv3.WithPrefix())
+			members := r.cli.Watch(wctx, r.base+"members/", etcdv3.WithPrefix(), etcdv3.WithRev(from))
+			nodes := r.cli.Watch(wctx, r.base+"nodes/", etcdv3.WithPrefix(), etcdv3.WithRev(from))
+			from = 0 // a watch again starts now; the signal below covers the gap
 		watching:
 			for {
 				var resp etcdv3.WatchResponse
