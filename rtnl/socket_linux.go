@@ -173,13 +173,18 @@ func (s *socket) Send(b []byte) error {
 		p = unsafe.Pointer(&b[0])
 	}
 	s.kernel.Family = unix.AF_NETLINK
-	call := unix.RawSyscall6
-	if len(b) > rawSendMax {
-		call = unix.Syscall6
-	}
 	for {
-		_, _, errno := call(unix.SYS_SENDTO, uintptr(s.fd), uintptr(p), uintptr(len(b)),
-			0, uintptr(unsafe.Pointer(&s.kernel)), unix.SizeofSockaddrNetlink)
+		// The pointers are converted in the calls' own expressions (see
+		// dirstore's read path: a function value between would let a
+		// caller's stack buffer move under the kernel).
+		var errno unix.Errno
+		if len(b) <= rawSendMax {
+			_, _, errno = unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(p), uintptr(len(b)),
+				0, uintptr(unsafe.Pointer(&s.kernel)), unix.SizeofSockaddrNetlink)
+		} else {
+			_, _, errno = unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(p), uintptr(len(b)),
+				0, uintptr(unsafe.Pointer(&s.kernel)), unix.SizeofSockaddrNetlink)
+		}
 		switch errno {
 		case 0:
 			return nil

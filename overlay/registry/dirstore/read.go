@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"unsafe"
 
@@ -68,17 +69,12 @@ func callsFor(root string) fileCalls {
 	return ordinaryCalls
 }
 
-// syscall6 makes one call the c way.
-func (c fileCalls) syscall6(trap, a1, a2, a3, a4, a5, a6 uintptr) (uintptr, unix.Errno) {
-	var r uintptr
-	var errno unix.Errno
-	if c == rawCalls {
-		r, _, errno = unix.RawSyscall6(trap, a1, a2, a3, a4, a5, a6)
-	} else {
-		r, _, errno = unix.Syscall6(trap, a1, a2, a3, a4, a5, a6)
-	}
-	return r, errno
-}
+// Every call below converts its pointers to uintptr in the call
+// expression of unix.Syscall6 or unix.RawSyscall6 themselves (functions
+// implemented in assembly), never through a Go function between: only
+// there does the compiler keep the object in place, and a record's path and
+// value buffers are on the goroutine's stack, which a Go call's stack
+// growth would move from under the kernel.
 
 // pathMax is the room for a record's path on the stack: a longer one is
 // copied to the heap.
@@ -98,9 +94,16 @@ func (c fileCalls) open(path []byte) (int, error) {
 		p = &z[0]
 	}
 	cwd := unix.AT_FDCWD
+	const flags = unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NONBLOCK | unix.O_NOFOLLOW | unix.O_NOCTTY | unix.O_LARGEFILE
 	for {
-		fd, errno := c.syscall6(unix.SYS_OPENAT, uintptr(cwd), uintptr(unsafe.Pointer(p)),
-			unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_NOCTTY|unix.O_LARGEFILE, 0, 0, 0)
+		var fd uintptr
+		var errno unix.Errno
+		if c == rawCalls {
+			fd, _, errno = unix.RawSyscall6(unix.SYS_OPENAT, uintptr(cwd), uintptr(unsafe.Pointer(p)), flags, 0, 0, 0)
+		} else {
+			fd, _, errno = unix.Syscall6(unix.SYS_OPENAT, uintptr(cwd), uintptr(unsafe.Pointer(p)), flags, 0, 0, 0)
+		}
+		runtime.KeepAlive(p)
 		switch errno {
 		case 0:
 			return int(fd), nil
@@ -115,21 +118,33 @@ func (c fileCalls) fstat(fd int, st *unix.Stat_t) error {
 	if c != rawCalls {
 		return unix.Fstat(fd, st)
 	}
-	if _, errno := c.syscall6(fstatTrap, uintptr(fd), uintptr(unsafe.Pointer(st)), 0, 0, 0, 0); errno != 0 {
+	if _, _, errno := unix.RawSyscall(fstatTrap, uintptr(fd), uintptr(unsafe.Pointer(st)), 0); errno != 0 {
 		return errno
 	}
 	return nil
 }
 
 func (c fileCalls) read(fd int, b []byte) (int, error) {
-	n, errno := c.syscall6(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), 0, 0, 0)
+	var n uintptr
+	var errno unix.Errno
+	if c == rawCalls {
+		n, _, errno = unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	} else {
+		n, _, errno = unix.Syscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	}
 	if errno != 0 {
 		return 0, errno
 	}
 	return int(n), nil
 }
 
-func (c fileCalls) close(fd int) { c.syscall6(unix.SYS_CLOSE, uintptr(fd), 0, 0, 0, 0, 0) }
+func (c fileCalls) close(fd int) {
+	if c == rawCalls {
+		unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0)
+		return
+	}
+	unix.Close(fd) //nolint:errcheck // a read-only file: nothing to lose
+}
 
 // readValue reads a one-value file, without its trailing newline, with
 // ordinary calls (see readValueMaxWith).
