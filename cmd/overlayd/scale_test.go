@@ -13,9 +13,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -376,6 +378,10 @@ func benchStartup(b *testing.B, n int, env ...string) {
 }
 
 func benchStartupBin(b *testing.B, bin string, n int, env ...string) {
+	if v := os.Getenv("OVERLAYD_BENCH_BIN"); v != "" {
+		bin = v // a build of one's own, e.g. -tags profile
+	}
+	prof := os.Getenv("OVERLAYD_BENCH_PROFILE")
 	lab := newEtcdLabWith(b, 1, labOptions{create: []string{"--gateway", scaleGateway}, etcdArgs: benchEtcdArgs})
 	node := lab.nodes[0]
 	const metrics = "127.0.0.1:9477"
@@ -396,10 +402,21 @@ func benchStartupBin(b *testing.B, bin string, n int, env ...string) {
 			node.ok("create", "--local", "192.0.2.2", "--gateway", scaleGateway)
 			b.StartTimer()
 		}
+		runEnv := env
+		var perf *exec.Cmd
+		if prof != "" {
+			runEnv = append(slices.Clip(env), "OVERLAYD_PROFILE_DIR="+profileDir(b, prof, i))
+		}
 		start := time.Now()
-		d := node.startMeasuredBin(b, bin, env, "--metrics", metrics)
+		d := node.startMeasuredBin(b, bin, runEnv, "--metrics", metrics)
+		if prof != "" {
+			perf = startPerf(b, d.Process.Pid, profileDir(b, prof, i))
+		}
 		done := node.waitProgrammed(b, d, metrics, n, 120*time.Second)
 		b.StopTimer()
+		if prof != "" {
+			captureProfile(b, d.Process.Pid, perf, profileDir(b, prof, i))
+		}
 		took += done.Sub(start).Seconds()
 		st := readProc(b, d.Process.Pid)
 		rss += float64(st.rss)
@@ -411,6 +428,9 @@ func benchStartupBin(b *testing.B, bin string, n int, env ...string) {
 		// ran is the daemon's at rest, a pass's garbage included.
 		node.waitRuns(b, metrics, 2, 30*time.Second)
 		ps := readProc(b, d.Process.Pid)
+		if prof != "" {
+			capturePass(b, d.Process.Pid, profileDir(b, prof, i))
+		}
 		passRSS += float64(ps.rss)
 		passHWM += float64(ps.hwm)
 		stopMeasured(b, d)
@@ -491,3 +511,85 @@ func TestEtcdNodeDeathAtScale(t *testing.T) {
 // with a lower one (a tuning variant: less memory, more CPU).
 func BenchmarkStartup100kGOGC100(b *testing.B) { benchStartup(b, 100_000, "GOGC=100") }
 func BenchmarkStartup100kGOGC10(b *testing.B)  { benchStartup(b, 100_000, "GOGC=10") }
+
+// profileDir is the directory of run i's profiles under dir
+// (OVERLAYD_BENCH_PROFILE).
+func profileDir(tb testing.TB, dir string, i int) string {
+	tb.Helper()
+	d := filepath.Join(dir, fmt.Sprintf("run%d", i))
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	return d
+}
+
+// startPerf records the daemon pid's start-up with perf (user and kernel
+// stacks), if perf is installed.
+func startPerf(tb testing.TB, pid int, dir string) *exec.Cmd {
+	tb.Helper()
+	if _, err := exec.LookPath("perf"); err != nil {
+		return nil
+	}
+	cmd := exec.Command("perf", "record", "-g", "-F", "999", "-p", strconv.Itoa(pid), "-o", filepath.Join(dir, "perf.data"))
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd
+}
+
+// captureProfile saves what the kernel says about the daemon pid's memory
+// (smaps_rollup, smaps, status) into dir, stops perf, and has a daemon
+// built -tags profile write its profiles there (SIGUSR1, see profile.go).
+func captureProfile(tb testing.TB, pid int, perf *exec.Cmd, dir string) {
+	tb.Helper()
+	for _, f := range []string{"smaps_rollup", "smaps", "status"} {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", pid, f))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if perf != nil {
+		perf.Process.Signal(os.Interrupt)
+		perf.Wait()
+	}
+	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+		tb.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(dir, "done")); err == nil {
+			return
+		}
+	}
+	tb.Logf("no profiles in %s: overlayd not built -tags profile?", dir)
+}
+
+// capturePass saves the daemon pid's smaps_rollup once a periodic pass ran
+// (pass-smaps_rollup) and has a daemon built -tags profile write its heap
+// profile and metrics again (heap-1.pprof, metrics-1.txt).
+func capturePass(tb testing.TB, pid int, dir string) {
+	tb.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pass-smaps_rollup"), b, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGUSR1); err != nil {
+		tb.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(filepath.Join(dir, "done-1")); err == nil {
+			return
+		}
+	}
+}
