@@ -1,6 +1,7 @@
 package etcdreg
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -56,6 +57,12 @@ type Registry struct {
 	// listedHook, set by a test before Watch, runs after each listing has
 	// been delivered and before the watch from its revision starts.
 	listedHook func()
+	// pageKeys, set by a test, is the keys a page of a listing reads (0:
+	// listPage); pageHook, if set, is told of every page of a streamed
+	// listing's arp/ keys (numbered from 1) before it is read, and an error
+	// it returns fails that read.
+	pageKeys int
+	pageHook func(page int) error
 }
 
 // The capabilities of a Registry (see package registry).
@@ -300,6 +307,12 @@ func newStateSized(n int) *state { return &state{tab: registry.NewTable(n)} }
 // its decoding) beside the maps it fills.
 const listPage = 4096
 
+// streamPage is how many arp/ keys one request of a streamed listing reads
+// (watcher.stream): up to three pages are held at once while the consumer
+// programs their records, decoded (100,000 endpoints: about 1 MB, where
+// pages of listPage keys held 3 MB more at the start-up's peak).
+const streamPage = 1024
+
 // snapshot reads the overlay's arp/ and fdb/ keys at one revision, in pages
 // of listPage keys (all at the revision of the first).
 func (r *Registry) snapshot(ctx context.Context) (*state, int64, error) {
@@ -323,26 +336,56 @@ func (r *Registry) snapshot(ctx context.Context) (*state, int64, error) {
 // then that of the first page for the others) in pages of listPage keys,
 // handing each page to fn, and returns the revision read.
 func (r *Registry) pages(ctx context.Context, prefix string, rev int64, fn func(*etcdv3.GetResponse)) (int64, error) {
-	octx, done := r.opCtx(ctx)
-	defer done()
+	return r.eachPage(ctx, prefix, rev, listPage, func(resp *etcdv3.GetResponse) bool {
+		fn(resp)
+		return true
+	})
+}
+
+// eachPage is pages with pages of limit keys, the timeout per request, not
+// for the whole listing, and an fn that may stop it (false): for a listing
+// whose pages wait for their consumer (watcher.stream).
+func (r *Registry) eachPage(ctx context.Context, prefix string, rev int64, limit int, fn func(*etcdv3.GetResponse) bool) (int64, error) {
 	end := etcdv3.GetPrefixRangeEnd(prefix)
 	from := prefix
 	for {
-		opts := []etcdv3.OpOption{etcdv3.WithRange(end), etcdv3.WithLimit(listPage)}
+		opts := []etcdv3.OpOption{etcdv3.WithRange(end), etcdv3.WithLimit(int64(cmp.Or(r.pageKeys, limit)))}
 		if rev != 0 {
 			opts = append(opts, etcdv3.WithRev(rev))
 		}
+		octx, done := r.opCtx(ctx)
 		resp, err := r.cli.Get(octx, from, opts...)
+		done()
 		if err != nil {
 			return 0, r.wrap("list", err)
 		}
 		rev = resp.Header.Revision
-		fn(resp)
-		if !resp.More || len(resp.Kvs) == 0 {
+		if !fn(resp) || !resp.More || len(resp.Kvs) == 0 {
 			return rev, nil
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
+}
+
+// listFDB reads the overlay's fdb/ keys at one revision: the first part of
+// a listing the watcher streams (watcher.stream reads the arp/ keys at
+// that revision).
+func (r *Registry) listFDB(ctx context.Context) (*state, int64, error) {
+	s := newState()
+	first := true
+	rev, err := r.pages(ctx, r.base+"fdb/", 0, func(resp *etcdv3.GetResponse) {
+		if first {
+			// A record per MAC, as a rule.
+			s, first = newStateSized(int(resp.Count)+1), false
+		}
+		for _, kv := range resp.Kvs {
+			s.apply(r.base, kv.Key, kv.Value, false)
+		}
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return s, rev, nil
 }
 
 // RecordsAt returns the complete records at vtep, sorted by IP, at one

@@ -23,7 +23,7 @@ import (
 // delays changes. The channel is closed when ctx is done or the registry
 // closed; the consumer must keep reading until then.
 func (r *Registry) Watch(ctx context.Context) (<-chan registry.Change, error) {
-	s, rev, err := r.snapshot(ctx)
+	s, rev, err := r.listFDB(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -53,23 +53,100 @@ type watcher struct {
 	cur *state // the keys as last seen
 }
 
-func (w *watcher) run(s *state, rev int64) {
-	for {
-		if !w.resync(s, rev) {
-			return
+// run streams the first listing (fdb holds its fdb/ keys at rev), follows
+// the watch from its revision on, and lists again (resync) whenever the
+// watch ends or the listing could not be read to its end.
+func (w *watcher) run(fdb *state, rev int64) {
+	ok, listed := w.stream(fdb, rev)
+	for ok {
+		if listed {
+			if w.r.listedHook != nil {
+				w.r.listedHook()
+			}
+			w.follow(rev + 1)
+			if w.ctx.Err() != nil {
+				return
+			}
 		}
-		if w.r.listedHook != nil {
-			w.r.listedHook()
-		}
-		w.follow(rev + 1)
-		if w.ctx.Err() != nil {
-			return
-		}
-		var ok bool
+		var s *state
 		if s, rev, ok = w.relist(); !ok {
 			return
 		}
+		ok, listed = w.resync(s, rev), true
 	}
+}
+
+// stream delivers the first listing while it is read, so that the
+// consumer programs its records while etcd serves the next keys: s holds
+// the fdb/ keys at rev; the arp/ keys at rev are read page by page by a
+// goroutine of its own, one page ahead, and each page's complete records
+// are delivered (sorted by IP) as soon as its keys are applied; then
+// registry.ChangeSynced. The records delivered are always cur's complete
+// ones: a page that cannot be read leaves a part of the listing delivered,
+// which relist and resync complete (listed false). ok is false once the
+// watch is stopped.
+func (w *watcher) stream(s *state, rev int64) (ok, listed bool) {
+	w.cur = s
+	if !w.sendRejected(rev) {
+		return false, false
+	}
+	ctx, cancel := context.WithCancel(w.ctx)
+	pages := make(chan *etcdv3.GetResponse, 1)
+	var err error
+	go func() {
+		defer close(pages)
+		page := 1
+		if err = w.r.faultPage(page); err != nil {
+			return
+		}
+		var fault error
+		_, err = w.r.eachPage(ctx, w.r.base+"arp/", rev, streamPage, func(resp *etcdv3.GetResponse) bool {
+			select {
+			case pages <- resp:
+			case <-ctx.Done():
+				return false
+			}
+			if page++; resp.More {
+				fault = w.r.faultPage(page)
+			}
+			return fault == nil
+		})
+		if err == nil {
+			err = fault
+		}
+	}()
+	defer func() {
+		cancel()
+		for range pages { // the reader has stopped when pages closes
+		}
+	}()
+	var ips []netip.Addr
+	for resp := range pages {
+		ips = ips[:0]
+		for _, kv := range resp.Kvs {
+			if ip, _, kind := w.cur.apply(w.r.base, kv.Key, kv.Value, false); kind == 'a' {
+				ips = append(ips, ip)
+			}
+		}
+		slices.SortFunc(ips, netip.Addr.Compare)
+		if !w.sendRejected(rev) {
+			return false, false
+		}
+		for _, ip := range ips {
+			if rec, ok := w.cur.complete(ip); ok && !w.send(registry.Change{Kind: registry.ChangePut, Record: rec, Revision: rev}) {
+				return false, false
+			}
+		}
+	}
+	// pages is closed: the reader's err is set.
+	switch {
+	case w.ctx.Err() != nil:
+		return false, false
+	case err != nil:
+		w.r.log.Warn("etcd watch: listing broken; listing again", "err", err)
+		return true, false
+	}
+	return w.send(registry.Change{Kind: registry.ChangeSynced, Revision: rev}), true
 }
 
 // resync replaces the keys by a listing s, delivers the difference between
@@ -275,6 +352,14 @@ func (w *watcher) sendRejected(rev int64) bool {
 	}
 	w.cur.rejected = nil
 	return true
+}
+
+// faultPage runs the test's pageHook for page n of a streamed listing.
+func (r *Registry) faultPage(n int) error {
+	if r.pageHook == nil {
+		return nil
+	}
+	return r.pageHook(n)
 }
 
 // send delivers c with the keys it comes from (registry.Change.Table).

@@ -2,12 +2,16 @@ package etcdreg
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/overlay/registry/etcdreg/internal/etcdv3"
 )
 
 // next returns the feed's next change, failing after 10s.
@@ -249,4 +253,123 @@ func TestWatchDualStack(t *testing.T) {
 	if mac, err := b.LookupMAC(ctx, v6.IP); err != nil || mac != v6.MAC {
 		t.Errorf("LookupMAC(%s) = %s, %v", v6.IP, mac, err)
 	}
+}
+
+// putStreamRecords writes n records (IPs 10.9.0.0 + i) with raw puts, 32
+// to a transaction, and returns them by IP.
+func putStreamRecords(t *testing.T, r *Registry, n int) map[netip.Addr]registry.Record {
+	t.Helper()
+	ctx := ctxT(t, 30*time.Second)
+	recs := make(map[netip.Addr]registry.Record, n)
+	var ops []etcdv3.Op
+	for i := range n {
+		a := netip.AddrFrom4([4]byte{10, 9, byte(i >> 8), byte(i)})
+		b := a.As4()
+		rc := registry.Record{IP: a, MAC: ethaddr.MAC{0x02, 0x43, b[0], b[1], b[2], b[3]}, VTEP: netip.MustParseAddr("192.0.2.7")}
+		recs[a] = rc
+		ops = append(ops, etcdv3.OpPut(r.Prefix()+"arp/"+a.String(), rc.MAC.String()), etcdv3.OpPut(r.Prefix()+"fdb/"+rc.MAC.String(), rc.VTEP.String()))
+		if len(ops) == 64 || i == n-1 {
+			if _, err := r.Client().Txn(ctx).Then(ops...).Commit(); err != nil {
+				t.Fatal(err)
+			}
+			ops = ops[:0]
+		}
+	}
+	return recs
+}
+
+// drainListing reads a listing's changes up to its ChangeSynced and checks
+// they are a Put of every record of want, each once, and nothing else.
+func drainListing(t *testing.T, ch <-chan registry.Change, want map[netip.Addr]registry.Record) {
+	t.Helper()
+	got := make(map[netip.Addr]registry.Record)
+	for {
+		c := next(t, ch)
+		if c.Kind == registry.ChangeSynced {
+			break
+		}
+		if c.Kind != registry.ChangePut {
+			t.Fatalf("listing delivered %v %v", c.Kind, c.Record)
+		}
+		if _, dup := got[c.Record.IP]; dup {
+			t.Fatalf("listing delivered %v twice", c.Record)
+		}
+		got[c.Record.IP] = c.Record
+	}
+	if len(got) != len(want) {
+		t.Fatalf("listing delivered %d records, want %d", len(got), len(want))
+	}
+	for ip, rc := range want {
+		if got[ip] != rc {
+			t.Fatalf("listing delivered %v for %v, want %v", got[ip], ip, rc)
+		}
+	}
+}
+
+// TestWatchStreamsListing: the first listing's records are delivered while
+// its arp/ keys are still being read (the consumer programs them while
+// etcd serves the next page): when the first record arrives, at most 4 of
+// its 8 pages have been asked for (one in the feed's buffer, one being
+// delivered, one waiting, one being read); every record then arrives once.
+func TestWatchStreamsListing(t *testing.T) {
+	s := startEtcd(t)
+	b := s.open(t, "w", Options{NoLease: true})
+	const perPage, pages = 64, 8
+	want := putStreamRecords(t, b, perPage*pages-10)
+	b.pageKeys = perPage
+	var asked atomic.Int32
+	b.pageHook = func(page int) error {
+		asked.Store(int32(page))
+		return nil
+	}
+	ch, err := b.Watch(ctxT(t, 30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := next(t, ch)
+	time.Sleep(200 * time.Millisecond) // let the reader run ahead as far as it may
+	if n := asked.Load(); n > 4 {
+		t.Errorf("%d of %d pages asked for before the first record was taken", n, pages)
+	}
+	delete(want, first.Record.IP)
+	drainListing(t, ch, want)
+	if n := asked.Load(); n != pages {
+		t.Errorf("%d pages asked for, want %d", n, pages)
+	}
+}
+
+// TestWatchStreamedListingBroken: a streamed listing whose third page
+// cannot be read is completed by a listing again: every record is
+// delivered once, no Delete, then ChangeSynced, and the watch follows.
+func TestWatchStreamedListingBroken(t *testing.T) {
+	s := startEtcd(t)
+	a := s.open(t, "w", Options{})
+	b := s.open(t, "w", Options{NoLease: true})
+	const perPage = 64
+	want := putStreamRecords(t, b, 5*perPage)
+	b.pageKeys = perPage
+	var failed atomic.Bool
+	b.pageHook = func(page int) error {
+		if page == 3 && !failed.Swap(true) {
+			return errors.New("injected: page 3 unreadable")
+		}
+		return nil
+	}
+	ctx := ctxT(t, 30*time.Second)
+	ch, err := b.Watch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drainListing(t, ch, want)
+	if !failed.Load() {
+		t.Fatal("page 3 was never asked for")
+	}
+	if n := b.relists.Load(); n != 1 {
+		t.Errorf("%d listings again, want 1", n)
+	}
+	r := rec("198.51.100.2", "02:42:c6:33:64:02", "192.0.2.2")
+	if err := a.Register(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, ch, registry.ChangePut, r)
 }
