@@ -104,6 +104,8 @@ type feedState struct {
 
 	synced       atomic.Bool
 	syncedCh     chan struct{} // closed at the first ChangeSynced
+	settled      chan struct{} // closed after the first pass that followed it (Resolver.Settled)
+	settleOnce   sync.Once
 	watchFailed  chan struct{} // closed when a watch first could not start
 	failOnce     sync.Once
 	programmed   atomic.Int64 // records programmed proactively
@@ -117,7 +119,7 @@ type feedState struct {
 
 func newFeedState(mode Mode, max int, policy registry.Policy, local netip.Addr) *feedState {
 	f := &feedState{mode: mode, max: max, local: local, spans: registry.NewSpans(), policy: policy,
-		syncedCh: make(chan struct{}), watchFailed: make(chan struct{})}
+		syncedCh: make(chan struct{}), settled: make(chan struct{}), watchFailed: make(chan struct{})}
 	if max > 0 {
 		f.prog = make(map[netip.Addr]struct{})
 	}

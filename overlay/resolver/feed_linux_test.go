@@ -328,3 +328,30 @@ func TestFeedStartAdoptsFDBOnly(t *testing.T) {
 		t.Errorf("foreign FDB entry = %+v, want it untouched", f)
 	}
 }
+
+// TestResolverSettled: Settled closes once the feed's first listing is
+// programmed and the pass after its sync ran, not before the sync.
+func TestResolverSettled(t *testing.T) {
+	lab := newResolverLab(t)
+	feed := make(chanFeed, 64)
+	r := lab.startFeedResolver(t, feed, ModeHybrid, 0)
+	a := registry.Record{IP: netip.MustParseAddr("198.51.100.7"), MAC: ethaddr.MAC{0x02, 0x42, 198, 51, 100, 7}, VTEP: netip.MustParseAddr("192.0.2.9")}
+	feed <- registry.Change{Kind: registry.ChangePut, Record: a}
+	select {
+	case <-r.Settled():
+		t.Fatal("settled before the feed synced")
+	case <-time.After(300 * time.Millisecond):
+	}
+	feed <- registry.Change{Kind: registry.ChangeSynced}
+	select {
+	case <-r.Settled():
+	case <-time.After(10 * time.Second):
+		t.Fatal("not settled 10 s after the feed synced")
+	}
+	if s := r.Metrics().Snapshot(); s.Reconciles == 0 || r.FeedStats().Programmed != 1 {
+		t.Errorf("settled after %d passes with %d records programmed, want a pass and 1", s.Reconciles, r.FeedStats().Programmed)
+	}
+	if !strings.Contains(nstest.Run(t, lab.over, "ip", "neigh", "show", "dev", "vx0"), "198.51.100.7") {
+		t.Error("settled before the record's neighbour entry is in the kernel")
+	}
+}

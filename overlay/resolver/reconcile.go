@@ -29,6 +29,7 @@ func (r *Resolver) reconcileLoop(ctx context.Context) {
 	} else {
 		r.reconcileLogged(ctx, true, true)
 	}
+	r.noteSettled()
 	var sum resolutionSummary
 	for {
 		fdb := true
@@ -41,7 +42,27 @@ func (r *Resolver) reconcileLoop(ctx context.Context) {
 		case <-r.kick:
 		}
 		r.reconcileLogged(ctx, false, fdb)
+		r.noteSettled()
 	}
+}
+
+// noteSettled closes the feed's settled channel after the first pass that
+// followed its first sync (see Settled).
+func (r *Resolver) noteSettled() {
+	if f := r.feed; f != nil && f.synced.Load() {
+		f.settleOnce.Do(func() { close(f.settled) })
+	}
+}
+
+// Settled returns a channel closed once the change feed's first listing
+// is programmed and checked: the first reconcile pass after the feed first
+// synced has run. Start-up's transient memory (the listing's pages, the
+// batches' buffers) is garbage from then on. It is nil in reactive mode.
+func (r *Resolver) Settled() <-chan struct{} {
+	if r.feed == nil {
+		return nil
+	}
+	return r.feed.settled
 }
 
 // adopt tracks the entries with our marks a previous run left in the
