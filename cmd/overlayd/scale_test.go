@@ -297,7 +297,11 @@ func (n *simNode) startMeasuredBin(tb testing.TB, bin string, env []string, args
 		"--netns-dir", n.dir, "--state-dir", n.state, "--store", n.store, "--log-level", "warn"}
 	cmd := exec.Command("nsenter", append(argv, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	logf, err := os.Create(filepath.Join(tb.TempDir(), "overlayd.log"))
+	logDir := tb.TempDir()
+	if d := os.Getenv("OVERLAYD_BENCH_PROFILE"); d != "" {
+		logDir = d // kept with the profiles
+	}
+	logf, err := os.CreateTemp(logDir, "overlayd-*.log")
 	if err != nil {
 		tb.Fatal(err)
 	}
