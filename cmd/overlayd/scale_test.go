@@ -290,9 +290,14 @@ func (n *simNode) startMeasured(tb testing.TB, env []string, args ...string) *ex
 	return n.startMeasuredBin(tb, overlaydBinary(tb), env, args...)
 }
 
-// startMeasuredBin is startMeasured with the overlayd binary bin.
+// startMeasuredBin is startMeasured with the overlayd binary bin, or the
+// one OVERLAYD_BENCH_BIN names (a build of one's own: another commit's, or
+// -tags profile).
 func (n *simNode) startMeasuredBin(tb testing.TB, bin string, env []string, args ...string) *exec.Cmd {
 	tb.Helper()
+	if v := os.Getenv("OVERLAYD_BENCH_BIN"); v != "" {
+		bin = v
+	}
 	argv := []string{"--net=" + filepath.Join(rtnl.DefaultNetNSDir, n.name), bin, "run",
 		"--netns-dir", n.dir, "--state-dir", n.state, "--store", n.store, "--log-level", "warn"}
 	cmd := exec.Command("nsenter", append(argv, args...)...)
@@ -382,9 +387,6 @@ func benchStartup(b *testing.B, n int, env ...string) {
 }
 
 func benchStartupBin(b *testing.B, bin string, n int, env ...string) {
-	if v := os.Getenv("OVERLAYD_BENCH_BIN"); v != "" {
-		bin = v // a build of one's own, e.g. -tags profile
-	}
 	prof := os.Getenv("OVERLAYD_BENCH_PROFILE")
 	lab := newEtcdLabWith(b, 1, labOptions{create: []string{"--gateway", scaleGateway}, etcdArgs: benchEtcdArgs})
 	node := lab.nodes[0]
