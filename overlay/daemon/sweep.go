@@ -26,6 +26,11 @@ const startSweepWait = time.Minute
 // under way (an attach, a CNI ADD) to leave it the state lock.
 const sweepWait = 2 * time.Second
 
+// startRecordsWait bounds how long the start-up sweep of the node's
+// records waits for the feed's first listing to be programmed (see
+// watchNode): a store that cannot be listed does not hold it off longer.
+const startRecordsWait = 30 * time.Second
+
 // ErrOverlayGone is returned by Run when the overlay it serves disappeared
 // (its namespace deleted or replaced, its vxlan gone, its state removed):
 // a reset by hand or by an older overlayd. The daemon then exits.
@@ -75,11 +80,26 @@ func (d *Daemon) sweep(ctx context.Context, records bool, wait time.Duration) er
 	return nil
 }
 
-// watchNode sweeps the node's store records at once, then checks, every
-// reconcile interval, that the overlay still exists, and sweeps the node;
-// it returns ErrOverlayGone when the overlay disappeared, nil when ctx
-// ends.
+// watchNode sweeps the node's store records once the resolver has
+// programmed the feed's first listing (at most startRecordsWait after the
+// start), then checks, every reconcile interval, that the overlay still
+// exists, and sweeps the node; it returns ErrOverlayGone when the overlay
+// disappeared, nil when ctx ends.
 func (d *Daemon) watchNode(ctx context.Context) error {
+	// The records' sweep reads the node's records from the store, which on
+	// etcd means every fdb/ and arp/ key (200,000 for 100,000 endpoints):
+	// beside the feed's first listing it took etcd's time from it, on the
+	// 2 cores the node and etcd share, while every remote endpoint waited
+	// to be programmed.
+	if settled := d.res.Settled(); settled != nil {
+		t := time.NewTimer(startRecordsWait)
+		select {
+		case <-settled:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	if err := d.sweep(ctx, true, overlay.DefaultSweepWait); err != nil {
 		return err
 	}
