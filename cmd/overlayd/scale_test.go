@@ -311,16 +311,7 @@ func (n *simNode) startMeasuredBin(tb testing.TB, bin string, env []string, args
 		tb.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-		logf.Close()
-	})
+	startReaped(tb, cmd, logf)
 	return cmd
 }
 
@@ -537,15 +528,7 @@ func startPerf(tb testing.TB, pid int, dir string) *exec.Cmd {
 		return nil
 	}
 	cmd := exec.Command("perf", "record", "-g", "-F", "999", "-p", strconv.Itoa(pid), "-o", filepath.Join(dir, "perf.data"))
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
+	startReaped(tb, cmd, nil)
 	return cmd
 }
 
@@ -598,4 +581,22 @@ func capturePass(tb testing.TB, pid int, dir string) {
 			return
 		}
 	}
+}
+
+// startReaped starts cmd and, at the end of the test, kills it if it still
+// runs, reaps it and closes out (if any).
+func startReaped(tb testing.TB, cmd *exec.Cmd, out *os.File) {
+	tb.Helper()
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		if out != nil {
+			out.Close()
+		}
+	})
 }
