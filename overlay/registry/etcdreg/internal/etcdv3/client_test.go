@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -170,6 +173,9 @@ func TestLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(5 * time.Second) // 2.5 TTLs
+	if ended := handled(t, s, "LeaseKeepAlive"); ended != 0 {
+		t.Errorf("%v keep-alive streams ended in 2.5 TTLs of renewals: want one stream for as long as it renews", ended)
+	}
 	n := 0
 	for len(ch) > 0 {
 		<-ch
@@ -524,4 +530,29 @@ func TestAuth(t *testing.T) {
 	if _, err := anon.Get(ctx, "/a"); err == nil || IsUnavailable(err) {
 		t.Errorf("get without credentials: %v, want refused", err)
 	}
+}
+
+// handled returns etcd's count of the calls of method that ended
+// (grpc_server_handled_total): a stream counts once it ends.
+func handled(t *testing.T, s *etcdtest.Server, method string) float64 {
+	t.Helper()
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: s.DialContext}}
+	resp, err := hc.Get("http://" + s.Endpoint() + "/metrics")
+	if err != nil {
+		t.Fatalf("etcd metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("etcd metrics: %v", err)
+	}
+	var n float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "grpc_server_handled_total{") && strings.Contains(line, `grpc_method="`+method+`"`) {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			n += v
+		}
+	}
+	return n
 }

@@ -163,12 +163,17 @@ func (c *Client) keepAlive(ctx context.Context, id LeaseID, ch chan *LeaseKeepAl
 	ka := &keeper{id: id, ch: ch, deadline: time.Now().Add(c.cfg.DialTimeout + time.Second)}
 	b := newBackoff()
 	for ctx.Err() == nil && time.Now().Before(ka.deadline) {
-		dctx, cancel := context.WithDeadline(ctx, ka.deadline)
+		// The stream lives as long as its renewals keep the lease: a
+		// deadline fixed when it opened would end a healthy stream one TTL
+		// later (a new stream per TTL, its endpoint marked failed).
+		sctx, cancel := context.WithCancel(ctx)
+		ka.lapse = time.AfterFunc(time.Until(ka.deadline), cancel)
 		ep := c.tr.endpoint()
 		renewed := ka.renewals
-		err := c.keepAliveStream(dctx, ep, ka)
+		err := c.keepAliveStream(sctx, ep, ka)
+		ka.lapse.Stop()
 		cancel()
-		if ka.gone || ctx.Err() != nil {
+		if ka.gone || ctx.Err() != nil || !time.Now().Before(ka.deadline) {
 			return
 		}
 		if authRejected(err) && c.cfg.Username != "" {
@@ -191,7 +196,8 @@ type keeper struct {
 	ch       chan *LeaseKeepAliveResponse
 	deadline time.Time // the lease may have expired after this
 	renewals int
-	gone     bool // etcd said the lease is no more
+	gone     bool        // etcd said the lease is no more
+	lapse    *time.Timer // ends the stream at deadline, reset by each renewal
 }
 
 // keepAliveStream renews the lease on one stream until it breaks.
@@ -238,6 +244,7 @@ func (c *Client) keepAliveStream(ctx context.Context, ep string, ka *keeper) err
 			}
 			ka.renewals++
 			ka.deadline = time.Now().Add(time.Duration(resp.TTL) * time.Second)
+			ka.lapse.Reset(time.Until(ka.deadline))
 			next.Reset(max(time.Duration(resp.TTL)*time.Second/3, 500*time.Millisecond))
 			select {
 			case ka.ch <- resp:
