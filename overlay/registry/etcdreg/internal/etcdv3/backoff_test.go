@@ -10,7 +10,7 @@ func TestBackoff(t *testing.T) {
 	b := newBackoff()
 	base := float64(100 * time.Millisecond)
 	for i := range 12 {
-		d := b.next()
+		d := b.Next()
 		want := time.Duration(min(base, float64(2*time.Second)))
 		if d < want*8/10 || d > want*12/10 {
 			t.Errorf("wait %d: %v, want %v ± 20 %%", i, d, want)

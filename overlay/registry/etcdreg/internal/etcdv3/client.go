@@ -5,10 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/overlaynet/overlaynet/internal/backoff"
 )
 
 // Config says how to reach etcd.
@@ -148,7 +149,7 @@ func (c *Client) call(ctx context.Context, method string, req []byte, o callOpts
 		last = err
 		c.tr.failed(ep)
 		if tried%len(c.cfg.Endpoints) == 0 {
-			if err := b.wait(ctx); err != nil {
+			if err := b.Wait(ctx); err != nil {
 				return nil, deadlineErr(ctx, last, err)
 			}
 		}
@@ -187,33 +188,11 @@ func WithRequireLeader(ctx context.Context) context.Context {
 	return context.WithValue(ctx, requireLeaderKey{}, true)
 }
 
-// backoff is the wait between rounds of attempts: 100 ms growing by 1.6 up
-// to 2 s, each jittered by ±20 %.
-type backoff struct{ d time.Duration }
-
-const (
-	backoffBase = 100 * time.Millisecond
-	backoffMax  = 2 * time.Second
-)
-
-func newBackoff() backoff { return backoff{backoffBase} }
-
-func (b *backoff) next() time.Duration {
-	d := time.Duration(float64(b.d) * (0.8 + 0.4*rand.Float64()))
-	b.d = min(time.Duration(float64(b.d)*1.6), backoffMax)
-	return d
-}
-
-// wait sleeps the next backoff, or returns ctx's error.
-func (b *backoff) wait(ctx context.Context) error {
-	t := time.NewTimer(b.next())
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+// newBackoff is the wait between rounds of attempts: 100 ms growing by 1.6
+// up to 2 s, each jittered by ±20 % (gRPC's reconnection backoff as
+// etcdreg configured it).
+func newBackoff() backoff.Backoff {
+	return backoff.Backoff{Min: 100 * time.Millisecond, Max: 2 * time.Second, Factor: 1.6, Low: 0.8, High: 1.2}
 }
 
 // merged returns ctx also cancelled when the client closes.

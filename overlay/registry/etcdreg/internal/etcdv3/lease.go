@@ -185,7 +185,7 @@ func (c *Client) keepAlive(ctx context.Context, id LeaseID, ch chan *LeaseKeepAl
 			b = newBackoff()
 		}
 		wctx, cancel := context.WithDeadline(ctx, ka.deadline)
-		b.wait(wctx)
+		b.Wait(wctx)
 		cancel()
 	}
 }

@@ -116,7 +116,7 @@ func (c *Client) watch(ctx context.Context, op *Op, ch chan<- WatchResponse) {
 		if next != delivered {
 			b = newBackoff()
 		}
-		b.wait(ctx)
+		b.Wait(ctx)
 	}
 }
 

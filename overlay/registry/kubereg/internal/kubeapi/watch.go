@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/overlaynet/overlaynet/internal/backoff"
 )
 
 // NodesPath is the path of the Nodes.
@@ -48,19 +50,19 @@ type reflector struct {
 // every 5 to 10 minutes.
 func (c *Client) WatchNodes(ctx context.Context, h NodeHandler) {
 	r := &reflector{c: c, h: h, known: map[string]struct{}{}}
-	b := backoff{min: c.backoffMin, max: c.backoffMax}
+	b := backoff.Backoff{Min: c.backoffMin, Max: c.backoffMax, Factor: 2, Low: 0.5, High: 1}
 	listed, synced := false, false
 	for ctx.Err() == nil {
 		if !listed {
 			if err := r.list(ctx); err != nil {
 				if ctx.Err() == nil {
 					h.Error(err)
-					b.wait(ctx)
+					b.Wait(ctx)
 				}
 				continue
 			}
 			listed = true
-			b.reset()
+			b.Reset()
 			if !synced {
 				synced = true
 				h.Synced()
@@ -78,9 +80,9 @@ func (c *Client) WatchNodes(ctx context.Context, h NodeHandler) {
 		case err != nil:
 			h.Error(err)
 			if up {
-				b.reset()
+				b.Reset()
 			}
-			b.wait(ctx)
+			b.Wait(ctx)
 		}
 	}
 }
@@ -171,27 +173,3 @@ func (r *reflector) watch(ctx context.Context) (up bool, err error) {
 		}
 	}
 }
-
-// backoff is a capped exponential backoff with jitter.
-type backoff struct {
-	min, max, next time.Duration
-}
-
-// wait sleeps the next delay (or until ctx ends), less up to half of it
-// at random, the delay doubling up to max.
-func (b *backoff) wait(ctx context.Context) {
-	if b.next < b.min {
-		b.next = b.min
-	}
-	d := b.next/2 + rand.N(b.next/2+1)
-	b.next = min(2*b.next, b.max)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
-// reset starts the delays over.
-func (b *backoff) reset() { b.next = b.min }
