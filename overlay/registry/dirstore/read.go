@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"unsafe"
 
@@ -103,7 +102,6 @@ func (c fileCalls) open(path []byte) (int, error) {
 		} else {
 			fd, _, errno = unix.Syscall6(unix.SYS_OPENAT, uintptr(cwd), uintptr(unsafe.Pointer(p)), flags, 0, 0, 0)
 		}
-		runtime.KeepAlive(p)
 		switch errno {
 		case 0:
 			return int(fd), nil
