@@ -201,6 +201,3 @@ func (r *Registry) awaitNewLease(ctx context.Context, old etcdv3.LeaseID) error 
 		}
 	}
 }
-
-// isUnavailable reports whether err means etcd did not answer.
-func isUnavailable(err error) bool { return etcdv3.IsUnavailable(err) }

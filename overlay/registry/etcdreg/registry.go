@@ -217,7 +217,7 @@ func (r *Registry) opCtx(ctx context.Context) (context.Context, context.CancelFu
 // wrap turns a client error into a registry error naming the operation; an
 // unanswered request wraps registry.ErrUnavailable.
 func (r *Registry) wrap(op string, err error) error {
-	if isUnavailable(err) {
+	if etcdv3.IsUnavailable(err) {
 		return fmt.Errorf("etcdreg: %s: etcd at %s unavailable: %w", op, r.endpoints, registry.Unavailable(err))
 	}
 	return fmt.Errorf("etcdreg: %s: %w", op, err)
