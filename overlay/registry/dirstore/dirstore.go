@@ -253,8 +253,7 @@ func (s *Store) List(ctx context.Context) ([]registry.Record, error) {
 // a name that is not the canonical text of an address, a value that does
 // not parse or is too long, a symbolic link, a FIFO, a directory... The
 // error is for what stops a record being read at all (ROOT/arp unreadable,
-// an I/O error): the listing is then incomplete. The records are read on a
-// thread at a lower priority (listNice).
+// an I/O error): the listing is then incomplete.
 func (s *Store) ListRejected(ctx context.Context) ([]registry.Record, []registry.Rejected, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
@@ -264,13 +263,11 @@ func (s *Store) ListRejected(ctx context.Context) ([]registry.Record, []registry
 		return nil, nil, fmt.Errorf("dirstore: %w", err)
 	}
 	l := lister{s: s, vteps: make(map[ethaddr.MAC]netip.Addr)}
-	lowered(func() { // a listing yields to misses (see listNice)
-		for _, e := range ents {
-			if name := e.Name(); !strings.HasPrefix(name, ".") { // not a temporary file being written
-				l.arp(name)
-			}
+	for _, e := range ents {
+		if name := e.Name(); !strings.HasPrefix(name, ".") { // not a temporary file being written
+			l.arp(name)
 		}
-	})
+	}
 	sort.Slice(l.recs, func(i, j int) bool { return l.recs[i].IP.Less(l.recs[j].IP) })
 	return l.recs, l.rejected, errors.Join(l.errs...)
 }
