@@ -84,6 +84,14 @@ func Start(t testing.TB, opts Options) *Server {
 		s.clientPort, s.peerPort = 2379, 2380 // a namespace of the test's own
 	}
 	t.Cleanup(s.Stop)
+	// A free port may be taken by another test process between freePort
+	// and etcd's bind: then start over on new ports.
+	for range 3 {
+		if !s.start(opts.NetNS == "") {
+			return s
+		}
+		s.clientPort, s.peerPort = freePort(t), freePort(t)
+	}
 	s.Restart()
 	return s
 }
@@ -115,6 +123,14 @@ func (s *Server) URL(prefix, query string) string {
 // Restart starts etcd again on the same data directory and ports (after
 // Stop) and waits until it is healthy.
 func (s *Server) Restart() {
+	s.t.Helper()
+	s.start(false)
+}
+
+// start starts etcd and waits until it is healthy. With retryBind, an etcd
+// that exits at start because its port is taken is reaped and start
+// returns true; every other failure is fatal.
+func (s *Server) start(retryBind bool) (portTaken bool) {
 	t := s.t
 	t.Helper()
 	scheme := "http"
@@ -153,6 +169,12 @@ func (s *Server) Restart() {
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.exited:
+			if retryBind && strings.Contains(s.LogTail(), "address already in use") {
+				s.log.Close()
+				os.RemoveAll(filepath.Join(s.dir, "data")) // begun for the ports it did not get
+				os.Remove(filepath.Join(s.dir, "etcd.log"))
+				return true
+			}
 			t.Fatalf("etcd exited at start:\n%s", s.LogTail())
 		default:
 		}
@@ -161,12 +183,13 @@ func (s *Server) Restart() {
 			b.ReadFrom(resp.Body)
 			resp.Body.Close()
 			if strings.Contains(b.String(), `"health":"true"`) {
-				return
+				return false
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("etcd not healthy after 15s:\n%s", s.LogTail())
+	return false
 }
 
 // DialContext connects from the server's namespace (for an http.Transport,
