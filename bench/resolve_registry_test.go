@@ -9,6 +9,7 @@ import (
 
 	"github.com/overlaynet/overlaynet/ethaddr"
 	"github.com/overlaynet/overlaynet/overlay/registry"
+	"github.com/overlaynet/overlaynet/overlay/registry/dirstore"
 )
 
 // memRegistry is a read-only in-memory copy of a registry: the lookup cost
@@ -72,9 +73,17 @@ func (m *memRegistry) List(context.Context) ([]registry.Record, error) {
 // lookups alone (IP → MAC, then MAC → VTEP), cycling through the resolveN
 // distinct records that BenchmarkResolve uses: the part of a resolution both
 // implementations pay the same, which bounds their ratio when it dominates.
+// registry=dir is the directory store as the daemon opens it (its cache
+// on), dirfiles the same directory read file by file (the cache off: a
+// one-shot command's store), mem an in-memory map.
 func BenchmarkRegistryLookup(b *testing.B) {
 	ctx := context.Background()
-	for _, reg := range resolveRegistries(b) {
+	regs := resolveRegistries(b)
+	files, err := dirstore.New(regs[0].dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, reg := range append(regs, benchRegistry{"dirfiles", files, regs[0].dir}) {
 		b.Run("registry="+reg.name, func(b *testing.B) {
 			i := 0
 			for b.Loop() {

@@ -107,8 +107,8 @@ func resolveRegistries(tb testing.TB) []benchRegistry {
 }
 
 // buildRegistries writes the records of targets 0..n-1 to a DirStore
-// (newStore) and returns it (dir) and its in-memory copy (mem), and the
-// directory.
+// (newStore) and returns it as the daemon opens it (dir: its cache on and
+// filled) and an in-memory copy (mem), and the directory.
 func buildRegistries(pattern string, n int, records func(i int) []registry.Record) ([]benchRegistry, string, error) {
 	dir, err := newStore(pattern, n, records)
 	if err != nil {
@@ -116,6 +116,12 @@ func buildRegistries(pattern string, n int, records func(i int) []registry.Recor
 	}
 	reg, err := dirstore.New(dir)
 	if err != nil {
+		return nil, dir, err
+	}
+	// As the daemon has it: the cache on (registry.Options.Cache) and
+	// filled by a listing (its VTEP allowlist lists the store at start).
+	reg.EnableCache()
+	if _, err := reg.List(context.Background()); err != nil {
 		return nil, dir, err
 	}
 	mem, err := newMemRegistry(reg)

@@ -13,7 +13,8 @@ import (
 )
 
 // TestREADMEMetrics: every metric the README names is exported by a
-// daemon in hybrid mode (a # TYPE line in its exposition).
+// daemon in hybrid mode or by one on the directory store, reactive (a
+// # TYPE line in its exposition).
 func TestREADMEMetrics(t *testing.T) {
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -36,6 +37,14 @@ func TestREADMEMetrics(t *testing.T) {
 	defer d.Close()
 	var b bytes.Buffer
 	if err := d.Metrics().WritePrometheus(&b); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := open(t.Context(), Config{Node: writeState(t), Store: "dir:" + t.TempDir()}, newFakeKernel())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	if err := dir.Metrics().WritePrometheus(&b); err != nil {
 		t.Fatal(err)
 	}
 	for _, m := range names {

@@ -31,6 +31,7 @@ func openStore(ctx context.Context, url string, schemes map[string]registry.Open
 		Logger:   log,
 		StateDir: n.StateDir(),
 		NodeName: node,
+		Cache:    true,
 		Lease: &registry.Lease{
 			VTEP: ov.VTEP,
 			Keep: func(owned []registry.Record) []registry.Record { return localEndpoints(n, owned) },

@@ -37,7 +37,7 @@
 //	TempSweeper     removes temporary files of killed writers     yes     -    -     -
 //	Readier         says when it serves this node                  -     -    yes   -
 //	Announcer       tells the cluster this node's network is up    -     -    yes   -
-//	Exporter        counters of its own for the daemon's metrics   -     -    yes   -
+//	Exporter        counters of its own for the daemon's metrics  yes    -    yes   -
 //	MemberStore     member records of an encrypted overlay        yes    yes   yes   -
 //	MemberWatcher   says when members or live nodes changed         -    yes   yes   -
 //

@@ -47,6 +47,11 @@ type Options struct {
 	// NodeName is this node's name, for stores that know nodes by name
 	// (the Kubernetes store: its Node object). Empty: the host name.
 	NodeName string
+	// Cache asks a store that reads its records from files (the directory
+	// store) to keep what it reads in memory, coherent with the files, as
+	// the node daemon does: its lookups then open no file. One-shot
+	// commands leave it off.
+	Cache bool
 }
 
 // Lease is what a node holding its records on a lease (Options.Lease)

@@ -29,6 +29,7 @@ import (
 type Store struct {
 	root  string
 	calls fileCalls // for lookups and listings: raw on a local filesystem
+	cache *cache    // nil unless EnableCache turned it on
 }
 
 // The capabilities of a Store (see package registry).
@@ -40,6 +41,7 @@ var (
 	_ registry.Stamper      = (*Store)(nil)
 	_ registry.Notifier     = (*Store)(nil)
 	_ registry.RejectLister = (*Store)(nil)
+	_ registry.Exporter     = (*Store)(nil)
 )
 
 // Subdirectories of a Store root.
@@ -62,21 +64,67 @@ func New(root string) (*Store, error) {
 }
 
 // Opener is the registry.Opener of the "dir" scheme: dir:PATH opens
-// (creating it if needed) the store rooted at PATH. No option applies: the
-// directory holds one overlay, and records persist until unregistered.
-func Opener(_ context.Context, url string, _ registry.Options) (registry.Registry, error) {
+// (creating it if needed) the store rooted at PATH. Of the options only
+// Cache applies (EnableCache): the directory holds one overlay, and records
+// persist until unregistered.
+func Opener(_ context.Context, url string, o registry.Options) (registry.Registry, error) {
 	root, ok := strings.CutPrefix(url, "dir:")
 	if !ok || root == "" {
 		return nil, registry.BadURL(fmt.Errorf("dirstore: store URL %q: want dir:PATH", registry.RedactURL(url)))
 	}
-	return New(root)
+	s, err := New(root)
+	if err == nil && o.Cache {
+		s.EnableCache()
+	}
+	return s, err
+}
+
+// EnableCache makes s keep the records its lookups and listings read in
+// memory, coherent with the directories (inotify), and answer lookups from
+// there: a lookup then costs one non-blocking read of the events queued
+// since the last, not a file's open, stat, read and close, and still
+// answers what the directory holds at that moment. It is for a long-lived
+// reader (the node daemon), and only on a local filesystem (on NFS other
+// machines' changes raise no event). Lookups fill the cache with what they
+// read, listings with every record; a cache that cannot start (no inotify
+// instance left) is tried again by every listing. See CacheStats. Close
+// releases it.
+func (s *Store) EnableCache() {
+	if s.cache != nil || s.calls != rawCalls {
+		return
+	}
+	c := newCache(s.root)
+	c.mu.Lock()
+	c.start() //nolint:errcheck // off until a listing starts it
+	c.mu.Unlock()
+	s.cache = c
+}
+
+// CacheStats returns what the cache (EnableCache) did; the zero value if
+// there is none.
+func (s *Store) CacheStats() CacheStats {
+	if s.cache == nil {
+		return CacheStats{}
+	}
+	s.cache.mu.Lock()
+	defer s.cache.mu.Unlock()
+	return s.cache.snapshot()
 }
 
 // Root returns the store's directory.
 func (s *Store) Root() string { return s.root }
 
-// Close does nothing: a Store holds no resources.
-func (s *Store) Close() error { return nil }
+// Close releases the cache's inotify instance, if EnableCache made one; a
+// Store holds no other resources.
+func (s *Store) Close() error {
+	if s.cache != nil {
+		s.cache.mu.Lock()
+		s.cache.stop()
+		s.cache.closed = true
+		s.cache.mu.Unlock()
+	}
+	return nil
+}
 
 // arpPath returns the file of ip's record. Only an address whose text is
 // canonical (registry.CheckKeyIP) names a file: no key leads out of the
@@ -158,7 +206,21 @@ func (s *Store) LookupMAC(ctx context.Context, ip netip.Addr) (ethaddr.MAC, erro
 	if err != nil {
 		return ethaddr.MAC{}, err
 	}
-	return s.readMAC(p)
+	c := s.cache
+	if c == nil {
+		mac, _, err := s.readMAC(p)
+		return mac, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if mac, ok := c.mac(ip); ok {
+		return mac, nil
+	}
+	mac, only, err := s.readMAC(p)
+	if err == nil && only {
+		c.putMAC(ip, mac)
+	}
+	return mac, err
 }
 
 // LookupVTEP returns the VTEP recorded in ROOT/fdb/<mac>.
@@ -167,7 +229,22 @@ func (s *Store) LookupVTEP(ctx context.Context, mac ethaddr.MAC) (netip.Addr, er
 		return netip.Addr{}, err
 	}
 	var buf [pathMax]byte
-	return s.readAddr(s.fdbPathTo(buf[:0], mac))
+	p := s.fdbPathTo(buf[:0], mac)
+	c := s.cache
+	if c == nil {
+		vtep, _, err := s.readAddr(p)
+		return vtep, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if vtep, ok := c.vtep(mac); ok {
+		return vtep, nil
+	}
+	vtep, only, err := s.readAddr(p)
+	if err == nil && only {
+		c.putVTEP(mac, vtep)
+	}
+	return vtep, err
 }
 
 // Register records r (see Registry.Register). The IP record is created first;
@@ -263,6 +340,11 @@ func (s *Store) ListRejected(ctx context.Context) ([]registry.Record, []registry
 		return nil, nil, fmt.Errorf("dirstore: %w", err)
 	}
 	l := lister{s: s, vteps: make(map[ethaddr.MAC]netip.Addr)}
+	if c := s.cache; c != nil {
+		c.mu.Lock()
+		c.check()
+		c.mu.Unlock()
+	}
 	for _, e := range ents {
 		if name := e.Name(); !strings.HasPrefix(name, ".") { // not a temporary file being written
 			l.arp(name)
@@ -291,16 +373,27 @@ func (l *lister) arp(name string) {
 		return
 	}
 	l.path, _ = l.s.arpPathTo(l.path[:0], ip) // checked above
-	mac, err := l.s.readMAC(l.path)
+	c := l.s.cache
+	if c != nil {
+		// Held from each read to its keeping (see cache).
+		c.mu.Lock()
+		defer c.mu.Unlock()
+	}
+	mac, only, err := l.s.readMAC(l.path)
 	if !l.note(err) {
 		return
+	}
+	if c != nil && only {
+		c.putMAC(ip, mac)
 	}
 	r := registry.Record{IP: ip, MAC: mac}
 	vtep, ok := l.vteps[mac]
 	if !ok {
 		l.path = l.s.fdbPathTo(l.path[:0], mac)
-		vtep, err = l.s.readAddr(l.path)
-		l.note(err)
+		vtep, only, err = l.s.readAddr(l.path)
+		if l.note(err) && c != nil && only {
+			c.putVTEP(mac, vtep)
+		}
 		l.vteps[mac] = vtep
 	}
 	r.VTEP = vtep

@@ -169,30 +169,33 @@ func readValueMaxWith(c fileCalls, path string, max int) (string, error) {
 	if strings.IndexByte(path, 0) >= 0 {
 		return "", fmt.Errorf("dirstore: open %q: %w", path, unix.EINVAL)
 	}
-	return readRecord(c, []byte(path), max)
+	v, _, err := readRecord(c, []byte(path), max)
+	return v, err
 }
 
 // readRecord is readValueMaxWith of a path (without a NUL byte) given as
-// bytes: a lookup builds it on its stack. Errors name it cleaned.
-func readRecord(c fileCalls, p []byte, max int) (string, error) {
+// bytes: a lookup builds it on its stack. Errors name it cleaned. only says
+// whether the file has no other hard link than p (a cache keeps no other:
+// an edit through another link raises no event on p's directory).
+func readRecord(c fileCalls, p []byte, max int) (v string, only bool, err error) {
 	fd, err := c.open(p)
 	if err != nil {
 		path := filepath.Clean(string(p))
 		switch {
 		case errors.Is(err, unix.ENOENT):
-			return "", fmt.Errorf("%w: %s", registry.ErrNotFound, path)
+			return "", false, fmt.Errorf("%w: %s", registry.ErrNotFound, path)
 		case errors.Is(err, unix.ELOOP):
-			return "", notRecord(path, registry.ReasonUnreadable, "is a symbolic link (not followed)")
+			return "", false, notRecord(path, registry.ReasonUnreadable, "is a symbolic link (not followed)")
 		}
-		return "", fmt.Errorf("dirstore: open %s: %w", path, err)
+		return "", false, fmt.Errorf("dirstore: open %s: %w", path, err)
 	}
 	defer c.close(fd)
 	var st unix.Stat_t
 	if err := c.fstat(fd, &st); err != nil {
-		return "", fmt.Errorf("dirstore: stat %s: %w", filepath.Clean(string(p)), err)
+		return "", false, fmt.Errorf("dirstore: stat %s: %w", filepath.Clean(string(p)), err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return "", notRecord(filepath.Clean(string(p)), registry.ReasonUnreadable, "is a "+fileType(st.Mode)+", not a regular file")
+		return "", false, notRecord(filepath.Clean(string(p)), registry.ReasonUnreadable, "is a "+fileType(st.Mode)+", not a regular file")
 	}
 	var arr [registry.MaxMemberLen + 1]byte
 	buf := arr[:min(max, registry.MaxMemberLen)+1]
@@ -203,7 +206,7 @@ func readRecord(c fileCalls, p []byte, max int) (string, error) {
 			continue
 		}
 		if err != nil {
-			return "", fmt.Errorf("dirstore: read %s: %w", filepath.Clean(string(p)), err)
+			return "", false, fmt.Errorf("dirstore: read %s: %w", filepath.Clean(string(p)), err)
 		}
 		if m == 0 {
 			break
@@ -216,12 +219,12 @@ func readRecord(c fileCalls, p []byte, max int) (string, error) {
 		}
 	}
 	if n > len(buf)-1 {
-		return "", notRecord(filepath.Clean(string(p)), registry.ReasonOversized, fmt.Sprintf("is longer than %d bytes", len(buf)-1))
+		return "", false, notRecord(filepath.Clean(string(p)), registry.ReasonOversized, fmt.Sprintf("is longer than %d bytes", len(buf)-1))
 	}
-	s := string(buf[:n])
-	s = strings.TrimSuffix(s, "\n")
-	s = strings.TrimSuffix(s, "\r")
-	return s, nil
+	v = string(buf[:n])
+	v = strings.TrimSuffix(v, "\n")
+	v = strings.TrimSuffix(v, "\r")
+	return v, st.Nlink == 1, nil
 }
 
 // fileType names the type in a stat mode, for errors.
@@ -243,28 +246,32 @@ func fileType(mode uint32) string {
 	return fmt.Sprintf("file of type %#o", mode&unix.S_IFMT)
 }
 
-// readMAC reads the MAC the record file at p holds, with s's calls.
-func (s *Store) readMAC(p []byte) (ethaddr.MAC, error) {
-	v, err := readRecord(s.calls, p, registry.MaxValueLen)
+// readMAC reads the MAC the record file at p holds, with s's calls; only
+// as readRecord's.
+func (s *Store) readMAC(p []byte) (mac ethaddr.MAC, only bool, err error) {
+	v, only, err := readRecord(s.calls, p, registry.MaxValueLen)
 	if err != nil {
-		return ethaddr.MAC{}, err
+		return ethaddr.MAC{}, false, err
 	}
 	if m, err := ethaddr.Parse(v); err == nil {
-		return m, nil // the path's text only for an error
+		return m, only, nil // the path's text only for an error
 	}
-	return parseMAC(filepath.Clean(string(p)), v)
+	mac, err = parseMAC(filepath.Clean(string(p)), v)
+	return mac, false, err
 }
 
-// readAddr reads the address the record file at p holds, with s's calls.
-func (s *Store) readAddr(p []byte) (netip.Addr, error) {
-	v, err := readRecord(s.calls, p, registry.MaxValueLen)
+// readAddr reads the address the record file at p holds, with s's calls;
+// only as readRecord's.
+func (s *Store) readAddr(p []byte) (addr netip.Addr, only bool, err error) {
+	v, only, err := readRecord(s.calls, p, registry.MaxValueLen)
 	if err != nil {
-		return netip.Addr{}, err
+		return netip.Addr{}, false, err
 	}
 	if a, err := netip.ParseAddr(v); err == nil {
-		return a, nil // the path's text only for an error
+		return a, only, nil // the path's text only for an error
 	}
-	return parseAddr(filepath.Clean(string(p)), v)
+	addr, err = parseAddr(filepath.Clean(string(p)), v)
+	return addr, false, err
 }
 
 // arpPathTo appends the path of ip's record to b (see arpPath).
