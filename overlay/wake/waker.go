@@ -45,6 +45,9 @@ const (
 	// that raised the miss is queued before the miss, among the last read;
 	// under a flood of requests Answer does not read the whole flood.
 	answerBatches = 4
+	// calm is the most requests one of Run's reads may find for the capture
+	// to count as calm again after a flood (see Waker.flooded).
+	calm = 2 * batch
 )
 
 // Waker answers the requests waiting for the entries the resolver programs
@@ -66,6 +69,17 @@ type Waker struct {
 	// frame queued before it has been read.
 	readUpTo atomic.Int64
 	readErrs uint64
+	// flooded is set when an Answer's read found more requests queued than
+	// it may read (more than answerBatches full batches since the last
+	// read: a container, or several, sending requests faster than misses
+	// resolve, as a scan of the subnet does). Answers then send what the
+	// table holds without reading — the request that raised the miss is
+	// behind the flood, out of reach — so that the flood costs a resolved
+	// miss nothing, and the requester waits for its retransmit as it would
+	// with no capture. Run's read, once a second, clears it when it finds
+	// at most calm requests queued.
+	flooded    atomic.Bool
+	floodReads atomic.Uint64 // Answers that skipped their read while flooded
 }
 
 // Config is a Waker's table and logger; zero fields take the defaults.
@@ -106,11 +120,14 @@ func (w *Waker) Run(ctx context.Context) error {
 }
 
 // read reads the queued requests into the table, up to batches reads (0:
-// until none is queued).
+// until none is queued), and updates the flood mode: set by a bounded read
+// that found more queued than it may read, cleared by a read of all that
+// found at most calm.
 func (w *Waker) read(batches int) {
 	w.readMu.Lock()
 	defer w.readMu.Unlock()
 	start := w.now().UnixNano()
+	frames, full := 0, true
 	for i := 0; batches == 0 || i < batches; i++ {
 		n, err := w.link.Receive(w.bufs, w.lens)
 		if err != nil {
@@ -122,11 +139,21 @@ func (w *Waker) read(batches int) {
 		for j := range n {
 			w.keep(w.bufs[j][:min(w.lens[j], len(w.bufs[j]))])
 		}
+		frames += n
 		if n < len(w.bufs) {
+			full = false
 			break // the queue is empty
 		}
 	}
 	w.readUpTo.Store(start)
+	switch {
+	case batches > 0 && full && !w.flooded.Load():
+		w.flooded.Store(true)
+		w.log.Warn("wake: requests captured faster than misses resolve (a scan?): answering only what Run reads, once a second, until it calms")
+	case batches == 0 && frames <= calm && w.flooded.Load():
+		w.flooded.Store(false)
+		w.log.Info("wake: the capture is calm again: answers read the requests that raised their misses")
+	}
 }
 
 // keep puts one captured frame in the table; b holds at most MaxFrame+1
@@ -149,9 +176,16 @@ func (w *Waker) keep(b []byte) {
 // queued, unless a read that started after since has completed (in a burst
 // one read serves many misses). It does not wait for anything but that
 // read and the sends.
+//
+// While the capture is flooded (see Waker) Answer does not read: it sends
+// what Run has read.
 func (w *Waker) Answer(ip netip.Addr, since time.Time) {
 	if w.readUpTo.Load() <= since.UnixNano() {
-		w.read(answerBatches)
+		if w.flooded.Load() {
+			w.floodReads.Add(1)
+		} else {
+			w.read(answerBatches)
+		}
 	}
 	w.send(ip)
 }
@@ -185,6 +219,11 @@ type Stats struct {
 	Expired    uint64
 	Dropped    map[string]uint64 // by reason: superseded, evicted, oversize, overflow
 	SendErrors uint64
+	// FloodSkips are resolved misses whose Answer did not read the capture
+	// because it was flooded (see Waker).
+	FloodSkips uint64
+	// Flooded says whether the capture is flooded now.
+	Flooded bool
 }
 
 // Stats returns the counters.
@@ -196,7 +235,8 @@ func (w *Waker) Stats() Stats {
 	}
 	expired, dropped := w.table.counts(w.now())
 	s := Stats{Captured: w.captured.Load(), Answered: w.answered.Load(), Expired: expired,
-		Dropped: make(map[string]uint64, dropReasons), SendErrors: w.sendErrs.Load()}
+		Dropped: make(map[string]uint64, dropReasons), SendErrors: w.sendErrs.Load(),
+		FloodSkips: w.floodReads.Load(), Flooded: w.flooded.Load()}
 	for r := range dropReasons {
 		s.Dropped[r.String()] = dropped[r]
 	}
@@ -222,6 +262,7 @@ func Collector(w *Waker) func(io.Writer) {
 			fmt.Fprintf(out, "overlayd_requests_dropped_total{reason=%q} %d\n", r.String(), s.Dropped[r.String()])
 		}
 		counter(out, "overlayd_requests_send_errors_total", "Captured requests whose sending again failed.", s.SendErrors)
+		counter(out, "overlayd_requests_flood_skips_total", "Resolved misses whose answer did not read the capture because requests were captured faster than misses resolved (a scan): their requesters wait for their retransmit, as with no capture.", s.FloodSkips)
 	}
 }
 

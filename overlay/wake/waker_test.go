@@ -132,3 +132,57 @@ func TestWakerRun(t *testing.T) {
 		t.Error("link not closed")
 	}
 }
+
+// TestWakerFlood: a miss's Answer that finds more requests queued than it
+// may read (a scan from a container) turns the flood mode on: the next
+// Answers read nothing (counted, the exposition says so) and send only
+// what was read before; Run's read of all the queue clears it once it
+// finds at most calm requests, and Answers read again.
+func TestWakerFlood(t *testing.T) {
+	l := newFakeLink()
+	w := New(l, Config{TableSize: 4096})
+	scan := func(from, n int) {
+		for i := range n {
+			l.capture(arpRequest(netip.AddrFrom4([4]byte{10, 66, byte((from + i) >> 8), byte(from + i)})))
+		}
+	}
+	legit := netip.MustParseAddr("10.65.0.1")
+	scan(0, answerBatches*batch+calm+10)
+	l.capture(arpRequest(legit))
+	w.Answer(legit, time.Now())
+	if !w.Stats().Flooded {
+		t.Fatalf("not flooded after an Answer found %d requests queued", answerBatches*batch+calm+11)
+	}
+	if len(l.sentFrames()) != 0 {
+		t.Fatalf("sent %d frames: the legit request was behind the flood, out of the bounded read", len(l.sentFrames()))
+	}
+	queued := func() int { l.mu.Lock(); defer l.mu.Unlock(); return len(l.queue) }
+	before := queued()
+	w.Answer(legit, time.Now())
+	if queued() != before || w.Stats().FloodSkips != 1 {
+		t.Fatalf("a flooded Answer read the capture (%d → %d queued) or was not counted (%+v)", before, queued(), w.Stats())
+	}
+	w.read(0) // Run's read: the rest of the flood (more than calm) and the legit request
+	if !w.Stats().Flooded {
+		t.Fatal("flood mode cleared by a read that found the flood")
+	}
+	w.Answer(legit, time.Now()) // sends what Run read (a second skip)
+	if len(l.sentFrames()) != 1 {
+		t.Fatalf("sent %d frames, want the legit request Run read", len(l.sentFrames()))
+	}
+	w.read(0) // a calm second: nothing queued
+	if w.Stats().Flooded {
+		t.Fatal("still flooded after a calm read")
+	}
+	b := netip.MustParseAddr("10.65.0.2")
+	l.capture(arpRequest(b))
+	w.Answer(b, time.Now())
+	if len(l.sentFrames()) != 2 {
+		t.Fatalf("once calm, an Answer must read its request again: sent %d", len(l.sentFrames()))
+	}
+	var out strings.Builder
+	Collector(w)(&out)
+	if !strings.Contains(out.String(), "overlayd_requests_flood_skips_total 2\n") {
+		t.Errorf("exposition lacks the flood skip:\n%s", out.String())
+	}
+}
