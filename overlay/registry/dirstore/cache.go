@@ -14,8 +14,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// cacheMax bounds each of a cache's two maps (arp/ and fdb/ records): a
-// store with more records keeps reading the rest from their files.
+// cacheMax bounds each of a cache's two maps (arp/ and fdb/ records), at
+// about 80 bytes a record (10 MB for both maps full): a store with more
+// records keeps reading the rest from their files.
 const cacheMax = 1 << 16
 
 // cache is a Store's copy of the records its lookups and listings read
