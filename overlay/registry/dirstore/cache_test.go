@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -321,4 +322,41 @@ func FuzzParseEvents(f *testing.F) {
 			t.Fatalf("events of %d bytes out of %d", total, len(b))
 		}
 	})
+}
+
+// TestCacheBound: a cache keeps at most cacheMax records of each kind, and
+// full it costs at most about 80 bytes a record (the README's 10 MB; 12
+// MiB allowed for the runtime's own noise).
+func TestCacheBound(t *testing.T) {
+	c := newCache(t.TempDir())
+	for _, d := range []string{arpDir, fdbDir} {
+		if err := os.Mkdir(filepath.Join(c.root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.stop()
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	for i := range cacheMax + 10 {
+		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		mac := ethaddr.MAC{2, 0x42, 0, byte(i >> 16), byte(i >> 8), byte(i)}
+		c.putMAC(ip, mac)
+		c.putVTEP(mac, ip)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	if len(c.macs) != cacheMax || len(c.vteps) != cacheMax {
+		t.Fatalf("cache holds %d and %d records, want %d of each", len(c.macs), len(c.vteps), cacheMax)
+	}
+	grown := int64(m1.HeapAlloc) - int64(m0.HeapAlloc)
+	t.Logf("%d records of each kind: %d bytes, %d a record", cacheMax, grown, grown/(2*cacheMax))
+	if grown > 12<<20 {
+		t.Errorf("a full cache takes %d bytes, over 12 MiB", grown)
+	}
 }
