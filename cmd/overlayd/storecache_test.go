@@ -1,27 +1,20 @@
 package main
 
 import (
-	"regexp"
-	"strconv"
 	"testing"
 	"time"
 )
 
-// cacheLookups matches the directory store cache's lookup counter by answer.
-var cacheLookups = regexp.MustCompile(`overlayd_store_cache_lookups_total\{answer="(memory|file)"\} ([0-9]+)`)
-
 // cacheCounts returns the daemon's store lookups answered from memory and
 // from a file, from its metrics m.
-func cacheCounts(t *testing.T, m string) (memory, file int) {
+func cacheCounts(t *testing.T, m string) (memory, file float64) {
 	t.Helper()
-	got := map[string]int{}
-	for _, s := range cacheLookups.FindAllStringSubmatch(m, -1) {
-		got[s[1]], _ = strconv.Atoi(s[2])
-	}
-	if len(got) != 2 {
+	memory = metricValue(m, `overlayd_store_cache_lookups_total{answer="memory"}`)
+	file = metricValue(m, `overlayd_store_cache_lookups_total{answer="file"}`)
+	if memory < 0 || file < 0 {
 		t.Fatalf("metrics lack overlayd_store_cache_lookups_total:\n%s", grepLines(m, "overlayd_store_cache"))
 	}
-	return got["memory"], got["file"]
+	return memory, file
 }
 
 // TestStoreCacheAnswersMisses: `overlayd run` on the directory store keeps
@@ -43,7 +36,7 @@ func TestStoreCacheAnswersMisses(t *testing.T) {
 	}
 	for _, n := range nodes {
 		deadline := time.Now().Add(10 * time.Second)
-		for !regexp.MustCompile(`(?m)^overlayd_store_cache_on 1$`).MatchString(n.scrape(addr)) {
+		for metricValue(n.scrape(addr), "overlayd_store_cache_on") != 1 {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: the store cache is not on 10 s after the daemon started:\n%s", n.name, grepLines(n.scrape(addr), "overlayd_store_cache"))
 			}
@@ -58,13 +51,13 @@ func TestStoreCacheAnswersMisses(t *testing.T) {
 		}
 	}
 	mem, file := cacheCounts(t, nodes[0].scrape(addr))
-	t.Logf("node 1: store lookups for %d first pings: %d from memory, %d from a file", pairs, mem-mem0, file-file0)
+	t.Logf("node 1: store lookups for %d first pings: %v from memory, %v from a file", pairs, mem-mem0, file-file0)
 	// Each first ping raises an L3 miss for its peer's IP on node 1 (MAC,
 	// then VTEP) and one on node 2 for the way back: node 1 looks up at
 	// least one MAC and one VTEP per pair, all listed when the daemon
 	// started.
 	if mem-mem0 < 2*pairs || file != file0 {
-		t.Errorf("node 1: %d store lookups from memory, %d from a file for %d first pings; want at least %d from memory, none from a file",
+		t.Errorf("node 1: %v store lookups from memory, %v from a file for %d first pings; want at least %d from memory, none from a file",
 			mem-mem0, file-file0, pairs, 2*pairs)
 	}
 	late := contactPairAt(pairs)
