@@ -124,15 +124,14 @@ func (c *cache) start() error {
 	c.wdRoot, errs[0] = watch(c.root, rootEvents)
 	c.wdARP, errs[1] = watch(filepath.Join(c.root, arpDir), recordEvents)
 	c.wdFDB, errs[2] = watch(filepath.Join(c.root, fdbDir), recordEvents)
-	if err := errors.Join(errs[:]...); err != nil {
-		unix.Close(fd)
-		return err
+	err = errors.Join(errs[:]...)
+	if err == nil {
+		c.arpID, err = idOf(filepath.Join(c.root, arpDir))
 	}
-	if c.arpID, err = idOf(filepath.Join(c.root, arpDir)); err != nil {
-		unix.Close(fd)
-		return err
+	if err == nil {
+		c.fdbID, err = idOf(filepath.Join(c.root, fdbDir))
 	}
-	if c.fdbID, err = idOf(filepath.Join(c.root, fdbDir)); err != nil {
+	if err != nil {
 		unix.Close(fd)
 		return err
 	}
@@ -264,51 +263,37 @@ func parseEvents(b []byte, fn func(wd int32, mask uint32, name []byte)) error {
 	return nil
 }
 
-// mac returns the MAC kept for ip. mu held.
-func (c *cache) mac(ip netip.Addr) (ethaddr.MAC, bool) {
-	if !c.drain() {
-		return ethaddr.MAC{}, false
-	}
-	m, ok := c.macs[ip]
-	c.count(ok)
-	return m, ok
-}
-
-// vtep returns the VTEP kept for mac. mu held.
-func (c *cache) vtep(mac ethaddr.MAC) (netip.Addr, bool) {
-	if !c.drain() {
-		return netip.Addr{}, false
-	}
-	v, ok := c.vteps[mac]
-	c.count(ok)
-	return v, ok
-}
-
-func (c *cache) count(hit bool) {
-	if hit {
-		c.stats.Hits++
-	} else {
+// lookupThrough answers key from m, one of c's maps, or, when the cache
+// holds none or is off, from read, keeping what read found in a file that
+// has no other link. It holds mu from the events' reading to the keeping
+// (see cache).
+func lookupThrough[K comparable, V any](c *cache, m *map[K]V, key K, read func() (v V, only bool, err error)) (V, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.drain() { // which may turn the cache off: *m is read after it
+		v, ok := (*m)[key]
+		if ok {
+			c.stats.Hits++
+			return v, nil
+		}
 		c.stats.Misses++
 	}
-}
-
-// putMAC keeps ip's MAC, read from its file with mu held since. mu held.
-func (c *cache) putMAC(ip netip.Addr, mac ethaddr.MAC) {
-	if c.on() && (len(c.macs) < cacheMax || hasKey(c.macs, ip)) {
-		c.macs[ip] = mac
+	v, only, err := read()
+	if err == nil && only {
+		keep(c, *m, key, v)
 	}
+	return v, err
 }
 
-// putVTEP keeps mac's VTEP, read from its file with mu held since. mu held.
-func (c *cache) putVTEP(mac ethaddr.MAC, vtep netip.Addr) {
-	if c.on() && (len(c.vteps) < cacheMax || hasKey(c.vteps, mac)) {
-		c.vteps[mac] = vtep
+// keep puts key → v in m, one of c's maps, if the cache is on and m has
+// room (cacheMax) or holds key already. mu held.
+func keep[K comparable, V any](c *cache, m map[K]V, key K, v V) {
+	if !c.on() {
+		return
 	}
-}
-
-func hasKey[K comparable, V any](m map[K]V, k K) bool {
-	_, ok := m[k]
-	return ok
+	if _, ok := m[key]; ok || len(m) < cacheMax {
+		m[key] = v
+	}
 }
 
 // snapshot returns the cache's counters. mu held.

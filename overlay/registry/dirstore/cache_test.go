@@ -346,8 +346,8 @@ func TestCacheBound(t *testing.T) {
 	for i := range cacheMax + 10 {
 		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
 		mac := ethaddr.MAC{2, 0x42, 0, byte(i >> 16), byte(i >> 8), byte(i)}
-		c.putMAC(ip, mac)
-		c.putVTEP(mac, ip)
+		keep(c, c.macs, ip, mac)
+		keep(c, c.vteps, mac, ip)
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&m1)

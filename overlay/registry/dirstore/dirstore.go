@@ -206,21 +206,11 @@ func (s *Store) LookupMAC(ctx context.Context, ip netip.Addr) (ethaddr.MAC, erro
 	if err != nil {
 		return ethaddr.MAC{}, err
 	}
-	c := s.cache
-	if c == nil {
+	if s.cache == nil {
 		mac, _, err := s.readMAC(p)
 		return mac, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if mac, ok := c.mac(ip); ok {
-		return mac, nil
-	}
-	mac, only, err := s.readMAC(p)
-	if err == nil && only {
-		c.putMAC(ip, mac)
-	}
-	return mac, err
+	return lookupThrough(s.cache, &s.cache.macs, ip, func() (ethaddr.MAC, bool, error) { return s.readMAC(p) })
 }
 
 // LookupVTEP returns the VTEP recorded in ROOT/fdb/<mac>.
@@ -230,21 +220,11 @@ func (s *Store) LookupVTEP(ctx context.Context, mac ethaddr.MAC) (netip.Addr, er
 	}
 	var buf [pathMax]byte
 	p := s.fdbPathTo(buf[:0], mac)
-	c := s.cache
-	if c == nil {
+	if s.cache == nil {
 		vtep, _, err := s.readAddr(p)
 		return vtep, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if vtep, ok := c.vtep(mac); ok {
-		return vtep, nil
-	}
-	vtep, only, err := s.readAddr(p)
-	if err == nil && only {
-		c.putVTEP(mac, vtep)
-	}
-	return vtep, err
+	return lookupThrough(s.cache, &s.cache.vteps, mac, func() (netip.Addr, bool, error) { return s.readAddr(p) })
 }
 
 // Register records r (see Registry.Register). The IP record is created first;
@@ -384,7 +364,7 @@ func (l *lister) arp(name string) {
 		return
 	}
 	if c != nil && only {
-		c.putMAC(ip, mac)
+		keep(c, c.macs, ip, mac)
 	}
 	r := registry.Record{IP: ip, MAC: mac}
 	vtep, ok := l.vteps[mac]
@@ -392,7 +372,7 @@ func (l *lister) arp(name string) {
 		l.path = l.s.fdbPathTo(l.path[:0], mac)
 		vtep, only, err = l.s.readAddr(l.path)
 		if l.note(err) && c != nil && only {
-			c.putVTEP(mac, vtep)
+			keep(c, c.vteps, mac, vtep)
 		}
 		l.vteps[mac] = vtep
 	}
