@@ -148,10 +148,14 @@ func testKubeNewVTEP(t *testing.T, c *kubetest.Cluster, d *kubeDaemon) {
 			}
 		}
 	}
+	// The reboot: the daemon stops, the node's overlay and state go, then
+	// its pods. In this order kubelet cannot make a sandbox again in the
+	// overlay about to go (its pod would stay Ready with no network): a
+	// sandbox made from here on waits for the new daemon's network.
 	d.p.Stop()
-	n.Crictl(t, "rmp", "--all", "--force")
 	dir := kubeBins.Dir(t)
 	n.Run(t, dir+"/overlayd", "reset", "--store=kube:", "--state-dir="+kubeStateDir, "--netns-dir="+kubeNetNSDir)
+	n.Crictl(t, "rmp", "--all", "--force")
 	newIP := netip.MustParseAddr("192.0.2.203")
 	n.SetIP(t, newIP)
 	for i, a := range d.args {
