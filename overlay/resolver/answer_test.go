@@ -69,7 +69,7 @@ func TestResolverAnswersRequests(t *testing.T) {
 		return s.Resolutions["l3miss"] == 1 && s.Resolutions["l2miss"] == 1 && s.Unresolved["not_found"] == 1 && s.Unresolved["local"] == 1
 	})
 	k.mu.Lock()
-	k.fail = map[int]error{0: errors.New("refused")} // the neighbour request of the next batch
+	k.fail = map[int]error{1: errors.New("refused")} // the neighbour request of the next batch (after its FDB request)
 	k.mu.Unlock()
 	r.HandleMiss(l3("198.51.100.6"))
 	eventually(t, "the refused entry", func() bool { return r.Metrics().Snapshot().Errors >= 1 })

@@ -47,6 +47,15 @@ func nkey(ifindex int32, ip netip.Addr) neighKey {
 }
 
 // opKind is one kind of kernel change.
+//
+// fdbFirst: a resolution's ops run in their order, and every producer
+// orders them so that a neighbour entry on the vxlan never points at a MAC
+// without its FDB entry: the FDB entry is set before the neighbour entry,
+// and the neighbour entry deleted before the FDB entry. From the moment the
+// neighbour entry is in, the vxlan's proxy answers ARP requests and
+// neighbour solicitations from it, on any CPU; a container answered before
+// the FDB entry follows sends a frame the vxlan drops (an L2 miss): the
+// first packet of a new peer lost.
 type opKind uint8
 
 const (

@@ -295,12 +295,12 @@ func (p *fixPlan) moved(k neighKey, have, want ethaddr.MAC) {
 		p.delNeigh(k, have)
 		return
 	}
-	p.ops = append(p.ops, progOp{kind: opSetNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: want, counted: true})
-	p.st.Updated++
 	if have, _ := p.kernelFDB(want); have != vtep && !p.fdbSet[want] {
-		p.ops = append(p.ops, progOp{kind: opSetFDB, mac: want, vtep: vtep})
+		p.ops = append(p.ops, progOp{kind: opSetFDB, mac: want, vtep: vtep}) // before the neighbour: see fdbFirst
 		p.fdbSet[want] = true
 	}
+	p.ops = append(p.ops, progOp{kind: opSetNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: want, counted: true})
+	p.st.Updated++
 }
 
 func (p *fixPlan) delNeigh(k neighKey, have ethaddr.MAC) {

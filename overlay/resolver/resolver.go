@@ -731,11 +731,12 @@ func (r *Resolver) resolve(ctx context.Context, q queuedMiss) (*resolution, bool
 		}
 		return nil, true
 	}
+	// The FDB entry goes in before the neighbour entry (see fdbFirst).
 	res := newMissResolution(k, q.start)
+	res.ops = append(res.ops, progOp{kind: opSetFDB, mac: mac, vtep: vtep})
 	if k.kind != rtnl.MissL2 {
 		res.ops = append(res.ops, progOp{kind: opSetNeigh, ifindex: k.ifindex, ip: k.ip, mac: mac})
 	}
-	res.ops = append(res.ops, progOp{kind: opSetFDB, mac: mac, vtep: vtep})
 	return res, false
 }
 

@@ -707,7 +707,7 @@ func TestResolverSkipsBadRecords(t *testing.T) {
 func TestResolverKernelFailureIsReported(t *testing.T) {
 	reg := newFakeRegistry()
 	reg.add("198.51.100.3", macN(3), "192.0.2.3")
-	k := &fakeKernel{fail: map[int]error{1: errors.New("rtnl: EINVAL")}}
+	k := &fakeKernel{fail: map[int]error{0: errors.New("rtnl: EINVAL")}} // the FDB request, the batch's first
 	r, logs := newTestResolver(t, reg, k, nil)
 	runResolver(t, r)
 	r.HandleMiss(l3("198.51.100.3"))
