@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
+	"github.com/overlaynet/overlaynet/internal/promtext"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
@@ -477,7 +478,7 @@ func (r *Resolver) FeedStats() FeedStats {
 // feedCollector exports FeedStats in the Prometheus text format.
 func (r *Resolver) feedCollector(w io.Writer) {
 	s := r.FeedStats()
-	header(w, "overlayd_feed_changes_total", "counter", "Change feed events, by kind.")
+	promtext.Header(w, "overlayd_feed_changes_total", "counter", "Change feed events, by kind.")
 	fmt.Fprintf(w, "overlayd_feed_changes_total{kind=\"put\"} %d\n", s.Puts)
 	fmt.Fprintf(w, "overlayd_feed_changes_total{kind=\"delete\"} %d\n", s.Deletes)
 	fmt.Fprintf(w, "overlayd_feed_changes_total{kind=\"synced\"} %d\n", s.Syncs)
@@ -485,17 +486,17 @@ func (r *Resolver) feedCollector(w io.Writer) {
 	if s.Synced {
 		synced = 1
 	}
-	header(w, "overlayd_feed_synced", "gauge", "1 once the change feed delivered a complete listing.")
+	promtext.Header(w, "overlayd_feed_synced", "gauge", "1 once the change feed delivered a complete listing.")
 	fmt.Fprintf(w, "overlayd_feed_synced %d\n", synced)
-	header(w, "overlayd_proactive_records", "gauge", "Remote records programmed from the change feed.")
+	promtext.Header(w, "overlayd_proactive_records", "gauge", "Remote records programmed from the change feed.")
 	fmt.Fprintf(w, "overlayd_proactive_records %d\n", s.Programmed)
-	header(w, "overlayd_proactive_left_to_misses", "gauge", "Remote records beyond the proactive budget (--proactive-max), resolved on misses.")
+	promtext.Header(w, "overlayd_proactive_left_to_misses", "gauge", "Remote records beyond the proactive budget (--proactive-max), resolved on misses.")
 	fmt.Fprintf(w, "overlayd_proactive_left_to_misses %d\n", s.LeftToMisses)
-	header(w, "overlayd_proactive_max", "gauge", "Budget of records programmed from the change feed (0: none, every remote record).")
+	promtext.Header(w, "overlayd_proactive_max", "gauge", "Budget of records programmed from the change feed (0: none, every remote record).")
 	fmt.Fprintf(w, "overlayd_proactive_max %d\n", s.Max)
-	counter(w, "overlayd_feed_misses_ignored_total", "Misses not resolved because proactive mode programs their records.", s.MissesIgnore)
-	counter(w, "overlayd_feed_restarts_total", "Times the change feed ended and was watched again.", s.Restarts)
-	header(w, "overlayd_feed_spans", "gauge", "Spans in the change feed's view: nodes' address blocks (Kubernetes: podCIDRs), every address resolved on misses from memory.")
+	promtext.Counter(w, "overlayd_feed_misses_ignored_total", "Misses not resolved because proactive mode programs their records.", s.MissesIgnore)
+	promtext.Counter(w, "overlayd_feed_restarts_total", "Times the change feed ended and was watched again.", s.Restarts)
+	promtext.Header(w, "overlayd_feed_spans", "gauge", "Spans in the change feed's view: nodes' address blocks (Kubernetes: podCIDRs), every address resolved on misses from memory.")
 	fmt.Fprintf(w, "overlayd_feed_spans %d\n", s.Spans)
-	counter(w, "overlayd_feed_spans_refused_total", "Spans of the change feed not taken: malformed, outside the overlay subnet, overlapping another node's.", s.SpansRefused)
+	promtext.Counter(w, "overlayd_feed_spans_refused_total", "Spans of the change feed not taken: malformed, outside the overlay subnet, overlapping another node's.", s.SpansRefused)
 }

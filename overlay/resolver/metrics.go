@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/overlaynet/overlaynet/internal/promtext"
 	"github.com/overlaynet/overlaynet/rtnl"
 )
 
@@ -137,10 +138,10 @@ func (m *Metrics) AddCollector(fn func(w io.Writer)) {
 func MonitorCollector(stats func() rtnl.MonitorStats) func(w io.Writer) {
 	return func(w io.Writer) {
 		s := stats()
-		counter(w, "overlayd_monitor_messages_total", "Netlink messages read by the miss monitor.", s.Messages)
-		counter(w, "overlayd_monitor_decode_errors_total", "Messages the miss monitor could not decode.", s.DecodeErrors)
-		counter(w, "overlayd_monitor_overruns_total", "Receive buffer overflows (ENOBUFS) seen by the miss monitor.", s.Overruns)
-		counter(w, "overlayd_monitor_syscalls_total", "recvmmsg calls that returned data.", s.Syscalls)
+		promtext.Counter(w, "overlayd_monitor_messages_total", "Netlink messages read by the miss monitor.", s.Messages)
+		promtext.Counter(w, "overlayd_monitor_decode_errors_total", "Messages the miss monitor could not decode.", s.DecodeErrors)
+		promtext.Counter(w, "overlayd_monitor_overruns_total", "Receive buffer overflows (ENOBUFS) seen by the miss monitor.", s.Overruns)
+		promtext.Counter(w, "overlayd_monitor_syscalls_total", "recvmmsg calls that returned data.", s.Syscalls)
 	}
 }
 
@@ -159,9 +160,9 @@ func (m *Metrics) WritePrometheus(out io.Writer) error {
 		"kind", kindNames, func(i int) uint64 { return m.misses[kinds[i]].Load() })
 	family(w, "overlayd_misses_ignored_total", "counter", "Misses not looked up because they are not this overlay's, by reason.",
 		"reason", ignoreReasonNames[:], func(i int) uint64 { return m.ignored[i].Load() })
-	counter(w, "overlayd_misses_coalesced_total", "Misses joined to a lookup already in flight for the same key.", m.coalesced.Load())
-	counter(w, "overlayd_misses_answered_from_feed_total", "Misses answered from the change feed's view of the registry, with no registry lookup.", m.viewAnswers.Load())
-	counter(w, "overlayd_negative_cache_hits_total", "Misses answered by the negative cache (key recently unknown).", m.negativeHits.Load())
+	promtext.Counter(w, "overlayd_misses_coalesced_total", "Misses joined to a lookup already in flight for the same key.", m.coalesced.Load())
+	promtext.Counter(w, "overlayd_misses_answered_from_feed_total", "Misses answered from the change feed's view of the registry, with no registry lookup.", m.viewAnswers.Load())
+	promtext.Counter(w, "overlayd_negative_cache_hits_total", "Misses answered by the negative cache (key recently unknown).", m.negativeHits.Load())
 	family(w, "overlayd_misses_dropped_total", "counter", "Misses not looked up, by reason: scan_budget (an IPv4 address or MAC the registry did not list, beyond the lookup budget), scan_budget_ipv6 (the same for an IPv6 address, whose budget is its own), stopped (the resolver was not running). The kernel raises them again on the sender's retry.",
 		"reason", dropReasonNames[:], func(i int) uint64 { return m.dropped[i].Load() })
 	family(w, "overlayd_resolutions_total", "counter", "Misses resolved and programmed, by kind.",
@@ -173,12 +174,12 @@ func (m *Metrics) WritePrometheus(out io.Writer) error {
 		"family", families, func(i int) uint64 { return m.familyResolved[i].Load() })
 	family(w, "overlayd_unresolved_total", "counter", "Lookups that programmed nothing, by reason.",
 		"reason", unresolvedReasonNames[:], func(i int) uint64 { return m.unresolved[i].Load() })
-	counter(w, "overlayd_overruns_total", "Monitor overruns (ENOBUFS) the resolver resynced after.", m.overruns.Load())
-	counter(w, "overlayd_program_batches_total", "Batches of kernel requests sent.", m.batches.Load())
-	counter(w, "overlayd_program_messages_total", "Kernel requests sent in batches.", m.batchMessages.Load())
-	counter(w, "overlayd_program_errors_total", "Kernel requests that failed.", m.programErrors.Load())
-	counter(w, "overlayd_reconcile_runs_total", "Reconcile passes completed (successful or not).", m.reconciles.Load())
-	counter(w, "overlayd_reconcile_errors_total", "Reconcile passes that failed.", m.reconcileErrors.Load())
+	promtext.Counter(w, "overlayd_overruns_total", "Monitor overruns (ENOBUFS) the resolver resynced after.", m.overruns.Load())
+	promtext.Counter(w, "overlayd_program_batches_total", "Batches of kernel requests sent.", m.batches.Load())
+	promtext.Counter(w, "overlayd_program_messages_total", "Kernel requests sent in batches.", m.batchMessages.Load())
+	promtext.Counter(w, "overlayd_program_errors_total", "Kernel requests that failed.", m.programErrors.Load())
+	promtext.Counter(w, "overlayd_reconcile_runs_total", "Reconcile passes completed (successful or not).", m.reconciles.Load())
+	promtext.Counter(w, "overlayd_reconcile_errors_total", "Reconcile passes that failed.", m.reconcileErrors.Load())
 	family(w, "overlayd_reconcile_changes_total", "counter", "Entries changed by reconcile passes, by action.",
 		"action", reconcileActionNames[:], func(i int) uint64 { return m.reconcileFixes[i].Load() })
 	tables := [...]*atomic.Int64{&m.programmedNeigh, &m.programmedFDB}
@@ -196,25 +197,16 @@ func (m *Metrics) WritePrometheus(out io.Writer) error {
 	return w.Flush()
 }
 
-func header(w io.Writer, name, typ, help string) {
-	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
-}
-
 // family writes a metric family with one sample per value of label.
 func family(w io.Writer, name, typ, help, label string, values []string, get func(i int) uint64) {
-	header(w, name, typ, help)
+	promtext.Header(w, name, typ, help)
 	for i, v := range values {
 		fmt.Fprintf(w, "%s{%s=%q} %d\n", name, label, v, get(i))
 	}
 }
 
-func counter(w io.Writer, name, help string, v uint64) {
-	header(w, name, "counter", help)
-	fmt.Fprintf(w, "%s %d\n", name, v)
-}
-
 func (h *histogram) write(w io.Writer, name, help string) {
-	header(w, name, "histogram", help)
+	promtext.Header(w, name, "histogram", help)
 	var cum uint64
 	for i, le := range latencyBuckets {
 		cum += h.counts[i].Load()

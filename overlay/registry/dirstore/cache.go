@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
+	"github.com/overlaynet/overlaynet/internal/promtext"
 	"golang.org/x/sys/unix"
 )
 
@@ -311,14 +312,14 @@ func (s *Store) WriteMetrics(w io.Writer) {
 		return
 	}
 	st := s.CacheStats()
-	on := 0
+	on := int64(0)
 	if st.On {
 		on = 1
 	}
-	fmt.Fprintf(w, "# HELP overlayd_store_cache_lookups_total Directory store lookups by where the answer came from: memory (the cache, coherent with the files) or file.\n# TYPE overlayd_store_cache_lookups_total counter\n")
+	promtext.Header(w, "overlayd_store_cache_lookups_total", "counter", "Directory store lookups by where the answer came from: memory (the cache, coherent with the files) or file.")
 	fmt.Fprintf(w, "overlayd_store_cache_lookups_total{answer=\"memory\"} %d\noverlayd_store_cache_lookups_total{answer=\"file\"} %d\n", st.Hits, st.Misses)
-	fmt.Fprintf(w, "# HELP overlayd_store_cache_forgotten_total Records the cache forgot because a change to their file was seen.\n# TYPE overlayd_store_cache_forgotten_total counter\noverlayd_store_cache_forgotten_total %d\n", st.Forgotten)
-	fmt.Fprintf(w, "# HELP overlayd_store_cache_overflows_total Overflows of the cache's event queue, each emptying the cache.\n# TYPE overlayd_store_cache_overflows_total counter\noverlayd_store_cache_overflows_total %d\n", st.Overflows)
-	fmt.Fprintf(w, "# HELP overlayd_store_cache_entries Records in the directory store's cache.\n# TYPE overlayd_store_cache_entries gauge\noverlayd_store_cache_entries %d\n", st.Entries)
-	fmt.Fprintf(w, "# HELP overlayd_store_cache_on Whether the directory store's cache is on (off until the first listing, and from a replaced directory to the next).\n# TYPE overlayd_store_cache_on gauge\noverlayd_store_cache_on %d\n", on)
+	promtext.Counter(w, "overlayd_store_cache_forgotten_total", "Records the cache forgot because a change to their file was seen.", st.Forgotten)
+	promtext.Counter(w, "overlayd_store_cache_overflows_total", "Overflows of the cache's event queue, each emptying the cache.", st.Overflows)
+	promtext.Gauge(w, "overlayd_store_cache_entries", "Records in the directory store's cache.", int64(st.Entries))
+	promtext.Gauge(w, "overlayd_store_cache_on", "Whether the directory store's cache is on (off until the first listing, and from a replaced directory to the next).", on)
 }
