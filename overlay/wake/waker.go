@@ -81,7 +81,7 @@ type Waker struct {
 	// with no capture. Run's read, once a second, clears it when it finds
 	// at most calm requests queued.
 	flooded    atomic.Bool
-	floodReads atomic.Uint64 // Answers that skipped their read while flooded
+	floodSkips atomic.Uint64 // Answers that skipped their read while flooded
 }
 
 // Config is a Waker's table and logger; zero fields take the defaults.
@@ -184,7 +184,7 @@ func (w *Waker) keep(b []byte) {
 func (w *Waker) Answer(ip netip.Addr, since time.Time) {
 	if w.readUpTo.Load() <= since.UnixNano() {
 		if w.flooded.Load() {
-			w.floodReads.Add(1)
+			w.floodSkips.Add(1)
 		} else {
 			w.read(answerBatches)
 		}
@@ -238,7 +238,7 @@ func (w *Waker) Stats() Stats {
 	expired, dropped := w.table.counts(w.now())
 	s := Stats{Captured: w.captured.Load(), Answered: w.answered.Load(), Expired: expired,
 		Dropped: make(map[string]uint64, dropReasons), SendErrors: w.sendErrs.Load(),
-		FloodSkips: w.floodReads.Load(), Flooded: w.flooded.Load()}
+		FloodSkips: w.floodSkips.Load(), Flooded: w.flooded.Load()}
 	for r := range dropReasons {
 		s.Dropped[r.String()] = dropped[r]
 	}
