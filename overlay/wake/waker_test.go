@@ -186,3 +186,91 @@ func TestWakerFlood(t *testing.T) {
 		t.Errorf("exposition lacks the flood skip:\n%s", out.String())
 	}
 }
+
+// gatedLink is a fakeLink whose sends wait for the gate, while it is shut.
+type gatedLink struct {
+	*fakeLink
+	gate chan struct{} // closed: open
+	in   chan struct{} // a send arrived at the gate
+}
+
+func (l *gatedLink) Send(f []byte) error {
+	select {
+	case l.in <- struct{}{}:
+	default:
+	}
+	<-l.gate
+	return l.fakeLink.Send(f)
+}
+
+// TestWakerAnswerThread: while Run runs, Answer hands the answer to Run's
+// thread and returns without waiting for its send (the gate is shut); the
+// answers queued meanwhile are made once the thread is free, each request
+// sent once; with maxQueued Answers waiting, the next one is made by its
+// caller (counted, in the exposition too); once Run has returned, Answer
+// is made by its caller again.
+func TestWakerAnswerThread(t *testing.T) {
+	l := &gatedLink{fakeLink: newFakeLink(), gate: make(chan struct{}), in: make(chan struct{}, 1)}
+	w := New(l, Config{TableSize: 2 * maxQueued})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- w.Run(ctx) }()
+	for !func() bool { w.qmu.Lock(); defer w.qmu.Unlock(); return w.threaded }() {
+		time.Sleep(time.Millisecond)
+	}
+	ip := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 65, byte(i >> 8), byte(i)}) }
+	for i := range maxQueued + 1 {
+		l.capture(arpRequest(ip(i)))
+	}
+	w.read(0) // as Run's drain does: too many for an Answer's bounded read
+	handed := make(chan struct{})
+	go func() { w.Answer(ip(0), time.Now()); close(handed) }()
+	select {
+	case <-handed: // returned while its send waits at the gate
+	case <-time.After(5 * time.Second):
+		t.Fatal("Answer did not return within 5 s: it waited for its send instead of handing it to Run's thread")
+	}
+	select {
+	case <-l.in:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the answer thread did not send within 5 s")
+	}
+	for i := 1; i <= maxQueued; i++ {
+		w.Answer(ip(i), time.Now())
+	}
+	// Stats would wait for the table's lock, which the send at the gate holds.
+	if in, ans := w.inline.Load(), w.answered.Load(); in != 0 || ans != 0 {
+		t.Fatalf("with %d Answers queued: %d made inline, %d answered, want none made yet", maxQueued, in, ans)
+	}
+	inline := make(chan struct{})
+	go func() { w.Answer(ip(0), time.Now()); close(inline) }() // one too many: made here, at the gate too
+	if !waitFor(5*time.Second, func() bool { return w.inline.Load() == 1 }) {
+		t.Fatalf("the Answer past %d queued was not made by its caller: %d made inline", maxQueued, w.inline.Load())
+	}
+	close(l.gate)
+	<-inline
+	if !waitFor(5*time.Second, func() bool { return w.Stats().Answered == maxQueued+1 }) {
+		t.Fatalf("answered %d, want %d (each request once)", w.Stats().Answered, maxQueued+1)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if got := len(l.sentFrames()); got != maxQueued+1 {
+		t.Fatalf("sent %d frames, want %d", got, maxQueued+1)
+	}
+	var out strings.Builder
+	Collector(w)(&out)
+	if !strings.Contains(out.String(), "overlayd_requests_answered_inline_total 1\n") {
+		t.Errorf("exposition lacks the answer made inline:\n%s", out.String())
+	}
+	l.fakeLink.mu.Lock()
+	l.fakeLink.closed = false // Run closed it; the caller's Answer reads it below
+	l.fakeLink.mu.Unlock()
+	b := netip.MustParseAddr("10.66.0.1")
+	l.capture(arpRequest(b))
+	w.Answer(b, time.Now())
+	if got := len(l.sentFrames()); got != maxQueued+2 {
+		t.Fatalf("after Run: sent %d frames, want the caller's Answer made at once (%d)", got, maxQueued+2)
+	}
+}
