@@ -215,8 +215,8 @@ func TestWakerAnswerThread(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- w.Run(ctx) }()
-	for !func() bool { w.qmu.Lock(); defer w.qmu.Unlock(); return w.threaded }() {
-		time.Sleep(time.Millisecond)
+	if !waitFor(5*time.Second, func() bool { w.qmu.Lock(); defer w.qmu.Unlock(); return w.threaded }) {
+		t.Fatal("Run did not start its answer thread within 5 s")
 	}
 	ip := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 65, byte(i >> 8), byte(i)}) }
 	for i := range maxQueued + 1 {
