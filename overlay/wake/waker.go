@@ -172,14 +172,12 @@ func (w *Waker) Run(ctx context.Context) error {
 func (w *Waker) answerQueued() {
 	w.qmu.Lock()
 	q := w.queue
-	w.queue, w.spare = w.spare[:0], nil
-	w.qmu.Unlock()
 	if len(q) == 0 {
-		w.qmu.Lock()
-		w.spare = q
 		w.qmu.Unlock()
 		return
 	}
+	w.queue, w.spare = w.spare[:0], nil
+	w.qmu.Unlock()
 	var latest int64
 	unread, upTo := 0, w.readUpTo.Load()
 	for _, a := range q {
