@@ -12,15 +12,11 @@
 // request that raised it is among the last queued) or Run does, once a
 // second; a small Table then holds the latest request of each sender per
 // target address for a few seconds. When the resolver has programmed the
-// target's neighbour entry it calls Answer, and those requests go to the
-// device once more: the vxlan proxy answers them from the new entry
+// target's neighbour entry it calls Answer, which sends those requests to
+// the device once more: the vxlan proxy answers them from the new entry
 // (arp_reduce, neigh_reduce), as it answers any request for an address it
 // knows — the kernel's own reply, nothing forged, and none for an address
 // that has no entry. Each captured request is sent again at most once.
-// While Run runs, Answer hands the address to Run's goroutine, locked to
-// an OS thread of its own (the answer thread), and returns: the resolver's
-// thread goes back to its misses, and to sleep, while the answer thread
-// reads the capture and sends, on another CPU when one is idle.
 //
 // A Waker reads frames; it never looks anything up: what it costs a
 // container that floods requests is the reading, bounded by the socket's

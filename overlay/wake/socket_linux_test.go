@@ -2,7 +2,6 @@ package wake
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -115,10 +114,8 @@ func waitFor(d time.Duration, cond func() bool) bool {
 // vxlan, where it waits unread; once the neighbour entry is programmed,
 // Answer reads it and sends it again, and the vxlan proxy answers at once:
 // the container's neighbour entry is REACHABLE with the right MAC well
-// before its own retransmit (1 s). For IPv4 (ARP) and IPv6 (Neighbor
-// Solicitation), with the answer made by Answer's caller (thread=no: no
-// Run, and then a second Answer sends nothing, once per request) and by
-// Run's answer thread (thread=yes, as the daemon runs it).
+// before its own retransmit (1 s). A second Answer sends nothing (once per
+// request). For IPv4 (ARP) and IPv6 (Neighbor Solicitation).
 func TestAnswerWakesTheRequester(t *testing.T) {
 	nstest.RequireRoot(t)
 	for _, c := range []struct {
@@ -129,56 +126,44 @@ func TestAnswerWakesTheRequester(t *testing.T) {
 		{"ipv4", ipv4Lab, []string{"ping", "-c1", "-W5"}},
 		{"ipv6", ipv6Lab, []string{"ping", "-6", "-c1", "-W5"}},
 	} {
-		for _, thread := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/thread=%v", c.name, map[bool]string{false: "no", true: "yes"}[thread]), func(t *testing.T) {
-				l := c.lab(t)
-				waitForwarding(t, l)
-				var w *Waker
-				if thread {
-					w = startWaker(t, l)
-				} else {
-					w = openWaker(t, l)
-				}
-				ping := exec.Command("ip", append([]string{"netns", "exec", l.containerName}, append(c.ping, l.target.String())...)...)
-				if err := ping.Start(); err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { ping.Process.Kill(); ping.Wait() })
-				// The container's request is out (its entry INCOMPLETE) and
-				// queued in the capture, not read yet (Run reads it a second
-				// after it started, at the earliest): Answer reads it.
-				if !waitFor(3*time.Second, func() bool {
-					out, _ := nstest.Output(l.containerName, "ip", "neigh", "show", l.target.String(), "dev", "eth0")
-					return strings.Contains(out, "INCOMPLETE")
-				}) {
-					t.Fatal("the container sent no request")
-				}
-				if n := w.captured.Load(); n != 0 && !thread {
-					t.Fatalf("%d requests read before any Answer: nothing should read them", n)
-				}
-				nstest.Run(t, l.overlayName, "ip", "neigh", "replace", l.target.String(), "lladdr", remoteMAC.String(),
-					"dev", "vxlan1", "nud", "permanent")
-				t0 := time.Now()
-				w.Answer(l.target, t0)
-				var neigh string
-				answered := waitFor(500*time.Millisecond, func() bool {
-					neigh, _ = nstest.Output(l.containerName, "ip", "neigh", "show", l.target.String(), "dev", "eth0")
-					return strings.Contains(neigh, "lladdr "+remoteMAC.String()+" REACHABLE")
-				})
-				if !answered {
-					t.Fatalf("the container's entry is %q 500 ms after Answer (its retransmit comes at 1 s)", neigh)
-				}
-				t.Logf("%s: the container had its answer %v after Answer", c.name, time.Since(t0).Round(10*time.Microsecond))
-				if !thread {
-					w.Answer(l.target, time.Now())
-				}
-				var s Stats
-				if !waitFor(time.Second, func() bool { s = w.Stats(); return s.Answered >= 1 }) || s.Captured < 1 ||
-					s.Answered != 1 || s.SendErrors != 0 || s.Inline != 0 {
-					t.Errorf("stats %+v, want 1 answered", s)
-				}
+		t.Run(c.name, func(t *testing.T) {
+			l := c.lab(t)
+			waitForwarding(t, l)
+			w := openWaker(t, l)
+			ping := exec.Command("ip", append([]string{"netns", "exec", l.containerName}, append(c.ping, l.target.String())...)...)
+			if err := ping.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { ping.Process.Kill(); ping.Wait() })
+			// The container's request is out (its entry INCOMPLETE) and
+			// queued in the capture, not read yet: Answer reads it.
+			if !waitFor(3*time.Second, func() bool {
+				out, _ := nstest.Output(l.containerName, "ip", "neigh", "show", l.target.String(), "dev", "eth0")
+				return strings.Contains(out, "INCOMPLETE")
+			}) {
+				t.Fatal("the container sent no request")
+			}
+			if n := w.captured.Load(); n != 0 {
+				t.Fatalf("%d requests read before any Answer: nothing should read them", n)
+			}
+			nstest.Run(t, l.overlayName, "ip", "neigh", "replace", l.target.String(), "lladdr", remoteMAC.String(),
+				"dev", "vxlan1", "nud", "permanent")
+			t0 := time.Now()
+			w.Answer(l.target, t0)
+			var neigh string
+			answered := waitFor(500*time.Millisecond, func() bool {
+				neigh, _ = nstest.Output(l.containerName, "ip", "neigh", "show", l.target.String(), "dev", "eth0")
+				return strings.Contains(neigh, "lladdr "+remoteMAC.String()+" REACHABLE")
 			})
-		}
+			if !answered {
+				t.Fatalf("the container's entry is %q 500 ms after Answer (its retransmit comes at 1 s)", neigh)
+			}
+			t.Logf("%s: the container had its answer %v after Answer", c.name, time.Since(t0).Round(10*time.Microsecond))
+			w.Answer(l.target, time.Now())
+			if s := w.Stats(); s.Captured < 1 || s.Answered != 1 || s.SendErrors != 0 {
+				t.Errorf("stats %+v, want 1 answered", s)
+			}
+		})
 	}
 }
 

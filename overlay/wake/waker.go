@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -83,27 +82,7 @@ type Waker struct {
 	// at most calm requests queued.
 	flooded    atomic.Bool
 	floodSkips atomic.Uint64 // Answers that skipped their read while flooded
-
-	// The answer thread (Run's): while it runs (threaded), Answer queues
-	// the address and signals it, if it is not signalled already.
-	signal   chan struct{} // buffered: one signal pending at most
-	qmu      sync.Mutex
-	threaded bool
-	queue    []queuedAnswer
-	spare    []queuedAnswer
-	inline   atomic.Uint64 // Answers made on the caller's thread: the queue was full
 }
-
-// queuedAnswer is an Answer waiting for the answer thread.
-type queuedAnswer struct {
-	ip    netip.Addr
-	since int64 // UnixNano
-}
-
-// maxQueued bounds the Answers waiting for the answer thread; one more is
-// made on the caller's thread (backpressure on the resolver, as with no
-// answer thread).
-const maxQueued = 4096
 
 // Config is a Waker's table and logger; zero fields take the defaults.
 type Config struct {
@@ -119,81 +98,27 @@ func New(link Link, cfg Config) *Waker {
 		log = slog.New(slog.DiscardHandler)
 	}
 	w := &Waker{link: link, table: NewTable(cfg.TableSize, cfg.TTL), log: log, now: time.Now,
-		bufs: make([][]byte, batch), lens: make([]int, batch), signal: make(chan struct{}, 1)}
+		bufs: make([][]byte, batch), lens: make([]int, batch)}
 	for i := range w.bufs {
 		w.bufs[i] = make([]byte, MaxFrame+1) // one more: a longer frame shows as oversize
 	}
 	return w
 }
 
-// Run is the answer thread, until ctx ends; then it closes the link and
-// returns nil. It makes the misses' Answers, handed over by Answer, and
-// every DrainInterval reads what the capture queued when no miss did.
-//
-// Its goroutine is locked to an OS thread of its own. Parked between
-// answers, that thread holds no processor of the Go runtime and wakes no
-// monitor. An Answer readies the goroutine and returns: the runtime hands
-// it a processor and wakes its thread, which the kernel runs on an idle
-// CPU if there is one. The resolver's thread goes back to its misses (and
-// to sleep) at once, while the request is read and sent again beside it;
-// the resolver's own thread never runs the answer, as it would run an
-// ordinary goroutine it readied once it parked.
+// Run reads the captured requests every DrainInterval, until ctx ends; then
+// it closes the link and returns nil.
 func (w *Waker) Run(ctx context.Context) error {
-	defer w.link.Close()
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	w.qmu.Lock()
-	w.threaded = true
-	w.qmu.Unlock()
-	defer func() {
-		w.qmu.Lock()
-		w.threaded = false
-		w.qmu.Unlock()
-		w.answerQueued() // Answers queued before threaded was cleared
-	}()
-	t := time.NewTimer(DrainInterval)
+	t := time.NewTicker(DrainInterval)
 	defer t.Stop()
+	defer w.link.Close()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-w.signal:
-			w.answerQueued()
 		case <-t.C:
 			w.read(0)
-			t.Reset(DrainInterval)
 		}
 	}
-}
-
-// answerQueued makes the Answers queued for the answer thread: one read of
-// the capture for all of them (unless one that started after the latest
-// miss has completed), then their sends.
-func (w *Waker) answerQueued() {
-	w.qmu.Lock()
-	q := w.queue
-	if len(q) == 0 {
-		w.qmu.Unlock()
-		return
-	}
-	w.queue, w.spare = w.spare[:0], nil
-	w.qmu.Unlock()
-	var latest int64
-	unread, upTo := 0, w.readUpTo.Load()
-	for _, a := range q {
-		latest = max(latest, a.since)
-		if a.since >= upTo {
-			unread++
-		}
-	}
-	w.readFor(latest, unread)
-	for _, a := range q {
-		w.send(a.ip)
-	}
-	clear(q)
-	w.qmu.Lock()
-	w.spare = q[:0]
-	w.qmu.Unlock()
 }
 
 // read reads the queued requests into the table, up to batches reads (0:
@@ -249,50 +174,22 @@ func (w *Waker) keep(b []byte) {
 // sender), if any were captured within the TTL and not answered yet: the
 // kernel answers them from the entry just programmed. Call it only once
 // ip's neighbour entry is in the kernel, for a miss read at since: the
-// request that raised it was queued before, so the answer first reads what
-// was queued, unless a read that started after since has completed (in a
-// burst one read serves many misses).
+// request that raised it was queued before, so Answer first reads what was
+// queued, unless a read that started after since has completed (in a burst
+// one read serves many misses). It does not wait for anything but that
+// read and the sends.
 //
-// While Run runs, Answer hands ip to Run's answer thread and returns: the
-// caller does not wait for the read and the sends. Otherwise, or when
-// maxQueued Answers already wait, it makes the answer itself; it waits for
-// nothing but that read and the sends.
-//
-// While the capture is flooded (see Waker) the answer does not read: it
-// sends what Run has read.
+// While the capture is flooded (see Waker) Answer does not read: it sends
+// what Run has read.
 func (w *Waker) Answer(ip netip.Addr, since time.Time) {
-	w.qmu.Lock()
-	if w.threaded {
-		if n := len(w.queue); n < maxQueued {
-			w.queue = append(w.queue, queuedAnswer{ip: ip, since: since.UnixNano()})
-			if n == 0 {
-				select {
-				case w.signal <- struct{}{}:
-				default: // signalled already
-				}
-			}
-			w.qmu.Unlock()
-			return
+	if w.readUpTo.Load() <= since.UnixNano() {
+		if w.flooded.Load() {
+			w.floodSkips.Add(1)
+		} else {
+			w.read(answerBatches)
 		}
-		w.inline.Add(1)
 	}
-	w.qmu.Unlock()
-	w.readFor(since.UnixNano(), 1)
 	w.send(ip)
-}
-
-// readFor reads the capture for n answers to misses read at since (the
-// latest of them), unless a read that started after since has completed,
-// or the capture is flooded.
-func (w *Waker) readFor(since int64, n int) {
-	if w.readUpTo.Load() > since {
-		return
-	}
-	if w.flooded.Load() {
-		w.floodSkips.Add(uint64(n))
-		return
-	}
-	w.read(answerBatches)
 }
 
 // AnswerHeld is Answer without the reading: for entries programmed with no
@@ -329,9 +226,6 @@ type Stats struct {
 	FloodSkips uint64
 	// Flooded says whether the capture is flooded now.
 	Flooded bool
-	// Inline are Answers made on the caller's thread while Run ran: the
-	// answer thread had maxQueued waiting.
-	Inline uint64
 }
 
 // Stats returns the counters.
@@ -344,7 +238,7 @@ func (w *Waker) Stats() Stats {
 	expired, dropped := w.table.counts(w.now())
 	s := Stats{Captured: w.captured.Load(), Answered: w.answered.Load(), Expired: expired,
 		Dropped: make(map[string]uint64, dropReasons), SendErrors: w.sendErrs.Load(),
-		FloodSkips: w.floodSkips.Load(), Flooded: w.flooded.Load(), Inline: w.inline.Load()}
+		FloodSkips: w.floodSkips.Load(), Flooded: w.flooded.Load()}
 	for r := range dropReasons {
 		s.Dropped[r.String()] = dropped[r]
 	}
@@ -370,7 +264,6 @@ func Collector(w *Waker) func(io.Writer) {
 		}
 		promtext.Counter(out, "overlayd_requests_send_errors_total", "Captured requests whose sending again failed.", s.SendErrors)
 		promtext.Counter(out, "overlayd_requests_flood_skips_total", "Resolved misses whose answer did not read the capture because requests were captured faster than misses resolved (a scan): their requesters wait for their retransmit, as with no capture.", s.FloodSkips)
-		promtext.Counter(out, "overlayd_requests_answered_inline_total", "Answers the resolver made itself because the answer thread had too many waiting (it waited for their sends).", s.Inline)
 	}
 }
 
