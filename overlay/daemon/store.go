@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/overlaynet/overlaynet/internal/promtext"
 	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 )
@@ -164,9 +165,9 @@ func leaseCollector(l registry.Leaser) func(io.Writer) {
 		if st.LeaseUp {
 			up = 1
 		}
-		fmt.Fprintf(w, "# HELP overlayd_etcd_lease_up 1 while this node's records are held by a live lease.\n# TYPE overlayd_etcd_lease_up gauge\noverlayd_etcd_lease_up %d\n", up)
-		fmt.Fprintf(w, "# HELP overlayd_etcd_lease_lost_total etcd leases lost (expired, or etcd unreachable for the TTL).\n# TYPE overlayd_etcd_lease_lost_total counter\noverlayd_etcd_lease_lost_total %d\n", st.LeaseLost)
-		fmt.Fprintf(w, "# HELP overlayd_etcd_reregistered_total Records registered again under a new lease.\n# TYPE overlayd_etcd_reregistered_total counter\noverlayd_etcd_reregistered_total %d\n", st.Reregistered)
-		fmt.Fprintf(w, "# HELP overlayd_etcd_watch_relists_total Change feed listings after the first (compaction, broken watch).\n# TYPE overlayd_etcd_watch_relists_total counter\noverlayd_etcd_watch_relists_total %d\n", st.WatchRelists)
+		promtext.Gauge(w, "overlayd_etcd_lease_up", "1 while this node's records are held by a live lease.", int64(up))
+		promtext.Counter(w, "overlayd_etcd_lease_lost_total", "etcd leases lost (expired, or etcd unreachable for the TTL).", st.LeaseLost)
+		promtext.Counter(w, "overlayd_etcd_reregistered_total", "Records registered again under a new lease.", st.Reregistered)
+		promtext.Counter(w, "overlayd_etcd_watch_relists_total", "Change feed listings after the first (compaction, broken watch).", uint64(st.WatchRelists))
 	}
 }

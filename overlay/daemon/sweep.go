@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/internal/links"
+	"github.com/overlaynet/overlaynet/internal/promtext"
 	"github.com/overlaynet/overlaynet/overlay"
 )
 
@@ -43,7 +44,7 @@ type leakCounts [overlay.NumLeakKinds]atomic.Uint64
 func (c *leakCounts) collector() func(io.Writer) {
 	return func(w io.Writer) {
 		const name = "overlayd_leaks_removed_total"
-		fmt.Fprintf(w, "# HELP %s Leftovers of operations killed half-way, or of nothing, removed by the daemon's sweeps, by kind.\n# TYPE %s counter\n", name, name)
+		promtext.Header(w, name, "counter", "Leftovers of operations killed half-way, or of nothing, removed by the daemon's sweeps, by kind.")
 		for k := range overlay.NumLeakKinds {
 			fmt.Fprintf(w, "%s{kind=%q} %d\n", name, k.String(), c[k].Load())
 		}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/overlaynet/overlaynet/internal/promtext"
 	"github.com/overlaynet/overlaynet/overlay"
 	"github.com/overlaynet/overlaynet/overlay/guard"
 	"github.com/overlaynet/overlaynet/overlay/registry"
@@ -243,14 +244,14 @@ func (tu *tunnel) writeMetrics(w io.Writer) {
 			rej, _ = wireguard.ReadCounters(filepath.Join(tu.node.StateDir(), "wireguard"))
 		}
 	}
-	fmt.Fprintf(w, "# HELP overlayd_wireguard_peers WireGuard peers on this node's device.\n# TYPE overlayd_wireguard_peers gauge\noverlayd_wireguard_peers %d\n", peers)
-	fmt.Fprintf(w, "# HELP overlayd_wireguard_peer_changes_total WireGuard peers added, updated and removed.\n# TYPE overlayd_wireguard_peer_changes_total counter\n")
+	promtext.Gauge(w, "overlayd_wireguard_peers", "WireGuard peers on this node's device.", peers)
+	promtext.Header(w, "overlayd_wireguard_peer_changes_total", "counter", "WireGuard peers added, updated and removed.")
 	fmt.Fprintf(w, "overlayd_wireguard_peer_changes_total{change=\"added\"} %d\noverlayd_wireguard_peer_changes_total{change=\"updated\"} %d\noverlayd_wireguard_peer_changes_total{change=\"removed\"} %d\n", added, updated, removed)
-	fmt.Fprintf(w, "# HELP overlayd_wireguard_device_starts_total WireGuard devices made by the daemon (at start, and after its process exited).\n# TYPE overlayd_wireguard_device_starts_total counter\noverlayd_wireguard_device_starts_total %d\n", starts)
-	fmt.Fprintf(w, "# HELP overlayd_wireguard_errors_total Failed updates of the WireGuard device or its peers' allowlist.\n# TYPE overlayd_wireguard_errors_total counter\noverlayd_wireguard_errors_total %d\n", errs)
-	fmt.Fprintf(w, "# HELP overlayd_wireguard_bytes_total Bytes received from and sent to the WireGuard peers (as their device counts them).\n# TYPE overlayd_wireguard_bytes_total counter\n")
+	promtext.Counter(w, "overlayd_wireguard_device_starts_total", "WireGuard devices made by the daemon (at start, and after its process exited).", starts)
+	promtext.Counter(w, "overlayd_wireguard_errors_total", "Failed updates of the WireGuard device or its peers' allowlist.", errs)
+	promtext.Header(w, "overlayd_wireguard_bytes_total", "counter", "Bytes received from and sent to the WireGuard peers (as their device counts them).")
 	fmt.Fprintf(w, "overlayd_wireguard_bytes_total{direction=\"rx\"} %d\noverlayd_wireguard_bytes_total{direction=\"tx\"} %d\n", rx, tx)
-	fmt.Fprintf(w, "# HELP overlayd_wireguard_rejected_total What the userspace WireGuard device rejected since its process started, by reason.\n# TYPE overlayd_wireguard_rejected_total counter\n")
+	promtext.Header(w, "overlayd_wireguard_rejected_total", "counter", "What the userspace WireGuard device rejected since its process started, by reason.")
 	fmt.Fprintf(w, "overlayd_wireguard_rejected_total{reason=\"handshake\"} %d\noverlayd_wireguard_rejected_total{reason=\"source\"} %d\n", rej.InvalidHandshakes, rej.InvalidSource)
 }
 

@@ -3,6 +3,8 @@ package guard
 import (
 	"fmt"
 	"io"
+
+	"github.com/overlaynet/overlaynet/internal/promtext"
 )
 
 // Collector returns a Prometheus text collector of the guard's drops by
@@ -27,14 +29,14 @@ func Collector(allowlist *Allowlist, ports func() ([]PortRules, error), st *Foll
 				}
 			}
 		}
-		fmt.Fprintf(w, "# HELP overlayd_guard_drops_total Packets dropped by the VTEP allowlist and the per-port anti-spoofing rules, by reason.\n# TYPE overlayd_guard_drops_total counter\n")
+		promtext.Header(w, "overlayd_guard_drops_total", "counter", "Packets dropped by the VTEP allowlist and the per-port anti-spoofing rules, by reason.")
 		for _, r := range Reasons() {
 			fmt.Fprintf(w, "overlayd_guard_drops_total{reason=%q} %d\n", r, drops[r])
 		}
 		if st != nil {
-			fmt.Fprintf(w, "# HELP overlayd_guard_allowlist_addresses Underlay addresses in the VTEP allowlist.\n# TYPE overlayd_guard_allowlist_addresses gauge\noverlayd_guard_allowlist_addresses %d\n", st.Size.Load())
-			fmt.Fprintf(w, "# HELP overlayd_guard_allowlist_updates_total Changes of the VTEP allowlist committed.\n# TYPE overlayd_guard_allowlist_updates_total counter\noverlayd_guard_allowlist_updates_total %d\n", st.Updates.Load())
-			fmt.Fprintf(w, "# HELP overlayd_guard_allowlist_errors_total Failed VTEP allowlist updates (registry or kernel).\n# TYPE overlayd_guard_allowlist_errors_total counter\noverlayd_guard_allowlist_errors_total %d\n", st.Errors.Load())
+			promtext.Gauge(w, "overlayd_guard_allowlist_addresses", "Underlay addresses in the VTEP allowlist.", st.Size.Load())
+			promtext.Counter(w, "overlayd_guard_allowlist_updates_total", "Changes of the VTEP allowlist committed.", st.Updates.Load())
+			promtext.Counter(w, "overlayd_guard_allowlist_errors_total", "Failed VTEP allowlist updates (registry or kernel).", st.Errors.Load())
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/overlaynet/overlaynet/ethaddr"
+	"github.com/overlaynet/overlaynet/internal/promtext"
 )
 
 // DefaultLogInterval is a Checker's logging interval when none is given.
@@ -191,8 +192,7 @@ func (c *Checker) Rejections(r Reason) uint64 {
 // WriteMetrics writes overlayd_records_rejected_total{reason} in the
 // Prometheus text format (a collector of the daemon's metrics).
 func (c *Checker) WriteMetrics(w io.Writer) {
-	fmt.Fprintf(w, "# HELP overlayd_records_rejected_total Store entries skipped because they are no record this node may use, by reason, each time one is met.\n")
-	fmt.Fprintf(w, "# TYPE overlayd_records_rejected_total counter\n")
+	promtext.Header(w, "overlayd_records_rejected_total", "counter", "Store entries skipped because they are no record this node may use, by reason, each time one is met.")
 	for _, r := range Reasons() {
 		fmt.Fprintf(w, "overlayd_records_rejected_total{reason=%q} %d\n", r, c.counts[r].Load())
 	}

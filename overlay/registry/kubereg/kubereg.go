@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/overlaynet/overlaynet/internal/promtext"
 	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/overlay/registry/kubereg/internal/kubeapi"
 )
@@ -279,7 +280,7 @@ func (r *Registry) Close() error {
 // span is followed; else why it is skipped), in the Prometheus text format.
 func (r *Registry) WriteMetrics(w io.Writer) {
 	states := r.NodeStates()
-	fmt.Fprintf(w, "# HELP overlayd_kube_nodes Nodes by state: ok (the node's podCIDR is followed at its VTEP) or why it is skipped.\n# TYPE overlayd_kube_nodes gauge\n")
+	promtext.Header(w, "overlayd_kube_nodes", "gauge", "Nodes by state: ok (the node's podCIDR is followed at its VTEP) or why it is skipped.")
 	for st := range nodeStates {
 		fmt.Fprintf(w, "overlayd_kube_nodes{state=%q} %d\n", st.String(), states[st.String()])
 	}
