@@ -355,7 +355,7 @@ func (r *Resolver) programRecord(ctx context.Context, rec registry.Record) {
 		r.feed.prog[rec.IP] = struct{}{}
 	}
 	res := newFeedResolution("programmed from feed")
-	res.ops = append(res.ops, progOp{kind: opSetFDB, mac: rec.MAC, vtep: rec.VTEP}, // see fdbFirst
+	res.ops = append(res.ops, progOp{kind: opSetFDB, mac: rec.MAC, vtep: rec.VTEP},
 		progOp{kind: opSetNeigh, ifindex: r.cfg.Vxlan, ip: rec.IP, mac: rec.MAC})
 	if r.prog.submit(ctx, res) != nil {
 		res.release() // not taken: ctx ended

@@ -48,10 +48,11 @@ func nkey(ifindex int32, ip netip.Addr) neighKey {
 
 // opKind is one kind of kernel change.
 //
-// fdbFirst: a resolution's ops run in their order, and every producer
-// orders them so that a neighbour entry on the vxlan never points at a MAC
-// without its FDB entry: the FDB entry is set before the neighbour entry,
-// and the neighbour entry deleted before the FDB entry. From the moment the
+// fdbFirst: the programmer sends a resolution's ops in the order of their
+// kinds (fdbFirstOrder), whatever order its producer gave them, so that a
+// neighbour entry on the vxlan never points at a MAC without its FDB
+// entry: the FDB entry is set before the neighbour entry, and the
+// neighbour entry deleted before the FDB entry. From the moment the
 // neighbour entry is in, the vxlan's proxy answers ARP requests and
 // neighbour solicitations from it, on any CPU; a container answered before
 // the FDB entry follows sends a frame the vxlan drops (an L2 miss): the
@@ -64,6 +65,12 @@ const (
 	opDelNeigh
 	opDelFDB
 )
+
+// fdbFirstOrder is the order in which execute sends a resolution's
+// requests, by kind (fdbFirst): neighbour entries deleted, FDB entries set,
+// neighbour entries set, FDB entries deleted; requests of one kind in the
+// resolution's order.
+func fdbFirstOrder() [4]opKind { return [4]opKind{opDelNeigh, opSetFDB, opSetNeigh, opDelFDB} }
 
 func (k opKind) String() string {
 	switch k {
@@ -357,14 +364,11 @@ func (p *programmer) execute(res []*resolution) {
 	p.batch.Reset()
 	p.index = p.index[:0]
 	for i, r := range res {
-		for j := range r.ops {
-			op := &r.ops[j]
-			if r.current != nil && !r.current(op) {
-				op.superseded = true
-				continue
-			}
-			if op.err = p.encode(op); op.err == nil {
-				p.index = append(p.index, opRef{i, j})
+		for _, kind := range fdbFirstOrder() {
+			for j := range r.ops {
+				if op := &r.ops[j]; op.kind == kind {
+					p.add(opRef{i, j}, r, op)
+				}
 			}
 		}
 	}
@@ -425,6 +429,18 @@ func (p *programmer) notify(res []*resolution) {
 			r.table.done(r.key, false)
 		}
 		r.release()
+	}
+}
+
+// add encodes op, of resolution r at ref, into the batch, unless it is
+// superseded.
+func (p *programmer) add(ref opRef, r *resolution, op *progOp) {
+	if r.current != nil && !r.current(op) {
+		op.superseded = true
+		return
+	}
+	if op.err = p.encode(op); op.err == nil {
+		p.index = append(p.index, ref)
 	}
 }
 

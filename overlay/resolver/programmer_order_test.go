@@ -2,7 +2,10 @@ package resolver
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -72,5 +75,43 @@ func TestProgrammerMissesFirst(t *testing.T) {
 	}
 	if total != 2*301+1 {
 		t.Errorf("batches %v carry %d changes, want %d", sizes, total, 2*301+1)
+	}
+}
+
+// TestProgrammerOrdersFDBFirst: whatever order a producer gives a
+// resolution's ops, the programmer sends them in fdbFirst's order —
+// neighbour entries deleted, FDB entries set, neighbour entries set, FDB
+// entries deleted — leaving the resolution's ops where they are, each with
+// the result of its own request (the kernel fails every request with its
+// index in the batch).
+func TestProgrammerOrdersFDBFirst(t *testing.T) {
+	fail := map[int]error{}
+	for i := range 5 {
+		fail[i] = fmt.Errorf("request %d", i)
+	}
+	k := &fakeKernel{fail: fail}
+	r, _ := newTestResolver(t, newFakeRegistry(), k, nil)
+	vtep := netip.MustParseAddr("192.0.2.3")
+	res := &resolution{action: "test", ops: []progOp{
+		{kind: opDelFDB, mac: macN(1), vtep: vtep},
+		{kind: opSetNeigh, ifindex: testVxlan, ip: netip.MustParseAddr("198.51.100.2"), mac: macN(2)},
+		{kind: opSetFDB, mac: macN(2), vtep: vtep},
+		{kind: opSetNeigh, ifindex: testVxlan, ip: netip.MustParseAddr("198.51.100.3"), mac: macN(2)},
+		{kind: opDelNeigh, ifindex: testVxlan, ip: netip.MustParseAddr("198.51.100.1"), mac: macN(1)},
+	}}
+	r.prog.apply([]*resolution{res})
+	var got []string
+	for _, op := range res.ops {
+		got = append(got, fmt.Sprintf("%v %v: %v", op.kind, op.ip, op.err))
+	}
+	want := []string{ // the ops as the producer gave them, each with its place in the batch
+		"del-fdb invalid IP: request 4",
+		"set-neigh 198.51.100.2: request 2",
+		"set-fdb invalid IP: request 1",
+		"set-neigh 198.51.100.3: request 3",
+		"del-neigh 198.51.100.1: request 0",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("results\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -296,7 +296,7 @@ func (p *fixPlan) moved(k neighKey, have, want ethaddr.MAC) {
 		return
 	}
 	if have, _ := p.kernelFDB(want); have != vtep && !p.fdbSet[want] {
-		p.ops = append(p.ops, progOp{kind: opSetFDB, mac: want, vtep: vtep}) // before the neighbour: see fdbFirst
+		p.ops = append(p.ops, progOp{kind: opSetFDB, mac: want, vtep: vtep})
 		p.fdbSet[want] = true
 	}
 	p.ops = append(p.ops, progOp{kind: opSetNeigh, ifindex: k.ifindex, ip: k.ip.Addr(), mac: want, counted: true})

@@ -731,7 +731,6 @@ func (r *Resolver) resolve(ctx context.Context, q queuedMiss) (*resolution, bool
 		}
 		return nil, true
 	}
-	// The FDB entry goes in before the neighbour entry (see fdbFirst).
 	res := newMissResolution(k, q.start)
 	res.ops = append(res.ops, progOp{kind: opSetFDB, mac: mac, vtep: vtep})
 	if k.kind != rtnl.MissL2 {
