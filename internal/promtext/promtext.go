@@ -1,7 +1,7 @@
 // Package promtext writes metric families in the Prometheus text
-// exposition format (version 0.0.4): the HELP and TYPE lines of a family
-// and its unlabelled samples, for the packages that export the node
-// daemon's metrics.
+// exposition format (version 0.0.4): the HELP and TYPE lines of a family,
+// its one unlabelled sample or its samples by one label, for the packages
+// that export the node daemon's metrics.
 package promtext
 
 import (
@@ -25,4 +25,15 @@ func Counter(w io.Writer, name, help string, v uint64) {
 func Gauge(w io.Writer, name, help string, v int64) {
 	Header(w, name, "gauge", help)
 	fmt.Fprintf(w, "%s %d\n", name, v)
+}
+
+// Family writes the HELP and TYPE lines of the family name, of type typ,
+// and its n samples by label: sample(i) is the i-th sample's label value
+// and value, written in that order.
+func Family(w io.Writer, name, typ, help, label string, n int, sample func(i int) (string, uint64)) {
+	Header(w, name, typ, help)
+	for i := range n {
+		v, x := sample(i)
+		fmt.Fprintf(w, "%s{%s=%q} %d\n", name, label, v, x)
+	}
 }

@@ -44,10 +44,8 @@ type leakCounts [overlay.NumLeakKinds]atomic.Uint64
 func (c *leakCounts) collector() func(io.Writer) {
 	return func(w io.Writer) {
 		const name = "overlayd_leaks_removed_total"
-		promtext.Header(w, name, "counter", "Leftovers of operations killed half-way, or of nothing, removed by the daemon's sweeps, by kind.")
-		for k := range overlay.NumLeakKinds {
-			fmt.Fprintf(w, "%s{kind=%q} %d\n", name, k.String(), c[k].Load())
-		}
+		promtext.Family(w, name, "counter", "Leftovers of operations killed half-way, or of nothing, removed by the daemon's sweeps, by kind.",
+			"kind", int(overlay.NumLeakKinds), func(i int) (string, uint64) { return overlay.LeakKind(i).String(), c[i].Load() })
 	}
 }
 

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -245,14 +244,20 @@ func (tu *tunnel) writeMetrics(w io.Writer) {
 		}
 	}
 	promtext.Gauge(w, "overlayd_wireguard_peers", "WireGuard peers on this node's device.", peers)
-	promtext.Header(w, "overlayd_wireguard_peer_changes_total", "counter", "WireGuard peers added, updated and removed.")
-	fmt.Fprintf(w, "overlayd_wireguard_peer_changes_total{change=\"added\"} %d\noverlayd_wireguard_peer_changes_total{change=\"updated\"} %d\noverlayd_wireguard_peer_changes_total{change=\"removed\"} %d\n", added, updated, removed)
+	changes := [...]struct {
+		name string
+		n    uint64
+	}{{"added", added}, {"updated", updated}, {"removed", removed}}
+	promtext.Family(w, "overlayd_wireguard_peer_changes_total", "counter", "WireGuard peers added, updated and removed.",
+		"change", len(changes), func(i int) (string, uint64) { return changes[i].name, changes[i].n })
 	promtext.Counter(w, "overlayd_wireguard_device_starts_total", "WireGuard devices made by the daemon (at start, and after its process exited).", starts)
 	promtext.Counter(w, "overlayd_wireguard_errors_total", "Failed updates of the WireGuard device or its peers' allowlist.", errs)
-	promtext.Header(w, "overlayd_wireguard_bytes_total", "counter", "Bytes received from and sent to the WireGuard peers (as their device counts them).")
-	fmt.Fprintf(w, "overlayd_wireguard_bytes_total{direction=\"rx\"} %d\noverlayd_wireguard_bytes_total{direction=\"tx\"} %d\n", rx, tx)
-	promtext.Header(w, "overlayd_wireguard_rejected_total", "counter", "What the userspace WireGuard device rejected since its process started, by reason.")
-	fmt.Fprintf(w, "overlayd_wireguard_rejected_total{reason=\"handshake\"} %d\noverlayd_wireguard_rejected_total{reason=\"source\"} %d\n", rej.InvalidHandshakes, rej.InvalidSource)
+	bytes := [...]uint64{rx, tx}
+	promtext.Family(w, "overlayd_wireguard_bytes_total", "counter", "Bytes received from and sent to the WireGuard peers (as their device counts them).",
+		"direction", len(bytes), func(i int) (string, uint64) { return [...]string{"rx", "tx"}[i], bytes[i] })
+	rejected := [...]uint64{rej.InvalidHandshakes, rej.InvalidSource}
+	promtext.Family(w, "overlayd_wireguard_rejected_total", "counter", "What the userspace WireGuard device rejected since its process started, by reason.",
+		"reason", len(rejected), func(i int) (string, uint64) { return [...]string{"handshake", "source"}[i], rejected[i] })
 }
 
 // bytes are the device's bytes in and out over its peers, for metrics.

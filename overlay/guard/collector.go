@@ -1,7 +1,6 @@
 package guard
 
 import (
-	"fmt"
 	"io"
 
 	"github.com/overlaynet/overlaynet/internal/promtext"
@@ -29,10 +28,9 @@ func Collector(allowlist *Allowlist, ports func() ([]PortRules, error), st *Foll
 				}
 			}
 		}
-		promtext.Header(w, "overlayd_guard_drops_total", "counter", "Packets dropped by the VTEP allowlist and the per-port anti-spoofing rules, by reason.")
-		for _, r := range Reasons() {
-			fmt.Fprintf(w, "overlayd_guard_drops_total{reason=%q} %d\n", r, drops[r])
-		}
+		reasons := Reasons()
+		promtext.Family(w, "overlayd_guard_drops_total", "counter", "Packets dropped by the VTEP allowlist and the per-port anti-spoofing rules, by reason.",
+			"reason", len(reasons), func(i int) (string, uint64) { return string(reasons[i]), drops[reasons[i]] })
 		if st != nil {
 			promtext.Gauge(w, "overlayd_guard_allowlist_addresses", "Underlay addresses in the VTEP allowlist.", st.Size.Load())
 			promtext.Counter(w, "overlayd_guard_allowlist_updates_total", "Changes of the VTEP allowlist committed.", st.Updates.Load())

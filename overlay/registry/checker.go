@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -192,10 +191,9 @@ func (c *Checker) Rejections(r Reason) uint64 {
 // WriteMetrics writes overlayd_records_rejected_total{reason} in the
 // Prometheus text format (a collector of the daemon's metrics).
 func (c *Checker) WriteMetrics(w io.Writer) {
-	promtext.Header(w, "overlayd_records_rejected_total", "counter", "Store entries skipped because they are no record this node may use, by reason, each time one is met.")
-	for _, r := range Reasons() {
-		fmt.Fprintf(w, "overlayd_records_rejected_total{reason=%q} %d\n", r, c.counts[r].Load())
-	}
+	reasons := Reasons()
+	promtext.Family(w, "overlayd_records_rejected_total", "counter", "Store entries skipped because they are no record this node may use, by reason, each time one is met.",
+		"reason", len(reasons), func(i int) (string, uint64) { return reasons[i].String(), c.counts[reasons[i]].Load() })
 }
 
 // List lists reg and returns the records the policy accepts: the entries

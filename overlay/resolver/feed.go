@@ -478,25 +478,19 @@ func (r *Resolver) FeedStats() FeedStats {
 // feedCollector exports FeedStats in the Prometheus text format.
 func (r *Resolver) feedCollector(w io.Writer) {
 	s := r.FeedStats()
-	promtext.Header(w, "overlayd_feed_changes_total", "counter", "Change feed events, by kind.")
-	fmt.Fprintf(w, "overlayd_feed_changes_total{kind=\"put\"} %d\n", s.Puts)
-	fmt.Fprintf(w, "overlayd_feed_changes_total{kind=\"delete\"} %d\n", s.Deletes)
-	fmt.Fprintf(w, "overlayd_feed_changes_total{kind=\"synced\"} %d\n", s.Syncs)
-	synced := 0
+	changes := [...]uint64{s.Puts, s.Deletes, s.Syncs}
+	promtext.Family(w, "overlayd_feed_changes_total", "counter", "Change feed events, by kind.",
+		"kind", len(changes), func(i int) (string, uint64) { return [...]string{"put", "delete", "synced"}[i], changes[i] })
+	synced := int64(0)
 	if s.Synced {
 		synced = 1
 	}
-	promtext.Header(w, "overlayd_feed_synced", "gauge", "1 once the change feed delivered a complete listing.")
-	fmt.Fprintf(w, "overlayd_feed_synced %d\n", synced)
-	promtext.Header(w, "overlayd_proactive_records", "gauge", "Remote records programmed from the change feed.")
-	fmt.Fprintf(w, "overlayd_proactive_records %d\n", s.Programmed)
-	promtext.Header(w, "overlayd_proactive_left_to_misses", "gauge", "Remote records beyond the proactive budget (--proactive-max), resolved on misses.")
-	fmt.Fprintf(w, "overlayd_proactive_left_to_misses %d\n", s.LeftToMisses)
-	promtext.Header(w, "overlayd_proactive_max", "gauge", "Budget of records programmed from the change feed (0: none, every remote record).")
-	fmt.Fprintf(w, "overlayd_proactive_max %d\n", s.Max)
+	promtext.Gauge(w, "overlayd_feed_synced", "1 once the change feed delivered a complete listing.", synced)
+	promtext.Gauge(w, "overlayd_proactive_records", "Remote records programmed from the change feed.", s.Programmed)
+	promtext.Gauge(w, "overlayd_proactive_left_to_misses", "Remote records beyond the proactive budget (--proactive-max), resolved on misses.", s.LeftToMisses)
+	promtext.Gauge(w, "overlayd_proactive_max", "Budget of records programmed from the change feed (0: none, every remote record).", int64(s.Max))
 	promtext.Counter(w, "overlayd_feed_misses_ignored_total", "Misses not resolved because proactive mode programs their records.", s.MissesIgnore)
 	promtext.Counter(w, "overlayd_feed_restarts_total", "Times the change feed ended and was watched again.", s.Restarts)
-	promtext.Header(w, "overlayd_feed_spans", "gauge", "Spans in the change feed's view: nodes' address blocks (Kubernetes: podCIDRs), every address resolved on misses from memory.")
-	fmt.Fprintf(w, "overlayd_feed_spans %d\n", s.Spans)
+	promtext.Gauge(w, "overlayd_feed_spans", "Spans in the change feed's view: nodes' address blocks (Kubernetes: podCIDRs), every address resolved on misses from memory.", s.Spans)
 	promtext.Counter(w, "overlayd_feed_spans_refused_total", "Spans of the change feed not taken: malformed, outside the overlay subnet, overlapping another node's.", s.SpansRefused)
 }

@@ -155,36 +155,36 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 func (m *Metrics) WritePrometheus(out io.Writer) error {
 	w := bufio.NewWriter(out)
 	kinds := []rtnl.MissKind{rtnl.MissL3, rtnl.MissL2, rtnl.MissAppSolicit}
-	kindNames := []string{rtnl.MissL3.String(), rtnl.MissL2.String(), rtnl.MissAppSolicit.String()}
-	family(w, "overlayd_misses_total", "counter", "Miss notifications received, by kind.",
-		"kind", kindNames, func(i int) uint64 { return m.misses[kinds[i]].Load() })
-	family(w, "overlayd_misses_ignored_total", "counter", "Misses not looked up because they are not this overlay's, by reason.",
-		"reason", ignoreReasonNames[:], func(i int) uint64 { return m.ignored[i].Load() })
+	promtext.Family(w, "overlayd_misses_total", "counter", "Miss notifications received, by kind.",
+		"kind", len(kinds), func(i int) (string, uint64) { return kinds[i].String(), m.misses[kinds[i]].Load() })
+	promtext.Family(w, "overlayd_misses_ignored_total", "counter", "Misses not looked up because they are not this overlay's, by reason.",
+		"reason", len(ignoreReasonNames), func(i int) (string, uint64) { return ignoreReasonNames[i], m.ignored[i].Load() })
 	promtext.Counter(w, "overlayd_misses_coalesced_total", "Misses joined to a lookup already in flight for the same key.", m.coalesced.Load())
 	promtext.Counter(w, "overlayd_misses_answered_from_feed_total", "Misses answered from the change feed's view of the registry, with no registry lookup.", m.viewAnswers.Load())
 	promtext.Counter(w, "overlayd_negative_cache_hits_total", "Misses answered by the negative cache (key recently unknown).", m.negativeHits.Load())
-	family(w, "overlayd_misses_dropped_total", "counter", "Misses not looked up, by reason: scan_budget (an IPv4 address or MAC the registry did not list, beyond the lookup budget), scan_budget_ipv6 (the same for an IPv6 address, whose budget is its own), stopped (the resolver was not running). The kernel raises them again on the sender's retry.",
-		"reason", dropReasonNames[:], func(i int) uint64 { return m.dropped[i].Load() })
-	family(w, "overlayd_resolutions_total", "counter", "Misses resolved and programmed, by kind.",
-		"kind", kindNames, func(i int) uint64 { return m.resolutions[kinds[i]].Load() })
+	promtext.Family(w, "overlayd_misses_dropped_total", "counter", "Misses not looked up, by reason: scan_budget (an IPv4 address or MAC the registry did not list, beyond the lookup budget), scan_budget_ipv6 (the same for an IPv6 address, whose budget is its own), stopped (the resolver was not running). The kernel raises them again on the sender's retry.",
+		"reason", len(dropReasonNames), func(i int) (string, uint64) { return dropReasonNames[i], m.dropped[i].Load() })
+	promtext.Family(w, "overlayd_resolutions_total", "counter", "Misses resolved and programmed, by kind.",
+		"kind", len(kinds), func(i int) (string, uint64) { return kinds[i].String(), m.resolutions[kinds[i]].Load() })
 	families := []string{"ipv4", "ipv6"}
-	family(w, "overlayd_address_misses_total", "counter", "L3 misses and app_solicit requests of this overlay (link-local, multicast and outside addresses not counted), by the address's family.",
-		"family", families, func(i int) uint64 { return m.familyMisses[i].Load() })
-	family(w, "overlayd_address_resolutions_total", "counter", "L3 misses and app_solicit requests resolved and programmed, by the address's family.",
-		"family", families, func(i int) uint64 { return m.familyResolved[i].Load() })
-	family(w, "overlayd_unresolved_total", "counter", "Lookups that programmed nothing, by reason.",
-		"reason", unresolvedReasonNames[:], func(i int) uint64 { return m.unresolved[i].Load() })
+	promtext.Family(w, "overlayd_address_misses_total", "counter", "L3 misses and app_solicit requests of this overlay (link-local, multicast and outside addresses not counted), by the address's family.",
+		"family", len(families), func(i int) (string, uint64) { return families[i], m.familyMisses[i].Load() })
+	promtext.Family(w, "overlayd_address_resolutions_total", "counter", "L3 misses and app_solicit requests resolved and programmed, by the address's family.",
+		"family", len(families), func(i int) (string, uint64) { return families[i], m.familyResolved[i].Load() })
+	promtext.Family(w, "overlayd_unresolved_total", "counter", "Lookups that programmed nothing, by reason.",
+		"reason", len(unresolvedReasonNames), func(i int) (string, uint64) { return unresolvedReasonNames[i], m.unresolved[i].Load() })
 	promtext.Counter(w, "overlayd_overruns_total", "Monitor overruns (ENOBUFS) the resolver resynced after.", m.overruns.Load())
 	promtext.Counter(w, "overlayd_program_batches_total", "Batches of kernel requests sent.", m.batches.Load())
 	promtext.Counter(w, "overlayd_program_messages_total", "Kernel requests sent in batches.", m.batchMessages.Load())
 	promtext.Counter(w, "overlayd_program_errors_total", "Kernel requests that failed.", m.programErrors.Load())
 	promtext.Counter(w, "overlayd_reconcile_runs_total", "Reconcile passes completed (successful or not).", m.reconciles.Load())
 	promtext.Counter(w, "overlayd_reconcile_errors_total", "Reconcile passes that failed.", m.reconcileErrors.Load())
-	family(w, "overlayd_reconcile_changes_total", "counter", "Entries changed by reconcile passes, by action.",
-		"action", reconcileActionNames[:], func(i int) uint64 { return m.reconcileFixes[i].Load() })
+	promtext.Family(w, "overlayd_reconcile_changes_total", "counter", "Entries changed by reconcile passes, by action.",
+		"action", len(reconcileActionNames), func(i int) (string, uint64) { return reconcileActionNames[i], m.reconcileFixes[i].Load() })
 	tables := [...]*atomic.Int64{&m.programmedNeigh, &m.programmedFDB}
-	family(w, "overlayd_programmed_entries", "gauge", "Kernel entries this daemon programmed and tracks, by table.",
-		"table", []string{"neigh", "fdb"}, func(i int) uint64 { return uint64(tables[i].Load()) })
+	tableNames := [...]string{"neigh", "fdb"}
+	promtext.Family(w, "overlayd_programmed_entries", "gauge", "Kernel entries this daemon programmed and tracks, by table.",
+		"table", len(tables), func(i int) (string, uint64) { return tableNames[i], uint64(tables[i].Load()) })
 	m.lookup.write(w, "overlayd_registry_lookup_duration_seconds", "Registry lookup latency.")
 	m.missToEntry.write(w, "overlayd_miss_to_entry_seconds", "Time from a miss to its entries programmed in the kernel.")
 	m.batch.write(w, "overlayd_program_batch_duration_seconds", "Time the kernel took to apply one batch of requests (one programming socket, serialized by RTNL).")
@@ -195,14 +195,6 @@ func (m *Metrics) WritePrometheus(out io.Writer) error {
 		fn(w)
 	}
 	return w.Flush()
-}
-
-// family writes a metric family with one sample per value of label.
-func family(w io.Writer, name, typ, help, label string, values []string, get func(i int) uint64) {
-	promtext.Header(w, name, typ, help)
-	for i, v := range values {
-		fmt.Fprintf(w, "%s{%s=%q} %d\n", name, label, v, get(i))
-	}
 }
 
 func (h *histogram) write(w io.Writer, name, help string) {

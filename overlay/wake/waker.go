@@ -3,7 +3,6 @@ package wake
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -257,11 +256,9 @@ func Collector(w *Waker) func(io.Writer) {
 		promtext.Counter(out, "overlayd_requests_captured_total", "ARP requests and neighbour solicitations from local ports captured on their way to the vxlan device.", s.Captured)
 		promtext.Counter(out, "overlayd_requests_answered_total", "Captured requests sent to the vxlan device again once the resolver programmed their target's entry: the kernel answered them at once.", s.Answered)
 		promtext.Counter(out, "overlayd_requests_expired_total", "Captured requests no entry was programmed for within their TTL (the kernel answered them from an entry already there, or their target is unknown).", s.Expired)
-		promtext.Header(out, "overlayd_requests_dropped_total", "counter",
-			"Captured requests not kept until answered or expired, by reason: superseded (a newer one of the same sender, or of a fifth sender, for the same target), evicted (the table was full), oversize, overflow (the capture socket's buffer was full).")
-		for r := range dropReasons {
-			fmt.Fprintf(out, "overlayd_requests_dropped_total{reason=%q} %d\n", r.String(), s.Dropped[r.String()])
-		}
+		promtext.Family(out, "overlayd_requests_dropped_total", "counter",
+			"Captured requests not kept until answered or expired, by reason: superseded (a newer one of the same sender, or of a fifth sender, for the same target), evicted (the table was full), oversize, overflow (the capture socket's buffer was full).",
+			"reason", int(dropReasons), func(i int) (string, uint64) { r := dropReason(i).String(); return r, s.Dropped[r] })
 		promtext.Counter(out, "overlayd_requests_send_errors_total", "Captured requests whose sending again failed.", s.SendErrors)
 		promtext.Counter(out, "overlayd_requests_flood_skips_total", "Resolved misses whose answer did not read the capture because requests were captured faster than misses resolved (a scan): their requesters wait for their retransmit, as with no capture.", s.FloodSkips)
 	}

@@ -3,7 +3,6 @@ package dirstore
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"net/netip"
 	"path/filepath"
@@ -316,8 +315,9 @@ func (s *Store) WriteMetrics(w io.Writer) {
 	if st.On {
 		on = 1
 	}
-	promtext.Header(w, "overlayd_store_cache_lookups_total", "counter", "Directory store lookups by where the answer came from: memory (the cache, coherent with the files) or file.")
-	fmt.Fprintf(w, "overlayd_store_cache_lookups_total{answer=\"memory\"} %d\noverlayd_store_cache_lookups_total{answer=\"file\"} %d\n", st.Hits, st.Misses)
+	answers := [...]uint64{st.Hits, st.Misses}
+	promtext.Family(w, "overlayd_store_cache_lookups_total", "counter", "Directory store lookups by where the answer came from: memory (the cache, coherent with the files) or file.",
+		"answer", len(answers), func(i int) (string, uint64) { return [...]string{"memory", "file"}[i], answers[i] })
 	promtext.Counter(w, "overlayd_store_cache_forgotten_total", "Records the cache forgot because a change to their file was seen.", st.Forgotten)
 	promtext.Counter(w, "overlayd_store_cache_overflows_total", "Overflows of the cache's event queue, each emptying the cache.", st.Overflows)
 	promtext.Gauge(w, "overlayd_store_cache_entries", "Records in the directory store's cache.", int64(st.Entries))

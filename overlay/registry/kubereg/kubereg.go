@@ -280,10 +280,8 @@ func (r *Registry) Close() error {
 // span is followed; else why it is skipped), in the Prometheus text format.
 func (r *Registry) WriteMetrics(w io.Writer) {
 	states := r.NodeStates()
-	promtext.Header(w, "overlayd_kube_nodes", "gauge", "Nodes by state: ok (the node's podCIDR is followed at its VTEP) or why it is skipped.")
-	for st := range nodeStates {
-		fmt.Fprintf(w, "overlayd_kube_nodes{state=%q} %d\n", st.String(), states[st.String()])
-	}
+	promtext.Family(w, "overlayd_kube_nodes", "gauge", "Nodes by state: ok (the node's podCIDR is followed at its VTEP) or why it is skipped.",
+		"state", int(nodeStates), func(i int) (string, uint64) { st := NodeState(i).String(); return st, uint64(states[st]) })
 }
 
 // NodeStates returns how many Nodes are in each state (see NodeState), by
