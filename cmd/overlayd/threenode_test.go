@@ -432,7 +432,9 @@ flowed:
 		t.Fatalf("%v cannot reach the new %v after the restart:\n%s", src, lime, d2)
 	}
 	t.Logf("new miss %v -> %v resolved by the restarted daemon, attempts %d", src, lime, got[0])
-	if want := `msg=resolved key="l3miss ` + lime.ip + `"`; !strings.Contains(d2.String(), want) {
+	// The daemon answers the requester before it logs the resolution: the
+	// reply can reach the container first.
+	if want := `msg=resolved key="l3miss ` + lime.ip + `"`; !waitFor(2*time.Second, func() bool { return strings.Contains(d2.String(), want) }) {
 		t.Errorf("restarted daemon did not log %s:\n%s", want, d2)
 	}
 	l.checkWiring(append(ctrs, lime), func(node int, c ctr) bool {
