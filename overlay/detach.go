@@ -10,6 +10,7 @@ import (
 
 	"github.com/overlaynet/overlaynet/internal/links"
 	"github.com/overlaynet/overlaynet/overlay/egress"
+	"github.com/overlaynet/overlaynet/overlay/registry"
 	"github.com/overlaynet/overlaynet/rtnl"
 	"golang.org/x/sys/unix"
 )
@@ -169,10 +170,10 @@ func (n *Node) deletePeer(e Endpoint) error {
 // just the gateway address, on a bridge that existed before) and the overlay
 // namespace as far as Create made them, an encrypted overlay's WireGuard
 // device, member record and keys, then this node's registry records
-// (every record whose VTEP is this node's), then the state. Without a
-// recorded overlay it only removes leftover endpoints. It goes on past
-// failures and returns them all; the state of what could not be removed is
-// kept for a retry.
+// (every record whose VTEP is this node's) and its advertisement, then the
+// state. Without a recorded overlay it only removes leftover endpoints. It
+// goes on past failures and returns them all; the state of what could not
+// be removed is kept for a retry.
 func (n *Node) Reset(ctx context.Context) error {
 	unlock, err := n.lock()
 	if err != nil {
@@ -338,7 +339,8 @@ func (n *Node) removeOverlay(ost *overlayState) error {
 	return errors.Join(errs...)
 }
 
-// unregisterVTEP removes every registry record pointing at vtep.
+// unregisterVTEP removes every registry record pointing at vtep, and the
+// node's advertisement where the node wrote it (registry.NodeAdvertiser).
 func (n *Node) unregisterVTEP(ctx context.Context, vtep netip.Addr) error {
 	recs, lerr := n.reg.List(ctx)
 	var errs []error
@@ -351,6 +353,11 @@ func (n *Node) unregisterVTEP(ctx context.Context, vtep netip.Addr) error {
 		}
 		if err := n.reg.Unregister(ctx, r); err != nil {
 			errs = append(errs, fmt.Errorf("overlay: reset: unregister %s: %w", r, err))
+		}
+	}
+	if na, ok := n.reg.(registry.NodeAdvertiser); ok {
+		if err := na.WithdrawNode(ctx, vtep); err != nil {
+			errs = append(errs, fmt.Errorf("overlay: reset: withdraw node %s: %w", vtep, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/overlaynet/overlaynet/overlay"
 )
 
 // firstRTT matches the round-trip time of a ping reply.
@@ -54,25 +57,82 @@ func (p contactPair) attach(nodes []*simNode) {
 	nodes[1].ok("attach", p.b.name, "--ip", p.b.ip+"/24")
 }
 
+// contactLab is two nodes running `overlayd run`.
+type contactLab struct {
+	nodes []*simNode
+	ds    []*daemon
+}
+
 // newContactLab is two nodes on store ("dir" or "etcd"), each running
-// `overlayd run` with args; nothing is programmed by hand.
-func newContactLab(tb testing.TB, store string, args ...string) []*simNode {
+// `overlayd run` with args, that know each other: each node's VTEP
+// allowlist admits the other (the directory store's node advertisements,
+// etcd's live nodes), as nodes of an overlay do before their containers
+// talk. Nothing is programmed by hand.
+func newContactLab(tb testing.TB, store string, args ...string) *contactLab {
 	tb.Helper()
-	var nodes []*simNode
+	l := &contactLab{}
 	if store == "dir" {
-		nodes = newDirLab(tb)
+		l.nodes = newDirLab(tb)
 	} else {
-		nodes = newEtcdPair(tb)
+		l.nodes = newEtcdPair(tb)
 	}
-	for _, n := range nodes {
-		n.startDaemon(args...)
+	for _, n := range l.nodes {
+		l.ds = append(l.ds, n.startDaemon(args...))
 	}
-	return nodes
+	knowEachOther(tb, l.nodes)
+	return l
+}
+
+// knowEachOther waits up to 5 s for the VTEP allowlist of each of nodes,
+// whose daemons run, to admit all of them, and fails tb if one does not.
+func knowEachOther(tb testing.TB, nodes []*simNode) {
+	tb.Helper()
+	for i, n := range nodes {
+		var st overlay.Status
+		if !waitFor(5*time.Second, func() bool {
+			err := json.Unmarshal([]byte(n.ok("status", "--json")), &st)
+			return err == nil && len(st.Guard.Allowlist) == len(nodes)
+		}) {
+			tb.Fatalf("node %d's VTEP allowlist %v does not admit all %d nodes", i+1, st.Guard.Allowlist, len(nodes))
+		}
+	}
+}
+
+// explain logs what the nodes hold after p's first ping went unanswered:
+// each daemon's log and request counters, each node's vxlan neighbour and
+// FDB entries and bridge ports, the containers' neighbour tables, and
+// whether a second ping is answered.
+func (l *contactLab) explain(t *testing.T, p contactPair, metrics string) {
+	t.Helper()
+	for i, n := range l.nodes {
+		var b strings.Builder
+		fmt.Fprintf(&b, "node %d daemon log:\n%s", i+1, l.ds[i])
+		if metrics != "" {
+			m := n.scrape(metrics)
+			for _, name := range []string{"overlayd_requests_", "overlayd_misses", "overlayd_address_resolutions", "overlayd_negative", "overlayd_scan", "overlayd_guard_drops"} {
+				fmt.Fprintf(&b, "%s\n", grepLines(m, name))
+			}
+		}
+		for _, argv := range [][]string{{"ip", "neigh", "show", "dev", "vxlan1"}, {"bridge", "fdb", "show", "dev", "vxlan1"}, {"bridge", "link", "show"}} {
+			out, err := n.in("overns", argv...)
+			fmt.Fprintf(&b, "%s: %s%v\n", strings.Join(argv, " "), out, err)
+		}
+		c := p.a
+		if i == 1 {
+			c = p.b
+		}
+		out, err := n.in(c.name, "ip", "neigh", "show")
+		fmt.Fprintf(&b, "%s: ip neigh show: %s%v\n", c.name, out, err)
+		t.Log(b.String())
+	}
+	_, err := pingRTT(l.nodes[0], p.a, p.b.ip, "2")
+	t.Logf("second ping %s -> %s: %v", p.a.name, p.b.name, err)
 }
 
 // TestFirstContact: the first ping between containers on two nodes that
-// never talked, each pair attached while the daemons run and pinged at
-// once, is answered on its first try, in milliseconds. On the directory
+// know each other but whose containers never talked, each pair attached
+// while the daemons run and pinged at once, is answered on its first try,
+// in milliseconds. On the directory
 // store (reactive mode) each node's daemon answers the L3 miss of the ARP
 // request and has the vxlan answer that very request (package wake), where
 // the container used to wait for its retransmit, one second later; both
@@ -83,13 +143,15 @@ func newContactLab(tb testing.TB, store string, args ...string) []*simNode {
 func TestFirstContact(t *testing.T) {
 	for _, store := range testStores {
 		t.Run(store, func(t *testing.T) {
-			nodes := newContactLab(t, store, "--metrics", "127.0.0.1:9477")
+			l := newContactLab(t, store, "--log-level", "debug", "--metrics", "127.0.0.1:9477")
+			nodes := l.nodes
 			var rtts []time.Duration
 			for i := range firstContactPairs {
 				p := contactPairAt(i)
 				p.attach(nodes)
 				rtt, err := pingRTT(nodes[0], p.a, p.b.ip, "1")
 				if err != nil {
+					l.explain(t, p, "127.0.0.1:9477")
 					t.Fatalf("first ping %s -> %s not answered on its first try: %v", p.a.name, p.b.name, err)
 				}
 				if rtt > firstContactBound {
@@ -126,6 +188,7 @@ func TestFirstContactIPv6(t *testing.T) {
 	for _, n := range l.nodes[:2] {
 		l.ds = append(l.ds, n.startDaemon("--metrics", "127.0.0.1:9477"))
 	}
+	knowEachOther(t, l.nodes[:2])
 	var rtts []time.Duration
 	for i := range firstContactPairs {
 		a, b := l.attach(0, fmt.Sprintf("a%d", i)), l.attach(1, fmt.Sprintf("b%d", i))
@@ -166,7 +229,7 @@ func TestFirstContactIPv6(t *testing.T) {
 func BenchmarkFirstContact(b *testing.B) {
 	for _, store := range testStores {
 		b.Run("store="+store, func(b *testing.B) {
-			nodes := newContactLab(b, store)
+			nodes := newContactLab(b, store).nodes
 			var pairs []contactPair
 			for i := range b.N {
 				pairs = append(pairs, contactPairAt(i))
@@ -202,6 +265,7 @@ func BenchmarkFirstContactIPv6(b *testing.B) {
 	for _, n := range l.nodes[:2] {
 		l.ds = append(l.ds, n.startDaemon())
 	}
+	knowEachOther(b, l.nodes[:2])
 	var pairs [][2]dualCtr
 	for i := range b.N {
 		pairs = append(pairs, [2]dualCtr{l.attach(0, fmt.Sprintf("a%d", i)), l.attach(1, fmt.Sprintf("b%d", i))})

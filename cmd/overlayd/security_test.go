@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,6 +173,46 @@ func TestVTEPAllowlist(t *testing.T) {
 	}
 	if st := nodeStatus(t, n1); st.Guard.VTEPDrops != 2 {
 		t.Errorf("drops after the reset node's datagram: %d, want 2", st.Guard.VTEPDrops)
+	}
+}
+
+// TestVTEPAllowlistAdvertisedNodes: on the directory store each node's
+// daemon advertises its node (ROOT/nodes/<vtep>), so that the other node's
+// allowlist admits it before any container is attached anywhere: the first
+// packets between containers attached later never wait for the allowlist
+// to see their records. The advertisement stays while the daemon is killed
+// (the node is still part of the overlay) and reset withdraws it: the node
+// then leaves the other node's allowlist.
+func TestVTEPAllowlistAdvertisedNodes(t *testing.T) {
+	nodes := newDirLab(t)
+	n1, n2 := nodes[0], nodes[1]
+	n1.startDaemon()
+	d2 := n2.startDaemon()
+	knowEachOther(t, nodes)
+	advertised := func() []string {
+		var out []string
+		for _, f := range dirStoreFiles(t, n1.store) {
+			if strings.HasPrefix(f, "nodes/") {
+				out = append(out, f)
+			}
+		}
+		return out
+	}
+	if got, want := advertised(), []string{"nodes/192.0.2.2", "nodes/192.0.2.3"}; !slices.Equal(got, want) {
+		t.Errorf("advertised %q, want %q", got, want)
+	}
+	d2.cmd.Process.Signal(syscall.SIGKILL)
+	<-d2.done
+	if got, want := advertised(), []string{"nodes/192.0.2.2", "nodes/192.0.2.3"}; !slices.Equal(got, want) {
+		t.Errorf("advertised after node 2's daemon was killed: %q, want %q", got, want)
+	}
+	n2.ok("reset")
+	if got, want := advertised(), []string{"nodes/192.0.2.2"}; !slices.Equal(got, want) {
+		t.Errorf("advertised after node 2's reset: %q, want %q", got, want)
+	}
+	allowed := func() []string { return addrs(nodeStatus(t, n1).Guard.Allowlist) }
+	if !waitFor(3*time.Second, func() bool { return slices.Equal(allowed(), []string{"192.0.2.2"}) }) {
+		t.Errorf("node 1's allowlist after node 2's reset: %v, want only itself", allowed())
 	}
 }
 

@@ -250,7 +250,8 @@ func in(t testing.TB, path string, argv ...string) string {
 
 // snapshot lists what the node has that an operation may leave behind:
 // namespaces, links of the overlay namespace, state and store files (lock
-// files are not state).
+// files are not state, nor the node's advertisement in the store, which
+// its daemon writes and reset removes).
 func (n *node) snapshot() string {
 	n.t.Helper()
 	var b strings.Builder
@@ -286,7 +287,8 @@ func (n *node) snapshot() string {
 	for _, root := range []string{n.state, strings.TrimPrefix(n.store, "dir:")} {
 		var files []string
 		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && !d.IsDir() && !strings.HasSuffix(d.Name(), ".lock") { // locks are not state
+			if err == nil && !d.IsDir() && !strings.HasSuffix(d.Name(), ".lock") && // locks are not state
+				!strings.HasPrefix(strings.TrimPrefix(p, root), "/nodes/") {
 				data, _ := os.ReadFile(p)
 				files = append(files, strings.TrimPrefix(p, root)+"="+strings.TrimSpace(string(data)))
 			}

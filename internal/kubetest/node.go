@@ -340,7 +340,10 @@ func (n *Node) tearDown() error {
 	var errs []string
 	if n.ctrd != nil && n.ctrd.running() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		cmd := n.CommandContext(ctx, filepath.Join(n.c.Bin, "crictl"), "--runtime-endpoint", "unix://"+ContainerdSocket, "rmp", "--all", "--force")
+		// Each call may take 20 s, as Crictl's: a pod's CNI DEL can take
+		// longer than crictl's default 2 s with every node tearing down at
+		// once on a busy machine.
+		cmd := n.CommandContext(ctx, filepath.Join(n.c.Bin, "crictl"), "--runtime-endpoint", "unix://"+ContainerdSocket, "--timeout", "20s", "rmp", "--all", "--force")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			errs = append(errs, fmt.Sprintf("crictl rmp: %v: %s", err, out))
 		}

@@ -24,7 +24,8 @@ import (
 // advertised one TTL later). On such a store (a registry.Leaser) the
 // records of this node's endpoints (read from the state directory) are
 // registered again, which moves them onto the lease; a record owned
-// elsewhere is reported and skipped.
+// elsewhere is reported and skipped. A store where the node advertises
+// itself (the directory store) gets the node's advertisement (advertise).
 func openStore(ctx context.Context, url string, schemes map[string]registry.Opener, node string, n *overlay.Node, ov *overlay.Overlay, log *slog.Logger) (registry.Registry, error) {
 	reg, err := registry.Open(ctx, url, registry.Options{
 		Schemes:  schemes,
@@ -41,6 +42,7 @@ func openStore(ctx context.Context, url string, schemes map[string]registry.Open
 	if err != nil {
 		return nil, err
 	}
+	advertise(ctx, reg, ov.VTEP, log)
 	l, ok := reg.(registry.Leaser)
 	if !ok {
 		return reg, nil
@@ -52,6 +54,22 @@ func openStore(ctx context.Context, url string, schemes map[string]registry.Open
 	}
 	log.Info("store lease held", "lease", fmt.Sprintf("%x", l.Stats().LeaseID), "endpoints_registered", moved)
 	return reg, nil
+}
+
+// advertise advertises this node in a store where the node does so itself
+// (a registry.NodeAdvertiser: the directory store), so that the other
+// nodes' VTEP allowlists admit it before its first container's record
+// reaches them. A store it cannot write to only delays that: logged.
+func advertise(ctx context.Context, reg registry.Registry, vtep netip.Addr, log *slog.Logger) {
+	na, ok := reg.(registry.NodeAdvertiser)
+	if !ok || !vtep.IsValid() {
+		return
+	}
+	if err := na.AdvertiseNode(ctx, vtep); err != nil {
+		log.Warn("cannot advertise this node in the store: other nodes admit its VXLAN once they see its containers' records", "vtep", vtep, "err", err)
+		return
+	}
+	log.Debug("node advertised in the store", "vtep", vtep)
 }
 
 // registerEndpoints registers the records of n's endpoints in reg again (on

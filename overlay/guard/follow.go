@@ -125,12 +125,12 @@ func wantedOf(p registry.Policy, local netip.Addr, vteps, nodes []netip.Addr) []
 // feed (FollowConfig.VTEPs or Feed), the records' VTEPs come from the feed,
 // counted per VTEP as it delivers (see FeedVTEPs: no copy of the records,
 // no listing of them), and the live nodes of a NodeLister are listed at
-// start and every Resync; the set is updated whenever the feed's VTEPs
-// change, and nothing is removed before the feed has delivered every
-// record. Without a feed the registry is listed whole: at start, whenever
-// a Notifier or Stamper says it changed (else every Poll), and every
-// Resync. An update from an incomplete view only adds addresses. It
-// returns ctx's error.
+// start, whenever a MemberWatcher says they changed, and every Resync; the
+// set is updated whenever the feed's VTEPs change, and nothing is removed
+// before the feed has delivered every record. Without a feed the registry
+// is listed whole: at start, whenever a Notifier or Stamper says it
+// changed (else every Poll), and every Resync. An update from an
+// incomplete view only adds addresses. It returns ctx's error.
 func Follow(ctx context.Context, cfg FollowConfig) error {
 	f := newFollower(cfg)
 	if f.counts == nil {
@@ -236,7 +236,8 @@ func (f *follower) held() ([]netip.Addr, error) {
 
 // feedLoop follows a change feed: the VTEPs counted from it (Tee's, or the
 // follower's own watch, watched again every Poll while it is down) and the
-// live nodes, listed again every Resync.
+// live nodes, listed again when the store says they changed and every
+// Resync.
 func (f *follower) feedLoop(ctx context.Context) error {
 	f.listNodes(ctx)
 	f.listMembers(ctx)
@@ -420,16 +421,24 @@ func drain(ch <-chan registry.Change, d time.Duration) []registry.Change {
 	}
 }
 
-// watchMembers returns the store's member changes, with a MemberFollow
-// whose store says them (nil otherwise).
+// watchMembers returns the store's notices of changed members or live
+// nodes (registry.MemberWatcher): with a MemberFollow whose store says
+// them, and on any NodeLister that says them, so that a node whose daemon
+// starts is admitted at once, not at the next Resync. Nil otherwise: both
+// are followed at each Resync.
 func (f *follower) watchMembers(ctx context.Context) <-chan struct{} {
-	m := f.cfg.Members
-	if m == nil || m.Watcher == nil {
+	var w registry.MemberWatcher
+	if m := f.cfg.Members; m != nil && m.Watcher != nil {
+		w = m.Watcher
+	} else if _, ok := f.cfg.Registry.(registry.NodeLister); ok {
+		w, _ = f.cfg.Registry.(registry.MemberWatcher) // for its live nodes
+	}
+	if w == nil {
 		return nil
 	}
-	ch, err := m.Watcher.WatchMembers(ctx)
+	ch, err := w.WatchMembers(ctx)
 	if err != nil {
-		f.log.Warn("WireGuard peers: cannot watch the members; following them at each resync", "err", err)
+		f.log.Warn("VTEP allowlist: cannot watch the members and live nodes; following them at each resync", "err", err)
 		return nil
 	}
 	return ch

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -448,4 +449,57 @@ func testFollowFeed(t *testing.T, shared bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// nodesRegistry is a feedRegistry that advertises live nodes apart from its
+// records (a NodeLister, as etcd) and says when they changed (a
+// MemberWatcher): the test sets the nodes and sends on changed.
+type nodesRegistry struct {
+	*feedRegistry
+	mu      sync.Mutex
+	nodes   []netip.Addr
+	changed chan struct{}
+}
+
+func (n *nodesRegistry) NodeVTEPs(context.Context) ([]netip.Addr, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.nodes), nil
+}
+
+func (n *nodesRegistry) WatchMembers(context.Context) (<-chan struct{}, error) { return n.changed, nil }
+
+func (n *nodesRegistry) set(nodes ...string) {
+	n.mu.Lock()
+	n.nodes = nil
+	for _, s := range nodes {
+		n.nodes = append(n.nodes, netip.MustParseAddr(s))
+	}
+	n.mu.Unlock()
+	n.changed <- struct{}{}
+}
+
+// TestFollowFeedLiveNodes: with a change feed, a node that starts (its
+// live node advertised, no record yet) is admitted as soon as the store
+// says its live nodes changed, not at the next Resync (an hour here); one
+// that stops is removed the same way.
+func TestFollowFeedLiveNodes(t *testing.T) {
+	nstest.RequireTools(t, "nft")
+	ns, _ := nstest.NetNS(t, "gn")
+	local := netip.MustParseAddr("192.0.2.2")
+	a, err := OpenAllowlist(dial(t, ns), 4789, local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Ensure([]netip.Addr{local}); err != nil {
+		t.Fatal(err)
+	}
+	reg := &nodesRegistry{feedRegistry: &feedRegistry{ch: make(chan registry.Change, 4)}, changed: make(chan struct{}, 1)}
+	reg.ch <- registry.Change{Kind: registry.ChangeSynced}
+	startFollow(t, FollowConfig{Allowlist: a, Registry: reg, Feed: reg, Local: local, Resync: time.Hour})
+	awaitAllowlist(t, a, "start", "192.0.2.2")
+	reg.set("192.0.2.7")
+	awaitAllowlist(t, a, "a node started", "192.0.2.2", "192.0.2.7")
+	reg.set()
+	awaitAllowlist(t, a, "the node stopped", "192.0.2.2")
 }

@@ -112,11 +112,23 @@ type VTEPLister interface {
 	RecordsAt(ctx context.Context, vtep netip.Addr) ([]Record, error)
 }
 
-// NodeLister is implemented by registries that advertise live nodes apart
-// from their records (etcd's nodes/ keys, held by each node's lease): the
-// guard's allowlist admits a node with no container yet too.
+// NodeLister is implemented by registries that advertise nodes apart from
+// their records (etcd's nodes/ keys, held by each node's lease; the
+// directory store's nodes/ files, see NodeAdvertiser): the guard's
+// allowlist admits a node with no container yet too, so that the first
+// packets between containers of two nodes never wait for the allowlist to
+// learn of a container's record.
 type NodeLister interface {
 	NodeVTEPs(ctx context.Context) ([]netip.Addr, error)
+}
+
+// NodeAdvertiser is implemented by registries whose node advertisements
+// (NodeLister) are written and removed by the node, not held by a lease
+// (the directory store): the node daemon advertises its node when it
+// starts, and reset withdraws it. Both are idempotent.
+type NodeAdvertiser interface {
+	AdvertiseNode(ctx context.Context, vtep netip.Addr) error
+	WithdrawNode(ctx context.Context, vtep netip.Addr) error
 }
 
 // Stamper is implemented by registries without a change feed that can

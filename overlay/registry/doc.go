@@ -28,7 +28,8 @@
 //	BlockStore      address blocks claimed per node (ipam)        yes    yes   -     -
 //	AssignedBlocks  address blocks assigned to nodes (podCIDRs)    -     -    yes   yes
 //	KeyLister       lists its keys cheaper than its records       yes     -    -     -
-//	NodeLister      advertises live nodes (nodes/ on leases)        -    yes   -     -
+//	NodeLister      advertises nodes apart from their records     yes    yes   -     -
+//	NodeAdvertiser  the node writes its advertisement itself      yes     -    -     -
 //	VTEPLister      lists one VTEP's records, not all of them      -    yes   -     -
 //	Stamper         a cheap stamp that changes with any record    yes     -    -     -
 //	Notifier        says at once when this machine changed it     yes     -    -     -

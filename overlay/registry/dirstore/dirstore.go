@@ -140,16 +140,17 @@ func (s *Store) arpPath(ip netip.Addr) (string, error) {
 func (s *Store) fdbPath(m ethaddr.MAC) string { return filepath.Join(s.root, fdbDir, m.String()) }
 
 // Stamp returns a value that changes whenever a record file is created or
-// removed: the modification times of ROOT/arp, ROOT/fdb and ROOT/members (a rewritten
-// record is a new file, linked into place). One stat per directory, cheap
-// enough to poll; on NFS it is as fresh as the client's attribute cache.
+// removed: the modification times of ROOT/arp, ROOT/fdb, ROOT/members and
+// ROOT/nodes (a rewritten record is a new file, linked into place). One
+// stat per directory, cheap enough to poll; on NFS it is as fresh as the
+// client's attribute cache.
 func (s *Store) Stamp() (string, error) {
 	var out string
-	for _, d := range []string{arpDir, fdbDir, membersDir} {
+	for _, d := range []string{arpDir, fdbDir, membersDir, nodesDir} {
 		var st unix.Stat_t
 		if err := unix.Stat(filepath.Join(s.root, d), &st); err != nil {
-			if d == membersDir && errors.Is(err, unix.ENOENT) {
-				continue // no member yet: an overlay without encryption
+			if (d == membersDir || d == nodesDir) && errors.Is(err, unix.ENOENT) {
+				continue // no member yet (an overlay without encryption), no node advertised
 			}
 			return "", fmt.Errorf("dirstore: %w", err)
 		}
@@ -159,19 +160,20 @@ func (s *Store) Stamp() (string, error) {
 }
 
 // Notify delivers a value on the returned channel soon after a record file
-// is created or removed in ROOT/arp, ROOT/fdb or ROOT/members (if there) by any process of this
-// machine (inotify), coalescing bursts, until ctx ends. Changes made by
+// is created or removed in ROOT/arp, ROOT/fdb, ROOT/members or ROOT/nodes
+// (those two if there) by any process of this machine (inotify), coalescing
+// bursts, until ctx ends. Changes made by
 // other machines of an NFS share are not seen: poll Stamp for those.
 func (s *Store) Notify(ctx context.Context) (<-chan struct{}, error) {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		return nil, fmt.Errorf("dirstore: inotify: %w", err)
 	}
-	for _, d := range []string{arpDir, fdbDir, membersDir} {
+	for _, d := range []string{arpDir, fdbDir, membersDir, nodesDir} {
 		const mask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_TO | unix.IN_MOVED_FROM | unix.IN_CLOSE_WRITE
 		if _, err := unix.InotifyAddWatch(fd, filepath.Join(s.root, d), mask); err != nil {
-			if d == membersDir && errors.Is(err, unix.ENOENT) {
-				continue // no member yet: an overlay without encryption
+			if (d == membersDir || d == nodesDir) && errors.Is(err, unix.ENOENT) {
+				continue // no member yet (an overlay without encryption), no node advertised
 			}
 			unix.Close(fd)
 			return nil, fmt.Errorf("dirstore: inotify %s: %w", d, err)

@@ -4,5 +4,7 @@
 // concurrent writers on a shared filesystem need no locks. Opener opens it
 // for registry.Open (package stores links it as the "dir" scheme). Its
 // capabilities beyond registry.Registry: NetworkStore, BlockStore,
-// KeyLister, Stamper and Notifier.
+// MemberStore, KeyLister, NodeLister and NodeAdvertiser (ROOT/nodes/<vtep>:
+// a node advertised from its daemon's start until its reset), Stamper and
+// Notifier.
 package dirstore

@@ -106,7 +106,7 @@ func isTemp(name string) bool {
 func (s *Store) SweepTemp(olderThan time.Duration) ([]string, error) {
 	var removed []string
 	var errs []error
-	for _, d := range []string{"", arpDir, fdbDir, blocksDir, membersDir} {
+	for _, d := range []string{"", arpDir, fdbDir, blocksDir, membersDir, nodesDir} {
 		r, err := sweepTempIn(filepath.Join(s.root, d), olderThan)
 		removed = append(removed, r...)
 		if err != nil {

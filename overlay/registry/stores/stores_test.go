@@ -115,6 +115,7 @@ func capabilityInterfaces(t *testing.T) map[string]reflect.Type {
 		"BlockStore":     reflect.TypeFor[registry.BlockStore](),
 		"KeyLister":      reflect.TypeFor[registry.KeyLister](),
 		"NodeLister":     reflect.TypeFor[registry.NodeLister](),
+		"NodeAdvertiser": reflect.TypeFor[registry.NodeAdvertiser](),
 		"VTEPLister":     reflect.TypeFor[registry.VTEPLister](),
 		"Stamper":        reflect.TypeFor[registry.Stamper](),
 		"Notifier":       reflect.TypeFor[registry.Notifier](),

@@ -1,0 +1,124 @@
+package dirstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+
+	"github.com/overlaynet/overlaynet/overlay/registry"
+)
+
+var (
+	_ registry.NodeLister     = (*Store)(nil)
+	_ registry.NodeAdvertiser = (*Store)(nil)
+)
+
+// nodesDir holds the nodes advertised in the store: ROOT/nodes/<vtep>
+// holds that address, one line. A node's daemon advertises its node when
+// it starts; reset withdraws it.
+const nodesDir = "nodes"
+
+// maxNodeLen bounds a node file: the longest address text.
+const maxNodeLen = len("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255")
+
+// nodePath returns the file advertising vtep.
+func (s *Store) nodePath(vtep netip.Addr) (string, error) {
+	if err := registry.CheckKeyIP(vtep); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.root, nodesDir, vtep.String()), nil
+}
+
+// AdvertiseNode creates ROOT/nodes/<vtep> (published as the records are:
+// a complete, fsynced file linked into place), or replaces a file there
+// that does not hold vtep. A file that does is left as it is.
+func (s *Store) AdvertiseNode(ctx context.Context, vtep netip.Addr) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	path, err := s.nodePath(vtep)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("dirstore: %w", err)
+	}
+	value := vtep.String()
+	created, have, err := createExclusiveMax(path, value, maxNodeLen)
+	var rj registry.Rejected
+	switch {
+	case err == nil && (created || have == value):
+		return nil
+	case err == nil, errors.As(err, &rj): // another value, too long, no regular file
+		return replaceFile(path, value)
+	default:
+		return err
+	}
+}
+
+// WithdrawNode removes ROOT/nodes/<vtep>, if there.
+func (s *Store) WithdrawNode(ctx context.Context, vtep netip.Addr) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	path, err := s.nodePath(vtep)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("dirstore: %w", err)
+	}
+	syncDir(filepath.Dir(path))
+	return nil
+}
+
+// NodeVTEPs returns the addresses of the nodes advertised in ROOT/nodes,
+// in the order of the directory's listing. A file that is no node (its
+// name no canonical address, or its value not that address, too long, or
+// not a regular file) is skipped.
+func (s *Store) NodeVTEPs(ctx context.Context) ([]netip.Addr, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(filepath.Join(s.root, nodesDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dirstore: %w", err)
+	}
+	var (
+		out  []netip.Addr
+		errs []error
+	)
+	for _, e := range ents {
+		name := e.Name()
+		if isTemp(name) {
+			continue
+		}
+		vtep, err := netip.ParseAddr(name)
+		if err != nil || vtep.String() != name || registry.CheckKeyIP(vtep) != nil {
+			continue
+		}
+		v, err := readValueMax(filepath.Join(s.root, nodesDir, name), maxNodeLen)
+		var rj registry.Rejected
+		switch {
+		case errors.Is(err, registry.ErrNotFound), errors.As(err, &rj):
+			continue // withdrawn meanwhile, or no node
+		case err != nil:
+			errs = append(errs, err)
+			continue
+		}
+		if v == name {
+			out = append(out, vtep)
+		}
+	}
+	return out, errors.Join(errs...)
+}
