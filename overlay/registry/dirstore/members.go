@@ -18,12 +18,53 @@ var _ registry.MemberStore = (*Store)(nil)
 // ROOT/members/<vtep> holds one line of JSON (registry.Member).
 const membersDir = "members"
 
-// memberPath returns the file of vtep's member record.
-func (s *Store) memberPath(vtep netip.Addr) (string, error) {
-	if err := registry.CheckKeyIP(vtep); err != nil {
+// addrPath returns the file of ROOT/dir named by address a. Only an
+// address whose text is canonical (registry.CheckKeyIP) names a file.
+func (s *Store) addrPath(dir string, a netip.Addr) (string, error) {
+	if err := registry.CheckKeyIP(a); err != nil {
 		return "", err
 	}
-	return filepath.Join(s.root, membersDir, vtep.String()), nil
+	return filepath.Join(s.root, dir, a.String()), nil
+}
+
+// eachAddrFile calls value for each file of ROOT/dir named by a canonical
+// address, with its value of up to max bytes, and bad for each other one
+// (a name that is no canonical address, a value too long or not in a
+// regular file). It skips the writers' temporary files and the files
+// removed meanwhile, and returns the errors of the files it could not read.
+func (s *Store) eachAddrFile(dir string, max int, value func(a netip.Addr, v string), bad func(registry.Rejected)) error {
+	ents, err := os.ReadDir(filepath.Join(s.root, dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("dirstore: %w", err)
+	}
+	var errs []error
+	for _, e := range ents {
+		name := e.Name()
+		if isTemp(name) {
+			continue
+		}
+		a, err := netip.ParseAddr(name)
+		if err != nil || a.String() != name || registry.CheckKeyIP(a) != nil {
+			bad(registry.Rejected{Key: dir + "/" + name, Reason: registry.ReasonMalformed})
+			continue
+		}
+		v, err := readValueMax(filepath.Join(s.root, dir, name), max)
+		var rj registry.Rejected
+		switch {
+		case errors.Is(err, registry.ErrNotFound):
+			// removed meanwhile
+		case errors.As(err, &rj):
+			bad(rj)
+		case err != nil:
+			errs = append(errs, err)
+		default:
+			value(a, v)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ClaimMember creates ROOT/members/<vtep> holding m with the hard-link
@@ -39,7 +80,7 @@ func (s *Store) ClaimMember(ctx context.Context, m registry.Member) error {
 	if err != nil {
 		return err
 	}
-	path, err := s.memberPath(m.VTEP)
+	path, err := s.addrPath(membersDir, m.VTEP)
 	if err != nil {
 		return err
 	}
@@ -92,7 +133,7 @@ func (s *Store) RemoveMember(ctx context.Context, vtep netip.Addr, owner string)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	path, err := s.memberPath(vtep)
+	path, err := s.addrPath(membersDir, vtep)
 	if err != nil {
 		return err
 	}
@@ -120,47 +161,18 @@ func (s *Store) Members(ctx context.Context) ([]registry.Member, []registry.Reje
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	ents, err := os.ReadDir(filepath.Join(s.root, membersDir))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("dirstore: %w", err)
-	}
 	var (
-		out  []registry.Member
-		rej  []registry.Rejected
-		errs []error
+		out []registry.Member
+		rej []registry.Rejected
 	)
-	for _, e := range ents {
-		name := e.Name()
-		if isTemp(name) {
-			continue
-		}
-		key := membersDir + "/" + name
-		vtep, err := netip.ParseAddr(name)
-		if err != nil || vtep.String() != name || registry.CheckKeyIP(vtep) != nil {
-			rej = append(rej, registry.Rejected{Key: key, Reason: registry.ReasonMalformed})
-			continue
-		}
-		v, err := readValueMax(filepath.Join(s.root, membersDir, name), registry.MaxMemberLen)
-		var rj registry.Rejected
-		switch {
-		case errors.Is(err, registry.ErrNotFound):
-			continue // removed meanwhile
-		case errors.As(err, &rj):
-			rej = append(rej, rj)
-			continue
-		case err != nil:
-			errs = append(errs, err)
-			continue
-		}
+	err := s.eachAddrFile(membersDir, registry.MaxMemberLen, func(vtep netip.Addr, v string) {
 		m, err := registry.ParseMember(vtep, []byte(v))
+		var rj registry.Rejected
 		if errors.As(err, &rj) {
 			rej = append(rej, rj)
-			continue
+			return
 		}
 		out = append(out, m)
-	}
-	return out, rej, errors.Join(errs...)
+	}, func(rj registry.Rejected) { rej = append(rej, rj) })
+	return out, rej, err
 }

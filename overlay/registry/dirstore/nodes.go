@@ -25,14 +25,6 @@ const nodesDir = "nodes"
 // maxNodeLen bounds a node file: the longest address text.
 const maxNodeLen = len("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255")
 
-// nodePath returns the file advertising vtep.
-func (s *Store) nodePath(vtep netip.Addr) (string, error) {
-	if err := registry.CheckKeyIP(vtep); err != nil {
-		return "", err
-	}
-	return filepath.Join(s.root, nodesDir, vtep.String()), nil
-}
-
 // AdvertiseNode creates ROOT/nodes/<vtep> (published as the records are:
 // a complete, fsynced file linked into place), or replaces a file there
 // that does not hold vtep. A file that does is left as it is.
@@ -40,7 +32,7 @@ func (s *Store) AdvertiseNode(ctx context.Context, vtep netip.Addr) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	path, err := s.nodePath(vtep)
+	path, err := s.addrPath(nodesDir, vtep)
 	if err != nil {
 		return err
 	}
@@ -65,7 +57,7 @@ func (s *Store) WithdrawNode(ctx context.Context, vtep netip.Addr) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	path, err := s.nodePath(vtep)
+	path, err := s.addrPath(nodesDir, vtep)
 	if err != nil {
 		return err
 	}
@@ -87,38 +79,11 @@ func (s *Store) NodeVTEPs(ctx context.Context) ([]netip.Addr, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	ents, err := os.ReadDir(filepath.Join(s.root, nodesDir))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("dirstore: %w", err)
-	}
-	var (
-		out  []netip.Addr
-		errs []error
-	)
-	for _, e := range ents {
-		name := e.Name()
-		if isTemp(name) {
-			continue
-		}
-		vtep, err := netip.ParseAddr(name)
-		if err != nil || vtep.String() != name || registry.CheckKeyIP(vtep) != nil {
-			continue
-		}
-		v, err := readValueMax(filepath.Join(s.root, nodesDir, name), maxNodeLen)
-		var rj registry.Rejected
-		switch {
-		case errors.Is(err, registry.ErrNotFound), errors.As(err, &rj):
-			continue // withdrawn meanwhile, or no node
-		case err != nil:
-			errs = append(errs, err)
-			continue
-		}
-		if v == name {
+	var out []netip.Addr
+	err := s.eachAddrFile(nodesDir, maxNodeLen, func(vtep netip.Addr, v string) {
+		if v == vtep.String() {
 			out = append(out, vtep)
 		}
-	}
-	return out, errors.Join(errs...)
+	}, func(registry.Rejected) {})
+	return out, err
 }
