@@ -1,16 +1,14 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/overlaynet/overlaynet/overlay"
 )
 
 // firstRTT matches the round-trip time of a ping reply.
@@ -88,30 +86,32 @@ func newContactLab(tb testing.TB, store string, args ...string) *contactLab {
 func knowEachOther(tb testing.TB, nodes []*simNode) {
 	tb.Helper()
 	for i, n := range nodes {
-		var st overlay.Status
+		var allowed []netip.Addr
 		if !waitFor(5*time.Second, func() bool {
-			err := json.Unmarshal([]byte(n.ok("status", "--json")), &st)
-			return err == nil && len(st.Guard.Allowlist) == len(nodes)
+			allowed = nodeStatus(tb, n).Guard.Allowlist
+			return len(allowed) == len(nodes)
 		}) {
-			tb.Fatalf("node %d's VTEP allowlist %v does not admit all %d nodes", i+1, st.Guard.Allowlist, len(nodes))
+			tb.Fatalf("node %d's VTEP allowlist %v does not admit all %d nodes", i+1, allowed, len(nodes))
 		}
 	}
 }
+
+// contactMetrics is where TestFirstContact's daemons serve their metrics
+// (in each node's namespace).
+const contactMetrics = "127.0.0.1:9477"
 
 // explain logs what the nodes hold after p's first ping went unanswered:
 // each daemon's log and request counters, each node's vxlan neighbour and
 // FDB entries and bridge ports, the containers' neighbour tables, and
 // whether a second ping is answered.
-func (l *contactLab) explain(t *testing.T, p contactPair, metrics string) {
+func (l *contactLab) explain(t *testing.T, p contactPair) {
 	t.Helper()
 	for i, n := range l.nodes {
 		var b strings.Builder
 		fmt.Fprintf(&b, "node %d daemon log:\n%s", i+1, l.ds[i])
-		if metrics != "" {
-			m := n.scrape(metrics)
-			for _, name := range []string{"overlayd_requests_", "overlayd_misses", "overlayd_address_resolutions", "overlayd_negative", "overlayd_scan", "overlayd_guard_drops"} {
-				fmt.Fprintf(&b, "%s\n", grepLines(m, name))
-			}
+		m := n.scrape(contactMetrics)
+		for _, name := range []string{"overlayd_requests_", "overlayd_misses", "overlayd_address_resolutions", "overlayd_negative", "overlayd_scan", "overlayd_guard_drops"} {
+			fmt.Fprintf(&b, "%s\n", grepLines(m, name))
 		}
 		for _, argv := range [][]string{{"ip", "neigh", "show", "dev", "vxlan1"}, {"bridge", "fdb", "show", "dev", "vxlan1"}, {"bridge", "link", "show"}} {
 			out, err := n.in("overns", argv...)
@@ -143,7 +143,7 @@ func (l *contactLab) explain(t *testing.T, p contactPair, metrics string) {
 func TestFirstContact(t *testing.T) {
 	for _, store := range testStores {
 		t.Run(store, func(t *testing.T) {
-			l := newContactLab(t, store, "--log-level", "debug", "--metrics", "127.0.0.1:9477")
+			l := newContactLab(t, store, "--log-level", "debug", "--metrics", contactMetrics)
 			nodes := l.nodes
 			var rtts []time.Duration
 			for i := range firstContactPairs {
@@ -151,7 +151,7 @@ func TestFirstContact(t *testing.T) {
 				p.attach(nodes)
 				rtt, err := pingRTT(nodes[0], p.a, p.b.ip, "1")
 				if err != nil {
-					l.explain(t, p, "127.0.0.1:9477")
+					l.explain(t, p)
 					t.Fatalf("first ping %s -> %s not answered on its first try: %v", p.a.name, p.b.name, err)
 				}
 				if rtt > firstContactBound {
@@ -165,7 +165,7 @@ func TestFirstContact(t *testing.T) {
 				return
 			}
 			for i, n := range nodes {
-				m := n.scrape("127.0.0.1:9477")
+				m := n.scrape(contactMetrics)
 				want := fmt.Sprintf("overlayd_requests_answered_total %d\n", firstContactPairs)
 				if !strings.Contains(m, want) {
 					t.Errorf("node %d: metrics lack %q (one request answered per pair: the ARP of the echo or of its reply):\n%s",

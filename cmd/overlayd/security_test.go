@@ -78,7 +78,7 @@ func injected(ip netip.Addr, mac ethaddr.MAC, msg string) []byte {
 }
 
 // status returns `overlayd status --json` of n.
-func nodeStatus(t *testing.T, n *simNode) overlay.Status {
+func nodeStatus(t testing.TB, n *simNode) overlay.Status {
 	t.Helper()
 	var st overlay.Status
 	if err := json.Unmarshal([]byte(n.ok("status", "--json")), &st); err != nil {
