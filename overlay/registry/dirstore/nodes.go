@@ -25,9 +25,9 @@ const nodesDir = "nodes"
 // maxNodeLen bounds a node file: the longest address text.
 const maxNodeLen = len("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255")
 
-// AdvertiseNode creates ROOT/nodes/<vtep> (published as the records are:
-// a complete, fsynced file linked into place), or replaces a file there
-// that does not hold vtep. A file that does is left as it is.
+// AdvertiseNode makes ROOT/nodes/<vtep> hold vtep: left as it is when it
+// does (a daemon's restart writes nothing), else a complete, fsynced file
+// renamed into place (only this node writes it: no claim to win).
 func (s *Store) AdvertiseNode(ctx context.Context, vtep netip.Addr) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -36,20 +36,14 @@ func (s *Store) AdvertiseNode(ctx context.Context, vtep netip.Addr) error {
 	if err != nil {
 		return err
 	}
+	value := vtep.String()
+	if have, err := readValueMax(path, maxNodeLen); err == nil && have == value {
+		return nil
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("dirstore: %w", err)
 	}
-	value := vtep.String()
-	created, have, err := createExclusiveMax(path, value, maxNodeLen)
-	var rj registry.Rejected
-	switch {
-	case err == nil && (created || have == value):
-		return nil
-	case err == nil, errors.As(err, &rj): // another value, too long, no regular file
-		return replaceFile(path, value)
-	default:
-		return err
-	}
+	return replaceFile(path, value)
 }
 
 // WithdrawNode removes ROOT/nodes/<vtep>, if there.

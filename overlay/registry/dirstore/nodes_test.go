@@ -11,7 +11,8 @@ import (
 )
 
 // TestDirStoreNodes: advertising a node makes NodeVTEPs list it, again
-// and again with no change; a file there that does not hold its address is
+// and again with no change (a file that holds its address is not
+// rewritten); a file there that does not hold its address is
 // replaced; withdrawing removes it, also when it is gone already; files
 // that are no node (a name that is no canonical address, a value that is
 // not the name, a symbolic link, a writer's temporary file) are never
@@ -29,6 +30,17 @@ func TestDirStoreNodes(t *testing.T) {
 		}
 	}
 	dir := filepath.Join(s.Root(), nodesDir)
+	// Advertised again, a file that holds its address is not rewritten.
+	before, err := os.Stat(filepath.Join(dir, "192.0.2.2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AdvertiseNode(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if after, err := os.Stat(filepath.Join(dir, "192.0.2.2")); err != nil || !os.SameFile(before, after) {
+		t.Errorf("advertising again rewrote the file (%v)", err)
+	}
 	for name, value := range map[string]string{
 		"192.0.2.9":            "192.0.2.10\n", // not its own address
 		"192.0.2.010":          "192.0.2.010\n",
