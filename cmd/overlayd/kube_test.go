@@ -155,7 +155,7 @@ func testKubeNewVTEP(t *testing.T, c *kubetest.Cluster, d *kubeDaemon) {
 	d.p.Stop()
 	dir := kubeBins.Dir(t)
 	n.Run(t, dir+"/overlayd", "reset", "--store=kube:", "--state-dir="+kubeStateDir, "--netns-dir="+kubeNetNSDir)
-	n.Crictl(t, "rmp", "--all", "--force")
+	n.RemovePods(t)
 	newIP := netip.MustParseAddr("192.0.2.203")
 	n.SetIP(t, newIP)
 	for i, a := range d.args {

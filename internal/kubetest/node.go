@@ -140,7 +140,31 @@ func (n *Node) Output(name string, args ...string) (string, error) {
 // Crictl runs crictl against the node's containerd and returns its output.
 func (n *Node) Crictl(t testing.TB, args ...string) string {
 	t.Helper()
-	return n.Run(t, filepath.Join(n.c.Bin, "crictl"), append([]string{"--runtime-endpoint", "unix://" + ContainerdSocket, "--timeout", "20s"}, args...)...)
+	return n.Run(t, filepath.Join(n.c.Bin, "crictl"), n.crictlArgs(args)...)
+}
+
+// crictlArgs are crictl's arguments for args against the node's containerd.
+func (n *Node) crictlArgs(args []string) []string {
+	return append([]string{"--runtime-endpoint", "unix://" + ContainerdSocket, "--timeout", "20s"}, args...)
+}
+
+// RemovePods removes every pod sandbox of the node (crictl rmp --all
+// --force), trying again for up to 20 s while it fails: kubelet may be
+// starting a container of a pod meanwhile, which containerd refuses to
+// remove until it started ("container is in starting state").
+func (n *Node) RemovePods(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := n.Output(filepath.Join(n.c.Bin, "crictl"), n.crictlArgs([]string{"rmp", "--all", "--force"})...)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // ImportImage imports an image archive (docker-archive or OCI layout, as
@@ -340,10 +364,10 @@ func (n *Node) tearDown() error {
 	var errs []string
 	if n.ctrd != nil && n.ctrd.running() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		// Each call may take 20 s, as Crictl's: a pod's CNI DEL can take
+		// Each call may take 20 s (crictlArgs): a pod's CNI DEL can take
 		// longer than crictl's default 2 s with every node tearing down at
 		// once on a busy machine.
-		cmd := n.CommandContext(ctx, filepath.Join(n.c.Bin, "crictl"), "--runtime-endpoint", "unix://"+ContainerdSocket, "--timeout", "20s", "rmp", "--all", "--force")
+		cmd := n.CommandContext(ctx, filepath.Join(n.c.Bin, "crictl"), n.crictlArgs([]string{"rmp", "--all", "--force"})...)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			errs = append(errs, fmt.Sprintf("crictl rmp: %v: %s", err, out))
 		}
