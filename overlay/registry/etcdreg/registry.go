@@ -307,24 +307,25 @@ func newStateSized(n int) *state { return &state{tab: registry.NewTable(n)} }
 // its decoding) beside the maps it fills.
 const listPage = 4096
 
-// Etcd visits every key left in the range for each page of a listing (it
-// counts them for the response), so a listing of n keys in pages of p
-// visits about n²/2p keys: the larger pages below, for the listings a
-// daemon's start-up waits for (BenchmarkStartup100k).
+// The listings a daemon's start-up waits for (BenchmarkStartup100k) read
+// larger pages: etcd visits every key left in the range for each page of a
+// listing (it counts them for the response), so a listing of n keys in
+// pages of p visits about n²/2p keys.
+const (
+	// fdbPage is how many fdb/ keys one request of the watch's first
+	// listing reads (listFDB), before anything else is held: 100,000 fdb/
+	// keys took etcd 0.6 s in pages of listPage, most of it that
+	// visiting, while the start-up could do nothing else.
+	fdbPage = 16384
 
-// fdbPage is how many fdb/ keys one request of the watch's first listing
-// reads (listFDB), before anything else is held: 100,000 fdb/ keys took
-// etcd 0.6 s in pages of listPage, most of it that visiting, while the
-// start-up could do nothing else.
-const fdbPage = 16384
-
-// streamPage is how many arp/ keys one request of a streamed listing reads
-// (watcher.stream): up to three pages are held at once while the consumer
-// programs their records. 100,000 arp/ keys took etcd 2.2 s in pages of
-// 1,024, longer than the daemon takes to program them; with these pages
-// and fdbPage's, the start-up took a third less time (2.05 against 3.09 s)
-// for 1.4 MiB more RSS at its peak.
-const streamPage = 4096
+	// streamPage is how many arp/ keys one request of a streamed listing
+	// reads (watcher.stream): up to three pages are held at once while the
+	// consumer programs their records. 100,000 arp/ keys took etcd 2.2 s
+	// in pages of 1,024, longer than the daemon takes to program them;
+	// with these pages and fdbPage's, the start-up took a third less time
+	// (2.05 against 3.09 s) for 1.4 MiB more RSS at its peak.
+	streamPage = 4096
+)
 
 // snapshot reads the overlay's arp/ and fdb/ keys at one revision, in pages
 // of listPage keys (all at the revision of the first).
@@ -357,7 +358,8 @@ func (r *Registry) pages(ctx context.Context, prefix string, rev int64, fn func(
 
 // eachPage is pages with pages of limit keys, the timeout per request, not
 // for the whole listing, and an fn that may stop it (false): for a listing
-// whose pages wait for their consumer (watcher.stream).
+// with pages of its own size (listFDB) or whose pages wait for their
+// consumer (watcher.stream).
 func (r *Registry) eachPage(ctx context.Context, prefix string, rev int64, limit int, fn func(*etcdv3.GetResponse) bool) (int64, error) {
 	end := etcdv3.GetPrefixRangeEnd(prefix)
 	from := prefix
@@ -380,9 +382,9 @@ func (r *Registry) eachPage(ctx context.Context, prefix string, rev int64, limit
 	}
 }
 
-// listFDB reads the overlay's fdb/ keys at one revision: the first part of
-// a listing the watcher streams (watcher.stream reads the arp/ keys at
-// that revision).
+// listFDB reads the overlay's fdb/ keys at one revision, in pages of
+// fdbPage keys: the first part of a listing the watcher streams
+// (watcher.stream reads the arp/ keys at that revision).
 func (r *Registry) listFDB(ctx context.Context) (*state, int64, error) {
 	s := newState()
 	first := true
