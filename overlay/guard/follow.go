@@ -344,8 +344,10 @@ func (f *follower) pollLoop(ctx context.Context) error {
 	if stamper != nil {
 		stamp, _ = stamper.Stamp() // before listing: a change meanwhile is seen at the next poll
 	}
-	f.listAll(ctx, "start")
+	// Notices from before the first listing: a change made while it is
+	// read leaves a notice, and is listed at once, not at the next Poll.
 	notices := f.notices(ctx)
+	f.listAll(ctx, "start")
 	poll := time.NewTicker(f.cfg.Poll)
 	defer poll.Stop()
 	resync := time.NewTicker(f.cfg.Resync)

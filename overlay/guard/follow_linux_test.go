@@ -64,6 +64,63 @@ type notifyRegistry struct {
 
 func (n notifyRegistry) Notify(context.Context) (<-chan struct{}, error) { return n.notices, nil }
 
+// raceRegistry is a stampRegistry that is a Notifier telling a change only
+// to those who asked for notices before it (as inotify does), and whose
+// first listing sees the records changed right after it was read (another
+// node's change racing the follower's start).
+type raceRegistry struct {
+	stampRegistry
+	mu     sync.Mutex
+	subs   []chan struct{}
+	listed bool
+	change func()
+}
+
+func (r *raceRegistry) Notify(context.Context) (<-chan struct{}, error) {
+	ch := make(chan struct{}, 1)
+	r.mu.Lock()
+	r.subs = append(r.subs, ch)
+	r.mu.Unlock()
+	return ch, nil
+}
+
+func (r *raceRegistry) List(ctx context.Context) ([]registry.Record, error) {
+	recs, err := r.listRegistry.List(ctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.listed {
+		r.listed = true
+		r.change()
+		for _, ch := range r.subs {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}
+	return recs, err
+}
+
+// TestFollowNoticeDuringStart: a change the store notices while the
+// follower's first listing is read is followed at once (with a Poll of an
+// hour): the follower asks for notices before it lists.
+func TestFollowNoticeDuringStart(t *testing.T) {
+	nstest.RequireTools(t, "nft")
+	ns, _ := nstest.NetNS(t, "gn")
+	local := netip.MustParseAddr("192.0.2.2")
+	a, err := OpenAllowlist(dial(t, ns), 4789, local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Ensure([]netip.Addr{local}); err != nil {
+		t.Fatal(err)
+	}
+	lr := &listRegistry{vteps: []string{"192.0.2.3"}}
+	rr := &raceRegistry{stampRegistry: stampRegistry{lr}, change: func() { lr.set(true, nil, "192.0.2.4") }}
+	startFollow(t, FollowConfig{Allowlist: a, Registry: rr, Local: local, Poll: time.Hour, Resync: time.Hour})
+	awaitAllowlist(t, a, "a change during the first listing", "192.0.2.2", "192.0.2.4")
+}
+
 // TestFollowPoll: without a change feed, the allowlist follows the
 // registry listed whole: every Poll (plain registry), when its stamp
 // changed (Stamper: a change the stamp does not show waits), or at once
