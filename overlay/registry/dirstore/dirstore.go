@@ -139,6 +139,19 @@ func (s *Store) arpPath(ip netip.Addr) (string, error) {
 // fdbPath returns the file of m's record (a MAC's text is always canonical).
 func (s *Store) fdbPath(m ethaddr.MAC) string { return filepath.Join(s.root, fdbDir, m.String()) }
 
+// followedDir is a directory whose files Stamp and Notify follow. An
+// optional one may not exist: ROOT/members in an overlay without
+// encryption, ROOT/nodes before a node is advertised.
+type followedDir struct {
+	name     string
+	optional bool
+}
+
+// followedDirs returns the directories Stamp and Notify follow.
+func followedDirs() [4]followedDir {
+	return [...]followedDir{{arpDir, false}, {fdbDir, false}, {membersDir, true}, {nodesDir, true}}
+}
+
 // Stamp returns a value that changes whenever a record file is created or
 // removed: the modification times of ROOT/arp, ROOT/fdb, ROOT/members and
 // ROOT/nodes (a rewritten record is a new file, linked into place). One
@@ -146,11 +159,11 @@ func (s *Store) fdbPath(m ethaddr.MAC) string { return filepath.Join(s.root, fdb
 // client's attribute cache.
 func (s *Store) Stamp() (string, error) {
 	var out string
-	for _, d := range []string{arpDir, fdbDir, membersDir, nodesDir} {
+	for _, d := range followedDirs() {
 		var st unix.Stat_t
-		if err := unix.Stat(filepath.Join(s.root, d), &st); err != nil {
-			if (d == membersDir || d == nodesDir) && errors.Is(err, unix.ENOENT) {
-				continue // no member yet (an overlay without encryption), no node advertised
+		if err := unix.Stat(filepath.Join(s.root, d.name), &st); err != nil {
+			if d.optional && errors.Is(err, unix.ENOENT) {
+				continue
 			}
 			return "", fmt.Errorf("dirstore: %w", err)
 		}
@@ -169,14 +182,14 @@ func (s *Store) Notify(ctx context.Context) (<-chan struct{}, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dirstore: inotify: %w", err)
 	}
-	for _, d := range []string{arpDir, fdbDir, membersDir, nodesDir} {
+	for _, d := range followedDirs() {
 		const mask = unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_TO | unix.IN_MOVED_FROM | unix.IN_CLOSE_WRITE
-		if _, err := unix.InotifyAddWatch(fd, filepath.Join(s.root, d), mask); err != nil {
-			if (d == membersDir || d == nodesDir) && errors.Is(err, unix.ENOENT) {
-				continue // no member yet (an overlay without encryption), no node advertised
+		if _, err := unix.InotifyAddWatch(fd, filepath.Join(s.root, d.name), mask); err != nil {
+			if d.optional && errors.Is(err, unix.ENOENT) {
+				continue
 			}
 			unix.Close(fd)
-			return nil, fmt.Errorf("dirstore: inotify %s: %w", d, err)
+			return nil, fmt.Errorf("dirstore: inotify %s: %w", d.name, err)
 		}
 	}
 	f := os.NewFile(uintptr(fd), "inotify") // non-blocking: reads go through the poller, Close ends them
@@ -470,6 +483,19 @@ func removeIfHolds(path, value string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("dirstore: %w", err)
 	}
+	return nil
+}
+
+// removeSynced removes path, if there, and fsyncs its directory so that
+// the removal survives a crash (best effort).
+func removeSynced(path string) error {
+	if err := os.Remove(path); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("dirstore: %w", err)
+	}
+	syncDir(filepath.Dir(path))
 	return nil
 }
 

@@ -147,11 +147,7 @@ func (s *Store) RemoveMember(ctx context.Context, vtep netip.Addr, owner string)
 	if m, err := registry.ParseMember(vtep, []byte(v)); err != nil || m.Owner != owner {
 		return nil
 	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("dirstore: %w", err)
-	}
-	syncDir(filepath.Dir(path))
-	return nil
+	return removeSynced(path)
 }
 
 // Members reads every file of ROOT/members; one that is no member record

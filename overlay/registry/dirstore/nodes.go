@@ -2,9 +2,7 @@ package dirstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -55,14 +53,7 @@ func (s *Store) WithdrawNode(ctx context.Context, vtep netip.Addr) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(path); err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return fmt.Errorf("dirstore: %w", err)
-	}
-	syncDir(filepath.Dir(path))
-	return nil
+	return removeSynced(path)
 }
 
 // NodeVTEPs returns the addresses of the nodes advertised in ROOT/nodes,
