@@ -106,15 +106,8 @@ func (r *raceRegistry) List(ctx context.Context) ([]registry.Record, error) {
 // hour): the follower asks for notices before it lists.
 func TestFollowNoticeDuringStart(t *testing.T) {
 	nstest.RequireTools(t, "nft")
-	ns, _ := nstest.NetNS(t, "gn")
 	local := netip.MustParseAddr("192.0.2.2")
-	a, err := OpenAllowlist(dial(t, ns), 4789, local)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Ensure([]netip.Addr{local}); err != nil {
-		t.Fatal(err)
-	}
+	a := localAllowlist(t, "gn", local)
 	lr := &listRegistry{vteps: []string{"192.0.2.3"}}
 	rr := &raceRegistry{stampRegistry: stampRegistry{lr}, change: func() { lr.set(true, nil, "192.0.2.4") }}
 	startFollow(t, FollowConfig{Allowlist: a, Registry: rr, Local: local, Poll: time.Hour, Resync: time.Hour})
@@ -134,14 +127,7 @@ func TestFollowPoll(t *testing.T) {
 }
 
 func testFollowPoll(t *testing.T, mode string) {
-	ns, _ := nstest.NetNS(t, "gp")
-	a, err := OpenAllowlist(dial(t, ns), 4789, netip.MustParseAddr("192.0.2.2"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Ensure([]netip.Addr{netip.MustParseAddr("192.0.2.2")}); err != nil {
-		t.Fatal(err)
-	}
+	a := localAllowlist(t, "gp", netip.MustParseAddr("192.0.2.2"))
 	lr := &listRegistry{vteps: []string{"192.0.2.3"}}
 	fc := FollowConfig{Allowlist: a, Registry: lr, Local: netip.MustParseAddr("192.0.2.2"), Poll: 20 * time.Millisecond, Resync: time.Hour}
 	notices := make(chan struct{}, 1)
@@ -171,6 +157,21 @@ func testFollowPoll(t *testing.T, mode string) {
 	}
 	changed(nil, "192.0.2.6")
 	awaitAllowlist(t, a, "complete again", "192.0.2.2", "192.0.2.6")
+}
+
+// localAllowlist opens the VTEP allowlist of a new namespace (tag) whose
+// node is local, holding local alone.
+func localAllowlist(t *testing.T, tag string, local netip.Addr) *Allowlist {
+	t.Helper()
+	ns, _ := nstest.NetNS(t, tag)
+	a, err := OpenAllowlist(dial(t, ns), 4789, local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Ensure([]netip.Addr{local}); err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 // startFollow runs Follow until the test ends: it has returned before the

@@ -485,15 +485,8 @@ func (n *nodesRegistry) set(nodes ...string) {
 // that stops is removed the same way.
 func TestFollowFeedLiveNodes(t *testing.T) {
 	nstest.RequireTools(t, "nft")
-	ns, _ := nstest.NetNS(t, "gn")
 	local := netip.MustParseAddr("192.0.2.2")
-	a, err := OpenAllowlist(dial(t, ns), 4789, local)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Ensure([]netip.Addr{local}); err != nil {
-		t.Fatal(err)
-	}
+	a := localAllowlist(t, "gn", local)
 	reg := &nodesRegistry{feedRegistry: &feedRegistry{ch: make(chan registry.Change, 4)}, changed: make(chan struct{}, 1)}
 	reg.ch <- registry.Change{Kind: registry.ChangeSynced}
 	startFollow(t, FollowConfig{Allowlist: a, Registry: reg, Feed: reg, Local: local, Resync: time.Hour})
